@@ -1,0 +1,494 @@
+//! The state machine: a datagram from an address, the shared [`State`] and the time go in;
+//! the datagrams to send come out in an [`Outbox`]. No I/O happens here, so every rule of
+//! the protocol is unit-tested without sockets, with the clock passed in.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
+use crate::state::{ChannelId, ClaimError, State, User};
+
+/// The most nicknames one user's hot list holds.
+pub const MAX_WATCH: usize = 100;
+/// The most USER_ITEMs one WHO_REQ answers with.
+pub const MAX_WHO: usize = 100;
+
+/// One encoded datagram for many addresses: a public message or a channel notice.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    /// The datagram, encoded once.
+    pub payload: Arc<[u8]>,
+    /// Who gets it.
+    pub dests: Arc<[SocketAddr]>,
+    /// Routing key (the channel): fan-outs with one key go through one sender in order.
+    pub key: u64,
+}
+
+/// What a request makes the server send.
+///
+/// Single-address replies are packed into one reusable buffer (no allocation per reply
+/// once warm); fan-outs share their payload and member snapshot.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    bytes: Vec<u8>,
+    /// Replies to one address each: destination and the range of `bytes` it gets.
+    unicast: Vec<(SocketAddr, Range<usize>)>,
+    /// Datagrams for many addresses.
+    pub fanouts: Vec<Fanout>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues `event` for `to`.
+    pub fn send(&mut self, to: SocketAddr, event: &Event<'_>) {
+        let start = self.bytes.len();
+        event.encode(&mut self.bytes);
+        self.unicast.push((to, start..self.bytes.len()));
+    }
+
+    /// Queues `ERROR message` for `to`.
+    pub fn error(&mut self, to: SocketAddr, message: &str) {
+        self.send(to, &Event::Error { message });
+    }
+
+    /// Queues `event` for every address in `dests` (nothing if there are none).
+    pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
+        if dests.is_empty() {
+            return;
+        }
+        self.fanouts.push(Fanout {
+            payload: event.to_bytes().into(),
+            dests,
+            key,
+        });
+    }
+
+    /// The single-address replies, in order.
+    pub fn unicast(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.unicast
+            .iter()
+            .map(|(to, r)| (*to, &self.bytes[r.clone()]))
+    }
+
+    /// Number of single-address replies.
+    pub fn unicast_len(&self) -> usize {
+        self.unicast.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.unicast.is_empty() && self.fanouts.is_empty()
+    }
+
+    /// Empties the outbox, keeping its buffers for reuse.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.unicast.clear();
+        self.fanouts.clear();
+    }
+
+    /// Every datagram as (destination, bytes), fan-outs expanded: for tests.
+    pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
+        for f in &self.fanouts {
+            out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
+        }
+        out
+    }
+}
+
+/// Applies requests to the shared state.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    state: Arc<State>,
+    max_datagram: usize,
+    idle_timeout: Duration,
+}
+
+fn valid_nick(nick: &str) -> bool {
+    !nick.is_empty()
+        && nick.len() <= MAX_NICK_LEN
+        && !nick.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl Handler {
+    /// A handler over `state` that accepts datagrams of up to `max_datagram` bytes and logs
+    /// off users silent for longer than `idle_timeout`.
+    pub fn new(state: Arc<State>, max_datagram: usize, idle_timeout: Duration) -> Self {
+        Handler {
+            state,
+            max_datagram,
+            idle_timeout,
+        }
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Handles one datagram from `from` received at `now`.
+    pub fn handle(&self, from: SocketAddr, datagram: &[u8], now: Instant, out: &mut Outbox) {
+        let logged_in = self.state.touch(from, now);
+        match Request::decode(datagram, self.max_datagram) {
+            Err(DecodeError::TooShort) => {}
+            Err(DecodeError::TooLong { .. }) => out.error(from, errors::DATAGRAM_TOO_LONG),
+            Err(DecodeError::InvalidText(_)) => {
+                if logged_in {
+                    out.error(from, errors::INVALID_TEXT);
+                }
+            }
+            Err(DecodeError::UnknownCode(_) | DecodeError::Malformed(_)) => out.error(
+                from,
+                if logged_in {
+                    errors::UNIMPLEMENTED
+                } else {
+                    errors::PLEASE_LOG_IN
+                },
+            ),
+            Ok(Request::Login { nick }) => self.login(from, nick, now, out),
+            Ok(_) if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
+            Ok(Request::Logoff) => self.logoff(from, out),
+            Ok(Request::Join { title }) => self.join(from, title, out),
+            Ok(Request::Part { title }) => self.part(from, title, out),
+            Ok(Request::SendPublic { text }) => self.public(from, text, out),
+            Ok(Request::SendPrivate { recipient, text }) => {
+                self.private(from, recipient, text, out)
+            }
+            Ok(Request::ListChannels) => self.list_channels(from, out),
+            Ok(Request::ListUsers) => self.list_users(from, now, out),
+            Ok(Request::StillHere) => {}
+            Ok(Request::Who { prefix }) => self.who(from, prefix, now, out),
+            Ok(Request::Whois { nick }) => self.whois(from, nick, now, out),
+            Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
+            Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
+        }
+    }
+
+    /// Addresses of users silent for longer than the idle timeout at `now`.
+    pub fn idle_users(&self, now: Instant) -> Vec<SocketAddr> {
+        match now.checked_sub(self.idle_timeout) {
+            Some(deadline) => self.state.silent_since(deadline),
+            None => Vec::new(),
+        }
+    }
+
+    /// Logs off the user at `addr` if it is still silent past the idle timeout at `now`
+    /// (it may have spoken since the sweep listed it). Returns whether it was logged off.
+    pub fn expire(&self, addr: SocketAddr, now: Instant, out: &mut Outbox) -> bool {
+        let still_idle = self
+            .state
+            .users
+            .get(&addr)
+            .is_some_and(|u| now.saturating_duration_since(u.last_heard) > self.idle_timeout);
+        if still_idle {
+            self.logoff(addr, out);
+        }
+        still_idle
+    }
+
+    fn login(&self, from: SocketAddr, nick: &str, now: Instant, out: &mut Outbox) {
+        let held = self.state.users.get(&from).map(|u| u.nick.clone());
+        if let Some(held) = held {
+            if *held == *nick {
+                // The first LOGIN_ACK may have been lost: answer again.
+                out.send(from, &Event::LoginAck { nick });
+                return;
+            }
+            self.logoff(from, out);
+        }
+        if !valid_nick(nick) {
+            return out.error(from, errors::INVALID_NICK);
+        }
+        match self.state.claim(from, nick, now) {
+            Ok(()) => {
+                out.send(from, &Event::LoginAck { nick });
+                for watcher in self.state.watchers_of(nick) {
+                    out.send(watcher, &Event::UserOnline { nick });
+                }
+            }
+            Err(ClaimError::InUse) => out.error(from, errors::NICK_IN_USE),
+            Err(ClaimError::Full) => out.error(from, errors::SERVER_FULL),
+        }
+    }
+
+    fn logoff(&self, from: SocketAddr, out: &mut Outbox) {
+        let Some(user) = self.state.release(from) else {
+            return;
+        };
+        for &id in &user.channels {
+            let ch = self.state.channel(id);
+            if let Some(rest) = ch.remove(from) {
+                let event = Event::UserParts {
+                    title: &ch.title,
+                    nick: &user.nick,
+                };
+                out.fanout(rest, &event, u64::from(id));
+            }
+        }
+        for key in &user.watching {
+            self.state.remove_watcher(key, from);
+        }
+        for watcher in self.state.watchers_of(&user.nick) {
+            out.send(watcher, &Event::UserOffline { nick: &user.nick });
+        }
+    }
+
+    /// The user's nickname and channels, copied out so that no map guard is held after.
+    fn user(&self, addr: SocketAddr) -> Option<(Box<str>, Vec<ChannelId>)> {
+        self.state
+            .users
+            .get(&addr)
+            .map(|u| (u.nick.clone(), u.channels.clone()))
+    }
+
+    fn current_channel(&self, addr: SocketAddr) -> Option<ChannelId> {
+        self.state
+            .users
+            .get(&addr)
+            .and_then(|u| u.channels.first().copied())
+    }
+
+    fn channel_info(&self, id: ChannelId) -> (ChannelInfo<'_>, usize) {
+        let ch = self.state.channel(id);
+        let count = ch.len();
+        (
+            ChannelInfo {
+                title: &ch.title,
+                count: count as u32,
+                description: &ch.description,
+            },
+            count,
+        )
+    }
+
+    fn join(&self, from: SocketAddr, title: &str, out: &mut Outbox) {
+        let Some(id) = self.state.channel_id(title) else {
+            return out.error(from, &format!("no channel named {title}"));
+        };
+        let Some((nick, _)) = self.user(from) else {
+            return;
+        };
+        let ch = self.state.channel(id);
+        if let Some((before, _)) = ch.add(from) {
+            let event = Event::UserJoins {
+                title: &ch.title,
+                nick: &nick,
+            };
+            out.fanout(before, &event, u64::from(id));
+        }
+        if let Some(mut u) = self.state.users.get_mut(&from) {
+            u.channels.retain(|&c| c != id);
+            u.channels.insert(0, id);
+        }
+        out.send(from, &Event::JoinAck(self.channel_info(id).0));
+    }
+
+    fn part(&self, from: SocketAddr, title: &str, out: &mut Outbox) {
+        let Some((nick, channels)) = self.user(from) else {
+            return;
+        };
+        let id = if title.is_empty() {
+            match channels.first() {
+                Some(&id) => id,
+                None => return out.error(from, errors::NO_CURRENT_CHANNEL),
+            }
+        } else {
+            match self.state.channel_id(title) {
+                Some(id) => id,
+                None => return out.error(from, &format!("no channel named {title}")),
+            }
+        };
+        let ch = self.state.channel(id);
+        let Some(rest) = ch.remove(from) else {
+            return; // not a member: no answer
+        };
+        let was_current = channels.first() == Some(&id);
+        let new_current = {
+            let mut u = match self.state.users.get_mut(&from) {
+                Some(u) => u,
+                None => return,
+            };
+            u.channels.retain(|&c| c != id);
+            u.channels.first().copied()
+        };
+        let event = Event::UserParts {
+            title: &ch.title,
+            nick: &nick,
+        };
+        out.fanout(rest, &event, u64::from(id));
+        out.send(from, &Event::PartAck(self.channel_info(id).0));
+        if let (true, Some(current)) = (was_current, new_current) {
+            out.send(from, &Event::JoinAck(self.channel_info(current).0));
+        }
+    }
+
+    fn public(&self, from: SocketAddr, text: &str, out: &mut Outbox) {
+        let Some((nick, channels)) = self.state.users.get(&from).map(|u| {
+            (u.nick.clone(), u.channels.first().copied())
+        }) else {
+            return;
+        };
+        let Some(id) = channels else {
+            return out.error(from, errors::NO_CURRENT_CHANNEL);
+        };
+        let ch = self.state.channel(id);
+        let event = Event::PublicMsg {
+            title: &ch.title,
+            sender: &nick,
+            text,
+        };
+        out.fanout(ch.snapshot(), &event, u64::from(id));
+    }
+
+    fn private(&self, from: SocketAddr, recipient: &str, text: &str, out: &mut Outbox) {
+        if recipient.is_empty() {
+            return out.error(from, errors::NO_RECIPIENT);
+        }
+        let Some((sender, _)) = self.user(from) else {
+            return;
+        };
+        match self.state.address_of(recipient) {
+            Some(to) if self.state.users.contains_key(&to) => out.send(
+                to,
+                &Event::PrivateMsg {
+                    sender: &sender,
+                    text,
+                },
+            ),
+            _ => out.error(from, &format!("{recipient}: not logged in")),
+        }
+    }
+
+    fn list_channels(&self, from: SocketAddr, out: &mut Outbox) {
+        for id in 0..self.state.channels.len() {
+            out.send(
+                from,
+                &Event::ChannelItem(self.channel_info(id as ChannelId).0),
+            );
+        }
+    }
+
+    /// Appends USER_ITEM for `user` to `out`.
+    fn user_item(&self, to: SocketAddr, user: &User, now: Instant, out: &mut Outbox) {
+        let mut titles = String::new();
+        for &id in &user.channels {
+            if !titles.is_empty() {
+                titles.push(' ');
+            }
+            titles.push_str(&self.state.channel(id).title);
+        }
+        out.send(
+            to,
+            &Event::UserItem {
+                nick: &user.nick,
+                seconds: now.saturating_duration_since(user.login).as_secs(),
+                channels: &titles,
+            },
+        );
+    }
+
+    fn list_users(&self, from: SocketAddr, now: Instant, out: &mut Outbox) {
+        let Some(id) = self.current_channel(from) else {
+            return out.error(from, errors::NO_CURRENT_CHANNEL);
+        };
+        for member in self.state.channel(id).snapshot().iter() {
+            let user = self.state.users.get(member).map(|u| u.clone());
+            if let Some(user) = user {
+                self.user_item(from, &user, now, out);
+            }
+        }
+    }
+
+    fn who(&self, from: SocketAddr, prefix: &str, now: Instant, out: &mut Outbox) {
+        let prefix = prefix.to_lowercase();
+        let mut found: Vec<User> = Vec::new();
+        for u in self.state.users.iter() {
+            if u.nick.to_lowercase().starts_with(&prefix) {
+                found.push(u.clone());
+                if found.len() > MAX_WHO {
+                    break;
+                }
+            }
+        }
+        let too_many = found.len() > MAX_WHO;
+        found.truncate(MAX_WHO);
+        found.sort_by_key(|u| u.nick.to_lowercase());
+        for user in &found {
+            self.user_item(from, user, now, out);
+        }
+        if too_many {
+            out.error(from, errors::WHO_TOO_MANY);
+        }
+    }
+
+    fn whois(&self, from: SocketAddr, nick: &str, now: Instant, out: &mut Outbox) {
+        let user = self
+            .state
+            .address_of(nick)
+            .and_then(|a| self.state.users.get(&a).map(|u| u.clone()));
+        match user {
+            Some(user) => self.user_item(from, &user, now, out),
+            None => out.error(from, &format!("{nick}: not logged in")),
+        }
+    }
+
+    fn watch(&self, from: SocketAddr, nicks: &str, out: &mut Outbox) {
+        let mut full = false;
+        let mut online = Vec::new();
+        {
+            let Some(mut user) = self.state.users.get_mut(&from) else {
+                return;
+            };
+            for nick in crate::protocol::words(nicks).filter(|n| valid_nick(n)) {
+                let key: Box<str> = nick.to_lowercase().into();
+                if user.watching.contains(&key) {
+                    online.push(key);
+                    continue;
+                }
+                if user.watching.len() >= MAX_WATCH {
+                    full = true;
+                    break;
+                }
+                user.watching.push(key.clone());
+                online.push(key);
+            }
+        }
+        for key in online {
+            self.state.add_watcher(&key, from);
+            let held = self
+                .state
+                .address_of(&key)
+                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()));
+            if let Some(nick) = held {
+                out.send(from, &Event::UserOnline { nick: &nick });
+            }
+        }
+        if full {
+            out.error(from, errors::HOT_LIST_FULL);
+        }
+    }
+
+    fn unwatch(&self, from: SocketAddr, nicks: &str) {
+        let mut removed = Vec::new();
+        if let Some(mut user) = self.state.users.get_mut(&from) {
+            for nick in crate::protocol::words(nicks) {
+                let key = nick.to_lowercase();
+                let before = user.watching.len();
+                user.watching.retain(|w| **w != *key);
+                if user.watching.len() != before {
+                    removed.push(key);
+                }
+            }
+        }
+        for key in removed {
+            self.state.remove_watcher(&key, from);
+        }
+    }
+}
