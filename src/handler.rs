@@ -81,6 +81,34 @@ impl Outbox {
         self.unicast.len()
     }
 
+    /// Bytes and ERROR datagrams among the single-address replies to `to` queued since
+    /// reply number `mark` (a value of [`unicast_len`](Self::unicast_len) taken earlier).
+    pub fn replies_to_since(&self, to: SocketAddr, mark: usize) -> (usize, usize) {
+        let error = crate::protocol::code::ERROR.to_be_bytes();
+        self.unicast[mark.min(self.unicast.len())..]
+            .iter()
+            .filter(|(a, _)| *a == to)
+            .fold((0, 0), |(bytes, errors), (_, r)| {
+                let is_error = self.bytes[r.clone()].starts_with(&error);
+                (bytes + r.len(), errors + usize::from(is_error))
+            })
+    }
+
+    /// Withdraws the single-address replies to `to` queued since reply number `mark`;
+    /// returns how many were withdrawn.
+    pub fn withdraw_to_since(&mut self, to: SocketAddr, mark: usize) -> usize {
+        let before = self.unicast.len();
+        let mut i = mark.min(before);
+        while i < self.unicast.len() {
+            if self.unicast[i].0 == to {
+                self.unicast.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.unicast.len()
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.unicast.is_empty() && self.fanouts.is_empty()
@@ -133,8 +161,15 @@ impl Handler {
         &self.state
     }
 
-    /// Handles one datagram from `from` received at `now`.
-    pub fn handle(&self, from: SocketAddr, datagram: &[u8], now: Instant, out: &mut Outbox) {
+    /// Handles one datagram from `from` received at `now`. Returns whether `from` was
+    /// logged in when the datagram arrived (replies to strangers are limited by the caller).
+    pub fn handle(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        out: &mut Outbox,
+    ) -> bool {
         let logged_in = self.state.touch(from, now);
         match Request::decode(datagram, self.max_datagram) {
             Err(DecodeError::TooShort) => {}
@@ -169,6 +204,7 @@ impl Handler {
             Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
             Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
         }
+        logged_in
     }
 
     /// Addresses of users silent for longer than the idle timeout at `now`.
