@@ -137,7 +137,11 @@ pub struct Handler {
     state: Arc<State>,
     max_datagram: usize,
     idle_timeout: Duration,
+    max_channels_per_user: usize,
 }
+
+/// Channels one user may be in at once, unless set otherwise.
+pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
 
 fn valid_nick(nick: &str) -> bool {
     !nick.is_empty()
@@ -153,7 +157,14 @@ impl Handler {
             state,
             max_datagram,
             idle_timeout,
+            max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
         }
+    }
+
+    /// The same handler with another cap on the channels one user may be in at once.
+    pub fn with_max_channels_per_user(mut self, cap: usize) -> Self {
+        self.max_channels_per_user = cap.max(1);
+        self
     }
 
     /// The shared state.
@@ -308,9 +319,12 @@ impl Handler {
         let Some(id) = self.state.channel_id(title) else {
             return out.error(from, &format!("no channel named {title}"));
         };
-        let Some((nick, _)) = self.user(from) else {
+        let Some((nick, channels)) = self.user(from) else {
             return;
         };
+        if !channels.contains(&id) && channels.len() >= self.max_channels_per_user {
+            return out.error(from, errors::TOO_MANY_CHANNELS);
+        }
         let ch = self.state.channel(id);
         if let Some((before, _)) = ch.add(from) {
             let event = Event::UserJoins {
@@ -673,6 +687,26 @@ mod tests {
                 (1, code::USER_OFFLINE, "x".into())
             ]
         );
+        r.h.state().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn channels_per_user_are_capped_but_rejoining_is_fine() {
+        let state = Arc::new(State::new(&classic_channels(), 10));
+        let r = Rig {
+            h: Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
+            t0: Instant::now(),
+        };
+        r.at(0, 1, Request::Login { nick: "a" });
+        r.at(0, 1, Request::Join { title: "Pets" });
+        r.at(0, 1, Request::Join { title: "Weather" });
+        let out = r.at(0, 1, Request::Join { title: "Hobbies" });
+        assert_eq!(
+            out,
+            vec![(1, code::ERROR, errors::TOO_MANY_CHANNELS.into())]
+        );
+        let out = r.at(0, 1, Request::Join { title: "Pets" });
+        assert_eq!(out[0].1, code::JOIN_ACK);
         r.h.state().check_invariants().unwrap();
     }
 

@@ -57,6 +57,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_users: u32,
 
+    /// Channels one user may be in at once; a further JOIN_REQ gets
+    /// `ERROR too many channels; part one first`.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_channels_per_user: u32,
+
     /// Socket send buffer to ask the kernel for, in bytes (it may grant less).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     sndbuf: usize,
@@ -133,6 +138,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             amplification_guard: !args.allow_amplification,
         },
         metrics: args.metrics,
+        max_channels_per_user: args.max_channels_per_user as usize,
     };
     let bind = config.bind;
     let server =

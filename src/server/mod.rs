@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub rcvbuf: usize,
     /// Flood limits.
     pub limits: Limits,
+    /// Channels one user may be in at once.
+    pub max_channels_per_user: usize,
     /// Where to serve Prometheus metrics over HTTP, if anywhere.
     pub metrics: Option<SocketAddr>,
 }
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             sndbuf: 4 << 20,
             rcvbuf: 4 << 20,
             limits: Limits::default(),
+            max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
             metrics: None,
         }
     }
@@ -216,7 +219,8 @@ impl Server {
     /// When a thread can't be started or the socket can't be shared with one.
     pub fn run(self) -> io::Result<()> {
         let c = &self.config;
-        let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout);
+        let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+            .with_max_channels_per_user(c.max_channels_per_user);
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
