@@ -5,6 +5,8 @@
 //!
 //! - [`protocol`]: event codes, typed requests and events, decoding and encoding of
 //!   datagrams. No I/O; malformed bytes are an error value, never a panic.
+//! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
+//! - [`accounts`]: account storage behind a trait; SQLite by default, memory for tests.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`state`]: users by address, the case-insensitive nickname index, channels with their
 //!   members and the shareable member snapshots that fan-out reads.
@@ -13,6 +15,8 @@
 //!   sender pool, idle sweep, shutdown.
 #![warn(missing_docs)]
 
+pub mod accounts;
+pub mod auth;
 pub mod config;
 pub mod handler;
 pub mod protocol;

@@ -16,9 +16,22 @@ use udpchat::server::{default_threads, Limits, Server, ServerConfig};
 /// A multi-channel chat server over UDP, speaking the classic chat protocol.
 ///
 /// Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug) for more or less.
+/// Registered accounts live in an SQLite database in the --data folder, made on first start.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Folder of the account database (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "udpchat-data",
+        global = true
+    )]
+    data: PathBuf,
+
     /// Address to listen on; `::` serves IPv6 and IPv4 together.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
@@ -90,6 +103,53 @@ struct Args {
     metrics: Option<SocketAddr>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Look after registered accounts (the server may be running).
+    Accounts {
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AccountsAction {
+    /// List the registered nicknames, when each was registered, and their hot lists.
+    List,
+    /// Delete the account of NICK; the nickname is free for guests again.
+    Delete {
+        /// The nickname (any case).
+        nick: String,
+    },
+}
+
+fn accounts(data: &std::path::Path, action: AccountsAction) -> anyhow::Result<()> {
+    use udpchat::accounts::{key, AccountStore, SqliteStore};
+    let store = SqliteStore::open_dir(data)
+        .with_context(|| format!("cannot open the account database in {}", data.display()))?;
+    match action {
+        AccountsAction::List => {
+            let all = store.list()?;
+            for a in &all {
+                println!(
+                    "{:<32} registered {} watching: {}",
+                    a.nick,
+                    a.created,
+                    a.watch.join(" ")
+                );
+            }
+            println!("{} accounts", all.len());
+        }
+        AccountsAction::Delete { nick } => {
+            if !store.delete(&key(&nick))? {
+                anyhow::bail!("no account named {nick}");
+            }
+            println!("deleted {nick}");
+        }
+    }
+    Ok(())
+}
+
 fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -117,6 +177,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Accounts { action }) = args.command {
+        return accounts(&args.data, action);
+    }
     let channels = match &args.channels {
         Some(path) => load_channels(path)?,
         None => classic_channels(),
@@ -139,6 +202,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         metrics: args.metrics,
         max_channels_per_user: args.max_channels_per_user as usize,
+        data_dir: Some(args.data.clone()),
     };
     let bind = config.bind;
     let server =
@@ -155,6 +219,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         senders = config.senders,
         sndbuf = buffers.sndbuf,
         rcvbuf = buffers.rcvbuf,
+        data = %args.data.display(),
         "listening on {}",
         server.local_addr()
     );

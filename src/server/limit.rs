@@ -6,9 +6,12 @@
 //! - ERROR replies to addresses that are not logged in: a second, smaller bucket per
 //!   address, so that junk from a stranger can't make the server a chatty reflector.
 //! - Amplification: an address that is not logged in is never sent more bytes in all than
-//!   it has sent (`--amplification` off turns this off). A classic client that is not yet
-//!   logged in may therefore wait for a retry before it hears, say, that its nickname is
-//!   taken: its retries earn the answer.
+//!   it has sent (`--allow-amplification` turns this off), with one exception: the ERROR
+//!   answering a LOGIN_REQ. A classic client can't pad its login (the payload is the
+//!   nickname), and a one-letter nickname that is taken would otherwise never be told so.
+//!   Those answers are still held to the per-address ERROR bucket (5 at once, 2 a second)
+//!   and to a per-worker budget for all strangers ([`STRANGER_ERRORS_TOTAL_PER_SEC`]), so
+//!   a spoofed flood reflects at most that many short datagrams a second.
 //!
 //! Each worker owns the records of the addresses routed to it, so the limiter needs no
 //! lock. The records are bounded: idle ones are purged, and past [`MAX_TRACKED`] a new
@@ -26,6 +29,8 @@ const PURGE_AFTER: Duration = Duration::from_secs(10);
 const STRANGER_ERRORS_PER_SEC: f64 = 2.0;
 /// Burst of ERROR replies to one address that is not logged in.
 const STRANGER_ERROR_BURST: f64 = 5.0;
+/// ERROR replies per second one worker sends to all addresses not logged in together.
+pub const STRANGER_ERRORS_TOTAL_PER_SEC: f64 = 500.0;
 
 /// The limits, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +100,8 @@ pub struct Limiter {
     overflow: Bucket,
     overflow_last: Instant,
     last_purge: Instant,
+    stranger_errors: Bucket,
+    stranger_errors_last: Instant,
 }
 
 impl Limiter {
@@ -106,6 +113,8 @@ impl Limiter {
             overflow: Bucket::full(limits.burst),
             overflow_last: now,
             last_purge: now,
+            stranger_errors: Bucket::full(STRANGER_ERRORS_TOTAL_PER_SEC),
+            stranger_errors_last: now,
         }
     }
 
@@ -164,20 +173,36 @@ impl Limiter {
     }
 
     /// Decides whether `bytes` of replies, `errors` of them ERRORs, may go to `to`, which
-    /// was not logged in when it sent its request. Charges them if so.
-    pub fn allow_stranger_reply(&mut self, to: SocketAddr, bytes: usize, errors: usize) -> bool {
-        let guard = self.limits.amplification_guard;
+    /// was not logged in when it sent its request at `now`. Charges them if so. A reply to
+    /// a LOGIN_REQ (`login`) is exempt from the byte rule, not from the ERROR rates.
+    pub fn allow_stranger_reply(
+        &mut self,
+        to: SocketAddr,
+        bytes: usize,
+        errors: usize,
+        login: bool,
+        now: Instant,
+    ) -> bool {
+        let guard = self.limits.amplification_guard && !login;
         let Some(r) = self.records.get_mut(&to) else {
-            return !guard;
+            return !guard && errors == 0;
         };
         if guard && (bytes as i64) > r.credit {
             return false;
         }
         if errors > 0 {
-            if r.errors.tokens < errors as f64 {
+            let elapsed = now
+                .saturating_duration_since(self.stranger_errors_last)
+                .as_secs_f64();
+            self.stranger_errors_last = now;
+            let total = &mut self.stranger_errors;
+            total.tokens = (total.tokens + elapsed * STRANGER_ERRORS_TOTAL_PER_SEC)
+                .min(STRANGER_ERRORS_TOTAL_PER_SEC);
+            if r.errors.tokens < errors as f64 || total.tokens < errors as f64 {
                 return false;
             }
             r.errors.tokens -= errors as f64;
+            total.tokens -= errors as f64;
         }
         if guard {
             r.credit -= bytes as i64;
@@ -224,13 +249,13 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Limiter::new(Limits::default(), t0);
         l.admit(addr(1), 2, t0);
-        assert!(!l.allow_stranger_reply(addr(1), 15, 1));
+        assert!(!l.allow_stranger_reply(addr(1), 15, 1, false, t0));
         for _ in 0..7 {
             l.admit(addr(1), 2, t0);
         }
-        assert!(l.allow_stranger_reply(addr(1), 15, 1));
+        assert!(l.allow_stranger_reply(addr(1), 15, 1, false, t0));
         // 16 received, 15 sent: one byte of credit left.
-        assert!(!l.allow_stranger_reply(addr(1), 2, 0));
+        assert!(!l.allow_stranger_reply(addr(1), 2, 0, false, t0));
     }
 
     #[test]
@@ -240,11 +265,28 @@ mod tests {
         let mut sent = 0;
         for _ in 0..50 {
             l.admit(addr(1), 1000, t0);
-            if l.allow_stranger_reply(addr(1), 10, 1) {
+            if l.allow_stranger_reply(addr(1), 10, 1, false, t0) {
                 sent += 1;
             }
         }
         assert_eq!(sent, STRANGER_ERROR_BURST as usize);
+    }
+
+    #[test]
+    fn login_errors_skip_the_byte_rule_but_not_the_error_rates() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(Limits::default(), t0);
+        l.admit(addr(1), 3, t0);
+        assert!(l.allow_stranger_reply(addr(1), 25, 1, true, t0));
+        let mut total = 1;
+        for i in 2..5000u32 {
+            let a = SocketAddr::from((i.to_be_bytes(), 7));
+            l.admit(a, 3, t0);
+            if l.allow_stranger_reply(a, 25, 1, true, t0) {
+                total += 1;
+            }
+        }
+        assert_eq!(total, STRANGER_ERRORS_TOTAL_PER_SEC as usize);
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub fn render(src: &Sources) -> String {
             s.replies_withheld,
         ),
         ("{reason=\"send_error\"}".to_string(), s.send_errors),
+        (
+            "{reason=\"auth\"}".to_string(),
+            src.state.auth_rejected.load(Ordering::Relaxed),
+        ),
     ];
     metric(
         &mut out,

@@ -37,8 +37,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use limit::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
+use crate::accounts::{AccountStore, MemoryStore, SqliteStore};
 use crate::config::{classic_channels, ChannelSpec};
-use crate::handler::Handler;
+use crate::handler::{Accounts, Handler};
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 use crate::state::State;
 
@@ -78,6 +79,8 @@ pub struct ServerConfig {
     pub max_channels_per_user: usize,
     /// Where to serve Prometheus metrics over HTTP, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// The folder of the account database; `None` keeps accounts in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -101,6 +104,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
             metrics: None,
+            data_dir: None,
         }
     }
 }
@@ -114,6 +118,7 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     state: Arc<State>,
+    accounts: Arc<Accounts>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -136,10 +141,11 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Creates the socket, tunes its buffers and binds it.
+    /// Creates the socket, tunes its buffers and binds it; opens the account database.
     ///
     /// # Errors
-    /// When the socket can't be created or bound (address in use, no permission).
+    /// When the socket can't be created or bound (address in use, no permission), or the
+    /// account database can't be opened.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let socket = Socket::new(
             Domain::for_address(config.bind),
@@ -165,8 +171,14 @@ impl Server {
             })?),
             None => None,
         };
+        let store: Arc<dyn AccountStore> = match &config.data_dir {
+            Some(dir) => Arc::new(SqliteStore::open_dir(dir).map_err(io::Error::other)?),
+            None => Arc::new(MemoryStore::default()),
+        };
+        let accounts = Arc::new(Accounts::open(store).map_err(io::Error::other)?);
         let state = Arc::new(State::new(&config.channels, config.max_users));
         Ok(Server {
+            accounts,
             config,
             metrics,
             socket,
@@ -220,7 +232,8 @@ impl Server {
     pub fn run(self) -> io::Result<()> {
         let c = &self.config;
         let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
-            .with_max_channels_per_user(c.max_channels_per_user);
+            .with_max_channels_per_user(c.max_channels_per_user)
+            .with_accounts(self.accounts.clone());
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =

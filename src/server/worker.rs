@@ -19,6 +19,7 @@ use super::limit::{Limiter, Limits, Verdict};
 use super::send::{dispatch, send_all, ErrorLog, SendJob};
 use super::stats::Stats;
 use crate::handler::{Handler, Outbox};
+use crate::protocol::code;
 
 /// Requests a worker takes off its queue before it flushes replies.
 const JOBS_PER_ROUND: usize = 64;
@@ -73,7 +74,10 @@ pub fn run_worker(
                         let mark = out.unicast_len();
                         if !handler.handle(from, &data, at, &mut out) {
                             let (bytes, errors) = out.replies_to_since(from, mark);
-                            if bytes > 0 && !limiter.allow_stranger_reply(from, bytes, errors) {
+                            let login = data.starts_with(&code::LOGIN_REQ.to_be_bytes());
+                            if bytes > 0
+                                && !limiter.allow_stranger_reply(from, bytes, errors, login, at)
+                            {
                                 let n = out.withdraw_to_since(from, mark);
                                 stats
                                     .replies_withheld

@@ -7,8 +7,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
-use crate::state::{ChannelId, ClaimError, State, User};
+use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
+use crate::state::{ChannelId, ClaimError, Presence, State, User};
+
+mod auth;
+
+pub use auth::Accounts;
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
@@ -135,6 +139,7 @@ impl Outbox {
 #[derive(Debug, Clone)]
 pub struct Handler {
     state: Arc<State>,
+    accounts: Arc<Accounts>,
     max_datagram: usize,
     idle_timeout: Duration,
     max_channels_per_user: usize,
@@ -152,9 +157,11 @@ fn valid_nick(nick: &str) -> bool {
 impl Handler {
     /// A handler over `state` that accepts datagrams of up to `max_datagram` bytes and logs
     /// off users silent for longer than `idle_timeout`.
+    /// Accounts live in memory until [`with_accounts`](Self::with_accounts) gives a store.
     pub fn new(state: Arc<State>, max_datagram: usize, idle_timeout: Duration) -> Self {
         Handler {
             state,
+            accounts: Arc::new(Accounts::in_memory()),
             max_datagram,
             idle_timeout,
             max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
@@ -167,13 +174,21 @@ impl Handler {
         self
     }
 
+    /// The same handler with accounts from `accounts`.
+    pub fn with_accounts(mut self, accounts: Arc<Accounts>) -> Self {
+        self.accounts = accounts;
+        self
+    }
+
     /// The shared state.
     pub fn state(&self) -> &Arc<State> {
         &self.state
     }
 
     /// Handles one datagram from `from` received at `now`. Returns whether `from` was
-    /// logged in when the datagram arrived (replies to strangers are limited by the caller).
+    /// logged in when the datagram arrived (replies to strangers are limited by the caller);
+    /// a sealed datagram counts as logged in whether it verified or not, since it gets no
+    /// answer either way unless it did.
     pub fn handle(
         &self,
         from: SocketAddr,
@@ -181,7 +196,36 @@ impl Handler {
         now: Instant,
         out: &mut Outbox,
     ) -> bool {
-        let logged_in = self.state.touch(from, now);
+        if datagram.starts_with(&code::SEALED.to_be_bytes()) {
+            if let Some((addr, inner, session)) = self.open_sealed(from, datagram, out) {
+                self.handle_plain(addr, inner, now, out, Some(session));
+            }
+            return true;
+        }
+        self.handle_plain(from, datagram, now, out, None)
+    }
+
+    /// Handles a classic datagram; `session` is the protected session it arrived in.
+    fn handle_plain(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        out: &mut Outbox,
+        session: Option<u64>,
+    ) -> bool {
+        let presence = self.state.touch(from, now);
+        if let Presence::Protected(id) = presence {
+            if session != Some(id) {
+                // Only the session's sealed datagrams speak for a protected user: this one
+                // is forged or stale. No answer, so a forger learns nothing.
+                self.state
+                    .auth_rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return true;
+            }
+        }
+        let logged_in = presence != Presence::Stranger;
         match Request::decode(datagram, self.max_datagram) {
             Err(DecodeError::TooShort) => {}
             Err(DecodeError::TooLong { .. }) => out.error(from, errors::DATAGRAM_TOO_LONG),
@@ -199,6 +243,8 @@ impl Handler {
                 },
             ),
             Ok(Request::Login { nick }) => self.login(from, nick, now, out),
+            Ok(Request::Auth { nick, message }) => self.auth_start(from, nick, message, now, out),
+            Ok(Request::AuthFinish { message }) => self.auth_finish(from, message, now, out),
             Ok(_) if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Ok(Request::Logoff) => self.logoff(from, out),
             Ok(Request::Join { title }) => self.join(from, title, out),
@@ -214,8 +260,18 @@ impl Handler {
             Ok(Request::Whois { nick }) => self.whois(from, nick, now, out),
             Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
             Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
+            Ok(Request::Register { message }) => self.register_start(from, message, session, out),
+            Ok(Request::RegisterUpload { message }) => {
+                self.register_finish(from, message, session, now, out)
+            }
+            Ok(Request::Unregister) => self.unregister(from, session, out),
         }
         logged_in
+    }
+
+    /// Periodic clean-up of state that expires on its own (password logins left half-way).
+    pub fn housekeeping(&self, now: Instant) {
+        self.accounts.housekeeping(now);
     }
 
     /// Addresses of users silent for longer than the idle timeout at `now`.
@@ -253,6 +309,9 @@ impl Handler {
         if !valid_nick(nick) {
             return out.error(from, errors::INVALID_NICK);
         }
+        if self.accounts.is_registered(nick) {
+            return out.error(from, errors::NICK_REGISTERED);
+        }
         match self.state.claim(from, nick, now) {
             Ok(()) => {
                 out.send(from, &Event::LoginAck { nick });
@@ -269,6 +328,9 @@ impl Handler {
         let Some(user) = self.state.release(from) else {
             return;
         };
+        if let Some(id) = user.session {
+            self.state.sessions.remove(&id);
+        }
         for &id in &user.channels {
             let ch = self.state.channel(id);
             if let Some(rest) = ch.remove(from) {
@@ -513,6 +575,7 @@ impl Handler {
                 online.push(key);
             }
         }
+        self.save_hot_list(from);
         for key in online {
             self.state.add_watcher(&key, from);
             let held = self
@@ -543,6 +606,7 @@ impl Handler {
         for key in removed {
             self.state.remove_watcher(&key, from);
         }
+        self.save_hot_list(from);
     }
 }
 
