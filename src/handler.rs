@@ -330,9 +330,12 @@ impl Handler {
     }
 
     fn public(&self, from: SocketAddr, text: &str, out: &mut Outbox) {
-        let Some((nick, channels)) = self.state.users.get(&from).map(|u| {
-            (u.nick.clone(), u.channels.first().copied())
-        }) else {
+        let Some((nick, channels)) = self
+            .state
+            .users
+            .get(&from)
+            .map(|u| (u.nick.clone(), u.channels.first().copied()))
+        else {
             return;
         };
         let Some(id) = channels else {

@@ -19,4 +19,5 @@ pub mod client;
 pub mod config;
 pub mod handler;
 pub mod protocol;
+pub mod server;
 pub mod state;
