@@ -42,6 +42,11 @@ const RECV_POLL: Duration = Duration::from_millis(100);
 /// The longest scripted input waits for answers after its last line, however chatty the
 /// server stays.
 const LINGER_MAX: Duration = Duration::from_secs(5);
+/// Scripted input reads its next line once the server has been quiet this long after a
+/// command was sent, so answers show in the order of the commands that asked for them.
+const PACE_QUIET: Duration = Duration::from_millis(30);
+/// The longest one scripted command waits for that quiet.
+const PACE_MAX: Duration = Duration::from_secs(1);
 /// Lines waiting for the printer; when full, the receive thread waits, and datagrams
 /// arriving meanwhile queue in (or drop from) the socket buffer like any other UDP loss.
 const OUTPUT_QUEUE: usize = 1024;
@@ -451,6 +456,8 @@ impl Session {
                     if let Some(request) = command.request(&mut scratch) {
                         if let Err(e) = self.shared.send(&request) {
                             self.out.line(format!("\t** cannot send: {e} **"));
+                        } else if !self.input.is_editor() {
+                            self.wait_for_quiet(PACE_QUIET, PACE_MAX);
                         }
                     }
                 }
@@ -461,13 +468,18 @@ impl Session {
     /// Scripted input has ended: waits for the server to fall quiet, so the answers to
     /// the last commands are shown before the client leaves.
     fn linger(&self) {
+        self.wait_for_quiet(self.config.linger, LINGER_MAX);
+    }
+
+    /// Waits until no datagram has gone out or come in for `quiet`, or `max` has passed.
+    fn wait_for_quiet(&self, quiet: Duration, max: Duration) {
         let start = Instant::now();
         loop {
-            let quiet = self.shared.last_traffic.lock().elapsed();
-            if quiet >= self.config.linger || start.elapsed() >= LINGER_MAX {
+            let silent = self.shared.last_traffic.lock().elapsed();
+            if silent >= quiet || start.elapsed() >= max {
                 return;
             }
-            thread::sleep((self.config.linger - quiet).min(Duration::from_millis(50)));
+            thread::sleep((quiet - silent).min(Duration::from_millis(10)));
         }
     }
 }
