@@ -148,7 +148,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         config,
     };
     let outcome = session.run();
-    if !session.input.is_editor() {
+    if outcome == Outcome::Quit && !session.input.is_editor() {
         session.linger();
     }
     shared.logoff();
@@ -298,7 +298,10 @@ fn watch_signals(shared: Arc<Shared>, terminal: SavedTerminal) -> io::Result<()>
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 shared.logoff();
-                terminal.restore();
+                if terminal.restore() {
+                    // Leave the shell's prompt on a line of its own.
+                    let _ = io::Write::write_all(&mut io::stdout(), b"\n");
+                }
                 std::process::exit(128 + signal);
             }
         })?;

@@ -127,13 +127,14 @@ impl SavedTerminal {
         }
     }
 
-    /// Puts the saved settings back.
-    pub(crate) fn restore(&self) {
+    /// Puts the saved settings back; tells whether there were any (a terminal).
+    pub(crate) fn restore(&self) -> bool {
         if let Some(t) = &self.0 {
             // SAFETY: `t` came from tcgetattr on the same descriptor.
             unsafe {
                 libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t);
             }
         }
+        self.0.is_some()
     }
 }
