@@ -502,6 +502,54 @@ mod tests {
     }
 
     #[test]
+    fn keepalives_go_out_only_while_logged_in() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(server.local_addr().unwrap()).unwrap();
+        let shared = Arc::new(Shared {
+            socket,
+            nick: Mutex::new(None),
+            last_traffic: Mutex::new(Instant::now()),
+            stop: AtomicBool::new(false),
+        });
+        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let every = Duration::from_millis(20);
+        let thread = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || keep_alive(&shared, &stop_rx, every))
+        };
+        let mut buf = [0u8; 64];
+        server.set_read_timeout(Some(every * 5)).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "no keepalive before login");
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        *shared.nick.lock() = Some("ann".into());
+        for _ in 0..2 {
+            let len = server.recv(&mut buf).expect("a keepalive");
+            assert_eq!(&buf[..len], &Request::StillHere.to_bytes()[..]);
+        }
+        shared.logoff();
+        let len = server.recv(&mut buf).unwrap();
+        // Any STILL_HERE sent before the logoff comes first; then LOGOFF with the nickname.
+        let mut logoff = Vec::new();
+        encode_raw(code::LOGOFF, "ann", &mut logoff);
+        let mut got = buf[..len].to_vec();
+        while got != logoff {
+            assert_eq!(got, Request::StillHere.to_bytes());
+            let len = server.recv(&mut buf).unwrap();
+            got = buf[..len].to_vec();
+        }
+        server.set_read_timeout(Some(every * 5)).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "no keepalive after logoff");
+        drop(stop);
+        thread.join().unwrap();
+    }
+
+    #[test]
     fn resolve_prefers_ipv4() {
         let addr = resolve("localhost", 2027).unwrap();
         assert!(addr.is_ipv4(), "{addr}");
