@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use udpchat::client::command::HELP;
 use udpchat::protocol::{Request, DEFAULT_MAX_DATAGRAM};
 use udpchat::server::RunningServer;
 
@@ -121,12 +122,13 @@ fn expect_no_users(server: &RunningServer) {
 fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
     let server = common::server();
     let script = "ann\n/channels\n/join Pets\nhello  there\n/users\n/frob\n/join\n\
-                  /private ann note to self\n/whois ann\n/part\n";
+                  /private ann note to self\n/whois ann\n/who an\n/watch ann\n/unwatch ann\n\
+                  /part\n/help\n";
     let (status, lines) = run_script(server.addr().port(), &[], script);
     assert!(status.success(), "{status:?} {lines:#?}");
     assert_eq!(lines[0], "trying to log in (1)...");
     assert_eq!(lines[1], "\tLog in successful. Welcome ann.");
-    let mut expected = vec![
+    let mut expected: Vec<String> = [
         "\t[CurrentEvents]     Discussion of current events            0 users",
         "\t[Weather]           Talk about the weather                  0 users",
         "\t[Gardening]         For those with the green thumb          0 users",
@@ -137,8 +139,12 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
         "\t/frob: unknown command",
         "\tUsage: /join TITLE",
         "\tann [**private**]: note to self",
+        "\t<ann is online>",
         "\tYou have left the Pets Channel",
-    ];
+    ]
+    .map(String::from)
+    .into();
+    expected.extend(HELP.iter().map(|l| format!("\t{l}")));
     let mut rest: Vec<&str> = lines[2..].iter().map(String::as_str).collect();
     // Time online is whole seconds and may tick over on a slow machine.
     let user_items: Vec<&str> = rest
@@ -146,7 +152,7 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
         .copied()
         .filter(|l| l.starts_with("\tann             (on 00:00:0"))
         .collect();
-    assert_eq!(user_items.len(), 2, "/users and /whois: {lines:#?}");
+    assert_eq!(user_items.len(), 3, "/users, /whois and /who: {lines:#?}");
     for item in user_items {
         assert!(item.ends_with(") Channels: Pets"), "{item:?}");
     }
