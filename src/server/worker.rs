@@ -7,7 +7,7 @@
 //! requests): handing them to the pool would cost a queue hop and a wake-up per reply
 //! while the kernel's cost stays the same.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,9 +44,7 @@ pub fn route(addr: SocketAddr, workers: usize) -> usize {
     // SipHash keeps a hostile peer from steering addresses onto one worker cheaply.
     static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    let mut h = KEYS.get_or_init(Default::default).build_hasher();
-    addr.hash(&mut h);
-    (h.finish() % workers as u64) as usize
+    (KEYS.get_or_init(Default::default).hash_one(addr) % workers as u64) as usize
 }
 
 /// A worker's loop: runs until the receive thread and the sweeper have hung up, then

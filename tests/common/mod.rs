@@ -71,30 +71,28 @@ impl Peer {
     pub fn recv_within(&self, within: Duration) -> Option<(u16, String)> {
         let deadline = Instant::now() + within;
         let mut buf = [0u8; 65536];
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    assert!(n >= 2, "server sent a datagram of {n} bytes");
-                    let code = u16::from_be_bytes([buf[0], buf[1]]);
-                    let text = String::from_utf8(buf[2..n].to_vec()).expect("server sent UTF-8");
-                    // Every datagram the server sends must decode as an event.
-                    Event::decode(&buf[..n]).expect("server sent a well-formed event");
-                    return Some((code, text));
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(e) => panic!("recv: {e}"),
+        let left = deadline.checked_duration_since(Instant::now())?;
+        self.sock
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                assert!(n >= 2, "server sent a datagram of {n} bytes");
+                let code = u16::from_be_bytes([buf[0], buf[1]]);
+                let text = String::from_utf8(buf[2..n].to_vec()).expect("server sent UTF-8");
+                // Every datagram the server sends must decode as an event.
+                Event::decode(&buf[..n]).expect("server sent a well-formed event");
+                Some((code, text))
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("recv: {e}"),
         }
     }
 
