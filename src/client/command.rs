@@ -45,7 +45,7 @@ pub enum Command<'a> {
     Unknown(&'a str),
 }
 
-/// The text `/help` shows, one line each.
+/// The text `/help` shows, one line each; short enough to fit 80 columns after a tab.
 pub const HELP: &[&str] = &[
     "Commands:",
     "  /channels            list the channels",
@@ -53,15 +53,15 @@ pub const HELP: &[&str] = &[
     "  /part [TITLE]        leave a channel (the current one without TITLE)",
     "  /users               list the users of the current channel",
     "  /private NICK TEXT   send TEXT to NICK alone",
-    "  /who [PREFIX]        list logged-in users whose nickname starts with PREFIX",
+    "  /who [PREFIX]        list the users whose nickname starts with PREFIX",
     "  /whois NICK          show one user",
     "  /watch NICK...       tell me when these users log in or off",
     "  /unwatch NICK...     stop telling me about them",
     "  /login [NICK]        log in again under another nickname",
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
-    "Any other line is said in the current channel; start it with // to say a line",
-    "that begins with /.",
+    "Other lines are said in the current channel (// says a line starting",
+    "with /).",
 ];
 
 /// Parses one input line (without its line end).
@@ -235,6 +235,13 @@ mod tests {
         assert_eq!(parse("/frob x y"), Command::Unknown("/frob"));
         assert_eq!(parse("/Frob"), Command::Unknown("/Frob"));
         assert_eq!(parse("/"), Command::Unknown("/"));
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for line in HELP {
+            assert!(8 + line.len() < 80, "{line:?}");
+        }
     }
 
     #[test]
