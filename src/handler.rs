@@ -81,6 +81,34 @@ impl Outbox {
         self.unicast.len()
     }
 
+    /// Bytes and ERROR datagrams among the single-address replies to `to` queued since
+    /// reply number `mark` (a value of [`unicast_len`](Self::unicast_len) taken earlier).
+    pub fn replies_to_since(&self, to: SocketAddr, mark: usize) -> (usize, usize) {
+        let error = crate::protocol::code::ERROR.to_be_bytes();
+        self.unicast[mark.min(self.unicast.len())..]
+            .iter()
+            .filter(|(a, _)| *a == to)
+            .fold((0, 0), |(bytes, errors), (_, r)| {
+                let is_error = self.bytes[r.clone()].starts_with(&error);
+                (bytes + r.len(), errors + usize::from(is_error))
+            })
+    }
+
+    /// Withdraws the single-address replies to `to` queued since reply number `mark`;
+    /// returns how many were withdrawn.
+    pub fn withdraw_to_since(&mut self, to: SocketAddr, mark: usize) -> usize {
+        let before = self.unicast.len();
+        let mut i = mark.min(before);
+        while i < self.unicast.len() {
+            if self.unicast[i].0 == to {
+                self.unicast.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.unicast.len()
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.unicast.is_empty() && self.fanouts.is_empty()
@@ -109,7 +137,11 @@ pub struct Handler {
     state: Arc<State>,
     max_datagram: usize,
     idle_timeout: Duration,
+    max_channels_per_user: usize,
 }
+
+/// Channels one user may be in at once, unless set otherwise.
+pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
 
 fn valid_nick(nick: &str) -> bool {
     !nick.is_empty()
@@ -125,7 +157,14 @@ impl Handler {
             state,
             max_datagram,
             idle_timeout,
+            max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
         }
+    }
+
+    /// The same handler with another cap on the channels one user may be in at once.
+    pub fn with_max_channels_per_user(mut self, cap: usize) -> Self {
+        self.max_channels_per_user = cap.max(1);
+        self
     }
 
     /// The shared state.
@@ -133,8 +172,15 @@ impl Handler {
         &self.state
     }
 
-    /// Handles one datagram from `from` received at `now`.
-    pub fn handle(&self, from: SocketAddr, datagram: &[u8], now: Instant, out: &mut Outbox) {
+    /// Handles one datagram from `from` received at `now`. Returns whether `from` was
+    /// logged in when the datagram arrived (replies to strangers are limited by the caller).
+    pub fn handle(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        out: &mut Outbox,
+    ) -> bool {
         let logged_in = self.state.touch(from, now);
         match Request::decode(datagram, self.max_datagram) {
             Err(DecodeError::TooShort) => {}
@@ -169,6 +215,7 @@ impl Handler {
             Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
             Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
         }
+        logged_in
     }
 
     /// Addresses of users silent for longer than the idle timeout at `now`.
@@ -272,9 +319,12 @@ impl Handler {
         let Some(id) = self.state.channel_id(title) else {
             return out.error(from, &format!("no channel named {title}"));
         };
-        let Some((nick, _)) = self.user(from) else {
+        let Some((nick, channels)) = self.user(from) else {
             return;
         };
+        if !channels.contains(&id) && channels.len() >= self.max_channels_per_user {
+            return out.error(from, errors::TOO_MANY_CHANNELS);
+        }
         let ch = self.state.channel(id);
         if let Some((before, _)) = ch.add(from) {
             let event = Event::UserJoins {
@@ -637,6 +687,26 @@ mod tests {
                 (1, code::USER_OFFLINE, "x".into())
             ]
         );
+        r.h.state().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn channels_per_user_are_capped_but_rejoining_is_fine() {
+        let state = Arc::new(State::new(&classic_channels(), 10));
+        let r = Rig {
+            h: Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
+            t0: Instant::now(),
+        };
+        r.at(0, 1, Request::Login { nick: "a" });
+        r.at(0, 1, Request::Join { title: "Pets" });
+        r.at(0, 1, Request::Join { title: "Weather" });
+        let out = r.at(0, 1, Request::Join { title: "Hobbies" });
+        assert_eq!(
+            out,
+            vec![(1, code::ERROR, errors::TOO_MANY_CHANNELS.into())]
+        );
+        let out = r.at(0, 1, Request::Join { title: "Pets" });
+        assert_eq!(out[0].1, code::JOIN_ACK);
         r.h.state().check_invariants().unwrap();
     }
 

@@ -92,6 +92,8 @@ pub mod errors {
     pub const WHO_TOO_MANY: &str = "more than 100 users match; give a longer prefix";
     /// The server holds `--max-users` users already.
     pub const SERVER_FULL: &str = "server full; try again later";
+    /// JOIN_REQ would put the user in more channels than the server allows.
+    pub const TOO_MANY_CHANNELS: &str = "too many channels; part one first";
     /// WATCH_REQ would make the hot list longer than the server keeps.
     pub const HOT_LIST_FULL: &str = "hot list full";
 }

@@ -132,6 +132,11 @@ fn help_explains_every_flag() {
         "--max-users",
         "--sndbuf",
         "--rcvbuf",
+        "--max-channels-per-user",
+        "--rate-limit",
+        "--rate-burst",
+        "--allow-amplification",
+        "--metrics",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use udpchat::config::{classic_channels, load_channels};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
-use udpchat::server::{default_threads, Server, ServerConfig};
+use udpchat::server::{default_threads, Limits, Server, ServerConfig};
 
 /// A multi-channel chat server over UDP, speaking the classic chat protocol.
 ///
@@ -57,6 +57,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_users: u32,
 
+    /// Channels one user may be in at once; a further JOIN_REQ gets
+    /// `ERROR too many channels; part one first`.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_channels_per_user: u32,
+
     /// Socket send buffer to ask the kernel for, in bytes (it may grant less).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     sndbuf: usize,
@@ -64,6 +69,33 @@ struct Args {
     /// Socket receive buffer to ask the kernel for, in bytes (it may grant less).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     rcvbuf: usize,
+
+    /// Requests per second one address may send; excess is dropped and counted. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 1000.0)]
+    rate_limit: f64,
+
+    /// Burst of requests one address may send at once before the rate limit applies.
+    #[arg(long, value_name = "N", default_value_t = 2000.0)]
+    rate_burst: f64,
+
+    /// Answer addresses that are not logged in even with more bytes than they sent. By
+    /// default they never get more bytes back than they sent (no amplification), so a
+    /// client may need a retry to hear, e.g., that its nickname is taken.
+    #[arg(long)]
+    allow_amplification: bool,
+
+    /// Serve Prometheus metrics over HTTP on this address; a port alone means loopback
+    /// (e.g. `--metrics 9027` serves http://127.0.0.1:9027/metrics).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    metrics: Option<SocketAddr>,
+}
+
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is neither a port nor an address like 127.0.0.1:9027"))
 }
 
 fn main() -> ExitCode {
@@ -100,6 +132,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_users: args.max_users as usize,
         sndbuf: args.sndbuf,
         rcvbuf: args.rcvbuf,
+        limits: Limits {
+            rate: args.rate_limit.max(0.0),
+            burst: args.rate_burst.max(1.0),
+            amplification_guard: !args.allow_amplification,
+        },
+        metrics: args.metrics,
+        max_channels_per_user: args.max_channels_per_user as usize,
     };
     let bind = config.bind;
     let server =
@@ -119,6 +158,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         "listening on {}",
         server.local_addr()
     );
+    if let Some(addr) = server.metrics_addr() {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     server.run().context("server failed")?;
     tracing::info!("stopped");
     Ok(())

@@ -126,6 +126,21 @@ impl Peer {
         (0..n).map(|_| self.recv()).collect()
     }
 
+    /// Sends `bytes` again and again, as a client retrying over a lossy network would,
+    /// until the server answers; returns the answer and how many sends it took.
+    ///
+    /// Addresses that are not logged in are never sent more bytes than they sent, so a
+    /// short request from a stranger is answered only once enough bytes have arrived.
+    pub fn retry_until_answered(&self, bytes: &[u8]) -> ((u16, String), usize) {
+        for tries in 1..=64 {
+            self.send_raw(bytes);
+            if let Some(answer) = self.recv_within(Duration::from_millis(150)) {
+                return (answer, tries);
+            }
+        }
+        panic!("no answer after 64 tries");
+    }
+
     /// Logs in as `nick` and checks the ACK.
     pub fn login(&self, nick: &str) {
         self.send(Request::Login { nick });
