@@ -64,6 +64,35 @@ pub const HELP: &[&str] = &[
     "with /).",
 ];
 
+/// The command names, for completion.
+pub const NAMES: &[&str] = &[
+    "/channels",
+    "/help",
+    "/join",
+    "/login",
+    "/part",
+    "/private",
+    "/quit",
+    "/unwatch",
+    "/users",
+    "/watch",
+    "/who",
+    "/whois",
+];
+
+/// The command names that complete `typed` (the start of a line, cursor at its end):
+/// none unless it is a slash and the start of a name, with no space yet.
+pub fn complete(typed: &str) -> Vec<&'static str> {
+    if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
+        return Vec::new();
+    }
+    NAMES
+        .iter()
+        .copied()
+        .filter(|name| name.len() >= typed.len() && name[..typed.len()].eq_ignore_ascii_case(typed))
+        .collect()
+}
+
 /// Parses one input line (without its line end).
 ///
 /// Command names are matched without regard to case. Arguments are separated by runs of
@@ -235,6 +264,27 @@ mod tests {
         assert_eq!(parse("/frob x y"), Command::Unknown("/frob"));
         assert_eq!(parse("/Frob"), Command::Unknown("/Frob"));
         assert_eq!(parse("/"), Command::Unknown("/"));
+    }
+
+    #[test]
+    fn completion_offers_matching_command_names() {
+        assert_eq!(complete("/w"), ["/watch", "/who", "/whois"]);
+        assert_eq!(complete("/WHO"), ["/who", "/whois"]);
+        assert_eq!(complete("/j"), ["/join"]);
+        assert_eq!(complete("/"), NAMES);
+        assert!(complete("/join P").is_empty());
+        assert!(complete("hello").is_empty());
+        assert!(complete("/zz").is_empty());
+    }
+
+    #[test]
+    fn every_name_parses_as_a_command() {
+        for name in NAMES {
+            assert!(
+                !matches!(parse(name), Command::Unknown(_) | Command::Say(_)),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -4,13 +4,53 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
+use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, ExternalPrinter, Helper};
+
+use super::command;
+
+/// The line editor, completing command names on Tab.
+type LineEditor = Editor<Completion, DefaultHistory>;
+
+/// Completes slash commands; everything else about the editor stays as it comes.
+pub(crate) struct Completion;
+
+impl Completer for Completion {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let typed = line.get(..pos).unwrap_or("");
+        let names = command::complete(typed);
+        // A single match gets its space, ready for the argument.
+        let candidates = match names.as_slice() {
+            [one] => vec![format!("{one} ")],
+            _ => names.iter().map(|n| n.to_string()).collect(),
+        };
+        Ok((0, candidates))
+    }
+}
+
+impl Hinter for Completion {
+    type Hint = String;
+}
+impl Highlighter for Completion {}
+impl Validator for Completion {}
+impl Helper for Completion {}
 
 /// Where input lines come from.
 pub(crate) enum Input {
     /// A terminal: line editing and history.
-    Editor(DefaultEditor),
+    Editor(LineEditor),
     /// A pipe or a file (or a terminal whose output is redirected): one line at a time.
     Lines(io::StdinLock<'static>),
 }
@@ -35,7 +75,12 @@ pub(crate) enum Read {
 /// otherwise (or when the terminal is one the editor does not support).
 pub(crate) fn open() -> (Input, Screen) {
     if io::stdin().is_terminal() && io::stdout().is_terminal() {
-        if let Ok(mut editor) = DefaultEditor::new() {
+        // Tab completes as far as the names agree, a second Tab lists them (as shells do).
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        if let Ok(mut editor) = LineEditor::with_config(config) {
+            editor.set_helper(Some(Completion));
             if let Ok(printer) = editor.create_external_printer() {
                 return (Input::Editor(editor), Screen::Editor(Box::new(printer)));
             }
