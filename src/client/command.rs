@@ -61,7 +61,7 @@ pub const HELP: &[&str] = &[
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
     "Other lines are said in the current channel (// says a line starting",
-    "with /).",
+    "with /). Tab completes command names; Up and Down recall lines.",
 ];
 
 /// The command names, for completion.
