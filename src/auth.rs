@@ -12,10 +12,15 @@
 //!   server accepts a counter once, within a sliding window ([`ReplayWindow`]).
 
 use hmac::{Hmac, Mac};
-use opaque_ke::{CipherSuite, Ristretto255, TripleDh};
+use opaque_ke::{
+    CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, CredentialResponse, RegistrationResponse, Ristretto255,
+    TripleDh,
+};
+use rand::rngs::OsRng;
 use sha2::Sha256;
 
-use crate::protocol::{code, DecodeError};
+use crate::protocol::{code, encode_raw, DecodeError};
 
 /// The OPAQUE cipher suite of udpchat.
 pub struct Suite;
@@ -192,6 +197,133 @@ pub fn b64_encode(bytes: &[u8]) -> String {
 pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// Why the client side of a password exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAuthError {
+    /// The server's answer does not open with this password (or was tampered with).
+    #[error("wrong password")]
+    WrongPassword,
+    /// The server's answer is not a valid OPAQUE message.
+    #[error("malformed answer from the server")]
+    Malformed,
+}
+
+/// A password login under way on the client.
+pub struct LoginStart {
+    state: ClientLogin<Suite>,
+    /// The AUTH_REQ datagram to send (padded, see [`AUTH_REQ_MIN_LEN`]).
+    pub datagram: Vec<u8>,
+}
+
+/// Starts a password login as `nick`: the AUTH_REQ datagram and the state for its answer.
+///
+/// # Panics
+/// Never in practice: OPAQUE's start fails only on an internal hashing error.
+pub fn login_start(nick: &str, password: &str) -> LoginStart {
+    let started = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes())
+        .expect("OPAQUE login start does not fail");
+    let mut payload = format!("{nick} {}", b64_encode(&started.message.serialize()));
+    let padding = AUTH_REQ_MIN_LEN.saturating_sub(2 + payload.len() + 1);
+    if padding > 0 {
+        payload.push(' ');
+        payload.extend(std::iter::repeat_n('.', padding));
+    }
+    let mut datagram = Vec::new();
+    encode_raw(code::AUTH_REQ, &payload, &mut datagram);
+    LoginStart {
+        state: started.state,
+        datagram,
+    }
+}
+
+impl LoginStart {
+    /// Answers the server's AUTH_CHALLENGE: the AUTH_FINISH datagram and the session keys.
+    ///
+    /// # Errors
+    /// [`ClientAuthError::WrongPassword`] when the password does not open the answer,
+    /// [`ClientAuthError::Malformed`] when the answer is not an OPAQUE message.
+    pub fn finish(
+        self,
+        password: &str,
+        challenge: &str,
+    ) -> Result<(Vec<u8>, SessionKeys), ClientAuthError> {
+        let response = b64_decode(challenge)
+            .and_then(|b| CredentialResponse::<Suite>::deserialize(&b).ok())
+            .ok_or(ClientAuthError::Malformed)?;
+        let done = self
+            .state
+            .finish(
+                &mut OsRng,
+                password.as_bytes(),
+                response,
+                ClientLoginFinishParameters::default(),
+            )
+            .map_err(|_| ClientAuthError::WrongPassword)?;
+        let mut datagram = Vec::new();
+        encode_raw(
+            code::AUTH_FINISH,
+            &b64_encode(&done.message.serialize()),
+            &mut datagram,
+        );
+        Ok((datagram, SessionKeys::derive(&done.session_key)))
+    }
+}
+
+/// A registration (or password change) under way on the client.
+pub struct RegisterStart {
+    state: ClientRegistration<Suite>,
+    /// The REGISTER_REQ datagram to send.
+    pub datagram: Vec<u8>,
+}
+
+/// Starts registering `password` for the current nickname.
+///
+/// # Panics
+/// Never in practice: OPAQUE's start fails only on an internal hashing error.
+pub fn register_start(password: &str) -> RegisterStart {
+    let started = ClientRegistration::<Suite>::start(&mut OsRng, password.as_bytes())
+        .expect("OPAQUE registration start does not fail");
+    let mut datagram = Vec::new();
+    encode_raw(
+        code::REGISTER_REQ,
+        &b64_encode(&started.message.serialize()),
+        &mut datagram,
+    );
+    RegisterStart {
+        state: started.state,
+        datagram,
+    }
+}
+
+impl RegisterStart {
+    /// Answers the server's REGISTER_RESP with the REGISTER_UPLOAD datagram. This is where
+    /// Argon2 stretches the password (tens of milliseconds).
+    ///
+    /// # Errors
+    /// [`ClientAuthError::Malformed`] when the answer is not an OPAQUE message.
+    pub fn finish(self, password: &str, response: &str) -> Result<Vec<u8>, ClientAuthError> {
+        let response = b64_decode(response)
+            .and_then(|b| RegistrationResponse::<Suite>::deserialize(&b).ok())
+            .ok_or(ClientAuthError::Malformed)?;
+        let done = self
+            .state
+            .finish(
+                &mut OsRng,
+                password.as_bytes(),
+                response,
+                ClientRegistrationFinishParameters::default(),
+            )
+            .map_err(|_| ClientAuthError::Malformed)?;
+        let mut datagram = Vec::new();
+        encode_raw(
+            code::REGISTER_UPLOAD,
+            &b64_encode(&done.message.serialize()),
+            &mut datagram,
+        );
+        Ok(datagram)
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,13 @@
 //! - [`handler`]: the state machine, request + state + clock → datagrams to send, without I/O.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, idle sweep, shutdown.
+//! - [`client`]: the terminal client: login with retries, slash commands, rendering of
+//!   events as the classic client showed them, with network text defused.
 #![warn(missing_docs)]
 
 pub mod accounts;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod handler;
 pub mod protocol;
