@@ -87,8 +87,12 @@ pub fn key(nick: &str) -> String {
 /// Accounts in memory: for tests, and for servers started without a data folder.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<(Option<Vec<u8>>, BTreeMap<String, Account>)>,
+    inner: Mutex<Memory>,
 }
+
+/// The server setup and the accounts by key.
+#[derive(Debug, Default)]
+struct Memory(Option<Vec<u8>>, BTreeMap<String, Account>);
 
 impl AccountStore for MemoryStore {
     fn server_setup(&self) -> Result<Option<Vec<u8>>, StoreError> {

@@ -262,3 +262,43 @@ fn sigterm_logs_off() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     server.shutdown().unwrap();
 }
+
+#[test]
+fn register_then_log_in_with_the_password_and_stay_protected() {
+    let server = common::server();
+    let port = server.addr().port();
+    // A guest registers its nickname: the password is asked twice (from the script here).
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/register\nsecret words\nsecret words\n");
+    ann.expect_line("\tNickname ann is registered.");
+    // Then it logs in with the password at once, so its session is protected.
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/join Pets\nprotected hello\n");
+    ann.expect_line("\tann [Pets]: protected hello");
+    let (status, _) = ann.finish();
+    assert!(status.success());
+    expect_no_users(&server);
+
+    // Later the nickname asks for the password; a wrong one is refused, the right one works.
+    let mut again = Scripted::start(port, &["--nick", "ann"]);
+    again.expect_line("\t** ERROR: nickname is registered; log in with a password **");
+    again.send("not it\n");
+    again.expect_line("\t** ERROR: wrong password **");
+    again.send("secret words\n");
+    again.expect_line("\tLog in successful. Welcome ann.");
+    again.send("/passwd\nnew words\nnew words\n");
+    again.expect_line("\tPassword changed for ann.");
+    again.send("/unregister\n");
+    again.expect_line("\tNickname ann is no longer registered.");
+    let (status, _) = again.finish();
+    assert!(status.success());
+    assert!(
+        server
+            .state()
+            .auth_rejected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0,
+        "the client sealed every datagram of its session"
+    );
+}

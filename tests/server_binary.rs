@@ -142,6 +142,7 @@ fn help_explains_every_flag() {
         "--rate-burst",
         "--allow-amplification",
         "--metrics",
+        "--data",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

@@ -39,6 +39,10 @@ pub enum Command<'a> {
     Unwatch(&'a str),
     /// `/help`.
     Help,
+    /// `/register` or `/passwd`: set the password of the current nickname.
+    Register,
+    /// `/unregister`: delete the account of the current nickname.
+    Unregister,
     /// A command with a missing argument; holds the usage to show.
     Usage(&'static str),
     /// A command nobody knows; holds its name as typed, slash included.
@@ -58,6 +62,9 @@ pub const HELP: &[&str] = &[
     "  /watch NICK...       tell me when these users log in or off",
     "  /unwatch NICK...     stop telling me about them",
     "  /login [NICK]        log in again under another nickname",
+    "  /register            protect this nickname with a password",
+    "  /passwd              change the password",
+    "  /unregister          delete the account of this nickname",
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
     "Other lines are said in the current channel (// says a line starting",
@@ -71,8 +78,11 @@ pub const NAMES: &[&str] = &[
     "/join",
     "/login",
     "/part",
+    "/passwd",
     "/private",
     "/quit",
+    "/register",
+    "/unregister",
     "/unwatch",
     "/users",
     "/watch",
@@ -134,6 +144,10 @@ pub fn parse(line: &str) -> Command<'_> {
         Command::Login(first_word)
     } else if is("quit") {
         Command::Quit
+    } else if is("register") || is("passwd") {
+        Command::Register
+    } else if is("unregister") {
+        Command::Unregister
     } else if is("who") {
         Command::Who(first_word.unwrap_or(""))
     } else if is("whois") {
@@ -185,8 +199,10 @@ impl<'a> Command<'a> {
                     Request::Unwatch { nicks }
                 }
             }
+            Command::Unregister => Request::Unregister,
             Command::Nothing
             | Command::Login(_)
+            | Command::Register
             | Command::Quit
             | Command::Help
             | Command::Usage(_)

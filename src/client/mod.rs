@@ -30,7 +30,8 @@ use anyhow::Context as _;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::protocol::{code, encode_raw, Event, Request, DEFAULT_PORT, MAX_UDP_PAYLOAD};
+use crate::auth::{self, seal, ClientAuthError, SessionKeys};
+use crate::protocol::{code, encode_raw, errors, Event, Request, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use command::Command;
 use term::{Input, Read, SavedTerminal, Screen};
 
@@ -115,6 +116,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         nick: Mutex::new(None),
         last_traffic: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
+        session: Mutex::new(None),
     });
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
@@ -192,6 +194,9 @@ struct Shared {
     last_traffic: Mutex<Instant>,
     /// Tells the receive thread to end; it looks every [`RECV_POLL`].
     stop: AtomicBool,
+    /// After a password login: the session keys and the last counter used. Every datagram
+    /// is then sealed, so nobody who merely forges our address can speak for us.
+    session: Mutex<Option<(SessionKeys, u64)>>,
 }
 
 impl Shared {
@@ -201,7 +206,11 @@ impl Shared {
 
     fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
         *self.last_traffic.lock() = Instant::now();
-        match self.socket.send(datagram) {
+        let sealed = self.session.lock().as_mut().map(|(keys, counter)| {
+            *counter += 1;
+            seal(keys, *counter, datagram)
+        });
+        match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
             // An ICMP port-unreachable from an earlier datagram: nobody listens yet, which
             // the login retries and the user find out by the missing answers.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
@@ -216,6 +225,7 @@ impl Shared {
             encode_raw(code::LOGOFF, &nick, &mut datagram);
             let _ = self.send_bytes(&datagram);
         }
+        *self.session.lock() = None;
     }
 }
 
@@ -235,11 +245,15 @@ fn print_lines(lines: Receiver<String>, mut screen: Screen) {
     }
 }
 
-/// What the server said to a login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the server said to a login or an account request; the main thread waits for
+/// these while the receive thread shows everything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum LoginAnswer {
     Accepted,
-    Refused,
+    Refused(String),
+    Challenge(String),
+    RegisterResponse(String),
+    AccountDone,
 }
 
 fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
@@ -267,10 +281,15 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
         let Ok(event) = Event::decode(&buf[..len]) else {
             continue;
         };
-        out.line(render::render(&event));
+        if render::shown(&event) {
+            out.line(render::render(&event));
+        }
         let answer = match event {
             Event::LoginAck { .. } => Some(LoginAnswer::Accepted),
-            Event::Error { .. } => Some(LoginAnswer::Refused),
+            Event::Error { message } => Some(LoginAnswer::Refused(message.to_string())),
+            Event::AuthChallenge { message } => Some(LoginAnswer::Challenge(message.into())),
+            Event::RegisterResp { message } => Some(LoginAnswer::RegisterResponse(message.into())),
+            Event::AccountAck { .. } => Some(LoginAnswer::AccountDone),
             _ => None,
         };
         if let Some(answer) = answer {
@@ -333,6 +352,16 @@ pub fn check_nick(typed: &str) -> Result<&str, NickError> {
     }
 }
 
+/// How a password login ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Accepted,
+    WrongPassword,
+    /// The server refused (the error is shown).
+    Refused,
+    Unanswered,
+}
+
 /// How a login attempt ended.
 enum Login {
     Accepted,
@@ -382,8 +411,16 @@ impl Session {
                     *self.shared.nick.lock() = Some(nick);
                     return Login::Accepted;
                 }
+                Some(LoginAnswer::Refused(message)) if message == errors::NICK_REGISTERED => {
+                    match self.password_login(&nick) {
+                        Some(Login::Accepted) => return Login::Accepted,
+                        Some(other) => return other,
+                        // Wrong passwords or a refusal: ask for a nickname again.
+                        None => {}
+                    }
+                }
                 // The receive thread has shown the error; ask for another nickname.
-                Some(LoginAnswer::Refused) => {}
+                Some(_) => {}
                 None => {
                     self.out.line("Can't log in.");
                     return Login::Unanswered;
@@ -407,6 +444,118 @@ impl Session {
             }
         }
         None
+    }
+
+    /// Logs in as the registered `nick`, asking for its password (up to three times).
+    /// `None` when every password was wrong or the server refused: ask for a nickname.
+    fn password_login(&mut self, nick: &str) -> Option<Login> {
+        for _ in 0..3 {
+            let password = self.ask_password("Password: ")?;
+            match self.authenticate(nick, &password) {
+                Auth::Accepted => {
+                    *self.shared.nick.lock() = Some(nick.to_string());
+                    return Some(Login::Accepted);
+                }
+                Auth::WrongPassword => self.out.line("\t** ERROR: wrong password **"),
+                Auth::Refused => return None,
+                Auth::Unanswered => {
+                    self.out.line("Can't log in.");
+                    return Some(Login::Unanswered);
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the OPAQUE login as `nick`; on success the session keys seal every datagram
+    /// from then on.
+    fn authenticate(&self, nick: &str, password: &str) -> Auth {
+        for n in 1..=self.config.login_tries {
+            self.out.line(format!("trying to log in ({n})..."));
+            while self.login_rx.try_recv().is_ok() {}
+            let start = auth::login_start(nick, password);
+            let _ = self.shared.send_bytes(&start.datagram);
+            let deadline = Instant::now() + self.config.login_timeout;
+            match self.login_rx.recv_deadline(deadline) {
+                Ok(LoginAnswer::Challenge(challenge)) => {
+                    let (finish, keys) = match start.finish(password, &challenge) {
+                        Ok(done) => done,
+                        Err(ClientAuthError::WrongPassword) => return Auth::WrongPassword,
+                        Err(ClientAuthError::Malformed) => return Auth::Refused,
+                    };
+                    let _ = self.shared.send_bytes(&finish);
+                    let deadline = Instant::now() + self.config.login_timeout;
+                    match self.login_rx.recv_deadline(deadline) {
+                        Ok(LoginAnswer::Accepted) => {
+                            *self.shared.session.lock() = Some((keys, 0));
+                            return Auth::Accepted;
+                        }
+                        Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
+                        _ => {}
+                    }
+                }
+                Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
+                _ => {}
+            }
+        }
+        Auth::Unanswered
+    }
+
+    /// Reads a password: without echo on a terminal, as the next line otherwise.
+    fn ask_password(&mut self, prompt: &str) -> Option<String> {
+        if self.input.is_editor() {
+            return rpassword::prompt_password(prompt).ok();
+        }
+        match self.input.read(prompt, false) {
+            Read::Line(line) => Some(line),
+            Read::End => None,
+        }
+    }
+
+    /// `/register` (no account yet) and `/passwd` (logged in with the password): asks for
+    /// the password twice and runs the OPAQUE registration. A guest that registers is then
+    /// logged in with the new password, so its session is protected from then on.
+    fn register(&mut self) {
+        let Some(password) = self.ask_password("New password: ") else {
+            return;
+        };
+        if password.is_empty() {
+            return self.out.line("\tThe password must not be empty.");
+        }
+        if self.ask_password("Repeat it: ").as_deref() != Some(password.as_str()) {
+            return self.out.line("\tThe passwords do not match.");
+        }
+        while self.login_rx.try_recv().is_ok() {}
+        let start = auth::register_start(&password);
+        let _ = self.shared.send_bytes(&start.datagram);
+        let deadline = Instant::now() + self.config.login_timeout;
+        let response = match self.login_rx.recv_deadline(deadline) {
+            Ok(LoginAnswer::RegisterResponse(r)) => r,
+            Ok(LoginAnswer::Refused(_)) => return,
+            _ => return self.out.line("\t** ERROR: no answer from the server **"),
+        };
+        let Ok(upload) = start.finish(&password, &response) else {
+            return self
+                .out
+                .line("\t** ERROR: malformed answer from the server **");
+        };
+        let _ = self.shared.send_bytes(&upload);
+        match self
+            .login_rx
+            .recv_deadline(Instant::now() + self.config.login_timeout)
+        {
+            Ok(LoginAnswer::AccountDone) => {}
+            Ok(_) => return,
+            Err(_) => return self.out.line("\t** ERROR: no answer from the server **"),
+        }
+        let guest = self.shared.session.lock().is_none();
+        let nick = self.shared.nick.lock().clone();
+        if let (true, Some(nick)) = (guest, nick) {
+            if self.authenticate(&nick, &password) != Auth::Accepted {
+                self.out
+                    .line("\t** ERROR: registered, but the password login failed **");
+            }
+        }
     }
 
     fn ask_nick(&mut self) -> Option<String> {
@@ -447,6 +596,7 @@ impl Session {
                 Command::Unknown(name) => self
                     .out
                     .line(format!("\t{}: unknown command", render::sanitize(name))),
+                Command::Register => self.register(),
                 Command::Login(nick) => {
                     // Log off first, so a refused new nickname leaves no half-state.
                     self.shared.logoff();
@@ -514,6 +664,7 @@ mod tests {
             nick: Mutex::new(None),
             last_traffic: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
+            session: Mutex::new(None),
         });
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let every = Duration::from_millis(20);

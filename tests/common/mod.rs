@@ -162,3 +162,13 @@ pub fn user(server: &RunningServer, nick: &str) -> Peer {
     p.login(nick);
     p
 }
+
+/// Waits (up to [`WAIT`]) for `cond`, which another thread of the server makes true.
+#[track_caller]
+pub fn wait_until(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
