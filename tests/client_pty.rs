@@ -195,3 +195,41 @@ fn escape_sequences_from_the_network_arrive_defused() {
     }
     server.shutdown().unwrap();
 }
+
+#[test]
+fn passwords_are_asked_twice_without_echo_and_never_shown() {
+    let server = common::server();
+    let mut ann = client(&server, Some("ann"));
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann.exp_string("> ").unwrap();
+    ann.send_line("/register").unwrap();
+    ann.exp_string("New password: ").unwrap();
+    ann.send_line("hunter2hunter2").unwrap();
+    ann.exp_string("Repeat it: ").unwrap();
+    ann.send_line("hunter2hunter2").unwrap();
+    expect_line(&mut ann, "\tNickname ann is registered.");
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann.send_line("/quit").unwrap();
+    let rest = ann.exp_eof().expect("client exits");
+    assert!(
+        !rest.contains("hunter2"),
+        "the password was echoed: {rest:?}"
+    );
+
+    let mut again = client(&server, Some("ann"));
+    expect_line(
+        &mut again,
+        "\t** ERROR: nickname is registered; log in with a password **",
+    );
+    again.exp_string("Password: ").unwrap();
+    again.send_line("hunter2hunter2").unwrap();
+    let seen = again
+        .exp_string("\tLog in successful. Welcome ann.")
+        .unwrap();
+    assert!(
+        !seen.contains("hunter2"),
+        "the password was echoed: {seen:?}"
+    );
+    again.send_line("/quit").unwrap();
+    expect_exit(&mut again, 0);
+}

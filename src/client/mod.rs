@@ -121,7 +121,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
 
-    let (line_tx, line_rx) = crossbeam_channel::bounded::<String>(OUTPUT_QUEUE);
+    let (line_tx, line_rx) = crossbeam_channel::bounded::<Print>(OUTPUT_QUEUE);
     let printer = thread::Builder::new()
         .name("printer".into())
         .spawn(move || print_lines(line_rx, screen))?;
@@ -230,18 +230,40 @@ impl Shared {
 }
 
 /// A handle to the printer thread.
-struct Output(Sender<String>);
+struct Output(Sender<Print>);
+
+/// What the printer thread is asked to do.
+enum Print {
+    /// Show a line.
+    Line(String),
+    /// Say when every line queued before has been shown (before a prompt that writes to
+    /// the terminal itself, such as the password prompt).
+    Flush(Sender<()>),
+}
 
 impl Output {
     fn line(&self, line: impl Into<String>) {
         // Fails only once the printer is gone, at shutdown, when nobody is looking.
-        let _ = self.0.send(line.into());
+        let _ = self.0.send(Print::Line(line.into()));
+    }
+
+    /// Waits until the lines queued so far are on the screen.
+    fn flush(&self) {
+        let (done, shown) = crossbeam_channel::bounded(1);
+        if self.0.send(Print::Flush(done)).is_ok() {
+            let _ = shown.recv_timeout(Duration::from_secs(1));
+        }
     }
 }
 
-fn print_lines(lines: Receiver<String>, mut screen: Screen) {
-    for line in lines {
-        screen.show(line);
+fn print_lines(jobs: Receiver<Print>, mut screen: Screen) {
+    for job in jobs {
+        match job {
+            Print::Line(line) => screen.show(line),
+            Print::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -503,6 +525,9 @@ impl Session {
 
     /// Reads a password: without echo on a terminal, as the next line otherwise.
     fn ask_password(&mut self, prompt: &str) -> Option<String> {
+        // The prompt must follow whatever the server said before (say, that the nickname
+        // is registered), not cut into it.
+        self.out.flush();
         if self.input.is_editor() {
             return rpassword::prompt_password(prompt).ok();
         }
