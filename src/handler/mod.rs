@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::{Cluster, Lease, RemoteUser};
 use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
 use crate::state::{ChannelId, ClaimError, Presence, State, User};
 
@@ -143,6 +144,9 @@ pub struct Handler {
     max_datagram: usize,
     idle_timeout: Duration,
     max_channels_per_user: usize,
+    /// The cluster this server is part of; `None` for a server standing alone, which then
+    /// behaves exactly as without cluster support.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Channels one user may be in at once, unless set otherwise.
@@ -165,7 +169,61 @@ impl Handler {
             max_datagram,
             idle_timeout,
             max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
+            cluster: None,
         }
+    }
+
+    /// The same handler as part of `cluster`: nicknames, presence and messages span
+    /// every server of it.
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// The cluster, if this server is part of one.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// After a local claim of `nick` by `from`: asks the cluster whether the nickname is
+    /// free there too. If it is not, undoes the local claim and answers
+    /// `ERROR nickname already in use`; returns whether the login may go on.
+    fn cluster_claim(&self, from: SocketAddr, nick: &str, out: &mut Outbox) -> bool {
+        let Some(c) = &self.cluster else {
+            return true;
+        };
+        let taken = match c.claim_nick(nick) {
+            Lease::Ours => false,
+            Lease::Taken => true,
+            // Redis unreachable: the last known view of the others decides.
+            Lease::Unavailable => c.replica.get(nick).is_some(),
+        };
+        if taken {
+            self.state.release(from);
+            out.error(from, errors::NICK_IN_USE);
+        }
+        !taken
+    }
+
+    /// Tells the cluster the record of the user at `addr` changed (login, join, part).
+    fn cluster_update(&self, addr: SocketAddr) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let user = self.state.users.get(&addr).map(|u| u.clone());
+        if let Some(user) = user {
+            c.user_changed(crate::cluster::user_rec(&self.state, &user, Instant::now()));
+        }
+    }
+
+    /// Remote members of channel `id` (0 when standing alone).
+    fn remote_count(&self, id: ChannelId) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.replica.count(id))
+    }
+
+    /// The remote user holding `nick` unless a local one does.
+    fn remote_user(&self, nick: &str) -> Option<RemoteUser> {
+        self.cluster.as_ref().and_then(|c| c.replica.get(nick))
     }
 
     /// The same handler with another cap on the channels one user may be in at once.
@@ -314,10 +372,14 @@ impl Handler {
         }
         match self.state.claim(from, nick, now) {
             Ok(()) => {
+                if !self.cluster_claim(from, nick, out) {
+                    return;
+                }
                 out.send(from, &Event::LoginAck { nick });
                 for watcher in self.state.watchers_of(nick) {
                     out.send(watcher, &Event::UserOnline { nick });
                 }
+                self.cluster_update(from);
             }
             Err(ClaimError::InUse) => out.error(from, errors::NICK_IN_USE),
             Err(ClaimError::Full) => out.error(from, errors::SERVER_FULL),
@@ -347,6 +409,10 @@ impl Handler {
         for watcher in self.state.watchers_of(&user.nick) {
             out.send(watcher, &Event::UserOffline { nick: &user.nick });
         }
+        if let Some(c) = &self.cluster {
+            c.release_nick(&user.nick);
+            c.user_gone(&user.nick);
+        }
     }
 
     /// The user's nickname and channels, copied out so that no map guard is held after.
@@ -366,7 +432,7 @@ impl Handler {
 
     fn channel_info(&self, id: ChannelId) -> (ChannelInfo<'_>, usize) {
         let ch = self.state.channel(id);
-        let count = ch.len();
+        let count = ch.len() + self.remote_count(id);
         (
             ChannelInfo {
                 title: &ch.title,
@@ -399,6 +465,7 @@ impl Handler {
             u.channels.retain(|&c| c != id);
             u.channels.insert(0, id);
         }
+        self.cluster_update(from);
         out.send(from, &Event::JoinAck(self.channel_info(id).0));
     }
 
@@ -435,6 +502,7 @@ impl Handler {
             nick: &nick,
         };
         out.fanout(rest, &event, u64::from(id));
+        self.cluster_update(from);
         out.send(from, &Event::PartAck(self.channel_info(id).0));
         if let (true, Some(current)) = (was_current, new_current) {
             out.send(from, &Event::JoinAck(self.channel_info(current).0));
@@ -460,6 +528,9 @@ impl Handler {
             text,
         };
         out.fanout(ch.snapshot(), &event, u64::from(id));
+        if let Some(c) = &self.cluster {
+            c.public(&ch.title, &nick, text);
+        }
     }
 
     fn private(&self, from: SocketAddr, recipient: &str, text: &str, out: &mut Outbox) {
@@ -477,7 +548,10 @@ impl Handler {
                     text,
                 },
             ),
-            _ => out.error(from, &format!("{recipient}: not logged in")),
+            _ => match (&self.cluster, self.remote_user(recipient)) {
+                (Some(c), Some(r)) => c.private(&r.server, &r.nick, &sender, text),
+                _ => out.error(from, &format!("{recipient}: not logged in")),
+            },
         }
     }
 
@@ -509,6 +583,23 @@ impl Handler {
         );
     }
 
+    /// Appends USER_ITEM for the remote user `user` to `out`.
+    fn remote_item(&self, to: SocketAddr, user: &RemoteUser, out: &mut Outbox) {
+        let titles: Vec<&str> = user
+            .channels
+            .iter()
+            .map(|&id| &*self.state.channel(id).title)
+            .collect();
+        out.send(
+            to,
+            &Event::UserItem {
+                nick: &user.nick,
+                seconds: user.seconds_online(),
+                channels: &titles.join(" "),
+            },
+        );
+    }
+
     fn list_users(&self, from: SocketAddr, now: Instant, out: &mut Outbox) {
         let Some(id) = self.current_channel(from) else {
             return out.error(from, errors::NO_CURRENT_CHANNEL);
@@ -517,6 +608,13 @@ impl Handler {
             let user = self.state.users.get(member).map(|u| u.clone());
             if let Some(user) = user {
                 self.user_item(from, &user, now, out);
+            }
+        }
+        if let Some(c) = &self.cluster {
+            for user in c.replica.members(id) {
+                if self.state.address_of(&user.nick).is_none() {
+                    self.remote_item(from, &user, out);
+                }
             }
         }
     }
@@ -532,11 +630,53 @@ impl Handler {
                 }
             }
         }
+        if let Some(c) = &self.cluster {
+            return self.who_cluster(from, &prefix, found, c, now, out);
+        }
         let too_many = found.len() > MAX_WHO;
         found.truncate(MAX_WHO);
         found.sort_by_key(|u| u.nick.to_lowercase());
         for user in &found {
             self.user_item(from, user, now, out);
+        }
+        if too_many {
+            out.error(from, errors::WHO_TOO_MANY);
+        }
+    }
+
+    /// WHO over the cluster: the local matches in `local` plus the remote ones, sorted
+    /// together, at most [`MAX_WHO`].
+    fn who_cluster(
+        &self,
+        from: SocketAddr,
+        prefix: &str,
+        local: Vec<User>,
+        cluster: &Cluster,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        enum Found {
+            Local(User),
+            Remote(RemoteUser),
+        }
+        let mut found: Vec<(String, Found)> = local
+            .into_iter()
+            .map(|u| (u.nick.to_lowercase(), Found::Local(u)))
+            .collect();
+        for r in cluster.replica.matching(prefix, MAX_WHO + 1) {
+            let key = r.nick.to_lowercase();
+            if !found.iter().any(|(k, _)| *k == key) {
+                found.push((key, Found::Remote(r)));
+            }
+        }
+        let too_many = found.len() > MAX_WHO;
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.truncate(MAX_WHO);
+        for (_, user) in &found {
+            match user {
+                Found::Local(u) => self.user_item(from, u, now, out),
+                Found::Remote(r) => self.remote_item(from, r, out),
+            }
         }
         if too_many {
             out.error(from, errors::WHO_TOO_MANY);
@@ -550,7 +690,10 @@ impl Handler {
             .and_then(|a| self.state.users.get(&a).map(|u| u.clone()));
         match user {
             Some(user) => self.user_item(from, &user, now, out),
-            None => out.error(from, &format!("{nick}: not logged in")),
+            None => match self.remote_user(nick) {
+                Some(r) => self.remote_item(from, &r, out),
+                None => out.error(from, &format!("{nick}: not logged in")),
+            },
         }
     }
 
@@ -581,7 +724,8 @@ impl Handler {
             let held = self
                 .state
                 .address_of(&key)
-                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()));
+                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()))
+                .or_else(|| self.remote_user(&key).map(|r| r.nick));
             if let Some(nick) = held {
                 out.send(from, &Event::UserOnline { nick: &nick });
             }
