@@ -53,6 +53,21 @@ fn converge(mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until `n` servers subscribe to the topic of channel `title`: a server subscribes
+/// just after its first local member joins (within milliseconds, but not at once).
+fn subscribed(redis: &Redis, title: &str, n: i64) {
+    let mut con = redis.connection();
+    let topic = format!("udpchat:chan:{title}");
+    converge(|| {
+        let got: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&topic)
+            .query(&mut con)
+            .unwrap();
+        got[0].1 == n
+    });
+}
+
 fn remote_users(s: &RunningServer) -> usize {
     s.cluster().unwrap().replica.len()
 }
@@ -105,6 +120,7 @@ fn three_servers_share_one_chat_space() {
     ann.expect(code::USER_JOINS, "Pets cid");
     bob.expect(code::USER_JOINS, "Pets cid");
     converge(|| remote_in(&s1, "Pets") == 2 && remote_in(&s2, "Pets") == 2);
+    subscribed(&redis, "pets", 3);
 
     // A public message reaches the members on every server, once.
     ann.send(Request::SendPublic { text: "hello all" });
@@ -193,6 +209,10 @@ fn servers_ride_out_a_redis_restart() {
     bob.join("Pets");
     ann.expect(code::USER_JOINS, "Pets bob");
     converge(|| remote_in(&s1, "Pets") == 1);
+    subscribed(&redis, "pets", 2);
+    bob.send(Request::SendPublic { text: "before" });
+    ann.expect(code::PUBLIC_MSG, "Pets bob before");
+    bob.expect(code::PUBLIC_MSG, "Pets bob before");
 
     redis.kill();
     wait_connected(&s1, false);
@@ -331,6 +351,7 @@ fn malformed_events_are_counted_and_dropped() {
     let ann = login(&s1, "ann");
     ann.join("Pets");
     let mut con = redis.connection();
+    subscribed(&redis, "pets", 1);
     for junk in [
         &b"\xff\xfe"[..],
         b"{}",

@@ -27,7 +27,7 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the subscription read waits before the thread looks at its other duties.
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(10);
 /// Timeout of connecting and of each command on the command connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events the publisher writes in one pipeline at most.
