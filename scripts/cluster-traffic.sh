@@ -34,7 +34,8 @@ def stats():
     return {k: int(kv[k]) for k in ("total_commands_processed", "total_net_input_bytes", "total_net_output_bytes")}
 peers = []
 for i in (1, 2, 3):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(2)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("127.0.0.1", 0)); s.settimeout(2)
     srv = ("127.0.0.1", base + i)
     s.sendto(dgram(20, f"user{i}"), srv); s.recv(2048)
     s.sendto(dgram(50, "Pets"), srv); s.recv(2048)
