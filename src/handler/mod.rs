@@ -1,6 +1,11 @@
 //! The state machine: a datagram from an address, the shared [`State`] and the time go in;
 //! the datagrams to send come out in an [`Outbox`]. No I/O happens here, so every rule of
 //! the protocol is unit-tested without sockets, with the clock passed in.
+//!
+//! In a cluster ([`Handler::with_cluster`]) the handler also calls the cluster's hooks: they
+//! queue events for the publisher thread, and a login or logoff asks Redis for the
+//! nickname's lease (the one answer a request has to wait for). While Redis is unreachable
+//! the hooks do nothing and the handler answers from local state and the last known view.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -935,5 +940,73 @@ mod tests {
             r.h.state().users.get(&addr(1)).unwrap().watching.len(),
             MAX_WATCH
         );
+    }
+
+    /// A cluster member cut off from Redis: remote users of the last known view count in
+    /// JOIN_ACK, show in lists, keep their names, and answer WATCH; nothing blocks.
+    #[test]
+    fn remote_users_of_the_view_count_everywhere_without_redis() {
+        use crate::cluster::event::UserRec;
+        use crate::cluster::{Cluster, ClusterConfig, RemoteUser};
+        let state = Arc::new(State::new(&classic_channels(), 1000));
+        let cfg = ClusterConfig::new("redis://127.0.0.1:1", "here");
+        let cluster = Arc::new(Cluster::new(cfg, state.channels.len()).unwrap());
+        let r = Rig {
+            h: Handler::new(state.clone(), 1024, Duration::from_secs(120))
+                .with_cluster(cluster.clone()),
+            t0: Instant::now(),
+        };
+        let rec = UserRec {
+            nick: "Zed".into(),
+            login_ms: crate::cluster::replica::unix_ms() - 5000,
+            channels: vec!["Pets".into()],
+        };
+        let zed = RemoteUser::from_rec(&state, "there", &rec);
+        cluster
+            .replica
+            .set(&state, "there", "Zed", Some(zed), &mut Outbox::new());
+
+        assert_eq!(
+            r.at(0, 1, Request::Login { nick: "zed" }),
+            vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
+        );
+        r.at(0, 1, Request::Login { nick: "ann" });
+        let out = r.at(0, 1, Request::Join { title: "Pets" });
+        assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
+        let mut out = r.at(0, 1, Request::ListUsers);
+        out.sort();
+        assert_eq!(out[0].2, "Zed 5 Pets");
+        assert_eq!(out[1].2, "ann 0 Pets");
+        assert_eq!(
+            r.at(0, 1, Request::Whois { nick: "ZED" })[0].2,
+            "Zed 5 Pets"
+        );
+        let who = r.at(0, 1, Request::Who { prefix: "" });
+        let names: Vec<&str> = who.iter().map(|w| w.2.split(' ').next().unwrap()).collect();
+        assert_eq!(names, ["ann", "Zed"]);
+        assert_eq!(
+            r.at(0, 1, Request::Watch { nicks: "zed" }),
+            vec![(1, code::USER_ONLINE, "Zed".into())]
+        );
+        // A private message to a remote user is handed to the cluster (dropped and
+        // counted while Redis is unreachable), not answered with an error.
+        assert!(r
+            .at(
+                0,
+                1,
+                Request::SendPrivate {
+                    recipient: "zed",
+                    text: "hi"
+                }
+            )
+            .is_empty());
+        assert!(
+            cluster
+                .stats
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        state.check_invariants().unwrap();
     }
 }
