@@ -23,6 +23,7 @@ const PETS: &str = "For our furry and feathered friends";
 
 fn node(redis: &Redis, id: &str) -> RunningServer {
     let s = common::server_with(|c| {
+        c.metrics = Some("127.0.0.1:0".parse().unwrap());
         c.cluster = Some(ClusterConfig {
             redis_url: redis.url(),
             server_id: id.into(),
@@ -66,6 +67,22 @@ fn subscribed(redis: &Redis, title: &str, n: i64) {
             .unwrap();
         got[0].1 == n
     });
+}
+
+/// The value of metric `name` on `s`'s metrics page.
+fn metric(s: &RunningServer, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    let line = page
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {page}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn remote_users(s: &RunningServer) -> usize {
@@ -214,9 +231,11 @@ fn servers_ride_out_a_redis_restart() {
     ann.expect(code::PUBLIC_MSG, "Pets bob before");
     bob.expect(code::PUBLIC_MSG, "Pets bob before");
 
+    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 1);
     redis.kill();
     wait_connected(&s1, false);
     wait_connected(&s2, false);
+    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 0);
 
     // Each server keeps serving its own users.
     ann.send(Request::SendPublic { text: "still here" });
@@ -261,6 +280,8 @@ fn servers_ride_out_a_redis_restart() {
         names,
         BTreeSet::from(["ann".into(), "bob".into(), "eve".into()])
     );
+    assert_eq!(metric(&s2, "udpchat_cluster_connected"), 1);
+    assert_eq!(metric(&s1, "udpchat_cluster_local_only_logins_total"), 2);
     assert!(
         s1.cluster()
             .unwrap()
@@ -379,5 +400,40 @@ fn malformed_events_are_counted_and_dropped() {
     ann.expect(code::PUBLIC_MSG, "Pets zed hey");
     ann.expect_nothing();
     converge(|| stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) == 1);
+    // A jump in the sequence is counted as a gap, and the event still applies.
+    let later =
+        br#"{"s":"x","e":1,"q":5,"b":{"t":"public","chan":"pets","nick":"zed","text":"later"}}"#;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("udpchat:chan:pets")
+        .arg(&later[..])
+        .query(&mut con)
+        .unwrap();
+    ann.expect(code::PUBLIC_MSG, "Pets zed later");
+    converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
     wait_until(|| s1.state().check_invariants().is_ok());
+}
+
+#[test]
+fn a_server_stopped_cleanly_says_goodbye_at_once() {
+    let redis = Redis::start();
+    let s1 = node(&redis, "g1");
+    let s2 = node(&redis, "g2");
+    let ann = login(&s1, "ann");
+    ann.join("Pets");
+    converge(|| remote_in(&s2, "Pets") == 1);
+    let bob = login(&s2, "bob");
+    bob.join("Pets");
+    ann.expect(code::USER_JOINS, "Pets bob");
+    let started = Instant::now();
+    s2.shutdown().unwrap();
+    ann.expect(code::USER_PARTS, "Pets bob");
+    // Well before the lease TTL: the goodbye, not the expiry, told s1.
+    assert!(started.elapsed() < TTL, "{:?}", started.elapsed());
+    let mut con = redis.connection();
+    let lease: Option<String> = redis::cmd("GET")
+        .arg("udpchat:nick:bob")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(lease, None);
+    login(&s1, "bob");
 }

@@ -167,6 +167,7 @@ fn session(
     ps.set_read_timeout(Some(POLL))?;
 
     let tick = (cluster.config.lease_ttl / 3).max(Duration::from_millis(50));
+    let grace = Instant::now() + cluster.config.lease_ttl + MAX_BACKOFF;
     let mut next_tick = Instant::now() + tick;
     let mut next_sync = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -198,7 +199,7 @@ fn session(
         }
         if now >= next_tick {
             renew(cluster, state, &mut cmd_con)?;
-            check_servers(cluster, state, &mut cmd_con, &mut out)?;
+            check_servers(cluster, state, &mut cmd_con, &mut out, grace)?;
             next_tick = now + tick;
         }
         if !out.is_empty() {
@@ -332,7 +333,7 @@ fn renew(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisResult<
     )
 }
 
-/// Reloads every other server's users; drops servers whose alive key is gone.
+/// Reloads every other server's users.
 fn reload_all(
     cluster: &Cluster,
     state: &State,
@@ -347,13 +348,9 @@ fn reload_all(
         .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
         .filter(|s| s != cluster.server_id() && event::valid_server_id(s))
         .collect();
-    for server in cluster.replica.servers() {
-        if !alive.iter().any(|a| **a == *server) {
-            cluster
-                .replica
-                .replace_server(state, &server, Vec::new(), out);
-        }
-    }
+    // Servers known here but without an alive key are not dropped now: Redis may have
+    // restarted empty and they may be reconnecting too. `check_servers` drops them once
+    // the grace period of this session is over.
     for server in alive {
         reload_server(cluster, state, con, &server, out)?;
     }
@@ -386,15 +383,18 @@ fn reload_server(
     Ok(())
 }
 
-/// Drops the users of servers whose alive key has expired (they died).
+/// Drops the users of servers whose alive key has expired (they died). Until `grace`, a
+/// missing key is not taken for a death: the session is new, and after a restart of Redis
+/// the other servers need up to a lease TTL plus a backoff to republish.
 fn check_servers(
     cluster: &Cluster,
     state: &State,
     con: &mut Connection,
     out: &mut Outbox,
+    grace: Instant,
 ) -> RedisResult<()> {
     let servers = cluster.replica.servers();
-    if servers.is_empty() {
+    if servers.is_empty() || Instant::now() < grace {
         return Ok(());
     }
     let mut pipe = ::redis::pipe();
