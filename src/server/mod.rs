@@ -9,6 +9,8 @@
 //!    │                            fan-outs: split into chunks ──► sender pool queues
 //!  senders ── sendmmsg batches, resume after partial sends, count failures
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
+//!  cluster (with --redis) ── events from Redis ──► replies itself, fan-outs to the sender pool
+//!  cluster-pub (with --redis) ── events from the handler's hooks ──► Redis, pipelined
 //! ```
 //!
 //! Shutdown drops handles from the front: the receive thread and sweeper stop on the stop
