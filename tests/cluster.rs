@@ -424,12 +424,24 @@ fn a_server_stopped_cleanly_says_goodbye_at_once() {
     let bob = login(&s2, "bob");
     bob.join("Pets");
     ann.expect(code::USER_JOINS, "Pets bob");
+    // Leases and alive keys outlive their TTL while renewed.
+    std::thread::sleep(TTL * 2);
+    let mut con = redis.connection();
+    for (key, holder) in [
+        ("udpchat:nick:ann", "g1"),
+        ("udpchat:nick:bob", "g2"),
+        ("udpchat:server:g2", ""),
+    ] {
+        let value: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        let value = value.unwrap_or_else(|| panic!("{key} expired"));
+        assert!(holder.is_empty() || value == holder, "{key} = {value}");
+    }
+    assert_eq!(remote_in(&s1, "Pets"), 1);
     let started = Instant::now();
     s2.shutdown().unwrap();
     ann.expect(code::USER_PARTS, "Pets bob");
     // Well before the lease TTL: the goodbye, not the expiry, told s1.
     assert!(started.elapsed() < TTL, "{:?}", started.elapsed());
-    let mut con = redis.connection();
     let lease: Option<String> = redis::cmd("GET")
         .arg("udpchat:nick:bob")
         .query(&mut con)

@@ -248,6 +248,8 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
         .map(|u| user_rec(state, &u, now))
         .collect();
     let mut pipe = ::redis::pipe();
+    // Redis may be a new, empty one: load the lease script for the renewals' EVALSHA.
+    pipe.cmd("SCRIPT").arg("LOAD").arg(CLAIM_LUA).ignore();
     pipe.cmd("SET")
         .arg(event::server_key(id))
         .arg(cluster.epoch)
@@ -277,6 +279,10 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
     Ok(())
 }
 
+/// Lease commands per pipeline when renewing, so that a server with many users neither
+/// builds one huge request nor holds Redis busy with it.
+const RENEW_CHUNK: usize = 1000;
+
 /// Claims or renews the leases of `nicks`; logs and counts those another server holds.
 ///
 /// A conflict arises when two servers let the same nickname log in while Redis was
@@ -289,21 +295,31 @@ fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisRe
     }
     let id = cluster.server_id();
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
-    let mut pipe = ::redis::pipe();
-    for nick in nicks {
-        pipe.add_command(claim_cmd(&event::nick_key(nick), id, ttl));
-    }
-    let held: Vec<i64> = pipe.query(con)?;
-    for (nick, ours) in nicks.iter().zip(held) {
-        if ours != 1 {
-            cluster
-                .stats
-                .lease_conflicts
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                nick,
-                "nickname lease held by another server; both users stay on"
-            );
+    // The script by its hash (loaded at the start of the session): a renewal then costs
+    // a few dozen bytes per user instead of the script's text.
+    let script = ::redis::Script::new(CLAIM_LUA);
+    for chunk in nicks.chunks(RENEW_CHUNK) {
+        let mut pipe = ::redis::pipe();
+        for nick in chunk {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(event::nick_key(nick))
+                .arg(id)
+                .arg(ttl);
+        }
+        let held: Vec<i64> = pipe.query(con)?;
+        for (nick, ours) in chunk.iter().zip(held) {
+            if ours != 1 {
+                cluster
+                    .stats
+                    .lease_conflicts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    nick,
+                    "nickname lease held by another server; both users stay on"
+                );
+            }
         }
     }
     Ok(())
