@@ -437,6 +437,20 @@ fn a_server_stopped_cleanly_says_goodbye_at_once() {
         assert!(holder.is_empty() || value == holder, "{key} = {value}");
     }
     assert_eq!(remote_in(&s1, "Pets"), 1);
+    // A server whose keys vanished (a stall longer than the TTL) republishes them.
+    let _: () = redis::pipe()
+        .del("udpchat:server:g2")
+        .del("udpchat:users:g2")
+        .query(&mut con)
+        .unwrap();
+    converge(|| {
+        let users: i64 = redis::cmd("HLEN")
+            .arg("udpchat:users:g2")
+            .query(&mut con)
+            .unwrap();
+        users == 1
+    });
+    converge(|| remote_in(&s1, "Pets") == 1);
     let started = Instant::now();
     s2.shutdown().unwrap();
     ann.expect(code::USER_PARTS, "Pets bob");

@@ -7,6 +7,12 @@
 //! whose alive key has expired. Any Redis error ends the session: the thread marks the
 //! cluster disconnected, waits (exponential backoff, capped) and starts a new session,
 //! which republishes everything this server owns and reloads what the others own.
+//!
+//! A read that times out in the middle of a reply loses nothing: the client's RESP decoder
+//! keeps the partial input and resumes at the next read.
+//!
+//! The cluster thread may block on Redis (a reload, a renewal, a full sender queue); it
+//! holds no lock meanwhile, and the workers never wait for it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +32,9 @@ use crate::state::{ChannelId, State};
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long the subscription read waits before the thread looks at its other duties.
+/// How long the subscription read waits before the thread looks at its other duties. It
+/// bounds how late a server subscribes to a channel after its first local member joined
+/// (messages from other servers published in between do not reach that member).
 const POLL: Duration = Duration::from_millis(10);
 /// Timeout of connecting and of each command on the command connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -326,21 +334,33 @@ fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisRe
 }
 
 /// Renews the alive key, the users hash's TTL and the leases of local users.
+///
+/// If the alive key had expired (this server stalled for longer than the lease TTL, or
+/// Redis lost it), the others may have taken this server for dead and dropped its users,
+/// and its users hash has expired too: everything is republished, and the hello makes the
+/// others load it again.
 fn renew(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisResult<()> {
     let id = cluster.server_id();
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
-    let mut pipe = ::redis::pipe();
-    pipe.cmd("SET")
+    let (previous,): (Option<String>,) = ::redis::pipe()
+        .cmd("SET")
         .arg(event::server_key(id))
         .arg(cluster.epoch)
         .arg("PX")
         .arg(ttl)
-        .ignore();
-    pipe.cmd("PEXPIRE")
+        .arg("GET")
+        .cmd("PEXPIRE")
         .arg(event::users_key(id))
         .arg(ttl)
-        .ignore();
-    pipe.query::<()>(con)?;
+        .ignore()
+        .query(con)?;
+    if previous.is_none() {
+        tracing::warn!(
+            server = id,
+            "alive key had expired; republishing this server's users"
+        );
+        return republish(cluster, state, con);
+    }
     let nicks = local_nicks(state);
     claim_all(
         cluster,
