@@ -410,6 +410,19 @@ fn malformed_events_are_counted_and_dropped() {
         .unwrap();
     ann.expect(code::PUBLIC_MSG, "Pets zed later");
     converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
+    // A users hash that is not a hash is counted, not a reason to reconnect.
+    let _: () = redis::pipe()
+        .set("udpchat:server:bad", 1)
+        .set("udpchat:users:bad", "junk")
+        .publish(
+            "udpchat:presence",
+            r#"{"s":"bad","e":1,"q":1,"b":{"t":"hello"}}"#,
+        )
+        .query(&mut con)
+        .unwrap();
+    converge(|| stats.malformed.load(std::sync::atomic::Ordering::Relaxed) == 5);
+    assert!(s1.cluster().unwrap().is_connected());
+    assert_eq!(stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1);
     wait_until(|| s1.state().check_invariants().is_ok());
 }
 

@@ -214,6 +214,9 @@ pub enum Seen {
     NewEpoch,
 }
 
+/// Origin and topic pairs tracked at most.
+pub const MAX_TRACKED: usize = 65536;
+
 /// The last (epoch, sequence) seen per origin and topic.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -225,6 +228,12 @@ impl Tracker {
     pub fn check(&mut self, topic: &str, env: &Envelope) -> Seen {
         let key = (env.s.clone(), topic.to_owned());
         let Some(&(epoch, seq)) = self.last.get(&key) else {
+            if self.last.len() >= MAX_TRACKED {
+                // Whoever can publish on our topics could otherwise grow this without
+                // bound with made-up server ids; forgetting costs at most a missed gap
+                // or a duplicate applied twice (events are idempotent).
+                self.last.clear();
+            }
             self.last.insert(key, (env.e, env.q));
             return Seen::Next;
         };

@@ -401,9 +401,20 @@ fn reload_server(
     server: &str,
     out: &mut Outbox,
 ) -> RedisResult<()> {
-    let raw: Vec<(String, Vec<u8>)> = ::redis::cmd("HGETALL")
+    let raw: Vec<(String, Vec<u8>)> = match ::redis::cmd("HGETALL")
         .arg(event::users_key(server))
-        .query(con)?;
+        .query(con)
+    {
+        Ok(raw) => raw,
+        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => return Err(e),
+        Err(e) => {
+            // Not a hash of strings (someone else wrote the key): count it and take the
+            // server as having no users, rather than reconnect over and over.
+            cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server, "unreadable users hash: {e}");
+            Vec::new()
+        }
+    };
     let mut users = Vec::with_capacity(raw.len());
     for (field, value) in raw {
         match serde_json::from_slice::<UserRec>(&value) {
