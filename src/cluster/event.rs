@@ -254,6 +254,13 @@ impl Tracker {
         seen
     }
 
+    /// The epoch last seen from `origin` on `topic`.
+    pub fn epoch(&self, origin: &str, topic: &str) -> Option<u64> {
+        self.last
+            .get(&(origin.to_owned(), topic.to_owned()))
+            .map(|&(epoch, _)| epoch)
+    }
+
     /// Forgets what was seen on `topic` (after subscribing to it again: what was published
     /// while unsubscribed is no gap).
     pub fn forget_topic(&mut self, topic: &str) {
@@ -319,7 +326,9 @@ mod tests {
         assert_eq!(t.check("q", &env("a", 1, 7)), Seen::Next);
         assert_eq!(t.check("p", &env("a", 2, 1)), Seen::NewEpoch);
         assert_eq!(t.check("p", &env("a", 1, 9)), Seen::Stale);
+        assert_eq!(t.epoch("a", "p"), Some(2));
         t.forget_topic("p");
+        assert_eq!(t.epoch("a", "p"), None);
         assert_eq!(t.check("p", &env("a", 2, 40)), Seen::Next);
     }
 }

@@ -490,7 +490,14 @@ fn apply(
         return None;
     }
     if env.b == Body::Bye {
-        // Sent by the stopping server's cluster thread outside the publisher's numbering.
+        // Sent by the stopping server's cluster thread outside the publisher's numbering;
+        // one from an earlier run than the one known here is late, not news.
+        if tracker
+            .epoch(&env.s, topic)
+            .is_some_and(|known| known > env.e)
+        {
+            return None;
+        }
         return Some(Action::Drop(env.s));
     }
     let mut action = None;
