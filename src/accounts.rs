@@ -1,5 +1,6 @@
-//! Account storage behind a small trait: SQLite (embedded, the default) and memory (for
-//! tests). Another database only has to implement [`AccountStore`].
+//! Account storage behind a small trait: SQLite (embedded, the default), PostgreSQL (shared
+//! by the servers of a cluster, [`pg`]) and memory (for tests). Another database only has to
+//! implement [`AccountStore`].
 //!
 //! An account keeps the nickname as registered, the OPAQUE registration record (never a
 //! password), and the user's hot list. Keys are lower-cased nicknames. Every write returns
@@ -10,6 +11,8 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
+
+pub mod pg;
 
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub enum StoreError {
     /// The SQLite database failed.
     #[error("account database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed.
+    #[error("account database: {0}")]
+    Postgres(#[from] postgres::Error),
     /// The data folder could not be made.
     #[error("data folder {path}: {source}")]
     Folder {
@@ -77,6 +83,11 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn list(&self) -> Result<Vec<Account>, StoreError>;
+    /// Whether other servers write to the same store while this one runs (then the
+    /// server can't rely on the registrations it has seen itself).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// The lower-cased key of a nickname.

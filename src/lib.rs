@@ -7,6 +7,8 @@
 //!   datagrams. No I/O; malformed bytes are an error value, never a panic.
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
 //! - [`accounts`]: account storage behind a trait; SQLite by default, memory for tests.
+//! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
+//!   servers through Redis, and the view of the users on those servers.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`state`]: users by address, the case-insensitive nickname index, channels with their
 //!   members and the shareable member snapshots that fan-out reads.
@@ -20,6 +22,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod handler;
 pub mod protocol;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use udpchat::cluster::ClusterConfig;
 use udpchat::config::{classic_channels, load_channels};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use udpchat::server::{default_threads, Limits, Server, ServerConfig};
@@ -101,6 +102,26 @@ struct Args {
     /// (e.g. `--metrics 9027` serves http://127.0.0.1:9027/metrics).
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     metrics: Option<SocketAddr>,
+
+    /// Join a cluster of servers sharing one chat space through this Redis
+    /// (`redis://HOST:PORT`). Without it the server stands alone.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// This server's name in the cluster, unique among its servers (letters, digits, '-',
+    /// '_', '.') [default: HOSTNAME-PORT].
+    #[arg(long, value_name = "NAME", requires = "redis")]
+    server_id: Option<String>,
+
+    /// Milliseconds a nickname lease and the server's alive key last without renewal (they
+    /// are renewed every third of it); a dead server's users vanish after about this long.
+    #[arg(long, value_name = "MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    lease_ttl_ms: u64,
+
+    /// Keep accounts in PostgreSQL (`postgres://USER@HOST:PORT/DB`) instead of the SQLite
+    /// file in --data, so that every server of a cluster sees the same accounts.
+    #[arg(long, value_name = "URL", global = true)]
+    database: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -123,10 +144,20 @@ enum AccountsAction {
     },
 }
 
-fn accounts(data: &std::path::Path, action: AccountsAction) -> anyhow::Result<()> {
-    use udpchat::accounts::{key, AccountStore, SqliteStore};
-    let store = SqliteStore::open_dir(data)
-        .with_context(|| format!("cannot open the account database in {}", data.display()))?;
+fn accounts(
+    data: &std::path::Path,
+    database: Option<&str>,
+    action: AccountsAction,
+) -> anyhow::Result<()> {
+    use udpchat::accounts::{key, pg::PgStore, AccountStore, SqliteStore};
+    let store: Box<dyn AccountStore> = match database {
+        Some(url) => Box::new(PgStore::connect(url).context("cannot open the account database")?),
+        None => {
+            Box::new(SqliteStore::open_dir(data).with_context(|| {
+                format!("cannot open the account database in {}", data.display())
+            })?)
+        }
+    };
     match action {
         AccountsAction::List => {
             let all = store.list()?;
@@ -148,6 +179,25 @@ fn accounts(data: &std::path::Path, action: AccountsAction) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// `HOSTNAME-PORT`, with characters a server id can't hold replaced by `-`.
+fn default_server_id(port: u16) -> String {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "server".into());
+    let host: String = host
+        .trim()
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{host}-{port}")
 }
 
 fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
@@ -178,7 +228,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Command::Accounts { action }) = args.command {
-        return accounts(&args.data, action);
+        return accounts(&args.data, args.database.as_deref(), action);
     }
     let channels = match &args.channels {
         Some(path) => load_channels(path)?,
@@ -203,6 +253,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         metrics: args.metrics,
         max_channels_per_user: args.max_channels_per_user as usize,
         data_dir: Some(args.data.clone()),
+        database: args.database.clone(),
+        cluster: args.redis.as_ref().map(|url| ClusterConfig {
+            redis_url: url.clone(),
+            server_id: args
+                .server_id
+                .clone()
+                .unwrap_or_else(|| default_server_id(args.port)),
+            lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        }),
     };
     let bind = config.bind;
     let server =
@@ -223,6 +282,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         "listening on {}",
         server.local_addr()
     );
+    if let Some(c) = &config.cluster {
+        tracing::info!(server_id = %c.server_id, redis = %c.redis_url, "cluster mode");
+    }
     if let Some(addr) = server.metrics_addr() {
         tracing::info!("metrics on http://{addr}/metrics");
     }

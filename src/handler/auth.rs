@@ -67,16 +67,24 @@ impl Accounts {
     /// # Errors
     /// When the store fails, or holds a setup that does not parse.
     pub fn open(store: Arc<dyn AccountStore>) -> Result<Self, StoreError> {
-        let setup = match store.server_setup()? {
-            Some(bytes) => ServerSetup::<Suite>::deserialize(&bytes).map_err(|e| {
+        let parse = |bytes: &[u8]| {
+            ServerSetup::<Suite>::deserialize(bytes).map_err(|e| {
                 StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!(
                     "stored OPAQUE setup does not parse: {e}"
                 )))
-            })?,
+            })
+        };
+        let setup = match store.server_setup()? {
+            Some(bytes) => parse(&bytes)?,
             None => {
                 let setup = ServerSetup::<Suite>::new(&mut OsRng);
                 store.save_server_setup(&setup.serialize())?;
-                setup
+                // In a shared store another server may have saved its setup first: all must
+                // use the one that was stored.
+                match store.server_setup()? {
+                    Some(bytes) if store.shared() => parse(&bytes)?,
+                    _ => setup,
+                }
             }
         };
         let registered = store
@@ -100,10 +108,11 @@ impl Accounts {
 
     /// Whether `nick` (any case) has an account. The in-memory set answers "no" alone;
     /// a "yes" is confirmed with the store, so an account an operator deleted with
-    /// `chat-server accounts delete` while the server runs is free at once.
+    /// `chat-server accounts delete` while the server runs is free at once. A store shared
+    /// with other servers (PostgreSQL) is asked every time: they register accounts too.
     pub fn is_registered(&self, nick: &str) -> bool {
         let k = key(nick);
-        if !self.registered.contains(k.as_str()) {
+        if !self.registered.contains(k.as_str()) && !self.store.shared() {
             return false;
         }
         match self.store.get(&k) {
@@ -439,7 +448,11 @@ impl Handler {
         };
         if !upgrade {
             match self.state.claim(from, &nick, now) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if !self.cluster_claim(from, &nick, out) {
+                        return;
+                    }
+                }
                 Err(crate::state::ClaimError::InUse) => {
                     return out.error(from, errors::NICK_IN_USE)
                 }
@@ -470,6 +483,7 @@ impl Handler {
             for watcher in self.state.watchers_of(&nick) {
                 out.send(watcher, &Event::UserOnline { nick: &nick });
             }
+            self.cluster_update(from);
         }
         if !stored_watch.is_empty() {
             // Restore the hot list kept with the account (answers USER_ONLINE as WATCH does).

@@ -1,12 +1,18 @@
 //! The state machine: a datagram from an address, the shared [`State`] and the time go in;
 //! the datagrams to send come out in an [`Outbox`]. No I/O happens here, so every rule of
 //! the protocol is unit-tested without sockets, with the clock passed in.
+//!
+//! In a cluster ([`Handler::with_cluster`]) the handler also calls the cluster's hooks: they
+//! queue events for the publisher thread, and a login or logoff asks Redis for the
+//! nickname's lease (the one answer a request has to wait for). While Redis is unreachable
+//! the hooks do nothing and the handler answers from local state and the last known view.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::{Cluster, Lease, RemoteUser};
 use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
 use crate::state::{ChannelId, ClaimError, Presence, State, User};
 
@@ -143,6 +149,9 @@ pub struct Handler {
     max_datagram: usize,
     idle_timeout: Duration,
     max_channels_per_user: usize,
+    /// The cluster this server is part of; `None` for a server standing alone, which then
+    /// behaves exactly as without cluster support.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Channels one user may be in at once, unless set otherwise.
@@ -165,7 +174,61 @@ impl Handler {
             max_datagram,
             idle_timeout,
             max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
+            cluster: None,
         }
+    }
+
+    /// The same handler as part of `cluster`: nicknames, presence and messages span
+    /// every server of it.
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// The cluster, if this server is part of one.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// After a local claim of `nick` by `from`: asks the cluster whether the nickname is
+    /// free there too. If it is not, undoes the local claim and answers
+    /// `ERROR nickname already in use`; returns whether the login may go on.
+    fn cluster_claim(&self, from: SocketAddr, nick: &str, out: &mut Outbox) -> bool {
+        let Some(c) = &self.cluster else {
+            return true;
+        };
+        let taken = match c.claim_nick(nick) {
+            Lease::Ours => false,
+            Lease::Taken => true,
+            // Redis unreachable: the last known view of the others decides.
+            Lease::Unavailable => c.replica.get(nick).is_some(),
+        };
+        if taken {
+            self.state.release(from);
+            out.error(from, errors::NICK_IN_USE);
+        }
+        !taken
+    }
+
+    /// Tells the cluster the record of the user at `addr` changed (login, join, part).
+    fn cluster_update(&self, addr: SocketAddr) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let user = self.state.users.get(&addr).map(|u| u.clone());
+        if let Some(user) = user {
+            c.user_changed(crate::cluster::user_rec(&self.state, &user, Instant::now()));
+        }
+    }
+
+    /// Remote members of channel `id` (0 when standing alone).
+    fn remote_count(&self, id: ChannelId) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.replica.count(id))
+    }
+
+    /// The remote user holding `nick` unless a local one does.
+    fn remote_user(&self, nick: &str) -> Option<RemoteUser> {
+        self.cluster.as_ref().and_then(|c| c.replica.get(nick))
     }
 
     /// The same handler with another cap on the channels one user may be in at once.
@@ -314,10 +377,14 @@ impl Handler {
         }
         match self.state.claim(from, nick, now) {
             Ok(()) => {
+                if !self.cluster_claim(from, nick, out) {
+                    return;
+                }
                 out.send(from, &Event::LoginAck { nick });
                 for watcher in self.state.watchers_of(nick) {
                     out.send(watcher, &Event::UserOnline { nick });
                 }
+                self.cluster_update(from);
             }
             Err(ClaimError::InUse) => out.error(from, errors::NICK_IN_USE),
             Err(ClaimError::Full) => out.error(from, errors::SERVER_FULL),
@@ -347,6 +414,10 @@ impl Handler {
         for watcher in self.state.watchers_of(&user.nick) {
             out.send(watcher, &Event::UserOffline { nick: &user.nick });
         }
+        if let Some(c) = &self.cluster {
+            c.release_nick(&user.nick);
+            c.user_gone(&user.nick);
+        }
     }
 
     /// The user's nickname and channels, copied out so that no map guard is held after.
@@ -366,7 +437,7 @@ impl Handler {
 
     fn channel_info(&self, id: ChannelId) -> (ChannelInfo<'_>, usize) {
         let ch = self.state.channel(id);
-        let count = ch.len();
+        let count = ch.len() + self.remote_count(id);
         (
             ChannelInfo {
                 title: &ch.title,
@@ -399,6 +470,7 @@ impl Handler {
             u.channels.retain(|&c| c != id);
             u.channels.insert(0, id);
         }
+        self.cluster_update(from);
         out.send(from, &Event::JoinAck(self.channel_info(id).0));
     }
 
@@ -435,6 +507,7 @@ impl Handler {
             nick: &nick,
         };
         out.fanout(rest, &event, u64::from(id));
+        self.cluster_update(from);
         out.send(from, &Event::PartAck(self.channel_info(id).0));
         if let (true, Some(current)) = (was_current, new_current) {
             out.send(from, &Event::JoinAck(self.channel_info(current).0));
@@ -460,6 +533,9 @@ impl Handler {
             text,
         };
         out.fanout(ch.snapshot(), &event, u64::from(id));
+        if let Some(c) = &self.cluster {
+            c.public(&ch.title, &nick, text);
+        }
     }
 
     fn private(&self, from: SocketAddr, recipient: &str, text: &str, out: &mut Outbox) {
@@ -477,7 +553,10 @@ impl Handler {
                     text,
                 },
             ),
-            _ => out.error(from, &format!("{recipient}: not logged in")),
+            _ => match (&self.cluster, self.remote_user(recipient)) {
+                (Some(c), Some(r)) => c.private(&r.server, &r.nick, &sender, text),
+                _ => out.error(from, &format!("{recipient}: not logged in")),
+            },
         }
     }
 
@@ -509,6 +588,23 @@ impl Handler {
         );
     }
 
+    /// Appends USER_ITEM for the remote user `user` to `out`.
+    fn remote_item(&self, to: SocketAddr, user: &RemoteUser, out: &mut Outbox) {
+        let titles: Vec<&str> = user
+            .channels
+            .iter()
+            .map(|&id| &*self.state.channel(id).title)
+            .collect();
+        out.send(
+            to,
+            &Event::UserItem {
+                nick: &user.nick,
+                seconds: user.seconds_online(),
+                channels: &titles.join(" "),
+            },
+        );
+    }
+
     fn list_users(&self, from: SocketAddr, now: Instant, out: &mut Outbox) {
         let Some(id) = self.current_channel(from) else {
             return out.error(from, errors::NO_CURRENT_CHANNEL);
@@ -517,6 +613,13 @@ impl Handler {
             let user = self.state.users.get(member).map(|u| u.clone());
             if let Some(user) = user {
                 self.user_item(from, &user, now, out);
+            }
+        }
+        if let Some(c) = &self.cluster {
+            for user in c.replica.members(id) {
+                if self.state.address_of(&user.nick).is_none() {
+                    self.remote_item(from, &user, out);
+                }
             }
         }
     }
@@ -532,11 +635,53 @@ impl Handler {
                 }
             }
         }
+        if let Some(c) = &self.cluster {
+            return self.who_cluster(from, &prefix, found, c, now, out);
+        }
         let too_many = found.len() > MAX_WHO;
         found.truncate(MAX_WHO);
         found.sort_by_key(|u| u.nick.to_lowercase());
         for user in &found {
             self.user_item(from, user, now, out);
+        }
+        if too_many {
+            out.error(from, errors::WHO_TOO_MANY);
+        }
+    }
+
+    /// WHO over the cluster: the local matches in `local` plus the remote ones, sorted
+    /// together, at most [`MAX_WHO`].
+    fn who_cluster(
+        &self,
+        from: SocketAddr,
+        prefix: &str,
+        local: Vec<User>,
+        cluster: &Cluster,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        enum Found {
+            Local(User),
+            Remote(RemoteUser),
+        }
+        let mut found: Vec<(String, Found)> = local
+            .into_iter()
+            .map(|u| (u.nick.to_lowercase(), Found::Local(u)))
+            .collect();
+        for r in cluster.replica.matching(prefix, MAX_WHO + 1) {
+            let key = r.nick.to_lowercase();
+            if !found.iter().any(|(k, _)| *k == key) {
+                found.push((key, Found::Remote(r)));
+            }
+        }
+        let too_many = found.len() > MAX_WHO;
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.truncate(MAX_WHO);
+        for (_, user) in &found {
+            match user {
+                Found::Local(u) => self.user_item(from, u, now, out),
+                Found::Remote(r) => self.remote_item(from, r, out),
+            }
         }
         if too_many {
             out.error(from, errors::WHO_TOO_MANY);
@@ -550,7 +695,10 @@ impl Handler {
             .and_then(|a| self.state.users.get(&a).map(|u| u.clone()));
         match user {
             Some(user) => self.user_item(from, &user, now, out),
-            None => out.error(from, &format!("{nick}: not logged in")),
+            None => match self.remote_user(nick) {
+                Some(r) => self.remote_item(from, &r, out),
+                None => out.error(from, &format!("{nick}: not logged in")),
+            },
         }
     }
 
@@ -581,7 +729,8 @@ impl Handler {
             let held = self
                 .state
                 .address_of(&key)
-                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()));
+                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()))
+                .or_else(|| self.remote_user(&key).map(|r| r.nick));
             if let Some(nick) = held {
                 out.send(from, &Event::UserOnline { nick: &nick });
             }
@@ -791,5 +940,73 @@ mod tests {
             r.h.state().users.get(&addr(1)).unwrap().watching.len(),
             MAX_WATCH
         );
+    }
+
+    /// A cluster member cut off from Redis: remote users of the last known view count in
+    /// JOIN_ACK, show in lists, keep their names, and answer WATCH; nothing blocks.
+    #[test]
+    fn remote_users_of_the_view_count_everywhere_without_redis() {
+        use crate::cluster::event::UserRec;
+        use crate::cluster::{Cluster, ClusterConfig, RemoteUser};
+        let state = Arc::new(State::new(&classic_channels(), 1000));
+        let cfg = ClusterConfig::new("redis://127.0.0.1:1", "here");
+        let cluster = Arc::new(Cluster::new(cfg, state.channels.len()).unwrap());
+        let r = Rig {
+            h: Handler::new(state.clone(), 1024, Duration::from_secs(120))
+                .with_cluster(cluster.clone()),
+            t0: Instant::now(),
+        };
+        let rec = UserRec {
+            nick: "Zed".into(),
+            login_ms: crate::cluster::replica::unix_ms() - 5000,
+            channels: vec!["Pets".into()],
+        };
+        let zed = RemoteUser::from_rec(&state, "there", &rec);
+        cluster
+            .replica
+            .set(&state, "there", "Zed", Some(zed), &mut Outbox::new());
+
+        assert_eq!(
+            r.at(0, 1, Request::Login { nick: "zed" }),
+            vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
+        );
+        r.at(0, 1, Request::Login { nick: "ann" });
+        let out = r.at(0, 1, Request::Join { title: "Pets" });
+        assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
+        let mut out = r.at(0, 1, Request::ListUsers);
+        out.sort();
+        assert_eq!(out[0].2, "Zed 5 Pets");
+        assert_eq!(out[1].2, "ann 0 Pets");
+        assert_eq!(
+            r.at(0, 1, Request::Whois { nick: "ZED" })[0].2,
+            "Zed 5 Pets"
+        );
+        let who = r.at(0, 1, Request::Who { prefix: "" });
+        let names: Vec<&str> = who.iter().map(|w| w.2.split(' ').next().unwrap()).collect();
+        assert_eq!(names, ["ann", "Zed"]);
+        assert_eq!(
+            r.at(0, 1, Request::Watch { nicks: "zed" }),
+            vec![(1, code::USER_ONLINE, "Zed".into())]
+        );
+        // A private message to a remote user is handed to the cluster (dropped and
+        // counted while Redis is unreachable), not answered with an error.
+        assert!(r
+            .at(
+                0,
+                1,
+                Request::SendPrivate {
+                    recipient: "zed",
+                    text: "hi"
+                }
+            )
+            .is_empty());
+        assert!(
+            cluster
+                .stats
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        state.check_invariants().unwrap();
     }
 }

@@ -26,6 +26,8 @@ pub struct Sources {
     pub workers: Vec<Sender<Job>>,
     /// Sender queues, for their depth.
     pub senders: Vec<Sender<SendJob>>,
+    /// The cluster, if the server is part of one.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 fn escape(label: &str) -> String {
@@ -157,7 +159,85 @@ pub fn render(src: &Sources) -> String {
         "Items waiting in each queue.",
         &depths,
     );
+    if let Some(c) = &src.cluster {
+        cluster_metrics(&mut out, c);
+    }
     out
+}
+
+fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster) {
+    let one = |v: u64| vec![(String::new(), v)];
+    let get = |a: &std::sync::atomic::AtomicU64| one(a.load(Ordering::Relaxed));
+    let st = &c.stats;
+    metric(
+        out,
+        "cluster_connected",
+        "gauge",
+        "1 while connected to Redis, 0 while serving local users only.",
+        &one(u64::from(c.is_connected())),
+    );
+    metric(
+        out,
+        "cluster_remote_users",
+        "gauge",
+        "Users on the other servers of the cluster.",
+        &one(c.replica.len() as u64),
+    );
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 10] = [
+        (
+            "cluster_published_total",
+            "Events published to Redis.",
+            &st.published,
+        ),
+        (
+            "cluster_publish_dropped_total",
+            "Events dropped: queue full or Redis unreachable.",
+            &st.publish_dropped,
+        ),
+        (
+            "cluster_received_total",
+            "Events from other servers applied.",
+            &st.received,
+        ),
+        (
+            "cluster_malformed_total",
+            "Malformed events from Redis dropped.",
+            &st.malformed,
+        ),
+        (
+            "cluster_duplicates_total",
+            "Duplicate or stale events dropped.",
+            &st.duplicates,
+        ),
+        (
+            "cluster_gaps_total",
+            "Events found missing by sequence number.",
+            &st.gaps,
+        ),
+        (
+            "cluster_local_only_logins_total",
+            "Logins decided without Redis.",
+            &st.local_only_logins,
+        ),
+        (
+            "cluster_lease_conflicts_total",
+            "Leases found held by another server on renewal.",
+            &st.lease_conflicts,
+        ),
+        (
+            "cluster_connects_total",
+            "Connections to Redis established.",
+            &st.connects,
+        ),
+        (
+            "cluster_servers_lost_total",
+            "Servers found dead and dropped.",
+            &st.servers_lost,
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric(out, name, "counter", help, &get(value));
+    }
 }
 
 /// Serves the page on `http` until `stop` is set; any path answers with the metrics.

@@ -9,6 +9,8 @@
 //!    │                            fan-outs: split into chunks ──► sender pool queues
 //!  senders ── sendmmsg batches, resume after partial sends, count failures
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
+//!  cluster (with --redis) ── events from Redis ──► replies itself, fan-outs to the sender pool
+//!  cluster-pub (with --redis) ── events from the handler's hooks ──► Redis, pipelined
 //! ```
 //!
 //! Shutdown drops handles from the front: the receive thread and sweeper stop on the stop
@@ -38,6 +40,7 @@ pub use limit::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::accounts::{AccountStore, MemoryStore, SqliteStore};
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::{Accounts, Handler};
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
@@ -81,6 +84,11 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// The folder of the account database; `None` keeps accounts in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// A PostgreSQL URL (`postgres://...`) for the accounts, shared by the servers of a
+    /// cluster; takes precedence over `data_dir`.
+    pub database: Option<String>,
+    /// The cluster to join; `None` stands alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -105,6 +113,8 @@ impl Default for ServerConfig {
             max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
             metrics: None,
             data_dir: None,
+            database: None,
+            cluster: None,
         }
     }
 }
@@ -119,6 +129,7 @@ pub struct Server {
     stats: Arc<Stats>,
     state: Arc<State>,
     accounts: Arc<Accounts>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -171,13 +182,24 @@ impl Server {
             })?),
             None => None,
         };
-        let store: Arc<dyn AccountStore> = match &config.data_dir {
-            Some(dir) => Arc::new(SqliteStore::open_dir(dir).map_err(io::Error::other)?),
-            None => Arc::new(MemoryStore::default()),
+        let store: Arc<dyn AccountStore> = match (&config.database, &config.data_dir) {
+            (Some(url), _) => {
+                Arc::new(crate::accounts::pg::PgStore::connect(url).map_err(io::Error::other)?)
+            }
+            (None, Some(dir)) => Arc::new(SqliteStore::open_dir(dir).map_err(io::Error::other)?),
+            (None, None) => Arc::new(MemoryStore::default()),
         };
         let accounts = Arc::new(Accounts::open(store).map_err(io::Error::other)?);
         let state = Arc::new(State::new(&config.channels, config.max_users));
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(
+                Cluster::new(c.clone(), config.channels.len())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Server {
+            cluster,
             accounts,
             config,
             metrics,
@@ -231,9 +253,12 @@ impl Server {
     /// When a thread can't be started or the socket can't be shared with one.
     pub fn run(self) -> io::Result<()> {
         let c = &self.config;
-        let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+        let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
             .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
+        if let Some(cluster) = &self.cluster {
+            handler = handler.with_cluster(cluster.clone());
+        }
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
@@ -256,6 +281,9 @@ impl Server {
             })?);
         }
         let pool = send_txs;
+        if let Some(cluster) = &self.cluster {
+            threads.extend(self.spawn_cluster(cluster.clone(), &pool)?);
+        }
 
         {
             let (workers, stop, interval) = (work_txs.clone(), self.stop.clone(), c.check_interval);
@@ -269,6 +297,7 @@ impl Server {
                 stats: self.stats.clone(),
                 workers: work_txs.clone(),
                 senders: pool.clone(),
+                cluster: self.cluster.clone(),
             };
             let stop = self.stop.clone();
             threads.push(spawn("metrics".into(), move || {
@@ -290,6 +319,41 @@ impl Server {
         Ok(())
     }
 
+    /// Starts the cluster's publisher thread and its cluster thread, which delivers what
+    /// it receives for local users as a worker would: single replies itself, fan-outs
+    /// through the sender pool.
+    fn spawn_cluster(
+        &self,
+        cluster: Arc<Cluster>,
+        pool: &[crossbeam_channel::Sender<send::SendJob>],
+    ) -> io::Result<Vec<JoinHandle<()>>> {
+        let publisher = {
+            let (cluster, stop) = (cluster.clone(), self.stop.clone());
+            spawn("cluster-pub".into(), move || {
+                crate::cluster::redis::run_publisher(cluster, stop)
+            })?
+        };
+        let (socket, senders, stats) =
+            (self.socket.try_clone()?, pool.to_vec(), self.stats.clone());
+        let (state, stop) = (self.state.clone(), self.stop.clone());
+        let mut log = send::ErrorLog::new();
+        let deliver = move |out: &mut crate::handler::Outbox| {
+            for fanout in out.fanouts.drain(..) {
+                send::dispatch(fanout, &senders);
+            }
+            if out.unicast_len() > 0 {
+                let replies: Vec<(&[u8], SocketAddr)> =
+                    out.unicast().map(|(to, b)| (b, to)).collect();
+                send::send_all(&socket, &replies, &stats, &mut log);
+            }
+            out.clear();
+        };
+        let thread = spawn("cluster".into(), move || {
+            crate::cluster::redis::run_cluster(cluster, state, deliver, stop)
+        })?;
+        Ok(vec![publisher, thread])
+    }
+
     /// Runs the server on a thread of its own; for tests and embedding.
     pub fn spawn(self) -> RunningServer {
         let addr = self.local_addr;
@@ -297,6 +361,7 @@ impl Server {
         let stop = self.stop.clone();
         let stats = self.stats.clone();
         let state = self.state.clone();
+        let cluster = self.cluster.clone();
         let thread = std::thread::Builder::new()
             .name("server".into())
             .spawn(move || self.run())
@@ -307,6 +372,7 @@ impl Server {
             stop,
             stats,
             state,
+            cluster,
             thread: Some(thread),
         }
     }
@@ -324,6 +390,7 @@ pub struct RunningServer {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     state: Arc<State>,
+    cluster: Option<Arc<Cluster>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -346,6 +413,11 @@ impl RunningServer {
     /// Its shared state.
     pub fn state(&self) -> &Arc<State> {
         &self.state
+    }
+
+    /// Its cluster handle, if it is part of a cluster.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Stops it, waits for queued sends to finish, and returns how the run ended.

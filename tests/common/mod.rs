@@ -2,6 +2,8 @@
 //! read timeouts, so a lost datagram fails a test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,334 @@
+//! What servers of a cluster tell each other over Redis: the event types, their JSON
+//! encoding, the Redis key and topic names, and the per-origin sequence tracking that drops
+//! duplicates and notices gaps.
+//!
+//! JSON rather than a binary encoding: events are small next to Redis's own per-message
+//! cost, `redis-cli monitor` shows them readably when something goes wrong, and serde's
+//! decoder already treats every byte as untrusted. What Redis hands us is checked again here
+//! (lengths, nicknames, server ids): another server may run another version, or anyone
+//! with access to Redis may publish on our topics.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::MAX_NICK_LEN;
+
+/// The largest event accepted from Redis, in bytes; a public message is at most one
+/// datagram (65507 bytes), JSON escaping may double it.
+pub const MAX_EVENT: usize = 160 * 1024;
+/// The longest server id.
+pub const MAX_SERVER_ID: usize = 64;
+
+/// Key prefix of everything the cluster keeps in Redis.
+pub const PREFIX: &str = "udpchat";
+
+/// The topic every server subscribes to: logins, logoffs, joins, parts, hello and bye.
+pub fn presence_topic() -> String {
+    format!("{PREFIX}:presence")
+}
+
+/// The topic of a channel's public messages (title in any case).
+pub fn channel_topic(title: &str) -> String {
+    format!("{PREFIX}:chan:{}", title.to_lowercase())
+}
+
+/// The topic of the private messages for users of `server`.
+pub fn server_topic(server: &str) -> String {
+    format!("{PREFIX}:srv:{server}")
+}
+
+/// The key that says `server` is alive (its value is the epoch, with a TTL).
+pub fn server_key(server: &str) -> String {
+    format!("{PREFIX}:server:{server}")
+}
+
+/// The hash of the users of `server`: lower-cased nickname → [`UserRec`] as JSON.
+pub fn users_key(server: &str) -> String {
+    format!("{PREFIX}:users:{server}")
+}
+
+/// The lease of a nickname (any case): its value is the holding server's id.
+pub fn nick_key(nick: &str) -> String {
+    format!("{PREFIX}:nick:{}", nick.to_lowercase())
+}
+
+/// Whether `id` may name a server: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`, so
+/// that it is safe inside key names and log lines.
+pub fn valid_server_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SERVER_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn valid_nick(nick: &str) -> bool {
+    !nick.is_empty()
+        && nick.len() <= MAX_NICK_LEN
+        && !nick.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn valid_title(title: &str) -> bool {
+    !title.is_empty()
+        && title.len() <= 256
+        && !title.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A user as other servers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRec {
+    /// The nickname as typed.
+    pub nick: String,
+    /// Login time, milliseconds since the Unix epoch (for the seconds in USER_ITEM).
+    pub login_ms: u64,
+    /// Channel titles, most recently joined first.
+    pub channels: Vec<String>,
+}
+
+impl UserRec {
+    /// Whether every field is acceptable.
+    pub fn is_valid(&self) -> bool {
+        valid_nick(&self.nick)
+            && self.channels.len() <= 4096
+            && self.channels.iter().all(|t| valid_title(t))
+    }
+}
+
+/// What happened on the origin server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Body {
+    /// The origin (re)connected and wrote its users hash: reload it.
+    Hello,
+    /// The origin stops cleanly: its users are gone.
+    Bye,
+    /// A user's whole record after a login, join or part; `rec` is `None` after a logoff.
+    /// The whole record rather than the change, so that applying it twice is harmless and
+    /// a receiver that missed one event is right again at the next.
+    User {
+        /// The nickname (any case).
+        nick: String,
+        /// The record, or `None` when the user is gone.
+        rec: Option<UserRec>,
+    },
+    /// A public message, on the channel's topic.
+    Public {
+        /// The channel title.
+        chan: String,
+        /// The sender's nickname.
+        nick: String,
+        /// The text.
+        text: String,
+    },
+    /// A private message, on the recipient's server's topic.
+    Private {
+        /// The recipient's nickname.
+        to: String,
+        /// The sender's nickname.
+        from: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// An event with its origin: server id, epoch (the start time of that server process, in
+/// milliseconds) and sequence number on its topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The origin server's id.
+    pub s: String,
+    /// The origin's epoch.
+    pub e: u64,
+    /// Sequence number, per origin and topic, from 1.
+    pub q: u64,
+    /// The event.
+    pub b: Body,
+}
+
+/// Why an event from Redis was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Longer than [`MAX_EVENT`].
+    #[error("event too long")]
+    TooLong,
+    /// Not JSON of an [`Envelope`].
+    #[error("event does not parse")]
+    Parse,
+    /// Parses, but a field is out of bounds.
+    #[error("event has an invalid field")]
+    Invalid,
+}
+
+impl Envelope {
+    /// Encodes to JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing these plain structs to a Vec can't fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and checks an event received from Redis.
+    ///
+    /// # Errors
+    /// When it is too long, does not parse, or has a field out of bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, EventError> {
+        if bytes.len() > MAX_EVENT {
+            return Err(EventError::TooLong);
+        }
+        let env: Envelope = serde_json::from_slice(bytes).map_err(|_| EventError::Parse)?;
+        let ok = valid_server_id(&env.s)
+            && match &env.b {
+                Body::Hello | Body::Bye => true,
+                Body::User { nick, rec } => {
+                    valid_nick(nick)
+                        && rec.as_ref().is_none_or(|r| {
+                            r.is_valid() && r.nick.to_lowercase() == nick.to_lowercase()
+                        })
+                }
+                Body::Public { chan, nick, .. } => valid_title(chan) && valid_nick(nick),
+                Body::Private { to, from, .. } => valid_nick(to) && valid_nick(from),
+            };
+        if ok {
+            Ok(env)
+        } else {
+            Err(EventError::Invalid)
+        }
+    }
+}
+
+/// What the sequence check says of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The next one expected (or the first from this origin on this topic).
+    Next,
+    /// Seen already (or older): drop it.
+    Duplicate,
+    /// Newer than expected: `missed` events were lost in between. Apply it.
+    Gap {
+        /// How many are missing.
+        missed: u64,
+    },
+    /// From an epoch older than one already seen: a previous run of the origin. Drop it.
+    Stale,
+    /// The first from a new epoch of an origin seen before: it restarted.
+    NewEpoch,
+}
+
+/// Origin and topic pairs tracked at most.
+pub const MAX_TRACKED: usize = 65536;
+
+/// The last (epoch, sequence) seen per origin and topic.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    last: HashMap<(String, String), (u64, u64)>,
+}
+
+impl Tracker {
+    /// Checks `env` received on `topic` and records it unless it is to be dropped.
+    pub fn check(&mut self, topic: &str, env: &Envelope) -> Seen {
+        let key = (env.s.clone(), topic.to_owned());
+        let Some(&(epoch, seq)) = self.last.get(&key) else {
+            if self.last.len() >= MAX_TRACKED {
+                // Whoever can publish on our topics could otherwise grow this without
+                // bound with made-up server ids; forgetting costs at most a missed gap
+                // or a duplicate applied twice (events are idempotent).
+                self.last.clear();
+            }
+            self.last.insert(key, (env.e, env.q));
+            return Seen::Next;
+        };
+        let seen = if env.e < epoch {
+            return Seen::Stale;
+        } else if env.e > epoch {
+            Seen::NewEpoch
+        } else if env.q <= seq {
+            return Seen::Duplicate;
+        } else if env.q == seq + 1 {
+            Seen::Next
+        } else {
+            Seen::Gap {
+                missed: env.q - seq - 1,
+            }
+        };
+        self.last.insert(key, (env.e, env.q));
+        seen
+    }
+
+    /// The epoch last seen from `origin` on `topic`.
+    pub fn epoch(&self, origin: &str, topic: &str) -> Option<u64> {
+        self.last
+            .get(&(origin.to_owned(), topic.to_owned()))
+            .map(|&(epoch, _)| epoch)
+    }
+
+    /// Forgets what was seen on `topic` (after subscribing to it again: what was published
+    /// while unsubscribed is no gap).
+    pub fn forget_topic(&mut self, topic: &str) {
+        self.last.retain(|(_, t), _| t != topic);
+    }
+
+    /// Forgets everything (after a reconnection, which reloads the whole view).
+    pub fn clear(&mut self) {
+        self.last.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(s: &str, e: u64, q: u64) -> Envelope {
+        Envelope {
+            s: s.into(),
+            e,
+            q,
+            b: Body::Hello,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_bad_input() {
+        let e = Envelope {
+            s: "a-1".into(),
+            e: 5,
+            q: 9,
+            b: Body::User {
+                nick: "Ann".into(),
+                rec: Some(UserRec {
+                    nick: "Ann".into(),
+                    login_ms: 1,
+                    channels: vec!["Pets".into()],
+                }),
+            },
+        };
+        assert_eq!(Envelope::decode(&e.encode()), Ok(e));
+        assert_eq!(Envelope::decode(b"\xff\x00"), Err(EventError::Parse));
+        assert_eq!(Envelope::decode(b"{}"), Err(EventError::Parse));
+        assert_eq!(
+            Envelope::decode(&vec![b' '; MAX_EVENT + 1]),
+            Err(EventError::TooLong)
+        );
+        let bad_id = br#"{"s":"a b","e":1,"q":1,"b":{"t":"hello"}}"#;
+        assert_eq!(Envelope::decode(bad_id), Err(EventError::Invalid));
+        let bad_nick = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x y","rec":null}}"#;
+        assert_eq!(Envelope::decode(bad_nick), Err(EventError::Invalid));
+        let mismatch = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x","rec":{"nick":"y","login_ms":0,"channels":[]}}}"#;
+        assert_eq!(Envelope::decode(mismatch), Err(EventError::Invalid));
+    }
+
+    #[test]
+    fn tracker_drops_duplicates_and_counts_gaps() {
+        let mut t = Tracker::default();
+        assert_eq!(t.check("p", &env("a", 1, 1)), Seen::Next);
+        assert_eq!(t.check("p", &env("a", 1, 2)), Seen::Next);
+        assert_eq!(t.check("p", &env("a", 1, 2)), Seen::Duplicate);
+        assert_eq!(t.check("p", &env("a", 1, 5)), Seen::Gap { missed: 2 });
+        assert_eq!(t.check("q", &env("a", 1, 7)), Seen::Next);
+        assert_eq!(t.check("p", &env("a", 2, 1)), Seen::NewEpoch);
+        assert_eq!(t.check("p", &env("a", 1, 9)), Seen::Stale);
+        assert_eq!(t.epoch("a", "p"), Some(2));
+        t.forget_topic("p");
+        assert_eq!(t.epoch("a", "p"), None);
+        assert_eq!(t.check("p", &env("a", 2, 40)), Seen::Next);
+    }
+}

@@ -1,0 +1,373 @@
+//! Cluster mode: several `chat-server` processes share one chat space through Redis.
+//!
+//! ```text
+//!  workers ── hooks (login, logoff, join, part, public, private) ──► bounded queue ──► publisher thread ──► Redis
+//!     │  nick leases: SET NX / compare-and-delete, synchronous, on a small connection pool
+//!  cluster thread ◄── SUBSCRIBE presence, own server topic, topics of channels with local members
+//!     │  replica of remote users; notices and remote messages ──► sender pool (fan-out stays local)
+//!     └─ every lease TTL / 3: renew server key, users hash and leases; drop servers whose key is gone
+//! ```
+//!
+//! Redis holds, per server, a key that says it is alive (`udpchat:server:<id>`, with a TTL)
+//! and the hash of its users (`udpchat:users:<id>`), and per nickname a lease
+//! (`udpchat:nick:<lower>` = server id, with a TTL). Events go over plain pub/sub: one
+//! presence topic all servers hear, one topic per channel that only servers with local
+//! members of it subscribe to, and one topic per server for private messages. A public
+//! message is thus published once and delivered once per server with members in the
+//! channel, and each server fans it out with its own sender pool.
+//!
+//! Publishing goes through one bounded queue to one publisher thread rather than a
+//! connection per worker: the publisher pipelines whatever has queued up into one write (so
+//! a burst of messages costs Redis few round trips), a worker never waits on Redis for a
+//! message, and the sequence numbers of one topic are given in the order Redis receives
+//! them. When the queue is full the event is dropped and counted: a worker must never stall
+//! its users because Redis is slow. Nickname leases are the exception: a login has to know
+//! the answer, so the worker asks Redis itself, on a connection taken from a small pool.
+//!
+//! When Redis is unreachable every server keeps serving its own users: logins are decided
+//! locally (and against the last known view of the others), events are dropped, and
+//! `udpchat_cluster_connected` reads 0. The cluster thread reconnects with capped
+//! exponential backoff and then republishes its users, leases and subscriptions and reloads
+//! the others' users, so the view converges.
+
+pub mod event;
+pub mod redis;
+pub mod replica;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+
+use self::event::{valid_server_id, Body, UserRec};
+pub use self::replica::{RemoteUser, Replica};
+
+/// Events the publisher queue holds; past that they are dropped and counted.
+pub const PUBLISH_QUEUE: usize = 16384;
+/// Idle Redis connections kept for nickname leases.
+const LEASE_POOL: usize = 8;
+/// How long a worker waits for Redis to answer a lease request before it gives up and
+/// decides locally.
+const LEASE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How to join a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT`.
+    pub redis_url: String,
+    /// This server's name in the cluster (letters, digits, `-`, `_`, `.`; unique).
+    pub server_id: String,
+    /// How long leases and the server's alive key last without renewal; renewed every
+    /// third of it. A dead server's users vanish from the others within about this long.
+    pub lease_ttl: Duration,
+}
+
+impl ClusterConfig {
+    /// A configuration with the default lease TTL (15 s).
+    pub fn new(redis_url: impl Into<String>, server_id: impl Into<String>) -> Self {
+        ClusterConfig {
+            redis_url: redis_url.into(),
+            server_id: server_id.into(),
+            lease_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a cluster configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The server id has characters outside the allowed set, or is empty or too long.
+    #[error("invalid server id {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
+    ServerId(String),
+    /// The Redis URL does not parse.
+    #[error("invalid Redis URL: {0}")]
+    Url(#[from] ::redis::RedisError),
+}
+
+/// Cluster counters (exported as metrics).
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Events published to Redis.
+    pub published: AtomicU64,
+    /// Events dropped because the publisher queue was full or Redis was unreachable.
+    pub publish_dropped: AtomicU64,
+    /// Events received from other servers and applied.
+    pub received: AtomicU64,
+    /// Events from Redis that were malformed.
+    pub malformed: AtomicU64,
+    /// Duplicate or stale events dropped.
+    pub duplicates: AtomicU64,
+    /// Events found missing by their sequence numbers.
+    pub gaps: AtomicU64,
+    /// Logins decided locally because Redis was unreachable.
+    pub local_only_logins: AtomicU64,
+    /// Leases found held by another server when re-claimed after an outage.
+    pub lease_conflicts: AtomicU64,
+    /// Times the connection to Redis was (re)established.
+    pub connects: AtomicU64,
+    /// Servers found dead (alive key expired) and dropped from the view.
+    pub servers_lost: AtomicU64,
+}
+
+/// The answer to a nickname lease request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This server holds it now.
+    Ours,
+    /// Another server holds it.
+    Taken,
+    /// Redis could not be asked.
+    Unavailable,
+}
+
+/// What the publisher thread sends.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// An event for `topic`; `hash` also writes the users hash (field, value or delete).
+    Event {
+        topic: String,
+        body: Body,
+        hash: Option<(String, Option<String>)>,
+    },
+}
+
+/// The cluster handle: cheap to share behind an `Arc`, used by the handler's hooks, the
+/// cluster thread and the publisher thread.
+pub struct Cluster {
+    /// The configuration.
+    pub config: ClusterConfig,
+    /// This run's epoch: its start time in milliseconds, so a restart is told from a
+    /// late event of the previous run.
+    pub epoch: u64,
+    /// Connections are made from this (it only holds the parsed URL).
+    client: ::redis::Client,
+    /// The remote users.
+    pub replica: Replica,
+    /// The counters.
+    pub stats: ClusterStats,
+    /// Whether the cluster thread is connected; workers skip Redis while it is not.
+    connected: AtomicBool,
+    /// The publisher queue (bounded; full: drop and count).
+    publish_tx: Sender<Outgoing>,
+    /// Its receiving end, taken by the publisher thread when it starts.
+    publish_rx: Mutex<Option<Receiver<Outgoing>>>,
+    /// Idle connections for lease requests: a bounded channel used as a lock-free pool, so
+    /// no lock is held while a worker talks to Redis.
+    pool: (Sender<::redis::Connection>, Receiver<::redis::Connection>),
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("server_id", &self.config.server_id)
+            .field("epoch", &self.epoch)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A cluster handle for a server with `channels` channels. Does not connect yet: the
+    /// cluster thread does, so a server starts even while Redis is down.
+    ///
+    /// # Errors
+    /// When the server id or the URL is invalid.
+    pub fn new(config: ClusterConfig, channels: usize) -> Result<Self, ClusterError> {
+        if !valid_server_id(&config.server_id) {
+            return Err(ClusterError::ServerId(config.server_id));
+        }
+        let client = ::redis::Client::open(config.redis_url.as_str())?;
+        let (publish_tx, publish_rx) = bounded(PUBLISH_QUEUE);
+        Ok(Cluster {
+            epoch: replica::unix_ms(),
+            client,
+            replica: Replica::new(channels),
+            stats: ClusterStats::default(),
+            connected: AtomicBool::new(false),
+            publish_tx,
+            publish_rx: Mutex::new(Some(publish_rx)),
+            pool: bounded(LEASE_POOL),
+            config,
+        })
+    }
+
+    /// This server's id.
+    pub fn server_id(&self) -> &str {
+        &self.config.server_id
+    }
+
+    /// Whether the cluster thread is connected to Redis.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Release);
+    }
+
+    pub(crate) fn client(&self) -> &::redis::Client {
+        &self.client
+    }
+
+    pub(crate) fn take_publish_rx(&self) -> Option<Receiver<Outgoing>> {
+        self.publish_rx.lock().take()
+    }
+
+    /// Queues an event for the publisher; drops and counts it when the queue is full
+    /// (a worker never waits on Redis) or while Redis is unreachable (the reconnection
+    /// republishes the state that matters).
+    fn publish(&self, item: Outgoing) {
+        if !self.is_connected() {
+            self.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.publish_tx.try_send(item) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs `f` on a pooled connection; `None` when Redis is unreachable.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut ::redis::Connection) -> ::redis::RedisResult<T>,
+    ) -> Option<T> {
+        if !self.is_connected() {
+            return None;
+        }
+        let mut conn = match self.pool.1.try_recv() {
+            Ok(c) => c,
+            Err(_) => {
+                let c = self
+                    .client
+                    .get_connection_with_timeout(LEASE_TIMEOUT)
+                    .ok()?;
+                c.set_read_timeout(Some(LEASE_TIMEOUT)).ok()?;
+                c.set_write_timeout(Some(LEASE_TIMEOUT)).ok()?;
+                c
+            }
+        };
+        match f(&mut conn) {
+            Ok(v) => {
+                // Pool full: this connection is simply closed.
+                let _ = self.pool.0.try_send(conn);
+                Some(v)
+            }
+            Err(e) => {
+                tracing::debug!("lease request failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Claims the lease of `nick` for this server (or confirms that it holds it).
+    pub fn claim_nick(&self, nick: &str) -> Lease {
+        let ttl = self.config.lease_ttl.as_millis() as u64;
+        let key = event::nick_key(nick);
+        match self.with_conn(|c| redis::claim_cmd(&key, self.server_id(), ttl).query::<i64>(c)) {
+            Some(1) => Lease::Ours,
+            Some(_) => Lease::Taken,
+            None => {
+                self.stats.local_only_logins.fetch_add(1, Ordering::Relaxed);
+                Lease::Unavailable
+            }
+        }
+    }
+
+    /// Releases the lease of `nick` if this server holds it. While Redis is unreachable
+    /// nothing is done: the lease expires, or the reconnection finds the user gone.
+    pub fn release_nick(&self, nick: &str) {
+        let key = event::nick_key(nick);
+        let _ = self.with_conn(|c| redis::release_cmd(&key, self.server_id()).query::<i64>(c));
+    }
+
+    /// Tells the cluster about a local user's record after a login, join or part.
+    pub fn user_changed(&self, rec: UserRec) {
+        let field = rec.nick.to_lowercase();
+        let value = serde_json::to_string(&rec).unwrap_or_default();
+        self.publish(Outgoing::Event {
+            topic: event::presence_topic(),
+            body: Body::User {
+                nick: rec.nick.clone(),
+                rec: Some(rec),
+            },
+            hash: Some((field, Some(value))),
+        });
+    }
+
+    /// Tells the cluster a local user logged off (after its lease was released).
+    pub fn user_gone(&self, nick: &str) {
+        self.publish(Outgoing::Event {
+            topic: event::presence_topic(),
+            body: Body::User {
+                nick: nick.to_owned(),
+                rec: None,
+            },
+            hash: Some((nick.to_lowercase(), None)),
+        });
+    }
+
+    /// Publishes a public message of channel `title` for the other servers' members.
+    pub fn public(&self, title: &str, nick: &str, text: &str) {
+        self.publish(Outgoing::Event {
+            topic: event::channel_topic(title),
+            body: Body::Public {
+                chan: title.to_owned(),
+                nick: nick.to_owned(),
+                text: text.to_owned(),
+            },
+            hash: None,
+        });
+    }
+
+    /// Sends a private message to `to`, a user of `server`.
+    pub fn private(&self, server: &str, to: &str, from: &str, text: &str) {
+        self.publish(Outgoing::Event {
+            topic: event::server_topic(server),
+            body: Body::Private {
+                to: to.to_owned(),
+                from: from.to_owned(),
+                text: text.to_owned(),
+            },
+            hash: None,
+        });
+    }
+
+    /// Queues a control event (hello, bye); waits up to a second for room, since these
+    /// are what make the others reload their view.
+    pub(crate) fn control(&self, body: Body) {
+        let item = Outgoing::Event {
+            topic: event::presence_topic(),
+            body,
+            hash: None,
+        };
+        if self
+            .publish_tx
+            .send_timeout(item, Duration::from_secs(1))
+            .is_err()
+        {
+            self.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The record other servers get of a local user.
+pub fn user_rec(state: &crate::state::State, user: &crate::state::User, now: Instant) -> UserRec {
+    let online = now.saturating_duration_since(user.login).as_millis() as u64;
+    UserRec {
+        nick: user.nick.to_string(),
+        login_ms: replica::unix_ms().saturating_sub(online),
+        channels: user
+            .channels
+            .iter()
+            .map(|&id| state.channel(id).title.to_string())
+            .collect(),
+    }
+}
+
+/// Shared handle type.
+pub type ClusterHandle = Arc<Cluster>;

@@ -1,0 +1,673 @@
+//! The Redis side of a cluster: the cluster thread (subscription, replica, renewals,
+//! failure detection, reconnection) and the publisher thread.
+//!
+//! The cluster thread owns the subscription connection and a command connection. It reads
+//! with a short timeout so that, between messages, it can follow local channel membership
+//! with SUBSCRIBE/UNSUBSCRIBE, renew this server's keys and leases, and look for servers
+//! whose alive key has expired. Any Redis error ends the session: the thread marks the
+//! cluster disconnected, waits (exponential backoff, capped) and starts a new session,
+//! which republishes everything this server owns and reloads what the others own.
+//!
+//! A read that times out in the middle of a reply loses nothing: the client's RESP decoder
+//! keeps the partial input and resumes at the next read.
+//!
+//! The cluster thread may block on Redis (a reload, a renewal, a full sender queue); it
+//! holds no lock meanwhile, and the workers never wait for it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::redis::{Cmd, Connection, RedisResult};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::event::{self, Body, Envelope, Seen, Tracker, UserRec};
+use super::{user_rec, Cluster, Outgoing, RemoteUser};
+use crate::handler::Outbox;
+use crate::protocol::Event;
+use crate::state::{ChannelId, State};
+
+/// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the subscription read waits before the thread looks at its other duties. It
+/// bounds how late a server subscribes to a channel after its first local member joined
+/// (messages from other servers published in between do not reach that member).
+const POLL: Duration = Duration::from_millis(10);
+/// Timeout of connecting and of each command on the command connection.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events the publisher writes in one pipeline at most.
+const PUBLISH_BATCH: usize = 256;
+
+/// Claims or renews a lease: takes it if free, refreshes it if ours; 1 if ours after.
+const CLAIM_LUA: &str = "local v = redis.call('GET', KEYS[1]) \
+     if v == false or v == ARGV[1] then \
+       redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+     return 0";
+/// Deletes a lease only if ours, so a server never frees a name another one holds.
+const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+       return redis.call('DEL', KEYS[1]) end return 0";
+
+/// The command that claims `key` for `id` for `ttl_ms`.
+pub fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
+    let mut c = ::redis::cmd("EVAL");
+    c.arg(CLAIM_LUA).arg(1).arg(key).arg(id).arg(ttl_ms);
+    c
+}
+
+/// The command that releases `key` if `id` holds it.
+pub fn release_cmd(key: &str, id: &str) -> Cmd {
+    let mut c = ::redis::cmd("EVAL");
+    c.arg(RELEASE_LUA).arg(1).arg(key).arg(id);
+    c
+}
+
+fn connect(cluster: &Cluster) -> RedisResult<Connection> {
+    let c = cluster.client().get_connection_with_timeout(IO_TIMEOUT)?;
+    c.set_write_timeout(Some(IO_TIMEOUT))?;
+    c.set_read_timeout(Some(IO_TIMEOUT))?;
+    Ok(c)
+}
+
+/// Runs the cluster thread until `stop` is set. `deliver` sends what the cluster owes
+/// local users (notices, remote public and private messages) and leaves the outbox empty.
+pub fn run_cluster(
+    cluster: Arc<Cluster>,
+    state: Arc<State>,
+    mut deliver: impl FnMut(&mut Outbox),
+    stop: Arc<AtomicBool>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let mut was_up = true; // so that a first failure is logged too
+    while !stop.load(Ordering::Relaxed) {
+        match session(&cluster, &state, &mut deliver, &stop, &mut backoff) {
+            Ok(()) => break,
+            Err(e) => {
+                if cluster.is_connected() || was_up {
+                    tracing::warn!(
+                        server = cluster.server_id(),
+                        "cluster degraded: Redis unreachable ({e}); serving local users only, reconnecting"
+                    );
+                }
+                was_up = false;
+                cluster.set_connected(false);
+            }
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(POLL);
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    if cluster.is_connected() {
+        goodbye(&cluster, &state);
+    }
+    cluster.set_connected(false);
+}
+
+/// On a clean stop: free this server's leases and keys and tell the others, so its users
+/// vanish at once rather than after the lease TTL.
+fn goodbye(cluster: &Cluster, state: &State) {
+    let Ok(mut con) = connect(cluster) else {
+        return;
+    };
+    let id = cluster.server_id();
+    let mut pipe = ::redis::pipe();
+    for nick in local_nicks(state) {
+        pipe.add_command(release_cmd(&event::nick_key(&nick), id))
+            .ignore();
+    }
+    pipe.del(event::server_key(id)).ignore();
+    pipe.del(event::users_key(id)).ignore();
+    let bye = Envelope {
+        s: id.to_owned(),
+        e: cluster.epoch,
+        q: u64::MAX,
+        b: Body::Bye,
+    };
+    pipe.publish(event::presence_topic(), bye.encode()).ignore();
+    if let Err(e) = pipe.query::<()>(&mut con) {
+        tracing::warn!("cluster goodbye failed: {e}");
+    }
+}
+
+fn local_nicks(state: &State) -> Vec<Box<str>> {
+    state.users.iter().map(|u| u.nick.clone()).collect()
+}
+
+/// Channels with local members now.
+fn wanted_channels(state: &State) -> HashSet<ChannelId> {
+    (0..state.channels.len() as ChannelId)
+        .filter(|&id| !state.channel(id).is_empty())
+        .collect()
+}
+
+/// One connection to Redis, from connect to the first error (`Err`) or stop (`Ok`).
+fn session(
+    cluster: &Cluster,
+    state: &State,
+    deliver: &mut impl FnMut(&mut Outbox),
+    stop: &AtomicBool,
+    backoff: &mut Duration,
+) -> RedisResult<()> {
+    let id = cluster.server_id().to_owned();
+    let mut sub_con = connect(cluster)?;
+    let mut cmd_con = connect(cluster)?;
+    let mut ps = sub_con.as_pubsub();
+    ps.subscribe(event::presence_topic())?;
+    ps.subscribe(event::server_topic(&id))?;
+    let mut tracker = Tracker::default();
+    let mut subscribed: HashSet<ChannelId> = HashSet::new();
+    sync_subscriptions(state, &mut ps, &mut subscribed, &mut tracker)?;
+    ps.set_read_timeout(Some(IO_TIMEOUT))?;
+    // Connected from here: events produced from now on are published, and what happened
+    // before is covered by the republication below.
+    cluster.set_connected(true);
+    cluster.stats.connects.fetch_add(1, Ordering::Relaxed);
+    republish(cluster, state, &mut cmd_con)?;
+    let mut out = Outbox::new();
+    reload_all(cluster, state, &mut cmd_con, &mut out)?;
+    deliver(&mut out);
+    tracing::info!(server = %id, epoch = cluster.epoch, "cluster connected to Redis");
+    *backoff = MIN_BACKOFF;
+    ps.set_read_timeout(Some(POLL))?;
+
+    let tick = (cluster.config.lease_ttl / 3).max(Duration::from_millis(50));
+    let grace = Instant::now() + cluster.config.lease_ttl + MAX_BACKOFF;
+    let mut next_tick = Instant::now() + tick;
+    let mut next_sync = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match ps.get_message() {
+            Ok(msg) => {
+                let topic = msg.get_channel_name().to_owned();
+                let payload: &[u8] = msg.get_payload_bytes();
+                if let Some(action) = apply(cluster, state, &mut tracker, &topic, payload, &mut out)
+                {
+                    match action {
+                        Action::Reload(server) => {
+                            reload_server(cluster, state, &mut cmd_con, &server, &mut out)?
+                        }
+                        Action::Drop(server) => {
+                            cluster
+                                .replica
+                                .replace_server(state, &server, Vec::new(), &mut out)
+                        }
+                    }
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= next_sync {
+            sync_subscriptions(state, &mut ps, &mut subscribed, &mut tracker)?;
+            next_sync = now + POLL;
+        }
+        if now >= next_tick {
+            renew(cluster, state, &mut cmd_con)?;
+            check_servers(cluster, state, &mut cmd_con, &mut out, grace)?;
+            next_tick = now + tick;
+        }
+        if !out.is_empty() {
+            deliver(&mut out);
+            out.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Subscribes to the topics of channels that gained local members and leaves those of
+/// channels that lost them.
+fn sync_subscriptions(
+    state: &State,
+    ps: &mut ::redis::PubSub<'_>,
+    subscribed: &mut HashSet<ChannelId>,
+    tracker: &mut Tracker,
+) -> RedisResult<()> {
+    let wanted = wanted_channels(state);
+    if wanted == *subscribed {
+        return Ok(());
+    }
+    // A (un)subscription waits for Redis's reply; the short read timeout of the message
+    // loop could cut it off under load.
+    ps.set_read_timeout(Some(IO_TIMEOUT))?;
+    for &id in wanted.difference(subscribed) {
+        let topic = event::channel_topic(&state.channel(id).title);
+        tracker.forget_topic(&topic);
+        ps.subscribe(&topic)?;
+    }
+    for &id in subscribed.difference(&wanted) {
+        ps.unsubscribe(event::channel_topic(&state.channel(id).title))?;
+    }
+    *subscribed = wanted;
+    ps.set_read_timeout(Some(POLL))
+}
+
+/// Writes this server's alive key, users hash and leases, then says hello.
+fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisResult<()> {
+    let id = cluster.server_id();
+    let ttl = cluster.config.lease_ttl.as_millis() as u64;
+    let now = Instant::now();
+    let users: Vec<UserRec> = state
+        .users
+        .iter()
+        .map(|u| user_rec(state, &u, now))
+        .collect();
+    let mut pipe = ::redis::pipe();
+    // Redis may be a new, empty one: load the lease script for the renewals' EVALSHA.
+    pipe.cmd("SCRIPT").arg("LOAD").arg(CLAIM_LUA).ignore();
+    pipe.cmd("SET")
+        .arg(event::server_key(id))
+        .arg(cluster.epoch)
+        .arg("PX")
+        .arg(ttl)
+        .ignore();
+    pipe.del(event::users_key(id)).ignore();
+    for u in &users {
+        pipe.hset(
+            event::users_key(id),
+            u.nick.to_lowercase(),
+            serde_json::to_string(u).unwrap_or_default(),
+        )
+        .ignore();
+    }
+    pipe.cmd("PEXPIRE")
+        .arg(event::users_key(id))
+        .arg(ttl)
+        .ignore();
+    pipe.query::<()>(con)?;
+    claim_all(
+        cluster,
+        &users.iter().map(|u| u.nick.as_str()).collect::<Vec<_>>(),
+        con,
+    )?;
+    cluster.control(Body::Hello);
+    Ok(())
+}
+
+/// Lease commands per pipeline when renewing, so that a server with many users neither
+/// builds one huge request nor holds Redis busy with it.
+const RENEW_CHUNK: usize = 1000;
+
+/// Claims or renews the leases of `nicks`; logs and counts those another server holds.
+///
+/// A conflict arises when two servers let the same nickname log in while Redis was
+/// unreachable. Both users stay logged in (neither server can tell which is "right", and
+/// dropping a user that did nothing wrong is worse); the lease stays with the server that
+/// got it first, so the name is free again only when both have let go.
+fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisResult<()> {
+    if nicks.is_empty() {
+        return Ok(());
+    }
+    let id = cluster.server_id();
+    let ttl = cluster.config.lease_ttl.as_millis() as u64;
+    // The script by its hash (loaded at the start of the session): a renewal then costs
+    // a few dozen bytes per user instead of the script's text.
+    let script = ::redis::Script::new(CLAIM_LUA);
+    for chunk in nicks.chunks(RENEW_CHUNK) {
+        let mut pipe = ::redis::pipe();
+        for nick in chunk {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(event::nick_key(nick))
+                .arg(id)
+                .arg(ttl);
+        }
+        let held: Vec<i64> = pipe.query(con)?;
+        for (nick, ours) in chunk.iter().zip(held) {
+            if ours != 1 {
+                cluster
+                    .stats
+                    .lease_conflicts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    nick,
+                    "nickname lease held by another server; both users stay on"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renews the alive key, the users hash's TTL and the leases of local users.
+///
+/// If the alive key had expired (this server stalled for longer than the lease TTL, or
+/// Redis lost it), the others may have taken this server for dead and dropped its users,
+/// and its users hash has expired too: everything is republished, and the hello makes the
+/// others load it again.
+fn renew(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisResult<()> {
+    let id = cluster.server_id();
+    let ttl = cluster.config.lease_ttl.as_millis() as u64;
+    let (previous,): (Option<String>,) = ::redis::pipe()
+        .cmd("SET")
+        .arg(event::server_key(id))
+        .arg(cluster.epoch)
+        .arg("PX")
+        .arg(ttl)
+        .arg("GET")
+        .cmd("PEXPIRE")
+        .arg(event::users_key(id))
+        .arg(ttl)
+        .ignore()
+        .query(con)?;
+    if previous.is_none() {
+        tracing::warn!(
+            server = id,
+            "alive key had expired; republishing this server's users"
+        );
+        return republish(cluster, state, con);
+    }
+    let nicks = local_nicks(state);
+    claim_all(
+        cluster,
+        &nicks.iter().map(|n| &**n).collect::<Vec<_>>(),
+        con,
+    )
+}
+
+/// Reloads every other server's users.
+fn reload_all(
+    cluster: &Cluster,
+    state: &State,
+    con: &mut Connection,
+    out: &mut Outbox,
+) -> RedisResult<()> {
+    let prefix = event::server_key("");
+    let keys: Vec<String> =
+        ::redis::Commands::scan_match::<_, String>(con, format!("{prefix}*"))?.collect();
+    let alive: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+        .filter(|s| s != cluster.server_id() && event::valid_server_id(s))
+        .collect();
+    // Servers known here but without an alive key are not dropped now: Redis may have
+    // restarted empty and they may be reconnecting too. `check_servers` drops them once
+    // the grace period of this session is over.
+    for server in alive {
+        reload_server(cluster, state, con, &server, out)?;
+    }
+    Ok(())
+}
+
+/// Replaces the view of `server`'s users with its users hash.
+fn reload_server(
+    cluster: &Cluster,
+    state: &State,
+    con: &mut Connection,
+    server: &str,
+    out: &mut Outbox,
+) -> RedisResult<()> {
+    let raw: Vec<(String, Vec<u8>)> = match ::redis::cmd("HGETALL")
+        .arg(event::users_key(server))
+        .query(con)
+    {
+        Ok(raw) => raw,
+        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => return Err(e),
+        Err(e) => {
+            // Not a hash of strings (someone else wrote the key): count it and take the
+            // server as having no users, rather than reconnect over and over.
+            cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server, "unreadable users hash: {e}");
+            Vec::new()
+        }
+    };
+    let mut users = Vec::with_capacity(raw.len());
+    for (field, value) in raw {
+        match serde_json::from_slice::<UserRec>(&value) {
+            Ok(rec) if rec.is_valid() && rec.nick.to_lowercase() == field => {
+                users.push(RemoteUser::from_rec(state, server, &rec))
+            }
+            _ => {
+                cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    cluster.replica.replace_server(state, server, users, out);
+    Ok(())
+}
+
+/// Drops the users of servers whose alive key has expired (they died). Until `grace`, a
+/// missing key is not taken for a death: the session is new, and after a restart of Redis
+/// the other servers need up to a lease TTL plus a backoff to republish.
+fn check_servers(
+    cluster: &Cluster,
+    state: &State,
+    con: &mut Connection,
+    out: &mut Outbox,
+    grace: Instant,
+) -> RedisResult<()> {
+    let servers = cluster.replica.servers();
+    if servers.is_empty() || Instant::now() < grace {
+        return Ok(());
+    }
+    let mut pipe = ::redis::pipe();
+    for s in &servers {
+        pipe.exists(event::server_key(s));
+    }
+    let alive: Vec<bool> = pipe.query(con)?;
+    for (server, alive) in servers.iter().zip(alive) {
+        if !alive {
+            tracing::warn!(server = %server, "cluster server gone (alive key expired); dropping its users");
+            cluster.stats.servers_lost.fetch_add(1, Ordering::Relaxed);
+            cluster
+                .replica
+                .replace_server(state, server, Vec::new(), out);
+        }
+    }
+    Ok(())
+}
+
+/// What an event asks of the cluster thread beyond the replica.
+enum Action {
+    Reload(String),
+    Drop(String),
+}
+
+/// Applies one message from Redis.
+fn apply(
+    cluster: &Cluster,
+    state: &State,
+    tracker: &mut Tracker,
+    topic: &str,
+    payload: &[u8],
+    out: &mut Outbox,
+) -> Option<Action> {
+    let env = match Envelope::decode(payload) {
+        Ok(env) => env,
+        Err(e) => {
+            cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic, "dropped a cluster event: {e}");
+            return None;
+        }
+    };
+    if env.s == cluster.server_id() {
+        // Our own messages come back on the channel topics we subscribe to; the local
+        // members had them from the worker already.
+        return None;
+    }
+    if env.b == Body::Bye {
+        // Sent by the stopping server's cluster thread outside the publisher's numbering;
+        // one from an earlier run than the one known here is late, not news.
+        if tracker
+            .epoch(&env.s, topic)
+            .is_some_and(|known| known > env.e)
+        {
+            return None;
+        }
+        return Some(Action::Drop(env.s));
+    }
+    let mut action = None;
+    match tracker.check(topic, &env) {
+        Seen::Duplicate | Seen::Stale => {
+            cluster.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Seen::Gap { missed } => {
+            cluster.stats.gaps.fetch_add(missed, Ordering::Relaxed);
+            tracing::warn!(origin = %env.s, topic, missed, "cluster events lost");
+            if topic == event::presence_topic() {
+                action = Some(Action::Reload(env.s.clone()));
+            }
+        }
+        Seen::NewEpoch if topic == event::presence_topic() => {
+            // The origin restarted: whatever we had of its previous run is stale.
+            action = Some(Action::Reload(env.s.clone()));
+        }
+        Seen::NewEpoch | Seen::Next => {}
+    }
+    cluster.stats.received.fetch_add(1, Ordering::Relaxed);
+    match env.b {
+        Body::Hello => return Some(Action::Reload(env.s)),
+        Body::Bye => return Some(Action::Drop(env.s)),
+        Body::User { nick, rec } => {
+            let user = rec.map(|r| RemoteUser::from_rec(state, &env.s, &r));
+            cluster.replica.set(state, &env.s, &nick, user, out);
+        }
+        Body::Public { chan, nick, text } => {
+            if let Some(id) = state.channel_id(&chan) {
+                let ch = state.channel(id);
+                let event = Event::PublicMsg {
+                    title: &ch.title,
+                    sender: &nick,
+                    text: &text,
+                };
+                out.fanout(ch.snapshot(), &event, u64::from(id));
+            }
+        }
+        Body::Private { to, from, text } => {
+            if let Some(addr) = state.address_of(&to) {
+                out.send(
+                    addr,
+                    &Event::PrivateMsg {
+                        sender: &from,
+                        text: &text,
+                    },
+                );
+            }
+        }
+    }
+    action
+}
+
+/// Runs the publisher thread: takes events off the queue, numbers them per topic and
+/// writes them to Redis in pipelines, until `stop` is set and the queue is empty.
+///
+/// While Redis is unreachable (the cluster thread says so, or a write fails) events are
+/// dropped and counted; the reconnection republishes the state that matters.
+pub fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
+    let Some(rx) = cluster.take_publish_rx() else {
+        return;
+    };
+    let mut seqs: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut con: Option<Connection> = None;
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(PUBLISH_BATCH);
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(item) => batch.push(item),
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        fill(&rx, &mut batch);
+        let n = batch.len() as u64;
+        if !cluster.is_connected() {
+            con = None;
+            cluster
+                .stats
+                .publish_dropped
+                .fetch_add(n, Ordering::Relaxed);
+            batch.clear();
+            continue;
+        }
+        if con.is_none() {
+            con = connect(&cluster).ok();
+        }
+        let Some(c) = con.as_mut() else {
+            cluster
+                .stats
+                .publish_dropped
+                .fetch_add(n, Ordering::Relaxed);
+            batch.clear();
+            continue;
+        };
+        let pipe = build_pipeline(&cluster, &mut seqs, batch.drain(..));
+        let mut result = pipe.query::<()>(c);
+        if result.is_err() {
+            // The connection may be a stale one from before a Redis restart that this
+            // thread did not notice: one fresh try.
+            con = connect(&cluster).ok();
+            if let Some(c) = con.as_mut() {
+                result = pipe.query::<()>(c);
+            }
+        }
+        match result {
+            Ok(()) => {
+                cluster.stats.published.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!("cluster publish failed: {e}");
+                cluster
+                    .stats
+                    .publish_dropped
+                    .fetch_add(n, Ordering::Relaxed);
+                con = None;
+            }
+        }
+    }
+}
+
+fn fill(rx: &Receiver<Outgoing>, batch: &mut Vec<Outgoing>) {
+    while batch.len() < PUBLISH_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+}
+
+fn build_pipeline(
+    cluster: &Cluster,
+    seqs: &mut std::collections::HashMap<String, u64>,
+    items: impl Iterator<Item = Outgoing>,
+) -> ::redis::Pipeline {
+    let id = cluster.server_id();
+    let users = event::users_key(id);
+    let ttl = cluster.config.lease_ttl.as_millis() as u64;
+    let mut pipe = ::redis::pipe();
+    let mut touched_hash = false;
+    for item in items {
+        let Outgoing::Event { topic, body, hash } = item;
+        match hash {
+            Some((field, Some(value))) => {
+                pipe.hset(&users, field, value).ignore();
+                touched_hash = true;
+            }
+            Some((field, None)) => {
+                pipe.hdel(&users, field).ignore();
+            }
+            None => {}
+        }
+        let seq = seqs.entry(topic.clone()).or_insert(0);
+        *seq += 1;
+        let env = Envelope {
+            s: id.to_owned(),
+            e: cluster.epoch,
+            q: *seq,
+            b: body,
+        };
+        pipe.publish(topic, env.encode()).ignore();
+    }
+    if touched_hash {
+        // A hash made anew by HSET has no TTL; a dead server's must expire.
+        pipe.cmd("PEXPIRE").arg(&users).arg(ttl).ignore();
+    }
+    pipe
+}

@@ -1,0 +1,478 @@
+//! Cluster mode with a real `redis-server`: three servers sharing one chat space (unique
+//! nicknames, public and private messages, joins and parts, counts, lists, hot lists),
+//! Redis killed and restarted mid-test, and a server killed with `kill -9`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::services::{free_udp_port, Redis};
+use common::{wait_until, Peer};
+use udpchat::cluster::ClusterConfig;
+use udpchat::protocol::{code, Request};
+use udpchat::server::RunningServer;
+
+/// Lease TTL in these tests: short, so a dead server's users vanish quickly.
+const TTL: Duration = Duration::from_millis(1500);
+/// How long a test waits for the cluster to converge.
+const CONVERGE: Duration = Duration::from_secs(15);
+
+const PETS: &str = "For our furry and feathered friends";
+
+fn node(redis: &Redis, id: &str) -> RunningServer {
+    let s = common::server_with(|c| {
+        c.metrics = Some("127.0.0.1:0".parse().unwrap());
+        c.cluster = Some(ClusterConfig {
+            redis_url: redis.url(),
+            server_id: id.into(),
+            lease_ttl: TTL,
+        });
+        // Answers to strangers (nickname in use) are checked directly, not retried.
+        c.limits.amplification_guard = false;
+    });
+    wait_connected(&s, true);
+    s
+}
+
+fn wait_connected(s: &RunningServer, up: bool) {
+    let c = s.cluster().unwrap().clone();
+    converge(|| c.is_connected() == up);
+}
+
+/// Waits up to [`CONVERGE`] for `cond`.
+#[track_caller]
+fn converge(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + CONVERGE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "cluster did not converge in time"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `n` servers subscribe to the topic of channel `title`: a server subscribes
+/// just after its first local member joins (within milliseconds, but not at once).
+fn subscribed(redis: &Redis, title: &str, n: i64) {
+    let mut con = redis.connection();
+    let topic = format!("udpchat:chan:{title}");
+    converge(|| {
+        let got: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&topic)
+            .query(&mut con)
+            .unwrap();
+        got[0].1 == n
+    });
+}
+
+/// The value of metric `name` on `s`'s metrics page.
+fn metric(s: &RunningServer, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    let line = page
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {page}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn remote_users(s: &RunningServer) -> usize {
+    s.cluster().unwrap().replica.len()
+}
+
+fn remote_in(s: &RunningServer, title: &str) -> usize {
+    let id = s.state().channel_id(title).unwrap();
+    s.cluster().unwrap().replica.count(id)
+}
+
+fn login(s: &RunningServer, nick: &str) -> Peer {
+    let p = Peer::new(s);
+    p.login(nick);
+    p
+}
+
+/// The nicknames of the next `n` USER_ITEMs.
+fn items(p: &Peer, n: usize) -> Vec<String> {
+    p.recv_n(n)
+        .into_iter()
+        .map(|(c, text)| {
+            assert_eq!(c, code::USER_ITEM, "{text}");
+            text.split(' ').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn three_servers_share_one_chat_space() {
+    let redis = Redis::start();
+    let s1 = node(&redis, "s1");
+    let s2 = node(&redis, "s2");
+    let s3 = node(&redis, "s3");
+
+    // Nicknames are unique across the cluster, without regard to case.
+    let ann = login(&s1, "ann");
+    let taken = Peer::new(&s2);
+    taken.send(Request::Login { nick: "ANN" });
+    taken.expect_error("nickname already in use");
+    let bob = login(&s2, "bob");
+    let cid = login(&s3, "cid");
+    converge(|| remote_users(&s1) == 2 && remote_users(&s2) == 2 && remote_users(&s3) == 2);
+
+    // One channel with members on all three; counts cover every server.
+    assert_eq!(ann.join("Pets"), format!("Pets 1 {PETS}"));
+    converge(|| remote_in(&s2, "Pets") == 1);
+    assert_eq!(bob.join("Pets"), format!("Pets 2 {PETS}"));
+    ann.expect(code::USER_JOINS, "Pets bob");
+    converge(|| remote_in(&s3, "Pets") == 2);
+    assert_eq!(cid.join("Pets"), format!("Pets 3 {PETS}"));
+    ann.expect(code::USER_JOINS, "Pets cid");
+    bob.expect(code::USER_JOINS, "Pets cid");
+    converge(|| remote_in(&s1, "Pets") == 2 && remote_in(&s2, "Pets") == 2);
+    subscribed(&redis, "pets", 3);
+
+    // A public message reaches the members on every server, once.
+    ann.send(Request::SendPublic { text: "hello all" });
+    for p in [&ann, &bob, &cid] {
+        p.expect(code::PUBLIC_MSG, "Pets ann hello all");
+    }
+    cid.send(Request::SendPublic { text: "hi from s3" });
+    for p in [&ann, &bob, &cid] {
+        p.expect(code::PUBLIC_MSG, "Pets cid hi from s3");
+    }
+    ann.expect_nothing();
+
+    // Private messages cross servers; an unknown recipient is an error.
+    cid.send(Request::SendPrivate {
+        recipient: "Ann",
+        text: "psst",
+    });
+    ann.expect(code::PRIVATE_MSG, "cid psst");
+    bob.send(Request::SendPrivate {
+        recipient: "nobody",
+        text: "x",
+    });
+    bob.expect_error("nobody: not logged in");
+
+    // Lists cover every server.
+    bob.send(Request::ListUsers);
+    let listed: BTreeSet<String> = items(&bob, 3).into_iter().collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from(["ann".into(), "bob".into(), "cid".into()])
+    );
+    cid.send(Request::Who { prefix: "" });
+    assert_eq!(items(&cid, 3), ["ann", "bob", "cid"]);
+    cid.send(Request::Whois { nick: "ANN" });
+    let (c, item) = cid.recv();
+    assert_eq!(c, code::USER_ITEM);
+    assert!(
+        item.starts_with("ann ") && item.ends_with(" Pets"),
+        "{item}"
+    );
+    ann.send(Request::ListChannels);
+    let channels = ann.recv_n(5);
+    assert!(
+        channels.contains(&(code::CHANNEL_ITEM, format!("Pets 3 {PETS}"))),
+        "{channels:?}"
+    );
+
+    // The hot list hears of logins and logoffs on other servers.
+    cid.send(Request::Watch { nicks: "ann dan" });
+    cid.expect(code::USER_ONLINE, "ann");
+    let dan = login(&s1, "dan");
+    cid.expect(code::USER_ONLINE, "dan");
+    dan.send(Request::Logoff);
+    cid.expect(code::USER_OFFLINE, "dan");
+
+    // Parts and logoffs reach the other servers' members; a released name is free.
+    bob.send(Request::Part { title: "Pets" });
+    bob.expect(code::PART_ACK, &format!("Pets 2 {PETS}"));
+    ann.expect(code::USER_PARTS, "Pets bob");
+    cid.expect(code::USER_PARTS, "Pets bob");
+    cid.send(Request::Logoff);
+    ann.expect(code::USER_PARTS, "Pets cid");
+    let cid_again = Peer::new(&s1);
+    converge(|| {
+        cid_again.send(Request::Login { nick: "cid" });
+        cid_again.recv_within(Duration::from_millis(200))
+            == Some((code::LOGIN_ACK, "cid".to_string()))
+    });
+
+    for s in [&s1, &s2, &s3] {
+        s.state().check_invariants().unwrap();
+        let st = &s.cluster().unwrap().stats;
+        assert_eq!(st.malformed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn servers_ride_out_a_redis_restart() {
+    let mut redis = Redis::start();
+    let s1 = node(&redis, "r1");
+    let s2 = node(&redis, "r2");
+    let ann = login(&s1, "ann");
+    let bob = login(&s2, "bob");
+    ann.join("Pets");
+    converge(|| remote_in(&s2, "Pets") == 1);
+    bob.join("Pets");
+    ann.expect(code::USER_JOINS, "Pets bob");
+    converge(|| remote_in(&s1, "Pets") == 1);
+    subscribed(&redis, "pets", 2);
+    bob.send(Request::SendPublic { text: "before" });
+    ann.expect(code::PUBLIC_MSG, "Pets bob before");
+    bob.expect(code::PUBLIC_MSG, "Pets bob before");
+
+    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 1);
+    redis.kill();
+    wait_connected(&s1, false);
+    wait_connected(&s2, false);
+    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 0);
+
+    // Each server keeps serving its own users.
+    ann.send(Request::SendPublic { text: "still here" });
+    ann.expect(code::PUBLIC_MSG, "Pets ann still here");
+    let eve = login(&s1, "eve");
+    assert_eq!(eve.join("Pets").split(' ').nth(1), Some("3"));
+    ann.expect(code::USER_JOINS, "Pets eve");
+    // The last known view still guards remote names.
+    let dup = Peer::new(&s1);
+    dup.send(Request::Login { nick: "bob" });
+    dup.expect_error("nickname already in use");
+
+    // Redis comes back (empty): the servers republish and the view converges.
+    redis.restart();
+    wait_connected(&s1, true);
+    wait_connected(&s2, true);
+    converge(|| remote_in(&s2, "Pets") == 2 && remote_in(&s1, "Pets") == 1);
+    bob.expect(code::USER_JOINS, "Pets eve");
+    let mut con = redis.connection();
+    let holder: Option<String> = redis::cmd("GET")
+        .arg("udpchat:nick:eve")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(holder.as_deref(), Some("r1"));
+
+    // Messages cross again and lists are complete.
+    converge(|| {
+        bob.send(Request::SendPublic { text: "back" });
+        eve.recv_within(Duration::from_millis(200))
+            == Some((code::PUBLIC_MSG, "Pets bob back".to_string()))
+    });
+    bob.send(Request::ListUsers);
+    // Drain our own echoes of the "back" attempts first.
+    let mut names = BTreeSet::new();
+    while names.len() < 3 {
+        let (c, text) = bob.recv();
+        if c == code::USER_ITEM {
+            names.insert(text.split(' ').next().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["ann".into(), "bob".into(), "eve".into()])
+    );
+    assert_eq!(metric(&s2, "udpchat_cluster_connected"), 1);
+    assert_eq!(metric(&s1, "udpchat_cluster_local_only_logins_total"), 2);
+    assert!(
+        s1.cluster()
+            .unwrap()
+            .stats
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+}
+
+struct ChildServer(Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_killed_server_leaves_no_ghosts() {
+    let redis = Redis::start();
+    let s1 = node(&redis, "k1");
+    let data = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--redis", &redis.url(), "--server-id", "k3"])
+        .args(["--lease-ttl-ms", &TTL.as_millis().to_string()])
+        .args(["--allow-amplification", "--workers", "1", "--senders", "1"])
+        .arg("--data")
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chat-server");
+    let mut child = ChildServer(child);
+    let ann = login(&s1, "ann");
+    ann.join("Pets");
+    ann.send(Request::Watch { nicks: "cid" });
+
+    let cid = Peer::to(format!("127.0.0.1:{port}").parse().unwrap());
+    converge(|| {
+        cid.send(Request::Login { nick: "cid" });
+        cid.recv_within(Duration::from_millis(200)) == Some((code::LOGIN_ACK, "cid".into()))
+    });
+    ann.expect(code::USER_ONLINE, "cid");
+    converge(|| remote_in(&s1, "Pets") == 0 && remote_users(&s1) == 1);
+    while cid.recv_within(Duration::from_millis(50)).is_some() {}
+    converge(|| {
+        cid.send(Request::Join { title: "Pets" });
+        matches!(cid.recv_within(Duration::from_millis(200)), Some((c, _)) if c == code::JOIN_ACK)
+    });
+    ann.expect(code::USER_JOINS, "Pets cid");
+    cid.send(Request::SendPublic { text: "bye" });
+    ann.expect(code::PUBLIC_MSG, "Pets cid bye");
+
+    child.0.kill().unwrap(); // SIGKILL: no goodbye, no lease released
+    child.0.wait().unwrap();
+    let parted = ann
+        .recv_within(CONVERGE)
+        .expect("USER_PARTS after the server died");
+    let offline = ann
+        .recv_within(Duration::from_secs(2))
+        .expect("USER_OFFLINE");
+    let mut got = vec![parted, offline];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (code::USER_PARTS, "Pets cid".to_string()),
+            (code::USER_OFFLINE, "cid".to_string())
+        ]
+    );
+    assert_eq!(remote_users(&s1), 0);
+    ann.send(Request::Whois { nick: "cid" });
+    ann.expect_error("cid: not logged in");
+    // Its lease expired with it: the name is free.
+    let again = login(&s1, "cid");
+    again.send(Request::Join { title: "Pets" });
+    assert_eq!(again.recv().1, format!("Pets 2 {PETS}"));
+}
+
+#[test]
+fn malformed_events_are_counted_and_dropped() {
+    let redis = Redis::start();
+    let s1 = node(&redis, "m1");
+    let ann = login(&s1, "ann");
+    ann.join("Pets");
+    let mut con = redis.connection();
+    subscribed(&redis, "pets", 1);
+    for junk in [
+        &b"\xff\xfe"[..],
+        b"{}",
+        br#"{"s":"x y","e":1,"q":1,"b":{"t":"hello"}}"#,
+        br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"Pets","nick":"a b","text":"t"}}"#,
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("udpchat:chan:pets")
+            .arg(junk)
+            .query(&mut con)
+            .unwrap();
+    }
+    let stats = &s1.cluster().unwrap().stats;
+    converge(|| stats.malformed.load(std::sync::atomic::Ordering::Relaxed) == 4);
+    // A well-formed one from an unknown server still gets through, once.
+    let good =
+        br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"pets","nick":"zed","text":"hey"}}"#;
+    for _ in 0..2 {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("udpchat:chan:pets")
+            .arg(&good[..])
+            .query(&mut con)
+            .unwrap();
+    }
+    ann.expect(code::PUBLIC_MSG, "Pets zed hey");
+    ann.expect_nothing();
+    converge(|| stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) == 1);
+    // A jump in the sequence is counted as a gap, and the event still applies.
+    let later =
+        br#"{"s":"x","e":1,"q":5,"b":{"t":"public","chan":"pets","nick":"zed","text":"later"}}"#;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("udpchat:chan:pets")
+        .arg(&later[..])
+        .query(&mut con)
+        .unwrap();
+    ann.expect(code::PUBLIC_MSG, "Pets zed later");
+    converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
+    // A users hash that is not a hash is counted, not a reason to reconnect.
+    let _: () = redis::pipe()
+        .set("udpchat:server:bad", 1)
+        .set("udpchat:users:bad", "junk")
+        .publish(
+            "udpchat:presence",
+            r#"{"s":"bad","e":1,"q":1,"b":{"t":"hello"}}"#,
+        )
+        .query(&mut con)
+        .unwrap();
+    converge(|| stats.malformed.load(std::sync::atomic::Ordering::Relaxed) == 5);
+    assert!(s1.cluster().unwrap().is_connected());
+    assert_eq!(stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1);
+    wait_until(|| s1.state().check_invariants().is_ok());
+}
+
+#[test]
+fn a_server_stopped_cleanly_says_goodbye_at_once() {
+    let redis = Redis::start();
+    let s1 = node(&redis, "g1");
+    let s2 = node(&redis, "g2");
+    let ann = login(&s1, "ann");
+    ann.join("Pets");
+    converge(|| remote_in(&s2, "Pets") == 1);
+    let bob = login(&s2, "bob");
+    bob.join("Pets");
+    ann.expect(code::USER_JOINS, "Pets bob");
+    // Leases and alive keys outlive their TTL while renewed.
+    std::thread::sleep(TTL * 2);
+    let mut con = redis.connection();
+    for (key, holder) in [
+        ("udpchat:nick:ann", "g1"),
+        ("udpchat:nick:bob", "g2"),
+        ("udpchat:server:g2", ""),
+    ] {
+        let value: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        let value = value.unwrap_or_else(|| panic!("{key} expired"));
+        assert!(holder.is_empty() || value == holder, "{key} = {value}");
+    }
+    assert_eq!(remote_in(&s1, "Pets"), 1);
+    // A server whose keys vanished (a stall longer than the TTL) republishes them.
+    let _: () = redis::pipe()
+        .del("udpchat:server:g2")
+        .del("udpchat:users:g2")
+        .query(&mut con)
+        .unwrap();
+    converge(|| {
+        let users: i64 = redis::cmd("HLEN")
+            .arg("udpchat:users:g2")
+            .query(&mut con)
+            .unwrap();
+        users == 1
+    });
+    converge(|| remote_in(&s1, "Pets") == 1);
+    let started = Instant::now();
+    s2.shutdown().unwrap();
+    ann.expect(code::USER_PARTS, "Pets bob");
+    // Well before the lease TTL: the goodbye, not the expiry, told s1.
+    assert!(started.elapsed() < TTL, "{:?}", started.elapsed());
+    let lease: Option<String> = redis::cmd("GET")
+        .arg("udpchat:nick:bob")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(lease, None);
+    login(&s1, "bob");
+}

@@ -1,0 +1,92 @@
+//! Accounts in PostgreSQL, started with `initdb` in a temporary folder: the store behind
+//! the same trait as SQLite, and two servers sharing accounts (registered on one, logged in
+//! with the password on the other).
+
+mod common;
+
+use common::services::Postgres;
+use common::{user, Peer};
+use udpchat::accounts::pg::PgStore;
+use udpchat::accounts::{Account, AccountStore};
+use udpchat::auth;
+use udpchat::protocol::{code, Request};
+
+#[test]
+fn postgres_store_keeps_accounts_for_every_server() {
+    let pg = Postgres::start();
+
+    // The store on its own, as the SQLite store is exercised.
+    let store = PgStore::connect(&pg.url()).expect("connect to PostgreSQL");
+    assert!(store.shared());
+    assert_eq!(store.server_setup().unwrap(), None);
+    store.save_server_setup(b"first").unwrap();
+    store.save_server_setup(b"second").unwrap(); // the first one stays
+    assert_eq!(
+        store.server_setup().unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    let a = Account {
+        nick: "Zed".into(),
+        record: vec![1, 2, 3],
+        watch: vec![],
+        created: 7,
+    };
+    store.put(&a).unwrap();
+    store
+        .set_watch("zed", &["ann".into(), "bob".into()])
+        .unwrap();
+    store
+        .put(&Account {
+            record: vec![9],
+            ..a.clone()
+        })
+        .unwrap();
+    let got = store.get("zed").unwrap().unwrap();
+    assert_eq!(
+        (got.record, got.watch),
+        (vec![9], vec!["ann".into(), "bob".into()])
+    );
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert!(store.delete("zed").unwrap());
+    assert!(!store.delete("zed").unwrap());
+    assert_eq!(store.get("zed").unwrap(), None);
+    // Servers must make their own OPAQUE setup: clear the test one.
+    let mut raw = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    raw.execute("DELETE FROM udpchat_meta", &[]).unwrap();
+    drop(store);
+
+    // Two servers on the same database share accounts.
+    let on = |url: String| common::server_with(move |c| c.database = Some(url));
+    let s1 = on(pg.url());
+    let s2 = on(pg.url());
+    let ann = user(&s1, "Ann");
+    let start = auth::register_start("tea for two");
+    ann.send_raw(&start.datagram);
+    let (c, response) = ann.recv();
+    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    ann.send_raw(&start.finish("tea for two", &response).unwrap());
+    ann.expect(code::ACCOUNT_ACK, "registered Ann");
+    ann.send(Request::Logoff);
+
+    // The other server knows the name is registered, without a restart...
+    let guest = Peer::new(&s2);
+    let (answer, _) = guest.retry_until_answered(&Request::Login { nick: "ann" }.to_bytes());
+    assert_eq!(
+        answer,
+        (
+            code::ERROR,
+            "nickname is registered; log in with a password".into()
+        )
+    );
+    // ...and takes the password.
+    let other = Peer::new(&s2);
+    let login = auth::login_start("Ann", "tea for two");
+    other.send_raw(&login.datagram);
+    let (c, challenge) = other.recv();
+    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
+    let (finish, _keys) = login
+        .finish("tea for two", &challenge)
+        .expect("right password");
+    other.send_raw(&finish);
+    other.expect(code::LOGIN_ACK, "Ann");
+}
