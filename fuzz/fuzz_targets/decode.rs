@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     for max in LIMITS {
         match Request::decode(data, max) {
             Ok(req) => {
-                assert!(data.len() <= max, "{} bytes accepted under {max}", data.len());
+                assert!(
+                    data.len() <= max,
+                    "{} bytes accepted under {max}",
+                    data.len()
+                );
                 let again = req.to_bytes();
                 assert_eq!(
                     Request::decode(&again, max),

@@ -99,7 +99,9 @@ impl Payload {
         match self {
             Payload::Raw(bytes) => bytes.clone(),
             Payload::Known { code, words } => {
-                let mut d = CODES[usize::from(*code) % CODES.len()].to_be_bytes().to_vec();
+                let mut d = CODES[usize::from(*code) % CODES.len()]
+                    .to_be_bytes()
+                    .to_vec();
                 for (i, w) in words.iter().take(8).enumerate() {
                     if i > 0 {
                         d.push(b' ');
