@@ -43,10 +43,11 @@ echo "== building fuzz targets: $(echo "$targets" | tr '\n' ' ')"
 failed=()
 for target in $targets; do
     echo "== fuzzing $target for ${seconds}s"
-    # Progress lines are dropped to keep the log short; the final stats line stays.
+    # Progress lines and the suggested dictionary are dropped to keep the log short;
+    # the final stats line and any crash report stay.
     set +e
     "${fuzz[@]}" run "${opts[@]}" "$target" -- -max_total_time="$seconds" 2>&1 |
-        grep --line-buffered -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)'
+        grep --line-buffered -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|NEW_FUNC|^".*" # Uses: '
     status="${PIPESTATUS[0]}"
     set -e
     if [[ "$status" -ne 0 ]]; then
