@@ -20,10 +20,11 @@ else
     target_dir="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 fi
 
-# Pin the stable toolchain where rustup manages toolchains, so that a machine whose
-# default is nightly still checks that the stable path works.
+# Pin the stable toolchain where rustup has one installed, so that a machine whose
+# default is nightly still checks that the stable path works; never ask rustup to fetch
+# one, since a machine may have no way to download it.
 toolchain=()
-if command -v rustup >/dev/null 2>&1; then
+if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^stable'; then
     toolchain=(+stable)
 fi
 
