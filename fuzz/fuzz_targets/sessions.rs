@@ -1,5 +1,6 @@
 //! Fuzz target for the state machine: sequences of datagrams from up to eight addresses,
-//! with an injected clock that jumps forward and idle sweeps in between. After every step
+//! some of them logged in to start with, with an injected clock that jumps forward and
+//! idle sweeps in between. After every step
 //! the state's invariants hold, and everything the handler queued is a valid event that
 //! fits in one UDP datagram and goes to an address that spoke.
 #![no_main]
@@ -76,9 +77,10 @@ const WORDS: [&str; 28] = [
     "\u{1f600}",
 ];
 
-/// Eight clients, IPv4 and IPv6, two sharing an IP with different ports.
-fn address(i: u8) -> SocketAddr {
-    let i = i % 8;
+/// Eight clients, IPv4 and IPv6. Half of the `who` values name one of the first two,
+/// so that one client's requests often follow each other and two clients often meet.
+fn address(who: u8) -> SocketAddr {
+    let i = if who < 128 { who % 2 } else { who % 8 };
     if i < 5 {
         SocketAddr::from(([127, 0, 0, 1], 40_000 + u16::from(i)))
     } else {
@@ -141,6 +143,10 @@ struct Session {
     limit: u8,
     /// Picks the user cap, so `server full` is reachable.
     cap: u8,
+    /// How many addresses start logged in (as `u0`, `u1`, ...; the low four bits, up to
+    /// eight) and whether they start in `Pets` (bit 4): without a head start most short
+    /// inputs never get past `please log in` to the channel rules.
+    head_start: u8,
     steps: Vec<Step>,
 }
 
@@ -150,7 +156,7 @@ fn check(out: &Outbox, state: &State, what: &str) {
     }
     for (to, d) in out.datagrams() {
         assert!(
-            (0..8).any(|i| address(i) == to),
+            (128..136).any(|i| address(i) == to),
             "after {what}: datagram to a stranger {to}"
         );
         assert!(
@@ -171,6 +177,19 @@ fuzz_target!(|session: Session| {
     let handler = Handler::new(state.clone(), limit, IDLE_TIMEOUT);
     let mut now = Instant::now();
     let mut out = Outbox::new();
+    let join = [&code::JOIN_REQ.to_be_bytes()[..], b"Pets"].concat();
+    for i in 0..(session.head_start & 0xf) % 9 {
+        let from = address(128 + i);
+        let login = [&code::LOGIN_REQ.to_be_bytes()[..], b"u", &[b'0' + i]].concat();
+        out.clear();
+        handler.handle(from, &login, now, &mut out);
+        check(&out, &state, &format!("login of u{i}"));
+        if session.head_start & 0x10 != 0 {
+            out.clear();
+            handler.handle(from, &join, now, &mut out);
+            check(&out, &state, &format!("join of u{i}"));
+        }
+    }
     for (n, step) in session.steps.iter().enumerate() {
         now += step.advance();
         let from = address(step.who);
