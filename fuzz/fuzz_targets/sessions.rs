@@ -1,8 +1,8 @@
 //! Fuzz target for the state machine: sequences of datagrams from up to eight addresses,
 //! some of them logged in to start with, with an injected clock that jumps forward and
-//! idle sweeps in between. After every step
-//! the state's invariants hold, and everything the handler queued is a valid event that
-//! fits in one UDP datagram and goes to an address that spoke.
+//! idle sweeps in between. After every step the state's invariants hold, and everything
+//! the handler queued is a valid event that fits in one UDP datagram and goes to one of
+//! the eight clients.
 #![no_main]
 
 use std::net::{Ipv6Addr, SocketAddr};
