@@ -465,6 +465,12 @@ impl<'a> Request<'a> {
             Request::Login { nick } => &[nick],
             Request::Join { title } | Request::Part { title } => &[title],
             Request::SendPublic { text } => &[text],
+            // Without text the separator is left out, as the decoder needs none: with it
+            // the datagram would be a byte longer than one that decodes to this request.
+            Request::SendPrivate {
+                recipient,
+                text: "",
+            } => &[recipient],
             Request::SendPrivate { recipient, text } => &[recipient, " ", text],
             Request::Who { prefix } => &[prefix],
             Request::Whois { nick } => &[nick],
@@ -772,6 +778,19 @@ mod tests {
                 text: ""
             })
         );
+    }
+
+    #[test]
+    fn private_message_without_text_re_encodes_within_the_limit() {
+        // Found by the `decode` fuzz target: SEND_PRIVATE with an empty payload, accepted
+        // under a 2-byte limit, re-encoded with a trailing space and so came back too long.
+        let d = dgram(code::SEND_PRIVATE, b"");
+        let req = Request::decode(&d, 2).unwrap();
+        assert_eq!(Request::decode(&req.to_bytes(), 2), Ok(req));
+        let d = dgram(code::SEND_PRIVATE, b"bob");
+        let req = Request::decode(&d, 5).unwrap();
+        assert_eq!(req.to_bytes(), d);
+        assert_eq!(Request::decode(&req.to_bytes(), 5), Ok(req));
     }
 
     #[test]
