@@ -330,9 +330,12 @@ impl Handler {
     }
 
     fn public(&self, from: SocketAddr, text: &str, out: &mut Outbox) {
-        let Some((nick, channels)) = self.state.users.get(&from).map(|u| {
-            (u.nick.clone(), u.channels.first().copied())
-        }) else {
+        let Some((nick, channels)) = self
+            .state
+            .users
+            .get(&from)
+            .map(|u| (u.nick.clone(), u.channels.first().copied()))
+        else {
             return;
         };
         let Some(id) = channels else {
@@ -490,5 +493,169 @@ impl Handler {
         for key in removed {
             self.state.remove_watcher(&key, from);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::classic_channels;
+    use crate::protocol::code;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    struct Rig {
+        h: Handler,
+        t0: Instant,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let state = Arc::new(State::new(&classic_channels(), 1000));
+            Rig {
+                h: Handler::new(state, 1024, Duration::from_secs(120)),
+                t0: Instant::now(),
+            }
+        }
+
+        /// Handles `req` from port `from` at `secs` after the start; returns what went out
+        /// as (destination port, code, payload).
+        fn at(&self, secs: u64, from: u16, req: Request<'_>) -> Vec<(u16, u16, String)> {
+            let mut out = Outbox::new();
+            let now = self.t0 + Duration::from_secs(secs);
+            self.h.handle(addr(from), &req.to_bytes(), now, &mut out);
+            decode_all(&out)
+        }
+    }
+
+    fn decode_all(out: &Outbox) -> Vec<(u16, u16, String)> {
+        out.datagrams()
+            .into_iter()
+            .map(|(to, d)| {
+                Event::decode(&d).expect("handler output decodes");
+                let code = u16::from_be_bytes([d[0], d[1]]);
+                (to.port(), code, String::from_utf8(d[2..].to_vec()).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn public_message_is_one_fanout_sharing_the_member_snapshot() {
+        let r = Rig::new();
+        for p in 1..=3 {
+            r.at(
+                0,
+                p,
+                Request::Login {
+                    nick: &format!("u{p}"),
+                },
+            );
+            r.at(0, p, Request::Join { title: "Pets" });
+        }
+        let mut out = Outbox::new();
+        r.h.handle(
+            addr(2),
+            &Request::SendPublic { text: "hi" }.to_bytes(),
+            r.t0,
+            &mut out,
+        );
+        assert_eq!(out.unicast_len(), 0);
+        assert_eq!(out.fanouts.len(), 1);
+        let f = &out.fanouts[0];
+        assert_eq!(&f.payload[2..], b"Pets u2 hi");
+        let mut ports: Vec<u16> = f.dests.iter().map(|a| a.port()).collect();
+        ports.sort();
+        assert_eq!(ports, [1, 2, 3]);
+        // A second message reuses the same snapshot: no copy of the member list.
+        let mut again = Outbox::new();
+        r.h.handle(
+            addr(1),
+            &Request::SendPublic { text: "yo" }.to_bytes(),
+            r.t0,
+            &mut again,
+        );
+        assert!(Arc::ptr_eq(&f.dests, &again.fanouts[0].dests));
+    }
+
+    #[test]
+    fn seconds_online_come_from_the_injected_clock() {
+        let r = Rig::new();
+        r.at(0, 1, Request::Login { nick: "ann" });
+        r.at(5, 1, Request::Join { title: "Pets" });
+        let out = r.at(3723, 1, Request::ListUsers);
+        assert_eq!(out, vec![(1, code::USER_ITEM, "ann 3723 Pets".into())]);
+    }
+
+    #[test]
+    fn idle_sweep_finds_only_users_silent_past_the_timeout() {
+        let r = Rig::new();
+        r.at(0, 1, Request::Login { nick: "quiet" });
+        r.at(0, 2, Request::Login { nick: "chatty" });
+        r.at(0, 1, Request::Join { title: "Pets" });
+        r.at(0, 2, Request::Join { title: "Pets" });
+        r.at(100, 2, Request::StillHere);
+        let now = r.t0 + Duration::from_secs(121);
+        assert_eq!(r.h.idle_users(now), vec![addr(1)]);
+        let mut out = Outbox::new();
+        assert!(r.h.expire(addr(1), now, &mut out));
+        assert_eq!(
+            decode_all(&out),
+            vec![(2, code::USER_PARTS, "Pets quiet".into())]
+        );
+        // The chatty user is not expired even if a stale sweep names it.
+        assert!(!r.h.expire(addr(2), now, &mut Outbox::new()));
+        r.h.state().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_user_that_spoke_after_the_sweep_listed_it_stays() {
+        let r = Rig::new();
+        r.at(0, 1, Request::Login { nick: "late" });
+        let sweep_time = r.t0 + Duration::from_secs(130);
+        assert_eq!(r.h.idle_users(sweep_time), vec![addr(1)]);
+        r.at(130, 1, Request::StillHere);
+        assert!(!r.h.expire(addr(1), sweep_time, &mut Outbox::new()));
+        assert_eq!(r.h.state().user_count(), 1);
+    }
+
+    #[test]
+    fn logoff_tells_watchers_and_channel_members() {
+        let r = Rig::new();
+        r.at(0, 1, Request::Login { nick: "w" });
+        r.at(0, 2, Request::Login { nick: "x" });
+        r.at(0, 1, Request::Watch { nicks: "x" });
+        r.at(0, 1, Request::Join { title: "Pets" });
+        r.at(0, 2, Request::Join { title: "Pets" });
+        let mut out = r.at(1, 2, Request::Logoff);
+        out.sort();
+        assert_eq!(
+            out,
+            vec![
+                (1, code::USER_PARTS, "Pets x".into()),
+                (1, code::USER_OFFLINE, "x".into())
+            ]
+        );
+        r.h.state().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn hot_list_is_capped() {
+        let r = Rig::new();
+        r.at(0, 1, Request::Login { nick: "w" });
+        let names: Vec<String> = (0..MAX_WATCH + 5).map(|i| format!("n{i}")).collect();
+        let out = r.at(
+            0,
+            1,
+            Request::Watch {
+                nicks: &names.join(" "),
+            },
+        );
+        assert_eq!(out, vec![(1, code::ERROR, errors::HOT_LIST_FULL.into())]);
+        assert_eq!(
+            r.h.state().users.get(&addr(1)).unwrap().watching.len(),
+            MAX_WATCH
+        );
     }
 }

@@ -16,4 +16,5 @@
 pub mod config;
 pub mod handler;
 pub mod protocol;
+pub mod server;
 pub mod state;

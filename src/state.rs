@@ -176,7 +176,9 @@ impl State {
         if let Some(&id) = self.channel_index.get(title) {
             return Some(id);
         }
-        self.channel_index.get(title.to_lowercase().as_str()).copied()
+        self.channel_index
+            .get(title.to_lowercase().as_str())
+            .copied()
     }
 
     /// The channel with this id.
@@ -237,7 +239,9 @@ impl State {
     pub fn release(&self, addr: SocketAddr) -> Option<User> {
         let (_, user) = self.users.remove(&addr)?;
         self.nicks
-            .remove_if(user.nick.to_lowercase().as_str(), |_, holder| *holder == addr);
+            .remove_if(user.nick.to_lowercase().as_str(), |_, holder| {
+                *holder == addr
+            });
         self.user_count.fetch_sub(1, Ordering::AcqRel);
         Some(user)
     }
