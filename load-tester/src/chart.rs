@@ -36,7 +36,10 @@ pub fn draw(reports: &[Report], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).context("drawing the chart")?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Fan-out: deliveries per second by channel size", ("sans-serif", 22))
+        .caption(
+            "Fan-out: deliveries per second by channel size",
+            ("sans-serif", 22),
+        )
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)

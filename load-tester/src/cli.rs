@@ -120,7 +120,10 @@ impl Args {
             self.duration > 0.0 && self.duration <= 3600.0,
             "--duration must be in (0, 3600] seconds"
         );
-        anyhow::ensure!(self.clients <= 1_000_000, "--clients is capped at 1,000,000");
+        anyhow::ensure!(
+            self.clients <= 1_000_000,
+            "--clients is capped at 1,000,000"
+        );
         anyhow::ensure!(
             self.message_size <= 60_000,
             "--message-size is capped at 60000"

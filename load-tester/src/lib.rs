@@ -58,12 +58,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(from) = &args.chart_from {
-        let text = std::fs::read_to_string(from)
-            .with_context(|| format!("reading {}", from.display()))?;
+        let text =
+            std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
         let reports: Vec<Report> = serde_json::from_str(&text)
             .or_else(|_| serde_json::from_str::<Report>(&text).map(|r| vec![r]))
             .with_context(|| format!("parsing {}", from.display()))?;
-        let out = args.chart.as_deref().context("--chart-from needs --chart FILE")?;
+        let out = args
+            .chart
+            .as_deref()
+            .context("--chart-from needs --chart FILE")?;
         return chart::draw(&reports, out);
     }
     args.validate()?;

@@ -80,7 +80,12 @@ pub fn publish(shared: &Shared, plan: &Plan, sent: &AtomicU64) -> Published {
             }
             sleep_until(intended);
             out.max_lag_us = out.max_lag_us.max(now_ns().saturating_sub(intended) / 1000);
-            send(seq as usize % plan.publishers.len(), seq, intended, &mut out);
+            send(
+                seq as usize % plan.publishers.len(),
+                seq,
+                intended,
+                &mut out,
+            );
         }
     } else {
         if let Ok(mut t) = shared.publisher_thread.lock() {

@@ -139,7 +139,10 @@ impl Report {
     /// Fills the derived figures from the counts.
     pub fn finish(&mut self) {
         self.loss_pct = if self.deliveries_expected > 0 {
-            100.0 * self.deliveries_expected.saturating_sub(self.deliveries_received) as f64
+            100.0
+                * self
+                    .deliveries_expected
+                    .saturating_sub(self.deliveries_received) as f64
                 / self.deliveries_expected as f64
         } else {
             0.0

@@ -69,7 +69,8 @@ fn measure(
     let udp0 = UdpCounters::read();
     watch.start();
     let start_ns = now_ns() + 100_000_000;
-    let phase = scenario::publish_phase(ms, args, step, start_ns, &expected_per_msg, pb, &|_, _| {});
+    let phase =
+        scenario::publish_phase(ms, args, step, start_ns, &expected_per_msg, pb, &|_, _| {});
     let server = watch.stop();
     let udp = UdpCounters::read().since(&udp0);
     let mut report = Report {

@@ -288,7 +288,12 @@ pub fn publish_phase(
 ///
 /// # Errors
 /// If the blaster's socket can't be made.
-pub fn raw_phase(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> anyhow::Result<RawReport> {
+pub fn raw_phase(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    pb: &Progress,
+) -> anyhow::Result<RawReport> {
     let mut dests: Vec<Vec<SocketAddr>> = vec![Vec::new(); step.channels];
     for &i in &step.members {
         dests[step.channel_of[i]].push(ms.addr(i));
@@ -325,12 +330,20 @@ pub fn raw_phase(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> anyho
             .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
     })??;
     let received = c.raw.load(Ordering::Relaxed) - raw0;
-    let secs = (c.last_public_ns.load(Ordering::Relaxed).saturating_sub(start)) as f64 / 1e9;
+    let secs = (c
+        .last_public_ns
+        .load(Ordering::Relaxed)
+        .saturating_sub(start)) as f64
+        / 1e9;
     Ok(RawReport {
         sent: blasted.sent,
         received,
         secs,
-        deliveries_per_s: if secs > 0.0 { received as f64 / secs } else { 0.0 },
+        deliveries_per_s: if secs > 0.0 {
+            received as f64 / secs
+        } else {
+            0.0
+        },
         cpu_ns_per_datagram: if blasted.sent > 0 {
             blasted.cpu_ns as f64 / blasted.sent as f64
         } else {

@@ -47,7 +47,7 @@ pub fn raise_nofile_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
@@ -134,9 +134,8 @@ impl Blaster {
             // SAFETY: the first `n` entries point at `iov` (which points at `payload`) and at
             // destination addresses in `self.dests`; all outlive the call, which only reads
             // them and writes `msg_len`.
-            let r = unsafe {
-                libc::sendmmsg(self.socket.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0)
-            };
+            let r =
+                unsafe { libc::sendmmsg(self.socket.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
             if r > 0 {
                 count.sent += r as u64;
                 i += r as usize;

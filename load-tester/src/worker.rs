@@ -125,7 +125,18 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
         );
     }
     let exe = std::env::current_exe().context("finding the load tester's own executable")?;
-    let own: Vec<String> = std::env::args().skip(1).collect();
+    // The parent's own flags, less those it sets for the workers itself.
+    let mut own = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--run-id" => {
+                it.next();
+            }
+            _ if a.starts_with("--run-id=") => {}
+            _ => own.push(a),
+        }
+    }
     let (tx, rx) = mpsc::channel();
     let mut workers = Vec::new();
     let sent = Vec::from_iter((0..n).map(|_| AtomicU64::new(0)));
@@ -140,7 +151,6 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
                 &n.to_string(),
                 "--run-id",
                 &run_id.to_string(),
-                "--quiet",
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -179,7 +189,9 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
                         got[i].store(f.next().unwrap_or(0), Ordering::Relaxed);
                         let s: u64 = sent.iter().map(|a| a.load(Ordering::Relaxed)).sum();
                         let g: u64 = got.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-                        pb.set(format!("publishing: {s} messages sent, {g} deliveries received"));
+                        pb.set(format!(
+                            "publishing: {s} messages sent, {g} deliveries received"
+                        ));
                     } else if let Some(rest) = line.strip_prefix(kind) {
                         got_from[i] = Some(rest.trim_start().to_string());
                     } else {
@@ -230,7 +242,11 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             joined_per_channel: vec![0; args.channels],
         };
         for s in &setups {
-            for (a, b) in setup.joined_per_channel.iter_mut().zip(&s.joined_per_channel) {
+            for (a, b) in setup
+                .joined_per_channel
+                .iter_mut()
+                .zip(&s.joined_per_channel)
+            {
                 *a += b;
             }
         }
