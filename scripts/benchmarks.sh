@@ -5,6 +5,7 @@
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | idle20k | sweep
+#   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -26,7 +27,14 @@ start_server() {
 }
 
 stop_server() {
+    # A server still sending the USER_PARTS of a big channel's log-offs drains its queues on
+    # SIGTERM; give it 5 s, then stop it hard so the next scenario starts on a quiet machine.
     kill "$SERVER_PID"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
@@ -40,7 +48,7 @@ scenario() {
     fanout) # targets 1 and 2: one channel of 1,000, publishing as fast as the server fans out
         start_server 1
         lt --clients 1000 --channels 1 --publishers 1 --rate 0 --duration 10 --raw --json \
-            >"$OUT/fanout-1000.json"
+            >"$OUT/fanout-1000${TAG:+-$TAG}.json"
         stop_server ;;
     half) # target 3: half of the saturation rate measured by `fanout`
         local sat rate

@@ -47,6 +47,7 @@ pub fn draw(reports: &[Report], path: &Path) -> anyhow::Result<()> {
         .context("drawing the chart")?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("members in the channel")
         .y_desc("thousand deliveries / s")
         .draw()

@@ -102,7 +102,7 @@ impl Members {
                 .with_context(|| format!("binding member socket {g} on {}", member_ip(g)))?;
             s.set_nonblocking(true)?;
             if rcvbuf > 0 {
-                set_rcvbuf(&s, rcvbuf);
+                crate::sys::set_buffer(&s, libc::SO_RCVBUF, rcvbuf);
             }
             sockets.push(s);
         }
@@ -187,20 +187,6 @@ impl Members {
 /// A latency histogram in microseconds up to 100 s, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
-}
-
-fn set_rcvbuf(s: &UdpSocket, bytes: usize) {
-    let v = bytes as libc::c_int;
-    // SAFETY: a valid socket and a pointer to an int of the stated size.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 fn receive_loop(mut poll: Poll, shared: &Shared) {

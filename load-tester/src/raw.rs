@@ -38,6 +38,8 @@ pub fn blast(
     sent: &AtomicU64,
 ) -> anyhow::Result<Blasted> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
+    // The same send buffer the server asks for by default, so neither side blocks earlier.
+    crate::sys::set_buffer(&socket, libc::SO_SNDBUF, 4 << 20);
     let all: Vec<SocketAddr> = channels.iter().flatten().copied().collect();
     let blaster = Blaster::new(socket, &all)?;
     let mut ranges = Vec::new();

@@ -152,3 +152,19 @@ impl Blaster {
         count
     }
 }
+
+/// Asks for a socket buffer size (`SO_SNDBUF` or `SO_RCVBUF`); the kernel may grant less
+/// (clamped to `net.core.wmem_max`/`rmem_max`), which is fine for a load generator.
+pub fn set_buffer(socket: &UdpSocket, option: libc::c_int, bytes: usize) {
+    let v = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: a valid socket and a pointer to an int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
