@@ -4,7 +4,7 @@
 # --server-pid, saves the JSON report under docs/bench/ and stops the server.
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
-#   scripts/benchmarks.sh fanout     # just one: fanout | half | idle20k | sweep
+#   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,16 @@ scenario() {
         lt --clients 1000 --channels 1 --publishers 1 --rate "$rate" --duration 20 --json \
             >"$OUT/half-load-1000.json"
         stop_server ;;
+    latency) # where target 3's latency comes from: a light load on the same channel, and
+        # half load spread over ten channels of 100 (short bursts instead of 1,000-long ones)
+        local sat
+        sat=$(python3 -c 'import json;print(json.load(open("docs/bench/fanout-1000.json"))["deliveries_per_s"])')
+        start_server 10
+        lt --clients 1000 --channels 1 --publishers 1 --rate 10 --duration 20 --json \
+            >"$OUT/light-load-1000.json"
+        lt --clients 1000 --channels 10 --publishers 10 --rate "$(python3 -c "print(round($sat / 1000 / 2))")" \
+            --duration 20 --json >"$OUT/half-load-10x100.json"
+        stop_server ;;
     idle20k) # target 4: 20,000 clients logged in and kept alive (several processes); the
         # short idle timeout makes a missed keepalive show as `expired` within the run
         start_server 200 --idle-timeout 20 --check-interval 5
@@ -73,7 +83,7 @@ scenario() {
     esac
 }
 
-if [ $# -eq 0 ]; then set -- fanout half idle20k sweep; fi
+if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep; fi
 for s in "$@"; do
     echo "== $s" >&2
     scenario "$s"
