@@ -59,6 +59,24 @@ pub mod code {
     pub const USER_ONLINE: u16 = 340;
     /// S→C: a watched nickname logged off or timed out (part 2).
     pub const USER_OFFLINE: u16 = 350;
+    /// C→S: a classic datagram inside a protected session (binary; see `crate::auth`).
+    pub const SEALED: u16 = 400;
+    /// C→S: start registering the current nickname (OPAQUE registration request).
+    pub const REGISTER_REQ: u16 = 410;
+    /// S→C: the server's OPAQUE registration response.
+    pub const REGISTER_RESP: u16 = 420;
+    /// C→S: the OPAQUE registration record to store.
+    pub const REGISTER_UPLOAD: u16 = 430;
+    /// S→C: an account change is durable.
+    pub const ACCOUNT_ACK: u16 = 440;
+    /// C→S: delete the account of the current nickname (protected sessions only).
+    pub const UNREGISTER_REQ: u16 = 450;
+    /// C→S: log in with a password (OPAQUE credential request).
+    pub const AUTH_REQ: u16 = 460;
+    /// S→C: the server's OPAQUE credential response.
+    pub const AUTH_CHALLENGE: u16 = 470;
+    /// C→S: the OPAQUE credential finalization; answered with LOGIN_ACK.
+    pub const AUTH_FINISH: u16 = 480;
 }
 
 /// The server's default UDP port.
@@ -92,6 +110,22 @@ pub mod errors {
     pub const WHO_TOO_MANY: &str = "more than 100 users match; give a longer prefix";
     /// The server holds `--max-users` users already.
     pub const SERVER_FULL: &str = "server full; try again later";
+    /// JOIN_REQ would put the user in more channels than the server allows.
+    pub const TOO_MANY_CHANNELS: &str = "too many channels; part one first";
+    /// Classic LOGIN_REQ for a registered nickname.
+    pub const NICK_REGISTERED: &str = "nickname is registered; log in with a password";
+    /// AUTH_REQ for a nickname without an account.
+    pub const NO_ACCOUNT: &str = "no account with that nickname";
+    /// Too many password logins for one account in a short time.
+    pub const TOO_MANY_ATTEMPTS: &str = "too many login attempts; try again in a minute";
+    /// An OPAQUE message that does not parse or verify.
+    pub const BAD_AUTH_MESSAGE: &str = "malformed authentication message";
+    /// AUTH_FINISH that does not verify (or with no login under way).
+    pub const LOGIN_FAILED: &str = "login failed";
+    /// An account operation that needs a password login.
+    pub const NEEDS_PASSWORD_LOGIN: &str = "log in with your password first";
+    /// The account store failed.
+    pub const STORAGE_FAILED: &str = "account storage failed; try again later";
     /// WATCH_REQ would make the hot list longer than the server keeps.
     pub const HOT_LIST_FULL: &str = "hot list full";
 }
@@ -179,6 +213,30 @@ pub enum Request<'a> {
         /// Space-separated nicknames; see [`words`].
         nicks: &'a str,
     },
+    /// `REGISTER_REQ base64`.
+    Register {
+        /// Base64 OPAQUE registration request.
+        message: &'a str,
+    },
+    /// `REGISTER_UPLOAD base64`.
+    RegisterUpload {
+        /// Base64 OPAQUE registration record.
+        message: &'a str,
+    },
+    /// `UNREGISTER_REQ`.
+    Unregister,
+    /// `AUTH_REQ nickname base64 [padding]`.
+    Auth {
+        /// The nickname to log in as.
+        nick: &'a str,
+        /// Base64 OPAQUE credential request.
+        message: &'a str,
+    },
+    /// `AUTH_FINISH base64`.
+    AuthFinish {
+        /// Base64 OPAQUE credential finalization.
+        message: &'a str,
+    },
 }
 
 /// An event from the server to a client, borrowing its text.
@@ -248,6 +306,23 @@ pub enum Event<'a> {
     UserOffline {
         /// The nickname that logged off.
         nick: &'a str,
+    },
+    /// `REGISTER_RESP base64`.
+    RegisterResp {
+        /// Base64 OPAQUE registration response.
+        message: &'a str,
+    },
+    /// `ACCOUNT_ACK what nickname`: `registered`, `changed` or `unregistered`.
+    AccountAck {
+        /// What became durable.
+        what: &'a str,
+        /// The account's nickname.
+        nick: &'a str,
+    },
+    /// `AUTH_CHALLENGE base64`.
+    AuthChallenge {
+        /// Base64 OPAQUE credential response.
+        message: &'a str,
     },
 }
 
@@ -320,6 +395,11 @@ impl<'a> Request<'a> {
                 | code::WHOIS_REQ
                 | code::WATCH_REQ
                 | code::UNWATCH_REQ
+                | code::REGISTER_REQ
+                | code::REGISTER_UPLOAD
+                | code::UNREGISTER_REQ
+                | code::AUTH_REQ
+                | code::AUTH_FINISH
         );
         if !known {
             return Err(DecodeError::UnknownCode(code));
@@ -341,7 +421,16 @@ impl<'a> Request<'a> {
             code::WHO_REQ => Request::Who { prefix: payload },
             code::WHOIS_REQ => Request::Whois { nick: payload },
             code::WATCH_REQ => Request::Watch { nicks: payload },
-            _ => Request::Unwatch { nicks: payload },
+            code::UNWATCH_REQ => Request::Unwatch { nicks: payload },
+            code::REGISTER_REQ => Request::Register { message: payload },
+            code::REGISTER_UPLOAD => Request::RegisterUpload { message: payload },
+            code::UNREGISTER_REQ => Request::Unregister,
+            code::AUTH_REQ => {
+                let (nick, rest) = split_field(payload);
+                let (message, _padding) = split_field(rest);
+                Request::Auth { nick, message }
+            }
+            _ => Request::AuthFinish { message: payload },
         })
     }
 
@@ -361,6 +450,11 @@ impl<'a> Request<'a> {
             Request::Whois { .. } => code::WHOIS_REQ,
             Request::Watch { .. } => code::WATCH_REQ,
             Request::Unwatch { .. } => code::UNWATCH_REQ,
+            Request::Register { .. } => code::REGISTER_REQ,
+            Request::RegisterUpload { .. } => code::REGISTER_UPLOAD,
+            Request::Unregister => code::UNREGISTER_REQ,
+            Request::Auth { .. } => code::AUTH_REQ,
+            Request::AuthFinish { .. } => code::AUTH_FINISH,
         }
     }
 
@@ -375,9 +469,15 @@ impl<'a> Request<'a> {
             Request::Who { prefix } => &[prefix],
             Request::Whois { nick } => &[nick],
             Request::Watch { nicks } | Request::Unwatch { nicks } => &[nicks],
-            Request::Logoff | Request::ListChannels | Request::ListUsers | Request::StillHere => {
-                &[]
-            }
+            Request::Register { message }
+            | Request::RegisterUpload { message }
+            | Request::AuthFinish { message } => &[message],
+            Request::Auth { nick, message } => &[nick, " ", message],
+            Request::Logoff
+            | Request::ListChannels
+            | Request::ListUsers
+            | Request::StillHere
+            | Request::Unregister => &[],
         };
         encode_parts(self.code(), payload, out);
     }
@@ -435,6 +535,9 @@ impl<'a> Event<'a> {
             Event::UserItem { .. } => code::USER_ITEM,
             Event::UserOnline { .. } => code::USER_ONLINE,
             Event::UserOffline { .. } => code::USER_OFFLINE,
+            Event::RegisterResp { .. } => code::REGISTER_RESP,
+            Event::AccountAck { .. } => code::ACCOUNT_ACK,
+            Event::AuthChallenge { .. } => code::AUTH_CHALLENGE,
         }
     }
 
@@ -446,6 +549,12 @@ impl<'a> Event<'a> {
             Event::Error { message } => put(message),
             Event::LoginAck { nick } | Event::UserOnline { nick } | Event::UserOffline { nick } => {
                 put(nick)
+            }
+            Event::RegisterResp { message } | Event::AuthChallenge { message } => put(message),
+            Event::AccountAck { what, nick } => {
+                put(what);
+                out.push(b' ');
+                out.extend_from_slice(nick.as_bytes());
             }
             Event::JoinAck(info) | Event::PartAck(info) | Event::ChannelItem(info) => {
                 put(info.title);
@@ -520,6 +629,9 @@ impl<'a> Event<'a> {
                 | code::USER_ITEM
                 | code::USER_ONLINE
                 | code::USER_OFFLINE
+                | code::REGISTER_RESP
+                | code::ACCOUNT_ACK
+                | code::AUTH_CHALLENGE
         );
         if !known {
             return Err(DecodeError::UnknownCode(code));
@@ -574,7 +686,13 @@ impl<'a> Event<'a> {
                 }
             }
             code::USER_ONLINE => Event::UserOnline { nick: payload },
-            _ => Event::UserOffline { nick: payload },
+            code::USER_OFFLINE => Event::UserOffline { nick: payload },
+            code::REGISTER_RESP => Event::RegisterResp { message: payload },
+            code::AUTH_CHALLENGE => Event::AuthChallenge { message: payload },
+            _ => {
+                let (what, nick) = payload.split_once(' ').ok_or(malformed)?;
+                Event::AccountAck { what, nick }
+            }
         })
     }
 }
@@ -675,6 +793,14 @@ mod tests {
             Request::Whois { nick: "bob" },
             Request::Watch { nicks: "a b" },
             Request::Unwatch { nicks: "b" },
+            Request::Register { message: "AAAA" },
+            Request::RegisterUpload { message: "BBBB" },
+            Request::Unregister,
+            Request::Auth {
+                nick: "ann",
+                message: "CCCC",
+            },
+            Request::AuthFinish { message: "DDDD" },
         ];
         for r in all {
             let bytes = r.to_bytes();
@@ -726,6 +852,12 @@ mod tests {
             },
             Event::UserOnline { nick: "Ann" },
             Event::UserOffline { nick: "Ann" },
+            Event::RegisterResp { message: "AA==" },
+            Event::AccountAck {
+                what: "registered",
+                nick: "Ann",
+            },
+            Event::AuthChallenge { message: "BB==" },
         ];
         for e in all {
             let bytes = e.to_bytes();

@@ -35,6 +35,30 @@ pub struct User {
     pub channels: Vec<ChannelId>,
     /// Lower-cased nicknames on the user's hot list.
     pub watching: Vec<Box<str>>,
+    /// The protected session, for users logged in with a password.
+    pub session: Option<u64>,
+}
+
+/// What the server knows of an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Not logged in.
+    Stranger,
+    /// Logged in without a password (classic login).
+    Guest,
+    /// Logged in with a password; only sealed datagrams of this session speak for it.
+    Protected(u64),
+}
+
+/// A protected session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its id and MAC key.
+    pub keys: crate::auth::SessionKeys,
+    /// The address its user is known by now (it moves with NAT rebinding).
+    pub addr: SocketAddr,
+    /// Counters already accepted.
+    pub window: crate::auth::ReplayWindow,
 }
 
 /// A configured channel and its members.
@@ -121,6 +145,16 @@ impl Channel {
         m.snapshot = None;
         Some(m.snapshot())
     }
+
+    /// Puts `new` in the place of member `old` (a session that moved address).
+    pub fn replace(&self, old: SocketAddr, new: SocketAddr) {
+        let mut m = self.members.lock();
+        if let Some(at) = m.pos.remove(&old) {
+            m.addrs[at] = new;
+            m.pos.insert(new, at);
+            m.snapshot = None;
+        }
+    }
 }
 
 /// Why a nickname could not be claimed.
@@ -145,6 +179,11 @@ pub struct State {
     nicks: DashMap<Box<str>, SocketAddr>,
     /// Lower-cased nickname → addresses whose hot list holds it.
     watchers: DashMap<Box<str>, Vec<SocketAddr>>,
+    /// Protected sessions by id.
+    pub sessions: DashMap<u64, Session>,
+    /// Datagrams refused for authentication: unknown session, bad MAC, replayed or stale
+    /// counter, or a plain datagram from the address of a protected session.
+    pub auth_rejected: std::sync::atomic::AtomicU64,
     /// Number of logged-in users, kept apart from `users.len()` (which locks every shard)
     /// so that the `--max-users` check is one atomic operation.
     user_count: AtomicUsize,
@@ -166,6 +205,8 @@ impl State {
             users: DashMap::new(),
             nicks: DashMap::new(),
             watchers: DashMap::new(),
+            sessions: DashMap::new(),
+            auth_rejected: std::sync::atomic::AtomicU64::new(0),
             user_count: AtomicUsize::new(0),
             max_users,
         }
@@ -229,6 +270,7 @@ impl State {
                 last_heard: now,
                 channels: Vec::new(),
                 watching: Vec::new(),
+                session: None,
             },
         );
         Ok(())
@@ -246,15 +288,40 @@ impl State {
         Some(user)
     }
 
-    /// Records a sign of life from `addr`; returns whether it is logged in.
-    pub fn touch(&self, addr: SocketAddr, now: Instant) -> bool {
+    /// Records a sign of life from `addr`; returns what the address is.
+    pub fn touch(&self, addr: SocketAddr, now: Instant) -> Presence {
         match self.users.get_mut(&addr) {
             Some(mut u) => {
                 u.last_heard = now;
-                true
+                match u.session {
+                    Some(id) => Presence::Protected(id),
+                    None => Presence::Guest,
+                }
             }
-            None => false,
+            None => Presence::Stranger,
         }
+    }
+
+    /// Moves the user at `old` to `new`: user map, nickname index, channels and hot-list
+    /// index. The caller makes sure nobody is at `new`.
+    pub fn move_user(&self, old: SocketAddr, new: SocketAddr) -> bool {
+        let Some((_, user)) = self.users.remove(&old) else {
+            return false;
+        };
+        let key: Box<str> = user.nick.to_lowercase().into();
+        for &id in &user.channels {
+            self.channel(id).replace(old, new);
+        }
+        for w in &user.watching {
+            if let Some(mut list) = self.watchers.get_mut(w) {
+                for a in list.iter_mut().filter(|a| **a == old) {
+                    *a = new;
+                }
+            }
+        }
+        self.users.insert(new, user);
+        self.nicks.insert(key, new);
+        true
     }
 
     /// Adds `watcher` to those told about `nick_key` (lower-cased).

@@ -1,5 +1,10 @@
 //! One test per rule of PROTOCOL.md part 1 (and the part 2 requests), spoken as raw
 //! datagrams to an in-process server on 127.0.0.1:0.
+//!
+//! The server runs with its default flood limits. One of them bears on these tests: an
+//! address that is not logged in never gets more bytes back than it sent, so the tests
+//! that expect an ERROR for a stranger retry the request, as a classic client retries its
+//! login, until enough bytes have arrived to pay for the answer.
 
 mod common;
 
@@ -24,17 +29,16 @@ fn nickname_taken_by_another_address_is_in_use_whatever_its_case() {
     let s = server();
     let _bob = user(&s, "Bob");
     let other = Peer::new(&s);
-    other.send(Request::Login { nick: "bob" });
-    other.expect_error("nickname already in use");
-    other.send(Request::Login { nick: "BOB" });
-    other.expect_error("nickname already in use");
+    for nick in ["bob", "BOB"] {
+        let (answer, _) = other.retry_until_answered(&Request::Login { nick }.to_bytes());
+        assert_eq!(answer, (code::ERROR, "nickname already in use".into()));
+    }
     other.login("bobby");
 }
 
 #[test]
 fn invalid_nicknames_are_refused() {
     let s = server();
-    let p = Peer::new(&s);
     let long = "x".repeat(33);
     for nick in [
         "",
@@ -45,11 +49,12 @@ fn invalid_nicknames_are_refused() {
         "trail ",
         &long,
     ] {
-        p.send(Request::Login { nick });
-        p.expect_error("invalid nickname");
+        let p = Peer::new(&s);
+        let (answer, _) = p.retry_until_answered(&Request::Login { nick }.to_bytes());
+        assert_eq!(answer, (code::ERROR, "invalid nickname".into()), "{nick:?}");
     }
     // 32 bytes is the limit, and still fine.
-    p.login(&"y".repeat(32));
+    Peer::new(&s).login(&"y".repeat(32));
 }
 
 #[test]
@@ -91,7 +96,6 @@ fn login_under_another_nickname_logs_the_old_user_off_first() {
 #[test]
 fn every_request_but_login_needs_a_login() {
     let s = server();
-    let p = Peer::new(&s);
     for req in [
         Request::Logoff,
         Request::Join { title: "Pets" },
@@ -109,12 +113,14 @@ fn every_request_but_login_needs_a_login() {
         Request::Watch { nicks: "x" },
         Request::Unwatch { nicks: "x" },
     ] {
-        p.send(req);
-        p.expect_error("please log in");
+        let p = Peer::new(&s);
+        let (answer, _) = p.retry_until_answered(&req.to_bytes());
+        assert_eq!(answer, (code::ERROR, "please log in".into()), "{req:?}");
     }
     // An unknown code from an unknown address is also told to log in.
-    p.send_code(999, "");
-    p.expect_error("please log in");
+    let p = Peer::new(&s);
+    let (answer, _) = p.retry_until_answered(&[0x03, 0xe7]);
+    assert_eq!(answer, (code::ERROR, "please log in".into()));
 }
 
 #[test]
@@ -375,8 +381,8 @@ fn logoff_leaves_every_channel_and_frees_the_nickname() {
         ]
     );
     b.expect_nothing();
-    b.send(Request::ListUsers);
-    b.expect_error("please log in");
+    let (answer, _) = b.retry_until_answered(&Request::ListUsers.to_bytes());
+    assert_eq!(answer, (code::ERROR, "please log in".into()));
     let c = Peer::new(&s);
     c.login("b");
 }
@@ -405,8 +411,8 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
         start.elapsed() >= Duration::from_millis(1000),
         "logged off too early"
     );
-    silent.send(Request::ListUsers);
-    silent.expect_error("please log in");
+    let (answer, _) = silent.retry_until_answered(&Request::ListUsers.to_bytes());
+    assert_eq!(answer, (code::ERROR, "please log in".into()));
     talker.send(Request::ListUsers);
     let (c, item) = talker.recv();
     assert_eq!(c, code::USER_ITEM);
@@ -571,8 +577,8 @@ fn max_users_refuses_further_logins() {
     let _a = user(&s, "a");
     let b = user(&s, "b");
     let c = Peer::new(&s);
-    c.send(Request::Login { nick: "c" });
-    c.expect_error("server full; try again later");
+    let (answer, _) = c.retry_until_answered(&Request::Login { nick: "c" }.to_bytes());
+    assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
     b.send(Request::Logoff);
     std::thread::sleep(Duration::from_millis(100));
     c.login("c");

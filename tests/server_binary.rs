@@ -14,9 +14,13 @@ use udpchat::protocol::{code, Request};
 const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
 
 /// Starts the binary on a free loopback port and returns it with the address it logged.
-fn start(extra: &[&str]) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
+fn start(
+    data: &std::path::Path,
+    extra: &[&str],
+) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+        .arg(data)
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -58,7 +62,8 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn sigterm_stops_the_server_with_status_zero() {
-    let (mut child, addr, _err) = start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr, _err) = start(data.path(), &[]);
     let p = Peer::to(addr);
     p.login("ann");
     // SAFETY: sending a signal to our own child process.
@@ -76,7 +81,7 @@ fn channels_file_replaces_the_classic_channels() {
          [[channel]]\ntitle = \"Zig\"\ndescription = \"Comptime chat\"\n",
     )
     .unwrap();
-    let (mut child, addr, _err) = start(&["--channels", file.to_str().unwrap()]);
+    let (mut child, addr, _err) = start(dir.path(), &["--channels", file.to_str().unwrap()]);
     let p = Peer::to(addr);
     p.login("ann");
     p.send(Request::ListChannels);
@@ -132,6 +137,12 @@ fn help_explains_every_flag() {
         "--max-users",
         "--sndbuf",
         "--rcvbuf",
+        "--max-channels-per-user",
+        "--rate-limit",
+        "--rate-burst",
+        "--allow-amplification",
+        "--metrics",
+        "--data",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

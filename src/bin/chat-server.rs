@@ -11,14 +11,27 @@ use anyhow::Context;
 use clap::Parser;
 use udpchat::config::{classic_channels, load_channels};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
-use udpchat::server::{default_threads, Server, ServerConfig};
+use udpchat::server::{default_threads, Limits, Server, ServerConfig};
 
 /// A multi-channel chat server over UDP, speaking the classic chat protocol.
 ///
 /// Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug) for more or less.
+/// Registered accounts live in an SQLite database in the --data folder, made on first start.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Folder of the account database (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "udpchat-data",
+        global = true
+    )]
+    data: PathBuf,
+
     /// Address to listen on; `::` serves IPv6 and IPv4 together.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
@@ -57,6 +70,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_users: u32,
 
+    /// Channels one user may be in at once; a further JOIN_REQ gets
+    /// `ERROR too many channels; part one first`.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_channels_per_user: u32,
+
     /// Socket send buffer to ask the kernel for, in bytes (it may grant less).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     sndbuf: usize,
@@ -64,6 +82,80 @@ struct Args {
     /// Socket receive buffer to ask the kernel for, in bytes (it may grant less).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     rcvbuf: usize,
+
+    /// Requests per second one address may send; excess is dropped and counted. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 1000.0)]
+    rate_limit: f64,
+
+    /// Burst of requests one address may send at once before the rate limit applies.
+    #[arg(long, value_name = "N", default_value_t = 2000.0)]
+    rate_burst: f64,
+
+    /// Answer addresses that are not logged in even with more bytes than they sent. By
+    /// default they never get more bytes back than they sent (no amplification), so a
+    /// client may need a retry to hear, e.g., that its nickname is taken.
+    #[arg(long)]
+    allow_amplification: bool,
+
+    /// Serve Prometheus metrics over HTTP on this address; a port alone means loopback
+    /// (e.g. `--metrics 9027` serves http://127.0.0.1:9027/metrics).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Look after registered accounts (the server may be running).
+    Accounts {
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AccountsAction {
+    /// List the registered nicknames, when each was registered, and their hot lists.
+    List,
+    /// Delete the account of NICK; the nickname is free for guests again.
+    Delete {
+        /// The nickname (any case).
+        nick: String,
+    },
+}
+
+fn accounts(data: &std::path::Path, action: AccountsAction) -> anyhow::Result<()> {
+    use udpchat::accounts::{key, AccountStore, SqliteStore};
+    let store = SqliteStore::open_dir(data)
+        .with_context(|| format!("cannot open the account database in {}", data.display()))?;
+    match action {
+        AccountsAction::List => {
+            let all = store.list()?;
+            for a in &all {
+                println!(
+                    "{:<32} registered {} watching: {}",
+                    a.nick,
+                    a.created,
+                    a.watch.join(" ")
+                );
+            }
+            println!("{} accounts", all.len());
+        }
+        AccountsAction::Delete { nick } => {
+            if !store.delete(&key(&nick))? {
+                anyhow::bail!("no account named {nick}");
+            }
+            println!("deleted {nick}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is neither a port nor an address like 127.0.0.1:9027"))
 }
 
 fn main() -> ExitCode {
@@ -85,6 +177,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Accounts { action }) = args.command {
+        return accounts(&args.data, action);
+    }
     let channels = match &args.channels {
         Some(path) => load_channels(path)?,
         None => classic_channels(),
@@ -100,6 +195,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_users: args.max_users as usize,
         sndbuf: args.sndbuf,
         rcvbuf: args.rcvbuf,
+        limits: Limits {
+            rate: args.rate_limit.max(0.0),
+            burst: args.rate_burst.max(1.0),
+            amplification_guard: !args.allow_amplification,
+        },
+        metrics: args.metrics,
+        max_channels_per_user: args.max_channels_per_user as usize,
+        data_dir: Some(args.data.clone()),
     };
     let bind = config.bind;
     let server =
@@ -116,9 +219,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         senders = config.senders,
         sndbuf = buffers.sndbuf,
         rcvbuf = buffers.rcvbuf,
+        data = %args.data.display(),
         "listening on {}",
         server.local_addr()
     );
+    if let Some(addr) = server.metrics_addr() {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     server.run().context("server failed")?;
     tracing::info!("stopped");
     Ok(())

@@ -15,6 +15,8 @@
 //! flag and drop their queue handles; workers drain their queues and drop theirs on the
 //! pool; senders drain and exit. Nothing queued is lost.
 
+pub mod limit;
+pub mod metrics;
 pub mod recv;
 pub mod send;
 pub mod stats;
@@ -32,10 +34,12 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub use limit::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
+use crate::accounts::{AccountStore, MemoryStore, SqliteStore};
 use crate::config::{classic_channels, ChannelSpec};
-use crate::handler::Handler;
+use crate::handler::{Accounts, Handler};
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 use crate::state::State;
 
@@ -69,6 +73,14 @@ pub struct ServerConfig {
     pub sndbuf: usize,
     /// Requested socket receive buffer, in bytes.
     pub rcvbuf: usize,
+    /// Flood limits.
+    pub limits: Limits,
+    /// Channels one user may be in at once.
+    pub max_channels_per_user: usize,
+    /// Where to serve Prometheus metrics over HTTP, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// The folder of the account database; `None` keeps accounts in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -89,19 +101,24 @@ impl Default for ServerConfig {
             max_users: 100_000,
             sndbuf: 4 << 20,
             rcvbuf: 4 << 20,
+            limits: Limits::default(),
+            max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
+            metrics: None,
+            data_dir: None,
         }
     }
 }
 
 /// A bound server, not yet running.
-#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    metrics: Option<tiny_http::Server>,
     socket: Socket,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     state: Arc<State>,
+    accounts: Arc<Accounts>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -114,11 +131,21 @@ pub struct Buffers {
     pub rcvbuf: usize,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
-    /// Creates the socket, tunes its buffers and binds it.
+    /// Creates the socket, tunes its buffers and binds it; opens the account database.
     ///
     /// # Errors
-    /// When the socket can't be created or bound (address in use, no permission).
+    /// When the socket can't be created or bound (address in use, no permission), or the
+    /// account database can't be opened.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let socket = Socket::new(
             Domain::for_address(config.bind),
@@ -138,9 +165,22 @@ impl Server {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("bound address is not IP"))?;
+        let metrics = match config.metrics {
+            Some(addr) => Some(tiny_http::Server::http(addr).map_err(|e| {
+                io::Error::new(io::ErrorKind::AddrInUse, format!("metrics on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        let store: Arc<dyn AccountStore> = match &config.data_dir {
+            Some(dir) => Arc::new(SqliteStore::open_dir(dir).map_err(io::Error::other)?),
+            None => Arc::new(MemoryStore::default()),
+        };
+        let accounts = Arc::new(Accounts::open(store).map_err(io::Error::other)?);
         let state = Arc::new(State::new(&config.channels, config.max_users));
         Ok(Server {
+            accounts,
             config,
+            metrics,
             socket,
             local_addr,
             stop: Arc::new(AtomicBool::new(false)),
@@ -165,6 +205,11 @@ impl Server {
         })
     }
 
+    /// The address metrics are served on, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.server_addr().to_ip())
+    }
+
     /// A flag that stops the server when set (for signal handlers).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
@@ -186,7 +231,9 @@ impl Server {
     /// When a thread can't be started or the socket can't be shared with one.
     pub fn run(self) -> io::Result<()> {
         let c = &self.config;
-        let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout);
+        let handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+            .with_max_channels_per_user(c.max_channels_per_user)
+            .with_accounts(self.accounts.clone());
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
@@ -203,12 +250,12 @@ impl Server {
             (0..c.workers.max(1)).map(|_| bounded(WORKER_QUEUE)).unzip();
         for (i, rx) in work_rxs.into_iter().enumerate() {
             let (handler, socket) = (handler.clone(), self.socket.try_clone()?);
-            let (senders, stats) = (send_txs.clone(), self.stats.clone());
+            let (senders, stats, limits) = (send_txs.clone(), self.stats.clone(), c.limits);
             threads.push(spawn(format!("worker-{i}"), move || {
-                worker::run_worker(handler, socket, rx, senders, stats)
+                worker::run_worker(handler, limits, socket, rx, senders, stats)
             })?);
         }
-        drop(send_txs);
+        let pool = send_txs;
 
         {
             let (workers, stop, interval) = (work_txs.clone(), self.stop.clone(), c.check_interval);
@@ -216,6 +263,19 @@ impl Server {
                 sweep::run_sweeper(handler, interval, workers, stop)
             })?);
         }
+        if let Some(http) = self.metrics {
+            let sources = metrics::Sources {
+                state: self.state.clone(),
+                stats: self.stats.clone(),
+                workers: work_txs.clone(),
+                senders: pool.clone(),
+            };
+            let stop = self.stop.clone();
+            threads.push(spawn("metrics".into(), move || {
+                metrics::run_metrics(http, sources, stop)
+            })?);
+        }
+        drop(pool);
         let (stop, stats, max) = (self.stop.clone(), self.stats.clone(), c.max_datagram);
         let socket = self.socket;
         threads.push(spawn("receiver".into(), move || {
@@ -233,6 +293,7 @@ impl Server {
     /// Runs the server on a thread of its own; for tests and embedding.
     pub fn spawn(self) -> RunningServer {
         let addr = self.local_addr;
+        let metrics_addr = self.metrics_addr();
         let stop = self.stop.clone();
         let stats = self.stats.clone();
         let state = self.state.clone();
@@ -242,6 +303,7 @@ impl Server {
             .expect("spawning the server thread");
         RunningServer {
             addr,
+            metrics_addr,
             stop,
             stats,
             state,
@@ -258,6 +320,7 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHand
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     state: Arc<State>,
@@ -268,6 +331,11 @@ impl RunningServer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it serves metrics, if it does.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Its counters now.

@@ -16,6 +16,11 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     /// Datagrams dropped because their worker's queue was full.
     pub dropped_queue_full: AtomicU64,
+    /// Datagrams dropped because their source was over its request rate.
+    pub dropped_rate_limited: AtomicU64,
+    /// Replies to addresses not logged in that were withheld (amplification guard or
+    /// their ERROR rate).
+    pub replies_withheld: AtomicU64,
     /// Datagrams the kernel refused to send (counted and skipped).
     pub send_errors: AtomicU64,
     /// Users logged off by the idle sweep.
@@ -35,6 +40,10 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// See [`Stats::dropped_queue_full`].
     pub dropped_queue_full: u64,
+    /// See [`Stats::dropped_rate_limited`].
+    pub dropped_rate_limited: u64,
+    /// See [`Stats::replies_withheld`].
+    pub replies_withheld: u64,
     /// See [`Stats::send_errors`].
     pub send_errors: u64,
     /// See [`Stats::sweep_logoffs`].
@@ -51,6 +60,8 @@ impl Stats {
             datagrams_out: get(&self.datagrams_out),
             bytes_out: get(&self.bytes_out),
             dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_rate_limited: get(&self.dropped_rate_limited),
+            replies_withheld: get(&self.replies_withheld),
             send_errors: get(&self.send_errors),
             sweep_logoffs: get(&self.sweep_logoffs),
         }

@@ -30,6 +30,7 @@ pub fn run_sweeper(
             continue;
         }
         next = now + interval;
+        handler.housekeeping(now);
         for addr in handler.idle_users(now) {
             // Blocking is fine here: the sweeper has nothing else to do, and a full worker
             // queue drains within milliseconds. A closed queue means shutdown.

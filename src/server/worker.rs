@@ -15,9 +15,11 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::limit::{Limiter, Limits, Verdict};
 use super::send::{dispatch, send_all, ErrorLog, SendJob};
 use super::stats::Stats;
 use crate::handler::{Handler, Outbox};
+use crate::protocol::code;
 
 /// Requests a worker takes off its queue before it flushes replies.
 const JOBS_PER_ROUND: usize = 64;
@@ -51,19 +53,39 @@ pub fn route(addr: SocketAddr, workers: usize) -> usize {
 /// returns, dropping its handles on the sender pool.
 pub fn run_worker(
     handler: Handler,
+    limits: Limits,
     socket: socket2::Socket,
     jobs: Receiver<Job>,
     senders: Vec<Sender<SendJob>>,
     stats: Arc<Stats>,
 ) {
     let mut out = Outbox::new();
+    let mut limiter = Limiter::new(limits, Instant::now());
     let mut log = ErrorLog::new();
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(job) = next.take() {
             match job {
-                Job::Datagram { from, at, data } => handler.handle(from, &data, at, &mut out),
+                Job::Datagram { from, at, data } => {
+                    if limiter.admit(from, data.len(), at) == Verdict::RateLimited {
+                        stats.dropped_rate_limited.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let mark = out.unicast_len();
+                        if !handler.handle(from, &data, at, &mut out) {
+                            let (bytes, errors) = out.replies_to_since(from, mark);
+                            let login = data.starts_with(&code::LOGIN_REQ.to_be_bytes());
+                            if bytes > 0
+                                && !limiter.allow_stranger_reply(from, bytes, errors, login, at)
+                            {
+                                let n = out.withdraw_to_since(from, mark);
+                                stats
+                                    .replies_withheld
+                                    .fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
                 Job::Expire(addr) => {
                     if handler.expire(addr, Instant::now(), &mut out) {
                         stats.sweep_logoffs.fetch_add(1, Ordering::Relaxed);

@@ -126,6 +126,21 @@ impl Peer {
         (0..n).map(|_| self.recv()).collect()
     }
 
+    /// Sends `bytes` again and again, as a client retrying over a lossy network would,
+    /// until the server answers; returns the answer and how many sends it took.
+    ///
+    /// Addresses that are not logged in are never sent more bytes than they sent, so a
+    /// short request from a stranger is answered only once enough bytes have arrived.
+    pub fn retry_until_answered(&self, bytes: &[u8]) -> ((u16, String), usize) {
+        for tries in 1..=64 {
+            self.send_raw(bytes);
+            if let Some(answer) = self.recv_within(Duration::from_millis(150)) {
+                return (answer, tries);
+            }
+        }
+        panic!("no answer after 64 tries");
+    }
+
     /// Logs in as `nick` and checks the ACK.
     pub fn login(&self, nick: &str) {
         self.send(Request::Login { nick });
@@ -146,4 +161,14 @@ pub fn user(server: &RunningServer, nick: &str) -> Peer {
     let p = Peer::new(server);
     p.login(nick);
     p
+}
+
+/// Waits (up to [`WAIT`]) for `cond`, which another thread of the server makes true.
+#[track_caller]
+pub fn wait_until(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -7,8 +7,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
-use crate::state::{ChannelId, ClaimError, State, User};
+use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
+use crate::state::{ChannelId, ClaimError, Presence, State, User};
+
+mod auth;
+
+pub use auth::Accounts;
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
@@ -81,6 +85,34 @@ impl Outbox {
         self.unicast.len()
     }
 
+    /// Bytes and ERROR datagrams among the single-address replies to `to` queued since
+    /// reply number `mark` (a value of [`unicast_len`](Self::unicast_len) taken earlier).
+    pub fn replies_to_since(&self, to: SocketAddr, mark: usize) -> (usize, usize) {
+        let error = crate::protocol::code::ERROR.to_be_bytes();
+        self.unicast[mark.min(self.unicast.len())..]
+            .iter()
+            .filter(|(a, _)| *a == to)
+            .fold((0, 0), |(bytes, errors), (_, r)| {
+                let is_error = self.bytes[r.clone()].starts_with(&error);
+                (bytes + r.len(), errors + usize::from(is_error))
+            })
+    }
+
+    /// Withdraws the single-address replies to `to` queued since reply number `mark`;
+    /// returns how many were withdrawn.
+    pub fn withdraw_to_since(&mut self, to: SocketAddr, mark: usize) -> usize {
+        let before = self.unicast.len();
+        let mut i = mark.min(before);
+        while i < self.unicast.len() {
+            if self.unicast[i].0 == to {
+                self.unicast.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.unicast.len()
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.unicast.is_empty() && self.fanouts.is_empty()
@@ -107,9 +139,14 @@ impl Outbox {
 #[derive(Debug, Clone)]
 pub struct Handler {
     state: Arc<State>,
+    accounts: Arc<Accounts>,
     max_datagram: usize,
     idle_timeout: Duration,
+    max_channels_per_user: usize,
 }
+
+/// Channels one user may be in at once, unless set otherwise.
+pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
 
 fn valid_nick(nick: &str) -> bool {
     !nick.is_empty()
@@ -120,12 +157,27 @@ fn valid_nick(nick: &str) -> bool {
 impl Handler {
     /// A handler over `state` that accepts datagrams of up to `max_datagram` bytes and logs
     /// off users silent for longer than `idle_timeout`.
+    /// Accounts live in memory until [`with_accounts`](Self::with_accounts) gives a store.
     pub fn new(state: Arc<State>, max_datagram: usize, idle_timeout: Duration) -> Self {
         Handler {
             state,
+            accounts: Arc::new(Accounts::in_memory()),
             max_datagram,
             idle_timeout,
+            max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
         }
+    }
+
+    /// The same handler with another cap on the channels one user may be in at once.
+    pub fn with_max_channels_per_user(mut self, cap: usize) -> Self {
+        self.max_channels_per_user = cap.max(1);
+        self
+    }
+
+    /// The same handler with accounts from `accounts`.
+    pub fn with_accounts(mut self, accounts: Arc<Accounts>) -> Self {
+        self.accounts = accounts;
+        self
     }
 
     /// The shared state.
@@ -133,9 +185,47 @@ impl Handler {
         &self.state
     }
 
-    /// Handles one datagram from `from` received at `now`.
-    pub fn handle(&self, from: SocketAddr, datagram: &[u8], now: Instant, out: &mut Outbox) {
-        let logged_in = self.state.touch(from, now);
+    /// Handles one datagram from `from` received at `now`. Returns whether `from` was
+    /// logged in when the datagram arrived (replies to strangers are limited by the caller);
+    /// a sealed datagram counts as logged in whether it verified or not, since it gets no
+    /// answer either way unless it did.
+    pub fn handle(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        out: &mut Outbox,
+    ) -> bool {
+        if datagram.starts_with(&code::SEALED.to_be_bytes()) {
+            if let Some((addr, inner, session)) = self.open_sealed(from, datagram, out) {
+                self.handle_plain(addr, inner, now, out, Some(session));
+            }
+            return true;
+        }
+        self.handle_plain(from, datagram, now, out, None)
+    }
+
+    /// Handles a classic datagram; `session` is the protected session it arrived in.
+    fn handle_plain(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        out: &mut Outbox,
+        session: Option<u64>,
+    ) -> bool {
+        let presence = self.state.touch(from, now);
+        if let Presence::Protected(id) = presence {
+            if session != Some(id) {
+                // Only the session's sealed datagrams speak for a protected user: this one
+                // is forged or stale. No answer, so a forger learns nothing.
+                self.state
+                    .auth_rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return true;
+            }
+        }
+        let logged_in = presence != Presence::Stranger;
         match Request::decode(datagram, self.max_datagram) {
             Err(DecodeError::TooShort) => {}
             Err(DecodeError::TooLong { .. }) => out.error(from, errors::DATAGRAM_TOO_LONG),
@@ -153,6 +243,8 @@ impl Handler {
                 },
             ),
             Ok(Request::Login { nick }) => self.login(from, nick, now, out),
+            Ok(Request::Auth { nick, message }) => self.auth_start(from, nick, message, now, out),
+            Ok(Request::AuthFinish { message }) => self.auth_finish(from, message, now, out),
             Ok(_) if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Ok(Request::Logoff) => self.logoff(from, out),
             Ok(Request::Join { title }) => self.join(from, title, out),
@@ -168,7 +260,18 @@ impl Handler {
             Ok(Request::Whois { nick }) => self.whois(from, nick, now, out),
             Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
             Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
+            Ok(Request::Register { message }) => self.register_start(from, message, session, out),
+            Ok(Request::RegisterUpload { message }) => {
+                self.register_finish(from, message, session, now, out)
+            }
+            Ok(Request::Unregister) => self.unregister(from, session, out),
         }
+        logged_in
+    }
+
+    /// Periodic clean-up of state that expires on its own (password logins left half-way).
+    pub fn housekeeping(&self, now: Instant) {
+        self.accounts.housekeeping(now);
     }
 
     /// Addresses of users silent for longer than the idle timeout at `now`.
@@ -206,6 +309,9 @@ impl Handler {
         if !valid_nick(nick) {
             return out.error(from, errors::INVALID_NICK);
         }
+        if self.accounts.is_registered(nick) {
+            return out.error(from, errors::NICK_REGISTERED);
+        }
         match self.state.claim(from, nick, now) {
             Ok(()) => {
                 out.send(from, &Event::LoginAck { nick });
@@ -222,6 +328,9 @@ impl Handler {
         let Some(user) = self.state.release(from) else {
             return;
         };
+        if let Some(id) = user.session {
+            self.state.sessions.remove(&id);
+        }
         for &id in &user.channels {
             let ch = self.state.channel(id);
             if let Some(rest) = ch.remove(from) {
@@ -272,9 +381,12 @@ impl Handler {
         let Some(id) = self.state.channel_id(title) else {
             return out.error(from, &format!("no channel named {title}"));
         };
-        let Some((nick, _)) = self.user(from) else {
+        let Some((nick, channels)) = self.user(from) else {
             return;
         };
+        if !channels.contains(&id) && channels.len() >= self.max_channels_per_user {
+            return out.error(from, errors::TOO_MANY_CHANNELS);
+        }
         let ch = self.state.channel(id);
         if let Some((before, _)) = ch.add(from) {
             let event = Event::UserJoins {
@@ -463,6 +575,7 @@ impl Handler {
                 online.push(key);
             }
         }
+        self.save_hot_list(from);
         for key in online {
             self.state.add_watcher(&key, from);
             let held = self
@@ -493,6 +606,7 @@ impl Handler {
         for key in removed {
             self.state.remove_watcher(&key, from);
         }
+        self.save_hot_list(from);
     }
 }
 
@@ -637,6 +751,26 @@ mod tests {
                 (1, code::USER_OFFLINE, "x".into())
             ]
         );
+        r.h.state().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn channels_per_user_are_capped_but_rejoining_is_fine() {
+        let state = Arc::new(State::new(&classic_channels(), 10));
+        let r = Rig {
+            h: Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
+            t0: Instant::now(),
+        };
+        r.at(0, 1, Request::Login { nick: "a" });
+        r.at(0, 1, Request::Join { title: "Pets" });
+        r.at(0, 1, Request::Join { title: "Weather" });
+        let out = r.at(0, 1, Request::Join { title: "Hobbies" });
+        assert_eq!(
+            out,
+            vec![(1, code::ERROR, errors::TOO_MANY_CHANNELS.into())]
+        );
+        let out = r.at(0, 1, Request::Join { title: "Pets" });
+        assert_eq!(out[0].1, code::JOIN_ACK);
         r.h.state().check_invariants().unwrap();
     }
 

@@ -1,0 +1,338 @@
+//! Parses a line the user typed into a typed [`Command`], and says what each command
+//! sends. Pure functions, so every rule is unit-tested without a terminal or a socket.
+
+use crate::protocol::Request;
+
+/// What one input line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// A blank line: nothing to do.
+    Nothing,
+    /// A public message to the current channel.
+    Say(&'a str),
+    /// `/channels`: list the channels.
+    Channels,
+    /// `/join TITLE`.
+    Join(&'a str),
+    /// `/part [TITLE]`; empty means the current channel.
+    Part(&'a str),
+    /// `/users`: list the members of the current channel.
+    Users,
+    /// `/private NICK TEXT`.
+    Private {
+        /// The recipient.
+        nick: &'a str,
+        /// The message.
+        text: &'a str,
+    },
+    /// `/login [NICK]`: log in again, under `NICK` or a nickname asked for.
+    Login(Option<&'a str>),
+    /// `/quit`.
+    Quit,
+    /// `/who [PREFIX]`: logged-in users whose nickname starts with the prefix.
+    Who(&'a str),
+    /// `/whois NICK`.
+    Whois(&'a str),
+    /// `/watch NICK...`: nicknames to tell about when they log in or off.
+    Watch(&'a str),
+    /// `/unwatch NICK...`.
+    Unwatch(&'a str),
+    /// `/help`.
+    Help,
+    /// `/register` or `/passwd`: set the password of the current nickname.
+    Register,
+    /// `/unregister`: delete the account of the current nickname.
+    Unregister,
+    /// A command with a missing argument; holds the usage to show.
+    Usage(&'static str),
+    /// A command nobody knows; holds its name as typed, slash included.
+    Unknown(&'a str),
+}
+
+/// The text `/help` shows, one line each; short enough to fit 80 columns after a tab.
+pub const HELP: &[&str] = &[
+    "Commands:",
+    "  /channels            list the channels",
+    "  /join TITLE          join a channel and make it current",
+    "  /part [TITLE]        leave a channel (the current one without TITLE)",
+    "  /users               list the users of the current channel",
+    "  /private NICK TEXT   send TEXT to NICK alone",
+    "  /who [PREFIX]        list the users whose nickname starts with PREFIX",
+    "  /whois NICK          show one user",
+    "  /watch NICK...       tell me when these users log in or off",
+    "  /unwatch NICK...     stop telling me about them",
+    "  /login [NICK]        log in again under another nickname",
+    "  /register            protect this nickname with a password",
+    "  /passwd              change the password",
+    "  /unregister          delete the account of this nickname",
+    "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
+    "  /help                this list",
+    "Other lines are said in the current channel (// says a line starting",
+    "with /). Tab completes command names; Up and Down recall lines.",
+];
+
+/// The command names, for completion.
+pub const NAMES: &[&str] = &[
+    "/channels",
+    "/help",
+    "/join",
+    "/login",
+    "/part",
+    "/passwd",
+    "/private",
+    "/quit",
+    "/register",
+    "/unregister",
+    "/unwatch",
+    "/users",
+    "/watch",
+    "/who",
+    "/whois",
+];
+
+/// The command names that complete `typed` (the start of a line, cursor at its end):
+/// none unless it is a slash and the start of a name, with no space yet.
+pub fn complete(typed: &str) -> Vec<&'static str> {
+    if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
+        return Vec::new();
+    }
+    NAMES
+        .iter()
+        .copied()
+        .filter(|name| name.len() >= typed.len() && name[..typed.len()].eq_ignore_ascii_case(typed))
+        .collect()
+}
+
+/// Parses one input line (without its line end).
+///
+/// Command names are matched without regard to case. Arguments are separated by runs of
+/// spaces; the text of `/private` keeps its inner spacing. A line starting with `//` is
+/// a public message starting with one `/`.
+pub fn parse(line: &str) -> Command<'_> {
+    if line.trim().is_empty() {
+        return Command::Nothing;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Command::Say(line);
+    };
+    if rest.starts_with('/') {
+        return Command::Say(rest);
+    }
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (rest, ""),
+    };
+    let first_word = args.split_whitespace().next();
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("channels") {
+        Command::Channels
+    } else if is("join") {
+        first_word.map_or(Command::Usage("/join TITLE"), Command::Join)
+    } else if is("part") {
+        Command::Part(first_word.unwrap_or(""))
+    } else if is("users") {
+        Command::Users
+    } else if is("private") {
+        match args.split_once(char::is_whitespace) {
+            Some((nick, text)) if !text.trim().is_empty() => Command::Private {
+                nick,
+                text: text.trim_start(),
+            },
+            _ => Command::Usage("/private NICK TEXT"),
+        }
+    } else if is("login") {
+        Command::Login(first_word)
+    } else if is("quit") {
+        Command::Quit
+    } else if is("register") || is("passwd") {
+        Command::Register
+    } else if is("unregister") {
+        Command::Unregister
+    } else if is("who") {
+        Command::Who(first_word.unwrap_or(""))
+    } else if is("whois") {
+        first_word.map_or(Command::Usage("/whois NICK"), Command::Whois)
+    } else if is("watch") {
+        nick_list(args).map_or(Command::Usage("/watch NICK..."), Command::Watch)
+    } else if is("unwatch") {
+        nick_list(args).map_or(Command::Usage("/unwatch NICK..."), Command::Unwatch)
+    } else if is("help") {
+        Command::Help
+    } else {
+        Command::Unknown(&line[..1 + name.len()])
+    }
+}
+
+/// The nickname list of `/watch` and `/unwatch`, if it names anyone.
+fn nick_list(args: &str) -> Option<&str> {
+    (!args.is_empty()).then_some(args)
+}
+
+impl<'a> Command<'a> {
+    /// The request this command sends, if it sends one by itself. `/login`, `/quit`,
+    /// `/help` and the local answers need the session and return `None`.
+    ///
+    /// Watch lists are sent with their words joined by single spaces, as the protocol
+    /// separates fields; `buf` holds that text.
+    pub fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
+    where
+        'a: 'b,
+    {
+        Some(match *self {
+            Command::Say(text) => Request::SendPublic { text },
+            Command::Channels => Request::ListChannels,
+            Command::Join(title) => Request::Join { title },
+            Command::Part(title) => Request::Part { title },
+            Command::Users => Request::ListUsers,
+            Command::Private { nick, text } => Request::SendPrivate {
+                recipient: nick,
+                text,
+            },
+            Command::Who(prefix) => Request::Who { prefix },
+            Command::Whois(nick) => Request::Whois { nick },
+            Command::Watch(nicks) | Command::Unwatch(nicks) => {
+                *buf = nicks.split_whitespace().collect::<Vec<_>>().join(" ");
+                let nicks = buf.as_str();
+                if matches!(self, Command::Watch(_)) {
+                    Request::Watch { nicks }
+                } else {
+                    Request::Unwatch { nicks }
+                }
+            }
+            Command::Unregister => Request::Unregister,
+            Command::Nothing
+            | Command::Login(_)
+            | Command::Register
+            | Command::Quit
+            | Command::Help
+            | Command::Usage(_)
+            | Command::Unknown(_) => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_public_messages() {
+        assert_eq!(parse("hello  world "), Command::Say("hello  world "));
+        assert_eq!(parse(" /not a command"), Command::Say(" /not a command"));
+        assert_eq!(parse("//join is a word"), Command::Say("/join is a word"));
+        assert_eq!(parse(""), Command::Nothing);
+        assert_eq!(parse("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn classic_commands() {
+        assert_eq!(parse("/channels"), Command::Channels);
+        assert_eq!(parse("/join Pets"), Command::Join("Pets"));
+        assert_eq!(parse("/join   Pets  extra"), Command::Join("Pets"));
+        assert_eq!(parse("/part"), Command::Part(""));
+        assert_eq!(parse("/part Pets"), Command::Part("Pets"));
+        assert_eq!(parse("/users"), Command::Users);
+        assert_eq!(
+            parse("/private bob hi  there"),
+            Command::Private {
+                nick: "bob",
+                text: "hi  there"
+            }
+        );
+        assert_eq!(parse("/login"), Command::Login(None));
+        assert_eq!(parse("/login carl"), Command::Login(Some("carl")));
+        assert_eq!(parse("/quit"), Command::Quit);
+    }
+
+    #[test]
+    fn extension_commands() {
+        assert_eq!(parse("/who"), Command::Who(""));
+        assert_eq!(parse("/who an"), Command::Who("an"));
+        assert_eq!(parse("/whois bob"), Command::Whois("bob"));
+        assert_eq!(parse("/watch bob  carl"), Command::Watch("bob  carl"));
+        assert_eq!(parse("/unwatch bob"), Command::Unwatch("bob"));
+        assert_eq!(parse("/help"), Command::Help);
+    }
+
+    #[test]
+    fn names_ignore_case() {
+        assert_eq!(parse("/JOIN Pets"), Command::Join("Pets"));
+        assert_eq!(parse("/Quit"), Command::Quit);
+    }
+
+    #[test]
+    fn missing_arguments_give_usage() {
+        assert_eq!(parse("/join"), Command::Usage("/join TITLE"));
+        assert_eq!(parse("/join   "), Command::Usage("/join TITLE"));
+        assert_eq!(parse("/private"), Command::Usage("/private NICK TEXT"));
+        assert_eq!(parse("/private bob"), Command::Usage("/private NICK TEXT"));
+        assert_eq!(
+            parse("/private bob   "),
+            Command::Usage("/private NICK TEXT")
+        );
+        assert_eq!(parse("/whois"), Command::Usage("/whois NICK"));
+        assert_eq!(parse("/watch"), Command::Usage("/watch NICK..."));
+        assert_eq!(parse("/unwatch "), Command::Usage("/unwatch NICK..."));
+    }
+
+    #[test]
+    fn unknown_commands_keep_their_name_as_typed() {
+        assert_eq!(parse("/frob x y"), Command::Unknown("/frob"));
+        assert_eq!(parse("/Frob"), Command::Unknown("/Frob"));
+        assert_eq!(parse("/"), Command::Unknown("/"));
+    }
+
+    #[test]
+    fn completion_offers_matching_command_names() {
+        assert_eq!(complete("/w"), ["/watch", "/who", "/whois"]);
+        assert_eq!(complete("/WHO"), ["/who", "/whois"]);
+        assert_eq!(complete("/j"), ["/join"]);
+        assert_eq!(complete("/"), NAMES);
+        assert!(complete("/join P").is_empty());
+        assert!(complete("hello").is_empty());
+        assert!(complete("/zz").is_empty());
+    }
+
+    #[test]
+    fn every_name_parses_as_a_command() {
+        for name in NAMES {
+            assert!(
+                !matches!(parse(name), Command::Unknown(_) | Command::Say(_)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for line in HELP {
+            assert!(8 + line.len() < 80, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn commands_map_to_requests() {
+        let mut buf = String::new();
+        assert_eq!(
+            parse("hi").request(&mut buf),
+            Some(Request::SendPublic { text: "hi" })
+        );
+        assert_eq!(
+            parse("/part").request(&mut buf),
+            Some(Request::Part { title: "" })
+        );
+        assert_eq!(
+            parse("/private bob a b").request(&mut buf),
+            Some(Request::SendPrivate {
+                recipient: "bob",
+                text: "a b"
+            })
+        );
+        assert_eq!(
+            parse("/watch  bob   carl ").request(&mut buf),
+            Some(Request::Watch { nicks: "bob carl" })
+        );
+        assert_eq!(parse("/quit").request(&mut buf), None);
+        assert_eq!(parse("/help").request(&mut buf), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! `--metrics ADDR`: the server's counters in the Prometheus text format over HTTP.
+//!
+//! The exposition is written here by hand: the counters already live in [`Stats`] (plain
+//! atomics, cheap on the hot path), and the text format is a few lines per metric; a
+//! registry crate would keep a second copy of every counter for no gain.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::send::SendJob;
+use super::stats::Stats;
+use super::worker::Job;
+use crate::state::State;
+
+/// What the metrics page reads.
+pub struct Sources {
+    /// The shared state (users, channel members).
+    pub state: Arc<State>,
+    /// The counters.
+    pub stats: Arc<Stats>,
+    /// Worker queues, for their depth.
+    pub workers: Vec<Sender<Job>>,
+    /// Sender queues, for their depth.
+    pub senders: Vec<Sender<SendJob>>,
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP udpchat_{name} {help}");
+    let _ = writeln!(out, "# TYPE udpchat_{name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "udpchat_{name}{labels} {value}");
+    }
+}
+
+/// The metrics page, in the Prometheus text format (version 0.0.4).
+pub fn render(src: &Sources) -> String {
+    let s = src.stats.snapshot();
+    let mut out = String::new();
+    let one = |v: u64| vec![(String::new(), v)];
+    metric(
+        &mut out,
+        "users",
+        "gauge",
+        "Logged-in users.",
+        &one(src.state.user_count() as u64),
+    );
+    metric(
+        &mut out,
+        "channels",
+        "gauge",
+        "Configured channels.",
+        &one(src.state.channels.len() as u64),
+    );
+    let members: Vec<(String, u64)> = src
+        .state
+        .channels
+        .iter()
+        .map(|c| {
+            (
+                format!("{{channel=\"{}\"}}", escape(&c.title)),
+                c.len() as u64,
+            )
+        })
+        .collect();
+    metric(
+        &mut out,
+        "channel_members",
+        "gauge",
+        "Members per channel.",
+        &members,
+    );
+    metric(
+        &mut out,
+        "datagrams_received_total",
+        "counter",
+        "Datagrams received.",
+        &one(s.datagrams_in),
+    );
+    metric(
+        &mut out,
+        "bytes_received_total",
+        "counter",
+        "Bytes received.",
+        &one(s.bytes_in),
+    );
+    metric(
+        &mut out,
+        "datagrams_sent_total",
+        "counter",
+        "Datagrams handed to the kernel.",
+        &one(s.datagrams_out),
+    );
+    metric(
+        &mut out,
+        "bytes_sent_total",
+        "counter",
+        "Bytes handed to the kernel.",
+        &one(s.bytes_out),
+    );
+    let drops = vec![
+        ("{reason=\"queue_full\"}".to_string(), s.dropped_queue_full),
+        (
+            "{reason=\"rate_limited\"}".to_string(),
+            s.dropped_rate_limited,
+        ),
+        (
+            "{reason=\"reply_withheld\"}".to_string(),
+            s.replies_withheld,
+        ),
+        ("{reason=\"send_error\"}".to_string(), s.send_errors),
+        (
+            "{reason=\"auth\"}".to_string(),
+            src.state.auth_rejected.load(Ordering::Relaxed),
+        ),
+    ];
+    metric(
+        &mut out,
+        "dropped_total",
+        "counter",
+        "Datagrams dropped, by reason.",
+        &drops,
+    );
+    metric(
+        &mut out,
+        "sweep_logoffs_total",
+        "counter",
+        "Users logged off by the idle sweep.",
+        &one(s.sweep_logoffs),
+    );
+    let mut depths: Vec<(String, u64)> = src
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (format!("{{queue=\"worker-{i}\"}}"), q.len() as u64))
+        .collect();
+    depths.extend(
+        src.senders
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (format!("{{queue=\"sender-{i}\"}}"), q.len() as u64)),
+    );
+    metric(
+        &mut out,
+        "queue_depth",
+        "gauge",
+        "Items waiting in each queue.",
+        &depths,
+    );
+    out
+}
+
+/// Serves the page on `http` until `stop` is set; any path answers with the metrics.
+pub fn run_metrics(http: tiny_http::Server, src: Sources, stop: Arc<AtomicBool>) {
+    let content_type = tiny_http::Header::from_bytes(
+        &b"Content-Type"[..],
+        &b"text/plain; version=0.0.4; charset=utf-8"[..],
+    )
+    .expect("a valid static header");
+    while !stop.load(Ordering::Relaxed) {
+        match http.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(request)) => {
+                let page = render(&src);
+                let response =
+                    tiny_http::Response::from_string(page).with_header(content_type.clone());
+                if let Err(e) = request.respond(response) {
+                    tracing::debug!(error = %e, "metrics response failed");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener failed; metrics off");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Accounts and protected sessions, spoken as raw datagrams: registration, password login,
+//! password change, unregistering, guessing limits, forgery, replay, NAT rebinding,
+//! malformed OPAQUE messages, and durability across a `kill -9`.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{server, user, Peer};
+use udpchat::auth::{self, seal, SessionKeys};
+use udpchat::protocol::{code, Request};
+
+/// Registers the nickname `peer` is logged in under, with `password`.
+fn register(peer: &Peer, password: &str) -> String {
+    let start = auth::register_start(password);
+    peer.send_raw(&start.datagram);
+    let (c, response) = peer.recv();
+    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    peer.send_raw(&start.finish(password, &response).unwrap());
+    let (c, ack) = peer.recv();
+    assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
+    ack
+}
+
+/// A password login from `peer`; returns the session keys.
+fn password_login(peer: &Peer, nick: &str, password: &str) -> SessionKeys {
+    let start = auth::login_start(nick, password);
+    peer.send_raw(&start.datagram);
+    let (c, challenge) = peer.recv();
+    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
+    let (finish, keys) = start.finish(password, &challenge).expect("right password");
+    peer.send_raw(&finish);
+    peer.expect(code::LOGIN_ACK, nick);
+    keys
+}
+
+/// Sends `req` sealed with `keys` and counter `n`.
+fn send_sealed(peer: &Peer, keys: &SessionKeys, n: u64, req: Request<'_>) -> Vec<u8> {
+    let d = seal(keys, n, &req.to_bytes());
+    peer.send_raw(&d);
+    d
+}
+
+#[test]
+fn a_registered_nickname_needs_its_password() {
+    let s = server();
+    let ann = user(&s, "Ann");
+    assert_eq!(register(&ann, "correct horse"), "registered Ann");
+    ann.send(Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+
+    let other = Peer::new(&s);
+    other.send(Request::Login { nick: "ann" });
+    other.expect_error("nickname is registered; log in with a password");
+
+    let keys = password_login(&other, "Ann", "correct horse");
+    send_sealed(&other, &keys, 1, Request::Join { title: "Pets" });
+    other.expect(code::JOIN_ACK, "Pets 1 For our furry and feathered friends");
+    send_sealed(&other, &keys, 2, Request::SendPublic { text: "hi" });
+    other.expect(code::PUBLIC_MSG, "Pets Ann hi");
+}
+
+#[test]
+fn a_wrong_password_fails_on_the_client_and_guessing_is_limited() {
+    let s = server();
+    let ann = user(&s, "ann");
+    register(&ann, "right");
+    ann.send(Request::Logoff);
+    let guesser = Peer::new(&s);
+    let mut limited = false;
+    for _ in 0..8 {
+        let start = auth::login_start("ann", "wrong");
+        guesser.send_raw(&start.datagram);
+        let (c, answer) = guesser.recv();
+        if c == code::ERROR {
+            assert_eq!(answer, "too many login attempts; try again in a minute");
+            limited = true;
+            break;
+        }
+        assert_eq!(c, code::AUTH_CHALLENGE);
+        assert_eq!(
+            start.finish("wrong", &answer).unwrap_err(),
+            auth::ClientAuthError::WrongPassword
+        );
+    }
+    assert!(limited, "unlimited guessing");
+    // No login happened.
+    assert_eq!(s.state().user_count(), 0);
+}
+
+#[test]
+fn a_guest_that_registers_and_logs_in_keeps_its_channels() {
+    let s = server();
+    let ann = user(&s, "ann");
+    ann.join("Pets");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::ListUsers);
+    let (c, item) = ann.recv();
+    assert_eq!(c, code::USER_ITEM);
+    assert!(item.ends_with(" Pets"), "{item}");
+}
+
+#[test]
+fn changing_and_deleting_the_password_need_the_password_session() {
+    let s = server();
+    let ann = user(&s, "ann");
+    register(&ann, "old");
+    // A guest holding the nickname may not change an existing account.
+    let start = auth::register_start("hijack");
+    ann.send_raw(&start.datagram);
+    ann.expect_error("log in with your password first");
+    ann.send(Request::Unregister);
+    ann.expect_error("log in with your password first");
+
+    let keys = password_login(&ann, "ann", "old");
+    let start = auth::register_start("new");
+    send_sealed_raw(&ann, &keys, 1, &start.datagram);
+    let (c, response) = ann.recv();
+    assert_eq!(c, code::REGISTER_RESP);
+    send_sealed_raw(&ann, &keys, 2, &start.finish("new", &response).unwrap());
+    ann.expect(code::ACCOUNT_ACK, "changed ann");
+    send_sealed(&ann, &keys, 3, Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+
+    let p = Peer::new(&s);
+    let start = auth::login_start("ann", "old");
+    p.send_raw(&start.datagram);
+    let (_, challenge) = p.recv();
+    assert!(
+        start.finish("old", &challenge).is_err(),
+        "old password still works"
+    );
+    let keys = password_login(&p, "ann", "new");
+    send_sealed(&p, &keys, 1, Request::Unregister);
+    p.expect(code::ACCOUNT_ACK, "unregistered ann");
+    send_sealed(&p, &keys, 2, Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+    // Free for guests again.
+    Peer::new(&s).login("ann");
+}
+
+fn send_sealed_raw(peer: &Peer, keys: &SessionKeys, n: u64, inner: &[u8]) {
+    peer.send_raw(&seal(keys, n, inner));
+}
+
+#[test]
+fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
+    let s = server();
+    let listener = user(&s, "listener");
+    listener.join("Pets");
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
+    ann.recv();
+    listener.expect(code::USER_JOINS, "Pets ann");
+
+    // A plain datagram from ann's own address: not acted on.
+    ann.send(Request::SendPublic { text: "plain" });
+    // A sealed one under another key: not acted on.
+    let wrong = SessionKeys::derive(&[9u8; 64]);
+    let mut forged = seal(
+        &wrong,
+        2,
+        &Request::SendPublic { text: "badmac" }.to_bytes(),
+    );
+    forged[2..10].copy_from_slice(&keys.id.to_be_bytes());
+    ann.send_raw(&forged);
+    // A genuine one, then its replay: acted on once.
+    let genuine = send_sealed(&ann, &keys, 3, Request::SendPublic { text: "once" });
+    listener.expect(code::PUBLIC_MSG, "Pets ann once");
+    ann.send_raw(&genuine);
+    // A stale counter, far behind the window: not acted on.
+    send_sealed(&ann, &keys, 500, Request::StillHere);
+    send_sealed(&ann, &keys, 2, Request::SendPublic { text: "stale" });
+    listener.expect_nothing();
+    assert!(
+        s.state()
+            .auth_rejected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 4
+    );
+}
+
+#[test]
+fn a_session_moves_only_with_a_valid_mac_from_the_new_address() {
+    let s = server();
+    let listener = user(&s, "listener");
+    listener.join("Pets");
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
+    ann.recv();
+    listener.recv();
+    // A new socket stands for ann behind a NAT that changed her port.
+    let moved = Peer::new(&s);
+    let bad = SessionKeys::derive(&[3u8; 64]);
+    let mut forged = seal(&bad, 2, &Request::SendPublic { text: "x" }.to_bytes());
+    forged[2..10].copy_from_slice(&keys.id.to_be_bytes());
+    moved.send_raw(&forged);
+    listener.send(Request::SendPublic { text: "to old" });
+    listener.recv();
+    ann.expect(code::PUBLIC_MSG, "Pets listener to old");
+    moved.expect_nothing();
+
+    send_sealed(&moved, &keys, 2, Request::SendPublic { text: "moved" });
+    listener.expect(code::PUBLIC_MSG, "Pets ann moved");
+    moved.expect(code::PUBLIC_MSG, "Pets ann moved");
+    ann.expect_nothing();
+    s.state().check_invariants().unwrap();
+}
+
+#[test]
+fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
+    let s = server();
+    let ann = user(&s, "ann");
+    for (c, payload) in [
+        (code::REGISTER_REQ, "!!!not base64"),
+        (code::REGISTER_REQ, "AAAA"),
+        (code::REGISTER_REQ, ""),
+        (code::REGISTER_UPLOAD, "AAAA"),
+        (code::REGISTER_UPLOAD, &"A".repeat(300)),
+    ] {
+        ann.send_code(c, payload);
+        ann.expect_error("malformed authentication message");
+    }
+    register(&ann, "pw");
+    let p = Peer::new(&s);
+    let pad = ".".repeat(500);
+    p.send_code(code::AUTH_REQ, &format!("ann !!! {pad}"));
+    p.expect_error("malformed authentication message");
+    p.send_code(code::AUTH_REQ, &format!("ann AAAA {pad}"));
+    p.expect_error("malformed authentication message");
+    p.send_code(code::AUTH_FINISH, &"A".repeat(88));
+    p.expect_error("login failed");
+    // A real start, then a broken finish.
+    let start = auth::login_start("ann", "pw");
+    p.send_raw(&start.datagram);
+    assert_eq!(p.recv().0, code::AUTH_CHALLENGE);
+    p.send_code(code::AUTH_FINISH, "!!!");
+    p.expect_error("malformed authentication message");
+    let long_sealed = [&[0x01u8, 0x90][..], &[7u8; 2000]].concat();
+    for junk in [&[0x01u8, 0x90][..], &[0x01, 0x90, 1, 2, 3], &long_sealed] {
+        p.send_raw(junk);
+    }
+    p.send(Request::Login { nick: "guest" });
+    p.expect(code::LOGIN_ACK, "guest");
+}
+
+#[test]
+fn a_hot_list_is_kept_with_the_account() {
+    let s = server();
+    let _bob = user(&s, "bob");
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::Watch { nicks: "bob" });
+    ann.expect(code::USER_ONLINE, "bob");
+    send_sealed(&ann, &keys, 2, Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+    let again = Peer::new(&s);
+    password_login(&again, "ann", "pw");
+    again.expect(code::USER_ONLINE, "bob");
+}
+
+/// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
+/// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
+fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return false;
+        }
+        let total = 20 + 8 + payload.len();
+        let mut p = Vec::with_capacity(total);
+        p.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
+        p.extend_from_slice(&from.ip().octets());
+        p.extend_from_slice(&to.ip().octets());
+        p.extend_from_slice(&from.port().to_be_bytes());
+        p.extend_from_slice(&to.port().to_be_bytes());
+        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        p.extend_from_slice(payload);
+        let mut dst: libc::sockaddr_in = std::mem::zeroed();
+        dst.sin_family = libc::AF_INET as libc::sa_family_t;
+        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let sent = libc::sendto(
+            fd,
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&dst as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        libc::close(fd);
+        sent == p.len() as isize
+    }
+}
+
+#[test]
+fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
+    let s = server();
+    let listener = user(&s, "listener");
+    listener.join("Pets");
+    let guest = user(&s, "guest");
+    guest.join("Pets");
+    listener.recv();
+    // The forgery works at all: a guest can be impersonated (the classic protocol's hole).
+    let forged = Request::SendPublic { text: "forged" }.to_bytes();
+    assert!(
+        spoof(guest.addr(), s.addr(), &forged),
+        "raw sockets need root; the tests run as root"
+    );
+    listener.expect(code::PUBLIC_MSG, "Pets guest forged");
+    guest.expect(code::PUBLIC_MSG, "Pets guest forged");
+
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
+    ann.recv();
+    listener.recv();
+    guest.recv();
+    assert!(spoof(ann.addr(), s.addr(), &forged));
+    let captured = seal(
+        &keys,
+        1,
+        &Request::SendPublic { text: "replayed" }.to_bytes(),
+    );
+    assert!(spoof(ann.addr(), s.addr(), &captured));
+    listener.expect_nothing();
+    guest.expect_nothing();
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
+
+#[test]
+fn accounts_survive_kill_9_and_the_database_stays_sound() {
+    let data = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let start = || {
+        let child = Command::new(BIN)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--data"])
+            .arg(data.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Wait until it answers.
+        let probe = Peer::to(addr);
+        let mut up = false;
+        for _ in 0..100 {
+            probe.send(Request::Login { nick: "probe" });
+            if probe.recv_within(Duration::from_millis(100)).is_some() {
+                probe.send(Request::Logoff);
+                up = true;
+                break;
+            }
+        }
+        assert!(up, "server did not come up");
+        (child, addr)
+    };
+    let (mut child, addr) = start();
+    let ann = Peer::to(addr);
+    ann.login("ann");
+    assert_eq!(register(&ann, "durable"), "registered ann");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+
+    let store = udpchat::accounts::SqliteStore::open_dir(data.path()).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    drop(store);
+
+    let (mut child, addr) = start();
+    let p = Peer::to(addr);
+    password_login(&p, "ann", "durable");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let list = Command::new(BIN)
+        .args(["accounts", "list", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("ann") && text.contains("1 accounts"),
+        "{text}"
+    );
+    let del = Command::new(BIN)
+        .args(["accounts", "delete", "ANN", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(del.status.success());
+    let list = Command::new(BIN)
+        .args(["accounts", "list", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("0 accounts"));
+}

@@ -1,0 +1,235 @@
+//! Drives the real `chat-client` in pseudo-terminals against an in-process server: two
+//! people log in, list channels, join, talk, list users, whisper, watch, part and quit,
+//! and each sees exactly the classic lines; a line being typed survives incoming lines;
+//! escape sequences from the network arrive defused.
+
+mod common;
+
+use std::process::Command;
+
+use rexpect::process::WaitStatus;
+use rexpect::session::{spawn_command, PtySession};
+use udpchat::protocol::{code, Request};
+use udpchat::server::RunningServer;
+
+/// Every wait for output gives up after this, so a missing line fails instead of hanging.
+const TIMEOUT_MS: u64 = 20_000;
+
+fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    cmd.arg("127.0.0.1")
+        .arg(server.addr().port().to_string())
+        .env("TERM", "xterm");
+    if let Some(nick) = nick {
+        cmd.args(["--nick", nick]);
+    }
+    spawn_command(cmd, Some(TIMEOUT_MS)).expect("spawn chat-client in a pty")
+}
+
+/// Removes the terminal control sequences (CSI) that end `s`.
+fn strip_trailing_csi(mut s: &str) -> &str {
+    loop {
+        let Some(esc) = s.rfind('\u{1b}') else {
+            return s;
+        };
+        let seq = &s[esc..];
+        let is_csi = seq.len() >= 3
+            && seq.as_bytes()[1] == b'['
+            && seq[2..seq.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b';' || b == b'?')
+            && matches!(seq.as_bytes()[seq.len() - 1], b'@'..=b'~');
+        if !is_csi {
+            return s;
+        }
+        s = &s[..esc];
+    }
+}
+
+/// Waits for `line` shown as a whole line: it ends the line and nothing printable stands
+/// before it on the screen line (the editor may clear the prompt line first).
+#[track_caller]
+fn expect_line(p: &mut PtySession, line: &str) {
+    let before = p
+        .exp_string(&format!("{line}\r\n"))
+        .unwrap_or_else(|e| panic!("waiting for {line:?}: {e}"));
+    let rest = strip_trailing_csi(&before);
+    assert!(
+        rest.is_empty() || rest.ends_with('\n') || rest.ends_with('\r'),
+        "{line:?} does not start a line; output before it: {before:?}"
+    );
+}
+
+#[track_caller]
+fn expect_exit(p: &mut PtySession, status: i32) {
+    p.exp_eof().expect("client exits");
+    match p.process().wait().expect("wait for client") {
+        WaitStatus::Exited(_, got) => assert_eq!(got, status),
+        other => panic!("client ended with {other:?}"),
+    }
+}
+
+fn login_as(p: &mut PtySession, nick: &str) {
+    p.exp_string("Your nickname: ").unwrap();
+    p.send_line(nick).unwrap();
+    expect_line(p, &format!("\tLog in successful. Welcome {nick}."));
+}
+
+#[test]
+fn two_people_chat() {
+    let server = common::server();
+    let mut ann = client(&server, None);
+    p_refuses_spaces(&mut ann);
+    login_as(&mut ann, "ann");
+    let mut bob = client(&server, Some("bob"));
+    expect_line(&mut bob, "\tLog in successful. Welcome bob.");
+
+    ann.send_line("/channels").unwrap();
+    for line in [
+        "\t[CurrentEvents]     Discussion of current events            0 users",
+        "\t[Weather]           Talk about the weather                  0 users",
+        "\t[Gardening]         For those with the green thumb          0 users",
+        "\t[Hobbies]           For hobbyists of all types              0 users",
+        "\t[Pets]              For our furry and feathered friends     0 users",
+    ] {
+        expect_line(&mut ann, line);
+    }
+
+    ann.send_line("/join Pets").unwrap();
+    expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
+    bob.send_line("/join pets").unwrap();
+    expect_line(&mut bob, "\tWelcome to the Pets Channel (2 users)");
+    expect_line(&mut ann, "\t<bob has entered Pets>");
+
+    bob.send_line("hi ann").unwrap();
+    expect_line(&mut bob, "\tbob [Pets]: hi ann");
+    expect_line(&mut ann, "\tbob [Pets]: hi ann");
+
+    // A message arriving while ann types shows above her line, which survives intact.
+    ann.send("half typed").unwrap();
+    ann.flush().unwrap();
+    ann.exp_string("half typed").unwrap();
+    bob.send_line("are you there?").unwrap();
+    expect_line(&mut ann, "\tbob [Pets]: are you there?");
+    ann.exp_string("half typed").unwrap();
+    ann.send_line(" line").unwrap();
+    expect_line(&mut bob, "\tann [Pets]: half typed line");
+
+    ann.send_line("/users").unwrap();
+    for nick in ["ann", "bob"] {
+        ann.exp_regex(&format!(
+            r"\t{nick}             \(on \d\d:\d\d:\d\d\) Channels: Pets\r\n"
+        ))
+        .unwrap_or_else(|e| panic!("USER_ITEM for {nick}: {e}"));
+    }
+
+    ann.send_line("/private bob psst, only you").unwrap();
+    expect_line(&mut bob, "\tann [**private**]: psst, only you");
+
+    ann.send_line("/watch bob").unwrap();
+    expect_line(&mut ann, "\t<bob is online>");
+
+    bob.send_line("/frob x").unwrap();
+    expect_line(&mut bob, "\t/frob: unknown command");
+    bob.send_line("/join Atlantis").unwrap();
+    expect_line(&mut bob, "\t** ERROR: no channel named Atlantis **");
+
+    bob.send_line("/part").unwrap();
+    expect_line(&mut bob, "\tYou have left the Pets Channel");
+    expect_line(&mut ann, "\t<bob has left Pets>");
+
+    bob.send_line("/quit").unwrap();
+    expect_exit(&mut bob, 0);
+    expect_line(&mut ann, "\t<bob is offline>");
+
+    // Ctrl-D on an empty line leaves too.
+    ann.send_control('d').unwrap();
+    expect_exit(&mut ann, 0);
+    // The server handles LOGOFF on its own threads: give it a moment.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while server.state().user_count() != 0 {
+        assert!(std::time::Instant::now() < deadline, "ann never logged off");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.shutdown().unwrap();
+}
+
+fn p_refuses_spaces(p: &mut PtySession) {
+    p.exp_string("Your nickname: ").unwrap();
+    p.send_line("ann smith").unwrap();
+    expect_line(p, "Invalid nickname. Must contain no spaces.");
+}
+
+#[test]
+fn escape_sequences_from_the_network_arrive_defused() {
+    let server = common::server();
+    let mut ann = client(&server, Some("ann"));
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann.send_line("/join Pets").unwrap();
+    expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
+
+    let mallory = common::user(&server, "mallory");
+    mallory.join("Pets");
+    mallory.send(Request::SendPublic {
+        text: "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
+    });
+    // Everything ann's terminal got up to the message: no raw escape from mallory in it.
+    let before = ann
+        .exp_string("\tmallory [Pets]: ^[[2J^[]0;owned^G<U+009B>31mred^M^H\r\n")
+        .expect("defused message");
+    assert!(!before.contains("\u{1b}[2J"), "{before:?}");
+    assert!(!before.contains("\u{1b}]0;"), "{before:?}");
+    assert!(!before.contains('\u{9b}'), "{before:?}");
+
+    // Ctrl-C leaves the way /quit does: mallory sees ann go.
+    ann.send_control('c').unwrap();
+    expect_exit(&mut ann, 0);
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let (c, payload) = mallory.recv();
+        if c == code::USER_PARTS {
+            assert_eq!(payload, "Pets ann");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no USER_PARTS");
+    }
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn passwords_are_asked_twice_without_echo_and_never_shown() {
+    let server = common::server();
+    let mut ann = client(&server, Some("ann"));
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann.exp_string("> ").unwrap();
+    ann.send_line("/register").unwrap();
+    ann.exp_string("New password: ").unwrap();
+    ann.send_line("hunter2hunter2").unwrap();
+    ann.exp_string("Repeat it: ").unwrap();
+    ann.send_line("hunter2hunter2").unwrap();
+    expect_line(&mut ann, "\tNickname ann is registered.");
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann.send_line("/quit").unwrap();
+    let rest = ann.exp_eof().expect("client exits");
+    assert!(
+        !rest.contains("hunter2"),
+        "the password was echoed: {rest:?}"
+    );
+
+    let mut again = client(&server, Some("ann"));
+    expect_line(
+        &mut again,
+        "\t** ERROR: nickname is registered; log in with a password **",
+    );
+    again.exp_string("Password: ").unwrap();
+    again.send_line("hunter2hunter2").unwrap();
+    let seen = again
+        .exp_string("\tLog in successful. Welcome ann.")
+        .unwrap();
+    assert!(
+        !seen.contains("hunter2"),
+        "the password was echoed: {seen:?}"
+    );
+    again.send_line("/quit").unwrap();
+    expect_exit(&mut again, 0);
+}

@@ -1,0 +1,209 @@
+//! Floods, hostile peers and faults: the server keeps serving its well-behaved users, stays
+//! bounded, and says what it dropped in its metrics.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{server_with, user, Peer};
+use udpchat::protocol::{code, Request};
+use udpchat::server::Limits;
+
+#[test]
+fn a_flooding_address_is_rate_limited_and_others_are_still_served() {
+    let s = server_with(|c| {
+        c.limits = Limits {
+            rate: 100.0,
+            burst: 100.0,
+            amplification_guard: true,
+        }
+    });
+    let good = user(&s, "good");
+    good.join("Pets");
+    let flooder = user(&s, "flood");
+    flooder.join("Pets");
+    good.expect(code::USER_JOINS, "Pets flood");
+    let keepalive = Request::StillHere.to_bytes();
+    for _ in 0..5000 {
+        flooder.send_raw(&keepalive);
+    }
+    good.send(Request::SendPublic {
+        text: "am I heard?",
+    });
+    good.expect(code::PUBLIC_MSG, "Pets good am I heard?");
+    let stats = s.stats();
+    assert!(
+        stats.dropped_rate_limited >= 4000,
+        "only {} dropped",
+        stats.dropped_rate_limited
+    );
+}
+
+#[test]
+fn a_stranger_never_gets_more_bytes_than_it_sent() {
+    let s = server_with(|_| {});
+    let stranger = Peer::new(&s);
+    let probe = Request::ListChannels.to_bytes(); // 2 bytes; the answer would be 15
+    let mut sent = 0;
+    for _ in 0..40 {
+        stranger.send_raw(&probe);
+        sent += probe.len();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut received = 0;
+    while let Some((c, text)) = stranger.recv_within(Duration::from_millis(500)) {
+        assert_eq!((c, text.as_str()), (code::ERROR, "please log in"));
+        received += 2 + text.len();
+    }
+    assert!(received > 0, "retries must earn an answer");
+    assert!(received <= sent, "sent {sent} bytes, got {received} back");
+}
+
+#[test]
+fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
+    let s = server_with(|c| c.max_users = 500);
+    let member = user(&s, "member");
+    member.join("Pets");
+    // 20,000 distinct source addresses (ip, port) across 127.0.1.0/24, one datagram each.
+    let target = s.addr();
+    for i in 0..20_000u32 {
+        let ip = [127, 0, 1, (i % 250 + 1) as u8];
+        let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap();
+        let nick = format!("flood{i}");
+        sock.send_to(&Request::Login { nick: &nick }.to_bytes(), target)
+            .unwrap();
+    }
+    // Let the server work through what the kernel queued.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.state().user_count() < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.state().user_count(), 500);
+    member.send(Request::SendPublic { text: "still here" });
+    member.expect(code::PUBLIC_MSG, "Pets member still here");
+    s.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_vanished_client_does_not_disturb_the_others_and_is_swept() {
+    let s = server_with(|c| {
+        c.idle_timeout = Duration::from_millis(1500);
+        c.check_interval = Duration::from_millis(100);
+    });
+    let a = user(&s, "a");
+    let b = user(&s, "b");
+    a.join("Pets");
+    b.join("Pets");
+    a.expect(code::USER_JOINS, "Pets b");
+    {
+        let gone = user(&s, "gone");
+        gone.join("Pets");
+        a.expect(code::USER_JOINS, "Pets gone");
+        b.expect(code::USER_JOINS, "Pets gone");
+        // The socket closes here: datagrams to it now draw ICMP port-unreachable.
+    }
+    for i in 0..50 {
+        a.send(Request::SendPublic {
+            text: &format!("m{i}"),
+        });
+    }
+    for i in 0..50 {
+        b.expect(code::PUBLIC_MSG, &format!("Pets a m{i}"));
+    }
+    // Keep a and b alive while the sweep removes the vanished one.
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while start.elapsed() < Duration::from_secs(6) && seen.is_empty() {
+        a.send(Request::StillHere);
+        b.send(Request::StillHere);
+        while let Some(d) = b.recv_within(Duration::from_millis(100)) {
+            if d.0 != code::PUBLIC_MSG {
+                seen.push(d);
+            }
+        }
+    }
+    assert_eq!(seen, vec![(code::USER_PARTS, "Pets gone".to_string())]);
+    assert_eq!(s.state().user_count(), 2);
+}
+
+#[test]
+fn a_tiny_send_buffer_slows_fanout_but_loses_no_member() {
+    let s = server_with(|c| {
+        c.sndbuf = 4096;
+        c.senders = 1;
+    });
+    let members: Vec<Peer> = (0..40).map(|i| user(&s, &format!("m{i}"))).collect();
+    for m in &members {
+        m.join("Hobbies");
+    }
+    let speaker = &members[0];
+    for i in 0..20 {
+        speaker.send(Request::SendPublic {
+            text: &format!("n{i}"),
+        });
+    }
+    // Every member hears the last message (the earlier ones may be interleaved with
+    // USER_JOINS from later joiners; loopback delivery is not dropped here).
+    for m in &members {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (c, p) = m.recv();
+            if c == code::PUBLIC_MSG && p == "Hobbies m0 n19" {
+                break;
+            }
+            assert!(Instant::now() < deadline);
+        }
+    }
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    page
+}
+
+fn value(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
+#[test]
+fn metrics_are_served_in_prometheus_text_format() {
+    let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
+    let addr = s.metrics_addr().expect("metrics enabled");
+    assert!(addr.ip().is_loopback());
+    let a = user(&s, "a");
+    let b = user(&s, "b");
+    a.join("Pets");
+    b.join("Pets");
+    a.expect(code::USER_JOINS, "Pets b");
+    b.send(Request::SendPublic { text: "hi" });
+    a.expect(code::PUBLIC_MSG, "Pets b hi");
+    b.expect(code::PUBLIC_MSG, "Pets b hi");
+    let page = scrape(addr);
+    assert!(page.contains("# TYPE udpchat_users gauge"));
+    assert_eq!(value(&page, "udpchat_users"), 2);
+    assert_eq!(value(&page, "udpchat_channels"), 5);
+    assert_eq!(value(&page, "udpchat_channel_members{channel=\"Pets\"}"), 2);
+    assert_eq!(
+        value(&page, "udpchat_channel_members{channel=\"Weather\"}"),
+        0
+    );
+    assert_eq!(value(&page, "udpchat_datagrams_received_total"), 5);
+    // LOGIN_ACK x2, JOIN_ACK x2, USER_JOINS, PUBLIC_MSG x2.
+    assert_eq!(value(&page, "udpchat_datagrams_sent_total"), 7);
+    assert_eq!(
+        value(&page, "udpchat_dropped_total{reason=\"rate_limited\"}"),
+        0
+    );
+    assert!(page.contains("udpchat_queue_depth{queue=\"worker-0\"}"));
+    assert!(page.contains("udpchat_sweep_logoffs_total 0"));
+}
