@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release --bin chat-server -p udpchat -p load-tester >&2
+cargo build --release -p udpchat --bin chat-server >&2
+cargo build --release -p load-tester >&2
 BIN="$CARGO_TARGET_DIR/release"
 OUT=docs/bench
 mkdir -p "$OUT"
