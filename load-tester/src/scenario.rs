@@ -382,7 +382,6 @@ pub fn logoff_all(ms: &Members, args: &Args, pb: &Progress) {
 }
 
 /// Fills a report's deliveries, latency and server figures from the phase outputs.
-#[allow(clippy::too_many_arguments)]
 pub fn fill_report(
     report: &mut Report,
     setup: &SetupOut,
