@@ -1,0 +1,140 @@
+//! The command line: every scenario is a set of flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Simulates many udpchat clients on loopback against a running server and measures
+/// fan-out: deliveries per second, loss, latency, and the kernel's own limit beside them.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "load-tester", version)]
+pub struct Args {
+    /// The server (loopback only).
+    #[arg(long, default_value = "127.0.0.1:2027")]
+    pub server: SocketAddr,
+    /// Simulated clients, one UDP socket each.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Channels the clients are spread over evenly (1: one big channel). The server must have
+    /// channels named `<prefix>0` .. `<prefix>M-1`; see --print-channels.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Prefix of the channel titles.
+    #[arg(long, default_value = "lt")]
+    pub title_prefix: String,
+    /// Publishing clients (spread over the channels).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Messages per second per publisher, at planned times; 0 = as fast as the server fans
+    /// out (each publisher keeps --window messages in flight).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seconds of publishing (or of holding the clients logged in, with 0 publishers).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Bytes of message text.
+    #[arg(long, default_value_t = 64)]
+    pub message_size: usize,
+    /// Messages in flight per publisher with --rate 0.
+    #[arg(long, default_value_t = 4)]
+    pub window: u32,
+    /// Receiver threads, each polling its share of the sockets.
+    #[arg(long, default_value_t = 1)]
+    pub receivers: usize,
+    /// SO_RCVBUF asked for each client socket (0: the kernel's default).
+    #[arg(long, default_value_t = 0)]
+    pub rcvbuf: usize,
+    /// Also measure the kernel's own limit: one thread sendmmsg-ing to the same sockets.
+    #[arg(long)]
+    pub raw: bool,
+    /// Seconds of raw blasting (default: --duration).
+    #[arg(long)]
+    pub raw_duration: Option<f64>,
+    /// The server's process id: report its CPU per delivery and memory per user.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Run one big channel for each of these sizes (comma-separated), e.g. 100,1000,10000.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<usize>,
+    /// Write an SVG chart of deliveries/s against channel size (with --sweep or --chart-from).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Draw the chart from a saved `--sweep --json` output instead of running.
+    #[arg(long)]
+    pub chart_from: Option<PathBuf>,
+    /// Print a channels file (TOML) with this many channels for the server, and exit.
+    #[arg(long)]
+    pub print_channels: Option<usize>,
+    /// Clients per process at most (default: what the open-file limit allows).
+    #[arg(long)]
+    pub max_per_process: Option<usize>,
+    /// Longest wait, in seconds, for the server's USER_JOINS/USER_PARTS to stop after joins
+    /// and log-offs.
+    #[arg(long, default_value_t = 300.0)]
+    pub settle_max: f64,
+    /// Seconds between keepalives (STILL_HERE) of every client.
+    #[arg(long, default_value_t = 30.0)]
+    pub keepalive: f64,
+    /// Joins outstanding at most (default: fewer for bigger channels).
+    #[arg(long)]
+    pub join_window: Option<usize>,
+    /// Tag in the nicknames (default: the process id), so runs never collide.
+    #[arg(long, hide = true)]
+    pub run_id: Option<u32>,
+    /// Internal: run as worker I of --worker-count, talking to the parent on stdin/stdout.
+    #[arg(long, hide = true)]
+    pub worker: Option<usize>,
+    /// Internal: number of workers.
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub worker_count: usize,
+}
+
+impl Args {
+    /// Checks what clap can't.
+    ///
+    /// # Errors
+    /// A server address outside loopback, or counts that make no scenario.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.server.ip().is_loopback(),
+            "the load tester targets loopback only, not {}",
+            self.server
+        );
+        anyhow::ensure!(self.channels >= 1, "--channels must be at least 1");
+        anyhow::ensure!(
+            self.clients >= self.channels,
+            "--clients must be at least --channels"
+        );
+        anyhow::ensure!(
+            self.publishers <= self.clients,
+            "--publishers can't exceed --clients"
+        );
+        anyhow::ensure!(
+            self.duration > 0.0 && self.duration <= 3600.0,
+            "--duration must be in (0, 3600] seconds"
+        );
+        anyhow::ensure!(
+            self.clients <= 1_000_000,
+            "--clients is capped at 1,000,000"
+        );
+        anyhow::ensure!(
+            self.message_size <= 60_000,
+            "--message-size is capped at 60000"
+        );
+        anyhow::ensure!(self.rate >= 0.0, "--rate can't be negative");
+        anyhow::ensure!(self.window >= 1, "--window must be at least 1");
+        Ok(())
+    }
+
+    /// The title of channel `c`.
+    pub fn title(&self, c: usize) -> String {
+        format!("{}{c}", self.title_prefix)
+    }
+}

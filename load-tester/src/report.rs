@@ -1,0 +1,248 @@
+//! Results: the figures of a run as one serialisable [`Report`], a human summary, and the
+//! latency summary of an hdrhistogram.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::procstat::UdpCounters;
+use crate::session::RoundStats;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Latency {
+    /// Summarises `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Latency {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// The raw blaster's figures.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct RawReport {
+    /// Datagrams the kernel accepted.
+    pub sent: u64,
+    /// Datagrams the receivers got.
+    pub received: u64,
+    /// From the first send to the last arrival.
+    pub secs: f64,
+    /// Received per second: the kernel's limit on this machine in this run.
+    pub deliveries_per_s: f64,
+    /// Blaster CPU nanoseconds per datagram sent.
+    pub cpu_ns_per_datagram: f64,
+    /// Server deliveries/s divided by the raw figure.
+    pub server_ratio: f64,
+    /// Kernel UDP counters over the raw phase.
+    pub udp: UdpCounters,
+}
+
+/// The server's cost, read from `/proc` with `--server-pid`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ServerReport {
+    /// The server's process id.
+    pub pid: u32,
+    /// CPU nanoseconds over the publishing phase.
+    pub cpu_ns: u64,
+    /// Those divided by deliveries received.
+    pub cpu_ns_per_delivery: f64,
+    /// Those divided by the raw blaster's per datagram, when `--raw` ran.
+    pub cpu_ratio_to_raw: Option<f64>,
+    /// Resident memory before the logins, KiB.
+    pub rss_before_kib: u64,
+    /// After the logins, KiB.
+    pub rss_after_login_kib: u64,
+    /// After the joins, KiB.
+    pub rss_after_join_kib: u64,
+    /// RSS growth over the logins divided by users logged in, bytes.
+    pub rss_bytes_per_user: f64,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Simulated clients.
+    pub clients: usize,
+    /// Channels they were spread over.
+    pub channels: usize,
+    /// Members of the largest channel.
+    pub channel_size: usize,
+    /// Publishing members.
+    pub publishers: usize,
+    /// Messages per second per publisher (0: as fast as possible).
+    pub rate: f64,
+    /// Text bytes per message.
+    pub message_size: usize,
+    /// Processes the clients were spread over.
+    pub processes: usize,
+    /// The login round.
+    pub login: RoundStats,
+    /// The join round.
+    pub join: RoundStats,
+    /// Time waited for the server's USER_JOINS to stop.
+    pub settle_s: f64,
+    /// Planned length of the publishing phase.
+    pub duration_s: f64,
+    /// From the planned start to the last delivery.
+    pub publish_s: f64,
+    /// SEND_PUBLICs sent.
+    pub messages_sent: u64,
+    /// Messages times members of their channel.
+    pub deliveries_expected: u64,
+    /// PUBLIC_MSGs received.
+    pub deliveries_received: u64,
+    /// Share of expected deliveries not received, percent.
+    pub loss_pct: f64,
+    /// Deliveries received per second of the publishing phase.
+    pub deliveries_per_s: f64,
+    /// From the intended send time to arrival.
+    pub latency_us: Latency,
+    /// Closed loop: windows restarted after losses.
+    pub stalls: u64,
+    /// Rated: the publisher's largest lag behind its plan, microseconds.
+    pub max_publish_lag_us: u64,
+    /// ERRORs received.
+    pub errors: u64,
+    /// `ERROR please log in` received (members the server had logged off).
+    pub expired: u64,
+    /// Kernel UDP counters over the publishing phase.
+    pub udp: UdpCounters,
+    /// The raw blaster, with `--raw`.
+    pub raw: Option<RawReport>,
+    /// The server's cost, with `--server-pid`.
+    pub server: Option<ServerReport>,
+}
+
+impl Report {
+    /// Fills the derived figures from the counts.
+    pub fn finish(&mut self) {
+        self.loss_pct = if self.deliveries_expected > 0 {
+            100.0
+                * self
+                    .deliveries_expected
+                    .saturating_sub(self.deliveries_received) as f64
+                / self.deliveries_expected as f64
+        } else {
+            0.0
+        };
+        self.deliveries_per_s = if self.publish_s > 0.0 {
+            self.deliveries_received as f64 / self.publish_s
+        } else {
+            0.0
+        };
+        if let Some(raw) = &mut self.raw {
+            if raw.deliveries_per_s > 0.0 {
+                raw.server_ratio = self.deliveries_per_s / raw.deliveries_per_s;
+            }
+        }
+        let raw_cpu = self.raw.as_ref().map(|r| r.cpu_ns_per_datagram);
+        if let Some(s) = &mut self.server {
+            if self.deliveries_received > 0 {
+                s.cpu_ns_per_delivery = s.cpu_ns as f64 / self.deliveries_received as f64;
+            }
+            s.cpu_ratio_to_raw = raw_cpu
+                .filter(|r| *r > 0.0)
+                .map(|r| s.cpu_ns_per_delivery / r);
+        }
+    }
+
+    /// The human summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} clients in {} process(es), {} channel(s) (largest {} members), {} publisher(s) at {}",
+            self.clients,
+            self.processes,
+            self.channels,
+            self.channel_size,
+            self.publishers,
+            if self.rate > 0.0 {
+                format!("{} msg/s each", self.rate)
+            } else {
+                "full speed (closed loop)".to_string()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "login: {}/{} in {:.2} s ({:.0}/s, {} requests); join: {}/{} in {:.2} s ({:.0}/s, {} requests); settled in {:.2} s",
+            self.login.done,
+            self.login.total,
+            self.login.secs,
+            self.login.rate(),
+            self.login.attempts,
+            self.join.done,
+            self.join.total,
+            self.join.secs,
+            self.join.rate(),
+            self.join.attempts,
+            self.settle_s
+        );
+        let _ = writeln!(
+            s,
+            "messages sent: {}, deliveries expected: {}, received: {}, loss: {:.3}%",
+            self.messages_sent, self.deliveries_expected, self.deliveries_received, self.loss_pct
+        );
+        let l = &self.latency_us;
+        let _ = writeln!(
+            s,
+            "server deliveries/s: {:.0} over {:.2} s; latency from intended send (us): p50 {} p90 {} p99 {} p99.9 {} max {}",
+            self.deliveries_per_s, self.publish_s, l.p50, l.p90, l.p99, l.p999, l.max
+        );
+        let _ = writeln!(
+            s,
+            "kernel UDP during publishing: in {} rcvbuf-errors {} sndbuf-errors {} no-ports {}; errors received {} (please log in: {})",
+            self.udp.in_datagrams,
+            self.udp.rcvbuf_errors,
+            self.udp.sndbuf_errors,
+            self.udp.no_ports,
+            self.errors,
+            self.expired
+        );
+        if let Some(r) = &self.raw {
+            let _ = writeln!(
+                s,
+                "raw sendmmsg: {} sent, {} received in {:.2} s = {:.0}/s, {:.0} CPU ns/datagram (rcvbuf-errors {}); server/raw deliveries/s = {:.3}",
+                r.sent, r.received, r.secs, r.deliveries_per_s, r.cpu_ns_per_datagram, r.udp.rcvbuf_errors, r.server_ratio
+            );
+        }
+        if let Some(v) = &self.server {
+            let _ = writeln!(
+                s,
+                "server pid {}: {:.0} CPU ns/delivery{}; RSS {} -> {} KiB after login ({:.0} B/user), {} KiB after join",
+                v.pid,
+                v.cpu_ns_per_delivery,
+                v.cpu_ratio_to_raw
+                    .map(|r| format!(" ({r:.3} x raw)"))
+                    .unwrap_or_default(),
+                v.rss_before_kib,
+                v.rss_after_login_kib,
+                v.rss_bytes_per_user,
+                v.rss_after_join_kib
+            );
+        }
+        s
+    }
+}

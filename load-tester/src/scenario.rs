@@ -1,0 +1,483 @@
+//! The phases of a run on the members this process holds: log in, join, let the server's
+//! USER_JOINS settle, publish and drain, blast raw, log off. Used as is by a single-process
+//! run and a sweep, and piece by piece by the workers of a multi-process run.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use udpchat::protocol::Request;
+
+use crate::cli::Args;
+use crate::members::{Members, Shared, JOINED, LOGGED_IN};
+use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
+use crate::publish::{publish, Plan, Published};
+use crate::raw::blast;
+use crate::report::{Latency, RawReport, Report, ServerReport};
+use crate::session::{self, Round, RoundStats};
+use crate::sys::now_ns;
+
+/// The progress line on standard error (hidden when asked or when not a terminal).
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    /// A spinner with a message, or nothing if `hidden`.
+    pub fn new(hidden: bool) -> Self {
+        let pb = if hidden {
+            ProgressBar::hidden()
+        } else {
+            let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb
+        };
+        Progress(pb)
+    }
+
+    /// Shows `msg`.
+    pub fn set(&self, msg: String) {
+        self.0.set_message(msg);
+        self.0.tick();
+    }
+
+    /// Prints `line` above the progress line.
+    pub fn println(&self, line: String) {
+        if self.0.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.0.println(line);
+        }
+    }
+
+    /// Removes the line.
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Which members take part in one measured step and where they go.
+pub struct Step {
+    /// Local indices of the members taking part.
+    pub members: Vec<usize>,
+    /// Channel (0-based within the step) of each local member index taking part.
+    pub channel_of: Vec<usize>,
+    /// Channels in the step.
+    pub channels: usize,
+    /// Channel `c` of the step is titled `args.title(title_base + c)`.
+    pub title_base: usize,
+    /// Publishers: (local index, channel).
+    pub publishers: Vec<(usize, usize)>,
+}
+
+impl Step {
+    /// The step of a plain run: local member `i` is global `globals[i]`, in channel
+    /// `global % channels`; publishers are globals `0..publishers` held here.
+    pub fn plain(globals: &[usize], channels: usize, publishers: usize) -> Self {
+        let channel_of: Vec<usize> = globals.iter().map(|g| g % channels).collect();
+        let pubs = globals
+            .iter()
+            .enumerate()
+            .filter(|(_, &g)| g < publishers)
+            .map(|(i, &g)| (i, g % channels))
+            .collect();
+        Step {
+            members: (0..globals.len()).collect(),
+            channel_of,
+            channels,
+            title_base: 0,
+            publishers: pubs,
+        }
+    }
+}
+
+/// What the setup of a step found.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SetupOut {
+    /// The login round.
+    pub login: RoundStats,
+    /// The join round.
+    pub join: RoundStats,
+    /// Seconds waited for USER_JOINS to stop.
+    pub settle_s: f64,
+    /// Members that got JOIN_ACK, per channel.
+    pub joined_per_channel: Vec<u64>,
+}
+
+/// What the publishing phase of a step found.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct PhaseOut {
+    /// What was sent.
+    pub published: Published,
+    /// PUBLIC_MSGs received.
+    pub received: u64,
+    /// When the last one arrived (`now_ns`).
+    pub last_ns: u64,
+    /// ERRORs received.
+    pub errors: u64,
+    /// `ERROR please log in` received.
+    pub expired: u64,
+    /// Latency as (microseconds, count) pairs, to merge across processes.
+    pub latency: Vec<(u64, u64)>,
+}
+
+impl PhaseOut {
+    /// The latency pairs as a histogram.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = crate::members::new_histogram();
+        for &(v, n) in &self.latency {
+            let _ = h.record_n(v, n);
+        }
+        h
+    }
+}
+
+fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+/// Logs in the step's members not yet logged in.
+pub fn login(ms: &Members, args: &Args, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
+    let total = step.members.len();
+    let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
+    let round = Round {
+        server: args.server,
+        bit: LOGGED_IN,
+        window: 256,
+        retry: Duration::from_secs(1),
+        deadline: Instant::now() + Duration::from_secs(600),
+        progress: &progress,
+    };
+    session::login(&ms.shared, &step.members, &round, run_id)
+}
+
+/// Joins the step's members and waits for the server's USER_JOINS to stop.
+pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStats, f64, Vec<u64>) {
+    let total = step.members.len();
+    let size = total.div_ceil(step.channels.max(1)).max(1);
+    let window = args.join_window.unwrap_or((20_000 / size).clamp(1, 64));
+    let progress = |n: usize| pb.set(format!("joining: {n}/{total} (window {window})"));
+    let round = Round {
+        server: args.server,
+        bit: JOINED,
+        window,
+        retry: Duration::from_secs(3),
+        deadline: Instant::now() + Duration::from_secs_f64(args.settle_max.max(60.0) * 2.0),
+        progress: &progress,
+    };
+    let stats = session::join(&ms.shared, &step.members, &round, |i| {
+        args.title(step.title_base + step.channel_of[i])
+    });
+    let settle = settle(&ms.shared, args.settle_max, pb, "joins");
+    let mut joined = vec![0u64; step.channels];
+    for &i in &step.members {
+        if ms.shared.status[i].load(Ordering::Relaxed) & JOINED != 0 {
+            joined[step.channel_of[i]] += 1;
+        }
+    }
+    (stats, settle, joined)
+}
+
+/// Waits until no USER_JOINS/USER_PARTS arrived for half a second, `max` seconds at most.
+pub fn settle(shared: &Shared, max: f64, pb: &Progress, what: &str) -> f64 {
+    let start = Instant::now();
+    let c = &shared.counters;
+    loop {
+        let quiet_ns = now_ns().saturating_sub(c.last_membership_ns.load(Ordering::Relaxed));
+        if quiet_ns > 500_000_000 || start.elapsed().as_secs_f64() > max {
+            return start.elapsed().as_secs_f64();
+        }
+        pb.set(format!(
+            "waiting for the server to finish the {what}' notices: {} received",
+            c.membership.load(Ordering::Relaxed)
+        ));
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Publishes from the step's publishers from `start_ns` for `--duration`, then waits for the
+/// deliveries to stop arriving.
+pub fn publish_phase(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    start_ns: u64,
+    expected_per_msg: &[u64],
+    pb: &Progress,
+    on_progress: &dyn Fn(u64, u64),
+) -> PhaseOut {
+    let c = &ms.shared.counters;
+    let _ = ms.take_latency();
+    let recv0 = c.public.load(Ordering::Relaxed);
+    let (err0, exp0) = (
+        c.errors.load(Ordering::Relaxed),
+        c.expired.load(Ordering::Relaxed),
+    );
+    let plan = Plan {
+        publishers: step.publishers.clone(),
+        rate: args.rate,
+        start_ns,
+        duration: Duration::from_secs_f64(args.duration),
+        size: args.message_size,
+        window: args.window,
+        server: args.server,
+        channels: step.channels,
+    };
+    let sent = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let end_ns = start_ns + plan.duration.as_nanos() as u64;
+    let published = thread::scope(|s| {
+        let h = s.spawn(|| {
+            let p = publish(&ms.shared, &plan, &sent);
+            done.store(true, Ordering::Relaxed);
+            p
+        });
+        let mut last_change = Instant::now();
+        let mut last_recv = 0;
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let got = c.public.load(Ordering::Relaxed) - recv0;
+            let n = sent.load(Ordering::Relaxed);
+            let expected: u64 = expected_per_msg.iter().max().copied().unwrap_or(0) * n;
+            on_progress(n, got);
+            pb.set(format!(
+                "publishing: {n} messages sent, {got} deliveries received{}",
+                if expected > 0 && args.channels == 1 {
+                    format!(
+                        " ({:.2}% missing)",
+                        100.0 * expected.saturating_sub(got) as f64 / expected as f64
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            if got != last_recv {
+                last_recv = got;
+                last_change = Instant::now();
+            }
+            if done.load(Ordering::Relaxed) && now_ns() > end_ns {
+                // Drain: stop once deliveries have stopped for 300 ms (10 s at most).
+                let quiet = last_change.elapsed() > Duration::from_millis(300);
+                let overdue = now_ns() > end_ns + 10_000_000_000;
+                if quiet || overdue {
+                    break;
+                }
+            }
+        }
+        h.join().unwrap_or_default()
+    });
+    let hist = ms.take_latency();
+    PhaseOut {
+        published,
+        received: c.public.load(Ordering::Relaxed) - recv0,
+        last_ns: c.last_public_ns.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed) - err0,
+        expired: c.expired.load(Ordering::Relaxed) - exp0,
+        latency: pairs(&hist),
+    }
+}
+
+/// Blasts the step's channels with `sendmmsg` and counts what the receivers get.
+///
+/// # Errors
+/// If the blaster's socket can't be made.
+pub fn raw_phase(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    pb: &Progress,
+) -> anyhow::Result<RawReport> {
+    let mut dests: Vec<Vec<SocketAddr>> = vec![Vec::new(); step.channels];
+    for &i in &step.members {
+        dests[step.channel_of[i]].push(ms.addr(i));
+    }
+    let c = &ms.shared.counters;
+    let raw0 = c.raw.load(Ordering::Relaxed);
+    let udp0 = UdpCounters::read();
+    let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
+    let sent = AtomicU64::new(0);
+    let start = now_ns();
+    let done = AtomicBool::new(false);
+    let blasted = thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = blast(&dests, args.message_size, duration, &sent);
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        let mut last = (Instant::now(), 0);
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let got = c.raw.load(Ordering::Relaxed) - raw0;
+            pb.set(format!(
+                "raw sendmmsg: {} sent, {got} received",
+                sent.load(Ordering::Relaxed)
+            ));
+            if got != last.1 {
+                last = (Instant::now(), got);
+            }
+            if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        }
+        h.join()
+            .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
+    })??;
+    let received = c.raw.load(Ordering::Relaxed) - raw0;
+    let secs = (c
+        .last_public_ns
+        .load(Ordering::Relaxed)
+        .saturating_sub(start)) as f64
+        / 1e9;
+    Ok(RawReport {
+        sent: blasted.sent,
+        received,
+        secs,
+        deliveries_per_s: if secs > 0.0 {
+            received as f64 / secs
+        } else {
+            0.0
+        },
+        cpu_ns_per_datagram: if blasted.sent > 0 {
+            blasted.cpu_ns as f64 / blasted.sent as f64
+        } else {
+            0.0
+        },
+        server_ratio: 0.0,
+        udp: UdpCounters::read().since(&udp0),
+    })
+}
+
+/// Sends STILL_HERE from every logged-in member every `interval` until `stop`.
+pub fn keepalive(shared: &Shared, server: SocketAddr, interval: Duration, stop: &AtomicBool) {
+    let still_here = Request::StillHere.to_bytes();
+    let mut next = Instant::now() + interval;
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next {
+            let alive: Vec<usize> = (0..shared.sockets.len())
+                .filter(|&i| shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
+                .collect();
+            session::send_each(shared, &alive, server, &still_here, 50_000);
+            next += interval;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Logs every member off and waits for the USER_PARTS to stop, so the next run starts on
+/// a quiet server.
+pub fn logoff_all(ms: &Members, args: &Args, pb: &Progress) {
+    let all: Vec<usize> = (0..ms.len())
+        .filter(|&i| ms.shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
+        .collect();
+    pb.set(format!("logging off {} clients", all.len()));
+    session::logoff(&ms.shared, &all, args.server);
+    settle(&ms.shared, args.settle_max, pb, "log-offs");
+}
+
+/// Fills a report's deliveries, latency and server figures from the phase outputs.
+pub fn fill_report(
+    report: &mut Report,
+    setup: &SetupOut,
+    phases: &[PhaseOut],
+    start_ns: u64,
+    duration: f64,
+) {
+    report.login = setup.login;
+    report.join = setup.join;
+    report.settle_s = setup.settle_s;
+    report.duration_s = duration;
+    let mut sent_per_channel = vec![0u64; setup.joined_per_channel.len()];
+    let mut hist = crate::members::new_histogram();
+    let mut last_ns = 0;
+    for p in phases {
+        report.messages_sent += p.published.sent;
+        report.deliveries_received += p.received;
+        report.stalls += p.published.stalls;
+        report.max_publish_lag_us = report.max_publish_lag_us.max(p.published.max_lag_us);
+        report.errors += p.errors;
+        report.expired += p.expired;
+        for (c, n) in p.published.sent_per_channel.iter().enumerate() {
+            if let Some(s) = sent_per_channel.get_mut(c) {
+                *s += n;
+            }
+        }
+        let _ = hist.add(p.histogram());
+        last_ns = last_ns.max(p.last_ns);
+    }
+    report.deliveries_expected = sent_per_channel
+        .iter()
+        .zip(&setup.joined_per_channel)
+        .map(|(s, j)| s * j)
+        .sum();
+    report.channel_size = setup.joined_per_channel.iter().copied().max().unwrap_or(0) as usize;
+    report.publish_s = if report.deliveries_received > 0 && last_ns > start_ns {
+        (last_ns - start_ns) as f64 / 1e9
+    } else {
+        duration
+    };
+    report.latency_us = Latency::of(&hist);
+}
+
+/// Server CPU and memory readings taken around the phases.
+#[derive(Debug, Default)]
+pub struct ServerWatch {
+    pid: Option<u32>,
+    report: ServerReport,
+    cpu0: u64,
+}
+
+impl ServerWatch {
+    /// Watches `pid`, if given, and takes the memory baseline.
+    pub fn new(pid: Option<u32>) -> Self {
+        let mut w = ServerWatch {
+            pid,
+            ..Self::default()
+        };
+        if let Some(pid) = pid {
+            w.report.pid = pid;
+            w.report.rss_before_kib = rss_kib(pid).unwrap_or(0);
+        }
+        w
+    }
+
+    /// After the logins of `users` users.
+    pub fn logged_in(&mut self, users: usize) {
+        if let Some(pid) = self.pid {
+            thread::sleep(Duration::from_millis(300));
+            self.report.rss_after_login_kib = rss_kib(pid).unwrap_or(0);
+            let grown = self
+                .report
+                .rss_after_login_kib
+                .saturating_sub(self.report.rss_before_kib);
+            self.report.rss_bytes_per_user = (grown * 1024) as f64 / users.max(1) as f64;
+        }
+    }
+
+    /// After the joins.
+    pub fn joined(&mut self) {
+        if let Some(pid) = self.pid {
+            self.report.rss_after_join_kib = rss_kib(pid).unwrap_or(0);
+        }
+    }
+
+    /// At the start of publishing.
+    pub fn start(&mut self) {
+        if let Some(pid) = self.pid {
+            self.cpu0 = process_cpu_ns(pid).unwrap_or(0);
+        }
+    }
+
+    /// At the end of publishing: the figures so far.
+    pub fn stop(&mut self) -> Option<ServerReport> {
+        let pid = self.pid?;
+        self.report.cpu_ns = process_cpu_ns(pid).unwrap_or(0).saturating_sub(self.cpu0);
+        Some(self.report.clone())
+    }
+}

@@ -1,0 +1,161 @@
+//! Logging members in, joining them, keeping them alive and logging them off, with retries:
+//! UDP drops, so every request that has an answer is resent until the answer arrives.
+//!
+//! Requests go out through a window of outstanding ones, so the pace adapts to how fast the
+//! server answers instead of flooding it (a join into a channel of n members costs the server
+//! n USER_JOINS, so joins into big channels must go slowly).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use udpchat::protocol::Request;
+
+use crate::members::Shared;
+
+/// How a round of requests went.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct RoundStats {
+    /// Members asked.
+    pub total: usize,
+    /// Members that got their answer.
+    pub done: usize,
+    /// Requests sent, retries included.
+    pub attempts: u64,
+    /// Wall time of the round.
+    pub secs: f64,
+}
+
+impl RoundStats {
+    /// Answers per second.
+    pub fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.done as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The rules of one round.
+pub struct Round<'a> {
+    /// Where requests go.
+    pub server: SocketAddr,
+    /// Status bit that the answer sets.
+    pub bit: u8,
+    /// Requests outstanding at most.
+    pub window: usize,
+    /// Resend after this long without an answer.
+    pub retry: Duration,
+    /// Give up at this time.
+    pub deadline: Instant,
+    /// Called now and then with the number done.
+    pub progress: &'a dyn Fn(usize),
+}
+
+/// Sends `make(i)` for each member `i` in `members` until its status has `round.bit`.
+pub fn run_round(
+    shared: &Shared,
+    members: &[usize],
+    round: &Round<'_>,
+    make: impl Fn(usize) -> Vec<u8>,
+) -> RoundStats {
+    let start = Instant::now();
+    let has = |i: usize| shared.status[i].load(Ordering::Relaxed) & round.bit != 0;
+    let mut queue: std::collections::VecDeque<usize> = members.iter().copied().collect();
+    let mut in_flight: Vec<(usize, Instant)> = Vec::with_capacity(round.window);
+    let mut attempts = 0u64;
+    let mut done = 0usize;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = Instant::now();
+        in_flight.retain(|&(i, sent)| {
+            if has(i) {
+                done += 1;
+                false
+            } else if now.duration_since(sent) > round.retry {
+                queue.push_front(i);
+                false
+            } else {
+                true
+            }
+        });
+        while in_flight.len() < round.window {
+            let Some(i) = queue.pop_front() else { break };
+            if has(i) {
+                done += 1;
+                continue;
+            }
+            // A failed send is just a lost request: the retry covers it.
+            let _ = shared.sockets[i].send_to(&make(i), round.server);
+            attempts += 1;
+            in_flight.push((i, now));
+        }
+        if in_flight.is_empty() && queue.is_empty() {
+            break;
+        }
+        if now >= round.deadline {
+            break;
+        }
+        if now.duration_since(last_progress) > Duration::from_millis(100) {
+            (round.progress)(done);
+            last_progress = now;
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    (round.progress)(done);
+    RoundStats {
+        total: members.len(),
+        done,
+        attempts,
+        secs: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Logs in the members not yet logged in.
+pub fn login(shared: &Shared, members: &[usize], round: &Round<'_>, run_id: u32) -> RoundStats {
+    run_round(shared, members, round, |i| {
+        let nick = crate::members::nickname(run_id, shared.global[i]);
+        Request::Login { nick: &nick }.to_bytes()
+    })
+}
+
+/// Joins each member into `title(i)`, clearing the joined bit first.
+pub fn join(
+    shared: &Shared,
+    members: &[usize],
+    round: &Round<'_>,
+    title: impl Fn(usize) -> String,
+) -> RoundStats {
+    for &i in members {
+        shared.status[i].fetch_and(!crate::members::JOINED, Ordering::Relaxed);
+    }
+    run_round(shared, members, round, |i| {
+        Request::Join { title: &title(i) }.to_bytes()
+    })
+}
+
+/// Sends one request without an answer (LOGOFF, STILL_HERE) from each member, `per_sec` at
+/// most, so a burst does not overflow the server's receive buffer.
+pub fn send_each(shared: &Shared, members: &[usize], server: SocketAddr, req: &[u8], per_sec: u64) {
+    let start = Instant::now();
+    for (n, &i) in members.iter().enumerate() {
+        let _ = shared.sockets[i].send_to(req, server);
+        if n % 256 == 255 {
+            let due = Duration::from_secs_f64((n + 1) as f64 / per_sec.max(1) as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Logs off `members`.
+pub fn logoff(shared: &Shared, members: &[usize], server: SocketAddr) {
+    send_each(shared, members, server, &Request::Logoff.to_bytes(), 50_000);
+    for &i in members {
+        shared.status[i].store(0, Ordering::Relaxed);
+    }
+}
