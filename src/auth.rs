@@ -187,6 +187,13 @@ impl ReplayWindow {
     }
 }
 
+/// A datagram of `code` whose payload is `message` in base64.
+fn b64_datagram(code: u16, message: &[u8]) -> Vec<u8> {
+    let mut datagram = Vec::new();
+    encode_raw(code, &b64_encode(message), &mut datagram);
+    datagram
+}
+
 /// Base64 (standard alphabet, padded) for OPAQUE messages inside text payloads.
 pub fn b64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -261,12 +268,7 @@ impl LoginStart {
                 ClientLoginFinishParameters::default(),
             )
             .map_err(|_| ClientAuthError::WrongPassword)?;
-        let mut datagram = Vec::new();
-        encode_raw(
-            code::AUTH_FINISH,
-            &b64_encode(&done.message.serialize()),
-            &mut datagram,
-        );
+        let datagram = b64_datagram(code::AUTH_FINISH, &done.message.serialize());
         Ok((datagram, SessionKeys::derive(&done.session_key)))
     }
 }
@@ -285,12 +287,7 @@ pub struct RegisterStart {
 pub fn register_start(password: &str) -> RegisterStart {
     let started = ClientRegistration::<Suite>::start(&mut OsRng, password.as_bytes())
         .expect("OPAQUE registration start does not fail");
-    let mut datagram = Vec::new();
-    encode_raw(
-        code::REGISTER_REQ,
-        &b64_encode(&started.message.serialize()),
-        &mut datagram,
-    );
+    let datagram = b64_datagram(code::REGISTER_REQ, &started.message.serialize());
     RegisterStart {
         state: started.state,
         datagram,
@@ -316,13 +313,10 @@ impl RegisterStart {
                 ClientRegistrationFinishParameters::default(),
             )
             .map_err(|_| ClientAuthError::Malformed)?;
-        let mut datagram = Vec::new();
-        encode_raw(
+        Ok(b64_datagram(
             code::REGISTER_UPLOAD,
-            &b64_encode(&done.message.serialize()),
-            &mut datagram,
-        );
-        Ok(datagram)
+            &done.message.serialize(),
+        ))
     }
 }
 
