@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/BENCHMARKS.md: builds the release binaries, then for each
-# scenario starts a fresh chat-server on loopback, runs the load tester against it with
-# --server-pid, saves the JSON report under docs/bench/ and stops the server.
+# scenario starts a fresh chat-server on loopback (--rate-limit 0: a closed-loop publisher
+# and the members sharing its address would otherwise hit the per-address request limit),
+# runs the load tester against it with --server-pid, saves the JSON report under docs/bench/
+# and stops the server. The `cluster` scenario starts its own redis-server and 1, 2, then 3
+# chat-servers joined through it.
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
-#   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep
+#   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,32 +19,95 @@ OUT=docs/bench
 mkdir -p "$OUT"
 PORT="${PORT:-2027}"
 SERVER_PID=
+CLUSTER_PIDS=()
 CHANNELS=$(mktemp)
-trap 'rm -f "$CHANNELS"; [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true' EXIT
+TMP=$(mktemp -d)
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+    for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    rm -rf "$CHANNELS" "$TMP"
+    true
+}
+trap cleanup EXIT
 
 start_server() {
     "$BIN/load-tester" --print-channels "$1" >"$CHANNELS"
     shift
-    "$BIN/chat-server" --bind 127.0.0.1 --port "$PORT" --channels "$CHANNELS" "$@" 2>>"$OUT/server.log" &
+    "$BIN/chat-server" --bind 127.0.0.1 --port "$PORT" --channels "$CHANNELS" --rate-limit 0 \
+        --data "$TMP/data" "$@" 2>>"$OUT/server.log" &
     SERVER_PID=$!
     sleep 0.5
 }
 
-stop_server() {
+stop_pid() {
     # A server still sending the USER_PARTS of a big channel's log-offs drains its queues on
     # SIGTERM; give it 5 s, then stop it hard so the next scenario starts on a quiet machine.
-    kill "$SERVER_PID"
+    kill "$1"
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.5
     done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+stop_server() {
+    stop_pid "$SERVER_PID"
     SERVER_PID=
 }
 
-lt() {
-    "$BIN/load-tester" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
+# Runs the load tester (arguments after the first two) while reading Redis's counters: one
+# snapshot when it prints that the joins settled (publishing starts 100 ms later), one when
+# the planned publishing time is over (before the drain and the log-offs). Adds them to the
+# JSON report as "redis" and writes it to $2. $1: the Redis port.
+lt_redis() {
+    local rport=$1 out=$2
+    shift 2
+    python3 - "$rport" "$out" "$@" <<'PY'
+import json, subprocess, sys, time
+rport, out, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+duration = float(cmd[cmd.index("--duration") + 1])
+def stats():
+    txt = subprocess.run(["redis-cli", "-p", rport, "info", "stats"],
+                         capture_output=True, text=True, check=True).stdout
+    kv = dict(l.strip().split(":", 1) for l in txt.splitlines() if ":" in l)
+    return {k: int(kv["total_" + k]) for k in ("commands_processed", "net_input_bytes", "net_output_bytes")}
+p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+before = after = None
+for line in p.stderr:
+    sys.stderr.write(line)
+    if line.startswith("joined ") and before is None:
+        before, t0 = stats(), time.monotonic()
+        time.sleep(max(0.0, t0 + 0.1 + duration + 0.05 - time.monotonic()))
+        after, t1 = stats(), time.monotonic()
+report = json.loads(p.stdout.read())
+if p.wait() != 0 or before is None:
+    sys.exit("load tester failed")
+d = {k: after[k] - before[k] for k in before}
+d["window_s"] = t1 - t0
+m = max(report["messages_sent"], 1)
+d["per_message"] = {k: d[k] / m for k in ("commands_processed", "net_input_bytes", "net_output_bytes")}
+report["redis"] = d
+json.dump(report, open(out, "w"), indent=2)
+PY
+}
+
+# The table of docs/BENCHMARKS.md's cluster section from docs/bench/cluster-*.json.
+cluster_table() {
+    python3 - "$OUT" "${TAG:+-$TAG}" <<'PY'
+import json, sys
+out, tag = sys.argv[1], sys.argv[2]
+print("| servers | deliveries/s | ratio to 1 server | loss % | server CPU ns/delivery (sum) | Redis commands/msg | Redis bytes in/msg | Redis bytes out/msg |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+base = None
+for n in (1, 2, 3):
+    r = json.load(open(f"{out}/cluster-{n}{tag}.json"))
+    per = r["redis"]["per_message"]
+    base = base or r["deliveries_per_s"]
+    cpu = (r.get("server") or {}).get("cpu_ns_per_delivery", 0)
+    print(f"| {n} | {r['deliveries_per_s']:,.0f} | {r['deliveries_per_s'] / base:.2f} | {r['loss_pct']:.3f} "
+          f"| {cpu:,.0f} | {per['commands_processed']:.2f} | {per['net_input_bytes']:.0f} | {per['net_output_bytes']:.0f} |")
+PY
 }
 
 scenario() {
@@ -80,11 +146,38 @@ scenario() {
         lt --sweep 100,1000,10000 --publishers 1 --rate 0 --duration 10 --raw --json \
             --chart docs/fanout.svg >"$OUT/sweep.json"
         stop_server ;;
+    cluster) # one channel of 1,000 spread over 1, 2 and 3 servers joined by one Redis: each
+        # server runs --redis with its own --server-id and port. The hour-long lease TTL keeps
+        # the lease renewals (one pipeline of about 3 commands per user every third of the
+        # TTL) out of the measured window, so Redis's counters show the messages' traffic only.
+        local rport=$((PORT + 100)) n i servers pids
+        "$BIN/load-tester" --print-channels 1 >"$CHANNELS"
+        redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
+            --daemonize no --dir "$TMP" >/dev/null &
+        CLUSTER_PIDS+=($!)
+        for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        for n in 1 2 3; do
+            servers=() pids=()
+            for i in $(seq "$n"); do
+                "$BIN/chat-server" --bind 127.0.0.1 --port $((PORT + i)) --channels "$CHANNELS" \
+                    --rate-limit 0 --redis "redis://127.0.0.1:$rport" --server-id "bench$i" \
+                    --lease-ttl-ms 3600000 --data "$TMP/data$i" 2>>"$OUT/server.log" &
+                CLUSTER_PIDS+=($!) pids+=(--server-pid $!) servers+=(--server "127.0.0.1:$((PORT + i))")
+            done
+            sleep 1
+            lt_redis "$rport" "$OUT/cluster-$n${TAG:+-$TAG}.json" "$BIN/load-tester" \
+                "${servers[@]}" "${pids[@]}" --clients 1000 --channels 1 --publishers 1 --rate 0 \
+                --duration 10 --json
+            for p in "${pids[@]}"; do [ "$p" = --server-pid ] || stop_pid "$p"; done
+        done
+        stop_pid "${CLUSTER_PIDS[0]}"
+        CLUSTER_PIDS=()
+        cluster_table ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
 
-if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep; fi
+if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster; fi
 for s in "$@"; do
     echo "== $s" >&2
     scenario "$s"

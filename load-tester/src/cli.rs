@@ -10,9 +10,10 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "load-tester", version)]
 pub struct Args {
-    /// The server (loopback only).
-    #[arg(long, default_value = "127.0.0.1:2027")]
-    pub server: SocketAddr,
+    /// The server (loopback only). Repeat it to spread the clients over the servers of a
+    /// cluster: client i talks to the (i mod n)-th server given, for everything it sends.
+    #[arg(long = "server", default_value = "127.0.0.1:2027", num_args = 1)]
+    pub server: Vec<SocketAddr>,
     /// Simulated clients, one UDP socket each.
     #[arg(long, default_value_t = 1000)]
     pub clients: usize,
@@ -51,9 +52,10 @@ pub struct Args {
     /// Seconds of raw blasting (default: --duration).
     #[arg(long)]
     pub raw_duration: Option<f64>,
-    /// The server's process id: report its CPU per delivery and memory per user.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id: report its CPU per delivery and memory per user. Repeat it
+    /// for a cluster: CPU and memory are then the sums over all the processes given.
+    #[arg(long = "server-pid", num_args = 1)]
+    pub server_pid: Vec<u32>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -102,11 +104,13 @@ impl Args {
     /// # Errors
     /// A server address outside loopback, or counts that make no scenario.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.server.ip().is_loopback(),
-            "the load tester targets loopback only, not {}",
-            self.server
-        );
+        anyhow::ensure!(!self.server.is_empty(), "--server is required");
+        for s in &self.server {
+            anyhow::ensure!(
+                s.ip().is_loopback(),
+                "the load tester targets loopback only, not {s}"
+            );
+        }
         anyhow::ensure!(self.channels >= 1, "--channels must be at least 1");
         anyhow::ensure!(
             self.clients >= self.channels,

@@ -1,5 +1,6 @@
 //! The udpchat load tester: simulates thousands of clients on loopback, each with its own
-//! UDP socket, against a running server, and measures fan-out against the kernel's limit.
+//! UDP socket, against a running server (or the servers of a cluster, the clients spread
+//! over them), and measures fan-out against the kernel's limit.
 //!
 //! - [`cli`]: the flags.
 //! - [`members`]: the client sockets, spread over 127.0.0.0/8, and the receiver threads.

@@ -67,6 +67,8 @@ pub struct Shared {
     pub sockets: Vec<UdpSocket>,
     /// Each member's global index (for nicknames and addresses).
     pub global: Vec<usize>,
+    /// The server each member talks to, for everything it sends.
+    pub server: Vec<SocketAddr>,
     /// Status bits per member.
     pub status: Vec<AtomicU8>,
     /// Messages in flight per member (only publishers have any), for closed-loop publishing.
@@ -91,11 +93,18 @@ pub struct Members {
 }
 
 impl Members {
-    /// Binds one socket per global index in `globals` and starts `threads` receivers.
+    /// Binds one socket per global index in `globals` and starts `threads` receivers; the
+    /// member of global index `g` talks to `servers[g % servers.len()]`.
     ///
     /// # Errors
     /// A socket that can't be bound (out of files or ports) or a poller that can't start.
-    pub fn start(globals: Vec<usize>, threads: usize, rcvbuf: usize) -> anyhow::Result<Self> {
+    pub fn start(
+        globals: Vec<usize>,
+        servers: &[SocketAddr],
+        threads: usize,
+        rcvbuf: usize,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!servers.is_empty(), "no server to talk to");
         let mut sockets = Vec::with_capacity(globals.len());
         for &g in &globals {
             let s = UdpSocket::bind(SocketAddrV4::new(member_ip(g), 0))
@@ -109,6 +118,7 @@ impl Members {
         let n = sockets.len();
         let shared = Arc::new(Shared {
             sockets,
+            server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
             global: globals,
             status: (0..n).map(|_| AtomicU8::new(0)).collect(),
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),

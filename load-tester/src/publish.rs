@@ -3,7 +3,6 @@
 //! rate 0, as fast as the server fans out: each publisher keeps a few messages in flight and
 //! sends the next when its own copy comes back.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -28,8 +27,6 @@ pub struct Plan {
     pub size: usize,
     /// Messages in flight per publisher in closed loop.
     pub window: u32,
-    /// Where to send.
-    pub server: SocketAddr,
     /// Number of channels, for the per-channel counts.
     pub channels: usize,
 }
@@ -66,7 +63,7 @@ pub fn publish(shared: &Shared, plan: &Plan, sent: &AtomicU64) -> Published {
         buf.clear();
         Request::SendPublic { text: &text }.encode(&mut buf);
         // A refused send is a lost message: it stays counted as sent, so it shows as loss.
-        let _ = shared.sockets[member].send_to(&buf, plan.server);
+        let _ = shared.sockets[member].send_to(&buf, shared.server[member]);
         out.sent += 1;
         out.sent_per_channel[channel] += 1;
         sent.fetch_add(1, Ordering::Relaxed);

@@ -62,8 +62,11 @@ pub struct RawReport {
 /// The server's cost, read from `/proc` with `--server-pid`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ServerReport {
-    /// The server's process id.
+    /// The server's process id (the first one given).
     pub pid: u32,
+    /// Every process id given, when more than one: the figures below are then their sums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
     /// CPU nanoseconds over the publishing phase.
     pub cpu_ns: u64,
     /// Those divided by deliveries received.
@@ -97,6 +100,9 @@ pub struct Report {
     pub message_size: usize,
     /// Processes the clients were spread over.
     pub processes: usize,
+    /// The servers the clients were spread over (client i on server i mod n).
+    #[serde(default)]
+    pub servers: Vec<std::net::SocketAddr>,
     /// The login round.
     pub login: RoundStats,
     /// The join round.
@@ -185,6 +191,15 @@ impl Report {
                 "full speed (closed loop)".to_string()
             }
         );
+        if self.servers.len() > 1 {
+            let list: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "spread over {} servers: {}",
+                self.servers.len(),
+                list.join(", ")
+            );
+        }
         let _ = writeln!(
             s,
             "login: {}/{} in {:.2} s ({:.0}/s, {} requests); join: {}/{} in {:.2} s ({:.0}/s, {} requests); settled in {:.2} s",
@@ -232,7 +247,12 @@ impl Report {
             let _ = writeln!(
                 s,
                 "server pid {}: {:.0} CPU ns/delivery{}; RSS {} -> {} KiB after login ({:.0} B/user), {} KiB after join",
-                v.pid,
+                if v.pids.is_empty() {
+                    v.pid.to_string()
+                } else {
+                    let pids: Vec<String> = v.pids.iter().map(u32::to_string).collect();
+                    format!("{} (summed)", pids.join("+"))
+                },
                 v.cpu_ns_per_delivery,
                 v.cpu_ratio_to_raw
                     .map(|r| format!(" ({r:.3} x raw)"))

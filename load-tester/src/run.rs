@@ -18,7 +18,6 @@ fn with_keepalive<T>(ms: &Members, args: &Args, f: impl FnOnce() -> T) -> T {
         s.spawn(|| {
             scenario::keepalive(
                 &ms.shared,
-                args.server,
                 Duration::from_secs_f64(args.keepalive.max(1.0)),
                 &stop,
             )
@@ -37,8 +36,8 @@ fn measure(
     run_id: u32,
     pb: &Progress,
 ) -> anyhow::Result<Report> {
-    let mut watch = ServerWatch::new(args.server_pid);
-    let login = scenario::login(ms, args, step, run_id, pb);
+    let mut watch = ServerWatch::new(&args.server_pid);
+    let login = scenario::login(ms, step, run_id, pb);
     pb.println(format!(
         "logged in {}/{} in {:.2} s: {:.0} logins/s ({} requests)",
         login.done,
@@ -79,6 +78,7 @@ fn measure(
         publishers: step.publishers.len(),
         rate: args.rate,
         message_size: args.message_size,
+        servers: args.server.clone(),
         processes: 1,
         udp,
         server,
@@ -98,7 +98,7 @@ fn measure(
 /// Sockets that can't be bound, a raw blaster that can't start.
 pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
     let globals: Vec<usize> = (0..args.clients).collect();
-    let ms = Members::start(globals.clone(), args.receivers, args.rcvbuf)?;
+    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let report = with_keepalive(&ms, args, || measure(&ms, args, &step, run_id, pb));
     scenario::logoff_all(&ms, args, pb);
@@ -114,7 +114,7 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(globals, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf)?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

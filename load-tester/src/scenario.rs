@@ -144,11 +144,10 @@ fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
 }
 
 /// Logs in the step's members not yet logged in.
-pub fn login(ms: &Members, args: &Args, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
+pub fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
     let total = step.members.len();
     let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
     let round = Round {
-        server: args.server,
         bit: LOGGED_IN,
         window: 256,
         retry: Duration::from_secs(1),
@@ -165,7 +164,6 @@ pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStat
     let window = args.join_window.unwrap_or((20_000 / size).clamp(1, 64));
     let progress = |n: usize| pb.set(format!("joining: {n}/{total} (window {window})"));
     let round = Round {
-        server: args.server,
         bit: JOINED,
         window,
         retry: Duration::from_secs(3),
@@ -227,7 +225,6 @@ pub fn publish_phase(
         duration: Duration::from_secs_f64(args.duration),
         size: args.message_size,
         window: args.window,
-        server: args.server,
         channels: step.channels,
     };
     let sent = AtomicU64::new(0);
@@ -355,7 +352,7 @@ pub fn raw_phase(
 }
 
 /// Sends STILL_HERE from every logged-in member every `interval` until `stop`.
-pub fn keepalive(shared: &Shared, server: SocketAddr, interval: Duration, stop: &AtomicBool) {
+pub fn keepalive(shared: &Shared, interval: Duration, stop: &AtomicBool) {
     let still_here = Request::StillHere.to_bytes();
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
@@ -363,7 +360,7 @@ pub fn keepalive(shared: &Shared, server: SocketAddr, interval: Duration, stop: 
             let alive: Vec<usize> = (0..shared.sockets.len())
                 .filter(|&i| shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
                 .collect();
-            session::send_each(shared, &alive, server, &still_here, 50_000);
+            session::send_each(shared, &alive, &still_here, 50_000);
             next += interval;
         }
         thread::sleep(Duration::from_millis(100));
@@ -377,7 +374,7 @@ pub fn logoff_all(ms: &Members, args: &Args, pb: &Progress) {
         .filter(|&i| ms.shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
         .collect();
     pb.set(format!("logging off {} clients", all.len()));
-    session::logoff(&ms.shared, &all, args.server);
+    session::logoff(&ms.shared, &all);
     settle(&ms.shared, args.settle_max, pb, "log-offs");
 }
 
@@ -425,33 +422,48 @@ pub fn fill_report(
     report.latency_us = Latency::of(&hist);
 }
 
-/// Server CPU and memory readings taken around the phases.
+/// Server CPU and memory readings taken around the phases, summed over the server processes
+/// given (the servers of a cluster share the work of one channel).
 #[derive(Debug, Default)]
 pub struct ServerWatch {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     report: ServerReport,
     cpu0: u64,
 }
 
 impl ServerWatch {
-    /// Watches `pid`, if given, and takes the memory baseline.
-    pub fn new(pid: Option<u32>) -> Self {
+    /// Watches `pids`, if any, and takes the memory baseline.
+    pub fn new(pids: &[u32]) -> Self {
         let mut w = ServerWatch {
-            pid,
+            pids: pids.to_vec(),
             ..Self::default()
         };
-        if let Some(pid) = pid {
-            w.report.pid = pid;
-            w.report.rss_before_kib = rss_kib(pid).unwrap_or(0);
+        if let Some(&first) = pids.first() {
+            w.report.pid = first;
+            if pids.len() > 1 {
+                w.report.pids = pids.to_vec();
+            }
+            w.report.rss_before_kib = w.rss();
         }
         w
     }
 
+    fn rss(&self) -> u64 {
+        self.pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).sum()
+    }
+
+    fn cpu(&self) -> u64 {
+        self.pids
+            .iter()
+            .map(|&p| process_cpu_ns(p).unwrap_or(0))
+            .sum()
+    }
+
     /// After the logins of `users` users.
     pub fn logged_in(&mut self, users: usize) {
-        if let Some(pid) = self.pid {
+        if !self.pids.is_empty() {
             thread::sleep(Duration::from_millis(300));
-            self.report.rss_after_login_kib = rss_kib(pid).unwrap_or(0);
+            self.report.rss_after_login_kib = self.rss();
             let grown = self
                 .report
                 .rss_after_login_kib
@@ -462,22 +474,24 @@ impl ServerWatch {
 
     /// After the joins.
     pub fn joined(&mut self) {
-        if let Some(pid) = self.pid {
-            self.report.rss_after_join_kib = rss_kib(pid).unwrap_or(0);
+        if !self.pids.is_empty() {
+            self.report.rss_after_join_kib = self.rss();
         }
     }
 
     /// At the start of publishing.
     pub fn start(&mut self) {
-        if let Some(pid) = self.pid {
-            self.cpu0 = process_cpu_ns(pid).unwrap_or(0);
+        if !self.pids.is_empty() {
+            self.cpu0 = self.cpu();
         }
     }
 
     /// At the end of publishing: the figures so far.
     pub fn stop(&mut self) -> Option<ServerReport> {
-        let pid = self.pid?;
-        self.report.cpu_ns = process_cpu_ns(pid).unwrap_or(0).saturating_sub(self.cpu0);
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.report.cpu_ns = self.cpu().saturating_sub(self.cpu0);
         Some(self.report.clone())
     }
 }

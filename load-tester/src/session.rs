@@ -5,7 +5,6 @@
 //! server answers instead of flooding it (a join into a channel of n members costs the server
 //! n USER_JOINS, so joins into big channels must go slowly).
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -41,8 +40,6 @@ impl RoundStats {
 
 /// The rules of one round.
 pub struct Round<'a> {
-    /// Where requests go.
-    pub server: SocketAddr,
     /// Status bit that the answer sets.
     pub bit: u8,
     /// Requests outstanding at most.
@@ -89,7 +86,7 @@ pub fn run_round(
                 continue;
             }
             // A failed send is just a lost request: the retry covers it.
-            let _ = shared.sockets[i].send_to(&make(i), round.server);
+            let _ = shared.sockets[i].send_to(&make(i), shared.server[i]);
             attempts += 1;
             in_flight.push((i, now));
         }
@@ -137,12 +134,12 @@ pub fn join(
     })
 }
 
-/// Sends one request without an answer (LOGOFF, STILL_HERE) from each member, `per_sec` at
+/// Sends one request without an answer (LOGOFF, STILL_HERE) from each member to its server, `per_sec` at
 /// most, so a burst does not overflow the server's receive buffer.
-pub fn send_each(shared: &Shared, members: &[usize], server: SocketAddr, req: &[u8], per_sec: u64) {
+pub fn send_each(shared: &Shared, members: &[usize], req: &[u8], per_sec: u64) {
     let start = Instant::now();
     for (n, &i) in members.iter().enumerate() {
-        let _ = shared.sockets[i].send_to(req, server);
+        let _ = shared.sockets[i].send_to(req, shared.server[i]);
         if n % 256 == 255 {
             let due = Duration::from_secs_f64((n + 1) as f64 / per_sec.max(1) as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -153,8 +150,8 @@ pub fn send_each(shared: &Shared, members: &[usize], server: SocketAddr, req: &[
 }
 
 /// Logs off `members`.
-pub fn logoff(shared: &Shared, members: &[usize], server: SocketAddr) {
-    send_each(shared, members, server, &Request::Logoff.to_bytes(), 50_000);
+pub fn logoff(shared: &Shared, members: &[usize]) {
+    send_each(shared, members, &Request::Logoff.to_bytes(), 50_000);
     for &i in members {
         shared.status[i].store(0, Ordering::Relaxed);
     }

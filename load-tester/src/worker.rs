@@ -45,7 +45,7 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
 /// Sockets that can't be bound, a parent that goes away.
 pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
     let globals: Vec<usize> = share(args.clients, index, args.worker_count).collect();
-    let ms = Members::start(globals.clone(), args.receivers, args.rcvbuf)?;
+    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let pb = Progress::new(true);
     let stdin = std::io::stdin();
@@ -61,13 +61,12 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
         s.spawn(|| {
             scenario::keepalive(
                 &ms.shared,
-                args.server,
                 Duration::from_secs_f64(args.keepalive.max(1.0)),
                 &stop,
             )
         });
         let result = (|| {
-            let login = scenario::login(&ms, args, &step, run_id, &pb);
+            let login = scenario::login(&ms, &step, run_id, &pb);
             say(format!("LOGGED {}", serde_json::to_string(&login)?))?;
             if read_line(&mut input)? != "JOIN" {
                 bail!("expected JOIN");
@@ -176,7 +175,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
         "{} clients over {n} processes (open-file limit)",
         args.clients
     ));
-    let mut watch = ServerWatch::new(args.server_pid);
+    let mut watch = ServerWatch::new(&args.server_pid);
     // Collects one message of `kind` from every worker, tracking PROG lines meanwhile.
     let collect = |kind: &str, pb: &Progress| -> anyhow::Result<Vec<String>> {
         let mut got_from: Vec<Option<String>> = vec![None; n];
@@ -272,6 +271,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             publishers: args.publishers,
             rate: args.rate,
             message_size: args.message_size,
+            servers: args.server.clone(),
             processes: n,
             udp: UdpCounters::read().since(&udp0),
             server,

@@ -1,14 +1,24 @@
-//! Small runs of the load-tester binary against an in-process server: every expected
-//! delivery arrives on loopback at a modest rate, and the JSON output parses. No timing is
-//! asserted.
+//! Small runs of the load-tester binary against in-process servers (one, or two joined by a
+//! real `redis-server`): every expected delivery arrives on loopback at a modest rate, and
+//! the JSON output parses. No timing is asserted.
 
-use std::process::Command;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use load_tester::report::Report;
+use udpchat::cluster::ClusterConfig;
 use udpchat::config::ChannelSpec;
 use udpchat::server::{RunningServer, Server, ServerConfig};
 
 fn server(channels: usize) -> RunningServer {
+    clustered(channels, None)
+}
+
+/// A server, joined to the cluster of `redis` as `id` when given.
+fn clustered(channels: usize, redis: Option<(&Redis, &str)>) -> RunningServer {
     let cfg = ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         channels: (0..channels)
@@ -17,14 +27,110 @@ fn server(channels: usize) -> RunningServer {
                 description: format!("test channel {c}"),
             })
             .collect(),
+        cluster: redis.map(|(r, id)| ClusterConfig {
+            redis_url: r.url(),
+            server_id: id.into(),
+            lease_ttl: Duration::from_secs(15),
+        }),
         ..ServerConfig::default()
     };
-    Server::bind(cfg).expect("bind server").spawn()
+    let s = Server::bind(cfg).expect("bind server").spawn();
+    if let Some(c) = s.cluster() {
+        let c = c.clone();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !c.is_connected() {
+            assert!(Instant::now() < deadline, "server did not reach Redis");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    s
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let bin = std::env::split_paths(&path)
+            .map(|d| d.join("redis-server"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "redis-server not found: install it (apt-get install redis-server, \
+                     or run scripts/ci-services.sh)"
+                )
+            });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Its own working folder, so nothing lands in the crate's.
+        let dir = std::env::temp_dir().join(format!("lt-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let r = Redis { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !r.pong() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    /// Whether it answers PING (inline command, so no client library is needed).
+    fn pong(&self) -> bool {
+        let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 16];
+        c.write_all(b"PING\r\n").is_ok()
+            && c.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn load_tester(server: &RunningServer, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_load-tester"))
-        .args(["--server", &server.addr().to_string(), "--json", "--quiet"])
+    load_tester_on(&[server], args)
+}
+
+/// Runs the load tester against `servers` (one `--server` each) with `args`; its stdout.
+fn load_tester_on(servers: &[&RunningServer], args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_load-tester"));
+    for s in servers {
+        cmd.args(["--server", &s.addr().to_string()]);
+    }
+    let out = cmd
+        .args(["--json", "--quiet"])
         .args(args)
         .output()
         .expect("run load-tester");
@@ -131,9 +237,55 @@ fn sweep_draws_a_chart() {
 }
 
 #[test]
+fn spreads_one_channel_over_two_clustered_servers() {
+    let redis = Redis::start();
+    let a = clustered(1, Some((&redis, "lt-a")));
+    let b = clustered(1, Some((&redis, "lt-b")));
+    // In one process, then over two: the workers must get the server list too. Publishers 0
+    // and 1 sit on different servers, so messages cross Redis both ways.
+    for extra in [&[][..], &["--max-per-process", "25"][..]] {
+        let out = load_tester_on(
+            &[&a, &b],
+            &[
+                &[
+                    "--clients",
+                    "40",
+                    "--publishers",
+                    "2",
+                    "--rate",
+                    "10",
+                    "--duration",
+                    "2",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
+        let r: Report = serde_json::from_str(&out).expect("JSON report");
+        assert_eq!(r.servers, vec![a.addr(), b.addr()]);
+        assert_eq!(r.processes, if extra.is_empty() { 1 } else { 2 });
+        assert_eq!(r.login.done, 40);
+        assert_eq!(r.join.done, 40);
+        assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
+        // Members on both servers get every message of the one channel.
+        assert_eq!(r.deliveries_expected, r.messages_sent * 40);
+        assert_eq!(r.deliveries_received, r.deliveries_expected);
+        assert_eq!(r.errors, 0);
+    }
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
 fn refuses_addresses_outside_loopback() {
     let out = Command::new(env!("CARGO_BIN_EXE_load-tester"))
-        .args(["--server", "192.0.2.1:2027", "--quiet"])
+        .args([
+            "--server",
+            "127.0.0.1:2027",
+            "--server",
+            "192.0.2.1:2027",
+            "--quiet",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
