@@ -14,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_ARG="${1:-600}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p udpchat --bin chat-server >&2
-cargo build --release -p load-tester --bins >&2
+# One cargo call for both packages: built separately, their shared dependencies resolve
+# to different feature sets and are compiled twice.
+cargo build --release -p udpchat --bin chat-server -p load-tester --bins >&2
 BIN="$CARGO_TARGET_DIR/release"
 OUT="${OUT:-docs/robustness}"
 mkdir -p "$OUT"
