@@ -63,5 +63,8 @@ print(f"RSS first/last/max {r['rss_first_kib']}/{r['rss_last_kib']}/{r['rss_max_
       f"threads {r['threads_first']}/{r['threads_last']}, loss {r['loss_pct']:.4f} %, "
       f"departed-but-delivered {r['departed_delivered']} (after part {r['parted_delivered']}), "
       f"vanished still there {r['vanished_still_there']} of {r['vanished_checked']} checked, clean {r['clean']}")
+print(f"published after departure + {r['grace_ms']} ms but before the server confirmed it: "
+      f"{r['departed_after_grace']} (logoff), {r['parted_after_grace']} (part); longest confirmation "
+      f"{r['logoff_confirm_max_ms']:.0f} ms (logoff), {r['part_confirm_max_ms']:.0f} ms (part)")
 PY
 exit "$status"

@@ -215,6 +215,8 @@ pub struct SoakReport {
     pub churn: f64,
     /// Moves per second asked for.
     pub moves: f64,
+    /// The grace after a departure, ms.
+    pub grace_ms: u64,
     /// Seconds the initial population took to log in and join.
     pub setup_s: f64,
     /// The samples.
@@ -253,12 +255,23 @@ pub struct SoakReport {
     pub vanished_still_there: u64,
     /// Channel moves (PART then JOIN) completed.
     pub moves_done: u64,
-    /// PUBLIC_MSGs a logged-off client got that were published after its logoff: must be 0.
+    /// PUBLIC_MSGs a logged-off client got that were published after the server confirmed
+    /// its logoff: must be 0.
     pub departed_delivered: u64,
-    /// PUBLIC_MSGs for a parted channel published after the part: must be 0.
+    /// PUBLIC_MSGs for a parted channel published after its PART_ACK arrived: must be 0.
     pub parted_delivered: u64,
-    /// PUBLIC_MSGs a departed client got that were in flight (published before the cutoff).
+    /// PUBLIC_MSGs a logged-off client got that were published more than the grace after
+    /// the LOGOFF was sent but before the server confirmed it: the server had not yet
+    /// processed the LOGOFF, so they are not wrong, but show how far its queues lagged.
+    pub departed_after_grace: u64,
+    /// The same for parted channels (published after PART + grace, before the PART_ACK).
+    pub parted_after_grace: u64,
+    /// PUBLIC_MSGs a departed or parted client got that were published within the grace.
     pub departed_in_flight: u64,
+    /// Longest time from a LOGOFF to the server's confirmation, ms.
+    pub logoff_confirm_max_ms: f64,
+    /// Longest time from a PART to its PART_ACK, ms.
+    pub part_confirm_max_ms: f64,
     /// Datagrams other than PUBLIC_MSG a logged-off client got after its logoff was
     /// confirmed (USER_JOINS, USER_PARTS, ...): must be 0.
     pub departed_other: u64,
@@ -614,24 +627,28 @@ impl<'a> Soak<'a> {
                 else {
                     return;
                 };
-                let cutoff = l.confirmed_ns.unwrap_or(u64::MAX).min(l.from_ns + grace);
-                if pub_ns > cutoff {
-                    if c.phase == Phase::Departed {
+                let departed = c.phase == Phase::Departed
+                    && c.left.last().map(|x| x.channel) == Some(l.channel);
+                if let Some(confirmed) = l.confirmed_ns.filter(|&t| pub_ns > t) {
+                    // The server had processed the departure before this was even sent.
+                    if departed {
                         self.report.departed_delivered += 1;
                     } else {
                         self.report.parted_delivered += 1;
                     }
-                    let what = if c.phase == Phase::Departed {
-                        "logged off"
-                    } else {
-                        "parted"
-                    };
+                    let what = if departed { "logged off" } else { "parted" };
                     let msg = format!(
-                        "{} ({what} {title}) got a message published {} ms after the cutoff",
+                        "{} ({what} {title}) got a message published {} ms after its {what} was confirmed",
                         c.nick,
-                        (pub_ns - cutoff) / MS
+                        (pub_ns - confirmed) / MS
                     );
                     self.log(msg);
+                } else if pub_ns > l.from_ns + grace {
+                    if departed {
+                        self.report.departed_after_grace += 1;
+                    } else {
+                        self.report.parted_after_grace += 1;
+                    }
                 } else if pub_ns > l.joined_ns && pub_ns < l.from_ns {
                     // Published while it was a member: an expected delivery that came late.
                     self.period.1 += 1;
@@ -667,6 +684,8 @@ impl<'a> Soak<'a> {
                 if old.map(|o| self.args.title(o)) == Some(info.title.to_string()) {
                     if let Some(l) = c.left.last_mut() {
                         l.confirmed_ns = Some(now);
+                        let ms = (now - l.from_ns) as f64 / MS as f64;
+                        self.report.part_confirm_max_ms = self.report.part_confirm_max_ms.max(ms);
                     }
                     c.phase = Phase::Joining;
                     c.sent_ns = now;
@@ -684,6 +703,9 @@ impl<'a> Soak<'a> {
                         if l.confirmed_ns.is_none() {
                             l.confirmed_ns = Some(now);
                             self.report.logoffs_confirmed += 1;
+                            let ms = (now - l.from_ns) as f64 / MS as f64;
+                            self.report.logoff_confirm_max_ms =
+                                self.report.logoff_confirm_max_ms.max(ms);
                         }
                     }
                 } else {
@@ -932,6 +954,7 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     s.report.rate = args.rate;
     s.report.churn = args.churn;
     s.report.moves = args.moves;
+    s.report.grace_ms = args.grace_ms;
 
     // The checker logs in first; it joins no channel, so it hears no traffic.
     let checker_nick = format!("sk{:x}_check", s.run_id);
@@ -1153,12 +1176,20 @@ impl SoakReport {
             self.errors
         ));
         s.push_str(&format!(
-            "departed-but-delivered: {} after logoff, {} after part, {} other datagrams after logoff ({} in flight, allowed); users after final logoff: {}\n",
+            "departed-but-delivered (published after the server confirmed the departure): {} after logoff, {} after part, {} other datagrams after logoff; users after final logoff: {}\n",
             self.departed_delivered,
             self.parted_delivered,
             self.departed_other,
-            self.departed_in_flight,
             opt(self.users_after_logoff)
+        ));
+        s.push_str(&format!(
+            "in flight: {} published within {} ms of the departure; {} after logoff and {} after part published later than that but before the server confirmed (longest confirmation: logoff {:.0} ms, part {:.0} ms)\n",
+            self.departed_in_flight,
+            self.grace_ms,
+            self.departed_after_grace,
+            self.parted_after_grace,
+            self.logoff_confirm_max_ms,
+            self.part_confirm_max_ms
         ));
         s.push_str(if self.clean {
             "verdict: clean\n"
