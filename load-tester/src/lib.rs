@@ -24,6 +24,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod session;
+pub mod soak;
 pub mod sys;
 pub mod worker;
 
