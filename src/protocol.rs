@@ -478,6 +478,8 @@ impl<'a> Request<'a> {
             Request::Register { message }
             | Request::RegisterUpload { message }
             | Request::AuthFinish { message } => &[message],
+            // As for SEND_PRIVATE: no separator without a message.
+            Request::Auth { nick, message: "" } => &[nick],
             Request::Auth { nick, message } => &[nick, " ", message],
             Request::Logoff
             | Request::ListChannels
@@ -791,6 +793,16 @@ mod tests {
         let req = Request::decode(&d, 5).unwrap();
         assert_eq!(req.to_bytes(), d);
         assert_eq!(Request::decode(&req.to_bytes(), 5), Ok(req));
+    }
+
+    #[test]
+    fn auth_request_without_message_re_encodes_within_the_limit() {
+        // Found by the `decode` fuzz target: AUTH_REQ with a nickname and nothing else
+        // re-encoded with a trailing space and so came back one byte too long.
+        let d = dgram(code::AUTH_REQ, b"\t");
+        let req = Request::decode(&d, 3).unwrap();
+        assert_eq!(req.to_bytes(), d);
+        assert_eq!(Request::decode(&req.to_bytes(), 3), Ok(req));
     }
 
     #[test]
