@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Short fuzzing run for CI: every cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60)
-# each, one after the other. Exits non-zero if any target finds a crash; the crashing
-# input is left in fuzz/artifacts/<target>/ and cargo-fuzz prints how to reproduce it.
+# Short fuzzing run for CI: every cargo-fuzz target in fuzz/, one after the other, for a
+# fixed number of inputs from a fixed seed (about a minute each here), so that the run is
+# repeatable: a run that passed on a commit passes again on it, and a crash reproduces.
+# Longer, open-ended runs are in docs/ROBUSTNESS.md. Exits non-zero if any target finds a
+# crash; the crashing input is left in fuzz/artifacts/<target>/ and cargo-fuzz prints how to
+# reproduce it.
 #
 # Needs only the stable toolchain: cargo-fuzz is installed if missing, and the nightly
 # flags it passes (-Z sanitizer, -Cpasses=sancov) are accepted by stable under
 # RUSTC_BOOTSTRAP=1. Environment:
-#   FUZZ_SECONDS      seconds per target (default 60)
+#   FUZZ_SECONDS      upper bound in seconds per target (default 120)
+#   FUZZ_SEED         libFuzzer seed (default 1)
+#   FUZZ_RUNS         inputs per target (default: per target, about a minute here)
 #   FUZZ_SANITIZER    address (default) or none, passed to `cargo fuzz run -s`
 #   FUZZ_TARGET_DIR   build directory (default $CARGO_TARGET_DIR/fuzz, else fuzz/target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${FUZZ_SECONDS:-60}"
+seconds="${FUZZ_SECONDS:-120}"
+seed="${FUZZ_SEED:-1}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
     target_dir="${FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz}"
@@ -43,11 +49,16 @@ echo "== building fuzz targets: $(echo "$targets" | tr '\n' ' ')"
 
 failed=()
 for target in $targets; do
-    echo "== fuzzing $target for ${seconds}s"
+    case "$target" in
+    decode) runs="${FUZZ_RUNS:-5000000}" ;; # ~90,000 inputs/s
+    *) runs="${FUZZ_RUNS:-80000}" ;;        # the session target runs ~1,300 inputs/s
+    esac
+    echo "== fuzzing $target: $runs inputs from seed $seed (at most ${seconds}s)"
     # Progress lines and the suggested dictionary are dropped to keep the log short;
     # the final stats line and any crash report stay.
     set +e
-    "${fuzz[@]}" run "${opts[@]}" "$target" -- -max_total_time="$seconds" 2>&1 |
+    "${fuzz[@]}" run "${opts[@]}" "$target" -- \
+        -seed="$seed" -runs="$runs" -max_total_time="$seconds" 2>&1 |
         grep --line-buffered -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|NEW_FUNC|^".*" # Uses: '
     status="${PIPESTATUS[0]}"
     set -e
