@@ -4,10 +4,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use udpchat::config::ChannelSpec;
+use udpchat::datagram::Incoming;
 use udpchat::handler::{Handler, Outbox};
 use udpchat::protocol::Request;
 use udpchat::state::State;
@@ -31,17 +32,14 @@ fn handler_with(n: usize) -> Handler {
         Duration::from_secs(120),
     );
     let now = Instant::now();
+    let wall = SystemTime::now();
     let mut out = Outbox::new();
     let join = Request::Join { title: "Big" }.to_bytes();
     for i in 0..n {
         let nick = format!("user{i}");
-        handler.handle(
-            member(i),
-            &Request::Login { nick: &nick }.to_bytes(),
-            now,
-            &mut out,
-        );
-        handler.handle(member(i), &join, now, &mut out);
+        let login = Request::Login { nick: &nick }.to_bytes();
+        handler.handle(now, wall, Incoming::new(member(i), &login), &mut out);
+        handler.handle(now, wall, Incoming::new(member(i), &join), &mut out);
         out.clear();
     }
     handler
@@ -57,11 +55,17 @@ fn public_message(c: &mut Criterion) {
         let handler = handler_with(n);
         let mut out = Outbox::new();
         let now = Instant::now();
+        let wall = SystemTime::now();
         // Elements are deliveries: the cost per delivery should fall as 1/n.
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
-                handler.handle(member(0), black_box(&msg), now, &mut out);
+                handler.handle(
+                    now,
+                    wall,
+                    Incoming::new(member(0), black_box(&msg)),
+                    &mut out,
+                );
                 let fanned: usize = out.fanouts.iter().map(|f| f.dests.len()).sum();
                 out.clear();
                 fanned

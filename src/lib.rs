@@ -3,20 +3,26 @@
 //! The crate holds the whole system; the binaries only parse arguments and call into it,
 //! so tests drive everything in-process. Its modules, from the wire inwards:
 //!
-//! - [`protocol`]: event codes, typed requests and events, decoding and encoding of
-//!   datagrams. No I/O; malformed bytes are an error value, never a panic.
+//! - [`protocol`]: event codes (one table), typed requests and events, decoding and
+//!   encoding of datagrams. No I/O; malformed bytes are an error value, never a panic.
+//! - [`datagram`]: a received datagram classified once (sealed or plain, code, length),
+//!   for routing, flood limits and the state machine.
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
-//! - [`accounts`]: account storage behind a trait; SQLite by default, memory for tests.
-//! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
-//!   servers through Redis, and the view of the users on those servers.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`state`]: users by address, the case-insensitive nickname index, channels with their
-//!   members and the shareable member snapshots that fan-out reads.
-//! - [`handler`]: the state machine, request + state + clock → datagrams to send, without I/O.
+//!   members and shareable member snapshots, sessions, and the view of remote users.
+//! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
+//!   account writes, cluster events), and the results fed back.
+//! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
+//! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
+//! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
+//!   servers through Redis.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
-//!   sender pool, idle sweep, shutdown.
+//!   sender pool, effect threads, idle sweep, shutdown.
 //! - [`client`]: the terminal client: login with retries, slash commands, rendering of
 //!   events as the classic client showed them, with network text defused.
+//!
+//! `docs/ARCHITECTURE.md` follows one datagram through these modules.
 #![warn(missing_docs)]
 
 pub mod accounts;
@@ -24,7 +30,9 @@ pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod datagram;
 pub mod handler;
+pub mod outbox;
 pub mod protocol;
 pub mod server;
 pub mod state;

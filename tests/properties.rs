@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use proptest::prelude::*;
 use udpchat::config::classic_channels;
+use udpchat::datagram::Incoming;
 use udpchat::handler::{Handler, Outbox};
 use udpchat::protocol::{
     ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD,
@@ -267,10 +268,10 @@ fn datagram(op: &Op) -> Vec<u8> {
 /// see it, independent of the channel's member list that fan-out reads.
 fn members_by_user_records(state: &State, id: u32) -> Vec<SocketAddr> {
     let mut v: Vec<SocketAddr> = state
-        .users
-        .iter()
-        .filter(|u| u.channels.contains(&id))
-        .map(|u| *u.key())
+        .users()
+        .into_iter()
+        .filter(|(_, u)| u.channels.contains(&id))
+        .map(|(a, _)| a)
         .collect();
     v.sort();
     v
@@ -280,6 +281,7 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
     let state = Arc::new(State::new(&classic_channels(), 100));
     let handler = Handler::new(state.clone(), DEFAULT_MAX_DATAGRAM, IDLE_TIMEOUT);
     let mut now = Instant::now();
+    let wall = SystemTime::now();
     let mut out = Outbox::new();
     // Per client: title and count of its last JOIN_ACK, dropped as soon as it hears of
     // any move (its own or another's) that could change that channel's membership.
@@ -290,9 +292,9 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
     for i in 0..CLIENTS {
         let nick = format!("u{i}");
         handler.handle(
-            address(i),
-            &Request::Login { nick: &nick }.to_bytes(),
             now,
+            wall,
+            Incoming::new(address(i), &Request::Login { nick: &nick }.to_bytes()),
             &mut out,
         );
     }
@@ -302,16 +304,16 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
         now += Duration::from_secs(step.wait);
         let from = address(step.who);
         let before = state
-            .users
-            .get(&from)
+            .user(from)
             .map(|u| (u.nick.to_string(), u.channels.first().copied()));
         out.clear();
         if let Op::Sweep = step.op {
-            for idle in handler.idle_users(now) {
-                handler.expire(idle, now, &mut out);
+            for (idle, _) in handler.idle_users(now) {
+                handler.expire(now, idle, &mut out);
             }
         } else {
-            handler.handle(from, &datagram(&step.op), now, &mut out);
+            let bytes = datagram(&step.op);
+            handler.handle(now, wall, Incoming::new(from, &bytes), &mut out);
         }
 
         let sent = out.datagrams();
@@ -326,7 +328,11 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
             return Err(TestCaseError::fail(format!("step {n} {step:?}: {broken}")));
         }
 
-        let mut lower: Vec<String> = state.users.iter().map(|u| u.nick.to_lowercase()).collect();
+        let mut lower: Vec<String> = state
+            .users()
+            .iter()
+            .map(|(_, u)| u.nick.to_lowercase())
+            .collect();
         let users = lower.len();
         lower.sort();
         lower.dedup();
@@ -357,7 +363,7 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, members_by_user_records(&state, *id), "step {}", n);
             }
             (Op::Logoff, Some((nick, _))) => {
-                prop_assert!(!state.users.contains_key(&from));
+                prop_assert!(state.user(from).is_none());
                 prop_assert_eq!(state.address_of(nick), None);
                 for ch in state.channels.iter() {
                     prop_assert!(
@@ -408,7 +414,7 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
             }
         }
         // Logged off or timed out: what it was told before no longer describes it.
-        last_join_ack.retain(|a, _| state.users.contains_key(a));
+        last_join_ack.retain(|a, _| state.user(*a).is_some());
     }
     Ok(())
 }

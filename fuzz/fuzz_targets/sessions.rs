@@ -7,11 +7,12 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use udpchat::config::classic_channels;
+use udpchat::datagram::Incoming;
 use udpchat::handler::{Handler, Outbox};
 use udpchat::protocol::{code, Event, MAX_UDP_PAYLOAD};
 use udpchat::state::State;
@@ -176,17 +177,18 @@ fuzz_target!(|session: Session| {
     let state = Arc::new(State::new(&classic_channels(), cap));
     let handler = Handler::new(state.clone(), limit, IDLE_TIMEOUT);
     let mut now = Instant::now();
+    let wall = SystemTime::now();
     let mut out = Outbox::new();
     let join = [&code::JOIN_REQ.to_be_bytes()[..], b"Pets"].concat();
     for i in 0..(session.head_start & 0xf) % 9 {
         let from = address(128 + i);
         let login = [&code::LOGIN_REQ.to_be_bytes()[..], b"u", &[b'0' + i]].concat();
         out.clear();
-        handler.handle(from, &login, now, &mut out);
+        handler.handle(now, wall, Incoming::new(from, &login), &mut out);
         check(&out, &state, &format!("login of u{i}"));
         if session.head_start & 0x10 != 0 {
             out.clear();
-            handler.handle(from, &join, now, &mut out);
+            handler.handle(now, wall, Incoming::new(from, &join), &mut out);
             check(&out, &state, &format!("join of u{i}"));
         }
     }
@@ -194,12 +196,13 @@ fuzz_target!(|session: Session| {
         now += step.advance();
         let from = address(step.who);
         out.clear();
-        handler.handle(from, &step.payload.datagram(), now, &mut out);
+        let bytes = step.payload.datagram();
+        handler.handle(now, wall, Incoming::new(from, &bytes), &mut out);
         check(&out, &state, &format!("step {n} from {from}"));
         if step.sweep {
             out.clear();
-            for idle in handler.idle_users(now) {
-                handler.expire(idle, now, &mut out);
+            for (idle, _) in handler.idle_users(now) {
+                handler.expire(now, idle, &mut out);
             }
             check(&out, &state, &format!("sweep after step {n}"));
             assert!(handler.idle_users(now).is_empty(), "sweep left idle users");

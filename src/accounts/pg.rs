@@ -1,18 +1,32 @@
 //! Accounts in PostgreSQL (`--database postgres://...`), so that every server of a cluster
 //! sees the same accounts: registered on one, logged in with the password on another.
+//!
+//! Every registration and deletion also sends a `NOTIFY` on [`CHANNEL`] in the same
+//! transaction; each server `LISTEN`s on its own connection ([`AccountStore::changes`]), so
+//! its in-memory set of registered nicknames follows the others' within milliseconds and no
+//! classic login has to ask the database.
 
+use std::time::Duration;
+
+use fallible_iterator::FallibleIterator;
 use parking_lot::Mutex;
 use postgres::{Client, NoTls};
 
-use super::{key, Account, AccountStore, StoreError};
+use super::key;
+use super::store::{split_watch, Account, AccountStore, Change, ChangeFeed, StoreError};
 
-/// Accounts in a PostgreSQL database. Every write is one autocommitted statement, durable
-/// when it returns (PostgreSQL's default `synchronous_commit`).
+/// The notification channel of account changes; payloads are `+key` or `-key`.
+pub const CHANNEL: &str = "udpchat_accounts";
+
+/// Accounts in a PostgreSQL database. Every write is one transaction, durable when it
+/// returns (PostgreSQL's default `synchronous_commit`).
 pub struct PgStore {
     /// One connection behind a mutex, as for SQLite: account operations are rare
-    /// (a registration, a password login, a hot-list edit) and short, so a pool would buy
-    /// nothing; the mutex is never held while another lock is taken.
+    /// (a registration, a password login, a hot-list edit) and short, and only the
+    /// server's store thread uses it, so a pool would buy nothing.
     conn: Mutex<Client>,
+    /// For opening the notification connection.
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -46,15 +60,9 @@ impl PgStore {
         }
         Ok(PgStore {
             conn: Mutex::new(conn),
+            url: url.to_owned(),
         })
     }
-}
-
-fn split_watch(s: &str) -> Vec<String> {
-    s.split(' ')
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn account(row: &postgres::Row) -> Account {
@@ -63,6 +71,31 @@ fn account(row: &postgres::Row) -> Account {
         record: row.get(1),
         watch: split_watch(row.get(2)),
         created: row.get(3),
+    }
+}
+
+/// The `LISTEN` side: its own connection, read with a timeout.
+struct PgFeed {
+    client: Client,
+}
+
+impl ChangeFeed for PgFeed {
+    fn next(&mut self, wait: Duration) -> Result<Vec<Change>, StoreError> {
+        let mut changes = Vec::new();
+        let mut notes = self.client.notifications();
+        let mut iter = notes.timeout_iter(wait);
+        while let Some(n) = iter.next()? {
+            let p = n.payload();
+            match (p.get(..1), p.get(1..)) {
+                (Some("+"), Some(k)) => changes.push((k.to_owned(), true)),
+                (Some("-"), Some(k)) => changes.push((k.to_owned(), false)),
+                _ => tracing::debug!(payload = p, "ignored a malformed account notification"),
+            }
+            if changes.len() >= 1024 {
+                break;
+            }
+        }
+        Ok(changes)
     }
 }
 
@@ -78,7 +111,7 @@ impl AccountStore for PgStore {
     fn save_server_setup(&self, setup: &[u8]) -> Result<(), StoreError> {
         // The first server to save wins; the others must use its setup, or the accounts
         // registered through one would not log in through another. Hence DO NOTHING, and
-        // `Accounts::open` reads the setup back.
+        // the caller reads the setup back.
         self.conn.lock().execute(
             "INSERT INTO udpchat_meta (name, value) VALUES ('opaque_setup', $1)
              ON CONFLICT (name) DO NOTHING",
@@ -96,27 +129,27 @@ impl AccountStore for PgStore {
     }
 
     fn put(&self, a: &Account) -> Result<(), StoreError> {
-        self.conn.lock().execute(
+        let k = key(&a.nick);
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO udpchat_accounts (key, nick, record, watch, created)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
-            &[
-                &key(&a.nick),
-                &a.nick,
-                &a.record,
-                &a.watch.join(" "),
-                &a.created,
-            ],
+            &[&k, &a.nick, &a.record, &a.watch.join(" "), &a.created],
         )?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+        tx.commit()?;
         Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .execute("DELETE FROM udpchat_accounts WHERE key = $1", &[&key])?
-            > 0)
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM udpchat_accounts WHERE key = $1", &[&key])?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("-{key}")])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn set_watch(&self, key: &str, watch: &[String]) -> Result<(), StoreError> {
@@ -135,7 +168,21 @@ impl AccountStore for PgStore {
         Ok(rows.iter().map(account).collect())
     }
 
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .conn
+            .lock()
+            .query("SELECT key FROM udpchat_accounts ORDER BY key", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn shared(&self) -> bool {
         true
+    }
+
+    fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        let mut client = Client::connect(&self.url, NoTls)?;
+        client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        Ok(Some(Box::new(PgFeed { client })))
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use udpchat::accounts::StoreKind;
 use udpchat::cluster::ClusterConfig;
 use udpchat::config::{classic_channels, load_channels};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
@@ -144,20 +145,20 @@ enum AccountsAction {
     },
 }
 
-fn accounts(
-    data: &std::path::Path,
-    database: Option<&str>,
-    action: AccountsAction,
-) -> anyhow::Result<()> {
-    use udpchat::accounts::{key, pg::PgStore, AccountStore, SqliteStore};
-    let store: Box<dyn AccountStore> = match database {
-        Some(url) => Box::new(PgStore::connect(url).context("cannot open the account database")?),
-        None => {
-            Box::new(SqliteStore::open_dir(data).with_context(|| {
-                format!("cannot open the account database in {}", data.display())
-            })?)
-        }
-    };
+/// Where the accounts are, from `--data` and `--database`: one choice for the server and
+/// the `accounts` command.
+fn store_kind(data: &std::path::Path, database: Option<&str>) -> StoreKind {
+    match database {
+        Some(url) => StoreKind::Postgres(url.to_owned()),
+        None => StoreKind::Sqlite(data.to_owned()),
+    }
+}
+
+fn accounts(kind: &StoreKind, action: AccountsAction) -> anyhow::Result<()> {
+    use udpchat::accounts::key;
+    let store = kind
+        .open()
+        .with_context(|| format!("cannot open the account database ({kind})"))?;
     match action {
         AccountsAction::List => {
             let all = store.list()?;
@@ -228,7 +229,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Command::Accounts { action }) = args.command {
-        return accounts(&args.data, args.database.as_deref(), action);
+        return accounts(&store_kind(&args.data, args.database.as_deref()), action);
     }
     let channels = match &args.channels {
         Some(path) => load_channels(path)?,
@@ -252,8 +253,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         metrics: args.metrics,
         max_channels_per_user: args.max_channels_per_user as usize,
-        data_dir: Some(args.data.clone()),
-        database: args.database.clone(),
+        store: store_kind(&args.data, args.database.as_deref()),
         cluster: args.redis.as_ref().map(|url| ClusterConfig {
             redis_url: url.clone(),
             server_id: args

@@ -303,6 +303,11 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
         let Ok(event) = Event::decode(&buf[..len]) else {
             continue;
         };
+        if let Event::LoginAck { nick } = event {
+            // Known as logged in before the line is shown: a signal right after it must
+            // still log off.
+            *shared.nick.lock() = Some(nick.to_string());
+        }
         if render::shown(&event) {
             out.line(render::render(&event));
         }

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::MAX_NICK_LEN;
+use crate::state::nick_key;
+
+use crate::protocol::valid_nick;
 
 /// The largest event accepted from Redis, in bytes; a public message is at most one
 /// datagram (65507 bytes), JSON escaping may double it.
@@ -49,8 +51,8 @@ pub fn users_key(server: &str) -> String {
 }
 
 /// The lease of a nickname (any case): its value is the holding server's id.
-pub fn nick_key(nick: &str) -> String {
-    format!("{PREFIX}:nick:{}", nick.to_lowercase())
+pub fn lease_key(nick: &str) -> String {
+    format!("{PREFIX}:nick:{}", nick_key(nick))
 }
 
 /// Whether `id` may name a server: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`, so
@@ -63,36 +65,20 @@ pub fn valid_server_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn valid_nick(nick: &str) -> bool {
-    !nick.is_empty()
-        && nick.len() <= MAX_NICK_LEN
-        && !nick.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 fn valid_title(title: &str) -> bool {
     !title.is_empty()
         && title.len() <= 256
         && !title.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// A user as other servers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRec {
-    /// The nickname as typed.
-    pub nick: String,
-    /// Login time, milliseconds since the Unix epoch (for the seconds in USER_ITEM).
-    pub login_ms: u64,
-    /// Channel titles, most recently joined first.
-    pub channels: Vec<String>,
-}
+/// A user as other servers see it (a login, join or part publishes the whole record).
+pub use crate::outbox::UserInfo as UserRec;
 
-impl UserRec {
-    /// Whether every field is acceptable.
-    pub fn is_valid(&self) -> bool {
-        valid_nick(&self.nick)
-            && self.channels.len() <= 4096
-            && self.channels.iter().all(|t| valid_title(t))
-    }
+/// Whether every field of `rec` is acceptable.
+pub fn valid_rec(rec: &UserRec) -> bool {
+    valid_nick(&rec.nick)
+        && rec.channels.len() <= 4096
+        && rec.channels.iter().all(|t| valid_title(t))
 }
 
 /// What happened on the origin server.
@@ -181,9 +167,9 @@ impl Envelope {
                 Body::Hello | Body::Bye => true,
                 Body::User { nick, rec } => {
                     valid_nick(nick)
-                        && rec.as_ref().is_none_or(|r| {
-                            r.is_valid() && r.nick.to_lowercase() == nick.to_lowercase()
-                        })
+                        && rec
+                            .as_ref()
+                            .is_none_or(|r| valid_rec(r) && nick_key(&r.nick) == nick_key(nick))
                 }
                 Body::Public { chan, nick, .. } => valid_title(chan) && valid_nick(nick),
                 Body::Private { to, from, .. } => valid_nick(to) && valid_nick(from),

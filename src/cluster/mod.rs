@@ -1,10 +1,10 @@
 //! Cluster mode: several `chat-server` processes share one chat space through Redis.
 //!
 //! ```text
-//!  workers ── hooks (login, logoff, join, part, public, private) ──► bounded queue ──► publisher thread ──► Redis
-//!     │  nick leases: SET NX / compare-and-delete, synchronous, on a small connection pool
+//!  workers ── Publish effects (login, logoff, join, part, public, private) ──► bounded queue ──► publisher thread ──► Redis
+//!  lease threads ── ClaimLease/ReleaseLease effects: SET NX / compare-and-delete, on a small connection pool
 //!  cluster thread ◄── SUBSCRIBE presence, own server topic, topics of channels with local members
-//!     │  replica of remote users; notices and remote messages ──► sender pool (fan-out stays local)
+//!     │  what the others report ──► Handler::cluster_input (view of remote users, notices) ──► senders
 //!     └─ every lease TTL / 3: renew server key, users hash and leases; drop servers whose key is gone
 //! ```
 //!
@@ -16,13 +16,18 @@
 //! message is thus published once and delivered once per server with members in the
 //! channel, and each server fans it out with its own sender pool.
 //!
+//! This module knows neither the handler nor the outbox's datagrams: workers hand it
+//! [`ClusterEvent`]s to publish, and the cluster thread hands what it hears to a closure as
+//! [`ClusterInput`]s, which the server feeds into the handler.
+//!
 //! Publishing goes through one bounded queue to one publisher thread rather than a
 //! connection per worker: the publisher pipelines whatever has queued up into one write (so
 //! a burst of messages costs Redis few round trips), a worker never waits on Redis for a
 //! message, and the sequence numbers of one topic are given in the order Redis receives
 //! them. When the queue is full the event is dropped and counted: a worker must never stall
-//! its users because Redis is slow. Nickname leases are the exception: a login has to know
-//! the answer, so the worker asks Redis itself, on a connection taken from a small pool.
+//! its users because Redis is slow. Nickname leases are asked for by the server's lease
+//! threads (a login waits for the answer as a state, not a blocked worker), on connections
+//! taken from a small pool.
 //!
 //! When Redis is unreachable every server keeps serving its own users: logins are decided
 //! locally (and against the last known view of the others), events are dropped, and
@@ -32,24 +37,23 @@
 
 pub mod event;
 pub mod redis;
-pub mod replica;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use self::event::{valid_server_id, Body, UserRec};
-pub use self::replica::{RemoteUser, Replica};
+use crate::outbox::ClusterEvent;
+pub use crate::outbox::ClusterInput;
 
 /// Events the publisher queue holds; past that they are dropped and counted.
 pub const PUBLISH_QUEUE: usize = 16384;
 /// Idle Redis connections kept for nickname leases.
 const LEASE_POOL: usize = 8;
-/// How long a worker waits for Redis to answer a lease request before it gives up and
-/// decides locally.
+/// How long a lease thread waits for Redis to answer a lease request before it gives up
+/// and lets the login be decided locally.
 const LEASE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How to join a cluster.
@@ -122,19 +126,17 @@ pub enum Lease {
     Unavailable,
 }
 
-/// What the publisher thread sends.
+/// What the publisher thread sends: an event for `topic`; `hash` also writes the users
+/// hash (field, value or delete).
 #[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// An event for `topic`; `hash` also writes the users hash (field, value or delete).
-    Event {
-        topic: String,
-        body: Body,
-        hash: Option<(String, Option<String>)>,
-    },
+pub(crate) struct Outgoing {
+    topic: String,
+    body: Body,
+    hash: Option<(String, Option<String>)>,
 }
 
-/// The cluster handle: cheap to share behind an `Arc`, used by the handler's hooks, the
-/// cluster thread and the publisher thread.
+/// The cluster handle: cheap to share behind an `Arc`, used by the workers (publishing),
+/// the lease threads, the cluster thread and the publisher thread.
 pub struct Cluster {
     /// The configuration.
     pub config: ClusterConfig,
@@ -143,8 +145,6 @@ pub struct Cluster {
     pub epoch: u64,
     /// Connections are made from this (it only holds the parsed URL).
     client: ::redis::Client,
-    /// The remote users.
-    pub replica: Replica,
     /// The counters.
     pub stats: ClusterStats,
     /// Whether the cluster thread is connected; workers skip Redis while it is not.
@@ -174,16 +174,15 @@ impl Cluster {
     ///
     /// # Errors
     /// When the server id or the URL is invalid.
-    pub fn new(config: ClusterConfig, channels: usize) -> Result<Self, ClusterError> {
+    pub fn new(config: ClusterConfig) -> Result<Self, ClusterError> {
         if !valid_server_id(&config.server_id) {
             return Err(ClusterError::ServerId(config.server_id));
         }
         let client = ::redis::Client::open(config.redis_url.as_str())?;
         let (publish_tx, publish_rx) = bounded(PUBLISH_QUEUE);
         Ok(Cluster {
-            epoch: replica::unix_ms(),
+            epoch: unix_ms(),
             client,
-            replica: Replica::new(channels),
             stats: ClusterStats::default(),
             connected: AtomicBool::new(false),
             publish_tx,
@@ -264,10 +263,11 @@ impl Cluster {
         }
     }
 
-    /// Claims the lease of `nick` for this server (or confirms that it holds it).
+    /// Claims the lease of `nick` for this server (or confirms that it holds it). Waits
+    /// for Redis up to [`LEASE_TIMEOUT`]: called by the lease threads, never a worker.
     pub fn claim_nick(&self, nick: &str) -> Lease {
         let ttl = self.config.lease_ttl.as_millis() as u64;
-        let key = event::nick_key(nick);
+        let key = event::lease_key(nick);
         match self.with_conn(|c| redis::claim_cmd(&key, self.server_id(), ttl).query::<i64>(c)) {
             Some(1) => Lease::Ours,
             Some(_) => Lease::Taken,
@@ -281,15 +281,30 @@ impl Cluster {
     /// Releases the lease of `nick` if this server holds it. While Redis is unreachable
     /// nothing is done: the lease expires, or the reconnection finds the user gone.
     pub fn release_nick(&self, nick: &str) {
-        let key = event::nick_key(nick);
+        let key = event::lease_key(nick);
         let _ = self.with_conn(|c| redis::release_cmd(&key, self.server_id()).query::<i64>(c));
+    }
+
+    /// Publishes an event of the handler's.
+    pub fn publish_event(&self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::User(rec) => self.user_changed(rec),
+            ClusterEvent::UserGone { nick } => self.user_gone(&nick),
+            ClusterEvent::Public { title, nick, text } => self.public(&title, &nick, &text),
+            ClusterEvent::Private {
+                server,
+                to,
+                from,
+                text,
+            } => self.private(&server, &to, &from, &text),
+        }
     }
 
     /// Tells the cluster about a local user's record after a login, join or part.
     pub fn user_changed(&self, rec: UserRec) {
-        let field = rec.nick.to_lowercase();
+        let field = crate::state::nick_key(&rec.nick);
         let value = serde_json::to_string(&rec).unwrap_or_default();
-        self.publish(Outgoing::Event {
+        self.publish(Outgoing {
             topic: event::presence_topic(),
             body: Body::User {
                 nick: rec.nick.clone(),
@@ -301,19 +316,19 @@ impl Cluster {
 
     /// Tells the cluster a local user logged off (after its lease was released).
     pub fn user_gone(&self, nick: &str) {
-        self.publish(Outgoing::Event {
+        self.publish(Outgoing {
             topic: event::presence_topic(),
             body: Body::User {
                 nick: nick.to_owned(),
                 rec: None,
             },
-            hash: Some((nick.to_lowercase(), None)),
+            hash: Some((crate::state::nick_key(nick), None)),
         });
     }
 
     /// Publishes a public message of channel `title` for the other servers' members.
     pub fn public(&self, title: &str, nick: &str, text: &str) {
-        self.publish(Outgoing::Event {
+        self.publish(Outgoing {
             topic: event::channel_topic(title),
             body: Body::Public {
                 chan: title.to_owned(),
@@ -326,7 +341,7 @@ impl Cluster {
 
     /// Sends a private message to `to`, a user of `server`.
     pub fn private(&self, server: &str, to: &str, from: &str, text: &str) {
-        self.publish(Outgoing::Event {
+        self.publish(Outgoing {
             topic: event::server_topic(server),
             body: Body::Private {
                 to: to.to_owned(),
@@ -340,7 +355,7 @@ impl Cluster {
     /// Queues a control event (hello, bye); waits up to a second for room, since these
     /// are what make the others reload their view.
     pub(crate) fn control(&self, body: Body) {
-        let item = Outgoing::Event {
+        let item = Outgoing {
             topic: event::presence_topic(),
             body,
             hash: None,
@@ -355,12 +370,13 @@ impl Cluster {
     }
 }
 
-/// The record other servers get of a local user.
+/// The record other servers get of the local `user`, at `now` (its login time is
+/// converted to the wall clock).
 pub fn user_rec(state: &crate::state::State, user: &crate::state::User, now: Instant) -> UserRec {
     let online = now.saturating_duration_since(user.login).as_millis() as u64;
     UserRec {
         nick: user.nick.to_string(),
-        login_ms: replica::unix_ms().saturating_sub(online),
+        login_ms: unix_ms().saturating_sub(online),
         channels: user
             .channels
             .iter()
@@ -369,5 +385,9 @@ pub fn user_rec(state: &crate::state::State, user: &crate::state::User, now: Ins
     }
 }
 
-/// Shared handle type.
-pub type ClusterHandle = Arc<Cluster>;
+/// Milliseconds since the Unix epoch now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 use ::redis::{Cmd, Connection, RedisResult};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::event::{self, Body, Envelope, Seen, Tracker, UserRec};
-use super::{user_rec, Cluster, Outgoing, RemoteUser};
-use crate::handler::Outbox;
-use crate::protocol::Event;
-use crate::state::{ChannelId, State};
+use super::event::{self, valid_rec, Body, Envelope, Seen, Tracker, UserRec};
+use super::{user_rec, Cluster, ClusterInput, Outgoing};
+use crate::state::{nick_key, ChannelId, State};
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -71,12 +69,12 @@ fn connect(cluster: &Cluster) -> RedisResult<Connection> {
     Ok(c)
 }
 
-/// Runs the cluster thread until `stop` is set. `deliver` sends what the cluster owes
-/// local users (notices, remote public and private messages) and leaves the outbox empty.
+/// Runs the cluster thread until `stop` is set. `deliver` takes what the other servers
+/// reported (their users' changes, their messages for local users), in order.
 pub fn run_cluster(
     cluster: Arc<Cluster>,
     state: Arc<State>,
-    mut deliver: impl FnMut(&mut Outbox),
+    mut deliver: impl FnMut(Vec<ClusterInput>),
     stop: Arc<AtomicBool>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -116,7 +114,7 @@ fn goodbye(cluster: &Cluster, state: &State) {
     let id = cluster.server_id();
     let mut pipe = ::redis::pipe();
     for nick in local_nicks(state) {
-        pipe.add_command(release_cmd(&event::nick_key(&nick), id))
+        pipe.add_command(release_cmd(&event::lease_key(&nick), id))
             .ignore();
     }
     pipe.del(event::server_key(id)).ignore();
@@ -134,7 +132,7 @@ fn goodbye(cluster: &Cluster, state: &State) {
 }
 
 fn local_nicks(state: &State) -> Vec<Box<str>> {
-    state.users.iter().map(|u| u.nick.clone()).collect()
+    state.users().into_iter().map(|(_, u)| u.nick).collect()
 }
 
 /// Channels with local members now.
@@ -148,7 +146,7 @@ fn wanted_channels(state: &State) -> HashSet<ChannelId> {
 fn session(
     cluster: &Cluster,
     state: &State,
-    deliver: &mut impl FnMut(&mut Outbox),
+    deliver: &mut impl FnMut(Vec<ClusterInput>),
     stop: &AtomicBool,
     backoff: &mut Duration,
 ) -> RedisResult<()> {
@@ -167,9 +165,9 @@ fn session(
     cluster.set_connected(true);
     cluster.stats.connects.fetch_add(1, Ordering::Relaxed);
     republish(cluster, state, &mut cmd_con)?;
-    let mut out = Outbox::new();
-    reload_all(cluster, state, &mut cmd_con, &mut out)?;
-    deliver(&mut out);
+    let mut out: Vec<ClusterInput> = Vec::new();
+    reload_all(cluster, &mut cmd_con, &mut out)?;
+    deliver(std::mem::take(&mut out));
     tracing::info!(server = %id, epoch = cluster.epoch, "cluster connected to Redis");
     *backoff = MIN_BACKOFF;
     ps.set_read_timeout(Some(POLL))?;
@@ -183,17 +181,15 @@ fn session(
             Ok(msg) => {
                 let topic = msg.get_channel_name().to_owned();
                 let payload: &[u8] = msg.get_payload_bytes();
-                if let Some(action) = apply(cluster, state, &mut tracker, &topic, payload, &mut out)
-                {
+                if let Some(action) = apply(cluster, &mut tracker, &topic, payload, &mut out) {
                     match action {
                         Action::Reload(server) => {
-                            reload_server(cluster, state, &mut cmd_con, &server, &mut out)?
+                            reload_server(cluster, &mut cmd_con, &server, &mut out)?
                         }
-                        Action::Drop(server) => {
-                            cluster
-                                .replica
-                                .replace_server(state, &server, Vec::new(), &mut out)
-                        }
+                        Action::Drop(server) => out.push(ClusterInput::Server {
+                            server,
+                            users: Vec::new(),
+                        }),
                     }
                 }
             }
@@ -211,8 +207,7 @@ fn session(
             next_tick = now + tick;
         }
         if !out.is_empty() {
-            deliver(&mut out);
-            out.clear();
+            deliver(std::mem::take(&mut out));
         }
     }
     Ok(())
@@ -251,9 +246,9 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
     let now = Instant::now();
     let users: Vec<UserRec> = state
-        .users
+        .users()
         .iter()
-        .map(|u| user_rec(state, &u, now))
+        .map(|(_, u)| user_rec(state, u, now))
         .collect();
     let mut pipe = ::redis::pipe();
     // Redis may be a new, empty one: load the lease script for the renewals' EVALSHA.
@@ -268,7 +263,7 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
     for u in &users {
         pipe.hset(
             event::users_key(id),
-            u.nick.to_lowercase(),
+            nick_key(&u.nick),
             serde_json::to_string(u).unwrap_or_default(),
         )
         .ignore();
@@ -312,7 +307,7 @@ fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisRe
             pipe.cmd("EVALSHA")
                 .arg(script.get_hash())
                 .arg(1)
-                .arg(event::nick_key(nick))
+                .arg(event::lease_key(nick))
                 .arg(id)
                 .arg(ttl);
         }
@@ -372,9 +367,8 @@ fn renew(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisResult<
 /// Reloads every other server's users.
 fn reload_all(
     cluster: &Cluster,
-    state: &State,
     con: &mut Connection,
-    out: &mut Outbox,
+    out: &mut Vec<ClusterInput>,
 ) -> RedisResult<()> {
     let prefix = event::server_key("");
     let keys: Vec<String> =
@@ -388,7 +382,7 @@ fn reload_all(
     // restarted empty and they may be reconnecting too. `check_servers` drops them once
     // the grace period of this session is over.
     for server in alive {
-        reload_server(cluster, state, con, &server, out)?;
+        reload_server(cluster, con, &server, out)?;
     }
     Ok(())
 }
@@ -396,10 +390,9 @@ fn reload_all(
 /// Replaces the view of `server`'s users with its users hash.
 fn reload_server(
     cluster: &Cluster,
-    state: &State,
     con: &mut Connection,
     server: &str,
-    out: &mut Outbox,
+    out: &mut Vec<ClusterInput>,
 ) -> RedisResult<()> {
     let raw: Vec<(String, Vec<u8>)> = match ::redis::cmd("HGETALL")
         .arg(event::users_key(server))
@@ -418,15 +411,16 @@ fn reload_server(
     let mut users = Vec::with_capacity(raw.len());
     for (field, value) in raw {
         match serde_json::from_slice::<UserRec>(&value) {
-            Ok(rec) if rec.is_valid() && rec.nick.to_lowercase() == field => {
-                users.push(RemoteUser::from_rec(state, server, &rec))
-            }
+            Ok(rec) if valid_rec(&rec) && nick_key(&rec.nick) == field => users.push(rec),
             _ => {
                 cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    cluster.replica.replace_server(state, server, users, out);
+    out.push(ClusterInput::Server {
+        server: server.to_owned(),
+        users,
+    });
     Ok(())
 }
 
@@ -437,10 +431,10 @@ fn check_servers(
     cluster: &Cluster,
     state: &State,
     con: &mut Connection,
-    out: &mut Outbox,
+    out: &mut Vec<ClusterInput>,
     grace: Instant,
 ) -> RedisResult<()> {
-    let servers = cluster.replica.servers();
+    let servers = state.remote.servers();
     if servers.is_empty() || Instant::now() < grace {
         return Ok(());
     }
@@ -453,9 +447,10 @@ fn check_servers(
         if !alive {
             tracing::warn!(server = %server, "cluster server gone (alive key expired); dropping its users");
             cluster.stats.servers_lost.fetch_add(1, Ordering::Relaxed);
-            cluster
-                .replica
-                .replace_server(state, server, Vec::new(), out);
+            out.push(ClusterInput::Server {
+                server: server.to_string(),
+                users: Vec::new(),
+            });
         }
     }
     Ok(())
@@ -470,11 +465,10 @@ enum Action {
 /// Applies one message from Redis.
 fn apply(
     cluster: &Cluster,
-    state: &State,
     tracker: &mut Tracker,
     topic: &str,
     payload: &[u8],
-    out: &mut Outbox,
+    out: &mut Vec<ClusterInput>,
 ) -> Option<Action> {
     let env = match Envelope::decode(payload) {
         Ok(env) => env,
@@ -523,32 +517,17 @@ fn apply(
     match env.b {
         Body::Hello => return Some(Action::Reload(env.s)),
         Body::Bye => return Some(Action::Drop(env.s)),
-        Body::User { nick, rec } => {
-            let user = rec.map(|r| RemoteUser::from_rec(state, &env.s, &r));
-            cluster.replica.set(state, &env.s, &nick, user, out);
-        }
-        Body::Public { chan, nick, text } => {
-            if let Some(id) = state.channel_id(&chan) {
-                let ch = state.channel(id);
-                let event = Event::PublicMsg {
-                    title: &ch.title,
-                    sender: &nick,
-                    text: &text,
-                };
-                out.fanout(ch.snapshot(), &event, u64::from(id));
-            }
-        }
-        Body::Private { to, from, text } => {
-            if let Some(addr) = state.address_of(&to) {
-                out.send(
-                    addr,
-                    &Event::PrivateMsg {
-                        sender: &from,
-                        text: &text,
-                    },
-                );
-            }
-        }
+        Body::User { nick, rec } => out.push(ClusterInput::User {
+            server: env.s,
+            nick,
+            info: rec,
+        }),
+        Body::Public { chan, nick, text } => out.push(ClusterInput::Public {
+            title: chan,
+            nick,
+            text,
+        }),
+        Body::Private { to, from, text } => out.push(ClusterInput::Private { to, from, text }),
     }
     action
 }
@@ -644,7 +623,7 @@ fn build_pipeline(
     let mut pipe = ::redis::pipe();
     let mut touched_hash = false;
     for item in items {
-        let Outgoing::Event { topic, body, hash } = item;
+        let Outgoing { topic, body, hash } = item;
         match hash {
             Some((field, Some(value))) => {
                 pipe.hset(&users, field, value).ignore();

@@ -1,244 +1,159 @@
-//! The state machine: a datagram from an address, the shared [`State`] and the time go in;
-//! the datagrams to send come out in an [`Outbox`]. No I/O happens here, so every rule of
-//! the protocol is unit-tested without sockets, with the clock passed in.
+//! The state machine: a datagram, the time and the shared [`State`] go in; datagrams to
+//! send and [effects](crate::outbox::Effect) come out in an [`Outbox`]. It does no I/O and
+//! reads no clock: the caller passes the time in, carries the effects out (a nickname
+//! lease in Redis, an account read or write, an event for the other servers) and feeds
+//! their results back through [`Handler::complete`]. A request that waits for such a
+//! result is a state (a login waiting for its lease), never a blocked thread.
 //!
-//! In a cluster ([`Handler::with_cluster`]) the handler also calls the cluster's hooks: they
-//! queue events for the publisher thread, and a login or logoff asks Redis for the
-//! nickname's lease (the one answer a request has to wait for). While Redis is unreachable
-//! the hooks do nothing and the handler answers from local state and the last known view.
+//! One module per concept, each an `impl Handler` block with the requests it answers:
+//! [`login`] (log in and off, leases), [`channels`] (join, part, lists), [`messages`]
+//! (public and private), [`directory`] (who, whois), [`hotlist`] (watch, unwatch),
+//! [`accounts`] (register, unregister), [`sessions`] (password logins and sealed
+//! datagrams) and [`remote`] (what the other servers of a cluster report).
+
+mod accounts;
+mod channels;
+mod directory;
+mod hotlist;
+mod login;
+mod messages;
+mod remote;
+mod sessions;
 
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cluster::{Cluster, Lease, RemoteUser};
-use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request, MAX_NICK_LEN};
-use crate::state::{ChannelId, ClaimError, Presence, State, User};
+use dashmap::DashMap;
 
-mod auth;
+pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 
-pub use auth::Accounts;
+use crate::accounts::Service;
+use crate::auth::SessionKeys;
+use crate::datagram::{Incoming, Kind};
+use crate::outbox::{ClusterEvent, Ticket, UserInfo};
+use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request};
+use crate::state::{ChannelId, Presence, Route, State, User};
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
 /// The most USER_ITEMs one WHO_REQ answers with.
 pub const MAX_WHO: usize = 100;
+/// Channels one user may be in at once, unless set otherwise.
+pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
+/// Requests waiting for an effect's result at once, per kind; past it new ones are
+/// refused, so a flood can't grow the tables.
+pub const MAX_WAITING: usize = 4096;
+/// How long a request waits for an effect's result before it is given up (the threads
+/// that carry effects out answer well within this: Redis requests time out after 500 ms).
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One encoded datagram for many addresses: a public message or a channel notice.
-#[derive(Debug, Clone)]
-pub struct Fanout {
-    /// The datagram, encoded once.
-    pub payload: Arc<[u8]>,
-    /// Who gets it.
-    pub dests: Arc<[SocketAddr]>,
-    /// Routing key (the channel): fan-outs with one key go through one sender in order.
-    pub key: u64,
+/// Milliseconds since the Unix epoch at `wall`.
+pub fn unix_ms(wall: SystemTime) -> u64 {
+    wall.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What a request makes the server send.
-///
-/// Single-address replies are packed into one reusable buffer (no allocation per reply
-/// once warm); fan-outs share their payload and member snapshot.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    bytes: Vec<u8>,
-    /// Replies to one address each: destination and the range of `bytes` it gets.
-    unicast: Vec<(SocketAddr, Range<usize>)>,
-    /// Datagrams for many addresses.
-    pub fanouts: Vec<Fanout>,
-}
-
-impl Outbox {
-    /// An empty outbox.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Queues `event` for `to`.
-    pub fn send(&mut self, to: SocketAddr, event: &Event<'_>) {
-        let start = self.bytes.len();
-        event.encode(&mut self.bytes);
-        self.unicast.push((to, start..self.bytes.len()));
-    }
-
-    /// Queues `ERROR message` for `to`.
-    pub fn error(&mut self, to: SocketAddr, message: &str) {
-        self.send(to, &Event::Error { message });
-    }
-
-    /// Queues `event` for every address in `dests` (nothing if there are none).
-    pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
-        if dests.is_empty() {
-            return;
-        }
-        self.fanouts.push(Fanout {
-            payload: event.to_bytes().into(),
-            dests,
-            key,
-        });
-    }
-
-    /// The single-address replies, in order.
-    pub fn unicast(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8])> + '_ {
-        self.unicast
-            .iter()
-            .map(|(to, r)| (*to, &self.bytes[r.clone()]))
-    }
-
-    /// Number of single-address replies.
-    pub fn unicast_len(&self) -> usize {
-        self.unicast.len()
-    }
-
-    /// Bytes and ERROR datagrams among the single-address replies to `to` queued since
-    /// reply number `mark` (a value of [`unicast_len`](Self::unicast_len) taken earlier).
-    pub fn replies_to_since(&self, to: SocketAddr, mark: usize) -> (usize, usize) {
-        let error = crate::protocol::code::ERROR.to_be_bytes();
-        self.unicast[mark.min(self.unicast.len())..]
-            .iter()
-            .filter(|(a, _)| *a == to)
-            .fold((0, 0), |(bytes, errors), (_, r)| {
-                let is_error = self.bytes[r.clone()].starts_with(&error);
-                (bytes + r.len(), errors + usize::from(is_error))
-            })
-    }
-
-    /// Withdraws the single-address replies to `to` queued since reply number `mark`;
-    /// returns how many were withdrawn.
-    pub fn withdraw_to_since(&mut self, to: SocketAddr, mark: usize) -> usize {
-        let before = self.unicast.len();
-        let mut i = mark.min(before);
-        while i < self.unicast.len() {
-            if self.unicast[i].0 == to {
-                self.unicast.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        before - self.unicast.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.unicast.is_empty() && self.fanouts.is_empty()
-    }
-
-    /// Empties the outbox, keeping its buffers for reuse.
-    pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.unicast.clear();
-        self.fanouts.clear();
-    }
-
-    /// Every datagram as (destination, bytes), fan-outs expanded: for tests.
-    pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
-        let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
-        for f in &self.fanouts {
-            out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
-        }
-        out
-    }
-}
-
-/// Applies requests to the shared state.
-#[derive(Debug, Clone)]
-pub struct Handler {
-    state: Arc<State>,
-    accounts: Arc<Accounts>,
+/// The fixed settings of a handler.
+#[derive(Debug, Clone, Copy)]
+struct Config {
     max_datagram: usize,
     idle_timeout: Duration,
     max_channels_per_user: usize,
-    /// The cluster this server is part of; `None` for a server standing alone, which then
-    /// behaves exactly as without cluster support.
-    cluster: Option<Arc<Cluster>>,
+    /// Part of a cluster: logins wait for the nickname's lease and changes are published.
+    cluster: bool,
 }
 
-/// Channels one user may be in at once, unless set otherwise.
-pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
+/// A login waiting for its nickname's lease (cluster mode).
+#[derive(Debug)]
+struct LeaseWait {
+    serial: u64,
+    nick: String,
+    since: Instant,
+    /// For a password login: the session to open and the hot list to restore.
+    session: Option<(SessionKeys, Vec<String>)>,
+}
 
-fn valid_nick(nick: &str) -> bool {
-    !nick.is_empty()
-        && nick.len() <= MAX_NICK_LEN
-        && !nick.chars().any(|c| c.is_whitespace() || c.is_control())
+/// An account read or write waiting for the store.
+#[derive(Debug)]
+enum JobWait {
+    /// AUTH_REQ: the account is being read.
+    Load {
+        addr: SocketAddr,
+        request: Vec<u8>,
+        since: Instant,
+    },
+    /// REGISTER_UPLOAD or UNREGISTER_REQ: the write is being committed.
+    Store {
+        addr: SocketAddr,
+        key: String,
+        nick: String,
+        /// `registered`, `changed` or `unregistered`.
+        what: &'static str,
+        since: Instant,
+    },
+}
+
+impl JobWait {
+    fn since(&self) -> Instant {
+        match self {
+            JobWait::Load { since, .. } | JobWait::Store { since, .. } => *since,
+        }
+    }
+}
+
+/// Requests waiting for effects; shared by the workers, each entry written by the worker
+/// that owns its address.
+#[derive(Debug, Default)]
+struct Waits {
+    serial: AtomicU64,
+    leases: DashMap<SocketAddr, LeaseWait>,
+    jobs: DashMap<u64, JobWait>,
+}
+
+/// Applies requests to the shared state; cheap to clone (one per worker).
+#[derive(Debug, Clone)]
+pub struct Handler {
+    state: Arc<State>,
+    accounts: Arc<Service>,
+    waits: Arc<Waits>,
+    config: Config,
 }
 
 impl Handler {
     /// A handler over `state` that accepts datagrams of up to `max_datagram` bytes and logs
-    /// off users silent for longer than `idle_timeout`.
-    /// Accounts live in memory until [`with_accounts`](Self::with_accounts) gives a store.
+    /// off users silent for longer than `idle_timeout`. No accounts exist until
+    /// [`with_accounts`](Self::with_accounts) gives a service.
     pub fn new(state: Arc<State>, max_datagram: usize, idle_timeout: Duration) -> Self {
         Handler {
             state,
-            accounts: Arc::new(Accounts::in_memory()),
-            max_datagram,
-            idle_timeout,
-            max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
-            cluster: None,
+            accounts: Arc::new(Service::in_memory()),
+            waits: Arc::default(),
+            config: Config {
+                max_datagram,
+                idle_timeout,
+                max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
+                cluster: false,
+            },
         }
     }
 
-    /// The same handler as part of `cluster`: nicknames, presence and messages span
-    /// every server of it.
-    pub fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
-        self.cluster = Some(cluster);
+    /// The same handler as part of a cluster: logins wait for the nickname's lease
+    /// ([`Effect::ClaimLease`]) and local changes are published ([`Effect::Publish`]).
+    pub fn in_cluster(mut self) -> Self {
+        self.config.cluster = true;
         self
-    }
-
-    /// The cluster, if this server is part of one.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.as_ref()
-    }
-
-    /// After a local claim of `nick` by `from`: asks the cluster whether the nickname is
-    /// free there too. If it is not, undoes the local claim and answers
-    /// `ERROR nickname already in use`; returns whether the login may go on.
-    fn cluster_claim(&self, from: SocketAddr, nick: &str, out: &mut Outbox) -> bool {
-        let Some(c) = &self.cluster else {
-            return true;
-        };
-        let taken = match c.claim_nick(nick) {
-            Lease::Ours => false,
-            Lease::Taken => true,
-            // Redis unreachable: the last known view of the others decides.
-            Lease::Unavailable => c.replica.get(nick).is_some(),
-        };
-        if taken {
-            self.state.release(from);
-            out.error(from, errors::NICK_IN_USE);
-        }
-        !taken
-    }
-
-    /// Tells the cluster the record of the user at `addr` changed (login, join, part).
-    fn cluster_update(&self, addr: SocketAddr) {
-        let Some(c) = &self.cluster else {
-            return;
-        };
-        let user = self.state.users.get(&addr).map(|u| u.clone());
-        if let Some(user) = user {
-            c.user_changed(crate::cluster::user_rec(&self.state, &user, Instant::now()));
-        }
-    }
-
-    /// Remote members of channel `id` (0 when standing alone).
-    fn remote_count(&self, id: ChannelId) -> usize {
-        self.cluster.as_ref().map_or(0, |c| c.replica.count(id))
-    }
-
-    /// The remote user holding `nick` unless a local one does.
-    fn remote_user(&self, nick: &str) -> Option<RemoteUser> {
-        self.cluster.as_ref().and_then(|c| c.replica.get(nick))
     }
 
     /// The same handler with another cap on the channels one user may be in at once.
     pub fn with_max_channels_per_user(mut self, cap: usize) -> Self {
-        self.max_channels_per_user = cap.max(1);
+        self.config.max_channels_per_user = cap.max(1);
         self
     }
 
-    /// The same handler with accounts from `accounts`.
-    pub fn with_accounts(mut self, accounts: Arc<Accounts>) -> Self {
+    /// The same handler with the accounts of `accounts`.
+    pub fn with_accounts(mut self, accounts: Arc<Service>) -> Self {
         self.accounts = accounts;
         self
     }
@@ -248,98 +163,136 @@ impl Handler {
         &self.state
     }
 
-    /// Handles one datagram from `from` received at `now`. Returns whether `from` was
-    /// logged in when the datagram arrived (replies to strangers are limited by the caller);
-    /// a sealed datagram counts as logged in whether it verified or not, since it gets no
-    /// answer either way unless it did.
+    /// The accounts service.
+    pub fn accounts(&self) -> &Arc<Service> {
+        &self.accounts
+    }
+
+    /// Handles one datagram received at `now` (`wall`: the same moment on the wall clock).
+    /// Returns whether its source was logged in when it arrived (replies to strangers are
+    /// limited by the caller); a sealed datagram counts as logged in whether it verified or
+    /// not, since it gets no answer either way unless it did.
     pub fn handle(
         &self,
-        from: SocketAddr,
-        datagram: &[u8],
         now: Instant,
+        wall: SystemTime,
+        dgram: Incoming<'_>,
         out: &mut Outbox,
     ) -> bool {
-        if datagram.starts_with(&code::SEALED.to_be_bytes()) {
-            if let Some((addr, inner, session)) = self.open_sealed(from, datagram, out) {
-                self.handle_plain(addr, inner, now, out, Some(session));
+        let sealed_code = matches!(
+            dgram.class.kind,
+            Kind::Sealed { .. }
+                | Kind::Plain {
+                    code: crate::protocol::code::SEALED
+                }
+        );
+        if sealed_code {
+            if let Some((addr, inner, session)) = self.open_sealed(dgram.from, dgram.bytes) {
+                self.plain(now, wall, addr, inner, Some(session), out);
             }
             return true;
         }
-        self.handle_plain(from, datagram, now, out, None)
+        self.plain(now, wall, dgram.from, dgram.bytes, None, out)
     }
 
     /// Handles a classic datagram; `session` is the protected session it arrived in.
-    fn handle_plain(
+    fn plain(
         &self,
+        now: Instant,
+        wall: SystemTime,
         from: SocketAddr,
         datagram: &[u8],
-        now: Instant,
-        out: &mut Outbox,
         session: Option<u64>,
+        out: &mut Outbox,
     ) -> bool {
         let presence = self.state.touch(from, now);
         if let Presence::Protected(id) = presence {
             if session != Some(id) {
                 // Only the session's sealed datagrams speak for a protected user: this one
                 // is forged or stale. No answer, so a forger learns nothing.
-                self.state
-                    .auth_rejected
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
         }
         let logged_in = presence != Presence::Stranger;
-        match Request::decode(datagram, self.max_datagram) {
-            Err(DecodeError::TooShort) => {}
-            Err(DecodeError::TooLong { .. }) => out.error(from, errors::DATAGRAM_TOO_LONG),
-            Err(DecodeError::InvalidText(_)) => {
-                if logged_in {
-                    out.error(from, errors::INVALID_TEXT);
+        let request = match Request::decode(datagram, self.config.max_datagram) {
+            Ok(r) => r,
+            Err(e) => {
+                match e {
+                    DecodeError::TooShort => {}
+                    DecodeError::TooLong { .. } => out.error(from, errors::DATAGRAM_TOO_LONG),
+                    DecodeError::InvalidText(_) if logged_in => {
+                        out.error(from, errors::INVALID_TEXT)
+                    }
+                    DecodeError::InvalidText(_) => {}
+                    DecodeError::UnknownCode(_) | DecodeError::Malformed(_) if logged_in => {
+                        out.error(from, errors::UNIMPLEMENTED)
+                    }
+                    DecodeError::UnknownCode(_) | DecodeError::Malformed(_) => {
+                        out.error(from, errors::PLEASE_LOG_IN)
+                    }
                 }
+                return logged_in;
             }
-            Err(DecodeError::UnknownCode(_) | DecodeError::Malformed(_)) => out.error(
-                from,
-                if logged_in {
-                    errors::UNIMPLEMENTED
-                } else {
-                    errors::PLEASE_LOG_IN
-                },
-            ),
-            Ok(Request::Login { nick }) => self.login(from, nick, now, out),
-            Ok(Request::Auth { nick, message }) => self.auth_start(from, nick, message, now, out),
-            Ok(Request::AuthFinish { message }) => self.auth_finish(from, message, now, out),
-            Ok(_) if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
-            Ok(Request::Logoff) => self.logoff(from, out),
-            Ok(Request::Join { title }) => self.join(from, title, out),
-            Ok(Request::Part { title }) => self.part(from, title, out),
-            Ok(Request::SendPublic { text }) => self.public(from, text, out),
-            Ok(Request::SendPrivate { recipient, text }) => {
-                self.private(from, recipient, text, out)
+        };
+        match request {
+            Request::Login { nick } => self.login(now, wall, from, nick, out),
+            Request::Auth { nick, message } => self.auth_start(now, from, nick, message, out),
+            Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
+            _ if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
+            Request::Logoff => self.logoff(from, out),
+            Request::Join { title } => self.join(now, wall, from, title, out),
+            Request::Part { title } => self.part(now, wall, from, title, out),
+            Request::SendPublic { text } => self.public(from, text, out),
+            Request::SendPrivate { recipient, text } => self.private(from, recipient, text, out),
+            Request::ListChannels => self.list_channels(from, out),
+            Request::ListUsers => self.list_users(now, wall, from, out),
+            Request::StillHere => {}
+            Request::Who { prefix } => self.who(now, wall, from, prefix, out),
+            Request::Whois { nick } => self.whois(now, wall, from, nick, out),
+            Request::Watch { nicks } => self.watch(from, nicks, out),
+            Request::Unwatch { nicks } => self.unwatch(from, nicks, out),
+            Request::Register { message } => self.register_start(from, message, session, out),
+            Request::RegisterUpload { message } => {
+                self.register_finish(now, wall, from, message, session, out)
             }
-            Ok(Request::ListChannels) => self.list_channels(from, out),
-            Ok(Request::ListUsers) => self.list_users(from, now, out),
-            Ok(Request::StillHere) => {}
-            Ok(Request::Who { prefix }) => self.who(from, prefix, now, out),
-            Ok(Request::Whois { nick }) => self.whois(from, nick, now, out),
-            Ok(Request::Watch { nicks }) => self.watch(from, nicks, out),
-            Ok(Request::Unwatch { nicks }) => self.unwatch(from, nicks),
-            Ok(Request::Register { message }) => self.register_start(from, message, session, out),
-            Ok(Request::RegisterUpload { message }) => {
-                self.register_finish(from, message, session, now, out)
-            }
-            Ok(Request::Unregister) => self.unregister(from, session, out),
+            Request::Unregister => self.unregister(now, from, session, out),
         }
         logged_in
     }
 
-    /// Periodic clean-up of state that expires on its own (password logins left half-way).
-    pub fn housekeeping(&self, now: Instant) {
-        self.accounts.housekeeping(now);
+    /// Feeds the result of an effect back in: completes the request that waited for it.
+    /// A result for a request that was given up in the meantime is ignored.
+    pub fn complete(&self, now: Instant, wall: SystemTime, done: Done, out: &mut Outbox) {
+        match done {
+            Done::Lease { ticket, answer } => self.lease_answered(now, wall, ticket, answer, out),
+            Done::Loaded { ticket, account } => self.account_loaded(now, ticket, account, out),
+            Done::Stored { ticket, ok } => self.stored(ticket, ok, out),
+        }
     }
 
-    /// Addresses of users silent for longer than the idle timeout at `now`.
-    pub fn idle_users(&self, now: Instant) -> Vec<SocketAddr> {
-        match now.checked_sub(self.idle_timeout) {
+    /// Periodic clean-up of what expires on its own: password logins left half-way,
+    /// attempt counts, and requests whose effect never answered.
+    pub fn housekeeping(&self, now: Instant) {
+        self.accounts.housekeeping(now);
+        let late = |since: Instant| now.saturating_duration_since(since) > WAIT_TIMEOUT;
+        let mut given_up = Vec::new();
+        self.waits.leases.retain(|addr, w| {
+            let keep = !late(w.since);
+            if !keep {
+                given_up.push((*addr, w.nick.clone()));
+            }
+            keep
+        });
+        for (addr, nick) in given_up {
+            self.state.unreserve(addr, &nick);
+        }
+        self.waits.jobs.retain(|_, j| !late(j.since()));
+    }
+
+    /// Users silent for longer than the idle timeout at `now`, with the route of each.
+    pub fn idle_users(&self, now: Instant) -> Vec<(SocketAddr, Route)> {
+        match now.checked_sub(self.config.idle_timeout) {
             Some(deadline) => self.state.silent_since(deadline),
             None => Vec::new(),
         }
@@ -347,237 +300,71 @@ impl Handler {
 
     /// Logs off the user at `addr` if it is still silent past the idle timeout at `now`
     /// (it may have spoken since the sweep listed it). Returns whether it was logged off.
-    pub fn expire(&self, addr: SocketAddr, now: Instant, out: &mut Outbox) -> bool {
-        let still_idle = self
-            .state
-            .users
-            .get(&addr)
-            .is_some_and(|u| now.saturating_duration_since(u.last_heard) > self.idle_timeout);
+    pub fn expire(&self, now: Instant, addr: SocketAddr, out: &mut Outbox) -> bool {
+        let still_idle = self.state.user(addr).is_some_and(|u| {
+            now.saturating_duration_since(u.last_heard) > self.config.idle_timeout
+        });
         if still_idle {
             self.logoff(addr, out);
         }
         still_idle
     }
 
-    fn login(&self, from: SocketAddr, nick: &str, now: Instant, out: &mut Outbox) {
-        let held = self.state.users.get(&from).map(|u| u.nick.clone());
-        if let Some(held) = held {
-            if *held == *nick {
-                // The first LOGIN_ACK may have been lost: answer again.
-                out.send(from, &Event::LoginAck { nick });
-                return;
-            }
-            self.logoff(from, out);
-        }
-        if !valid_nick(nick) {
-            return out.error(from, errors::INVALID_NICK);
-        }
-        if self.accounts.is_registered(nick) {
-            return out.error(from, errors::NICK_REGISTERED);
-        }
-        match self.state.claim(from, nick, now) {
-            Ok(()) => {
-                if !self.cluster_claim(from, nick, out) {
-                    return;
-                }
-                out.send(from, &Event::LoginAck { nick });
-                for watcher in self.state.watchers_of(nick) {
-                    out.send(watcher, &Event::UserOnline { nick });
-                }
-                self.cluster_update(from);
-            }
-            Err(ClaimError::InUse) => out.error(from, errors::NICK_IN_USE),
-            Err(ClaimError::Full) => out.error(from, errors::SERVER_FULL),
+    // ---- helpers shared by the concept modules ----
+
+    /// A new ticket for a request from `addr` whose worker owns `route`.
+    fn ticket(&self, addr: SocketAddr, route: Route) -> Ticket {
+        Ticket {
+            addr,
+            route,
+            serial: self.waits.serial.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
-    fn logoff(&self, from: SocketAddr, out: &mut Outbox) {
-        let Some(user) = self.state.release(from) else {
+    /// Asks for `event` to be published, in cluster mode.
+    fn publish(&self, event: ClusterEvent, out: &mut Outbox) {
+        if self.config.cluster {
+            out.effect(Effect::Publish(event));
+        }
+    }
+
+    /// Publishes the whole record of the user at `addr` (after a login, join or part).
+    fn publish_user(&self, now: Instant, wall: SystemTime, addr: SocketAddr, out: &mut Outbox) {
+        if !self.config.cluster {
             return;
-        };
-        if let Some(id) = user.session {
-            self.state.sessions.remove(&id);
         }
-        for &id in &user.channels {
-            let ch = self.state.channel(id);
-            if let Some(rest) = ch.remove(from) {
-                let event = Event::UserParts {
-                    title: &ch.title,
-                    nick: &user.nick,
-                };
-                out.fanout(rest, &event, u64::from(id));
-            }
-        }
-        for key in &user.watching {
-            self.state.remove_watcher(key, from);
-        }
-        for watcher in self.state.watchers_of(&user.nick) {
-            out.send(watcher, &Event::UserOffline { nick: &user.nick });
-        }
-        if let Some(c) = &self.cluster {
-            c.release_nick(&user.nick);
-            c.user_gone(&user.nick);
-        }
-    }
-
-    /// The user's nickname and channels, copied out so that no map guard is held after.
-    fn user(&self, addr: SocketAddr) -> Option<(Box<str>, Vec<ChannelId>)> {
-        self.state
-            .users
-            .get(&addr)
-            .map(|u| (u.nick.clone(), u.channels.clone()))
-    }
-
-    fn current_channel(&self, addr: SocketAddr) -> Option<ChannelId> {
-        self.state
-            .users
-            .get(&addr)
-            .and_then(|u| u.channels.first().copied())
-    }
-
-    fn channel_info(&self, id: ChannelId) -> (ChannelInfo<'_>, usize) {
-        let ch = self.state.channel(id);
-        let count = ch.len() + self.remote_count(id);
-        (
-            ChannelInfo {
-                title: &ch.title,
-                count: count as u32,
-                description: &ch.description,
-            },
-            count,
-        )
-    }
-
-    fn join(&self, from: SocketAddr, title: &str, out: &mut Outbox) {
-        let Some(id) = self.state.channel_id(title) else {
-            return out.error(from, &format!("no channel named {title}"));
-        };
-        let Some((nick, channels)) = self.user(from) else {
-            return;
-        };
-        if !channels.contains(&id) && channels.len() >= self.max_channels_per_user {
-            return out.error(from, errors::TOO_MANY_CHANNELS);
-        }
-        let ch = self.state.channel(id);
-        if let Some((before, _)) = ch.add(from) {
-            let event = Event::UserJoins {
-                title: &ch.title,
-                nick: &nick,
+        if let Some(user) = self.state.user(addr) {
+            let online = now.saturating_duration_since(user.login).as_millis() as u64;
+            let info = UserInfo {
+                nick: user.nick.to_string(),
+                login_ms: unix_ms(wall).saturating_sub(online),
+                channels: self.titles(&user.channels),
             };
-            out.fanout(before, &event, u64::from(id));
+            self.publish(ClusterEvent::User(info), out);
         }
-        if let Some(mut u) = self.state.users.get_mut(&from) {
-            u.channels.retain(|&c| c != id);
-            u.channels.insert(0, id);
-        }
-        self.cluster_update(from);
-        out.send(from, &Event::JoinAck(self.channel_info(id).0));
     }
 
-    fn part(&self, from: SocketAddr, title: &str, out: &mut Outbox) {
-        let Some((nick, channels)) = self.user(from) else {
-            return;
-        };
-        let id = if title.is_empty() {
-            match channels.first() {
-                Some(&id) => id,
-                None => return out.error(from, errors::NO_CURRENT_CHANNEL),
-            }
-        } else {
-            match self.state.channel_id(title) {
-                Some(id) => id,
-                None => return out.error(from, &format!("no channel named {title}")),
-            }
-        };
+    /// The titles of `ids`.
+    fn titles(&self, ids: &[ChannelId]) -> Vec<String> {
+        ids.iter()
+            .map(|&id| self.state.channel(id).title.to_string())
+            .collect()
+    }
+
+    /// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM show it, counting remote members.
+    fn channel_info(&self, id: ChannelId) -> ChannelInfo<'_> {
         let ch = self.state.channel(id);
-        let Some(rest) = ch.remove(from) else {
-            return; // not a member: no answer
-        };
-        let was_current = channels.first() == Some(&id);
-        let new_current = {
-            let mut u = match self.state.users.get_mut(&from) {
-                Some(u) => u,
-                None => return,
-            };
-            u.channels.retain(|&c| c != id);
-            u.channels.first().copied()
-        };
-        let event = Event::UserParts {
+        let count = ch.len() + self.state.remote.count(id);
+        ChannelInfo {
             title: &ch.title,
-            nick: &nick,
-        };
-        out.fanout(rest, &event, u64::from(id));
-        self.cluster_update(from);
-        out.send(from, &Event::PartAck(self.channel_info(id).0));
-        if let (true, Some(current)) = (was_current, new_current) {
-            out.send(from, &Event::JoinAck(self.channel_info(current).0));
+            count: count as u32,
+            description: &ch.description,
         }
     }
 
-    fn public(&self, from: SocketAddr, text: &str, out: &mut Outbox) {
-        let Some((nick, channels)) = self
-            .state
-            .users
-            .get(&from)
-            .map(|u| (u.nick.clone(), u.channels.first().copied()))
-        else {
-            return;
-        };
-        let Some(id) = channels else {
-            return out.error(from, errors::NO_CURRENT_CHANNEL);
-        };
-        let ch = self.state.channel(id);
-        let event = Event::PublicMsg {
-            title: &ch.title,
-            sender: &nick,
-            text,
-        };
-        out.fanout(ch.snapshot(), &event, u64::from(id));
-        if let Some(c) = &self.cluster {
-            c.public(&ch.title, &nick, text);
-        }
-    }
-
-    fn private(&self, from: SocketAddr, recipient: &str, text: &str, out: &mut Outbox) {
-        if recipient.is_empty() {
-            return out.error(from, errors::NO_RECIPIENT);
-        }
-        let Some((sender, _)) = self.user(from) else {
-            return;
-        };
-        match self.state.address_of(recipient) {
-            Some(to) if self.state.users.contains_key(&to) => out.send(
-                to,
-                &Event::PrivateMsg {
-                    sender: &sender,
-                    text,
-                },
-            ),
-            _ => match (&self.cluster, self.remote_user(recipient)) {
-                (Some(c), Some(r)) => c.private(&r.server, &r.nick, &sender, text),
-                _ => out.error(from, &format!("{recipient}: not logged in")),
-            },
-        }
-    }
-
-    fn list_channels(&self, from: SocketAddr, out: &mut Outbox) {
-        for id in 0..self.state.channels.len() {
-            out.send(
-                from,
-                &Event::ChannelItem(self.channel_info(id as ChannelId).0),
-            );
-        }
-    }
-
-    /// Appends USER_ITEM for `user` to `out`.
-    fn user_item(&self, to: SocketAddr, user: &User, now: Instant, out: &mut Outbox) {
-        let mut titles = String::new();
-        for &id in &user.channels {
-            if !titles.is_empty() {
-                titles.push(' ');
-            }
-            titles.push_str(&self.state.channel(id).title);
-        }
+    /// Appends USER_ITEM for the local `user` to `out`.
+    fn user_item(&self, now: Instant, to: SocketAddr, user: &User, out: &mut Outbox) {
+        let titles = self.titles(&user.channels).join(" ");
         out.send(
             to,
             &Event::UserItem {
@@ -587,426 +374,7 @@ impl Handler {
             },
         );
     }
-
-    /// Appends USER_ITEM for the remote user `user` to `out`.
-    fn remote_item(&self, to: SocketAddr, user: &RemoteUser, out: &mut Outbox) {
-        let titles: Vec<&str> = user
-            .channels
-            .iter()
-            .map(|&id| &*self.state.channel(id).title)
-            .collect();
-        out.send(
-            to,
-            &Event::UserItem {
-                nick: &user.nick,
-                seconds: user.seconds_online(),
-                channels: &titles.join(" "),
-            },
-        );
-    }
-
-    fn list_users(&self, from: SocketAddr, now: Instant, out: &mut Outbox) {
-        let Some(id) = self.current_channel(from) else {
-            return out.error(from, errors::NO_CURRENT_CHANNEL);
-        };
-        for member in self.state.channel(id).snapshot().iter() {
-            let user = self.state.users.get(member).map(|u| u.clone());
-            if let Some(user) = user {
-                self.user_item(from, &user, now, out);
-            }
-        }
-        if let Some(c) = &self.cluster {
-            for user in c.replica.members(id) {
-                if self.state.address_of(&user.nick).is_none() {
-                    self.remote_item(from, &user, out);
-                }
-            }
-        }
-    }
-
-    fn who(&self, from: SocketAddr, prefix: &str, now: Instant, out: &mut Outbox) {
-        let prefix = prefix.to_lowercase();
-        let mut found: Vec<User> = Vec::new();
-        for u in self.state.users.iter() {
-            if u.nick.to_lowercase().starts_with(&prefix) {
-                found.push(u.clone());
-                if found.len() > MAX_WHO {
-                    break;
-                }
-            }
-        }
-        if let Some(c) = &self.cluster {
-            return self.who_cluster(from, &prefix, found, c, now, out);
-        }
-        let too_many = found.len() > MAX_WHO;
-        found.truncate(MAX_WHO);
-        found.sort_by_key(|u| u.nick.to_lowercase());
-        for user in &found {
-            self.user_item(from, user, now, out);
-        }
-        if too_many {
-            out.error(from, errors::WHO_TOO_MANY);
-        }
-    }
-
-    /// WHO over the cluster: the local matches in `local` plus the remote ones, sorted
-    /// together, at most [`MAX_WHO`].
-    fn who_cluster(
-        &self,
-        from: SocketAddr,
-        prefix: &str,
-        local: Vec<User>,
-        cluster: &Cluster,
-        now: Instant,
-        out: &mut Outbox,
-    ) {
-        enum Found {
-            Local(User),
-            Remote(RemoteUser),
-        }
-        let mut found: Vec<(String, Found)> = local
-            .into_iter()
-            .map(|u| (u.nick.to_lowercase(), Found::Local(u)))
-            .collect();
-        for r in cluster.replica.matching(prefix, MAX_WHO + 1) {
-            let key = r.nick.to_lowercase();
-            if !found.iter().any(|(k, _)| *k == key) {
-                found.push((key, Found::Remote(r)));
-            }
-        }
-        let too_many = found.len() > MAX_WHO;
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        found.truncate(MAX_WHO);
-        for (_, user) in &found {
-            match user {
-                Found::Local(u) => self.user_item(from, u, now, out),
-                Found::Remote(r) => self.remote_item(from, r, out),
-            }
-        }
-        if too_many {
-            out.error(from, errors::WHO_TOO_MANY);
-        }
-    }
-
-    fn whois(&self, from: SocketAddr, nick: &str, now: Instant, out: &mut Outbox) {
-        let user = self
-            .state
-            .address_of(nick)
-            .and_then(|a| self.state.users.get(&a).map(|u| u.clone()));
-        match user {
-            Some(user) => self.user_item(from, &user, now, out),
-            None => match self.remote_user(nick) {
-                Some(r) => self.remote_item(from, &r, out),
-                None => out.error(from, &format!("{nick}: not logged in")),
-            },
-        }
-    }
-
-    fn watch(&self, from: SocketAddr, nicks: &str, out: &mut Outbox) {
-        let mut full = false;
-        let mut online = Vec::new();
-        {
-            let Some(mut user) = self.state.users.get_mut(&from) else {
-                return;
-            };
-            for nick in crate::protocol::words(nicks).filter(|n| valid_nick(n)) {
-                let key: Box<str> = nick.to_lowercase().into();
-                if user.watching.contains(&key) {
-                    online.push(key);
-                    continue;
-                }
-                if user.watching.len() >= MAX_WATCH {
-                    full = true;
-                    break;
-                }
-                user.watching.push(key.clone());
-                online.push(key);
-            }
-        }
-        self.save_hot_list(from);
-        for key in online {
-            self.state.add_watcher(&key, from);
-            let held = self
-                .state
-                .address_of(&key)
-                .and_then(|a| self.state.users.get(&a).map(|u| u.nick.clone()))
-                .or_else(|| self.remote_user(&key).map(|r| r.nick));
-            if let Some(nick) = held {
-                out.send(from, &Event::UserOnline { nick: &nick });
-            }
-        }
-        if full {
-            out.error(from, errors::HOT_LIST_FULL);
-        }
-    }
-
-    fn unwatch(&self, from: SocketAddr, nicks: &str) {
-        let mut removed = Vec::new();
-        if let Some(mut user) = self.state.users.get_mut(&from) {
-            for nick in crate::protocol::words(nicks) {
-                let key = nick.to_lowercase();
-                let before = user.watching.len();
-                user.watching.retain(|w| **w != *key);
-                if user.watching.len() != before {
-                    removed.push(key);
-                }
-            }
-        }
-        for key in removed {
-            self.state.remove_watcher(&key, from);
-        }
-        self.save_hot_list(from);
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::classic_channels;
-    use crate::protocol::code;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    struct Rig {
-        h: Handler,
-        t0: Instant,
-    }
-
-    impl Rig {
-        fn new() -> Rig {
-            let state = Arc::new(State::new(&classic_channels(), 1000));
-            Rig {
-                h: Handler::new(state, 1024, Duration::from_secs(120)),
-                t0: Instant::now(),
-            }
-        }
-
-        /// Handles `req` from port `from` at `secs` after the start; returns what went out
-        /// as (destination port, code, payload).
-        fn at(&self, secs: u64, from: u16, req: Request<'_>) -> Vec<(u16, u16, String)> {
-            let mut out = Outbox::new();
-            let now = self.t0 + Duration::from_secs(secs);
-            self.h.handle(addr(from), &req.to_bytes(), now, &mut out);
-            decode_all(&out)
-        }
-    }
-
-    fn decode_all(out: &Outbox) -> Vec<(u16, u16, String)> {
-        out.datagrams()
-            .into_iter()
-            .map(|(to, d)| {
-                Event::decode(&d).expect("handler output decodes");
-                let code = u16::from_be_bytes([d[0], d[1]]);
-                (to.port(), code, String::from_utf8(d[2..].to_vec()).unwrap())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn public_message_is_one_fanout_sharing_the_member_snapshot() {
-        let r = Rig::new();
-        for p in 1..=3 {
-            r.at(
-                0,
-                p,
-                Request::Login {
-                    nick: &format!("u{p}"),
-                },
-            );
-            r.at(0, p, Request::Join { title: "Pets" });
-        }
-        let mut out = Outbox::new();
-        r.h.handle(
-            addr(2),
-            &Request::SendPublic { text: "hi" }.to_bytes(),
-            r.t0,
-            &mut out,
-        );
-        assert_eq!(out.unicast_len(), 0);
-        assert_eq!(out.fanouts.len(), 1);
-        let f = &out.fanouts[0];
-        assert_eq!(&f.payload[2..], b"Pets u2 hi");
-        let mut ports: Vec<u16> = f.dests.iter().map(|a| a.port()).collect();
-        ports.sort();
-        assert_eq!(ports, [1, 2, 3]);
-        // A second message reuses the same snapshot: no copy of the member list.
-        let mut again = Outbox::new();
-        r.h.handle(
-            addr(1),
-            &Request::SendPublic { text: "yo" }.to_bytes(),
-            r.t0,
-            &mut again,
-        );
-        assert!(Arc::ptr_eq(&f.dests, &again.fanouts[0].dests));
-    }
-
-    #[test]
-    fn seconds_online_come_from_the_injected_clock() {
-        let r = Rig::new();
-        r.at(0, 1, Request::Login { nick: "ann" });
-        r.at(5, 1, Request::Join { title: "Pets" });
-        let out = r.at(3723, 1, Request::ListUsers);
-        assert_eq!(out, vec![(1, code::USER_ITEM, "ann 3723 Pets".into())]);
-    }
-
-    #[test]
-    fn idle_sweep_finds_only_users_silent_past_the_timeout() {
-        let r = Rig::new();
-        r.at(0, 1, Request::Login { nick: "quiet" });
-        r.at(0, 2, Request::Login { nick: "chatty" });
-        r.at(0, 1, Request::Join { title: "Pets" });
-        r.at(0, 2, Request::Join { title: "Pets" });
-        r.at(100, 2, Request::StillHere);
-        let now = r.t0 + Duration::from_secs(121);
-        assert_eq!(r.h.idle_users(now), vec![addr(1)]);
-        let mut out = Outbox::new();
-        assert!(r.h.expire(addr(1), now, &mut out));
-        assert_eq!(
-            decode_all(&out),
-            vec![(2, code::USER_PARTS, "Pets quiet".into())]
-        );
-        // The chatty user is not expired even if a stale sweep names it.
-        assert!(!r.h.expire(addr(2), now, &mut Outbox::new()));
-        r.h.state().check_invariants().unwrap();
-    }
-
-    #[test]
-    fn a_user_that_spoke_after_the_sweep_listed_it_stays() {
-        let r = Rig::new();
-        r.at(0, 1, Request::Login { nick: "late" });
-        let sweep_time = r.t0 + Duration::from_secs(130);
-        assert_eq!(r.h.idle_users(sweep_time), vec![addr(1)]);
-        r.at(130, 1, Request::StillHere);
-        assert!(!r.h.expire(addr(1), sweep_time, &mut Outbox::new()));
-        assert_eq!(r.h.state().user_count(), 1);
-    }
-
-    #[test]
-    fn logoff_tells_watchers_and_channel_members() {
-        let r = Rig::new();
-        r.at(0, 1, Request::Login { nick: "w" });
-        r.at(0, 2, Request::Login { nick: "x" });
-        r.at(0, 1, Request::Watch { nicks: "x" });
-        r.at(0, 1, Request::Join { title: "Pets" });
-        r.at(0, 2, Request::Join { title: "Pets" });
-        let mut out = r.at(1, 2, Request::Logoff);
-        out.sort();
-        assert_eq!(
-            out,
-            vec![
-                (1, code::USER_PARTS, "Pets x".into()),
-                (1, code::USER_OFFLINE, "x".into())
-            ]
-        );
-        r.h.state().check_invariants().unwrap();
-    }
-
-    #[test]
-    fn channels_per_user_are_capped_but_rejoining_is_fine() {
-        let state = Arc::new(State::new(&classic_channels(), 10));
-        let r = Rig {
-            h: Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
-            t0: Instant::now(),
-        };
-        r.at(0, 1, Request::Login { nick: "a" });
-        r.at(0, 1, Request::Join { title: "Pets" });
-        r.at(0, 1, Request::Join { title: "Weather" });
-        let out = r.at(0, 1, Request::Join { title: "Hobbies" });
-        assert_eq!(
-            out,
-            vec![(1, code::ERROR, errors::TOO_MANY_CHANNELS.into())]
-        );
-        let out = r.at(0, 1, Request::Join { title: "Pets" });
-        assert_eq!(out[0].1, code::JOIN_ACK);
-        r.h.state().check_invariants().unwrap();
-    }
-
-    #[test]
-    fn hot_list_is_capped() {
-        let r = Rig::new();
-        r.at(0, 1, Request::Login { nick: "w" });
-        let names: Vec<String> = (0..MAX_WATCH + 5).map(|i| format!("n{i}")).collect();
-        let out = r.at(
-            0,
-            1,
-            Request::Watch {
-                nicks: &names.join(" "),
-            },
-        );
-        assert_eq!(out, vec![(1, code::ERROR, errors::HOT_LIST_FULL.into())]);
-        assert_eq!(
-            r.h.state().users.get(&addr(1)).unwrap().watching.len(),
-            MAX_WATCH
-        );
-    }
-
-    /// A cluster member cut off from Redis: remote users of the last known view count in
-    /// JOIN_ACK, show in lists, keep their names, and answer WATCH; nothing blocks.
-    #[test]
-    fn remote_users_of_the_view_count_everywhere_without_redis() {
-        use crate::cluster::event::UserRec;
-        use crate::cluster::{Cluster, ClusterConfig, RemoteUser};
-        let state = Arc::new(State::new(&classic_channels(), 1000));
-        let cfg = ClusterConfig::new("redis://127.0.0.1:1", "here");
-        let cluster = Arc::new(Cluster::new(cfg, state.channels.len()).unwrap());
-        let r = Rig {
-            h: Handler::new(state.clone(), 1024, Duration::from_secs(120))
-                .with_cluster(cluster.clone()),
-            t0: Instant::now(),
-        };
-        let rec = UserRec {
-            nick: "Zed".into(),
-            login_ms: crate::cluster::replica::unix_ms() - 5000,
-            channels: vec!["Pets".into()],
-        };
-        let zed = RemoteUser::from_rec(&state, "there", &rec);
-        cluster
-            .replica
-            .set(&state, "there", "Zed", Some(zed), &mut Outbox::new());
-
-        assert_eq!(
-            r.at(0, 1, Request::Login { nick: "zed" }),
-            vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
-        );
-        r.at(0, 1, Request::Login { nick: "ann" });
-        let out = r.at(0, 1, Request::Join { title: "Pets" });
-        assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
-        let mut out = r.at(0, 1, Request::ListUsers);
-        out.sort();
-        assert_eq!(out[0].2, "Zed 5 Pets");
-        assert_eq!(out[1].2, "ann 0 Pets");
-        assert_eq!(
-            r.at(0, 1, Request::Whois { nick: "ZED" })[0].2,
-            "Zed 5 Pets"
-        );
-        let who = r.at(0, 1, Request::Who { prefix: "" });
-        let names: Vec<&str> = who.iter().map(|w| w.2.split(' ').next().unwrap()).collect();
-        assert_eq!(names, ["ann", "Zed"]);
-        assert_eq!(
-            r.at(0, 1, Request::Watch { nicks: "zed" }),
-            vec![(1, code::USER_ONLINE, "Zed".into())]
-        );
-        // A private message to a remote user is handed to the cluster (dropped and
-        // counted while Redis is unreachable), not answered with an error.
-        assert!(r
-            .at(
-                0,
-                1,
-                Request::SendPrivate {
-                    recipient: "zed",
-                    text: "hi"
-                }
-            )
-            .is_empty());
-        assert!(
-            cluster
-                .stats
-                .publish_dropped
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
-        );
-        state.check_invariants().unwrap();
-    }
-}
+mod tests;

@@ -21,6 +21,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::datagram::Class;
+use crate::outbox::Outbox;
+
 /// Addresses one worker tracks at most.
 pub const MAX_TRACKED: usize = 65_536;
 /// A record untouched this long is forgotten (its buckets would be full again by then).
@@ -208,6 +211,30 @@ impl Limiter {
             r.credit -= bytes as i64;
         }
         true
+    }
+}
+
+/// The policy for replies to addresses that are not logged in, in one place.
+impl Limiter {
+    /// Applies the stranger rules to the replies queued for `to` since reply number
+    /// `mark` of `out`, answering a datagram of class `class` that `to` sent while not
+    /// logged in: all of them go, or none (withdrawn and counted by the caller). Returns
+    /// how many were withdrawn.
+    pub fn police_stranger_replies(
+        &mut self,
+        to: SocketAddr,
+        class: Class,
+        out: &mut Outbox,
+        mark: usize,
+        now: Instant,
+    ) -> usize {
+        let replies = out.replies_to_since(to, mark);
+        if replies.count == 0
+            || self.allow_stranger_reply(to, replies.bytes, replies.errors, class.is_login(), now)
+        {
+            return 0;
+        }
+        out.withdraw_to_since(to, mark)
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Sources {
     pub workers: Vec<Sender<Job>>,
     /// Sender queues, for their depth.
     pub senders: Vec<Sender<SendJob>>,
+    /// The effect threads' queues and counters.
+    pub effects: super::effects::Effects,
     /// The cluster, if the server is part of one.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -152,6 +154,10 @@ pub fn render(src: &Sources) -> String {
             .enumerate()
             .map(|(i, q)| (format!("{{queue=\"sender-{i}\"}}"), q.len() as u64)),
     );
+    depths.push((
+        "{queue=\"store\"}".to_string(),
+        src.effects.store_depth() as u64,
+    ));
     metric(
         &mut out,
         "queue_depth",
@@ -159,13 +165,28 @@ pub fn render(src: &Sources) -> String {
         "Items waiting in each queue.",
         &depths,
     );
+    let es = src.effects.stats();
+    metric(
+        &mut out,
+        "effects_refused_total",
+        "counter",
+        "Effects (account reads and writes, leases) refused because their queue was full.",
+        &one(es.refused.load(Ordering::Relaxed)),
+    );
+    metric(
+        &mut out,
+        "store_errors_total",
+        "counter",
+        "Account reads and writes that failed in the store.",
+        &one(es.store_errors.load(Ordering::Relaxed)),
+    );
     if let Some(c) = &src.cluster {
-        cluster_metrics(&mut out, c);
+        cluster_metrics(&mut out, c, src.state.remote.len());
     }
     out
 }
 
-fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster) {
+fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: usize) {
     let one = |v: u64| vec![(String::new(), v)];
     let get = |a: &std::sync::atomic::AtomicU64| one(a.load(Ordering::Relaxed));
     let st = &c.stats;
@@ -181,7 +202,7 @@ fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster) {
         "cluster_remote_users",
         "gauge",
         "Users on the other servers of the cluster.",
-        &one(c.replica.len() as u64),
+        &one(remote_users as u64),
     );
     let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 10] = [
         (

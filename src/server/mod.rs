@@ -3,20 +3,24 @@
 //! ```text
 //!  socket (socket2, tuned buffers)
 //!    │ recvmmsg batches
-//!  receive thread ──► bounded queue per worker, chosen by source address
-//!    │
+//!  receive thread ── classify once ──► bounded queue per worker, chosen by route
+//!    │                                  (source address, or session for sealed datagrams)
 //!  workers ── Handler::handle ──► single-address replies: sent by the worker (sendmmsg)
-//!    │                            fan-outs: split into chunks ──► sender pool queues
+//!    │   ▲                        fan-outs: split into chunks ──► sender pool queues
+//!    │   └── results ◄──┐         effects ──► effect threads (store, leases) / cluster queue
 //!  senders ── sendmmsg batches, resume after partial sends, count failures
+//!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
-//!  cluster (with --redis) ── events from Redis ──► replies itself, fan-outs to the sender pool
-//!  cluster-pub (with --redis) ── events from the handler's hooks ──► Redis, pipelined
+//!  cluster (with --redis) ── events from Redis ──► Handler::cluster_input ──► replies, fan-outs
+//!  cluster-pub (with --redis) ── published events ──► Redis, pipelined
 //! ```
 //!
 //! Shutdown drops handles from the front: the receive thread and sweeper stop on the stop
 //! flag and drop their queue handles; workers drain their queues and drop theirs on the
-//! pool; senders drain and exit. Nothing queued is lost.
+//! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
+//! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
+pub mod effects;
 pub mod limit;
 pub mod metrics;
 pub mod recv;
@@ -39,10 +43,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use limit::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
-use crate::accounts::{AccountStore, MemoryStore, SqliteStore};
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
+use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
-use crate::handler::{Accounts, Handler};
+use crate::handler::Handler;
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 use crate::state::State;
 
@@ -82,11 +86,8 @@ pub struct ServerConfig {
     pub max_channels_per_user: usize,
     /// Where to serve Prometheus metrics over HTTP, if anywhere.
     pub metrics: Option<SocketAddr>,
-    /// The folder of the account database; `None` keeps accounts in memory only.
-    pub data_dir: Option<std::path::PathBuf>,
-    /// A PostgreSQL URL (`postgres://...`) for the accounts, shared by the servers of a
-    /// cluster; takes precedence over `data_dir`.
-    pub database: Option<String>,
+    /// Where accounts are kept.
+    pub store: StoreKind,
     /// The cluster to join; `None` stands alone.
     pub cluster: Option<ClusterConfig>,
 }
@@ -112,11 +113,50 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
             metrics: None,
-            data_dir: None,
-            database: None,
+            store: StoreKind::Memory,
             cluster: None,
         }
     }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The UDP socket could not be made or set up.
+    #[error("cannot make the UDP socket: {0}")]
+    Socket(#[source] io::Error),
+    /// The address could not be bound (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {message}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        message: String,
+    },
+    /// The account store could not be opened.
+    #[error("cannot open the account store ({kind}): {source}")]
+    Store {
+        /// Which store.
+        kind: StoreKind,
+        /// What went wrong.
+        #[source]
+        source: StoreError,
+    },
+    /// The cluster configuration is invalid.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] io::Error),
 }
 
 /// A bound server, not yet running.
@@ -128,7 +168,8 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     state: Arc<State>,
-    accounts: Arc<Accounts>,
+    store: Arc<dyn AccountStore>,
+    accounts: Arc<Service>,
     cluster: Option<Arc<Cluster>>,
 }
 
@@ -152,54 +193,65 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Creates the socket, tunes its buffers and binds it; opens the account database.
+    /// Creates the socket, tunes its buffers and binds it; opens the account store.
     ///
     /// # Errors
-    /// When the socket can't be created or bound (address in use, no permission), or the
-    /// account database can't be opened.
-    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+    /// When the socket can't be created or bound (address in use, no permission), the
+    /// metrics address can't be bound, the account store can't be opened, or the cluster
+    /// configuration is invalid.
+    pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let socket = Socket::new(
             Domain::for_address(config.bind),
             Type::DGRAM,
             Some(Protocol::UDP),
-        )?;
+        )
+        .map_err(ServerError::Socket)?;
         if config.bind.is_ipv6() {
             // `[::]` should serve IPv4 too, as v4-mapped addresses.
-            socket.set_only_v6(false)?;
+            socket.set_only_v6(false).map_err(ServerError::Socket)?;
         }
-        // Best effort: a failure leaves the kernel's default, which is logged below.
+        // Best effort: a failure leaves the kernel's default, which is logged at start.
         let _ = socket.set_send_buffer_size(config.sndbuf);
         let _ = socket.set_recv_buffer_size(config.rcvbuf);
-        socket.set_read_timeout(Some(RECV_TIMEOUT))?;
-        socket.bind(&config.bind.into())?;
+        socket
+            .set_read_timeout(Some(RECV_TIMEOUT))
+            .map_err(ServerError::Socket)?;
+        socket
+            .bind(&config.bind.into())
+            .map_err(|source| ServerError::Bind {
+                addr: config.bind,
+                source,
+            })?;
         let local_addr = socket
-            .local_addr()?
+            .local_addr()
+            .map_err(ServerError::Socket)?
             .as_socket()
-            .ok_or_else(|| io::Error::other("bound address is not IP"))?;
+            .ok_or_else(|| ServerError::Socket(io::Error::other("bound address is not IP")))?;
         let metrics = match config.metrics {
-            Some(addr) => Some(tiny_http::Server::http(addr).map_err(|e| {
-                io::Error::new(io::ErrorKind::AddrInUse, format!("metrics on {addr}: {e}"))
-            })?),
+            Some(addr) => {
+                Some(
+                    tiny_http::Server::http(addr).map_err(|e| ServerError::Metrics {
+                        addr,
+                        message: e.to_string(),
+                    })?,
+                )
+            }
             None => None,
         };
-        let store: Arc<dyn AccountStore> = match (&config.database, &config.data_dir) {
-            (Some(url), _) => {
-                Arc::new(crate::accounts::pg::PgStore::connect(url).map_err(io::Error::other)?)
-            }
-            (None, Some(dir)) => Arc::new(SqliteStore::open_dir(dir).map_err(io::Error::other)?),
-            (None, None) => Arc::new(MemoryStore::default()),
+        let store_error = |source| ServerError::Store {
+            kind: config.store.clone(),
+            source,
         };
-        let accounts = Arc::new(Accounts::open(store).map_err(io::Error::other)?);
+        let store = config.store.open().map_err(store_error)?;
+        let accounts = Arc::new(Service::open(&*store).map_err(store_error)?);
         let state = Arc::new(State::new(&config.channels, config.max_users));
         let cluster = match &config.cluster {
-            Some(c) => Some(Arc::new(
-                Cluster::new(c.clone(), config.channels.len())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            )),
+            Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
             None => None,
         };
         Ok(Server {
             cluster,
+            store,
             accounts,
             config,
             metrics,
@@ -251,45 +303,71 @@ impl Server {
     ///
     /// # Errors
     /// When a thread can't be started or the socket can't be shared with one.
-    pub fn run(self) -> io::Result<()> {
+    pub fn run(self) -> Result<(), ServerError> {
         let c = &self.config;
         let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
             .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
-        if let Some(cluster) = &self.cluster {
-            handler = handler.with_cluster(cluster.clone());
+        if self.cluster.is_some() {
+            handler = handler.in_cluster();
         }
+        let socket = |s: &Socket| s.try_clone().map_err(ServerError::Socket);
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
         for (i, rx) in send_rxs.into_iter().enumerate() {
-            let socket = self.socket.try_clone()?;
-            let stats = self.stats.clone();
-            threads.push(spawn(format!("sender-{i}"), move || {
-                send::run_sender(socket, rx, stats)
-            })?);
+            let (socket, stats) = (socket(&self.socket)?, self.stats.clone());
+            threads.push(
+                spawn(format!("sender-{i}"), move || {
+                    send::run_sender(socket, rx, stats)
+                })
+                .map_err(ServerError::Thread)?,
+            );
         }
 
+        let workers = c.workers.max(1);
         let (work_txs, work_rxs): (Vec<_>, Vec<_>) =
-            (0..c.workers.max(1)).map(|_| bounded(WORKER_QUEUE)).unzip();
-        for (i, rx) in work_rxs.into_iter().enumerate() {
-            let (handler, socket) = (handler.clone(), self.socket.try_clone()?);
-            let (senders, stats, limits) = (send_txs.clone(), self.stats.clone(), c.limits);
-            threads.push(spawn(format!("worker-{i}"), move || {
-                worker::run_worker(handler, limits, socket, rx, senders, stats)
-            })?);
+            (0..workers).map(|_| bounded(WORKER_QUEUE)).unzip();
+        let (done_txs, done_rxs): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| bounded(effects::DONE_QUEUE)).unzip();
+        let (effects, effect_threads) = effects::spawn(
+            self.store.clone(),
+            self.accounts.clone(),
+            self.cluster.clone(),
+            done_txs,
+            self.stop.clone(),
+        )
+        .map_err(ServerError::Thread)?;
+        threads.extend(effect_threads);
+        for (i, (rx, done)) in work_rxs.into_iter().zip(done_rxs).enumerate() {
+            let worker = worker::Worker {
+                handler: handler.clone(),
+                limits: c.limits,
+                socket: socket(&self.socket)?,
+                senders: send_txs.clone(),
+                effects: effects.clone(),
+                stats: self.stats.clone(),
+            };
+            threads.push(
+                spawn(format!("worker-{i}"), move || worker.run(rx, done))
+                    .map_err(ServerError::Thread)?,
+            );
         }
         let pool = send_txs;
         if let Some(cluster) = &self.cluster {
-            threads.extend(self.spawn_cluster(cluster.clone(), &pool)?);
+            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool)?);
         }
 
         {
             let (workers, stop, interval) = (work_txs.clone(), self.stop.clone(), c.check_interval);
-            threads.push(spawn("sweeper".into(), move || {
-                sweep::run_sweeper(handler, interval, workers, stop)
-            })?);
+            let handler = handler.clone();
+            threads.push(
+                spawn("sweeper".into(), move || {
+                    sweep::run_sweeper(handler, interval, workers, stop)
+                })
+                .map_err(ServerError::Thread)?,
+            );
         }
         if let Some(http) = self.metrics {
             let sources = metrics::Sources {
@@ -297,19 +375,27 @@ impl Server {
                 stats: self.stats.clone(),
                 workers: work_txs.clone(),
                 senders: pool.clone(),
+                effects: effects.clone(),
                 cluster: self.cluster.clone(),
             };
             let stop = self.stop.clone();
-            threads.push(spawn("metrics".into(), move || {
-                metrics::run_metrics(http, sources, stop)
-            })?);
+            threads.push(
+                spawn("metrics".into(), move || {
+                    metrics::run_metrics(http, sources, stop)
+                })
+                .map_err(ServerError::Thread)?,
+            );
         }
         drop(pool);
+        drop(effects);
         let (stop, stats, max) = (self.stop.clone(), self.stats.clone(), c.max_datagram);
         let socket = self.socket;
-        threads.push(spawn("receiver".into(), move || {
-            recv::run_receiver(socket, work_txs, max, stop, stats)
-        })?);
+        threads.push(
+            spawn("receiver".into(), move || {
+                recv::run_receiver(socket, work_txs, max, stop, stats)
+            })
+            .map_err(ServerError::Thread)?,
+        );
 
         for t in threads {
             if t.join().is_err() {
@@ -319,25 +405,32 @@ impl Server {
         Ok(())
     }
 
-    /// Starts the cluster's publisher thread and its cluster thread, which delivers what
-    /// it receives for local users as a worker would: single replies itself, fan-outs
-    /// through the sender pool.
+    /// Starts the cluster's publisher thread and its cluster thread, which feeds what the
+    /// other servers report into the handler and delivers the result as a worker would:
+    /// single replies itself, fan-outs through the sender pool.
     fn spawn_cluster(
         &self,
         cluster: Arc<Cluster>,
+        handler: &Handler,
         pool: &[crossbeam_channel::Sender<send::SendJob>],
-    ) -> io::Result<Vec<JoinHandle<()>>> {
+    ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
             spawn("cluster-pub".into(), move || {
                 crate::cluster::redis::run_publisher(cluster, stop)
-            })?
+            })
+            .map_err(ServerError::Thread)?
         };
-        let (socket, senders, stats) =
-            (self.socket.try_clone()?, pool.to_vec(), self.stats.clone());
-        let (state, stop) = (self.state.clone(), self.stop.clone());
+        let socket = self.socket.try_clone().map_err(ServerError::Socket)?;
+        let (senders, stats) = (pool.to_vec(), self.stats.clone());
+        let (state, stop, handler) = (self.state.clone(), self.stop.clone(), handler.clone());
         let mut log = send::ErrorLog::new();
-        let deliver = move |out: &mut crate::handler::Outbox| {
+        let mut out = crate::outbox::Outbox::new();
+        let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
+            let wall = std::time::SystemTime::now();
+            for input in inputs {
+                handler.cluster_input(wall, input, &mut out);
+            }
             for fanout in out.fanouts.drain(..) {
                 send::dispatch(fanout, &senders);
             }
@@ -350,7 +443,8 @@ impl Server {
         };
         let thread = spawn("cluster".into(), move || {
             crate::cluster::redis::run_cluster(cluster, state, deliver, stop)
-        })?;
+        })
+        .map_err(ServerError::Thread)?;
         Ok(vec![publisher, thread])
     }
 
@@ -391,7 +485,7 @@ pub struct RunningServer {
     stats: Arc<Stats>,
     state: Arc<State>,
     cluster: Option<Arc<Cluster>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
 impl RunningServer {
@@ -424,15 +518,17 @@ impl RunningServer {
     ///
     /// # Errors
     /// The error [`Server::run`] returned.
-    pub fn shutdown(mut self) -> io::Result<()> {
+    pub fn shutdown(mut self) -> Result<(), ServerError> {
         self.stop_and_join()
     }
 
-    fn stop_and_join(&mut self) -> io::Result<()> {
+    fn stop_and_join(&mut self) -> Result<(), ServerError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("server thread panicked")),
+            Some(Err(_)) => Err(ServerError::Thread(io::Error::other(
+                "server thread panicked",
+            ))),
             None => Ok(()),
         }
     }

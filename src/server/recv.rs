@@ -1,7 +1,8 @@
-//! The receive thread: reads datagrams in `recvmmsg` batches and hands each to the worker
-//! that owns its source address.
+//! The receive thread: reads datagrams in `recvmmsg` batches, classifies each once
+//! ([`Class`]) and hands it to the worker that owns its route (its source address, or for
+//! a sealed datagram its session).
 //!
-//! It does only what must be serial: the batch read and the routing. The typed decoding
+//! It does only what must be serial: the batch read, the classification and the routing. The typed decoding
 //! (UTF-8 checks, field splitting) runs in the workers, in parallel, on the bytes this
 //! thread copies out; a datagram over the size limit arrives there cut to one byte past the
 //! limit, which is enough for the decoder to call it too long.
@@ -19,7 +20,8 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::stats::Stats;
 use super::sys::RecvBatch;
-use super::worker::{route, Job};
+use super::worker::{worker_for, Job};
+use crate::datagram::Class;
 
 /// Runs until `stop` is set (checked at least once per socket read timeout).
 pub fn run_receiver(
@@ -56,12 +58,14 @@ pub fn run_receiver(
             stats
                 .bytes_in
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let class = Class::of(bytes);
             let job = Job::Datagram {
                 from,
                 at: now,
+                class,
                 data: bytes.into(),
             };
-            match workers[route(from, workers.len())].try_send(job) {
+            match workers[worker_for(class.route(from), workers.len())].try_send(job) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);

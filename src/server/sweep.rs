@@ -1,7 +1,7 @@
 //! The idle sweep: on its own clock, every `--check-interval`, lists the users silent for
 //! longer than `--idle-timeout` and hands a log-off for each to the worker that owns it, so
 //! the log-off is ordered like any other request of that user (and re-checked there: the
-//! user may have spoken in between).
+//! user may have spoken in between). It also runs the handler's housekeeping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::worker::{route, Job};
+use super::worker::{worker_for, Job};
 use crate::handler::Handler;
 
 /// How often the sweeper looks at the stop flag while it waits.
@@ -31,10 +31,10 @@ pub fn run_sweeper(
         }
         next = now + interval;
         handler.housekeeping(now);
-        for addr in handler.idle_users(now) {
+        for (addr, route) in handler.idle_users(now) {
             // Blocking is fine here: the sweeper has nothing else to do, and a full worker
             // queue drains within milliseconds. A closed queue means shutdown.
-            if workers[route(addr, workers.len())]
+            if workers[worker_for(route, workers.len())]
                 .send(Job::Expire(addr))
                 .is_err()
             {

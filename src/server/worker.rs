@@ -1,27 +1,36 @@
-//! Worker threads: apply requests to the shared state through the [`Handler`], send the
-//! single-address replies themselves, and pass fan-outs to the sender pool.
+//! Worker threads: apply requests and effect results to the shared state through the
+//! [`Handler`], send the single-address replies themselves, pass fan-outs to the sender
+//! pool and effects to the effect threads.
 //!
-//! One address always maps to one worker ([`route`]), so one sender's requests are handled
-//! in the order they arrived and each user record has a single writer. Replies to a single
-//! address are written by the worker directly (in one `sendmmsg` batch per round of
-//! requests): handing them to the pool would cost a queue hop and a wake-up per reply
-//! while the kernel's cost stays the same.
+//! Each datagram goes to the worker that owns its [`Route`] ([`worker_for`]): its address,
+//! or for a sealed datagram its session. So one client's requests are handled in the order
+//! they arrived and each user record has a single writer (see `state`'s module docs).
+//! Replies to a single address are written by the worker directly (in one `sendmmsg` batch
+//! per round of requests): handing them to the pool would cost a queue hop and a wake-up
+//! per reply while the kernel's cost stays the same.
+//!
+//! A worker takes work from two queues: datagrams (and idle log-offs) from the receive
+//! thread and the sweeper, and the results of effects from the effect threads. It never
+//! waits on an effect: a request that needs one is a state in the handler until its result
+//! arrives here.
 
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{never, select, Receiver, Sender};
 
+use super::effects::Effects;
 use super::limit::{Limiter, Limits, Verdict};
 use super::send::{dispatch, send_all, ErrorLog, SendJob};
 use super::stats::Stats;
-use crate::handler::{Handler, Outbox};
-use crate::protocol::code;
+use crate::datagram::{Class, Incoming};
+use crate::handler::{Done, Handler, Outbox};
+use crate::state::Route;
 
-/// Requests a worker takes off its queue before it flushes replies.
+/// Requests a worker takes off its queues before it flushes replies.
 const JOBS_PER_ROUND: usize = 64;
 
 /// Work for a worker.
@@ -33,6 +42,8 @@ pub enum Job {
         from: SocketAddr,
         /// When the receive thread read it.
         at: Instant,
+        /// Its class, made once by the receive thread.
+        class: Class,
         /// Its bytes (cut to one past the size limit).
         data: Box<[u8]>,
     },
@@ -40,70 +51,135 @@ pub enum Job {
     Expire(SocketAddr),
 }
 
-/// The worker that owns `addr`, out of `workers`.
-pub fn route(addr: SocketAddr, workers: usize) -> usize {
+/// The worker that owns `route`, out of `workers`.
+pub fn worker_for(route: Route, workers: usize) -> usize {
     // A fixed-key hasher: routing must be stable for the life of the process, and
     // SipHash keeps a hostile peer from steering addresses onto one worker cheaply.
     static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    (KEYS.get_or_init(Default::default).hash_one(addr) % workers as u64) as usize
+    (KEYS.get_or_init(Default::default).hash_one(route) % workers.max(1) as u64) as usize
 }
 
-/// A worker's loop: runs until the receive thread and the sweeper have hung up, then
-/// returns, dropping its handles on the sender pool.
-pub fn run_worker(
-    handler: Handler,
-    limits: Limits,
-    socket: socket2::Socket,
-    jobs: Receiver<Job>,
-    senders: Vec<Sender<SendJob>>,
-    stats: Arc<Stats>,
-) {
-    let mut out = Outbox::new();
-    let mut limiter = Limiter::new(limits, Instant::now());
-    let mut log = ErrorLog::new();
-    while let Ok(first) = jobs.recv() {
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(job) = next.take() {
-            match job {
-                Job::Datagram { from, at, data } => {
-                    if limiter.admit(from, data.len(), at) == Verdict::RateLimited {
-                        stats.dropped_rate_limited.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        let mark = out.unicast_len();
-                        if !handler.handle(from, &data, at, &mut out) {
-                            let (bytes, errors) = out.replies_to_since(from, mark);
-                            let login = data.starts_with(&code::LOGIN_REQ.to_be_bytes());
-                            if bytes > 0
-                                && !limiter.allow_stranger_reply(from, bytes, errors, login, at)
-                            {
-                                let n = out.withdraw_to_since(from, mark);
-                                stats
-                                    .replies_withheld
-                                    .fetch_add(n as u64, Ordering::Relaxed);
-                            }
-                        }
+/// What a worker needs besides its queues.
+pub struct Worker {
+    /// The state machine.
+    pub handler: Handler,
+    /// Flood limits.
+    pub limits: Limits,
+    /// The socket replies go out on.
+    pub socket: socket2::Socket,
+    /// The sender pool's queues.
+    pub senders: Vec<Sender<SendJob>>,
+    /// Where effects go.
+    pub effects: Effects,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+enum Input {
+    Job(Job),
+    Done(Done),
+}
+
+impl Worker {
+    /// The worker's loop: runs until the receive thread and the sweeper have hung up, then
+    /// returns, dropping its handles on the sender pool and the effect threads.
+    pub fn run(self, jobs: Receiver<Job>, done: Receiver<Done>) {
+        let mut out = Outbox::new();
+        let mut limiter = Limiter::new(self.limits, Instant::now());
+        let mut log = ErrorLog::new();
+        let closed = never();
+        let mut done_open = true;
+        loop {
+            let results = if done_open { &done } else { &closed };
+            let first = select! {
+                recv(jobs) -> j => match j {
+                    Ok(j) => Input::Job(j),
+                    Err(_) => break,
+                },
+                recv(results) -> d => match d {
+                    Ok(d) => Input::Done(d),
+                    Err(_) => {
+                        done_open = false;
+                        continue;
                     }
+                },
+            };
+            let wall = SystemTime::now();
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(input) = next.take() {
+                match input {
+                    Input::Job(job) => self.job(job, wall, &mut limiter, &mut out),
+                    Input::Done(d) => self.handler.complete(Instant::now(), wall, d, &mut out),
                 }
-                Job::Expire(addr) => {
-                    if handler.expire(addr, Instant::now(), &mut out) {
-                        stats.sweep_logoffs.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(%addr, "idle user logged off");
-                    }
+                taken += 1;
+                if taken < JOBS_PER_ROUND {
+                    next = done
+                        .try_recv()
+                        .map(Input::Done)
+                        .or_else(|_| jobs.try_recv().map(Input::Job))
+                        .ok();
                 }
             }
-            taken += 1;
-            if taken < JOBS_PER_ROUND {
-                next = jobs.try_recv().ok();
+            self.flush(wall, &mut out, &mut log);
+        }
+    }
+
+    fn job(&self, job: Job, wall: SystemTime, limiter: &mut Limiter, out: &mut Outbox) {
+        match job {
+            Job::Datagram {
+                from,
+                at,
+                class,
+                data,
+            } => {
+                if limiter.admit(from, class.len, at) == Verdict::RateLimited {
+                    self.stats
+                        .dropped_rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let mark = out.unicast_len();
+                let known =
+                    self.handler
+                        .handle(at, wall, Incoming::classified(from, class, &data), out);
+                if !known {
+                    let withheld = limiter.police_stranger_replies(from, class, out, mark, at);
+                    self.stats
+                        .replies_withheld
+                        .fetch_add(withheld as u64, Ordering::Relaxed);
+                }
+            }
+            Job::Expire(addr) => {
+                if self.handler.expire(Instant::now(), addr, out) {
+                    self.stats.sweep_logoffs.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%addr, "idle user logged off");
+                }
+            }
+        }
+    }
+
+    /// Sends what the round produced and hands its effects over; effects that can't be
+    /// taken fail at once, and their results are applied in the same round.
+    fn flush(&self, wall: SystemTime, out: &mut Outbox, log: &mut ErrorLog) {
+        loop {
+            let effects = std::mem::take(&mut out.effects);
+            if effects.is_empty() {
+                break;
+            }
+            for effect in effects {
+                if let Some(failed) = self.effects.submit(effect) {
+                    self.handler.complete(Instant::now(), wall, failed, out);
+                }
             }
         }
         for fanout in out.fanouts.drain(..) {
-            dispatch(fanout, &senders);
+            dispatch(fanout, &self.senders);
         }
         if out.unicast_len() > 0 {
             let replies: Vec<(&[u8], SocketAddr)> = out.unicast().map(|(to, b)| (b, to)).collect();
-            send_all(&socket, &replies, &stats, &mut log);
+            send_all(&self.socket, &replies, &self.stats, log);
         }
         out.clear();
     }

@@ -1,0 +1,108 @@
+//! What the other servers of a cluster report, fed in by the cluster thread: changes to
+//! the view of their users, with the notices each change owes to local users
+//! (USER_JOINS/PARTS to local members of the channel, USER_ONLINE/OFFLINE to local
+//! watchers), and their public and private messages for local users.
+
+use std::time::SystemTime;
+
+use super::{Handler, Outbox};
+use crate::outbox::{ClusterInput, UserInfo};
+use crate::protocol::Event;
+use crate::state::{ChannelId, RemoteChange, RemoteUser};
+
+impl Handler {
+    /// Applies what the cluster reported. Runs on the cluster thread, the only writer of
+    /// the view of remote users.
+    pub fn cluster_input(&self, _wall: SystemTime, input: ClusterInput, out: &mut Outbox) {
+        match input {
+            ClusterInput::User { server, nick, info } => {
+                let user = info.map(|i| self.remote_user(&server, &i));
+                if let Some(change) = self.state.remote.set(&server, &nick, user) {
+                    self.notify(&change, out);
+                }
+            }
+            ClusterInput::Server { server, users } => {
+                let users = users.iter().map(|i| self.remote_user(&server, i)).collect();
+                for change in self.state.remote.replace_server(&server, users) {
+                    self.notify(&change, out);
+                }
+            }
+            ClusterInput::Public { title, nick, text } => {
+                if let Some(id) = self.state.channel_id(&title) {
+                    let ch = self.state.channel(id);
+                    let event = Event::PublicMsg {
+                        title: &ch.title,
+                        sender: &nick,
+                        text: &text,
+                    };
+                    out.fanout(ch.snapshot(), &event, u64::from(id));
+                }
+            }
+            ClusterInput::Private { to, from, text } => {
+                if let Some(addr) = self.state.address_of(&to) {
+                    out.send(
+                        addr,
+                        &Event::PrivateMsg {
+                            sender: &from,
+                            text: &text,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The user of `info` on `server`, with the channels this server knows.
+    fn remote_user(&self, server: &str, info: &UserInfo) -> RemoteUser {
+        let mut channels: Vec<ChannelId> = Vec::with_capacity(info.channels.len());
+        for title in &info.channels {
+            if let Some(id) = self.state.channel_id(title) {
+                if !channels.contains(&id) {
+                    channels.push(id);
+                }
+            }
+        }
+        RemoteUser {
+            nick: info.nick.as_str().into(),
+            server: server.into(),
+            login_ms: info.login_ms,
+            channels,
+        }
+    }
+
+    /// Queues what local users are owed when a remote user changes.
+    fn notify(&self, change: &RemoteChange, out: &mut Outbox) {
+        let (old, new) = (change.old.as_ref(), change.new.as_ref());
+        let nick = new.or(old).map(|u| u.nick.clone()).unwrap_or_default();
+        let before: &[ChannelId] = old.map_or(&[], |u| &u.channels);
+        let after: &[ChannelId] = new.map_or(&[], |u| &u.channels);
+        for &id in after.iter().filter(|id| !before.contains(id)) {
+            let ch = self.state.channel(id);
+            let event = Event::UserJoins {
+                title: &ch.title,
+                nick: &nick,
+            };
+            out.fanout(ch.snapshot(), &event, u64::from(id));
+        }
+        for &id in before.iter().filter(|id| !after.contains(id)) {
+            let ch = self.state.channel(id);
+            let event = Event::UserParts {
+                title: &ch.title,
+                nick: &nick,
+            };
+            out.fanout(ch.snapshot(), &event, u64::from(id));
+        }
+        let event = match (old, new) {
+            (None, Some(_)) => Event::UserOnline { nick: &nick },
+            (Some(_), None) => Event::UserOffline { nick: &nick },
+            _ => return,
+        };
+        // A nickname also held locally (a conflict after a partition) is not news to
+        // watchers.
+        if self.state.address_of(&nick).is_none() {
+            for watcher in self.state.watchers_of(&nick) {
+                out.send(watcher, &event);
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! Unit tests of the state machine: requests in, datagrams and effects out, the clock
+//! injected, no sockets and no threads.
+
+use super::*;
+use crate::config::classic_channels;
+use crate::outbox::{ClusterInput, LeaseAnswer};
+use crate::protocol::code;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+struct Rig {
+    h: Handler,
+    t0: Instant,
+    w0: SystemTime,
+}
+
+impl Rig {
+    fn with(h: Handler) -> Rig {
+        Rig {
+            h,
+            t0: Instant::now(),
+            w0: SystemTime::now(),
+        }
+    }
+
+    fn new() -> Rig {
+        let state = Arc::new(State::new(&classic_channels(), 1000));
+        Rig::with(Handler::new(state, 1024, Duration::from_secs(120)))
+    }
+
+    /// Handles `req` from port `from` at `secs` after the start; returns the outbox.
+    fn raw(&self, secs: u64, from: u16, req: Request<'_>) -> Outbox {
+        let mut out = Outbox::new();
+        let bytes = req.to_bytes();
+        self.h.handle(
+            self.t0 + Duration::from_secs(secs),
+            self.w0 + Duration::from_secs(secs),
+            Incoming::new(addr(from), &bytes),
+            &mut out,
+        );
+        out
+    }
+
+    /// As [`raw`](Self::raw), returning what went out as (destination port, code, payload).
+    fn at(&self, secs: u64, from: u16, req: Request<'_>) -> Vec<(u16, u16, String)> {
+        decode_all(&self.raw(secs, from, req))
+    }
+
+    fn complete(&self, done: Done) -> Vec<(u16, u16, String)> {
+        let mut out = Outbox::new();
+        self.h.complete(self.t0, self.w0, done, &mut out);
+        decode_all(&out)
+    }
+}
+
+fn decode_all(out: &Outbox) -> Vec<(u16, u16, String)> {
+    out.datagrams()
+        .into_iter()
+        .map(|(to, d)| {
+            Event::decode(&d).expect("handler output decodes");
+            let code = u16::from_be_bytes([d[0], d[1]]);
+            (to.port(), code, String::from_utf8(d[2..].to_vec()).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn public_message_is_one_fanout_sharing_the_member_snapshot() {
+    let r = Rig::new();
+    for p in 1..=3 {
+        r.at(
+            0,
+            p,
+            Request::Login {
+                nick: &format!("u{p}"),
+            },
+        );
+        r.at(0, p, Request::Join { title: "Pets" });
+    }
+    let out = r.raw(0, 2, Request::SendPublic { text: "hi" });
+    assert_eq!(out.unicast_len(), 0);
+    assert_eq!(out.fanouts.len(), 1);
+    assert!(
+        out.effects.is_empty(),
+        "a server standing alone has no effects"
+    );
+    let f = &out.fanouts[0];
+    assert_eq!(&f.payload[2..], b"Pets u2 hi");
+    let mut ports: Vec<u16> = f.dests.iter().map(|a| a.port()).collect();
+    ports.sort();
+    assert_eq!(ports, [1, 2, 3]);
+    // A second message reuses the same snapshot: no copy of the member list.
+    let again = r.raw(0, 1, Request::SendPublic { text: "yo" });
+    assert!(Arc::ptr_eq(&f.dests, &again.fanouts[0].dests));
+}
+
+#[test]
+fn seconds_online_come_from_the_injected_clock() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "ann" });
+    r.at(5, 1, Request::Join { title: "Pets" });
+    let out = r.at(3723, 1, Request::ListUsers);
+    assert_eq!(out, vec![(1, code::USER_ITEM, "ann 3723 Pets".into())]);
+}
+
+#[test]
+fn idle_sweep_finds_only_users_silent_past_the_timeout() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "quiet" });
+    r.at(0, 2, Request::Login { nick: "chatty" });
+    r.at(0, 1, Request::Join { title: "Pets" });
+    r.at(0, 2, Request::Join { title: "Pets" });
+    r.at(100, 2, Request::StillHere);
+    let now = r.t0 + Duration::from_secs(121);
+    assert_eq!(r.h.idle_users(now), vec![(addr(1), Route::Addr(addr(1)))]);
+    let mut out = Outbox::new();
+    assert!(r.h.expire(now, addr(1), &mut out));
+    assert_eq!(
+        decode_all(&out),
+        vec![(2, code::USER_PARTS, "Pets quiet".into())]
+    );
+    // The chatty user is not expired even if a stale sweep names it.
+    assert!(!r.h.expire(now, addr(2), &mut Outbox::new()));
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_user_that_spoke_after_the_sweep_listed_it_stays() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "late" });
+    let sweep_time = r.t0 + Duration::from_secs(130);
+    assert_eq!(r.h.idle_users(sweep_time).len(), 1);
+    r.at(130, 1, Request::StillHere);
+    assert!(!r.h.expire(sweep_time, addr(1), &mut Outbox::new()));
+    assert_eq!(r.h.state().user_count(), 1);
+}
+
+#[test]
+fn logoff_tells_watchers_and_channel_members() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "w" });
+    r.at(0, 2, Request::Login { nick: "x" });
+    r.at(0, 1, Request::Watch { nicks: "x" });
+    r.at(0, 1, Request::Join { title: "Pets" });
+    r.at(0, 2, Request::Join { title: "Pets" });
+    let mut out = r.at(1, 2, Request::Logoff);
+    out.sort();
+    assert_eq!(
+        out,
+        vec![
+            (1, code::USER_PARTS, "Pets x".into()),
+            (1, code::USER_OFFLINE, "x".into())
+        ]
+    );
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn channels_per_user_are_capped_but_rejoining_is_fine() {
+    let state = Arc::new(State::new(&classic_channels(), 10));
+    let r = Rig::with(
+        Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
+    );
+    r.at(0, 1, Request::Login { nick: "a" });
+    r.at(0, 1, Request::Join { title: "Pets" });
+    r.at(0, 1, Request::Join { title: "Weather" });
+    let out = r.at(0, 1, Request::Join { title: "Hobbies" });
+    assert_eq!(
+        out,
+        vec![(1, code::ERROR, errors::TOO_MANY_CHANNELS.into())]
+    );
+    let out = r.at(0, 1, Request::Join { title: "Pets" });
+    assert_eq!(out[0].1, code::JOIN_ACK);
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn hot_list_is_capped() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "w" });
+    let names: Vec<String> = (0..MAX_WATCH + 5).map(|i| format!("n{i}")).collect();
+    let out = r.at(
+        0,
+        1,
+        Request::Watch {
+            nicks: &names.join(" "),
+        },
+    );
+    assert_eq!(out, vec![(1, code::ERROR, errors::HOT_LIST_FULL.into())]);
+    assert_eq!(r.h.state().watching(addr(1)).len(), MAX_WATCH);
+}
+
+#[test]
+fn who_lists_the_first_matches_in_order_and_says_when_there_are_more() {
+    let r = Rig::new();
+    for i in 0..(MAX_WHO + 3) as u16 {
+        r.at(
+            0,
+            100 + i,
+            Request::Login {
+                nick: &format!("u{:03}", 200 - i),
+            },
+        );
+    }
+    let out = r.at(0, 100, Request::Who { prefix: "U" });
+    assert_eq!(out.len(), MAX_WHO + 1);
+    assert!(out[0].2.starts_with("u098 "), "{:?}", out[0]);
+    assert!(out[MAX_WHO - 1].2.starts_with("u197 "));
+    assert_eq!(out[MAX_WHO].2, errors::WHO_TOO_MANY);
+}
+
+// ---- cluster mode: effects and their results ----
+
+fn cluster_rig() -> Rig {
+    let state = Arc::new(State::new(&classic_channels(), 1000));
+    Rig::with(Handler::new(state, 1024, Duration::from_secs(120)).in_cluster())
+}
+
+/// The ticket of the only `ClaimLease` in `out`.
+fn claim(out: &Outbox) -> Ticket {
+    match &out.effects[..] {
+        [Effect::ClaimLease { ticket, .. }] => *ticket,
+        other => panic!("expected one lease claim, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
+    let r = cluster_rig();
+    let out = r.raw(0, 1, Request::Login { nick: "ann" });
+    assert_eq!(out.unicast_len(), 0, "no answer before the lease");
+    let ticket = claim(&out);
+    // The name is held meanwhile, and a retry just waits.
+    assert_eq!(
+        r.at(0, 2, Request::Login { nick: "ANN" }),
+        vec![(2, code::ERROR, errors::NICK_IN_USE.into())]
+    );
+    assert!(r.raw(0, 1, Request::Login { nick: "ann" }).is_empty());
+    // Others are served while it waits.
+    claim(&r.raw(0, 3, Request::Login { nick: "bob" }));
+    assert_eq!(
+        r.at(0, 3, Request::Login { nick: "ann" }),
+        vec![(3, code::ERROR, errors::NICK_IN_USE.into())],
+        "a new login from an address gives up its earlier one and is answered at once"
+    );
+    let out = r.complete(Done::Lease {
+        ticket,
+        answer: LeaseAnswer::Granted,
+    });
+    assert_eq!(out, vec![(1, code::LOGIN_ACK, "ann".into())]);
+    // A second answer for the same ticket changes nothing.
+    assert!(r
+        .complete(Done::Lease {
+            ticket,
+            answer: LeaseAnswer::Refused,
+        })
+        .is_empty());
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
+    let r = cluster_rig();
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
+    let out = r.complete(Done::Lease {
+        ticket,
+        answer: LeaseAnswer::Refused,
+    });
+    assert_eq!(out, vec![(1, code::ERROR, errors::NICK_IN_USE.into())]);
+    assert_eq!(r.h.state().user_count(), 0);
+    assert_eq!(r.h.state().address_of("zed"), None);
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_login_given_up_by_housekeeping_frees_its_name() {
+    let r = cluster_rig();
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
+    r.h.housekeeping(r.t0 + WAIT_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(r.h.state().user_count(), 0);
+    assert!(r
+        .complete(Done::Lease {
+            ticket,
+            answer: LeaseAnswer::Granted,
+        })
+        .is_empty());
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn cluster_changes_are_published_as_effects() {
+    let r = cluster_rig();
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
+    let mut out = Outbox::new();
+    r.h.complete(
+        r.t0,
+        r.w0,
+        Done::Lease {
+            ticket,
+            answer: LeaseAnswer::Granted,
+        },
+        &mut out,
+    );
+    assert!(
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::User(u))] if u.nick == "ann")
+    );
+    let out = r.raw(0, 1, Request::Join { title: "Pets" });
+    assert!(
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::User(u))] if u.channels == ["Pets"])
+    );
+    let out = r.raw(0, 1, Request::SendPublic { text: "hi" });
+    assert!(
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Public { text, .. })] if text == "hi")
+    );
+    let out = r.raw(0, 1, Request::Logoff);
+    assert_eq!(
+        out.effects,
+        vec![Effect::ReleaseLease { nick: "ann".into() }]
+    );
+}
+
+/// A cluster member cut off from Redis: remote users of the last known view count in
+/// JOIN_ACK, show in lists, keep their names, and answer WATCH; nothing blocks.
+#[test]
+fn remote_users_of_the_view_count_everywhere() {
+    let r = cluster_rig();
+    let mut out = Outbox::new();
+    r.h.cluster_input(
+        r.w0,
+        ClusterInput::User {
+            server: "there".into(),
+            nick: "Zed".into(),
+            info: Some(UserInfo {
+                nick: "Zed".into(),
+                login_ms: unix_ms(r.w0) - 5000,
+                channels: vec!["Pets".into()],
+            }),
+        },
+        &mut out,
+    );
+    // Redis unreachable: the view decides.
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
+    assert_eq!(
+        r.complete(Done::Lease {
+            ticket,
+            answer: LeaseAnswer::Unavailable,
+        }),
+        vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
+    );
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
+    r.complete(Done::Lease {
+        ticket,
+        answer: LeaseAnswer::Unavailable,
+    });
+    let out = r.at(0, 1, Request::Join { title: "Pets" });
+    assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
+    let mut out = r.at(0, 1, Request::ListUsers);
+    out.sort();
+    assert_eq!(out[0].2, "Zed 5 Pets");
+    assert_eq!(out[1].2, "ann 0 Pets");
+    assert_eq!(
+        r.at(0, 1, Request::Whois { nick: "ZED" })[0].2,
+        "Zed 5 Pets"
+    );
+    let who = r.at(0, 1, Request::Who { prefix: "" });
+    let names: Vec<&str> = who.iter().map(|w| w.2.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ["ann", "Zed"]);
+    assert_eq!(
+        r.at(0, 1, Request::Watch { nicks: "zed" }),
+        vec![(1, code::USER_ONLINE, "Zed".into())]
+    );
+    // A private message to a remote user is handed to the cluster, not answered.
+    let out = r.raw(
+        0,
+        1,
+        Request::SendPrivate {
+            recipient: "zed",
+            text: "hi",
+        },
+    );
+    assert_eq!(out.unicast_len(), 0);
+    assert!(
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Private { server, .. })] if server == "there")
+    );
+    // The remote user leaves the channel: the local member is told.
+    let mut out = Outbox::new();
+    r.h.cluster_input(
+        r.w0,
+        ClusterInput::Server {
+            server: "there".into(),
+            users: vec![],
+        },
+        &mut out,
+    );
+    let mut got = decode_all(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, code::USER_PARTS, "Pets Zed".into()),
+            (1, code::USER_OFFLINE, "Zed".into())
+        ]
+    );
+    r.h.state().check_invariants().unwrap();
+}

@@ -1,0 +1,444 @@
+//! What the state machine asks of the threads around it: datagrams to send (replies to one
+//! address, fan-outs to many) and [effects](Effect), work that needs I/O (a nickname lease
+//! in Redis, an account write, an event for the other servers of a cluster). The threads
+//! carry effects out and feed their results back to the handler as [`Done`] inputs.
+//!
+//! This module depends on nothing but the protocol's encoding, so the handler, the cluster
+//! and the server can all use it without depending on each other.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::protocol::Event;
+use crate::state::Route;
+
+/// One encoded datagram for many addresses: a public message or a channel notice.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    /// The datagram, encoded once.
+    pub payload: Arc<[u8]>,
+    /// Who gets it.
+    pub dests: Arc<[SocketAddr]>,
+    /// Routing key (the channel): fan-outs with one key go through the senders in order.
+    pub key: u64,
+}
+
+/// What a single-address reply is, for the policy on replies to strangers
+/// (`server::limit`), which must not have to look into the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// An answer.
+    Answer,
+    /// An `ERROR`.
+    Error,
+}
+
+#[derive(Debug, Clone)]
+struct Reply {
+    to: SocketAddr,
+    range: Range<usize>,
+    kind: ReplyKind,
+}
+
+/// Bytes and ERRORs among some replies to one address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplySummary {
+    /// Datagrams.
+    pub count: usize,
+    /// Bytes in all.
+    pub bytes: usize,
+    /// How many are `ERROR`s.
+    pub errors: usize,
+}
+
+/// A user as the other servers of a cluster see it (also its JSON form in Redis).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserInfo {
+    /// The nickname as shown.
+    pub nick: String,
+    /// Login time, milliseconds since the Unix epoch.
+    pub login_ms: u64,
+    /// Channel titles, most recently joined first.
+    pub channels: Vec<String>,
+}
+
+/// What this server tells the other servers of its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// A local user's whole record after a login, join or part.
+    User(UserInfo),
+    /// A local user logged off.
+    UserGone {
+        /// Its nickname.
+        nick: String,
+    },
+    /// A public message of a local user.
+    Public {
+        /// The channel's title.
+        title: String,
+        /// The sender.
+        nick: String,
+        /// The text.
+        text: String,
+    },
+    /// A private message for a user of another server.
+    Private {
+        /// That server.
+        server: String,
+        /// The recipient.
+        to: String,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// What the other servers of a cluster report, fed into the handler by the cluster thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterInput {
+    /// A user of `server` logged in, joined or parted (`info`), or logged off (`None`).
+    User {
+        /// Its server.
+        server: String,
+        /// Its nickname.
+        nick: String,
+        /// Its whole record, or `None` when it is gone.
+        info: Option<UserInfo>,
+    },
+    /// Every user of `server` (a reload of its list; empty when it died).
+    Server {
+        /// The server.
+        server: String,
+        /// Its users.
+        users: Vec<UserInfo>,
+    },
+    /// A public message of a remote user.
+    Public {
+        /// The channel's title.
+        title: String,
+        /// The sender.
+        nick: String,
+        /// The text.
+        text: String,
+    },
+    /// A private message from a remote user to a local one.
+    Private {
+        /// The recipient.
+        to: String,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// An account as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountData {
+    /// The nickname as registered.
+    pub nick: String,
+    /// The serialized OPAQUE registration record.
+    pub record: Vec<u8>,
+    /// Nickname keys on the hot list.
+    pub watch: Vec<String>,
+    /// Seconds since the Unix epoch when the account was registered.
+    pub created: i64,
+}
+
+/// Names the pending request an effect's result belongs to: the address (and the route of
+/// the worker owning it) and a serial number, so a late result for a request that was
+/// given up is recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// The address that asked.
+    pub addr: SocketAddr,
+    /// The route of the worker that must get the result.
+    pub route: Route,
+    /// Serial number, unique within the server's run.
+    pub serial: u64,
+}
+
+/// Work with I/O that the handler asks for; see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Claim the cluster lease of a nickname; answer [`Done::Lease`].
+    ClaimLease {
+        /// Who waits for it.
+        ticket: Ticket,
+        /// The nickname.
+        nick: String,
+    },
+    /// A local user logged off: release this server's lease of its nickname, then tell
+    /// the other servers it is gone (in that order, so they never see the name free
+    /// before it is). No answer.
+    ReleaseLease {
+        /// The nickname.
+        nick: String,
+    },
+    /// Read an account; answer [`Done::Loaded`].
+    LoadAccount {
+        /// Who waits for it.
+        ticket: Ticket,
+        /// The nickname key.
+        key: String,
+    },
+    /// Create an account or replace its record, with its hot list; answer [`Done::Stored`]
+    /// once durable.
+    StoreAccount {
+        /// Who waits for it.
+        ticket: Ticket,
+        /// The account.
+        account: AccountData,
+    },
+    /// Delete an account; answer [`Done::Stored`] once durable.
+    DeleteAccount {
+        /// Who waits for it.
+        ticket: Ticket,
+        /// The nickname key.
+        key: String,
+    },
+    /// Replace the hot list kept with an account. No answer (a failure is logged).
+    SaveHotList {
+        /// The nickname key.
+        key: String,
+        /// The hot list.
+        watch: Vec<String>,
+    },
+    /// Tell the other servers of the cluster. No answer (dropped and counted when the
+    /// cluster can't take it).
+    Publish(ClusterEvent),
+}
+
+impl Effect {
+    /// The ticket of an effect that is answered.
+    pub fn ticket(&self) -> Option<Ticket> {
+        match self {
+            Effect::ClaimLease { ticket, .. }
+            | Effect::LoadAccount { ticket, .. }
+            | Effect::StoreAccount { ticket, .. }
+            | Effect::DeleteAccount { ticket, .. } => Some(*ticket),
+            Effect::ReleaseLease { .. } | Effect::SaveHotList { .. } | Effect::Publish(_) => None,
+        }
+    }
+
+    /// The answer to give when the effect could not be carried out at all (its queue was
+    /// full, or the server is stopping).
+    pub fn failed(&self) -> Option<Done> {
+        let ticket = self.ticket()?;
+        Some(match self {
+            Effect::ClaimLease { .. } => Done::Lease {
+                ticket,
+                answer: LeaseAnswer::Unavailable,
+            },
+            Effect::LoadAccount { .. } => Done::Loaded {
+                ticket,
+                account: Err(()),
+            },
+            _ => Done::Stored { ticket, ok: false },
+        })
+    }
+}
+
+/// The answer to a lease claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// This server holds it now.
+    Granted,
+    /// Another server holds it.
+    Refused,
+    /// Redis could not be asked (the handler decides from its view of the others).
+    Unavailable,
+}
+
+/// The result of an effect, fed back into the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// A lease claim was answered.
+    Lease {
+        /// The claim's ticket.
+        ticket: Ticket,
+        /// The answer.
+        answer: LeaseAnswer,
+    },
+    /// An account was read: `Ok(None)` when there is none, `Err` when the store failed.
+    Loaded {
+        /// The read's ticket.
+        ticket: Ticket,
+        /// What was read.
+        account: Result<Option<AccountData>, ()>,
+    },
+    /// An account write or delete is durable (`ok`) or failed.
+    Stored {
+        /// The write's ticket.
+        ticket: Ticket,
+        /// Whether it is durable.
+        ok: bool,
+    },
+}
+
+impl Done {
+    /// The ticket it answers.
+    pub fn ticket(&self) -> Ticket {
+        match self {
+            Done::Lease { ticket, .. }
+            | Done::Loaded { ticket, .. }
+            | Done::Stored { ticket, .. } => *ticket,
+        }
+    }
+}
+
+/// What a request makes the server send and do.
+///
+/// Single-address replies are packed into one reusable buffer (no allocation per reply
+/// once warm); fan-outs share their payload and member snapshot.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    bytes: Vec<u8>,
+    unicast: Vec<Reply>,
+    /// Datagrams for many addresses.
+    pub fanouts: Vec<Fanout>,
+    /// Work for the threads around the handler, in the order it was asked for.
+    pub effects: Vec<Effect>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, to: SocketAddr, event: &Event<'_>, kind: ReplyKind) {
+        let start = self.bytes.len();
+        event.encode(&mut self.bytes);
+        self.unicast.push(Reply {
+            to,
+            range: start..self.bytes.len(),
+            kind,
+        });
+    }
+
+    /// Queues `event` for `to`.
+    pub fn send(&mut self, to: SocketAddr, event: &Event<'_>) {
+        let kind = match event {
+            Event::Error { .. } => ReplyKind::Error,
+            _ => ReplyKind::Answer,
+        };
+        self.push(to, event, kind);
+    }
+
+    /// Queues `ERROR message` for `to`.
+    pub fn error(&mut self, to: SocketAddr, message: &str) {
+        self.push(to, &Event::Error { message }, ReplyKind::Error);
+    }
+
+    /// Queues `event` for every address in `dests` (nothing if there are none).
+    pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
+        if dests.is_empty() {
+            return;
+        }
+        self.fanouts.push(Fanout {
+            payload: event.to_bytes().into(),
+            dests,
+            key,
+        });
+    }
+
+    /// Asks for `effect`.
+    pub fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// The single-address replies, in order.
+    pub fn unicast(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.unicast
+            .iter()
+            .map(|r| (r.to, &self.bytes[r.range.clone()]))
+    }
+
+    /// Number of single-address replies.
+    pub fn unicast_len(&self) -> usize {
+        self.unicast.len()
+    }
+
+    /// The replies to `to` queued since reply number `mark` (a value of
+    /// [`unicast_len`](Self::unicast_len) taken earlier).
+    pub fn replies_to_since(&self, to: SocketAddr, mark: usize) -> ReplySummary {
+        self.unicast[mark.min(self.unicast.len())..]
+            .iter()
+            .filter(|r| r.to == to)
+            .fold(ReplySummary::default(), |s, r| ReplySummary {
+                count: s.count + 1,
+                bytes: s.bytes + r.range.len(),
+                errors: s.errors + usize::from(r.kind == ReplyKind::Error),
+            })
+    }
+
+    /// Withdraws the single-address replies to `to` queued since reply number `mark`;
+    /// returns how many were withdrawn.
+    pub fn withdraw_to_since(&mut self, to: SocketAddr, mark: usize) -> usize {
+        let before = self.unicast.len();
+        let mut i = mark.min(before);
+        while i < self.unicast.len() {
+            if self.unicast[i].to == to {
+                self.unicast.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.unicast.len()
+    }
+
+    /// Whether nothing is queued (datagrams or effects).
+    pub fn is_empty(&self) -> bool {
+        self.unicast.is_empty() && self.fanouts.is_empty() && self.effects.is_empty()
+    }
+
+    /// Empties the outbox, keeping its buffers for reuse.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.unicast.clear();
+        self.fanouts.clear();
+        self.effects.clear();
+    }
+
+    /// Every datagram as (destination, bytes), fan-outs expanded: for tests.
+    pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
+        for f in &self.fanouts {
+            out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn replies_are_summarised_and_withdrawn_per_address() {
+        let mut out = Outbox::new();
+        out.send(addr(1), &Event::LoginAck { nick: "a" });
+        let mark = out.unicast_len();
+        out.error(addr(2), "please log in");
+        out.send(addr(1), &Event::UserOnline { nick: "b" });
+        out.send(
+            addr(2),
+            &Event::Error {
+                message: "invalid text",
+            },
+        );
+        let s = out.replies_to_since(addr(2), mark);
+        assert_eq!((s.count, s.errors), (2, 2));
+        assert_eq!(s.bytes, 2 + 13 + 2 + 12);
+        assert_eq!(out.withdraw_to_since(addr(2), mark), 2);
+        let left: Vec<u16> = out.unicast().map(|(a, _)| a.port()).collect();
+        assert_eq!(left, [1, 1]);
+    }
+}

@@ -1,0 +1,325 @@
+//! The threads that carry the handler's effects out, so that no worker ever waits on
+//! SQLite, PostgreSQL or Redis:
+//!
+//! - one **store thread** reads and writes accounts (one connection, so one account's
+//!   operations happen in the order they were asked for) and re-reads the registered
+//!   nicknames now and then, so that an operator's `chat-server accounts delete` is seen;
+//! - with a shared store (PostgreSQL), a **store-feed thread** follows other servers'
+//!   registrations as they happen;
+//! - in cluster mode, a few **lease threads** claim and release nickname leases in Redis
+//!   (a nickname always goes to the same one, so its claim and release stay in order);
+//!   events for the other servers go straight to the cluster's publisher queue.
+//!
+//! Results go back to the worker that owns the request ([`Ticket::route`]) on that
+//! worker's result queue. A worker hands an effect over with `try_send` and never waits:
+//! when a queue is full the effect fails at once (a lease counts as unavailable, an
+//! account write as failed) and the worker answers the user accordingly. Executors may
+//! wait for room on a worker's result queue; since no worker ever waits on an executor,
+//! that can't deadlock.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::worker::worker_for;
+use crate::accounts::{key, AccountStore, Service};
+use crate::cluster::{Cluster, Lease};
+use crate::outbox::{Done, Effect, LeaseAnswer};
+
+/// Effects the store thread's queue holds.
+pub const STORE_QUEUE: usize = 4096;
+/// Effects each lease thread's queue holds.
+pub const LEASE_QUEUE: usize = 1024;
+/// Lease threads in cluster mode: Redis answers in well under a millisecond, but a claim
+/// may wait up to its timeout (500 ms) when Redis is slow, so a few run side by side.
+pub const LEASE_THREADS: usize = 4;
+/// Results each worker's result queue holds.
+pub const DONE_QUEUE: usize = 4096;
+/// How often the store thread re-reads the registered nicknames.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// Counters of the effect threads.
+#[derive(Debug, Default)]
+pub struct EffectStats {
+    /// Effects refused because their thread's queue was full.
+    pub refused: AtomicU64,
+    /// Account reads and writes that failed in the store.
+    pub store_errors: AtomicU64,
+}
+
+/// Where workers hand their effects; cheap to clone.
+#[derive(Clone)]
+pub struct Effects {
+    store: Sender<Effect>,
+    leases: Vec<Sender<Effect>>,
+    cluster: Option<Arc<Cluster>>,
+    stats: Arc<EffectStats>,
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects")
+            .field("store_queue", &self.store.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Effects {
+    /// Hands `effect` over to its thread. Returns the result to feed back at once when it
+    /// could not be taken (queue full, or no cluster for a lease).
+    pub fn submit(&self, effect: Effect) -> Option<Done> {
+        let queue = match &effect {
+            Effect::Publish(event) => {
+                if let Some(c) = &self.cluster {
+                    c.publish_event(event.clone());
+                }
+                return None;
+            }
+            Effect::ClaimLease { nick, .. } | Effect::ReleaseLease { nick } => {
+                if self.cluster.is_none() || self.leases.is_empty() {
+                    return effect.failed();
+                }
+                &self.leases[lease_thread(nick, self.leases.len())]
+            }
+            Effect::LoadAccount { .. }
+            | Effect::StoreAccount { .. }
+            | Effect::DeleteAccount { .. }
+            | Effect::SaveHotList { .. } => &self.store,
+        };
+        match queue.try_send(effect) {
+            Ok(()) => None,
+            Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                e.failed()
+            }
+        }
+    }
+
+    /// Effects waiting in the store thread's queue.
+    pub fn store_depth(&self) -> usize {
+        self.store.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<EffectStats> {
+        &self.stats
+    }
+}
+
+fn lease_thread(nick: &str, n: usize) -> usize {
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    (KEYS
+        .get_or_init(Default::default)
+        .hash_one(crate::state::nick_key(nick))
+        % n as u64) as usize
+}
+
+/// Starts the effect threads; returns the handle workers use and the threads. `done` are
+/// the workers' result queues, in worker order.
+pub fn spawn(
+    store: Arc<dyn AccountStore>,
+    service: Arc<Service>,
+    cluster: Option<Arc<Cluster>>,
+    done: Vec<Sender<Done>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(Effects, Vec<JoinHandle<()>>)> {
+    let stats = Arc::new(EffectStats::default());
+    let mut threads = Vec::new();
+    let (store_tx, store_rx) = bounded(STORE_QUEUE);
+    {
+        let (store, service, done, stats) =
+            (store.clone(), service.clone(), done.clone(), stats.clone());
+        threads.push(super::spawn("store".into(), move || {
+            run_store(&*store, &service, store_rx, &done, &stats)
+        })?);
+    }
+    if store.shared() {
+        let (service, stop) = (service.clone(), stop.clone());
+        threads.push(super::spawn("store-feed".into(), move || {
+            run_feed(&*store, &service, &stop)
+        })?);
+    }
+    let mut leases = Vec::new();
+    if let Some(c) = &cluster {
+        for i in 0..LEASE_THREADS {
+            let (tx, rx) = bounded(LEASE_QUEUE);
+            leases.push(tx);
+            let (c, done) = (c.clone(), done.clone());
+            threads.push(super::spawn(format!("lease-{i}"), move || {
+                run_leases(&c, rx, &done)
+            })?);
+        }
+    }
+    Ok((
+        Effects {
+            store: store_tx,
+            leases,
+            cluster,
+            stats,
+        },
+        threads,
+    ))
+}
+
+/// Hands a result to the worker that owns its request; a worker that is gone (shutdown)
+/// needs no answer.
+fn answer(done: &[Sender<Done>], result: Done) {
+    let w = worker_for(result.ticket().route, done.len());
+    let _ = done[w].send(result);
+}
+
+/// The store thread; runs until every worker has dropped its handle.
+fn run_store(
+    store: &dyn AccountStore,
+    service: &Service,
+    jobs: Receiver<Effect>,
+    done: &[Sender<Done>],
+    stats: &EffectStats,
+) {
+    let mut next_refresh = Instant::now() + REFRESH_EVERY;
+    let failed = |e: &dyn std::fmt::Display, what: &str| {
+        stats.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "{what} failed");
+    };
+    loop {
+        let wait = next_refresh.saturating_duration_since(Instant::now());
+        let effect = match jobs.recv_timeout(wait) {
+            Ok(e) => e,
+            Err(RecvTimeoutError::Timeout) => {
+                match store.keys() {
+                    Ok(keys) => service.refresh(keys),
+                    Err(e) => failed(&e, "re-reading the registered nicknames"),
+                }
+                next_refresh = Instant::now() + REFRESH_EVERY;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        match effect {
+            Effect::LoadAccount { ticket, key } => {
+                let account = match store.get(&key) {
+                    Ok(a) => {
+                        if a.is_none() {
+                            // Deleted by an operator (or on another server) meanwhile.
+                            service.set_registered(&key, false);
+                        }
+                        Ok(a)
+                    }
+                    Err(e) => {
+                        failed(&e, "reading an account");
+                        Err(())
+                    }
+                };
+                answer(done, Done::Loaded { ticket, account });
+            }
+            Effect::StoreAccount { ticket, account } => {
+                let k = key(&account.nick);
+                let result = store
+                    .put(&account)
+                    .and_then(|()| store.set_watch(&k, &account.watch));
+                if let Err(e) = &result {
+                    failed(e, "storing an account");
+                }
+                answer(
+                    done,
+                    Done::Stored {
+                        ticket,
+                        ok: result.is_ok(),
+                    },
+                );
+            }
+            Effect::DeleteAccount { ticket, key } => {
+                let result = store.delete(&key);
+                if let Err(e) = &result {
+                    failed(e, "deleting an account");
+                }
+                answer(
+                    done,
+                    Done::Stored {
+                        ticket,
+                        ok: result.is_ok(),
+                    },
+                );
+            }
+            Effect::SaveHotList { key, watch } => {
+                if let Err(e) = store.set_watch(&key, &watch) {
+                    failed(&e, "saving a hot list");
+                }
+            }
+            Effect::ClaimLease { .. } | Effect::ReleaseLease { .. } | Effect::Publish(_) => {}
+        }
+    }
+}
+
+/// The store-feed thread: applies other servers' registrations and deletions to the set
+/// of registered nicknames as they happen, reconnecting after failures.
+fn run_feed(store: &dyn AccountStore, service: &Service, stop: &AtomicBool) {
+    const WAIT: Duration = Duration::from_millis(200);
+    while !stop.load(Ordering::Relaxed) {
+        let mut feed = match store.changes() {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow account changes; retrying");
+                sleep_unless_stopped(Duration::from_secs(1), stop);
+                continue;
+            }
+        };
+        // What changed while the feed was down.
+        if let Ok(keys) = store.keys() {
+            service.refresh(keys);
+        }
+        while !stop.load(Ordering::Relaxed) {
+            match feed.next(WAIT) {
+                Ok(changes) => {
+                    for (k, registered) in changes {
+                        service.set_registered(&k, registered);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "account change feed lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A lease thread; runs until every worker has dropped its handle.
+fn run_leases(cluster: &Cluster, jobs: Receiver<Effect>, done: &[Sender<Done>]) {
+    while let Ok(effect) = jobs.recv() {
+        match effect {
+            Effect::ClaimLease { ticket, nick } => {
+                let answer_ = match cluster.claim_nick(&nick) {
+                    Lease::Ours => LeaseAnswer::Granted,
+                    Lease::Taken => LeaseAnswer::Refused,
+                    Lease::Unavailable => LeaseAnswer::Unavailable,
+                };
+                answer(
+                    done,
+                    Done::Lease {
+                        ticket,
+                        answer: answer_,
+                    },
+                );
+            }
+            Effect::ReleaseLease { nick } => {
+                cluster.release_nick(&nick);
+                cluster.user_gone(&nick);
+            }
+            _ => {}
+        }
+    }
+}

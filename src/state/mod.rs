@@ -1,0 +1,785 @@
+//! All shared state: users by address, the case-insensitive nickname index (with a sorted
+//! copy for WHO), hot-list watchers, protected sessions, channels with their members, and
+//! the view of users on other servers of a cluster.
+//!
+//! # Locking
+//! Every map is private; the methods here are the only way in. Each method takes at most
+//! one guard at a time and drops it before it returns or takes the next, so no caller can
+//! hold a map guard across a send, a queue push or another map (the deadlocks people hit
+//! with dashmap: issues #74 and #369). What a caller needs is copied out.
+//!
+//! # One writer per user record
+//! A user record is changed only by the worker that owns the user's *route*
+//! ([`Route`]): the address for a guest, the session id for a protected user. A guest
+//! becomes protected once, on the address's worker, before the client hears its
+//! `LOGIN_ACK`; from then on only the session's sealed datagrams (routed by session id)
+//! speak for the user, and a move to a new address ([`State::move_user`]) happens on that
+//! same worker. Other threads only read records.
+
+pub mod channel;
+pub mod remote;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+
+pub use channel::{Channel, ChannelId};
+pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
+
+use crate::auth::{ReplayWindow, Sealed, SessionKeys};
+use crate::config::ChannelSpec;
+
+/// The key of a nickname: nicknames are unique, and looked up, without regard to case.
+pub fn nick_key(nick: &str) -> String {
+    nick.to_lowercase()
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The nickname as typed at login (as registered, for a password login).
+    pub nick: Box<str>,
+    /// When the user logged in (for the seconds shown in USER_ITEM).
+    pub login: Instant,
+    /// When the server last heard from the user (for the idle sweep).
+    pub last_heard: Instant,
+    /// Channels the user is in, most recently joined first; the first is current.
+    pub channels: Vec<ChannelId>,
+    /// Nickname keys on the user's hot list.
+    pub watching: Vec<Box<str>>,
+    /// The protected session, for users logged in with a password.
+    pub session: Option<u64>,
+}
+
+/// What the server knows of an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Not logged in.
+    Stranger,
+    /// Logged in without a password (classic login).
+    Guest,
+    /// Logged in with a password; only sealed datagrams of this session speak for it.
+    Protected(u64),
+}
+
+/// Which worker owns a user's record: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// A guest, or an address with no user: its address.
+    Addr(SocketAddr),
+    /// A protected user: its session.
+    Session(u64),
+}
+
+/// A protected session.
+#[derive(Debug, Clone)]
+struct Session {
+    keys: SessionKeys,
+    /// The address its user is known by now (it moves with NAT rebinding).
+    addr: SocketAddr,
+    /// Counters already accepted.
+    window: ReplayWindow,
+}
+
+/// Why a nickname could not be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// Another address holds it.
+    InUse,
+    /// The server holds its maximum number of users.
+    Full,
+}
+
+/// What a join did.
+#[derive(Debug, Clone)]
+pub enum Joined {
+    /// The user was not a member: these members were there before and are to be told.
+    New(Arc<[SocketAddr]>),
+    /// The user was a member already (the channel only became current).
+    Again,
+}
+
+/// What a part did.
+#[derive(Debug, Clone)]
+pub struct Parted {
+    /// The members left, to be told.
+    pub rest: Arc<[SocketAddr]>,
+    /// Whether the channel was the user's current one.
+    pub was_current: bool,
+    /// The user's current channel after the part.
+    pub new_current: Option<ChannelId>,
+}
+
+/// A user that logged off, and the channels it left with the members to tell.
+#[derive(Debug, Clone)]
+pub struct Departed {
+    /// The record as it was.
+    pub user: User,
+    /// Each channel it was in and the members left there.
+    pub parts: Vec<(ChannelId, Arc<[SocketAddr]>)>,
+}
+
+/// What a sealed datagram's check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealCheck {
+    /// Genuine and fresh; the session's user is known by this address now.
+    Valid {
+        /// The address the session is bound to (may differ from the datagram's source).
+        bound: SocketAddr,
+    },
+    /// Unknown session, bad tag, or a replayed or stale counter.
+    Rejected,
+}
+
+/// All shared state; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct State {
+    /// The channels, fixed at start (read-only; members are behind each channel's lock).
+    pub channels: Box<[Channel]>,
+    /// Lower-cased title → channel, for case-insensitive look-up.
+    channel_index: HashMap<Box<str>, ChannelId>,
+    /// Logged-in users by address (the protocol's identity of a client).
+    users: DashMap<SocketAddr, User>,
+    /// Nickname key → address: the uniqueness check. Holds reserved nicknames too (a
+    /// cluster login waiting for its lease), which have no user record yet.
+    nicks: DashMap<Box<str>, SocketAddr>,
+    /// The keys of `nicks`, sorted, so that WHO reads a prefix as one range instead of
+    /// walking every user. Written after `nicks`, never under its guard.
+    sorted: RwLock<BTreeSet<Box<str>>>,
+    /// Nickname key → addresses whose hot list holds it.
+    watchers: DashMap<Box<str>, Vec<SocketAddr>>,
+    /// Protected sessions by id.
+    sessions: DashMap<u64, Session>,
+    /// The users of the other servers of a cluster (empty when standing alone).
+    pub remote: RemoteUsers,
+    /// Datagrams refused for authentication: unknown session, bad MAC, replayed or stale
+    /// counter, or a plain datagram from the address of a protected session.
+    pub auth_rejected: AtomicU64,
+    /// Users and reserved nicknames, kept apart from the maps' lengths (which lock every
+    /// shard) so that the `--max-users` check is one atomic operation.
+    user_count: AtomicUsize,
+    /// The `--max-users` cap.
+    max_users: usize,
+}
+
+impl State {
+    /// State with the given channels and user cap.
+    pub fn new(channels: &[ChannelSpec], max_users: usize) -> Self {
+        let channel_index = channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.title.to_lowercase().into(), i as ChannelId))
+            .collect();
+        State {
+            channels: channels.iter().map(Channel::new).collect(),
+            channel_index,
+            users: DashMap::new(),
+            nicks: DashMap::new(),
+            sorted: RwLock::new(BTreeSet::new()),
+            watchers: DashMap::new(),
+            sessions: DashMap::new(),
+            remote: RemoteUsers::new(channels.len()),
+            auth_rejected: AtomicU64::new(0),
+            user_count: AtomicUsize::new(0),
+            max_users,
+        }
+    }
+
+    /// The channel titled `title`, ignoring case.
+    pub fn channel_id(&self, title: &str) -> Option<ChannelId> {
+        if let Some(&id) = self.channel_index.get(title) {
+            return Some(id);
+        }
+        self.channel_index
+            .get(title.to_lowercase().as_str())
+            .copied()
+    }
+
+    /// The channel with this id.
+    ///
+    /// # Panics
+    /// If `id` is not a channel of this state (ids come from [`channel_id`](Self::channel_id)).
+    pub fn channel(&self, id: ChannelId) -> &Channel {
+        &self.channels[id as usize]
+    }
+
+    /// Logged-in users (and nicknames reserved for logins under way).
+    pub fn user_count(&self) -> usize {
+        self.user_count.load(Ordering::Relaxed)
+    }
+
+    /// The address holding `nick` (any case): logged in, or reserved by a login under way.
+    pub fn address_of(&self, nick: &str) -> Option<SocketAddr> {
+        self.nicks.get(nick_key(nick).as_str()).map(|e| *e)
+    }
+
+    // ---- logging in and off ----
+
+    /// Reserves `nick` for `addr` without making a user yet (a login waiting for an
+    /// answer from elsewhere); [`admit`](Self::admit) or [`unreserve`](Self::unreserve)
+    /// follows.
+    ///
+    /// # Errors
+    /// [`ClaimError::InUse`] if another address holds the nickname (in any case),
+    /// [`ClaimError::Full`] if the server is at `max_users`.
+    pub fn reserve(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
+        let key: Box<str> = nick_key(nick).into();
+        if self
+            .user_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_users).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(ClaimError::Full);
+        }
+        match self.nicks.entry(key.clone()) {
+            Entry::Occupied(_) => {
+                self.user_count.fetch_sub(1, Ordering::AcqRel);
+                return Err(ClaimError::InUse);
+            }
+            Entry::Vacant(v) => {
+                v.insert(addr);
+            }
+        }
+        self.sorted.write().insert(key);
+        Ok(())
+    }
+
+    /// Gives up a reservation of `nick` by `addr` that never became a user.
+    pub fn unreserve(&self, addr: SocketAddr, nick: &str) {
+        let key = nick_key(nick);
+        if self
+            .nicks
+            .remove_if(key.as_str(), |_, holder| *holder == addr)
+            .is_some()
+        {
+            self.sorted.write().remove(key.as_str());
+            self.user_count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Makes the user of a reservation of `nick` held by `addr`.
+    pub fn admit(&self, addr: SocketAddr, nick: &str, now: Instant, session: Option<u64>) {
+        self.users.insert(
+            addr,
+            User {
+                nick: nick.into(),
+                login: now,
+                last_heard: now,
+                channels: Vec::new(),
+                watching: Vec::new(),
+                session,
+            },
+        );
+    }
+
+    /// Claims `nick` for `addr` and creates its user record.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    pub fn claim(&self, addr: SocketAddr, nick: &str, now: Instant) -> Result<(), ClaimError> {
+        self.reserve(addr, nick)?;
+        self.admit(addr, nick, now, None);
+        Ok(())
+    }
+
+    /// Logs the user at `addr` off: removes it from the user map, the nickname index, its
+    /// channels, the watcher lists and its session. Returns what it was and the members
+    /// to tell, or `None` if nobody was logged in there.
+    pub fn depart(&self, addr: SocketAddr) -> Option<Departed> {
+        let (_, user) = self.users.remove(&addr)?;
+        let key = nick_key(&user.nick);
+        if self
+            .nicks
+            .remove_if(key.as_str(), |_, holder| *holder == addr)
+            .is_some()
+        {
+            self.sorted.write().remove(key.as_str());
+        }
+        self.user_count.fetch_sub(1, Ordering::AcqRel);
+        if let Some(id) = user.session {
+            self.sessions.remove(&id);
+        }
+        let parts = user
+            .channels
+            .iter()
+            .filter_map(|&id| self.channel(id).remove(addr).map(|rest| (id, rest)))
+            .collect();
+        for key in &user.watching {
+            self.remove_watcher(key, addr);
+        }
+        Some(Departed { user, parts })
+    }
+
+    /// Records a sign of life from `addr`; returns what the address is.
+    pub fn touch(&self, addr: SocketAddr, now: Instant) -> Presence {
+        match self.users.get_mut(&addr) {
+            Some(mut u) => {
+                u.last_heard = now;
+                match u.session {
+                    Some(id) => Presence::Protected(id),
+                    None => Presence::Guest,
+                }
+            }
+            None => Presence::Stranger,
+        }
+    }
+
+    /// What `addr` is, without counting it as a sign of life.
+    pub fn presence(&self, addr: SocketAddr) -> Presence {
+        match self.users.get(&addr).map(|u| u.session) {
+            Some(Some(id)) => Presence::Protected(id),
+            Some(None) => Presence::Guest,
+            None => Presence::Stranger,
+        }
+    }
+
+    // ---- reading users ----
+
+    /// A copy of the user at `addr`.
+    pub fn user(&self, addr: SocketAddr) -> Option<User> {
+        self.users.get(&addr).map(|u| u.clone())
+    }
+
+    /// The nickname of the user at `addr`.
+    pub fn nick_of(&self, addr: SocketAddr) -> Option<Box<str>> {
+        self.users.get(&addr).map(|u| u.nick.clone())
+    }
+
+    /// The nickname and channels of the user at `addr`.
+    pub fn nick_and_channels(&self, addr: SocketAddr) -> Option<(Box<str>, Vec<ChannelId>)> {
+        self.users
+            .get(&addr)
+            .map(|u| (u.nick.clone(), u.channels.clone()))
+    }
+
+    /// The nickname and current channel of the user at `addr`.
+    pub fn nick_and_current(&self, addr: SocketAddr) -> Option<(Box<str>, Option<ChannelId>)> {
+        self.users
+            .get(&addr)
+            .map(|u| (u.nick.clone(), u.channels.first().copied()))
+    }
+
+    /// The current channel of the user at `addr`.
+    pub fn current_channel(&self, addr: SocketAddr) -> Option<ChannelId> {
+        self.users
+            .get(&addr)
+            .and_then(|u| u.channels.first().copied())
+    }
+
+    /// Copies of the logged-in users of channel `id`, in member order.
+    pub fn members_of(&self, id: ChannelId) -> Vec<User> {
+        self.channel(id)
+            .snapshot()
+            .iter()
+            .filter_map(|a| self.user(*a))
+            .collect()
+    }
+
+    /// Up to `limit` users whose nickname key starts with `prefix` (a key), sorted by key.
+    /// Reads the sorted index, so its cost follows the matches, not the users.
+    pub fn who(&self, prefix: &str, limit: usize) -> Vec<User> {
+        let keys: Vec<Box<str>> = self
+            .sorted
+            .read()
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect();
+        keys.iter()
+            .filter_map(|k| self.nicks.get(&**k).map(|a| *a))
+            .filter_map(|a| self.user(a))
+            .collect()
+    }
+
+    /// Copies of every user with its address (for the cluster's republication and tests).
+    pub fn users(&self) -> Vec<(SocketAddr, User)> {
+        self.users
+            .iter()
+            .map(|u| (*u.key(), u.value().clone()))
+            .collect()
+    }
+
+    /// Users silent since before `deadline`, with the route of each.
+    pub fn silent_since(&self, deadline: Instant) -> Vec<(SocketAddr, Route)> {
+        self.users
+            .iter()
+            .filter(|u| u.last_heard < deadline)
+            .map(|u| {
+                let route = match u.session {
+                    Some(id) => Route::Session(id),
+                    None => Route::Addr(*u.key()),
+                };
+                (*u.key(), route)
+            })
+            .collect()
+    }
+
+    // ---- changing users ----
+
+    /// Puts the user at `addr` into channel `id` and makes it current. Returns `None` if
+    /// there is no such user or it would be in more than `max` channels.
+    pub fn join(&self, addr: SocketAddr, id: ChannelId, max: usize) -> Option<Joined> {
+        let channels = self.users.get(&addr).map(|u| u.channels.clone())?;
+        if !channels.contains(&id) && channels.len() >= max {
+            return None;
+        }
+        let joined = match self.channel(id).add(addr) {
+            Some(before) => Joined::New(before),
+            None => Joined::Again,
+        };
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            u.channels.retain(|&c| c != id);
+            u.channels.insert(0, id);
+        }
+        Some(joined)
+    }
+
+    /// Takes the user at `addr` out of channel `id`; `None` if it was not a member.
+    pub fn part(&self, addr: SocketAddr, id: ChannelId) -> Option<Parted> {
+        let rest = self.channel(id).remove(addr)?;
+        let mut u = self.users.get_mut(&addr)?;
+        let was_current = u.channels.first() == Some(&id);
+        u.channels.retain(|&c| c != id);
+        Some(Parted {
+            rest,
+            was_current,
+            new_current: u.channels.first().copied(),
+        })
+    }
+
+    /// Sets the nickname's spelling of the user at `addr` (same key: a password login
+    /// shows the nickname as registered).
+    pub fn respell(&self, addr: SocketAddr, nick: &str) {
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            if nick_key(&u.nick) == nick_key(nick) {
+                u.nick = nick.into();
+            }
+        }
+    }
+
+    /// Adds nickname keys to the hot list of the user at `addr`, up to `max` in all.
+    /// Returns the keys now on the list among those given, and whether some did not fit.
+    pub fn watch<'a>(
+        &self,
+        addr: SocketAddr,
+        keys: impl Iterator<Item = &'a str>,
+        max: usize,
+    ) -> (Vec<Box<str>>, bool) {
+        let mut listed: Vec<Box<str>> = Vec::new();
+        let mut full = false;
+        {
+            let Some(mut user) = self.users.get_mut(&addr) else {
+                return (listed, false);
+            };
+            for key in keys {
+                let key: Box<str> = key.into();
+                if !user.watching.contains(&key) {
+                    if user.watching.len() >= max {
+                        full = true;
+                        break;
+                    }
+                    user.watching.push(key.clone());
+                }
+                listed.push(key);
+            }
+        }
+        for key in &listed {
+            self.add_watcher(key, addr);
+        }
+        (listed, full)
+    }
+
+    /// Removes nickname keys from the hot list of the user at `addr`.
+    pub fn unwatch<'a>(&self, addr: SocketAddr, keys: impl Iterator<Item = &'a str>) {
+        let mut removed = Vec::new();
+        if let Some(mut user) = self.users.get_mut(&addr) {
+            for key in keys {
+                let before = user.watching.len();
+                user.watching.retain(|w| **w != *key);
+                if user.watching.len() != before {
+                    removed.push(key.to_owned());
+                }
+            }
+        }
+        for key in removed {
+            self.remove_watcher(&key, addr);
+        }
+    }
+
+    /// The hot list of the user at `addr`.
+    pub fn watching(&self, addr: SocketAddr) -> Vec<Box<str>> {
+        self.users
+            .get(&addr)
+            .map(|u| u.watching.clone())
+            .unwrap_or_default()
+    }
+
+    fn add_watcher(&self, nick_key: &str, watcher: SocketAddr) {
+        let mut list = self.watchers.entry(nick_key.into()).or_default();
+        if !list.contains(&watcher) {
+            list.push(watcher);
+        }
+    }
+
+    fn remove_watcher(&self, nick_key: &str, watcher: SocketAddr) {
+        if let Entry::Occupied(mut e) = self.watchers.entry(nick_key.into()) {
+            e.get_mut().retain(|w| *w != watcher);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+
+    /// Those whose hot list holds `nick` (any case).
+    pub fn watchers_of(&self, nick: &str) -> Vec<SocketAddr> {
+        self.watchers
+            .get(nick_key(nick).as_str())
+            .map(|w| w.clone())
+            .unwrap_or_default()
+    }
+
+    // ---- protected sessions ----
+
+    /// Starts protected session `keys` for the user at `addr`. Returns `false` (and
+    /// changes nothing) if a session with that id exists.
+    pub fn open_session(&self, addr: SocketAddr, keys: SessionKeys) -> bool {
+        let id = keys.id;
+        match self.sessions.entry(id) {
+            Entry::Occupied(_) => return false,
+            Entry::Vacant(v) => {
+                v.insert(Session {
+                    keys,
+                    addr,
+                    window: ReplayWindow::default(),
+                });
+            }
+        }
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            u.session = Some(id);
+        }
+        true
+    }
+
+    /// Ends session `id` (the user stays, unprotected, if it is still there).
+    pub fn end_session(&self, id: u64) {
+        if let Some((_, s)) = self.sessions.remove(&id) {
+            if let Some(mut u) = self.users.get_mut(&s.addr) {
+                if u.session == Some(id) {
+                    u.session = None;
+                }
+            }
+        }
+    }
+
+    /// Whether a session with this id exists.
+    pub fn has_session(&self, id: u64) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    /// Checks a sealed datagram: known session, right tag (first, so that the window only
+    /// moves for genuine datagrams), fresh counter.
+    pub fn check_sealed(&self, sealed: &Sealed<'_>) -> SealCheck {
+        let Some(mut s) = self.sessions.get_mut(&sealed.session) else {
+            return SealCheck::Rejected;
+        };
+        if !sealed.verify(&s.keys) || !s.window.accept(sealed.counter) {
+            return SealCheck::Rejected;
+        }
+        SealCheck::Valid { bound: s.addr }
+    }
+
+    /// Moves the user of session `id` from `old` to `new`: user map, nickname index,
+    /// channels, watcher lists and the session. Nobody may be at `new`; returns whether
+    /// the move happened. Runs on the worker that owns the session (module docs).
+    pub fn move_user(&self, id: u64, old: SocketAddr, new: SocketAddr) -> bool {
+        if self.users.contains_key(&new) {
+            return false;
+        }
+        let Some((_, user)) = self.users.remove(&old) else {
+            return false;
+        };
+        let key: Box<str> = nick_key(&user.nick).into();
+        for &c in &user.channels {
+            self.channel(c).replace(old, new);
+        }
+        for w in &user.watching {
+            if let Some(mut list) = self.watchers.get_mut(w) {
+                for a in list.iter_mut().filter(|a| **a == old) {
+                    *a = new;
+                }
+            }
+        }
+        self.users.insert(new, user);
+        self.nicks.insert(key, new);
+        if let Some(mut s) = self.sessions.get_mut(&id) {
+            s.addr = new;
+        }
+        true
+    }
+
+    // ---- checks ----
+
+    /// Checks the invariants between users, nicknames, channels and sessions; returns the
+    /// first broken one. For tests and fuzzing: it locks every channel in turn and walks
+    /// every user.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut member_total = 0;
+        for (id, ch) in self.channels.iter().enumerate() {
+            let snapshot = ch.snapshot();
+            member_total += snapshot.len();
+            for addr in snapshot.iter() {
+                let Some(u) = self.users.get(addr) else {
+                    return Err(format!("{addr} is in {} but not logged in", ch.title));
+                };
+                if !u.channels.contains(&(id as ChannelId)) {
+                    return Err(format!("{} in {} does not list it", u.nick, ch.title));
+                }
+            }
+        }
+        let mut listed = 0;
+        for u in self.users.iter() {
+            listed += u.channels.len();
+            let key = nick_key(&u.nick);
+            if self.nicks.get(key.as_str()).map(|a| *a) != Some(*u.key()) {
+                return Err(format!("{} is not in the nickname index", u.nick));
+            }
+            if let Some(id) = u.session {
+                match self.sessions.get(&id) {
+                    Some(s) if s.addr == *u.key() => {}
+                    _ => return Err(format!("{}'s session is not bound to it", u.nick)),
+                }
+            }
+        }
+        if listed != member_total {
+            return Err(format!(
+                "users list {listed} memberships, channels hold {member_total}"
+            ));
+        }
+        if self.nicks.len() != self.user_count() || self.users.len() > self.user_count() {
+            return Err("user count disagrees with the maps".into());
+        }
+        if self.sorted.read().len() != self.nicks.len() {
+            return Err("the sorted nickname index disagrees with the nickname map".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn claims_are_unique_ignoring_case_and_capped() {
+        let state = State::new(&crate::config::classic_channels(), 2);
+        let now = Instant::now();
+        assert_eq!(state.claim(addr(1), "Bob", now), Ok(()));
+        assert_eq!(state.claim(addr(2), "bob", now), Err(ClaimError::InUse));
+        assert_eq!(state.claim(addr(2), "ann", now), Ok(()));
+        assert_eq!(state.claim(addr(3), "cid", now), Err(ClaimError::Full));
+        state.depart(addr(1)).unwrap();
+        assert_eq!(state.claim(addr(3), "BOB", now), Ok(()));
+        assert_eq!(state.address_of("bOb"), Some(addr(3)));
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_reservation_holds_the_name_until_admitted_or_given_up() {
+        let state = State::new(&crate::config::classic_channels(), 5);
+        let now = Instant::now();
+        state.reserve(addr(1), "Zed").unwrap();
+        assert_eq!(state.claim(addr(2), "zed", now), Err(ClaimError::InUse));
+        assert_eq!(state.presence(addr(1)), Presence::Stranger);
+        state.check_invariants().unwrap();
+        state.unreserve(addr(1), "Zed");
+        assert_eq!(state.user_count(), 0);
+        state.reserve(addr(2), "zed").unwrap();
+        state.admit(addr(2), "zed", now, None);
+        assert_eq!(state.presence(addr(2)), Presence::Guest);
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn channel_lookup_ignores_case() {
+        let state = State::new(&crate::config::classic_channels(), 2);
+        assert_eq!(state.channel_id("weather"), Some(1));
+        assert_eq!(state.channel_id("WEATHER"), Some(1));
+        assert_eq!(state.channel_id("nowhere"), None);
+    }
+
+    #[test]
+    fn who_reads_a_sorted_prefix() {
+        let state = State::new(&crate::config::classic_channels(), 100);
+        let now = Instant::now();
+        for (i, n) in ["bob", "Al", "alice", "Carl", "ALF"].iter().enumerate() {
+            state.claim(addr(i as u16 + 1), n, now).unwrap();
+        }
+        let names: Vec<String> = state
+            .who("al", 10)
+            .into_iter()
+            .map(|u| u.nick.to_string())
+            .collect();
+        assert_eq!(names, ["Al", "ALF", "alice"]);
+        assert_eq!(state.who("", 2).len(), 2);
+        assert!(state.who("z", 10).is_empty());
+    }
+
+    #[test]
+    fn departure_leaves_channels_watchers_and_session() {
+        let state = State::new(&crate::config::classic_channels(), 10);
+        let now = Instant::now();
+        state.claim(addr(1), "ann", now).unwrap();
+        state.claim(addr(2), "bob", now).unwrap();
+        state.join(addr(1), 0, 64).unwrap();
+        state.join(addr(2), 0, 64).unwrap();
+        state.watch(addr(1), ["bob"].into_iter(), 100);
+        let keys = SessionKeys::derive(&[3u8; 64]);
+        let id = keys.id;
+        assert!(state.open_session(addr(1), keys));
+        state.check_invariants().unwrap();
+        let gone = state.depart(addr(1)).unwrap();
+        assert_eq!(gone.parts.len(), 1);
+        assert_eq!(&gone.parts[0].1[..], &[addr(2)]);
+        assert!(state.watchers_of("bob").is_empty());
+        assert!(!state.has_session(id));
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_move_takes_the_whole_user_along() {
+        let state = State::new(&crate::config::classic_channels(), 10);
+        let now = Instant::now();
+        state.claim(addr(1), "ann", now).unwrap();
+        state.claim(addr(3), "cid", now).unwrap();
+        state.join(addr(1), 2, 64).unwrap();
+        state.watch(addr(3), ["ann"].into_iter(), 100);
+        state.watch(addr(1), ["cid"].into_iter(), 100);
+        let keys = SessionKeys::derive(&[4u8; 64]);
+        let id = keys.id;
+        state.open_session(addr(1), keys);
+        // Nobody may be pushed out of the new address.
+        assert!(!state.move_user(id, addr(1), addr(3)));
+        assert!(state.move_user(id, addr(1), addr(2)));
+        assert_eq!(state.address_of("ANN"), Some(addr(2)));
+        assert_eq!(&state.channel(2).snapshot()[..], &[addr(2)]);
+        assert_eq!(state.watchers_of("cid"), vec![addr(2)]);
+        assert_eq!(state.presence(addr(2)), Presence::Protected(id));
+        state.check_invariants().unwrap();
+    }
+}
