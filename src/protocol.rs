@@ -7,76 +7,168 @@
 
 use std::fmt;
 
-/// The event codes of the protocol (part 1, the classic protocol, and part 2, extensions).
-pub mod code {
+/// Expands to its second argument: lets a column of the code table drive a repetition in
+/// which only the code's name is used.
+macro_rules! second {
+    ($ignored:tt, $e:expr) => {
+        $e
+    };
+}
+
+/// Generates, from the one table of codes below, everything that lists codes: the constants
+/// of [`code`], [`ALL_CODES`], [`REQUEST_CODES`], [`EVENT_CODES`], [`name`], the exhaustive
+/// dispatch of both decoders and the `code()` of requests and events, so that no code is
+/// known to one of them and not to another.
+macro_rules! code_table {
+    (
+        $(
+            $(#[$doc:meta])*
+            $num:literal $name:ident
+            $(request $req:ident $req_parse:ident)?
+            $(event $ev:ident $ev_parse:ident)?
+            $(other)?
+            ;
+        )*
+    ) => {
+        /// The event codes of the protocol (part 1, the classic protocol, and part 2,
+        /// extensions).
+        pub mod code {
+            $(
+                $(#[$doc])*
+                pub const $name: u16 = $num;
+            )*
+        }
+
+        /// Every code of the protocol, in ascending order.
+        pub const ALL_CODES: &[u16] = &[$(code::$name),*];
+
+        /// The codes [`Request::decode`] knows, in ascending order.
+        pub const REQUEST_CODES: &[u16] = &[$($(second!($req, code::$name),)?)*];
+
+        /// The codes [`Event::decode`] knows, in ascending order.
+        pub const EVENT_CODES: &[u16] = &[$($(second!($ev, code::$name),)?)*];
+
+        /// The protocol's name of `code` (`"LOGIN_REQ"` for 20), or `None` for a code the
+        /// protocol does not define.
+        pub fn name(code: u16) -> Option<&'static str> {
+            match code {
+                $(code::$name => Some(stringify!($name)),)*
+                _ => None,
+            }
+        }
+
+        /// Decodes the payload of a request with the parser its row names.
+        fn decode_request(code: u16, payload: &[u8]) -> Result<Request<'_>, DecodeError> {
+            let request = match code {
+                $($(code::$name => parse::$req_parse(text(code, payload)?),)?)*
+                _ => return Err(DecodeError::UnknownCode(code)),
+            };
+            request.ok_or(DecodeError::Malformed(code))
+        }
+
+        /// Decodes the payload of an event with the parser its row names.
+        fn decode_event(code: u16, payload: &[u8]) -> Result<Event<'_>, DecodeError> {
+            let event = match code {
+                $($(code::$name => parse::$ev_parse(text(code, payload)?),)?)*
+                _ => return Err(DecodeError::UnknownCode(code)),
+            };
+            event.ok_or(DecodeError::Malformed(code))
+        }
+
+        fn request_code(request: &Request<'_>) -> u16 {
+            match request {
+                $($(Request::$req { .. } => code::$name,)?)*
+            }
+        }
+
+        fn event_code(event: &Event<'_>) -> u16 {
+            match event {
+                $($(Event::$ev { .. } => code::$name,)?)*
+            }
+        }
+    };
+}
+
+// The one table of codes, in ascending order. A row is the code's number and name, then who
+// decodes it: `request Variant parser` (a datagram to the server, decoded by `Request::decode`
+// into `Request::Variant` with `parse::parser`), `event Variant parser` (a datagram to a
+// client, likewise for `Event`), both, or `other` (neither decoder knows it, as SEALED, which
+// `crate::auth` opens). The doc comment becomes the constant's.
+//
+// To add a code: add its row here, its variant to `Request` or `Event`, its parser to
+// `parse` (payload text in, `None` if malformed) and its arm to the type's `encode`. The
+// compiler rejects a row without a variant or parser, and a variant without a row or an
+// `encode` arm; the unit tests decode every row and re-encode it.
+code_table! {
+    //  code name            direction  variant         parser
     /// S→C: an error message.
-    pub const ERROR: u16 = 10;
+    10  ERROR                event      Error           error;
     /// C→S: log in with a nickname.
-    pub const LOGIN_REQ: u16 = 20;
+    20  LOGIN_REQ            request    Login           login_req;
     /// S→C: the login succeeded.
-    pub const LOGIN_ACK: u16 = 30;
+    30  LOGIN_ACK            event      LoginAck        login_ack;
     /// C→S: log off.
-    pub const LOGOFF: u16 = 40;
+    40  LOGOFF               request    Logoff          logoff;
     /// C→S: join a channel.
-    pub const JOIN_REQ: u16 = 50;
+    50  JOIN_REQ             request    Join            join_req;
     /// S→C: a channel was joined (or became current).
-    pub const JOIN_ACK: u16 = 60;
+    60  JOIN_ACK             event      JoinAck         join_ack;
     /// C→S: leave a channel.
-    pub const PART_REQ: u16 = 70;
+    70  PART_REQ             request    Part            part_req;
     /// S→C: a channel was left.
-    pub const PART_ACK: u16 = 80;
+    80  PART_ACK             event      PartAck         part_ack;
     /// C→S: a message to the current channel.
-    pub const SEND_PUBLIC: u16 = 90;
+    90  SEND_PUBLIC          request    SendPublic      send_public;
     /// S→C: a message in a channel.
-    pub const PUBLIC_MSG: u16 = 100;
+    100 PUBLIC_MSG           event      PublicMsg       public_msg;
     /// C→S: a message to one user.
-    pub const SEND_PRIVATE: u16 = 120;
+    120 SEND_PRIVATE         request    SendPrivate     send_private;
     /// S→C: a message from one user.
-    pub const PRIVATE_MSG: u16 = 130;
+    130 PRIVATE_MSG          event      PrivateMsg      private_msg;
     /// S→C: someone joined a channel of yours.
-    pub const USER_JOINS: u16 = 140;
+    140 USER_JOINS           event      UserJoins       user_joins;
     /// S→C: someone left a channel of yours.
-    pub const USER_PARTS: u16 = 150;
+    150 USER_PARTS           event      UserParts       user_parts;
     /// C→S: list the channels.
-    pub const LIST_CHANNELS: u16 = 160;
+    160 LIST_CHANNELS        request    ListChannels    list_channels;
     /// S→C: one channel of the list.
-    pub const CHANNEL_ITEM: u16 = 170;
+    170 CHANNEL_ITEM         event      ChannelItem     channel_item;
     /// C→S: list the users of the current channel.
-    pub const LIST_USERS: u16 = 180;
+    180 LIST_USERS           request    ListUsers       list_users;
     /// S→C: one user of a list.
-    pub const USER_ITEM: u16 = 190;
+    190 USER_ITEM            event      UserItem        user_item;
     /// C→S: keepalive.
-    pub const STILL_HERE: u16 = 200;
+    200 STILL_HERE           request    StillHere       still_here;
     /// C→S: list logged-in users by nickname prefix (part 2).
-    pub const WHO_REQ: u16 = 300;
+    300 WHO_REQ              request    Who             who_req;
     /// C→S: describe one user (part 2).
-    pub const WHOIS_REQ: u16 = 310;
+    310 WHOIS_REQ            request    Whois           whois_req;
     /// C→S: add nicknames to the hot list (part 2).
-    pub const WATCH_REQ: u16 = 320;
+    320 WATCH_REQ            request    Watch           watch_req;
     /// C→S: remove nicknames from the hot list (part 2).
-    pub const UNWATCH_REQ: u16 = 330;
+    330 UNWATCH_REQ          request    Unwatch         unwatch_req;
     /// S→C: a watched nickname logged in (part 2).
-    pub const USER_ONLINE: u16 = 340;
+    340 USER_ONLINE          event      UserOnline      user_online;
     /// S→C: a watched nickname logged off or timed out (part 2).
-    pub const USER_OFFLINE: u16 = 350;
+    350 USER_OFFLINE         event      UserOffline     user_offline;
     /// C→S: a classic datagram inside a protected session (binary; see `crate::auth`).
-    pub const SEALED: u16 = 400;
+    400 SEALED               other;
     /// C→S: start registering the current nickname (OPAQUE registration request).
-    pub const REGISTER_REQ: u16 = 410;
+    410 REGISTER_REQ         request    Register        register_req;
     /// S→C: the server's OPAQUE registration response.
-    pub const REGISTER_RESP: u16 = 420;
+    420 REGISTER_RESP        event      RegisterResp    register_resp;
     /// C→S: the OPAQUE registration record to store.
-    pub const REGISTER_UPLOAD: u16 = 430;
+    430 REGISTER_UPLOAD      request    RegisterUpload  register_upload;
     /// S→C: an account change is durable.
-    pub const ACCOUNT_ACK: u16 = 440;
+    440 ACCOUNT_ACK          event      AccountAck      account_ack;
     /// C→S: delete the account of the current nickname (protected sessions only).
-    pub const UNREGISTER_REQ: u16 = 450;
+    450 UNREGISTER_REQ       request    Unregister      unregister_req;
     /// C→S: log in with a password (OPAQUE credential request).
-    pub const AUTH_REQ: u16 = 460;
+    460 AUTH_REQ             request    Auth            auth_req;
     /// S→C: the server's OPAQUE credential response.
-    pub const AUTH_CHALLENGE: u16 = 470;
+    470 AUTH_CHALLENGE       event      AuthChallenge   auth_challenge;
     /// C→S: the OPAQUE credential finalization; answered with LOGIN_ACK.
-    pub const AUTH_FINISH: u16 = 480;
+    480 AUTH_FINISH          request    AuthFinish      auth_finish;
 }
 
 /// The server's default UDP port.
@@ -373,89 +465,197 @@ fn text(code: u16, payload: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(payload).map_err(|_| DecodeError::InvalidText(code))
 }
 
+/// Whether `nick` may be a nickname: not empty, at most [`MAX_NICK_LEN`] bytes, and without
+/// white space (which would split the fields it is sent in) or control characters.
+pub fn valid_nick(nick: &str) -> bool {
+    !nick.is_empty()
+        && nick.len() <= MAX_NICK_LEN
+        && !nick.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The payload parsers the code table names, one per row and direction. Each gets its
+/// code's payload as text and answers `None` when a field is missing or a number does not
+/// parse, which the decoder reports as [`DecodeError::Malformed`].
+mod parse {
+    use super::{split_field, ChannelInfo, Event, Request};
+
+    pub(super) fn login_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Login { nick: p })
+    }
+
+    pub(super) fn logoff(_: &str) -> Option<Request<'_>> {
+        Some(Request::Logoff)
+    }
+
+    pub(super) fn join_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Join { title: p })
+    }
+
+    pub(super) fn part_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Part { title: p })
+    }
+
+    pub(super) fn send_public(p: &str) -> Option<Request<'_>> {
+        Some(Request::SendPublic { text: p })
+    }
+
+    pub(super) fn send_private(p: &str) -> Option<Request<'_>> {
+        let (recipient, text) = split_field(p);
+        Some(Request::SendPrivate { recipient, text })
+    }
+
+    pub(super) fn list_channels(_: &str) -> Option<Request<'_>> {
+        Some(Request::ListChannels)
+    }
+
+    pub(super) fn list_users(_: &str) -> Option<Request<'_>> {
+        Some(Request::ListUsers)
+    }
+
+    pub(super) fn still_here(_: &str) -> Option<Request<'_>> {
+        Some(Request::StillHere)
+    }
+
+    pub(super) fn who_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Who { prefix: p })
+    }
+
+    pub(super) fn whois_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Whois { nick: p })
+    }
+
+    pub(super) fn watch_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Watch { nicks: p })
+    }
+
+    pub(super) fn unwatch_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Unwatch { nicks: p })
+    }
+
+    pub(super) fn register_req(p: &str) -> Option<Request<'_>> {
+        Some(Request::Register { message: p })
+    }
+
+    pub(super) fn register_upload(p: &str) -> Option<Request<'_>> {
+        Some(Request::RegisterUpload { message: p })
+    }
+
+    pub(super) fn unregister_req(_: &str) -> Option<Request<'_>> {
+        Some(Request::Unregister)
+    }
+
+    pub(super) fn auth_req(p: &str) -> Option<Request<'_>> {
+        let (nick, rest) = split_field(p);
+        // The third field only pads the request to the size of the answer (no amplification).
+        let (message, _padding) = split_field(rest);
+        Some(Request::Auth { nick, message })
+    }
+
+    pub(super) fn auth_finish(p: &str) -> Option<Request<'_>> {
+        Some(Request::AuthFinish { message: p })
+    }
+
+    pub(super) fn error(p: &str) -> Option<Event<'_>> {
+        Some(Event::Error { message: p })
+    }
+
+    pub(super) fn login_ack(p: &str) -> Option<Event<'_>> {
+        Some(Event::LoginAck { nick: p })
+    }
+
+    fn channel_info(p: &str) -> Option<ChannelInfo<'_>> {
+        let (title, rest) = p.split_once(' ')?;
+        let (count, description) = split_field(rest);
+        Some(ChannelInfo {
+            title,
+            count: count.parse().ok()?,
+            description,
+        })
+    }
+
+    pub(super) fn join_ack(p: &str) -> Option<Event<'_>> {
+        channel_info(p).map(Event::JoinAck)
+    }
+
+    pub(super) fn part_ack(p: &str) -> Option<Event<'_>> {
+        channel_info(p).map(Event::PartAck)
+    }
+
+    pub(super) fn channel_item(p: &str) -> Option<Event<'_>> {
+        channel_info(p).map(Event::ChannelItem)
+    }
+
+    pub(super) fn public_msg(p: &str) -> Option<Event<'_>> {
+        let (title, rest) = p.split_once(' ')?;
+        let (sender, text) = split_field(rest);
+        Some(Event::PublicMsg {
+            title,
+            sender,
+            text,
+        })
+    }
+
+    pub(super) fn private_msg(p: &str) -> Option<Event<'_>> {
+        let (sender, text) = split_field(p);
+        Some(Event::PrivateMsg { sender, text })
+    }
+
+    pub(super) fn user_joins(p: &str) -> Option<Event<'_>> {
+        let (title, nick) = p.split_once(' ')?;
+        Some(Event::UserJoins { title, nick })
+    }
+
+    pub(super) fn user_parts(p: &str) -> Option<Event<'_>> {
+        let (title, nick) = p.split_once(' ')?;
+        Some(Event::UserParts { title, nick })
+    }
+
+    pub(super) fn user_item(p: &str) -> Option<Event<'_>> {
+        let (nick, rest) = p.split_once(' ')?;
+        let (seconds, channels) = split_field(rest);
+        Some(Event::UserItem {
+            nick,
+            seconds: seconds.parse().ok()?,
+            channels,
+        })
+    }
+
+    pub(super) fn user_online(p: &str) -> Option<Event<'_>> {
+        Some(Event::UserOnline { nick: p })
+    }
+
+    pub(super) fn user_offline(p: &str) -> Option<Event<'_>> {
+        Some(Event::UserOffline { nick: p })
+    }
+
+    pub(super) fn register_resp(p: &str) -> Option<Event<'_>> {
+        Some(Event::RegisterResp { message: p })
+    }
+
+    pub(super) fn account_ack(p: &str) -> Option<Event<'_>> {
+        let (what, nick) = p.split_once(' ')?;
+        Some(Event::AccountAck { what, nick })
+    }
+
+    pub(super) fn auth_challenge(p: &str) -> Option<Event<'_>> {
+        Some(Event::AuthChallenge { message: p })
+    }
+}
+
 impl<'a> Request<'a> {
     /// Decodes a datagram sent to the server, accepting at most `max` bytes.
     ///
     /// # Errors
-    /// Any [`DecodeError`]; the checks run in the order: length, code, text.
+    /// Any [`DecodeError`]; the checks run in the order: length, code, text. A code outside
+    /// [`REQUEST_CODES`], events' included, is [`DecodeError::UnknownCode`].
     pub fn decode(datagram: &'a [u8], max: usize) -> Result<Self, DecodeError> {
         let (code, payload) = split_header(datagram, max)?;
-        let known = matches!(
-            code,
-            code::LOGIN_REQ
-                | code::LOGOFF
-                | code::JOIN_REQ
-                | code::PART_REQ
-                | code::SEND_PUBLIC
-                | code::SEND_PRIVATE
-                | code::LIST_CHANNELS
-                | code::LIST_USERS
-                | code::STILL_HERE
-                | code::WHO_REQ
-                | code::WHOIS_REQ
-                | code::WATCH_REQ
-                | code::UNWATCH_REQ
-                | code::REGISTER_REQ
-                | code::REGISTER_UPLOAD
-                | code::UNREGISTER_REQ
-                | code::AUTH_REQ
-                | code::AUTH_FINISH
-        );
-        if !known {
-            return Err(DecodeError::UnknownCode(code));
-        }
-        let payload = text(code, payload)?;
-        Ok(match code {
-            code::LOGIN_REQ => Request::Login { nick: payload },
-            code::LOGOFF => Request::Logoff,
-            code::JOIN_REQ => Request::Join { title: payload },
-            code::PART_REQ => Request::Part { title: payload },
-            code::SEND_PUBLIC => Request::SendPublic { text: payload },
-            code::SEND_PRIVATE => {
-                let (recipient, text) = split_field(payload);
-                Request::SendPrivate { recipient, text }
-            }
-            code::LIST_CHANNELS => Request::ListChannels,
-            code::LIST_USERS => Request::ListUsers,
-            code::STILL_HERE => Request::StillHere,
-            code::WHO_REQ => Request::Who { prefix: payload },
-            code::WHOIS_REQ => Request::Whois { nick: payload },
-            code::WATCH_REQ => Request::Watch { nicks: payload },
-            code::UNWATCH_REQ => Request::Unwatch { nicks: payload },
-            code::REGISTER_REQ => Request::Register { message: payload },
-            code::REGISTER_UPLOAD => Request::RegisterUpload { message: payload },
-            code::UNREGISTER_REQ => Request::Unregister,
-            code::AUTH_REQ => {
-                let (nick, rest) = split_field(payload);
-                let (message, _padding) = split_field(rest);
-                Request::Auth { nick, message }
-            }
-            _ => Request::AuthFinish { message: payload },
-        })
+        decode_request(code, payload)
     }
 
     /// The request's event code.
     pub fn code(&self) -> u16 {
-        match self {
-            Request::Login { .. } => code::LOGIN_REQ,
-            Request::Logoff => code::LOGOFF,
-            Request::Join { .. } => code::JOIN_REQ,
-            Request::Part { .. } => code::PART_REQ,
-            Request::SendPublic { .. } => code::SEND_PUBLIC,
-            Request::SendPrivate { .. } => code::SEND_PRIVATE,
-            Request::ListChannels => code::LIST_CHANNELS,
-            Request::ListUsers => code::LIST_USERS,
-            Request::StillHere => code::STILL_HERE,
-            Request::Who { .. } => code::WHO_REQ,
-            Request::Whois { .. } => code::WHOIS_REQ,
-            Request::Watch { .. } => code::WATCH_REQ,
-            Request::Unwatch { .. } => code::UNWATCH_REQ,
-            Request::Register { .. } => code::REGISTER_REQ,
-            Request::RegisterUpload { .. } => code::REGISTER_UPLOAD,
-            Request::Unregister => code::UNREGISTER_REQ,
-            Request::Auth { .. } => code::AUTH_REQ,
-            Request::AuthFinish { .. } => code::AUTH_FINISH,
-        }
+        request_code(self)
     }
 
     /// Appends the datagram for this request to `out`. LOGOFF carries no nickname here;
@@ -530,23 +730,7 @@ fn push_u64(n: u64, out: &mut Vec<u8>) {
 impl<'a> Event<'a> {
     /// The event's code.
     pub fn code(&self) -> u16 {
-        match self {
-            Event::Error { .. } => code::ERROR,
-            Event::LoginAck { .. } => code::LOGIN_ACK,
-            Event::JoinAck(_) => code::JOIN_ACK,
-            Event::PartAck(_) => code::PART_ACK,
-            Event::PublicMsg { .. } => code::PUBLIC_MSG,
-            Event::PrivateMsg { .. } => code::PRIVATE_MSG,
-            Event::UserJoins { .. } => code::USER_JOINS,
-            Event::UserParts { .. } => code::USER_PARTS,
-            Event::ChannelItem(_) => code::CHANNEL_ITEM,
-            Event::UserItem { .. } => code::USER_ITEM,
-            Event::UserOnline { .. } => code::USER_ONLINE,
-            Event::UserOffline { .. } => code::USER_OFFLINE,
-            Event::RegisterResp { .. } => code::REGISTER_RESP,
-            Event::AccountAck { .. } => code::ACCOUNT_ACK,
-            Event::AuthChallenge { .. } => code::AUTH_CHALLENGE,
-        }
+        event_code(self)
     }
 
     /// Appends the datagram for this event to `out`.
@@ -619,89 +803,11 @@ impl<'a> Event<'a> {
     /// Decodes a datagram sent by a server (any length up to the UDP limit).
     ///
     /// # Errors
-    /// Any [`DecodeError`]: too short, an unknown code, text that is not UTF-8, a missing field
-    /// or a count that is not a number.
+    /// Any [`DecodeError`]: too short, an unknown code (any outside [`EVENT_CODES`], requests'
+    /// included), text that is not UTF-8, a missing field or a count that is not a number.
     pub fn decode(datagram: &'a [u8]) -> Result<Self, DecodeError> {
         let (code, payload) = split_header(datagram, usize::MAX)?;
-        let known = matches!(
-            code,
-            code::ERROR
-                | code::LOGIN_ACK
-                | code::JOIN_ACK
-                | code::PART_ACK
-                | code::PUBLIC_MSG
-                | code::PRIVATE_MSG
-                | code::USER_JOINS
-                | code::USER_PARTS
-                | code::CHANNEL_ITEM
-                | code::USER_ITEM
-                | code::USER_ONLINE
-                | code::USER_OFFLINE
-                | code::REGISTER_RESP
-                | code::ACCOUNT_ACK
-                | code::AUTH_CHALLENGE
-        );
-        if !known {
-            return Err(DecodeError::UnknownCode(code));
-        }
-        let payload = text(code, payload)?;
-        let malformed = DecodeError::Malformed(code);
-        let channel_info = |p: &'a str| -> Result<ChannelInfo<'a>, DecodeError> {
-            let (title, rest) = p.split_once(' ').ok_or(malformed)?;
-            let (count, description) = split_field(rest);
-            let count = count.parse().map_err(|_| malformed)?;
-            Ok(ChannelInfo {
-                title,
-                count,
-                description,
-            })
-        };
-        Ok(match code {
-            code::ERROR => Event::Error { message: payload },
-            code::LOGIN_ACK => Event::LoginAck { nick: payload },
-            code::JOIN_ACK => Event::JoinAck(channel_info(payload)?),
-            code::PART_ACK => Event::PartAck(channel_info(payload)?),
-            code::CHANNEL_ITEM => Event::ChannelItem(channel_info(payload)?),
-            code::PUBLIC_MSG => {
-                let (title, rest) = payload.split_once(' ').ok_or(malformed)?;
-                let (sender, text) = split_field(rest);
-                Event::PublicMsg {
-                    title,
-                    sender,
-                    text,
-                }
-            }
-            code::PRIVATE_MSG => {
-                let (sender, text) = split_field(payload);
-                Event::PrivateMsg { sender, text }
-            }
-            code::USER_JOINS | code::USER_PARTS => {
-                let (title, nick) = payload.split_once(' ').ok_or(malformed)?;
-                if code == code::USER_JOINS {
-                    Event::UserJoins { title, nick }
-                } else {
-                    Event::UserParts { title, nick }
-                }
-            }
-            code::USER_ITEM => {
-                let (nick, rest) = payload.split_once(' ').ok_or(malformed)?;
-                let (seconds, channels) = split_field(rest);
-                let seconds = seconds.parse().map_err(|_| malformed)?;
-                Event::UserItem {
-                    nick,
-                    seconds,
-                    channels,
-                }
-            }
-            code::USER_ONLINE => Event::UserOnline { nick: payload },
-            code::USER_OFFLINE => Event::UserOffline { nick: payload },
-            code::REGISTER_RESP => Event::RegisterResp { message: payload },
-            code::AUTH_CHALLENGE => Event::AuthChallenge { message: payload },
-            _ => {
-                let (what, nick) = payload.split_once(' ').ok_or(malformed)?;
-                Event::AccountAck { what, nick }
-            }
-        })
+        decode_event(code, payload)
     }
 }
 
@@ -922,6 +1028,200 @@ mod tests {
             Event::decode(&dgram(code::USER_ITEM, b"bob notanumber")),
             Err(DecodeError::Malformed(code::USER_ITEM))
         );
+    }
+
+    /// A payload every parser in the table accepts: enough fields, numbers where JOIN_ACK,
+    /// PART_ACK, CHANNEL_ITEM and USER_ITEM want one.
+    const ANY_PAYLOAD: &[u8] = b"a 1 b c";
+
+    #[test]
+    fn every_request_code_decodes_to_its_request_and_round_trips() {
+        assert!(!REQUEST_CODES.is_empty());
+        for &c in REQUEST_CODES {
+            for payload in [ANY_PAYLOAD, b""] {
+                let d = dgram(c, payload);
+                let r = Request::decode(&d, 1024);
+                let Ok(r) = r else {
+                    panic!("{:?}: {r:?}", name(c));
+                };
+                assert_eq!(r.code(), c, "{r:?}");
+                assert_eq!(Request::decode(&r.to_bytes(), 1024), Ok(r), "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_event_code_decodes_to_its_event_and_round_trips() {
+        assert!(!EVENT_CODES.is_empty());
+        for &c in EVENT_CODES {
+            let d = dgram(c, ANY_PAYLOAD);
+            let e = Event::decode(&d);
+            let Ok(e) = e else {
+                panic!("{:?}: {e:?}", name(c));
+            };
+            assert_eq!(e.code(), c, "{e:?}");
+            assert_eq!(Event::decode(&e.to_bytes()), Ok(e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn each_decoder_knows_only_its_own_direction() {
+        for &c in ALL_CODES {
+            let d = dgram(c, ANY_PAYLOAD);
+            if !REQUEST_CODES.contains(&c) {
+                assert_eq!(
+                    Request::decode(&d, 1024),
+                    Err(DecodeError::UnknownCode(c)),
+                    "{:?}",
+                    name(c)
+                );
+            }
+            if !EVENT_CODES.contains(&c) {
+                assert_eq!(
+                    Event::decode(&d),
+                    Err(DecodeError::UnknownCode(c)),
+                    "{:?}",
+                    name(c)
+                );
+            }
+        }
+        // The code that used to fall into each decoder's last arm.
+        assert_eq!(
+            Event::decode(&dgram(code::AUTH_FINISH, b"a b")),
+            Err(DecodeError::UnknownCode(code::AUTH_FINISH))
+        );
+        assert_eq!(
+            Request::decode(&dgram(code::ACCOUNT_ACK, b"a b"), 1024),
+            Err(DecodeError::UnknownCode(code::ACCOUNT_ACK))
+        );
+        for d in [dgram(code::SEALED, b"x"), dgram(999, b"x"), dgram(0, b"")] {
+            assert!(matches!(
+                Request::decode(&d, 1024),
+                Err(DecodeError::UnknownCode(_))
+            ));
+            assert!(matches!(
+                Event::decode(&d),
+                Err(DecodeError::UnknownCode(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn the_table_is_ascending_and_split_by_direction() {
+        assert!(ALL_CODES.windows(2).all(|w| w[0] < w[1]), "{ALL_CODES:?}");
+        for c in REQUEST_CODES.iter().chain(EVENT_CODES) {
+            assert!(ALL_CODES.contains(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn every_code_has_its_protocol_name() {
+        let mut names = Vec::new();
+        for &c in ALL_CODES {
+            let n = name(c);
+            assert!(
+                n.is_some_and(
+                    |n| !n.is_empty() && n.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_')
+                ),
+                "{c}: {n:?}"
+            );
+            names.push(n);
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL_CODES.len());
+        assert_eq!(name(code::LOGIN_REQ), Some("LOGIN_REQ"));
+        assert_eq!(name(code::SEALED), Some("SEALED"));
+        assert_eq!(name(0), None);
+        assert_eq!(name(999), None);
+    }
+
+    #[test]
+    fn the_codes_keep_their_numbers_and_directions() {
+        // The wire values before the table; a row may be added, not renumbered or turned.
+        let requests = [
+            (20, "LOGIN_REQ"),
+            (40, "LOGOFF"),
+            (50, "JOIN_REQ"),
+            (70, "PART_REQ"),
+            (90, "SEND_PUBLIC"),
+            (120, "SEND_PRIVATE"),
+            (160, "LIST_CHANNELS"),
+            (180, "LIST_USERS"),
+            (200, "STILL_HERE"),
+            (300, "WHO_REQ"),
+            (310, "WHOIS_REQ"),
+            (320, "WATCH_REQ"),
+            (330, "UNWATCH_REQ"),
+            (410, "REGISTER_REQ"),
+            (430, "REGISTER_UPLOAD"),
+            (450, "UNREGISTER_REQ"),
+            (460, "AUTH_REQ"),
+            (480, "AUTH_FINISH"),
+        ];
+        let events = [
+            (10, "ERROR"),
+            (30, "LOGIN_ACK"),
+            (60, "JOIN_ACK"),
+            (80, "PART_ACK"),
+            (100, "PUBLIC_MSG"),
+            (130, "PRIVATE_MSG"),
+            (140, "USER_JOINS"),
+            (150, "USER_PARTS"),
+            (170, "CHANNEL_ITEM"),
+            (190, "USER_ITEM"),
+            (340, "USER_ONLINE"),
+            (350, "USER_OFFLINE"),
+            (420, "REGISTER_RESP"),
+            (440, "ACCOUNT_ACK"),
+            (470, "AUTH_CHALLENGE"),
+        ];
+        for (c, n) in requests {
+            assert_eq!(name(c), Some(n));
+            assert!(
+                REQUEST_CODES.contains(&c) && !EVENT_CODES.contains(&c),
+                "{n}"
+            );
+        }
+        for (c, n) in events {
+            assert_eq!(name(c), Some(n));
+            assert!(
+                EVENT_CODES.contains(&c) && !REQUEST_CODES.contains(&c),
+                "{n}"
+            );
+        }
+        assert_eq!(name(400), Some("SEALED"));
+        assert!(!REQUEST_CODES.contains(&400) && !EVENT_CODES.contains(&400));
+    }
+
+    #[test]
+    fn valid_nick_wants_a_short_word_without_controls() {
+        for ok in [
+            "ann",
+            "Bob_2",
+            "é",
+            &"x".repeat(MAX_NICK_LEN),
+            &"é".repeat(16),
+        ] {
+            assert!(valid_nick(ok), "{ok:?}");
+        }
+        let too_long = "x".repeat(MAX_NICK_LEN + 1);
+        let too_long_wide = "é".repeat(17);
+        for bad in [
+            "",
+            " ",
+            "a b",
+            "a\tb",
+            "a\n",
+            "\u{a0}ann",
+            "a\u{0}",
+            "a\u{7f}",
+            "a\u{85}",
+            &too_long,
+            &too_long_wide,
+        ] {
+            assert!(!valid_nick(bad), "{bad:?}");
+        }
     }
 
     #[test]
