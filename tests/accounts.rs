@@ -425,3 +425,35 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("0 accounts"));
 }
+
+/// A session whose address keeps changing (two sockets taking turns) stays one user with
+/// one writer: its sealed datagrams go to the session's worker whichever address they
+/// come from, so with several workers nothing races and every message arrives in order.
+#[test]
+fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
+    let s = common::server_with(|c| c.workers = 4);
+    let listener = user(&s, "listener");
+    listener.join("Pets");
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    let keys = password_login(&ann, "ann", "pw");
+    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
+    ann.recv();
+    listener.recv();
+    let other = Peer::new(&s);
+    let sockets = [&ann, &other];
+    for n in 2..42u64 {
+        let text = format!("message {n}");
+        send_sealed(
+            sockets[(n % 2) as usize],
+            &keys,
+            n,
+            Request::SendPublic { text: &text },
+        );
+    }
+    for n in 2..42u64 {
+        listener.expect(code::PUBLIC_MSG, &format!("Pets ann message {n}"));
+    }
+    s.state().check_invariants().unwrap();
+    assert_eq!(s.state().user_count(), 2);
+}

@@ -478,3 +478,52 @@ fn a_server_stopped_cleanly_says_goodbye_at_once() {
     assert_eq!(lease, None);
     login(&s1, "bob");
 }
+
+/// A Redis that takes 2 s to answer lease requests holds up only the logins that wait for
+/// a lease: the worker that took the login keeps serving everyone else at once.
+#[test]
+fn a_slow_redis_never_holds_up_other_users() {
+    use std::sync::atomic::Ordering;
+    let redis = Redis::start();
+    let proxy = common::services::SlowRedis::start(redis.port, Duration::from_secs(2));
+    let s = common::server_with(|c| {
+        c.cluster = Some(ClusterConfig {
+            redis_url: proxy.url(),
+            server_id: "slow".into(),
+            lease_ttl: TTL,
+        });
+        c.limits.amplification_guard = false;
+        // One worker: every address, ann's and bob's, goes through the same thread.
+        c.workers = 1;
+    });
+    wait_connected(&s, true);
+    let bob = login(&s, "bob");
+    bob.join("Pets");
+
+    proxy.slow.store(true, Ordering::Relaxed);
+    let ann = Peer::new(&s);
+    let asked = Instant::now();
+    ann.send(Request::Login { nick: "ann" });
+    std::thread::sleep(Duration::from_millis(50));
+    bob.send(Request::SendPublic {
+        text: "still here?",
+    });
+    bob.expect(code::PUBLIC_MSG, "Pets bob still here?");
+    let bob_served = asked.elapsed();
+    // ann's login completes once the lease request gives up on Redis (decided locally,
+    // as the cluster does while Redis is unreachable), after bob was served.
+    let (c, p) = ann
+        .recv_within(Duration::from_secs(10))
+        .expect("ann's login is answered");
+    let ann_served = asked.elapsed();
+    assert_eq!((c, p.as_str()), (code::LOGIN_ACK, "ann"));
+    assert!(
+        bob_served < ann_served,
+        "bob waited for ann's lease: served after {bob_served:?}, ann after {ann_served:?}"
+    );
+    assert!(
+        bob_served < Duration::from_secs(2),
+        "bob waited {bob_served:?}, as long as Redis"
+    );
+    proxy.slow.store(false, Ordering::Relaxed);
+}

@@ -364,7 +364,13 @@ impl Handler {
 
     /// Appends USER_ITEM for the local `user` to `out`.
     fn user_item(&self, now: Instant, to: SocketAddr, user: &User, out: &mut Outbox) {
-        let titles = self.titles(&user.channels).join(" ");
+        let mut titles = String::new();
+        for &id in &user.channels {
+            if !titles.is_empty() {
+                titles.push(' ');
+            }
+            titles.push_str(&self.state.channel(id).title);
+        }
         out.send(
             to,
             &Event::UserItem {

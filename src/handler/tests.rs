@@ -405,3 +405,130 @@ fn remote_users_of_the_view_count_everywhere() {
     );
     r.h.state().check_invariants().unwrap();
 }
+
+// ---- accounts: the store is an effect ----
+
+/// Handles raw `bytes` from port `from`; returns the outbox.
+fn raw_bytes(r: &Rig, from: u16, bytes: &[u8]) -> Outbox {
+    let mut out = Outbox::new();
+    r.h.handle(r.t0, r.w0, Incoming::new(addr(from), bytes), &mut out);
+    out
+}
+
+/// Registers the guest at port 1 with `password`; returns the store effect's ticket
+/// and account, before any answer.
+fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
+    let start = crate::auth::register_start(password);
+    let out = raw_bytes(r, 1, &start.datagram);
+    let got = decode_all(&out);
+    assert_eq!(got[0].1, code::REGISTER_RESP, "{got:?}");
+    let upload = start.finish(password, &got[0].2).unwrap();
+    let out = raw_bytes(r, 1, &upload);
+    assert_eq!(out.unicast_len(), 0, "no ACCOUNT_ACK before the commit");
+    match &out.effects[..] {
+        [Effect::StoreAccount { ticket, account }] => (*ticket, account.clone()),
+        other => panic!("expected a store effect, got {other:?}"),
+    }
+}
+
+#[test]
+fn account_ack_waits_for_the_commit_and_a_failed_write_says_so() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    r.at(0, 1, Request::Watch { nicks: "bob" });
+    let (ticket, account) = register(&r, "pw");
+    assert_eq!(
+        (account.nick.as_str(), &account.watch[..]),
+        ("Ann", &["bob".to_string()][..])
+    );
+    assert_eq!(
+        r.complete(Done::Stored { ticket, ok: false }),
+        vec![(1, code::ERROR, errors::STORAGE_FAILED.into())]
+    );
+    assert!(!r.h.accounts().is_registered("ann"));
+    let (ticket, _) = register(&r, "pw");
+    assert_eq!(
+        r.complete(Done::Stored { ticket, ok: true }),
+        vec![(1, code::ACCOUNT_ACK, "registered Ann".into())]
+    );
+    assert!(r.h.accounts().is_registered("ANN"));
+    // From now on the name needs its password.
+    r.at(0, 1, Request::Logoff);
+    assert_eq!(
+        r.at(0, 2, Request::Login { nick: "ann" }),
+        vec![(2, code::ERROR, errors::NICK_REGISTERED.into())]
+    );
+}
+
+#[test]
+fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spelling() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    let (ticket, account) = register(&r, "pw");
+    r.complete(Done::Stored { ticket, ok: true });
+    // Ann logs off and comes back with her password, from another address.
+    r.at(0, 1, Request::Logoff);
+    let login = crate::auth::login_start("ann", "pw");
+    let out = raw_bytes(&r, 3, &login.datagram);
+    assert_eq!(
+        out.unicast_len(),
+        0,
+        "no challenge before the account is read"
+    );
+    let ticket = match &out.effects[..] {
+        [Effect::LoadAccount { ticket, key }] if key == "ann" => *ticket,
+        other => panic!("expected an account read, got {other:?}"),
+    };
+    let got = r.complete(Done::Loaded {
+        ticket,
+        account: Ok(Some(account)),
+    });
+    assert_eq!(got[0].1, code::AUTH_CHALLENGE);
+    let (finish, keys) = login.finish("pw", &got[0].2).unwrap();
+    let got = decode_all(&raw_bytes(&r, 3, &finish));
+    assert_eq!(got, vec![(3, code::LOGIN_ACK, "Ann".into())]);
+    assert_eq!(r.h.state().presence(addr(3)), Presence::Protected(keys.id));
+    // A store failure while reading is an error the user sees, not silence.
+    let login = crate::auth::login_start("ann", "pw");
+    let out = raw_bytes(&r, 4, &login.datagram);
+    let ticket = out.effects[0].ticket().unwrap();
+    assert_eq!(
+        r.complete(Done::Loaded {
+            ticket,
+            account: Err(())
+        }),
+        vec![(4, code::ERROR, errors::STORAGE_FAILED.into())]
+    );
+    r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn an_upgraded_guest_is_shown_as_registered() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    let (ticket, account) = register(&r, "pw");
+    r.complete(Done::Stored { ticket, ok: true });
+    // The account is spelled "ANN" (registered through another server sharing the
+    // store while this guest was on): the guest upgrades with the password, keeps its
+    // channels and is shown as registered, as its LOGIN_ACK says.
+    r.at(0, 1, Request::Join { title: "Pets" });
+    let login = crate::auth::login_start("ann", "pw");
+    let out = raw_bytes(&r, 1, &login.datagram);
+    let ticket = out.effects[0].ticket().unwrap();
+    let got = r.complete(Done::Loaded {
+        ticket,
+        account: Ok(Some(crate::outbox::AccountData {
+            nick: "ANN".into(),
+            ..account
+        })),
+    });
+    let (finish, _) = login.finish("pw", &got[0].2).unwrap();
+    let got = decode_all(&raw_bytes(&r, 1, &finish));
+    assert_eq!(got, vec![(1, code::LOGIN_ACK, "ANN".into())]);
+    let user = r.h.state().user(addr(1)).unwrap();
+    assert_eq!(
+        (&*user.nick, user.channels.len()),
+        ("ANN", 1),
+        "same user, new spelling"
+    );
+}

@@ -19,7 +19,7 @@
 pub mod channel;
 pub mod remote;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -149,9 +149,9 @@ pub struct State {
     /// Nickname key → address: the uniqueness check. Holds reserved nicknames too (a
     /// cluster login waiting for its lease), which have no user record yet.
     nicks: DashMap<Box<str>, SocketAddr>,
-    /// The keys of `nicks`, sorted, so that WHO reads a prefix as one range instead of
+    /// A sorted copy of `nicks`, so that WHO reads a prefix as one range instead of
     /// walking every user. Written after `nicks`, never under its guard.
-    sorted: RwLock<BTreeSet<Box<str>>>,
+    sorted: RwLock<BTreeMap<Box<str>, SocketAddr>>,
     /// Nickname key → addresses whose hot list holds it.
     watchers: DashMap<Box<str>, Vec<SocketAddr>>,
     /// Protected sessions by id.
@@ -181,7 +181,7 @@ impl State {
             channel_index,
             users: DashMap::new(),
             nicks: DashMap::new(),
-            sorted: RwLock::new(BTreeSet::new()),
+            sorted: RwLock::new(BTreeMap::new()),
             watchers: DashMap::new(),
             sessions: DashMap::new(),
             remote: RemoteUsers::new(channels.len()),
@@ -248,7 +248,7 @@ impl State {
                 v.insert(addr);
             }
         }
-        self.sorted.write().insert(key);
+        self.sorted.write().insert(key, addr);
         Ok(())
     }
 
@@ -386,21 +386,18 @@ impl State {
     /// Up to `limit` users whose nickname key starts with `prefix` (a key), sorted by key.
     /// Reads the sorted index, so its cost follows the matches, not the users.
     pub fn who(&self, prefix: &str, limit: usize) -> Vec<User> {
-        let keys: Vec<Box<str>> = self
+        let addrs: Vec<SocketAddr> = self
             .sorted
             .read()
             .range::<str, _>((
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|k| k.starts_with(prefix))
+            .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)
-            .cloned()
+            .map(|(_, a)| *a)
             .collect();
-        keys.iter()
-            .filter_map(|k| self.nicks.get(&**k).map(|a| *a))
-            .filter_map(|a| self.user(a))
-            .collect()
+        addrs.into_iter().filter_map(|a| self.user(a)).collect()
     }
 
     /// Copies of every user with its address (for the cluster's republication and tests).
@@ -622,7 +619,8 @@ impl State {
             }
         }
         self.users.insert(new, user);
-        self.nicks.insert(key, new);
+        self.nicks.insert(key.clone(), new);
+        self.sorted.write().insert(key, new);
         if let Some(mut s) = self.sessions.get_mut(&id) {
             s.addr = new;
         }
@@ -670,7 +668,17 @@ impl State {
         if self.nicks.len() != self.user_count() || self.users.len() > self.user_count() {
             return Err("user count disagrees with the maps".into());
         }
-        if self.sorted.read().len() != self.nicks.len() {
+        let sorted: Vec<(Box<str>, SocketAddr)> = self
+            .sorted
+            .read()
+            .iter()
+            .map(|(k, a)| (k.clone(), *a))
+            .collect();
+        if sorted.len() != self.nicks.len()
+            || sorted
+                .iter()
+                .any(|(k, a)| self.nicks.get(k).map(|e| *e) != Some(*a))
+        {
             return Err("the sorted nickname index disagrees with the nickname map".into());
         }
         Ok(())

@@ -235,3 +235,66 @@ impl Drop for Postgres {
             .status();
     }
 }
+
+/// A TCP proxy in front of a Redis that, while `slow` is set, holds every request that
+/// runs a Lua script with `EVAL` (the nickname lease claims and releases) for `delay`
+/// before passing it on. Everything else (subscriptions, renewals with `EVALSHA`,
+/// publications) passes at once, so the cluster stays connected.
+pub struct SlowRedis {
+    /// The proxy's port.
+    pub port: u16,
+    /// Whether lease requests are held now.
+    pub slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowRedis {
+    /// A proxy to the Redis on `target` that holds lease requests for `delay` while slow.
+    pub fn start(target: u16, delay: Duration) -> SlowRedis {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let slow = Arc::new(AtomicBool::new(false));
+        let flag = slow.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (mut c_read, mut u_write) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut u_read, mut c_write) = (upstream, client);
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let lease = buf[..n].windows(10).any(|w| w == b"$4\r\nEVAL\r\n");
+                        if lease && flag.load(Ordering::Relaxed) {
+                            std::thread::sleep(delay);
+                        }
+                        if u_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = u_write.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u_read, &mut c_write);
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        SlowRedis { port, slow }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
