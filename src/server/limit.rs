@@ -13,13 +13,51 @@
 //!   and to a per-worker budget for all strangers ([`STRANGER_ERRORS_TOTAL_PER_SEC`]), so
 //!   a spoofed flood reflects at most that many short datagrams a second.
 //!
+//! # The table of records
+//!
 //! Each worker owns the records of the addresses routed to it, so the limiter needs no
-//! lock. The records are bounded: idle ones are purged, and past [`MAX_TRACKED`] a new
-//! address shares one overflow bucket and is sent nothing until it is tracked.
+//! lock. The records are bounded at [`MAX_TRACKED`] per worker and kept in an LRU cache
+//! (the `lru` crate: a hash map over a linked list, most recently heard first), because a
+//! spoofed flood sends every datagram from a new address, and each of those must cost
+//! O(1) even when the table is full:
+//!
+//! - A known address moves to the front. A new address when the table is full takes the
+//!   place of the least recently heard one (the cache reuses its node: no allocation).
+//!   The first version scanned the whole table for idle records on each new address once
+//!   it was full, about 280 µs a datagram.
+//! - Idle records are forgotten after `PURGE_AFTER` (10 s), when their buckets would be full
+//!   again anyway. Recency order is the order of the records' last datagrams, so the idle
+//!   ones are all at the back: they are popped from there, at most `PURGE_BATCH` per
+//!   datagram, so that the end of a flood is not paid for by one datagram.
+//! - What a flood of new addresses achieves: it can evict a record only by sending
+//!   [`MAX_TRACKED`] other new addresses between two datagrams of that record's address.
+//!   An address that keeps talking stays near the front and is not evicted, and an evicted
+//!   one loses nothing that matters: its request bucket comes back full (it can only
+//!   gain), its ERROR bucket comes back at its burst of 5 (still under the per-worker
+//!   budget), and a stranger's amplification credit comes back at the bytes of its new
+//!   datagram (a login's answer does not need credit). An attacker evicting its own
+//!   record spends [`MAX_TRACKED`] datagrams to win back one burst (2,000 by default).
+//!   Memory stays bounded by [`MAX_TRACKED`] records whatever the flood (about 10 MB per
+//!   worker at most, as before).
+//! - Before, past [`MAX_TRACKED`] a new address shared one overflow bucket with every
+//!   other untracked address. It is gone: during a flood of fresh addresses it starved
+//!   every new or returning user along with the flood, while the flood itself, one
+//!   datagram per address, is not something a per-address limit can hold back.
+//! - Why not two generations of plain maps (rotated when the current one fills): also
+//!   O(1) amortized, but a rotation drops a whole generation at once, and a steady address
+//!   survives one to two generations instead of exactly [`MAX_TRACKED`] newer addresses.
+//!   The `lru` crate is small, widely used, and gives the exact order without hand-written
+//!   list code.
+//! - The map hashes with the standard library's keyed SipHash ([`RandomState`]), as the
+//!   plain `HashMap` before it did, rather than the crate's faster default: the keys are
+//!   source addresses an attacker chooses, so the hash must resist crafted collisions.
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use crate::datagram::Class;
 use crate::outbox::Outbox;
@@ -28,6 +66,10 @@ use crate::outbox::Outbox;
 pub const MAX_TRACKED: usize = 65_536;
 /// A record untouched this long is forgotten (its buckets would be full again by then).
 const PURGE_AFTER: Duration = Duration::from_secs(10);
+/// How often the back of the table is checked for idle records.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
+/// Idle records forgotten per datagram at most; the rest go with the next datagrams.
+const PURGE_BATCH: usize = 1024;
 /// ERROR replies per second to one address that is not logged in.
 const STRANGER_ERRORS_PER_SEC: f64 = 2.0;
 /// Burst of ERROR replies to one address that is not logged in.
@@ -99,9 +141,8 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Limiter {
     limits: Limits,
-    records: HashMap<SocketAddr, Record>,
-    overflow: Bucket,
-    overflow_last: Instant,
+    /// Most recently heard first; full, a new address evicts the least recently heard.
+    records: LruCache<SocketAddr, Record, RandomState>,
     last_purge: Instant,
     stranger_errors: Bucket,
     stranger_errors_last: Instant,
@@ -110,11 +151,10 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter applying `limits`.
     pub fn new(limits: Limits, now: Instant) -> Self {
+        let cap = NonZeroUsize::new(MAX_TRACKED).expect("MAX_TRACKED is not zero");
         Limiter {
             limits,
-            records: HashMap::new(),
-            overflow: Bucket::full(limits.burst),
-            overflow_last: now,
+            records: LruCache::with_hasher(cap, RandomState::new()),
             last_purge: now,
             stranger_errors: Bucket::full(STRANGER_ERRORS_TOTAL_PER_SEC),
             stranger_errors_last: now,
@@ -126,42 +166,36 @@ impl Limiter {
         self.records.len()
     }
 
+    /// Forgets up to `PURGE_BATCH` idle records from the back of the table. If that many
+    /// went, the next datagram goes on with the rest instead of waiting a second.
     fn purge(&mut self, now: Instant) {
-        self.records
-            .retain(|_, r| now.saturating_duration_since(r.last) < PURGE_AFTER);
-        self.last_purge = now;
+        for _ in 0..PURGE_BATCH {
+            match self.records.peek_lru() {
+                Some((_, r)) if now.saturating_duration_since(r.last) >= PURGE_AFTER => {
+                    self.records.pop_lru();
+                }
+                _ => {
+                    self.last_purge = now;
+                    return;
+                }
+            }
+        }
     }
 
     /// Accounts a datagram of `len` bytes from `from` at `now`.
     pub fn admit(&mut self, from: SocketAddr, len: usize, now: Instant) -> Verdict {
-        if now.saturating_duration_since(self.last_purge) >= Duration::from_secs(1) {
+        if now.saturating_duration_since(self.last_purge) >= PURGE_EVERY {
             self.purge(now);
         }
         let l = self.limits;
-        if !self.records.contains_key(&from) && self.records.len() >= MAX_TRACKED {
-            self.purge(now);
-        }
-        let record = if self.records.len() < MAX_TRACKED || self.records.contains_key(&from) {
-            Some(self.records.entry(from).or_insert(Record {
-                last: now,
-                requests: Bucket::full(l.burst),
-                errors: Bucket::full(STRANGER_ERROR_BURST),
-                credit: 0,
-            }))
-        } else {
-            None
-        };
-        let Some(r) = record else {
-            let elapsed = now
-                .saturating_duration_since(self.overflow_last)
-                .as_secs_f64();
-            self.overflow_last = now;
-            return if l.rate <= 0.0 || self.overflow.take(elapsed, l.rate, l.burst) {
-                Verdict::Pass
-            } else {
-                Verdict::RateLimited
-            };
-        };
+        // Known: moved to the front. New: takes the least recently heard one's place if
+        // the table is full.
+        let r = self.records.get_or_insert_mut(from, || Record {
+            last: now,
+            requests: Bucket::full(l.burst),
+            errors: Bucket::full(STRANGER_ERROR_BURST),
+            credit: 0,
+        });
         let elapsed = now.saturating_duration_since(r.last).as_secs_f64();
         r.last = now;
         r.credit = r.credit.saturating_add(len as i64);
@@ -187,7 +221,8 @@ impl Limiter {
         now: Instant,
     ) -> bool {
         let guard = self.limits.amplification_guard && !login;
-        let Some(r) = self.records.get_mut(&to) else {
+        // `admit` has just moved `to` to the front; a peek leaves the order alone.
+        let Some(r) = self.records.peek_mut(&to) else {
             return !guard && errors == 0;
         };
         if guard && (bytes as i64) > r.credit {
@@ -244,6 +279,11 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// The `i`th of many distinct addresses, none of them `addr(_)`.
+    fn many(i: u32) -> SocketAddr {
+        SocketAddr::from(((i + 1).to_be_bytes(), 9))
     }
 
     #[test]
@@ -320,13 +360,75 @@ mod tests {
     fn records_stay_bounded_under_a_flood_of_addresses() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Limits::default(), t0);
-        for i in 0..(MAX_TRACKED + 1000) as u32 {
-            let a = SocketAddr::from(((i + 1).to_be_bytes(), 9));
-            l.admit(a, 2, t0);
+        let flood = (MAX_TRACKED + 1000) as u32;
+        for i in 0..flood {
+            l.admit(many(i), 2, t0);
+            assert!(l.tracked() <= MAX_TRACKED);
         }
         assert_eq!(l.tracked(), MAX_TRACKED);
-        // Later, idle records are purged.
-        l.admit(addr(1), 2, t0 + PURGE_AFTER + Duration::from_secs(1));
+        // The newest are kept, the oldest made room.
+        assert!(l.records.contains(&many(flood - 1)));
+        assert!(!l.records.contains(&many(999)));
+        assert!(l.records.contains(&many(1000)));
+        // Later, idle records are forgotten, a batch per datagram at most...
+        let later = t0 + PURGE_AFTER + Duration::from_secs(1);
+        l.admit(addr(1), 2, later);
+        assert_eq!(l.tracked(), MAX_TRACKED - PURGE_BATCH + 1);
+        // ...until none is left.
+        for _ in 0..MAX_TRACKED / PURGE_BATCH {
+            l.admit(addr(1), 2, later);
+        }
         assert_eq!(l.tracked(), 1);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_recently_heard() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(Limits::default(), t0);
+        for i in 0..MAX_TRACKED as u32 {
+            l.admit(many(i), 2, t0);
+        }
+        // The oldest speaks again, so the second oldest goes first.
+        l.admit(many(0), 2, t0);
+        l.admit(addr(1), 2, t0);
+        assert_eq!(l.tracked(), MAX_TRACKED);
+        assert!(l.records.contains(&many(0)));
+        assert!(!l.records.contains(&many(1)));
+        assert!(l.records.contains(&addr(1)));
+    }
+
+    #[test]
+    fn a_steady_address_passes_through_a_flood_of_new_addresses() {
+        // The steady address sends exactly at its rate (one token a millisecond, no
+        // spare burst), one datagram per 100 of the flood's, which comes at 100,000 a
+        // second. The flood first fills the table, then sends 200,000 more addresses.
+        let limits = Limits {
+            rate: 1000.0,
+            burst: 1.0,
+            amplification_guard: true,
+        };
+        let step = Duration::from_micros(10);
+        let mut now = Instant::now();
+        let mut l = Limiter::new(limits, now);
+        let steady = addr(1);
+        let fill = MAX_TRACKED as u32 - 1;
+        let mut sent = 0;
+        for i in 0..fill + 200_000 {
+            if i == fill {
+                assert_eq!(l.tracked(), MAX_TRACKED);
+            }
+            now += step;
+            l.admit(many(i), 2, now);
+            assert!(l.tracked() <= MAX_TRACKED);
+            if i % 100 == 99 {
+                assert_eq!(l.admit(steady, 10, now), Verdict::Pass, "datagram {i}");
+                sent += 10;
+            }
+        }
+        // Its record lived through the flood: the credit counts every byte it sent.
+        assert_eq!(l.records.peek(&steady).map(|r| r.credit), Some(sent));
+        // The flood itself was held to the table's size: its first addresses are gone.
+        assert!(!l.records.contains(&many(0)));
+        assert!(l.records.contains(&many(fill + 199_999)));
     }
 }
