@@ -12,7 +12,8 @@
 //! - [`worker`]: a run spread over several processes when the open-file limit requires it.
 //! - [`report`]: the figures, human summary and JSON; [`chart`]: the SVG chart.
 //! - [`procstat`]: server CPU and memory and the kernel's UDP counters from `/proc`;
-//!   [`sys`]: clocks, limits and `sendmmsg`.
+//!   [`sys`]: clocks and the open-file limit. Batched sends go through the server's own
+//!   `udpchat::server::sys`.
 
 pub mod chart;
 pub mod cli;
