@@ -7,13 +7,14 @@
 //! - [`session`]: log-in, join, keepalive and log-off rounds with retries.
 //! - [`publish`]: publishers at a planned rate or in closed loop.
 //! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit.
+//! - [`soak`]: the `soak` binary, steady load with churn for a long time.
 //! - [`scenario`]: the phases of a run on the members of one process.
 //! - [`run`]: a run, or a sweep over channel sizes, in one process.
 //! - [`worker`]: a run spread over several processes when the open-file limit requires it.
 //! - [`report`]: the figures, human summary and JSON; [`chart`]: the SVG chart.
-//! - [`procstat`]: server CPU and memory and the kernel's UDP counters from `/proc`;
-//!   [`sys`]: clocks and the open-file limit. Batched sends go through the server's own
-//!   `udpchat::server::sys`.
+//! - [`procstat`]: server CPU, memory and threads and the kernel's UDP counters from
+//!   `/proc`; [`scrape`]: the server's metrics page; [`sys`]: clocks and the open-file
+//!   limit. Batched sends go through the server's own `udpchat::server::sys`.
 
 pub mod chart;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod raw;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod scrape;
 pub mod session;
 pub mod soak;
 pub mod sys;
