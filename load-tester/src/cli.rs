@@ -1,15 +1,24 @@
-//! The command line: every scenario is a set of flags.
+//! The command line: every fan-out scenario is a set of flags; the flood is a subcommand
+//! with flags of its own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+use crate::flood::FloodArgs;
 
 /// Simulates many udpchat clients on loopback against a running server and measures
 /// fan-out: deliveries per second, loss, latency, and the kernel's own limit beside them.
+///
+/// `load-tester flood` instead floods the server from many distinct source addresses while
+/// one user keeps talking (see `load-tester flood --help`).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "load-tester", version)]
+#[command(name = "load-tester", version, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Another mode than the fan-out run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The server (loopback only). Repeat it to spread the clients over the servers of a
     /// cluster: client i talks to the (i mod n)-th server given, for everything it sends.
     #[arg(long = "server", default_value = "127.0.0.1:2027", num_args = 1)]
@@ -96,6 +105,25 @@ pub struct Args {
     /// Internal: number of workers.
     #[arg(long, hide = true, default_value_t = 1)]
     pub worker_count: usize,
+}
+
+/// The modes besides the fan-out run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Flood the server from many distinct source addresses while one user keeps talking.
+    ///
+    /// Every flood datagram (--kind: LOGIN_REQ with a fresh nickname, or a request from a
+    /// stranger) leaves one UDP socket from a source address of its own, chosen per
+    /// datagram with IP_PKTINFO: on loopback all of 127.0.0.0/8 is local, so hundreds of
+    /// thousands of addresses need no file each. Meanwhile one logged-in user joins
+    /// --channel and sends a public message every --interval-ms (10 ms).
+    ///
+    /// The report (human, or JSON with --json): datagrams sent per second, what the server
+    /// answered to the flood's addresses, its CPU time per flood datagram and RSS before
+    /// and after (--server-pid), its own counts (--metrics), and how many of the user's
+    /// messages came back before, during and after the flood, with round trips p50/p99/max.
+    /// Exits with 1 if none of the user's messages came back after the flood.
+    Flood(FloodArgs),
 }
 
 impl Args {

@@ -7,15 +7,20 @@
 //! - [`session`]: log-in, join, keepalive and log-off rounds with retries.
 //! - [`publish`]: publishers at a planned rate or in closed loop.
 //! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit.
+//! - [`flood`]: `load-tester flood`, many source addresses against one server while a
+//!   steady user keeps talking.
+//! - [`soak`]: the `soak` binary, steady load with churn for a long time.
 //! - [`scenario`]: the phases of a run on the members of one process.
 //! - [`run`]: a run, or a sweep over channel sizes, in one process.
 //! - [`worker`]: a run spread over several processes when the open-file limit requires it.
 //! - [`report`]: the figures, human summary and JSON; [`chart`]: the SVG chart.
-//! - [`procstat`]: server CPU and memory and the kernel's UDP counters from `/proc`;
-//!   [`sys`]: clocks, limits and `sendmmsg`.
+//! - [`procstat`]: server CPU, memory and threads and the kernel's UDP counters from
+//!   `/proc`; [`scrape`]: the server's metrics page; [`sys`]: clocks and the open-file
+//!   limit. Batched sends go through the server's own `udpchat::server::sys`.
 
 pub mod chart;
 pub mod cli;
+pub mod flood;
 pub mod members;
 pub mod procstat;
 pub mod publish;
@@ -23,6 +28,7 @@ pub mod raw;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod scrape;
 pub mod session;
 pub mod soak;
 pub mod sys;
@@ -32,7 +38,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-pub use cli::Args;
+pub use cli::{Args, Command};
 use report::Report;
 use scenario::Progress;
 
@@ -55,6 +61,13 @@ pub fn channels_toml(prefix: &str, n: usize) -> String {
 /// # Errors
 /// Invalid flags, sockets that can't be bound, workers that fail.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(Command::Flood(flood_args)) = &args.command {
+        anyhow::ensure!(
+            flood::main_with(flood_args)?,
+            "the steady user was not served after the flood"
+        );
+        return Ok(());
+    }
     if let Some(n) = args.print_channels {
         print!("{}", channels_toml(&args.title_prefix, n));
         return Ok(());

@@ -111,7 +111,8 @@ impl Members {
                 .with_context(|| format!("binding member socket {g} on {}", member_ip(g)))?;
             s.set_nonblocking(true)?;
             if rcvbuf > 0 {
-                crate::sys::set_buffer(&s, libc::SO_RCVBUF, rcvbuf);
+                // The kernel may grant less (net.core.rmem_max): the report shows the loss.
+                let _ = socket2::SockRef::from(&s).set_recv_buffer_size(rcvbuf);
             }
             sockets.push(s);
         }

@@ -26,6 +26,13 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Threads of `pid` (`Threads:` of `/proc/PID/status`).
+pub fn threads(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The UDP counters of `/proc/net/snmp` that show where datagrams were lost.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UdpCounters {
@@ -89,5 +96,6 @@ mod tests {
         let pid = std::process::id();
         assert!(process_cpu_ns(pid).is_some());
         assert!(rss_kib(pid).unwrap() > 0);
+        assert!(threads(pid).unwrap() >= 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Batched datagram I/O (`sendmmsg`, `recvmmsg`) behind a safe API; all of the server's
-//! `unsafe` lives here.
+//! `unsafe` lives here, and the load tester's batched sends use it too (one copy of the
+//! system-call layer).
 //!
 //! Written on `libc` because socket2 (which makes and tunes the sockets) has no batched
 //! calls, and the batched calls of other crates either send to one destination (UDP GSO,
@@ -8,7 +9,7 @@
 
 use std::io;
 use std::mem::{self, MaybeUninit};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::SockAddr;
@@ -50,6 +51,104 @@ pub fn send_batch(socket: &impl AsFd, msgs: &[(&[u8], SocketAddr)]) -> io::Resul
     }
     // SAFETY: the first `n` headers point at initialised addresses and iovecs that live
     // until the end of this function, and at payloads borrowed for its duration.
+    let sent = unsafe {
+        libc::sendmmsg(
+            socket.as_fd().as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            n as libc::c_uint,
+            0,
+        )
+    };
+    // SockAddr has no Drop, so leaving the array's initialised entries unread leaks nothing.
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// The control message that sets one datagram's IPv4 source address: a `cmsghdr` followed
+/// by an `in_pktinfo`, laid out as the `CMSG_*` macros expect (checked at compile time below).
+#[repr(C)]
+struct PktinfoCmsg {
+    hdr: libc::cmsghdr,
+    info: libc::in_pktinfo,
+}
+
+// SAFETY: CMSG_LEN and CMSG_SPACE only compute sizes from their argument.
+const PKTINFO_LEN: usize =
+    unsafe { libc::CMSG_LEN(mem::size_of::<libc::in_pktinfo>() as libc::c_uint) } as usize;
+// The data of a control message starts CMSG_LEN(0) bytes into it, and one message takes
+// CMSG_SPACE bytes: the struct must agree, or the kernel would read the wrong bytes.
+// SAFETY: as above, size computations only.
+const _: () = assert!(mem::offset_of!(PktinfoCmsg, info) == unsafe { libc::CMSG_LEN(0) } as usize);
+const _: () = assert!(
+    mem::size_of::<PktinfoCmsg>()
+        == unsafe { libc::CMSG_SPACE(mem::size_of::<libc::in_pktinfo>() as libc::c_uint) } as usize
+);
+
+/// Sends up to [`MAX_BATCH`] datagrams of `msgs` (payload, local source address,
+/// destination) in one system call, each from the IPv4 source address it names.
+///
+/// The source is set per datagram with an `IP_PKTINFO` control message (`ipi_spec_dst`), so
+/// one socket can speak for many local addresses: on loopback every address of 127.0.0.0/8
+/// is local, which lets a load generator appear as hundreds of thousands of clients without
+/// a socket (and a file) for each. The source port is the socket's own. Bind the socket to
+/// `0.0.0.0` to receive the answers sent to all those addresses.
+///
+/// Returns how many were sent, counted from the start of `msgs`, as [`send_batch`] does.
+///
+/// # Errors
+/// `InvalidInput` if a destination is not IPv4 (nothing is sent then); otherwise the error of
+/// the first datagram when none was sent, e.g. `AddrNotAvailable` for a source address that
+/// is not local. `Interrupted` means nothing was tried and the call can simply be repeated.
+pub fn send_batch_from(
+    socket: &impl AsFd,
+    msgs: &[(&[u8], Ipv4Addr, SocketAddr)],
+) -> io::Result<usize> {
+    let n = msgs.len().min(MAX_BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    if msgs[..n].iter().any(|(_, _, dest)| !dest.is_ipv4()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "choosing the source address per datagram works for IPv4 destinations only",
+        ));
+    }
+    let addrs: [MaybeUninit<SockAddr>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
+    let mut addrs = addrs;
+    // SAFETY: all-zero is a valid value of these plain C structs.
+    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    let mut cmsgs: [PktinfoCmsg; MAX_BATCH] = unsafe { mem::zeroed() };
+    for (i, (payload, source, dest)) in msgs[..n].iter().enumerate() {
+        let addr = addrs[i].write(SockAddr::from(*dest));
+        iovs[i] = libc::iovec {
+            // sendmmsg only reads the buffer; the mutable pointer is the C API's type.
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        let c = &mut cmsgs[i];
+        c.hdr.cmsg_len = PKTINFO_LEN as _;
+        c.hdr.cmsg_level = libc::IPPROTO_IP;
+        c.hdr.cmsg_type = libc::IP_PKTINFO;
+        // Interface 0: the route to the destination picks it; ipi_spec_dst is the source.
+        c.info.ipi_ifindex = 0;
+        c.info.ipi_spec_dst = libc::in_addr {
+            s_addr: u32::from(*source).to_be(),
+        };
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_name = addr.as_ptr() as *mut libc::c_void;
+        h.msg_namelen = addr.len();
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_control = c as *mut PktinfoCmsg as *mut libc::c_void;
+        h.msg_controllen = mem::size_of::<PktinfoCmsg>() as _;
+    }
+    // SAFETY: the first `n` headers point at initialised addresses, iovecs and control
+    // messages that live until the end of this function, and at payloads borrowed for its
+    // duration; the kernel only reads them (and writes `msg_len`).
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_fd().as_raw_fd(),
@@ -186,6 +285,49 @@ mod tests {
         assert_eq!(batch.recv(&rx).unwrap(), 1);
         let (_, bytes) = batch.iter().next().unwrap();
         assert_eq!(bytes.len(), 10);
+    }
+
+    #[test]
+    fn each_datagram_leaves_from_the_source_it_names() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = tx.local_addr().unwrap().port();
+        let to = rx.local_addr().unwrap();
+        let sources: Vec<Ipv4Addr> = (0..100u32)
+            .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 9, 0, 1)) + i * 257))
+            .collect();
+        let payload = [1u8, 2, 3];
+        let msgs: Vec<(&[u8], Ipv4Addr, SocketAddr)> =
+            sources.iter().map(|&s| (&payload[..], s, to)).collect();
+        let mut sent = 0;
+        while sent < msgs.len() {
+            sent += send_batch_from(&tx, &msgs[sent..]).unwrap();
+        }
+        let mut batch = RecvBatch::new(64);
+        let mut from = Vec::new();
+        while from.len() < msgs.len() {
+            batch.recv(&rx).unwrap();
+            from.extend(batch.iter().map(|(f, _)| f));
+        }
+        let want: Vec<SocketAddr> = sources
+            .iter()
+            .map(|&s| SocketAddr::from((s, port)))
+            .collect();
+        assert_eq!(from, want);
+    }
+
+    #[test]
+    fn a_foreign_source_or_an_ipv6_destination_is_refused() {
+        let tx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let e = send_batch_from(&tx, &[(&b"x"[..], Ipv4Addr::LOCALHOST, v6)]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // 192.0.2.1 (TEST-NET-1) is no address of this machine: the kernel refuses it as a
+        // source before anything leaves.
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let foreign = Ipv4Addr::new(192, 0, 2, 1);
+        assert!(send_batch_from(&tx, &[(&b"x"[..], foreign, to)]).is_err());
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! What the driver knows of each simulated client, and the contents of its messages.
+
+use std::net::UdpSocket;
+
+use udpchat::protocol::Request;
+
+/// Where a client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Phase {
+    /// LOGIN_REQ sent, waiting for LOGIN_ACK.
+    LoggingIn,
+    /// JOIN_REQ sent, waiting for JOIN_ACK.
+    Joining,
+    /// In `channel`, taking part.
+    Active,
+    /// PART_REQ sent for the old channel, waiting for PART_ACK, then joins `channel`.
+    Parting,
+    /// LOGOFF sent; the socket lingers to catch stray deliveries.
+    Departed,
+}
+
+/// A channel a client was in and when it left.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Left {
+    /// The channel's index.
+    pub(super) channel: usize,
+    /// Publications before this (ns) may be delivered.
+    pub(super) from_ns: u64,
+    /// When the client joined it (its JOIN_ACK arrived).
+    pub(super) joined_ns: u64,
+    /// When the server confirmed the part (PART_ACK or `please log in`), if it has.
+    pub(super) confirmed_ns: Option<u64>,
+}
+
+/// One simulated client: its own socket (so its own source address) and what it waits for.
+pub(super) struct Client {
+    /// Non-blocking, registered with the driver's poller under the client's number.
+    pub(super) socket: UdpSocket,
+    /// Its nickname.
+    pub(super) nick: String,
+    /// Where it is in its life.
+    pub(super) phase: Phase,
+    /// The current channel (or the one being joined).
+    pub(super) channel: usize,
+    /// When the JOIN_ACK for `channel` arrived.
+    pub(super) joined_ns: u64,
+    /// Channels left: the previous one on a move, the last one on logoff.
+    pub(super) left: Vec<Left>,
+    /// When the pending request was last sent.
+    pub(super) sent_ns: u64,
+    /// Resends of the pending request.
+    pub(super) tries: u32,
+    /// When it sends its next STILL_HERE.
+    pub(super) next_keepalive_ns: u64,
+    /// When a departed client's socket closes.
+    pub(super) close_ns: u64,
+}
+
+/// A vanished client awaiting its WHOIS check.
+pub(super) struct Vanished {
+    /// Its nickname, which the checker asks WHOIS about.
+    pub(super) nick: String,
+    /// When the server must have swept it.
+    pub(super) due_ns: u64,
+    /// When the checker last asked, if it has.
+    pub(super) asked_ns: Option<u64>,
+}
+
+/// A small xorshift generator: the choices need no quality, only no dependency.
+pub(super) struct Rng(pub(super) u64);
+
+impl Rng {
+    /// The next number.
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number in `0..n` (0 when `n` is 0).
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// True with probability `p`.
+    pub(super) fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// The text of a soak message: `seq publish_ns`.
+pub(super) fn text(seq: u64, ns: u64) -> String {
+    format!("{seq} {ns}")
+}
+
+/// The publish time in a soak message.
+pub(super) fn parse(text: &str) -> Option<u64> {
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// A probe that draws `please log in` from a logged-off address: padded so that the
+/// server's amplification guard (no more bytes back than received) lets the answer out.
+pub(super) fn probe() -> Vec<u8> {
+    Request::Who {
+        prefix: "soak-probe-padding",
+    }
+    .to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_text_round_trips() {
+        assert_eq!(parse(&text(7, 123)), Some(123));
+        assert_eq!(parse("x"), None);
+    }
+}
