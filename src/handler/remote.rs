@@ -3,8 +3,6 @@
 //! (USER_JOINS/PARTS to local members of the channel, USER_ONLINE/OFFLINE to local
 //! watchers), and their public and private messages for local users.
 
-use std::time::SystemTime;
-
 use super::{Handler, Outbox};
 use crate::outbox::{ClusterInput, UserInfo};
 use crate::protocol::Event;
@@ -13,7 +11,7 @@ use crate::state::{ChannelId, RemoteChange, RemoteUser};
 impl Handler {
     /// Applies what the cluster reported. Runs on the cluster thread, the only writer of
     /// the view of remote users.
-    pub fn cluster_input(&self, _wall: SystemTime, input: ClusterInput, out: &mut Outbox) {
+    pub fn cluster_input(&self, input: ClusterInput, out: &mut Outbox) {
         match input {
             ClusterInput::User { server, nick, info } => {
                 let user = info.map(|i| self.remote_user(&server, &i));

@@ -328,7 +328,6 @@ fn remote_users_of_the_view_count_everywhere() {
     let r = cluster_rig();
     let mut out = Outbox::new();
     r.h.cluster_input(
-        r.w0,
         ClusterInput::User {
             server: "there".into(),
             nick: "Zed".into(),
@@ -387,7 +386,6 @@ fn remote_users_of_the_view_count_everywhere() {
     // The remote user leaves the channel: the local member is told.
     let mut out = Outbox::new();
     r.h.cluster_input(
-        r.w0,
         ClusterInput::Server {
             server: "there".into(),
             users: vec![],

@@ -427,9 +427,8 @@ impl Server {
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
         let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
-            let wall = std::time::SystemTime::now();
             for input in inputs {
-                handler.cluster_input(wall, input, &mut out);
+                handler.cluster_input(input, &mut out);
             }
             for fanout in out.fanouts.drain(..) {
                 send::dispatch(fanout, &senders);

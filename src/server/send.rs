@@ -12,7 +12,7 @@
 //!   in [`Stats::send_errors`], skipped, and logged at most once per [`LOG_EVERY`].
 //!
 //! `IP_RECVERR` stays off, so an ICMP port-unreachable from a departed client does not make
-//! later batches stop short (`shared/PERFORMANCE.md`).
+//! later batches stop short (`docs/PERFORMANCE.md`).
 //!
 //! # Order
 //! A fan-out is split into chunks of [`CHUNK`] members; chunk `i` of a fan-out with key `k`

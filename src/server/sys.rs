@@ -4,7 +4,7 @@
 //!
 //! Written on `libc` because socket2 (which makes and tunes the sockets) has no batched
 //! calls, and the batched calls of other crates either send to one destination (UDP GSO,
-//! useless for fan-out: see `shared/PERFORMANCE.md`) or allocate per call. The arrays here
+//! useless for fan-out: see `docs/PERFORMANCE.md`) or allocate per call. The arrays here
 //! live on the stack, so a batch costs no allocation.
 
 use std::io;
@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use socket2::SockAddr;
 
 /// Most datagrams one `sendmmsg`/`recvmmsg` call carries. Larger batches bring no more
-/// throughput on this kind of machine (`shared/PERFORMANCE.md`).
+/// throughput on this kind of machine (`docs/PERFORMANCE.md`).
 pub const MAX_BATCH: usize = 64;
 
 /// Sends up to [`MAX_BATCH`] datagrams of `msgs` (payload, destination) in one system call.
