@@ -9,6 +9,8 @@
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
+#   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
+#                                        # the same scenario against another build of the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -33,7 +35,7 @@ trap cleanup EXIT
 start_server() {
     "$BIN/load-tester" --print-channels "$1" >"$CHANNELS"
     shift
-    "$BIN/chat-server" --bind 127.0.0.1 --port "$PORT" --channels "$CHANNELS" --rate-limit 0 \
+    "${SERVER_BIN:-$BIN/chat-server}" --bind 127.0.0.1 --port "$PORT" --channels "$CHANNELS" --rate-limit 0 \
         --data "$TMP/data" "$@" 2>>"$OUT/server.log" &
     SERVER_PID=$!
     sleep 0.5
@@ -54,6 +56,11 @@ stop_pid() {
 stop_server() {
     stop_pid "$SERVER_PID"
     SERVER_PID=
+}
+
+# The load tester against the server started by start_server, reading its CPU and memory.
+lt() {
+    "$BIN/load-tester" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
 }
 
 # Runs the load tester (arguments after the first two) while reading Redis's counters: one
