@@ -87,16 +87,30 @@ pub fn render(event: &Event<'_>) -> String {
             "unregistered" => format!("\tNickname {} is no longer registered.", s(nick)),
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
-        // Steps of a password exchange: the client consumes them; see [`shown`].
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. } => String::new(),
+        // Steps of a password exchange and of the delivery extensions: the client
+        // consumes them; see [`shown`].
+        Event::RegisterResp { .. }
+        | Event::AuthChallenge { .. }
+        | Event::CapsAck { .. }
+        | Event::Pong { .. }
+        | Event::McastGroup { .. }
+        | Event::McastProbe { .. }
+        | Event::ServerHere { .. } => String::new(),
     }
 }
 
-/// Whether an event is shown to the user (the steps of a password exchange are not).
+/// Whether an event is shown to the user (the steps of a password exchange and the
+/// delivery extensions' bookkeeping are not).
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. }
+        Event::RegisterResp { .. }
+            | Event::AuthChallenge { .. }
+            | Event::CapsAck { .. }
+            | Event::Pong { .. }
+            | Event::McastGroup { .. }
+            | Event::McastProbe { .. }
+            | Event::ServerHere { .. }
     )
 }
 
