@@ -25,6 +25,7 @@ fn handler_with(n: usize) -> Handler {
     let channels = [ChannelSpec {
         title: "Big".into(),
         description: "one big channel".into(),
+        multicast: true,
     }];
     let handler = Handler::new(
         Arc::new(State::new(&channels, n + 10)),

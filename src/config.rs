@@ -7,7 +7,15 @@
 //! [[channel]]
 //! title = "Rust"
 //! description = "All things Rust"
+//!
+//! [[channel]]
+//! title = "Trading"
+//! description = "Kept off the multicast groups"
+//! multicast = false
 //! ```
+//!
+//! `multicast` (default `true`) only matters on a server started with `--multicast`: a
+//! channel that says `false` gets no group, and its events always go by unicast.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +36,9 @@ pub struct ChannelSpec {
     pub title: String,
     /// Free text shown in channel lists.
     pub description: String,
+    /// Whether the channel gets a multicast group when the server has a multicast range
+    /// (`multicast = false` in the file keeps it on unicast).
+    pub multicast: bool,
 }
 
 /// Why the channels file was refused.
@@ -74,6 +85,7 @@ pub fn classic_channels() -> Vec<ChannelSpec> {
     .map(|(title, description)| ChannelSpec {
         title: title.into(),
         description: description.into(),
+        multicast: true,
     })
     .collect()
 }
@@ -90,6 +102,12 @@ struct File {
 struct Entry {
     title: Spanned<String>,
     description: Spanned<String>,
+    #[serde(default = "yes")]
+    multicast: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Reads and checks a channels file.
@@ -177,6 +195,7 @@ pub fn parse_channels(text: &str, path: &Path) -> Result<Vec<ChannelSpec>, Confi
         out.push(ChannelSpec {
             title: entry.title.into_inner(),
             description: entry.description.into_inner(),
+            multicast: entry.multicast,
         });
     }
     Ok(out)
@@ -209,6 +228,21 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].title, "Rust");
         assert_eq!(c[1].description, "");
+        assert!(c[0].multicast && c[1].multicast);
+    }
+
+    #[test]
+    fn a_channel_may_stay_off_multicast() {
+        let c = parse(
+            "[[channel]]\ntitle = \"Rust\"\ndescription = \"x\"\nmulticast = false\n\
+             [[channel]]\ntitle = \"Go\"\ndescription = \"y\"\nmulticast = true\n",
+        )
+        .unwrap();
+        assert!(!c[0].multicast && c[1].multicast);
+        let err = parse("[[channel]]\ntitle = \"Rust\"\ndescription = \"x\"\nmulticast = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]

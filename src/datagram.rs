@@ -67,6 +67,15 @@ impl Class {
             }
     }
 
+    /// Whether it is a `DISCOVER` (whose answer the flood limits hold to a few a second per
+    /// source: anyone on the LAN may ask, from any address).
+    pub fn is_discover(&self) -> bool {
+        self.kind
+            == Kind::Plain {
+                code: code::DISCOVER,
+            }
+    }
+
     /// Whether it claims a protected session.
     pub fn is_sealed(&self) -> bool {
         matches!(self.kind, Kind::Sealed { .. })

@@ -14,6 +14,8 @@
 //! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
 //!   account writes, cluster events), and the results fed back.
 //! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
+//! - [`multicast`]: multicast channels: the group range, each channel's group, key and
+//!   listeners, and the tag of CHANNEL_DATA.
 //! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
@@ -32,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod datagram;
 pub mod handler;
+pub mod multicast;
 pub mod outbox;
 pub mod protocol;
 pub mod server;

@@ -3,13 +3,15 @@
 //! in Redis, an account write, an event for the other servers of a cluster). The threads
 //! carry effects out and feed their results back to the handler as [`Done`] inputs.
 //!
-//! This module depends on nothing but the protocol's encoding, so the handler, the cluster
-//! and the server can all use it without depending on each other.
+//! This module depends on nothing but the protocol's encoding and the multicast groups a
+//! fan-out may name, so the handler, the cluster and the server can all use it without
+//! depending on each other.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::multicast::ChannelGroup;
 use crate::protocol::Event;
 use crate::state::Route;
 
@@ -18,10 +20,14 @@ use crate::state::Route;
 pub struct Fanout {
     /// The datagram, encoded once.
     pub payload: Arc<[u8]>,
-    /// Who gets it.
+    /// Who gets it by unicast.
     pub dests: Arc<[SocketAddr]>,
     /// Routing key (the channel): fan-outs with one key go through the senders in order.
     pub key: u64,
+    /// The channel's multicast group, when it gets the event too: one more "member" that
+    /// gets it once, sealed in CHANNEL_DATA with the channel's next sequence number by the
+    /// sender that handles the key (so sequences leave in order).
+    pub group: Option<Arc<ChannelGroup>>,
 }
 
 /// What a single-address reply is, for the policy on replies to strangers
@@ -335,13 +341,26 @@ impl Outbox {
 
     /// Queues `event` for every address in `dests` (nothing if there are none).
     pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
-        if dests.is_empty() {
+        self.channel_fanout(dests, event, key, None);
+    }
+
+    /// Queues `event` for every address in `dests` and, if given, once for `group`
+    /// (nothing if there is neither).
+    pub fn channel_fanout(
+        &mut self,
+        dests: Arc<[SocketAddr]>,
+        event: &Event<'_>,
+        key: u64,
+        group: Option<Arc<ChannelGroup>>,
+    ) {
+        if dests.is_empty() && group.is_none() {
             return;
         }
         self.fanouts.push(Fanout {
             payload: event.to_bytes().into(),
             dests,
             key,
+            group,
         });
     }
 
@@ -403,13 +422,22 @@ impl Outbox {
         self.effects.clear();
     }
 
-    /// Every datagram as (destination, bytes), fan-outs expanded: for tests.
+    /// Every unicast datagram as (destination, bytes), fan-outs expanded: for tests.
     pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
         for f in &self.fanouts {
             out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
         }
         out
+    }
+
+    /// Every event for a multicast group as (group address, the event datagram before it
+    /// is sealed in CHANNEL_DATA): for tests.
+    pub fn group_events(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+        self.fanouts
+            .iter()
+            .filter_map(|f| f.group.as_ref().map(|g| (g.addr, f.payload.to_vec())))
+            .collect()
     }
 }
 

@@ -25,6 +25,7 @@ fn clustered(channels: usize, redis: Option<(&Redis, &str)>) -> RunningServer {
             .map(|c| ChannelSpec {
                 title: format!("lt{c}"),
                 description: format!("test channel {c}"),
+                multicast: true,
             })
             .collect(),
         cluster: redis.map(|(r, id)| ClusterConfig {

@@ -17,6 +17,7 @@ fn departed_clients_get_nothing_and_vanished_ones_are_swept() {
             .map(|c| ChannelSpec {
                 title: format!("lt{c}"),
                 description: format!("soak test channel {c}"),
+                multicast: true,
             })
             .collect(),
         idle_timeout: Duration::from_secs(2),

@@ -12,6 +12,7 @@ use clap::Parser;
 use udpchat::accounts::StoreKind;
 use udpchat::cluster::ClusterConfig;
 use udpchat::config::{classic_channels, load_channels};
+use udpchat::multicast::{GroupRange, MulticastConfig, DEFAULT_TTL};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use udpchat::server::{default_threads, Limits, Server, ServerConfig};
 
@@ -123,6 +124,38 @@ struct Args {
     /// file in --data, so that every server of a cluster sees the same accounts.
     #[arg(long, value_name = "URL", global = true)]
     database: Option<String>,
+
+    /// Multicast channels: give each channel a group from this range (e.g. 239.77.0.0/24,
+    /// or IPv6 like ff15::77:0/112). Clients that ask for it then hear a channel's public
+    /// messages and join/part notices on its group, sent once however many members it has.
+    /// ANYONE ON THE LAN CAN JOIN A GROUP AND READ ITS CHANNEL: the channel key's tag stops
+    /// outsiders from injecting events, not from listening. Groups are stable across
+    /// restarts for the same channels file; a channel with `multicast = false` gets none.
+    #[arg(long, value_name = "CIDR")]
+    multicast: Option<GroupRange>,
+
+    /// Local address of the interface to send group traffic from [default: the --bind
+    /// address if it is one, else the interface the kernel routes the groups to].
+    #[arg(long, value_name = "ADDR", requires = "multicast")]
+    multicast_if: Option<IpAddr>,
+
+    /// Hop limit (TTL) of group datagrams; 1 keeps them on this LAN.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TTL, value_parser = clap::value_parser!(u32).range(1..=255))]
+    multicast_ttl: u32,
+
+    /// UDP port of the groups [default: the chat port + 1].
+    #[arg(long, value_name = "PORT", requires = "multicast")]
+    multicast_port: Option<u16>,
+
+    /// Do not answer DISCOVER (clients looking for a server by broadcast or on the
+    /// discovery group 239.255.77.77).
+    #[arg(long)]
+    no_discovery: bool,
+
+    /// The name SERVER_HERE answers DISCOVER with [default: --server-id in a cluster, else
+    /// the host name].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -262,6 +295,14 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or_else(|| default_server_id(args.port)),
             lease_ttl: Duration::from_millis(args.lease_ttl_ms),
         }),
+        multicast: args.multicast.map(|range| MulticastConfig {
+            range,
+            interface: args.multicast_if,
+            ttl: args.multicast_ttl,
+            port: args.multicast_port,
+        }),
+        discovery: !args.no_discovery,
+        name: args.name.clone(),
     };
     let bind = config.bind;
     let server =
@@ -284,6 +325,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(c) = &config.cluster {
         tracing::info!(server_id = %c.server_id, redis = %c.redis_url, "cluster mode");
+    }
+    if let Some(m) = &config.multicast {
+        let groups = server.groups();
+        tracing::info!(
+            range = %m.range,
+            port = m.group_port(server.local_addr().port()),
+            interface = ?m.interface,
+            ttl = m.ttl,
+            channels = groups.all().len(),
+            "multicast channels: anyone on the LAN can join a group and read its channel"
+        );
+        for (_, g) in groups.all() {
+            tracing::debug!(channel = %g.title, group = %g.addr, "multicast group");
+        }
     }
     if let Some(addr) = server.metrics_addr() {
         tracing::info!("metrics on http://{addr}/metrics");

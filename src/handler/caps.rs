@@ -2,6 +2,7 @@
 //! the caps granted, and `PING`, answered with `PONG` (a sign of life like any datagram).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::{Handler, Outbox};
 use crate::protocol::{batch, errors, words, Event, MAX_PING_TOKEN};
@@ -31,8 +32,11 @@ enum Cap {
 
 impl Handler {
     /// `CAPS_REQ`: the caps named replace those granted before; unknown ones are ignored.
-    /// The answer lists what is granted, `batch` with its size (`batch=1200`).
-    pub(super) fn caps(&self, from: SocketAddr, list: &str, out: &mut Outbox) {
+    /// The answer lists what is granted, `batch` with its size (`batch=1200`). A user that
+    /// gains `multicast` while in channels is then offered their groups, as after a join;
+    /// one that loses it goes back to unicast everywhere.
+    pub(super) fn caps(&self, now: Instant, from: SocketAddr, list: &str, out: &mut Outbox) {
+        let before = self.state.caps_of(from);
         let mut caps = Caps::default();
         for cap in words(list).filter_map(parse_cap) {
             match cap {
@@ -55,6 +59,15 @@ impl Handler {
                 caps: &granted.join(" "),
             },
         );
+        match (before.multicast, caps.multicast) {
+            (false, true) => self.offer_groups(now, from, out),
+            (true, false) => {
+                if let Some((_, channels)) = self.state.nick_and_channels(from) {
+                    self.leave_groups(from, &channels);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `PING`: `PONG` with the same token.

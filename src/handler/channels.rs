@@ -31,10 +31,11 @@ impl Handler {
                 title: &ch.title,
                 nick: &nick,
             };
-            out.fanout(before, &event, u64::from(id));
+            self.channel_fanout(id, before, &event, out);
         }
         self.publish_user(now, wall, from, out);
         out.send(from, &Event::JoinAck(self.channel_info(id)));
+        self.offer_group(now, from, id, out);
     }
 
     pub(super) fn part(
@@ -62,12 +63,13 @@ impl Handler {
         let Some(parted) = self.state.part(from, id) else {
             return; // not a member: no answer
         };
+        self.leave_groups(from, &[id]);
         let ch = self.state.channel(id);
         let event = Event::UserParts {
             title: &ch.title,
             nick: &nick,
         };
-        out.fanout(parted.rest, &event, u64::from(id));
+        self.channel_fanout(id, parted.rest, &event, out);
         self.publish_user(now, wall, from, out);
         out.send(from, &Event::PartAck(self.channel_info(id)));
         if let (true, Some(current)) = (parted.was_current, parted.new_current) {

@@ -154,13 +154,14 @@ impl Handler {
             return;
         };
         let nick = &gone.user.nick;
+        self.leave_groups(from, &gone.user.channels);
         for (id, rest) in gone.parts {
             let ch = self.state.channel(id);
             let event = Event::UserParts {
                 title: &ch.title,
                 nick,
             };
-            out.fanout(rest, &event, u64::from(id));
+            self.channel_fanout(id, rest, &event, out);
         }
         for watcher in self.state.watchers_of(nick) {
             out.send(watcher, &Event::UserOffline { nick });

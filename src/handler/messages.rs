@@ -21,7 +21,7 @@ impl Handler {
             sender: &nick,
             text,
         };
-        out.fanout(ch.snapshot(), &event, u64::from(id));
+        self.channel_fanout(id, ch.snapshot(), &event, out);
         self.publish(
             ClusterEvent::Public {
                 title: ch.title.to_string(),

@@ -9,8 +9,8 @@
 //! [`login`] (log in and off, leases), [`channels`] (join, part, lists), [`messages`]
 //! (public and private), [`directory`] (who, whois), [`hotlist`] (watch, unwatch),
 //! [`accounts`] (register, unregister), [`sessions`] (password logins and sealed
-//! datagrams), [`caps`] (capabilities and PING) and [`remote`] (what the other servers
-//! of a cluster report).
+//! datagrams), [`caps`] (capabilities and PING), [`multicast`] (channel groups and
+//! discovery) and [`remote`] (what the other servers of a cluster report).
 
 mod accounts;
 mod caps;
@@ -19,6 +19,7 @@ mod directory;
 mod hotlist;
 mod login;
 mod messages;
+mod multicast;
 mod remote;
 mod sessions;
 
@@ -30,10 +31,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 
 pub use crate::outbox::{Done, Effect, Fanout, Outbox};
+pub use multicast::Discovery;
 
 use crate::accounts::Service;
 use crate::auth::SessionKeys;
 use crate::datagram::{Incoming, Kind};
+use crate::multicast::Groups;
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
 use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request};
 use crate::state::{ChannelId, Presence, Route, State, User};
@@ -122,6 +125,10 @@ pub struct Handler {
     state: Arc<State>,
     accounts: Arc<Service>,
     waits: Arc<Waits>,
+    /// The channels' multicast groups (empty without a multicast range).
+    groups: Arc<Groups>,
+    /// What DISCOVER is answered with; `None`: not answered (`--no-discovery`).
+    discovery: Option<Arc<Discovery>>,
     config: Config,
 }
 
@@ -134,6 +141,8 @@ impl Handler {
             state,
             accounts: Arc::new(Service::in_memory()),
             waits: Arc::default(),
+            groups: Arc::default(),
+            discovery: None,
             config: Config {
                 max_datagram,
                 idle_timeout,
@@ -161,6 +170,26 @@ impl Handler {
     pub fn with_accounts(mut self, accounts: Arc<Service>) -> Self {
         self.accounts = accounts;
         self
+    }
+
+    /// The same handler with multicast groups for its channels: the `multicast` cap is
+    /// granted (if any channel has a group) and members that confirm hear their channels
+    /// there.
+    pub fn with_groups(mut self, groups: Arc<Groups>) -> Self {
+        self.config.multicast = !groups.is_empty();
+        self.groups = groups;
+        self
+    }
+
+    /// The same handler answering DISCOVER with `discovery`.
+    pub fn with_discovery(mut self, discovery: Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
+    /// The channels' multicast groups.
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.groups
     }
 
     /// The shared state.
@@ -244,8 +273,8 @@ impl Handler {
             Request::Login { nick } => self.login(now, wall, from, nick, out),
             Request::Auth { nick, message } => self.auth_start(now, from, nick, message, out),
             Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
-            // Discovery is answered on the discovery socket, not here.
-            Request::Discover => {}
+            // Answered whoever asks (how often is the worker's limit to set).
+            Request::Discover => self.discover(from, datagram.len(), out),
             _ if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Request::Logoff => self.logoff(from, out),
             Request::Join { title } => self.join(now, wall, from, title, out),
@@ -264,11 +293,10 @@ impl Handler {
                 self.register_finish(now, wall, from, message, session, out)
             }
             Request::Unregister => self.unregister(now, from, session, out),
-            Request::Caps { caps } => self.caps(from, caps, out),
+            Request::Caps { caps } => self.caps(now, from, caps, out),
             Request::Ping { token } => self.ping(from, token, out),
-            // Multicast delivery is not offered (the `multicast` cap is never granted), so
-            // these change nothing.
-            Request::McastJoined { .. } | Request::McastLeft { .. } => {}
+            Request::McastJoined { title } => self.mcast_joined(from, title),
+            Request::McastLeft { title } => self.mcast_left(from, title),
         }
         logged_in
     }

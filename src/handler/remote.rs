@@ -33,7 +33,7 @@ impl Handler {
                         sender: &nick,
                         text: &text,
                     };
-                    out.fanout(ch.snapshot(), &event, u64::from(id));
+                    self.channel_fanout(id, ch.snapshot(), &event, out);
                 }
             }
             ClusterInput::Private { to, from, text } => {
@@ -80,7 +80,7 @@ impl Handler {
                 title: &ch.title,
                 nick: &nick,
             };
-            out.fanout(ch.snapshot(), &event, u64::from(id));
+            self.channel_fanout(id, ch.snapshot(), &event, out);
         }
         for &id in before.iter().filter(|id| !after.contains(id)) {
             let ch = self.state.channel(id);
@@ -88,7 +88,7 @@ impl Handler {
                 title: &ch.title,
                 nick: &nick,
             };
-            out.fanout(ch.snapshot(), &event, u64::from(id));
+            self.channel_fanout(id, ch.snapshot(), &event, out);
         }
         let event = match (old, new) {
             (None, Some(_)) => Event::UserOnline { nick: &nick },

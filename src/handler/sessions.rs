@@ -102,8 +102,10 @@ impl Handler {
                     self.state.end_session(old);
                 }
                 self.state.respell(from, &nick);
-                // A new login starts without caps; the client asks again.
+                // A new login starts without caps (so back on unicast in every channel);
+                // the client asks again.
                 self.state.set_caps(from, crate::state::Caps::default());
+                self.leave_groups(from, &u.channels);
                 true
             }
             Some(_) => {
@@ -178,6 +180,7 @@ impl Handler {
             if !self.state.move_user(sealed.session, bound, from) {
                 return reject();
             }
+            self.move_groups(bound, from);
             tracing::debug!(old = %bound, new = %from, "session moved to a new address");
         }
         Some((from, sealed.inner, sealed.session))

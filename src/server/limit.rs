@@ -12,6 +12,10 @@
 //!   Those answers are still held to the per-address ERROR bucket (5 at once, 2 a second)
 //!   and to a per-worker budget for all strangers ([`STRANGER_ERRORS_TOTAL_PER_SEC`]), so
 //!   a spoofed flood reflects at most that many short datagrams a second.
+//! - Discovery: a `SERVER_HERE` answering a `DISCOVER` is held to the same buckets as an
+//!   ERROR (5 at once and 2 a second per address, the per-worker budget for all), on top of
+//!   the byte rule; the handler already keeps it no larger than the question. So a LAN
+//!   that asks (or a spoofed flood of DISCOVERs) gets a few answers a second per source.
 //!
 //! # The table of records
 //!
@@ -264,8 +268,14 @@ impl Limiter {
         now: Instant,
     ) -> usize {
         let replies = out.replies_to_since(to, mark);
+        // Answers to DISCOVER are rationed like ERRORs (module docs).
+        let rationed = if class.is_discover() {
+            replies.count
+        } else {
+            replies.errors
+        };
         if replies.count == 0
-            || self.allow_stranger_reply(to, replies.bytes, replies.errors, class.is_login(), now)
+            || self.allow_stranger_reply(to, replies.bytes, rationed, class.is_login(), now)
         {
             return 0;
         }

@@ -11,6 +11,8 @@
 //!  senders ── sendmmsg batches, resume after partial sends, count failures
 //!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
+//!  prober (with --multicast) ── MCAST_PROBE to active groups ──► sender pool
+//!  discovery (bound to one address) ── DISCOVER heard on 239.255.77.77 ──► workers
 //!  cluster (with --redis) ── events from Redis ──► Handler::cluster_input ──► replies, fan-outs
 //!  cluster-pub (with --redis) ── published events ──► Redis, pipelined
 //! ```
@@ -23,6 +25,7 @@
 pub mod effects;
 pub mod limit;
 pub mod metrics;
+pub mod multicast;
 pub mod recv;
 pub mod send;
 pub mod stats;
@@ -46,7 +49,8 @@ pub use stats::{Stats, StatsSnapshot};
 use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
-use crate::handler::Handler;
+use crate::handler::{Discovery, Handler};
+use crate::multicast::{Groups, MulticastConfig};
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 use crate::state::State;
 
@@ -90,6 +94,13 @@ pub struct ServerConfig {
     pub store: StoreKind,
     /// The cluster to join; `None` stands alone.
     pub cluster: Option<ClusterConfig>,
+    /// Multicast channels (`--multicast`); `None`: every channel stays on unicast and the
+    /// `multicast` cap is never granted.
+    pub multicast: Option<MulticastConfig>,
+    /// Whether DISCOVER is answered (`--no-discovery` turns it off).
+    pub discovery: bool,
+    /// The name SERVER_HERE gives; `None`: the cluster's server id, else the host name.
+    pub name: Option<String>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -115,8 +126,20 @@ impl Default for ServerConfig {
             metrics: None,
             store: StoreKind::Memory,
             cluster: None,
+            multicast: None,
+            discovery: true,
+            name: None,
         }
     }
+}
+
+/// The machine's host name (`server` if it can't be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "server".into())
 }
 
 /// Why a server could not start.
@@ -157,6 +180,12 @@ pub enum ServerError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
+    /// The multicast socket could not be set up (`--multicast-if` not a local address, ...).
+    #[error("cannot set up multicast: {0}")]
+    Multicast(#[source] io::Error),
+    /// The discovery group could not be joined.
+    #[error("cannot listen for DISCOVER on the discovery group: {0}")]
+    Discovery(#[source] io::Error),
 }
 
 /// A bound server, not yet running.
@@ -171,6 +200,13 @@ pub struct Server {
     store: Arc<dyn AccountStore>,
     accounts: Arc<Service>,
     cluster: Option<Arc<Cluster>>,
+    /// The channels' groups (empty without multicast).
+    groups: Arc<Groups>,
+    /// The socket group traffic leaves from, with multicast.
+    group_socket: Option<Socket>,
+    /// The extra socket that hears DISCOVER when the chat socket can't (module
+    /// `multicast`).
+    discovery_socket: Option<Socket>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -249,7 +285,25 @@ impl Server {
             Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
             None => None,
         };
+        let (groups, group_socket) = match &config.multicast {
+            Some(m) => (
+                Arc::new(m.groups(&config.channels, local_addr.port())),
+                Some(
+                    multicast::group_socket(m, local_addr, config.sndbuf)
+                        .map_err(ServerError::Multicast)?,
+                ),
+            ),
+            None => (Arc::default(), None),
+        };
+        let discovery_socket = if config.discovery {
+            multicast::discovery_socket(&socket, local_addr).map_err(ServerError::Discovery)?
+        } else {
+            None
+        };
         Ok(Server {
+            groups,
+            group_socket,
+            discovery_socket,
             cluster,
             store,
             accounts,
@@ -299,6 +353,11 @@ impl Server {
         self.state.clone()
     }
 
+    /// The channels' multicast groups (empty without multicast).
+    pub fn groups(&self) -> Arc<Groups> {
+        self.groups.clone()
+    }
+
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.
     ///
     /// # Errors
@@ -311,16 +370,28 @@ impl Server {
         if self.cluster.is_some() {
             handler = handler.in_cluster();
         }
+        handler = handler.with_groups(self.groups.clone());
+        if c.discovery {
+            let name = c.name.clone().unwrap_or_else(|| match &c.cluster {
+                Some(cl) => cl.server_id.clone(),
+                None => host_name(),
+            });
+            handler = handler.with_discovery(Discovery {
+                name,
+                port: self.local_addr.port(),
+            });
+        }
         let socket = |s: &Socket| s.try_clone().map_err(ServerError::Socket);
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
         for (i, rx) in send_rxs.into_iter().enumerate() {
-            let (socket, stats) = (socket(&self.socket)?, self.stats.clone());
+            let group = self.group_socket.as_ref().map(socket).transpose()?;
+            let (chat, stats) = (socket(&self.socket)?, self.stats.clone());
             threads.push(
                 spawn(format!("sender-{i}"), move || {
-                    send::run_sender(socket, rx, stats)
+                    send::run_sender(chat, group, rx, stats)
                 })
                 .map_err(ServerError::Thread)?,
             );
@@ -358,6 +429,15 @@ impl Server {
         if let Some(cluster) = &self.cluster {
             threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool)?);
         }
+        if !self.groups.is_empty() {
+            let (groups, senders, stop) = (self.groups.clone(), pool.clone(), self.stop.clone());
+            threads.push(
+                spawn("prober".into(), move || {
+                    multicast::run_prober(groups, senders, stop)
+                })
+                .map_err(ServerError::Thread)?,
+            );
+        }
 
         {
             let (workers, stop, interval) = (work_txs.clone(), self.stop.clone(), c.check_interval);
@@ -389,6 +469,15 @@ impl Server {
         drop(pool);
         drop(effects);
         let (stop, stats, max) = (self.stop.clone(), self.stats.clone(), c.max_datagram);
+        if let Some(discovery) = self.discovery_socket {
+            let (workers, stop, stats) = (work_txs.clone(), stop.clone(), stats.clone());
+            threads.push(
+                spawn("discovery".into(), move || {
+                    recv::run_receiver(discovery, workers, max, stop, stats)
+                })
+                .map_err(ServerError::Thread)?,
+            );
+        }
         let socket = self.socket;
         threads.push(
             spawn("receiver".into(), move || {
@@ -455,6 +544,7 @@ impl Server {
         let stats = self.stats.clone();
         let state = self.state.clone();
         let cluster = self.cluster.clone();
+        let groups = self.groups.clone();
         let thread = std::thread::Builder::new()
             .name("server".into())
             .spawn(move || self.run())
@@ -466,6 +556,7 @@ impl Server {
             stats,
             state,
             cluster,
+            groups,
             thread: Some(thread),
         }
     }
@@ -484,6 +575,7 @@ pub struct RunningServer {
     stats: Arc<Stats>,
     state: Arc<State>,
     cluster: Option<Arc<Cluster>>,
+    groups: Arc<Groups>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -511,6 +603,11 @@ impl RunningServer {
     /// Its cluster handle, if it is part of a cluster.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// Its channels' multicast groups (empty without multicast).
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.groups
     }
 
     /// Stops it, waits for queued sends to finish, and returns how the run ended.

@@ -19,6 +19,15 @@
 //! (its channel) goes to sender `(k + i) % senders`. So the messages of one channel reach
 //! each member in the order the workers produced them, while a big channel still spreads
 //! over every sender.
+//!
+//! # Multicast groups
+//! A fan-out whose channel has an active group names it ([`Fanout::group`]): the group is
+//! one more member that gets the event once, on the group socket, sealed in CHANNEL_DATA
+//! with the channel's next sequence number. It rides with chunk 0, so the one sender that
+//! handles key `k` seals every CHANNEL_DATA of that channel and the sequence numbers leave
+//! in the order they were taken (`multicast::group`). The group socket is separate from
+//! the chat socket: it carries the multicast interface and hop limit, and it may be IPv6
+//! when the chat socket is IPv4.
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,6 +42,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::stats::Stats;
 use super::sys::{send_batch, MAX_BATCH};
 use crate::handler::Fanout;
+use crate::multicast::ChannelGroup;
 
 /// Members per chunk of a fan-out handed to one sender.
 pub const CHUNK: usize = 1024;
@@ -41,12 +51,14 @@ const JOBS_PER_ROUND: usize = 64;
 /// How often a persisting send error is logged at most.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// A part of a fan-out for one sender: the shared payload and a range of the members.
+/// A part of a fan-out for one sender: the shared payload and a range of the members,
+/// and for chunk 0 the channel's group if it gets the event too.
 #[derive(Debug)]
 pub struct SendJob {
     payload: Arc<[u8]>,
     dests: Arc<[SocketAddr]>,
     range: Range<usize>,
+    group: Option<Arc<ChannelGroup>>,
 }
 
 /// Splits `fanout` into chunks and queues each on its sender.
@@ -58,11 +70,16 @@ pub fn dispatch(fanout: Fanout, senders: &[Sender<SendJob>]) -> bool {
     let n = senders.len() as u64;
     let len = fanout.dests.len();
     let mut ok = true;
-    for (i, start) in (0..len).step_by(CHUNK).enumerate() {
+    let mut group = fanout.group;
+    // At least one chunk when there is a group, even with no unicast member at all.
+    let chunks = len.div_ceil(CHUNK).max(usize::from(group.is_some()));
+    for i in 0..chunks {
+        let start = i * CHUNK;
         let job = SendJob {
             payload: fanout.payload.clone(),
             dests: fanout.dests.clone(),
-            range: start..(start + CHUNK).min(len),
+            range: start.min(len)..(start + CHUNK).min(len),
+            group: group.take(),
         };
         let which = (fanout.key.wrapping_add(i as u64) % n) as usize;
         ok &= senders[which].send(job).is_ok();
@@ -142,8 +159,16 @@ impl Default for ErrorLog {
 
 /// A sender thread's loop: takes fan-out chunks until every worker has hung up (shutdown),
 /// writing them in batches of up to [`MAX_BATCH`] datagrams that may mix several chunks.
-pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<Stats>) {
+/// Group datagrams go out on `group_socket` (the server's multicast socket, if it has one).
+pub fn run_sender(
+    socket: socket2::Socket,
+    group_socket: Option<socket2::Socket>,
+    jobs: Receiver<SendJob>,
+    stats: Arc<Stats>,
+) {
     let mut log = ErrorLog::new();
+    let mut group_log = ErrorLog::new();
+    let mut sealed: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
     let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
     while let Ok(first) = jobs.recv() {
         round.push(first);
@@ -165,6 +190,24 @@ pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<S
         }
         send_all(&socket, &batch, &stats, &mut log);
         drop(batch);
+        if let Some(gs) = &group_socket {
+            // Sealed here, in round order: this thread is the only one sealing for these
+            // channels (module docs).
+            sealed.extend(
+                round
+                    .iter()
+                    .filter_map(|j| j.group.as_ref().map(|g| (g.seal(&j.payload), g.addr))),
+            );
+            if !sealed.is_empty() {
+                let msgs: Vec<(&[u8], SocketAddr)> =
+                    sealed.iter().map(|(d, a)| (&d[..], *a)).collect();
+                send_all(gs, &msgs, &stats, &mut group_log);
+                stats
+                    .group_datagrams_out
+                    .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+                sealed.clear();
+            }
+        }
         round.clear();
     }
 }
@@ -182,7 +225,31 @@ mod tests {
             payload: Arc::from(&b"xy"[..]),
             dests: dests.into(),
             key,
+            group: None,
         }
+    }
+
+    #[test]
+    fn the_group_rides_with_chunk_zero_even_without_members() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| bounded(16)).unzip();
+        let group = Arc::new(ChannelGroup::new(
+            "Pets",
+            "239.77.0.1:2028".parse().unwrap(),
+            [1; 32],
+        ));
+        let mut f = fanout(CHUNK + 1, 2);
+        f.group = Some(group.clone());
+        dispatch(f, &txs);
+        let jobs: Vec<SendJob> = rxs.iter().flat_map(|rx| rx.try_iter()).collect();
+        assert_eq!(jobs.len(), 2);
+        let with_group: Vec<&SendJob> = jobs.iter().filter(|j| j.group.is_some()).collect();
+        assert_eq!(with_group.len(), 1);
+        assert_eq!(with_group[0].range, 0..CHUNK);
+        let mut f = fanout(0, 2);
+        f.group = Some(group);
+        dispatch(f, &txs);
+        let job = rxs[2].try_recv().unwrap();
+        assert!(job.group.is_some() && job.range.is_empty());
     }
 
     #[test]

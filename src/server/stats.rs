@@ -25,6 +25,9 @@ pub struct Stats {
     pub send_errors: AtomicU64,
     /// Users logged off by the idle sweep.
     pub sweep_logoffs: AtomicU64,
+    /// CHANNEL_DATA datagrams handed to the kernel for multicast groups (also counted in
+    /// `datagrams_out`).
+    pub group_datagrams_out: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -48,6 +51,8 @@ pub struct StatsSnapshot {
     pub send_errors: u64,
     /// See [`Stats::sweep_logoffs`].
     pub sweep_logoffs: u64,
+    /// See [`Stats::group_datagrams_out`].
+    pub group_datagrams_out: u64,
 }
 
 impl Stats {
@@ -64,6 +69,7 @@ impl Stats {
             replies_withheld: get(&self.replies_withheld),
             send_errors: get(&self.send_errors),
             sweep_logoffs: get(&self.sweep_logoffs),
+            group_datagrams_out: get(&self.group_datagrams_out),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Batched datagram I/O (`sendmmsg`, `recvmmsg`) behind a safe API; all of the server's
-//! `unsafe` lives here, and the load tester's batched sends use it too (one copy of the
-//! system-call layer).
+//! Batched datagram I/O (`sendmmsg`, `recvmmsg`) and the list of network interfaces
+//! (`getifaddrs`) behind a safe API; all of the server's `unsafe` lives here, and the load
+//! tester's batched sends and the client's multicast sockets use it too (one copy of the
+//! system-call layer). Multicast socket options go through socket2's safe API instead.
 //!
 //! Written on `libc` because socket2 (which makes and tunes the sockets) has no batched
 //! calls, and the batched calls of other crates either send to one destination (UDP GSO,
@@ -9,7 +10,7 @@
 
 use std::io;
 use std::mem::{self, MaybeUninit};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::SockAddr;
@@ -163,6 +164,100 @@ pub fn send_batch_from(
     } else {
         Ok(sent as usize)
     }
+}
+
+/// One address of a local network interface, as `getifaddrs(3)` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// The interface's name (`lo`, `eth0`).
+    pub name: String,
+    /// Its index (what IPv6 multicast options take); 0 if it could not be found.
+    pub index: u32,
+    /// The address.
+    pub addr: IpAddr,
+    /// The IPv4 broadcast address of its network, if it has one.
+    pub broadcast: Option<Ipv4Addr>,
+    /// Whether the interface is up.
+    pub up: bool,
+    /// Whether it is a loopback interface.
+    pub loopback: bool,
+    /// Whether it says it supports multicast (loopback does not say so, yet carries
+    /// multicast between the sockets of one machine).
+    pub multicast: bool,
+}
+
+/// The IP address in a socket address the kernel wrote, if it is IPv4 or IPv6.
+///
+/// # Safety
+/// `sa` must be null or point at a socket address whose family field tells its true type.
+unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller promises the family field tells which struct `sa` points at.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let v4 = &*(sa as *const libc::sockaddr_in);
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+            }
+            libc::AF_INET6 => {
+                let v6 = &*(sa as *const libc::sockaddr_in6);
+                Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Every IPv4 and IPv6 address of every local interface.
+///
+/// # Errors
+/// What `getifaddrs` reports (out of memory, no sockets).
+pub fn interfaces() -> io::Result<Vec<Interface>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut at = head;
+    while !at.is_null() {
+        // SAFETY: `at` is an element of the list getifaddrs made, alive until freeifaddrs;
+        // its name is a NUL-terminated string and its addresses are null or tagged by family.
+        let (name, addr, broadcast, flags) = unsafe {
+            let ifa = &*at;
+            at = ifa.ifa_next;
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
+            let flags = ifa.ifa_flags;
+            let broadcast = if flags & libc::IFF_BROADCAST as u32 != 0 {
+                ip_of(ifa.ifa_ifu)
+            } else {
+                None
+            };
+            (name.to_owned(), ip_of(ifa.ifa_addr), broadcast, flags)
+        };
+        let Some(addr) = addr else {
+            continue;
+        };
+        // SAFETY: `name` is a NUL-terminated string we own.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        out.push(Interface {
+            name: name.to_string_lossy().into_owned(),
+            index,
+            addr,
+            broadcast: match broadcast {
+                Some(IpAddr::V4(b)) => Some(b),
+                _ => None,
+            },
+            up: flags & libc::IFF_UP as u32 != 0,
+            loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
+            multicast: flags & libc::IFF_MULTICAST as u32 != 0,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once; nothing borrows from it now.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
 }
 
 /// Buffers for receiving a batch of datagrams with one `recvmmsg` call.
@@ -328,6 +423,16 @@ mod tests {
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let foreign = Ipv4Addr::new(192, 0, 2, 1);
         assert!(send_batch_from(&tx, &[(&b"x"[..], foreign, to)]).is_err());
+    }
+
+    #[test]
+    fn loopback_is_among_the_interfaces() {
+        let all = interfaces().unwrap();
+        let lo = all
+            .iter()
+            .find(|i| i.addr == IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .expect("127.0.0.1 is listed");
+        assert!(lo.loopback && lo.up && lo.index > 0, "{lo:?}");
     }
 
     #[test]
