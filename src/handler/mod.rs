@@ -38,7 +38,7 @@ use crate::auth::SessionKeys;
 use crate::datagram::{Incoming, Kind};
 use crate::multicast::Groups;
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
-use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request};
+use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request};
 use crate::state::{ChannelId, Presence, Route, State, User};
 
 /// The most nicknames one user's hot list holds.
@@ -253,7 +253,9 @@ impl Handler {
             Ok(r) => r,
             Err(e) => {
                 match e {
-                    DecodeError::TooShort => {}
+                    // Anyone on the LAN may look for servers; a malformed look gets no
+                    // answer (part 4's server notes), logged in or not.
+                    DecodeError::TooShort | DecodeError::Malformed(code::DISCOVER) => {}
                     DecodeError::TooLong { .. } => out.error(from, errors::DATAGRAM_TOO_LONG),
                     DecodeError::InvalidText(_) if logged_in => {
                         out.error(from, errors::INVALID_TEXT)

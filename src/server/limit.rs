@@ -350,6 +350,43 @@ mod tests {
     }
 
     #[test]
+    fn discovery_answers_are_rationed_per_source() {
+        use crate::protocol::{Event, Request};
+        let t0 = Instant::now();
+        let mut l = Limiter::new(
+            Limits {
+                amplification_guard: false,
+                ..Limits::default()
+            },
+            t0,
+        );
+        let ask = Request::Discover.to_bytes();
+        let class = Class::of(&ask);
+        let answer = Event::ServerHere {
+            port: 2027,
+            name: "x",
+            users: 1,
+        };
+        let mut answered = 0;
+        for i in 0..50u64 {
+            let now = t0 + Duration::from_millis(i);
+            l.admit(addr(1), ask.len(), now);
+            let mut out = Outbox::new();
+            out.send(addr(1), &answer);
+            if l.police_stranger_replies(addr(1), class, &mut out, 0, now) == 0 {
+                answered += 1;
+            }
+        }
+        // The burst, plus what 50 ms of the per-address rate allows.
+        assert_eq!(answered, STRANGER_ERROR_BURST as usize);
+        let later = t0 + Duration::from_secs(1);
+        l.admit(addr(1), ask.len(), later);
+        let mut out = Outbox::new();
+        out.send(addr(1), &answer);
+        assert_eq!(l.police_stranger_replies(addr(1), class, &mut out, 0, later), 0);
+    }
+
+    #[test]
     fn login_errors_skip_the_byte_rule_but_not_the_error_rates() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Limits::default(), t0);

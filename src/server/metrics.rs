@@ -30,6 +30,8 @@ pub struct Sources {
     pub effects: super::effects::Effects,
     /// The cluster, if the server is part of one.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The channels' multicast groups (empty without multicast).
+    pub groups: Arc<crate::multicast::Groups>,
 }
 
 fn escape(label: &str) -> String {
@@ -180,6 +182,35 @@ pub fn render(src: &Sources) -> String {
         "Account reads and writes that failed in the store.",
         &one(es.store_errors.load(Ordering::Relaxed)),
     );
+    if !src.groups.is_empty() {
+        metric(
+            &mut out,
+            "multicast_datagrams_sent_total",
+            "counter",
+            "CHANNEL_DATA datagrams handed to the kernel for the groups (also in datagrams_sent_total).",
+            &one(s.group_datagrams_out),
+        );
+        let mut listeners = Vec::new();
+        for (_, g) in src.groups.all() {
+            let c = g.counts();
+            let title = escape(&g.title);
+            listeners.push((
+                format!("{{channel=\"{title}\",state=\"confirmed\"}}"),
+                c.confirmed as u64,
+            ));
+            listeners.push((
+                format!("{{channel=\"{title}\",state=\"pending\"}}"),
+                c.pending as u64,
+            ));
+        }
+        metric(
+            &mut out,
+            "multicast_listeners",
+            "gauge",
+            "Members per channel hearing it on its group (confirmed) or told the group and not confirmed yet (pending).",
+            &listeners,
+        );
+    }
     if let Some(c) = &src.cluster {
         cluster_metrics(&mut out, c, src.state.remote.len());
     }

@@ -457,6 +457,7 @@ impl Server {
                 senders: pool.clone(),
                 effects: effects.clone(),
                 cluster: self.cluster.clone(),
+                groups: self.groups.clone(),
             };
             let stop = self.stop.clone();
             threads.push(
