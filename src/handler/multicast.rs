@@ -208,8 +208,8 @@ mod tests {
             let mut channels = classic_channels();
             channels[1].multicast = false;
             let state = Arc::new(State::new(&channels, 100));
-            let groups = MulticastConfig::new("239.77.0.0/24".parse().unwrap())
-                .groups(&channels, 2027);
+            let groups =
+                MulticastConfig::new("239.77.0.0/24".parse().unwrap()).groups(&channels, 2027);
             let h = Handler::new(state, 1024, Duration::from_secs(120))
                 .with_groups(Arc::new(groups))
                 .with_discovery(Discovery {
@@ -224,8 +224,12 @@ mod tests {
 
         fn raw(&self, from: u16, bytes: &[u8]) -> Outbox {
             let mut out = Outbox::new();
-            self.h
-                .handle(self.t0, SystemTime::now(), Incoming::new(addr(from), bytes), &mut out);
+            self.h.handle(
+                self.t0,
+                SystemTime::now(),
+                Incoming::new(addr(from), bytes),
+                &mut out,
+            );
             out
         }
 
@@ -238,7 +242,10 @@ mod tests {
             self.req(from, Request::Login { nick });
             if mcast {
                 let out = self.req(from, Request::Caps { caps: "multicast" });
-                assert_eq!(unicast(&out), vec![(from, code::CAPS_ACK, "multicast".into())]);
+                assert_eq!(
+                    unicast(&out),
+                    vec![(from, code::CAPS_ACK, "multicast".into())]
+                );
             }
         }
 
@@ -292,7 +299,10 @@ mod tests {
         assert_eq!(grouped(&out), vec![(code::MCAST_PROBE, "Pets".into())]);
         assert_eq!(g.counts().pending, 1);
         // A channel kept off multicast, and a client without the cap: no group.
-        assert_eq!(unicast(&r.req(1, Request::Join { title: "Weather" })).len(), 1);
+        assert_eq!(
+            unicast(&r.req(1, Request::Join { title: "Weather" })).len(),
+            1
+        );
         r.user(2, "bob", false);
         let out = r.req(2, Request::Join { title: "Pets" });
         assert_eq!(unicast(&out).len(), 2, "USER_JOINS to ann, JOIN_ACK to bob");
@@ -310,17 +320,35 @@ mod tests {
         let ports: Vec<u16> = unicast(&out).iter().map(|d| d.0).collect();
         assert_eq!(ports.len(), 2);
         assert_eq!(grouped(&out).len(), 1);
-        assert!(r.req(1, Request::McastJoined { title: "PETS" }).is_empty(), "no answer");
+        assert!(
+            r.req(1, Request::McastJoined { title: "PETS" }).is_empty(),
+            "no answer"
+        );
         let out = r.req(2, Request::SendPublic { text: "hi" });
-        assert_eq!(unicast(&out), vec![(2, code::PUBLIC_MSG, "Pets bob hi".into())]);
-        assert_eq!(grouped(&out), vec![(code::PUBLIC_MSG, "Pets bob hi".into())]);
+        assert_eq!(
+            unicast(&out),
+            vec![(2, code::PUBLIC_MSG, "Pets bob hi".into())]
+        );
+        assert_eq!(
+            grouped(&out),
+            vec![(code::PUBLIC_MSG, "Pets bob hi".into())]
+        );
         // Join and part notices too; replies and private messages stay unicast.
         r.user(3, "cid", false);
         let out = r.req(3, Request::Join { title: "Pets" });
         assert_eq!(grouped(&out), vec![(code::USER_JOINS, "Pets cid".into())]);
         assert!(unicast(&out).iter().all(|d| d.0 != 1));
-        let out = r.req(3, Request::SendPrivate { recipient: "ann", text: "psst" });
-        assert_eq!(unicast(&out), vec![(1, code::PRIVATE_MSG, "cid psst".into())]);
+        let out = r.req(
+            3,
+            Request::SendPrivate {
+                recipient: "ann",
+                text: "psst",
+            },
+        );
+        assert_eq!(
+            unicast(&out),
+            vec![(1, code::PRIVATE_MSG, "cid psst".into())]
+        );
         let out = r.req(3, Request::Part { title: "Pets" });
         assert_eq!(grouped(&out), vec![(code::USER_PARTS, "Pets cid".into())]);
         // MCAST_LEFT: back on unicast; nobody listens any more, so the group gets nothing.
@@ -375,23 +403,37 @@ mod tests {
         let r = Rig::new();
         let ask = Request::Discover.to_bytes();
         let out = r.raw(9, &ask);
-        assert_eq!(unicast(&out), vec![(9, code::SERVER_HERE, "2027 chat.example 0".into())]);
+        assert_eq!(
+            unicast(&out),
+            vec![(9, code::SERVER_HERE, "2027 chat.example 0".into())]
+        );
         let short = b"\x02\x44udpchat ";
-        assert_eq!(unicast(&r.raw(9, short)), vec![(9, code::SERVER_HERE, "2027 c 0".into())]);
+        assert_eq!(
+            unicast(&r.raw(9, short)),
+            vec![(9, code::SERVER_HERE, "2027 c 0".into())]
+        );
         for (_, d) in r.raw(9, short).datagrams() {
             assert!(d.len() <= short.len());
         }
         // Too short to hold even the numbers: no answer. Malformed: no answer, logged in
         // or not.
         assert!(r.raw(9, b"\x02\x44udpchat"[..8].as_ref()).is_empty());
-        assert_eq!(unicast(&r.raw(9, b"\x02\x44udpchat")), vec![(9, code::SERVER_HERE, "2027  0".into())]);
+        assert_eq!(
+            unicast(&r.raw(9, b"\x02\x44udpchat")),
+            vec![(9, code::SERVER_HERE, "2027  0".into())]
+        );
         assert!(r.raw(9, b"\x02\x44hello").is_empty());
         r.user(1, "ann", false);
         assert!(r.raw(1, b"\x02\x44hello").is_empty());
         // Without discovery, nothing.
         let quiet = Handler::new(r.h.state.clone(), 1024, Duration::from_secs(1));
         let mut out = Outbox::new();
-        quiet.handle(r.t0, SystemTime::now(), Incoming::new(addr(9), &ask), &mut out);
+        quiet.handle(
+            r.t0,
+            SystemTime::now(),
+            Incoming::new(addr(9), &ask),
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 
@@ -402,10 +444,20 @@ mod tests {
         let mut out = Outbox::new();
         let now = Instant::now();
         let login = Request::Login { nick: "ann" }.to_bytes();
-        h.handle(now, SystemTime::now(), Incoming::new(addr(1), &login), &mut out);
+        h.handle(
+            now,
+            SystemTime::now(),
+            Incoming::new(addr(1), &login),
+            &mut out,
+        );
         out.clear();
         let caps = Request::Caps { caps: "multicast" }.to_bytes();
-        h.handle(now, SystemTime::now(), Incoming::new(addr(1), &caps), &mut out);
+        h.handle(
+            now,
+            SystemTime::now(),
+            Incoming::new(addr(1), &caps),
+            &mut out,
+        );
         assert_eq!(unicast(&out), vec![(1, code::CAPS_ACK, String::new())]);
     }
 }

@@ -383,7 +383,10 @@ mod tests {
         l.admit(addr(1), ask.len(), later);
         let mut out = Outbox::new();
         out.send(addr(1), &answer);
-        assert_eq!(l.police_stranger_replies(addr(1), class, &mut out, 0, later), 0);
+        assert_eq!(
+            l.police_stranger_replies(addr(1), class, &mut out, 0, later),
+            0
+        );
     }
 
     #[test]

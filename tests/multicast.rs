@@ -1,0 +1,286 @@
+//! Multicast channels and discovery (part 4) in raw datagrams against an in-process server
+//! on loopback: MCAST_GROUP, CHANNEL_DATA with its sequence and tag, the switch of a
+//! confirmed member from unicast to the group and back, probes, and DISCOVER.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{server_with, user, Peer, WAIT};
+use socket2::{Domain, Protocol, Socket, Type};
+use udpchat::multicast::{mac, verify, MulticastConfig, DISCOVERY_GROUP, PROBE_INTERVAL};
+use udpchat::protocol::{batch, channel_data, code, Event, Request};
+use udpchat::server::RunningServer;
+
+fn mcast_server() -> RunningServer {
+    server_with(|c| {
+        c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+    })
+}
+
+/// A channel's group as MCAST_GROUP told it, and a socket that joined it on loopback.
+struct Group {
+    title: String,
+    addr: SocketAddr,
+    key: Vec<u8>,
+    sock: UdpSocket,
+    last: u64,
+}
+
+impl Group {
+    /// Reads MCAST_GROUP from `p` and joins the group.
+    fn from(p: &Peer) -> Group {
+        let (c, text) = p.recv();
+        assert_eq!(c, code::MCAST_GROUP, "MCAST_GROUP expected, got {c} {text}");
+        let f: Vec<&str> = text.split(' ').collect();
+        assert_eq!(f.len(), 4, "{text}");
+        let ip: Ipv4Addr = f[1].parse().unwrap();
+        assert!(ip.is_multicast());
+        let addr = SocketAddr::from((ip, f[2].parse::<u16>().unwrap()));
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(f[3])
+            .unwrap();
+        assert_eq!(key.len(), 32);
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&addr.into()).unwrap();
+        s.join_multicast_v4(&ip, &Ipv4Addr::LOCALHOST).unwrap();
+        Group {
+            title: f[0].into(),
+            addr,
+            key,
+            sock: s.into(),
+            last: 0,
+        }
+    }
+
+    /// The next valid CHANNEL_DATA's events (checking tag and sequence), or `None` after
+    /// `within`.
+    fn recv_within(&mut self, within: Duration) -> Option<Vec<(u16, String)>> {
+        let mut buf = [0u8; 65536];
+        self.sock
+            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
+            .unwrap();
+        let n = match self.sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(_) => return None,
+        };
+        let cd = channel_data::parse(&buf[..n]).expect("CHANNEL_DATA");
+        assert!(verify(&mac(&self.key), &cd), "tag verifies");
+        assert!(
+            cd.seq > self.last,
+            "sequence {} after {}",
+            cd.seq,
+            self.last
+        );
+        self.last = cd.seq;
+        let inners: Vec<&[u8]> = if cd.inner.starts_with(&code::BATCH.to_be_bytes()) {
+            batch::events(cd.inner).unwrap().collect()
+        } else {
+            vec![cd.inner]
+        };
+        Some(
+            inners
+                .into_iter()
+                .map(|d| {
+                    Event::decode(d).expect("inner event decodes");
+                    (
+                        u16::from_be_bytes([d[0], d[1]]),
+                        String::from_utf8(d[2..].to_vec()).unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The next event on the group that is not a probe.
+    fn next_event(&mut self) -> (u16, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let events = self
+                .recv_within(left)
+                .expect("expected an event on the group");
+            if let Some(e) = events.into_iter().find(|(c, _)| *c != code::MCAST_PROBE) {
+                return e;
+            }
+        }
+    }
+
+    /// Waits for a probe of this channel (proof the group is heard).
+    fn probe(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let events = self.recv_within(left).expect("expected a probe");
+            if events.contains(&(code::MCAST_PROBE, self.title.clone())) {
+                return;
+            }
+        }
+    }
+}
+
+/// Logs `nick` in with the multicast cap, joins `title`, hears the group and confirms.
+fn confirmed(s: &RunningServer, nick: &str, title: &str) -> (Peer, Group) {
+    let p = user(s, nick);
+    p.send(Request::Caps { caps: "multicast" });
+    p.expect(code::CAPS_ACK, "multicast");
+    p.join(title);
+    let mut g = Group::from(&p);
+    g.probe();
+    p.send(Request::McastJoined { title });
+    // No answer; wait until the server counts it.
+    let id = s.state().channel_id(title).unwrap();
+    let group = s.groups().get(id).unwrap();
+    let me = p.addr();
+    common::wait_until(|| group.is_confirmed(me));
+    (p, g)
+}
+
+#[test]
+fn a_confirmed_member_hears_the_channel_on_the_group_only() {
+    let s = mcast_server();
+    let (ann, mut g) = confirmed(&s, "ann", "Pets");
+    let bob = user(&s, "bob");
+    bob.join("Pets");
+    assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
+    bob.send(Request::SendPublic { text: "hello" });
+    bob.expect(code::PUBLIC_MSG, "Pets bob hello");
+    assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
+    ann.send(Request::SendPublic { text: "hi bob" });
+    bob.expect(code::PUBLIC_MSG, "Pets ann hi bob");
+    assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets ann hi bob".into()));
+    // Private messages and replies stay unicast.
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "psst",
+    });
+    ann.expect(code::PRIVATE_MSG, "bob psst");
+    bob.send(Request::Part { title: "Pets" });
+    assert_eq!(g.next_event(), (code::USER_PARTS, "Pets bob".into()));
+    // Nothing of the channel came to ann by unicast.
+    ann.expect_nothing();
+}
+
+#[test]
+fn mcast_left_puts_the_member_back_on_unicast() {
+    let s = mcast_server();
+    let (ann, mut g) = confirmed(&s, "ann", "Hobbies");
+    let bob = user(&s, "bob");
+    bob.join("Hobbies");
+    assert_eq!(g.next_event().0, code::USER_JOINS);
+    ann.send(Request::McastLeft { title: "Hobbies" });
+    let group = s.groups().get(3).unwrap();
+    common::wait_until(|| !group.is_confirmed(ann.addr()));
+    bob.send(Request::SendPublic {
+        text: "still there?",
+    });
+    ann.expect(code::PUBLIC_MSG, "Hobbies bob still there?");
+    // The group has nobody left to hear it: no probes either.
+    assert!(g.recv_within(PROBE_INTERVAL * 2).is_none());
+}
+
+#[test]
+fn classic_and_multicast_members_share_a_channel() {
+    let s = mcast_server();
+    let (_ann, mut g) = confirmed(&s, "ann", "Gardening");
+    let classic = user(&s, "old");
+    classic.join("Gardening");
+    // A client with the cap that never confirms stays on unicast.
+    let slow = user(&s, "slow");
+    slow.send(Request::Caps { caps: "multicast" });
+    slow.expect(code::CAPS_ACK, "multicast");
+    slow.join("Gardening");
+    let (c, _) = slow.recv();
+    assert_eq!(c, code::MCAST_GROUP);
+    classic.expect(code::USER_JOINS, "Gardening slow");
+    classic.send(Request::SendPublic { text: "roses" });
+    classic.expect(code::PUBLIC_MSG, "Gardening old roses");
+    slow.expect(code::PUBLIC_MSG, "Gardening old roses");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.push(g.next_event());
+    }
+    assert_eq!(
+        seen,
+        [
+            (code::USER_JOINS, "Gardening old".to_string()),
+            (code::USER_JOINS, "Gardening slow".to_string()),
+            (code::PUBLIC_MSG, "Gardening old roses".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn active_groups_are_probed_every_few_seconds() {
+    let s = mcast_server();
+    let (_ann, mut g) = confirmed(&s, "ann", "Weather");
+    let start = Instant::now();
+    let mut probes = 0;
+    while probes < 2 {
+        let events = g
+            .recv_within(PROBE_INTERVAL * 2)
+            .expect("a probe within two intervals");
+        if events == [(code::MCAST_PROBE, "Weather".into())] {
+            probes += 1;
+        }
+    }
+    assert!(start.elapsed() >= PROBE_INTERVAL, "{:?}", start.elapsed());
+}
+
+#[test]
+fn tags_are_keyed_per_channel_and_forgeries_fail() {
+    let s = mcast_server();
+    let (_ann, mut pets) = confirmed(&s, "ann", "Pets");
+    let (_bob, weather) = confirmed(&s, "bob", "Weather");
+    assert_ne!(pets.key, weather.key);
+    assert_ne!(pets.addr, weather.addr);
+    // A datagram sealed with another channel's key does not verify under this one's.
+    let forged = channel_data::encode(u64::MAX, b"\x00\x64Pets eve boo", |b| {
+        udpchat::multicast::tag(&weather.key, b)
+    });
+    let parsed = channel_data::parse(&forged).unwrap();
+    assert!(!verify(&mac(&pets.key), &parsed));
+    pets.probe();
+}
+
+#[test]
+fn discover_is_answered_on_the_discovery_group_with_the_chat_port() {
+    let s = server_with(|c| c.name = Some("lab server".into()));
+    let asker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&asker)
+        .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
+        .unwrap();
+    asker
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let ask = Request::Discover.to_bytes();
+    let to = SocketAddr::from((DISCOVERY_GROUP, s.addr().port()));
+    let mut buf = [0u8; 2048];
+    let (n, from) = (0..20)
+        .find_map(|_| {
+            asker.send_to(&ask, to).unwrap();
+            asker.recv_from(&mut buf).ok()
+        })
+        .expect("SERVER_HERE");
+    assert_eq!(from, s.addr(), "answered from the chat socket");
+    assert!(n <= ask.len());
+    assert_eq!(
+        Event::decode(&buf[..n]).unwrap(),
+        Event::ServerHere {
+            port: s.addr().port(),
+            name: "lab server",
+            users: 0
+        }
+    );
+}
+
+#[test]
+fn no_discovery_means_no_answer() {
+    let s = server_with(|c| c.discovery = false);
+    let p = Peer::new(&s);
+    p.send(Request::Discover);
+    p.expect_nothing();
+}
