@@ -43,6 +43,9 @@ pub enum Command<'a> {
     Register,
     /// `/unregister`: delete the account of the current nickname.
     Unregister,
+    /// `/status`: the session, and how each channel's traffic arrives (unicast or
+    /// multicast).
+    Status,
     /// A command with a missing argument; holds the usage to show.
     Usage(&'static str),
     /// A command nobody knows; holds its name as typed, slash included.
@@ -65,6 +68,7 @@ pub const HELP: &[&str] = &[
     "  /register            protect this nickname with a password",
     "  /passwd              change the password",
     "  /unregister          delete the account of this nickname",
+    "  /status              how each channel's messages arrive (multicast?)",
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
     "Other lines are said in the current channel (// says a line starting",
@@ -82,6 +86,7 @@ pub const NAMES: &[&str] = &[
     "/private",
     "/quit",
     "/register",
+    "/status",
     "/unregister",
     "/unwatch",
     "/users",
@@ -158,6 +163,8 @@ pub fn parse(line: &str) -> Command<'_> {
         nick_list(args).map_or(Command::Usage("/unwatch NICK..."), Command::Unwatch)
     } else if is("help") {
         Command::Help
+    } else if is("status") {
+        Command::Status
     } else {
         Command::Unknown(&line[..1 + name.len()])
     }
@@ -205,6 +212,7 @@ impl<'a> Command<'a> {
             | Command::Register
             | Command::Quit
             | Command::Help
+            | Command::Status
             | Command::Usage(_)
             | Command::Unknown(_) => return None,
         })
@@ -252,6 +260,7 @@ mod tests {
         assert_eq!(parse("/watch bob  carl"), Command::Watch("bob  carl"));
         assert_eq!(parse("/unwatch bob"), Command::Unwatch("bob"));
         assert_eq!(parse("/help"), Command::Help);
+        assert_eq!(parse("/status"), Command::Status);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! for the server to fall quiet after its last line, 750 by default); see [`Config`].
 
 pub mod command;
+pub mod discover;
+pub mod multicast;
 pub mod render;
 mod term;
 
@@ -68,6 +70,8 @@ pub struct Config {
     /// Scripted input only: after the last line, wait until the server has been quiet
     /// this long (at most 5 s), so the answers to the last commands are shown.
     pub linger: Duration,
+    /// Ask for multicast channels (the server decides whether to offer them).
+    pub multicast: bool,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(6),
             login_tries: 5,
             linger: Duration::from_millis(750),
+            multicast: true,
         }
     }
 }
@@ -117,6 +122,8 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         last_traffic: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
         session: Mutex::new(None),
+        multicast: multicast::Multicast::new(config.multicast),
+        server,
     });
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
@@ -154,6 +161,8 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         session.linger();
     }
     shared.logoff();
+    // The group threads hold handles on the printer too.
+    shared.multicast.shutdown();
 
     // Shut down by dropping senders and joining: the printer ends once every line is out.
     shared.stop.store(true, Ordering::Relaxed);
@@ -197,6 +206,10 @@ struct Shared {
     /// After a password login: the session keys and the last counter used. Every datagram
     /// is then sealed, so nobody who merely forges our address can speak for us.
     session: Mutex<Option<(SessionKeys, u64)>>,
+    /// Multicast channels: groups joined, their threads, what `/status` says.
+    multicast: multicast::Multicast,
+    /// The server's address (for `/status`).
+    server: SocketAddr,
 }
 
 impl Shared {
@@ -226,10 +239,12 @@ impl Shared {
             let _ = self.send_bytes(&datagram);
         }
         *self.session.lock() = None;
+        self.multicast.reset();
     }
 }
 
 /// A handle to the printer thread.
+#[derive(Clone)]
 struct Output(Sender<Print>);
 
 /// What the printer thread is asked to do.
@@ -278,9 +293,14 @@ enum LoginAnswer {
     AccountDone,
 }
 
-fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
+fn receive(shared: &Arc<Shared>, out: &Output, login: &Sender<LoginAnswer>) {
     let mut buf = vec![0u8; MAX_UDP_PAYLOAD + 1];
+    let mut last_tick = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
+        if last_tick.elapsed() >= RECV_POLL {
+            last_tick = Instant::now();
+            shared.multicast.tick(shared);
+        }
         let len = match shared.socket.recv(&mut buf) {
             Ok(len) => len,
             Err(e) => {
@@ -308,7 +328,11 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
             // still log off.
             *shared.nick.lock() = Some(nick.to_string());
         }
-        if render::shown(&event) {
+        // Multicast bookkeeping; a channel event may have been shown from its group.
+        let show = shared
+            .multicast
+            .on_unicast(shared, out, &event, &buf[..len]);
+        if show && render::shown(&event) {
             out.line(render::render(&event));
         }
         let answer = match event {
@@ -409,7 +433,10 @@ struct Session {
 impl Session {
     fn run(&mut self) -> Outcome {
         match self.login(self.config.nick.clone()) {
-            Login::Accepted => self.chat(),
+            Login::Accepted => {
+                self.shared.multicast.ask(&self.shared);
+                self.chat()
+            }
             Login::Unanswered | Login::NoInput => Outcome::LoginFailed,
         }
     }
@@ -581,7 +608,10 @@ impl Session {
         let guest = self.shared.session.lock().is_none();
         let nick = self.shared.nick.lock().clone();
         if let (true, Some(nick)) = (guest, nick) {
-            if self.authenticate(&nick, &password) != Auth::Accepted {
+            if self.authenticate(&nick, &password) == Auth::Accepted {
+                // A new login starts without caps.
+                self.shared.multicast.ask(&self.shared);
+            } else {
                 self.out
                     .line("\t** ERROR: registered, but the password login failed **");
             }
@@ -627,11 +657,12 @@ impl Session {
                     .out
                     .line(format!("\t{}: unknown command", render::sanitize(name))),
                 Command::Register => self.register(),
+                Command::Status => self.status(),
                 Command::Login(nick) => {
                     // Log off first, so a refused new nickname leaves no half-state.
                     self.shared.logoff();
                     match self.login(nick.map(str::to_string)) {
-                        Login::Accepted => {}
+                        Login::Accepted => self.shared.multicast.ask(&self.shared),
                         Login::Unanswered | Login::NoInput => return Outcome::LoginFailed,
                     }
                 }
@@ -645,6 +676,24 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// `/status`: who we are, where, and how each channel's traffic arrives.
+    fn status(&self) {
+        let nick = self.shared.nick.lock().clone().unwrap_or_default();
+        let protected = if self.shared.session.lock().is_some() {
+            " (protected with a password)"
+        } else {
+            ""
+        };
+        self.out.line(format!(
+            "\tLogged in as {} on {}{protected}",
+            render::sanitize(&nick),
+            self.shared.server
+        ));
+        for line in self.shared.multicast.status() {
+            self.out.line(line);
         }
     }
 
@@ -695,6 +744,8 @@ mod tests {
             last_traffic: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             session: Mutex::new(None),
+            multicast: multicast::Multicast::new(false),
+            server: server.local_addr().unwrap(),
         });
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let every = Duration::from_millis(20);
