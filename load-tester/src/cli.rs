@@ -61,6 +61,15 @@ pub struct Args {
     /// Seconds of raw blasting (default: --duration).
     #[arg(long)]
     pub raw_duration: Option<f64>,
+    /// Clients ask for the `multicast` cap, open a group socket on MCAST_GROUP and confirm
+    /// with MCAST_JOINED (the server needs --multicast, on 127.0.0.1). With --raw, a raw
+    /// multicast blaster (one socket sending to each channel's group) is measured too.
+    #[arg(long)]
+    pub multicast: bool,
+    /// With --multicast: the share of the clients that ask for it, spread evenly (0.5:
+    /// every other client); the others are classic clients.
+    #[arg(long, default_value_t = 1.0)]
+    pub multicast_share: f64,
     /// The server's process id: report its CPU per delivery and memory per user. Repeat it
     /// for a cluster: CPU and memory are then the sums over all the processes given.
     #[arg(long = "server-pid", num_args = 1)]
@@ -162,7 +171,28 @@ impl Args {
         );
         anyhow::ensure!(self.rate >= 0.0, "--rate can't be negative");
         anyhow::ensure!(self.window >= 1, "--window must be at least 1");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.multicast_share),
+            "--multicast-share must be between 0 and 1"
+        );
         Ok(())
+    }
+
+    /// Whether the client of global index `g` asks for multicast: with --multicast, a
+    /// share of them spread evenly (client g does when the running count of
+    /// `share` per client passes a whole number there).
+    pub fn wants_multicast(&self, g: usize) -> bool {
+        let s = self.multicast_share;
+        self.multicast && ((g + 1) as f64 * s).floor() > (g as f64 * s).floor()
+    }
+
+    /// Sockets each client needs: its own, and a group socket with --multicast.
+    pub fn sockets_per_client(&self) -> usize {
+        if self.multicast {
+            2
+        } else {
+            1
+        }
     }
 
     /// The title of channel `c`.

@@ -4,6 +4,7 @@
 //!
 //! - [`cli`]: the flags.
 //! - [`members`]: the client sockets, spread over 127.0.0.0/8, and the receiver threads.
+//! - [`mcast`]: with `--multicast`, the members' group sockets and their checks.
 //! - [`session`]: log-in, join, keepalive and log-off rounds with retries.
 //! - [`publish`]: publishers at a planned rate or in closed loop.
 //! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit.
@@ -21,6 +22,7 @@
 pub mod chart;
 pub mod cli;
 pub mod flood;
+pub mod mcast;
 pub mod members;
 pub mod procstat;
 pub mod publish;
@@ -86,10 +88,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     args.validate()?;
     let run_id = args.run_id.unwrap_or(std::process::id());
-    let limit = sys::raise_nofile_limit();
+    let limit = if args.multicast {
+        let biggest = args.sweep.iter().copied().max().unwrap_or(args.clients);
+        sys::raise_nofile_limit_to((biggest * args.sockets_per_client()) as u64 + SPARE_FILES)
+    } else {
+        sys::raise_nofile_limit()
+    };
     let per_process = args
         .max_per_process
-        .unwrap_or(limit.saturating_sub(SPARE_FILES) as usize)
+        .unwrap_or(limit.saturating_sub(SPARE_FILES) as usize / args.sockets_per_client())
         .max(1);
     if let Some(index) = args.worker {
         return worker::worker(args, index, run_id);

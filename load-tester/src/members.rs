@@ -4,6 +4,8 @@
 //! Receivers decode every datagram: acknowledgements move a member's status on, PUBLIC_MSGs
 //! are counted and their latency taken from the intended send time written in the text,
 //! USER_JOINS/USER_PARTS only note that the server is still busy with membership changes.
+//! Members that asked for multicast also read a group socket ([`crate::mcast`]); once a
+//! member has confirmed its group, the group's copy of an event is the one counted.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -17,14 +19,19 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use udpchat::protocol::{errors, Event};
+use udpchat::protocol::{errors, Event, Request};
 
+use crate::mcast::{GroupSocks, Groups};
 use crate::sys::now_ns;
 
 /// Status bit: LOGIN_ACK received.
 pub const LOGGED_IN: u8 = 1;
 /// Status bit: JOIN_ACK received for the channel of the current step.
 pub const JOINED: u8 = 2;
+/// Status bit: CAPS_ACK granted `multicast`.
+pub const CAPS: u8 = 4;
+/// Status bit: heard the current step's channel on its group and sent MCAST_JOINED.
+pub const CONFIRMED: u8 = 8;
 
 /// Sender nickname the raw blaster puts in its datagrams, so receivers count them apart.
 pub const RAW_SENDER: &str = "~raw";
@@ -59,6 +66,28 @@ pub struct Counters {
     pub expired: AtomicU64,
     /// Datagrams that did not decode or carried an unexpected text.
     pub garbage: AtomicU64,
+    /// CHANNEL_DATA datagrams accepted from groups.
+    pub group_datagrams: AtomicU64,
+    /// CHANNEL_DATA whose tag did not verify.
+    pub bad_tag: AtomicU64,
+    /// CHANNEL_DATA whose sequence was not above the last one.
+    pub old_sequence: AtomicU64,
+    /// Group sockets that could not be opened or registered.
+    pub group_errors: AtomicU64,
+    /// PUBLIC_MSGs that came by unicast to a member that had confirmed its group (not
+    /// counted: the group's copy is; MCAST_JOINED is sent again).
+    pub unicast_after_confirm: AtomicU64,
+}
+
+/// What a receiver counts in one round of events, added to [`Counters`] at its end.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// PUBLIC_MSGs from the server.
+    pub public: u64,
+    /// PUBLIC_MSGs from a raw blaster.
+    pub raw: u64,
+    /// USER_JOINS and USER_PARTS.
+    pub membership: u64,
 }
 
 /// Everything the drivers and receivers share.
@@ -83,6 +112,13 @@ pub struct Shared {
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
     pub handed_in: Mutex<Vec<(u64, Histogram<u64>)>>,
+    /// Whether each member asks for multicast.
+    pub multicast: Vec<bool>,
+    /// Channel groups as MCAST_GROUP named them (for the raw multicast blaster).
+    pub groups: Groups,
+    /// The raw multicast blaster's thread, woken when raw deliveries are counted (it
+    /// runs in closed loop on them).
+    pub raw_thread: Mutex<Option<Thread>>,
 }
 
 /// The members and their receiver threads.
@@ -94,7 +130,8 @@ pub struct Members {
 
 impl Members {
     /// Binds one socket per global index in `globals` and starts `threads` receivers; the
-    /// member of global index `g` talks to `servers[g % servers.len()]`.
+    /// member of global index `g` talks to `servers[g % servers.len()]`, and asks for
+    /// multicast if `multicast(g)`.
     ///
     /// # Errors
     /// A socket that can't be bound (out of files or ports) or a poller that can't start.
@@ -103,6 +140,7 @@ impl Members {
         servers: &[SocketAddr],
         threads: usize,
         rcvbuf: usize,
+        multicast: impl Fn(usize) -> bool,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
         let mut sockets = Vec::with_capacity(globals.len());
@@ -117,6 +155,7 @@ impl Members {
             sockets.push(s);
         }
         let n = sockets.len();
+        let globals_multicast: Vec<bool> = globals.iter().map(|&g| multicast(g)).collect();
         let shared = Arc::new(Shared {
             sockets,
             server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
@@ -128,6 +167,9 @@ impl Members {
             stop: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             handed_in: Mutex::new(Vec::new()),
+            multicast: globals_multicast,
+            groups: Mutex::new(Default::default()),
+            raw_thread: Mutex::new(None),
         });
         let threads = threads.clamp(1, n.max(1));
         let mut receivers = Vec::with_capacity(threads);
@@ -140,10 +182,11 @@ impl Members {
                     .context("registering a member socket")?;
             }
             let shared = Arc::clone(&shared);
+            let groups = GroupSocks::new(n, rcvbuf);
             receivers.push(
                 thread::Builder::new()
                     .name(format!("receiver-{t}"))
-                    .spawn(move || receive_loop(poll, &shared))?,
+                    .spawn(move || receive_loop(poll, &shared, groups))?,
             );
         }
         Ok(Members { shared, receivers })
@@ -200,7 +243,7 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
 }
 
-fn receive_loop(mut poll: Poll, shared: &Shared) {
+fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
     let mut events = Events::with_capacity(1024);
     let mut hist = new_histogram();
     let mut buf = vec![0u8; 65536];
@@ -221,8 +264,12 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
         {
             continue;
         }
-        let (mut public, mut raw, mut membership) = (0u64, 0u64, 0u64);
+        let mut tally = Tally::default();
         for ev in events.iter() {
+            if let Some(i) = groups.member_of(ev.token()) {
+                groups.read(shared, i, &mut buf, &mut tally, &mut hist);
+                continue;
+            }
             let i = ev.token().0;
             let Some(sock) = shared.sockets.get(i) else {
                 continue;
@@ -236,30 +283,35 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                     // ICMP errors queued on the socket (e.g. a refused send): read past them.
                     Err(_) => continue,
                 };
-                match Event::decode(&buf[..len]) {
-                    Ok(Event::PublicMsg { sender, text, .. }) => {
-                        if sender == RAW_SENDER {
-                            raw += 1;
-                            continue;
-                        }
-                        public += 1;
-                        match parse_text(text) {
-                            Some((sent_ns, slot)) => {
-                                let lat = now_ns().saturating_sub(sent_ns) / 1000;
-                                hist.saturating_record(lat.max(1));
-                                own_message_back(shared, i, slot);
-                            }
-                            None => {
-                                c.garbage.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
+                let datagram = &buf[..len];
+                match Event::decode(datagram) {
+                    Ok(Event::PublicMsg { title, sender, .. })
+                        if sender != RAW_SENDER
+                            && shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0 =>
+                    {
+                        // The group's copy counts; the server has not heard our MCAST_JOINED.
+                        c.unicast_after_confirm.fetch_add(1, Ordering::Relaxed);
+                        let joined = Request::McastJoined { title }.to_bytes();
+                        let _ = sock.send_to(&joined, shared.server[i]);
                     }
-                    Ok(Event::UserJoins { .. } | Event::UserParts { .. }) => membership += 1,
+                    Ok(
+                        e @ (Event::PublicMsg { .. }
+                        | Event::UserJoins { .. }
+                        | Event::UserParts { .. }),
+                    ) => tally_event(shared, i, &e, &mut tally, &mut hist),
                     Ok(Event::LoginAck { .. }) => {
                         shared.status[i].fetch_or(LOGGED_IN, Ordering::Relaxed);
                     }
                     Ok(Event::JoinAck(_)) => {
                         shared.status[i].fetch_or(JOINED, Ordering::Relaxed);
+                    }
+                    Ok(Event::CapsAck { caps }) => {
+                        if caps.split(' ').any(|c| c == "multicast") {
+                            shared.status[i].fetch_or(CAPS, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(e @ Event::McastGroup { .. }) => {
+                        groups.told(shared, poll.registry(), i, &e);
                     }
                     Ok(Event::Error { message }) => {
                         c.errors.fetch_add(1, Ordering::Relaxed);
@@ -275,15 +327,57 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
             }
         }
         let now = now_ns();
-        if public + raw > 0 {
-            c.public.fetch_add(public, Ordering::Relaxed);
-            c.raw.fetch_add(raw, Ordering::Relaxed);
+        if tally.public + tally.raw > 0 {
+            c.public.fetch_add(tally.public, Ordering::Relaxed);
+            c.raw.fetch_add(tally.raw, Ordering::Relaxed);
             c.last_public_ns.store(now, Ordering::Relaxed);
+            if tally.raw > 0 {
+                if let Ok(t) = shared.raw_thread.lock() {
+                    if let Some(t) = t.as_ref() {
+                        t.unpark();
+                    }
+                }
+            }
         }
-        if membership > 0 {
-            c.membership.fetch_add(membership, Ordering::Relaxed);
+        if tally.membership > 0 {
+            c.membership.fetch_add(tally.membership, Ordering::Relaxed);
             c.last_membership_ns.store(now, Ordering::Relaxed);
         }
+    }
+}
+
+/// Counts one event datagram from the server (unicast or from a group) for member `i`.
+pub fn count(shared: &Shared, i: usize, datagram: &[u8], tally: &mut Tally, hist: &mut Histogram<u64>) {
+    match Event::decode(datagram) {
+        Ok(e) => tally_event(shared, i, &e, tally, hist),
+        Err(_) => {
+            shared.counters.garbage.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Counts one decoded event from the server for member `i`.
+pub fn tally_event(shared: &Shared, i: usize, e: &Event<'_>, tally: &mut Tally, hist: &mut Histogram<u64>) {
+    match e {
+        Event::PublicMsg { sender, text, .. } => {
+            if *sender == RAW_SENDER {
+                tally.raw += 1;
+                return;
+            }
+            tally.public += 1;
+            match parse_text(text) {
+                Some((sent_ns, slot)) => {
+                    let lat = now_ns().saturating_sub(sent_ns) / 1000;
+                    hist.saturating_record(lat.max(1));
+                    own_message_back(shared, i, slot);
+                }
+                None => {
+                    shared.counters.garbage.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Event::UserJoins { .. } | Event::UserParts { .. } => tally.membership += 1,
+        _ => {}
     }
 }
 

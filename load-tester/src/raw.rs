@@ -1,6 +1,8 @@
 //! The kernel's own limit, measured in the same run without the server: one thread sends a
 //! PUBLIC_MSG-shaped datagram to every member of a channel with `sendmmsg`, message after
-//! message, and the same receivers count what arrives.
+//! message, and the same receivers count what arrives. The multicast blaster
+//! ([`blast_groups`]) sends one CHANNEL_DATA-shaped datagram per message to the channel's
+//! group instead, from one socket, as the server's group socket does.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socket2::SockRef;
-use udpchat::protocol::Event;
+use udpchat::multicast::{mac, tag_with};
+use udpchat::protocol::{channel_data, Event};
 use udpchat::server::sys::{send_batch, MAX_BATCH};
 
 use crate::members::{message_text, RAW_SENDER};
@@ -110,6 +113,112 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
         }
     }
     (sent, failed)
+}
+
+/// Datagrams the multicast blaster keeps in flight: sent, and not yet counted by the
+/// receivers on every member's group socket.
+pub const GROUP_WINDOW: u64 = 8;
+
+/// Sends CHANNEL_DATA-shaped datagrams (a PUBLIC_MSG from [`RAW_SENDER`], tagged with the
+/// channel's key) to each group in turn for `duration`, from one socket that sends group
+/// traffic out of loopback, in `sendmmsg` batches. Counts sends in `sent`.
+///
+/// Unlike the unicast blaster, whose thread pays for every copy it makes, one multicast
+/// datagram costs its sender little and the receivers a thousand reads: sent flat out it
+/// would overflow their socket buffers and measure the drops. So it runs in closed loop
+/// like the server's publishers: at most [`GROUP_WINDOW`] datagrams' deliveries
+/// outstanding, as counted in `delivered` (the receivers' raw count), each datagram owing
+/// `members[g]` deliveries. If the count stops moving for 20 ms (deliveries lost), the
+/// outstanding ones are written off and sending goes on.
+///
+/// # Errors
+/// If the blasting socket can't be made.
+pub fn blast_groups(
+    groups: &[crate::mcast::GroupInfo],
+    members: &[u64],
+    size: usize,
+    duration: Duration,
+    sent: &AtomicU64,
+    delivered: &AtomicU64,
+    wake: &std::sync::Mutex<Option<std::thread::Thread>>,
+) -> anyhow::Result<Blasted> {
+    if let Ok(mut t) = wake.lock() {
+        *t = Some(std::thread::current());
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let sock = SockRef::from(&socket);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.set_multicast_if_v4(&std::net::Ipv4Addr::LOCALHOST)?;
+    sock.set_multicast_loop_v4(true)?;
+    let mut out = Blasted::default();
+    if groups.is_empty() {
+        return Ok(out);
+    }
+    let macs: Vec<_> = groups.iter().map(|g| mac(&g.key)).collect();
+    let start = now_ns();
+    let cpu0 = thread_cpu_ns();
+    let end = start + duration.as_nanos() as u64;
+    let mut seq = 0u64;
+    let mut inner = Vec::with_capacity(size + 32);
+    let mut payload = Vec::with_capacity(size + 64);
+    // Deliveries owed by what was sent, against what the receivers counted.
+    let base = delivered.load(Ordering::Relaxed);
+    let mut owed = 0u64;
+    let mut written_off = 0u64;
+    while now_ns() < end {
+        let g = seq as usize % groups.len();
+        let per = members.get(g).copied().unwrap_or(1).max(1);
+        let mut last = (now_ns(), u64::MAX);
+        loop {
+            let got = delivered.load(Ordering::Relaxed) - base + written_off;
+            if owed.saturating_sub(got) + per <= GROUP_WINDOW * per {
+                break;
+            }
+            let now = now_ns();
+            if got != last.1 {
+                last = (now, got);
+            } else if now - last.0 > 20_000_000 {
+                written_off += owed.saturating_sub(got);
+                last = (now, owed);
+            }
+            if now >= end {
+                break;
+            }
+            // Woken by the receivers when they count raw deliveries.
+            std::thread::park_timeout(Duration::from_millis(2));
+        }
+        let text = message_text(seq, now_ns(), usize::MAX, size);
+        inner.clear();
+        Event::PublicMsg {
+            title: "raw",
+            sender: RAW_SENDER,
+            text: &text,
+        }
+        .encode(&mut inner);
+        payload.clear();
+        payload.extend_from_slice(&channel_data::encode(seq + 1, &inner, |b| {
+            tag_with(&macs[g], b)
+        }));
+        loop {
+            match send_batch(&socket, &[(&payload[..], groups[g].addr)]) {
+                Ok(1) => {
+                    out.sent += 1;
+                    owed += per;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => out.failed += 1,
+            }
+            break;
+        }
+        seq += 1;
+    }
+    out.cpu_ns = thread_cpu_ns() - cpu0;
+    out.secs = (now_ns() - start) as f64 / 1e9;
+    if let Ok(mut t) = wake.lock() {
+        *t = None;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

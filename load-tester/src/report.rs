@@ -57,6 +57,31 @@ pub struct RawReport {
     pub server_ratio: f64,
     /// Kernel UDP counters over the raw phase.
     pub udp: UdpCounters,
+    /// Deliveries the datagrams sent should have made (multicast: one per member of the
+    /// group's channel).
+    #[serde(default)]
+    pub expected: u64,
+}
+
+/// How the multicast members fared, with `--multicast`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct MulticastReport {
+    /// Members that asked for multicast and joined.
+    pub members: usize,
+    /// Of those, how many heard their group and confirmed before publishing.
+    pub confirmed: usize,
+    /// Seconds the confirmations took after the joins.
+    pub confirm_s: f64,
+    /// CHANNEL_DATA datagrams accepted during publishing (all members together).
+    pub group_datagrams: u64,
+    /// CHANNEL_DATA dropped for a bad tag, an old sequence, or garbage, during publishing.
+    pub bad_tag: u64,
+    /// See `bad_tag`.
+    pub old_sequence: u64,
+    /// PUBLIC_MSGs that still came by unicast after a member confirmed (not counted).
+    pub unicast_after_confirm: u64,
+    /// Group sockets that could not be opened.
+    pub group_errors: u64,
 }
 
 /// The server's cost, read from `/proc` with `--server-pid`.
@@ -71,6 +96,10 @@ pub struct ServerReport {
     pub cpu_ns: u64,
     /// Those divided by deliveries received.
     pub cpu_ns_per_delivery: f64,
+    /// Those divided by messages sent (with multicast, the figure that should not grow
+    /// with the channel).
+    #[serde(default)]
+    pub cpu_ns_per_message: f64,
     /// Those divided by the raw blaster's per datagram, when `--raw` ran.
     pub cpu_ratio_to_raw: Option<f64>,
     /// Resident memory before the logins, KiB.
@@ -137,6 +166,12 @@ pub struct Report {
     pub udp: UdpCounters,
     /// The raw blaster, with `--raw`.
     pub raw: Option<RawReport>,
+    /// The raw multicast blaster, with `--raw --multicast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_multicast: Option<RawReport>,
+    /// The multicast members, with `--multicast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<MulticastReport>,
     /// The server's cost, with `--server-pid`.
     pub server: Option<ServerReport>,
 }
@@ -158,7 +193,7 @@ impl Report {
         } else {
             0.0
         };
-        if let Some(raw) = &mut self.raw {
+        for raw in [&mut self.raw, &mut self.raw_multicast].into_iter().flatten() {
             if raw.deliveries_per_s > 0.0 {
                 raw.server_ratio = self.deliveries_per_s / raw.deliveries_per_s;
             }
@@ -167,6 +202,9 @@ impl Report {
         if let Some(s) = &mut self.server {
             if self.deliveries_received > 0 {
                 s.cpu_ns_per_delivery = s.cpu_ns as f64 / self.deliveries_received as f64;
+            }
+            if self.messages_sent > 0 {
+                s.cpu_ns_per_message = s.cpu_ns as f64 / self.messages_sent as f64;
             }
             s.cpu_ratio_to_raw = raw_cpu
                 .filter(|r| *r > 0.0)
@@ -243,7 +281,26 @@ impl Report {
                 r.sent, r.received, r.secs, r.deliveries_per_s, r.cpu_ns_per_datagram, r.udp.rcvbuf_errors, r.server_ratio
             );
         }
+        if let Some(r) = &self.raw_multicast {
+            let _ = writeln!(
+                s,
+                "raw multicast: {} datagrams sent, {} deliveries received (of {}) in {:.2} s = {:.0}/s, {:.0} CPU ns/datagram (rcvbuf-errors {}); server/raw-multicast deliveries/s = {:.3}",
+                r.sent, r.received, r.expected, r.secs, r.deliveries_per_s, r.cpu_ns_per_datagram, r.udp.rcvbuf_errors, r.server_ratio
+            );
+        }
+        if let Some(m) = &self.multicast {
+            let _ = writeln!(
+                s,
+                "multicast: {}/{} members confirmed in {:.2} s; {} CHANNEL_DATA accepted while publishing, dropped: bad tag {}, old sequence {}; unicast after confirming {}; group socket errors {}",
+                m.confirmed, m.members, m.confirm_s, m.group_datagrams, m.bad_tag, m.old_sequence, m.unicast_after_confirm, m.group_errors
+            );
+        }
         if let Some(v) = &self.server {
+            let _ = writeln!(
+                s,
+                "server CPU per message: {:.0} ns",
+                v.cpu_ns_per_message
+            );
             let _ = writeln!(
                 s,
                 "server pid {}: {:.0} CPU ns/delivery{}; RSS {} -> {} KiB after login ({:.0} B/user), {} KiB after join",

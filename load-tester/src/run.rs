@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::Args;
 use crate::members::Members;
 use crate::procstat::UdpCounters;
-use crate::report::Report;
+use crate::report::{MulticastReport, Report};
 use crate::scenario::{self, Progress, ServerWatch, SetupOut, Step};
 use crate::sys::now_ns;
 
@@ -47,6 +47,12 @@ fn measure(
         login.attempts
     ));
     watch.logged_in(login.done);
+    if let Some(caps) = scenario::caps(ms, step, pb) {
+        pb.println(format!(
+            "multicast granted to {}/{} in {:.2} s",
+            caps.done, caps.total, caps.secs
+        ));
+    }
     let (join, settle_s, joined_per_channel) = scenario::join(ms, args, step, pb);
     pb.println(format!(
         "joined {}/{} in {:.2} s: {:.0} joins/s ({} requests); USER_JOINS settled after {:.2} s",
@@ -57,6 +63,13 @@ fn measure(
         join.attempts,
         settle_s
     ));
+    let confirmed = scenario::confirm(ms, step, pb);
+    if let Some(c) = confirmed {
+        pb.println(format!(
+            "{}/{} multicast members heard their group and confirmed in {:.2} s",
+            c.confirmed, c.members, c.secs
+        ));
+    }
     watch.joined();
     let setup = SetupOut {
         login,
@@ -66,12 +79,14 @@ fn measure(
     };
     let expected_per_msg: Vec<u64> = setup.joined_per_channel.clone();
     let udp0 = UdpCounters::read();
+    let group0 = GroupCounts::read(ms);
     watch.start();
     let start_ns = now_ns() + 100_000_000;
     let phase =
         scenario::publish_phase(ms, args, step, start_ns, &expected_per_msg, pb, &|_, _| {});
     let server = watch.stop();
     let udp = UdpCounters::read().since(&udp0);
+    let group = GroupCounts::read(ms).since(&group0);
     let mut report = Report {
         clients: step.members.len(),
         channels: step.channels,
@@ -85,11 +100,58 @@ fn measure(
         ..Report::default()
     };
     scenario::fill_report(&mut report, &setup, &[phase], start_ns, args.duration);
+    report.multicast = confirmed.map(|c| MulticastReport {
+        members: c.members,
+        confirmed: c.confirmed,
+        confirm_s: c.secs,
+        group_datagrams: group.accepted,
+        bad_tag: group.bad_tag,
+        old_sequence: group.old_sequence,
+        unicast_after_confirm: group.unicast_after_confirm,
+        group_errors: group.errors,
+    });
     if args.raw {
         report.raw = Some(scenario::raw_phase(ms, args, step, pb)?);
+        if report.multicast.is_some() {
+            report.raw_multicast = Some(scenario::raw_multicast_phase(ms, args, step, pb)?);
+        }
     }
     report.finish();
     Ok(report)
+}
+
+/// The receivers' multicast counters at one moment.
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupCounts {
+    accepted: u64,
+    bad_tag: u64,
+    old_sequence: u64,
+    unicast_after_confirm: u64,
+    errors: u64,
+}
+
+impl GroupCounts {
+    fn read(ms: &Members) -> Self {
+        let c = &ms.shared.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        GroupCounts {
+            accepted: get(&c.group_datagrams),
+            bad_tag: get(&c.bad_tag),
+            old_sequence: get(&c.old_sequence),
+            unicast_after_confirm: get(&c.unicast_after_confirm),
+            errors: get(&c.group_errors),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        GroupCounts {
+            accepted: self.accepted - before.accepted,
+            bad_tag: self.bad_tag - before.bad_tag,
+            old_sequence: self.old_sequence - before.old_sequence,
+            unicast_after_confirm: self.unicast_after_confirm - before.unicast_after_confirm,
+            errors: self.errors - before.errors,
+        }
+    }
 }
 
 /// A plain run in this process.
@@ -98,7 +160,13 @@ fn measure(
 /// Sockets that can't be bound, a raw blaster that can't start.
 pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
     let globals: Vec<usize> = (0..args.clients).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.wants_multicast(g),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let report = with_keepalive(&ms, args, || measure(&ms, args, &step, run_id, pb));
     scenario::logoff_all(&ms, args, pb);
@@ -114,7 +182,13 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals,
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.wants_multicast(g),
+    )?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

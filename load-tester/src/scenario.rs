@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use udpchat::protocol::Request;
 
 use crate::cli::Args;
-use crate::members::{Members, Shared, JOINED, LOGGED_IN};
+use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN};
 use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
 use crate::publish::{publish, Plan, Published};
-use crate::raw::blast;
+use crate::raw::{blast, blast_groups};
 use crate::report::{Latency, RawReport, Report, ServerReport};
 use crate::session::{self, Round, RoundStats};
 use crate::sys::now_ns;
@@ -155,6 +155,84 @@ pub fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStat
         progress: &progress,
     };
     session::login(&ms.shared, &step.members, &round, run_id)
+}
+
+/// The step's members that ask for multicast.
+fn multicast_members(ms: &Members, step: &Step) -> Vec<usize> {
+    step.members
+        .iter()
+        .copied()
+        .filter(|&i| ms.shared.multicast[i])
+        .collect()
+}
+
+/// With `--multicast`: the step's multicast members ask for the cap (before they join, so
+/// that MCAST_GROUP follows their JOIN_ACK). `None` without multicast members.
+pub fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
+    let members = multicast_members(ms, step);
+    if members.is_empty() {
+        return None;
+    }
+    let total = members.len();
+    let progress = |n: usize| pb.set(format!("asking for multicast: {n}/{total}"));
+    let round = Round {
+        bit: CAPS,
+        window: 256,
+        retry: Duration::from_secs(1),
+        deadline: Instant::now() + Duration::from_secs(120),
+        progress: &progress,
+    };
+    let caps = Request::Caps { caps: "multicast" }.to_bytes();
+    for &i in &members {
+        ms.shared.status[i].fetch_and(!CONFIRMED, Ordering::Relaxed);
+    }
+    Some(session::run_round(&ms.shared, &members, &round, |_| {
+        caps.clone()
+    }))
+}
+
+/// How the step's multicast members came to hear their channel's group.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct ConfirmOut {
+    /// Members that asked for multicast and joined.
+    pub members: usize,
+    /// Of those, how many confirmed their group.
+    pub confirmed: usize,
+    /// Seconds waited for them.
+    pub secs: f64,
+}
+
+/// With `--multicast`: waits (at most a minute) until every multicast member that joined
+/// has heard its group and confirmed. `None` without multicast members.
+pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
+    let members: Vec<usize> = multicast_members(ms, step)
+        .into_iter()
+        .filter(|&i| ms.shared.status[i].load(Ordering::Relaxed) & JOINED != 0)
+        .collect();
+    if members.is_empty() {
+        return None;
+    }
+    let start = Instant::now();
+    let confirmed = || {
+        members
+            .iter()
+            .filter(|&&i| ms.shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0)
+            .count()
+    };
+    loop {
+        let n = confirmed();
+        pb.set(format!("hearing the groups: {n}/{} confirmed", members.len()));
+        if n == members.len() || start.elapsed() > Duration::from_secs(60) {
+            // A moment for the last MCAST_JOINEDs to reach the server.
+            thread::sleep(Duration::from_millis(200));
+            return Some(ConfirmOut {
+                members: members.len(),
+                confirmed: n,
+                secs: start.elapsed().as_secs_f64(),
+            });
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Joins the step's members and waits for the server's USER_JOINS to stop.
@@ -348,6 +426,109 @@ pub fn raw_phase(
         },
         server_ratio: 0.0,
         udp: UdpCounters::read().since(&udp0),
+        expected: blasted.sent,
+    })
+}
+
+/// Blasts each of the step's channels' groups (as MCAST_GROUP named them) from one socket,
+/// CHANNEL_DATA-shaped and tagged with the channel's key, and counts what the same
+/// receivers get on the members' group sockets.
+///
+/// # Errors
+/// If the blaster's socket can't be made, or no group of the step is known.
+pub fn raw_multicast_phase(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    pb: &Progress,
+) -> anyhow::Result<RawReport> {
+    let groups: Vec<(crate::mcast::GroupInfo, u64)> = {
+        let known = ms
+            .shared
+            .groups
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
+        (0..step.channels)
+            .filter_map(|c| {
+                let title = args.title(step.title_base + c).to_lowercase();
+                let members = step
+                    .members
+                    .iter()
+                    .filter(|&&i| step.channel_of[i] == c && ms.shared.multicast[i])
+                    .count() as u64;
+                known.get(&title).cloned().map(|g| (g, members))
+            })
+            .collect()
+    };
+    anyhow::ensure!(!groups.is_empty(), "no channel group known for the raw multicast blaster");
+    let c = &ms.shared.counters;
+    let raw0 = c.raw.load(Ordering::Relaxed);
+    let udp0 = UdpCounters::read();
+    let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
+    let sent = AtomicU64::new(0);
+    let start = now_ns();
+    let done = AtomicBool::new(false);
+    let infos: Vec<crate::mcast::GroupInfo> = groups.iter().map(|(g, _)| g.clone()).collect();
+    let members: Vec<u64> = groups.iter().map(|(_, m)| *m).collect();
+    let blasted = thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = blast_groups(
+                &infos,
+                &members,
+                args.message_size,
+                duration,
+                &sent,
+                &c.raw,
+                &ms.shared.raw_thread,
+            );
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        let mut last = (Instant::now(), 0);
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let got = c.raw.load(Ordering::Relaxed) - raw0;
+            pb.set(format!(
+                "raw multicast: {} sent, {got} received",
+                sent.load(Ordering::Relaxed)
+            ));
+            if got != last.1 {
+                last = (Instant::now(), got);
+            }
+            if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        }
+        h.join()
+            .map_err(|_| anyhow::anyhow!("the raw multicast blaster panicked"))
+    })??;
+    let received = c.raw.load(Ordering::Relaxed) - raw0;
+    let secs = (c
+        .last_public_ns
+        .load(Ordering::Relaxed)
+        .saturating_sub(start)) as f64
+        / 1e9;
+    // Deliveries the blast should have made: each datagram to every multicast member of
+    // its channel (channels are blasted in turn).
+    let per_round: u64 = groups.iter().map(|(_, m)| *m).sum();
+    let expected = blasted.sent * per_round / groups.len().max(1) as u64;
+    Ok(RawReport {
+        sent: blasted.sent,
+        received,
+        secs,
+        deliveries_per_s: if secs > 0.0 {
+            received as f64 / secs
+        } else {
+            0.0
+        },
+        cpu_ns_per_datagram: if blasted.sent > 0 {
+            blasted.cpu_ns as f64 / blasted.sent as f64
+        } else {
+            0.0
+        },
+        server_ratio: 0.0,
+        udp: UdpCounters::read().since(&udp0),
+        expected,
     })
 }
 

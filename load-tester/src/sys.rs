@@ -33,6 +33,20 @@ pub fn raise_nofile_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
+/// As [`raise_nofile_limit`], and if that is under `want`, tries to raise the hard limit
+/// to `want` too (only a privileged process may). Multicast members need two sockets
+/// each, and a sweep holds all its members in one process. Returns the limit now.
+pub fn raise_nofile_limit_to(want: u64) -> u64 {
+    let now = raise_nofile_limit();
+    if now >= want {
+        return now;
+    }
+    match rlimit::setrlimit(rlimit::Resource::NOFILE, want, want) {
+        Ok(()) => want,
+        Err(_) => now,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

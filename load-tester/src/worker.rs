@@ -45,7 +45,13 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
 /// Sockets that can't be bound, a parent that goes away.
 pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
     let globals: Vec<usize> = share(args.clients, index, args.worker_count).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.wants_multicast(g),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let pb = Progress::new(true);
     let stdin = std::io::stdin();
@@ -71,7 +77,9 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
             if read_line(&mut input)? != "JOIN" {
                 bail!("expected JOIN");
             }
+            scenario::caps(&ms, &step, &pb);
             let (join, settle_s, joined_per_channel) = scenario::join(&ms, args, &step, &pb);
+            scenario::confirm(&ms, &step, &pb);
             let setup = SetupOut {
                 login,
                 join,

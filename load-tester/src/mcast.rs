@@ -1,0 +1,236 @@
+//! Multicast members (`--multicast`): each one that asked for the cap opens a group socket
+//! when the server tells it its channel's group (MCAST_GROUP), confirms with MCAST_JOINED
+//! on the first CHANNEL_DATA that checks out, and from then on counts the channel's
+//! events from the group exactly as unicast ones are counted.
+//!
+//! A member keeps one group socket: the one of the channel it joined last (a sweep moves
+//! members to a new channel per step), so sockets stay at two per member.
+//!
+//! The receivers check the tag of every CHANNEL_DATA until the member has confirmed, then
+//! of one in [`CHECK_EVERY`] (by sequence number), and the sequence of every one. A real
+//! client checks every tag; here the receivers are the measuring instrument, and an HMAC
+//! per delivery would make them, not the server, the bottleneck of the measurement. The raw
+//! multicast blaster's datagrams (sender `~raw`) are counted without checks, as the raw
+//! unicast blaster's are.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+
+use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+use udpchat::multicast::{mac, verify, ChannelMac};
+use udpchat::protocol::{batch, channel_data, code, Event, Request};
+
+use crate::members::{Shared, Tally, CONFIRMED, RAW_SENDER};
+
+/// One CHANNEL_DATA in this many (by sequence number) has its tag checked once the member
+/// has confirmed; see the module docs.
+pub const CHECK_EVERY: u64 = 32;
+
+/// A channel's group as MCAST_GROUP told it: for the raw multicast blaster.
+#[derive(Debug, Clone)]
+pub struct GroupInfo {
+    /// Group address and port.
+    pub addr: SocketAddr,
+    /// The channel key.
+    pub key: Vec<u8>,
+}
+
+struct GroupSock {
+    sock: UdpSocket,
+    title: String,
+    mac: ChannelMac,
+    last: u64,
+    confirmed: bool,
+}
+
+/// The group sockets of the members one receiver thread reads, by local member index.
+pub struct GroupSocks {
+    /// Members in the process: group socket of member `i` is polled as token `n + i`.
+    n: usize,
+    rcvbuf: usize,
+    socks: HashMap<usize, GroupSock>,
+}
+
+/// A socket bound to `group` that joined it on loopback (the load tester's world).
+fn open(group: SocketAddr, rcvbuf: usize) -> io::Result<UdpSocket> {
+    let SocketAddr::V4(g) = group else {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the load tester joins IPv4 groups on loopback only",
+        ));
+    };
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    if rcvbuf > 0 {
+        let _ = s.set_recv_buffer_size(rcvbuf);
+    }
+    s.bind(&group.into())?;
+    s.join_multicast_v4(g.ip(), &Ipv4Addr::LOCALHOST)?;
+    Ok(s.into())
+}
+
+impl GroupSocks {
+    /// Group sockets for a process of `n` members.
+    pub fn new(n: usize, rcvbuf: usize) -> Self {
+        GroupSocks {
+            n,
+            rcvbuf,
+            socks: HashMap::new(),
+        }
+    }
+
+    /// The member whose group socket `token` is, if it is one.
+    pub fn member_of(&self, token: Token) -> Option<usize> {
+        token.0.checked_sub(self.n)
+    }
+
+    /// MCAST_GROUP for member `i`: opens (or keeps) its group socket and registers it.
+    pub fn told(
+        &mut self,
+        shared: &Shared,
+        registry: &Registry,
+        i: usize,
+        event: &Event<'_>,
+    ) {
+        let Event::McastGroup {
+            title,
+            group,
+            port,
+            key,
+        } = event
+        else {
+            return;
+        };
+        use base64::Engine as _;
+        let (Ok(ip), Ok(key)) = (
+            group.parse::<std::net::IpAddr>(),
+            base64::engine::general_purpose::STANDARD.decode(key),
+        ) else {
+            shared.counters.garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let addr = SocketAddr::new(ip, *port);
+        if let Ok(mut g) = shared.groups.lock() {
+            g.entry(title.to_lowercase()).or_insert_with(|| GroupInfo {
+                addr,
+                key: key.clone(),
+            });
+        }
+        if let Some(old) = self.socks.get(&i) {
+            if old.sock.local_addr().ok() == Some(addr) && old.title == *title {
+                return;
+            }
+        }
+        if let Some(old) = self.socks.remove(&i) {
+            let _ = registry.deregister(&mut SourceFd(&old.sock.as_raw_fd()));
+        }
+        let sock = match open(addr, self.rcvbuf) {
+            Ok(s) => s,
+            Err(_) => {
+                shared.counters.group_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let token = Token(self.n + i);
+        if registry
+            .register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)
+            .is_err()
+        {
+            shared.counters.group_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.socks.insert(
+            i,
+            GroupSock {
+                sock,
+                title: title.to_string(),
+                mac: mac(&key),
+                last: 0,
+                confirmed: false,
+            },
+        );
+    }
+
+    /// Reads member `i`'s group socket until it is empty.
+    pub fn read(
+        &mut self,
+        shared: &Shared,
+        i: usize,
+        buf: &mut [u8],
+        tally: &mut Tally,
+        hist: &mut Histogram<u64>,
+    ) {
+        let Some(g) = self.socks.get_mut(&i) else {
+            return;
+        };
+        let c = &shared.counters;
+        loop {
+            let len = match g.sock.recv(buf) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => continue,
+            };
+            let Ok(data) = channel_data::parse(&buf[..len]) else {
+                c.garbage.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            // One event, or a BATCH of them: the first decides whether it is the raw
+            // blaster's (no checks) or the server's (checked), without allocating.
+            let batch = if data.inner.starts_with(&code::BATCH.to_be_bytes()) {
+                match batch::events(data.inner) {
+                    Ok(e) => Some(e),
+                    Err(_) => {
+                        c.garbage.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let mut rest = batch.clone().into_iter().flatten();
+            let first_bytes = match &batch {
+                Some(_) => rest.next().unwrap_or_default(),
+                None => data.inner,
+            };
+            let Ok(first) = Event::decode(first_bytes) else {
+                c.garbage.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if matches!(first, Event::PublicMsg { sender, .. } if sender == RAW_SENDER) {
+                tally.raw += 1 + rest.count() as u64;
+                continue;
+            }
+            if (!g.confirmed || data.seq % CHECK_EVERY == 0) && !verify(&g.mac, &data) {
+                c.bad_tag.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if data.seq <= g.last {
+                c.old_sequence.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            g.last = data.seq;
+            c.group_datagrams.fetch_add(1, Ordering::Relaxed);
+            if !g.confirmed {
+                g.confirmed = true;
+                let joined = Request::McastJoined { title: &g.title }.to_bytes();
+                let _ = shared.sockets[i].send_to(&joined, shared.server[i]);
+                shared.status[i].fetch_or(CONFIRMED, Ordering::Relaxed);
+            }
+            crate::members::tally_event(shared, i, &first, tally, hist);
+            for e in rest {
+                crate::members::count(shared, i, e, tally, hist);
+            }
+        }
+    }
+}
+
+/// The groups MCAST_GROUP named so far, by lower-cased channel title.
+pub type Groups = std::sync::Mutex<HashMap<String, GroupInfo>>;
