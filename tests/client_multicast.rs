@@ -134,7 +134,10 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
     }
     ann.send("/status");
     let line = ann.expect_match("Pets status", |l| l.starts_with("\tPets: "));
-    assert!(line.starts_with("\tPets: by multicast on group 239.77.0."), "{line}");
+    assert!(
+        line.starts_with("\tPets: by multicast on group 239.77.0."),
+        "{line}"
+    );
     ann.expect_match("drops", |l| {
         l == "\tGroup datagrams dropped: 0 (bad tag 0, old sequence 0, malformed 0)"
     });

@@ -92,13 +92,7 @@ impl GroupSocks {
     }
 
     /// MCAST_GROUP for member `i`: opens (or keeps) its group socket and registers it.
-    pub fn told(
-        &mut self,
-        shared: &Shared,
-        registry: &Registry,
-        i: usize,
-        event: &Event<'_>,
-    ) {
+    pub fn told(&mut self, shared: &Shared, registry: &Registry, i: usize, event: &Event<'_>) {
         let Event::McastGroup {
             title,
             group,

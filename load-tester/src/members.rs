@@ -347,7 +347,13 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
 }
 
 /// Counts one event datagram from the server (unicast or from a group) for member `i`.
-pub fn count(shared: &Shared, i: usize, datagram: &[u8], tally: &mut Tally, hist: &mut Histogram<u64>) {
+pub fn count(
+    shared: &Shared,
+    i: usize,
+    datagram: &[u8],
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) {
     match Event::decode(datagram) {
         Ok(e) => tally_event(shared, i, &e, tally, hist),
         Err(_) => {
@@ -357,7 +363,13 @@ pub fn count(shared: &Shared, i: usize, datagram: &[u8], tally: &mut Tally, hist
 }
 
 /// Counts one decoded event from the server for member `i`.
-pub fn tally_event(shared: &Shared, i: usize, e: &Event<'_>, tally: &mut Tally, hist: &mut Histogram<u64>) {
+pub fn tally_event(
+    shared: &Shared,
+    i: usize,
+    e: &Event<'_>,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) {
     match e {
         Event::PublicMsg { sender, text, .. } => {
             if *sender == RAW_SENDER {

@@ -193,7 +193,10 @@ impl Report {
         } else {
             0.0
         };
-        for raw in [&mut self.raw, &mut self.raw_multicast].into_iter().flatten() {
+        for raw in [&mut self.raw, &mut self.raw_multicast]
+            .into_iter()
+            .flatten()
+        {
             if raw.deliveries_per_s > 0.0 {
                 raw.server_ratio = self.deliveries_per_s / raw.deliveries_per_s;
             }
@@ -296,11 +299,7 @@ impl Report {
             );
         }
         if let Some(v) = &self.server {
-            let _ = writeln!(
-                s,
-                "server CPU per message: {:.0} ns",
-                v.cpu_ns_per_message
-            );
+            let _ = writeln!(s, "server CPU per message: {:.0} ns", v.cpu_ns_per_message);
             let _ = writeln!(
                 s,
                 "server pid {}: {:.0} CPU ns/delivery{}; RSS {} -> {} KiB after login ({:.0} B/user), {} KiB after join",

@@ -182,13 +182,9 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(
-        globals,
-        &args.server,
-        args.receivers,
-        args.rcvbuf,
-        |g| args.wants_multicast(g),
-    )?;
+    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf, |g| {
+        args.wants_multicast(g)
+    })?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

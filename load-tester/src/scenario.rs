@@ -221,7 +221,10 @@ pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
     };
     loop {
         let n = confirmed();
-        pb.set(format!("hearing the groups: {n}/{} confirmed", members.len()));
+        pb.set(format!(
+            "hearing the groups: {n}/{} confirmed",
+            members.len()
+        ));
         if n == members.len() || start.elapsed() > Duration::from_secs(60) {
             // A moment for the last MCAST_JOINEDs to reach the server.
             thread::sleep(Duration::from_millis(200));
@@ -460,7 +463,10 @@ pub fn raw_multicast_phase(
             })
             .collect()
     };
-    anyhow::ensure!(!groups.is_empty(), "no channel group known for the raw multicast blaster");
+    anyhow::ensure!(
+        !groups.is_empty(),
+        "no channel group known for the raw multicast blaster"
+    );
     let c = &ms.shared.counters;
     let raw0 = c.raw.load(Ordering::Relaxed);
     let udp0 = UdpCounters::read();

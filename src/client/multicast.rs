@@ -535,7 +535,9 @@ fn listen(group: SocketAddr) -> io::Result<UdpSocket> {
     for iface in interfaces()?.into_iter().filter(|i| i.up) {
         let result = match (group.ip(), iface.addr) {
             (IpAddr::V4(g), IpAddr::V4(local)) => s.join_multicast_v4(&g, &local),
-            (IpAddr::V6(g), IpAddr::V6(_)) if !indexes.contains(&iface.index) => {
+            // IPv6 joins by interface index, whatever addresses it has (a fresh link may
+            // not have its link-local address yet).
+            (IpAddr::V6(g), _) if iface.index != 0 && !indexes.contains(&iface.index) => {
                 indexes.push(iface.index);
                 s.join_multicast_v6(&g, iface.index)
             }

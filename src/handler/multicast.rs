@@ -403,7 +403,10 @@ mod tests {
         let r = Rig::new();
         let ask = Request::Discover.to_bytes();
         let out = r.raw(9, &ask);
-        assert_eq!(unicast(&out), vec![(9, code::SERVER_HERE, "2027 chat.example 0".into())]);
+        assert_eq!(
+            unicast(&out),
+            vec![(9, code::SERVER_HERE, "2027 chat.example 0".into())]
+        );
         // A long name is cut so the answer fits in the question (66 bytes).
         let long = Handler::new(r.h.state.clone(), 1024, Duration::from_secs(1)).with_discovery(
             Discovery {
@@ -412,10 +415,22 @@ mod tests {
             },
         );
         let mut out = Outbox::new();
-        long.handle(r.t0, SystemTime::now(), Incoming::new(addr(9), &ask), &mut out);
+        long.handle(
+            r.t0,
+            SystemTime::now(),
+            Incoming::new(addr(9), &ask),
+            &mut out,
+        );
         let (_, d) = &out.datagrams()[0];
-        assert!(d.len() <= ask.len() && d.len() >= ask.len() - 1, "{}", d.len());
-        assert!(matches!(Event::decode(d), Ok(Event::ServerHere { users: 0, .. })));
+        assert!(
+            d.len() <= ask.len() && d.len() >= ask.len() - 1,
+            "{}",
+            d.len()
+        );
+        assert!(matches!(
+            Event::decode(d),
+            Ok(Event::ServerHere { users: 0, .. })
+        ));
         // Short padding or another word: malformed, no answer, logged in or not.
         assert!(r.raw(9, b"\x02\x44udpchat").is_empty());
         assert!(r.raw(9, b"\x02\x44hello").is_empty());
@@ -424,7 +439,12 @@ mod tests {
         // Without discovery, nothing.
         let quiet = Handler::new(r.h.state.clone(), 1024, Duration::from_secs(1));
         let mut out = Outbox::new();
-        quiet.handle(r.t0, SystemTime::now(), Incoming::new(addr(9), &ask), &mut out);
+        quiet.handle(
+            r.t0,
+            SystemTime::now(),
+            Incoming::new(addr(9), &ask),
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 
