@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the services the cluster tests start on their own (redis-server, and PostgreSQL's
-# initdb/pg_ctl/postgres) when they are missing, so that no test is skipped for want of them.
+# initdb/pg_ctl/postgres), and iproute2 for the network-namespace test, when they are
+# missing, so that no test is skipped for want of them.
 # Idempotent: it does nothing on a machine that has them.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ have_pg() {
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The multicast test across network namespaces (tests/netns.rs) makes them with `ip`.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 have_pg || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
