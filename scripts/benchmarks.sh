@@ -8,6 +8,8 @@
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster
+#   scripts/benchmarks.sh multicast  # multicast channels (needs root for its network namespace):
+#                                    # mcast-fanout, mcast-cpu, mcast-mixed; each may run alone
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 #   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
 #                                        # the same scenario against another build of the server
@@ -24,9 +26,11 @@ SERVER_PID=
 CLUSTER_PIDS=()
 CHANNELS=$(mktemp)
 TMP=$(mktemp -d)
+BENCH_NS=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
     for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ -n "$BENCH_NS" ] && ip netns del "$BENCH_NS" 2>/dev/null
     rm -rf "$CHANNELS" "$TMP"
     true
 }
@@ -60,7 +64,65 @@ stop_server() {
 
 # The load tester against the server started by start_server, reading its CPU and memory.
 lt() {
-    "$BIN/load-tester" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
+    ${LT_PREFIX:-} "$BIN/load-tester" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
+}
+
+# A private network namespace for the multicast CPU figures: its own loopback, whose
+# receive processing RPS hands to CPU 1, while the server runs pinned to CPU 0. On
+# loopback the kernel makes a multicast datagram's copies for the receiving sockets in
+# softirq on the sending CPU, billed to the sender, so the server's CPU would include the
+# receivers' side (as the switch and the receiving machines do it on a LAN); with RPS that
+# work runs on the other CPU, and the server's CPU is its own. Prints nothing; sets
+# BENCH_NS.
+bench_ns() {
+    BENCH_NS="udpchat-bench-$$"
+    ip netns add "$BENCH_NS"
+    ip -n "$BENCH_NS" link set lo up
+    ip netns exec "$BENCH_NS" sh -c 'echo 2 > /sys/class/net/lo/queues/rx-0/rps_cpus'
+}
+
+# Starts a server like start_server, inside $BENCH_NS, pinned to CPU 0.
+start_server_ns() {
+    "$BIN/load-tester" --print-channels "$1" >"$CHANNELS"
+    shift
+    ip netns exec "$BENCH_NS" taskset -c 0 "$BIN/chat-server" --bind 127.0.0.1 --port "$PORT" \
+        --channels "$CHANNELS" --rate-limit 0 --data "$TMP/data" "$@" 2>>"$OUT/server.log" &
+    # `ip netns exec` and `taskset` exec the server in their place: $! is the server.
+    SERVER_PID=$!
+    sleep 0.5
+}
+
+# The table of docs/BENCHMARKS.md's multicast section from docs/bench/multicast-*.json.
+multicast_table() {
+    python3 - "$OUT" "${TAG:+-$TAG}" <<'PY'
+import json, os, sys
+out, tag = sys.argv[1], sys.argv[2]
+def load(name):
+    path = f"{out}/{name}{tag}.json"
+    return json.load(open(path)) if os.path.exists(path) else None
+r = load("multicast-1000")
+if r:
+    raw, rawm = r["raw"], r["raw_multicast"]
+    print(f"one channel of 1,000 multicast members, flat out: server {r['deliveries_per_s']:,.0f}/s, "
+          f"raw multicast {rawm['deliveries_per_s']:,.0f}/s ({r['deliveries_per_s'] / rawm['deliveries_per_s']:.2f}x), "
+          f"raw unicast {raw['deliveries_per_s']:,.0f}/s ({r['deliveries_per_s'] / raw['deliveries_per_s']:.2f}x), "
+          f"loss {r['loss_pct']:.3f}%")
+for where in ("rps", "loopback"):
+    rows = [(n, load(f"multicast-cpu-{where}-{n}")) for n in (100, 1000, 10000)]
+    rows = [(n, x) for n, x in rows if x]
+    if not rows:
+        continue
+    base = rows[0][1]["server"]["cpu_ns_per_message"]
+    print(f"server CPU per message ({where}): " + ", ".join(
+        f"{n:,} members {x['server']['cpu_ns_per_message'] / 1000:,.1f} us ({x['server']['cpu_ns_per_message'] / base:.2f}x), loss {x['loss_pct']:.3f}%"
+        for n, x in rows))
+for name in ("multicast-mixed", "multicast-mixed-rate"):
+    r = load(name)
+    if r:
+        m = r.get("multicast") or {}
+        print(f"{name}: {r['deliveries_received']:,}/{r['deliveries_expected']:,} delivered, loss {r['loss_pct']:.4f}%, "
+              f"{m.get('confirmed')}/{m.get('members')} multicast members confirmed")
+PY
 }
 
 # Runs the load tester (arguments after the first two) while reading Redis's counters: one
@@ -180,6 +242,52 @@ scenario() {
         stop_pid "${CLUSTER_PIDS[0]}"
         CLUSTER_PIDS=()
         cluster_table ;;
+    multicast) # all three multicast scenarios below
+        scenario mcast-fanout
+        scenario mcast-cpu
+        scenario mcast-mixed
+        multicast_table ;;
+    mcast-fanout) # one channel of 1,000 multicast members, publishing flat out, beside the raw
+        # unicast blaster and the raw multicast blaster (one socket sending to the group)
+        start_server 1 --multicast 239.77.0.0/24
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --duration 10 --raw --multicast \
+            --json >"$OUT/multicast-1000${TAG:+-$TAG}.json"
+        stop_server ;;
+    mcast-cpu) # the server's CPU per message at 100, 1,000 and 10,000 multicast members, at
+        # one message rate for all (50/s: flat out, a small channel runs far more messages a
+        # second, and a busier server spends less per message on waking threads). Keepalives
+        # are pushed out of the measured window (their cost grows with the members). First
+        # in $BENCH_NS (see bench_ns), then on the shared loopback for comparison.
+        bench_ns
+        for n in 100 1000 10000; do
+            start_server_ns 1 --multicast 239.77.0.0/24 --idle-timeout 3600
+            LT_PREFIX="ip netns exec $BENCH_NS" lt --clients "$n" --publishers 1 --rate 50 \
+                --duration 10 --multicast --keepalive 3000 --json \
+                >"$OUT/multicast-cpu-rps-$n${TAG:+-$TAG}.json"
+            stop_server
+        done
+        ip netns del "$BENCH_NS"
+        BENCH_NS=
+        for n in 100 1000 10000; do
+            start_server 1 --multicast 239.77.0.0/24 --idle-timeout 3600
+            lt --clients "$n" --publishers 1 --rate 50 --duration 10 --multicast --keepalive 3000 \
+                --json >"$OUT/multicast-cpu-loopback-$n${TAG:+-$TAG}.json"
+            stop_server
+        done ;;
+    mcast-mixed) # ten channels of 100: every other one `multicast = false` in the channels
+        # file, and every other client a classic one; flat out, then at a planned rate
+        "$BIN/load-tester" --print-channels 10 | awk '
+            /^title = "lt[0-9]*[13579]"/ { print; print "multicast = false"; next } { print }
+        ' >"$TMP/mixed.toml"
+        "$BIN/chat-server" --bind 127.0.0.1 --port "$PORT" --channels "$TMP/mixed.toml" \
+            --rate-limit 0 --data "$TMP/data" --multicast 239.77.0.0/24 2>>"$OUT/server.log" &
+        SERVER_PID=$!
+        sleep 0.5
+        lt --clients 1000 --channels 10 --publishers 10 --rate 0 --duration 10 --multicast \
+            --multicast-share 0.5 --json >"$OUT/multicast-mixed${TAG:+-$TAG}.json"
+        lt --clients 1000 --channels 10 --publishers 10 --rate 50 --duration 10 --multicast \
+            --multicast-share 0.5 --json >"$OUT/multicast-mixed-rate${TAG:+-$TAG}.json"
+        stop_server ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }

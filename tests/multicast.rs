@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -283,4 +284,34 @@ fn no_discovery_means_no_answer() {
     let p = Peer::new(&s);
     p.send(Request::Discover);
     p.expect_nothing();
+}
+
+#[test]
+fn the_metrics_page_counts_group_traffic_and_listeners() {
+    let s = server_with(|c| {
+        c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+        c.metrics = Some("127.0.0.1:0".parse().unwrap());
+    });
+    let (ann, mut g) = confirmed(&s, "ann", "Pets");
+    ann.send(Request::SendPublic { text: "counted" });
+    assert_eq!(
+        g.next_event(),
+        (code::PUBLIC_MSG, "Pets ann counted".into())
+    );
+    let mut tcp = TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    assert!(
+        page.contains("udpchat_multicast_listeners{channel=\"Pets\",state=\"confirmed\"} 1"),
+        "{page}"
+    );
+    let sent: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("udpchat_multicast_datagrams_sent_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("group datagram counter");
+    assert!(sent >= 2, "a probe and the message: {sent}");
 }

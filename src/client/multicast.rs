@@ -41,6 +41,9 @@ const PAIR_MAX: usize = 256;
 const REJOIN_AFTER: Duration = Duration::from_secs(1);
 /// How long a group socket's thread blocks before it looks at its stop flag.
 const GROUP_POLL: Duration = Duration::from_millis(100);
+/// Channels with a group at most (a user may be in 64 channels by default): a server that
+/// names more groups can't make the client open sockets and threads without end.
+const MAX_GROUPS: usize = 64;
 
 /// Group datagrams dropped, by reason (shown by `/status`).
 #[derive(Debug, Default)]
@@ -320,6 +323,10 @@ impl Multicast {
         let group = SocketAddr::new(ip, port);
         let mut i = self.inner.lock();
         let lower = title.to_lowercase();
+        if !i.channels.contains_key(&lower) && i.channels.len() >= MAX_GROUPS {
+            self.drops.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let same = i
             .channels
             .get(&lower)

@@ -66,6 +66,9 @@ impl std::fmt::Debug for ChannelGroup {
     }
 }
 
+/// A member snapshot and its unicast part.
+type Routed = (Arc<[SocketAddr]>, Arc<[SocketAddr]>);
+
 #[derive(Debug, Default)]
 struct Listeners {
     confirmed: HashSet<SocketAddr>,
@@ -73,7 +76,7 @@ struct Listeners {
     pending: HashMap<SocketAddr, Instant>,
     /// The last member snapshot routed and its unicast part (the members not confirmed),
     /// so a public message to a big channel costs one reference count, not a filtered copy.
-    cache: Option<(Arc<[SocketAddr]>, Arc<[SocketAddr]>)>,
+    cache: Option<Routed>,
 }
 
 impl Listeners {
