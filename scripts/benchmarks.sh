@@ -268,7 +268,9 @@ scenario() {
         done
         ip netns del "$BENCH_NS"
         BENCH_NS=
-        for n in 100 1000 10000; do
+        # (10,000 members on the shared loopback: every message's 10,000 copies billed to
+        # the server's sender thread, and the receivers fall behind; 100 and 1,000 show it.)
+        for n in 100 1000; do
             start_server 1 --multicast 239.77.0.0/24 --idle-timeout 3600
             lt --clients "$n" --publishers 1 --rate 50 --duration 10 --multicast --keepalive 3000 \
                 --json >"$OUT/multicast-cpu-loopback-$n${TAG:+-$TAG}.json"

@@ -25,6 +25,7 @@ use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use udpchat::multicast::{mac, verify, ChannelMac};
 use udpchat::protocol::{batch, channel_data, code, Event, Request};
+use udpchat::server::sys::{RecvBatch, MAX_BATCH};
 
 use crate::members::{Shared, Tally, CONFIRMED, RAW_SENDER};
 
@@ -55,6 +56,10 @@ pub struct GroupSocks {
     n: usize,
     rcvbuf: usize,
     socks: HashMap<usize, GroupSock>,
+    /// One `recvmmsg` takes everything queued on a socket: a socket that returns fewer than
+    /// a full batch is empty, so draining it costs one system call, not a read and a
+    /// `WouldBlock` (the receivers are the instrument; see the module docs).
+    recv: RecvBatch,
 }
 
 /// A socket bound to `group` that joined it on loopback (the load tester's world).
@@ -77,12 +82,14 @@ fn open(group: SocketAddr, rcvbuf: usize) -> io::Result<UdpSocket> {
 }
 
 impl GroupSocks {
-    /// Group sockets for a process of `n` members.
-    pub fn new(n: usize, rcvbuf: usize) -> Self {
+    /// Group sockets for a process of `n` members, reading datagrams of up to `largest`
+    /// bytes.
+    pub fn new(n: usize, rcvbuf: usize, largest: usize) -> Self {
         GroupSocks {
             n,
             rcvbuf,
             socks: HashMap::new(),
+            recv: RecvBatch::new(largest.max(2048) + 1),
         }
     }
 
@@ -157,24 +164,45 @@ impl GroupSocks {
         &mut self,
         shared: &Shared,
         i: usize,
-        buf: &mut [u8],
         tally: &mut Tally,
         hist: &mut Histogram<u64>,
     ) {
         let Some(g) = self.socks.get_mut(&i) else {
             return;
         };
-        let c = &shared.counters;
         loop {
-            let len = match g.sock.recv(buf) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let n = match self.recv.recv(&g.sock) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => continue,
+                // Empty (WouldBlock), or an error that reading again won't cure.
+                Err(_) => break,
             };
-            let Ok(data) = channel_data::parse(&buf[..len]) else {
+            for (_, datagram) in self.recv.iter() {
+                g.one(shared, i, datagram, tally, hist);
+            }
+            if n < MAX_BATCH {
+                break;
+            }
+        }
+    }
+}
+
+impl GroupSock {
+    /// One datagram heard on the group socket of member `i`.
+    fn one(
+        &mut self,
+        shared: &Shared,
+        i: usize,
+        datagram: &[u8],
+        tally: &mut Tally,
+        hist: &mut Histogram<u64>,
+    ) {
+        let g = self;
+        let c = &shared.counters;
+        {
+            let Ok(data) = channel_data::parse(datagram) else {
                 c.garbage.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             };
             // One event, or a BATCH of them: the first decides whether it is the raw
             // blaster's (no checks) or the server's (checked), without allocating.
@@ -183,7 +211,7 @@ impl GroupSocks {
                     Ok(e) => Some(e),
                     Err(_) => {
                         c.garbage.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                        return;
                     }
                 }
             } else {
@@ -196,19 +224,19 @@ impl GroupSocks {
             };
             let Ok(first) = Event::decode(first_bytes) else {
                 c.garbage.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             };
             if matches!(first, Event::PublicMsg { sender, .. } if sender == RAW_SENDER) {
                 tally.raw += 1 + rest.count() as u64;
-                continue;
+                return;
             }
             if (!g.confirmed || data.seq % CHECK_EVERY == 0) && !verify(&g.mac, &data) {
                 c.bad_tag.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             }
             if data.seq <= g.last {
                 c.old_sequence.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             }
             g.last = data.seq;
             c.group_datagrams.fetch_add(1, Ordering::Relaxed);

@@ -142,6 +142,9 @@ impl Members {
         rcvbuf: usize,
         multicast: impl Fn(usize) -> bool,
     ) -> anyhow::Result<Self> {
+        // The largest datagram a group socket may get: a BATCH of a few events, or one
+        // long message.
+        let largest = 65_536;
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
         let mut sockets = Vec::with_capacity(globals.len());
         for &g in &globals {
@@ -182,7 +185,7 @@ impl Members {
                     .context("registering a member socket")?;
             }
             let shared = Arc::clone(&shared);
-            let groups = GroupSocks::new(n, rcvbuf);
+            let groups = GroupSocks::new(n, rcvbuf, largest);
             receivers.push(
                 thread::Builder::new()
                     .name(format!("receiver-{t}"))
@@ -267,7 +270,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
         let mut tally = Tally::default();
         for ev in events.iter() {
             if let Some(i) = groups.member_of(ev.token()) {
-                groups.read(shared, i, &mut buf, &mut tally, &mut hist);
+                groups.read(shared, i, &mut tally, &mut hist);
                 continue;
             }
             let i = ev.token().0;

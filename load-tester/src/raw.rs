@@ -115,10 +115,6 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
     (sent, failed)
 }
 
-/// Datagrams the multicast blaster keeps in flight: sent, and not yet counted by the
-/// receivers on every member's group socket.
-pub const GROUP_WINDOW: u64 = 8;
-
 /// Sends CHANNEL_DATA-shaped datagrams (a PUBLIC_MSG from [`RAW_SENDER`], tagged with the
 /// channel's key) to each group in turn for `duration`, from one socket that sends group
 /// traffic out of loopback, in `sendmmsg` batches. Counts sends in `sent`.
@@ -126,9 +122,9 @@ pub const GROUP_WINDOW: u64 = 8;
 /// Unlike the unicast blaster, whose thread pays for every copy it makes, one multicast
 /// datagram costs its sender little and the receivers a thousand reads: sent flat out it
 /// would overflow their socket buffers and measure the drops. So it runs in closed loop
-/// like the server's publishers: at most [`GROUP_WINDOW`] datagrams' deliveries
-/// outstanding, as counted in `delivered` (the receivers' raw count), each datagram owing
-/// `members[g]` deliveries. If the count stops moving for 20 ms (deliveries lost), the
+/// like the server's publishers: at most `window` datagrams' deliveries outstanding (the
+/// publishers' `--window`, so both are measured under the same rule), as counted in
+/// `delivered` (the receivers' raw count), each datagram owing `members[g]` deliveries. If the count stops moving for 200 ms (deliveries lost), the
 /// outstanding ones are written off and sending goes on.
 ///
 /// # Errors
@@ -137,6 +133,7 @@ pub fn blast_groups(
     groups: &[crate::mcast::GroupInfo],
     members: &[u64],
     size: usize,
+    window: u64,
     duration: Duration,
     sent: &AtomicU64,
     delivered: &AtomicU64,
@@ -171,13 +168,13 @@ pub fn blast_groups(
         let mut last = (now_ns(), u64::MAX);
         loop {
             let got = delivered.load(Ordering::Relaxed) - base + written_off;
-            if owed.saturating_sub(got) + per <= GROUP_WINDOW * per {
+            if owed.saturating_sub(got) + per <= window.max(1) * per {
                 break;
             }
             let now = now_ns();
             if got != last.1 {
                 last = (now, got);
-            } else if now - last.0 > 20_000_000 {
+            } else if now - last.0 > 200_000_000 {
                 written_off += owed.saturating_sub(got);
                 last = (now, owed);
             }

@@ -482,6 +482,7 @@ pub fn raw_multicast_phase(
                 &infos,
                 &members,
                 args.message_size,
+                u64::from(args.window),
                 duration,
                 &sent,
                 &c.raw,
