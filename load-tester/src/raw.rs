@@ -117,15 +117,16 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
 
 /// Sends CHANNEL_DATA-shaped datagrams (a PUBLIC_MSG from [`RAW_SENDER`], tagged with the
 /// channel's key) to each group in turn for `duration`, from one socket that sends group
-/// traffic out of loopback, in `sendmmsg` batches. Counts sends in `sent`.
+/// traffic out of loopback. Counts sends in `sent`.
 ///
 /// Unlike the unicast blaster, whose thread pays for every copy it makes, one multicast
 /// datagram costs its sender little and the receivers a thousand reads: sent flat out it
 /// would overflow their socket buffers and measure the drops. So it runs in closed loop
 /// like the server's publishers: at most `window` datagrams' deliveries outstanding (the
 /// publishers' `--window`, so both are measured under the same rule), as counted in
-/// `delivered` (the receivers' raw count), each datagram owing `members[g]` deliveries. If the count stops moving for 200 ms (deliveries lost), the
-/// outstanding ones are written off and sending goes on.
+/// `delivered` (the receivers' raw count), each datagram owing `members[g]` deliveries.
+/// If the count stops moving for 200 ms (deliveries lost), the outstanding ones are written
+/// off and sending goes on.
 ///
 /// # Errors
 /// If the blasting socket can't be made.
