@@ -178,18 +178,8 @@ pub fn run_sender(
                 Err(_) => break,
             }
         }
-        let mut batch: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
-        for job in &round {
-            for dest in &job.dests[job.range.clone()] {
-                batch.push((&job.payload, *dest));
-                if batch.len() == MAX_BATCH {
-                    send_all(&socket, &batch, &stats, &mut log);
-                    batch.clear();
-                }
-            }
-        }
-        send_all(&socket, &batch, &stats, &mut log);
-        drop(batch);
+        // Groups first: one datagram each reaches every listener of its channel, while
+        // the unicast part of a big fan-out takes a while.
         if let Some(gs) = &group_socket {
             // Sealed here, in round order: this thread is the only one sealing for these
             // channels (module docs).
@@ -208,6 +198,18 @@ pub fn run_sender(
                 sealed.clear();
             }
         }
+        let mut batch: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+        for job in &round {
+            for dest in &job.dests[job.range.clone()] {
+                batch.push((&job.payload, *dest));
+                if batch.len() == MAX_BATCH {
+                    send_all(&socket, &batch, &stats, &mut log);
+                    batch.clear();
+                }
+            }
+        }
+        send_all(&socket, &batch, &stats, &mut log);
+        drop(batch);
         round.clear();
     }
 }
