@@ -66,8 +66,8 @@ pub struct Args {
     /// multicast blaster (one socket sending to each channel's group) is measured too.
     #[arg(long)]
     pub multicast: bool,
-    /// With --multicast: the share of the clients that ask for it, spread evenly (0.5:
-    /// every other client); the others are classic clients.
+    /// With --multicast: the share of each channel's clients that ask for it, spread
+    /// evenly (0.5: every other member); the others are classic clients.
     #[arg(long, default_value_t = 1.0)]
     pub multicast_share: f64,
     /// The server's process id: report its CPU per delivery and memory per user. Repeat it
@@ -179,11 +179,12 @@ impl Args {
     }
 
     /// Whether the client of global index `g` asks for multicast: with --multicast, a
-    /// share of them spread evenly (client g does when the running count of
-    /// `share` per client passes a whole number there).
+    /// share of each channel's members spread evenly over it (client `g` is the
+    /// `g / channels`-th member of channel `g % channels`, and asks when the running count
+    /// of `share` per member passes a whole number there).
     pub fn wants_multicast(&self, g: usize) -> bool {
-        let s = self.multicast_share;
-        self.multicast && ((g + 1) as f64 * s).floor() > (g as f64 * s).floor()
+        let (s, k) = (self.multicast_share, g / self.channels.max(1));
+        self.multicast && ((k + 1) as f64 * s).floor() > (k as f64 * s).floor()
     }
 
     /// Sockets each client needs: its own, and a group socket with --multicast.

@@ -32,6 +32,8 @@ pub const JOINED: u8 = 2;
 pub const CAPS: u8 = 4;
 /// Status bit: heard the current step's channel on its group and sent MCAST_JOINED.
 pub const CONFIRMED: u8 = 8;
+/// Status bit: told the current step's channel's group (MCAST_GROUP): its channel has one.
+pub const TOLD: u8 = 16;
 
 /// Sender nickname the raw blaster puts in its datagrams, so receivers count them apart.
 pub const RAW_SENDER: &str = "~raw";
@@ -314,6 +316,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                         }
                     }
                     Ok(e @ Event::McastGroup { .. }) => {
+                        shared.status[i].fetch_or(TOLD, Ordering::Relaxed);
                         groups.told(shared, poll.registry(), i, &e);
                     }
                     Ok(Event::Error { message }) => {

@@ -68,6 +68,9 @@ pub struct RawReport {
 pub struct MulticastReport {
     /// Members that asked for multicast and joined.
     pub members: usize,
+    /// Of those, how many were told a group (their channel has one).
+    #[serde(default)]
+    pub told: usize,
     /// Of those, how many heard their group and confirmed before publishing.
     pub confirmed: usize,
     /// Seconds the confirmations took after the joins.
@@ -294,8 +297,8 @@ impl Report {
         if let Some(m) = &self.multicast {
             let _ = writeln!(
                 s,
-                "multicast: {}/{} members confirmed in {:.2} s; {} CHANNEL_DATA accepted while publishing, dropped: bad tag {}, old sequence {}; unicast after confirming {}; group socket errors {}",
-                m.confirmed, m.members, m.confirm_s, m.group_datagrams, m.bad_tag, m.old_sequence, m.unicast_after_confirm, m.group_errors
+                "multicast: {} members asked, {} were told a group, {} confirmed in {:.2} s; {} CHANNEL_DATA accepted while publishing, dropped: bad tag {}, old sequence {}; unicast after confirming {}; group socket errors {}",
+                m.members, m.told, m.confirmed, m.confirm_s, m.group_datagrams, m.bad_tag, m.old_sequence, m.unicast_after_confirm, m.group_errors
             );
         }
         if let Some(v) = &self.server {

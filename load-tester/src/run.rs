@@ -66,8 +66,8 @@ fn measure(
     let confirmed = scenario::confirm(ms, step, pb);
     if let Some(c) = confirmed {
         pb.println(format!(
-            "{}/{} multicast members heard their group and confirmed in {:.2} s",
-            c.confirmed, c.members, c.secs
+            "{} multicast members: {} told a group, {} heard it and confirmed in {:.2} s",
+            c.members, c.told, c.confirmed, c.secs
         ));
     }
     watch.joined();
@@ -102,6 +102,7 @@ fn measure(
     scenario::fill_report(&mut report, &setup, &[phase], start_ns, args.duration);
     report.multicast = confirmed.map(|c| MulticastReport {
         members: c.members,
+        told: c.told,
         confirmed: c.confirmed,
         confirm_s: c.secs,
         group_datagrams: group.accepted,

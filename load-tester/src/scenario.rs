@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use udpchat::protocol::Request;
 
 use crate::cli::Args;
-use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN};
+use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
 use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
 use crate::publish::{publish, Plan, Published};
 use crate::raw::{blast, blast_groups};
@@ -184,7 +184,7 @@ pub fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
     };
     let caps = Request::Caps { caps: "multicast" }.to_bytes();
     for &i in &members {
-        ms.shared.status[i].fetch_and(!CONFIRMED, Ordering::Relaxed);
+        ms.shared.status[i].fetch_and(!(CONFIRMED | TOLD), Ordering::Relaxed);
     }
     Some(session::run_round(&ms.shared, &members, &round, |_| {
         caps.clone()
@@ -196,6 +196,8 @@ pub fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
 pub struct ConfirmOut {
     /// Members that asked for multicast and joined.
     pub members: usize,
+    /// Of those, how many were told a group (their channel has one).
+    pub told: usize,
     /// Of those, how many confirmed their group.
     pub confirmed: usize,
     /// Seconds waited for them.
@@ -203,7 +205,8 @@ pub struct ConfirmOut {
 }
 
 /// With `--multicast`: waits (at most a minute) until every multicast member that joined
-/// has heard its group and confirmed. `None` without multicast members.
+/// and was told its channel's group has heard it and confirmed (a channel kept off
+/// multicast tells nobody). `None` without multicast members.
 pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
     let members: Vec<usize> = multicast_members(ms, step)
         .into_iter()
@@ -213,28 +216,28 @@ pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
         return None;
     }
     let start = Instant::now();
-    let confirmed = || {
+    let count = |bit: u8| {
         members
             .iter()
-            .filter(|&&i| ms.shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0)
+            .filter(|&&i| ms.shared.status[i].load(Ordering::Relaxed) & bit != 0)
             .count()
     };
     loop {
-        let n = confirmed();
-        pb.set(format!(
-            "hearing the groups: {n}/{} confirmed",
-            members.len()
-        ));
-        if n == members.len() || start.elapsed() > Duration::from_secs(60) {
+        // MCAST_GROUP follows JOIN_ACK at once: a moment settles who is told.
+        thread::sleep(Duration::from_millis(50));
+        let (told, n) = (count(TOLD), count(CONFIRMED));
+        pb.set(format!("hearing the groups: {n}/{told} confirmed"));
+        let settled = start.elapsed() > Duration::from_millis(300);
+        if (settled && n == told) || start.elapsed() > Duration::from_secs(60) {
             // A moment for the last MCAST_JOINEDs to reach the server.
             thread::sleep(Duration::from_millis(200));
             return Some(ConfirmOut {
                 members: members.len(),
+                told,
                 confirmed: n,
                 secs: start.elapsed().as_secs_f64(),
             });
         }
-        thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -61,7 +61,7 @@ fn multicast_members_confirm_and_every_delivery_arrives() {
         ],
     );
     let m = r.multicast.expect("multicast figures");
-    assert_eq!((m.members, m.confirmed), (40, 40));
+    assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
     assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
     assert_eq!(r.deliveries_expected, r.messages_sent * 40);
@@ -98,7 +98,7 @@ fn half_classic_half_multicast_channels_reach_everyone() {
         ],
     );
     let m = r.multicast.expect("multicast figures");
-    assert_eq!((m.members, m.confirmed), (20, 20));
+    assert_eq!((m.members, m.told, m.confirmed), (20, 20, 20));
     assert_eq!(r.deliveries_expected, r.messages_sent * 20);
     assert_eq!(r.deliveries_received, r.deliveries_expected);
     assert_eq!(m.unicast_after_confirm, 0);
