@@ -315,3 +315,31 @@ fn the_metrics_page_counts_group_traffic_and_listeners() {
         .expect("group datagram counter");
     assert!(sent >= 2, "a probe and the message: {sent}");
 }
+
+#[test]
+fn the_server_refuses_a_bad_range_or_interface_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+            .arg(data.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&["--multicast", "10.0.0.0/8"]);
+    assert!(e.contains("is not all multicast"), "{e}");
+    let e = run(&["--multicast", "239.77.0.9/24"]);
+    assert!(e.contains("did you mean 239.77.0.0/24"), "{e}");
+    let e = run(&[
+        "--multicast",
+        "239.77.0.0/24",
+        "--multicast-if",
+        "192.0.2.77",
+    ]);
+    assert!(e.contains("cannot set up multicast"), "{e}");
+    let e = run(&["--multicast-if", "127.0.0.1"]);
+    assert!(e.contains("--multicast"), "needs a range: {e}");
+}

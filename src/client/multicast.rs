@@ -221,11 +221,6 @@ impl Multicast {
         let show = {
             let mut i = self.inner.lock();
             match event {
-                Event::LoginAck { .. } => {
-                    drop(i);
-                    self.reset();
-                    return true;
-                }
                 Event::CapsAck { caps } => {
                     i.granted = words(caps).any(|c| c == "multicast");
                     if !i.granted {
@@ -331,7 +326,11 @@ impl Multicast {
             .channels
             .get(&lower)
             .is_some_and(|c| c.group == group && c.key == key);
-        if !same {
+        if let (true, Some(c)) = (same, i.channels.get_mut(&lower)) {
+            // The server counts us as waiting to confirm again (a repeated join, caps
+            // asked again after a password login): confirm on the next datagram.
+            c.path = Path::Waiting;
+        } else {
             i.channels.insert(
                 lower,
                 Channel {
