@@ -37,7 +37,7 @@ use crate::outbox::Fanout;
 use crate::protocol::Event;
 
 /// How often the prober looks at the groups.
-const PROBER_TICK: Duration = Duration::from_millis(50);
+const PROBER_TICK: Duration = Duration::from_millis(100);
 
 /// The interface index of local address `addr` (0 if it is not one).
 fn index_of(addr: IpAddr, all: &[Interface]) -> u32 {
