@@ -115,6 +115,21 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
     (sent, failed)
 }
 
+/// What the raw multicast blaster sends.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupBlast<'a> {
+    /// The groups, blasted in turn.
+    pub groups: &'a [crate::mcast::GroupInfo],
+    /// Members of each group's channel: the deliveries each datagram owes.
+    pub members: &'a [u64],
+    /// Text bytes of each message.
+    pub size: usize,
+    /// Datagrams' deliveries outstanding at most.
+    pub window: u64,
+    /// How long to blast.
+    pub duration: Duration,
+}
+
 /// Sends CHANNEL_DATA-shaped datagrams (a PUBLIC_MSG from [`RAW_SENDER`], tagged with the
 /// channel's key) to each group in turn for `duration`, from one socket that sends group
 /// traffic out of loopback. Counts sends in `sent`.
@@ -131,15 +146,18 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
 /// # Errors
 /// If the blasting socket can't be made.
 pub fn blast_groups(
-    groups: &[crate::mcast::GroupInfo],
-    members: &[u64],
-    size: usize,
-    window: u64,
-    duration: Duration,
+    plan: &GroupBlast<'_>,
     sent: &AtomicU64,
     delivered: &AtomicU64,
     wake: &std::sync::Mutex<Option<std::thread::Thread>>,
 ) -> anyhow::Result<Blasted> {
+    let GroupBlast {
+        groups,
+        members,
+        size,
+        window,
+        duration,
+    } = *plan;
     if let Ok(mut t) = wake.lock() {
         *t = Some(std::thread::current());
     }

@@ -16,7 +16,7 @@ use crate::cli::Args;
 use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
 use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
 use crate::publish::{publish, Plan, Published};
-use crate::raw::{blast, blast_groups};
+use crate::raw::{blast, blast_groups, GroupBlast};
 use crate::report::{Latency, RawReport, Report, ServerReport};
 use crate::session::{self, Round, RoundStats};
 use crate::sys::now_ns;
@@ -481,16 +481,14 @@ pub fn raw_multicast_phase(
     let members: Vec<u64> = groups.iter().map(|(_, m)| *m).collect();
     let blasted = thread::scope(|s| {
         let h = s.spawn(|| {
-            let r = blast_groups(
-                &infos,
-                &members,
-                args.message_size,
-                u64::from(args.window),
+            let plan = GroupBlast {
+                groups: &infos,
+                members: &members,
+                size: args.message_size,
+                window: u64::from(args.window),
                 duration,
-                &sent,
-                &c.raw,
-                &ms.shared.raw_thread,
-            );
+            };
+            let r = blast_groups(&plan, &sent, &c.raw, &ms.shared.raw_thread);
             done.store(true, Ordering::Relaxed);
             r
         });
