@@ -88,7 +88,10 @@ pub fn render(event: &Event<'_>) -> String {
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
         // Steps of a password exchange: the client consumes them; see [`shown`].
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. } => String::new(),
+        Event::RegisterResp { .. }
+        | Event::AuthChallenge { .. }
+        | Event::AuthRetry { .. }
+        | Event::PathChallenge { .. } => String::new(),
     }
 }
 
@@ -96,7 +99,10 @@ pub fn render(event: &Event<'_>) -> String {
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. }
+        Event::RegisterResp { .. }
+            | Event::AuthChallenge { .. }
+            | Event::AuthRetry { .. }
+            | Event::PathChallenge { .. }
     )
 }
 

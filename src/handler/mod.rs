@@ -12,6 +12,7 @@
 //! datagrams) and [`remote`] (what the other servers of a cluster report).
 
 mod accounts;
+pub mod audit;
 mod channels;
 mod directory;
 mod hotlist;
@@ -30,6 +31,7 @@ use dashmap::DashMap;
 pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 
 use crate::accounts::Service;
+use audit::Audit;
 use crate::auth::SessionKeys;
 use crate::datagram::{Incoming, Kind};
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
@@ -118,6 +120,8 @@ pub struct Handler {
     state: Arc<State>,
     accounts: Arc<Service>,
     waits: Arc<Waits>,
+    /// Security counters (logins, lockouts, registrations, path changes).
+    audit: Arc<Audit>,
     config: Config,
 }
 
@@ -130,6 +134,7 @@ impl Handler {
             state,
             accounts: Arc::new(Service::in_memory()),
             waits: Arc::default(),
+            audit: Arc::default(),
             config: Config {
                 max_datagram,
                 idle_timeout,
@@ -168,6 +173,11 @@ impl Handler {
         &self.accounts
     }
 
+    /// The security counters.
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
     /// Handles one datagram received at `now` (`wall`: the same moment on the wall clock).
     /// Returns whether its source was logged in when it arrived (replies to strangers are
     /// limited by the caller); a sealed datagram counts as logged in whether it verified or
@@ -187,8 +197,18 @@ impl Handler {
                 }
         );
         if sealed_code {
-            if let Some((addr, inner, session)) = self.open_sealed(dgram.from, dgram.bytes) {
-                self.plain(now, wall, addr, inner, Some(session), out);
+            if let Some((bound, inner, session)) =
+                self.open_sealed(now, dgram.from, dgram.bytes, out)
+            {
+                match Request::decode(&inner, self.config.max_datagram) {
+                    // Answers a challenge sent to the datagram's own source address.
+                    Ok(Request::PathResponse { data }) => {
+                        self.path_response(dgram.from, bound, Some(session), data, out)
+                    }
+                    _ => {
+                        self.plain(now, wall, bound, &inner, Some(session), out);
+                    }
+                }
             }
             return true;
         }
@@ -237,7 +257,11 @@ impl Handler {
         };
         match request {
             Request::Login { nick } => self.login(now, wall, from, nick, out),
-            Request::Auth { nick, message } => self.auth_start(now, from, nick, message, out),
+            Request::Auth {
+                nick,
+                message,
+                token,
+            } => self.auth_start(now, wall, from, (nick, message, token), out),
             Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
             _ if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Request::Logoff => self.logoff(from, out),
@@ -252,11 +276,14 @@ impl Handler {
             Request::Whois { nick } => self.whois(now, wall, from, nick, out),
             Request::Watch { nicks } => self.watch(from, nicks, out),
             Request::Unwatch { nicks } => self.unwatch(from, nicks, out),
-            Request::Register { message } => self.register_start(from, message, session, out),
+            Request::Register { message } => {
+                self.register_start(wall, from, message, session, out)
+            }
             Request::RegisterUpload { message } => {
                 self.register_finish(now, wall, from, message, session, out)
             }
             Request::Unregister => self.unregister(now, from, session, out),
+            Request::PathResponse { data } => self.path_response(from, from, session, data, out),
         }
         logged_in
     }
