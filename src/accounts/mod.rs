@@ -474,7 +474,7 @@ mod tests {
         s.refresh(vec!["bob".into(), "cid".into()]);
         assert!(!s.is_registered("Ann") && s.is_registered("BOB") && s.is_registered("cid"));
         // Look-alikes of registered names are caught; the names themselves are not.
-        assert!(s.looks_registered("B0B") || s.looks_registered("8ob") || s.looks_registered("ВОВ"));
+        assert!(s.looks_registered("b\u{43e}b"), "Cyrillic o");
         assert!(s.looks_registered("\u{441}id"), "Cyrillic es");
         assert!(!s.looks_registered("cid") && !s.looks_registered("ann"));
         s.set_registered("cid", false);

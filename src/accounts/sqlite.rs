@@ -230,9 +230,10 @@ mod tests {
 
     #[test]
     fn sqlite_store_keeps_accounts_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        super::super::store::exercise(&SqliteStore::open_dir(dir.path()).unwrap());
-        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        super::super::store::exercise(&SqliteStore::open_dir(&dir).unwrap());
+        let s = SqliteStore::open_dir(&dir).unwrap();
         s.put(&Account {
             nick: "Bob".into(),
             record: vec![4],
@@ -241,7 +242,7 @@ mod tests {
         })
         .unwrap();
         drop(s);
-        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        let s = SqliteStore::open_dir(&dir).unwrap();
         assert_eq!(s.get("bob").unwrap().unwrap().nick, "Bob");
         assert_eq!(s.server_setup().unwrap().as_deref(), Some(&b"setup"[..]));
         assert_eq!(s.integrity_check().unwrap(), "ok");
