@@ -163,11 +163,13 @@ scenario() {
             --daemonize no --dir "$TMP" >/dev/null &
         CLUSTER_PIDS+=($!)
         for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
         for n in 1 2 3; do
             servers=() pids=()
             for i in $(seq "$n"); do
                 "$BIN/chat-server" --bind 127.0.0.1 --port $((PORT + i)) --channels "$CHANNELS" \
                     --rate-limit 0 --redis "redis://127.0.0.1:$rport" --server-id "bench$i" \
+                    --cluster-secret-file "$TMP/secret" --accounts-off \
                     --lease-ttl-ms 3600000 --data "$TMP/data$i" 2>>"$OUT/server.log" &
                 CLUSTER_PIDS+=($!) pids+=(--server-pid $!) servers+=(--server "127.0.0.1:$((PORT + i))")
             done

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, server, user, Peer};
+use common::{auth_req, password_login, register, server, spoof, user, Peer};
 use udpchat::auth::{self, seal, SessionKeys};
 use udpchat::protocol::{code, Request};
 
@@ -258,57 +258,6 @@ fn a_hot_list_is_kept_with_the_account() {
     let again = Peer::new(&s);
     let mut keys = password_login(&again, "ann", "pw");
     keys.expect(&again, code::USER_ONLINE, "bob");
-}
-
-/// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
-/// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
-fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
-    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
-        panic!("IPv4 only");
-    };
-    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
-        if fd < 0 {
-            return false;
-        }
-        let total = 20 + 8 + payload.len();
-        let mut p = Vec::with_capacity(total);
-        p.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ]);
-        p.extend_from_slice(&from.ip().octets());
-        p.extend_from_slice(&to.ip().octets());
-        p.extend_from_slice(&from.port().to_be_bytes());
-        p.extend_from_slice(&to.port().to_be_bytes());
-        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
-        p.extend_from_slice(payload);
-        let mut dst: libc::sockaddr_in = std::mem::zeroed();
-        dst.sin_family = libc::AF_INET as libc::sa_family_t;
-        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
-        let sent = libc::sendto(
-            fd,
-            p.as_ptr().cast(),
-            p.len(),
-            0,
-            (&dst as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        libc::close(fd);
-        sent == p.len() as isize
-    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn start(
 ) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BIN)
         .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
-        .arg(data)
+        .arg(data.join("data"))
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

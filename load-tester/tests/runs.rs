@@ -27,10 +27,8 @@ fn clustered(channels: usize, redis: Option<(&Redis, &str)>) -> RunningServer {
                 description: format!("test channel {c}"),
             })
             .collect(),
-        cluster: redis.map(|(r, id)| ClusterConfig {
-            redis_url: r.url(),
-            server_id: id.into(),
-            lease_ttl: Duration::from_secs(15),
+        cluster: redis.map(|(r, id)| {
+            ClusterConfig::new(r.url(), id, b"load tester cluster secret ....")
         }),
         ..ServerConfig::default()
     };

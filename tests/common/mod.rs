@@ -306,3 +306,67 @@ impl Protected {
         assert_eq!(self.recv(peer), (code, payload.to_string()));
     }
 }
+
+/// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
+/// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
+pub fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return false;
+        }
+        let total = 20 + 8 + payload.len();
+        let mut p = Vec::with_capacity(total);
+        p.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
+        p.extend_from_slice(&from.ip().octets());
+        p.extend_from_slice(&to.ip().octets());
+        p.extend_from_slice(&from.port().to_be_bytes());
+        p.extend_from_slice(&to.port().to_be_bytes());
+        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        p.extend_from_slice(payload);
+        let mut dst: libc::sockaddr_in = std::mem::zeroed();
+        dst.sin_family = libc::AF_INET as libc::sa_family_t;
+        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let sent = libc::sendto(
+            fd,
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&dst as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        libc::close(fd);
+        sent == p.len() as isize
+    }
+}
+
+
+impl Peer {
+    /// A peer whose socket is bound to `ip` (a loopback address such as 127.0.1.5, so that
+    /// it is in another network prefix than 127.0.0.1).
+    pub fn at(server: &RunningServer, ip: [u8; 4]) -> Peer {
+        let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap();
+        Peer {
+            sock,
+            server: server.addr(),
+        }
+    }
+}
