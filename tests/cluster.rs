@@ -499,7 +499,7 @@ fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
     let out = run(&["--cluster-secret-file", secret.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("shared") && err.contains("--accounts-off"), "{err}");
+    assert!(err.contains("every server shares") && err.contains("--accounts-off"), "{err}");
 }
 
 #[test]
