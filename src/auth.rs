@@ -583,7 +583,9 @@ mod tests {
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, SessionKeys::derive(&[2u8; 64]).id);
         let d = seal(&a, 1, b"\x00\xc8");
-        assert!(b.open(Direction::ToServer, &Sealed::parse(&d).unwrap()).is_some());
+        assert!(b
+            .open(Direction::ToServer, &Sealed::parse(&d).unwrap())
+            .is_some());
     }
 
     #[test]

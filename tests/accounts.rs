@@ -183,7 +183,12 @@ fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
     let (c, data) = keys.recv(&moved);
     assert_eq!(c, code::PATH_CHALLENGE);
     // A wrong answer moves nothing.
-    keys.send(&moved, Request::PathResponse { data: "0000000000000000" });
+    keys.send(
+        &moved,
+        Request::PathResponse {
+            data: "0000000000000000",
+        },
+    );
     listener.send(Request::SendPublic { text: "still old" });
     listener.recv();
     keys.expect(&ann, code::PUBLIC_MSG, "Pets listener still old");
@@ -387,7 +392,10 @@ fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
     let sockets = [&ann, &other];
     for n in 2..42u64 {
         let text = format!("message {n}");
-        keys.send(sockets[(n % 2) as usize], Request::SendPublic { text: &text });
+        keys.send(
+            sockets[(n % 2) as usize],
+            Request::SendPublic { text: &text },
+        );
     }
     for n in 2..42u64 {
         listener.expect(code::PUBLIC_MSG, &format!("Pets ann message {n}"));

@@ -25,8 +25,9 @@ const CONVERGE: Duration = Duration::from_secs(30);
 const PETS: &str = "For our furry and feathered friends";
 
 /// The cluster secret the test servers share.
-static SECRET: std::sync::LazyLock<ClusterSecret> =
-    std::sync::LazyLock::new(|| ClusterSecret(b"test cluster secret, 32 bytes...".as_slice().into()));
+static SECRET: std::sync::LazyLock<ClusterSecret> = std::sync::LazyLock::new(|| {
+    ClusterSecret(b"test cluster secret, 32 bytes...".as_slice().into())
+});
 
 fn node(redis: &Redis, id: &str) -> RunningServer {
     let s = common::server_with(|c| {
@@ -267,7 +268,10 @@ fn servers_ride_out_a_redis_restart() {
         .arg("udpchat:nick:eve")
         .query(&mut con)
         .unwrap();
-    assert_eq!(holder.as_deref().and_then(|h| h.split('.').next()), Some("r1"));
+    assert_eq!(
+        holder.as_deref().and_then(|h| h.split('.').next()),
+        Some("r1")
+    );
 
     // Messages cross again and lists are complete.
     converge(|| {
@@ -421,24 +425,40 @@ fn malformed_events_are_counted_and_dropped() {
         &Signer::new(b"not the cluster secret").seal_event("udpchat:chan:pets", good),
     );
     // Signed for another topic and moved here: forged too.
-    publish(&mut con, "udpchat:chan:pets", &sign("udpchat:chan:weather", good));
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:weather", good),
+    );
     converge(|| malformed() == 7);
     ann.expect_nothing();
     // Signed, from an unknown server: gets through, once.
     for _ in 0..2 {
-        publish(&mut con, "udpchat:chan:pets", &sign("udpchat:chan:pets", good));
+        publish(
+            &mut con,
+            "udpchat:chan:pets",
+            &sign("udpchat:chan:pets", good),
+        );
     }
     ann.expect(code::PUBLIC_MSG, "Pets zed hey");
     ann.expect_nothing();
     converge(|| stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) == 1);
     // An epoch of u64::MAX would make every later event of "x" stale: refused, even signed.
     let max = br#"{"s":"x","e":18446744073709551615,"q":9,"b":{"t":"public","chan":"pets","nick":"zed","text":"max"}}"#;
-    publish(&mut con, "udpchat:chan:pets", &sign("udpchat:chan:pets", max));
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:pets", max),
+    );
     converge(|| malformed() == 8);
     // A jump in the sequence is counted as a gap, and the event still applies.
     let later =
         br#"{"s":"x","e":1,"q":5,"b":{"t":"public","chan":"pets","nick":"zed","text":"later"}}"#;
-    publish(&mut con, "udpchat:chan:pets", &sign("udpchat:chan:pets", later));
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:pets", later),
+    );
     ann.expect(code::PUBLIC_MSG, "Pets zed later");
     converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
     // A users hash that is not a hash is counted, not a reason to reconnect; one whose
@@ -449,7 +469,11 @@ fn malformed_events_are_counted_and_dropped() {
         .set("udpchat:users:bad", "junk")
         .query(&mut con)
         .unwrap();
-    publish(&mut con, "udpchat:presence", &sign("udpchat:presence", hello));
+    publish(
+        &mut con,
+        "udpchat:presence",
+        &sign("udpchat:presence", hello),
+    );
     converge(|| malformed() == 9);
     let forged_user = r#"{"nick":"mallory","login_ms":1,"channels":["Pets"]}"#;
     let hello2 = br#"{"s":"bad2","e":1,"q":1,"b":{"t":"hello"}}"#;
@@ -458,7 +482,11 @@ fn malformed_events_are_counted_and_dropped() {
         .hset("udpchat:users:bad2", "mallory", forged_user)
         .query(&mut con)
         .unwrap();
-    publish(&mut con, "udpchat:presence", &sign("udpchat:presence", hello2));
+    publish(
+        &mut con,
+        "udpchat:presence",
+        &sign("udpchat:presence", hello2),
+    );
     converge(|| malformed() == 10);
     assert_eq!(remote_in(&s1, "Pets"), 0, "a forged user appeared");
     // A forged lease (not made with the secret) does not keep its nickname from anyone.
@@ -486,7 +514,14 @@ fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--bind", "127.0.0.1", "--port", "0", "--redis", &redis.url()])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--redis",
+                &redis.url(),
+            ])
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(extra)
@@ -499,7 +534,10 @@ fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
     let out = run(&["--cluster-secret-file", secret.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("every server shares") && err.contains("--accounts-off"), "{err}");
+    assert!(
+        err.contains("every server shares") && err.contains("--accounts-off"),
+        "{err}"
+    );
 }
 
 #[test]

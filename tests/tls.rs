@@ -24,7 +24,10 @@ fn accounts_in_postgres_over_tls_and_only_with_a_trusted_certificate() {
         store: StoreKind::Postgres(pg.url_with("disable")),
         ..ServerConfig::default()
     };
-    assert!(Server::bind(plain).is_err(), "a plain connection was accepted");
+    assert!(
+        Server::bind(plain).is_err(),
+        "a plain connection was accepted"
+    );
     // With TLS but a CA we do not trust (the system's): the certificate is refused.
     let untrusted = ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -32,7 +35,10 @@ fn accounts_in_postgres_over_tls_and_only_with_a_trusted_certificate() {
         ..ServerConfig::default()
     };
     let err = format!("{:?}", Server::bind(untrusted).unwrap_err());
-    assert!(err.contains("certificate") || err.contains("Issuer"), "{err}");
+    assert!(
+        err.contains("certificate") || err.contains("Issuer"),
+        "{err}"
+    );
     // With our CA: accounts work.
     let s = common::server_with(|c| {
         c.store = StoreKind::Postgres(pg.url_with("require"));
@@ -70,7 +76,10 @@ fn a_cluster_over_rediss_with_an_acl_user() {
     let wrong = node(&redis.url("not-the-password"), "t3", &ca);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(s1.cluster().unwrap().is_connected() && s2.cluster().unwrap().is_connected()) {
-        assert!(Instant::now() < deadline, "the cluster did not connect over TLS");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not connect over TLS"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let ann = user(&s1, "ann");

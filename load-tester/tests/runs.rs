@@ -27,9 +27,8 @@ fn clustered(channels: usize, redis: Option<(&Redis, &str)>) -> RunningServer {
                 description: format!("test channel {c}"),
             })
             .collect(),
-        cluster: redis.map(|(r, id)| {
-            ClusterConfig::new(r.url(), id, b"load tester cluster secret ....")
-        }),
+        cluster: redis
+            .map(|(r, id)| ClusterConfig::new(r.url(), id, b"load tester cluster secret ....")),
         ..ServerConfig::default()
     };
     let s = Server::bind(cfg).expect("bind server").spawn();

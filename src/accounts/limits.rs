@@ -303,7 +303,9 @@ mod tests {
             assert_eq!(l.start("ann", evil, t1), Ok(()));
         }
         assert!(l.start("ann", evil, t1).is_err());
-        assert!(l.start("ann", evil, t1 + WINDOW + Duration::from_secs(1)).is_err());
+        assert!(l
+            .start("ann", evil, t1 + WINDOW + Duration::from_secs(1))
+            .is_err());
         assert!(l
             .start("ann", evil, t1 + 2 * WINDOW + Duration::from_secs(1))
             .is_ok());

@@ -213,7 +213,8 @@ impl Service {
             self.skeletons.entry(skeleton).or_insert_with(|| key.into());
         } else {
             self.registered.remove(key);
-            self.skeletons.remove_if(&skeleton, |_, owner| **owner == *key);
+            self.skeletons
+                .remove_if(&skeleton, |_, owner| **owner == *key);
         }
     }
 
@@ -228,7 +229,13 @@ impl Service {
     }
 
     /// A token for `purpose` sent to `to` about nickname key `key` at `wall_secs`.
-    pub fn issue_token(&self, purpose: Purpose, to: SocketAddr, key: &str, wall_secs: u64) -> String {
+    pub fn issue_token(
+        &self,
+        purpose: Purpose,
+        to: SocketAddr,
+        key: &str,
+        wall_secs: u64,
+    ) -> String {
         self.tokens.issue(purpose, to, key, wall_secs)
     }
 
@@ -289,7 +296,8 @@ impl Service {
 
     fn pending_gone(&self, addr: SocketAddr) {
         let prefix = Prefix::of(addr);
-        if let dashmap::mapref::entry::Entry::Occupied(mut e) = self.pending_per_prefix.entry(prefix)
+        if let dashmap::mapref::entry::Entry::Occupied(mut e) =
+            self.pending_per_prefix.entry(prefix)
         {
             *e.get_mut() -= 1;
             if *e.get() == 0 {
@@ -307,8 +315,7 @@ impl Service {
         }
         let fits = |s: &Self| {
             s.pending.len() < MAX_PENDING
-                && s
-                    .pending_per_prefix
+                && s.pending_per_prefix
                     .get(&Prefix::of(from))
                     .is_none_or(|n| *n < MAX_PENDING_PER_PREFIX)
         };

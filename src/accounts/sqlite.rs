@@ -260,7 +260,10 @@ mod tests {
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
             .unwrap();
         let err = SqliteStore::open_dir(&dir).unwrap_err().to_string();
-        assert!(err.contains("readable by other users") && err.contains("chmod 600"), "{err}");
+        assert!(
+            err.contains("readable by other users") && err.contains("chmod 600"),
+            "{err}"
+        );
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o600))
             .unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

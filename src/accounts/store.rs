@@ -149,7 +149,10 @@ impl StoreKind {
     ///
     /// # Errors
     /// As [`open`](Self::open).
-    pub fn open_with(&self, trust: &crate::tls::Trust) -> Result<Arc<dyn AccountStore>, StoreError> {
+    pub fn open_with(
+        &self,
+        trust: &crate::tls::Trust,
+    ) -> Result<Arc<dyn AccountStore>, StoreError> {
         Ok(match self {
             StoreKind::Memory => Arc::new(MemoryStore::default()),
             StoreKind::Sqlite(dir) => Arc::new(super::sqlite::SqliteStore::open_dir(dir)?),

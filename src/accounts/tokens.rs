@@ -147,11 +147,26 @@ mod tests {
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1000));
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1060));
         assert!(!t.check(Purpose::Retry, a, "ann", &tok, 1061), "expired");
-        assert!(!t.check(Purpose::Retry, a, "ann", &tok, 999), "from the future");
-        assert!(!t.check(Purpose::Retry, b, "ann", &tok, 1000), "other address");
-        assert!(!t.check(Purpose::Retry, a, "bob", &tok, 1000), "other nickname");
-        assert!(!t.check(Purpose::Register, a, "ann", &tok, 1000), "other purpose");
-        assert!(!Tokens::new().check(Purpose::Retry, a, "ann", &tok, 1000), "other secret");
+        assert!(
+            !t.check(Purpose::Retry, a, "ann", &tok, 999),
+            "from the future"
+        );
+        assert!(
+            !t.check(Purpose::Retry, b, "ann", &tok, 1000),
+            "other address"
+        );
+        assert!(
+            !t.check(Purpose::Retry, a, "bob", &tok, 1000),
+            "other nickname"
+        );
+        assert!(
+            !t.check(Purpose::Register, a, "ann", &tok, 1000),
+            "other purpose"
+        );
+        assert!(
+            !Tokens::new().check(Purpose::Retry, a, "ann", &tok, 1000),
+            "other secret"
+        );
         for junk in ["", "-", "....", "AAAAAAAAAAAAAAAAAAAAAA"] {
             assert!(!t.check(Purpose::Retry, a, "ann", junk, 1000));
         }

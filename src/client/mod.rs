@@ -32,9 +32,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::auth::{self, ClientAuthError};
-use secure::{ClientSession, KnownServers, Pin};
 use crate::protocol::{code, encode_raw, errors, Event, Request, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use command::Command;
+use secure::{ClientSession, KnownServers, Pin};
 use term::{Input, Read, SavedTerminal, Screen};
 
 /// How often a logged-in client says it is still there (the server's idle timeout is

@@ -293,9 +293,7 @@ impl Envelope {
         if bytes.len() > MAX_EVENT {
             return Err(EventError::TooLong);
         }
-        let body = signer
-            .open_event(topic, bytes)
-            .ok_or(EventError::Forged)?;
+        let body = signer.open_event(topic, bytes).ok_or(EventError::Forged)?;
         let env = Self::decode(body)?;
         if env.e > now_ms.saturating_add(MAX_EPOCH_AHEAD_MS) {
             return Err(EventError::Invalid);
@@ -481,7 +479,10 @@ mod tests {
             Err(EventError::Invalid)
         );
         let v = signer.seal_user("s1", "ann", "{}");
-        assert_eq!(signer.open_user("s1", "ann", v.as_bytes()), Some(&b"{}"[..]));
+        assert_eq!(
+            signer.open_user("s1", "ann", v.as_bytes()),
+            Some(&b"{}"[..])
+        );
         assert_eq!(signer.open_user("s1", "bob", v.as_bytes()), None);
         assert_eq!(other.open_user("s1", "ann", v.as_bytes()), None);
         let lease = signer.lease_value("udpchat:nick:ann", "s1");

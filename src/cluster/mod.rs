@@ -104,11 +104,7 @@ impl ClusterSecret {
 
 impl ClusterConfig {
     /// A configuration with the default lease TTL (15 s) and `secret`.
-    pub fn new(
-        redis_url: impl Into<String>,
-        server_id: impl Into<String>,
-        secret: &[u8],
-    ) -> Self {
+    pub fn new(redis_url: impl Into<String>, server_id: impl Into<String>, secret: &[u8]) -> Self {
         ClusterConfig {
             redis_url: redis_url.into(),
             server_id: server_id.into(),
@@ -332,7 +328,11 @@ impl Cluster {
                     tracing::warn!(nick, "forged nickname lease in Redis replaced");
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     let stolen: i64 = redis::replace_cmd(&key, &v, &ours, ttl).query(c)?;
-                    Ok(if stolen == 1 { Lease::Ours } else { Lease::Taken })
+                    Ok(if stolen == 1 {
+                        Lease::Ours
+                    } else {
+                        Lease::Taken
+                    })
                 }
                 _ => Ok(Lease::Taken),
             }

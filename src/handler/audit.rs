@@ -39,7 +39,11 @@ impl Audit {
     pub fn samples(&self) -> Vec<(&'static str, &'static str, u64)> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("password_logins_total", "Password logins that finished.", get(&self.logins)),
+            (
+                "password_logins_total",
+                "Password logins that finished.",
+                get(&self.logins),
+            ),
             (
                 "login_failures_total",
                 "Password logins whose finish did not verify.",
@@ -60,7 +64,11 @@ impl Audit {
                 "AUTH_RETRY tokens sent to unproven addresses.",
                 get(&self.retries),
             ),
-            ("registrations_total", "Accounts registered.", get(&self.registrations)),
+            (
+                "registrations_total",
+                "Accounts registered.",
+                get(&self.registrations),
+            ),
             (
                 "registrations_refused_total",
                 "Registrations refused (limits, look-alike nicknames).",

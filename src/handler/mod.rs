@@ -31,12 +31,12 @@ use dashmap::DashMap;
 pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 
 use crate::accounts::Service;
-use audit::Audit;
 use crate::auth::SessionKeys;
 use crate::datagram::{Incoming, Kind};
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
 use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request};
 use crate::state::{ChannelId, Presence, Route, State, User};
+use audit::Audit;
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
@@ -276,9 +276,7 @@ impl Handler {
             Request::Whois { nick } => self.whois(now, wall, from, nick, out),
             Request::Watch { nicks } => self.watch(from, nicks, out),
             Request::Unwatch { nicks } => self.unwatch(from, nicks, out),
-            Request::Register { message } => {
-                self.register_start(wall, from, message, session, out)
-            }
+            Request::Register { message } => self.register_start(wall, from, message, session, out),
             Request::RegisterUpload { message } => {
                 self.register_finish(now, wall, from, message, session, out)
             }

@@ -24,7 +24,7 @@ use crossbeam_channel::{never, select, Receiver, Sender};
 
 use super::effects::Effects;
 use super::limit::{Limiter, Limits, Verdict};
-use super::send::{dispatch, send_replies, sealed_replies, ErrorLog, SendJob};
+use super::send::{dispatch, sealed_replies, send_replies, ErrorLog, SendJob};
 use super::stats::Stats;
 use crate::datagram::{Class, Incoming};
 use crate::handler::{Done, Handler, Outbox};

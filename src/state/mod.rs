@@ -33,8 +33,8 @@ pub use channel::{Channel, ChannelId};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
 
 use crate::auth::{Direction, ReplayWindow, Sealed, Sealer, SessionKeys};
-use crate::sealing::Sealers;
 use crate::config::ChannelSpec;
+use crate::sealing::Sealers;
 
 /// The key of a nickname: nicknames are unique, and looked up, without regard to case
 /// (a PRECIS fold, `crate::nick`).

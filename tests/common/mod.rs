@@ -358,7 +358,6 @@ pub fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
     }
 }
 
-
 impl Peer {
     /// A peer whose socket is bound to `ip` (a loopback address such as 127.0.1.5, so that
     /// it is in another network prefix than 127.0.0.1).

@@ -317,8 +317,7 @@ impl TestCa {
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let key = KeyPair::generate().unwrap();
         let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let cert = params.signed_by(&key, &ca).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
@@ -359,7 +358,14 @@ impl TlsRedis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = Command::new(bin)
-            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .arg("--tls-cert-file")
             .arg(ca.cert())
             .arg("--tls-key-file")
@@ -368,7 +374,15 @@ impl TlsRedis {
             .arg(ca.ca())
             .args(["--tls-auth-clients", "no"])
             .args(["--user", "default", "off"])
-            .args(["--user", "udpchat", "on", ">acl-password", "~*", "&*", "+@all"])
+            .args([
+                "--user",
+                "udpchat",
+                "on",
+                ">acl-password",
+                "~*",
+                "&*",
+                "+@all",
+            ])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path())
