@@ -143,6 +143,11 @@ fn help_explains_every_flag() {
         "--allow-amplification",
         "--metrics",
         "--data",
+        "--cluster-secret-file",
+        "--accounts-off",
+        "--register-limit",
+        "--account-reserve",
+        "--tls-ca",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
