@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::{DashMap, DashSet};
+#[cfg(test)]
+use opaque_ke::CredentialResponse;
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
@@ -471,6 +473,48 @@ mod tests {
         store.save_server_setup(b"junk").unwrap();
         let err = Service::open(&store).unwrap_err();
         assert!(matches!(err, StoreError::Setup(_)), "{err}");
+    }
+
+    #[test]
+    fn a_login_under_another_context_string_fails() {
+        use opaque_ke::{ClientLogin, ClientLoginFinishParameters};
+        let s = Service::in_memory();
+        let ksf = crate::auth::argon2();
+        // Registered as our client does.
+        let start = crate::auth::register_start("pw");
+        let request = std::str::from_utf8(&start.datagram[2..]).unwrap();
+        let response = s.registration_response("ann", request).unwrap();
+        let upload = start.finish("pw", &response).unwrap();
+        let record =
+            Service::registration_record(std::str::from_utf8(&upload[2..]).unwrap()).unwrap();
+        let account = Account {
+            nick: "ann".into(),
+            record,
+            watch: vec![],
+            created: 0,
+        };
+        let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        // A client that binds the login to another context (or none) can't finish it.
+        let login = ClientLogin::<Suite>::start(&mut OsRng, b"pw").unwrap();
+        let challenge = s
+            .login_start(from, account, &login.message.serialize(), Instant::now())
+            .unwrap();
+        let response =
+            CredentialResponse::<Suite>::deserialize(&b64_decode(&challenge).unwrap()).unwrap();
+        let finished = login.state.finish(
+            &mut OsRng,
+            b"pw",
+            response,
+            ClientLoginFinishParameters::new(
+                Some(b"another protocol"),
+                opaque_ke::Identifiers::default(),
+                Some(&ksf),
+            ),
+        );
+        assert!(
+            finished.is_err(),
+            "the server's answer verified under another context"
+        );
     }
 
     #[test]

@@ -538,3 +538,35 @@ fn an_upgraded_guest_is_shown_as_registered() {
         "same user, new spelling"
     );
 }
+
+#[test]
+fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    let (ticket, _) = register(&r, "pw");
+    r.complete(Done::Stored { ticket, ok: true });
+    r.at(0, 1, Request::Logoff);
+    // A classic login of the registered name: answered from memory, no effect.
+    let out = raw_bytes(&r, 2, &Request::Login { nick: "ann" }.to_bytes());
+    assert!(out.effects.is_empty());
+    assert_eq!(decode_all(&out)[0].2, errors::NICK_REGISTERED);
+    // An AUTH_REQ without a valid token: a token, no effect, no login under way.
+    let login = crate::auth::login_start("ann", "pw");
+    for datagram in [
+        login.datagram.clone(),
+        login.with_token("AAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let out = raw_bytes(&r, 3, &datagram);
+        assert!(out.effects.is_empty(), "{:?}", out.effects);
+        let got = decode_all(&out);
+        assert_eq!(got[0].1, code::AUTH_RETRY);
+    }
+    assert!(r.h.accounts().pending_challenge(addr(3), &[]).is_none());
+    // The token sent to port 3 is worth nothing from port 4.
+    let token = decode_all(&raw_bytes(&r, 3, &login.datagram))[0].2.clone();
+    let out = raw_bytes(&r, 4, &login.with_token(&token));
+    assert!(out.effects.is_empty());
+    // From port 3 it opens the login: now the account is read.
+    let out = raw_bytes(&r, 3, &login.with_token(&token));
+    assert!(matches!(&out.effects[..], [Effect::LoadAccount { .. }]));
+}
