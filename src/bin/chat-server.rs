@@ -94,8 +94,9 @@ struct Args {
     rate_burst: f64,
 
     /// Answer addresses that are not logged in even with more bytes than they sent. By
-    /// default they never get more bytes back than they sent (no amplification), so a
-    /// client may need a retry to hear, e.g., that its nickname is taken.
+    /// default they never get more than three times the bytes they sent (QUIC's
+    /// anti-amplification limit), so a client may need a retry to hear, e.g., that a very
+    /// short nickname is taken.
     #[arg(long)]
     allow_amplification: bool,
 
