@@ -87,15 +87,22 @@ pub fn render(event: &Event<'_>) -> String {
             "unregistered" => format!("\tNickname {} is no longer registered.", s(nick)),
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
-        // Steps of a password exchange: the client consumes them; see [`shown`].
+        // Steps of a password exchange, of path validation and of the delivery extensions:
+        // the client consumes them; see [`shown`].
         Event::RegisterResp { .. }
         | Event::AuthChallenge { .. }
         | Event::AuthRetry { .. }
-        | Event::PathChallenge { .. } => String::new(),
+        | Event::PathChallenge { .. }
+        | Event::CapsAck { .. }
+        | Event::Pong { .. }
+        | Event::McastGroup { .. }
+        | Event::McastProbe { .. }
+        | Event::ServerHere { .. } => String::new(),
     }
 }
 
-/// Whether an event is shown to the user (the steps of a password exchange are not).
+/// Whether an event is shown to the user (the steps of a password exchange and the
+/// delivery extensions' bookkeeping are not).
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
@@ -103,6 +110,11 @@ pub fn shown(event: &Event<'_>) -> bool {
             | Event::AuthChallenge { .. }
             | Event::AuthRetry { .. }
             | Event::PathChallenge { .. }
+            | Event::CapsAck { .. }
+            | Event::Pong { .. }
+            | Event::McastGroup { .. }
+            | Event::McastProbe { .. }
+            | Event::ServerHere { .. }
     )
 }
 

@@ -9,10 +9,12 @@
 //! [`login`] (log in and off, leases), [`channels`] (join, part, lists), [`messages`]
 //! (public and private), [`directory`] (who, whois), [`hotlist`] (watch, unwatch),
 //! [`accounts`] (register, unregister), [`sessions`] (password logins and sealed
-//! datagrams) and [`remote`] (what the other servers of a cluster report).
+//! datagrams), [`caps`] (capabilities and PING) and [`remote`] (what the other servers
+//! of a cluster report).
 
 mod accounts;
 pub mod audit;
+mod caps;
 mod channels;
 mod directory;
 mod hotlist;
@@ -65,6 +67,8 @@ struct Config {
     max_channels_per_user: usize,
     /// Part of a cluster: logins wait for the nickname's lease and changes are published.
     cluster: bool,
+    /// Channels have multicast groups: the `multicast` cap may be granted.
+    multicast: bool,
 }
 
 /// A login waiting for its nickname's lease (cluster mode).
@@ -140,6 +144,7 @@ impl Handler {
                 idle_timeout,
                 max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
                 cluster: false,
+                multicast: false,
             },
         }
     }
@@ -263,6 +268,8 @@ impl Handler {
                 token,
             } => self.auth_start(now, wall, from, (nick, message, token), out),
             Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
+            // Discovery is answered on the discovery socket, not here.
+            Request::Discover => {}
             _ if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Request::Logoff => self.logoff(from, out),
             Request::Join { title } => self.join(now, wall, from, title, out),
@@ -282,6 +289,11 @@ impl Handler {
             }
             Request::Unregister => self.unregister(now, from, session, out),
             Request::PathResponse { data } => self.path_response(from, from, session, data, out),
+            Request::Caps { caps } => self.caps(from, caps, out),
+            Request::Ping { token } => self.ping(from, token, out),
+            // Multicast delivery is not offered (the `multicast` cap is never granted), so
+            // these change nothing.
+            Request::McastJoined { .. } | Request::McastLeft { .. } => {}
         }
         logged_in
     }

@@ -570,3 +570,15 @@ fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() 
     let out = raw_bytes(&r, 3, &login.with_token(&token));
     assert!(matches!(&out.effects[..], [Effect::LoadAccount { .. }]));
 }
+
+#[test]
+fn a_ping_keeps_a_user_from_the_idle_sweep() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "ann" });
+    assert_eq!(
+        r.at(100, 1, Request::Ping { token: "t" }),
+        vec![(1, code::PONG, "t".into())]
+    );
+    assert!(r.h.idle_users(r.t0 + Duration::from_secs(121)).is_empty());
+    assert_eq!(r.h.idle_users(r.t0 + Duration::from_secs(221)).len(), 1);
+}

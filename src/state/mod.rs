@@ -57,6 +57,17 @@ pub struct User {
     pub watching: Vec<Box<str>>,
     /// The protected session, for users logged in with a password.
     pub session: Option<u64>,
+    /// What the client asked for with CAPS_REQ and was granted (none at login).
+    pub caps: Caps,
+}
+
+/// The delivery capabilities a client was granted (part 4 of the protocol).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// `batch=BYTES`: events may be packed into BATCH datagrams of at most this many bytes.
+    pub batch: Option<u16>,
+    /// `multicast`: the client can hear channels on their multicast groups.
+    pub multicast: bool,
 }
 
 /// What the server knows of an address.
@@ -316,6 +327,7 @@ impl State {
                 channels: Vec::new(),
                 watching: Vec::new(),
                 session,
+                caps: Caps::default(),
             },
         );
     }
@@ -510,6 +522,18 @@ impl State {
             was_current,
             new_current: u.channels.first().copied(),
         })
+    }
+
+    /// Sets the caps of the user at `addr`.
+    pub fn set_caps(&self, addr: SocketAddr, caps: Caps) {
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            u.caps = caps;
+        }
+    }
+
+    /// The caps of the user at `addr` (none for an address without a user).
+    pub fn caps_of(&self, addr: SocketAddr) -> Caps {
+        self.users.get(&addr).map(|u| u.caps).unwrap_or_default()
     }
 
     /// Sets the nickname's spelling of the user at `addr` (same key: a password login
