@@ -6,7 +6,7 @@
 //! The handshake is blocking and runs before the receiver threads start reading the
 //! sockets, spread over a few threads (each registration and login stretches a password
 //! with Argon2 on the client side, tens of milliseconds). Protected members bind addresses
-//! in 127.1.0.0/16, 25 to a /24, so that the server's per-network limits on registrations
+//! in 127.1.0.0/16, 10 to a /24, so that the server's per-network limits on registrations
 //! and password logins (30 a /24 per hour and per minute) do not throttle the set-up.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -20,7 +20,7 @@ use udpchat::protocol::{code, Event, Request};
 /// The password of every protected member.
 pub const PASSWORD: &str = "load tester password";
 /// Protected members per /24.
-const PER_NETWORK: usize = 25;
+const PER_NETWORK: usize = 10;
 
 /// The loopback address of the `global`-th member when it is protected.
 pub fn protected_ip(global: usize) -> Ipv4Addr {
