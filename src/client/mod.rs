@@ -11,6 +11,10 @@
 //! - the keepalive thread sends `STILL_HERE` every 30 s while logged in;
 //! - the signal thread logs off on Ctrl-C (outside the editor), SIGTERM and SIGHUP.
 //!
+//! After a password login every datagram is sealed both ways ([`secure`]): the receive
+//! thread opens the server's datagrams and drops unsealed ones, answers path challenges,
+//! and the first registration on a server pins its key in the known servers file.
+//!
 //! Two hidden options exist for tests and scripts (`--login-timeout-ms`, the wait for
 //! each login try, 6000 by default, and `--linger-ms`, how long scripted input waits
 //! for the server to fall quiet after its last line, 750 by default); see [`Config`].

@@ -14,7 +14,9 @@
 //! becomes protected once, on the address's worker, before the client hears its
 //! `LOGIN_ACK`; from then on only the session's sealed datagrams (routed by session id)
 //! speak for the user, and a move to a new address ([`State::move_user`]) happens on that
-//! same worker. Other threads only read records.
+//! same worker, once the new address has answered a path challenge
+//! ([`State::challenge_path`], [`State::path_answered`]), which also arrives sealed and so
+//! on the session's worker. Other threads only read records.
 
 pub mod channel;
 pub mod remote;
