@@ -201,6 +201,9 @@ impl Service {
     /// Whether `nick` is not registered but looks like a registered nickname (same
     /// confusable skeleton, `crate::nick`).
     pub fn looks_registered(&self, nick: &str) -> bool {
+        if self.skeletons.is_empty() {
+            return false;
+        }
         let k = key(nick);
         self.skeletons
             .get(&crate::nick::skeleton(&k))
