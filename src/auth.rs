@@ -18,8 +18,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use hkdf::Hkdf;
 use opaque_ke::{
     CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration,
@@ -27,6 +25,7 @@ use opaque_ke::{
     Ristretto255, TripleDh,
 };
 use rand::rngs::OsRng;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use sha2::Sha256;
 
 use crate::protocol::{code, encode_raw, DecodeError};
@@ -95,12 +94,18 @@ pub enum Direction {
 }
 
 /// What both ends derive from an OPAQUE session key.
+///
+/// The AEAD is ChaCha20-Poly1305 (RFC 8439) as `ring` implements it rather than the
+/// RustCrypto `chacha20poly1305` crate: the same algorithm and wire format, but ring's
+/// assembly seals a 75-byte public message in about 0.3 µs where the other took 2.2 µs on
+/// our machine (`benches/seal.rs`), and a fan-out pays it once per protected member. ring is
+/// well kept, audited, and already here for rustls.
 #[derive(Clone)]
 pub struct SessionKeys {
     /// Names the session in every sealed datagram.
     pub id: u64,
-    to_server: ChaCha20Poly1305,
-    to_client: ChaCha20Poly1305,
+    to_server: LessSafeKey,
+    to_client: LessSafeKey,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -116,7 +121,14 @@ impl std::fmt::Debug for SessionKeys {
 fn nonce(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::from(n)
+    Nonce::assume_unique_for_key(n)
+}
+
+/// A ChaCha20-Poly1305 key from 32 bytes.
+fn aead_key(bytes: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, bytes).expect("32 bytes is ChaCha20's key length"),
+    )
 }
 
 impl SessionKeys {
@@ -134,12 +146,12 @@ impl SessionKeys {
             .expect("8 bytes is a valid HKDF-SHA256 length");
         SessionKeys {
             id: u64::from_be_bytes(id),
-            to_server: ChaCha20Poly1305::new(Key::from_slice(&expand(LABEL_CLIENT_TO_SERVER))),
-            to_client: ChaCha20Poly1305::new(Key::from_slice(&expand(LABEL_SERVER_TO_CLIENT))),
+            to_server: aead_key(&expand(LABEL_CLIENT_TO_SERVER)),
+            to_client: aead_key(&expand(LABEL_SERVER_TO_CLIENT)),
         }
     }
 
-    fn cipher(&self, dir: Direction) -> &ChaCha20Poly1305 {
+    fn cipher(&self, dir: Direction) -> &LessSafeKey {
         match dir {
             Direction::ToServer => &self.to_server,
             Direction::ToClient => &self.to_client,
@@ -157,24 +169,24 @@ impl SessionKeys {
         let (header, body) = out.split_at_mut(SEAL_HEADER_LEN);
         let tag = self
             .cipher(dir)
-            .encrypt_in_place_detached(&nonce(counter), header, body)
+            .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), body)
             .expect("a datagram is far below ChaCha20-Poly1305's length limit");
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         out
     }
 
     /// Opens a sealed datagram going `dir`: the classic datagram inside, or `None` when the
     /// tag does not verify under this session's key (checked in constant time).
     pub fn open(&self, dir: Direction, sealed: &Sealed<'_>) -> Option<Vec<u8>> {
-        let mut inner = sealed.ciphertext.to_vec();
-        self.cipher(dir)
-            .decrypt_in_place_detached(
-                &nonce(sealed.counter),
-                sealed.header,
-                &mut inner,
-                Tag::from_slice(sealed.tag),
-            )
-            .ok()?;
+        let mut inner = Vec::with_capacity(sealed.ciphertext.len() + TAG_LEN);
+        inner.extend_from_slice(sealed.ciphertext);
+        inner.extend_from_slice(sealed.tag);
+        let len = self
+            .cipher(dir)
+            .open_in_place(nonce(sealed.counter), Aad::from(sealed.header), &mut inner)
+            .ok()?
+            .len();
+        inner.truncate(len);
         Some(inner)
     }
 

@@ -70,6 +70,33 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
 }
 
 #[test]
+fn a_forged_source_can_not_point_a_session_at_a_bystander() {
+    let s = server();
+    let bob = user(&s, "bob");
+    let bystander = Peer::new(&s); // not logged in: nobody holds its address
+    let mallory = user(&s, "mallory");
+    register(&mallory, "evil");
+    let mut m = password_login(&mallory, "mallory", "evil");
+    // Mallory's session, sealed from the bystander's address, would have moved there at
+    // once (and everything sent to mallory with it): now it stays.
+    let forged = m.session.seal(&Request::StillHere.to_bytes());
+    assert!(spoof(bystander.addr(), s.addr(), &forged));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.state().address_of("mallory"), Some(mallory.addr()));
+    bob.send(Request::SendPrivate {
+        recipient: "mallory",
+        text: "not for the bystander",
+    });
+    m.expect(&mallory, code::PRIVATE_MSG, "bob not for the bystander");
+    // The bystander got one challenge, no bigger than three times the forged datagram.
+    let challenge = bystander
+        .recv_raw_within(common::WAIT)
+        .expect("a path challenge");
+    assert!(challenge.len() <= 3 * forged.len());
+    bystander.expect_no_datagram();
+}
+
+#[test]
 fn a_session_never_moves_onto_an_address_someone_holds() {
     let s = server();
     let alice = user(&s, "alice");
