@@ -24,6 +24,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The 8 bytes written as 16 hex digits in `text`, or `None`.
+fn unhex8(text: &str) -> Option<[u8; 8]> {
+    if text.len() != 16 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 impl Handler {
     pub(super) fn auth_start(
         &self,
@@ -275,14 +287,10 @@ impl Handler {
         if from == bound {
             return;
         }
-        let mut want = [0u8; 8];
-        let ok = data.len() == 16
-            && (0..8).all(|i| {
-                u8::from_str_radix(data.get(2 * i..2 * i + 2).unwrap_or("x"), 16)
-                    .map(|b| want[i] = b)
-                    .is_ok()
-            });
-        if !ok || !self.state.path_answered(id, from, &want) {
+        let Some(answer) = unhex8(data) else {
+            return;
+        };
+        if !self.state.path_answered(id, from, &answer) {
             return;
         }
         if self.state.move_user(id, bound, from) {
@@ -290,6 +298,26 @@ impl Handler {
             tracing::info!(old = %bound, new = %from, session = id, "protected session moved to a validated address");
         } else {
             tracing::info!(old = %bound, new = %from, session = id, "validated address is taken by another user; session stays");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hex, unhex8};
+
+    #[test]
+    fn challenge_data_round_trips_and_junk_is_refused() {
+        let d = [0, 1, 0xab, 0xff, 7, 8, 9, 10];
+        assert_eq!(unhex8(&hex(&d)), Some(d));
+        for junk in [
+            "",
+            "00",
+            "0011223344556677aa",
+            "zz11223344556677",
+            "é011223344556677",
+        ] {
+            assert_eq!(unhex8(junk), None, "{junk}");
         }
     }
 }
