@@ -214,7 +214,8 @@ fn chat_across(tag: &str, multicast: &str, group_prefix: &str) {
             "--name",
             "across",
             "--data",
-            data.path().to_str().unwrap(),
+            // A folder the server makes itself (private, as it requires).
+            data.path().join("data").to_str().unwrap(),
         ],
     );
     let deadline = Instant::now() + TIMEOUT;

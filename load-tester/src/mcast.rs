@@ -243,7 +243,7 @@ impl GroupSock {
             if !g.confirmed {
                 g.confirmed = true;
                 let joined = Request::McastJoined { title: &g.title }.to_bytes();
-                let _ = shared.sockets[i].send_to(&joined, shared.server[i]);
+                let _ = shared.send(i, &joined);
                 shared.status[i].fetch_or(CONFIRMED, Ordering::Relaxed);
             }
             crate::members::tally_event(shared, i, &first, tally, hist);

@@ -19,6 +19,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use udpchat::client::secure::ClientSession;
 use udpchat::protocol::{errors, Event, Request};
 
 use crate::mcast::{GroupSocks, Groups};
@@ -121,6 +122,42 @@ pub struct Shared {
     /// The raw multicast blaster's thread, woken when raw deliveries are counted (it
     /// runs in closed loop on them).
     pub raw_thread: Mutex<Option<Thread>>,
+    /// The protected session of each member that has one (`--protected`): what it sends
+    /// is sealed, what it receives opened.
+    pub sessions: Vec<Option<Mutex<ClientSession>>>,
+}
+
+impl Shared {
+    /// Sends `datagram` from member `i` to its server, sealed if it is protected.
+    pub fn send(&self, i: usize, datagram: &[u8]) -> io::Result<usize> {
+        match self.sessions[i].as_ref() {
+            Some(s) => {
+                let sealed = match s.lock() {
+                    Ok(mut s) => s.seal(datagram),
+                    Err(_) => return Err(io::Error::other("poisoned session")),
+                };
+                self.sockets[i].send_to(&sealed, self.server[i])
+            }
+            None => self.sockets[i].send_to(datagram, self.server[i]),
+        }
+    }
+}
+
+/// The protection of a run of `clients` members as `--protected` asks: the last ones.
+pub fn protection(args: &crate::cli::Args, clients: usize, run_id: u32) -> Option<Protection> {
+    (args.protected > 0).then(|| Protection {
+        from: clients.saturating_sub(args.protected),
+        run_id,
+    })
+}
+
+/// Which members are protected, and how they are named.
+#[derive(Debug, Clone, Copy)]
+pub struct Protection {
+    /// Members of this global index and above register and log in with a password.
+    pub from: usize,
+    /// The run's tag in nicknames.
+    pub run_id: u32,
 }
 
 /// The members and their receiver threads.
@@ -143,15 +180,22 @@ impl Members {
         threads: usize,
         rcvbuf: usize,
         multicast: impl Fn(usize) -> bool,
+        protection: Option<Protection>,
     ) -> anyhow::Result<Self> {
         // The largest datagram a group socket may get: a BATCH of a few events, or one
         // long message.
         let largest = 65_536;
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
+        let protected = |g: usize| protection.is_some_and(|p| g >= p.from);
         let mut sockets = Vec::with_capacity(globals.len());
         for &g in &globals {
-            let s = UdpSocket::bind(SocketAddrV4::new(member_ip(g), 0))
-                .with_context(|| format!("binding member socket {g} on {}", member_ip(g)))?;
+            let ip = if protected(g) {
+                crate::secure::protected_ip(g)
+            } else {
+                member_ip(g)
+            };
+            let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+                .with_context(|| format!("binding member socket {g} on {ip}"))?;
             s.set_nonblocking(true)?;
             if rcvbuf > 0 {
                 // The kernel may grant less (net.core.rmem_max): the report shows the loss.
@@ -161,11 +205,21 @@ impl Members {
         }
         let n = sockets.len();
         let globals_multicast: Vec<bool> = globals.iter().map(|&g| multicast(g)).collect();
+        let server: Vec<SocketAddr> = globals.iter().map(|g| servers[g % servers.len()]).collect();
+        let sessions = match protection {
+            Some(p) => protect_all(&sockets, &globals, &server, p)?,
+            None => (0..n).map(|_| None).collect(),
+        };
+        let status: Vec<AtomicU8> = sessions
+            .iter()
+            .map(|s| AtomicU8::new(if s.is_some() { LOGGED_IN } else { 0 }))
+            .collect();
         let shared = Arc::new(Shared {
             sockets,
-            server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
+            server,
             global: globals,
-            status: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            status,
+            sessions,
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             publisher_thread: Default::default(),
             counters: Counters::default(),
@@ -243,6 +297,52 @@ impl Members {
     }
 }
 
+/// Registers and logs in, with a password, every protected member among `globals`, on a
+/// few threads; the sockets are blocking meanwhile.
+fn protect_all(
+    sockets: &[UdpSocket],
+    globals: &[usize],
+    servers: &[SocketAddr],
+    p: Protection,
+) -> anyhow::Result<Vec<Option<Mutex<ClientSession>>>> {
+    let todo: Vec<usize> = (0..sockets.len())
+        .filter(|&i| globals[i] >= p.from)
+        .collect();
+    let threads = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+        * 2;
+    let results: Vec<anyhow::Result<(usize, ClientSession)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| {
+                            sockets[i].set_nonblocking(false)?;
+                            let nick = nickname(p.run_id, globals[i]);
+                            let session = crate::secure::protect(&sockets[i], servers[i], &nick)?;
+                            sockets[i].set_nonblocking(true)?;
+                            Ok((i, session))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut sessions: Vec<Option<Mutex<ClientSession>>> =
+        (0..sockets.len()).map(|_| None).collect();
+    for r in results {
+        let (i, session) = r?;
+        sessions[i] = Some(Mutex::new(session));
+    }
+    Ok(sessions)
+}
+
 /// A latency histogram in microseconds up to 100 s, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
@@ -288,8 +388,25 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                     // ICMP errors queued on the socket (e.g. a refused send): read past them.
                     Err(_) => continue,
                 };
-                let datagram = &buf[..len];
-                match Event::decode(datagram) {
+                let opened;
+                let bytes: &[u8] = match shared.sessions[i].as_ref() {
+                    Some(s) => match s
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.open(&buf[..len]).map(|b| b.into_owned()))
+                    {
+                        Some(b) => {
+                            opened = b;
+                            &opened
+                        }
+                        None => {
+                            c.garbage.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    None => &buf[..len],
+                };
+                match Event::decode(bytes) {
                     Ok(Event::PublicMsg { title, sender, .. })
                         if sender != RAW_SENDER
                             && shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0 =>
@@ -297,7 +414,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                         // The group's copy counts; the server has not heard our MCAST_JOINED.
                         c.unicast_after_confirm.fetch_add(1, Ordering::Relaxed);
                         let joined = Request::McastJoined { title }.to_bytes();
-                        let _ = sock.send_to(&joined, shared.server[i]);
+                        let _ = shared.send(i, &joined);
                     }
                     Ok(
                         e @ (Event::PublicMsg { .. }

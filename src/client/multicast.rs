@@ -209,13 +209,7 @@ impl Multicast {
 
     /// An event that came by unicast, before it is shown: keeps the bookkeeping of caps,
     /// channels and groups. Returns whether to show it (its twin may have come on the group).
-    pub(super) fn on_unicast(
-        &self,
-        shared: &Arc<Shared>,
-        out: &Output,
-        event: &Event<'_>,
-        raw: &[u8],
-    ) -> bool {
+    pub(super) fn on_unicast(&self, shared: &Arc<Shared>, out: &Output, event: &Event<'_>) -> bool {
         let now = Instant::now();
         let mut say = None;
         let show = {
@@ -263,7 +257,9 @@ impl Multicast {
                 | Event::UserParts { title, .. } => match i.channels.get_mut(&title.to_lowercase())
                 {
                     Some(c) => {
-                        let show = c.pairing.arrive(raw, false, now);
+                        // The event's own bytes: decoding and encoding these events gives
+                        // back the same bytes (and a sealed datagram's are inside it).
+                        let show = c.pairing.arrive(&event.to_bytes(), false, now);
                         if show {
                             c.by_unicast += 1;
                             // Confirmed, yet the channel still comes by unicast: the server

@@ -32,6 +32,8 @@ pub struct Sources {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The channels' multicast groups (empty without multicast).
     pub groups: Arc<crate::multicast::Groups>,
+    /// The security counters.
+    pub audit: Arc<crate::handler::audit::Audit>,
 }
 
 fn escape(label: &str) -> String {
@@ -182,6 +184,16 @@ pub fn render(src: &Sources) -> String {
         "Account reads and writes that failed in the store.",
         &one(es.store_errors.load(Ordering::Relaxed)),
     );
+    metric(
+        &mut out,
+        "protected_sessions",
+        "gauge",
+        "Users logged in with a password (their datagrams are sealed).",
+        &one(src.state.sealers.len() as u64),
+    );
+    for (name, help, value) in src.audit.samples() {
+        metric(&mut out, name, "counter", help, &one(value));
+    }
     if !src.groups.is_empty() {
         metric(
             &mut out,
