@@ -231,9 +231,14 @@ impl Shared {
     }
 
     fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
-        *self.last_traffic.lock() = Instant::now();
         let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
-        match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
+        self.send_unsealed(sealed.as_deref().unwrap_or(datagram))
+    }
+
+    /// Sends `datagram` as it is, even in a session.
+    fn send_unsealed(&self, datagram: &[u8]) -> io::Result<()> {
+        *self.last_traffic.lock() = Instant::now();
+        match self.socket.send(datagram) {
             // An ICMP port-unreachable from an earlier datagram: nobody listens yet, which
             // the login retries and the user find out by the missing answers.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
@@ -589,8 +594,11 @@ impl Session {
             if let Ok(Pin::Changed(old)) = self.known.check(&self.server_name, &server_key) {
                 self.warn_key_changed(&old, &server_key.to_base64());
             }
-            let _ = self.shared.send_bytes(&finish);
+            // The session first, then the finish (itself never sealed): a LOGIN_ACK that
+            // comes back at once must find the session to open it. A tentative session
+            // still lets an unsealed ERROR through.
             *self.shared.session.lock() = Some(ClientSession::new(keys));
+            let _ = self.shared.send_unsealed(&finish);
             for _ in 0..self.config.login_tries {
                 let deadline = Instant::now() + self.config.login_timeout;
                 match self.login_rx.recv_deadline(deadline) {
