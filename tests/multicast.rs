@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{server_with, user, Peer, WAIT};
+use common::{password_login, register, server_with, user, Peer, WAIT};
 use socket2::{Domain, Protocol, Socket, Type};
 use udpchat::multicast::{mac, verify, MulticastConfig, DISCOVERY_GROUP, PROBE_INTERVAL};
 use udpchat::protocol::{batch, channel_data, code, Event, Request};
@@ -33,7 +33,11 @@ struct Group {
 impl Group {
     /// Reads MCAST_GROUP from `p` and joins the group.
     fn from(p: &Peer) -> Group {
-        let (c, text) = p.recv();
+        Group::told(p.recv())
+    }
+
+    /// Joins the group that the datagram `(c, text)` (an MCAST_GROUP) names.
+    fn told((c, text): (u16, String)) -> Group {
         assert_eq!(c, code::MCAST_GROUP, "MCAST_GROUP expected, got {c} {text}");
         let f: Vec<&str> = text.split(' ').collect();
         assert_eq!(f.len(), 4, "{text}");
@@ -163,6 +167,43 @@ fn a_confirmed_member_hears_the_channel_on_the_group_only() {
     assert_eq!(g.next_event(), (code::USER_PARTS, "Pets bob".into()));
     // Nothing of the channel came to ann by unicast.
     ann.expect_nothing();
+}
+
+#[test]
+fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
+    let s = mcast_server();
+    let ann = user(&s, "ann");
+    register(&ann, "pw");
+    // Every datagram `a` reads must be sealed for ann's session (`Protected::recv`).
+    let mut a = password_login(&ann, "ann", "pw");
+    a.send(&ann, Request::Caps { caps: "multicast" });
+    a.expect(&ann, code::CAPS_ACK, "multicast");
+    a.send(&ann, Request::Join { title: "Pets" });
+    assert_eq!(a.recv(&ann).0, code::JOIN_ACK);
+    let mut g = Group::told(a.recv(&ann));
+    g.probe();
+    let bob = user(&s, "bob");
+    bob.join("Pets");
+    // Not confirmed yet: the channel still comes by unicast, sealed for ann (and to the
+    // group, which ann has been told).
+    a.expect(&ann, code::USER_JOINS, "Pets bob");
+    assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
+    a.send(&ann, Request::McastJoined { title: "Pets" });
+    let group = s
+        .groups()
+        .get(s.state().channel_id("Pets").unwrap())
+        .unwrap();
+    common::wait_until(|| group.is_confirmed(ann.addr()));
+    bob.send(Request::SendPublic { text: "hello" });
+    bob.expect(code::PUBLIC_MSG, "Pets bob hello");
+    assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
+    // Private messages stay unicast, and sealed.
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "psst",
+    });
+    a.expect(&ann, code::PRIVATE_MSG, "bob psst");
+    ann.expect_no_datagram();
 }
 
 #[test]

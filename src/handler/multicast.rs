@@ -358,6 +358,55 @@ mod tests {
         assert!(grouped(&out).is_empty());
     }
 
+    /// Cluster mode: what another server reports reaches this server's confirmed members
+    /// through this server's group, and its classic members by unicast.
+    #[test]
+    fn remote_messages_and_notices_go_through_this_servers_group() {
+        use crate::outbox::{ClusterInput, UserInfo};
+        let r = Rig::new();
+        r.user(1, "ann", true);
+        r.user(2, "bob", false);
+        r.req(1, Request::Join { title: "Pets" });
+        r.req(2, Request::Join { title: "Pets" });
+        r.req(1, Request::McastJoined { title: "Pets" });
+        let mut out = Outbox::new();
+        r.h.cluster_input(
+            ClusterInput::User {
+                server: "there".into(),
+                nick: "Zed".into(),
+                info: Some(UserInfo {
+                    nick: "Zed".into(),
+                    login_ms: 0,
+                    channels: vec!["Pets".into()],
+                }),
+            },
+            &mut out,
+        );
+        assert_eq!(grouped(&out), vec![(code::USER_JOINS, "Pets Zed".into())]);
+        assert_eq!(
+            unicast(&out),
+            vec![(2, code::USER_JOINS, "Pets Zed".into())]
+        );
+        let mut out = Outbox::new();
+        r.h.cluster_input(
+            ClusterInput::Public {
+                title: "pets".into(),
+                nick: "Zed".into(),
+                text: "from afar".into(),
+            },
+            &mut out,
+        );
+        assert_eq!(
+            grouped(&out),
+            vec![(code::PUBLIC_MSG, "Pets Zed from afar".into())]
+        );
+        assert_eq!(
+            unicast(&out),
+            vec![(2, code::PUBLIC_MSG, "Pets Zed from afar".into())]
+        );
+        assert_eq!(out.group_events()[0].0, r.group("Pets").addr);
+    }
+
     #[test]
     fn parting_logging_off_and_dropping_the_cap_end_group_delivery() {
         let r = Rig::new();

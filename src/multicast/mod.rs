@@ -156,6 +156,32 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// What a client reads from a group is anyone's bytes: parsing never panics, what
+        /// parses splits back into the datagram, a BATCH inside is read without panicking,
+        /// and nothing verifies without the key.
+        #[test]
+        fn any_bytes_on_a_group_parse_safely_and_never_verify(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..96),
+            batch_inside in proptest::bool::ANY,
+        ) {
+            let mut datagram = data;
+            if batch_inside && datagram.len() >= 12 {
+                datagram[..2].copy_from_slice(&crate::protocol::code::CHANNEL_DATA.to_be_bytes());
+                datagram[10..12].copy_from_slice(&crate::protocol::code::BATCH.to_be_bytes());
+            }
+            if let Ok(cd) = channel_data::parse(&datagram) {
+                proptest::prop_assert_eq!(cd.signed.len() + cd.tag.len(), datagram.len());
+                proptest::prop_assert!(!verify(&mac(&[7; 32]), &cd));
+                if let Ok(events) = crate::protocol::batch::events(cd.inner) {
+                    for e in events {
+                        let _ = crate::protocol::Event::decode(e);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn channels_that_refuse_multicast_get_no_group() {
         let mut channels = crate::config::classic_channels();
