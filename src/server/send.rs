@@ -191,6 +191,22 @@ impl Default for ErrorLog {
     }
 }
 
+/// The CHANNEL_DATA datagrams of a round's group events, appended to `out` as (datagram,
+/// group): one per event, in round order, each sealed with its channel's key and next
+/// sequence number. This thread is the only one sealing for these channels (module docs),
+/// so the sequences leave in order.
+///
+/// Batching will pack here: consecutive events of one group that are waiting in the same
+/// round can go as one BATCH inside a single CHANNEL_DATA (protocol part 4); receivers
+/// already read that form.
+fn group_datagrams(round: &[SendJob], out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+    out.extend(
+        round
+            .iter()
+            .filter_map(|j| j.group.as_ref().map(|g| (g.seal(&j.payload), g.addr))),
+    );
+}
+
 /// A sender thread's loop: takes fan-out chunks until every worker has hung up (shutdown),
 /// writing them in batches of up to [`MAX_BATCH`] datagrams that may mix several chunks.
 /// Protected members' copies are sealed here ([`Sealers::seal_for`]); group datagrams go
@@ -217,13 +233,7 @@ pub fn run_sender(
         // Groups first: one datagram each reaches every listener of its channel, while
         // the unicast part of a big fan-out takes a while.
         if let Some(gs) = &group_socket {
-            // Sealed here, in round order: this thread is the only one sealing for these
-            // channels (module docs).
-            sealed.extend(
-                round
-                    .iter()
-                    .filter_map(|j| j.group.as_ref().map(|g| (g.seal(&j.payload), g.addr))),
-            );
+            group_datagrams(&round, &mut sealed);
             if !sealed.is_empty() {
                 let msgs: Vec<(&[u8], SocketAddr)> =
                     sealed.iter().map(|(d, a)| (&d[..], *a)).collect();
@@ -289,6 +299,45 @@ mod tests {
         dispatch(f, &txs);
         let job = rxs[2].try_recv().unwrap();
         assert!(job.group.is_some() && job.range.is_empty());
+    }
+
+    #[test]
+    fn a_rounds_group_events_leave_sealed_in_order() {
+        use crate::multicast::{mac, verify};
+        use crate::protocol::channel_data;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..1).map(|_| bounded(16)).unzip();
+        let group = Arc::new(ChannelGroup::new(
+            "Pets",
+            "239.77.0.1:2028".parse().unwrap(),
+            [1; 32],
+        ));
+        for text in [&b"\x00\x64one"[..], b"\x00\x64two", b"\x00\x64three"] {
+            let mut f = fanout(2, 4);
+            f.payload = Arc::from(text);
+            f.group = Some(group.clone());
+            dispatch(f, &txs);
+        }
+        dispatch(fanout(2, 4), &txs);
+        let round: Vec<SendJob> = rxs[0].try_iter().collect();
+        let mut out = Vec::new();
+        group_datagrams(&round, &mut out);
+        let got: Vec<(u64, Vec<u8>)> = out
+            .iter()
+            .map(|(d, to)| {
+                assert_eq!(*to, group.addr);
+                let cd = channel_data::parse(d).unwrap();
+                assert!(verify(&mac(&[1; 32]), &cd));
+                (cd.seq, cd.inner.to_vec())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, b"\x00\x64one".to_vec()),
+                (2, b"\x00\x64two".to_vec()),
+                (3, b"\x00\x64three".to_vec()),
+            ]
+        );
     }
 
     #[test]
