@@ -19,6 +19,7 @@ fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
     cmd.arg("127.0.0.1")
         .arg(server.addr().port().to_string())
+        .arg("--line")
         .env("TERM", "xterm");
     if let Some(nick) = nick {
         cmd.args(["--nick", nick]);

@@ -138,6 +138,7 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
         "\tann [Pets]: hello  there",
         "\t/frob: unknown command",
         "\tUsage: /join TITLE",
+        "\t-> ann: note to self",
         "\tann [**private**]: note to self",
         "\t<ann is online>",
         "\tYou have left the Pets Channel",
@@ -287,9 +288,13 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
     again.expect_line("\t** ERROR: wrong password **");
     again.send("secret words\n");
     again.expect_line("\tLog in successful. Welcome ann.");
-    again.send("/passwd\nnew words\nnew words\n");
+    // The current password first, then the new one twice.
+    again.send("/passwd\nsecret words\nnew words\nnew words\n");
     again.expect_line("\tPassword changed for ann.");
-    again.send("/unregister\n");
+    // Deleting the account asks for the nickname.
+    again.send("/unregister\nnot me\n");
+    again.expect_line("\tNot deleted: that is not your nickname.");
+    again.send("/unregister\nann\n");
     again.expect_line("\tNickname ann is no longer registered.");
     let (status, _) = again.finish();
     assert!(status.success());

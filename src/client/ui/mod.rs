@@ -1,0 +1,6 @@
+//! The client's interfaces: [`line`], the classic line mode (the editor, a plain terminal,
+//! scripts), and [`tui`], the full-screen client. Both show the same
+//! [`Out`](crate::client::session::Out)put of the session and send it what is typed.
+
+pub mod line;
+pub mod tui;
