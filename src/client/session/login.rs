@@ -535,6 +535,7 @@ impl Session {
         self.caps = Caps::Unknown;
         self.probe = None;
         self.take_channels_for_rejoin();
+        self.requeue_unconfirmed(now);
         if self.dialog.take().is_some() {
             self.notice("\t(the command was cancelled)");
         }

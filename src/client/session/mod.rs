@@ -55,6 +55,9 @@ const LINGER_MAX: Duration = Duration::from_secs(5);
 pub const PASTE_CONFIRM: usize = 5;
 /// Lines typed while the connection is down wait for it, up to this many.
 const QUEUE_MAX: usize = 50;
+/// A public message the server has not echoed back within this long is not sent again
+/// after a reconnect (it probably arrived; the echo was lost).
+const UNCONFIRMED_MAX_AGE: Duration = Duration::from_secs(10);
 /// How long after an automatic LIST_USERS its USER_ITEMs fill the nick list quietly.
 const QUIET_USERS: Duration = Duration::from_secs(2);
 /// A clock that jumped ahead this much more than the monotonic one means the machine
@@ -303,6 +306,9 @@ pub struct Session {
     /// Lines typed while the connection was down.
     queue: VecDeque<(String, Target)>,
     queue_told: bool,
+    /// Public messages sent whose echo has not come back yet: when the server turns out to
+    /// have forgotten us, they were not delivered and go out again after the reconnect.
+    unconfirmed: VecDeque<(Instant, String, Option<String>)>,
     /// Lower-cased titles whose JOIN_ACK is not shown (rejoins, joins before speaking).
     quiet_joins: BTreeSet<String>,
     /// Lower-cased titles the user asked to join: their buffer comes to the front.
@@ -345,6 +351,7 @@ impl Session {
             rejoin_notice: None,
             queue: VecDeque::new(),
             queue_told: false,
+            unconfirmed: VecDeque::new(),
             quiet_joins: BTreeSet::new(),
             user_joins: BTreeSet::new(),
             quiet_users_until: None,
@@ -632,6 +639,11 @@ impl Session {
                 }
                 place = Place::Channel(title.to_string());
                 mention = sender != own && guard::mentions(text, &own);
+                if sender == own {
+                    if let Some(i) = self.unconfirmed.iter().position(|(_, t, _)| t == text) {
+                        self.unconfirmed.remove(i);
+                    }
+                }
             }
             Event::PrivateMsg { sender, text } => {
                 if self.ignored.contains(&sender.to_lowercase()) {
@@ -863,7 +875,7 @@ impl Session {
                     self.send(&request);
                 }
             }
-            Command::Say(text) => self.say(text, to),
+            Command::Say(text) => self.say(text, to, now),
             Command::Private { nick, text } => self.private(nick, text),
             _ => {
                 if let Some(request) = command.request(&mut scratch) {
@@ -878,7 +890,7 @@ impl Session {
     }
 
     /// A message, in pieces that fit a datagram, to where it was typed.
-    fn say(&mut self, text: &str, to: &Target) {
+    fn say(&mut self, text: &str, to: &Target, now: Instant) {
         match to {
             Target::Private(nick) => return self.private(nick, text),
             Target::Channel(title)
@@ -894,9 +906,41 @@ impl Session {
             }
             _ => {}
         }
+        let channel = match to {
+            Target::Channel(title) => Some(title.clone()),
+            _ => self.channels.first().cloned(),
+        };
         let max = self.opts.max_datagram.saturating_sub(2);
         for piece in text::split_message(text, max) {
             self.send(&Request::SendPublic { text: piece });
+            while self.unconfirmed.len() >= QUEUE_MAX
+                || self
+                    .unconfirmed
+                    .front()
+                    .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) > UNCONFIRMED_MAX_AGE)
+            {
+                self.unconfirmed.pop_front();
+            }
+            self.unconfirmed
+                .push_back((now, piece.to_string(), channel.clone()));
+        }
+    }
+
+    /// The public messages the server never echoed go first when the connection is back.
+    fn requeue_unconfirmed(&mut self, now: Instant) {
+        let lost: Vec<_> = self.unconfirmed.drain(..).collect();
+        for (sent, text, channel) in lost.into_iter().rev() {
+            if now.saturating_duration_since(sent) > UNCONFIRMED_MAX_AGE {
+                continue;
+            }
+            // Queued lines are read as typed: a message starting with `/` is escaped.
+            let line = if text.starts_with('/') {
+                format!("/{text}")
+            } else {
+                text
+            };
+            let to = channel.map_or(Target::Current, Target::Channel);
+            self.queue.push_front((line, to));
         }
     }
 

@@ -1,24 +1,355 @@
-//! The full-screen client (placeholder while it is written).
+//! The full-screen client (ratatui on crossterm), as irssi and weechat users know it: one
+//! buffer per channel and per private conversation, an activity bar, a status line, a nick
+//! list, timestamps, scrollback and search, Tab completion, history across runs, a bell on
+//! mentions. It shows the session's [`Out`]put and sends it what is typed.
+//!
+//! This thread is the only writer of the terminal; a second thread only reads keys. The
+//! terminal is put back as it was when the client ends, even by a panic.
+
+mod buffers;
+mod draw;
+mod input;
+
+use std::io::{self, Stdout, Write as _};
+use std::thread;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use crossterm::event::{
+    self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
+    KeyModifiers,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
 
-use crate::client::session::{Input, Out};
+use crate::client::command::{self, Command};
+use crate::client::session::{Ask, AskKind, Input, Out, Shown, Place, Status, Target};
 use crate::client::Config;
+use buffers::Buffers;
+use input::InputLine;
 
-/// The full-screen interface.
-pub struct Tui;
+/// A terminal event, and whether more were already waiting behind it (so an Enter among
+/// them is part of a paste, not the end of a line).
+struct Key {
+    event: Event,
+    more: bool,
+}
+
+/// The full-screen interface; see the module docs.
+pub struct Tui {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    buffers: Buffers,
+    input: InputLine,
+    status: Status,
+    ask: Ask,
+    /// What was being typed at the chat prompt when another prompt took the line.
+    stash: Option<String>,
+    timestamps: bool,
+    keys: Receiver<Key>,
+    bell: bool,
+}
+
+/// Puts the terminal back as it was.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), DisableBracketedPaste, LeaveAlternateScreen);
+}
 
 impl Tui {
-    /// Takes the terminal.
+    /// Takes the terminal: raw mode, the alternate screen, bracketed paste.
     ///
     /// # Errors
     /// The terminal can't be set up.
-    pub fn open(_config: &Config) -> anyhow::Result<Tui> {
-        anyhow::bail!("not yet")
+    pub fn open(config: &Config) -> anyhow::Result<Tui> {
+        enable_raw_mode()?;
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            hook(info);
+        }));
+        execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        let (tx, keys) = crossbeam_channel::bounded(256);
+        thread::Builder::new()
+            .name("keys".into())
+            .spawn(move || read_keys(&tx))?;
+        Ok(Tui {
+            terminal,
+            buffers: Buffers::default(),
+            input: InputLine::with_history(config.history.clone()),
+            status: Status {
+                conn: "starting".into(),
+                ..Status::default()
+            },
+            ask: Ask {
+                serial: 0,
+                kind: AskKind::Chat,
+                prompt: String::new(),
+            },
+            stash: None,
+            timestamps: config.timestamps,
+            keys,
+            bell: false,
+        })
     }
 
-    /// Runs until the session ends.
-    pub fn run(&mut self, _inbox: &Sender<Input>, _outs: &Receiver<Out>) -> i32 {
-        0
+    /// Runs until the session ends; returns the exit status.
+    pub fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
+        loop {
+            self.draw();
+            crossbeam_channel::select! {
+                recv(outs) -> out => match out {
+                    Ok(out) => if let Some(code) = self.apply(out) { return code },
+                    Err(_) => return 0,
+                },
+                recv(self.keys) -> key => match key {
+                    Ok(key) => self.key(key, inbox),
+                    Err(_) => { let _ = inbox.send(Input::End); }
+                },
+                // The clock on the status line.
+                default(Duration::from_secs(1)) => {}
+            }
+            // Everything already said is shown in one frame.
+            while let Ok(out) = outs.try_recv() {
+                if let Some(code) = self.apply(out) {
+                    return code;
+                }
+            }
+        }
+    }
+
+    fn draw(&mut self) {
+        let clock = clock();
+        let view = draw::View {
+            buffers: &self.buffers,
+            input: &self.input,
+            status: &self.status,
+            ask: (self.ask.kind, &self.ask.prompt),
+            timestamps: self.timestamps,
+            clock: &clock,
+        };
+        let _ = self.terminal.draw(|f| draw::draw(f, &view));
+        if std::mem::take(&mut self.bell) {
+            let backend = self.terminal.backend_mut();
+            let _ = backend.write_all(b"\x07").and_then(|()| backend.flush());
+        }
+    }
+
+    /// Takes in what the session says; `Some(status)` when it is over.
+    fn apply(&mut self, out: Out) -> Option<i32> {
+        match out {
+            Out::Line(shown) => {
+                if self.buffers.add(&shown, clock()) {
+                    self.bell = true;
+                }
+            }
+            Out::Members { title, nicks } => self.buffers.members(&title, nicks),
+            Out::Ask(ask) => {
+                if ask.kind != AskKind::Chat && self.ask.kind == AskKind::Chat {
+                    // Another prompt takes the line: what was typed waits, and is never
+                    // taken for the password.
+                    let typed = self.input.take();
+                    if !typed.is_empty() {
+                        self.stash = Some(typed);
+                    }
+                } else if ask.kind == AskKind::Chat && self.ask.kind != AskKind::Chat {
+                    self.input.take();
+                    if let Some(typed) = self.stash.take() {
+                        self.input.insert_str(&typed);
+                    }
+                }
+                self.ask = ask;
+            }
+            Out::Status(status) => self.status = status,
+            Out::Exit(code) => return Some(code),
+        }
+        None
+    }
+
+    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
+        match key.event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
+            Event::Paste(text) => self.paste(&text, inbox),
+            _ => {}
+        }
+    }
+
+    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = k.modifiers.contains(KeyModifiers::ALT);
+        match k.code {
+            KeyCode::Char('c') if ctrl => {
+                let _ = inbox.send(Input::End);
+            }
+            KeyCode::Char('d') if ctrl && self.input.is_empty() => {
+                let _ = inbox.send(Input::End);
+            }
+            KeyCode::Char('n') if ctrl => self.buffers.cycle(true),
+            KeyCode::Char('p') if ctrl => self.buffers.cycle(false),
+            KeyCode::Char('a') if ctrl => self.input.home(),
+            KeyCode::Char('e') if ctrl => self.input.end(),
+            KeyCode::Char('u') if ctrl => self.input.kill_before(),
+            KeyCode::Char('k') if ctrl => self.input.kill_after(),
+            KeyCode::Char('w') if ctrl => self.input.kill_word(),
+            KeyCode::Char('l') if ctrl => {
+                let _ = self.terminal.clear();
+            }
+            KeyCode::Char(c @ '0'..='9') if alt => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                self.buffers.show(if n == 0 { 9 } else { n - 1 });
+            }
+            KeyCode::Char(c) if !ctrl => self.input.insert(c),
+            // An Enter with more keys already waiting is a line end inside a paste that
+            // came without bracketed-paste marks: the lines go out together.
+            KeyCode::Enter if more && self.ask.kind == AskKind::Chat => self.input.insert('\n'),
+            KeyCode::Enter => self.submit(inbox),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Home => self.input.home(),
+            KeyCode::End => self.input.end(),
+            KeyCode::Up if self.ask.kind == AskKind::Chat => self.input.up(),
+            KeyCode::Down if self.ask.kind == AskKind::Chat => self.input.down(),
+            KeyCode::Tab if self.ask.kind == AskKind::Chat => {
+                let (nicks, titles) = self.buffers.names();
+                self.input.complete(&nicks, &titles);
+            }
+            KeyCode::PageUp => {
+                let page = self.page();
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll += page;
+            }
+            KeyCode::PageDown => {
+                let page = self.page();
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll = b.scroll.saturating_sub(page);
+            }
+            KeyCode::Esc => {
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll = 0;
+            }
+            _ => {}
+        }
+    }
+
+    /// Rows PageUp and PageDown move: most of a screen.
+    fn page(&self) -> usize {
+        let rows = self.terminal.size().map_or(24, |s| s.height);
+        usize::from(rows.saturating_sub(4)).max(1)
+    }
+
+    fn paste(&mut self, text: &str, inbox: &Sender<Input>) {
+        if !text.contains(['\n', '\r']) {
+            return self.input.insert_str(text);
+        }
+        match self.ask.kind {
+            // Several lines: each goes out as its own (the session asks first when there
+            // are many).
+            AskKind::Chat => {
+                self.input.end();
+                self.input.insert_str(text);
+                self.submit(inbox);
+            }
+            // A password or an answer is one line: the first.
+            _ => {
+                let first = text.split(['\n', '\r']).next().unwrap_or("");
+                self.input.insert_str(first);
+                self.submit(inbox);
+            }
+        }
+    }
+
+    fn submit(&mut self, inbox: &Sender<Input>) {
+        let text = self.input.take();
+        let kind = self.ask.kind;
+        let mut to = Target::Current;
+        if kind == AskKind::Chat {
+            if !text.contains('\n') && self.local_command(&text) {
+                self.input.remember(&text);
+                return;
+            }
+            self.input.remember(&text);
+            to = self.buffers.active().target();
+            let b = self.buffers.active_mut();
+            b.scroll = 0;
+            b.found = None;
+        }
+        let _ = inbox.send(Input::Answer {
+            serial: self.ask.serial,
+            kind,
+            text,
+            to,
+        });
+    }
+
+    /// The commands about the screen itself; `true` when `line` was one.
+    fn local_command(&mut self, line: &str) -> bool {
+        match command::parse(line) {
+            Command::Window(n) => {
+                let ok = n.parse::<usize>().is_ok_and(|n| n > 0 && self.buffers.show(n - 1));
+                if !ok {
+                    self.local_note(format!("No window {n}."));
+                }
+                true
+            }
+            Command::Search(text) => {
+                if !self.buffers.active_mut().search(text) {
+                    self.local_note(format!("Not found: {text}"));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn local_note(&mut self, text: String) {
+        self.buffers.add(
+            &Shown {
+                text,
+                place: Place::Active,
+                mention: false,
+                focus: false,
+                own: true,
+            },
+            clock(),
+        );
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        restore_terminal();
+        let _ = self.terminal.show_cursor();
+    }
+}
+
+/// The key reader thread: every terminal event, marked when more are already waiting.
+fn read_keys(to: &Sender<Key>) {
+    while let Ok(event) = event::read() {
+        let more = event::poll(Duration::ZERO).unwrap_or(false);
+        if to.send(Key { event, more }).is_err() {
+            return;
+        }
+    }
+}
+
+/// The local time as `HH:MM`.
+fn clock() -> String {
+    // SAFETY: time(NULL) and localtime_r into a zeroed struct tm are always valid.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return "--:--".into();
+        }
+        format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
     }
 }
