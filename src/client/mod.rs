@@ -36,7 +36,7 @@ use crossbeam_channel::Sender;
 
 use crate::protocol::DEFAULT_PORT;
 use net::Net;
-use session::{Input, Options, Out, Session, UiKind};
+use session::{Input, Options, Out, SecretGuard, Session, UiKind};
 
 pub use session::{check_nick, NickError};
 
@@ -137,15 +137,17 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         autojoin: config.channels.clone(),
         max_datagram: crate::protocol::DEFAULT_MAX_DATAGRAM,
     };
+    let guard = Arc::new(parking_lot::Mutex::new(SecretGuard::default()));
     let start_session = |options: Options, out_tx: Sender<Out>| {
         let net = Arc::clone(&net);
+        let guard = Arc::clone(&guard);
         thread::Builder::new()
             .name("session".into())
-            .spawn(move || Session::new(net, out_tx, options).run(&inbox))
+            .spawn(move || Session::with_guard(net, out_tx, options, guard).run(&inbox))
     };
 
     let code = if kind == UiKind::FullScreen {
-        let mut screen = ui::tui::Tui::open(&config)?;
+        let mut screen = ui::tui::Tui::open(&config, Arc::clone(&guard))?;
         let session = start_session(options, out_tx)?;
         let code = screen.run(&inbox_tx, &outs);
         drop(screen);

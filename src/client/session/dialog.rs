@@ -83,7 +83,7 @@ impl Session {
     /// A secret was typed: for the login's password prompt or for a dialog.
     pub(super) fn secret_typed(&mut self, secret: String, now: Instant) {
         // Whatever it was for, it must never go out as text later.
-        self.guard.add(&secret);
+        self.guard.lock().add(&secret);
         if matches!(self.phase, super::login::Phase::AskPassword { .. }) {
             return self.password_typed(secret, now);
         }

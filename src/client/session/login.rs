@@ -149,7 +149,7 @@ impl Session {
             return;
         };
         let why = why.clone();
-        if self.guard.holds(typed) {
+        if self.guard.lock().holds(typed) {
             self.notice("\t** not sent: that is a password, not a nickname **");
             return self.ask_nick_for(why);
         }

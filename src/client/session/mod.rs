@@ -32,7 +32,7 @@ use super::render::{self, sanitize};
 use super::text;
 use crate::protocol::{errors, words, Event, Request, DEFAULT_MAX_DATAGRAM};
 use dialog::Dialog;
-use guard::SecretGuard;
+pub use guard::SecretGuard;
 use login::{Phase, Why};
 
 pub use guard::{check_nick, NickError};
@@ -317,7 +317,8 @@ pub struct Session {
     quiet_users_until: Option<Instant>,
     /// Nicknames whose messages are hidden, lower-cased.
     ignored: BTreeSet<String>,
-    guard: SecretGuard,
+    /// Shared with the interface, which keeps guarded lines out of its history.
+    guard: Arc<parking_lot::Mutex<SecretGuard>>,
     /// Scripted input only: the password, for logging in again (a script has it anyway).
     script_password: Option<String>,
     hinted: bool,
@@ -327,6 +328,16 @@ pub struct Session {
 impl Session {
     /// A session that talks to the server through `net` and to the interface through `out`.
     pub fn new(net: Arc<Net>, out: Sender<Out>, opts: Options) -> Session {
+        Self::with_guard(net, out, opts, Arc::default())
+    }
+
+    /// A session whose [`SecretGuard`] is shared with the interface.
+    pub fn with_guard(
+        net: Arc<Net>,
+        out: Sender<Out>,
+        opts: Options,
+        guard: Arc<parking_lot::Mutex<SecretGuard>>,
+    ) -> Session {
         let now = Instant::now();
         Session {
             net,
@@ -356,7 +367,7 @@ impl Session {
             user_joins: BTreeSet::new(),
             quiet_users_until: None,
             ignored: BTreeSet::new(),
-            guard: SecretGuard::default(),
+            guard,
             script_password: None,
             hinted: false,
             last_status: Status::default(),
@@ -824,7 +835,7 @@ impl Session {
             }
             return;
         }
-        if self.guard.holds(line) {
+        if self.guard.lock().holds(line) {
             return self.notice("\t** not sent: that is a password **");
         }
         let mut scratch = String::new();
@@ -914,10 +925,9 @@ impl Session {
         for piece in text::split_message(text, max) {
             self.send(&Request::SendPublic { text: piece });
             while self.unconfirmed.len() >= QUEUE_MAX
-                || self
-                    .unconfirmed
-                    .front()
-                    .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) > UNCONFIRMED_MAX_AGE)
+                || self.unconfirmed.front().is_some_and(|(t, _, _)| {
+                    now.saturating_duration_since(*t) > UNCONFIRMED_MAX_AGE
+                })
             {
                 self.unconfirmed.pop_front();
             }

@@ -192,13 +192,17 @@ impl Buffers {
 
     /// The members of channel `title` are now `nicks`.
     pub fn members(&mut self, title: &str, nicks: Vec<String>) {
-        if let Some(b) = self
+        let found = self
             .list
-            .iter_mut()
-            .find(|b| b.kind == Kind::Channel && b.name.eq_ignore_ascii_case(title))
-        {
-            b.nicks = nicks;
-        }
+            .iter()
+            .position(|b| b.kind == Kind::Channel && b.name.eq_ignore_ascii_case(title));
+        // The members of a channel just joined come before its first line.
+        let i = match found {
+            Some(i) => i,
+            None if nicks.is_empty() => return,
+            None => self.find_or_add(title, Kind::Channel),
+        };
+        self.list[i].nicks = nicks;
     }
 
     /// The activity: numbers (from 1) of the buffers with new lines, and whether each
@@ -264,7 +268,10 @@ mod tests {
     #[test]
     fn lines_go_to_their_buffer_and_count_as_activity_elsewhere() {
         let mut b = Buffers::default();
-        b.add(&shown("\tbob [Pets]: hi", Place::Channel("Pets".into())), "10:00".into());
+        b.add(
+            &shown("\tbob [Pets]: hi", Place::Channel("Pets".into())),
+            "10:00".into(),
+        );
         assert_eq!(b.list.len(), 2);
         assert_eq!(b.list[1].name, "Pets");
         assert_eq!(b.list[1].lines[0].text, "bob [Pets]: hi");
@@ -286,7 +293,10 @@ mod tests {
     #[test]
     fn a_focused_line_shows_its_buffer() {
         let mut b = Buffers::default();
-        let mut s = shown("\tWelcome to the Pets Channel (1 users)", Place::Channel("Pets".into()));
+        let mut s = shown(
+            "\tWelcome to the Pets Channel (1 users)",
+            Place::Channel("Pets".into()),
+        );
         s.focus = true;
         b.add(&s, "10:00".into());
         assert_eq!(b.active, 1);
@@ -313,7 +323,10 @@ mod tests {
         let mut b = Buffers::default();
         b.add(&shown("\tx", Place::Channel("Pets".into())), "10:00".into());
         b.members("pets", vec!["ann".into(), "Bob".into()]);
-        b.add(&shown("\t[Weather]           Talk", Place::Active), "10:00".into());
+        b.add(
+            &shown("\t[Weather]           Talk", Place::Active),
+            "10:00".into(),
+        );
         b.add(&shown("\tx", Place::Private("carl".into())), "10:00".into());
         let (nicks, titles) = b.names();
         assert_eq!(nicks, ["ann", "Bob", "carl"]);

@@ -113,7 +113,10 @@ fn nick_list(f: &mut Frame<'_>, area: Rect, buffer: &Buffer) {
         .collect();
     if buffer.nicks.len() > height && height > 0 {
         names.pop();
-        names.push(Line::raw(format!("+{} more", buffer.nicks.len() - height + 1)));
+        names.push(Line::raw(format!(
+            "+{} more",
+            buffer.nicks.len() - height + 1
+        )));
     }
     let title = format!("{} users", buffer.nicks.len());
     f.render_widget(
@@ -167,8 +170,7 @@ fn status_line(f: &mut Frame<'_>, area: Rect, v: &View<'_>) {
         spans.push(Span::raw(" -- more --"));
     }
     f.render_widget(
-        Paragraph::new(Line::from(spans))
-            .style(Style::default().bg(Color::Blue).fg(Color::White)),
+        Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::Blue).fg(Color::White)),
         area,
     );
 }

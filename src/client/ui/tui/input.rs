@@ -226,7 +226,9 @@ impl InputLine {
             return;
         }
         let before: String = self.chars[..self.cursor].iter().collect();
-        let start = before.rfind(' ').map_or(0, |i| before[..=i].chars().count());
+        let start = before
+            .rfind(' ')
+            .map_or(0, |i| before[..=i].chars().count());
         let word: String = self.chars[start..self.cursor].iter().collect();
         if word.is_empty() {
             return;
@@ -248,7 +250,13 @@ impl InputLine {
             let mut found: Vec<String> = matching(nicks)
                 .into_iter()
                 // A nickname opening the line is addressed: `ann: `.
-                .map(|n| if start == 0 { format!("{n}: ") } else { format!("{n} ") })
+                .map(|n| {
+                    if start == 0 {
+                        format!("{n}: ")
+                    } else {
+                        format!("{n} ")
+                    }
+                })
                 .collect();
             found.extend(matching(titles).into_iter().map(|t| format!("{t} ")));
             found

@@ -11,6 +11,7 @@ mod draw;
 mod input;
 
 use std::io::{self, Stdout, Write as _};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -23,11 +24,12 @@ use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
+use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use crate::client::command::{self, Command};
-use crate::client::session::{Ask, AskKind, Input, Out, Shown, Place, Status, Target};
+use crate::client::session::{Ask, AskKind, Input, Out, Place, SecretGuard, Shown, Status, Target};
 use crate::client::Config;
 use buffers::Buffers;
 use input::InputLine;
@@ -48,9 +50,14 @@ pub struct Tui {
     ask: Ask,
     /// What was being typed at the chat prompt when another prompt took the line.
     stash: Option<String>,
+    /// An answer (a password, a nickname) went out and the session has not asked for the
+    /// next thing yet: Enter waits, so nothing typed meanwhile goes out as the wrong kind.
+    waiting: bool,
     timestamps: bool,
     keys: Receiver<Key>,
     bell: bool,
+    /// The passwords typed (as the session's guard holds them): never kept in history.
+    guard: Arc<Mutex<SecretGuard>>,
 }
 
 /// Puts the terminal back as it was.
@@ -64,7 +71,7 @@ impl Tui {
     ///
     /// # Errors
     /// The terminal can't be set up.
-    pub fn open(config: &Config) -> anyhow::Result<Tui> {
+    pub fn open(config: &Config, guard: Arc<Mutex<SecretGuard>>) -> anyhow::Result<Tui> {
         enable_raw_mode()?;
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -91,9 +98,11 @@ impl Tui {
                 prompt: String::new(),
             },
             stash: None,
+            waiting: false,
             timestamps: config.timestamps,
             keys,
             bell: false,
+            guard,
         })
     }
 
@@ -113,7 +122,11 @@ impl Tui {
                 // The clock on the status line.
                 default(Duration::from_secs(1)) => {}
             }
-            // Everything already said is shown in one frame.
+            // Keys already typed (a paste, fast typing) and everything already said are
+            // taken in before the next frame: drawing once per key would fall behind.
+            while let Ok(key) = self.keys.try_recv() {
+                self.key(key, inbox);
+            }
             while let Ok(out) = outs.try_recv() {
                 if let Some(code) = self.apply(out) {
                     return code;
@@ -128,7 +141,12 @@ impl Tui {
             buffers: &self.buffers,
             input: &self.input,
             status: &self.status,
-            ask: (self.ask.kind, &self.ask.prompt),
+            ask: if self.waiting {
+                // Shown as stars: what is typed now may be meant for a password prompt.
+                (AskKind::Secret, "(waiting for the server) ")
+            } else {
+                (self.ask.kind, &self.ask.prompt)
+            },
             timestamps: self.timestamps,
             clock: &clock,
         };
@@ -157,12 +175,21 @@ impl Tui {
                         self.stash = Some(typed);
                     }
                 } else if ask.kind == AskKind::Chat && self.ask.kind != AskKind::Chat {
-                    self.input.take();
+                    // Typed after a nickname or an answer went out: the start of a chat
+                    // line, kept. Typed into (or after) a password prompt: perhaps a
+                    // password, never shown in clear.
+                    let keep = self.waiting && self.ask.kind != AskKind::Secret;
+                    if !keep {
+                        self.input.take();
+                    }
                     if let Some(typed) = self.stash.take() {
-                        self.input.insert_str(&typed);
+                        if self.input.is_empty() {
+                            self.input.insert_str(&typed);
+                        }
                     }
                 }
                 self.ask = ask;
+                self.waiting = false;
             }
             Out::Status(status) => self.status = status,
             Out::Exit(code) => return Some(code),
@@ -206,7 +233,7 @@ impl Tui {
             // An Enter with more keys already waiting is a line end inside a paste that
             // came without bracketed-paste marks: the lines go out together.
             KeyCode::Enter if more && self.ask.kind == AskKind::Chat => self.input.insert('\n'),
-            KeyCode::Enter => self.submit(inbox),
+            KeyCode::Enter if !self.waiting => self.submit(inbox),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Delete => self.input.delete(),
             KeyCode::Left => self.input.left(),
@@ -276,12 +303,15 @@ impl Tui {
                 self.input.remember(&text);
                 return;
             }
-            self.input.remember(&text);
+            if !self.guard.lock().holds(&text) {
+                self.input.remember(&text);
+            }
             to = self.buffers.active().target();
             let b = self.buffers.active_mut();
             b.scroll = 0;
             b.found = None;
         }
+        self.waiting = kind != AskKind::Chat;
         let _ = inbox.send(Input::Answer {
             serial: self.ask.serial,
             kind,
@@ -294,7 +324,9 @@ impl Tui {
     fn local_command(&mut self, line: &str) -> bool {
         match command::parse(line) {
             Command::Window(n) => {
-                let ok = n.parse::<usize>().is_ok_and(|n| n > 0 && self.buffers.show(n - 1));
+                let ok = n
+                    .parse::<usize>()
+                    .is_ok_and(|n| n > 0 && self.buffers.show(n - 1));
                 if !ok {
                     self.local_note(format!("No window {n}."));
                 }
