@@ -29,7 +29,12 @@ pub fn split_message(text: &str, max: usize) -> Vec<&str> {
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
-        let (piece, next) = match rest[..=cut].rfind(' ') {
+        let space = if rest.as_bytes()[cut] == b' ' {
+            Some(cut)
+        } else {
+            rest[..cut].rfind(' ')
+        };
+        let (piece, next) = match space {
             // A break at a space: the space goes, the words stay whole.
             Some(space) if space > 0 => (&rest[..space], &rest[space + 1..]),
             _ => rest.split_at(cut),
@@ -58,7 +63,7 @@ pub fn wrap(line: &str, width: usize, indent: usize) -> Vec<String> {
                 // Spaces at a break vanish.
                 continue;
             }
-            out.push(std::mem::take(&mut current));
+            out.push(std::mem::take(&mut current).trim_end().to_string());
             current.push_str(&" ".repeat(indent));
             cols = indent;
             limit = width;
@@ -106,6 +111,30 @@ fn split_keep_spaces(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn splitting_any_text_fits_and_loses_only_break_spaces(
+            text in "[a-zé🐈 ]{0,200}",
+            max in 4usize..40,
+        ) {
+            let pieces = split_message(&text, max);
+            for p in &pieces {
+                prop_assert!(p.len() <= max, "{p:?}");
+            }
+            let kept: String = pieces.concat().chars().filter(|c| *c != ' ').collect();
+            let all: String = text.chars().filter(|c| *c != ' ').collect();
+            prop_assert_eq!(kept, all);
+        }
+
+        #[test]
+        fn wrapping_any_text_fits_the_width(text in "[a-z🐈 ]{0,200}", width in 1usize..60) {
+            for row in wrap(&text, width, 4) {
+                prop_assert!(unicode_width::UnicodeWidthStr::width(row.as_str()) <= width.max(12));
+            }
+        }
+    }
 
     #[test]
     fn lines_split_at_any_line_end() {

@@ -512,7 +512,7 @@ impl Session {
     /// Asks for the next chat line: at once for a person, once the answers are in for a
     /// script.
     fn next_chat_line(&mut self, now: Instant) {
-        if self.done || self.dialog.is_some() || !self.phase.is_chat() {
+        if self.done || self.linger.is_some() || self.dialog.is_some() || !self.phase.is_chat() {
             return;
         }
         if self.opts.ui == UiKind::Script {

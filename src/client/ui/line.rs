@@ -7,7 +7,7 @@
 //! terminal, and the terminal's restoration when a signal ends the client) and the
 //! caller's thread, which reads what each [`Ask`] of the session asks for.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -60,7 +60,7 @@ enum Reader {
     /// A terminal: line editing and history.
     Editor(LineEditor),
     /// A terminal without the editor, a pipe or a file: one line at a time.
-    Lines(io::StdinLock<'static>),
+    Lines,
 }
 
 /// Where output lines go. Only the printer thread holds it, so lines never interleave.
@@ -113,7 +113,15 @@ impl LineUi {
         let Ok(printer) = printer else {
             return 1;
         };
-        read(reader, kind, inbox, &ask_rx);
+        // The reader may be blocked on a line when the session ends by itself: it is left
+        // behind (the process ends with the printer's status) rather than waited for.
+        let inbox = inbox.clone();
+        let reader = thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || read(reader, kind, &inbox, &ask_rx));
+        if reader.is_err() {
+            return 1;
+        }
         printer.join().unwrap_or(1)
     }
 }
@@ -135,10 +143,7 @@ fn open(kind: &mut UiKind) -> (Reader, Screen) {
         // A terminal the editor does not drive: plain lines, with the prompts.
         *kind = UiKind::Plain;
     }
-    (
-        Reader::Lines(io::stdin().lock()),
-        Screen::Plain(io::stdout()),
-    )
+    (Reader::Lines, Screen::Plain(io::stdout()))
 }
 
 /// The printer thread: shows lines, passes asks on (after the lines before them are out,
@@ -162,9 +167,11 @@ fn print(
                 let _ = asks.send(ask);
             }
             Out::Exit(code) => {
+                // The reader may be inside the editor, in raw mode.
+                let terminal = saved.restore();
                 if code >= 128 {
-                    // A signal: the reader may be inside the editor, in raw mode.
-                    if saved.restore() {
+                    // A signal: leave the shell's prompt on a line of its own.
+                    if terminal {
                         let _ = io::stdout().write_all(b"\n");
                     }
                     std::process::exit(code);
@@ -230,9 +237,9 @@ impl Reader {
                     Err(_) => return None,
                 }
             },
-            Reader::Lines(stdin) => {
+            Reader::Lines => {
                 let mut line = String::new();
-                match stdin.read_line(&mut line) {
+                match io::stdin().read_line(&mut line) {
                     Ok(0) | Err(_) => None,
                     Ok(_) => {
                         let len = line.trim_end_matches(['\n', '\r']).len();
