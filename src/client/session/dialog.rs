@@ -19,7 +19,7 @@ pub(super) enum Dialog {
     RepeatPassword { first: String },
     /// REGISTER_REQ sent; REGISTER_RESP awaited.
     Registering {
-        start: Option<RegisterStart>,
+        start: Option<Box<RegisterStart>>,
         password: String,
         since: Instant,
     },
@@ -30,7 +30,7 @@ pub(super) enum Dialog {
     /// The current password is checked: AUTH_REQ sent, and the challenge opened with it
     /// here (a wrong password does not open it). Nothing is finished with the server.
     Checking {
-        start: Option<LoginStart>,
+        start: Option<Box<LoginStart>>,
         password: String,
         wrong: u32,
         since: Instant,
@@ -105,7 +105,7 @@ impl Session {
                 self.send_bytes(&start.datagram);
                 self.ask = None;
                 self.dialog = Some(Dialog::Registering {
-                    start: Some(start),
+                    start: Some(Box::new(start)),
                     password: secret,
                     since: now,
                 });
@@ -122,7 +122,7 @@ impl Session {
                 self.send_bytes(&start.datagram);
                 self.ask = None;
                 self.dialog = Some(Dialog::Checking {
-                    start: Some(start),
+                    start: Some(Box::new(start)),
                     password: secret,
                     wrong,
                     since: now,

@@ -55,7 +55,7 @@ impl Why {
 /// The step of a password exchange.
 pub(super) enum Step {
     /// AUTH_REQ sent; the challenge is awaited.
-    Challenge(LoginStart),
+    Challenge(Box<LoginStart>),
     /// AUTH_FINISH sent; LOGIN_ACK is awaited, then these keys seal the session.
     Ack(SessionKeys),
 }
@@ -239,7 +239,7 @@ impl Session {
                 // A fresh exchange each try: the server forgets a half-done one.
                 let start = auth::login_start(nick, password);
                 let datagram = start.datagram.clone();
-                *step = Some(Step::Challenge(start));
+                *step = Some(Step::Challenge(Box::new(start)));
                 self.send_bytes(&datagram);
             }
             _ => {}

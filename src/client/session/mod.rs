@@ -610,10 +610,10 @@ impl Session {
                 self.caps = Caps::None;
                 return;
             }
-            Event::Error { message } if message == errors::PLEASE_LOG_IN => {
-                if self.phase.is_chat() {
-                    return self.lost(now);
-                }
+            Event::Error { message }
+                if message == errors::PLEASE_LOG_IN && self.phase.is_chat() =>
+            {
+                return self.lost(now);
             }
             Event::Pong { .. } => return,
             _ => {}

@@ -58,7 +58,7 @@ impl Helper for Completion {}
 /// Where input lines come from.
 enum Reader {
     /// A terminal: line editing and history.
-    Editor(LineEditor),
+    Editor(Box<LineEditor>),
     /// A terminal without the editor, a pipe or a file: one line at a time.
     Lines,
 }
@@ -137,7 +137,10 @@ fn open(kind: &mut UiKind) -> (Reader, Screen) {
         if let Ok(mut editor) = LineEditor::with_config(config) {
             editor.set_helper(Some(Completion));
             if let Ok(printer) = editor.create_external_printer() {
-                return (Reader::Editor(editor), Screen::Editor(Box::new(printer)));
+                return (
+                    Reader::Editor(Box::new(editor)),
+                    Screen::Editor(Box::new(printer)),
+                );
             }
         }
         // A terminal the editor does not drive: plain lines, with the prompts.
