@@ -146,23 +146,29 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             .spawn(move || Session::with_guard(net, out_tx, options, guard).run(&inbox))
     };
 
-    let code = if kind == UiKind::FullScreen {
-        let mut screen = ui::tui::Tui::open(&config, Arc::clone(&guard))?;
-        let session = start_session(options, out_tx)?;
-        let code = screen.run(&inbox_tx, &outs);
-        drop(screen);
-        let _ = session.join();
-        code
-    } else {
-        let line = ui::line::LineUi::open(kind);
-        let options = Options {
-            ui: line.kind(),
-            ..options
-        };
-        let session = start_session(options, out_tx)?;
-        let code = line.run(&inbox_tx, outs);
-        let _ = session.join();
-        code
+    let code = match kind {
+        UiKind::FullScreen => {
+            let mut screen = ui::tui::Tui::open(&config, Arc::clone(&guard))?;
+            let session = start_session(options, out_tx)?;
+            let code = screen.run(&inbox_tx, &outs);
+            drop(screen);
+            let _ = session.join();
+            code
+        }
+        UiKind::Editor => {
+            let mut editor = ui::inline::Inline::open(Arc::clone(&guard), config.history.clone())?;
+            let session = start_session(options, out_tx)?;
+            let code = editor.run(&inbox_tx, &outs);
+            drop(editor);
+            let _ = session.join();
+            code
+        }
+        UiKind::Plain | UiKind::Script => {
+            let session = start_session(options, out_tx)?;
+            let code = ui::line::LineUi::open(kind).run(&inbox_tx, outs);
+            let _ = session.join();
+            code
+        }
     };
     net.stop();
     let _ = receiver.join();

@@ -440,12 +440,6 @@ impl Session {
         } else {
             format!("Password for {}: ", render::sanitize(&nick))
         };
-        if why == Why::Reconnect && self.opts.ui == UiKind::Editor {
-            self.notice(format!(
-                "** {} is registered: press Enter, then type its password **",
-                render::sanitize(&nick)
-            ));
-        }
         self.phase = Phase::AskPassword { nick, wrong, why };
         self.ask(AskKind::Secret, &prompt);
     }

@@ -1,111 +1,38 @@
-//! The classic line interface: on a terminal, a line editor with history whose external
-//! printer shows incoming lines above the line being typed; on a terminal the editor
-//! can't drive (`TERM=dumb`), plain lines with the classic prompts; from a pipe or a file,
-//! plain lines in and plain lines out, so the client can be scripted.
+//! The classic line mode without raw mode: on a terminal that can't take cursor movement
+//! (`TERM=dumb`), plain lines with the classic prompts (a password read without echo);
+//! from a pipe or a file, plain lines in and plain lines out, so the client can be
+//! scripted. (A capable terminal gets the inline editor, [`super::inline`].)
 //!
-//! Two threads: the printer (the only writer of the screen: lines, prompts of the plain
-//! terminal, and the terminal's restoration when a signal ends the client) and the
-//! caller's thread, which reads what each [`Ask`] of the session asks for.
+//! Two threads: the printer (the only writer of the screen: lines, prompts, and the
+//! terminal's restoration when a signal ends the client) and a reader, which reads what
+//! each [`Ask`] of the session asks for.
 
 use std::io::{self, IsTerminal, Write};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender};
-use rustyline::completion::Completer;
-use rustyline::error::ReadlineError;
-use rustyline::highlight::Highlighter;
-use rustyline::hint::Hinter;
-use rustyline::history::DefaultHistory;
-use rustyline::validate::Validator;
-use rustyline::{Context, Editor, ExternalPrinter, Helper};
-
-use crate::client::command;
 use crate::client::session::{Ask, AskKind, Input, Out, Target, UiKind};
-
-/// The line editor, completing command names on Tab.
-type LineEditor = Editor<Completion, DefaultHistory>;
-
-/// Completes slash commands; everything else about the editor stays as it comes.
-pub(crate) struct Completion;
-
-impl Completer for Completion {
-    type Candidate = String;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _: &Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
-        let typed = line.get(..pos).unwrap_or("");
-        let names = command::complete(typed);
-        // A single match gets its space, ready for the argument.
-        let candidates = match names.as_slice() {
-            [one] => vec![format!("{one} ")],
-            _ => names.iter().map(|n| n.to_string()).collect(),
-        };
-        Ok((0, candidates))
-    }
-}
-
-impl Hinter for Completion {
-    type Hint = String;
-}
-impl Highlighter for Completion {}
-impl Validator for Completion {}
-impl Helper for Completion {}
-
-/// Where input lines come from.
-enum Reader {
-    /// A terminal: line editing and history.
-    Editor(Box<LineEditor>),
-    /// A terminal without the editor, a pipe or a file: one line at a time.
-    Lines,
-}
+use crossbeam_channel::{Receiver, Sender};
 
 /// Where output lines go. Only the printer thread holds it, so lines never interleave.
-enum Screen {
-    /// The editor's printer: lines appear above the prompt and the line being typed.
-    Editor(Box<dyn ExternalPrinter + Send>),
-    /// Standard output, flushed after every line so a reader sees it at once.
-    Plain(io::Stdout),
-}
+struct Screen(io::Stdout);
 
 /// The line interface, opened.
 pub struct LineUi {
-    reader: Reader,
-    screen: Screen,
     kind: UiKind,
 }
 
 impl LineUi {
-    /// Opens the line interface for `kind`: the editor when asked for and the terminal
-    /// takes it; see [`LineUi::kind`] for what it became.
+    /// The line interface for `kind` ([`UiKind::Plain`] or [`UiKind::Script`]).
     pub fn open(kind: UiKind) -> LineUi {
-        let mut kind = kind;
-        let (reader, screen) = open(&mut kind);
-        LineUi {
-            reader,
-            screen,
-            kind,
-        }
-    }
-
-    /// What the interface is: [`UiKind::Plain`] when the editor does not drive this
-    /// terminal.
-    pub fn kind(&self) -> UiKind {
-        self.kind
+        LineUi { kind }
     }
 
     /// Runs until the session ends; returns the exit status. `outs` is what the session
     /// says, `inbox` where what is typed goes.
     pub fn run(self, inbox: &Sender<Input>, outs: Receiver<Out>) -> i32 {
         let saved = SavedTerminal::save();
-        let LineUi {
-            reader,
-            screen,
-            kind,
-        } = self;
+        let kind = self.kind;
+        let screen = Screen(io::stdout());
         let (ask_tx, ask_rx) = crossbeam_channel::unbounded::<Ask>();
         let printer = thread::Builder::new()
             .name("printer".into())
@@ -118,35 +45,12 @@ impl LineUi {
         let inbox = inbox.clone();
         let reader = thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read(reader, kind, &inbox, &ask_rx));
+            .spawn(move || read(kind, &inbox, &ask_rx));
         if reader.is_err() {
             return 1;
         }
         printer.join().unwrap_or(1)
     }
-}
-
-/// Opens the editor when the kind asks for it and the terminal supports it, plain lines
-/// otherwise.
-fn open(kind: &mut UiKind) -> (Reader, Screen) {
-    if *kind == UiKind::Editor {
-        // Tab completes as far as the names agree, a second Tab lists them (as shells do).
-        let config = rustyline::Config::builder()
-            .completion_type(rustyline::CompletionType::List)
-            .build();
-        if let Ok(mut editor) = LineEditor::with_config(config) {
-            editor.set_helper(Some(Completion));
-            if let Ok(printer) = editor.create_external_printer() {
-                return (
-                    Reader::Editor(Box::new(editor)),
-                    Screen::Editor(Box::new(printer)),
-                );
-            }
-        }
-        // A terminal the editor does not drive: plain lines, with the prompts.
-        *kind = UiKind::Plain;
-    }
-    (Reader::Lines, Screen::Plain(io::stdout()))
 }
 
 /// The printer thread: shows lines, passes asks on (after the lines before them are out,
@@ -162,15 +66,15 @@ fn print(
         match out {
             Out::Line(shown) => screen.show(shown.text),
             Out::Ask(ask) => {
-                // A plain terminal shows the classic prompts (the password's comes with
-                // its no-echo read); the chat prompt was never one of them.
+                // A terminal shows the classic prompts (the password's comes with its
+                // no-echo read); the chat prompt was never one of them.
                 if prompts && matches!(ask.kind, AskKind::Nick | AskKind::Confirm) {
                     screen.prompt(&ask.prompt);
                 }
                 let _ = asks.send(ask);
             }
             Out::Exit(code) => {
-                // The reader may be inside the editor, in raw mode.
+                // The reader may be inside a password prompt, echo off.
                 let terminal = saved.restore();
                 if code >= 128 {
                     // A signal: leave the shell's prompt on a line of its own.
@@ -188,7 +92,7 @@ fn print(
 }
 
 /// Reads what each ask wants until the session stops asking.
-fn read(mut reader: Reader, kind: UiKind, inbox: &Sender<Input>, asks: &Receiver<Ask>) {
+fn read(kind: UiKind, inbox: &Sender<Input>, asks: &Receiver<Ask>) {
     let mut answered = 0;
     loop {
         // The latest ask after the one answered: asks made while a line was typed replace
@@ -206,7 +110,7 @@ fn read(mut reader: Reader, kind: UiKind, inbox: &Sender<Input>, asks: &Receiver
         answered = ask.serial;
         let text = match ask.kind {
             AskKind::Secret if kind.interactive() => rpassword::prompt_password(&ask.prompt).ok(),
-            _ => reader.line(&ask),
+            _ => read_line(),
         };
         let input = match text {
             Some(text) => Input::Answer {
@@ -223,63 +127,32 @@ fn read(mut reader: Reader, kind: UiKind, inbox: &Sender<Input>, asks: &Receiver
     }
 }
 
-impl Reader {
-    /// Reads one line (`None` at the end of input); the prompt is the editor's to show.
-    fn line(&mut self, ask: &Ask) -> Option<String> {
-        match self {
-            Reader::Editor(editor) => loop {
-                match editor.readline(&ask.prompt) {
-                    Ok(line) => {
-                        if ask.kind == AskKind::Chat && !line.trim().is_empty() {
-                            let _ = editor.add_history_entry(line.as_str());
-                        }
-                        return Some(line);
-                    }
-                    // A window resize interrupts the read; the editor starts afresh.
-                    Err(ReadlineError::Signal(_)) => continue,
-                    Err(_) => return None,
-                }
-            },
-            Reader::Lines => {
-                let mut line = String::new();
-                match io::stdin().read_line(&mut line) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => {
-                        let len = line.trim_end_matches(['\n', '\r']).len();
-                        line.truncate(len);
-                        Some(line)
-                    }
-                }
-            }
+/// Reads one line without its line end (`None` at the end of input).
+fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            let len = line.trim_end_matches(['\n', '\r']).len();
+            line.truncate(len);
+            Some(line)
         }
     }
 }
 
 impl Screen {
-    /// Shows one line (given without its line end).
+    /// Shows one line (given without its line end), flushed so a reader sees it at once.
     fn show(&mut self, mut line: String) {
         line.push('\n');
-        match self {
-            Screen::Editor(printer) => {
-                if printer.print(line).is_err() {
-                    // The editor is gone (the client is shutting down): write directly.
-                    *self = Screen::Plain(io::stdout());
-                }
-            }
-            Screen::Plain(out) => {
-                let mut out = out.lock();
-                // A closed standard output leaves nobody to tell.
-                let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
-            }
-        }
+        let mut out = self.0.lock();
+        // A closed standard output leaves nobody to tell.
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
     }
 
-    /// Shows a prompt, without a line end (plain terminals only).
+    /// Shows a prompt, without a line end.
     fn prompt(&mut self, prompt: &str) {
-        if let Screen::Plain(out) = self {
-            let mut out = out.lock();
-            let _ = out.write_all(prompt.as_bytes()).and_then(|()| out.flush());
-        }
+        let mut out = self.0.lock();
+        let _ = out.write_all(prompt.as_bytes()).and_then(|()| out.flush());
     }
 }
 

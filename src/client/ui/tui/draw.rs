@@ -10,9 +10,9 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::buffers::{Buffer, Buffers, Kind};
-use super::input::InputLine;
 use crate::client::session::{AskKind, Status};
 use crate::client::text;
+use crate::client::ui::input::InputLine;
 
 /// Columns of the nick list.
 const NICKS_WIDTH: u16 = 16;

@@ -8,16 +8,14 @@
 
 mod buffers;
 mod draw;
-mod input;
 
 use std::io::{self, Stdout, Write as _};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
-    self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
+    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
     KeyModifiers,
 };
 use crossterm::execute;
@@ -28,18 +26,12 @@ use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
+use super::input::InputLine;
+use super::prompt::{read_keys, Key, Prompt};
 use crate::client::command::{self, Command};
-use crate::client::session::{Ask, AskKind, Input, Out, Place, SecretGuard, Shown, Status, Target};
+use crate::client::session::{AskKind, Input, Out, Place, SecretGuard, Shown, Status};
 use crate::client::Config;
 use buffers::Buffers;
-use input::InputLine;
-
-/// A terminal event, and whether more were already waiting behind it (so an Enter among
-/// them is part of a paste, not the end of a line).
-struct Key {
-    event: Event,
-    more: bool,
-}
 
 /// The full-screen interface; see the module docs.
 pub struct Tui {
@@ -47,12 +39,7 @@ pub struct Tui {
     buffers: Buffers,
     input: InputLine,
     status: Status,
-    ask: Ask,
-    /// What was being typed at the chat prompt when another prompt took the line.
-    stash: Option<String>,
-    /// An answer (a password, a nickname) went out and the session has not asked for the
-    /// next thing yet: Enter waits, so nothing typed meanwhile goes out as the wrong kind.
-    waiting: bool,
+    prompt: Prompt,
     timestamps: bool,
     keys: Receiver<Key>,
     bell: bool,
@@ -80,10 +67,7 @@ impl Tui {
         }));
         execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        let (tx, keys) = crossbeam_channel::bounded(256);
-        thread::Builder::new()
-            .name("keys".into())
-            .spawn(move || read_keys(&tx))?;
+        let keys = read_keys()?;
         Ok(Tui {
             terminal,
             buffers: Buffers::default(),
@@ -92,13 +76,7 @@ impl Tui {
                 conn: "starting".into(),
                 ..Status::default()
             },
-            ask: Ask {
-                serial: 0,
-                kind: AskKind::Chat,
-                prompt: String::new(),
-            },
-            stash: None,
-            waiting: false,
+            prompt: Prompt::default(),
             timestamps: config.timestamps,
             keys,
             bell: false,
@@ -141,12 +119,7 @@ impl Tui {
             buffers: &self.buffers,
             input: &self.input,
             status: &self.status,
-            ask: if self.waiting {
-                // Shown as stars: what is typed now may be meant for a password prompt.
-                (AskKind::Secret, "(waiting for the server) ")
-            } else {
-                (self.ask.kind, &self.ask.prompt)
-            },
+            ask: (self.prompt.shown_kind(), self.prompt.text()),
             timestamps: self.timestamps,
             clock: &clock,
         };
@@ -166,31 +139,7 @@ impl Tui {
                 }
             }
             Out::Members { title, nicks } => self.buffers.members(&title, nicks),
-            Out::Ask(ask) => {
-                if ask.kind != AskKind::Chat && self.ask.kind == AskKind::Chat {
-                    // Another prompt takes the line: what was typed waits, and is never
-                    // taken for the password.
-                    let typed = self.input.take();
-                    if !typed.is_empty() {
-                        self.stash = Some(typed);
-                    }
-                } else if ask.kind == AskKind::Chat && self.ask.kind != AskKind::Chat {
-                    // Typed after a nickname or an answer went out: the start of a chat
-                    // line, kept. Typed into (or after) a password prompt: perhaps a
-                    // password, never shown in clear.
-                    let keep = self.waiting && self.ask.kind != AskKind::Secret;
-                    if !keep {
-                        self.input.take();
-                    }
-                    if let Some(typed) = self.stash.take() {
-                        if self.input.is_empty() {
-                            self.input.insert_str(&typed);
-                        }
-                    }
-                }
-                self.ask = ask;
-                self.waiting = false;
-            }
+            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
             Out::Status(status) => self.status = status,
             Out::Exit(code) => return Some(code),
         }
@@ -229,20 +178,27 @@ impl Tui {
                 let n = c.to_digit(10).unwrap_or(0) as usize;
                 self.buffers.show(if n == 0 { 9 } else { n - 1 });
             }
+            // Ctrl-J is a line feed: Enter on terminals that send one.
+            KeyCode::Char('j') if ctrl && more && self.prompt.ask.kind == AskKind::Chat => {
+                self.input.insert('\n')
+            }
+            KeyCode::Char('j') if ctrl => self.submit(inbox),
             KeyCode::Char(c) if !ctrl => self.input.insert(c),
             // An Enter with more keys already waiting is a line end inside a paste that
             // came without bracketed-paste marks: the lines go out together.
-            KeyCode::Enter if more && self.ask.kind == AskKind::Chat => self.input.insert('\n'),
-            KeyCode::Enter if !self.waiting => self.submit(inbox),
+            KeyCode::Enter if more && self.prompt.ask.kind == AskKind::Chat => {
+                self.input.insert('\n')
+            }
+            KeyCode::Enter => self.submit(inbox),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Delete => self.input.delete(),
             KeyCode::Left => self.input.left(),
             KeyCode::Right => self.input.right(),
             KeyCode::Home => self.input.home(),
             KeyCode::End => self.input.end(),
-            KeyCode::Up if self.ask.kind == AskKind::Chat => self.input.up(),
-            KeyCode::Down if self.ask.kind == AskKind::Chat => self.input.down(),
-            KeyCode::Tab if self.ask.kind == AskKind::Chat => {
+            KeyCode::Up if self.prompt.ask.kind == AskKind::Chat => self.input.up(),
+            KeyCode::Down if self.prompt.ask.kind == AskKind::Chat => self.input.down(),
+            KeyCode::Tab if self.prompt.ask.kind == AskKind::Chat => {
                 let (nicks, titles) = self.buffers.names();
                 self.input.complete(&nicks, &titles);
             }
@@ -277,7 +233,7 @@ impl Tui {
         if !text.contains(['\n', '\r']) {
             return self.input.insert_str(text);
         }
-        match self.ask.kind {
+        match self.prompt.ask.kind {
             // Several lines: each goes out as its own (the session asks first when there
             // are many).
             AskKind::Chat => {
@@ -295,29 +251,28 @@ impl Tui {
     }
 
     fn submit(&mut self, inbox: &Sender<Input>) {
-        let text = self.input.take();
-        let kind = self.ask.kind;
-        let mut to = Target::Current;
-        if kind == AskKind::Chat {
-            if !text.contains('\n') && self.local_command(&text) {
+        let chat = self.prompt.ask.kind == AskKind::Chat && !self.prompt.waiting;
+        if chat && !self.input.text().contains('\n') {
+            let text = self.input.text();
+            if self.local_command(&text) {
+                self.input.take();
                 self.input.remember(&text);
                 return;
             }
-            if !self.guard.lock().holds(&text) {
-                self.input.remember(&text);
-            }
-            to = self.buffers.active().target();
-            let b = self.buffers.active_mut();
-            b.scroll = 0;
-            b.found = None;
         }
-        self.waiting = kind != AskKind::Chat;
-        let _ = inbox.send(Input::Answer {
-            serial: self.ask.serial,
-            kind,
-            text,
-            to,
-        });
+        let to = self.buffers.active().target();
+        let guard = &self.guard;
+        if let Some(input) = self
+            .prompt
+            .submit(&mut self.input, to, |line| guard.lock().holds(line))
+        {
+            if chat {
+                let b = self.buffers.active_mut();
+                b.scroll = 0;
+                b.found = None;
+            }
+            let _ = inbox.send(input);
+        }
     }
 
     /// The commands about the screen itself; `true` when `line` was one.
@@ -360,16 +315,6 @@ impl Drop for Tui {
     fn drop(&mut self) {
         restore_terminal();
         let _ = self.terminal.show_cursor();
-    }
-}
-
-/// The key reader thread: every terminal event, marked when more are already waiting.
-fn read_keys(to: &Sender<Key>) {
-    while let Ok(event) = event::read() {
-        let more = event::poll(Duration::ZERO).unwrap_or(false);
-        if to.send(Key { event, more }).is_err() {
-            return;
-        }
     }
 }
 
