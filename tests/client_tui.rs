@@ -282,3 +282,73 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     assert!(!history.contains("hunter2"), "{history}");
     server.shutdown().unwrap();
 }
+
+#[test]
+fn scrollback_search_completion_bell_settings_and_history() {
+    let server = common::server();
+    let port = server.addr().port();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config/udpchat");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("client.toml"),
+        "timestamps = false\nchannels = [\"Pets\"]\n",
+    )
+    .unwrap();
+    let mut ann = tui(port, "ann", &home, &[]);
+    // The settings file: Pets joined at start, no timestamps.
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.wait_screen("<bob has entered Pets>");
+    for i in 0..40 {
+        bob.send(Request::SendPublic {
+            text: &format!("msg-{i:02}"),
+        });
+    }
+    ann.wait("the last message, at the start of its row", |_, s| {
+        s.lines().any(|l| l.starts_with("bob [Pets]: msg-39"))
+    });
+    assert!(!ann.screen().contains("msg-05"));
+
+    // PageUp shows older lines; PageDown comes back.
+    ann.send("\u{1b}[5~");
+    wait_status(&ann, "-- more --");
+    ann.wait_screen("msg-10");
+    ann.send("\u{1b}[6~\u{1b}[6~");
+    ann.wait("back at the bottom", |_, s| {
+        s.contains("msg-39") && !s.contains("-- more --")
+    });
+
+    // Search brings an old line into view; Esc goes back.
+    ann.line("/search MSG-05");
+    ann.wait_screen("bob [Pets]: msg-05");
+    ann.send("\u{1b}");
+    ann.wait("back at the bottom", |_, s| !s.contains("msg-05"));
+
+    // Tab completes commands and nicknames.
+    ann.send("/wh\t");
+    ann.wait_screen("[Pets] /who ");
+    ann.send("\u{15}bo\t");
+    ann.wait_screen("[Pets] bob: ");
+    ann.line("are you done?");
+    expect_at(&bob, code::PUBLIC_MSG, "Pets ann bob: are you done?");
+
+    // A mention rings the bell.
+    let bells = ann.raw().matches('\u{7}').count();
+    bob.send(Request::SendPublic { text: "yes ann" });
+    ann.wait("a bell", |raw, _| raw.matches('\u{7}').count() > bells);
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+
+    // The next run remembers what was typed.
+    let mut again = tui(port, "ann", &home, &[]);
+    wait_status(&again, "[connected]");
+    again.send("\u{1b}[A");
+    again.wait_screen("[Pets] /quit");
+    again.send("\u{1b}[A");
+    again.wait_screen("[Pets] bob: are you done?");
+    again.send("\u{3}");
+    assert_eq!(again.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
