@@ -748,8 +748,10 @@ mod parse {
     }
 
     pub(super) fn discover(p: &str) -> Option<Request<'_>> {
-        // The padding is spaces; the word is all that counts.
-        (p.trim_end_matches(' ') == super::DISCOVER_WORD).then_some(Request::Discover)
+        // The padding is spaces, and there must be all of it: the answer may be as large as
+        // a full request, never larger than the one received.
+        (p.len() >= super::DISCOVER_LEN && p.trim_end_matches(' ') == super::DISCOVER_WORD)
+            .then_some(Request::Discover)
     }
 
     pub(super) fn caps_ack(p: &str) -> Option<Event<'_>> {
@@ -1662,9 +1664,14 @@ mod tests {
         assert_eq!(d.len(), 2 + DISCOVER_LEN);
         assert!(d[2..].starts_with(b"udpchat "));
         assert_eq!(Request::decode(&d, 1024), Ok(Request::Discover));
+        let mut longer = d.clone();
+        longer.extend_from_slice(b"   ");
+        assert_eq!(Request::decode(&longer, 1024), Ok(Request::Discover));
+        // Found by the `decode` fuzz target: a short padding decoded under a small size
+        // limit, and the request re-encoded at full length no longer fit it.
         assert_eq!(
-            Request::decode(&dgram(code::DISCOVER, b"udpchat"), 1024),
-            Ok(Request::Discover)
+            Request::decode(&dgram(code::DISCOVER, b"udpchat  "), 16),
+            Err(DecodeError::Malformed(code::DISCOVER))
         );
         assert_eq!(
             Request::decode(&dgram(code::DISCOVER, b"otherchat"), 1024),
