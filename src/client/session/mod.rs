@@ -656,13 +656,13 @@ impl Session {
                     }
                 }
             }
-            Event::PrivateMsg { sender, text } => {
+            Event::PrivateMsg { sender, .. } => {
                 if self.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
                 place = Place::Private(sender.to_string());
+                // A message to you alone is for you: it rings like a mention.
                 mention = true;
-                let _ = text;
             }
             Event::UserJoins { title, nick } => {
                 self.member(title, nick, true);

@@ -133,7 +133,7 @@ impl InputLine {
         self.edited();
     }
 
-    /// Moves the cursor by `by` characters.
+    /// Moves the cursor left.
     pub fn left(&mut self) {
         self.cursor = self.cursor.saturating_sub(1);
         self.edited();
