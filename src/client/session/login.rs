@@ -118,9 +118,9 @@ impl Phase {
         match (self, self.why()) {
             (Phase::Chat, _) if rejoined => "connected",
             (Phase::Chat, _) => "rejoining",
+            (Phase::AskPassword { .. }, _) => "password needed",
             (_, Some(Why::Reconnect)) => "reconnecting",
             (_, Some(Why::Rename { .. })) => "changing nickname",
-            (Phase::AskPassword { .. }, _) => "password needed",
             (Phase::Idle, _) => "starting",
             _ => "logging in",
         }
