@@ -238,9 +238,9 @@ pub struct Shown {
 pub enum Place {
     /// Whichever buffer the user looks at (answers, errors, notices).
     Active,
-    /// A channel's buffer.
+    /// A channel's buffer (the title defused, as all names from the network).
     Channel(String),
-    /// The private conversation with a nickname.
+    /// The private conversation with a nickname (defused).
     Private(String),
 }
 
@@ -526,8 +526,8 @@ impl Session {
     fn status(&mut self) {
         let conn = self.phase.describe(self.rejoin.is_empty());
         let status = Status {
-            nick: self.nick.clone(),
-            channel: self.channels.first().cloned(),
+            nick: self.nick.as_deref().map(|n| sanitize(n).into_owned()),
+            channel: self.channels.first().map(|c| sanitize(c).into_owned()),
             conn,
         };
         if status != self.last_status {
@@ -537,9 +537,11 @@ impl Session {
     }
 
     fn members_changed(&self, key: &str) {
+        // Names from the network, defused like every other text before it is shown.
+        let clean = |s: &str| sanitize(s).into_owned();
         let (title, nicks) = match self.members.get(key) {
-            Some((title, nicks)) => (title.clone(), nicks.iter().cloned().collect()),
-            None => (key.to_string(), Vec::new()),
+            Some((title, nicks)) => (clean(title), nicks.iter().map(|n| clean(n)).collect()),
+            None => (clean(key), Vec::new()),
         };
         self.send_out(Out::Members { title, nicks });
     }
@@ -648,7 +650,7 @@ impl Session {
                 if self.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
-                place = Place::Channel(title.to_string());
+                place = Place::Channel(sanitize(title).into_owned());
                 mention = sender != own && guard::mentions(text, &own);
                 if sender == own {
                     if let Some(i) = self.unconfirmed.iter().position(|(_, t, _)| t == text) {
@@ -660,22 +662,22 @@ impl Session {
                 if self.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
-                place = Place::Private(sender.to_string());
+                place = Place::Private(sanitize(sender).into_owned());
                 // A message to you alone is for you: it rings like a mention.
                 mention = true;
             }
             Event::UserJoins { title, nick } => {
                 self.member(title, nick, true);
-                place = Place::Channel(title.to_string());
+                place = Place::Channel(sanitize(title).into_owned());
             }
             Event::UserParts { title, nick } => {
                 self.member(title, nick, false);
-                place = Place::Channel(title.to_string());
+                place = Place::Channel(sanitize(title).into_owned());
             }
             Event::JoinAck(info) => {
                 let key = info.title.to_lowercase();
                 self.joined(info.title, now);
-                place = Place::Channel(info.title.to_string());
+                place = Place::Channel(sanitize(info.title).into_owned());
                 focus = self.user_joins.remove(&key);
                 if self.quiet_joins.remove(&key) {
                     shown = false;
@@ -963,7 +965,7 @@ impl Session {
             });
             self.send_out(Out::Line(Shown {
                 text: format!("\t-> {}: {}", sanitize(nick), sanitize(piece)),
-                place: Place::Private(nick.to_string()),
+                place: Place::Private(sanitize(nick).into_owned()),
                 mention: false,
                 focus: false,
                 own: true,

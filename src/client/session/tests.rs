@@ -232,3 +232,19 @@ fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
     f.expect_sent(code::SEND_PUBLIC, "a");
     f.expect_sent(code::SEND_PUBLIC, "b");
 }
+
+#[test]
+fn names_from_the_network_are_defused_before_they_name_a_buffer() {
+    let mut f = fixture(UiKind::FullScreen);
+    f.logged_in();
+    f.server_says(code::PRIVATE_MSG, "m\u{1b}]0;x\u{7} hi");
+    let places: Vec<Place> = f
+        .outs
+        .try_iter()
+        .filter_map(|o| match o {
+            Out::Line(s) => Some(s.place),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(places.last(), Some(&Place::Private("m^[]0;x^G".into())));
+}
