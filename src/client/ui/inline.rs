@@ -20,7 +20,7 @@ use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
 use parking_lot::Mutex;
 use unicode_width::UnicodeWidthChar;
 
-use super::input::InputLine;
+use super::input::{InputLine, KeyAction};
 use super::prompt::{read_keys, Key, Prompt};
 use crate::client::session::{AskKind, Input, Out, SecretGuard, Target};
 
@@ -160,41 +160,20 @@ impl Inline {
     }
 
     fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let chat = self.prompt.ask.kind == AskKind::Chat;
-        match k.code {
-            KeyCode::Char('c') if ctrl => {
+        match self.input.key(&k, more, chat) {
+            KeyAction::End => {
                 let _ = inbox.send(Input::End);
             }
-            KeyCode::Char('d') if ctrl && self.input.is_empty() => {
-                let _ = inbox.send(Input::End);
-            }
-            KeyCode::Char('a') if ctrl => self.input.home(),
-            KeyCode::Char('e') if ctrl => self.input.end(),
-            KeyCode::Char('u') if ctrl => self.input.kill_before(),
-            KeyCode::Char('k') if ctrl => self.input.kill_after(),
-            KeyCode::Char('w') if ctrl => self.input.kill_word(),
-            KeyCode::Char('l') if ctrl => {
-                let _ = write!(self.out, "\x1b[2J\x1b[H");
-            }
-            KeyCode::Char(c) if !ctrl => self.input.insert(c),
-            // An Enter with more keys already waiting is a line end inside a paste that
-            // came without bracketed-paste marks: the lines go out together.
-            // Ctrl-J is a line feed: Enter on terminals that send one.
-            KeyCode::Char('j') if ctrl && more && chat => self.input.insert('\n'),
-            KeyCode::Char('j') if ctrl => self.submit(inbox),
-            KeyCode::Enter if more && chat => self.input.insert('\n'),
-            KeyCode::Enter => self.submit(inbox),
-            KeyCode::Backspace => self.input.backspace(),
-            KeyCode::Delete => self.input.delete(),
-            KeyCode::Left => self.input.left(),
-            KeyCode::Right => self.input.right(),
-            KeyCode::Home => self.input.home(),
-            KeyCode::End => self.input.end(),
-            KeyCode::Up if chat => self.input.up(),
-            KeyCode::Down if chat => self.input.down(),
-            KeyCode::Tab if chat => self.input.complete(&[], &[]),
-            _ => {}
+            KeyAction::Submit => self.submit(inbox),
+            KeyAction::Edited => {}
+            KeyAction::Other => match k.code {
+                KeyCode::Char('l') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    let _ = write!(self.out, "\x1b[2J\x1b[H");
+                }
+                KeyCode::Tab if chat => self.input.complete(&[], &[]),
+                _ => {}
+            },
         }
     }
 

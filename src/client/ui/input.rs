@@ -6,7 +6,22 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
 use crate::client::command;
+
+/// What a key does to the input line, for the keys both raw-mode interfaces share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    /// Ctrl-C, or Ctrl-D on an empty line: leave.
+    End,
+    /// Enter (or Ctrl-J, a line feed): the line is done.
+    Submit,
+    /// The line was edited (or the key does nothing here).
+    Edited,
+    /// Not an editing key: the interface's own (Tab, PageUp, Alt-1...).
+    Other,
+}
 
 /// Lines of history kept.
 const HISTORY_MAX: usize = 500;
@@ -60,6 +75,37 @@ impl InputLine {
     /// Whether nothing is typed.
     pub fn is_empty(&self) -> bool {
         self.chars.is_empty()
+    }
+
+    /// Applies an editing key. `more`: other keys were already waiting (an Enter among
+    /// them is inside a paste without marks, and becomes a line end in the text); `chat`:
+    /// the chat prompt is up (history and line ends only there).
+    pub fn key(&mut self, k: &KeyEvent, more: bool, chat: bool) -> KeyAction {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = k.modifiers.contains(KeyModifiers::ALT);
+        let enter = k.code == KeyCode::Enter || (ctrl && k.code == KeyCode::Char('j'));
+        match k.code {
+            _ if enter && more && chat => self.insert('\n'),
+            _ if enter => return KeyAction::Submit,
+            KeyCode::Char('c') if ctrl => return KeyAction::End,
+            KeyCode::Char('d') if ctrl && self.is_empty() => return KeyAction::End,
+            KeyCode::Char('a') if ctrl => self.home(),
+            KeyCode::Char('e') if ctrl => self.end(),
+            KeyCode::Char('u') if ctrl => self.kill_before(),
+            KeyCode::Char('k') if ctrl => self.kill_after(),
+            KeyCode::Char('w') if ctrl => self.kill_word(),
+            KeyCode::Char(c) if !ctrl && !alt => self.insert(c),
+            KeyCode::Backspace => self.backspace(),
+            KeyCode::Delete => self.delete(),
+            KeyCode::Left => self.left(),
+            KeyCode::Right => self.right(),
+            KeyCode::Home => self.home(),
+            KeyCode::End => self.end(),
+            KeyCode::Up if chat => self.up(),
+            KeyCode::Down if chat => self.down(),
+            _ => return KeyAction::Other,
+        }
+        KeyAction::Edited
     }
 
     /// Takes the text typed, leaving the line empty.

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-use super::input::InputLine;
+use super::input::{InputLine, KeyAction};
 use super::prompt::{read_keys, Key, Prompt};
 use crate::client::command::{self, Command};
 use crate::client::session::{AskKind, Input, Out, Place, SecretGuard, Shown, Status};
@@ -157,20 +157,19 @@ impl Tui {
     fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let alt = k.modifiers.contains(KeyModifiers::ALT);
+        let chat = self.prompt.ask.kind == AskKind::Chat;
+        match self.input.key(&k, more, chat) {
+            KeyAction::End => {
+                let _ = inbox.send(Input::End);
+                return;
+            }
+            KeyAction::Submit => return self.submit(inbox),
+            KeyAction::Edited => return,
+            KeyAction::Other => {}
+        }
         match k.code {
-            KeyCode::Char('c') if ctrl => {
-                let _ = inbox.send(Input::End);
-            }
-            KeyCode::Char('d') if ctrl && self.input.is_empty() => {
-                let _ = inbox.send(Input::End);
-            }
             KeyCode::Char('n') if ctrl => self.buffers.cycle(true),
             KeyCode::Char('p') if ctrl => self.buffers.cycle(false),
-            KeyCode::Char('a') if ctrl => self.input.home(),
-            KeyCode::Char('e') if ctrl => self.input.end(),
-            KeyCode::Char('u') if ctrl => self.input.kill_before(),
-            KeyCode::Char('k') if ctrl => self.input.kill_after(),
-            KeyCode::Char('w') if ctrl => self.input.kill_word(),
             KeyCode::Char('l') if ctrl => {
                 let _ = self.terminal.clear();
             }
@@ -178,27 +177,7 @@ impl Tui {
                 let n = c.to_digit(10).unwrap_or(0) as usize;
                 self.buffers.show(if n == 0 { 9 } else { n - 1 });
             }
-            // Ctrl-J is a line feed: Enter on terminals that send one.
-            KeyCode::Char('j') if ctrl && more && self.prompt.ask.kind == AskKind::Chat => {
-                self.input.insert('\n')
-            }
-            KeyCode::Char('j') if ctrl => self.submit(inbox),
-            KeyCode::Char(c) if !ctrl => self.input.insert(c),
-            // An Enter with more keys already waiting is a line end inside a paste that
-            // came without bracketed-paste marks: the lines go out together.
-            KeyCode::Enter if more && self.prompt.ask.kind == AskKind::Chat => {
-                self.input.insert('\n')
-            }
-            KeyCode::Enter => self.submit(inbox),
-            KeyCode::Backspace => self.input.backspace(),
-            KeyCode::Delete => self.input.delete(),
-            KeyCode::Left => self.input.left(),
-            KeyCode::Right => self.input.right(),
-            KeyCode::Home => self.input.home(),
-            KeyCode::End => self.input.end(),
-            KeyCode::Up if self.prompt.ask.kind == AskKind::Chat => self.input.up(),
-            KeyCode::Down if self.prompt.ask.kind == AskKind::Chat => self.input.down(),
-            KeyCode::Tab if self.prompt.ask.kind == AskKind::Chat => {
+            KeyCode::Tab if chat => {
                 let (nicks, titles) = self.buffers.names();
                 self.input.complete(&nicks, &titles);
             }
