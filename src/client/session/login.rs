@@ -440,6 +440,14 @@ impl Session {
         } else {
             format!("Password for {}: ", render::sanitize(&nick))
         };
+        if why == Why::Reconnect && self.opts.ui == UiKind::Plain {
+            // A plain terminal is still reading the chat line: the password prompt comes
+            // once that read is over.
+            self.notice(format!(
+                "** {} is registered: press Enter, then type its password **",
+                render::sanitize(&nick)
+            ));
+        }
         self.phase = Phase::AskPassword { nick, wrong, why };
         self.ask(AskKind::Secret, &prompt);
     }
