@@ -352,3 +352,22 @@ fn scrollback_search_completion_bell_settings_and_history() {
     assert_eq!(again.exit_code(), Some(0));
     server.shutdown().unwrap();
 }
+
+#[test]
+fn sigterm_logs_off_and_gives_the_terminal_back() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    common::wait_until(|| server.state().user_count() == 1);
+    let pid = libc::pid_t::try_from(ann.pid()).unwrap();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(ann.exit_code(), Some(128 + libc::SIGTERM));
+    common::wait_until(|| server.state().user_count() == 0);
+    assert!(
+        ann.raw().contains("\u{1b}[?1049l"),
+        "the alternate screen was left on"
+    );
+    server.shutdown().unwrap();
+}

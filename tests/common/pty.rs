@@ -101,6 +101,11 @@ impl Pty {
         self.master.flush().unwrap();
     }
 
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Types `line` and Enter.
     pub fn line(&mut self, line: &str) {
         self.send(line);
