@@ -16,16 +16,22 @@ use std::time::{Duration, Instant};
 use common::pty::Pty;
 use udpchat::protocol::{code, encode_raw, Request};
 
-/// The client in line mode on a dumb terminal.
-fn dumb(port: u16, extra: &[&str]) -> Pty {
-    let home = std::env::temp_dir().join("udpchat-classic-test-home");
+/// The client, with its settings, history and pinned server keys in a folder of its own
+/// (servers here come and go on recycled ports, with new keys).
+fn client_command(port: u16) -> Command {
+    let home = tempfile::tempdir().unwrap().keep();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
     cmd.args(["127.0.0.1", &port.to_string()])
-        .args(extra)
-        .env("TERM", "dumb")
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_STATE_HOME", home.join("state"));
+    cmd
+}
+
+/// The client in line mode on a dumb terminal.
+fn dumb(port: u16, extra: &[&str]) -> Pty {
+    let mut cmd = client_command(port);
+    cmd.args(extra).env("TERM", "dumb");
     Pty::spawn(cmd, 24, 100)
 }
 
@@ -154,9 +160,8 @@ fn passwords_are_never_echoed_and_three_wrong_ones_say_so() {
     let server = common::server();
     let port = server.addr().port();
     // ann registers from a script.
-    let mut script = Command::new(env!("CARGO_BIN_EXE_chat-client"));
-    let out = script
-        .args(["127.0.0.1", &port.to_string(), "--nick", "ann"])
+    let out = client_command(port)
+        .args(["--nick", "ann"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -232,8 +237,8 @@ fn no_password_line_is_ever_sent_as_a_message() {
     let script = "/join Pets\n/register\nold secret\nold secret\n\
                   /passwd\nnew secret\nnew secret\nnew secret\n\
                   old secret\nnew secret\nvisible line\n";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
-        .args(["127.0.0.1", &port.to_string(), "--nick", "ann"])
+    let mut child = client_command(port)
+        .args(["--nick", "ann"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -271,13 +276,8 @@ fn no_password_line_is_ever_sent_as_a_message() {
 #[test]
 fn feedback_for_part_and_a_first_message_without_a_channel() {
     let server = common::server();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
-        .args([
-            "127.0.0.1",
-            &server.addr().port().to_string(),
-            "--nick",
-            "ann",
-        ])
+    let mut child = client_command(server.addr().port())
+        .args(["--nick", "ann"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

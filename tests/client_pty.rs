@@ -18,9 +18,18 @@ const TIMEOUT_MS: u64 = 20_000;
 
 fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    // Each client pins server keys in a file of its own (servers here come and go on
+    // recycled ports, with new keys).
+    let pins = std::env::temp_dir().join(format!(
+        "udpchat-pty-known-{}-{}",
+        std::process::id(),
+        server.addr().port()
+    ));
     cmd.arg("127.0.0.1")
         .arg(server.addr().port().to_string())
         .arg("--line")
+        .arg("--known-servers")
+        .arg(pins)
         .env("TERM", "xterm");
     if let Some(nick) = nick {
         cmd.args(["--nick", nick]);
@@ -294,7 +303,7 @@ fn pastes_in_line_mode_go_line_by_line() {
 #[test]
 fn a_password_session_asks_the_password_again_after_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let store = udpchat::accounts::StoreKind::Sqlite(data.path().to_path_buf());
+    let store = udpchat::accounts::StoreKind::Sqlite(data.path().join("data"));
     let server = common::server_with(|c| c.store = store.clone());
     let addr = server.addr();
     let mut ann = line_mode(

@@ -26,6 +26,11 @@ struct Args {
     /// Read the settings from this file instead.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// File of servers' pinned keys: the first registration on a server pins its key
+    /// there, and a later change is reported loudly [default:
+    /// $XDG_CONFIG_HOME/udpchat/known_servers or ~/.config/udpchat/known_servers].
+    #[arg(long, value_name = "FILE")]
+    known_servers: Option<PathBuf>,
     /// How long each of the 5 login tries waits for an answer, in milliseconds.
     #[arg(long, default_value_t = 6000, hide = true)]
     login_timeout_ms: u64,
@@ -83,6 +88,9 @@ fn run() -> anyhow::Result<i32> {
         channels: file.channels,
         timestamps: file.timestamps.unwrap_or(true),
         history: settings::history_path(),
+        known_servers: args
+            .known_servers
+            .unwrap_or_else(client::secure::KnownServers::default_path),
         ..Config::default()
     };
     client::run(config)

@@ -1,8 +1,10 @@
 //! The terminal client. Two layers, so that each interface is only a way of showing the
 //! same session:
 //!
-//! - the network and session layer: [`net`] (the socket, sealing, the receive thread that
-//!   unpacks batches and reports ICMP errors) and [`session`] (logging in and again after a
+//! - the network and session layer: [`net`] (the socket, the receive thread that opens
+//!   sealed datagrams, answers path challenges, unpacks batches and reports ICMP errors),
+//!   [`secure`] (a protected session's sealing both ways, the pinned server keys) and
+//!   [`session`] (logging in and again after a
 //!   lost connection, channels, keepalives, the account dialogs; it decides, on a thread
 //!   of its own);
 //! - the interfaces in [`ui`]: the classic line mode (the line editor, a plain terminal,
@@ -21,6 +23,7 @@
 pub mod command;
 pub mod net;
 pub mod render;
+pub mod secure;
 pub mod session;
 pub mod settings;
 pub mod text;
@@ -74,6 +77,8 @@ pub struct Config {
     pub timestamps: bool,
     /// Where the full-screen client keeps typed lines across runs (`None`: nowhere).
     pub history: Option<PathBuf>,
+    /// The file of servers' pinned OPAQUE keys ([`secure::KnownServers`]).
+    pub known_servers: PathBuf,
 }
 
 impl Default for Config {
@@ -91,6 +96,7 @@ impl Default for Config {
             channels: Vec::new(),
             timestamps: true,
             history: None,
+            known_servers: secure::KnownServers::default_path(),
         }
     }
 }
@@ -135,6 +141,7 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         keepalive: config.keepalive,
         pong_wait: config.pong_wait,
         autojoin: config.channels.clone(),
+        known: secure::KnownServers::new(config.known_servers.clone()),
         max_datagram: crate::protocol::DEFAULT_MAX_DATAGRAM,
     };
     let guard = Arc::new(parking_lot::Mutex::new(SecretGuard::default()));

@@ -3,7 +3,8 @@
 //! [`NetEvent`]s for the session.
 //!
 //! Everything that depends on how bytes travel lives here, so the session sees only whole
-//! event datagrams: a `BATCH` is unpacked into its events before they go on, and an ICMP
+//! event datagrams: a protected session's datagrams are opened (and forgeries dropped), a
+//! path challenge is answered, a `BATCH` is unpacked into its events, and an ICMP
 //! "port unreachable" (which a *connected* UDP socket reports as `ECONNREFUSED`) becomes
 //! [`NetEvent::Unreachable`], the fastest sign that no server listens.
 
@@ -18,8 +19,9 @@ use anyhow::Context as _;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use crate::auth::{seal, SessionKeys};
-use crate::protocol::{batch, code, encode_raw, Request, MAX_UDP_PAYLOAD};
+use super::secure::ClientSession;
+use crate::auth::SessionKeys;
+use crate::protocol::{batch, code, encode_raw, Event, Request, MAX_UDP_PAYLOAD};
 
 /// How long the receive thread blocks before it looks at the stop flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
@@ -41,9 +43,10 @@ pub struct Net {
     socket: UdpSocket,
     /// The server as resolved.
     server: SocketAddr,
-    /// After a password login: the session keys and the last counter used. Every datagram
-    /// is then sealed, so nobody who merely forges our address can speak for us.
-    session: Mutex<Option<(SessionKeys, u64)>>,
+    /// After a password login: the protected session. Every datagram is then sealed both
+    /// ways, so nobody who merely forges an address can speak for us or for the server
+    /// (see [`crate::client::secure`]).
+    session: Mutex<Option<ClientSession>>,
     /// The nickname logged in as: LOGOFF carries it (classic servers expect it) and a
     /// signal must be able to log off from another thread.
     nick: Mutex<Option<String>>,
@@ -108,10 +111,7 @@ impl Net {
     /// As [`Net::send`].
     pub fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
         *self.last_traffic.lock() = Instant::now();
-        let sealed = self.session.lock().as_mut().map(|(keys, counter)| {
-            *counter += 1;
-            seal(keys, *counter, datagram)
-        });
+        let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
         match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
             // An ICMP error from an earlier datagram, reported here instead of to the
             // receive thread; the next receive (or the missing answers) tells the session.
@@ -120,10 +120,11 @@ impl Net {
         }
     }
 
-    /// Seals every later datagram with `keys` (a password login succeeded), or stops
-    /// sealing (`None`: the session is over).
+    /// Seals every later datagram with `keys` and opens the server's with them (a password
+    /// login finished: the session is tentative until the server's sealed LOGIN_ACK), or
+    /// stops sealing (`None`: the session is over).
     pub fn set_session(&self, keys: Option<SessionKeys>) {
-        *self.session.lock() = keys.map(|k| (k, 0));
+        *self.session.lock() = keys.map(ClientSession::new);
     }
 
     /// Whether datagrams are sealed: the session is a protected one.
@@ -196,7 +197,21 @@ impl Net {
                 }
             };
             *self.last_traffic.lock() = Instant::now();
-            for event in unpack(&buf[..len]) {
+            // A protected session opens what is sealed for it and drops the rest.
+            let opened = match self.session.lock().as_mut() {
+                Some(session) => session.open(&buf[..len]).map(|b| b.into_owned()),
+                None => Some(buf[..len].to_vec()),
+            };
+            let Some(opened) = opened else {
+                continue;
+            };
+            for event in unpack(&opened) {
+                if let Ok(Event::PathChallenge { data }) = Event::decode(event) {
+                    // Our address changed (NAT rebinding): prove we receive here. Sealed,
+                    // as everything is in a session; a challenge reaches us only in one.
+                    let _ = self.send(&Request::PathResponse { data });
+                    continue;
+                }
                 if to.send(NetEvent::Datagram(event.to_vec()).into()).is_err() {
                     return;
                 }

@@ -9,6 +9,7 @@ use super::login::MAX_WRONG;
 use super::{AskKind, Place, Session, Target, UiKind};
 use crate::auth::{self, ClientAuthError, LoginStart, RegisterStart};
 use crate::client::render;
+use crate::client::secure::Pin;
 use crate::protocol::{Event, Request};
 
 /// A command waiting for an answer from the user or the server.
@@ -171,8 +172,26 @@ impl Session {
                 let Some(start) = start.take() else {
                     return true;
                 };
-                match start.finish(&password, message) {
-                    Ok(upload) => {
+                match start.finish_with_key(&password, message) {
+                    Ok((upload, server_key)) => {
+                        match self.opts.known.check(&self.server_name(), &server_key) {
+                            Ok(Pin::Same) => {}
+                            Ok(Pin::New) => self.notice(format!(
+                                "\tPinned the server's key in {} (first use).",
+                                self.opts.known.path().display()
+                            )),
+                            Ok(Pin::Changed(old)) => {
+                                self.warn_key_changed(&old, &server_key.to_base64());
+                                self.notice(
+                                    "\t** ERROR: not registering with a server whose key changed **",
+                                );
+                                self.end_dialog(now);
+                                return true;
+                            }
+                            Err(e) => {
+                                self.notice(format!("\t** cannot pin the server's key: {e} **"))
+                            }
+                        }
                         self.send_bytes(&upload);
                         self.dialog = Some(Dialog::Uploading {
                             password,
@@ -201,6 +220,15 @@ impl Session {
                         self.start_auth(nick, password, Why::Upgrade, 0, now);
                     }
                     _ => self.end_dialog(now),
+                }
+                true
+            }
+            (Some(Dialog::Checking { start, since, .. }), Event::AuthRetry { token }) => {
+                // The same request again, with the server's token.
+                if let Some(start) = start {
+                    *since = now;
+                    let again = start.with_token(token);
+                    self.send_bytes(&again);
                 }
                 true
             }

@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{check_nick, AskKind, Caps, Place, Session, UiKind, WANTED_CAPS};
-use crate::auth::{self, ClientAuthError, LoginStart, SessionKeys};
+use crate::auth::{self, ClientAuthError, LoginStart};
 use crate::client::render;
+use crate::client::secure::Pin;
 use crate::protocol::{errors, Event, Request};
 
 /// The longest wait between two tries to log in again.
@@ -56,8 +57,9 @@ impl Why {
 pub(super) enum Step {
     /// AUTH_REQ sent; the challenge is awaited.
     Challenge(Box<LoginStart>),
-    /// AUTH_FINISH sent; LOGIN_ACK is awaited, then these keys seal the session.
-    Ack(SessionKeys),
+    /// AUTH_FINISH sent and the (tentative) session set: its sealed LOGIN_ACK is awaited,
+    /// asked for again `asked` times with a sealed LOGIN_REQ when it seems lost.
+    Ack { asked: u32 },
 }
 
 /// Where the login stands.
@@ -184,24 +186,34 @@ impl Session {
     pub(super) fn login_tick(&mut self, now: Instant) {
         let timeout = self.opts.login_timeout;
         let max = self.opts.login_tries;
-        let (tries, deadline, why) = match &mut self.phase {
-            Phase::Login {
-                tries,
-                deadline,
-                why,
-                ..
-            }
-            | Phase::Auth {
-                tries,
-                deadline,
-                why,
-                ..
-            } => (tries, deadline, why),
+        let deadline = match &self.phase {
+            Phase::Login { deadline, .. } | Phase::Auth { deadline, .. } => *deadline,
             _ => return,
         };
-        if now < *deadline {
+        if now < deadline {
             return;
         }
+        if let Phase::Auth {
+            step: Some(Step::Ack { asked }),
+            nick,
+            deadline,
+            ..
+        } = &mut self.phase
+        {
+            if *asked < max {
+                // The LOGIN_ACK (or the finish) was lost: a sealed LOGIN_REQ asks for it
+                // again (the server re-acknowledges a nickname held), instead of a new
+                // exchange that would cost one of the few password tries a minute.
+                *asked += 1;
+                *deadline = now + timeout;
+                let nick = nick.clone();
+                return self.send(&Request::Login { nick: &nick });
+            }
+        }
+        let (tries, why) = match &mut self.phase {
+            Phase::Login { tries, why, .. } | Phase::Auth { tries, why, .. } => (tries, why),
+            _ => return,
+        };
         if why.limited() && *tries >= max {
             let why = why.clone();
             return self.unanswered(why, now);
@@ -236,10 +248,12 @@ impl Session {
                 step,
                 ..
             } => {
-                // A fresh exchange each try: the server forgets a half-done one.
+                // A fresh exchange each try: the server forgets a half-done one, and a
+                // tentative session of an earlier try is no more.
                 let start = auth::login_start(nick, password);
                 let datagram = start.datagram.clone();
                 *step = Some(Step::Challenge(Box::new(start)));
+                self.net.set_session(None);
                 self.send_bytes(&datagram);
             }
             _ => {}
@@ -343,11 +357,18 @@ impl Session {
                 let Some(Step::Challenge(start)) = step.take() else {
                     return true;
                 };
-                match start.finish(password, message) {
-                    Ok((finish, keys)) => {
-                        *step = Some(Step::Ack(keys));
+                match start.finish_with_key(password, message) {
+                    Ok((finish, keys, server_key)) => {
+                        *step = Some(Step::Ack { asked: 0 });
                         *deadline = now + self.opts.login_timeout;
                         self.send_bytes(&finish);
+                        // From now on both ways are sealed; the sealed LOGIN_ACK confirms.
+                        self.net.set_session(Some(keys));
+                        if let Ok(Pin::Changed(old)) =
+                            self.opts.known.check(&self.server_name(), &server_key)
+                        {
+                            self.warn_key_changed(&old, &server_key.to_base64());
+                        }
                     }
                     Err(ClientAuthError::WrongPassword) => {
                         let (nick, why, wrong) = (nick.clone(), why.clone(), *wrong + 1);
@@ -368,25 +389,48 @@ impl Session {
             }
             (
                 Phase::Auth {
+                    step: Some(Step::Challenge(start)),
+                    deadline,
+                    ..
+                },
+                Event::AuthRetry { token },
+            ) => {
+                // The server wants to know we receive here before it spends anything:
+                // the same request, with its token.
+                *deadline = now + self.opts.login_timeout;
+                let again = start.with_token(token);
+                self.send_bytes(&again);
+                true
+            }
+            (
+                Phase::Auth {
                     nick, step, why, ..
                 },
                 Event::LoginAck { .. },
             ) => {
-                let Some(Step::Ack(keys)) = step.take() else {
+                let Some(Step::Ack { .. }) = step.take() else {
                     return true;
                 };
                 let (nick, why) = (nick.clone(), why.clone());
-                self.net.set_session(Some(keys));
                 if why.classic() {
                     self.show(render::render(event), Place::Active);
                 }
                 self.logged_in(nick, why, now);
                 true
             }
-            (Phase::Auth { nick, why, .. }, Event::Error { message }) => {
+            (
+                Phase::Auth {
+                    nick, why, step, ..
+                },
+                Event::Error { message },
+            ) => {
                 let (nick, why) = (nick.clone(), why.clone());
                 if *message == errors::PLEASE_LOG_IN || *message == errors::UNIMPLEMENTED {
                     return true;
+                }
+                if matches!(step, Some(Step::Ack { .. })) {
+                    // The finish was refused: the tentative session never was.
+                    self.net.set_session(None);
                 }
                 if why == Why::Reconnect {
                     if *message == errors::NO_ACCOUNT {
@@ -590,6 +634,11 @@ impl Session {
             return self.notice(format!("\tYou are {} already.", render::sanitize(new)));
         }
         let protected = self.net.is_protected();
+        if protected {
+            // The protected session ends with the old nickname, and the server's answers
+            // to a new login come unsealed: log off first, so they are taken.
+            self.net.logoff();
+        }
         self.take_channels_for_rejoin();
         self.start_login(new.to_string(), Why::Rename { old, protected }, now);
     }
@@ -658,6 +707,32 @@ impl Session {
         self.rejoin.pop_front();
         self.rejoin_next(now);
         true
+    }
+}
+
+impl Session {
+    /// This server's name among the pinned keys: `host:port` as the user gave them.
+    pub(super) fn server_name(&self) -> String {
+        format!("{}:{}", self.opts.host, self.opts.port)
+    }
+
+    /// Tells the user, loudly, that the server's OPAQUE key is not the one pinned.
+    pub(super) fn warn_key_changed(&self, pinned: &str, shown: &str) {
+        for line in [
+            "\t@@@ WARNING: THE SERVER'S KEY HAS CHANGED @@@".to_string(),
+            format!(
+                "\tThe key of {} is not the one pinned in {}.",
+                render::sanitize(&self.server_name()),
+                self.opts.known.path().display()
+            ),
+            format!("\tpinned: {pinned}"),
+            format!("\tshown:  {shown}"),
+            "\tSomeone may be impersonating the server. If its operator really replaced it,"
+                .to_string(),
+            "\tdelete its line from that file.".to_string(),
+        ] {
+            self.show(line, Place::Active);
+        }
     }
 }
 

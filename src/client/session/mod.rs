@@ -30,6 +30,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::net::{Net, NetEvent};
 use super::render::sanitize;
+use super::secure::KnownServers;
 use crate::protocol::{errors, Event, Request, DEFAULT_MAX_DATAGRAM};
 use dialog::Dialog;
 pub use guard::SecretGuard;
@@ -114,6 +115,8 @@ pub struct Options {
     pub autojoin: Vec<String>,
     /// The longest datagram the server takes; longer messages are split.
     pub max_datagram: usize,
+    /// The servers' pinned OPAQUE keys, checked at every password exchange.
+    pub known: KnownServers,
 }
 
 impl Default for Options {
@@ -130,6 +133,7 @@ impl Default for Options {
             pong_wait: Duration::from_secs(3),
             autojoin: Vec::new(),
             max_datagram: DEFAULT_MAX_DATAGRAM,
+            known: KnownServers::new(KnownServers::default_path()),
         }
     }
 }
