@@ -1,0 +1,433 @@
+//! Unit tests of the session against a fake server socket, with time injected: what it
+//! sends and says when caps go unanswered, when PINGs go unanswered, when a line comes
+//! for a prompt that changed, when many lines are pasted.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::*;
+use crate::protocol::{code, encode_raw};
+
+struct Fixture {
+    server: UdpSocket,
+    session: Session,
+    outs: Receiver<Out>,
+    t: Instant,
+}
+
+fn fixture(ui: UiKind) -> Fixture {
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(server.local_addr().unwrap()).unwrap();
+    let net = Arc::new(Net::with_socket(socket, server.local_addr().unwrap()));
+    let (tx, outs) = crossbeam_channel::unbounded();
+    let opts = Options {
+        nick: Some("ann".into()),
+        ui,
+        ..Options::default()
+    };
+    Fixture {
+        server,
+        session: Session::new(net, tx, opts),
+        outs,
+        t: Instant::now(),
+    }
+}
+
+impl Fixture {
+    /// The next datagram the client sent, as (code, payload).
+    fn sent(&self) -> Option<(u16, String)> {
+        let mut buf = [0u8; 2048];
+        let n = self.server.recv(&mut buf).ok()?;
+        Some((
+            u16::from_be_bytes([buf[0], buf[1]]),
+            String::from_utf8_lossy(&buf[2..n]).into_owned(),
+        ))
+    }
+
+    #[track_caller]
+    fn expect_sent(&self, code: u16, payload: &str) {
+        assert_eq!(self.sent(), Some((code, payload.to_string())));
+    }
+
+    fn server_says(&mut self, code: u16, payload: &str) {
+        let mut d = Vec::new();
+        encode_raw(code, payload, &mut d);
+        self.session
+            .handle(Input::Net(NetEvent::Datagram(d)), self.t);
+    }
+
+    fn later(&mut self, by: Duration) {
+        self.t += by;
+        self.session.tick(self.t);
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.take().0
+    }
+
+    /// The lines said since the last look, and the last ask among them.
+    fn take(&self) -> (Vec<String>, Option<Ask>) {
+        let mut lines = Vec::new();
+        let mut ask = None;
+        for out in self.outs.try_iter() {
+            match out {
+                Out::Line(s) => lines.push(s.text),
+                Out::Ask(a) => ask = Some(a),
+                _ => {}
+            }
+        }
+        (lines, ask)
+    }
+
+    fn last_ask(&self) -> Option<Ask> {
+        self.outs
+            .try_iter()
+            .filter_map(|o| match o {
+                Out::Ask(a) => Some(a),
+                _ => None,
+            })
+            .last()
+    }
+
+    fn type_line(&mut self, serial: u64, kind: AskKind, text: &str) {
+        self.session.handle(
+            Input::Answer {
+                serial,
+                kind,
+                text: text.into(),
+                to: Target::Current,
+            },
+            self.t,
+        );
+    }
+
+    /// Logs in as ann; the caps request is left unanswered.
+    fn logged_in(&mut self) {
+        self.session.start(self.t);
+        self.expect_sent(code::LOGIN_REQ, "ann");
+        self.server_says(code::LOGIN_ACK, "ann");
+        self.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    }
+}
+
+#[test]
+fn no_answer_to_caps_means_no_caps_and_classic_keepalives() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    f.later(CAPS_WAIT);
+    assert_eq!(f.session.caps, Caps::None);
+    f.later(Duration::from_secs(30));
+    f.expect_sent(code::STILL_HERE, "");
+}
+
+#[test]
+fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    assert_eq!(f.session.caps, Caps::None);
+    assert!(
+        !f.lines().iter().any(|l| l.contains("unimplemented")),
+        "the error was shown"
+    );
+}
+
+#[test]
+fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    f.server_says(code::CAPS_ACK, "batch=1200");
+    for title in ["Pets", "Weather"] {
+        f.type_line(f.session.serial, AskKind::Chat, &format!("/join {title}"));
+        f.expect_sent(code::JOIN_REQ, title);
+        f.server_says(code::JOIN_ACK, &format!("{title} 1 about {title}"));
+    }
+    f.lines();
+    f.later(Duration::from_secs(30));
+    f.expect_sent(code::PING, "alive");
+    for _ in 0..2 {
+        f.later(Duration::from_secs(3));
+        f.expect_sent(code::PING, "alive");
+    }
+    f.later(Duration::from_secs(3));
+    assert!(f
+        .lines()
+        .contains(&"** connection to server lost; reconnecting **".to_string()));
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    // Oldest first, so the current channel is current again.
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
+    f.expect_sent(code::JOIN_REQ, "Weather");
+    f.server_says(code::JOIN_ACK, "Weather 1 about Weather");
+    let lines = f.lines();
+    assert_eq!(
+        lines,
+        ["** connection to server restored **"],
+        "rejoins are quiet"
+    );
+    assert_eq!(f.session.channels, ["Weather", "Pets"]);
+}
+
+#[test]
+fn please_log_in_alone_starts_a_reconnect() {
+    let mut f = fixture(UiKind::Script);
+    f.logged_in();
+    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+    assert!(f
+        .lines()
+        .contains(&"** connection to server lost; reconnecting **".to_string()));
+    f.expect_sent(code::LOGIN_REQ, "ann");
+}
+
+#[test]
+fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    let chat = f.last_ask().unwrap();
+    assert_eq!(chat.kind, AskKind::Chat);
+    f.type_line(chat.serial, AskKind::Chat, "/register");
+    let secret = f.last_ask().unwrap();
+    assert_eq!(secret.kind, AskKind::Secret);
+    // Typed at the chat prompt the user still saw: dropped, said so, nothing sent.
+    f.type_line(chat.serial, AskKind::Chat, "hunter2");
+    assert_eq!(f.lines(), ["\t** that line was not sent **"]);
+    assert_eq!(f.sent(), None);
+    // The password goes where it was asked for.
+    f.type_line(secret.serial, AskKind::Secret, "hunter2");
+    assert_eq!(f.last_ask().unwrap().prompt, "Repeat it: ");
+    f.type_line(secret.serial + 1, AskKind::Secret, "other");
+    let (lines, chat) = f.take();
+    assert_eq!(lines, ["\tThe passwords do not match."]);
+    // And a password typed later at the chat prompt is held back.
+    let chat = chat.unwrap();
+    f.type_line(chat.serial, AskKind::Chat, " hunter2 ");
+    assert_eq!(f.lines(), ["\t** not sent: that is a password **"]);
+    assert_eq!(f.sent(), None);
+}
+
+#[test]
+fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    let chat = f.last_ask().unwrap();
+    f.type_line(chat.serial, AskKind::Chat, "1\n2\n3\n4\n5\n6\n");
+    let confirm = f.last_ask().unwrap();
+    assert_eq!(confirm.prompt, "Send these 6 lines? [y/N] ");
+    assert_eq!(f.sent(), None);
+    f.type_line(confirm.serial, AskKind::Confirm, "y");
+    for n in 1..=6 {
+        f.expect_sent(code::SEND_PUBLIC, &n.to_string());
+    }
+    // Up to five go at once.
+    let chat = f.last_ask().unwrap();
+    f.type_line(chat.serial, AskKind::Chat, "a\r\nb");
+    f.expect_sent(code::SEND_PUBLIC, "a");
+    f.expect_sent(code::SEND_PUBLIC, "b");
+}
+
+#[test]
+fn names_from_the_network_are_defused_before_they_name_a_buffer() {
+    let mut f = fixture(UiKind::FullScreen);
+    f.logged_in();
+    f.server_says(code::PRIVATE_MSG, "m\u{1b}]0;x\u{7} hi");
+    let places: Vec<Place> = f
+        .outs
+        .try_iter()
+        .filter_map(|o| match o {
+            Out::Line(s) => Some(s.place),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(places.last(), Some(&Place::Private("m^[]0;x^G".into())));
+}
+
+// ---- multicast channels (part 4) ----
+
+const KEY: [u8; crate::multicast::KEY_LEN] = [7; crate::multicast::KEY_LEN];
+
+fn group() -> std::net::SocketAddr {
+    "239.77.0.9:24028".parse().unwrap()
+}
+
+/// A CHANNEL_DATA with sequence `seq` holding the event `code payload`, tagged with `key`.
+fn channel_data(seq: u64, code: u16, payload: &str, key: &[u8]) -> Vec<u8> {
+    let mut inner = Vec::new();
+    encode_raw(code, payload, &mut inner);
+    crate::protocol::channel_data::encode(seq, &inner, |signed| crate::multicast::tag(key, signed))
+}
+
+impl Fixture {
+    fn group_says(&mut self, datagram: Vec<u8>) {
+        self.session.handle(
+            Input::Net(NetEvent::Group {
+                group: group(),
+                datagram,
+            }),
+            self.t,
+        );
+    }
+
+    /// Logged in with multicast granted, in Pets, told Pets' group.
+    fn on_pets_group(&mut self) {
+        self.logged_in();
+        self.server_says(code::CAPS_ACK, "batch=1200 multicast");
+        self.type_line(self.session.serial, AskKind::Chat, "/join Pets");
+        self.expect_sent(code::JOIN_REQ, "Pets");
+        self.server_says(code::JOIN_ACK, "Pets 2 about Pets");
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+        self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+        self.lines();
+    }
+}
+
+#[test]
+fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
+    let mut f = fixture(UiKind::Editor);
+    f.on_pets_group();
+    // The server still unicasts while we are pending: shown.
+    f.server_says(code::PUBLIC_MSG, "Pets bob hi");
+    assert_eq!(f.lines(), ["\tbob [Pets]: hi"]);
+    // Its twin on the group is not shown again, but confirms the group.
+    f.group_says(channel_data(1, code::PUBLIC_MSG, "Pets bob hi", &KEY));
+    assert_eq!(f.lines(), Vec::<String>::new());
+    f.expect_sent(code::MCAST_JOINED, "Pets");
+    // A replay, a forgery, and garbage are dropped and counted.
+    f.group_says(channel_data(1, code::PUBLIC_MSG, "Pets bob again", &KEY));
+    f.group_says(channel_data(2, code::PUBLIC_MSG, "Pets eve fake", &[9; 32]));
+    f.group_says(b"\x02\x58short".to_vec());
+    assert_eq!(
+        f.session.mcast.drops,
+        mcast::Drops {
+            bad_tag: 1,
+            old_sequence: 1,
+            malformed: 1
+        }
+    );
+    // A new event on the group: the exact unicast line, in the channel's buffer.
+    f.group_says(channel_data(2, code::PUBLIC_MSG, "Pets bob yo", &KEY));
+    f.group_says(channel_data(3, code::USER_JOINS, "Pets carl", &KEY));
+    // Our own join is never shown, as unicast never sends it.
+    f.group_says(channel_data(4, code::USER_JOINS, "Pets ann", &KEY));
+    let shown: Vec<(String, Place)> = f
+        .outs
+        .try_iter()
+        .filter_map(|o| match o {
+            Out::Line(s) => Some((s.text, s.place)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "\tbob [Pets]: yo".to_string(),
+                Place::Channel("Pets".into())
+            ),
+            (
+                "\t<carl has entered Pets>".to_string(),
+                Place::Channel("Pets".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        f.session.mcast.channels["pets"].path,
+        mcast::Path::Confirmed
+    );
+    f.type_line(f.session.serial, AskKind::Chat, "/status");
+    let lines = f.lines();
+    assert!(
+        lines[1] == "\tMulticast: granted by the server",
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "\tPets: by multicast on group 239.77.0.9:24028; 2 events by multicast, 1 by unicast"
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[3],
+        "\tGroup datagrams dropped: 3 (bad tag 1, old sequence 1, malformed 1)"
+    );
+}
+
+#[test]
+fn a_quiet_group_is_given_up_and_part_forgets_it() {
+    let mut f = fixture(UiKind::Editor);
+    f.on_pets_group();
+    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
+    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.later(Duration::from_secs(5));
+    assert_eq!(f.sent(), None);
+    f.later(Duration::from_secs(3));
+    f.expect_sent(code::MCAST_LEFT, "Pets");
+    assert_eq!(f.session.mcast.channels["pets"].path, mcast::Path::Lost);
+    // Heard again: confirmed again.
+    f.group_says(channel_data(2, code::MCAST_PROBE, "Pets", &KEY));
+    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.server_says(code::PART_ACK, "Pets 1 about Pets");
+    assert!(f.session.mcast.channels.is_empty());
+    // A group left is not listened to: nothing it says counts.
+    f.group_says(channel_data(3, code::PUBLIC_MSG, "Pets bob late", &KEY));
+    assert!(!f.lines().iter().any(|l| l.contains("late")));
+}
+
+#[test]
+fn a_reconnect_asks_for_multicast_again_and_hears_the_groups_anew() {
+    let mut f = fixture(UiKind::Editor);
+    f.on_pets_group();
+    f.group_says(channel_data(5, code::MCAST_PROBE, "Pets", &KEY));
+    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+    assert!(f.session.mcast.channels.is_empty(), "groups forgotten");
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.server_says(code::CAPS_ACK, "batch=1200 multicast");
+    f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+    f.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+    // A restarted server counts from 1 again.
+    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
+    f.expect_sent(code::MCAST_JOINED, "Pets");
+}
+
+#[test]
+fn no_multicast_asks_for_batch_only_and_ignores_groups() {
+    let mut f = fixture(UiKind::Script);
+    f.session.opts.multicast = false;
+    f.session.start(f.t);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS);
+    f.server_says(code::CAPS_ACK, "batch=1200 multicast");
+    f.server_says(code::MCAST_GROUP, "Pets 239.77.0.9 24028 AAAA");
+    assert!(f.session.mcast.channels.is_empty());
+}
+
+#[test]
+fn twins_pair_up_one_for_one_and_expire() {
+    let mut p = mcast::Pairing::default();
+    let t = Instant::now();
+    assert!(p.arrive(b"hi", false, t));
+    assert!(p.arrive(b"hi", false, t), "said twice");
+    assert!(!p.arrive(b"hi", true, t), "first twin");
+    assert!(!p.arrive(b"hi", true, t), "second twin");
+    assert!(p.arrive(b"hi", true, t), "a third hi, on the group only");
+    assert!(p.arrive(b"yo", true, t));
+    assert!(
+        p.arrive(b"yo", false, t + mcast::PAIR_FOR * 2),
+        "too late to be a twin"
+    );
+}
