@@ -1,7 +1,8 @@
 //! The real `chat-client` on multicast channels, from pipes: two clients that hear a
 //! channel on its group and one classic client (`--no-multicast`) in the same channel see
 //! exactly the lines unicast would show them, once each, and `/status` says which way the
-//! channel's traffic arrives. Also `--discover --list` against a loopback server.
+//! channel's traffic arrives; after a server restart the client asks for multicast again
+//! and hears the new server's group. Also `--discover --list` against a loopback server.
 
 mod common;
 
@@ -165,6 +166,48 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
         "nobody is told of their own coming and going: {bob_lines:#?}"
     );
     old.finish();
+}
+
+#[test]
+fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group() {
+    let mcast = |c: &mut udpchat::server::ServerConfig| {
+        c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+    };
+    let s = common::server_with(mcast);
+    let addr = s.addr();
+    let mut ann = Client::to(
+        &s,
+        "ann",
+        &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
+    );
+    ann.send("/join Pets");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    wait_confirmed(&s, "Pets", 1);
+    s.shutdown().unwrap();
+    ann.expect_line("** connection to server lost; reconnecting **");
+    // A new server on the same port, with new keys.
+    let s = common::server_with(|c| {
+        mcast(c);
+        c.bind = addr;
+    });
+    ann.expect_line("** connection to server restored **");
+    wait_confirmed(&s, "Pets", 1);
+    let bob = common::user(&s, "bob");
+    bob.join("Pets");
+    ann.expect_line("\t<bob has entered Pets>");
+    bob.send(udpchat::protocol::Request::SendPublic {
+        text: "welcome back",
+    });
+    ann.expect_line("\tbob [Pets]: welcome back");
+    ann.send("/status");
+    let line = ann.expect_match("Pets status", |l| l.starts_with("\tPets: "));
+    assert!(line.starts_with("\tPets: by multicast on group "), "{line}");
+    let lines = ann.finish();
+    let n = lines
+        .iter()
+        .filter(|l| *l == "\tbob [Pets]: welcome back")
+        .count();
+    assert_eq!(n, 1, "{lines:#?}");
 }
 
 #[test]
