@@ -148,13 +148,17 @@ impl Session {
 
     /// MCAST_GROUP: remember the channel's group and key, and listen to the group.
     pub(super) fn mcast_told(&mut self, title: &str, group: &str, port: u16, key_b64: &str) {
+        if !self.opts.multicast {
+            // Never asked for (--no-multicast): nothing to join.
+            return;
+        }
         let ip: Option<IpAddr> = group.parse().ok().filter(|ip: &IpAddr| ip.is_multicast());
         let key = base64::engine::general_purpose::STANDARD
             .decode(key_b64)
             .ok()
             .and_then(|k| <[u8; KEY_LEN]>::try_from(k).ok());
         let m = &mut self.mcast;
-        let (Some(ip), Some(key), true, true) = (ip, key, port != 0, self.opts.multicast) else {
+        let (Some(ip), Some(key), true) = (ip, key, port != 0) else {
             m.drops.malformed += 1;
             return;
         };

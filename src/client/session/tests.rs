@@ -412,8 +412,11 @@ fn no_multicast_asks_for_batch_only_and_ignores_groups() {
     f.server_says(code::LOGIN_ACK, "ann");
     f.expect_sent(code::CAPS_REQ, WANTED_CAPS);
     f.server_says(code::CAPS_ACK, "batch=1200 multicast");
-    f.server_says(code::MCAST_GROUP, "Pets 239.77.0.9 24028 AAAA");
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+    f.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
     assert!(f.session.mcast.channels.is_empty());
+    assert_eq!(f.session.mcast.drops, mcast::Drops::default());
 }
 
 #[test]
