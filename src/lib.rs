@@ -14,6 +14,8 @@
 //! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
 //!   account writes, cluster events), and the results fed back.
 //! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
+//! - [`delivery`]: how a round of waiting fan-outs goes out, member by member: one event
+//!   per datagram for classic clients, BATCH datagrams for those granted `batch` (no I/O).
 //! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
@@ -31,6 +33,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod datagram;
+pub mod delivery;
 pub mod handler;
 pub mod outbox;
 pub mod protocol;

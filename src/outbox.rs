@@ -11,16 +11,19 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::protocol::Event;
-use crate::state::Route;
+use crate::state::{Member, Route};
 
-/// One encoded datagram for many addresses: a public message or a channel notice.
+/// One encoded event for many members: a public message or a channel notice.
+///
+/// The senders decide how it travels to each member (alone, or in a BATCH with other
+/// events waiting for that member); the handler only says what and to whom.
 #[derive(Debug, Clone)]
 pub struct Fanout {
-    /// The datagram, encoded once.
+    /// The event datagram, encoded once.
     pub payload: Arc<[u8]>,
-    /// Who gets it.
-    pub dests: Arc<[SocketAddr]>,
-    /// Routing key (the channel): fan-outs with one key go through the senders in order.
+    /// Who gets it: the channel's shared member snapshot.
+    pub members: Arc<[Member]>,
+    /// Ordering key (the channel): the fan-outs of one key reach every member in one order.
     pub key: u64,
 }
 
@@ -333,14 +336,14 @@ impl Outbox {
         self.push(to, &Event::Error { message }, ReplyKind::Error);
     }
 
-    /// Queues `event` for every address in `dests` (nothing if there are none).
-    pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
-        if dests.is_empty() {
+    /// Queues `event` for every member of `members` (nothing if there are none).
+    pub fn fanout(&mut self, members: Arc<[Member]>, event: &Event<'_>, key: u64) {
+        if members.is_empty() {
             return;
         }
         self.fanouts.push(Fanout {
             payload: event.to_bytes().into(),
-            dests,
+            members,
             key,
         });
     }
@@ -403,11 +406,12 @@ impl Outbox {
         self.effects.clear();
     }
 
-    /// Every datagram as (destination, bytes), fan-outs expanded: for tests.
+    /// Every event as (destination, bytes), fan-outs expanded one event per member (as a
+    /// classic client gets them; batching is the senders' business): for tests.
     pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
         for f in &self.fanouts {
-            out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
+            out.extend(f.members.iter().map(|m| (m.addr, f.payload.to_vec())));
         }
         out
     }

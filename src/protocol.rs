@@ -1024,6 +1024,82 @@ pub mod batch {
         out.extend_from_slice(event);
     }
 
+    /// One datagram of a [`pack`]ing.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Packed {
+        /// The event at this index of the input, sent as it is: it had nobody to share a
+        /// datagram with, or it is too large for a batch of the size asked for.
+        Single(usize),
+        /// A BATCH in `out[range]` holding `events` events (at least two).
+        Batch {
+            /// Where the BATCH datagram is in `out`.
+            range: std::ops::Range<usize>,
+            /// How many events it holds.
+            events: usize,
+        },
+    }
+
+    /// Packs `events` (whole event datagrams, in order) into datagrams of at most `max`
+    /// bytes, in one greedy pass that keeps their order: consecutive events share a BATCH
+    /// while it fits. An event alone in its datagram goes as it is, never as a batch of one,
+    /// so a client that asked for batches sees exactly what a classic client sees when
+    /// nothing else is waiting; an event too large for a batch of `max` bytes (or one that
+    /// could not be an entry: shorter than a code, or itself a BATCH) goes alone as well.
+    /// BATCH datagrams are appended to `out`; `emit` is called once per datagram, in order.
+    ///
+    /// This is the one packing routine: the senders use it per member, and a sender to a
+    /// multicast group can use it per channel.
+    pub fn pack<'a>(
+        events: impl IntoIterator<Item = &'a [u8]>,
+        max: usize,
+        out: &mut Vec<u8>,
+        mut emit: impl FnMut(Packed),
+    ) {
+        // The open batch: where it starts in `out`, its first event's index, its count.
+        let mut open: Option<(usize, usize, usize)> = None;
+        let mut close = |open: &mut Option<(usize, usize, usize)>, out: &mut Vec<u8>| {
+            if let Some((start, first, n)) = open.take() {
+                if n == 1 {
+                    out.truncate(start);
+                    emit(Packed::Single(first));
+                } else {
+                    emit(Packed::Batch {
+                        range: start..out.len(),
+                        events: n,
+                    });
+                }
+            }
+        };
+        for (i, event) in events.into_iter().enumerate() {
+            let entry = ENTRY_OVERHEAD + event.len();
+            let batchable = event.len() >= 2
+                && event.len() <= usize::from(u16::MAX)
+                && !event.starts_with(&code::BATCH.to_be_bytes())
+                && HEADER_LEN + entry <= max;
+            if !batchable {
+                close(&mut open, out);
+                // A batch of one, which `close` sends as the event itself.
+                open = Some((out.len(), i, 1));
+                close(&mut open, out);
+                continue;
+            }
+            match &mut open {
+                Some((start, _, n)) if out.len() - *start + entry <= max => {
+                    push(out, event);
+                    *n += 1;
+                }
+                _ => {
+                    close(&mut open, out);
+                    let start = out.len();
+                    self::start(out);
+                    push(out, event);
+                    open = Some((start, i, 1));
+                }
+            }
+        }
+        close(&mut open, out);
+    }
+
     /// The events of a BATCH datagram, checked whole first: every entry complete and at least
     /// 2 bytes (a code), none a BATCH, at least one.
     ///
@@ -1634,6 +1710,51 @@ mod tests {
             batch::events(b"\x00\x0a").map(|_| ()),
             Err(DecodeError::UnknownCode(code::ERROR))
         );
+    }
+
+    #[test]
+    fn pack_keeps_order_and_size_and_sends_lone_or_huge_events_as_they_are() {
+        let events: Vec<Vec<u8>> = (0..30)
+            .map(|i| {
+                let text = if i == 12 {
+                    "z".repeat(600)
+                } else {
+                    "x".repeat(i)
+                };
+                Event::PublicMsg {
+                    title: "Pets",
+                    sender: "ann",
+                    text: &text,
+                }
+                .to_bytes()
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut packed = Vec::new();
+        batch::pack(events.iter().map(|e| &e[..]), 512, &mut out, |p| {
+            packed.push(p)
+        });
+        for p in &packed {
+            match p {
+                batch::Packed::Single(i) => got.push(events[*i].clone()),
+                batch::Packed::Batch { range, events: n } => {
+                    let d = &out[range.clone()];
+                    assert!(d.len() <= 512 && *n >= 2);
+                    let inner: Vec<&[u8]> = batch::events(d).unwrap().collect();
+                    assert_eq!(inner.len(), *n);
+                    got.extend(inner.iter().map(|e| e.to_vec()));
+                }
+            }
+        }
+        assert_eq!(got, events);
+        // The 600-byte event can't share a 512-byte batch: it goes alone, as it is.
+        assert!(packed.contains(&batch::Packed::Single(12)));
+        // One event alone is never wrapped.
+        let mut out = Vec::new();
+        let mut one = Vec::new();
+        batch::pack([&events[0][..]], 1200, &mut out, |p| one.push(p));
+        assert_eq!((one, out.len()), (vec![batch::Packed::Single(0)], 0));
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!  receive thread ── classify once ──► bounded queue per worker, chosen by route
 //!    │                                  (source address, or session for sealed datagrams)
 //!  workers ── Handler::handle ──► single-address replies: sent by the worker (sendmmsg)
-//!    │   ▲                        fan-outs: split into chunks ──► sender pool queues
+//!    │   ▲                        fan-outs: whole, to the senders of their members
 //!    │   └── results ◄──┐         effects ──► effect threads (store, leases) / cluster queue
-//!  senders ── sendmmsg batches, resume after partial sends, count failures
+//!  senders ── each writes to its own members (by lane); what waits for one member goes
+//!             out together: BATCH datagrams for clients granted `batch`, one event per
+//!             datagram for classic ones; sendmmsg, resume after partial sends, count failures
 //!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
 //!  cluster (with --redis) ── events from Redis ──► Handler::cluster_input ──► replies, fan-outs
@@ -316,15 +318,17 @@ impl Server {
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
+        let senders = send_rxs.len();
         for (i, rx) in send_rxs.into_iter().enumerate() {
             let (socket, stats) = (socket(&self.socket)?, self.stats.clone());
             threads.push(
                 spawn(format!("sender-{i}"), move || {
-                    send::run_sender(socket, rx, stats)
+                    send::run_sender(socket, rx, i, senders, stats)
                 })
                 .map_err(ServerError::Thread)?,
             );
         }
+        let send_txs = send::SenderPool::new(send_txs);
 
         let workers = c.workers.max(1);
         let (work_txs, work_rxs): (Vec<_>, Vec<_>) =
@@ -412,7 +416,7 @@ impl Server {
         &self,
         cluster: Arc<Cluster>,
         handler: &Handler,
-        pool: &[crossbeam_channel::Sender<send::SendJob>],
+        pool: &send::SenderPool,
     ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
@@ -422,7 +426,7 @@ impl Server {
             .map_err(ServerError::Thread)?
         };
         let socket = self.socket.try_clone().map_err(ServerError::Socket)?;
-        let (senders, stats) = (pool.to_vec(), self.stats.clone());
+        let (senders, stats) = (pool.clone(), self.stats.clone());
         let (state, stop, handler) = (self.state.clone(), self.stop.clone(), handler.clone());
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
@@ -431,7 +435,7 @@ impl Server {
                 handler.cluster_input(input, &mut out);
             }
             for fanout in out.fanouts.drain(..) {
-                send::dispatch(fanout, &senders);
+                senders.dispatch(fanout);
             }
             if out.unicast_len() > 0 {
                 let replies: Vec<(&[u8], SocketAddr)> =

@@ -14,80 +14,174 @@
 //! `IP_RECVERR` stays off, so an ICMP port-unreachable from a departed client does not make
 //! later batches stop short (`docs/PERFORMANCE.md`).
 //!
-//! # Order
-//! A fan-out is split into chunks of [`CHUNK`] members; chunk `i` of a fan-out with key `k`
-//! (its channel) goes to sender `(k + i) % senders`. So the messages of one channel reach
-//! each member in the order the workers produced them, while a big channel still spreads
-//! over every sender.
+//! # Who sends to whom, and order
+//! Every member has a *lane*, a stable hash of its address computed when it joins
+//! ([`Member::lane`]); sender `i` of `n` writes to the members whose lane is `i` modulo
+//! `n`, for every fan-out of every channel. A fan-out is handed whole (one shared payload,
+//! one shared member snapshot) to each sender that has members in it, and each sender picks
+//! out its own. So:
+//! - one busy channel spreads over every sender, whatever its size;
+//! - all of a member's events pass through one FIFO queue, so it gets them in the order
+//!   they were queued;
+//! - the fan-outs of one channel are queued on all senders under one lock of
+//!   [`ORDER_STRIPES`] (chosen by the channel), so every sender holds them in the same
+//!   order, and every member of a channel sees its events in one order, the order in which
+//!   the workers dispatched them. That lock is held across the queue pushes of one fan-out,
+//!   which may wait for room: it is only ever taken alone, and the senders never take it,
+//!   so a push under it always completes.
+//!
+//! # Batches
+//! A sender takes what is waiting in its queue (up to [`JOBS_PER_ROUND`] fan-outs) and
+//! plans the round with [`Planner`]: classic members get one datagram per event, members
+//! granted `batch` get the round's events packed into BATCH datagrams of their size. When
+//! the sender keeps up, rounds hold one fan-out and nothing is batched; when a busy channel's
+//! fan-outs queue up behind it, they go out together. Nothing is ever held back to wait for
+//! more.
 
 use std::io;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 
-use super::stats::Stats;
+use super::stats::{Stats, Tally};
 use super::sys::{send_batch, MAX_BATCH};
+use crate::delivery::{Job, Planner};
 use crate::handler::Fanout;
+use crate::state::Member;
 
-/// Members per chunk of a fan-out handed to one sender.
-pub const CHUNK: usize = 1024;
-/// Fan-out chunks a sender takes off its queue before it writes them out together.
-const JOBS_PER_ROUND: usize = 64;
+/// Fan-outs a sender takes off its queue for one round: the most events one round can
+/// batch together for a member.
+pub const JOBS_PER_ROUND: usize = 64;
+/// Locks that order the fan-outs of channels across the senders (a channel uses one).
+pub const ORDER_STRIPES: usize = 64;
+/// A fan-out with at most this many members is queued only on its members' senders; a
+/// larger one goes to every sender (each picks out its own members).
+const SMALL_FANOUT: usize = 8;
 /// How often a persisting send error is logged at most.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// A part of a fan-out for one sender: the shared payload and a range of the members.
-#[derive(Debug)]
-pub struct SendJob {
-    payload: Arc<[u8]>,
-    dests: Arc<[SocketAddr]>,
-    range: Range<usize>,
+/// A fan-out as queued for one sender.
+pub type SendJob = Job;
+
+/// The sender of `member` among `senders`.
+pub fn sender_of(member: &Member, senders: usize) -> usize {
+    usize::from(member.lane) % senders.max(1)
 }
 
-/// Splits `fanout` into chunks and queues each on its sender.
-///
-/// Blocks while a sender's queue is full: that is the back-pressure that slows workers
-/// down (and, behind them, makes the receive thread drop) when the kernel can't keep up.
-/// Returns `false` when the pool is gone (shutdown).
-pub fn dispatch(fanout: Fanout, senders: &[Sender<SendJob>]) -> bool {
-    let n = senders.len() as u64;
-    let len = fanout.dests.len();
-    let mut ok = true;
-    for (i, start) in (0..len).step_by(CHUNK).enumerate() {
-        let job = SendJob {
-            payload: fanout.payload.clone(),
-            dests: fanout.dests.clone(),
-            range: start..(start + CHUNK).min(len),
-        };
-        let which = (fanout.key.wrapping_add(i as u64) % n) as usize;
-        ok &= senders[which].send(job).is_ok();
+/// The queues of the sender pool, as the workers and the cluster thread hold them.
+#[derive(Debug, Clone)]
+pub struct SenderPool {
+    queues: Vec<Sender<SendJob>>,
+    /// Makes the queue pushes of one fan-out atomic with respect to other fan-outs of its
+    /// channel (see the module docs); striped so unrelated channels rarely meet.
+    order: Arc<[Mutex<()>]>,
+}
+
+impl SenderPool {
+    /// A pool over these queues, sender `i` reading `queues[i]`.
+    pub fn new(queues: Vec<Sender<SendJob>>) -> Self {
+        SenderPool {
+            queues,
+            order: (0..ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
     }
-    ok
+
+    /// Number of senders.
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Whether the pool has no senders.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// Fan-outs waiting in each sender's queue.
+    pub fn depths(&self) -> Vec<usize> {
+        self.queues.iter().map(Sender::len).collect()
+    }
+
+    /// Queues `fanout` on the senders of its members.
+    ///
+    /// Blocks while a sender's queue is full: that is the back-pressure that slows workers
+    /// down (and, behind them, makes the receive thread drop) when the kernel can't keep up.
+    /// Returns `false` when the pool is gone (shutdown).
+    pub fn dispatch(&self, fanout: Fanout) -> bool {
+        let n = self.queues.len();
+        if n == 0 || fanout.members.is_empty() {
+            return true;
+        }
+        let mut small = [usize::MAX; SMALL_FANOUT];
+        let targets: &[usize] = if fanout.members.len() <= SMALL_FANOUT && n > 1 {
+            for (slot, m) in small.iter_mut().zip(fanout.members.iter()) {
+                *slot = sender_of(m, n);
+            }
+            let used = &mut small[..fanout.members.len()];
+            used.sort_unstable();
+            let mut k = 0;
+            for i in 0..used.len() {
+                if i == 0 || used[i] != used[k - 1] {
+                    used[k] = used[i];
+                    k += 1;
+                }
+            }
+            &small[..k]
+        } else {
+            &[]
+        };
+        let job = SendJob {
+            payload: fanout.payload,
+            members: fanout.members,
+        };
+        let _order = self.order[(fanout.key % ORDER_STRIPES as u64) as usize].lock();
+        let mut ok = true;
+        if targets.is_empty() {
+            for q in &self.queues {
+                ok &= q.send(job.clone()).is_ok();
+            }
+        } else {
+            for &i in targets {
+                ok &= self.queues[i].send(job.clone()).is_ok();
+            }
+        }
+        ok
+    }
 }
 
-/// Sends every datagram of `msgs`, resuming after partial batches and skipping the ones
-/// that fail (see the module's policy). Counts datagrams, bytes and errors in `stats`.
+/// Sends every datagram of `msgs`, one event each (replies), resuming after partial
+/// batches and skipping the ones that fail (see the module's policy). Counts datagrams,
+/// bytes, events and errors in `stats`.
 pub fn send_all(
     socket: &impl AsFd,
     msgs: &[(&[u8], SocketAddr)],
     stats: &Stats,
     log: &mut ErrorLog,
 ) {
+    send_counted(socket, msgs, None, stats, log);
+}
+
+/// As [`send_all`], where datagram `i` carries `events[i]` events (a BATCH carries several).
+fn send_counted(
+    socket: &impl AsFd,
+    msgs: &[(&[u8], SocketAddr)],
+    events: Option<&[u32]>,
+    stats: &Stats,
+    log: &mut ErrorLog,
+) {
+    let mut tally = Tally::default();
     let mut at = 0;
     let mut would_block = 0;
     while at < msgs.len() {
         match send_batch(socket, &msgs[at..]) {
             Ok(sent) => {
-                let bytes: usize = msgs[at..at + sent].iter().map(|(p, _)| p.len()).sum();
-                stats
-                    .datagrams_out
-                    .fetch_add(sent as u64, Ordering::Relaxed);
-                stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+                for i in at..at + sent {
+                    tally.sent(msgs[i].0.len(), events.map_or(1, |e| e[i]));
+                }
                 at += sent;
                 would_block = 0;
             }
@@ -104,6 +198,7 @@ pub fn send_all(
             }
         }
     }
+    tally.flush(stats);
 }
 
 /// Logs send errors at most once per [`LOG_EVERY`], with how many were suppressed.
@@ -140,10 +235,19 @@ impl Default for ErrorLog {
     }
 }
 
-/// A sender thread's loop: takes fan-out chunks until every worker has hung up (shutdown),
-/// writing them in batches of up to [`MAX_BATCH`] datagrams that may mix several chunks.
-pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<Stats>) {
+/// Sender `index` of `senders`: takes fan-outs until every worker has hung up (shutdown),
+/// a round at a time (what is waiting, up to [`JOBS_PER_ROUND`]), and writes its members'
+/// datagrams as the [`Planner`] lays them out, in `sendmmsg` batches of up to
+/// [`MAX_BATCH`].
+pub fn run_sender(
+    socket: socket2::Socket,
+    jobs: Receiver<SendJob>,
+    index: usize,
+    senders: usize,
+    stats: Arc<Stats>,
+) {
     let mut log = ErrorLog::new();
+    let mut planner = Planner::new();
     let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
     while let Ok(first) = jobs.recv() {
         round.push(first);
@@ -153,18 +257,20 @@ pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<S
                 Err(_) => break,
             }
         }
-        let mut batch: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
-        for job in &round {
-            for dest in &job.dests[job.range.clone()] {
-                batch.push((&job.payload, *dest));
-                if batch.len() == MAX_BATCH {
-                    send_all(&socket, &batch, &stats, &mut log);
-                    batch.clear();
-                }
+        planner.plan(&round, |m| sender_of(m, senders) == index);
+        let mut msgs: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+        let mut events: Vec<u32> = Vec::with_capacity(MAX_BATCH);
+        for (bytes, to, n) in planner.datagrams(&round) {
+            msgs.push((bytes, to));
+            events.push(n);
+            if msgs.len() == MAX_BATCH {
+                send_counted(&socket, &msgs, Some(&events), &stats, &mut log);
+                msgs.clear();
+                events.clear();
             }
         }
-        send_all(&socket, &batch, &stats, &mut log);
-        drop(batch);
+        send_counted(&socket, &msgs, Some(&events), &stats, &mut log);
+        drop(msgs);
         round.clear();
     }
 }
@@ -175,36 +281,47 @@ mod tests {
     use crossbeam_channel::bounded;
 
     fn fanout(members: usize, key: u64) -> Fanout {
-        let dests: Vec<SocketAddr> = (0..members)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)))
+        let members: Vec<Member> = (0..members)
+            .map(|i| Member::new(SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)), 0))
             .collect();
         Fanout {
             payload: Arc::from(&b"xy"[..]),
-            dests: dests.into(),
+            members: members.into(),
             key,
         }
     }
 
     #[test]
-    fn big_fanouts_spread_over_senders_in_chunks() {
+    fn a_big_fanout_goes_to_every_sender_and_each_takes_its_own_members() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| bounded(16)).unzip();
-        assert!(dispatch(fanout(CHUNK * 2 + 5, 1), &txs));
-        let got: Vec<Vec<Range<usize>>> = rxs
-            .iter()
-            .map(|rx| rx.try_iter().map(|j| j.range).collect())
-            .collect();
-        assert_eq!(got[1], vec![0..CHUNK]);
-        assert_eq!(got[2], vec![CHUNK..2 * CHUNK]);
-        assert_eq!(got[0], vec![2 * CHUNK..2 * CHUNK + 5]);
+        let pool = SenderPool::new(txs);
+        let f = fanout(1000, 1);
+        assert!(pool.dispatch(f.clone()));
+        let mut seen = 0;
+        for (i, rx) in rxs.iter().enumerate() {
+            let job = rx.try_recv().expect("every sender gets the fan-out");
+            assert!(Arc::ptr_eq(&job.members, &f.members), "shared, not copied");
+            let own = job.members.iter().filter(|m| sender_of(m, 3) == i).count();
+            // A hash spreads 1,000 members about evenly.
+            assert!((200..=470).contains(&own), "sender {i} has {own}");
+            seen += own;
+        }
+        assert_eq!(seen, 1000);
     }
 
     #[test]
-    fn same_key_goes_to_same_sender() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| bounded(16)).unzip();
-        dispatch(fanout(3, 7), &txs);
-        dispatch(fanout(4, 7), &txs);
-        assert_eq!(rxs[1].len(), 2);
-        assert_eq!(rxs[0].len(), 0);
+    fn a_small_fanout_goes_only_to_its_members_senders() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| bounded(16)).unzip();
+        let pool = SenderPool::new(txs);
+        let f = fanout(2, 7);
+        pool.dispatch(f.clone());
+        let mut want: Vec<usize> = f.members.iter().map(|m| sender_of(m, 4)).collect();
+        want.dedup();
+        want.sort();
+        want.dedup();
+        let got: Vec<usize> = (0..4).filter(|&i| !rxs[i].is_empty()).collect();
+        assert_eq!(got, want);
+        assert!(rxs.iter().all(|rx| rx.len() <= 1));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-pub use channel::{Channel, ChannelId};
+pub use channel::{lane_of, Channel, ChannelId, Member};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
 
 use crate::auth::{ReplayWindow, Sealed, SessionKeys};
@@ -111,7 +111,7 @@ pub enum ClaimError {
 #[derive(Debug, Clone)]
 pub enum Joined {
     /// The user was not a member: these members were there before and are to be told.
-    New(Arc<[SocketAddr]>),
+    New(Arc<[Member]>),
     /// The user was a member already (the channel only became current).
     Again,
 }
@@ -120,7 +120,7 @@ pub enum Joined {
 #[derive(Debug, Clone)]
 pub struct Parted {
     /// The members left, to be told.
-    pub rest: Arc<[SocketAddr]>,
+    pub rest: Arc<[Member]>,
     /// Whether the channel was the user's current one.
     pub was_current: bool,
     /// The user's current channel after the part.
@@ -133,7 +133,7 @@ pub struct Departed {
     /// The record as it was.
     pub user: User,
     /// Each channel it was in and the members left there.
-    pub parts: Vec<(ChannelId, Arc<[SocketAddr]>)>,
+    pub parts: Vec<(ChannelId, Arc<[Member]>)>,
 }
 
 /// What a sealed datagram's check found.
@@ -391,7 +391,7 @@ impl State {
         self.channel(id)
             .snapshot()
             .iter()
-            .filter_map(|a| self.user(*a))
+            .filter_map(|m| self.user(m.addr))
             .collect()
     }
 
@@ -440,11 +440,14 @@ impl State {
     /// Puts the user at `addr` into channel `id` and makes it current. Returns `None` if
     /// there is no such user or it would be in more than `max` channels.
     pub fn join(&self, addr: SocketAddr, id: ChannelId, max: usize) -> Option<Joined> {
-        let channels = self.users.get(&addr).map(|u| u.channels.clone())?;
+        let (channels, caps) = self
+            .users
+            .get(&addr)
+            .map(|u| (u.channels.clone(), u.caps))?;
         if !channels.contains(&id) && channels.len() >= max {
             return None;
         }
-        let joined = match self.channel(id).add(addr) {
+        let joined = match self.channel(id).add(addr, caps.batch.unwrap_or(0)) {
             Some(before) => Joined::New(before),
             None => Joined::Again,
         };
@@ -469,9 +472,19 @@ impl State {
     }
 
     /// Sets the caps of the user at `addr`.
+    /// Sets the caps of the user at `addr`, and its batch size in the member lists of its
+    /// channels (so fan-outs from now on deliver as it asked).
     pub fn set_caps(&self, addr: SocketAddr, caps: Caps) {
-        if let Some(mut u) = self.users.get_mut(&addr) {
-            u.caps = caps;
+        let channels = match self.users.get_mut(&addr) {
+            Some(mut u) => {
+                u.caps = caps;
+                u.channels.clone()
+            }
+            None => return,
+        };
+        // The user guard is gone: channel locks are never taken under it.
+        for id in channels {
+            self.channel(id).set_batch(addr, caps.batch.unwrap_or(0));
         }
     }
 
@@ -661,12 +674,16 @@ impl State {
         for (id, ch) in self.channels.iter().enumerate() {
             let snapshot = ch.snapshot();
             member_total += snapshot.len();
-            for addr in snapshot.iter() {
-                let Some(u) = self.users.get(addr) else {
+            for m in snapshot.iter() {
+                let addr = m.addr;
+                let Some(u) = self.users.get(&addr) else {
                     return Err(format!("{addr} is in {} but not logged in", ch.title));
                 };
                 if !u.channels.contains(&(id as ChannelId)) {
                     return Err(format!("{} in {} does not list it", u.nick, ch.title));
+                }
+                if m.batch != u.caps.batch.unwrap_or(0) {
+                    return Err(format!("{}'s batch size in {} is stale", u.nick, ch.title));
                 }
             }
         }
@@ -787,7 +804,7 @@ mod tests {
         state.check_invariants().unwrap();
         let gone = state.depart(addr(1)).unwrap();
         assert_eq!(gone.parts.len(), 1);
-        assert_eq!(&gone.parts[0].1[..], &[addr(2)]);
+        assert_eq!(gone.parts[0].1[0].addr, addr(2));
         assert!(state.watchers_of("bob").is_empty());
         assert!(!state.has_session(id));
         state.check_invariants().unwrap();
@@ -809,7 +826,7 @@ mod tests {
         assert!(!state.move_user(id, addr(1), addr(3)));
         assert!(state.move_user(id, addr(1), addr(2)));
         assert_eq!(state.address_of("ANN"), Some(addr(2)));
-        assert_eq!(&state.channel(2).snapshot()[..], &[addr(2)]);
+        assert_eq!(state.channel(2).snapshot()[0].addr, addr(2));
         assert_eq!(state.watchers_of("cid"), vec![addr(2)]);
         assert_eq!(state.presence(addr(2)), Presence::Protected(id));
         state.check_invariants().unwrap();
