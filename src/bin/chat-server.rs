@@ -63,6 +63,12 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     senders: Option<u16>,
 
+    /// Microseconds a sender waits, after the first fan-out of a round, for more to batch
+    /// with it (clients granted `batch` only get fuller batches from it). 0, the default:
+    /// never wait; batches form only from fan-outs already queued. At most 1000.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    batch_window_us: u64,
+
     /// Largest datagram accepted, in bytes; longer ones get `ERROR datagram too long`.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM as u32,
           value_parser = clap::value_parser!(u32).range(64..=MAX_UDP_PAYLOAD as i64))]
@@ -242,6 +248,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         check_interval: Duration::from_secs(args.check_interval),
         workers: args.workers.map_or_else(default_threads, usize::from),
         senders: args.senders.map_or_else(default_threads, usize::from),
+        batch_window: Duration::from_micros(args.batch_window_us),
         max_datagram: args.max_datagram as usize,
         max_users: args.max_users as usize,
         sndbuf: args.sndbuf,

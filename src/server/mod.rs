@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Sender threads.
     pub senders: usize,
+    /// How long a sender waits after the first fan-out of a round for more to batch with it
+    /// (zero: never; batches form only from what is already queued). The command line
+    /// allows at most 1 ms; tests set longer windows to make batching deterministic.
+    pub batch_window: Duration,
     /// Largest datagram accepted, in bytes.
     pub max_datagram: usize,
     /// Most users logged in at once.
@@ -108,6 +112,7 @@ impl Default for ServerConfig {
             check_interval: Duration::from_secs(30),
             workers: default_threads(),
             senders: default_threads(),
+            batch_window: Duration::ZERO,
             max_datagram: DEFAULT_MAX_DATAGRAM,
             max_users: 100_000,
             sndbuf: 4 << 20,
@@ -320,12 +325,16 @@ impl Server {
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
         let senders = send_rxs.len();
         for (i, rx) in send_rxs.into_iter().enumerate() {
-            let (socket, stats) = (socket(&self.socket)?, self.stats.clone());
+            let sender = send::Sender {
+                socket: socket(&self.socket)?,
+                index: i,
+                senders,
+                window: c.batch_window,
+                stats: self.stats.clone(),
+            };
             threads.push(
-                spawn(format!("sender-{i}"), move || {
-                    send::run_sender(socket, rx, i, senders, stats)
-                })
-                .map_err(ServerError::Thread)?,
+                spawn(format!("sender-{i}"), move || sender.run(rx))
+                    .map_err(ServerError::Thread)?,
             );
         }
         let send_txs = send::SenderPool::new(send_txs);

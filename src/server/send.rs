@@ -45,7 +45,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::stats::{Stats, Tally};
@@ -76,7 +76,7 @@ pub fn sender_of(member: &Member, senders: usize) -> usize {
 /// The queues of the sender pool, as the workers and the cluster thread hold them.
 #[derive(Debug, Clone)]
 pub struct SenderPool {
-    queues: Vec<Sender<SendJob>>,
+    queues: Vec<crossbeam_channel::Sender<SendJob>>,
     /// Makes the queue pushes of one fan-out atomic with respect to other fan-outs of its
     /// channel (see the module docs); striped so unrelated channels rarely meet.
     order: Arc<[Mutex<()>]>,
@@ -84,7 +84,7 @@ pub struct SenderPool {
 
 impl SenderPool {
     /// A pool over these queues, sender `i` reading `queues[i]`.
-    pub fn new(queues: Vec<Sender<SendJob>>) -> Self {
+    pub fn new(queues: Vec<crossbeam_channel::Sender<SendJob>>) -> Self {
         SenderPool {
             queues,
             order: (0..ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -103,7 +103,7 @@ impl SenderPool {
 
     /// Fan-outs waiting in each sender's queue.
     pub fn depths(&self) -> Vec<usize> {
-        self.queues.iter().map(Sender::len).collect()
+        self.queues.iter().map(|q| q.len()).collect()
     }
 
     /// Queues `fanout` on the senders of its members.
@@ -235,43 +235,59 @@ impl Default for ErrorLog {
     }
 }
 
-/// Sender `index` of `senders`: takes fan-outs until every worker has hung up (shutdown),
-/// a round at a time (what is waiting, up to [`JOBS_PER_ROUND`]), and writes its members'
-/// datagrams as the [`Planner`] lays them out, in `sendmmsg` batches of up to
-/// [`MAX_BATCH`].
-pub fn run_sender(
-    socket: socket2::Socket,
-    jobs: Receiver<SendJob>,
-    index: usize,
-    senders: usize,
-    stats: Arc<Stats>,
-) {
-    let mut log = ErrorLog::new();
-    let mut planner = Planner::new();
-    let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
-    while let Ok(first) = jobs.recv() {
-        round.push(first);
-        while round.len() < JOBS_PER_ROUND {
-            match jobs.try_recv() {
-                Ok(job) => round.push(job),
-                Err(_) => break,
+/// One sender thread of the pool.
+pub struct Sender {
+    /// The socket it writes to.
+    pub socket: socket2::Socket,
+    /// Its index in the pool: it serves the members whose lane is `index` modulo `senders`.
+    pub index: usize,
+    /// Size of the pool.
+    pub senders: usize,
+    /// How long to wait for more fan-outs after the first of a round (zero: never).
+    pub window: Duration,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Sender {
+    /// Takes fan-outs until every worker has hung up (shutdown), a round at a time (what is
+    /// waiting, up to [`JOBS_PER_ROUND`]), and writes its members' datagrams as the
+    /// [`Planner`] lays them out, in `sendmmsg` batches of up to [`MAX_BATCH`].
+    pub fn run(self, jobs: Receiver<SendJob>) {
+        let mut log = ErrorLog::new();
+        let mut planner = Planner::new();
+        let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
+        while let Ok(first) = jobs.recv() {
+            round.push(first);
+            let deadline = Instant::now() + self.window;
+            while round.len() < JOBS_PER_ROUND {
+                let next = if self.window.is_zero() {
+                    jobs.try_recv().ok()
+                } else {
+                    jobs.recv_deadline(deadline).ok()
+                };
+                match next {
+                    Some(job) => round.push(job),
+                    None => break,
+                }
             }
-        }
-        planner.plan(&round, |m| sender_of(m, senders) == index);
-        let mut msgs: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
-        let mut events: Vec<u32> = Vec::with_capacity(MAX_BATCH);
-        for (bytes, to, n) in planner.datagrams(&round) {
-            msgs.push((bytes, to));
-            events.push(n);
-            if msgs.len() == MAX_BATCH {
-                send_counted(&socket, &msgs, Some(&events), &stats, &mut log);
-                msgs.clear();
-                events.clear();
+            let (index, senders) = (self.index, self.senders);
+            planner.plan(&round, |m| sender_of(m, senders) == index);
+            let mut msgs: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+            let mut events: Vec<u32> = Vec::with_capacity(MAX_BATCH);
+            for (bytes, to, n) in planner.datagrams(&round) {
+                msgs.push((bytes, to));
+                events.push(n);
+                if msgs.len() == MAX_BATCH {
+                    send_counted(&self.socket, &msgs, Some(&events), &self.stats, &mut log);
+                    msgs.clear();
+                    events.clear();
+                }
             }
+            send_counted(&self.socket, &msgs, Some(&events), &self.stats, &mut log);
+            drop(msgs);
+            round.clear();
         }
-        send_counted(&socket, &msgs, Some(&events), &stats, &mut log);
-        drop(msgs);
-        round.clear();
     }
 }
 

@@ -811,6 +811,28 @@ mod tests {
     }
 
     #[test]
+    fn caps_reach_the_member_lists_of_every_channel() {
+        let state = State::new(&crate::config::classic_channels(), 10);
+        let now = Instant::now();
+        state.claim(addr(1), "ann", now).unwrap();
+        state.join(addr(1), 0, 64).unwrap();
+        state.join(addr(1), 3, 64).unwrap();
+        let caps = Caps {
+            batch: Some(4000),
+            multicast: false,
+        };
+        state.set_caps(addr(1), caps);
+        assert_eq!(state.channel(0).snapshot()[0].batch, 4000);
+        assert_eq!(state.channel(3).snapshot()[0].batch, 4000);
+        // A channel joined later takes the size at once.
+        state.join(addr(1), 2, 64).unwrap();
+        assert_eq!(state.channel(2).snapshot()[0].batch, 4000);
+        state.set_caps(addr(1), Caps::default());
+        assert_eq!(state.channel(2).snapshot()[0].batch, 0);
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
     fn a_move_takes_the_whole_user_along() {
         let state = State::new(&crate::config::classic_channels(), 10);
         let now = Instant::now();
