@@ -1,6 +1,7 @@
 //! Drives the real `chat-client` from pipes, as a script would: commands line by line,
 //! plain output, exit after end of input; login retries against a silent port, a
-//! nickname in use, `/login`, SIGTERM, and escape sequences arriving defused.
+//! nickname in use, `/login`, SIGTERM, escape sequences arriving defused, batched
+//! delivery, and a classic server that does not know CAPS_REQ.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use udpchat::client::command::HELP;
-use udpchat::protocol::{Request, DEFAULT_MAX_DATAGRAM};
+use udpchat::protocol::{code, encode_raw, errors, Request, DEFAULT_MAX_DATAGRAM};
 use udpchat::server::RunningServer;
 
 /// The longest any one wait in these tests lasts.
@@ -300,5 +301,95 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0,
         "the client sealed every datagram of its session"
+    );
+}
+
+#[test]
+fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
+    // A sender window makes the burst below arrive as batches on any machine.
+    let server = common::server_with(|c| {
+        c.senders = 1;
+        c.batch_window = Duration::from_millis(300);
+    });
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let granted = server
+        .state()
+        .users()
+        .into_iter()
+        .find(|(_, u)| &*u.nick == "ann")
+        .map(|(_, u)| u.caps.batch);
+    assert_eq!(granted, Some(Some(1200)), "the client asked for batch");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    let sent_before = server.stats().events_out - server.stats().datagrams_out;
+    for i in 0..12 {
+        bob.send(Request::SendPublic {
+            text: &format!("line {i}"),
+        });
+    }
+    for i in 0..12 {
+        ann.expect_line(&format!("\tbob [Pets]: line {i}"));
+    }
+    let batched = server.stats().events_out - server.stats().datagrams_out - sent_before;
+    assert!(batched > 0, "some events shared a datagram");
+    let (status, lines) = ann.finish();
+    assert!(status.success());
+    assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_classic_server_that_does_not_know_caps_req_is_fine() {
+    // A part-1 server: LOGIN_ACK for a login, `ERROR unimplemented event code` for
+    // anything it does not know (CAPS_REQ included), nothing for LOGOFF.
+    let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
+    classic
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let port = classic.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut codes = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = classic.recv_from(&mut buf) else {
+                    continue;
+                };
+                let code = u16::from_be_bytes([buf[0], buf[1]]);
+                codes.push((code, String::from_utf8_lossy(&buf[2..n]).to_string()));
+                let mut answer = Vec::new();
+                match code {
+                    code::LOGIN_REQ => encode_raw(code::LOGIN_ACK, "ann", &mut answer),
+                    code::LOGOFF => continue,
+                    _ => encode_raw(code::ERROR, errors::UNIMPLEMENTED, &mut answer),
+                }
+                classic.send_to(&answer, from).unwrap();
+            }
+            codes
+        })
+    };
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    // Let the answer to CAPS_REQ arrive before the next request.
+    thread::sleep(Duration::from_millis(300));
+    ann.send("/who a\n");
+    let (status, lines) = ann.finish();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let codes = seen.join().unwrap();
+    assert!(status.success());
+    assert!(codes.contains(&(code::CAPS_REQ, "batch".to_string())), "{codes:?}");
+    // The answer to CAPS_REQ is not news for the user; the one to /who is.
+    assert_eq!(
+        lines,
+        [
+            "trying to log in (1)...",
+            "\tLog in successful. Welcome ann.",
+            "\t** ERROR: unimplemented event code **",
+        ],
+        "{lines:#?}"
     );
 }

@@ -18,6 +18,7 @@
 pub mod command;
 pub mod render;
 mod term;
+pub mod unpack;
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -51,6 +52,9 @@ const PACE_MAX: Duration = Duration::from_secs(1);
 /// Lines waiting for the printer; when full, the receive thread waits, and datagrams
 /// arriving meanwhile queue in (or drop from) the socket buffer like any other UDP loss.
 const OUTPUT_QUEUE: usize = 1024;
+/// How long after CAPS_REQ an `ERROR unimplemented event code` is taken as a classic
+/// server's answer to it.
+const CAPS_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// What the client is told on its command line.
 #[derive(Debug, Clone)]
@@ -117,6 +121,7 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         last_traffic: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
         session: Mutex::new(None),
+        caps_asked: Mutex::new(None),
     });
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
@@ -197,6 +202,9 @@ struct Shared {
     /// After a password login: the session keys and the last counter used. Every datagram
     /// is then sealed, so nobody who merely forges our address can speak for us.
     session: Mutex<Option<(SessionKeys, u64)>>,
+    /// When CAPS_REQ was last sent and not yet answered: a classic server answers it with
+    /// `ERROR unimplemented event code`, which is then the answer, not news for the user.
+    caps_asked: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -216,6 +224,13 @@ impl Shared {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
             other => other.map(drop),
         }
+    }
+
+    /// Asks for batched delivery (part 4) after a login; a server that does not answer, or
+    /// does not know the request, simply delivers one event per datagram.
+    fn ask_caps(&self) {
+        *self.caps_asked.lock() = Some(Instant::now());
+        let _ = self.send(&Request::Caps { caps: "batch" });
     }
 
     /// Sends LOGOFF if logged in, and forgets the nickname.
@@ -299,30 +314,44 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
         };
         *shared.last_traffic.lock() = Instant::now();
         // Codes this client does not know (later extensions) and malformed datagrams
-        // are skipped: a server may speak more than part 1.
-        let Ok(event) = Event::decode(&buf[..len]) else {
-            continue;
-        };
-        if let Event::LoginAck { nick } = event {
-            // Known as logged in before the line is shown: a signal right after it must
-            // still log off.
-            *shared.nick.lock() = Some(nick.to_string());
+        // are skipped: a server may speak more than part 1. A BATCH is its events.
+        for event in unpack::unpack(&buf[..len]) {
+            handle_event(shared, out, login, event);
         }
-        if render::shown(&event) {
-            out.line(render::render(&event));
+    }
+}
+
+/// Shows one event from the server and passes login answers to the main thread.
+fn handle_event(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>, event: Event<'_>) {
+    match event {
+        Event::CapsAck { .. } => *shared.caps_asked.lock() = None,
+        Event::Error { message } if message == errors::UNIMPLEMENTED => {
+            let asked = shared.caps_asked.lock().take();
+            if asked.is_some_and(|t| t.elapsed() < CAPS_ANSWER_WAIT) {
+                return; // a classic server's answer to CAPS_REQ: no caps
+            }
         }
-        let answer = match event {
-            Event::LoginAck { .. } => Some(LoginAnswer::Accepted),
-            Event::Error { message } => Some(LoginAnswer::Refused(message.to_string())),
-            Event::AuthChallenge { message } => Some(LoginAnswer::Challenge(message.into())),
-            Event::RegisterResp { message } => Some(LoginAnswer::RegisterResponse(message.into())),
-            Event::AccountAck { .. } => Some(LoginAnswer::AccountDone),
-            _ => None,
-        };
-        if let Some(answer) = answer {
-            // Nobody waits outside a login; then the queue fills and the rest is dropped.
-            let _ = login.try_send(answer);
-        }
+        _ => {}
+    }
+    if let Event::LoginAck { nick } = event {
+        // Known as logged in before the line is shown: a signal right after it must
+        // still log off.
+        *shared.nick.lock() = Some(nick.to_string());
+    }
+    if render::shown(&event) {
+        out.line(render::render(&event));
+    }
+    let answer = match event {
+        Event::LoginAck { .. } => Some(LoginAnswer::Accepted),
+        Event::Error { message } => Some(LoginAnswer::Refused(message.to_string())),
+        Event::AuthChallenge { message } => Some(LoginAnswer::Challenge(message.into())),
+        Event::RegisterResp { message } => Some(LoginAnswer::RegisterResponse(message.into())),
+        Event::AccountAck { .. } => Some(LoginAnswer::AccountDone),
+        _ => None,
+    };
+    if let Some(answer) = answer {
+        // Nobody waits outside a login; then the queue fills and the rest is dropped.
+        let _ = login.try_send(answer);
     }
 }
 
@@ -436,6 +465,7 @@ impl Session {
             match self.try_login(&nick) {
                 Some(LoginAnswer::Accepted) => {
                     *self.shared.nick.lock() = Some(nick);
+                    self.shared.ask_caps();
                     return Login::Accepted;
                 }
                 Some(LoginAnswer::Refused(message)) if message == errors::NICK_REGISTERED => {
@@ -515,6 +545,8 @@ impl Session {
                     match self.login_rx.recv_deadline(deadline) {
                         Ok(LoginAnswer::Accepted) => {
                             *self.shared.session.lock() = Some((keys, 0));
+                            // A password login is a new login: caps are asked again.
+                            self.shared.ask_caps();
                             return Auth::Accepted;
                         }
                         Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
@@ -695,6 +727,7 @@ mod tests {
             last_traffic: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             session: Mutex::new(None),
+            caps_asked: Mutex::new(None),
         });
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let every = Duration::from_millis(20);
