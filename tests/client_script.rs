@@ -381,7 +381,10 @@ fn a_classic_server_that_does_not_know_caps_req_is_fine() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let codes = seen.join().unwrap();
     assert!(status.success());
-    assert!(codes.contains(&(code::CAPS_REQ, "batch".to_string())), "{codes:?}");
+    assert!(
+        codes.contains(&(code::CAPS_REQ, "batch".to_string())),
+        "{codes:?}"
+    );
     // The answer to CAPS_REQ is not news for the user; the one to /who is.
     assert_eq!(
         lines,

@@ -1,9 +1,11 @@
 //! The simulated clients: one UDP socket each, bound to addresses spread over 127.0.0.0/8,
 //! read by a few receiver threads polling many sockets each (never a thread per client).
 //!
-//! Receivers decode every datagram: acknowledgements move a member's status on, PUBLIC_MSGs
-//! are counted and their latency taken from the intended send time written in the text,
-//! USER_JOINS/USER_PARTS only note that the server is still busy with membership changes.
+//! Receivers decode every datagram, and every event of a BATCH (part 4) as if it had come
+//! alone: acknowledgements move a member's status on, PUBLIC_MSGs are counted and their
+//! latency taken from the intended send time written in the text, USER_JOINS/USER_PARTS
+//! only note that the server is still busy with membership changes. Datagrams that carried
+//! deliveries are counted too, so a report shows events per datagram.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -17,7 +19,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use udpchat::protocol::{errors, Event};
+use udpchat::protocol::{batch, code, errors, Event};
 
 use crate::sys::now_ns;
 
@@ -25,6 +27,8 @@ use crate::sys::now_ns;
 pub const LOGGED_IN: u8 = 1;
 /// Status bit: JOIN_ACK received for the channel of the current step.
 pub const JOINED: u8 = 2;
+/// Status bit: CAPS_ACK received (the member asked for batches).
+pub const CAPS: u8 = 4;
 
 /// Sender nickname the raw blaster puts in its datagrams, so receivers count them apart.
 pub const RAW_SENDER: &str = "~raw";
@@ -45,6 +49,8 @@ pub fn nickname(run_id: u32, global: usize) -> String {
 pub struct Counters {
     /// PUBLIC_MSGs from the server.
     pub public: AtomicU64,
+    /// Datagrams from the server that carried PUBLIC_MSGs (one each, or a BATCH of them).
+    pub public_datagrams: AtomicU64,
     /// PUBLIC_MSGs from the raw blaster.
     pub raw: AtomicU64,
     /// USER_JOINS and USER_PARTS.
@@ -79,10 +85,46 @@ pub struct Shared {
     pub counters: Counters,
     /// Tells the receivers to stop.
     pub stop: AtomicBool,
-    /// Bumped to make each receiver hand in its latency histogram and start a new one.
+    /// Whether each member asks for batches (`--batch`; every other one with `--mixed`).
+    pub batch: Vec<bool>,
+    /// Bumped to make each receiver hand in its latency histograms and start new ones.
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
-    pub handed_in: Mutex<Vec<(u64, Histogram<u64>)>>,
+    pub handed_in: Mutex<Vec<(u64, Hists)>>,
+}
+
+/// Latency histograms of one receiver (microseconds), kept apart by who received what.
+#[derive(Debug, Clone)]
+pub struct Hists {
+    /// Server deliveries to every member.
+    pub all: Histogram<u64>,
+    /// Server deliveries to members that asked for batches.
+    pub batch: Histogram<u64>,
+    /// Server deliveries to classic members.
+    pub classic: Histogram<u64>,
+    /// The raw blaster's datagrams.
+    pub raw: Histogram<u64>,
+}
+
+impl Default for Hists {
+    fn default() -> Self {
+        Hists {
+            all: new_histogram(),
+            batch: new_histogram(),
+            classic: new_histogram(),
+            raw: new_histogram(),
+        }
+    }
+}
+
+impl Hists {
+    /// Adds `other`'s samples.
+    pub fn add(&mut self, other: &Hists) {
+        let _ = self.all.add(&other.all);
+        let _ = self.batch.add(&other.batch);
+        let _ = self.classic.add(&other.classic);
+        let _ = self.raw.add(&other.raw);
+    }
 }
 
 /// The members and their receiver threads.
@@ -94,7 +136,8 @@ pub struct Members {
 
 impl Members {
     /// Binds one socket per global index in `globals` and starts `threads` receivers; the
-    /// member of global index `g` talks to `servers[g % servers.len()]`.
+    /// member of global index `g` talks to `servers[g % servers.len()]` and asks for batches
+    /// if `batch(g)`.
     ///
     /// # Errors
     /// A socket that can't be bound (out of files or ports) or a poller that can't start.
@@ -103,6 +146,7 @@ impl Members {
         servers: &[SocketAddr],
         threads: usize,
         rcvbuf: usize,
+        batch: impl Fn(usize) -> bool,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
         let mut sockets = Vec::with_capacity(globals.len());
@@ -120,6 +164,7 @@ impl Members {
         let shared = Arc::new(Shared {
             sockets,
             server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
+            batch: globals.iter().map(|&g| batch(g)).collect(),
             global: globals,
             status: (0..n).map(|_| AtomicU8::new(0)).collect(),
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),
@@ -167,9 +212,9 @@ impl Members {
     }
 
     /// The latency recorded since the last call (or the start), merged over receivers.
-    pub fn take_latency(&self) -> Histogram<u64> {
+    pub fn take_latency(&self) -> Hists {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::Relaxed);
-        let mut merged = new_histogram();
+        let mut merged = Hists::default();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         let mut got = 0;
         while got < self.receivers.len() && std::time::Instant::now() < deadline {
@@ -178,7 +223,7 @@ impl Members {
                 for (e, h) in v.drain(..) {
                     if e == epoch {
                         got += 1;
-                        let _ = merged.add(&h);
+                        merged.add(&h);
                     }
                 }
             }
@@ -200,16 +245,25 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
 }
 
+/// What one receiver has counted since it last added to the shared counters.
+#[derive(Default)]
+struct Tally {
+    public: u64,
+    public_datagrams: u64,
+    raw: u64,
+    membership: u64,
+}
+
 fn receive_loop(mut poll: Poll, shared: &Shared) {
     let mut events = Events::with_capacity(1024);
-    let mut hist = new_histogram();
+    let mut hists = Hists::default();
     let mut buf = vec![0u8; 65536];
     let c = &shared.counters;
     let mut epoch = shared.epoch.load(Ordering::Relaxed);
     while !shared.stop.load(Ordering::Relaxed) {
         let now_epoch = shared.epoch.load(Ordering::Relaxed);
         if now_epoch != epoch {
-            let h = std::mem::replace(&mut hist, new_histogram());
+            let h = std::mem::take(&mut hists);
             if let Ok(mut v) = shared.handed_in.lock() {
                 v.push((epoch, h));
             }
@@ -221,7 +275,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
         {
             continue;
         }
-        let (mut public, mut raw, mut membership) = (0u64, 0u64, 0u64);
+        let mut t = Tally::default();
         for ev in events.iter() {
             let i = ev.token().0;
             let Some(sock) = shared.sockets.get(i) else {
@@ -236,53 +290,91 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                     // ICMP errors queued on the socket (e.g. a refused send): read past them.
                     Err(_) => continue,
                 };
-                match Event::decode(&buf[..len]) {
-                    Ok(Event::PublicMsg { sender, text, .. }) => {
-                        if sender == RAW_SENDER {
-                            raw += 1;
-                            continue;
-                        }
-                        public += 1;
-                        match parse_text(text) {
-                            Some((sent_ns, slot)) => {
-                                let lat = now_ns().saturating_sub(sent_ns) / 1000;
-                                hist.saturating_record(lat.max(1));
-                                own_message_back(shared, i, slot);
-                            }
-                            None => {
-                                c.garbage.fetch_add(1, Ordering::Relaxed);
+                let d = &buf[..len];
+                let before = t.public;
+                if d.starts_with(&code::BATCH.to_be_bytes()) {
+                    match batch::events(d) {
+                        Ok(entries) => {
+                            for e in entries {
+                                one_event(shared, i, e, &mut t, &mut hists);
                             }
                         }
-                    }
-                    Ok(Event::UserJoins { .. } | Event::UserParts { .. }) => membership += 1,
-                    Ok(Event::LoginAck { .. }) => {
-                        shared.status[i].fetch_or(LOGGED_IN, Ordering::Relaxed);
-                    }
-                    Ok(Event::JoinAck(_)) => {
-                        shared.status[i].fetch_or(JOINED, Ordering::Relaxed);
-                    }
-                    Ok(Event::Error { message }) => {
-                        c.errors.fetch_add(1, Ordering::Relaxed);
-                        if message == errors::PLEASE_LOG_IN {
-                            c.expired.fetch_add(1, Ordering::Relaxed);
+                        Err(_) => {
+                            c.garbage.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Ok(_) => {}
-                    Err(_) => {
-                        c.garbage.fetch_add(1, Ordering::Relaxed);
-                    }
+                } else {
+                    one_event(shared, i, d, &mut t, &mut hists);
+                }
+                if t.public > before {
+                    t.public_datagrams += 1;
                 }
             }
         }
         let now = now_ns();
-        if public + raw > 0 {
-            c.public.fetch_add(public, Ordering::Relaxed);
-            c.raw.fetch_add(raw, Ordering::Relaxed);
+        if t.public + t.raw > 0 {
+            c.public.fetch_add(t.public, Ordering::Relaxed);
+            c.public_datagrams
+                .fetch_add(t.public_datagrams, Ordering::Relaxed);
+            c.raw.fetch_add(t.raw, Ordering::Relaxed);
             c.last_public_ns.store(now, Ordering::Relaxed);
         }
-        if membership > 0 {
-            c.membership.fetch_add(membership, Ordering::Relaxed);
+        if t.membership > 0 {
+            c.membership.fetch_add(t.membership, Ordering::Relaxed);
             c.last_membership_ns.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Handles one event for member `i`: a datagram of its own, or an entry of a BATCH.
+fn one_event(shared: &Shared, i: usize, bytes: &[u8], t: &mut Tally, hists: &mut Hists) {
+    let c = &shared.counters;
+    match Event::decode(bytes) {
+        Ok(Event::PublicMsg { sender, text, .. }) => {
+            if sender == RAW_SENDER {
+                t.raw += 1;
+                if let Some(sent_ns) = parse_intended(text) {
+                    let lat = now_ns().saturating_sub(sent_ns) / 1000;
+                    hists.raw.saturating_record(lat.max(1));
+                }
+                return;
+            }
+            t.public += 1;
+            match parse_text(text) {
+                Some((sent_ns, slot)) => {
+                    let lat = (now_ns().saturating_sub(sent_ns) / 1000).max(1);
+                    hists.all.saturating_record(lat);
+                    if shared.batch[i] {
+                        hists.batch.saturating_record(lat);
+                    } else {
+                        hists.classic.saturating_record(lat);
+                    }
+                    own_message_back(shared, i, slot);
+                }
+                None => {
+                    c.garbage.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(Event::UserJoins { .. } | Event::UserParts { .. }) => t.membership += 1,
+        Ok(Event::LoginAck { .. }) => {
+            shared.status[i].fetch_or(LOGGED_IN, Ordering::Relaxed);
+        }
+        Ok(Event::JoinAck(_)) => {
+            shared.status[i].fetch_or(JOINED, Ordering::Relaxed);
+        }
+        Ok(Event::CapsAck { .. }) => {
+            shared.status[i].fetch_or(CAPS, Ordering::Relaxed);
+        }
+        Ok(Event::Error { message }) => {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+            if message == errors::PLEASE_LOG_IN {
+                c.expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(_) => {}
+        Err(_) => {
+            c.garbage.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -313,6 +405,11 @@ pub fn message_text(seq: u64, intended_ns: u64, publisher: usize, size: usize) -
     s
 }
 
+/// Reads the intended send time back from a message text.
+pub fn parse_intended(text: &str) -> Option<u64> {
+    text.split(' ').nth(1)?.parse().ok()
+}
+
 /// Reads the intended send time and the publisher's global index back from a message text.
 pub fn parse_text(text: &str) -> Option<(u64, u32)> {
     let mut f = text.split(' ');
@@ -331,6 +428,7 @@ mod tests {
         let t = message_text(7, 123_456_789, 3, 64);
         assert_eq!(t.len(), 64);
         assert_eq!(parse_text(&t), Some((123_456_789, 3)));
+        assert_eq!(parse_intended(&t), Some(123_456_789));
         assert_eq!(parse_text("garbage"), None);
     }
 

@@ -37,7 +37,7 @@ fn measure(
     pb: &Progress,
 ) -> anyhow::Result<Report> {
     let mut watch = ServerWatch::new(&args.server_pid);
-    let login = scenario::login(ms, step, run_id, pb);
+    let login = scenario::login(ms, args, step, run_id, pb);
     pb.println(format!(
         "logged in {}/{} in {:.2} s: {:.0} logins/s ({} requests)",
         login.done,
@@ -47,21 +47,23 @@ fn measure(
         login.attempts
     ));
     watch.logged_in(login.done);
-    let (join, settle_s, joined_per_channel) = scenario::join(ms, args, step, pb);
+    let (join, settle_s, fill_s, joined_per_channel) = scenario::join(ms, args, step, pb);
     pb.println(format!(
-        "joined {}/{} in {:.2} s: {:.0} joins/s ({} requests); USER_JOINS settled after {:.2} s",
+        "joined {}/{} in {:.2} s: {:.0} joins/s ({} requests); USER_JOINS settled after {:.2} s; channels filled in {:.2} s",
         join.done,
         join.total,
         join.secs,
         join.rate(),
         join.attempts,
-        settle_s
+        settle_s,
+        fill_s
     ));
     watch.joined();
     let setup = SetupOut {
         login,
         join,
         settle_s,
+        fill_s,
         joined_per_channel,
     };
     let expected_per_msg: Vec<u64> = setup.joined_per_channel.clone();
@@ -77,6 +79,8 @@ fn measure(
         channels: step.channels,
         publishers: step.publishers.len(),
         rate: args.rate,
+        batch: args.batch,
+        mixed: args.mixed,
         message_size: args.message_size,
         servers: args.server.clone(),
         processes: 1,
@@ -88,6 +92,10 @@ fn measure(
     if args.raw {
         report.raw = Some(scenario::raw_phase(ms, args, step, pb)?);
     }
+    if let Some(addr) = args.compare_redis {
+        let size = setup.joined_per_channel.first().copied().unwrap_or(0) as usize;
+        report.redis_pubsub = Some(crate::redis_cmp::run(addr, args, size, pb)?);
+    }
     report.finish();
     Ok(report)
 }
@@ -98,7 +106,13 @@ fn measure(
 /// Sockets that can't be bound, a raw blaster that can't start.
 pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
     let globals: Vec<usize> = (0..args.clients).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.batch_member(g),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let report = with_keepalive(&ms, args, || measure(&ms, args, &step, run_id, pb));
     scenario::logoff_all(&ms, args, pb);
@@ -114,7 +128,9 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf, |g| {
+        args.batch_member(g)
+    })?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

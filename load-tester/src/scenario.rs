@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use udpchat::protocol::Request;
 
 use crate::cli::Args;
-use crate::members::{Members, Shared, JOINED, LOGGED_IN};
+use crate::members::{Members, Shared, CAPS, JOINED, LOGGED_IN};
 use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
 use crate::publish::{publish, Plan, Published};
 use crate::raw::blast;
@@ -105,6 +105,9 @@ pub struct SetupOut {
     pub join: RoundStats,
     /// Seconds waited for USER_JOINS to stop.
     pub settle_s: f64,
+    /// From the first JOIN_REQ to the last USER_JOINS received: filling the channels.
+    #[serde(default)]
+    pub fill_s: f64,
     /// Members that got JOIN_ACK, per channel.
     pub joined_per_channel: Vec<u64>,
 }
@@ -116,6 +119,9 @@ pub struct PhaseOut {
     pub published: Published,
     /// PUBLIC_MSGs received.
     pub received: u64,
+    /// Datagrams that carried them.
+    #[serde(default)]
+    pub datagrams: u64,
     /// When the last one arrived (`now_ns`).
     pub last_ns: u64,
     /// ERRORs received.
@@ -124,16 +130,27 @@ pub struct PhaseOut {
     pub expired: u64,
     /// Latency as (microseconds, count) pairs, to merge across processes.
     pub latency: Vec<(u64, u64)>,
+    /// The same, of members that asked for batches only.
+    #[serde(default)]
+    pub latency_batch: Vec<(u64, u64)>,
+    /// The same, of classic members only.
+    #[serde(default)]
+    pub latency_classic: Vec<(u64, u64)>,
+}
+
+/// (microseconds, count) pairs as a histogram.
+pub fn histogram(pairs: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = crate::members::new_histogram();
+    for &(v, n) in pairs {
+        let _ = h.record_n(v, n);
+    }
+    h
 }
 
 impl PhaseOut {
     /// The latency pairs as a histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        let mut h = crate::members::new_histogram();
-        for &(v, n) in &self.latency {
-            let _ = h.record_n(v, n);
-        }
-        h
+        histogram(&self.latency)
     }
 }
 
@@ -143,8 +160,9 @@ fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Logs in the step's members not yet logged in.
-pub fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
+/// Logs in the step's members not yet logged in; with `--batch`, the members that ask
+/// for batches then ask (those that have not already).
+pub fn login(ms: &Members, args: &Args, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
     let total = step.members.len();
     let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
     let round = Round {
@@ -154,11 +172,35 @@ pub fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStat
         deadline: Instant::now() + Duration::from_secs(600),
         progress: &progress,
     };
-    session::login(&ms.shared, &step.members, &round, run_id)
+    let stats = session::login(&ms.shared, &step.members, &round, run_id);
+    if let Some(size) = args.batch {
+        let batch: Vec<usize> = step
+            .members
+            .iter()
+            .copied()
+            .filter(|&i| ms.shared.batch[i])
+            .collect();
+        let progress = |n: usize| pb.set(format!("asking for batches: {n}/{}", batch.len()));
+        let round = Round {
+            bit: CAPS,
+            progress: &progress,
+            ..round
+        };
+        session::caps(&ms.shared, &batch, &round, size);
+    }
+    stats
 }
 
-/// Joins the step's members and waits for the server's USER_JOINS to stop.
-pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStats, f64, Vec<u64>) {
+/// Joins the step's members and waits for the server's USER_JOINS to stop; returns the
+/// join round, the wait, the time from the first join to the last USER_JOINS (filling the
+/// channels), and the members joined per channel.
+pub fn join(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    pb: &Progress,
+) -> (RoundStats, f64, f64, Vec<u64>) {
+    let start_ns = now_ns();
     let total = step.members.len();
     let size = total.div_ceil(step.channels.max(1)).max(1);
     let window = args.join_window.unwrap_or((20_000 / size).clamp(1, 64));
@@ -180,7 +222,17 @@ pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStat
             joined[step.channel_of[i]] += 1;
         }
     }
-    (stats, settle, joined)
+    let last = ms
+        .shared
+        .counters
+        .last_membership_ns
+        .load(Ordering::Relaxed);
+    let fill = if last > start_ns {
+        ((last - start_ns) as f64 / 1e9).max(stats.secs)
+    } else {
+        stats.secs
+    };
+    (stats, settle, fill, joined)
 }
 
 /// Waits until no USER_JOINS/USER_PARTS arrived for half a second, `max` seconds at most.
@@ -214,6 +266,7 @@ pub fn publish_phase(
     let c = &ms.shared.counters;
     let _ = ms.take_latency();
     let recv0 = c.public.load(Ordering::Relaxed);
+    let dgrams0 = c.public_datagrams.load(Ordering::Relaxed);
     let (err0, exp0) = (
         c.errors.load(Ordering::Relaxed),
         c.expired.load(Ordering::Relaxed),
@@ -270,14 +323,17 @@ pub fn publish_phase(
         }
         h.join().unwrap_or_default()
     });
-    let hist = ms.take_latency();
+    let hists = ms.take_latency();
     PhaseOut {
         published,
         received: c.public.load(Ordering::Relaxed) - recv0,
+        datagrams: c.public_datagrams.load(Ordering::Relaxed) - dgrams0,
         last_ns: c.last_public_ns.load(Ordering::Relaxed),
         errors: c.errors.load(Ordering::Relaxed) - err0,
         expired: c.expired.load(Ordering::Relaxed) - exp0,
-        latency: pairs(&hist),
+        latency: pairs(&hists.all),
+        latency_batch: pairs(&hists.batch),
+        latency_classic: pairs(&hists.classic),
     }
 }
 
@@ -296,15 +352,18 @@ pub fn raw_phase(
         dests[step.channel_of[i]].push(ms.addr(i));
     }
     let c = &ms.shared.counters;
+    let _ = ms.take_latency();
     let raw0 = c.raw.load(Ordering::Relaxed);
     let udp0 = UdpCounters::read();
     let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
+    // Paced like the server run: the same planned messages per second in all.
+    let rate = args.rate * step.publishers.len() as f64;
     let sent = AtomicU64::new(0);
     let start = now_ns();
     let done = AtomicBool::new(false);
     let blasted = thread::scope(|s| {
         let h = s.spawn(|| {
-            let r = blast(&dests, args.message_size, duration, &sent);
+            let r = blast(&dests, args.message_size, duration, rate, &sent);
             done.store(true, Ordering::Relaxed);
             r
         });
@@ -327,6 +386,7 @@ pub fn raw_phase(
             .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
     })??;
     let received = c.raw.load(Ordering::Relaxed) - raw0;
+    let hist = ms.take_latency().raw;
     let secs = (c
         .last_public_ns
         .load(Ordering::Relaxed)
@@ -348,6 +408,8 @@ pub fn raw_phase(
         },
         server_ratio: 0.0,
         udp: UdpCounters::read().since(&udp0),
+        rate,
+        latency_us: (rate > 0.0).then(|| Latency::of(&hist)),
     })
 }
 
@@ -389,13 +451,19 @@ pub fn fill_report(
     report.login = setup.login;
     report.join = setup.join;
     report.settle_s = setup.settle_s;
+    report.fill_s = setup.fill_s;
     report.duration_s = duration;
     let mut sent_per_channel = vec![0u64; setup.joined_per_channel.len()];
     let mut hist = crate::members::new_histogram();
+    let mut hist_batch = crate::members::new_histogram();
+    let mut hist_classic = crate::members::new_histogram();
     let mut last_ns = 0;
     for p in phases {
         report.messages_sent += p.published.sent;
         report.deliveries_received += p.received;
+        report.datagrams_received += p.datagrams;
+        let _ = hist_batch.add(histogram(&p.latency_batch));
+        let _ = hist_classic.add(histogram(&p.latency_classic));
         report.stalls += p.published.stalls;
         report.max_publish_lag_us = report.max_publish_lag_us.max(p.published.max_lag_us);
         report.errors += p.errors;
@@ -420,6 +488,10 @@ pub fn fill_report(
         duration
     };
     report.latency_us = Latency::of(&hist);
+    if report.mixed {
+        report.latency_batch_us = Some(Latency::of(&hist_batch));
+        report.latency_classic_us = Some(Latency::of(&hist_classic));
+    }
 }
 
 /// Server CPU and memory readings taken around the phases, summed over the server processes

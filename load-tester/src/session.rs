@@ -119,6 +119,15 @@ pub fn login(shared: &Shared, members: &[usize], round: &Round<'_>, run_id: u32)
     })
 }
 
+/// Asks each member for batches of `size` bytes (CAPS_REQ) until the server says which it
+/// grants (CAPS_ACK).
+pub fn caps(shared: &Shared, members: &[usize], round: &Round<'_>, size: u16) -> RoundStats {
+    let caps = format!("batch={size}");
+    run_round(shared, members, round, |_| {
+        Request::Caps { caps: &caps }.to_bytes()
+    })
+}
+
 /// Joins each member into `title(i)`, clearing the joined bit first.
 pub fn join(
     shared: &Shared,

@@ -45,7 +45,13 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
 /// Sockets that can't be bound, a parent that goes away.
 pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
     let globals: Vec<usize> = share(args.clients, index, args.worker_count).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.batch_member(g),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let pb = Progress::new(true);
     let stdin = std::io::stdin();
@@ -66,16 +72,18 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
             )
         });
         let result = (|| {
-            let login = scenario::login(&ms, &step, run_id, &pb);
+            let login = scenario::login(&ms, args, &step, run_id, &pb);
             say(format!("LOGGED {}", serde_json::to_string(&login)?))?;
             if read_line(&mut input)? != "JOIN" {
                 bail!("expected JOIN");
             }
-            let (join, settle_s, joined_per_channel) = scenario::join(&ms, args, &step, &pb);
+            let (join, settle_s, fill_s, joined_per_channel) =
+                scenario::join(&ms, args, &step, &pb);
             let setup = SetupOut {
                 login,
                 join,
                 settle_s,
+                fill_s,
                 joined_per_channel,
             };
             say(format!("READY {}", serde_json::to_string(&setup)?))?;
@@ -116,6 +124,12 @@ enum Msg {
 /// # Errors
 /// A worker that can't start, fails or says something unexpected.
 pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
+    if args.compare_redis.is_some() {
+        bail!(
+            "--compare-redis needs every client in one process; {} clients need {n} here",
+            args.clients
+        );
+    }
     if args.raw {
         bail!(
             "--raw needs every client in one process, and {} clients need {n} processes here \
@@ -238,6 +252,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             login,
             join: merge_rounds(&setups.iter().map(|s| s.join).collect::<Vec<_>>()),
             settle_s: setups.iter().map(|s| s.settle_s).fold(0.0, f64::max),
+            fill_s: setups.iter().map(|s| s.fill_s).fold(0.0, f64::max),
             joined_per_channel: vec![0; args.channels],
         };
         for s in &setups {
@@ -270,6 +285,8 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             channels: args.channels,
             publishers: args.publishers,
             rate: args.rate,
+            batch: args.batch,
+            mixed: args.mixed,
             message_size: args.message_size,
             servers: args.server.clone(),
             processes: n,
