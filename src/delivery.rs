@@ -11,12 +11,17 @@
 //!
 //! # Cost
 //! The events of a round usually share one member snapshot (a busy channel) or a few
-//! (several channels, or a channel whose membership changes during the round, such as a
-//! burst of joins). The planner groups the round's fan-outs by snapshot, walks each
-//! distinct snapshot once, and encodes each distinct (list of events, batch size) once: in
-//! the busy-channel case every member of a batch size shares the same BATCH bytes, so a
-//! round costs one encoding per batch size plus one `sendmmsg` entry per datagram. Only
-//! members found in several snapshots of the round cost a hash look-up per snapshot.
+//! that grow from one another (a burst of joins: each notice goes to the members before
+//! the joiner, so each snapshot is the previous one and one more). The planner groups the
+//! round's fan-outs by snapshot and links snapshots that are prefixes of one another into
+//! *chains*. Along a chain, members at the same position are the same member, so the
+//! positions fall into *bands* that get the same events: a member's events come from its
+//! band, with no look-up per member and per snapshot, and each distinct (band, batch size)
+//! is encoded once. In the busy-channel case there is one band, so every member of a batch
+//! size shares the same BATCH bytes and a round costs one encoding per batch size plus one
+//! `sendmmsg` entry per datagram. Only when a round holds several chains (several channels,
+//! or a part, which reorders a snapshot) is a member looked up by address, once per chain,
+//! to merge its events from all of them.
 //!
 //! # Order
 //! Each member's events are planned in queue order, whatever snapshots they came from, and
@@ -66,7 +71,38 @@ struct Dest {
     dgrams: Range<u32>,
 }
 
-/// A member found in several snapshots of a round.
+/// Distinct snapshots of a round.
+#[derive(Debug, Default)]
+struct Group {
+    /// A job holding this snapshot.
+    job: u32,
+    /// Its members.
+    len: u32,
+    /// The jobs holding it, in queue order.
+    jobs: Vec<u32>,
+}
+
+/// Snapshots of a round that are prefixes of one another.
+#[derive(Debug, Default)]
+struct Chain {
+    /// The longest (every other group of the chain is a prefix of it).
+    head: u32,
+    /// Its groups, longest first.
+    groups: Vec<u32>,
+}
+
+/// Positions of a chain's longest snapshot that get the same events.
+#[derive(Debug, Clone)]
+struct Band {
+    /// A job holding the chain's longest snapshot.
+    head_job: u32,
+    /// The positions, in that snapshot.
+    positions: Range<u32>,
+    /// Their jobs, in queue order, in the planner's `lists`.
+    list: Range<u32>,
+}
+
+/// A member found in several chains of a round.
 #[derive(Debug)]
 struct Slot {
     addr: SocketAddr,
@@ -74,15 +110,15 @@ struct Slot {
     /// have changed during the round, and a client must never get a batch larger than it
     /// takes now.
     batch: u16,
-    /// The groups (distinct snapshots) it is in, in order of first appearance.
-    groups: Vec<u32>,
+    /// The bands it is in, one per chain.
+    bands: Vec<u32>,
 }
 
 /// Which events a memoised encoding holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ListKey {
-    /// Every job of one group (the members of one snapshot).
-    Group(u32),
+    /// The jobs of a band.
+    Band(u32),
     /// A merged list, by fingerprint; the list itself is kept to rule out collisions.
     Merged(u64),
 }
@@ -91,18 +127,23 @@ enum ListKey {
 /// allocate.
 #[derive(Debug, Default)]
 pub struct Planner {
-    /// Distinct snapshots of the round: the index of a job holding it, and its jobs.
-    groups: Vec<(u32, Vec<u32>)>,
-    /// How many entries of `groups` are in use (the rest keep their buffers).
+    /// Distinct snapshots of the round (the first `used_groups`; the rest keep their
+    /// buffers).
+    groups: Vec<Group>,
     used_groups: usize,
-    /// Address → index into `slots`, for members in several snapshots.
+    /// Chains of groups (the first `used_chains`).
+    chains: Vec<Chain>,
+    used_chains: usize,
+    bands: Vec<Band>,
+    /// Job lists of bands and merged lists.
+    lists: Vec<u32>,
+    /// Address → index into `slots`, for members of several chains.
     slot_of: HashMap<SocketAddr, u32>,
     slots: Vec<Slot>,
     used_slots: usize,
     /// Encodings already made this round: (events, batch size) → datagrams and, for a
     /// merged list, the list it was made from (in `lists`).
     memo: HashMap<(ListKey, u16), (Range<u32>, Range<u32>)>,
-    lists: Vec<u32>,
     hasher: RandomState,
     scratch: Vec<u32>,
     /// BATCH datagrams built this round.
@@ -124,47 +165,28 @@ impl Planner {
     pub fn plan(&mut self, jobs: &[Job], own: impl Fn(&Member) -> bool) {
         self.clear();
         self.group(jobs);
-        if self.used_groups == 1 {
-            // The busy-channel case: every member gets every job; no look-ups.
-            let members = jobs[self.groups[0].0 as usize].members.clone();
-            for m in members.iter().filter(|m| own(m)) {
-                let dgrams = self.group_encoding(jobs, 0, m.batch);
-                self.push_dest(m.addr, dgrams);
-            }
-            return;
-        }
-        for g in 0..self.used_groups {
-            let members = jobs[self.groups[g].0 as usize].members.clone();
-            for m in members.iter().filter(|m| own(m)) {
-                let slot = match self.slot_of.entry(m.addr) {
-                    Entry::Occupied(e) => *e.get() as usize,
-                    Entry::Vacant(e) => {
-                        let i = self.used_slots;
-                        self.used_slots += 1;
-                        if self.slots.len() < self.used_slots {
-                            self.slots.push(Slot {
-                                addr: m.addr,
-                                batch: m.batch,
-                                groups: Vec::new(),
-                            });
-                        }
-                        let s = &mut self.slots[i];
-                        s.addr = m.addr;
-                        s.batch = m.batch;
-                        s.groups.clear();
-                        e.insert(i as u32);
-                        i
-                    }
-                };
-                let s = &mut self.slots[slot];
-                s.batch = s.batch.min(m.batch);
-                s.groups.push(g as u32);
+        self.chain(jobs);
+        self.band();
+        // One chain (one busy channel, or a burst of joins): a member's events are its
+        // band's, with no look-up.
+        let single = self.used_chains == 1;
+        for b in 0..self.bands.len() {
+            let band = self.bands[b].clone();
+            let members = jobs[band.head_job as usize].members.clone();
+            let at = band.positions.start as usize..band.positions.end as usize;
+            for m in members[at].iter().filter(|m| own(m)) {
+                if single {
+                    let dgrams = self.band_encoding(jobs, b as u32, m.batch);
+                    self.push_dest(m.addr, dgrams);
+                } else {
+                    self.note(m, b as u32);
+                }
             }
         }
         for i in 0..self.used_slots {
             let (addr, batch) = (self.slots[i].addr, self.slots[i].batch);
-            let dgrams = if let [g] = self.slots[i].groups[..] {
-                self.group_encoding(jobs, g, batch)
+            let dgrams = if let [b] = self.slots[i].bands[..] {
+                self.band_encoding(jobs, b, batch)
             } else {
                 self.merged_encoding(jobs, i, batch)
             };
@@ -200,10 +222,12 @@ impl Planner {
 
     fn clear(&mut self) {
         self.used_groups = 0;
+        self.used_chains = 0;
+        self.bands.clear();
+        self.lists.clear();
         self.slot_of.clear();
         self.used_slots = 0;
         self.memo.clear();
-        self.lists.clear();
         self.arena.clear();
         self.dgrams.clear();
         self.dests.clear();
@@ -215,7 +239,7 @@ impl Planner {
     fn group(&mut self, jobs: &[Job]) {
         let mut last = 0usize;
         for (j, job) in jobs.iter().enumerate() {
-            let same = |g: &(u32, Vec<u32>)| Arc::ptr_eq(&jobs[g.0 as usize].members, &job.members);
+            let same = |g: &Group| Arc::ptr_eq(&jobs[g.job as usize].members, &job.members);
             // Most rounds have one snapshot, or runs of one: try the last group first.
             let found = if last < self.used_groups && same(&self.groups[last]) {
                 Some(last)
@@ -228,16 +252,111 @@ impl Planner {
                     let g = self.used_groups;
                     self.used_groups += 1;
                     if self.groups.len() < self.used_groups {
-                        self.groups.push((0, Vec::new()));
+                        self.groups.push(Group::default());
                     }
-                    self.groups[g].0 = j as u32;
-                    self.groups[g].1.clear();
+                    let group = &mut self.groups[g];
+                    group.job = j as u32;
+                    group.len = job.members.len() as u32;
+                    group.jobs.clear();
                     g
                 }
             };
-            self.groups[g].1.push(j as u32);
+            self.groups[g].jobs.push(j as u32);
             last = g;
         }
+    }
+
+    /// Links the groups into chains, longest snapshot first: a group joins the first chain
+    /// whose longest snapshot starts with exactly its members.
+    fn chain(&mut self, jobs: &[Job]) {
+        let snapshot = |g: &Group| &jobs[g.job as usize].members[..];
+        let mut order = std::mem::take(&mut self.scratch);
+        order.clear();
+        order.extend(0..self.used_groups as u32);
+        order.sort_unstable_by_key(|&g| std::cmp::Reverse(self.groups[g as usize].len));
+        let mut last = 0usize;
+        for &g in &order {
+            let members = snapshot(&self.groups[g as usize]);
+            let fits = |c: &Chain| is_prefix(snapshot(&self.groups[c.head as usize]), members);
+            let found = if last < self.used_chains && fits(&self.chains[last]) {
+                Some(last)
+            } else {
+                self.chains[..self.used_chains].iter().position(fits)
+            };
+            let c = match found {
+                Some(c) => c,
+                None => {
+                    let c = self.used_chains;
+                    self.used_chains += 1;
+                    if self.chains.len() < self.used_chains {
+                        self.chains.push(Chain::default());
+                    }
+                    self.chains[c].head = g;
+                    self.chains[c].groups.clear();
+                    c
+                }
+            };
+            self.chains[c].groups.push(g);
+            last = c;
+        }
+        self.scratch = order;
+    }
+
+    /// Cuts each chain's longest snapshot into bands: the positions below the shortest
+    /// snapshot get every job of the chain, those between it and the next one every job
+    /// but the shortest snapshot's, and so on.
+    fn band(&mut self) {
+        for c in 0..self.used_chains {
+            let chain = &self.chains[c];
+            let head_job = self.groups[chain.head as usize].job;
+            let mut start = 0u32;
+            // Shortest first: the chain lists its groups longest first.
+            for i in (0..chain.groups.len()).rev() {
+                let end = self.groups[chain.groups[i] as usize].len;
+                if end <= start {
+                    continue; // the same members as the group before: same band
+                }
+                // Every group at least this long reaches these positions.
+                let from = self.lists.len();
+                for &h in &chain.groups[..=i] {
+                    self.lists.extend_from_slice(&self.groups[h as usize].jobs);
+                }
+                self.lists[from..].sort_unstable();
+                self.bands.push(Band {
+                    head_job,
+                    positions: start..end,
+                    list: from as u32..self.lists.len() as u32,
+                });
+                start = end;
+            }
+        }
+    }
+
+    /// Records that member `m` (of a round with several chains) is in band `b`.
+    fn note(&mut self, m: &Member, b: u32) {
+        let slot = match self.slot_of.entry(m.addr) {
+            Entry::Occupied(e) => *e.get() as usize,
+            Entry::Vacant(e) => {
+                let i = self.used_slots;
+                self.used_slots += 1;
+                if self.slots.len() < self.used_slots {
+                    self.slots.push(Slot {
+                        addr: m.addr,
+                        batch: m.batch,
+                        bands: Vec::new(),
+                    });
+                }
+                let s = &mut self.slots[i];
+                s.addr = m.addr;
+                s.batch = m.batch;
+                s.bands.clear();
+                e.insert(i as u32);
+                i
+            }
+        };
+        let s = &mut self.slots[slot];
+        s.batch = s.batch.min(m.batch);
+        s.bands.push(b);
     }
 
     fn push_dest(&mut self, addr: SocketAddr, dgrams: Range<u32>) {
@@ -247,29 +366,32 @@ impl Planner {
         }
     }
 
-    /// The datagrams carrying every job of group `g` to a member of batch size `batch`,
-    /// made once per round.
-    fn group_encoding(&mut self, jobs: &[Job], g: u32, batch: u16) -> Range<u32> {
-        let key = (ListKey::Group(g), batch);
+    /// The datagrams carrying the jobs of band `b` to a member of batch size `batch`, made
+    /// once per round.
+    fn band_encoding(&mut self, jobs: &[Job], b: u32, batch: u16) -> Range<u32> {
+        let key = (ListKey::Band(b), batch);
         if let Some((dgrams, _)) = self.memo.get(&key) {
             return dgrams.clone();
         }
-        let list = std::mem::take(&mut self.groups[g as usize].1);
-        let dgrams = self.encode(jobs, &list, batch);
-        self.groups[g as usize].1 = list;
+        let range = self.bands[b as usize].list.clone();
+        let list = std::mem::take(&mut self.lists);
+        let dgrams = self.encode(jobs, &list[range.start as usize..range.end as usize], batch);
+        self.lists = list;
         self.memo.insert(key, (dgrams.clone(), 0..0));
         dgrams
     }
 
-    /// The datagrams for slot `i`, which is in several groups: their jobs merged in queue
-    /// order.
+    /// The datagrams for slot `i`, which is in several chains: the jobs of its bands merged
+    /// in queue order.
     fn merged_encoding(&mut self, jobs: &[Job], i: usize, batch: u16) -> Range<u32> {
         let mut list = std::mem::take(&mut self.scratch);
         list.clear();
-        for &g in &self.slots[i].groups {
-            list.extend_from_slice(&self.groups[g as usize].1);
+        for &b in &self.slots[i].bands {
+            let r = self.bands[b as usize].list.clone();
+            list.extend_from_slice(&self.lists[r.start as usize..r.end as usize]);
         }
-        // Each job is in exactly one group, so the merge is a sort without duplicates.
+        // Each job is in exactly one group, and each group in one chain, so the merge is a
+        // sort without duplicates.
         list.sort_unstable();
         let key = (ListKey::Merged(self.hasher.hash_one(&list[..])), batch);
         let dgrams = match self.memo.get(&key) {
@@ -324,6 +446,21 @@ impl Planner {
             );
         }
         start..self.dgrams.len() as u32
+    }
+}
+
+/// Whether `head` starts with exactly the members of `part` (same addresses, batch sizes
+/// and lanes, in the same places). The ends are compared first: unrelated snapshots
+/// usually differ there.
+fn is_prefix(head: &[Member], part: &[Member]) -> bool {
+    match (part.first(), part.last()) {
+        (Some(first), Some(last)) => {
+            part.len() <= head.len()
+                && head[0] == *first
+                && head[part.len() - 1] == *last
+                && head[..part.len()] == *part
+        }
+        _ => true,
     }
 }
 
