@@ -8,6 +8,8 @@
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster
+#                                    #   | batch | light | halfraw | fill | sweepbatch
+#   BATCH_BYTES=8000 scripts/benchmarks.sh batch   # batch clients asking for 8000-byte batches
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 #   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
 #                                        # the same scenario against another build of the server
@@ -99,6 +101,14 @@ json.dump(report, open(out, "w"), indent=2)
 PY
 }
 
+# Starts a redis-server of the script's own on $1 (for --compare-redis and the cluster).
+start_redis() {
+    redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --dir "$TMP" >/dev/null &
+    CLUSTER_PIDS+=($!)
+    for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
 # The table of docs/BENCHMARKS.md's cluster section from docs/bench/cluster-*.json.
 cluster_table() {
     python3 - "$OUT" "${TAG:+-$TAG}" <<'PY'
@@ -159,10 +169,7 @@ scenario() {
         # TTL) out of the measured window, so Redis's counters show the messages' traffic only.
         local rport=$((PORT + 100)) n i servers pids
         "$BIN/load-tester" --print-channels 1 >"$CHANNELS"
-        redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
-            --daemonize no --dir "$TMP" >/dev/null &
-        CLUSTER_PIDS+=($!)
-        for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        start_redis "$rport"
         for n in 1 2 3; do
             servers=() pids=()
             for i in $(seq "$n"); do
@@ -180,11 +187,59 @@ scenario() {
         stop_pid "${CLUSTER_PIDS[0]}"
         CLUSTER_PIDS=()
         cluster_table ;;
+    batch) # issue 11, targets 1 and 6: one channel of 1,000 clients granted batch, publishing
+        # as fast as the server fans out (a window of 256 messages in flight, so that
+        # events can wait for the busy senders), then the raw blaster and Redis PUBLISH to
+        # 1,000 TCP subscribers with the same window, all in one run
+        local rport=$((PORT + 100)) bytes=${BATCH_BYTES:-1200}
+        start_redis "$rport"
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --window 256 --duration 10 \
+            --batch="$bytes" --raw --compare-redis "127.0.0.1:$rport" --json \
+            >"$OUT/batch-$bytes-1000${TAG:+-$TAG}.json"
+        stop_server
+        stop_pid "${CLUSTER_PIDS[0]}"
+        CLUSTER_PIDS=() ;;
+    light) # issue 11, target 3: 10 messages/s into one channel of 1,000 where every other
+        # client asks for batches: both kinds' latency from the same messages
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 10 --duration 20 --batch --mixed \
+            --json >"$OUT/light-mixed-1000${TAG:+-$TAG}.json"
+        stop_server ;;
+    halfraw) # issue 11, target 4: half of the classic saturation rate measured by `fanout`
+        # (same TAG) into 1,000 classic clients, then the raw blaster paced at that rate
+        local sat rate
+        sat=$(python3 -c "import json;print(json.load(open('$OUT/fanout-1000${TAG:+-$TAG}.json'))['deliveries_per_s'])")
+        rate=$(python3 -c "print(round($sat / 1000 / 2))")
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate "$rate" --duration 20 --raw \
+            --json >"$OUT/half-raw-1000${TAG:+-$TAG}.json"
+        stop_server ;;
+    fill) # issue 11, target 5: 10,000 clients granted batch join one channel (every member
+        # hears of every later joiner); FILL_CLASSIC=1 also times classic clients (minutes)
+        start_server 1
+        lt --clients 10000 --channels 1 --publishers 0 --duration 1 --batch \
+            --json >"$OUT/fill-10000-batch${TAG:+-$TAG}.json"
+        stop_server
+        if [ -n "${FILL_CLASSIC:-}" ]; then
+            start_server 1
+            lt --clients 10000 --channels 1 --publishers 0 --duration 1 \
+                --json >"$OUT/fill-10000-classic${TAG:+-$TAG}.json"
+            stop_server
+        fi ;;
+    sweepbatch) # issue 11's chart: the sweep of `sweep` with clients granted batch (window
+        # 256), drawn with the classic sweep.json on one chart
+        start_server 3
+        lt --sweep 100,1000,10000 --publishers 1 --rate 0 --window 256 --duration 10 --batch \
+            --raw --json >"$OUT/sweep-batch.json"
+        stop_server
+        "$BIN/load-tester" --chart-from "$OUT/sweep.json" --chart-from "$OUT/sweep-batch.json" \
+            --chart docs/fanout.svg ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
 
-if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster; fi
+if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster batch light halfraw fill sweepbatch; fi
 for s in "$@"; do
     echo "== $s" >&2
     scenario "$s"

@@ -152,6 +152,8 @@ pub struct Planner {
     dests: Vec<Dest>,
     /// The most datagrams any member gets this round.
     passes: u32,
+    /// Whether a member of this round takes batches.
+    batch_members: bool,
 }
 
 impl Planner {
@@ -177,7 +179,7 @@ impl Planner {
             for m in members[at].iter().filter(|m| own(m)) {
                 if single {
                     let dgrams = self.band_encoding(jobs, b as u32, m.batch);
-                    self.push_dest(m.addr, dgrams);
+                    self.push_dest(m.addr, m.batch, dgrams);
                 } else {
                     self.note(m, b as u32);
                 }
@@ -190,7 +192,7 @@ impl Planner {
             } else {
                 self.merged_encoding(jobs, i, batch)
             };
-            self.push_dest(addr, dgrams);
+            self.push_dest(addr, batch, dgrams);
         }
     }
 
@@ -215,6 +217,12 @@ impl Planner {
         })
     }
 
+    /// Whether the round planned has a member granted `batch` (whether waiting for more
+    /// events could have saved datagrams).
+    pub fn batch_members(&self) -> bool {
+        self.batch_members
+    }
+
     /// Datagrams planned.
     pub fn datagram_count(&self) -> usize {
         self.dests.iter().map(|d| d.dgrams.len()).sum()
@@ -232,6 +240,7 @@ impl Planner {
         self.dgrams.clear();
         self.dests.clear();
         self.passes = 0;
+        self.batch_members = false;
     }
 
     /// Sorts the jobs into groups by snapshot (pointer identity: the fan-outs of one
@@ -359,7 +368,8 @@ impl Planner {
         s.bands.push(b);
     }
 
-    fn push_dest(&mut self, addr: SocketAddr, dgrams: Range<u32>) {
+    fn push_dest(&mut self, addr: SocketAddr, batch: u16, dgrams: Range<u32>) {
+        self.batch_members |= batch > 0;
         self.passes = self.passes.max(dgrams.end - dgrams.start);
         if !dgrams.is_empty() {
             self.dests.push(Dest { addr, dgrams });

@@ -309,7 +309,7 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
     // A sender window makes the burst below arrive as batches on any machine.
     let server = common::server_with(|c| {
         c.senders = 1;
-        c.batch_window = Duration::from_millis(300);
+        c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
     });
     let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
     ann.send("/join Pets\n");

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{server, server_with, user, Peer};
 use udpchat::protocol::{code, errors, Event, Request};
+use udpchat::server::BatchWindow;
 
 #[test]
 fn caps_are_granted_as_asked_and_unknown_ones_ignored() {
@@ -105,7 +106,8 @@ fn a_classic_session_never_sees_part_4() {
 // ---- BATCH: layout, size limit, order, mixed channels ----
 
 /// A sender window long enough that a burst sent by a test lands in one round, so the
-/// tests see batches however slow the machine is (production runs without a window).
+/// tests see batches however slow the machine is (production waits at most 1 ms, and only
+/// while busy).
 const WINDOW: Duration = Duration::from_millis(300);
 
 /// The next datagram's raw bytes, or `None` after `within`.
@@ -193,7 +195,7 @@ fn texts(n: usize) -> Vec<(u16, String)> {
 fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one() {
     let s = server_with(|c| {
         c.senders = 1;
-        c.batch_window = WINDOW;
+        c.batch_window = BatchWindow::Always(WINDOW);
     });
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     let bob = batch_user(&s, "bob", "batch=512", "batch=512");
@@ -248,7 +250,7 @@ fn a_lone_event_goes_to_a_batch_member_as_it_is() {
 fn an_event_too_big_for_the_batch_size_goes_alone() {
     let s = server_with(|c| {
         c.senders = 1;
-        c.batch_window = WINDOW;
+        c.batch_window = BatchWindow::Always(WINDOW);
     });
     let ann = batch_user(&s, "ann", "batch=512", "batch=512");
     ann.join("Pets");
@@ -271,7 +273,7 @@ fn an_event_too_big_for_the_batch_size_goes_alone() {
 fn join_and_part_notices_are_batched_too() {
     let s = server_with(|c| {
         c.senders = 1;
-        c.batch_window = WINDOW;
+        c.batch_window = BatchWindow::Always(WINDOW);
     });
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
@@ -300,7 +302,7 @@ fn join_and_part_notices_are_batched_too() {
 fn dropping_the_batch_cap_brings_back_one_event_per_datagram() {
     let s = server_with(|c| {
         c.senders = 1;
-        c.batch_window = WINDOW;
+        c.batch_window = BatchWindow::Always(WINDOW);
     });
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
@@ -317,7 +319,7 @@ fn every_member_gets_a_channels_events_in_one_order_across_senders() {
     let s = server_with(|c| {
         c.senders = 4;
         c.workers = 4;
-        c.batch_window = Duration::from_millis(20);
+        c.batch_window = BatchWindow::Always(Duration::from_millis(20));
     });
     let members: Vec<Peer> = (0..24)
         .map(|i| {

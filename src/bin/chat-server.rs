@@ -13,7 +13,7 @@ use udpchat::accounts::StoreKind;
 use udpchat::cluster::ClusterConfig;
 use udpchat::config::{classic_channels, load_channels};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
-use udpchat::server::{default_threads, Limits, Server, ServerConfig};
+use udpchat::server::{default_threads, BatchWindow, Limits, Server, ServerConfig};
 
 /// A multi-channel chat server over UDP, speaking the classic chat protocol.
 ///
@@ -63,10 +63,11 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     senders: Option<u16>,
 
-    /// Microseconds a sender waits, after the first fan-out of a round, for more to batch
-    /// with it (clients granted `batch` only get fuller batches from it). 0, the default:
-    /// never wait; batches form only from fan-outs already queued. At most 1000.
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    /// Microseconds a busy sender waits, after the first fan-out of a round, for more to
+    /// batch with it: only when its last round ended with more fan-outs queued and went to
+    /// clients granted `batch`, so an idle server never waits. 0: never. At most 1000.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = udpchat::server::DEFAULT_BATCH_WINDOW.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     batch_window_us: u64,
 
     /// Largest datagram accepted, in bytes; longer ones get `ERROR datagram too long`.
@@ -248,7 +249,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         check_interval: Duration::from_secs(args.check_interval),
         workers: args.workers.map_or_else(default_threads, usize::from),
         senders: args.senders.map_or_else(default_threads, usize::from),
-        batch_window: Duration::from_micros(args.batch_window_us),
+        batch_window: match args.batch_window_us {
+            0 => BatchWindow::Off,
+            us => BatchWindow::WhenBusy(Duration::from_micros(us)),
+        },
         max_datagram: args.max_datagram as usize,
         max_users: args.max_users as usize,
         sndbuf: args.sndbuf,

@@ -43,6 +43,7 @@ use crossbeam_channel::bounded;
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use limit::Limits;
+pub use send::BatchWindow;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
@@ -56,6 +57,8 @@ use crate::state::State;
 pub const WORKER_QUEUE: usize = 8192;
 /// Fan-out chunks each sender's queue holds before workers wait.
 pub const SENDER_QUEUE: usize = 1024;
+/// A busy sender's wait for more events to batch (`--batch-window-us`).
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_micros(500);
 /// How long the receive thread waits for a datagram before it checks the stop flag.
 const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -74,10 +77,11 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Sender threads.
     pub senders: usize,
-    /// How long a sender waits after the first fan-out of a round for more to batch with it
-    /// (zero: never; batches form only from what is already queued). The command line
-    /// allows at most 1 ms; tests set longer windows to make batching deterministic.
-    pub batch_window: Duration,
+    /// How long a sender may wait after the first fan-out of a round for more to batch
+    /// with it ([`send::BatchWindow`]). The command line sets a wait of at most 1 ms,
+    /// only while busy; tests set longer, unconditional ones to make batching
+    /// deterministic.
+    pub batch_window: send::BatchWindow,
     /// Largest datagram accepted, in bytes.
     pub max_datagram: usize,
     /// Most users logged in at once.
@@ -112,7 +116,7 @@ impl Default for ServerConfig {
             check_interval: Duration::from_secs(30),
             workers: default_threads(),
             senders: default_threads(),
-            batch_window: Duration::ZERO,
+            batch_window: send::BatchWindow::WhenBusy(DEFAULT_BATCH_WINDOW),
             max_datagram: DEFAULT_MAX_DATAGRAM,
             max_users: 100_000,
             sndbuf: 4 << 20,

@@ -55,8 +55,9 @@ use crate::handler::Fanout;
 use crate::state::Member;
 
 /// Fan-outs a sender takes off its queue for one round: the most events one round can
-/// batch together for a member.
-pub const JOBS_PER_ROUND: usize = 64;
+/// batch together for a member. 256 lets a 1,200-byte batch fill (about 14 public messages
+/// or 60 join notices) several times over per round, so few batches go out part-full.
+pub const JOBS_PER_ROUND: usize = 256;
 /// Locks that order the fan-outs of channels across the senders (a channel uses one).
 pub const ORDER_STRIPES: usize = 64;
 /// A fan-out with at most this many members is queued only on its members' senders; a
@@ -235,6 +236,38 @@ impl Default for ErrorLog {
     }
 }
 
+/// How long a sender may wait, after the first fan-out of a round, for more to batch with
+/// it.
+///
+/// Batches form from what is already waiting; a short wait helps only when a sender is
+/// busy and members take batches: then events arrive while it sends, and a few hundred
+/// microseconds of waiting turn many half-empty rounds into a few full ones (filling a
+/// channel of 10,000 batch clients, a burst of joins whose notices trickle in, went from
+/// about 60-75 s to 16-26 s with 1 ms in `docs/BENCHMARKS.md`). An idle sender never
+/// waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchWindow {
+    /// Never wait: a round is what is queued when the sender looks.
+    Off,
+    /// Wait up to this long only while busy: the previous round ended with fan-outs already
+    /// queued, and it delivered to members granted `batch`.
+    WhenBusy(Duration),
+    /// Always wait up to this long (tests use it to make batching deterministic).
+    Always(Duration),
+}
+
+impl BatchWindow {
+    /// How long the next round may wait, given whether the sender is busy.
+    fn wait(self, busy: bool) -> Option<Duration> {
+        match self {
+            BatchWindow::Off => None,
+            BatchWindow::WhenBusy(d) if busy && !d.is_zero() => Some(d),
+            BatchWindow::WhenBusy(_) => None,
+            BatchWindow::Always(d) => (!d.is_zero()).then_some(d),
+        }
+    }
+}
+
 /// One sender thread of the pool.
 pub struct Sender {
     /// The socket it writes to.
@@ -243,8 +276,8 @@ pub struct Sender {
     pub index: usize,
     /// Size of the pool.
     pub senders: usize,
-    /// How long to wait for more fan-outs after the first of a round (zero: never).
-    pub window: Duration,
+    /// How long to wait for more fan-outs after the first of a round.
+    pub window: BatchWindow,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -257,14 +290,14 @@ impl Sender {
         let mut log = ErrorLog::new();
         let mut planner = Planner::new();
         let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
+        let mut busy = false;
         while let Ok(first) = jobs.recv() {
             round.push(first);
-            let deadline = Instant::now() + self.window;
+            let deadline = self.window.wait(busy).map(|d| Instant::now() + d);
             while round.len() < JOBS_PER_ROUND {
-                let next = if self.window.is_zero() {
-                    jobs.try_recv().ok()
-                } else {
-                    jobs.recv_deadline(deadline).ok()
+                let next = match deadline {
+                    None => jobs.try_recv().ok(),
+                    Some(t) => jobs.recv_deadline(t).ok(),
                 };
                 match next {
                     Some(job) => round.push(job),
@@ -287,6 +320,7 @@ impl Sender {
             send_counted(&self.socket, &msgs, Some(&events), &self.stats, &mut log);
             drop(msgs);
             round.clear();
+            busy = !jobs.is_empty() && planner.batch_members();
         }
     }
 }
@@ -338,6 +372,16 @@ mod tests {
         let got: Vec<usize> = (0..4).filter(|&i| !rxs[i].is_empty()).collect();
         assert_eq!(got, want);
         assert!(rxs.iter().all(|rx| rx.len() <= 1));
+    }
+
+    #[test]
+    fn only_a_busy_sender_waits_unless_told_to_always() {
+        let ms = Duration::from_millis(1);
+        assert_eq!(BatchWindow::Off.wait(true), None);
+        assert_eq!(BatchWindow::WhenBusy(ms).wait(false), None);
+        assert_eq!(BatchWindow::WhenBusy(ms).wait(true), Some(ms));
+        assert_eq!(BatchWindow::WhenBusy(Duration::ZERO).wait(true), None);
+        assert_eq!(BatchWindow::Always(ms).wait(false), Some(ms));
     }
 
     #[test]
