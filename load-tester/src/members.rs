@@ -87,6 +87,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Whether each member asks for batches (`--batch`; every other one with `--mixed`).
     pub batch: Vec<bool>,
+    /// Whether some members ask for batches and some do not.
+    pub mixed: bool,
     /// Bumped to make each receiver hand in its latency histograms and start new ones.
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
@@ -165,6 +167,7 @@ impl Members {
             sockets,
             server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
             batch: globals.iter().map(|&g| batch(g)).collect(),
+            mixed: globals.iter().any(|&g| batch(g)) && !globals.iter().all(|&g| batch(g)),
             global: globals,
             status: (0..n).map(|_| AtomicU8::new(0)).collect(),
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),
@@ -292,11 +295,13 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                 };
                 let d = &buf[..len];
                 let before = t.public;
+                // One clock reading per datagram: the events of a batch arrived together.
+                let now = now_ns();
                 if d.starts_with(&code::BATCH.to_be_bytes()) {
                     match batch::events(d) {
                         Ok(entries) => {
                             for e in entries {
-                                one_event(shared, i, e, &mut t, &mut hists);
+                                one_event(shared, i, e, now, &mut t, &mut hists);
                             }
                         }
                         Err(_) => {
@@ -304,7 +309,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                         }
                     }
                 } else {
-                    one_event(shared, i, d, &mut t, &mut hists);
+                    one_event(shared, i, d, now, &mut t, &mut hists);
                 }
                 if t.public > before {
                     t.public_datagrams += 1;
@@ -331,13 +336,20 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
 /// PUBLIC_MSGs, millions a second, take a short path over the bytes (the load tester's own
 /// texts are ASCII): at ten times the kernel's datagram rate, a full decode of every event
 /// would make the receiver, not the server, the thing measured.
-fn one_event(shared: &Shared, i: usize, bytes: &[u8], t: &mut Tally, hists: &mut Hists) {
+fn one_event(
+    shared: &Shared,
+    i: usize,
+    bytes: &[u8],
+    now: u64,
+    t: &mut Tally,
+    hists: &mut Hists,
+) {
     let c = &shared.counters;
     if let Some((sender, text)) = public_fields(bytes) {
         if sender == RAW_SENDER.as_bytes() {
             t.raw += 1;
             if let Some(sent_ns) = text.split(|&b| b == b' ').nth(1).and_then(number) {
-                let lat = now_ns().saturating_sub(sent_ns) / 1000;
+                let lat = now.saturating_sub(sent_ns) / 1000;
                 hists.raw.saturating_record(lat.max(1));
             }
             return;
@@ -347,12 +359,15 @@ fn one_event(shared: &Shared, i: usize, bytes: &[u8], t: &mut Tally, hists: &mut
         let (sent_ns, slot) = (f.next().and_then(number), f.next().and_then(number));
         match (sent_ns, slot.and_then(|s| u32::try_from(s).ok())) {
             (Some(sent_ns), Some(slot)) => {
-                let lat = (now_ns().saturating_sub(sent_ns) / 1000).max(1);
+                let lat = (now.saturating_sub(sent_ns) / 1000).max(1);
                 hists.all.saturating_record(lat);
-                if shared.batch[i] {
-                    hists.batch.saturating_record(lat);
-                } else {
-                    hists.classic.saturating_record(lat);
+                // Kept apart only when the channel holds both kinds (--mixed).
+                if shared.mixed {
+                    if shared.batch[i] {
+                        hists.batch.saturating_record(lat);
+                    } else {
+                        hists.classic.saturating_record(lat);
+                    }
                 }
                 own_message_back(shared, i, slot);
             }

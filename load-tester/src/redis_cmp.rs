@@ -103,17 +103,18 @@ pub fn run(
             while matches!(sink.read(&mut buf), Ok(n) if n > 0) {}
         });
         let sent = publish(&mut publisher, &channel, args, start, end, &shared)?;
-        // Drain: until nothing arrives for 300 ms (10 s at most).
+        // Drain: until nothing arrives for 300 ms, or 2 s while some are missing (10 s at
+        // most), as for the server.
         let mut last = (Instant::now(), 0);
         loop {
             thread::sleep(Duration::from_millis(100));
             let got = shared.received.load(Ordering::Relaxed);
             pb.set(format!("redis: {sent} published, {got} received"));
+            let missing = got < sent * subscribers as u64;
+            let wait = Duration::from_millis(if missing { 2000 } else { 300 });
             if got != last.1 {
                 last = (Instant::now(), got);
-            } else if last.0.elapsed() > Duration::from_millis(300)
-                || now_ns() > end + 10_000_000_000
-            {
+            } else if last.0.elapsed() > wait || now_ns() > end + 10_000_000_000 {
                 break;
             }
         }

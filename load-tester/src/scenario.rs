@@ -313,8 +313,12 @@ pub fn publish_phase(
                 last_change = Instant::now();
             }
             if done.load(Ordering::Relaxed) && now_ns() > end_ns {
-                // Drain: stop once deliveries have stopped for 300 ms (10 s at most).
-                let quiet = last_change.elapsed() > Duration::from_millis(300);
+                // Drain: stop once deliveries have stopped for 300 ms, or for 2 s while some
+                // of one channel's are still missing (a receiver thread descheduled on a
+                // busy machine must not turn into loss); 10 s at most.
+                let missing = expected > 0 && args.channels == 1 && got < expected;
+                let wait = Duration::from_millis(if missing { 2000 } else { 300 });
+                let quiet = last_change.elapsed() > wait;
                 let overdue = now_ns() > end_ns + 10_000_000_000;
                 if quiet || overdue {
                     break;
