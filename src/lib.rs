@@ -8,6 +8,8 @@
 //! - [`datagram`]: a received datagram classified once (sealed or plain, code, length),
 //!   for routing, flood limits and the state machine.
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
+//! - [`nick`]: nickname keys (a PRECIS fold) and confusable skeletons.
+//! - [`sealing`]: which addresses get sealed datagrams; sealing at send time.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`state`]: users by address, the case-insensitive nickname index, channels with their
 //!   members and shareable member snapshots, sessions, and the view of remote users.
@@ -19,6 +21,7 @@
 //! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
+//! - [`tls`]: TLS to PostgreSQL and Redis (rustls), with the CAs to trust.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, effect threads, idle sweep, shutdown.
 //! - [`client`]: the terminal client: login with retries, slash commands, rendering of
@@ -35,7 +38,10 @@ pub mod config;
 pub mod datagram;
 pub mod delivery;
 pub mod handler;
+pub mod nick;
 pub mod outbox;
 pub mod protocol;
+pub mod sealing;
 pub mod server;
 pub mod state;
+pub mod tls;

@@ -386,3 +386,66 @@ fn malformed_caps_forms_are_ignored_not_granted() {
     ann.send_raw(&[0x01, 0xf4, b'b', 0xff]);
     ann.expect_error(errors::INVALID_TEXT);
 }
+
+#[test]
+fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    // Dan registers, then logs in with the password: every datagram sealed both ways.
+    let guest = user(&s, "dan");
+    common::register(&guest, "pw");
+    guest.send(Request::Logoff);
+    common::wait_until(|| s.state().address_of("dan").is_none());
+    let dan = Peer::new(&s);
+    let mut keys = common::password_login(&dan, "dan", "pw");
+    keys.send(&dan, Request::Caps { caps: "batch" });
+    keys.expect(&dan, code::CAPS_ACK, "batch=1200");
+    keys.send(&dan, Request::Join { title: "Pets" });
+    keys.expect(
+        &dan,
+        code::JOIN_ACK,
+        "Pets 1 For our furry and feathered friends",
+    );
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    let cid = batch_user(&s, "cid", "batch", "batch=1200");
+    ann.join("Pets");
+    cid.join("Pets");
+    // Dan's notices of the two joins, then his own copy of a burst of 30 messages.
+    let (mut sealed, mut events) = (Vec::new(), Vec::new());
+    let mut note = |raw: Vec<u8>, events: &mut Events| {
+        assert_eq!(&raw[..2], &code::SEALED.to_be_bytes(), "sealed: {raw:?}");
+        let inner = keys.session.open(&raw).expect("sealed for dan's session");
+        sealed.push((raw.len(), u16::from_be_bytes([inner[0], inner[1]])));
+        events.extend(unpack(&inner));
+    };
+    while events.len() < 2 {
+        note(
+            recv_raw(&dan, common::WAIT).expect("join notices"),
+            &mut events,
+        );
+    }
+    events.clear();
+    collect(&ann, 1);
+    for i in 0..30 {
+        ann.send(Request::SendPublic { text: &msg(i) });
+    }
+    while events.len() < 30 {
+        note(
+            recv_raw(&dan, common::WAIT).expect("more events"),
+            &mut events,
+        );
+    }
+    assert_eq!(events, texts(30), "every event once, in order");
+    // Batches inside the sealing: the batch within the size asked for, plus the 34 bytes
+    // of the seal's header and tag.
+    assert!(sealed.iter().any(|&(_, c)| c == code::BATCH), "{sealed:?}");
+    assert!(
+        sealed.iter().all(|&(len, _)| len <= 1200 + 34),
+        "{sealed:?}"
+    );
+    // The guests in the same channel get the same events in the clear.
+    assert_eq!(collect(&cid, 30).1, texts(30));
+    dan.expect_no_datagram();
+}

@@ -19,6 +19,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use udpchat::client::secure::ClientSession;
 use udpchat::protocol::{batch, code, errors, Event};
 
 use crate::sys::now_ns;
@@ -93,6 +94,9 @@ pub struct Shared {
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
     pub handed_in: Mutex<Vec<(u64, Hists)>>,
+    /// The protected session of each member that has one (`--protected`): what it sends
+    /// is sealed, what it receives opened.
+    pub sessions: Vec<Option<Mutex<ClientSession>>>,
 }
 
 /// Latency histograms of one receiver (microseconds), kept apart by who received what.
@@ -119,6 +123,22 @@ impl Default for Hists {
     }
 }
 
+impl Shared {
+    /// Sends `datagram` from member `i` to its server, sealed if it is protected.
+    pub fn send(&self, i: usize, datagram: &[u8]) -> io::Result<usize> {
+        match self.sessions[i].as_ref() {
+            Some(s) => {
+                let sealed = match s.lock() {
+                    Ok(mut s) => s.seal(datagram),
+                    Err(_) => return Err(io::Error::other("poisoned session")),
+                };
+                self.sockets[i].send_to(&sealed, self.server[i])
+            }
+            None => self.sockets[i].send_to(datagram, self.server[i]),
+        }
+    }
+}
+
 impl Hists {
     /// Adds `other`'s samples.
     pub fn add(&mut self, other: &Hists) {
@@ -127,6 +147,23 @@ impl Hists {
         let _ = self.classic.add(&other.classic);
         let _ = self.raw.add(&other.raw);
     }
+}
+
+/// The protection of a run of `clients` members as `--protected` asks: the last ones.
+pub fn protection(args: &crate::cli::Args, clients: usize, run_id: u32) -> Option<Protection> {
+    (args.protected > 0).then(|| Protection {
+        from: clients.saturating_sub(args.protected),
+        run_id,
+    })
+}
+
+/// Which members are protected, and how they are named.
+#[derive(Debug, Clone, Copy)]
+pub struct Protection {
+    /// Members of this global index and above register and log in with a password.
+    pub from: usize,
+    /// The run's tag in nicknames.
+    pub run_id: u32,
 }
 
 /// The members and their receiver threads.
@@ -149,12 +186,19 @@ impl Members {
         threads: usize,
         rcvbuf: usize,
         batch: impl Fn(usize) -> bool,
+        protection: Option<Protection>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
+        let protected = |g: usize| protection.is_some_and(|p| g >= p.from);
         let mut sockets = Vec::with_capacity(globals.len());
         for &g in &globals {
-            let s = UdpSocket::bind(SocketAddrV4::new(member_ip(g), 0))
-                .with_context(|| format!("binding member socket {g} on {}", member_ip(g)))?;
+            let ip = if protected(g) {
+                crate::secure::protected_ip(g)
+            } else {
+                member_ip(g)
+            };
+            let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+                .with_context(|| format!("binding member socket {g} on {ip}"))?;
             s.set_nonblocking(true)?;
             if rcvbuf > 0 {
                 // The kernel may grant less (net.core.rmem_max): the report shows the loss.
@@ -163,13 +207,23 @@ impl Members {
             sockets.push(s);
         }
         let n = sockets.len();
+        let server: Vec<SocketAddr> = globals.iter().map(|g| servers[g % servers.len()]).collect();
+        let sessions = match protection {
+            Some(p) => protect_all(&sockets, &globals, &server, p)?,
+            None => (0..n).map(|_| None).collect(),
+        };
+        let status: Vec<AtomicU8> = sessions
+            .iter()
+            .map(|s| AtomicU8::new(if s.is_some() { LOGGED_IN } else { 0 }))
+            .collect();
         let shared = Arc::new(Shared {
             sockets,
-            server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
+            server,
             batch: globals.iter().map(|&g| batch(g)).collect(),
             mixed: globals.iter().any(|&g| batch(g)) && !globals.iter().all(|&g| batch(g)),
             global: globals,
-            status: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            status,
+            sessions,
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             publisher_thread: Default::default(),
             counters: Counters::default(),
@@ -243,6 +297,52 @@ impl Members {
     }
 }
 
+/// Registers and logs in, with a password, every protected member among `globals`, on a
+/// few threads; the sockets are blocking meanwhile.
+fn protect_all(
+    sockets: &[UdpSocket],
+    globals: &[usize],
+    servers: &[SocketAddr],
+    p: Protection,
+) -> anyhow::Result<Vec<Option<Mutex<ClientSession>>>> {
+    let todo: Vec<usize> = (0..sockets.len())
+        .filter(|&i| globals[i] >= p.from)
+        .collect();
+    let threads = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+        * 2;
+    let results: Vec<anyhow::Result<(usize, ClientSession)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| {
+                            sockets[i].set_nonblocking(false)?;
+                            let nick = nickname(p.run_id, globals[i]);
+                            let session = crate::secure::protect(&sockets[i], servers[i], &nick)?;
+                            sockets[i].set_nonblocking(true)?;
+                            Ok((i, session))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut sessions: Vec<Option<Mutex<ClientSession>>> =
+        (0..sockets.len()).map(|_| None).collect();
+    for r in results {
+        let (i, session) = r?;
+        sessions[i] = Some(Mutex::new(session));
+    }
+    Ok(sessions)
+}
+
 /// A latency histogram in microseconds up to 100 s, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
@@ -293,7 +393,24 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                     // ICMP errors queued on the socket (e.g. a refused send): read past them.
                     Err(_) => continue,
                 };
-                let d = &buf[..len];
+                let opened;
+                let d: &[u8] = match shared.sessions[i].as_ref() {
+                    Some(s) => match s
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.open(&buf[..len]).map(|b| b.into_owned()))
+                    {
+                        Some(b) => {
+                            opened = b;
+                            &opened
+                        }
+                        None => {
+                            c.garbage.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    None => &buf[..len],
+                };
                 let before = t.public;
                 // One clock reading per datagram: the events of a batch arrived together.
                 let now = now_ns();
@@ -336,14 +453,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
 /// PUBLIC_MSGs, millions a second, take a short path over the bytes (the load tester's own
 /// texts are ASCII): at ten times the kernel's datagram rate, a full decode of every event
 /// would make the receiver, not the server, the thing measured.
-fn one_event(
-    shared: &Shared,
-    i: usize,
-    bytes: &[u8],
-    now: u64,
-    t: &mut Tally,
-    hists: &mut Hists,
-) {
+fn one_event(shared: &Shared, i: usize, bytes: &[u8], now: u64, t: &mut Tally, hists: &mut Hists) {
     let c = &shared.counters;
     if let Some((sender, text)) = public_fields(bytes) {
         if sender == RAW_SENDER.as_bytes() {

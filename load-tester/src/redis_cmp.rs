@@ -410,7 +410,11 @@ fn read_subscribers(
 fn message(buf: &[u8]) -> Result<Option<(&[u8], usize)>, ()> {
     const HEAD: &[u8] = b"*3\r\n$7\r\nmessage\r\n";
     if buf.len() < HEAD.len() {
-        return if HEAD.starts_with(buf) { Ok(None) } else { Err(()) };
+        return if HEAD.starts_with(buf) {
+            Ok(None)
+        } else {
+            Err(())
+        };
     }
     if !buf.starts_with(HEAD) {
         return Err(());

@@ -133,6 +133,9 @@ pub struct Report {
     pub channel_size: usize,
     /// Publishing members.
     pub publishers: usize,
+    /// Members logged in with a password (their traffic sealed), out of `clients`.
+    #[serde(default)]
+    pub protected: usize,
     /// Messages per second per publisher (0: as fast as possible).
     pub rate: f64,
     /// The batch size the clients asked for (`--batch`), if they did.
@@ -268,6 +271,13 @@ impl Report {
                 (None, _) => String::new(),
             }
         );
+        if self.protected > 0 {
+            let _ = writeln!(
+                s,
+                "{} of them protected (password login; their datagrams sealed both ways)",
+                self.protected
+            );
+        }
         if self.servers.len() > 1 {
             let list: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
             let _ = writeln!(

@@ -82,6 +82,7 @@ fn measure(
         batch: args.batch,
         mixed: args.mixed,
         message_size: args.message_size,
+        protected: args.protected.min(step.members.len()),
         servers: args.server.clone(),
         processes: 1,
         udp,
@@ -112,6 +113,7 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
         args.receivers,
         args.rcvbuf,
         |g| args.batch_member(g),
+        crate::members::protection(args, args.clients, run_id),
     )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let report = with_keepalive(&ms, args, || measure(&ms, args, &step, run_id, pb));
@@ -128,9 +130,14 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf, |g| {
-        args.batch_member(g)
-    })?;
+    let ms = Members::start(
+        globals,
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        |g| args.batch_member(g),
+        crate::members::protection(args, max, run_id),
+    )?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

@@ -51,6 +51,7 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
         args.receivers,
         args.rcvbuf,
         |g| args.batch_member(g),
+        crate::members::protection(args, args.clients, run_id),
     )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let pb = Progress::new(true);
@@ -288,6 +289,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             batch: args.batch,
             mixed: args.mixed,
             message_size: args.message_size,
+            protected: args.protected.min(args.clients),
             servers: args.server.clone(),
             processes: n,
             udp: UdpCounters::read().since(&udp0),

@@ -37,7 +37,16 @@
 //! the sender keeps up, rounds hold one fan-out and nothing is batched; when a busy channel's
 //! fan-outs queue up behind it, they go out together. Nothing is ever held back to wait for
 //! more.
+//!
+//! # Sealing
+//! A protected user's copy of a fan-out or reply is sealed for its session just before it
+//! is written ([`Sealers::seal_for`], the one function every send path calls): the
+//! payload stays shared, and only protected members cost an AEAD seal and a buffer. A
+//! member granted `batch` that is protected gets each of its datagrams, BATCH or single
+//! event, sealed for it alone after the [`Planner`] has laid it out (so a sealed BATCH is
+//! the member's batch size plus the 34 bytes of sealing).
 
+use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -51,7 +60,8 @@ use parking_lot::Mutex;
 use super::stats::{Stats, Tally};
 use super::sys::{send_batch, MAX_BATCH};
 use crate::delivery::{Job, Planner};
-use crate::handler::Fanout;
+use crate::handler::{Fanout, Outbox};
+use crate::sealing::Sealers;
 use crate::state::Member;
 
 /// Fan-outs a sender takes off its queue for one round: the most events one round can
@@ -202,6 +212,31 @@ fn send_counted(
     tally.flush(stats);
 }
 
+/// The single-address replies of `out` as they must go out: each sealed for its session
+/// if the handler named one (a path challenge), or if its address is a protected user's.
+pub fn sealed_replies<'a>(out: &'a Outbox, sealers: &Sealers) -> Vec<(Cow<'a, [u8]>, SocketAddr)> {
+    out.unicast_sealed()
+        .map(|(to, bytes, sealer)| {
+            let payload = match sealer {
+                Some(s) => Cow::Owned(s.seal(bytes)),
+                None => sealers.seal_for(to, bytes),
+            };
+            (payload, to)
+        })
+        .collect()
+}
+
+/// Sends `replies` (from [`sealed_replies`]) with [`send_all`].
+pub fn send_replies(
+    socket: &impl AsFd,
+    replies: &[(Cow<'_, [u8]>, SocketAddr)],
+    stats: &Stats,
+    log: &mut ErrorLog,
+) {
+    let msgs: Vec<(&[u8], SocketAddr)> = replies.iter().map(|(p, a)| (&**p, *a)).collect();
+    send_all(socket, &msgs, stats, log);
+}
+
 /// Logs send errors at most once per [`LOG_EVERY`], with how many were suppressed.
 #[derive(Debug)]
 pub struct ErrorLog {
@@ -280,6 +315,8 @@ pub struct Sender {
     pub window: BatchWindow,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// The protected members' sealers: their datagrams are sealed just before they go.
+    pub sealers: Sealers,
 }
 
 impl Sender {
@@ -306,22 +343,28 @@ impl Sender {
             }
             let (index, senders) = (self.index, self.senders);
             planner.plan(&round, |m| sender_of(m, senders) == index);
-            let mut msgs: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+            let mut msgs: Vec<(Cow<'_, [u8]>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
             let mut events: Vec<u32> = Vec::with_capacity(MAX_BATCH);
             for (bytes, to, n) in planner.datagrams(&round) {
-                msgs.push((bytes, to));
+                msgs.push((self.sealers.seal_for(to, bytes), to));
                 events.push(n);
                 if msgs.len() == MAX_BATCH {
-                    send_counted(&self.socket, &msgs, Some(&events), &self.stats, &mut log);
+                    self.send(&msgs, &events, &mut log);
                     msgs.clear();
                     events.clear();
                 }
             }
-            send_counted(&self.socket, &msgs, Some(&events), &self.stats, &mut log);
+            self.send(&msgs, &events, &mut log);
             drop(msgs);
             round.clear();
             busy = !jobs.is_empty() && planner.batch_members();
         }
+    }
+
+    /// Writes `msgs` (sealed where needed), datagram `i` carrying `events[i]` events.
+    fn send(&self, msgs: &[(Cow<'_, [u8]>, SocketAddr)], events: &[u32], log: &mut ErrorLog) {
+        let refs: Vec<(&[u8], SocketAddr)> = msgs.iter().map(|(p, a)| (&**p, *a)).collect();
+        send_counted(&self.socket, &refs, Some(events), &self.stats, log);
     }
 }
 
