@@ -41,6 +41,9 @@ start_server() {
         --data "$TMP/data" "$@" 2>>"$OUT/server.log" &
     SERVER_PID=$!
     sleep 0.5
+    # A server that could not bind (another one on $PORT) must not leave the load tester
+    # measuring whatever answers there.
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "chat-server did not start on port $PORT" >&2; exit 1; }
 }
 
 stop_pid() {
@@ -186,9 +189,12 @@ scenario() {
             >"$OUT/idle-20000.json"
         stop_server ;;
     sweep) # target 5 and the chart: one channel of 100, 1,000 and 10,000 members
+        # (SWEEP_SIZES=100,1000,3000 for a shorter run: 10,000 classic joins take minutes)
+        local chart=()
+        [ -z "${TAG:-}" ] && chart=(--chart docs/fanout.svg)
         start_server 3
-        lt --sweep 100,1000,10000 --publishers 1 --rate 0 --duration 10 --raw --json \
-            --chart docs/fanout.svg >"$OUT/sweep.json"
+        lt --sweep "${SWEEP_SIZES:-100,1000,10000}" --publishers 1 --rate 0 --duration 10 --raw \
+            --json "${chart[@]}" >"$OUT/sweep${TAG:+-$TAG}.json"
         stop_server ;;
     cluster) # one channel of 1,000 spread over 1, 2 and 3 servers joined by one Redis: each
         # server runs --redis with its own --server-id and port. The hour-long lease TTL keeps
@@ -238,13 +244,14 @@ scenario() {
             --json >"$OUT/light-mixed-1000${TAG:+-$TAG}.json"
         stop_server ;;
     halfraw) # issue 11, target 4: half of the classic saturation rate measured by `fanout`
-        # (same TAG) into 1,000 classic clients, then the raw blaster paced at that rate
+        # (same TAG) into 1,000 classic clients, then the raw blaster paced at that rate;
+        # RCVBUF=1048576 gives the member sockets bigger receive buffers (both phases)
         local sat rate
         sat=$(python3 -c "import json;print(json.load(open('$OUT/fanout-1000${TAG:+-$TAG}.json'))['deliveries_per_s'])")
         rate=$(python3 -c "print(round($sat / 1000 / 2))")
         start_server 1
         lt --clients 1000 --channels 1 --publishers 1 --rate "$rate" --duration 20 --raw \
-            --json >"$OUT/half-raw-1000${TAG:+-$TAG}.json"
+            ${RCVBUF:+--rcvbuf "$RCVBUF"} --json >"$OUT/half-raw-1000${TAG:+-$TAG}.json"
         stop_server ;;
     fill) # issue 11, target 5: 10,000 clients granted batch join one channel (every member
         # hears of every later joiner); FILL_CLASSIC=1 also times classic clients (minutes)
@@ -258,14 +265,16 @@ scenario() {
                 --json >"$OUT/fill-10000-classic${TAG:+-$TAG}.json"
             stop_server
         fi ;;
-    sweepbatch) # issue 11's chart: the sweep of `sweep` with clients granted batch (window
-        # 256), drawn with the classic sweep.json on one chart
+    sweepbatch) # issue 11's chart: the sweep of `sweep` (same SWEEP_SIZES and TAG: run
+        # `sweep` first) with clients granted batch (window 256), drawn with the classic
+        # sweep on one chart
         start_server 3
-        lt --sweep 100,1000,10000 --publishers 1 --rate 0 --window 256 --duration 10 --batch \
-            --raw --json >"$OUT/sweep-batch.json"
+        lt --sweep "${SWEEP_SIZES:-100,1000,10000}" --publishers 1 --rate 0 --window 256 \
+            --duration 10 --batch --rcvbuf 1048576 --raw --json \
+            >"$OUT/sweep-batch${TAG:+-$TAG}.json"
         stop_server
-        "$BIN/load-tester" --chart-from "$OUT/sweep.json" --chart-from "$OUT/sweep-batch.json" \
-            --chart docs/fanout.svg ;;
+        "$BIN/load-tester" --chart-from "$OUT/sweep${TAG:+-$TAG}.json" \
+            --chart-from "$OUT/sweep-batch${TAG:+-$TAG}.json" --chart docs/fanout-batch.svg ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
