@@ -49,7 +49,7 @@ start_server() {
 stop_pid() {
     # A server still sending the USER_PARTS of a big channel's log-offs drains its queues on
     # SIGTERM; give it 5 s, then stop it hard so the next scenario starts on a quiet machine.
-    kill "$1"
+    kill "$1" 2>/dev/null || return 0 # already gone
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         kill -0 "$1" 2>/dev/null || break
         sleep 0.5
