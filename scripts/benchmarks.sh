@@ -8,7 +8,7 @@
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster | sealing
-#                                    #   | batch | light | halfraw | fill | sweepbatch
+#                                    #   | batch | light | halfraw | fill | sweepbatch | sealbatch
 #   BATCH_BYTES=8000 scripts/benchmarks.sh batch   # batch clients asking for 8000-byte batches
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 #   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
@@ -182,6 +182,16 @@ scenario() {
             --json >"$OUT/sealing-mixed-2000${TAG:+-$TAG}.json"
         stop_server
         sealing_table ;;
+    sealbatch) # sealing and batching together: one server, one channel of 1,000 clients
+        # granted batch published to flat out, first guests, then protected members (each
+        # member's batches sealed for it alone)
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --window 256 --duration 10 \
+            --batch --rcvbuf 1048576 --json >"$OUT/sealbatch-guests-1000${TAG:+-$TAG}.json"
+        lt --clients 1000 --protected 1000 --channels 1 --publishers 1 --rate 0 --window 256 \
+            --duration 10 --batch --rcvbuf 1048576 --json \
+            >"$OUT/sealbatch-protected-1000${TAG:+-$TAG}.json"
+        stop_server ;;
     idle20k) # target 4: 20,000 clients logged in and kept alive (several processes); the
         # short idle timeout makes a missed keepalive show as `expired` within the run
         start_server 200 --idle-timeout 20 --check-interval 5
