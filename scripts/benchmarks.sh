@@ -27,8 +27,10 @@ CLUSTER_PIDS=()
 CHANNELS=$(mktemp)
 TMP=$(mktemp -d)
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
-    for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    # Each kill may find its process gone already; that must not end the clean-up early
+    # (under set -e) and leave the others running.
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     rm -rf "$CHANNELS" "$TMP"
     true
 }
