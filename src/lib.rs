@@ -9,8 +9,11 @@
 //!   for routing, flood limits and the state machine.
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
-//! - [`state`]: users by address, the case-insensitive nickname index, channels with their
-//!   members and shareable member snapshots, sessions, and the view of remote users.
+//! - [`settings`]: the server's configuration file (every flag, operators, message of the
+//!   day, community limits, channels) and the settings a SIGHUP reload changes live.
+//! - [`state`]: users by address, the case-insensitive nickname index, channels (configured
+//!   and created) with their members, shareable member snapshots, moderation lists and
+//!   history, sessions, and the view of remote users.
 //! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
 //!   account writes, cluster events), and the results fed back.
 //! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
@@ -35,4 +38,5 @@ pub mod handler;
 pub mod outbox;
 pub mod protocol;
 pub mod server;
+pub mod settings;
 pub mod state;

@@ -14,7 +14,7 @@ use udpchat::handler::{Handler, Outbox};
 use udpchat::protocol::{
     ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD,
 };
-use udpchat::state::State;
+use udpchat::state::{ChannelId, State};
 
 /// Any text, spaces included: fits a field that is the last of its datagram.
 fn text() -> impl Strategy<Value = String> {
@@ -266,7 +266,7 @@ fn datagram(op: &Op) -> Vec<u8> {
 
 /// Users whose own channel list holds channel `id`: the membership as the user records
 /// see it, independent of the channel's member list that fan-out reads.
-fn members_by_user_records(state: &State, id: u32) -> Vec<SocketAddr> {
+fn members_by_user_records(state: &State, id: ChannelId) -> Vec<SocketAddr> {
     let mut v: Vec<SocketAddr> = state
         .users()
         .into_iter()
@@ -345,7 +345,8 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
 
         match (&step.op, &before) {
             (Op::Public(text), Some((nick, Some(id)))) => {
-                let title = &*state.channel(*id).title;
+                let ch = state.channel(*id).expect("the current channel exists");
+                let title = &*ch.title;
                 let mut got: Vec<SocketAddr> = Vec::new();
                 for (to, e) in &events {
                     prop_assert_eq!(
@@ -365,7 +366,7 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
             (Op::Logoff, Some((nick, _))) => {
                 prop_assert!(state.user(from).is_none());
                 prop_assert_eq!(state.address_of(nick), None);
-                for ch in state.channels.iter() {
+                for ch in state.channels().iter() {
                     prop_assert!(
                         !ch.snapshot().contains(&from),
                         "step {}: {} still lists a logged-off address",

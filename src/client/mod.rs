@@ -16,6 +16,7 @@
 //! for the server to fall quiet after its last line, 750 by default); see [`Config`].
 
 pub mod command;
+pub mod community;
 pub mod render;
 mod term;
 

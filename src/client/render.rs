@@ -89,14 +89,17 @@ pub fn render(event: &Event<'_>) -> String {
         },
         // Steps of a password exchange: the client consumes them; see [`shown`].
         Event::RegisterResp { .. } | Event::AuthChallenge { .. } => String::new(),
+        // Part 5: channels, moderation, history, operators.
+        part5 => super::community::render(part5).unwrap_or_default(),
     }
 }
 
-/// Whether an event is shown to the user (the steps of a password exchange are not).
+/// Whether an event is shown to the user (the steps of a password exchange are not, nor
+/// the answer to the part-5 hello).
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. }
+        Event::RegisterResp { .. } | Event::AuthChallenge { .. } | Event::HelloAck { .. }
     )
 }
 

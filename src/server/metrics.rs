@@ -63,12 +63,12 @@ pub fn render(src: &Sources) -> String {
         &mut out,
         "channels",
         "gauge",
-        "Configured channels.",
-        &one(src.state.channels.len() as u64),
+        "Channels (configured and created).",
+        &one(src.state.channel_count() as u64),
     );
     let members: Vec<(String, u64)> = src
         .state
-        .channels
+        .channels()
         .iter()
         .map(|c| {
             (

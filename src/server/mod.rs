@@ -10,6 +10,7 @@
 //!    │   └── results ◄──┐         effects ──► effect threads (store, leases) / cluster queue
 //!  senders ── sendmmsg batches, resume after partial sends, count failures
 //!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
+//!  community-store ── part-5 effects: channels, bans, history, kept messages, audit log
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
 //!  cluster (with --redis) ── events from Redis ──► Handler::cluster_input ──► replies, fan-outs
 //!  cluster-pub (with --redis) ── published events ──► Redis, pipelined
@@ -20,6 +21,7 @@
 //! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
+pub mod community;
 pub mod effects;
 pub mod limit;
 pub mod metrics;
@@ -32,6 +34,7 @@ pub mod worker;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,12 +46,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use limit::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
+use crate::accounts::community::CommunityStore;
 use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::Handler;
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
+use crate::settings::{Live, LiveSettings};
 use crate::state::State;
+
+pub use community::Reloader;
 
 /// Datagrams each worker's queue holds before the receive thread drops more.
 pub const WORKER_QUEUE: usize = 8192;
@@ -90,6 +97,10 @@ pub struct ServerConfig {
     pub store: StoreKind,
     /// The cluster to join; `None` stands alone.
     pub cluster: Option<ClusterConfig>,
+    /// Part-5 settings a reload may change: limits, operators, message of the day.
+    pub live: Live,
+    /// A file the audit log of moderation and operator actions is appended to.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -115,6 +126,8 @@ impl Default for ServerConfig {
             metrics: None,
             store: StoreKind::Memory,
             cluster: None,
+            live: Live::default(),
+            audit_log: None,
         }
     }
 }
@@ -171,6 +184,8 @@ pub struct Server {
     store: Arc<dyn AccountStore>,
     accounts: Arc<Service>,
     cluster: Option<Arc<Cluster>>,
+    community_store: Arc<dyn CommunityStore>,
+    live: Arc<LiveSettings>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -245,6 +260,10 @@ impl Server {
         let store = config.store.open().map_err(store_error)?;
         let accounts = Arc::new(Service::open(&*store).map_err(store_error)?);
         let state = Arc::new(State::new(&config.channels, config.max_users));
+        let community_store = config.store.open_community().map_err(store_error)?;
+        let mut live = config.live.clone();
+        live.max_channels_per_user = config.max_channels_per_user;
+        community::load(&*community_store, &state, &live).map_err(store_error)?;
         let cluster = match &config.cluster {
             Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
             None => None,
@@ -253,6 +272,8 @@ impl Server {
             cluster,
             store,
             accounts,
+            community_store,
+            live: Arc::new(LiveSettings::new(live)),
             config,
             metrics,
             socket,
@@ -299,6 +320,14 @@ impl Server {
         self.state.clone()
     }
 
+    /// What changes the configuration while the server runs (on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+            live: self.live.clone(),
+        }
+    }
+
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.
     ///
     /// # Errors
@@ -306,6 +335,7 @@ impl Server {
     pub fn run(self) -> Result<(), ServerError> {
         let c = &self.config;
         let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+            .with_live(self.live.clone())
             .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
         if self.cluster.is_some() {
@@ -331,6 +361,13 @@ impl Server {
             (0..workers).map(|_| bounded(WORKER_QUEUE)).unzip();
         let (done_txs, done_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| bounded(effects::DONE_QUEUE)).unzip();
+        let (community_sink, community_thread) = community::spawn(
+            self.community_store.clone(),
+            done_txs.clone(),
+            c.audit_log.as_deref(),
+        )
+        .map_err(ServerError::Thread)?;
+        threads.push(community_thread);
         let (effects, effect_threads) = effects::spawn(
             self.store.clone(),
             self.accounts.clone(),
@@ -339,6 +376,7 @@ impl Server {
             self.stop.clone(),
         )
         .map_err(ServerError::Thread)?;
+        let effects = effects.with_community(community_sink);
         threads.extend(effect_threads);
         for (i, (rx, done)) in work_rxs.into_iter().zip(done_rxs).enumerate() {
             let worker = worker::Worker {
@@ -356,7 +394,7 @@ impl Server {
         }
         let pool = send_txs;
         if let Some(cluster) = &self.cluster {
-            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool)?);
+            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool, &effects)?);
         }
 
         {
@@ -413,6 +451,7 @@ impl Server {
         cluster: Arc<Cluster>,
         handler: &Handler,
         pool: &[crossbeam_channel::Sender<send::SendJob>],
+        effects: &effects::Effects,
     ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
@@ -426,9 +465,15 @@ impl Server {
         let (state, stop, handler) = (self.state.clone(), self.stop.clone(), handler.clone());
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
+        let effects = effects.clone();
         let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
             for input in inputs {
                 handler.cluster_input(input, &mut out);
+            }
+            // Orders for local users (a kick or kill from another server) and what a
+            // change owes the cluster or the store; nothing here waits for an answer.
+            for effect in out.effects.drain(..) {
+                let _ = effects.submit(effect);
             }
             for fanout in out.fanouts.drain(..) {
                 send::dispatch(fanout, &senders);

@@ -1,0 +1,328 @@
+//! The client's side of part 5: how the community events are shown, with history and
+//! kept private messages set apart from live ones (a `[history ...]` or `[kept ...]`
+//! mark with the time they were sent, in UTC), and what the client remembers to catch up
+//! after it logs in again ([`CatchUp`]).
+
+use std::collections::BTreeMap;
+
+use super::render::sanitize;
+use crate::outbox::community::utc;
+use crate::protocol::{Event, Request};
+
+/// The line shown for a part-5 event (starting with a tab), or `None` for one the client
+/// consumes silently.
+pub fn render(event: &Event<'_>) -> Option<String> {
+    let s = sanitize;
+    Some(match event {
+        Event::HelloAck { .. } => return None,
+        Event::Motd { text } => format!("\t| {}", s(text)),
+        Event::ChanNotice {
+            title,
+            actor,
+            action,
+            args,
+        } => notice(&s(title), &s(actor), action, &s(args)),
+        Event::ChanModes {
+            title,
+            modes,
+            limit,
+            founder,
+        } => {
+            let limit = match limit {
+                0 => "no member limit".to_owned(),
+                n => format!("at most {n} members"),
+            };
+            format!(
+                "\t[{}] modes {}, {limit}, founded by {}",
+                s(title),
+                s(modes),
+                s(founder)
+            )
+        }
+        Event::ChanEntry { title, kind, text } => {
+            format!("\t[{}] {} {}", s(title), s(kind), s(text))
+        }
+        Event::Invited { title, by } => format!(
+            "\t<{} invites you into {}; /join {} to go in>",
+            s(by),
+            s(title),
+            s(title)
+        ),
+        Event::HistoryMsg {
+            title,
+            ms,
+            sender,
+            text,
+            ..
+        } => format!(
+            "\t[history {}] {} [{}]: {}",
+            utc(*ms),
+            s(sender),
+            s(title),
+            s(text)
+        ),
+        Event::HistoryEnd { title, last, more } => match more {
+            0 => format!("\t-- end of the history of {} --", s(title)),
+            n => format!(
+                "\t-- {n} more in the history of {}: /history {} since {last} --",
+                s(title),
+                s(title)
+            ),
+        },
+        Event::StoredPrivate { ms, sender, text } => format!(
+            "\t[kept {}] {} [**private**]: {}",
+            utc(*ms),
+            s(sender),
+            s(text)
+        ),
+        Event::PrivateStored { recipient } => format!(
+            "\t<{} is away; your message is kept until they log in>",
+            s(recipient)
+        ),
+        Event::ServerNotice { from, text } => {
+            format!("\t*** Notice from {}: {} ***", s(from), s(text))
+        }
+        Event::StatusItem { key, value } => format!("\t{}: {}", s(key), s(value)),
+        Event::OperAck {
+            action,
+            target,
+            detail,
+        } => {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s(detail))
+            };
+            format!("\t<done: {} {}{detail}>", s(action), s(target))
+        }
+        _ => return None,
+    })
+}
+
+/// A `CHAN_NOTICE` in words; all arguments already defused.
+fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
+    let (first, rest) = args.split_once(' ').unwrap_or((args, ""));
+    match action {
+        "create" => format!("\t<{actor} created {title} ({first}): {rest}>"),
+        "topic" => format!("\t<{actor} set the topic of {title}: {args}>"),
+        "kick" => format!("\t<{actor} removed {first} from {title}: {rest}>"),
+        "ban" => {
+            let (secs, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            let how_long = match secs {
+                "0" | "" => "until lifted".to_owned(),
+                n => format!("for {n} s"),
+            };
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            format!("\t<{actor} banned {first} from {title} {how_long}{reason}>")
+        }
+        "unban" => format!("\t<{actor} lifted the ban on {args} in {title}>"),
+        "mode" => format!("\t<{actor} set mode {args} on {title}>"),
+        "invite" => format!("\t<{actor} invited {args} into {title}>"),
+        "drop" => format!("\t<{actor} dropped the registration of {title}>"),
+        other => format!("\t<{actor} {} {args} in {title}>", sanitize(other)),
+    }
+}
+
+/// What the client remembers of each channel it is in, to ask for what it missed after
+/// it logs in again: the id of the last history message it saw, or else the last live
+/// messages (sender and text) to find its place in the history.
+#[derive(Debug, Default, Clone)]
+pub struct CatchUp {
+    channels: BTreeMap<String, Seen>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    /// The last history message id shown.
+    last_id: Option<u64>,
+    /// Live messages since (bounded), oldest first.
+    live: Vec<(String, String)>,
+}
+
+/// Live messages remembered per channel.
+const LIVE_KEPT: usize = 20;
+/// Messages asked for after a new login when the place can't be found by id.
+pub const CATCH_UP: u64 = 50;
+
+impl CatchUp {
+    /// Notes an event the client received.
+    pub fn note(&mut self, event: &Event<'_>) {
+        match event {
+            Event::JoinAck(info) => {
+                self.channels.entry(info.title.to_owned()).or_default();
+            }
+            Event::PartAck(info) => {
+                self.channels.remove(info.title);
+            }
+            Event::PublicMsg {
+                title,
+                sender,
+                text,
+            } => {
+                let seen = self.channels.entry((*title).to_owned()).or_default();
+                seen.live.push(((*sender).to_owned(), (*text).to_owned()));
+                if seen.live.len() > LIVE_KEPT {
+                    seen.live.remove(0);
+                }
+            }
+            Event::HistoryMsg { title, id, .. } => {
+                let seen = self.channels.entry((*title).to_owned()).or_default();
+                seen.last_id = Some(*id);
+                seen.live.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// The channels the client was in.
+    pub fn channels(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
+
+    /// After a new login and the join of `title`: the request for what was missed. By
+    /// id when no live message came after the last history message seen; otherwise the
+    /// last [`CATCH_UP`], which [`CatchUp::missed`] trims to what follows the last live
+    /// message seen.
+    pub fn request_for<'a>(&self, title: &'a str, buf: &'a mut String) -> Request<'a> {
+        let seen = self.channels.get(title);
+        match seen {
+            Some(Seen {
+                last_id: Some(id),
+                live,
+            }) if live.is_empty() => {
+                *buf = id.to_string();
+                Request::History {
+                    title,
+                    how: "since",
+                    number: buf,
+                }
+            }
+            _ => {
+                *buf = CATCH_UP.to_string();
+                Request::History {
+                    title,
+                    how: "last",
+                    number: buf,
+                }
+            }
+        }
+    }
+
+    /// Of a catch-up answer for `title` (sender, text in order), how many leading
+    /// messages were seen already: those up to the last live message remembered.
+    pub fn already_seen(&self, title: &str, answer: &[(String, String)]) -> usize {
+        let Some(last) = self.channels.get(title).and_then(|s| s.live.last()) else {
+            return 0;
+        };
+        answer.iter().rposition(|m| m == last).map_or(0, |i| i + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ChannelInfo;
+
+    #[test]
+    fn history_and_kept_messages_are_marked_with_their_time() {
+        let h = render(&Event::HistoryMsg {
+            title: "Den",
+            id: 7,
+            ms: 1_700_000_000_000,
+            sender: "bob",
+            text: "hi",
+        })
+        .unwrap();
+        assert_eq!(h, "\t[history 2023-11-14 22:13:20] bob [Den]: hi");
+        let k = render(&Event::StoredPrivate {
+            ms: 0,
+            sender: "bob",
+            text: "psst",
+        })
+        .unwrap();
+        assert_eq!(k, "\t[kept 1970-01-01 00:00:00] bob [**private**]: psst");
+    }
+
+    #[test]
+    fn notices_read_as_sentences() {
+        let n = |action, args| {
+            render(&Event::ChanNotice {
+                title: "Den",
+                actor: "ann",
+                action,
+                args,
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            n("kick", "bob spam spam"),
+            "\t<ann removed bob from Den: spam spam>"
+        );
+        assert_eq!(
+            n("ban", "spam* 60 ads"),
+            "\t<ann banned spam* from Den for 60 s: ads>"
+        );
+        assert_eq!(
+            n("ban", "bob 0"),
+            "\t<ann banned bob from Den until lifted>"
+        );
+        assert_eq!(n("mode", "+m"), "\t<ann set mode +m on Den>");
+        assert!(render(&Event::HelloAck {
+            history: 1,
+            now_ms: 2
+        })
+        .is_none());
+    }
+
+    #[test]
+    fn catch_up_asks_by_id_or_finds_its_place() {
+        let mut c = CatchUp::default();
+        let info = ChannelInfo {
+            title: "Den",
+            count: 1,
+            description: "",
+        };
+        c.note(&Event::JoinAck(info));
+        c.note(&Event::HistoryMsg {
+            title: "Den",
+            id: 42,
+            ms: 0,
+            sender: "a",
+            text: "x",
+        });
+        let mut buf = String::new();
+        assert_eq!(
+            c.request_for("Den", &mut buf),
+            Request::History {
+                title: "Den",
+                how: "since",
+                number: "42"
+            }
+        );
+        c.note(&Event::PublicMsg {
+            title: "Den",
+            sender: "bob",
+            text: "two",
+        });
+        assert_eq!(
+            c.request_for("Den", &mut buf),
+            Request::History {
+                title: "Den",
+                how: "last",
+                number: "50"
+            }
+        );
+        let answer: Vec<(String, String)> = [("a", "x"), ("bob", "two"), ("cid", "three")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(c.already_seen("Den", &answer), 2);
+        assert_eq!(c.channels(), ["Den"]);
+        c.note(&Event::PartAck(info));
+        assert!(c.channels().is_empty());
+    }
+}
