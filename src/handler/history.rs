@@ -156,14 +156,16 @@ impl Handler {
     /// After a password login of `nick` at `from`: asks for the private messages kept
     /// while it was away.
     pub(super) fn fetch_mail(&self, now: Instant, from: SocketAddr, nick: &str, out: &mut Outbox) {
-        let Presence::Protected(session) = self.state.presence(from) else {
+        if !matches!(self.state.presence(from), Presence::Protected(_)) {
             return;
-        };
+        }
         if self.live().mailbox == 0 {
             return;
         }
         let key = nick_key(nick);
-        let ticket = self.ticket(from, Route::Session(session));
+        // The result comes back to this worker (the login runs on the address's), so the
+        // messages follow the LOGIN_ACK this round sends.
+        let ticket = self.ticket(from, Route::Addr(from));
         let wait = Wait::Inbox {
             addr: from,
             key: key.clone(),

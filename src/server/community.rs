@@ -304,8 +304,8 @@ pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<()
         meta.invite_only = c.invite_only;
         meta.moderated = c.moderated;
         meta.topic_locked = c.topic_locked;
+        // The founder's account stays an operator (Meta::created made it one).
         meta.limit = c.limit;
-        meta.ops.clear();
         let _ = state.create_channel(&c.title, meta);
     }
     for (chan, account) in &snap.ops {
