@@ -771,9 +771,12 @@ fn peer_from(ip: [u8; 4], s: &RunningServer) -> Peer {
 
 #[test]
 fn server_operators_kill_ban_addresses_notify_and_see_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
     let s = server_with(|c| {
         c.live.operators = vec!["root".into()];
         c.limits.amplification_guard = false;
+        c.audit_log = Some(audit.clone());
     });
     register(&s, "root", "secret");
     let root = login(&s, "root", "secret");
@@ -873,6 +876,19 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     root.expect(code::CHAN_NOTICE, "Pets root kick bob rules");
     bob.expect(code::PART_ACK, "Pets 0 For our furry and feathered friends");
     bob.expect(code::CHAN_NOTICE, "Pets root kick bob rules");
+    // Every action is in the audit log, one line each.
+    let log = || std::fs::read_to_string(&audit).unwrap_or_default();
+    common::wait_until(|| log().contains("root kick Pets bob rules"));
+    let text = log();
+    for line in [
+        "root oper-notice - restart at noon",
+        "root oper-kill CID spam",
+        "root oper-ban 127.0.0.2/32 3600 abuse",
+        "root oper-unban 127.0.0.2/32",
+    ] {
+        assert!(text.contains(line), "{line:?} not in {text}");
+    }
+    assert!(text.lines().all(|l| l.contains(" UTC root ")), "{text}");
 }
 
 #[test]
