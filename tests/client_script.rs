@@ -302,3 +302,115 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
         "the client sealed every datagram of its session"
     );
 }
+
+#[test]
+fn community_commands_show_as_sentences() {
+    let server = common::server();
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/create Den a cozy place\n");
+    ann.expect_line("\t<ann created Den (temporary): a cozy place>");
+    ann.expect_line("\tWelcome to the Den Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Den");
+    ann.expect_line("\t<bob has entered Den>");
+    ann.send("/topic Den warm and cozy\n/mode Den +m\n/voice Den bob\n/mode Den\n");
+    ann.expect_line("\t<ann set the topic of Den: warm and cozy>");
+    ann.expect_line("\t<ann set mode +m on Den>");
+    ann.expect_line("\t<ann set mode +v bob on Den>");
+    ann.expect_line("\t[Den] modes +mt, no member limit, founded by ann");
+    bob.send(Request::SendPublic { text: "thanks" });
+    ann.expect_line("\tbob [Den]: thanks");
+    ann.send("/history Den 5\n/kick Den bob enough\n/kick Den\n");
+    ann.expect_line("\t-- end of the history of Den --");
+    ann.expect_line("\t<ann removed bob from Den: enough>");
+    ann.expect_line("\tUsage: /kick TITLE NICK [REASON]");
+    ann.send("/status\n");
+    ann.expect_line("\t** ERROR: you are not a server operator **");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 1, "{lines:#?}");
+    assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
+    let server = common::server_with(|c| {
+        c.idle_timeout = Duration::from_millis(800);
+        c.check_interval = Duration::from_millis(100);
+    });
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    bob.send(Request::SendPublic { text: "seen live" });
+    ann.expect_line("\tbob [Pets]: seen live");
+    // The client drops off the server (its keepalive is 30 s; the server's timeout is
+    // shorter here), while bob stays and talks on.
+    while server.state().address_of("ann").is_some() {
+        bob.send(Request::StillHere);
+        thread::sleep(Duration::from_millis(100));
+    }
+    for text in ["while you were away", "and this too"] {
+        bob.send(Request::SendPublic { text });
+    }
+    thread::sleep(Duration::from_millis(100));
+    ann.send("/reconnect\n");
+    ann.expect_line("\t-- 2 missed in Pets --");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
+    assert!(
+        history[0].ends_with(" bob [Pets]: while you were away"),
+        "{history:?}"
+    );
+    assert!(
+        history[1].ends_with(" bob [Pets]: and this too"),
+        "{history:?}"
+    );
+    assert!(lines.contains(&"\tWelcome to the Pets Channel (2 users)".to_string()));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn against_a_classic_server_the_hello_goes_unremarked() {
+    // A server of the classic protocol: it knows LOGIN_REQ and nothing of part 5.
+    let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = classic.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = classic.recv_from(&mut buf) {
+            let reply = match Request::decode(&buf[..n], 2048) {
+                Ok(Request::Login { nick }) => {
+                    udpchat::protocol::Event::LoginAck { nick }.to_bytes()
+                }
+                Ok(Request::Logoff | Request::StillHere) => continue,
+                _ => udpchat::protocol::Event::Error {
+                    message: "unimplemented event code",
+                }
+                .to_bytes(),
+            };
+            let _ = classic.send_to(&reply, from);
+        }
+    });
+    let (status, lines) = run_script(port, &["--nick", "ann"], "/frob\n");
+    assert!(status.success(), "{lines:#?}");
+    assert_eq!(
+        lines,
+        [
+            "trying to log in (1)...",
+            "\tLog in successful. Welcome ann.",
+            "\t/frob: unknown command"
+        ]
+    );
+}

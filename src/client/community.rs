@@ -133,6 +133,28 @@ fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct CatchUp {
     channels: BTreeMap<String, Seen>,
+    /// Channels whose catch-up answer is coming: its messages are held until its end.
+    pending: BTreeMap<String, Vec<Held>>,
+}
+
+/// A history message held until the whole catch-up answer is in.
+#[derive(Debug, Clone)]
+struct Held {
+    id: u64,
+    ms: u64,
+    sender: String,
+    text: String,
+}
+
+/// What the receive thread does with an event, as [`CatchUp::intercept`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intercept {
+    /// Show it as usual.
+    Pass,
+    /// Part of a catch-up answer: hold it.
+    Hold,
+    /// The end of a catch-up answer: show these lines (what was missed) instead.
+    Release(Vec<String>),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -208,6 +230,70 @@ impl CatchUp {
                     how: "last",
                     number: buf,
                 }
+            }
+        }
+    }
+
+    /// Says that the answer to the catch-up request for `title` is coming.
+    pub fn expect_answer(&mut self, title: &str) {
+        self.pending.insert(title.to_owned(), Vec::new());
+    }
+
+    /// Notes `event`, and holds the messages of a catch-up answer until its end, when the
+    /// ones not seen before are released, marked as history.
+    pub fn intercept(&mut self, event: &Event<'_>) -> Intercept {
+        match event {
+            Event::HistoryMsg {
+                title,
+                id,
+                ms,
+                sender,
+                text,
+            } if self.pending.contains_key(*title) => {
+                if let Some(held) = self.pending.get_mut(*title) {
+                    held.push(Held {
+                        id: *id,
+                        ms: *ms,
+                        sender: (*sender).to_owned(),
+                        text: (*text).to_owned(),
+                    });
+                }
+                Intercept::Hold
+            }
+            Event::HistoryEnd { title, .. } if self.pending.contains_key(*title) => {
+                let held = self.pending.remove(*title).unwrap_or_default();
+                let pairs: Vec<(String, String)> = held
+                    .iter()
+                    .map(|h| (h.sender.clone(), h.text.clone()))
+                    .collect();
+                let skip = self.already_seen(title, &pairs);
+                let missed = &held[skip..];
+                let mut lines: Vec<String> = missed
+                    .iter()
+                    .filter_map(|h| {
+                        render(&Event::HistoryMsg {
+                            title,
+                            id: h.id,
+                            ms: h.ms,
+                            sender: &h.sender,
+                            text: &h.text,
+                        })
+                    })
+                    .collect();
+                lines.push(match missed.len() {
+                    0 => format!("\t-- nothing missed in {} --", sanitize(title)),
+                    n => format!("\t-- {n} missed in {} --", sanitize(title)),
+                });
+                let seen = self.channels.entry((*title).to_owned()).or_default();
+                if let Some(last) = held.last() {
+                    seen.last_id = Some(last.id);
+                    seen.live.clear();
+                }
+                Intercept::Release(lines)
+            }
+            _ => {
+                self.note(event);
+                Intercept::Pass
             }
         }
     }
@@ -324,5 +410,52 @@ mod tests {
         assert_eq!(c.channels(), ["Den"]);
         c.note(&Event::PartAck(info));
         assert!(c.channels().is_empty());
+    }
+
+    #[test]
+    fn a_catch_up_answer_shows_only_what_was_missed() {
+        let mut c = CatchUp::default();
+        for text in ["one", "two"] {
+            c.note(&Event::PublicMsg {
+                title: "Den",
+                sender: "bob",
+                text,
+            });
+        }
+        c.expect_answer("Den");
+        for (id, text) in [(1, "one"), (2, "two"), (3, "three")] {
+            let e = Event::HistoryMsg {
+                title: "Den",
+                id,
+                ms: 0,
+                sender: "bob",
+                text,
+            };
+            assert_eq!(c.intercept(&e), Intercept::Hold);
+        }
+        let end = Event::HistoryEnd {
+            title: "Den",
+            last: 3,
+            more: 0,
+        };
+        assert_eq!(
+            c.intercept(&end),
+            Intercept::Release(vec![
+                "\t[history 1970-01-01 00:00:00] bob [Den]: three".into(),
+                "\t-- 1 missed in Den --".into()
+            ])
+        );
+        // Next time, by id.
+        let mut buf = String::new();
+        assert_eq!(
+            c.request_for("Den", &mut buf).to_bytes(),
+            Request::History {
+                title: "Den",
+                how: "since",
+                number: "3"
+            }
+            .to_bytes()
+        );
+        assert_eq!(c.intercept(&end), Intercept::Pass);
     }
 }

@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use crate::auth::{self, seal, ClientAuthError, SessionKeys};
 use crate::protocol::{code, encode_raw, errors, Event, Request, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use command::Command;
+use community::{CatchUp, Intercept};
 use term::{Input, Read, SavedTerminal, Screen};
 
 /// How often a logged-in client says it is still there (the server's idle timeout is
@@ -118,6 +119,8 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         last_traffic: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
         session: Mutex::new(None),
+        catch_up: Mutex::new(CatchUp::default()),
+        hello_pending: AtomicBool::new(false),
     });
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
@@ -198,6 +201,12 @@ struct Shared {
     /// After a password login: the session keys and the last counter used. Every datagram
     /// is then sealed, so nobody who merely forges our address can speak for us.
     session: Mutex<Option<(SessionKeys, u64)>>,
+    /// Part 5: the channels the client is in and what it saw there, to catch up after
+    /// logging in again. Touched by the receive thread for each event.
+    catch_up: Mutex<CatchUp>,
+    /// A HELLO went out and is not answered yet: a classic server's
+    /// `ERROR unimplemented event code` for it is not shown.
+    hello_pending: AtomicBool,
 }
 
 impl Shared {
@@ -308,6 +317,28 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
             // Known as logged in before the line is shown: a signal right after it must
             // still log off.
             *shared.nick.lock() = Some(nick.to_string());
+        }
+        match event {
+            Event::HelloAck { .. } => shared.hello_pending.store(false, Ordering::Relaxed),
+            // A classic server does not know HELLO: that is no news to the user.
+            Event::Error { message } if message == errors::UNIMPLEMENTED => {
+                if shared.hello_pending.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        // History asked for after a new login is held until its end, then only what was
+        // missed is shown.
+        match shared.catch_up.lock().intercept(&event) {
+            Intercept::Pass => {}
+            Intercept::Hold => continue,
+            Intercept::Release(lines) => {
+                for line in lines {
+                    out.line(line);
+                }
+                continue;
+            }
         }
         if render::shown(&event) {
             out.line(render::render(&event));
@@ -437,6 +468,7 @@ impl Session {
             match self.try_login(&nick) {
                 Some(LoginAnswer::Accepted) => {
                     *self.shared.nick.lock() = Some(nick);
+                    self.hello();
                     return Login::Accepted;
                 }
                 Some(LoginAnswer::Refused(message)) if message == errors::NICK_REGISTERED => {
@@ -482,6 +514,7 @@ impl Session {
             match self.authenticate(nick, &password) {
                 Auth::Accepted => {
                     *self.shared.nick.lock() = Some(nick.to_string());
+                    self.hello();
                     return Some(Login::Accepted);
                 }
                 Auth::WrongPassword => self.out.line("\t** ERROR: wrong password **"),
@@ -589,6 +622,49 @@ impl Session {
         }
     }
 
+    /// Says HELLO (part 5), so the server sends its message of the day and part-5
+    /// notices; a classic server's refusal is not shown.
+    fn hello(&self) {
+        self.shared.hello_pending.store(true, Ordering::Relaxed);
+        let _ = self.shared.send(&Request::Hello {
+            client: concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+        });
+    }
+
+    /// `/reconnect`: logs off and in again under the same nickname (as after a network
+    /// change), then [`catch_up`](Self::catch_up).
+    fn reconnect(&mut self) -> Option<Outcome> {
+        let channels = self.shared.catch_up.lock().channels();
+        let nick = self.shared.nick.lock().clone();
+        self.shared.logoff();
+        match self.login(nick) {
+            Login::Accepted => {
+                self.catch_up(&channels);
+                None
+            }
+            Login::Unanswered | Login::NoInput => Some(Outcome::LoginFailed),
+        }
+    }
+
+    /// After a new login: joins `channels` again and asks each for what was said since
+    /// the client last saw it; the receive thread shows only what it missed, marked as
+    /// history. A client that reconnects on its own calls this after logging in.
+    pub fn catch_up(&mut self, channels: &[String]) {
+        for title in channels {
+            let _ = self.shared.send(&Request::Join { title });
+            let mut buf = String::new();
+            let request = {
+                let mut c = self.shared.catch_up.lock();
+                c.expect_answer(title);
+                c.request_for(title, &mut buf).to_bytes()
+            };
+            let _ = self.shared.send_bytes(&request);
+            if !self.input.is_editor() {
+                self.wait_for_quiet(PACE_QUIET, PACE_MAX);
+            }
+        }
+    }
+
     fn ask_nick(&mut self) -> Option<String> {
         loop {
             let Read::Line(line) = self.input.read("Your nickname: ", false) else {
@@ -628,6 +704,11 @@ impl Session {
                     .out
                     .line(format!("\t{}: unknown command", render::sanitize(name))),
                 Command::Register => self.register(),
+                Command::Reconnect => {
+                    if let Some(outcome) = self.reconnect() {
+                        return outcome;
+                    }
+                }
                 Command::Login(nick) => {
                     // Log off first, so a refused new nickname leaves no half-state.
                     self.shared.logoff();
@@ -696,6 +777,8 @@ mod tests {
             last_traffic: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             session: Mutex::new(None),
+            catch_up: Mutex::new(CatchUp::default()),
+            hello_pending: AtomicBool::new(false),
         });
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let every = Duration::from_millis(20);
