@@ -80,7 +80,7 @@ pub const HELP: &[&str] = &[
     "  /topic TITLE TEXT    set the topic (description)",
     "  /kick TITLE NICK [WHY]        remove someone",
     "  /ban TITLE MASK [SECS] [WHY]  ban a nickname pattern (* ?) or",
-    "                       account:NAME, for SECS or until /unban TITLE MASK",
+    "                       account:NAME, for SECS or until unbanned",
     "  /op TITLE NICK, /deop TITLE NICK      make or unmake an operator",
     "  /voice TITLE NICK, /devoice TITLE NICK  who may speak when moderated",
     "  /mode TITLE [+i|-i|+m|-m|+t|-t|+l N|-l]  change or show the modes",
