@@ -87,19 +87,33 @@ pub fn render(event: &Event<'_>) -> String {
             "unregistered" => format!("\tNickname {} is no longer registered.", s(nick)),
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
-        // Steps of a password exchange: the client consumes them; see [`shown`].
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. } => String::new(),
+        // Steps of a password exchange and of the delivery extensions: the client
+        // consumes them; see [`shown`].
+        Event::RegisterResp { .. }
+        | Event::AuthChallenge { .. }
+        | Event::CapsAck { .. }
+        | Event::Pong { .. }
+        | Event::McastGroup { .. }
+        | Event::McastProbe { .. }
+        | Event::ServerHere { .. } => String::new(),
         // Part 5: channels, moderation, history, operators.
         part5 => super::community::render(part5).unwrap_or_default(),
     }
 }
 
-/// Whether an event is shown to the user (the steps of a password exchange are not, nor
-/// the answer to the part-5 hello).
+/// Whether an event is shown to the user (the steps of a password exchange, the delivery
+/// extensions' bookkeeping and the answer to the part-5 hello are not).
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
-        Event::RegisterResp { .. } | Event::AuthChallenge { .. } | Event::HelloAck { .. }
+        Event::RegisterResp { .. }
+            | Event::AuthChallenge { .. }
+            | Event::CapsAck { .. }
+            | Event::Pong { .. }
+            | Event::McastGroup { .. }
+            | Event::McastProbe { .. }
+            | Event::ServerHere { .. }
+            | Event::HelloAck { .. }
     )
 }
 

@@ -9,7 +9,8 @@
 //! [`login`] (log in and off, leases), [`channels`] (join, part, lists), [`messages`]
 //! (public and private), [`directory`] (who, whois), [`hotlist`] (watch, unwatch),
 //! [`accounts`] (register, unregister), [`sessions`] (password logins and sealed
-//! datagrams) and [`remote`] (what the other servers of a cluster report).
+//! datagrams), [`caps`] (capabilities and PING) and [`remote`] (what the other servers
+//! of a cluster report).
 //!
 //! Part 5, the community features: [`community`] (HELLO, rights, notices, results),
 //! [`created`] (channels users create and give up), [`moderation`] (topic, kick, ban,
@@ -18,6 +19,7 @@
 //! [`community_remote`] (the same, as other servers of a cluster report it).
 
 mod accounts;
+mod caps;
 mod channels;
 mod community;
 mod community_remote;
@@ -76,6 +78,8 @@ struct Config {
     max_channels_per_user: usize,
     /// Part of a cluster: logins wait for the nickname's lease and changes are published.
     cluster: bool,
+    /// Channels have multicast groups: the `multicast` cap may be granted.
+    multicast: bool,
 }
 
 /// A login waiting for its nickname's lease (cluster mode).
@@ -151,6 +155,7 @@ impl Handler {
                 idle_timeout,
                 max_channels_per_user: DEFAULT_MAX_CHANNELS_PER_USER,
                 cluster: false,
+                multicast: false,
             },
         }
     }
@@ -277,6 +282,8 @@ impl Handler {
             Request::Login { nick } => self.login(now, wall, from, nick, out),
             Request::Auth { nick, message } => self.auth_start(now, from, nick, message, out),
             Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
+            // Discovery is answered on the discovery socket, not here.
+            Request::Discover => {}
             _ if !logged_in => out.error(from, errors::PLEASE_LOG_IN),
             Request::Logoff => self.logoff(from, out),
             Request::Join { title } => self.join(now, wall, from, title, out),
@@ -297,6 +304,11 @@ impl Handler {
                 self.register_finish(now, wall, from, message, session, out)
             }
             Request::Unregister => self.unregister(now, from, session, out),
+            Request::Caps { caps } => self.caps(from, caps, out),
+            Request::Ping { token } => self.ping(from, token, out),
+            // Multicast delivery is not offered (the `multicast` cap is never granted), so
+            // these change nothing.
+            Request::McastJoined { .. } | Request::McastLeft { .. } => {}
             r @ (Request::Hello { .. }
             | Request::ChanCreate { .. }
             | Request::ChanTopic { .. }

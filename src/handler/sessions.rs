@@ -102,6 +102,8 @@ impl Handler {
                     self.state.end_session(old);
                 }
                 self.state.respell(from, &nick);
+                // A new login starts without caps; the client asks again.
+                self.state.set_caps(from, crate::state::Caps::default());
                 true
             }
             Some(_) => {

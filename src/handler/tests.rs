@@ -530,3 +530,15 @@ fn an_upgraded_guest_is_shown_as_registered() {
         "same user, new spelling"
     );
 }
+
+#[test]
+fn a_ping_keeps_a_user_from_the_idle_sweep() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "ann" });
+    assert_eq!(
+        r.at(100, 1, Request::Ping { token: "t" }),
+        vec![(1, code::PONG, "t".into())]
+    );
+    assert!(r.h.idle_users(r.t0 + Duration::from_secs(121)).is_empty());
+    assert_eq!(r.h.idle_users(r.t0 + Duration::from_secs(221)).len(), 1);
+}

@@ -61,6 +61,17 @@ pub struct User {
     pub session: Option<u64>,
     /// Whether the client said `HELLO` (part 5): it is sent part-5 notices.
     pub community: bool,
+    /// What the client asked for with CAPS_REQ and was granted (none at login).
+    pub caps: Caps,
+}
+
+/// The delivery capabilities a client was granted (part 4 of the protocol).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// `batch=BYTES`: events may be packed into BATCH datagrams of at most this many bytes.
+    pub batch: Option<u16>,
+    /// `multicast`: the client can hear channels on their multicast groups.
+    pub multicast: bool,
 }
 
 /// What the server knows of an address.
@@ -314,6 +325,7 @@ impl State {
                 watching: Vec::new(),
                 session,
                 community: false,
+                caps: Caps::default(),
             },
         );
     }
@@ -514,6 +526,18 @@ impl State {
             was_current,
             new_current: u.channels.first().copied(),
         })
+    }
+
+    /// Sets the caps of the user at `addr`.
+    pub fn set_caps(&self, addr: SocketAddr, caps: Caps) {
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            u.caps = caps;
+        }
+    }
+
+    /// The caps of the user at `addr` (none for an address without a user).
+    pub fn caps_of(&self, addr: SocketAddr) -> Caps {
+        self.users.get(&addr).map(|u| u.caps).unwrap_or_default()
     }
 
     /// Sets the nickname's spelling of the user at `addr` (same key: a password login

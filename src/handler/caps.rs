@@ -1,0 +1,67 @@
+//! The delivery extensions' requests (part 4 of the protocol): `CAPS_REQ`, answered with
+//! the caps granted, and `PING`, answered with `PONG` (a sign of life like any datagram).
+
+use std::net::SocketAddr;
+
+use super::{Handler, Outbox};
+use crate::protocol::{batch, errors, words, Event, MAX_PING_TOKEN};
+use crate::state::Caps;
+
+/// What a CAPS_REQ word asks for, if the server knows it.
+fn parse_cap(word: &str) -> Option<Cap> {
+    match word.split_once('=') {
+        None if word == "batch" => Some(Cap::Batch(batch::DEFAULT_SIZE as u16)),
+        None if word == "multicast" => Some(Cap::Multicast),
+        Some(("batch", bytes)) => {
+            // A size outside the range is a cap the server does not know: ignored, so
+            // that a client never gets batches bigger or smaller than it can take.
+            let n: usize = bytes.parse().ok()?;
+            (batch::MIN_SIZE..=batch::MAX_SIZE)
+                .contains(&n)
+                .then_some(Cap::Batch(n as u16))
+        }
+        _ => None,
+    }
+}
+
+enum Cap {
+    Batch(u16),
+    Multicast,
+}
+
+impl Handler {
+    /// `CAPS_REQ`: the caps named replace those granted before; unknown ones are ignored.
+    /// The answer lists what is granted, `batch` with its size (`batch=1200`).
+    pub(super) fn caps(&self, from: SocketAddr, list: &str, out: &mut Outbox) {
+        let mut caps = Caps::default();
+        for cap in words(list).filter_map(parse_cap) {
+            match cap {
+                Cap::Batch(size) => caps.batch = Some(size),
+                Cap::Multicast if self.config.multicast => caps.multicast = true,
+                Cap::Multicast => {}
+            }
+        }
+        self.state.set_caps(from, caps);
+        let mut granted = Vec::new();
+        if let Some(size) = caps.batch {
+            granted.push(format!("batch={size}"));
+        }
+        if caps.multicast {
+            granted.push("multicast".to_owned());
+        }
+        out.send(
+            from,
+            &Event::CapsAck {
+                caps: &granted.join(" "),
+            },
+        );
+    }
+
+    /// `PING`: `PONG` with the same token.
+    pub(super) fn ping(&self, from: SocketAddr, token: &str, out: &mut Outbox) {
+        if token.len() > MAX_PING_TOKEN {
+            return out.error(from, errors::PING_TOKEN_TOO_LONG);
+        }
+        out.send(from, &Event::Pong { token });
+    }
+}
