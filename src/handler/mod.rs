@@ -469,4 +469,6 @@ impl ChannelView {
 }
 
 #[cfg(test)]
+mod community_tests;
+#[cfg(test)]
 mod tests;
