@@ -183,9 +183,12 @@ impl Handler {
                 let Some(ch) = self.state.channel_by_title(&title) else {
                     return;
                 };
-                if let Some(addr) = self.state.address_of(&nick).filter(|a| ch.contains(*a)) {
+                let Some(addr) = self.state.address_of(&nick).filter(|a| ch.contains(*a)) else {
+                    return;
+                };
+                if let Some(held) = self.state.nick_of(addr) {
                     let order = Order::Evict {
-                        nick,
+                        nick: held.to_string(),
                         id: ch.id,
                         by,
                         reason,
@@ -194,7 +197,11 @@ impl Handler {
                 }
             }
             CommunityEvent::Kill { nick, by, reason } => {
-                if let Some(addr) = self.state.address_of(&nick) {
+                let Some(addr) = self.state.address_of(&nick) else {
+                    return;
+                };
+                if let Some(held) = self.state.nick_of(addr) {
+                    let nick = held.to_string();
                     self.relay(addr, Order::Disconnect { nick, by, reason }, out);
                 }
             }
