@@ -1394,7 +1394,7 @@ fn encode_parts(code: u16, parts: &[&str], out: &mut Vec<u8>) {
 /// its separator when empty.
 fn put_fields(fields: &[&str], out: &mut Vec<u8>) {
     let used = match fields.split_last() {
-        Some((last, _)) if last.is_empty() => fields.len() - 1,
+        Some((&"", _)) => fields.len() - 1,
         _ => fields.len(),
     };
     for (i, f) in fields[..used].iter().enumerate() {

@@ -321,10 +321,11 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
         match event {
             Event::HelloAck { .. } => shared.hello_pending.store(false, Ordering::Relaxed),
             // A classic server does not know HELLO: that is no news to the user.
-            Event::Error { message } if message == errors::UNIMPLEMENTED => {
-                if shared.hello_pending.swap(false, Ordering::Relaxed) {
-                    continue;
-                }
+            Event::Error { message }
+                if message == errors::UNIMPLEMENTED
+                    && shared.hello_pending.swap(false, Ordering::Relaxed) =>
+            {
+                continue;
             }
             _ => {}
         }
