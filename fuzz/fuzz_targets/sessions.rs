@@ -19,8 +19,9 @@ use udpchat::state::State;
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Request codes, plus a few a server must refuse (its own events, unknown, extremes).
-const CODES: [u16; 20] = [
+/// Request codes (the community's of part 5 too), plus a few a server must refuse (its
+/// own events, unknown, extremes).
+const CODES: [u16; 31] = [
     code::LOGIN_REQ,
     code::LOGOFF,
     code::JOIN_REQ,
@@ -39,6 +40,17 @@ const CODES: [u16; 20] = [
     code::ERROR,
     code::LOGIN_ACK,
     code::USER_ITEM,
+    code::HELLO,
+    code::CHAN_CREATE,
+    code::CHAN_TOPIC,
+    code::CHAN_KICK,
+    code::CHAN_BAN,
+    code::CHAN_UNBAN,
+    code::CHAN_MODE,
+    code::CHAN_INVITE,
+    code::CHAN_DROP,
+    code::HISTORY_REQ,
+    code::OPER_STATUS,
     0,
     u16::MAX,
 ];
@@ -46,8 +58,9 @@ const CODES: [u16; 20] = [
 /// Words that make payloads reach deep states: nicknames that collide ignoring case,
 /// the classic titles in several cases, an unknown title, nicknames at and over the
 /// 32-byte limit, characters whose lower case differs in length, white space and control
-/// characters that make a nickname invalid, and the empty word.
-const WORDS: [&str; 28] = [
+/// characters that make a nickname invalid, the empty word, and what part-5 requests
+/// take (a title to create, modes, counts, masks, history forms).
+const WORDS: [&str; 40] = [
     "ann",
     "Ann",
     "bob",
@@ -76,6 +89,18 @@ const WORDS: [&str; 28] = [
     "how are you",
     "Ann bob cid dee",
     "\u{1f600}",
+    "Den",
+    "den",
+    "+m",
+    "+i",
+    "+l",
+    "+o",
+    "-o",
+    "0",
+    "5",
+    "spam*",
+    "account:ann",
+    "last",
 ];
 
 /// Eight clients, IPv4 and IPv6. Half of the `who` values name one of the first two,
