@@ -1049,3 +1049,32 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     ann.send(Request::ChanDrop { title: "Pets" });
     ann.expect_error("Pets is configured by the server's operator");
 }
+
+#[test]
+fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
+    use std::io::{Read, Write};
+    let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
+    let ann = part5(&s, "ann");
+    create(&ann, "Den", "", "temporary");
+    ann.send(Request::ChanTopic {
+        title: "Den",
+        text: "t",
+    });
+    ann.expect(code::CHAN_NOTICE, "Den ann topic t");
+    let page = || {
+        let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut page = String::new();
+        tcp.read_to_string(&mut page).unwrap();
+        page
+    };
+    common::wait_until(|| page().contains("udpchat_audit_records_total 2"));
+    let p = page();
+    assert!(
+        p.contains("udpchat_queue_depth{queue=\"community-store\"}"),
+        "{p}"
+    );
+    assert!(p.contains("udpchat_community_refused_total 0"), "{p}");
+    assert!(p.contains("udpchat_channels 6"), "{p}");
+}

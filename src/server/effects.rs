@@ -116,6 +116,11 @@ impl Effects {
         self.store.len()
     }
 
+    /// Where part-5 effects go, if anywhere.
+    pub fn community(&self) -> Option<&super::community::Sink> {
+        self.community.as_ref()
+    }
+
     /// The same handle, with part-5 effects going to `sink`.
     pub fn with_community(mut self, sink: super::community::Sink) -> Self {
         self.community = Some(sink);
