@@ -14,7 +14,7 @@
 //!
 //! Part 5, the community features: [`community`] (HELLO, rights, notices, results),
 //! [`created`] (channels users create and give up), [`moderation`] (topic, kick, ban,
-//! modes, invitations), [`history`] (recent messages, private messages kept for users
+//! invitations), [`modes`] (modes, operators, voices), [`history`] (recent messages, private messages kept for users
 //! away), [`operators`] (server operators' commands, address bans) and
 //! [`community_remote`] (the same, as other servers of a cluster report it).
 
@@ -30,6 +30,7 @@ mod hotlist;
 mod login;
 mod messages;
 mod moderation;
+mod modes;
 mod operators;
 mod remote;
 mod sessions;

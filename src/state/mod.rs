@@ -1,6 +1,8 @@
 //! All shared state: users by address, the case-insensitive nickname index (with a sorted
-//! copy for WHO), hot-list watchers, protected sessions, channels with their members, and
-//! the view of users on other servers of a cluster.
+//! copy for WHO), hot-list watchers, protected sessions, the channel table (configured
+//! channels and those created and destroyed at run time, in `table.rs`) with each channel's
+//! members, roles, moderation lists and history ([`channel`], [`community`]), the bans of
+//! addresses, and the view of users on other servers of a cluster.
 //!
 //! # Locking
 //! Every map is private; the methods here are the only way in. Each method takes at most
