@@ -1519,20 +1519,30 @@ impl<'a> Event<'a> {
                 action,
                 args,
             } => put_fields(&[title, actor, action, args], out),
+            // The decoder needs the separators up to the limit (the founder may be left
+            // out when empty), and INVITED's one separator.
             Event::ChanModes {
                 title,
                 modes,
                 limit,
                 founder,
             } => {
-                put_fields(&[title, modes], out);
+                put(title);
+                out.push(b' ');
+                out.extend_from_slice(modes.as_bytes());
                 out.push(b' ');
                 push_u64(*limit, out);
-                out.push(b' ');
-                out.extend_from_slice(founder.as_bytes());
+                if !founder.is_empty() {
+                    out.push(b' ');
+                    out.extend_from_slice(founder.as_bytes());
+                }
             }
             Event::ChanEntry { title, kind, text } => put_fields(&[title, kind, text], out),
-            Event::Invited { title, by } => put_fields(&[title, by], out),
+            Event::Invited { title, by } => {
+                put(title);
+                out.push(b' ');
+                out.extend_from_slice(by.as_bytes());
+            }
             Event::HistoryMsg {
                 title,
                 id,
@@ -1942,6 +1952,52 @@ mod tests {
             channels: "Pets Weather",
         };
         assert_eq!(e.to_bytes(), dgram(190, b"bob 42 Pets Weather"));
+    }
+
+    #[test]
+    fn part5_events_with_empty_fields_re_encode_to_themselves() {
+        // Found by the `decode` fuzz target: INVITED with an empty inviter re-encoded
+        // without the separator its decoder needs. Every part-5 event, with fields empty
+        // in every place, must come back as itself.
+        let payloads: &[&[u8]] = &[
+            b"",
+            b" ",
+            b"  ",
+            b"a",
+            b"a ",
+            b" a",
+            b"a  b",
+            b"a b ",
+            b"a b c ",
+            b"a  1 f",
+            b"t  5 f",
+            b"1 2",
+            b"1  2",
+            b"1 2 3 4 5",
+            b"t 1 2 ",
+            b"t 1 2  x",
+            b"a   ",
+        ];
+        for &c in EVENT_CODES.iter().filter(|&&c| c >= 900) {
+            for p in payloads {
+                let d = dgram(c, p);
+                if let Ok(e) = Event::decode(&d) {
+                    let again = e.to_bytes();
+                    assert_eq!(Event::decode(&again), Ok(e), "{:?} {p:?}", name(c));
+                    assert!(again.len() <= d.len(), "{:?} {p:?} grew", name(c));
+                }
+            }
+        }
+        for &c in REQUEST_CODES.iter().filter(|&&c| c >= 700) {
+            for p in payloads {
+                let d = dgram(c, p);
+                if let Ok(r) = Request::decode(&d, 1024) {
+                    let again = r.to_bytes();
+                    assert_eq!(Request::decode(&again, 1024), Ok(r), "{:?} {p:?}", name(c));
+                    assert!(again.len() <= d.len(), "{:?} {p:?} grew", name(c));
+                }
+            }
+        }
     }
 
     #[test]

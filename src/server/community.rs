@@ -296,6 +296,10 @@ fn flush(
 /// When the store fails.
 pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<(), StoreError> {
     let snap = store.snapshot()?;
+    // Bans that ended while the server was down are forgotten, in memory and in the store,
+    // so that the stored ones stay as few as those in force.
+    let now_ms = crate::handler::unix_ms(std::time::SystemTime::now());
+    let expired = |until_ms: u64| until_ms != 0 && until_ms <= now_ms;
     for c in &snap.channels {
         if state.channel_id(&c.title).is_some() {
             continue;
@@ -318,11 +322,19 @@ pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<()
         }
     }
     for (chan, stored) in &snap.bans {
+        if expired(stored.until_ms) {
+            store.delete_ban(chan, &stored.mask)?;
+            continue;
+        }
         if let (Some(ch), Some(ban)) = (state.channel_by_title(chan), Ban::from_stored(stored)) {
             ch.with_meta(|m| m.bans.push(ban));
         }
     }
     for b in &snap.addr_bans {
+        if expired(b.until_ms) {
+            store.delete_addr_ban(&b.net)?;
+            continue;
+        }
         if let Some(net) = Net::parse(&b.net) {
             let ban = AddrBan {
                 net,
@@ -410,5 +422,54 @@ impl Reloader {
     /// The live settings now.
     pub fn live(&self) -> Arc<Live> {
         self.live.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::community::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
+
+    #[test]
+    fn load_makes_registered_channels_and_forgets_bans_that_ended() {
+        let store = MemoryCommunity::default();
+        store
+            .save_channel(&StoredChannel {
+                title: "Club".into(),
+                description: "ours".into(),
+                founder: "ann".into(),
+                created_ms: 1,
+                invite_only: true,
+                moderated: false,
+                topic_locked: true,
+                limit: None,
+            })
+            .unwrap();
+        let ban = |mask: &str, until_ms| StoredBan {
+            mask: mask.into(),
+            until_ms,
+            by: "ann".into(),
+            reason: String::new(),
+        };
+        store.save_ban("club", &ban("old", 1)).unwrap();
+        store.save_ban("club", &ban("new", 0)).unwrap();
+        store
+            .save_addr_ban(&StoredAddrBan {
+                net: "10.0.0.0/8".into(),
+                until_ms: 1,
+                by: "op".into(),
+                reason: String::new(),
+            })
+            .unwrap();
+        let state = State::new(&crate::config::classic_channels(), 10);
+        load(&store, &state, &Live::default()).unwrap();
+        let ch = state.channel_by_title("club").unwrap();
+        assert_eq!(
+            ch.with_meta(|m| (m.kind, m.invite_only, m.bans.len(), m.is_op_account("ann"))),
+            (Kind::Registered, true, 1, true)
+        );
+        let snap = store.snapshot().unwrap();
+        assert_eq!(snap.bans.len(), 1);
+        assert!(snap.addr_bans.is_empty() && state.addr_bans.list().is_empty());
     }
 }
