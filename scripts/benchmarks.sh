@@ -7,7 +7,7 @@
 # chat-servers joined through it.
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
-#   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster
+#   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster | sealing
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 #   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
 #                                        # the same scenario against another build of the server
@@ -117,6 +117,21 @@ for n in (1, 2, 3):
 PY
 }
 
+# The table of docs/BENCHMARKS.md's sealing section from docs/bench/sealing-*.json.
+sealing_table() {
+    python3 - "$OUT" "${TAG:+-$TAG}" <<'PY'
+import json, sys
+out, tag = sys.argv[1], sys.argv[2]
+print("| run | members (protected) | deliveries/s | server CPU ns / delivery | loss % |")
+print("|---|---:|---:|---:|---:|")
+for name in ("guests-1000", "protected-1000", "mixed-2000"):
+    r = json.load(open(f"{out}/sealing-{name}{tag}.json"))
+    cpu = (r.get("server") or {}).get("cpu_ns_per_delivery", 0)
+    print(f"| `sealing-{name}{tag}.json` | {r['clients']:,} ({r.get('protected', 0):,}) "
+          f"| {r['deliveries_per_s']:,.0f} | {cpu:,.0f} | {r['loss_pct']:.3f} |")
+PY
+}
+
 scenario() {
     case "$1" in
     fanout) # targets 1 and 2: one channel of 1,000, publishing as fast as the server fans out
@@ -142,6 +157,18 @@ scenario() {
         lt --clients 1000 --channels 10 --publishers 10 --rate "$(python3 -c "print(round($sat / 1000 / 2))")" \
             --duration 20 --json >"$OUT/half-load-10x100.json"
         stop_server ;;
+    sealing) # what sealing costs: one server process, three runs of one channel published
+        # to as fast as it fans out: 1,000 guests; 1,000 protected members (password login,
+        # every datagram sealed); 1,000 guests and 1,000 protected members together.
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --duration 10 --json \
+            >"$OUT/sealing-guests-1000${TAG:+-$TAG}.json"
+        lt --clients 1000 --protected 1000 --channels 1 --publishers 1 --rate 0 --duration 10 \
+            --json >"$OUT/sealing-protected-1000${TAG:+-$TAG}.json"
+        lt --clients 2000 --protected 1000 --channels 1 --publishers 1 --rate 0 --duration 10 \
+            --json >"$OUT/sealing-mixed-2000${TAG:+-$TAG}.json"
+        stop_server
+        sealing_table ;;
     idle20k) # target 4: 20,000 clients logged in and kept alive (several processes); the
         # short idle timeout makes a missed keepalive show as `expired` within the run
         start_server 200 --idle-timeout 20 --check-interval 5
@@ -163,11 +190,13 @@ scenario() {
             --daemonize no --dir "$TMP" >/dev/null &
         CLUSTER_PIDS+=($!)
         for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
         for n in 1 2 3; do
             servers=() pids=()
             for i in $(seq "$n"); do
                 "$BIN/chat-server" --bind 127.0.0.1 --port $((PORT + i)) --channels "$CHANNELS" \
                     --rate-limit 0 --redis "redis://127.0.0.1:$rport" --server-id "bench$i" \
+                    --cluster-secret-file "$TMP/secret" --accounts-off \
                     --lease-ttl-ms 3600000 --data "$TMP/data$i" 2>>"$OUT/server.log" &
                 CLUSTER_PIDS+=($!) pids+=(--server-pid $!) servers+=(--server "127.0.0.1:$((PORT + i))")
             done
@@ -184,7 +213,7 @@ scenario() {
     esac
 }
 
-if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster; fi
+if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster sealing; fi
 for s in "$@"; do
     echo "== $s" >&2
     scenario "$s"

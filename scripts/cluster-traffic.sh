@@ -17,8 +17,10 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemon
     --dir "$tmp" >/dev/null &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/secret"
 for i in 1 2 3; do
     "$BIN" --bind 127.0.0.1 --port $((BASE + i)) --redis "redis://127.0.0.1:$RPORT" \
+        --cluster-secret-file "$tmp/secret" --accounts-off \
         --server-id "t$i" --data "$tmp/d$i" --workers 1 --senders 1 2>"$tmp/s$i.log" &
     pids+=($!)
 done

@@ -8,6 +8,8 @@
 //! - [`datagram`]: a received datagram classified once (sealed or plain, code, length),
 //!   for routing, flood limits and the state machine.
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
+//! - [`nick`]: nickname keys (a PRECIS fold) and confusable skeletons.
+//! - [`sealing`]: which addresses get sealed datagrams; sealing at send time.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`settings`]: the server's configuration file (every flag, operators, message of the
 //!   day, community limits, channels) and the settings a SIGHUP reload changes live.
@@ -20,6 +22,7 @@
 //! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
+//! - [`tls`]: TLS to PostgreSQL and Redis (rustls), with the CAs to trust.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, effect threads, idle sweep, shutdown.
 //! - [`client`]: the terminal client: login with retries, slash commands, rendering of
@@ -35,8 +38,11 @@ pub mod cluster;
 pub mod config;
 pub mod datagram;
 pub mod handler;
+pub mod nick;
 pub mod outbox;
 pub mod protocol;
+pub mod sealing;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod tls;

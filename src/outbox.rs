@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 pub use community::{CommunityDone, CommunityEffect, CommunityEvent};
 
+use crate::auth::Sealer;
 use crate::protocol::Event;
 use crate::state::Route;
 
@@ -43,6 +44,9 @@ struct Reply {
     to: SocketAddr,
     range: Range<usize>,
     kind: ReplyKind,
+    /// Sealed with this session's sealer whoever is at `to` (a path challenge); `None`:
+    /// sealed if `to` is a protected user's address, at send time (`crate::sealing`).
+    sealer: Option<Arc<Sealer>>,
 }
 
 /// Bytes and ERRORs among some replies to one address.
@@ -347,7 +351,17 @@ impl Outbox {
             to,
             range: start..self.bytes.len(),
             kind,
+            sealer: None,
         });
+    }
+
+    /// Queues `event` for `to`, sealed for the session of `sealer` whoever is at `to` now
+    /// (a path challenge to an address the session may move to).
+    pub fn send_sealed(&mut self, to: SocketAddr, sealer: Arc<Sealer>, event: &Event<'_>) {
+        self.push(to, event, ReplyKind::Answer);
+        if let Some(last) = self.unicast.last_mut() {
+            last.sealer = Some(sealer);
+        }
     }
 
     /// Queues `event` for `to`.
@@ -386,6 +400,15 @@ impl Outbox {
         self.unicast
             .iter()
             .map(|r| (r.to, &self.bytes[r.range.clone()]))
+    }
+
+    /// The single-address replies with the sealer each was queued with, in order.
+    pub fn unicast_sealed(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8], Option<&Arc<Sealer>>)> + '_ {
+        self.unicast
+            .iter()
+            .map(|r| (r.to, &self.bytes[r.range.clone()], r.sealer.as_ref()))
     }
 
     /// Number of single-address replies.

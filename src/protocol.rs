@@ -169,6 +169,12 @@ code_table! {
     470 AUTH_CHALLENGE       event      AuthChallenge   auth_challenge;
     /// C→S: the OPAQUE credential finalization; answered with LOGIN_ACK.
     480 AUTH_FINISH          request    AuthFinish      auth_finish;
+    /// S→C: prove you receive at your address: send AUTH_REQ again with this token.
+    485 AUTH_RETRY           event      AuthRetry       auth_retry;
+    /// S→C: a protected session was heard from a new address: answer from there.
+    490 PATH_CHALLENGE       event      PathChallenge   path_challenge;
+    /// C→S: the answer to PATH_CHALLENGE, sealed, from the address being validated.
+    495 PATH_RESPONSE        request    PathResponse    path_response;
     /// C→S: ask for capabilities (part 4).
     500 CAPS_REQ             request    Caps            caps_req;
     /// S→C: the capabilities granted (part 4).
@@ -307,6 +313,12 @@ pub mod errors {
     pub const STORAGE_FAILED: &str = "account storage failed; try again later";
     /// WATCH_REQ would make the hot list longer than the server keeps.
     pub const HOT_LIST_FULL: &str = "hot list full";
+    /// A nickname that looks like a registered one (same confusable skeleton).
+    pub const NICK_CONFUSABLE: &str = "nickname is too like a registered one";
+    /// Too many new accounts from one address or network lately.
+    pub const TOO_MANY_REGISTRATIONS: &str = "too many registrations; try again later";
+    /// A server that keeps no accounts (`--accounts-off`).
+    pub const ACCOUNTS_OFF: &str = "accounts are off on this server";
     /// PING with a token longer than [`super::MAX_PING_TOKEN`] bytes.
     pub const PING_TOKEN_TOO_LONG: &str = "ping token longer than 32 bytes";
     /// A server operator's request from someone who is not one (part 5).
@@ -408,17 +420,24 @@ pub enum Request<'a> {
     },
     /// `UNREGISTER_REQ`.
     Unregister,
-    /// `AUTH_REQ nickname base64 [padding]`.
+    /// `AUTH_REQ nickname base64 token [padding]`.
     Auth {
         /// The nickname to log in as.
         nick: &'a str,
         /// Base64 OPAQUE credential request.
         message: &'a str,
+        /// The server's retry token (`-` or anything invalid before the server gave one).
+        token: &'a str,
     },
     /// `AUTH_FINISH base64`.
     AuthFinish {
         /// Base64 OPAQUE credential finalization.
         message: &'a str,
+    },
+    /// `PATH_RESPONSE data`.
+    PathResponse {
+        /// The data of the PATH_CHALLENGE answered.
+        data: &'a str,
     },
     /// `CAPS_REQ cap ...` (part 4).
     Caps {
@@ -632,6 +651,16 @@ pub enum Event<'a> {
     AuthChallenge {
         /// Base64 OPAQUE credential response.
         message: &'a str,
+    },
+    /// `AUTH_RETRY token`.
+    AuthRetry {
+        /// The token to send back in AUTH_REQ.
+        token: &'a str,
+    },
+    /// `PATH_CHALLENGE data`.
+    PathChallenge {
+        /// Data to echo in PATH_RESPONSE.
+        data: &'a str,
     },
     /// `CAPS_ACK cap ...` (part 4).
     CapsAck {
@@ -907,9 +936,18 @@ mod parse {
 
     pub(super) fn auth_req(p: &str) -> Option<Request<'_>> {
         let (nick, rest) = split_field(p);
-        // The third field only pads the request to the size of the answer (no amplification).
-        let (message, _padding) = split_field(rest);
-        Some(Request::Auth { nick, message })
+        let (message, rest) = split_field(rest);
+        // The fourth field only pads the request (it pays for the answers to a stranger).
+        let (token, _padding) = split_field(rest);
+        Some(Request::Auth {
+            nick,
+            message,
+            token,
+        })
+    }
+
+    pub(super) fn path_response(p: &str) -> Option<Request<'_>> {
+        Some(Request::PathResponse { data: p })
     }
 
     pub(super) fn auth_finish(p: &str) -> Option<Request<'_>> {
@@ -1199,6 +1237,14 @@ mod parse {
         Some(Event::AuthChallenge { message: p })
     }
 
+    pub(super) fn auth_retry(p: &str) -> Option<Event<'_>> {
+        Some(Event::AuthRetry { token: p })
+    }
+
+    pub(super) fn path_challenge(p: &str) -> Option<Event<'_>> {
+        Some(Event::PathChallenge { data: p })
+    }
+
     pub(super) fn caps_req(p: &str) -> Option<Request<'_>> {
         Some(Request::Caps { caps: p })
     }
@@ -1293,9 +1339,23 @@ impl<'a> Request<'a> {
             Request::Register { message }
             | Request::RegisterUpload { message }
             | Request::AuthFinish { message } => &[message],
-            // As for SEND_PRIVATE: no separator without a message.
-            Request::Auth { nick, message: "" } => &[nick],
-            Request::Auth { nick, message } => &[nick, " ", message],
+            Request::PathResponse { data } => &[data],
+            // As for SEND_PRIVATE: no separator without a message (or token).
+            Request::Auth {
+                nick,
+                message: "",
+                token: "",
+            } => &[nick],
+            Request::Auth {
+                nick,
+                message,
+                token: "",
+            } => &[nick, " ", message],
+            Request::Auth {
+                nick,
+                message,
+                token,
+            } => &[nick, " ", message, " ", token],
             Request::Caps { caps } => &[caps],
             Request::Ping { token } => &[token],
             Request::McastJoined { title } | Request::McastLeft { title } => &[title],
@@ -1437,6 +1497,7 @@ impl<'a> Event<'a> {
                 put(nick)
             }
             Event::RegisterResp { message } | Event::AuthChallenge { message } => put(message),
+            Event::AuthRetry { token: data } | Event::PathChallenge { data } => put(data),
             Event::CapsAck { caps } => put(caps),
             Event::Pong { token } => put(token),
             Event::McastProbe { title } => put(title),
@@ -1872,8 +1933,20 @@ mod tests {
             Request::Auth {
                 nick: "ann",
                 message: "CCCC",
+                token: "",
+            },
+            Request::Auth {
+                nick: "ann",
+                message: "CCCC",
+                token: "tok",
+            },
+            Request::Auth {
+                nick: "ann",
+                message: "",
+                token: "tok",
             },
             Request::AuthFinish { message: "DDDD" },
+            Request::PathResponse { data: "0011" },
         ];
         for r in all {
             let bytes = r.to_bytes();
@@ -1931,6 +2004,8 @@ mod tests {
                 nick: "Ann",
             },
             Event::AuthChallenge { message: "BB==" },
+            Event::AuthRetry { token: "t" },
+            Event::PathChallenge { data: "0011" },
         ];
         for e in all {
             let bytes = e.to_bytes();
@@ -2154,6 +2229,7 @@ mod tests {
             (450, "UNREGISTER_REQ"),
             (460, "AUTH_REQ"),
             (480, "AUTH_FINISH"),
+            (495, "PATH_RESPONSE"),
         ];
         let events = [
             (10, "ERROR"),
@@ -2171,6 +2247,8 @@ mod tests {
             (420, "REGISTER_RESP"),
             (440, "ACCOUNT_ACK"),
             (470, "AUTH_CHALLENGE"),
+            (485, "AUTH_RETRY"),
+            (490, "PATH_CHALLENGE"),
         ];
         for (c, n) in requests {
             assert_eq!(name(c), Some(n));

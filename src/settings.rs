@@ -202,6 +202,16 @@ pub struct FileConfig {
     pub lease_ttl_ms: Option<u64>,
     /// `database`: PostgreSQL URL.
     pub database: Option<String>,
+    /// `cluster-secret-file` (relative to the file's folder).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// `accounts-off`.
+    pub accounts_off: Option<bool>,
+    /// `register-limit`: registrations per network per hour.
+    pub register_limit: Option<u32>,
+    /// `account-reserve`: percent of `max-users` kept for password logins.
+    pub account_reserve: Option<u8>,
+    /// `tls-ca`: PEM file (relative to the file's folder).
+    pub tls_ca: Option<PathBuf>,
     /// `audit-log`: file (relative to the file's folder).
     pub audit_log: Option<PathBuf>,
     /// `history`.
@@ -253,6 +263,11 @@ struct Raw {
     server_id: Option<String>,
     lease_ttl_ms: Option<Spanned<i64>>,
     database: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
+    accounts_off: Option<bool>,
+    register_limit: Option<Spanned<i64>>,
+    account_reserve: Option<Spanned<i64>>,
+    tls_ca: Option<PathBuf>,
     audit_log: Option<PathBuf>,
     history: Option<Spanned<i64>>,
     persist_history: Option<bool>,
@@ -436,6 +451,12 @@ pub fn parse(text: &str, path: &Path) -> Result<FileConfig, SettingsError> {
         server_id: raw.server_id,
         lease_ttl_ms: int(&raw.lease_ttl_ms, "lease-ttl-ms", 300, 3_600_000)?.map(|n| n as u64),
         database: raw.database,
+        cluster_secret_file: here(&raw.cluster_secret_file),
+        accounts_off: raw.accounts_off,
+        register_limit: int(&raw.register_limit, "register-limit", 0, u32::MAX as i64)?
+            .map(|n| n as u32),
+        account_reserve: int(&raw.account_reserve, "account-reserve", 0, 100)?.map(|n| n as u8),
+        tls_ca: here(&raw.tls_ca),
         audit_log: here(&raw.audit_log),
         history: u(int(&raw.history, "history", 0, MAX_HISTORY as i64)?),
         persist_history: raw.persist_history,

@@ -8,40 +8,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{server, user, Peer};
+use common::{auth_req, password_login, register, server, spoof, user, Peer};
 use udpchat::auth::{self, seal, SessionKeys};
 use udpchat::protocol::{code, Request};
-
-/// Registers the nickname `peer` is logged in under, with `password`.
-fn register(peer: &Peer, password: &str) -> String {
-    let start = auth::register_start(password);
-    peer.send_raw(&start.datagram);
-    let (c, response) = peer.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
-    peer.send_raw(&start.finish(password, &response).unwrap());
-    let (c, ack) = peer.recv();
-    assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
-    ack
-}
-
-/// A password login from `peer`; returns the session keys.
-fn password_login(peer: &Peer, nick: &str, password: &str) -> SessionKeys {
-    let start = auth::login_start(nick, password);
-    peer.send_raw(&start.datagram);
-    let (c, challenge) = peer.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
-    let (finish, keys) = start.finish(password, &challenge).expect("right password");
-    peer.send_raw(&finish);
-    peer.expect(code::LOGIN_ACK, nick);
-    keys
-}
-
-/// Sends `req` sealed with `keys` and counter `n`.
-fn send_sealed(peer: &Peer, keys: &SessionKeys, n: u64, req: Request<'_>) -> Vec<u8> {
-    let d = seal(keys, n, &req.to_bytes());
-    peer.send_raw(&d);
-    d
-}
 
 #[test]
 fn a_registered_nickname_needs_its_password() {
@@ -55,11 +24,15 @@ fn a_registered_nickname_needs_its_password() {
     other.send(Request::Login { nick: "ann" });
     other.expect_error("nickname is registered; log in with a password");
 
-    let keys = password_login(&other, "Ann", "correct horse");
-    send_sealed(&other, &keys, 1, Request::Join { title: "Pets" });
-    other.expect(code::JOIN_ACK, "Pets 1 For our furry and feathered friends");
-    send_sealed(&other, &keys, 2, Request::SendPublic { text: "hi" });
-    other.expect(code::PUBLIC_MSG, "Pets Ann hi");
+    let mut keys = password_login(&other, "Ann", "correct horse");
+    keys.send(&other, Request::Join { title: "Pets" });
+    keys.expect(
+        &other,
+        code::JOIN_ACK,
+        "Pets 1 For our furry and feathered friends",
+    );
+    keys.send(&other, Request::SendPublic { text: "hi" });
+    keys.expect(&other, code::PUBLIC_MSG, "Pets Ann hi");
 }
 
 #[test]
@@ -72,8 +45,7 @@ fn a_wrong_password_fails_on_the_client_and_guessing_is_limited() {
     let mut limited = false;
     for _ in 0..8 {
         let start = auth::login_start("ann", "wrong");
-        guesser.send_raw(&start.datagram);
-        let (c, answer) = guesser.recv();
+        let (c, answer) = auth_req(&guesser, &start);
         if c == code::ERROR {
             assert_eq!(answer, "too many login attempts; try again in a minute");
             limited = true;
@@ -96,9 +68,9 @@ fn a_guest_that_registers_and_logs_in_keeps_its_channels() {
     let ann = user(&s, "ann");
     ann.join("Pets");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::ListUsers);
-    let (c, item) = ann.recv();
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::ListUsers);
+    let (c, item) = keys.recv(&ann);
     assert_eq!(c, code::USER_ITEM);
     assert!(item.ends_with(" Pets"), "{item}");
 }
@@ -115,35 +87,30 @@ fn changing_and_deleting_the_password_need_the_password_session() {
     ann.send(Request::Unregister);
     ann.expect_error("log in with your password first");
 
-    let keys = password_login(&ann, "ann", "old");
+    let mut keys = password_login(&ann, "ann", "old");
     let start = auth::register_start("new");
-    send_sealed_raw(&ann, &keys, 1, &start.datagram);
-    let (c, response) = ann.recv();
+    keys.send_raw(&ann, &start.datagram);
+    let (c, response) = keys.recv(&ann);
     assert_eq!(c, code::REGISTER_RESP);
-    send_sealed_raw(&ann, &keys, 2, &start.finish("new", &response).unwrap());
-    ann.expect(code::ACCOUNT_ACK, "changed ann");
-    send_sealed(&ann, &keys, 3, Request::Logoff);
+    keys.send_raw(&ann, &start.finish("new", &response).unwrap());
+    keys.expect(&ann, code::ACCOUNT_ACK, "changed ann");
+    keys.send(&ann, Request::Logoff);
     common::wait_until(|| s.state().address_of("ann").is_none());
 
     let p = Peer::new(&s);
     let start = auth::login_start("ann", "old");
-    p.send_raw(&start.datagram);
-    let (_, challenge) = p.recv();
+    let (_, challenge) = auth_req(&p, &start);
     assert!(
         start.finish("old", &challenge).is_err(),
         "old password still works"
     );
-    let keys = password_login(&p, "ann", "new");
-    send_sealed(&p, &keys, 1, Request::Unregister);
-    p.expect(code::ACCOUNT_ACK, "unregistered ann");
-    send_sealed(&p, &keys, 2, Request::Logoff);
+    let mut keys = password_login(&p, "ann", "new");
+    keys.send(&p, Request::Unregister);
+    keys.expect(&p, code::ACCOUNT_ACK, "unregistered ann");
+    keys.send(&p, Request::Logoff);
     common::wait_until(|| s.state().address_of("ann").is_none());
     // Free for guests again.
     Peer::new(&s).login("ann");
-}
-
-fn send_sealed_raw(peer: &Peer, keys: &SessionKeys, n: u64, inner: &[u8]) {
-    peer.send_raw(&seal(keys, n, inner));
 }
 
 #[test]
@@ -153,9 +120,9 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
     listener.join("Pets");
     let ann = user(&s, "ann");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
-    ann.recv();
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    keys.recv(&ann);
     listener.expect(code::USER_JOINS, "Pets ann");
 
     // A plain datagram from ann's own address: not acted on.
@@ -167,15 +134,19 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
         2,
         &Request::SendPublic { text: "badmac" }.to_bytes(),
     );
-    forged[2..10].copy_from_slice(&keys.id.to_be_bytes());
+    forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     ann.send_raw(&forged);
     // A genuine one, then its replay: acted on once.
-    let genuine = send_sealed(&ann, &keys, 3, Request::SendPublic { text: "once" });
+    let genuine = keys.send(&ann, Request::SendPublic { text: "once" });
     listener.expect(code::PUBLIC_MSG, "Pets ann once");
     ann.send_raw(&genuine);
     // A stale counter, far behind the window: not acted on.
-    send_sealed(&ann, &keys, 500, Request::StillHere);
-    send_sealed(&ann, &keys, 2, Request::SendPublic { text: "stale" });
+    ann.send_raw(&seal(&keys.keys, 500, &Request::StillHere.to_bytes()));
+    ann.send_raw(&seal(
+        &keys.keys,
+        3,
+        &Request::SendPublic { text: "stale" }.to_bytes(),
+    ));
     listener.expect_nothing();
     assert!(
         s.state()
@@ -186,31 +157,48 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
 }
 
 #[test]
-fn a_session_moves_only_with_a_valid_mac_from_the_new_address() {
+fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
     let s = server();
     let listener = user(&s, "listener");
     listener.join("Pets");
     let ann = user(&s, "ann");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
-    ann.recv();
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    keys.recv(&ann);
     listener.recv();
     // A new socket stands for ann behind a NAT that changed her port.
     let moved = Peer::new(&s);
     let bad = SessionKeys::derive(&[3u8; 64]);
-    let mut forged = seal(&bad, 2, &Request::SendPublic { text: "x" }.to_bytes());
-    forged[2..10].copy_from_slice(&keys.id.to_be_bytes());
+    let mut forged = seal(&bad, 90, &Request::SendPublic { text: "x" }.to_bytes());
+    forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     moved.send_raw(&forged);
-    listener.send(Request::SendPublic { text: "to old" });
-    listener.recv();
-    ann.expect(code::PUBLIC_MSG, "Pets listener to old");
-    moved.expect_nothing();
+    moved.expect_no_datagram();
 
-    send_sealed(&moved, &keys, 2, Request::SendPublic { text: "moved" });
-    listener.expect(code::PUBLIC_MSG, "Pets ann moved");
-    moved.expect(code::PUBLIC_MSG, "Pets ann moved");
-    ann.expect_nothing();
+    // A genuine datagram from the new address is acted on for ann where she is...
+    keys.send(&moved, Request::SendPublic { text: "from new" });
+    listener.expect(code::PUBLIC_MSG, "Pets ann from new");
+    keys.expect(&ann, code::PUBLIC_MSG, "Pets ann from new");
+    // ...and the new address gets only a sealed challenge.
+    let (c, data) = keys.recv(&moved);
+    assert_eq!(c, code::PATH_CHALLENGE);
+    // A wrong answer moves nothing.
+    keys.send(
+        &moved,
+        Request::PathResponse {
+            data: "0000000000000000",
+        },
+    );
+    listener.send(Request::SendPublic { text: "still old" });
+    listener.recv();
+    keys.expect(&ann, code::PUBLIC_MSG, "Pets listener still old");
+    // The right one, from the new address, moves the session there.
+    keys.send(&moved, Request::PathResponse { data: &data });
+    common::wait_until(|| s.state().address_of("ann") == Some(moved.addr()));
+    listener.send(Request::SendPublic { text: "to new" });
+    listener.recv();
+    keys.expect(&moved, code::PUBLIC_MSG, "Pets listener to new");
+    ann.expect_no_datagram();
     s.state().check_invariants().unwrap();
 }
 
@@ -222,10 +210,21 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
         (code::REGISTER_REQ, "!!!not base64"),
         (code::REGISTER_REQ, "AAAA"),
         (code::REGISTER_REQ, ""),
-        (code::REGISTER_UPLOAD, "AAAA"),
-        (code::REGISTER_UPLOAD, &"A".repeat(300)),
     ] {
         ann.send_code(c, payload);
+        ann.expect_error("malformed authentication message");
+    }
+    // An upload without the cookie of a REGISTER_RESP is dropped unanswered (it may be a
+    // forgery in a victim's name); with one, a malformed upload is an error.
+    ann.send_code(code::REGISTER_UPLOAD, "AAAA");
+    ann.expect_nothing();
+    let start = auth::register_start("pw");
+    ann.send_raw(&start.datagram);
+    let (c, response) = ann.recv();
+    assert_eq!(c, code::REGISTER_RESP);
+    let cookie = response.split_once(' ').unwrap().1;
+    for upload in ["AAAA".to_string(), "A".repeat(300)] {
+        ann.send_code(code::REGISTER_UPLOAD, &format!("{upload} {cookie}"));
         ann.expect_error("malformed authentication message");
     }
     register(&ann, "pw");
@@ -239,8 +238,7 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
     p.expect_error("login failed");
     // A real start, then a broken finish.
     let start = auth::login_start("ann", "pw");
-    p.send_raw(&start.datagram);
-    assert_eq!(p.recv().0, code::AUTH_CHALLENGE);
+    assert_eq!(auth_req(&p, &start).0, code::AUTH_CHALLENGE);
     p.send_code(code::AUTH_FINISH, "!!!");
     p.expect_error("malformed authentication message");
     let long_sealed = [&[0x01u8, 0x90][..], &[7u8; 2000]].concat();
@@ -257,65 +255,14 @@ fn a_hot_list_is_kept_with_the_account() {
     let _bob = user(&s, "bob");
     let ann = user(&s, "ann");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::Watch { nicks: "bob" });
-    ann.expect(code::USER_ONLINE, "bob");
-    send_sealed(&ann, &keys, 2, Request::Logoff);
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Watch { nicks: "bob" });
+    keys.expect(&ann, code::USER_ONLINE, "bob");
+    keys.send(&ann, Request::Logoff);
     common::wait_until(|| s.state().address_of("ann").is_none());
     let again = Peer::new(&s);
-    password_login(&again, "ann", "pw");
-    again.expect(code::USER_ONLINE, "bob");
-}
-
-/// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
-/// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
-fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
-    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
-        panic!("IPv4 only");
-    };
-    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
-        if fd < 0 {
-            return false;
-        }
-        let total = 20 + 8 + payload.len();
-        let mut p = Vec::with_capacity(total);
-        p.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ]);
-        p.extend_from_slice(&from.ip().octets());
-        p.extend_from_slice(&to.ip().octets());
-        p.extend_from_slice(&from.port().to_be_bytes());
-        p.extend_from_slice(&to.port().to_be_bytes());
-        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
-        p.extend_from_slice(payload);
-        let mut dst: libc::sockaddr_in = std::mem::zeroed();
-        dst.sin_family = libc::AF_INET as libc::sa_family_t;
-        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
-        let sent = libc::sendto(
-            fd,
-            p.as_ptr().cast(),
-            p.len(),
-            0,
-            (&dst as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        libc::close(fd);
-        sent == p.len() as isize
-    }
+    let mut keys = password_login(&again, "ann", "pw");
+    keys.expect(&again, code::USER_ONLINE, "bob");
 }
 
 #[test]
@@ -337,14 +284,14 @@ fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
 
     let ann = user(&s, "ann");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
-    ann.recv();
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    keys.recv(&ann);
     listener.recv();
     guest.recv();
     assert!(spoof(ann.addr(), s.addr(), &forged));
     let captured = seal(
-        &keys,
+        &keys.keys,
         1,
         &Request::SendPublic { text: "replayed" }.to_bytes(),
     );
@@ -357,7 +304,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
 
 #[test]
 fn accounts_survive_kill_9_and_the_database_stays_sound() {
-    let data = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
     let port = {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -365,7 +313,7 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
     let start = || {
         let child = Command::new(BIN)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--data"])
-            .arg(data.path())
+            .arg(&data)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -392,7 +340,7 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
 
-    let store = udpchat::accounts::SqliteStore::open_dir(data.path()).unwrap();
+    let store = udpchat::accounts::SqliteStore::open_dir(&data).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     drop(store);
 
@@ -404,7 +352,7 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
 
     let list = Command::new(BIN)
         .args(["accounts", "list", "--data"])
-        .arg(data.path())
+        .arg(&data)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&list.stdout);
@@ -414,13 +362,13 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
     );
     let del = Command::new(BIN)
         .args(["accounts", "delete", "ANN", "--data"])
-        .arg(data.path())
+        .arg(&data)
         .output()
         .unwrap();
     assert!(del.status.success());
     let list = Command::new(BIN)
         .args(["accounts", "list", "--data"])
-        .arg(data.path())
+        .arg(&data)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("0 accounts"));
@@ -436,18 +384,16 @@ fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
     listener.join("Pets");
     let ann = user(&s, "ann");
     register(&ann, "pw");
-    let keys = password_login(&ann, "ann", "pw");
-    send_sealed(&ann, &keys, 1, Request::Join { title: "Pets" });
-    ann.recv();
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    keys.recv(&ann);
     listener.recv();
     let other = Peer::new(&s);
     let sockets = [&ann, &other];
     for n in 2..42u64 {
         let text = format!("message {n}");
-        send_sealed(
+        keys.send(
             sockets[(n % 2) as usize],
-            &keys,
-            n,
             Request::SendPublic { text: &text },
         );
     }

@@ -17,8 +17,17 @@ const TIMEOUT_MS: u64 = 20_000;
 
 fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    // Each client pins server keys in a file of its own (servers here come and go on
+    // recycled ports, with new keys).
+    let pins = std::env::temp_dir().join(format!(
+        "udpchat-pty-known-{}-{}",
+        std::process::id(),
+        server.addr().port()
+    ));
     cmd.arg("127.0.0.1")
         .arg(server.addr().port().to_string())
+        .arg("--known-servers")
+        .arg(pins)
         .env("TERM", "xterm");
     if let Some(nick) = nick {
         cmd.args(["--nick", nick]);

@@ -24,14 +24,20 @@ struct Scripted {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
+    /// Where the client pins server keys (its own file: servers here come and go on
+    /// recycled ports, with new keys).
+    _pins: tempfile::TempDir,
 }
 
 impl Scripted {
     fn start(port: u16, args: &[&str]) -> Scripted {
+        let pins = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
             .arg("127.0.0.1")
             .arg(port.to_string())
             .args(args)
+            .arg("--known-servers")
+            .arg(pins.path().join("known_servers"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,6 +59,7 @@ impl Scripted {
             stdin,
             lines,
             seen: Vec::new(),
+            _pins: pins,
         }
     }
 
@@ -300,6 +307,95 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0,
         "the client sealed every datagram of its session"
+    );
+}
+
+/// A UDP relay between one client and the server that drops the first sealed datagram the
+/// server sends (a password login's LOGIN_ACK): a lossy network, on purpose.
+fn lossy_relay(server: std::net::SocketAddr) -> u16 {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = front.local_addr().unwrap().port();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    back.connect(server).unwrap();
+    let (front2, back2) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+    let client = std::sync::Arc::new(parking_lot::Mutex::new(None));
+    let client2 = client.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = front.recv_from(&mut buf) {
+            *client.lock() = Some(from);
+            let _ = back.send(&buf[..n]);
+        }
+    });
+    thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        let mut dropped = false;
+        while let Ok(n) = back2.recv(&mut buf) {
+            if !dropped && buf[..2] == udpchat::protocol::code::SEALED.to_be_bytes() {
+                dropped = true;
+                continue;
+            }
+            if let Some(to) = *client2.lock() {
+                let _ = front2.send_to(&buf[..n], to);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_lost_login_ack_does_not_strand_a_password_login() {
+    let server = common::server();
+    let port = server.addr().port();
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/register\npw\npw\n");
+    ann.expect_line("\tNickname ann is registered.");
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    let (status, _) = ann.finish();
+    assert!(status.success());
+    expect_no_users(&server);
+    // Through a relay that loses the LOGIN_ACK: the client asks again, sealed, and is in.
+    let relay = lossy_relay(server.addr());
+    let mut again = Scripted::start(relay, &["--nick", "ann", "--login-timeout-ms", "700"]);
+    again.expect_line("\t** ERROR: nickname is registered; log in with a password **");
+    again.send("pw\n");
+    again.expect_line("\tLog in successful. Welcome ann.");
+    again.send("/join Pets\nstill here\n");
+    again.expect_line("\tann [Pets]: still here");
+    let (status, _) = again.finish();
+    assert!(status.success());
+}
+
+#[test]
+fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
+    let server = common::server();
+    let port = server.addr().port();
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/register\npw\npw\n");
+    ann.expect_line("\tNickname ann is registered.");
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    let addr = server.state().address_of("ann").unwrap();
+    // Forged from the server's address: a private message and an error.
+    let mut forged = udpchat::protocol::code::PRIVATE_MSG.to_be_bytes().to_vec();
+    forged.extend_from_slice(b"bob FORGED private message");
+    assert!(common::spoof(server.addr(), addr, &forged));
+    let mut error = udpchat::protocol::code::ERROR.to_be_bytes().to_vec();
+    error.extend_from_slice(b"FORGED error");
+    assert!(common::spoof(server.addr(), addr, &error));
+    // The genuine one, from bob, sealed by the server.
+    let bob = common::user(&server, "bob");
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "genuine",
+    });
+    ann.expect_line("\tbob [**private**]: genuine");
+    let (status, seen) = ann.finish();
+    assert!(status.success());
+    assert!(
+        !seen.iter().any(|l| l.contains("FORGED")),
+        "a forgery was shown: {seen:#?}"
     );
 }
 

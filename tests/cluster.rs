@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::services::{free_udp_port, Redis};
 use common::{wait_until, Peer};
-use udpchat::cluster::ClusterConfig;
+use udpchat::cluster::event::Signer;
+use udpchat::cluster::{ClusterConfig, ClusterSecret};
 use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
@@ -23,6 +24,11 @@ const CONVERGE: Duration = Duration::from_secs(30);
 
 const PETS: &str = "For our furry and feathered friends";
 
+/// The cluster secret the test servers share.
+static SECRET: std::sync::LazyLock<ClusterSecret> = std::sync::LazyLock::new(|| {
+    ClusterSecret(b"test cluster secret, 32 bytes...".as_slice().into())
+});
+
 fn node(redis: &Redis, id: &str) -> RunningServer {
     let s = common::server_with(|c| {
         c.metrics = Some("127.0.0.1:0".parse().unwrap());
@@ -30,6 +36,7 @@ fn node(redis: &Redis, id: &str) -> RunningServer {
             redis_url: redis.url(),
             server_id: id.into(),
             lease_ttl: TTL,
+            secret: SECRET.clone(),
         });
         // Answers to strangers (nickname in use) are checked directly, not retried.
         c.limits.amplification_guard = false;
@@ -261,7 +268,10 @@ fn servers_ride_out_a_redis_restart() {
         .arg("udpchat:nick:eve")
         .query(&mut con)
         .unwrap();
-    assert_eq!(holder.as_deref(), Some("r1"));
+    assert_eq!(
+        holder.as_deref().and_then(|h| h.split('.').next()),
+        Some("r1")
+    );
 
     // Messages cross again and lists are complete.
     converge(|| {
@@ -308,14 +318,20 @@ fn a_killed_server_leaves_no_ghosts() {
     let redis = Redis::start();
     let s1 = node(&redis, "k1");
     let data = tempfile::tempdir().unwrap();
+    let secret = data.path().join("secret");
+    std::fs::write(&secret, &*SECRET.0).unwrap();
     let port = free_udp_port();
+    // Its accounts would be in its own SQLite file, which a cluster refuses: accounts off.
     let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--redis", &redis.url(), "--server-id", "k3"])
+        .arg("--cluster-secret-file")
+        .arg(&secret)
+        .arg("--accounts-off")
         .args(["--lease-ttl-ms", &TTL.as_millis().to_string()])
         .args(["--allow-amplification", "--workers", "1", "--senders", "1"])
         .arg("--data")
-        .arg(data.path())
+        .arg(data.path().join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -388,44 +404,140 @@ fn malformed_events_are_counted_and_dropped() {
             .unwrap();
     }
     let stats = &s1.cluster().unwrap().stats;
-    converge(|| stats.malformed.load(std::sync::atomic::Ordering::Relaxed) == 4);
-    // A well-formed one from an unknown server still gets through, once.
+    let malformed = || stats.malformed.load(std::sync::atomic::Ordering::Relaxed);
+    converge(|| malformed() == 4);
+    let publish = |con: &mut redis::Connection, topic: &str, payload: &[u8]| {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(topic)
+            .arg(payload)
+            .query(con)
+            .unwrap();
+    };
+    let signer = Signer::new(&SECRET.0);
+    let sign = |topic: &str, json: &[u8]| signer.seal_event(topic, json);
+    // A well-formed event without the cluster secret's tag is forged: dropped, counted.
     let good =
         br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"pets","nick":"zed","text":"hey"}}"#;
+    publish(&mut con, "udpchat:chan:pets", good);
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &Signer::new(b"not the cluster secret").seal_event("udpchat:chan:pets", good),
+    );
+    // Signed for another topic and moved here: forged too.
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:weather", good),
+    );
+    converge(|| malformed() == 7);
+    ann.expect_nothing();
+    // Signed, from an unknown server: gets through, once.
     for _ in 0..2 {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg("udpchat:chan:pets")
-            .arg(&good[..])
-            .query(&mut con)
-            .unwrap();
+        publish(
+            &mut con,
+            "udpchat:chan:pets",
+            &sign("udpchat:chan:pets", good),
+        );
     }
     ann.expect(code::PUBLIC_MSG, "Pets zed hey");
     ann.expect_nothing();
     converge(|| stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) == 1);
+    // An epoch of u64::MAX would make every later event of "x" stale: refused, even signed.
+    let max = br#"{"s":"x","e":18446744073709551615,"q":9,"b":{"t":"public","chan":"pets","nick":"zed","text":"max"}}"#;
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:pets", max),
+    );
+    converge(|| malformed() == 8);
     // A jump in the sequence is counted as a gap, and the event still applies.
     let later =
         br#"{"s":"x","e":1,"q":5,"b":{"t":"public","chan":"pets","nick":"zed","text":"later"}}"#;
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg("udpchat:chan:pets")
-        .arg(&later[..])
-        .query(&mut con)
-        .unwrap();
+    publish(
+        &mut con,
+        "udpchat:chan:pets",
+        &sign("udpchat:chan:pets", later),
+    );
     ann.expect(code::PUBLIC_MSG, "Pets zed later");
     converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
-    // A users hash that is not a hash is counted, not a reason to reconnect.
+    // A users hash that is not a hash is counted, not a reason to reconnect; one whose
+    // values are not signed shows nobody.
+    let hello = br#"{"s":"bad","e":1,"q":1,"b":{"t":"hello"}}"#;
     let _: () = redis::pipe()
         .set("udpchat:server:bad", 1)
         .set("udpchat:users:bad", "junk")
-        .publish(
-            "udpchat:presence",
-            r#"{"s":"bad","e":1,"q":1,"b":{"t":"hello"}}"#,
-        )
         .query(&mut con)
         .unwrap();
-    converge(|| stats.malformed.load(std::sync::atomic::Ordering::Relaxed) == 5);
+    publish(
+        &mut con,
+        "udpchat:presence",
+        &sign("udpchat:presence", hello),
+    );
+    converge(|| malformed() == 9);
+    let forged_user = r#"{"nick":"mallory","login_ms":1,"channels":["Pets"]}"#;
+    let hello2 = br#"{"s":"bad2","e":1,"q":1,"b":{"t":"hello"}}"#;
+    let _: () = redis::pipe()
+        .set("udpchat:server:bad2", 1)
+        .hset("udpchat:users:bad2", "mallory", forged_user)
+        .query(&mut con)
+        .unwrap();
+    publish(
+        &mut con,
+        "udpchat:presence",
+        &sign("udpchat:presence", hello2),
+    );
+    converge(|| malformed() == 10);
+    assert_eq!(remote_in(&s1, "Pets"), 0, "a forged user appeared");
+    // A forged lease (not made with the secret) does not keep its nickname from anyone.
+    let _: () = redis::cmd("SET")
+        .arg("udpchat:nick:zoe")
+        .arg("m1")
+        .query(&mut con)
+        .unwrap();
+    login(&s1, "zoe");
+    let holder: String = redis::cmd("GET")
+        .arg("udpchat:nick:zoe")
+        .query(&mut con)
+        .unwrap();
+    assert!(holder.starts_with("m1."), "{holder}");
     assert!(s1.cluster().unwrap().is_connected());
     assert_eq!(stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1);
     wait_until(|| s1.state().check_invariants().is_ok());
+}
+
+#[test]
+fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--redis",
+                &redis.url(),
+            ])
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-secret-file"));
+    let out = run(&["--cluster-secret-file", secret.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("every server shares") && err.contains("--accounts-off"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -449,7 +561,9 @@ fn a_server_stopped_cleanly_says_goodbye_at_once() {
     ] {
         let value: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
         let value = value.unwrap_or_else(|| panic!("{key} expired"));
-        assert!(holder.is_empty() || value == holder, "{key} = {value}");
+        // A lease's value is its server's id and the tag made with the cluster secret.
+        let server = value.split('.').next().unwrap_or_default();
+        assert!(holder.is_empty() || server == holder, "{key} = {value}");
     }
     assert_eq!(remote_in(&s1, "Pets"), 1);
     // A server whose keys vanished (a stall longer than the TTL) republishes them.
@@ -491,6 +605,7 @@ fn a_slow_redis_never_holds_up_other_users() {
             redis_url: proxy.url(),
             server_id: "slow".into(),
             lease_ttl: TTL,
+            secret: SECRET.clone(),
         });
         c.limits.amplification_guard = false;
         // One worker: every address, ann's and bob's, goes through the same thread.

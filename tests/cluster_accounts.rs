@@ -91,13 +91,5 @@ fn postgres_store_keeps_accounts_for_every_server() {
     );
     // ...and takes the password.
     let other = Peer::new(&s2);
-    let login = auth::login_start("Ann", "tea for two");
-    other.send_raw(&login.datagram);
-    let (c, challenge) = other.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
-    let (finish, _keys) = login
-        .finish("tea for two", &challenge)
-        .expect("right password");
-    other.send_raw(&finish);
-    other.expect(code::LOGIN_ACK, "Ann");
+    common::password_login(&other, "Ann", "tea for two");
 }

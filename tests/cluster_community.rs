@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use common::services::{Postgres, Redis};
-use common::Peer;
+use common::{Peer, Protected};
 use udpchat::accounts::StoreKind;
-use udpchat::auth::{self, seal, SessionKeys};
 use udpchat::cluster::ClusterConfig;
 use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
@@ -25,9 +24,8 @@ fn node(redis: &Redis, pg: &Postgres, id: &str) -> RunningServer {
     let (url, db) = (redis.url(), pg.url());
     let s = common::server_with(move |c| {
         c.cluster = Some(ClusterConfig {
-            redis_url: url,
-            server_id: id.into(),
             lease_ttl: Duration::from_millis(3000),
+            ..ClusterConfig::new(url, id, b"community test secret, 32 bytes.")
         });
         c.store = StoreKind::Postgres(db);
         c.limits.amplification_guard = false;
@@ -69,49 +67,34 @@ fn guest(s: &RunningServer, nick: &str) -> Peer {
     p
 }
 
-/// A password session whose datagrams are sealed.
+/// A password session: its datagrams are sealed both ways.
 struct Account {
     peer: Peer,
-    keys: SessionKeys,
-    n: Cell<u64>,
+    session: RefCell<Protected>,
 }
 
 impl Account {
     fn send(&self, req: Request<'_>) {
-        self.n.set(self.n.get() + 1);
-        self.peer
-            .send_raw(&seal(&self.keys, self.n.get(), &req.to_bytes()));
+        self.session.borrow_mut().send(&self.peer, req);
+    }
+
+    #[track_caller]
+    fn recv(&self) -> (u16, String) {
+        self.session.borrow_mut().recv(&self.peer)
+    }
+
+    #[track_caller]
+    fn expect(&self, code: u16, payload: &str) {
+        assert_eq!(self.recv(), (code, payload.to_string()));
     }
 }
 
-impl std::ops::Deref for Account {
-    type Target = Peer;
-    fn deref(&self) -> &Peer {
-        &self.peer
-    }
-}
-
-/// Registers `nick` on `s` and logs in with the password there.
+/// Registers `nick` on `s` and logs in with the password there; says HELLO.
 fn account(s: &RunningServer, nick: &str, password: &str) -> Account {
     let p = guest(s, nick);
-    let start = auth::register_start(password);
-    p.send_raw(&start.datagram);
-    let (c, response) = p.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
-    p.send_raw(&start.finish(password, &response).unwrap());
-    p.expect(code::ACCOUNT_ACK, &format!("registered {nick}"));
-    let login = auth::login_start(nick, password);
-    p.send_raw(&login.datagram);
-    let (c, challenge) = p.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
-    let (finish, keys) = login.finish(password, &challenge).unwrap();
-    p.send_raw(&finish);
-    p.expect(code::LOGIN_ACK, nick);
-    let a = Account {
-        peer: p,
-        keys,
-        n: Cell::new(0),
-    };
+    assert_eq!(common::register(&p, password), format!("registered {nick}"));
+    let session = RefCell::new(common::password_login(&p, nick, password));
+    let a = Account { peer: p, session };
     a.send(Request::Hello { client: "test" });
     assert_eq!(a.recv().0, code::HELLO_ACK);
     a
@@ -162,7 +145,8 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
 
     // A message is heard everywhere and kept in every server's history.
     ann.send(Request::SendPublic { text: "welcome" });
-    for p in [&*ann, &bob, &cid] {
+    ann.expect(code::PUBLIC_MSG, "Club ann welcome");
+    for p in [&bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Club ann welcome");
     }
     cid.send(Request::History {

@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::cell::Cell;
-use std::net::{SocketAddr, UdpSocket};
+use std::cell::RefCell;
 use std::time::Duration;
 
-use common::{server, server_with, user, Peer};
+use common::{server, server_with, user, Peer, Protected, QUIET};
 use udpchat::accounts::StoreKind;
-use udpchat::auth::{self, seal, SessionKeys};
 use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
@@ -54,37 +52,48 @@ fn classic(p: &Peer, n: usize) -> Vec<(u16, String)> {
     got
 }
 
-/// A peer logged in with a password, whose datagrams are sealed.
+/// A peer logged in with a password: its datagrams are sealed both ways.
 struct Account {
     peer: Peer,
-    keys: SessionKeys,
-    n: Cell<u64>,
+    session: RefCell<Protected>,
 }
 
 impl Account {
     fn send(&self, req: Request<'_>) {
-        self.n.set(self.n.get() + 1);
-        self.peer
-            .send_raw(&seal(&self.keys, self.n.get(), &req.to_bytes()));
+        self.session.borrow_mut().send(&self.peer, req);
     }
-}
 
-impl std::ops::Deref for Account {
-    type Target = Peer;
-    fn deref(&self) -> &Peer {
-        &self.peer
+    #[track_caller]
+    fn recv(&self) -> (u16, String) {
+        self.session.borrow_mut().recv(&self.peer)
+    }
+
+    #[track_caller]
+    fn recv_n(&self, n: usize) -> Vec<(u16, String)> {
+        (0..n).map(|_| self.recv()).collect()
+    }
+
+    #[track_caller]
+    fn expect(&self, code: u16, payload: &str) {
+        assert_eq!(self.recv(), (code, payload.to_string()));
+    }
+
+    #[track_caller]
+    fn expect_error(&self, message: &str) {
+        self.expect(code::ERROR, message);
+    }
+
+    #[track_caller]
+    fn expect_nothing(&self) {
+        let got = self.session.borrow_mut().recv_within(&self.peer, QUIET);
+        assert!(got.is_none(), "expected nothing, got {got:?}");
     }
 }
 
 /// Registers `nick` with `password` from a guest session, then logs it off.
 fn register(s: &RunningServer, nick: &str, password: &str) {
     let p = user(s, nick);
-    let start = auth::register_start(password);
-    p.send_raw(&start.datagram);
-    let (c, response) = p.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
-    p.send_raw(&start.finish(password, &response).unwrap());
-    p.expect(code::ACCOUNT_ACK, &format!("registered {nick}"));
+    assert_eq!(common::register(&p, password), format!("registered {nick}"));
     p.send(Request::Logoff);
     common::wait_until(|| s.state().address_of(nick).is_none());
 }
@@ -92,18 +101,8 @@ fn register(s: &RunningServer, nick: &str, password: &str) {
 /// Logs in with the password from a new peer.
 fn login(s: &RunningServer, nick: &str, password: &str) -> Account {
     let peer = Peer::new(s);
-    let start = auth::login_start(nick, password);
-    peer.send_raw(&start.datagram);
-    let (c, challenge) = peer.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
-    let (finish, keys) = start.finish(password, &challenge).expect("right password");
-    peer.send_raw(&finish);
-    peer.expect(code::LOGIN_ACK, nick);
-    Account {
-        peer,
-        keys,
-        n: Cell::new(0),
-    }
+    let session = RefCell::new(common::password_login(&peer, nick, password));
+    Account { peer, session }
 }
 
 /// Says HELLO from an account.
@@ -595,9 +594,14 @@ fn say(p: &Peer, title: &str, nick: &str, n: usize) {
 
 /// The ids and texts of the next HISTORY_MSGs up to HISTORY_END, and that end.
 fn history(p: &Peer) -> (Vec<(u64, String)>, String) {
+    history_from(|| p.recv())
+}
+
+/// As [`history`], reading with `recv`.
+fn history_from(mut recv: impl FnMut() -> (u16, String)) -> (Vec<(u64, String)>, String) {
     let mut got = Vec::new();
     loop {
-        let (c, text) = p.recv();
+        let (c, text) = recv();
         match c {
             code::HISTORY_MSG => {
                 let mut f = text.splitn(5, ' ');
@@ -760,15 +764,6 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
     ann.expect(code::PRIVATE_MSG, "bob live");
 }
 
-/// A peer on another loopback address (`127.0.0.2`), for address bans.
-fn peer_from(ip: [u8; 4], s: &RunningServer) -> Peer {
-    let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap();
-    Peer {
-        sock,
-        server: s.addr(),
-    }
-}
-
 #[test]
 fn server_operators_kill_ban_addresses_notify_and_see_status() {
     let dir = tempfile::tempdir().unwrap();
@@ -839,7 +834,7 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     });
     root.expect_error("cid: not logged in");
     // An address ban disconnects who is there and refuses logins.
-    let dan = peer_from([127, 0, 0, 2], &s);
+    let dan = Peer::at(&s, [127, 0, 0, 2]);
     dan.login("dan");
     root.send(Request::OperBan {
         seconds: "3600",
@@ -848,7 +843,7 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     });
     root.expect(code::OPER_ACK, "ban 127.0.0.2/32 3600 abuse");
     dan.expect_error("you were disconnected by root: banned from this server: abuse");
-    let dan2 = peer_from([127, 0, 0, 2], &s);
+    let dan2 = Peer::at(&s, [127, 0, 0, 2]);
     dan2.send(Request::Login { nick: "dan" });
     dan2.expect_error("you are banned from this server: abuse");
     root.send(Request::OperStatus);
@@ -943,7 +938,7 @@ fn part5_requests_from_strangers_and_malformed_ones_get_errors_not_crashes() {
 fn registered_channels_bans_operators_and_history_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let config = |c: &mut udpchat::server::ServerConfig| {
-        c.store = StoreKind::Sqlite(data.path().to_owned());
+        c.store = StoreKind::Sqlite(data.path().join("data"));
         c.live.persist_history = true;
         c.live.operators = vec!["ann".into()];
     };
@@ -1029,7 +1024,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
         how: "last",
         number: "10",
     });
-    let (h, _) = history(&bob);
+    let (h, _) = history_from(|| bob.recv());
     assert_eq!(
         h.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
         ["remember me"]

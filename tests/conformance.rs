@@ -2,9 +2,9 @@
 //! datagrams to an in-process server on 127.0.0.1:0.
 //!
 //! The server runs with its default flood limits. One of them bears on these tests: an
-//! address that is not logged in never gets more bytes back than it sent, so the tests
-//! that expect an ERROR for a stranger retry the request, as a classic client retries its
-//! login, until enough bytes have arrived to pay for the answer.
+//! address that is not logged in never gets more than three times the bytes it sent, so
+//! the tests that expect a long ERROR for a very short request from a stranger retry it,
+//! as a classic client retries its login, until enough bytes have arrived to pay for it.
 
 mod common;
 

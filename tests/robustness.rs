@@ -42,10 +42,10 @@ fn a_flooding_address_is_rate_limited_and_others_are_still_served() {
 }
 
 #[test]
-fn a_stranger_never_gets_more_bytes_than_it_sent() {
+fn a_stranger_never_gets_more_than_three_times_the_bytes_it_sent() {
     let s = server_with(|_| {});
     let stranger = Peer::new(&s);
-    let probe = Request::ListChannels.to_bytes(); // 2 bytes; the answer would be 15
+    let probe = Request::ListChannels.to_bytes(); // 2 bytes (6 of credit); the answer is 15
     let mut sent = 0;
     for _ in 0..40 {
         stranger.send_raw(&probe);
@@ -58,7 +58,10 @@ fn a_stranger_never_gets_more_bytes_than_it_sent() {
         received += 2 + text.len();
     }
     assert!(received > 0, "retries must earn an answer");
-    assert!(received <= sent, "sent {sent} bytes, got {received} back");
+    assert!(
+        received <= 3 * sent,
+        "sent {sent} bytes, got {received} back"
+    );
 }
 
 #[test]
@@ -77,10 +80,12 @@ fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
     }
     // Let the server work through what the kernel queued.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while s.state().user_count() < 500 && Instant::now() < deadline {
+    // A tenth of the places is kept for password logins (`--account-reserve`): guests
+    // stop at 450 (and the member is one of them).
+    while s.state().user_count() < 450 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(s.state().user_count(), 500);
+    assert_eq!(s.state().user_count(), 450);
     member.send(Request::SendPublic { text: "still here" });
     member.expect(code::PUBLIC_MSG, "Pets member still here");
     s.state().check_invariants().unwrap();
@@ -198,8 +203,9 @@ fn metrics_are_served_in_prometheus_text_format() {
         0
     );
     assert_eq!(value(&page, "udpchat_datagrams_received_total"), 5);
-    // LOGIN_ACK x2, JOIN_ACK x2, USER_JOINS, PUBLIC_MSG x2.
-    assert_eq!(value(&page, "udpchat_datagrams_sent_total"), 7);
+    // LOGIN_ACK x2, JOIN_ACK x2, USER_JOINS, PUBLIC_MSG x2. A sender counts a datagram
+    // once the kernel has taken it, which may be a moment after it arrived.
+    common::wait_until(|| value(&scrape(addr), "udpchat_datagrams_sent_total") == 7);
     assert_eq!(
         value(&page, "udpchat_dropped_total{reason=\"rate_limited\"}"),
         0

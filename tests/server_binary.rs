@@ -20,7 +20,7 @@ fn start(
 ) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BIN)
         .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
-        .arg(data)
+        .arg(data.join("data"))
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -143,6 +143,11 @@ fn help_explains_every_flag() {
         "--allow-amplification",
         "--metrics",
         "--data",
+        "--cluster-secret-file",
+        "--accounts-off",
+        "--register-limit",
+        "--account-reserve",
+        "--tls-ca",
         "--config",
         "--audit-log",
         "--history",
@@ -164,6 +169,62 @@ fn out_of_range_flags_are_refused() {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} accepted");
     }
+}
+
+#[test]
+fn a_fresh_data_folder_is_private_and_an_open_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    // A fresh start makes the folder 0700 and the database 0600.
+    let (mut child, _addr, _err) = start(parent.path(), &[]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("accounts.sqlite3")), 0o600);
+    // Opened to others, it is refused with a clear error.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("readable by other users") && err.contains("chmod 700"),
+        "{err}"
+    );
+}
+
+#[test]
+fn accounts_without_the_servers_setup_are_refused_not_silently_broken() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    {
+        use udpchat::accounts::{Account, AccountStore, SqliteStore};
+        let store = SqliteStore::open_dir(&data).unwrap();
+        store
+            .put(&Account {
+                nick: "ann".into(),
+                record: vec![1, 2, 3],
+                watch: vec![],
+                created: 0,
+            })
+            .unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("setup is missing while 1 accounts exist"),
+        "{err}"
+    );
 }
 
 /// Forwards the server's log lines to a channel, so a test can wait for one with a

@@ -33,6 +33,11 @@ pub struct Args {
     /// Prefix of the channel titles.
     #[arg(long, default_value = "lt")]
     pub title_prefix: String,
+    /// Clients (the last N) that register their nickname and log in with a password before
+    /// the run, so that their traffic is sealed both ways: what sealing costs the server is
+    /// then measured against the guests of the same run.
+    #[arg(long, default_value_t = 0)]
+    pub protected: usize,
     /// Publishing clients (spread over the channels).
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
@@ -156,6 +161,10 @@ impl Args {
         anyhow::ensure!(
             self.publishers <= self.clients,
             "--publishers can't exceed --clients"
+        );
+        anyhow::ensure!(
+            self.protected <= self.clients,
+            "--protected can't exceed --clients"
         );
         anyhow::ensure!(
             self.duration > 0.0 && self.duration <= 3600.0,

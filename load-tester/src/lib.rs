@@ -5,6 +5,8 @@
 //! - [`cli`]: the flags.
 //! - [`members`]: the client sockets, spread over 127.0.0.0/8, and the receiver threads.
 //! - [`session`]: log-in, join, keepalive and log-off rounds with retries.
+//! - [`secure`]: protected members (`--protected`): registration and password login
+//!   before the run, sealed traffic during it.
 //! - [`publish`]: publishers at a planned rate or in closed loop.
 //! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit.
 //! - [`flood`]: `load-tester flood`, many source addresses against one server while a
@@ -32,6 +34,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod scrape;
+pub mod secure;
 pub mod session;
 pub mod soak;
 pub mod sys;

@@ -17,6 +17,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use udpchat::client::secure::ClientSession;
 use udpchat::protocol::{errors, Event};
 
 use crate::sys::now_ns;
@@ -83,6 +84,42 @@ pub struct Shared {
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
     pub handed_in: Mutex<Vec<(u64, Histogram<u64>)>>,
+    /// The protected session of each member that has one (`--protected`): what it sends
+    /// is sealed, what it receives opened.
+    pub sessions: Vec<Option<Mutex<ClientSession>>>,
+}
+
+impl Shared {
+    /// Sends `datagram` from member `i` to its server, sealed if it is protected.
+    pub fn send(&self, i: usize, datagram: &[u8]) -> io::Result<usize> {
+        match self.sessions[i].as_ref() {
+            Some(s) => {
+                let sealed = match s.lock() {
+                    Ok(mut s) => s.seal(datagram),
+                    Err(_) => return Err(io::Error::other("poisoned session")),
+                };
+                self.sockets[i].send_to(&sealed, self.server[i])
+            }
+            None => self.sockets[i].send_to(datagram, self.server[i]),
+        }
+    }
+}
+
+/// The protection of a run of `clients` members as `--protected` asks: the last ones.
+pub fn protection(args: &crate::cli::Args, clients: usize, run_id: u32) -> Option<Protection> {
+    (args.protected > 0).then(|| Protection {
+        from: clients.saturating_sub(args.protected),
+        run_id,
+    })
+}
+
+/// Which members are protected, and how they are named.
+#[derive(Debug, Clone, Copy)]
+pub struct Protection {
+    /// Members of this global index and above register and log in with a password.
+    pub from: usize,
+    /// The run's tag in nicknames.
+    pub run_id: u32,
 }
 
 /// The members and their receiver threads.
@@ -103,12 +140,19 @@ impl Members {
         servers: &[SocketAddr],
         threads: usize,
         rcvbuf: usize,
+        protection: Option<Protection>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no server to talk to");
+        let protected = |g: usize| protection.is_some_and(|p| g >= p.from);
         let mut sockets = Vec::with_capacity(globals.len());
         for &g in &globals {
-            let s = UdpSocket::bind(SocketAddrV4::new(member_ip(g), 0))
-                .with_context(|| format!("binding member socket {g} on {}", member_ip(g)))?;
+            let ip = if protected(g) {
+                crate::secure::protected_ip(g)
+            } else {
+                member_ip(g)
+            };
+            let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))
+                .with_context(|| format!("binding member socket {g} on {ip}"))?;
             s.set_nonblocking(true)?;
             if rcvbuf > 0 {
                 // The kernel may grant less (net.core.rmem_max): the report shows the loss.
@@ -117,11 +161,21 @@ impl Members {
             sockets.push(s);
         }
         let n = sockets.len();
+        let server: Vec<SocketAddr> = globals.iter().map(|g| servers[g % servers.len()]).collect();
+        let sessions = match protection {
+            Some(p) => protect_all(&sockets, &globals, &server, p)?,
+            None => (0..n).map(|_| None).collect(),
+        };
+        let status: Vec<AtomicU8> = sessions
+            .iter()
+            .map(|s| AtomicU8::new(if s.is_some() { LOGGED_IN } else { 0 }))
+            .collect();
         let shared = Arc::new(Shared {
             sockets,
-            server: globals.iter().map(|g| servers[g % servers.len()]).collect(),
+            server,
             global: globals,
-            status: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            status,
+            sessions,
             in_flight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             publisher_thread: Default::default(),
             counters: Counters::default(),
@@ -195,6 +249,52 @@ impl Members {
     }
 }
 
+/// Registers and logs in, with a password, every protected member among `globals`, on a
+/// few threads; the sockets are blocking meanwhile.
+fn protect_all(
+    sockets: &[UdpSocket],
+    globals: &[usize],
+    servers: &[SocketAddr],
+    p: Protection,
+) -> anyhow::Result<Vec<Option<Mutex<ClientSession>>>> {
+    let todo: Vec<usize> = (0..sockets.len())
+        .filter(|&i| globals[i] >= p.from)
+        .collect();
+    let threads = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+        * 2;
+    let results: Vec<anyhow::Result<(usize, ClientSession)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| {
+                            sockets[i].set_nonblocking(false)?;
+                            let nick = nickname(p.run_id, globals[i]);
+                            let session = crate::secure::protect(&sockets[i], servers[i], &nick)?;
+                            sockets[i].set_nonblocking(true)?;
+                            Ok((i, session))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut sessions: Vec<Option<Mutex<ClientSession>>> =
+        (0..sockets.len()).map(|_| None).collect();
+    for r in results {
+        let (i, session) = r?;
+        sessions[i] = Some(Mutex::new(session));
+    }
+    Ok(sessions)
+}
+
 /// A latency histogram in microseconds up to 100 s, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant bounds are valid")
@@ -236,7 +336,25 @@ fn receive_loop(mut poll: Poll, shared: &Shared) {
                     // ICMP errors queued on the socket (e.g. a refused send): read past them.
                     Err(_) => continue,
                 };
-                match Event::decode(&buf[..len]) {
+                let opened;
+                let bytes: &[u8] = match shared.sessions[i].as_ref() {
+                    Some(s) => match s
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.open(&buf[..len]).map(|b| b.into_owned()))
+                    {
+                        Some(b) => {
+                            opened = b;
+                            &opened
+                        }
+                        None => {
+                            c.garbage.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    None => &buf[..len],
+                };
+                match Event::decode(bytes) {
                     Ok(Event::PublicMsg { sender, text, .. }) => {
                         if sender == RAW_SENDER {
                             raw += 1;

@@ -63,7 +63,7 @@ pub fn publish(shared: &Shared, plan: &Plan, sent: &AtomicU64) -> Published {
         buf.clear();
         Request::SendPublic { text: &text }.encode(&mut buf);
         // A refused send is a lost message: it stays counted as sent, so it shows as loss.
-        let _ = shared.sockets[member].send_to(&buf, shared.server[member]);
+        let _ = shared.send(member, &buf);
         out.sent += 1;
         out.sent_per_channel[channel] += 1;
         sent.fetch_add(1, Ordering::Relaxed);

@@ -94,6 +94,9 @@ pub struct Report {
     pub channel_size: usize,
     /// Publishing members.
     pub publishers: usize,
+    /// Members logged in with a password (their traffic sealed), out of `clients`.
+    #[serde(default)]
+    pub protected: usize,
     /// Messages per second per publisher (0: as fast as possible).
     pub rate: f64,
     /// Text bytes per message.
@@ -191,6 +194,13 @@ impl Report {
                 "full speed (closed loop)".to_string()
             }
         );
+        if self.protected > 0 {
+            let _ = writeln!(
+                s,
+                "{} of them protected (password login; their datagrams sealed both ways)",
+                self.protected
+            );
+        }
         if self.servers.len() > 1 {
             let list: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
             let _ = writeln!(

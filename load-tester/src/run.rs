@@ -78,6 +78,7 @@ fn measure(
         publishers: step.publishers.len(),
         rate: args.rate,
         message_size: args.message_size,
+        protected: args.protected.min(step.members.len()),
         servers: args.server.clone(),
         processes: 1,
         udp,
@@ -98,7 +99,13 @@ fn measure(
 /// Sockets that can't be bound, a raw blaster that can't start.
 pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
     let globals: Vec<usize> = (0..args.clients).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        crate::members::protection(args, args.clients, run_id),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let report = with_keepalive(&ms, args, || measure(&ms, args, &step, run_id, pb));
     scenario::logoff_all(&ms, args, pb);
@@ -114,7 +121,13 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
 pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Report>> {
     let max = args.sweep.iter().copied().max().unwrap_or(0);
     let globals: Vec<usize> = (0..max).collect();
-    let ms = Members::start(globals, &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals,
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        crate::members::protection(args, max, run_id),
+    )?;
     let reports = with_keepalive(&ms, args, || {
         let mut out = Vec::new();
         for (k, &size) in args.sweep.iter().enumerate() {

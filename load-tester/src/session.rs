@@ -86,7 +86,7 @@ pub fn run_round(
                 continue;
             }
             // A failed send is just a lost request: the retry covers it.
-            let _ = shared.sockets[i].send_to(&make(i), shared.server[i]);
+            let _ = shared.send(i, &make(i));
             attempts += 1;
             in_flight.push((i, now));
         }
@@ -139,7 +139,7 @@ pub fn join(
 pub fn send_each(shared: &Shared, members: &[usize], req: &[u8], per_sec: u64) {
     let start = Instant::now();
     for (n, &i) in members.iter().enumerate() {
-        let _ = shared.sockets[i].send_to(req, shared.server[i]);
+        let _ = shared.send(i, req);
         if n % 256 == 255 {
             let due = Duration::from_secs_f64((n + 1) as f64 / per_sec.max(1) as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {

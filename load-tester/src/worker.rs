@@ -45,7 +45,13 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
 /// Sockets that can't be bound, a parent that goes away.
 pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
     let globals: Vec<usize> = share(args.clients, index, args.worker_count).collect();
-    let ms = Members::start(globals.clone(), &args.server, args.receivers, args.rcvbuf)?;
+    let ms = Members::start(
+        globals.clone(),
+        &args.server,
+        args.receivers,
+        args.rcvbuf,
+        crate::members::protection(args, args.clients, run_id),
+    )?;
     let step = Step::plain(&globals, args.channels, args.publishers);
     let pb = Progress::new(true);
     let stdin = std::io::stdin();
@@ -271,6 +277,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             publishers: args.publishers,
             rate: args.rate,
             message_size: args.message_size,
+            protected: args.protected.min(args.clients),
             servers: args.server.clone(),
             processes: n,
             udp: UdpCounters::read().since(&udp0),

@@ -27,11 +27,8 @@ fn clustered(channels: usize, redis: Option<(&Redis, &str)>) -> RunningServer {
                 description: format!("test channel {c}"),
             })
             .collect(),
-        cluster: redis.map(|(r, id)| ClusterConfig {
-            redis_url: r.url(),
-            server_id: id.into(),
-            lease_ttl: Duration::from_secs(15),
-        }),
+        cluster: redis
+            .map(|(r, id)| ClusterConfig::new(r.url(), id, b"load tester cluster secret ....")),
         ..ServerConfig::default()
     };
     let s = Server::bind(cfg).expect("bind server").spawn();
@@ -173,6 +170,36 @@ fn every_delivery_arrives_at_a_modest_rate() {
     assert_eq!(r.latency_us.count, r.deliveries_received);
     let raw = r.raw.expect("raw figures");
     assert!(raw.sent > 0 && raw.received > 0);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn protected_members_get_every_delivery_sealed() {
+    let server = server(1);
+    let out = load_tester(
+        &server,
+        &[
+            "--clients",
+            "12",
+            "--protected",
+            "6",
+            "--publishers",
+            "1",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+        ],
+    );
+    let r: Report = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(r.protected, 6);
+    assert_eq!(r.login.done, 12);
+    assert_eq!(r.join.done, 12);
+    assert!(r.messages_sent > 0);
+    assert_eq!(r.deliveries_expected, r.messages_sent * 12);
+    // Half the members only count a delivery they could open with their session.
+    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_eq!(server.state().sealers.len(), 0, "all logged off at the end");
     server.shutdown().unwrap();
 }
 

@@ -41,14 +41,38 @@ fn u(n: i64) -> u64 {
 impl SqliteCommunity {
     /// Opens (creating if needed) the database in the folder `dir`.
     ///
+    /// Kept messages and bans are private like the accounts: the file is made `0600` (its
+    /// `-wal` and `-shm` companions too) in a folder that must be `0700`, and one open to
+    /// other users is refused.
+    ///
     /// # Errors
-    /// When the folder can't be made or the database can't be opened or set up.
+    /// When the folder can't be made, the database can't be opened or set up, or either is
+    /// open to other users.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        let folder_err = |source| StoreError::Folder {
             path: dir.display().to_string(),
             source,
-        })?;
-        let conn = Connection::open(dir.join(DB_FILE))?;
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(folder_err)?;
+        }
+        super::sqlite::private(dir, 0o700)?;
+        let file = dir.join(DB_FILE);
+        if !file.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(folder_err)?;
+        }
+        super::sqlite::private(&file, 0o600)?;
+        let conn = Connection::open(&file)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -100,6 +124,12 @@ impl SqliteCommunity {
                  reason   TEXT NOT NULL
              );",
         )?;
+        for companion in ["-wal", "-shm"] {
+            let p = dir.join(format!("{DB_FILE}{companion}"));
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         Ok(SqliteCommunity {
             conn: Mutex::new(conn),
         })
@@ -354,13 +384,24 @@ mod tests {
 
     #[test]
     fn sqlite_community_store_keeps_everything_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        super::super::community::exercise(&SqliteCommunity::open_dir(dir.path()).unwrap());
-        let s = SqliteCommunity::open_dir(dir.path()).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        super::super::community::exercise(&SqliteCommunity::open_dir(&dir).unwrap());
+        let s = SqliteCommunity::open_dir(&dir).unwrap();
         s.set_op("pets", "ann", true).unwrap();
         drop(s);
-        let s = SqliteCommunity::open_dir(dir.path()).unwrap();
+        let s = SqliteCommunity::open_dir(&dir).unwrap();
         assert_eq!(s.snapshot().unwrap().ops.len(), 1);
         assert_eq!(s.integrity_check().unwrap(), "ok");
+        // Private like the accounts.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join(DB_FILE))), (0o700, 0o600));
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert!(
+            SqliteCommunity::open_dir(&dir).is_err(),
+            "a file open to others"
+        );
     }
 }

@@ -11,14 +11,18 @@
 pub mod community;
 pub mod community_pg;
 pub mod community_sqlite;
+pub mod limits;
 pub mod pg;
 pub mod sqlite;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::{DashMap, DashSet};
+#[cfg(test)]
+use opaque_ke::CredentialResponse;
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
@@ -28,16 +32,16 @@ use rand::rngs::OsRng;
 pub use sqlite::SqliteStore;
 pub use store::{Account, AccountStore, MemoryStore, StoreError, StoreKind};
 
-use crate::auth::{b64_decode, b64_encode, SessionKeys, Suite};
+use self::limits::{LoginLimits, Prefix, Refusal, RegisterLimits};
+use self::tokens::{Purpose, Tokens};
+use crate::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
 
 /// How long a password login may take between AUTH_REQ and AUTH_FINISH.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Password logins one account may start per [`ATTEMPT_WINDOW`].
-pub const MAX_ATTEMPTS: u32 = 5;
-/// The window of [`MAX_ATTEMPTS`].
-pub const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
 /// Password logins under way at once, over all addresses.
 pub const MAX_PENDING: usize = 4096;
+/// Password logins under way at once from one network prefix (`limits::Prefix`).
+pub const MAX_PENDING_PER_PREFIX: usize = 16;
 
 /// The key of a nickname in the store (the same as everywhere: `state::nick_key`).
 pub fn key(nick: &str) -> String {
@@ -61,6 +65,10 @@ struct Pending {
     nick: String,
     watch: Vec<String>,
     started: Instant,
+    /// The credential request it answers and the answer, so that the same AUTH_REQ again
+    /// (a retry, or someone replaying it) gets the same answer and changes nothing.
+    request: Vec<u8>,
+    challenge: String,
 }
 
 /// A finished password login.
@@ -81,10 +89,22 @@ pub struct Service {
     /// request from a forgeable address reaches the database. The store thread keeps it
     /// current with other servers' changes (shared stores) and the operator's.
     registered: DashSet<Box<str>>,
-    /// Password logins under way, by address; bounded by [`MAX_PENDING`].
+    /// Confusable skeleton (`crate::nick`) of each registered key → that key, so that a
+    /// look-alike of a registered nickname is refused.
+    skeletons: DashMap<String, Box<str>>,
+    /// Password logins under way, by address; bounded by [`MAX_PENDING`] and
+    /// [`MAX_PENDING_PER_PREFIX`].
     pending: DashMap<SocketAddr, Pending>,
-    /// Recent login attempts per account: window start and count.
-    attempts: DashMap<Box<str>, (Instant, u32)>,
+    /// Password logins under way per network prefix.
+    pending_per_prefix: DashMap<Prefix, usize>,
+    /// How often logins may start (`limits`).
+    logins: LoginLimits,
+    /// How often registrations may be made.
+    registrations: RegisterLimits,
+    /// Retry tokens and registration cookies (`tokens`).
+    tokens: Tokens,
+    /// Whether this server keeps accounts at all (`--accounts-off` clears it).
+    enabled: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -129,22 +149,53 @@ impl Service {
                 }
             }
         };
-        Ok(Service {
+        let s = Service::with_setup(setup);
+        s.refresh(keys);
+        Ok(s)
+    }
+
+    fn with_setup(setup: ServerSetup<Suite>) -> Self {
+        Service {
             setup,
-            registered: keys.into_iter().map(Into::into).collect(),
+            registered: DashSet::new(),
+            skeletons: DashMap::new(),
             pending: DashMap::new(),
-            attempts: DashMap::new(),
-        })
+            pending_per_prefix: DashMap::new(),
+            logins: LoginLimits::default(),
+            registrations: RegisterLimits::default(),
+            tokens: Tokens::new(),
+            enabled: true,
+        }
     }
 
     /// A service with a fresh setup and no accounts (tests, and servers without storage).
     pub fn in_memory() -> Self {
+        Service::with_setup(ServerSetup::<Suite>::new(&mut OsRng))
+    }
+
+    /// A service that keeps no accounts: registrations and password logins are refused
+    /// (a cluster run without a shared account store, `--accounts-off`).
+    pub fn disabled() -> Self {
         Service {
-            setup: ServerSetup::<Suite>::new(&mut OsRng),
-            registered: DashSet::new(),
-            pending: DashMap::new(),
-            attempts: DashMap::new(),
+            enabled: false,
+            ..Service::in_memory()
         }
+    }
+
+    /// The same service allowing `per_prefix` new registrations per network prefix an hour.
+    pub fn with_register_limit(mut self, per_prefix: u32) -> Self {
+        self.registrations = RegisterLimits::new(per_prefix);
+        self
+    }
+
+    /// Whether accounts are on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The server's OPAQUE public key (what clients pin), in base64.
+    pub fn public_key(&self) -> String {
+        b64_encode(&self.setup.keypair().public().serialize())
     }
 
     /// Whether `nick` (any case) has an account, as far as this server knows.
@@ -152,12 +203,28 @@ impl Service {
         self.registered.contains(key(nick).as_str())
     }
 
+    /// Whether `nick` is not registered but looks like a registered nickname (same
+    /// confusable skeleton, `crate::nick`).
+    pub fn looks_registered(&self, nick: &str) -> bool {
+        if self.skeletons.is_empty() {
+            return false;
+        }
+        let k = key(nick);
+        self.skeletons
+            .get(&crate::nick::skeleton(&k))
+            .is_some_and(|owner| **owner != *k)
+    }
+
     /// Records that the account under `key` exists (or not).
     pub fn set_registered(&self, key: &str, registered: bool) {
+        let skeleton = crate::nick::skeleton(key);
         if registered {
             self.registered.insert(key.into());
+            self.skeletons.entry(skeleton).or_insert_with(|| key.into());
         } else {
             self.registered.remove(key);
+            self.skeletons
+                .remove_if(&skeleton, |_, owner| **owner == *key);
         }
     }
 
@@ -165,9 +232,55 @@ impl Service {
     pub fn refresh(&self, keys: Vec<String>) {
         let fresh: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
         self.registered.retain(|k| fresh.contains(&**k));
+        self.skeletons.retain(|_, owner| fresh.contains(&**owner));
         for k in &keys {
-            self.registered.insert(k.as_str().into());
+            self.set_registered(k, true);
         }
+    }
+
+    /// A token for `purpose` sent to `to` about nickname key `key` at `wall_secs`.
+    pub fn issue_token(
+        &self,
+        purpose: Purpose,
+        to: SocketAddr,
+        key: &str,
+        wall_secs: u64,
+    ) -> String {
+        self.tokens.issue(purpose, to, key, wall_secs)
+    }
+
+    /// Whether `token` proves that `from` received a token for `purpose` and `key` lately.
+    pub fn check_token(
+        &self,
+        purpose: Purpose,
+        from: SocketAddr,
+        key: &str,
+        token: &str,
+        wall_secs: u64,
+    ) -> bool {
+        self.tokens.check(purpose, from, key, token, wall_secs)
+    }
+
+    /// Counts a login start of `key` from `from` (after its address is proven).
+    ///
+    /// # Errors
+    /// The limit it is over (`limits`).
+    pub fn login_allowed(&self, key: &str, from: SocketAddr, now: Instant) -> Result<(), Refusal> {
+        self.logins.start(key, from, now)
+    }
+
+    /// Counts a new registration from `from`; whether it may go ahead.
+    pub fn registration_allowed(&self, from: SocketAddr, now: Instant) -> bool {
+        self.registrations.take(from, now)
+    }
+
+    /// The challenge already sent to `from` for exactly this credential request, if a
+    /// login with it is under way (a retry or a replay of the same AUTH_REQ).
+    pub fn pending_challenge(&self, from: SocketAddr, request: &[u8]) -> Option<String> {
+        self.pending
+            .get(&from)
+            .filter(|p| p.request == request)
+            .map(|p| p.challenge.clone())
     }
 
     /// Registered nicknames known.
@@ -175,31 +288,52 @@ impl Service {
         self.registered.len()
     }
 
-    /// Forgets logins under way and attempt counts older than their windows.
+    /// Forgets logins under way and limit windows that are over.
     pub fn housekeeping(&self, now: Instant) {
-        self.pending
-            .retain(|_, p| now.saturating_duration_since(p.started) < LOGIN_TIMEOUT);
-        self.attempts
-            .retain(|_, (start, _)| now.saturating_duration_since(*start) < ATTEMPT_WINDOW);
-    }
-
-    /// Counts a login attempt for the account `key`; returns whether it is within the limit.
-    pub fn attempt(&self, key: &str, now: Instant) -> bool {
-        let mut entry = self.attempts.entry(key.into()).or_insert((now, 0));
-        if now.saturating_duration_since(entry.0) >= ATTEMPT_WINDOW {
-            *entry = (now, 0);
+        let mut gone = Vec::new();
+        self.pending.retain(|addr, p| {
+            let keep = now.saturating_duration_since(p.started) < LOGIN_TIMEOUT;
+            if !keep {
+                gone.push(*addr);
+            }
+            keep
+        });
+        for addr in gone {
+            self.pending_gone(addr);
         }
-        entry.1 += 1;
-        entry.1 <= MAX_ATTEMPTS
+        self.logins.housekeeping(now);
     }
 
-    /// Whether another password login may start (after purging expired ones).
-    pub fn has_room(&self, now: Instant) -> bool {
-        if self.pending.len() < MAX_PENDING {
+    fn pending_gone(&self, addr: SocketAddr) {
+        let prefix = Prefix::of(addr);
+        if let dashmap::mapref::entry::Entry::Occupied(mut e) =
+            self.pending_per_prefix.entry(prefix)
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    /// Whether another password login may start from `from` (after purging expired ones):
+    /// room in the table, and in its prefix's share of it. A login already under way from
+    /// `from` is replaced, so it always has room.
+    pub fn has_room(&self, from: SocketAddr, now: Instant) -> bool {
+        if self.pending.contains_key(&from) {
+            return true;
+        }
+        let fits = |s: &Self| {
+            s.pending.len() < MAX_PENDING
+                && s.pending_per_prefix
+                    .get(&Prefix::of(from))
+                    .is_none_or(|n| *n < MAX_PENDING_PER_PREFIX)
+        };
+        if fits(self) {
             return true;
         }
         self.housekeeping(now);
-        self.pending.len() < MAX_PENDING
+        fits(self)
     }
 
     /// Decodes a base64 credential request (AUTH_REQ), to check it before the account is
@@ -254,25 +388,32 @@ impl Service {
             .map_err(|_| LoginError::BadRecord)?;
         let request =
             CredentialRequest::<Suite>::deserialize(request).map_err(|_| LoginError::Malformed)?;
+        let request_bytes = request.serialize().to_vec();
         let started = ServerLogin::start(
             &mut OsRng,
             &self.setup,
             Some(record),
             request,
             key(&account.nick).as_bytes(),
-            ServerLoginParameters::default(),
+            server_parameters(),
         )
         .map_err(|_| LoginError::Malformed)?;
-        self.pending.insert(
+        let challenge = b64_encode(&started.message.serialize());
+        let old = self.pending.insert(
             from,
             Pending {
                 state: started.state,
                 nick: account.nick,
                 watch: account.watch,
                 started: now,
+                request: request_bytes,
+                challenge: challenge.clone(),
             },
         );
-        Ok(b64_encode(&started.message.serialize()))
+        if old.is_none() {
+            *self.pending_per_prefix.entry(Prefix::of(from)).or_insert(0) += 1;
+        }
+        Ok(challenge)
     }
 
     /// Finishes the password login of `from` with its AUTH_FINISH.
@@ -287,6 +428,7 @@ impl Service {
         now: Instant,
     ) -> Result<LoggedIn, LoginError> {
         let (_, pending) = self.pending.remove(&from).ok_or(LoginError::Failed)?;
+        self.pending_gone(from);
         if now.saturating_duration_since(pending.started) > LOGIN_TIMEOUT {
             return Err(LoginError::Failed);
         }
@@ -295,13 +437,22 @@ impl Service {
             .ok_or(LoginError::Malformed)?;
         let done = pending
             .state
-            .finish(finalization, ServerLoginParameters::default())
+            .finish(finalization, server_parameters())
             .map_err(|_| LoginError::Failed)?;
+        self.logins.succeeded(&key(&pending.nick), from);
         Ok(LoggedIn {
             nick: pending.nick,
             keys: SessionKeys::derive(&done.session_key),
             watch: pending.watch,
         })
+    }
+}
+
+/// The server's OPAQUE login parameters: udpchat's context string, default identifiers.
+fn server_parameters() -> ServerLoginParameters<'static, 'static> {
+    ServerLoginParameters {
+        context: Some(CONTEXT),
+        identifiers: opaque_ke::Identifiers::default(),
     }
 }
 
@@ -333,11 +484,59 @@ mod tests {
     }
 
     #[test]
+    fn a_login_under_another_context_string_fails() {
+        use opaque_ke::{ClientLogin, ClientLoginFinishParameters};
+        let s = Service::in_memory();
+        let ksf = crate::auth::argon2();
+        // Registered as our client does.
+        let start = crate::auth::register_start("pw");
+        let request = std::str::from_utf8(&start.datagram[2..]).unwrap();
+        let response = s.registration_response("ann", request).unwrap();
+        let upload = start.finish("pw", &response).unwrap();
+        let record =
+            Service::registration_record(std::str::from_utf8(&upload[2..]).unwrap()).unwrap();
+        let account = Account {
+            nick: "ann".into(),
+            record,
+            watch: vec![],
+            created: 0,
+        };
+        let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        // A client that binds the login to another context (or none) can't finish it.
+        let login = ClientLogin::<Suite>::start(&mut OsRng, b"pw").unwrap();
+        let challenge = s
+            .login_start(from, account, &login.message.serialize(), Instant::now())
+            .unwrap();
+        let response =
+            CredentialResponse::<Suite>::deserialize(&b64_decode(&challenge).unwrap()).unwrap();
+        let finished = login.state.finish(
+            &mut OsRng,
+            b"pw",
+            response,
+            ClientLoginFinishParameters::new(
+                Some(b"another protocol"),
+                opaque_ke::Identifiers::default(),
+                Some(&ksf),
+            ),
+        );
+        assert!(
+            finished.is_err(),
+            "the server's answer verified under another context"
+        );
+    }
+
+    #[test]
     fn refresh_follows_the_store() {
         let s = Service::in_memory();
         s.set_registered("ann", true);
         s.set_registered("bob", true);
         s.refresh(vec!["bob".into(), "cid".into()]);
         assert!(!s.is_registered("Ann") && s.is_registered("BOB") && s.is_registered("cid"));
+        // Look-alikes of registered names are caught; the names themselves are not.
+        assert!(s.looks_registered("b\u{43e}b"), "Cyrillic o");
+        assert!(s.looks_registered("\u{441}id"), "Cyrillic es");
+        assert!(!s.looks_registered("cid") && !s.looks_registered("ann"));
+        s.set_registered("cid", false);
+        assert!(!s.looks_registered("\u{441}id"));
     }
 }

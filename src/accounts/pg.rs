@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
 use parking_lot::Mutex;
-use postgres::{Client, NoTls};
+use postgres::Client;
+
+use crate::tls::Trust;
 
 use super::key;
 use super::store::{split_watch, Account, AccountStore, Change, ChangeFeed, StoreError};
@@ -27,6 +29,8 @@ pub struct PgStore {
     conn: Mutex<Client>,
     /// For opening the notification connection.
     url: String,
+    /// The certificates a TLS connection (`sslmode=require` in the URL) is verified with.
+    trust: Trust,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -41,7 +45,20 @@ impl PgStore {
     /// # Errors
     /// When the database can't be reached or the tables can't be made.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut conn = Client::connect(url, NoTls)?;
+        Self::connect_with(url, Trust::default())
+    }
+
+    /// Connects as [`connect`](Self::connect) does, verifying a TLS server (the URL's
+    /// `sslmode=require`, or the default `prefer` with a server that has TLS) with `trust`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), and when TLS can't be set up or the server's
+    /// certificate does not verify.
+    pub fn connect_with(url: &str, trust: Trust) -> Result<Self, StoreError> {
+        let tls = trust
+            .postgres()
+            .map_err(|e| StoreError::Setup(e.to_string()))?;
+        let mut conn = Client::connect(url, tls)?;
         // Two servers starting together may both try to create the tables: IF NOT EXISTS
         // can still race in PostgreSQL, so a failure is retried once after the other won.
         let ddl = "CREATE TABLE IF NOT EXISTS udpchat_meta (
@@ -61,6 +78,7 @@ impl PgStore {
         Ok(PgStore {
             conn: Mutex::new(conn),
             url: url.to_owned(),
+            trust,
         })
     }
 }
@@ -181,7 +199,11 @@ impl AccountStore for PgStore {
     }
 
     fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
-        let mut client = Client::connect(&self.url, NoTls)?;
+        let tls = self
+            .trust
+            .postgres()
+            .map_err(|e| StoreError::Setup(e.to_string()))?;
+        let mut client = Client::connect(&self.url, tls)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Some(Box::new(PgFeed { client })))
     }

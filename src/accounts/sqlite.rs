@@ -30,14 +30,46 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database in the folder `dir`, creating the folder too.
     ///
+    /// The database holds the server's OPRF seed and private key, so the folder is made
+    /// `0700` and the file `0600` (its `-wal` and `-shm` companions too); an existing folder
+    /// or file that group or others may read is refused rather than used.
+    ///
     /// # Errors
-    /// When the folder can't be made or the database can't be opened or set up.
+    /// When the folder can't be made, the database can't be opened or set up, or either is
+    /// open to other users ([`StoreError::Permissions`]).
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let folder_err = |source| StoreError::Folder {
             path: dir.display().to_string(),
             source,
-        })?;
-        Self::open(&dir.join(DB_FILE))
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(folder_err)?;
+        }
+        private(dir, 0o700)?;
+        let file = dir.join(DB_FILE);
+        if !file.exists() {
+            // Made empty with the right mode before SQLite opens it, so it is never readable.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode_private()
+                .open(&file)
+                .map_err(folder_err)?;
+        }
+        private(&file, 0o600)?;
+        let store = Self::open(&file)?;
+        for companion in ["-wal", "-shm"] {
+            let p = dir.join(format!("{DB_FILE}{companion}"));
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+        Ok(store)
     }
 
     /// Opens (creating if needed) the database file at `path`.
@@ -77,6 +109,36 @@ impl SqliteStore {
             .lock()
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// Opening a new file `0600`.
+trait ModePrivate {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl ModePrivate for std::fs::OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+/// Refuses `path` if group or others have any permission on it.
+pub(super) fn private(path: &Path, want: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::Folder {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StoreError::Permissions {
+            path: path.display().to_string(),
+            mode,
+            want,
+        });
+    }
+    Ok(())
 }
 
 fn account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
@@ -168,9 +230,10 @@ mod tests {
 
     #[test]
     fn sqlite_store_keeps_accounts_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        super::super::store::exercise(&SqliteStore::open_dir(dir.path()).unwrap());
-        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        super::super::store::exercise(&SqliteStore::open_dir(&dir).unwrap());
+        let s = SqliteStore::open_dir(&dir).unwrap();
         s.put(&Account {
             nick: "Bob".into(),
             record: vec![4],
@@ -179,9 +242,32 @@ mod tests {
         })
         .unwrap();
         drop(s);
-        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        let s = SqliteStore::open_dir(&dir).unwrap();
         assert_eq!(s.get("bob").unwrap().unwrap().nick, "Bob");
         assert_eq!(s.server_setup().unwrap().as_deref(), Some(&b"setup"[..]));
         assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn the_data_folder_and_database_are_private_and_open_ones_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        drop(SqliteStore::open_dir(&dir).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let err = SqliteStore::open_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("readable by other users") && err.contains("chmod 600"),
+            "{err}"
+        );
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = SqliteStore::open_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("chmod 700"), "{err}");
     }
 }

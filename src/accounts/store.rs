@@ -41,6 +41,16 @@ pub enum StoreError {
     /// The stored OPAQUE setup does not parse, or is missing while accounts exist.
     #[error("account database: {0}")]
     Setup(String),
+    /// The data folder or the database file can be read by other users.
+    #[error("{path} is readable by other users (mode {mode:o}); it holds the server's secret keys: run `chmod {want:o} {path}`")]
+    Permissions {
+        /// The folder or file.
+        path: String,
+        /// Its mode.
+        mode: u32,
+        /// The mode it should have.
+        want: u32,
+    },
 }
 
 /// A change another server made to the shared store: a nickname key and whether it is
@@ -132,10 +142,23 @@ impl StoreKind {
     /// # Errors
     /// When the folder, file or database can't be opened or set up.
     pub fn open(&self) -> Result<Arc<dyn AccountStore>, StoreError> {
+        self.open_with(&crate::tls::Trust::default())
+    }
+
+    /// Opens the store; a PostgreSQL server with TLS is verified with `trust`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        &self,
+        trust: &crate::tls::Trust,
+    ) -> Result<Arc<dyn AccountStore>, StoreError> {
         Ok(match self {
             StoreKind::Memory => Arc::new(MemoryStore::default()),
             StoreKind::Sqlite(dir) => Arc::new(super::sqlite::SqliteStore::open_dir(dir)?),
-            StoreKind::Postgres(url) => Arc::new(super::pg::PgStore::connect(url)?),
+            StoreKind::Postgres(url) => {
+                Arc::new(super::pg::PgStore::connect_with(url, trust.clone())?)
+            }
         })
     }
 }

@@ -28,6 +28,11 @@ struct Args {
     /// the client leaves, in milliseconds.
     #[arg(long, default_value_t = 750, hide = true)]
     linger_ms: u64,
+    /// File of servers' pinned keys: the first registration on a server pins its key
+    /// there, and a later change is reported loudly [default:
+    /// $XDG_CONFIG_HOME/udpchat/known_servers or ~/.config/udpchat/known_servers].
+    #[arg(long, value_name = "FILE")]
+    known_servers: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,9 @@ fn main() -> ExitCode {
         nick: args.nick,
         login_timeout: Duration::from_millis(args.login_timeout_ms),
         linger: Duration::from_millis(args.linger_ms),
+        known_servers: args
+            .known_servers
+            .unwrap_or_else(client::secure::KnownServers::default_path),
         ..Config::default()
     };
     match client::run(config) {

@@ -12,7 +12,7 @@ use clap::builder::TypedValueParser as _;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use udpchat::accounts::StoreKind;
-use udpchat::cluster::ClusterConfig;
+use udpchat::cluster::{ClusterConfig, ClusterSecret};
 use udpchat::config::{classic_channels, load_channels, ChannelSpec};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use udpchat::server::{default_threads, Limits, Reloader, Server, ServerConfig};
@@ -132,8 +132,9 @@ struct Args {
     rate_burst: f64,
 
     /// Answer addresses that are not logged in even with more bytes than they sent. By
-    /// default they never get more bytes back than they sent (no amplification), so a
-    /// client may need a retry to hear, e.g., that its nickname is taken.
+    /// default they never get more than three times the bytes they sent (QUIC's
+    /// anti-amplification limit), so a client may need a retry to hear, e.g., that a very
+    /// short nickname is taken.
     #[arg(long)]
     allow_amplification: bool,
 
@@ -158,9 +159,35 @@ struct Args {
     lease_ttl_ms: u64,
 
     /// Keep accounts in PostgreSQL (`postgres://USER@HOST:PORT/DB`) instead of the SQLite
-    /// file in --data, so that every server of a cluster sees the same accounts.
+    /// file in --data, so that every server of a cluster sees the same accounts. Add
+    /// `?sslmode=require` for TLS (verified with --tls-ca or the system's certificates).
     #[arg(long, value_name = "URL", global = true)]
     database: Option<String>,
+
+    /// File holding the secret the servers of a cluster share (at least 16 bytes; e.g.
+    /// `openssl rand -hex 32 > FILE`): what each server writes to Redis is authenticated
+    /// with it. Required with --redis.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    cluster_secret_file: Option<PathBuf>,
+
+    /// Keep no accounts: every nickname is a guest's; registrations and password logins are
+    /// refused. Lets a cluster run without a shared account store.
+    #[arg(long)]
+    accounts_off: bool,
+
+    /// New accounts one network (an IPv4 /24, an IPv6 /64) may register per hour.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    register_limit: u32,
+
+    /// Percent of --max-users that only password logins may fill: guests are told the server
+    /// is full that much earlier, so a flood of guest logins can't lock account holders out.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    account_reserve: u8,
+
+    /// PEM file of the CA certificates to verify PostgreSQL and Redis TLS servers with
+    /// (`?sslmode=require`, `rediss://`) instead of the system's.
+    #[arg(long, value_name = "FILE", global = true)]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -192,10 +219,15 @@ fn store_kind(data: &std::path::Path, database: Option<&str>) -> StoreKind {
     }
 }
 
-fn accounts(kind: &StoreKind, action: AccountsAction) -> anyhow::Result<()> {
+fn accounts(
+    kind: &StoreKind,
+    tls_ca: Option<&std::path::Path>,
+    action: AccountsAction,
+) -> anyhow::Result<()> {
     use udpchat::accounts::key;
+    let trust = udpchat::tls::Trust::new(tls_ca)?;
     let store = kind
-        .open()
+        .open_with(&trust)
         .with_context(|| format!("cannot open the account database ({kind})"))?;
     match action {
         AccountsAction::List => {
@@ -275,7 +307,10 @@ fn merged(matches: &ArgMatches) -> anyhow::Result<(Args, Option<FileConfig>)> {
         history,
         persist_history,
         max_created_channels,
-        mailbox
+        mailbox,
+        accounts_off,
+        register_limit,
+        account_reserve
     );
     macro_rules! take_some {
         ($($field:ident),*) => {$(
@@ -284,7 +319,18 @@ fn merged(matches: &ArgMatches) -> anyhow::Result<(Args, Option<FileConfig>)> {
             }
         )*};
     }
-    take_some!(channels, workers, senders, metrics, redis, server_id, database, audit_log);
+    take_some!(
+        channels,
+        workers,
+        senders,
+        metrics,
+        redis,
+        server_id,
+        database,
+        audit_log,
+        cluster_secret_file,
+        tls_ca
+    );
     Ok((args, Some(file)))
 }
 
@@ -372,7 +418,12 @@ fn restart_only(a: &Args, b: &Args) -> Vec<&'static str> {
         server_id,
         lease_ttl_ms,
         database,
-        audit_log
+        audit_log,
+        cluster_secret_file,
+        accounts_off,
+        register_limit,
+        account_reserve,
+        tls_ca
     );
     out
 }
@@ -398,10 +449,22 @@ fn main() -> ExitCode {
 fn run(matches: ArgMatches) -> anyhow::Result<()> {
     let (args, file) = merged(&matches)?;
     if let Some(Command::Accounts { action }) = args.command {
-        return accounts(&store_kind(&args.data, args.database.as_deref()), action);
+        return accounts(
+            &store_kind(&args.data, args.database.as_deref()),
+            args.tls_ca.as_deref(),
+            action,
+        );
     }
     let channels = channels_of(&args, file.as_ref())?;
     let live = live_of(&args, file.as_ref());
+    let secret = match (&args.redis, &args.cluster_secret_file) {
+        (Some(_), Some(path)) => Some(ClusterSecret::from_file(path)?),
+        (Some(_), None) => anyhow::bail!(
+            "--redis needs --cluster-secret-file FILE: a secret shared by the cluster's servers \
+             that authenticates what they write to Redis (make one with `openssl rand -hex 32`)"
+        ),
+        _ => None,
+    };
     let config = ServerConfig {
         bind: SocketAddr::new(args.bind, args.port),
         channels,
@@ -428,9 +491,14 @@ fn run(matches: ArgMatches) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_server_id(args.port)),
             lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+            secret: secret.clone().expect("checked above"),
         }),
         live,
         audit_log: args.audit_log.clone(),
+        accounts: !args.accounts_off,
+        register_limit: args.register_limit,
+        account_reserve_percent: args.account_reserve,
+        tls_ca: args.tls_ca.clone(),
     };
     let bind = config.bind;
     let server =

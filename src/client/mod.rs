@@ -11,6 +11,10 @@
 //! - the keepalive thread sends `STILL_HERE` every 30 s while logged in;
 //! - the signal thread logs off on Ctrl-C (outside the editor), SIGTERM and SIGHUP.
 //!
+//! After a password login every datagram is sealed both ways ([`secure`]): the receive
+//! thread opens the server's datagrams and drops unsealed ones, answers path challenges,
+//! and the first registration on a server pins its key in the known servers file.
+//!
 //! Two hidden options exist for tests and scripts (`--login-timeout-ms`, the wait for
 //! each login try, 6000 by default, and `--linger-ms`, how long scripted input waits
 //! for the server to fall quiet after its last line, 750 by default); see [`Config`].
@@ -18,6 +22,7 @@
 pub mod command;
 pub mod community;
 pub mod render;
+pub mod secure;
 mod term;
 
 use std::io;
@@ -31,10 +36,11 @@ use anyhow::Context as _;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::auth::{self, seal, ClientAuthError, SessionKeys};
+use crate::auth::{self, ClientAuthError};
 use crate::protocol::{code, encode_raw, errors, Event, Request, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use command::Command;
 use community::{CatchUp, Intercept};
+use secure::{ClientSession, KnownServers, Pin};
 use term::{Input, Read, SavedTerminal, Screen};
 
 /// How often a logged-in client says it is still there (the server's idle timeout is
@@ -70,6 +76,8 @@ pub struct Config {
     /// Scripted input only: after the last line, wait until the server has been quiet
     /// this long (at most 5 s), so the answers to the last commands are shown.
     pub linger: Duration,
+    /// The file of servers' pinned OPAQUE keys (`secure::KnownServers`).
+    pub known_servers: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -81,6 +89,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(6),
             login_tries: 5,
             linger: Duration::from_millis(750),
+            known_servers: KnownServers::default_path(),
         }
     }
 }
@@ -121,7 +130,10 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         session: Mutex::new(None),
         catch_up: Mutex::new(CatchUp::default()),
         hello_pending: AtomicBool::new(false),
+        reconnecting: AtomicBool::new(false),
     });
+    let known = KnownServers::new(config.known_servers.clone());
+    let server_name = format!("{}:{}", config.host, config.port);
     let saved_terminal = SavedTerminal::save();
     let (input, screen) = term::open();
 
@@ -152,6 +164,8 @@ pub fn run(config: Config) -> anyhow::Result<Outcome> {
         input,
         login_rx,
         config,
+        known,
+        server_name,
     };
     let outcome = session.run();
     if outcome == Outcome::Quit && !session.input.is_editor() {
@@ -198,15 +212,18 @@ struct Shared {
     last_traffic: Mutex<Instant>,
     /// Tells the receive thread to end; it looks every [`RECV_POLL`].
     stop: AtomicBool,
-    /// After a password login: the session keys and the last counter used. Every datagram
-    /// is then sealed, so nobody who merely forges our address can speak for us.
-    session: Mutex<Option<(SessionKeys, u64)>>,
+    /// After a password login: the protected session. Every datagram is then sealed both
+    /// ways, so nobody who merely forges an address can speak for us or for the server.
+    session: Mutex<Option<ClientSession>>,
     /// Part 5: the channels the client is in and what it saw there, to catch up after
     /// logging in again. Touched by the receive thread for each event.
     catch_up: Mutex<CatchUp>,
     /// A HELLO went out and is not answered yet: a classic server's
     /// `ERROR unimplemented event code` for it is not shown.
     hello_pending: AtomicBool,
+    /// `/reconnect` logged off a session the server may have dropped already: its
+    /// `ERROR please log in` for that LOGOFF is no news (and no answer to the login).
+    reconnecting: AtomicBool,
 }
 
 impl Shared {
@@ -216,10 +233,7 @@ impl Shared {
 
     fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
         *self.last_traffic.lock() = Instant::now();
-        let sealed = self.session.lock().as_mut().map(|(keys, counter)| {
-            *counter += 1;
-            seal(keys, *counter, datagram)
-        });
+        let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
         match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
             // An ICMP port-unreachable from an earlier datagram: nobody listens yet, which
             // the login retries and the user find out by the missing answers.
@@ -283,6 +297,7 @@ fn print_lines(jobs: Receiver<Print>, mut screen: Screen) {
 enum LoginAnswer {
     Accepted,
     Refused(String),
+    Retry(String),
     Challenge(String),
     RegisterResponse(String),
     AccountDone,
@@ -308,11 +323,25 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
             }
         };
         *shared.last_traffic.lock() = Instant::now();
-        // Codes this client does not know (later extensions) and malformed datagrams
-        // are skipped: a server may speak more than part 1.
-        let Ok(event) = Event::decode(&buf[..len]) else {
+        // A protected session opens what is sealed for it and drops the rest.
+        let opened = match shared.session.lock().as_mut() {
+            Some(session) => session.open(&buf[..len]).map(|b| b.into_owned()),
+            None => Some(buf[..len].to_vec()),
+        };
+        let Some(bytes) = opened else {
             continue;
         };
+        // Codes this client does not know (later extensions) and malformed datagrams
+        // are skipped: a server may speak more than part 1.
+        let Ok(event) = Event::decode(&bytes) else {
+            continue;
+        };
+        if let Event::PathChallenge { data } = event {
+            // Our address changed (NAT rebinding): prove we receive here. Sealed, as
+            // everything is in a session; a challenge reaches us only in one.
+            let _ = shared.send(&Request::PathResponse { data });
+            continue;
+        }
         if let Event::LoginAck { nick } = event {
             // Known as logged in before the line is shown: a signal right after it must
             // still log off.
@@ -320,6 +349,13 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
         }
         match event {
             Event::HelloAck { .. } => shared.hello_pending.store(false, Ordering::Relaxed),
+            Event::LoginAck { .. } => shared.reconnecting.store(false, Ordering::Relaxed),
+            Event::Error { message }
+                if message == errors::PLEASE_LOG_IN
+                    && shared.reconnecting.swap(false, Ordering::Relaxed) =>
+            {
+                continue;
+            }
             // A classic server does not know HELLO: that is no news to the user.
             Event::Error { message }
                 if message == errors::UNIMPLEMENTED
@@ -348,6 +384,7 @@ fn receive(shared: &Shared, out: &Output, login: &Sender<LoginAnswer>) {
             Event::LoginAck { .. } => Some(LoginAnswer::Accepted),
             Event::Error { message } => Some(LoginAnswer::Refused(message.to_string())),
             Event::AuthChallenge { message } => Some(LoginAnswer::Challenge(message.into())),
+            Event::AuthRetry { token } => Some(LoginAnswer::Retry(token.into())),
             Event::RegisterResp { message } => Some(LoginAnswer::RegisterResponse(message.into())),
             Event::AccountAck { .. } => Some(LoginAnswer::AccountDone),
             _ => None,
@@ -437,6 +474,10 @@ struct Session {
     input: Input,
     login_rx: Receiver<LoginAnswer>,
     config: Config,
+    /// The pinned keys of servers.
+    known: KnownServers,
+    /// This server's name in `known`: `host:port` as given.
+    server_name: String,
 }
 
 impl Session {
@@ -529,38 +570,86 @@ impl Session {
         None
     }
 
-    /// Runs the OPAQUE login as `nick`; on success the session keys seal every datagram
-    /// from then on.
+    /// Runs the OPAQUE login as `nick`; on success the session keys seal every datagram,
+    /// both ways, from then on.
+    ///
+    /// The first AUTH_REQ is answered with a retry token (the server wants to know we
+    /// receive at our address before it spends anything); the same request goes again with
+    /// it. After AUTH_FINISH the session is tentative until the sealed LOGIN_ACK; if that
+    /// is lost, a sealed LOGIN_REQ asks for it again (the server re-acknowledges a held
+    /// nickname), instead of leaving us stranded.
     fn authenticate(&self, nick: &str, password: &str) -> Auth {
         for n in 1..=self.config.login_tries {
             self.out.line(format!("trying to log in ({n})..."));
             while self.login_rx.try_recv().is_ok() {}
             let start = auth::login_start(nick, password);
             let _ = self.shared.send_bytes(&start.datagram);
-            let deadline = Instant::now() + self.config.login_timeout;
-            match self.login_rx.recv_deadline(deadline) {
-                Ok(LoginAnswer::Challenge(challenge)) => {
-                    let (finish, keys) = match start.finish(password, &challenge) {
-                        Ok(done) => done,
-                        Err(ClientAuthError::WrongPassword) => return Auth::WrongPassword,
-                        Err(ClientAuthError::Malformed) => return Auth::Refused,
-                    };
-                    let _ = self.shared.send_bytes(&finish);
-                    let deadline = Instant::now() + self.config.login_timeout;
-                    match self.login_rx.recv_deadline(deadline) {
-                        Ok(LoginAnswer::Accepted) => {
-                            *self.shared.session.lock() = Some((keys, 0));
-                            return Auth::Accepted;
-                        }
-                        Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
-                        _ => {}
+            let mut challenge = None;
+            for _ in 0..3 {
+                let deadline = Instant::now() + self.config.login_timeout;
+                match self.login_rx.recv_deadline(deadline) {
+                    Ok(LoginAnswer::Retry(token)) => {
+                        let _ = self.shared.send_bytes(&start.with_token(&token));
+                    }
+                    Ok(LoginAnswer::Challenge(c)) => {
+                        challenge = Some(c);
+                        break;
+                    }
+                    Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
+                    _ => break,
+                }
+            }
+            let Some(challenge) = challenge else {
+                continue;
+            };
+            let (finish, keys, server_key) = match start.finish_with_key(password, &challenge) {
+                Ok(done) => done,
+                Err(ClientAuthError::WrongPassword) => return Auth::WrongPassword,
+                Err(ClientAuthError::Malformed) => return Auth::Refused,
+            };
+            if let Ok(Pin::Changed(old)) = self.known.check(&self.server_name, &server_key) {
+                self.warn_key_changed(&old, &server_key.to_base64());
+            }
+            let _ = self.shared.send_bytes(&finish);
+            *self.shared.session.lock() = Some(ClientSession::new(keys));
+            for _ in 0..self.config.login_tries {
+                let deadline = Instant::now() + self.config.login_timeout;
+                match self.login_rx.recv_deadline(deadline) {
+                    Ok(LoginAnswer::Accepted) => return Auth::Accepted,
+                    Ok(LoginAnswer::Refused(_)) => {
+                        *self.shared.session.lock() = None;
+                        return Auth::Refused;
+                    }
+                    Ok(_) => {}
+                    // The LOGIN_ACK was lost (or the finish was): ask again, sealed.
+                    Err(_) => {
+                        let _ = self.shared.send(&Request::Login { nick });
                     }
                 }
-                Ok(LoginAnswer::Refused(_)) => return Auth::Refused,
-                _ => {}
             }
+            *self.shared.session.lock() = None;
+            return Auth::Unanswered;
         }
         Auth::Unanswered
+    }
+
+    /// Tells the user, loudly, that the server's OPAQUE key is not the one pinned.
+    fn warn_key_changed(&self, pinned: &str, shown: &str) {
+        for line in [
+            "\t@@@ WARNING: THE SERVER'S KEY HAS CHANGED @@@".to_string(),
+            format!(
+                "\tThe key of {} is not the one pinned in {}.",
+                render::sanitize(&self.server_name),
+                self.known.path().display()
+            ),
+            format!("\tpinned: {pinned}"),
+            format!("\tshown:  {shown}"),
+            "\tSomeone may be impersonating the server. If its operator really replaced it,"
+                .to_string(),
+            "\tdelete its line from that file.".to_string(),
+        ] {
+            self.out.line(line);
+        }
     }
 
     /// Reads a password: without echo on a terminal, as the next line otherwise.
@@ -599,11 +688,27 @@ impl Session {
             Ok(LoginAnswer::Refused(_)) => return,
             _ => return self.out.line("\t** ERROR: no answer from the server **"),
         };
-        let Ok(upload) = start.finish(&password, &response) else {
+        let Ok((upload, server_key)) = start.finish_with_key(&password, &response) else {
             return self
                 .out
                 .line("\t** ERROR: malformed answer from the server **");
         };
+        match self.known.check(&self.server_name, &server_key) {
+            Ok(Pin::Same) => {}
+            Ok(Pin::New) => self.out.line(format!(
+                "\tPinned the server's key in {} (first use).",
+                self.known.path().display()
+            )),
+            Ok(Pin::Changed(old)) => {
+                self.warn_key_changed(&old, &server_key.to_base64());
+                return self
+                    .out
+                    .line("\t** ERROR: not registering with a server whose key changed **");
+            }
+            Err(e) => self
+                .out
+                .line(format!("\t** cannot pin the server's key: {e} **")),
+        }
         let _ = self.shared.send_bytes(&upload);
         match self
             .login_rx
@@ -637,6 +742,7 @@ impl Session {
     fn reconnect(&mut self) -> Option<Outcome> {
         let channels = self.shared.catch_up.lock().channels();
         let nick = self.shared.nick.lock().clone();
+        self.shared.reconnecting.store(true, Ordering::Relaxed);
         self.shared.logoff();
         match self.login(nick) {
             Login::Accepted => {
@@ -780,6 +886,7 @@ mod tests {
             session: Mutex::new(None),
             catch_up: Mutex::new(CatchUp::default()),
             hello_pending: AtomicBool::new(false),
+            reconnecting: AtomicBool::new(false),
         });
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let every = Duration::from_millis(20);

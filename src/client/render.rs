@@ -87,10 +87,12 @@ pub fn render(event: &Event<'_>) -> String {
             "unregistered" => format!("\tNickname {} is no longer registered.", s(nick)),
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
-        // Steps of a password exchange and of the delivery extensions: the client
-        // consumes them; see [`shown`].
+        // Steps of a password exchange, of path validation and of the delivery extensions:
+        // the client consumes them; see [`shown`].
         Event::RegisterResp { .. }
         | Event::AuthChallenge { .. }
+        | Event::AuthRetry { .. }
+        | Event::PathChallenge { .. }
         | Event::CapsAck { .. }
         | Event::Pong { .. }
         | Event::McastGroup { .. }
@@ -108,6 +110,8 @@ pub fn shown(event: &Event<'_>) -> bool {
         event,
         Event::RegisterResp { .. }
             | Event::AuthChallenge { .. }
+            | Event::AuthRetry { .. }
+            | Event::PathChallenge { .. }
             | Event::CapsAck { .. }
             | Event::Pong { .. }
             | Event::McastGroup { .. }

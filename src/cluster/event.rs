@@ -9,8 +9,11 @@
 //! with access to Redis may publish on our topics.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::outbox::CommunityEvent;
 use crate::protocol::valid_nick;
@@ -19,6 +22,119 @@ use crate::state::nick_key;
 /// The largest event accepted from Redis, in bytes; a public message is at most one
 /// datagram (65507 bytes), JSON escaping may double it.
 pub const MAX_EVENT: usize = 160 * 1024;
+/// How far in the future an origin's epoch may be (clocks differ a little); an event from
+/// further ahead is refused, so nobody can make later events look stale.
+pub const MAX_EPOCH_AHEAD_MS: u64 = 5 * 60 * 1000;
+/// The shortest cluster secret accepted, in bytes.
+pub const MIN_SECRET: usize = 16;
+/// Bytes of an HMAC tag on what the cluster writes to Redis (base64: 22 characters).
+const TAG_LEN: usize = 16;
+
+/// Authenticates what servers write to Redis with HMAC-SHA256 under the cluster's shared
+/// secret (`--cluster-secret-file`): events as `TAG.JSON`, users hash values likewise, and
+/// lease values as `SERVER.TAG`. Whoever can write to Redis but lacks the secret can no
+/// longer speak as a user, invent users or hold a nickname's lease. Each kind of value has
+/// its own label and covers where it is stored (topic, hash and field, lease key), so a
+/// value can't be moved to another place.
+#[derive(Clone)]
+pub struct Signer {
+    key: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A signer with `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        Signer { key: secret.into() }
+    }
+
+    fn tag(&self, label: &str, parts: &[&[u8]]) -> String {
+        use base64::Engine;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(label.as_bytes());
+        for p in parts {
+            mac.update(&[0]);
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        let full = mac.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&full[..TAG_LEN])
+    }
+
+    fn verify(&self, label: &str, parts: &[&[u8]], tag: &[u8]) -> bool {
+        use base64::Engine;
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(label.as_bytes());
+        for p in parts {
+            mac.update(&[0]);
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        tag.len() == TAG_LEN && mac.verify_truncated_left(&tag).is_ok()
+    }
+
+    /// `body` (JSON) as published on `topic`: `TAG.JSON`.
+    pub fn seal_event(&self, topic: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = self
+            .tag("udpchat v2 event", &[topic.as_bytes(), body])
+            .into_bytes();
+        out.push(b'.');
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The JSON of an event received on `topic`, if its tag verifies.
+    pub fn open_event<'a>(&self, topic: &str, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let dot = bytes.iter().position(|&b| b == b'.')?;
+        let (tag, body) = (&bytes[..dot], &bytes[dot + 1..]);
+        self.verify("udpchat v2 event", &[topic.as_bytes(), body], tag)
+            .then_some(body)
+    }
+
+    /// `json` as stored in field `field` of `server`'s users hash: `TAG.JSON`.
+    pub fn seal_user(&self, server: &str, field: &str, json: &str) -> String {
+        let tag = self.tag(
+            "udpchat v2 user",
+            &[server.as_bytes(), field.as_bytes(), json.as_bytes()],
+        );
+        format!("{tag}.{json}")
+    }
+
+    /// The JSON of a users hash value, if its tag verifies.
+    pub fn open_user<'a>(&self, server: &str, field: &str, value: &'a [u8]) -> Option<&'a [u8]> {
+        let dot = value.iter().position(|&b| b == b'.')?;
+        let (tag, json) = (&value[..dot], &value[dot + 1..]);
+        self.verify(
+            "udpchat v2 user",
+            &[server.as_bytes(), field.as_bytes(), json],
+            tag,
+        )
+        .then_some(json)
+    }
+
+    /// The value of lease `key` held by `server`: `SERVER.TAG`.
+    pub fn lease_value(&self, key: &str, server: &str) -> String {
+        let tag = self.tag("udpchat v2 lease", &[key.as_bytes(), server.as_bytes()]);
+        format!("{server}.{tag}")
+    }
+
+    /// Whether `value` of lease `key` was written by a server of the cluster.
+    pub fn lease_genuine(&self, key: &str, value: &[u8]) -> bool {
+        let Some(dot) = value.iter().rposition(|&b| b == b'.') else {
+            return false;
+        };
+        let (server, tag) = (&value[..dot], &value[dot + 1..]);
+        self.verify("udpchat v2 lease", &[key.as_bytes(), server], tag)
+    }
+}
 /// The longest server id.
 pub const MAX_SERVER_ID: usize = 64;
 
@@ -177,6 +293,9 @@ pub enum EventError {
     /// Parses, but a field is out of bounds.
     #[error("event has an invalid field")]
     Invalid,
+    /// Its tag does not verify under the cluster secret.
+    #[error("event is not signed with the cluster secret")]
+    Forged,
 }
 
 impl Envelope {
@@ -186,7 +305,36 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Decodes and checks an event received from Redis.
+    /// Encodes to JSON and seals it for `topic` ([`Signer::seal_event`]).
+    pub fn seal(&self, signer: &Signer, topic: &str) -> Vec<u8> {
+        signer.seal_event(topic, &self.encode())
+    }
+
+    /// Opens an event received on `topic` at `now_ms` (wall clock): its tag must verify,
+    /// and its epoch must not be more than [`MAX_EPOCH_AHEAD_MS`] ahead; then as
+    /// [`decode`](Self::decode).
+    ///
+    /// # Errors
+    /// [`EventError::Forged`] for a bad tag, [`EventError::Invalid`] for an epoch from the
+    /// future, and the errors of [`decode`](Self::decode).
+    pub fn open(
+        signer: &Signer,
+        topic: &str,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Envelope, EventError> {
+        if bytes.len() > MAX_EVENT {
+            return Err(EventError::TooLong);
+        }
+        let body = signer.open_event(topic, bytes).ok_or(EventError::Forged)?;
+        let env = Self::decode(body)?;
+        if env.e > now_ms.saturating_add(MAX_EPOCH_AHEAD_MS) {
+            return Err(EventError::Invalid);
+        }
+        Ok(env)
+    }
+
+    /// Decodes and checks an event's JSON (already authenticated: see [`open`](Self::open)).
     ///
     /// # Errors
     /// When it is too long, does not parse, or has a field out of bounds.
@@ -334,6 +482,48 @@ mod tests {
         assert_eq!(Envelope::decode(bad_nick), Err(EventError::Invalid));
         let mismatch = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x","rec":{"nick":"y","login_ms":0,"channels":[]}}}"#;
         assert_eq!(Envelope::decode(mismatch), Err(EventError::Invalid));
+    }
+
+    #[test]
+    fn events_users_and_leases_need_the_secret() {
+        let signer = Signer::new(b"0123456789abcdef");
+        let other = Signer::new(b"fedcba9876543210");
+        let now = 1_000_000;
+        let e = env("a", now, 1);
+        let sealed = e.seal(&signer, "t");
+        assert_eq!(Envelope::open(&signer, "t", &sealed, now), Ok(e.clone()));
+        assert_eq!(
+            Envelope::open(&other, "t", &sealed, now),
+            Err(EventError::Forged)
+        );
+        assert_eq!(
+            Envelope::open(&signer, "other-topic", &sealed, now),
+            Err(EventError::Forged),
+            "moved to another topic"
+        );
+        assert_eq!(
+            Envelope::open(&signer, "t", &e.encode(), now),
+            Err(EventError::Forged),
+            "unsigned"
+        );
+        // Signed but from far in the future: refused, so it can't make later events stale.
+        let future = env("a", u64::MAX, 1).seal(&signer, "t");
+        assert_eq!(
+            Envelope::open(&signer, "t", &future, now),
+            Err(EventError::Invalid)
+        );
+        let v = signer.seal_user("s1", "ann", "{}");
+        assert_eq!(
+            signer.open_user("s1", "ann", v.as_bytes()),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(signer.open_user("s1", "bob", v.as_bytes()), None);
+        assert_eq!(other.open_user("s1", "ann", v.as_bytes()), None);
+        let lease = signer.lease_value("udpchat:nick:ann", "s1");
+        assert!(signer.lease_genuine("udpchat:nick:ann", lease.as_bytes()));
+        assert!(!signer.lease_genuine("udpchat:nick:bob", lease.as_bytes()));
+        assert!(!signer.lease_genuine("udpchat:nick:ann", b"s1"));
+        assert!(!other.lease_genuine("udpchat:nick:ann", lease.as_bytes()));
     }
 
     #[test]

@@ -39,12 +39,13 @@ pub mod event;
 pub mod redis;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
-use self::event::{valid_server_id, Body, UserRec};
+use self::event::{valid_server_id, Body, Signer, UserRec};
 use crate::outbox::ClusterEvent;
 pub use crate::outbox::ClusterInput;
 
@@ -66,15 +67,49 @@ pub struct ClusterConfig {
     /// How long leases and the server's alive key last without renewal; renewed every
     /// third of it. A dead server's users vanish from the others within about this long.
     pub lease_ttl: Duration,
+    /// The secret every server of the cluster shares (`--cluster-secret-file`): what they
+    /// write to Redis is authenticated with it (`event::Signer`).
+    pub secret: ClusterSecret,
+}
+
+/// The cluster's shared secret; never shown in logs or `Debug` output.
+#[derive(Clone)]
+pub struct ClusterSecret(pub Arc<[u8]>);
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
+}
+
+impl ClusterSecret {
+    /// The secret in `path`: its bytes, without surrounding white space.
+    ///
+    /// # Errors
+    /// When the file can't be read or holds fewer than 16 bytes.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ClusterError> {
+        let raw = std::fs::read(path)
+            .map_err(|e| ClusterError::Secret(format!("{}: {e}", path.display())))?;
+        let text = raw.trim_ascii();
+        if text.len() < event::MIN_SECRET {
+            return Err(ClusterError::Secret(format!(
+                "{}: the secret must be at least {} bytes (e.g. `openssl rand -hex 32`)",
+                path.display(),
+                event::MIN_SECRET
+            )));
+        }
+        Ok(ClusterSecret(text.into()))
+    }
 }
 
 impl ClusterConfig {
-    /// A configuration with the default lease TTL (15 s).
-    pub fn new(redis_url: impl Into<String>, server_id: impl Into<String>) -> Self {
+    /// A configuration with the default lease TTL (15 s) and `secret`.
+    pub fn new(redis_url: impl Into<String>, server_id: impl Into<String>, secret: &[u8]) -> Self {
         ClusterConfig {
             redis_url: redis_url.into(),
             server_id: server_id.into(),
             lease_ttl: Duration::from_secs(15),
+            secret: ClusterSecret(secret.into()),
         }
     }
 }
@@ -88,6 +123,9 @@ pub enum ClusterError {
     /// The Redis URL does not parse.
     #[error("invalid Redis URL: {0}")]
     Url(#[from] ::redis::RedisError),
+    /// The cluster secret is missing, unreadable or too short.
+    #[error("cluster secret: {0}")]
+    Secret(String),
 }
 
 /// Cluster counters (exported as metrics).
@@ -143,8 +181,10 @@ pub struct Cluster {
     /// This run's epoch: its start time in milliseconds, so a restart is told from a
     /// late event of the previous run.
     pub epoch: u64,
-    /// Connections are made from this (it only holds the parsed URL).
+    /// Connections are made from this (it only holds the parsed URL and TLS setup).
     client: ::redis::Client,
+    /// Authenticates what this server writes to Redis and checks what it reads.
+    pub(crate) signer: Signer,
     /// The counters.
     pub stats: ClusterStats,
     /// Whether the cluster thread is connected; workers skip Redis while it is not.
@@ -174,11 +214,17 @@ impl Cluster {
     ///
     /// # Errors
     /// When the server id or the URL is invalid.
-    pub fn new(config: ClusterConfig) -> Result<Self, ClusterError> {
+    pub fn new(config: ClusterConfig, trust: &crate::tls::Trust) -> Result<Self, ClusterError> {
         if !valid_server_id(&config.server_id) {
             return Err(ClusterError::ServerId(config.server_id));
         }
-        let client = ::redis::Client::open(config.redis_url.as_str())?;
+        if config.secret.0.len() < event::MIN_SECRET {
+            return Err(ClusterError::Secret(format!(
+                "at least {} bytes are needed",
+                event::MIN_SECRET
+            )));
+        }
+        let client = trust.redis(&config.redis_url)?;
         let (publish_tx, publish_rx) = bounded(PUBLISH_QUEUE);
         Ok(Cluster {
             epoch: unix_ms(),
@@ -188,6 +234,7 @@ impl Cluster {
             publish_tx,
             publish_rx: Mutex::new(Some(publish_rx)),
             pool: bounded(LEASE_POOL),
+            signer: Signer::new(&config.secret.0),
             config,
         })
     }
@@ -268,9 +315,30 @@ impl Cluster {
     pub fn claim_nick(&self, nick: &str) -> Lease {
         let ttl = self.config.lease_ttl.as_millis() as u64;
         let key = event::lease_key(nick);
-        match self.with_conn(|c| redis::claim_cmd(&key, self.server_id(), ttl).query::<i64>(c)) {
-            Some(1) => Lease::Ours,
-            Some(_) => Lease::Taken,
+        let ours = self.signer.lease_value(&key, self.server_id());
+        let answer = self.with_conn(|c| {
+            if redis::claim_cmd(&key, &ours, ttl).query::<i64>(c)? == 1 {
+                return Ok(Lease::Ours);
+            }
+            // Held: by a server of the cluster, or by a value nobody with the secret wrote
+            // (someone with write access to Redis squatting the name), which is replaced.
+            let held: Option<Vec<u8>> = ::redis::cmd("GET").arg(&key).query(c)?;
+            match held {
+                Some(v) if !self.signer.lease_genuine(&key, &v) => {
+                    tracing::warn!(nick, "forged nickname lease in Redis replaced");
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    let stolen: i64 = redis::replace_cmd(&key, &v, &ours, ttl).query(c)?;
+                    Ok(if stolen == 1 {
+                        Lease::Ours
+                    } else {
+                        Lease::Taken
+                    })
+                }
+                _ => Ok(Lease::Taken),
+            }
+        });
+        match answer {
+            Some(lease) => lease,
             None => {
                 self.stats.local_only_logins.fetch_add(1, Ordering::Relaxed);
                 Lease::Unavailable
@@ -278,11 +346,18 @@ impl Cluster {
         }
     }
 
+    /// The value of this server's lease of `nick`.
+    pub(crate) fn lease_value(&self, nick: &str) -> String {
+        self.signer
+            .lease_value(&event::lease_key(nick), self.server_id())
+    }
+
     /// Releases the lease of `nick` if this server holds it. While Redis is unreachable
     /// nothing is done: the lease expires, or the reconnection finds the user gone.
     pub fn release_nick(&self, nick: &str) {
         let key = event::lease_key(nick);
-        let _ = self.with_conn(|c| redis::release_cmd(&key, self.server_id()).query::<i64>(c));
+        let ours = self.lease_value(nick);
+        let _ = self.with_conn(|c| redis::release_cmd(&key, &ours).query::<i64>(c));
     }
 
     /// Publishes an event of the handler's.
@@ -314,7 +389,8 @@ impl Cluster {
     /// Tells the cluster about a local user's record after a login, join or part.
     pub fn user_changed(&self, rec: UserRec) {
         let field = crate::state::nick_key(&rec.nick);
-        let value = serde_json::to_string(&rec).unwrap_or_default();
+        let json = serde_json::to_string(&rec).unwrap_or_default();
+        let value = self.signer.seal_user(self.server_id(), &field, &json);
         self.publish(Outgoing {
             topic: event::presence_topic(),
             body: Body::User {

@@ -47,6 +47,14 @@ const CLAIM_LUA: &str = "local v = redis.call('GET', KEYS[1]) \
 /// Deletes a lease only if ours, so a server never frees a name another one holds.
 const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
        return redis.call('DEL', KEYS[1]) end return 0";
+/// Replaces a lease's value if it is still the given (forged) one; 1 if replaced.
+const REPLACE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+       redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
+/// The most users read back from one server's users hash; a bigger hash is not read (only
+/// someone writing to Redis behind the cluster's back makes one).
+pub const MAX_USERS_PER_SERVER: usize = 1_000_000;
+/// The longest users hash value read back, in bytes.
+const MAX_USER_VALUE: usize = 64 * 1024;
 
 /// The command that claims `key` for `id` for `ttl_ms`.
 pub fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
@@ -59,6 +67,18 @@ pub fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
 pub fn release_cmd(key: &str, id: &str) -> Cmd {
     let mut c = ::redis::cmd("EVAL");
     c.arg(RELEASE_LUA).arg(1).arg(key).arg(id);
+    c
+}
+
+/// The command that sets `key` to `ours` for `ttl_ms` if it still holds `forged`.
+pub fn replace_cmd(key: &str, forged: &[u8], ours: &str, ttl_ms: u64) -> Cmd {
+    let mut c = ::redis::cmd("EVAL");
+    c.arg(REPLACE_LUA)
+        .arg(1)
+        .arg(key)
+        .arg(forged)
+        .arg(ours)
+        .arg(ttl_ms);
     c
 }
 
@@ -114,8 +134,11 @@ fn goodbye(cluster: &Cluster, state: &State) {
     let id = cluster.server_id();
     let mut pipe = ::redis::pipe();
     for nick in local_nicks(state) {
-        pipe.add_command(release_cmd(&event::lease_key(&nick), id))
-            .ignore();
+        pipe.add_command(release_cmd(
+            &event::lease_key(&nick),
+            &cluster.lease_value(&nick),
+        ))
+        .ignore();
     }
     pipe.del(event::server_key(id)).ignore();
     pipe.del(event::users_key(id)).ignore();
@@ -125,7 +148,9 @@ fn goodbye(cluster: &Cluster, state: &State) {
         q: u64::MAX,
         b: Body::Bye,
     };
-    pipe.publish(event::presence_topic(), bye.encode()).ignore();
+    let topic = event::presence_topic();
+    pipe.publish(&topic, bye.seal(&cluster.signer, &topic))
+        .ignore();
     if let Err(e) = pipe.query::<()>(&mut con) {
         tracing::warn!("cluster goodbye failed: {e}");
     }
@@ -267,10 +292,12 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
         .ignore();
     pipe.del(event::users_key(id)).ignore();
     for u in &users {
+        let field = nick_key(&u.nick);
+        let json = serde_json::to_string(u).unwrap_or_default();
         pipe.hset(
             event::users_key(id),
-            nick_key(&u.nick),
-            serde_json::to_string(u).unwrap_or_default(),
+            &field,
+            cluster.signer.seal_user(id, &field, &json),
         )
         .ignore();
     }
@@ -302,7 +329,6 @@ fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisRe
     if nicks.is_empty() {
         return Ok(());
     }
-    let id = cluster.server_id();
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
     // The script by its hash (loaded at the start of the session): a renewal then costs
     // a few dozen bytes per user instead of the script's text.
@@ -314,7 +340,7 @@ fn claim_all(cluster: &Cluster, nicks: &[&str], con: &mut Connection) -> RedisRe
                 .arg(script.get_hash())
                 .arg(1)
                 .arg(event::lease_key(nick))
-                .arg(id)
+                .arg(cluster.lease_value(nick))
                 .arg(ttl);
         }
         let held: Vec<i64> = pipe.query(con)?;
@@ -400,6 +426,20 @@ fn reload_server(
     server: &str,
     out: &mut Vec<ClusterInput>,
 ) -> RedisResult<()> {
+    // Bounded: a hash bigger than any server holds is someone else's doing, not read.
+    let len: usize = ::redis::cmd("HLEN")
+        .arg(event::users_key(server))
+        .query(con)
+        .unwrap_or(0);
+    if len > MAX_USERS_PER_SERVER {
+        cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(server, len, "users hash too big; not read");
+        out.push(ClusterInput::Server {
+            server: server.to_owned(),
+            users: Vec::new(),
+        });
+        return Ok(());
+    }
     let raw: Vec<(String, Vec<u8>)> = match ::redis::cmd("HGETALL")
         .arg(event::users_key(server))
         .query(con)
@@ -416,8 +456,11 @@ fn reload_server(
     };
     let mut users = Vec::with_capacity(raw.len());
     for (field, value) in raw {
-        match serde_json::from_slice::<UserRec>(&value) {
-            Ok(rec) if valid_rec(&rec) && nick_key(&rec.nick) == field => users.push(rec),
+        let json = (value.len() <= MAX_USER_VALUE)
+            .then(|| cluster.signer.open_user(server, &field, &value))
+            .flatten();
+        match json.map(serde_json::from_slice::<UserRec>) {
+            Some(Ok(rec)) if valid_rec(&rec) && nick_key(&rec.nick) == field => users.push(rec),
             _ => {
                 cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
             }
@@ -476,7 +519,7 @@ fn apply(
     payload: &[u8],
     out: &mut Vec<ClusterInput>,
 ) -> Option<Action> {
-    let env = match Envelope::decode(payload) {
+    let env = match Envelope::open(&cluster.signer, topic, payload, super::unix_ms()) {
         Ok(env) => env,
         Err(e) => {
             cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -660,7 +703,8 @@ fn build_pipeline(
             q: *seq,
             b: body,
         };
-        pipe.publish(topic, env.encode()).ignore();
+        let sealed = env.seal(&cluster.signer, &topic);
+        pipe.publish(topic, sealed).ignore();
     }
     if touched_hash {
         // A hash made anew by HSET has no TTL; a dead server's must expire.

@@ -1,10 +1,18 @@
 //! Accounts: `REGISTER_REQ`, `REGISTER_UPLOAD` and `UNREGISTER_REQ`. A write is an effect;
 //! `ACCOUNT_ACK` goes out only when the store says the change is durable.
+//!
+//! `REGISTER_RESP` carries a cookie (`accounts::tokens`) bound to the address, the
+//! nickname and the time; `REGISTER_UPLOAD` must bring it back, so an upload from a forged
+//! source address, or one replayed later or for another nickname, is dropped. New
+//! accounts are limited per address and network prefix (`accounts::limits`), and a
+//! nickname that looks like a registered one can't be registered.
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
+use super::audit::Audit;
 use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
+use crate::accounts::tokens::Purpose;
 use crate::accounts::Service;
 use crate::outbox::{AccountData, Effect, Ticket};
 use crate::protocol::{errors, Event};
@@ -19,9 +27,18 @@ impl Handler {
         session: Option<u64>,
         out: &mut Outbox,
     ) -> Option<Box<str>> {
+        if !self.accounts.enabled() {
+            out.error(from, errors::ACCOUNTS_OFF);
+            return None;
+        }
         let nick = self.state.nick_of(from)?;
         if self.accounts.is_registered(&nick) && session.is_none() {
             out.error(from, errors::NEEDS_PASSWORD_LOGIN);
+            return None;
+        }
+        if !self.accounts.is_registered(&nick) && self.accounts.looks_registered(&nick) {
+            Audit::count(&self.audit.registrations_refused);
+            out.error(from, errors::NICK_CONFUSABLE);
             return None;
         }
         Some(nick)
@@ -37,6 +54,7 @@ impl Handler {
 
     pub(super) fn register_start(
         &self,
+        wall: SystemTime,
         from: SocketAddr,
         message: &str,
         session: Option<u64>,
@@ -46,7 +64,16 @@ impl Handler {
             return;
         };
         match self.accounts.registration_response(&nick, message) {
-            Ok(message) => out.send(from, &Event::RegisterResp { message: &message }),
+            Ok(message) => {
+                let cookie = self.accounts.issue_token(
+                    Purpose::Register,
+                    from,
+                    &nick_key(&nick),
+                    unix_ms(wall) / 1000,
+                );
+                let payload = format!("{message} {cookie}");
+                out.send(from, &Event::RegisterResp { message: &payload })
+            }
             Err(_) => out.error(from, errors::BAD_AUTH_MESSAGE),
         }
     }
@@ -63,7 +90,22 @@ impl Handler {
         let Some(nick) = self.account_owner(from, session, out) else {
             return;
         };
-        let Ok(record) = Service::registration_record(message) else {
+        let (upload, cookie) = message.split_once(' ').unwrap_or((message, ""));
+        if !self.accounts.check_token(
+            Purpose::Register,
+            from,
+            &nick_key(&nick),
+            cookie,
+            unix_ms(wall) / 1000,
+        ) {
+            // Not an answer to our REGISTER_RESP to this address for this nickname, lately:
+            // forged, replayed, or very late. Dropped without a word to the address, which
+            // may be a victim's.
+            Audit::count(&self.audit.cookies_rejected);
+            tracing::info!(%from, nick = %nick, "registration upload without a valid cookie dropped");
+            return;
+        }
+        let Ok(record) = Service::registration_record(upload) else {
             return out.error(from, errors::BAD_AUTH_MESSAGE);
         };
         if self.waits.jobs.len() >= MAX_WAITING {
@@ -72,6 +114,11 @@ impl Handler {
         let what = if self.accounts.is_registered(&nick) {
             "changed"
         } else {
+            if !self.accounts.registration_allowed(from, now) {
+                Audit::count(&self.audit.registrations_refused);
+                tracing::info!(%from, nick = %nick, "registration refused: too many from this address or network");
+                return out.error(from, errors::TOO_MANY_REGISTRATIONS);
+            }
             "registered"
         };
         let watch = self
@@ -151,6 +198,10 @@ impl Handler {
         };
         if ok {
             self.accounts.set_registered(&key, what != "unregistered");
+            if what == "registered" {
+                Audit::count(&self.audit.registrations);
+            }
+            tracing::info!(%addr, nick = %nick, what, "account change stored");
         }
         if self.state.nick_of(addr).is_none_or(|n| nick_key(&n) != key) {
             return; // logged off or renamed meanwhile: nobody to tell

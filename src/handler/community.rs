@@ -324,7 +324,7 @@ impl Handler {
     }
 
     /// Writes a line to the audit log.
-    pub(super) fn audit(
+    pub(super) fn log_action(
         &self,
         wall: SystemTime,
         actor: &str,

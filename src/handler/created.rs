@@ -129,7 +129,7 @@ impl Handler {
             },
         );
         out.send(from, &Event::JoinAck(self.view_of(ch.clone()).info()));
-        self.audit(wall, nick, "create", &ch.title, kind, out);
+        self.log_action(wall, nick, "create", &ch.title, kind, out);
     }
 
     /// `CHAN_DROP`: a registered channel stops being registered (it is forgotten by the
@@ -173,7 +173,7 @@ impl Handler {
             out,
         );
         self.notice(&ch, nick, "drop", "", Some(from), out);
-        self.audit(wall, nick, "drop", &ch.title, "", out);
+        self.log_action(wall, nick, "drop", &ch.title, "", out);
         self.publish_community(
             CommunityEvent::Gone {
                 title: ch.title.to_string(),

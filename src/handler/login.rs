@@ -32,6 +32,9 @@ impl Handler {
         if self.accounts.is_registered(nick) {
             return out.error(from, errors::NICK_REGISTERED);
         }
+        if self.accounts.looks_registered(nick) {
+            return out.error(from, errors::NICK_CONFUSABLE);
+        }
         if self.config.cluster {
             return self.reserve_and_claim(now, from, nick, None, out);
         }
@@ -62,7 +65,12 @@ impl Handler {
         if self.waits.leases.len() >= MAX_WAITING {
             return out.error(from, errors::SERVER_FULL);
         }
-        match self.state.reserve(from, nick) {
+        let reserved = if session.is_some() {
+            self.state.reserve_protected(from, nick)
+        } else {
+            self.state.reserve(from, nick)
+        };
+        match reserved {
             Ok(()) => {}
             Err(ClaimError::InUse) => return out.error(from, errors::NICK_IN_USE),
             Err(ClaimError::Full) => return out.error(from, errors::SERVER_FULL),

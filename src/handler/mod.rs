@@ -19,6 +19,7 @@
 //! [`community_remote`] (the same, as other servers of a cluster report it).
 
 mod accounts;
+pub mod audit;
 mod caps;
 mod channels;
 mod community;
@@ -51,6 +52,7 @@ use crate::outbox::{ClusterEvent, Ticket, UserInfo};
 use crate::protocol::{errors, ChannelInfo, DecodeError, Event, Request};
 use crate::settings::{Live, LiveSettings};
 use crate::state::{Channel, ChannelId, Presence, Route, State, User};
+use audit::Audit;
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
@@ -136,6 +138,8 @@ pub struct Handler {
     state: Arc<State>,
     accounts: Arc<Service>,
     waits: Arc<Waits>,
+    /// Security counters (logins, lockouts, registrations, path changes).
+    audit: Arc<Audit>,
     config: Config,
     /// Part 5: the live settings and the requests waiting for community effects.
     community: Arc<community::Community>,
@@ -151,6 +155,7 @@ impl Handler {
             accounts: Arc::new(Service::in_memory()),
             waits: Arc::default(),
             community: Arc::default(),
+            audit: Arc::default(),
             config: Config {
                 max_datagram,
                 idle_timeout,
@@ -205,6 +210,11 @@ impl Handler {
         &self.accounts
     }
 
+    /// The security counters.
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
     /// Handles one datagram received at `now` (`wall`: the same moment on the wall clock).
     /// Returns whether its source was logged in when it arrived (replies to strangers are
     /// limited by the caller); a sealed datagram counts as logged in whether it verified or
@@ -224,8 +234,18 @@ impl Handler {
                 }
         );
         if sealed_code {
-            if let Some((addr, inner, session)) = self.open_sealed(dgram.from, dgram.bytes) {
-                self.plain(now, wall, addr, inner, Some(session), out);
+            if let Some((bound, inner, session)) =
+                self.open_sealed(now, dgram.from, dgram.bytes, out)
+            {
+                match Request::decode(&inner, self.config.max_datagram) {
+                    // Answers a challenge sent to the datagram's own source address.
+                    Ok(Request::PathResponse { data }) => {
+                        self.path_response(dgram.from, bound, Some(session), data, out)
+                    }
+                    _ => {
+                        self.plain(now, wall, bound, &inner, Some(session), out);
+                    }
+                }
             }
             return true;
         }
@@ -281,7 +301,11 @@ impl Handler {
         }
         match request {
             Request::Login { nick } => self.login(now, wall, from, nick, out),
-            Request::Auth { nick, message } => self.auth_start(now, from, nick, message, out),
+            Request::Auth {
+                nick,
+                message,
+                token,
+            } => self.auth_start(now, wall, from, (nick, message, token), out),
             Request::AuthFinish { message } => self.auth_finish(now, wall, from, message, out),
             // Discovery is answered on the discovery socket, not here.
             Request::Discover => {}
@@ -300,11 +324,12 @@ impl Handler {
             Request::Whois { nick } => self.whois(now, wall, from, nick, out),
             Request::Watch { nicks } => self.watch(from, nicks, out),
             Request::Unwatch { nicks } => self.unwatch(from, nicks, out),
-            Request::Register { message } => self.register_start(from, message, session, out),
+            Request::Register { message } => self.register_start(wall, from, message, session, out),
             Request::RegisterUpload { message } => {
                 self.register_finish(now, wall, from, message, session, out)
             }
             Request::Unregister => self.unregister(now, from, session, out),
+            Request::PathResponse { data } => self.path_response(from, from, session, data, out),
             Request::Caps { caps } => self.caps(from, caps, out),
             Request::Ping { token } => self.ping(from, token, out),
             // Multicast delivery is not offered (the `multicast` cap is never granted), so

@@ -75,7 +75,7 @@ impl Handler {
             notice: format!("{action} {args}").trim_end().to_owned(),
         });
         self.publish_community(event, out);
-        self.audit(wall, nick, action, &ch.title, args, out);
+        self.log_action(wall, nick, action, &ch.title, args, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -115,7 +115,7 @@ impl Handler {
                 },
             );
         }
-        self.audit(
+        self.log_action(
             wall,
             nick,
             "kick",
@@ -288,7 +288,7 @@ impl Handler {
             out,
         );
         self.evict_banned(&ch, &ban, out);
-        self.audit(wall, nick, "ban", &ch.title, args.trim_end(), out);
+        self.log_action(wall, nick, "ban", &ch.title, args.trim_end(), out);
     }
 
     /// Removes the local members of `ch` that `ban` covers (not operators).
@@ -355,7 +355,7 @@ impl Handler {
             },
             out,
         );
-        self.audit(wall, nick, "unban", &ch.title, &text, out);
+        self.log_action(wall, nick, "unban", &ch.title, &text, out);
     }
 
     pub(super) fn invite(
@@ -392,7 +392,7 @@ impl Handler {
                 args: who,
             },
         );
-        self.audit(wall, nick, "invite", &ch.title, who, out);
+        self.log_action(wall, nick, "invite", &ch.title, who, out);
     }
 
     /// Sends `INVITED` to `who` if it is a local part-5 client.

@@ -131,7 +131,7 @@ impl Handler {
             },
             out,
         );
-        self.audit(wall, nick, "mode", &ch.title, &change, out);
+        self.log_action(wall, nick, "mode", &ch.title, &change, out);
     }
 
     /// Makes the account `key` a lasting operator of `ch` or no longer, and stores that.

@@ -87,7 +87,7 @@ impl Handler {
             return out.error(from, &format!("{who}: not logged in"));
         }
         self.ack(from, "kill", who, reason, out);
-        self.audit(wall, nick, "oper-kill", who, reason, out);
+        self.log_action(wall, nick, "oper-kill", who, reason, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -133,7 +133,7 @@ impl Handler {
         self.publish_community(CommunityEvent::AddrBan(record), out);
         let detail = format!("{secs} {reason}");
         self.ack(from, "ban", &ban.net.to_string(), detail.trim_end(), out);
-        self.audit(
+        self.log_action(
             wall,
             nick,
             "oper-ban",
@@ -204,7 +204,7 @@ impl Handler {
         self.community_effect(CommunityEffect::DeleteAddrBan { net: text.clone() }, out);
         self.publish_community(CommunityEvent::AddrUnban { net: text.clone() }, out);
         self.ack(from, "unban", &text, "", out);
-        self.audit(wall, nick, "oper-unban", &text, "", out);
+        self.log_action(wall, nick, "oper-unban", &text, "", out);
     }
 
     pub(super) fn oper_notice(
@@ -230,7 +230,7 @@ impl Handler {
             out,
         );
         self.ack(from, "notice", "-", "", out);
-        self.audit(wall, nick, "oper-notice", "-", text, out);
+        self.log_action(wall, nick, "oper-notice", "-", text, out);
     }
 
     /// Tells every local user: part-5 clients as `SERVER_NOTICE`, classic ones as a

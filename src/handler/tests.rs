@@ -413,6 +413,14 @@ fn raw_bytes(r: &Rig, from: u16, bytes: &[u8]) -> Outbox {
     out
 }
 
+/// Sends the AUTH_REQ of `login` from port `from`, then again with the token of the
+/// AUTH_RETRY it gets; returns the outbox of the second.
+fn auth_req(r: &Rig, from: u16, login: &crate::auth::LoginStart) -> Outbox {
+    let got = decode_all(&raw_bytes(r, from, &login.datagram));
+    assert_eq!(got[0].1, code::AUTH_RETRY, "{got:?}");
+    raw_bytes(r, from, &login.with_token(&got[0].2))
+}
+
 /// Registers the guest at port 1 with `password`; returns the store effect's ticket
 /// and account, before any answer.
 fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
@@ -467,7 +475,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     // Ann logs off and comes back with her password, from another address.
     r.at(0, 1, Request::Logoff);
     let login = crate::auth::login_start("ann", "pw");
-    let out = raw_bytes(&r, 3, &login.datagram);
+    let out = auth_req(&r, 3, &login);
     assert_eq!(
         out.unicast_len(),
         0,
@@ -488,7 +496,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     assert_eq!(r.h.state().presence(addr(3)), Presence::Protected(keys.id));
     // A store failure while reading is an error the user sees, not silence.
     let login = crate::auth::login_start("ann", "pw");
-    let out = raw_bytes(&r, 4, &login.datagram);
+    let out = auth_req(&r, 4, &login);
     let ticket = out.effects[0].ticket().unwrap();
     assert_eq!(
         r.complete(Done::Loaded {
@@ -511,7 +519,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
     // channels and is shown as registered, as its LOGIN_ACK says.
     r.at(0, 1, Request::Join { title: "Pets" });
     let login = crate::auth::login_start("ann", "pw");
-    let out = raw_bytes(&r, 1, &login.datagram);
+    let out = auth_req(&r, 1, &login);
     let ticket = out.effects[0].ticket().unwrap();
     let got = r.complete(Done::Loaded {
         ticket,
@@ -529,6 +537,38 @@ fn an_upgraded_guest_is_shown_as_registered() {
         ("ANN", 1),
         "same user, new spelling"
     );
+}
+
+#[test]
+fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    let (ticket, _) = register(&r, "pw");
+    r.complete(Done::Stored { ticket, ok: true });
+    r.at(0, 1, Request::Logoff);
+    // A classic login of the registered name: answered from memory, no effect.
+    let out = raw_bytes(&r, 2, &Request::Login { nick: "ann" }.to_bytes());
+    assert!(out.effects.is_empty());
+    assert_eq!(decode_all(&out)[0].2, errors::NICK_REGISTERED);
+    // An AUTH_REQ without a valid token: a token, no effect, no login under way.
+    let login = crate::auth::login_start("ann", "pw");
+    for datagram in [
+        login.datagram.clone(),
+        login.with_token("AAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let out = raw_bytes(&r, 3, &datagram);
+        assert!(out.effects.is_empty(), "{:?}", out.effects);
+        let got = decode_all(&out);
+        assert_eq!(got[0].1, code::AUTH_RETRY);
+    }
+    assert!(r.h.accounts().pending_challenge(addr(3), &[]).is_none());
+    // The token sent to port 3 is worth nothing from port 4.
+    let token = decode_all(&raw_bytes(&r, 3, &login.datagram))[0].2.clone();
+    let out = raw_bytes(&r, 4, &login.with_token(&token));
+    assert!(out.effects.is_empty());
+    // From port 3 it opens the login: now the account is read.
+    let out = raw_bytes(&r, 3, &login.with_token(&token));
+    assert!(matches!(&out.effects[..], [Effect::LoadAccount { .. }]));
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //! - ERROR replies to addresses that are not logged in: a second, smaller bucket per
 //!   address, so that junk from a stranger can't make the server a chatty reflector.
 //! - Amplification: an address that is not logged in is never sent more bytes in all than
-//!   it has sent (`--allow-amplification` turns this off), with one exception: the ERROR
+//!   [`AMPLIFICATION_FACTOR`] times what it has sent, QUIC's anti-amplification limit (RFC
+//!   9000 §8.1): enough that a classic client that lost its session is told `ERROR please
+//!   log in` on its first request (a 9-byte `JOIN_REQ` earns 27 bytes; the answer is 15),
+//!   while a forged source address gets at most three times what was sent in its name
+//!   (`--allow-amplification` turns this off), with one exception: the ERROR
 //!   answering a LOGIN_REQ. A classic client can't pad its login (the payload is the
 //!   nickname), and a one-letter nickname that is taken would otherwise never be told so.
 //!   Those answers are still held to the per-address ERROR bucket (5 at once, 2 a second)
@@ -61,6 +65,9 @@ use lru::LruCache;
 
 use crate::datagram::Class;
 use crate::outbox::Outbox;
+
+/// How many times the bytes a stranger sent it may be sent back (RFC 9000 §8.1).
+pub const AMPLIFICATION_FACTOR: i64 = 3;
 
 /// Addresses one worker tracks at most.
 pub const MAX_TRACKED: usize = 65_536;
@@ -124,7 +131,8 @@ struct Record {
     last: Instant,
     requests: Bucket,
     errors: Bucket,
-    /// Bytes received from the address minus bytes sent to it while it was a stranger.
+    /// [`AMPLIFICATION_FACTOR`] times the bytes received from the address, minus the bytes
+    /// sent to it while it was a stranger.
     credit: i64,
 }
 
@@ -198,7 +206,9 @@ impl Limiter {
         });
         let elapsed = now.saturating_duration_since(r.last).as_secs_f64();
         r.last = now;
-        r.credit = r.credit.saturating_add(len as i64);
+        r.credit = r
+            .credit
+            .saturating_add((len as i64).saturating_mul(AMPLIFICATION_FACTOR));
         // The error bucket refills on the same clock.
         r.errors.tokens =
             (r.errors.tokens + elapsed * STRANGER_ERRORS_PER_SEC).min(STRANGER_ERROR_BURST);
@@ -312,17 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn strangers_never_get_more_bytes_than_they_sent() {
+    fn strangers_never_get_more_than_three_times_what_they_sent() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Limits::default(), t0);
-        l.admit(addr(1), 2, t0);
-        assert!(!l.allow_stranger_reply(addr(1), 15, 1, false, t0));
-        for _ in 0..7 {
-            l.admit(addr(1), 2, t0);
-        }
+        // A 9-byte JOIN_REQ earns the 15-byte `ERROR please log in` at once.
+        l.admit(addr(1), 9, t0);
         assert!(l.allow_stranger_reply(addr(1), 15, 1, false, t0));
-        // 16 received, 15 sent: one byte of credit left.
-        assert!(!l.allow_stranger_reply(addr(1), 2, 0, false, t0));
+        // 27 allowed, 15 sent: 12 left.
+        assert!(!l.allow_stranger_reply(addr(1), 13, 1, false, t0));
+        assert!(l.allow_stranger_reply(addr(1), 12, 1, false, t0));
+        assert!(!l.allow_stranger_reply(addr(1), 1, 0, false, t0));
+        l.admit(addr(2), 2, t0);
+        assert!(!l.allow_stranger_reply(addr(2), 7, 1, false, t0));
+        assert!(l.allow_stranger_reply(addr(2), 6, 1, false, t0));
     }
 
     #[test]
@@ -426,7 +438,10 @@ mod tests {
             }
         }
         // Its record lived through the flood: the credit counts every byte it sent.
-        assert_eq!(l.records.peek(&steady).map(|r| r.credit), Some(sent));
+        assert_eq!(
+            l.records.peek(&steady).map(|r| r.credit),
+            Some(sent * AMPLIFICATION_FACTOR)
+        );
         // The flood itself was held to the table's size: its first addresses are gone.
         assert!(!l.records.contains(&many(0)));
         assert!(l.records.contains(&many(fill + 199_999)));

@@ -30,6 +30,8 @@ pub struct Sources {
     pub effects: super::effects::Effects,
     /// The cluster, if the server is part of one.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The security counters.
+    pub audit: Arc<crate::handler::audit::Audit>,
 }
 
 fn escape(label: &str) -> String {
@@ -186,6 +188,16 @@ pub fn render(src: &Sources) -> String {
         "Account reads and writes that failed in the store.",
         &one(es.store_errors.load(Ordering::Relaxed)),
     );
+    metric(
+        &mut out,
+        "protected_sessions",
+        "gauge",
+        "Users logged in with a password (their datagrams are sealed).",
+        &one(src.state.sealers.len() as u64),
+    );
+    for (name, help, value) in src.audit.samples() {
+        metric(&mut out, name, "counter", help, &one(value));
+    }
     if let Some(sink) = src.effects.community() {
         let cs = &sink.stats;
         metric(

@@ -101,6 +101,18 @@ pub struct ServerConfig {
     pub live: Live,
     /// A file the audit log of moderation and operator actions is appended to.
     pub audit_log: Option<PathBuf>,
+    /// Whether the server keeps accounts (`--accounts-off` clears it: every nickname is a
+    /// guest's, registrations and password logins are refused).
+    pub accounts: bool,
+    /// New registrations allowed per network prefix per hour.
+    pub register_limit: u32,
+    /// The share of `max_users`, in percent, that only password logins may take (guests
+    /// are "server full" that many places early, so forged guest logins can't shut account
+    /// holders out).
+    pub account_reserve_percent: u8,
+    /// PEM file of the certificates that TLS connections to PostgreSQL and Redis are
+    /// verified with; `None`: the system's.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Threads the machine can run at once (at least 1).
@@ -128,6 +140,10 @@ impl Default for ServerConfig {
             cluster: None,
             live: Live::default(),
             audit_log: None,
+            accounts: true,
+            register_limit: crate::accounts::limits::DEFAULT_REGISTER_PER_PREFIX,
+            account_reserve_percent: 10,
+            tls_ca: None,
         }
     }
 }
@@ -167,6 +183,12 @@ pub enum ServerError {
     /// The cluster configuration is invalid.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Cluster mode with accounts in a store only this server sees.
+    #[error("a cluster needs accounts in a store every server shares (--database postgres://...); with accounts in this server's own SQLite file a registered nickname could be used without its password on the others. Use --database, or --accounts-off to run the cluster without accounts")]
+    ClusterStore,
+    /// The TLS settings are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
@@ -257,15 +279,34 @@ impl Server {
             kind: config.store.clone(),
             source,
         };
-        let store = config.store.open().map_err(store_error)?;
-        let accounts = Arc::new(Service::open(&*store).map_err(store_error)?);
+        let trust = crate::tls::Trust::new(config.tls_ca.as_deref())?;
+        if config.cluster.is_some() && config.accounts {
+            let shared = matches!(config.store, StoreKind::Postgres(_) | StoreKind::Memory);
+            // Memory is the tests' own store: shared by nobody, but gone with the process.
+            if !shared {
+                return Err(ServerError::ClusterStore);
+            }
+        }
+        let (store, accounts) = if config.accounts {
+            let store = config.store.open_with(&trust).map_err(store_error)?;
+            let accounts = Service::open(&*store).map_err(store_error)?;
+            (store, accounts.with_register_limit(config.register_limit))
+        } else {
+            let store: Arc<dyn AccountStore> = Arc::new(crate::accounts::MemoryStore::default());
+            (store, Service::disabled())
+        };
+        let accounts = Arc::new(accounts);
         let state = Arc::new(State::new(&config.channels, config.max_users));
+        if config.accounts {
+            let pct = usize::from(config.account_reserve_percent.min(100));
+            state.reserve_for_accounts(config.max_users * pct / 100);
+        }
         let community_store = config.store.open_community().map_err(store_error)?;
         let mut live = config.live.clone();
         live.max_channels_per_user = config.max_channels_per_user;
         community::load(&*community_store, &state, &live).map_err(store_error)?;
         let cluster = match &config.cluster {
-            Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
+            Some(c) => Some(Arc::new(Cluster::new(c.clone(), &trust)?)),
             None => None,
         };
         Ok(Server {
@@ -348,9 +389,10 @@ impl Server {
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
         for (i, rx) in send_rxs.into_iter().enumerate() {
             let (socket, stats) = (socket(&self.socket)?, self.stats.clone());
+            let sealers = self.state.sealers.clone();
             threads.push(
                 spawn(format!("sender-{i}"), move || {
-                    send::run_sender(socket, rx, stats)
+                    send::run_sender(socket, rx, stats, sealers)
                 })
                 .map_err(ServerError::Thread)?,
             );
@@ -415,6 +457,7 @@ impl Server {
                 senders: pool.clone(),
                 effects: effects.clone(),
                 cluster: self.cluster.clone(),
+                audit: handler.audit().clone(),
             };
             let stop = self.stop.clone();
             threads.push(
@@ -463,6 +506,7 @@ impl Server {
         let socket = self.socket.try_clone().map_err(ServerError::Socket)?;
         let (senders, stats) = (pool.to_vec(), self.stats.clone());
         let (state, stop, handler) = (self.state.clone(), self.stop.clone(), handler.clone());
+        let state_for_seal = self.state.clone();
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
         let effects = effects.clone();
@@ -479,9 +523,8 @@ impl Server {
                 send::dispatch(fanout, &senders);
             }
             if out.unicast_len() > 0 {
-                let replies: Vec<(&[u8], SocketAddr)> =
-                    out.unicast().map(|(to, b)| (b, to)).collect();
-                send::send_all(&socket, &replies, &stats, &mut log);
+                let replies = send::sealed_replies(&out, &state_for_seal.sealers);
+                send::send_replies(&socket, &replies, &stats, &mut log);
             }
             out.clear();
         };

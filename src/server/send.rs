@@ -14,6 +14,11 @@
 //! `IP_RECVERR` stays off, so an ICMP port-unreachable from a departed client does not make
 //! later batches stop short (`docs/PERFORMANCE.md`).
 //!
+//! # Sealing
+//! A protected user's copy of a fan-out or reply is sealed for its session just before it
+//! is written ([`Sealers::seal_for`], the one function every send path calls): the
+//! payload stays shared, and only protected members cost an AEAD seal and a buffer.
+//!
 //! # Order
 //! A fan-out is split into chunks of [`CHUNK`] members; chunk `i` of a fan-out with key `k`
 //! (its channel) goes to sender `(k + i) % senders`. So the messages of one channel reach
@@ -32,7 +37,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::stats::Stats;
 use super::sys::{send_batch, MAX_BATCH};
-use crate::handler::Fanout;
+use crate::handler::{Fanout, Outbox};
+use crate::sealing::Sealers;
 
 /// Members per chunk of a fan-out handed to one sender.
 pub const CHUNK: usize = 1024;
@@ -106,6 +112,34 @@ pub fn send_all(
     }
 }
 
+/// The single-address replies of `out` as they must go out: each sealed for its session
+/// if the handler named one (a path challenge), or if its address is a protected user's.
+pub fn sealed_replies<'a>(
+    out: &'a Outbox,
+    sealers: &Sealers,
+) -> Vec<(std::borrow::Cow<'a, [u8]>, SocketAddr)> {
+    out.unicast_sealed()
+        .map(|(to, bytes, sealer)| {
+            let payload = match sealer {
+                Some(s) => std::borrow::Cow::Owned(s.seal(bytes)),
+                None => sealers.seal_for(to, bytes),
+            };
+            (payload, to)
+        })
+        .collect()
+}
+
+/// Sends `replies` (from [`sealed_replies`]) with [`send_all`].
+pub fn send_replies(
+    socket: &impl AsFd,
+    replies: &[(std::borrow::Cow<'_, [u8]>, SocketAddr)],
+    stats: &Stats,
+    log: &mut ErrorLog,
+) {
+    let msgs: Vec<(&[u8], SocketAddr)> = replies.iter().map(|(p, a)| (&**p, *a)).collect();
+    send_all(socket, &msgs, stats, log);
+}
+
 /// Logs send errors at most once per [`LOG_EVERY`], with how many were suppressed.
 #[derive(Debug)]
 pub struct ErrorLog {
@@ -142,7 +176,13 @@ impl Default for ErrorLog {
 
 /// A sender thread's loop: takes fan-out chunks until every worker has hung up (shutdown),
 /// writing them in batches of up to [`MAX_BATCH`] datagrams that may mix several chunks.
-pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<Stats>) {
+/// Protected members' copies are sealed here ([`Sealers::seal_for`]).
+pub fn run_sender(
+    socket: socket2::Socket,
+    jobs: Receiver<SendJob>,
+    stats: Arc<Stats>,
+    sealers: Sealers,
+) {
     let mut log = ErrorLog::new();
     let mut round: Vec<SendJob> = Vec::with_capacity(JOBS_PER_ROUND);
     while let Ok(first) = jobs.recv() {
@@ -153,17 +193,18 @@ pub fn run_sender(socket: socket2::Socket, jobs: Receiver<SendJob>, stats: Arc<S
                 Err(_) => break,
             }
         }
-        let mut batch: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<(std::borrow::Cow<'_, [u8]>, SocketAddr)> =
+            Vec::with_capacity(MAX_BATCH);
         for job in &round {
             for dest in &job.dests[job.range.clone()] {
-                batch.push((&job.payload, *dest));
+                batch.push((sealers.seal_for(*dest, &job.payload), *dest));
                 if batch.len() == MAX_BATCH {
-                    send_all(&socket, &batch, &stats, &mut log);
+                    send_replies(&socket, &batch, &stats, &mut log);
                     batch.clear();
                 }
             }
         }
-        send_all(&socket, &batch, &stats, &mut log);
+        send_replies(&socket, &batch, &stats, &mut log);
         drop(batch);
         round.clear();
     }

@@ -24,7 +24,7 @@ use crossbeam_channel::{never, select, Receiver, Sender};
 
 use super::effects::Effects;
 use super::limit::{Limiter, Limits, Verdict};
-use super::send::{dispatch, send_all, ErrorLog, SendJob};
+use super::send::{dispatch, sealed_replies, send_replies, ErrorLog, SendJob};
 use super::stats::Stats;
 use crate::datagram::{Class, Incoming};
 use crate::handler::{Done, Handler, Outbox};
@@ -178,8 +178,8 @@ impl Worker {
             dispatch(fanout, &self.senders);
         }
         if out.unicast_len() > 0 {
-            let replies: Vec<(&[u8], SocketAddr)> = out.unicast().map(|(to, b)| (b, to)).collect();
-            send_all(&self.socket, &replies, &self.stats, log);
+            let replies = sealed_replies(out, &self.handler.state().sealers);
+            send_replies(&self.socket, &replies, &self.stats, log);
         }
         out.clear();
     }

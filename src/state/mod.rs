@@ -16,7 +16,9 @@
 //! becomes protected once, on the address's worker, before the client hears its
 //! `LOGIN_ACK`; from then on only the session's sealed datagrams (routed by session id)
 //! speak for the user, and a move to a new address ([`State::move_user`]) happens on that
-//! same worker. Other threads only read records.
+//! same worker, once the new address has answered a path challenge
+//! ([`State::challenge_path`], [`State::path_answered`]), which also arrives sealed and so
+//! on the session's worker. Other threads only read records.
 
 pub mod channel;
 pub mod community;
@@ -38,12 +40,14 @@ pub use community::{AddrBans, Kind, Meta};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
 pub use table::Exists;
 
-use crate::auth::{ReplayWindow, Sealed, SessionKeys};
+use crate::auth::{Direction, ReplayWindow, Sealed, Sealer, SessionKeys};
 use crate::config::ChannelSpec;
+use crate::sealing::Sealers;
 
-/// The key of a nickname: nicknames are unique, and looked up, without regard to case.
+/// The key of a nickname: nicknames are unique, and looked up, without regard to case
+/// (a PRECIS fold, `crate::nick`).
 pub fn nick_key(nick: &str) -> String {
-    nick.to_lowercase()
+    crate::nick::key(nick)
 }
 
 /// A logged-in user.
@@ -100,11 +104,20 @@ pub enum Route {
 #[derive(Debug, Clone)]
 struct Session {
     keys: SessionKeys,
-    /// The address its user is known by now (it moves with NAT rebinding).
+    /// The address its user is known by now (it moves, once validated, with NAT
+    /// rebinding).
     addr: SocketAddr,
     /// Counters already accepted.
     window: ReplayWindow,
+    /// Seals what the server sends to the session.
+    sealer: Arc<Sealer>,
+    /// The path challenge under way: the new address, its data, when it was sent.
+    challenge: Option<(SocketAddr, [u8; 8], Instant)>,
 }
+
+/// The least time between two path challenges of one session (each answers a sealed
+/// datagram from a new address, so this also bounds what an unvalidated address gets).
+pub const CHALLENGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Why a nickname could not be claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,12 +171,14 @@ pub struct Departed {
 }
 
 /// What a sealed datagram's check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SealCheck {
     /// Genuine and fresh; the session's user is known by this address now.
     Valid {
         /// The address the session is bound to (may differ from the datagram's source).
         bound: SocketAddr,
+        /// The classic datagram inside, decrypted.
+        inner: Vec<u8>,
     },
     /// Unknown session, bad tag, or a replayed or stale counter.
     Rejected,
@@ -187,6 +202,8 @@ pub struct State {
     watchers: DashMap<Box<str>, Vec<SocketAddr>>,
     /// Protected sessions by id.
     sessions: DashMap<u64, Session>,
+    /// The sealers of protected users by address, for the send paths (`crate::sealing`).
+    pub sealers: Sealers,
     /// The users of the other servers of a cluster (empty when standing alone).
     pub remote: RemoteUsers,
     /// Bans of addresses and networks from the whole server.
@@ -201,6 +218,8 @@ pub struct State {
     user_count: AtomicUsize,
     /// The `--max-users` cap (an atomic: a configuration reload may change it).
     max_users: AtomicUsize,
+    /// Of `max_users`, how many only password logins may fill (guests stop short of it).
+    account_reserve: AtomicUsize,
 }
 
 impl State {
@@ -213,18 +232,29 @@ impl State {
             sorted: RwLock::new(BTreeMap::new()),
             watchers: DashMap::new(),
             sessions: DashMap::new(),
+            sealers: Sealers::default(),
             remote: RemoteUsers::default(),
             addr_bans: AddrBans::default(),
             message_ids: AtomicU64::new(0),
             auth_rejected: AtomicU64::new(0),
             user_count: AtomicUsize::new(0),
             max_users: AtomicUsize::new(max_users),
+            account_reserve: AtomicUsize::new(0),
         }
     }
 
     /// Changes the cap on users (a configuration reload); users over it stay.
     pub fn set_max_users(&self, max: usize) {
         self.max_users.store(max, Ordering::Relaxed);
+    }
+
+    /// Keeps `n` of the `--max-users` places for password logins: guests are refused as
+    /// "server full" `n` places early, so forged guest logins can't shut out account holders.
+    pub fn reserve_for_accounts(&self, n: usize) {
+        self.account_reserve.store(
+            n.min(self.max_users.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
     }
 
     /// A new message id at `wall_ms` (milliseconds since the Unix epoch): the time in
@@ -279,11 +309,28 @@ impl State {
     /// [`ClaimError::InUse`] if another address holds the nickname (in any case),
     /// [`ClaimError::Full`] if the server is at `max_users`.
     pub fn reserve(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
+        let cap = self
+            .max_users
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.account_reserve.load(Ordering::Relaxed));
+        self.reserve_within(addr, nick, cap)
+    }
+
+    /// As [`reserve`](Self::reserve), for a password login: it may use the places kept
+    /// for accounts ([`reserve_for_accounts`](Self::reserve_for_accounts)).
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    pub fn reserve_protected(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
+        self.reserve_within(addr, nick, self.max_users.load(Ordering::Relaxed))
+    }
+
+    fn reserve_within(&self, addr: SocketAddr, nick: &str, cap: usize) -> Result<(), ClaimError> {
         let key: Box<str> = nick_key(nick).into();
         if self
             .user_count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_users.load(Ordering::Relaxed)).then_some(n + 1)
+                (n < cap).then_some(n + 1)
             })
             .is_err()
         {
@@ -342,6 +389,21 @@ impl State {
         Ok(())
     }
 
+    /// As [`claim`](Self::claim), for a password login ([`reserve_protected`](Self::reserve_protected)).
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve).
+    pub fn claim_protected(
+        &self,
+        addr: SocketAddr,
+        nick: &str,
+        now: Instant,
+    ) -> Result<(), ClaimError> {
+        self.reserve_protected(addr, nick)?;
+        self.admit(addr, nick, now, None);
+        Ok(())
+    }
+
     /// Logs the user at `addr` off: removes it from the user map, the nickname index, its
     /// channels, the watcher lists and its session. Returns what it was and the members
     /// to tell, or `None` if nobody was logged in there.
@@ -358,6 +420,7 @@ impl State {
         self.user_count.fetch_sub(1, Ordering::AcqRel);
         if let Some(id) = user.session {
             self.sessions.remove(&id);
+            self.sealers.remove(addr, id);
         }
         let parts = user
             .channels
@@ -639,6 +702,7 @@ impl State {
     /// changes nothing) if a session with that id exists.
     pub fn open_session(&self, addr: SocketAddr, keys: SessionKeys) -> bool {
         let id = keys.id;
+        let sealer = Arc::new(keys.sealer());
         match self.sessions.entry(id) {
             Entry::Occupied(_) => return false,
             Entry::Vacant(v) => {
@@ -646,23 +710,64 @@ impl State {
                     keys,
                     addr,
                     window: ReplayWindow::default(),
+                    sealer: sealer.clone(),
+                    challenge: None,
                 });
             }
         }
         if let Some(mut u) = self.users.get_mut(&addr) {
             u.session = Some(id);
         }
+        self.sealers.insert(addr, sealer);
         true
     }
 
     /// Ends session `id` (the user stays, unprotected, if it is still there).
     pub fn end_session(&self, id: u64) {
         if let Some((_, s)) = self.sessions.remove(&id) {
+            self.sealers.remove(s.addr, id);
             if let Some(mut u) = self.users.get_mut(&s.addr) {
                 if u.session == Some(id) {
                     u.session = None;
                 }
             }
+        }
+    }
+
+    /// The sealer of session `id` (to answer a path challenge's address, which is not
+    /// the session's yet).
+    pub fn sealer_of(&self, id: u64) -> Option<Arc<Sealer>> {
+        self.sessions.get(&id).map(|s| s.sealer.clone())
+    }
+
+    /// Records a path challenge of session `id` to `addr` with `data` at `now`, unless one
+    /// to the same address went out less than [`CHALLENGE_EVERY`] ago. Returns whether a
+    /// challenge is to be sent.
+    pub fn challenge_path(&self, id: u64, addr: SocketAddr, data: [u8; 8], now: Instant) -> bool {
+        let Some(mut s) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        if let Some((a, _, sent)) = s.challenge {
+            if a == addr && now.saturating_duration_since(sent) < CHALLENGE_EVERY {
+                return false;
+            }
+        }
+        s.challenge = Some((addr, data, now));
+        true
+    }
+
+    /// Whether `data` answers the path challenge of session `id` to `addr` (which is then
+    /// used up).
+    pub fn path_answered(&self, id: u64, addr: SocketAddr, data: &[u8]) -> bool {
+        let Some(mut s) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        match s.challenge {
+            Some((a, d, _)) if a == addr && d[..] == *data => {
+                s.challenge = None;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -677,10 +782,17 @@ impl State {
         let Some(mut s) = self.sessions.get_mut(&sealed.session) else {
             return SealCheck::Rejected;
         };
-        if !sealed.verify(&s.keys) || !s.window.accept(sealed.counter) {
+        if !s.window.fresh(sealed.counter) {
             return SealCheck::Rejected;
         }
-        SealCheck::Valid { bound: s.addr }
+        let Some(inner) = s.keys.open(Direction::ToServer, sealed) else {
+            return SealCheck::Rejected;
+        };
+        s.window.accept(sealed.counter);
+        SealCheck::Valid {
+            bound: s.addr,
+            inner,
+        }
     }
 
     /// Moves the user of session `id` from `old` to `new`: user map, nickname index,
@@ -709,8 +821,13 @@ impl State {
         self.users.insert(new, user);
         self.nicks.insert(key.clone(), new);
         self.sorted.write().insert(key, new);
-        if let Some(mut s) = self.sessions.get_mut(&id) {
+        let sealer = self.sessions.get_mut(&id).map(|mut s| {
             s.addr = new;
+            s.sealer.clone()
+        });
+        if let Some(sealer) = sealer {
+            self.sealers.remove(old, id);
+            self.sealers.insert(new, sealer);
         }
         true
     }

@@ -174,3 +174,198 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+// ---- accounts and protected sessions ----
+
+use udpchat::auth::{self, SessionKeys};
+use udpchat::client::secure::ClientSession;
+
+impl Peer {
+    /// The next datagram's raw bytes, or `None` after `within`.
+    pub fn recv_raw_within(&self, within: Duration) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 65536];
+        self.sock
+            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
+            .unwrap();
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+
+    /// Asserts that no datagram at all (sealed or not) arrives for [`QUIET`].
+    #[track_caller]
+    pub fn expect_no_datagram(&self) {
+        if let Some(got) = self.recv_raw_within(QUIET) {
+            panic!("expected nothing, got {got:?}");
+        }
+    }
+}
+
+/// Registers the nickname `peer` is logged in under (as a guest) with `password`; returns
+/// the ACCOUNT_ACK payload.
+pub fn register(peer: &Peer, password: &str) -> String {
+    let start = auth::register_start(password);
+    peer.send_raw(&start.datagram);
+    let (c, response) = peer.recv();
+    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    peer.send_raw(&start.finish(password, &response).unwrap());
+    let (c, ack) = peer.recv();
+    assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
+    ack
+}
+
+/// Sends AUTH_REQ for `start` from `peer`: first without a token, then with the token of
+/// the AUTH_RETRY it gets. Returns the answer to the second.
+pub fn auth_req(peer: &Peer, start: &auth::LoginStart) -> (u16, String) {
+    peer.send_raw(&start.datagram);
+    let (c, token) = peer.recv();
+    assert_eq!(c, code::AUTH_RETRY, "{token}");
+    peer.send_raw(&start.with_token(&token));
+    peer.recv()
+}
+
+/// A password login from `peer`: AUTH_REQ (with its retry token), AUTH_FINISH, and the
+/// sealed LOGIN_ACK. Returns the client's session.
+pub fn password_login(peer: &Peer, nick: &str, password: &str) -> Protected {
+    let start = auth::login_start(nick, password);
+    let (c, challenge) = auth_req(peer, &start);
+    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
+    let (finish, keys) = start.finish(password, &challenge).expect("right password");
+    peer.send_raw(&finish);
+    let mut p = Protected::new(keys);
+    p.expect(peer, code::LOGIN_ACK, nick);
+    p
+}
+
+/// The client side of a protected session in a test.
+pub struct Protected {
+    pub keys: SessionKeys,
+    pub session: ClientSession,
+}
+
+impl Protected {
+    pub fn new(keys: SessionKeys) -> Self {
+        Protected {
+            session: ClientSession::new(keys.clone()),
+            keys,
+        }
+    }
+
+    /// Sends `req` sealed (next counter) from `peer`; returns the datagram.
+    pub fn send(&mut self, peer: &Peer, req: Request<'_>) -> Vec<u8> {
+        self.send_raw(peer, &req.to_bytes())
+    }
+
+    /// Sends the classic datagram `inner` sealed from `peer`; returns the datagram.
+    pub fn send_raw(&mut self, peer: &Peer, inner: &[u8]) -> Vec<u8> {
+        let d = self.session.seal(inner);
+        peer.send_raw(&d);
+        d
+    }
+
+    /// The next datagram `peer` gets that opens for this session, as (code, payload);
+    /// datagrams that do not open are skipped (and returned in the count). `None` after
+    /// `within`.
+    pub fn recv_within(&mut self, peer: &Peer, within: Duration) -> Option<(u16, String)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let raw = peer.recv_raw_within(left)?;
+            assert_eq!(
+                &raw[..2],
+                &code::SEALED.to_be_bytes(),
+                "a protected user was sent an unsealed datagram: {raw:?}"
+            );
+            if let Some(inner) = self.session.open(&raw) {
+                Event::decode(&inner).expect("a well-formed sealed event");
+                let c = u16::from_be_bytes([inner[0], inner[1]]);
+                return Some((c, String::from_utf8(inner[2..].to_vec()).unwrap()));
+            }
+        }
+    }
+
+    /// The next sealed datagram; fails the test if none comes within [`WAIT`].
+    #[track_caller]
+    pub fn recv(&mut self, peer: &Peer) -> (u16, String) {
+        self.recv_within(peer, WAIT)
+            .expect("expected a sealed datagram from the server")
+    }
+
+    /// Asserts the next sealed datagram is exactly `code payload`.
+    #[track_caller]
+    pub fn expect(&mut self, peer: &Peer, code: u16, payload: &str) {
+        assert_eq!(self.recv(peer), (code, payload.to_string()));
+    }
+}
+
+/// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
+/// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
+pub fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return false;
+        }
+        let total = 20 + 8 + payload.len();
+        let mut p = Vec::with_capacity(total);
+        p.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
+        p.extend_from_slice(&from.ip().octets());
+        p.extend_from_slice(&to.ip().octets());
+        p.extend_from_slice(&from.port().to_be_bytes());
+        p.extend_from_slice(&to.port().to_be_bytes());
+        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        p.extend_from_slice(payload);
+        let mut dst: libc::sockaddr_in = std::mem::zeroed();
+        dst.sin_family = libc::AF_INET as libc::sa_family_t;
+        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let sent = libc::sendto(
+            fd,
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&dst as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        libc::close(fd);
+        sent == p.len() as isize
+    }
+}
+
+impl Peer {
+    /// A peer whose socket is bound to `ip` (a loopback address such as 127.0.1.5, so that
+    /// it is in another network prefix than 127.0.0.1).
+    pub fn at(server: &RunningServer, ip: [u8; 4]) -> Peer {
+        let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap();
+        Peer {
+            sock,
+            server: server.addr(),
+        }
+    }
+}

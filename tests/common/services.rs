@@ -298,3 +298,172 @@ impl SlowRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
+
+/// A certificate authority of our own and a server certificate it signed for
+/// `localhost` and `127.0.0.1`, as PEM files in a temporary folder.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Makes the CA and the server's certificate and key.
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "udpchat test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        TestCa { dir }
+    }
+
+    /// The CA's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The server's certificate.
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    /// The server's private key.
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+/// A `redis-server` that speaks only TLS (certificates of `ca`) and knows one ACL user,
+/// `udpchat` with password `acl-password`; the default user is off.
+pub struct TlsRedis {
+    child: Child,
+    /// Its TLS port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    /// Starts one on a free port.
+    pub fn start(ca: &TestCa) -> TlsRedis {
+        let bin = find("redis-server", &[]).expect("redis-server not found");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--tls-cert-file")
+            .arg(ca.cert())
+            .arg("--tls-key-file")
+            .arg(ca.key())
+            .arg("--tls-ca-cert-file")
+            .arg(ca.ca())
+            .args(["--tls-auth-clients", "no"])
+            .args(["--user", "default", "off"])
+            .args([
+                "--user",
+                "udpchat",
+                "on",
+                ">acl-password",
+                "~*",
+                "&*",
+                "+@all",
+            ])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server with TLS");
+        wait_for("redis-server (TLS)", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        TlsRedis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `rediss://udpchat:PASSWORD@127.0.0.1:PORT`.
+    pub fn url(&self, password: &str) -> String {
+        format!("rediss://udpchat:{password}@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Postgres {
+    /// As [`start`](Self::start), but with TLS on (the certificate of `ca`) and every TCP
+    /// connection required to use it (`hostssl` only in `pg_hba.conf`).
+    pub fn start_tls(ca: &TestCa) -> Postgres {
+        let pg = Postgres::start();
+        let data = pg.dir.path().join("data");
+        std::fs::copy(ca.cert(), data.join("server.crt")).unwrap();
+        std::fs::copy(ca.key(), data.join("server.key")).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        if unsafe { libc::geteuid() } == 0 {
+            let status = Command::new("chown")
+                .args(["-R", "nobody"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let conf = data.join("postgresql.auto.conf");
+        std::fs::write(&conf, "ssl = on\n").unwrap();
+        let out = as_db_user(&pg.pg_ctl)
+            .args(["-w", "-t", "30", "-D"])
+            .arg(&data)
+            .args(["-m", "fast", "restart"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("restart PostgreSQL");
+        assert!(
+            out.status.success(),
+            "pg_ctl restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg
+    }
+
+    /// The URL of the database with `sslmode` as given.
+    pub fn url_with(&self, sslmode: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}",
+            self.port
+        )
+    }
+}
