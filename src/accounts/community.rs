@@ -111,12 +111,25 @@ impl StoreKind {
     /// # Errors
     /// When the folder, file or database can't be opened or set up.
     pub fn open_community(&self) -> Result<Arc<dyn CommunityStore>, StoreError> {
+        self.open_community_with(&crate::tls::Trust::default())
+    }
+
+    /// Opens the community store; a PostgreSQL server with TLS is verified with `trust`.
+    ///
+    /// # Errors
+    /// As [`open_community`](Self::open_community).
+    pub fn open_community_with(
+        &self,
+        trust: &crate::tls::Trust,
+    ) -> Result<Arc<dyn CommunityStore>, StoreError> {
         Ok(match self {
             StoreKind::Memory => Arc::new(MemoryCommunity::default()),
             StoreKind::Sqlite(dir) => {
                 Arc::new(super::community_sqlite::SqliteCommunity::open_dir(dir)?)
             }
-            StoreKind::Postgres(url) => Arc::new(super::community_pg::PgCommunity::connect(url)?),
+            StoreKind::Postgres(url) => {
+                Arc::new(super::community_pg::PgCommunity::connect(url, trust)?)
+            }
         })
     }
 }

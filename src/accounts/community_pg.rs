@@ -4,7 +4,9 @@
 //! what a server loads at start.
 
 use parking_lot::Mutex;
-use postgres::{Client, NoTls};
+use postgres::Client;
+
+use crate::tls::Trust;
 
 use super::community::{
     CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
@@ -79,12 +81,17 @@ const DDL: &str = "CREATE TABLE IF NOT EXISTS udpchat_channels (
      );";
 
 impl PgCommunity {
-    /// Connects to `url` and creates the tables if needed.
+    /// Connects to `url` and creates the tables if needed; a TLS server (the URL's
+    /// `sslmode=require`) is verified with `trust`, as for the accounts.
     ///
     /// # Errors
-    /// When the database can't be reached or the tables can't be made.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut conn = Client::connect(url, NoTls)?;
+    /// When the database can't be reached, TLS can't be set up or does not verify, or the
+    /// tables can't be made.
+    pub fn connect(url: &str, trust: &Trust) -> Result<Self, StoreError> {
+        let tls = trust
+            .postgres()
+            .map_err(|e| StoreError::Setup(e.to_string()))?;
+        let mut conn = Client::connect(url, tls)?;
         // Servers starting together may race on CREATE ... IF NOT EXISTS: retry once.
         if conn.batch_execute(DDL).is_err() {
             conn.batch_execute(DDL)?;

@@ -301,7 +301,10 @@ impl Server {
             let pct = usize::from(config.account_reserve_percent.min(100));
             state.reserve_for_accounts(config.max_users * pct / 100);
         }
-        let community_store = config.store.open_community().map_err(store_error)?;
+        let community_store = config
+            .store
+            .open_community_with(&trust)
+            .map_err(store_error)?;
         let mut live = config.live.clone();
         live.max_channels_per_user = config.max_channels_per_user;
         community::load(&*community_store, &state, &live).map_err(store_error)?;
