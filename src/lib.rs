@@ -25,8 +25,9 @@
 //! - [`tls`]: TLS to PostgreSQL and Redis (rustls), with the CAs to trust.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, effect threads, idle sweep, shutdown.
-//! - [`client`]: the terminal client: login with retries, slash commands, rendering of
-//!   events as the classic client showed them, with network text defused.
+//! - [`client`]: the terminal client: a session layer (login, reconnecting, channels,
+//!   keepalives, password dialogs) under two interfaces, the classic line mode and the
+//!   full-screen client; network text is always defused.
 //!
 //! `docs/ARCHITECTURE.md` follows one datagram through these modules.
 #![warn(missing_docs)]

@@ -18,7 +18,7 @@ pub enum Command<'a> {
     Part(&'a str),
     /// `/users`: list the members of the current channel.
     Users,
-    /// `/private NICK TEXT`.
+    /// `/private NICK TEXT` (or `/msg NICK TEXT`).
     Private {
         /// The recipient.
         nick: &'a str,
@@ -39,8 +39,20 @@ pub enum Command<'a> {
     Unwatch(&'a str),
     /// `/help`.
     Help,
-    /// `/register` or `/passwd`: set the password of the current nickname.
+    /// `/register`: protect the current nickname with a password.
     Register,
+    /// `/passwd`: change the password (the current one is asked first).
+    Passwd,
+    /// `/nick NEW`: log in under another nickname and rejoin the same channels.
+    Nick(&'a str),
+    /// `/window N`: show buffer N (full-screen client).
+    Window(&'a str),
+    /// `/search TEXT`: find TEXT in the buffer's scrollback (full-screen client).
+    Search(&'a str),
+    /// `/ignore [NICK]`: hide NICK's messages; without NICK, list who is ignored.
+    Ignore(&'a str),
+    /// `/unignore NICK`.
+    Unignore(&'a str),
     /// `/unregister`: delete the account of the current nickname.
     Unregister,
     /// `/reconnect`: log in again under the same nickname, rejoin the channels and show
@@ -61,16 +73,21 @@ pub const HELP: &[&str] = &[
     "  /join TITLE          join a channel and make it current",
     "  /part [TITLE]        leave a channel (the current one without TITLE)",
     "  /users               list the users of the current channel",
-    "  /private NICK TEXT   send TEXT to NICK alone",
+    "  /private NICK TEXT   send TEXT to NICK alone (/msg too)",
     "  /who [PREFIX]        list the users whose nickname starts with PREFIX",
     "  /whois NICK          show one user",
     "  /watch NICK...       tell me when these users log in or off",
     "  /unwatch NICK...     stop telling me about them",
     "  /login [NICK]        log in again under another nickname",
+    "  /nick NEW            take another nickname, staying in the channels",
+    "  /ignore [NICK]       hide NICK's messages (list who is ignored)",
+    "  /unignore NICK       show them again",
+    "  /window N            show buffer N (full screen; Alt-N, Ctrl-N/P too)",
+    "  /search TEXT         find TEXT in this buffer (full screen)",
     "  /register            protect this nickname with a password",
-    "  /passwd              change the password",
-    "  /unregister          delete the account of this nickname",
-    "  /reconnect           log in again and show what was missed",
+    "  /passwd              change the password (asks the current one)",
+    "  /unregister          delete the account (asks for the nickname)",
+    "  /reconnect           log in again now and show what was missed",
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
     "Channels of your own (you are their operator):",
@@ -92,7 +109,8 @@ pub const HELP: &[&str] = &[
     "  /wall TEXT           a notice to everyone",
     "  /status              the server's status",
     "Other lines are said in the current channel (// says a line starting",
-    "with /). Tab completes command names; Up and Down recall lines.",
+    "with /). Tab completes commands, nicknames and channels; Up and Down",
+    "recall lines.",
 ];
 
 /// The command names, for completion.
@@ -107,12 +125,15 @@ pub const NAMES: &[&str] = &[
     "/drop",
     "/help",
     "/history",
+    "/ignore",
     "/invite",
     "/join",
     "/kick",
     "/kill",
     "/login",
     "/mode",
+    "/msg",
+    "/nick",
     "/op",
     "/part",
     "/passwd",
@@ -120,9 +141,11 @@ pub const NAMES: &[&str] = &[
     "/quit",
     "/reconnect",
     "/register",
+    "/search",
     "/status",
     "/topic",
     "/unban",
+    "/unignore",
     "/unregister",
     "/unwatch",
     "/users",
@@ -131,6 +154,7 @@ pub const NAMES: &[&str] = &[
     "/watch",
     "/who",
     "/whois",
+    "/window",
 ];
 
 /// A part-5 command, parsed: it maps to one request.
@@ -358,7 +382,7 @@ pub fn parse(line: &str) -> Command<'_> {
         Command::Part(first_word.unwrap_or(""))
     } else if is("users") {
         Command::Users
-    } else if is("private") {
+    } else if is("private") || is("msg") {
         match args.split_once(char::is_whitespace) {
             Some((nick, text)) if !text.trim().is_empty() => Command::Private {
                 nick,
@@ -370,8 +394,24 @@ pub fn parse(line: &str) -> Command<'_> {
         Command::Login(first_word)
     } else if is("quit") {
         Command::Quit
-    } else if is("register") || is("passwd") {
+    } else if is("register") {
         Command::Register
+    } else if is("passwd") {
+        Command::Passwd
+    } else if is("nick") {
+        first_word.map_or(Command::Usage("/nick NEW"), Command::Nick)
+    } else if is("window") {
+        first_word.map_or(Command::Usage("/window N"), Command::Window)
+    } else if is("search") {
+        if args.is_empty() {
+            Command::Usage("/search TEXT")
+        } else {
+            Command::Search(args)
+        }
+    } else if is("ignore") {
+        Command::Ignore(first_word.unwrap_or(""))
+    } else if is("unignore") {
+        first_word.map_or(Command::Usage("/unignore NICK"), Command::Unignore)
     } else if is("unregister") {
         Command::Unregister
     } else if is("who") {
@@ -435,6 +475,12 @@ impl<'a> Command<'a> {
             | Command::Reconnect
             | Command::Login(_)
             | Command::Register
+            | Command::Passwd
+            | Command::Nick(_)
+            | Command::Window(_)
+            | Command::Search(_)
+            | Command::Ignore(_)
+            | Command::Unignore(_)
             | Command::Quit
             | Command::Help
             | Command::Usage(_)
@@ -484,6 +530,22 @@ mod tests {
         assert_eq!(parse("/watch bob  carl"), Command::Watch("bob  carl"));
         assert_eq!(parse("/unwatch bob"), Command::Unwatch("bob"));
         assert_eq!(parse("/help"), Command::Help);
+        assert_eq!(
+            parse("/msg bob hi"),
+            Command::Private {
+                nick: "bob",
+                text: "hi"
+            }
+        );
+        assert_eq!(parse("/nick carl"), Command::Nick("carl"));
+        assert_eq!(parse("/nick"), Command::Usage("/nick NEW"));
+        assert_eq!(parse("/window 2"), Command::Window("2"));
+        assert_eq!(parse("/search two words"), Command::Search("two words"));
+        assert_eq!(parse("/ignore"), Command::Ignore(""));
+        assert_eq!(parse("/ignore bob"), Command::Ignore("bob"));
+        assert_eq!(parse("/unignore bob"), Command::Unignore("bob"));
+        assert_eq!(parse("/passwd"), Command::Passwd);
+        assert_eq!(parse("/register"), Command::Register);
     }
 
     #[test]
@@ -516,8 +578,12 @@ mod tests {
 
     #[test]
     fn completion_offers_matching_command_names() {
-        assert_eq!(complete("/w"), ["/wall", "/watch", "/who", "/whois"]);
+        assert_eq!(
+            complete("/w"),
+            ["/wall", "/watch", "/who", "/whois", "/window"]
+        );
         assert_eq!(complete("/WHO"), ["/who", "/whois"]);
+        assert_eq!(complete("/m"), ["/mode", "/msg"]);
         assert_eq!(complete("/j"), ["/join"]);
         assert_eq!(complete("/"), NAMES);
         assert!(complete("/join P").is_empty());

@@ -99,6 +99,16 @@ pub fn render(event: &Event<'_>) -> Option<String> {
     })
 }
 
+/// Whether a shown line (its leading tab taken off) is one of history or a kept private
+/// message, or the end of one: the full-screen client shows them dimmed, apart from live
+/// ones. Only the look depends on it: a nickname made to resemble the mark dims its own
+/// lines, nothing more.
+pub fn is_past(line: &str) -> bool {
+    line.starts_with("[history ")
+        || line.starts_with("[kept ")
+        || (line.starts_with("-- ") && line.ends_with(" --"))
+}
+
 /// A `CHAN_NOTICE` in words; all arguments already defused.
 fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
     let (first, rest) = args.split_once(' ').unwrap_or((args, ""));
@@ -134,7 +144,19 @@ fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
 pub struct CatchUp {
     channels: BTreeMap<String, Seen>,
     /// Channels whose catch-up answer is coming: its messages are held until its end.
-    pending: BTreeMap<String, Vec<Held>>,
+    pending: BTreeMap<String, Pending>,
+}
+
+/// A catch-up answer on its way.
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    /// Its messages so far.
+    held: Vec<Held>,
+    /// The last live message seen before the connection was lost: what follows it in the
+    /// answer was missed.
+    anchor: Option<(String, String)>,
+    /// Live messages shown since the request (bounded): the answer may hold them too.
+    live_since: Vec<(String, String)>,
 }
 
 /// A history message held until the whole catch-up answer is in.
@@ -146,7 +168,7 @@ struct Held {
     text: String,
 }
 
-/// What the receive thread does with an event, as [`CatchUp::intercept`] says.
+/// What the session does with an event, as [`CatchUp::intercept`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intercept {
     /// Show it as usual.
@@ -170,6 +192,14 @@ const LIVE_KEPT: usize = 20;
 /// Messages asked for after a new login when the place can't be found by id.
 pub const CATCH_UP: u64 = 50;
 
+/// Appends `item` to `list`, keeping the last [`LIVE_KEPT`].
+fn push_bounded(list: &mut Vec<(String, String)>, item: (String, String)) {
+    list.push(item);
+    if list.len() > LIVE_KEPT {
+        list.remove(0);
+    }
+}
+
 impl CatchUp {
     /// Notes an event the client received.
     pub fn note(&mut self, event: &Event<'_>) {
@@ -179,17 +209,19 @@ impl CatchUp {
             }
             Event::PartAck(info) => {
                 self.channels.remove(info.title);
+                self.pending.remove(info.title);
             }
             Event::PublicMsg {
                 title,
                 sender,
                 text,
             } => {
-                let seen = self.channels.entry((*title).to_owned()).or_default();
-                seen.live.push(((*sender).to_owned(), (*text).to_owned()));
-                if seen.live.len() > LIVE_KEPT {
-                    seen.live.remove(0);
+                let message = ((*sender).to_owned(), (*text).to_owned());
+                if let Some(p) = self.pending.get_mut(*title) {
+                    push_bounded(&mut p.live_since, message.clone());
                 }
+                let seen = self.channels.entry((*title).to_owned()).or_default();
+                push_bounded(&mut seen.live, message);
             }
             Event::HistoryMsg { title, id, .. } => {
                 let seen = self.channels.entry((*title).to_owned()).or_default();
@@ -207,8 +239,8 @@ impl CatchUp {
 
     /// After a new login and the join of `title`: the request for what was missed. By
     /// id when no live message came after the last history message seen; otherwise the
-    /// last [`CATCH_UP`], which [`CatchUp::missed`] trims to what follows the last live
-    /// message seen.
+    /// last [`CATCH_UP`], trimmed when it comes to what follows the last live message
+    /// seen.
     pub fn request_for<'a>(&self, title: &'a str, buf: &'a mut String) -> Request<'a> {
         let seen = self.channels.get(title);
         match seen {
@@ -236,12 +268,28 @@ impl CatchUp {
 
     /// Says that the answer to the catch-up request for `title` is coming.
     pub fn expect_answer(&mut self, title: &str) {
-        self.pending.insert(title.to_owned(), Vec::new());
+        let anchor = self
+            .channels
+            .get(title)
+            .and_then(|s| s.live.last().cloned());
+        self.pending.insert(
+            title.to_owned(),
+            Pending {
+                anchor,
+                ..Pending::default()
+            },
+        );
+    }
+
+    /// Forgets the catch-up answers still awaited (the connection was lost again).
+    pub fn cancel_pending(&mut self) {
+        self.pending.clear();
     }
 
     /// Notes `event`, and holds the messages of a catch-up answer until its end, when the
-    /// ones not seen before are released, marked as history.
-    pub fn intercept(&mut self, event: &Event<'_>) -> Intercept {
+    /// ones not seen before are released, marked as history; those whose sender
+    /// `hidden` says the user ignores are left out.
+    pub fn intercept(&mut self, event: &Event<'_>, hidden: &dyn Fn(&str) -> bool) -> Intercept {
         match event {
             Event::HistoryMsg {
                 title,
@@ -250,39 +298,60 @@ impl CatchUp {
                 sender,
                 text,
             } if self.pending.contains_key(*title) => {
-                if let Some(held) = self.pending.get_mut(*title) {
-                    held.push(Held {
-                        id: *id,
-                        ms: *ms,
-                        sender: (*sender).to_owned(),
-                        text: (*text).to_owned(),
-                    });
+                if let Some(p) = self.pending.get_mut(*title) {
+                    // A server sends at most one batch; anything beyond is not kept.
+                    if p.held.len() < CATCH_UP as usize {
+                        p.held.push(Held {
+                            id: *id,
+                            ms: *ms,
+                            sender: (*sender).to_owned(),
+                            text: (*text).to_owned(),
+                        });
+                    }
                 }
                 Intercept::Hold
             }
-            Event::HistoryEnd { title, .. } if self.pending.contains_key(*title) => {
-                let held = self.pending.remove(*title).unwrap_or_default();
-                let pairs: Vec<(String, String)> = held
-                    .iter()
-                    .map(|h| (h.sender.clone(), h.text.clone()))
-                    .collect();
-                let skip = self.already_seen(title, &pairs);
-                let missed = &held[skip..];
-                let mut lines: Vec<String> = missed
-                    .iter()
-                    .filter_map(|h| {
-                        render(&Event::HistoryMsg {
-                            title,
-                            id: h.id,
-                            ms: h.ms,
-                            sender: &h.sender,
-                            text: &h.text,
-                        })
-                    })
-                    .collect();
-                lines.push(match missed.len() {
-                    0 => format!("\t-- nothing missed in {} --", sanitize(title)),
-                    n => format!("\t-- {n} missed in {} --", sanitize(title)),
+            Event::HistoryEnd { title, last, more } if self.pending.contains_key(*title) => {
+                let Pending {
+                    held,
+                    anchor,
+                    mut live_since,
+                } = self.pending.remove(*title).unwrap_or_default();
+                let skip = anchor.map_or(0, |a| {
+                    held.iter()
+                        .rposition(|h| h.sender == a.0 && h.text == a.1)
+                        .map_or(0, |i| i + 1)
+                });
+                let mut lines = Vec::new();
+                let mut missed = 0;
+                for h in &held[skip..] {
+                    // Shown live already, after the rejoin and before this answer.
+                    if let Some(i) = live_since
+                        .iter()
+                        .position(|(s, t)| *s == h.sender && *t == h.text)
+                    {
+                        live_since.remove(i);
+                        continue;
+                    }
+                    missed += 1;
+                    if hidden(&h.sender) {
+                        continue;
+                    }
+                    lines.extend(render(&Event::HistoryMsg {
+                        title,
+                        id: h.id,
+                        ms: h.ms,
+                        sender: &h.sender,
+                        text: &h.text,
+                    }));
+                }
+                let t = sanitize(title);
+                lines.push(match (missed, more) {
+                    (0, _) => format!("\t-- nothing missed in {t} --"),
+                    (n, 0) => format!("\t-- {n} missed in {t} --"),
+                    (n, m) => {
+                        format!("\t-- {n} missed in {t}, {m} more: /history {t} since {last} --")
+                    }
                 });
                 let seen = self.channels.entry((*title).to_owned()).or_default();
                 if let Some(last) = held.last() {
@@ -431,7 +500,7 @@ mod tests {
                 sender: "bob",
                 text,
             };
-            assert_eq!(c.intercept(&e), Intercept::Hold);
+            assert_eq!(c.intercept(&e, &|_| false), Intercept::Hold);
         }
         let end = Event::HistoryEnd {
             title: "Den",
@@ -439,7 +508,7 @@ mod tests {
             more: 0,
         };
         assert_eq!(
-            c.intercept(&end),
+            c.intercept(&end, &|_| false),
             Intercept::Release(vec![
                 "\t[history 1970-01-01 00:00:00] bob [Den]: three".into(),
                 "\t-- 1 missed in Den --".into()
@@ -456,6 +525,6 @@ mod tests {
             }
             .to_bytes()
         );
-        assert_eq!(c.intercept(&end), Intercept::Pass);
+        assert_eq!(c.intercept(&end, &|_| false), Intercept::Pass);
     }
 }
