@@ -187,6 +187,8 @@ struct Seen {
     live: Vec<(String, String)>,
 }
 
+/// Channels remembered at most (a server could claim to have joined us to any number).
+const MAX_CHANNELS: usize = 512;
 /// Live messages remembered per channel.
 const LIVE_KEPT: usize = 20;
 /// Messages asked for after a new login when the place can't be found by id.
@@ -205,7 +207,9 @@ impl CatchUp {
     pub fn note(&mut self, event: &Event<'_>) {
         match event {
             Event::JoinAck(info) => {
-                self.channels.entry(info.title.to_owned()).or_default();
+                if self.channels.len() < MAX_CHANNELS {
+                    self.channels.entry(info.title.to_owned()).or_default();
+                }
             }
             Event::PartAck(info) => {
                 self.channels.remove(info.title);
@@ -220,13 +224,16 @@ impl CatchUp {
                 if let Some(p) = self.pending.get_mut(*title) {
                     push_bounded(&mut p.live_since, message.clone());
                 }
-                let seen = self.channels.entry((*title).to_owned()).or_default();
-                push_bounded(&mut seen.live, message);
+                // Only channels joined: what the server says of others is not kept.
+                if let Some(seen) = self.channels.get_mut(*title) {
+                    push_bounded(&mut seen.live, message);
+                }
             }
             Event::HistoryMsg { title, id, .. } => {
-                let seen = self.channels.entry((*title).to_owned()).or_default();
-                seen.last_id = Some(*id);
-                seen.live.clear();
+                if let Some(seen) = self.channels.get_mut(*title) {
+                    seen.last_id = Some(*id);
+                    seen.live.clear();
+                }
             }
             _ => {}
         }
@@ -353,8 +360,7 @@ impl CatchUp {
                         format!("\t-- {n} missed in {t}, {m} more: /history {t} since {last} --")
                     }
                 });
-                let seen = self.channels.entry((*title).to_owned()).or_default();
-                if let Some(last) = held.last() {
+                if let (Some(seen), Some(last)) = (self.channels.get_mut(*title), held.last()) {
                     seen.last_id = Some(last.id);
                     seen.live.clear();
                 }
@@ -484,6 +490,18 @@ mod tests {
     #[test]
     fn a_catch_up_answer_shows_only_what_was_missed() {
         let mut c = CatchUp::default();
+        c.note(&Event::JoinAck(ChannelInfo {
+            title: "Den",
+            count: 1,
+            description: "",
+        }));
+        // Of channels not joined, nothing is kept.
+        c.note(&Event::PublicMsg {
+            title: "Elsewhere",
+            sender: "bob",
+            text: "x",
+        });
+        assert_eq!(c.channels(), ["Den"]);
         for text in ["one", "two"] {
             c.note(&Event::PublicMsg {
                 title: "Den",

@@ -98,6 +98,7 @@ impl Session {
                 return;
             }
             _ => {
+                self.community_note(event);
                 if let Some((at, calls)) = self.community_place(event) {
                     place = at;
                     mention = calls;
@@ -246,6 +247,14 @@ impl Session {
                 }
             }
             Command::Reconnect => self.reconnect_now(now),
+            Command::Community(part5) => {
+                let request = part5.request();
+                if let Request::ChanCreate { title, .. } = request {
+                    // Created and joined: its buffer comes to the front, as for /join.
+                    self.user_joins.insert(title.to_lowercase());
+                }
+                self.send(&request);
+            }
             Command::Say(text) => self.say(text, to, now),
             Command::Private { nick, text } => self.private(nick, text),
             _ => {

@@ -15,8 +15,8 @@ use crate::protocol::{errors, Event, Request};
 pub(super) enum Hello {
     /// Not asked in this login.
     Unknown,
-    /// `HELLO` sent; with `quiet`, its message of the day is not shown again (a reconnect
-    /// or a new nickname).
+    /// `HELLO` sent; with `quiet`, its message of the day is not shown again (it was,
+    /// earlier in this run).
     Asked {
         /// Leave the message of the day out.
         quiet: bool,
@@ -32,8 +32,11 @@ pub(super) enum Hello {
 impl Session {
     /// Says `HELLO`, so the server sends its message of the day and counts this client as
     /// one that takes part-5 notices.
-    pub(super) fn hello(&mut self, quiet: bool, now: Instant) {
-        self.hello = Hello::Asked { quiet, since: now };
+    pub(super) fn hello(&mut self, now: Instant) {
+        self.hello = Hello::Asked {
+            quiet: self.motd_shown,
+            since: now,
+        };
         self.send(&Request::Hello {
             client: concat!("chat-client/", env!("CARGO_PKG_VERSION")),
         });
@@ -47,6 +50,7 @@ impl Session {
         match event {
             Event::HelloAck { .. } => {
                 self.hello = Hello::Part5;
+                self.motd_shown = true;
                 for title in std::mem::take(&mut self.catch_up_due) {
                     self.ask_catch_up(&title);
                 }
@@ -123,6 +127,21 @@ impl Session {
                 }
                 true
             }
+        }
+    }
+
+    /// What a part-5 event changes in the session: a member removed by a moderator leaves
+    /// the nick list (a part-5 client is told with `CHAN_NOTICE kick`, not `USER_PARTS`).
+    pub(super) fn community_note(&mut self, event: &Event<'_>) {
+        if let Event::ChanNotice {
+            title,
+            action: "kick",
+            args,
+            ..
+        } = *event
+        {
+            let nick = args.split(' ').next().unwrap_or_default();
+            self.member(title, nick, false);
         }
     }
 

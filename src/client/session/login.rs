@@ -544,8 +544,7 @@ impl Session {
         self.phase = Phase::Chat;
         self.caps = Caps::Asked(now);
         self.send(&Request::Caps { caps: WANTED_CAPS });
-        // The message of the day once per run, not after every reconnect.
-        self.hello(matches!(why, Why::Reconnect | Why::Rename { .. }), now);
+        self.hello(now);
         self.last_keepalive = now;
         self.probe = None;
         match &why {

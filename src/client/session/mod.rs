@@ -343,6 +343,9 @@ pub struct Session {
     catching_up: bool,
     /// Channels rejoined whose catch-up waits for the answer to `HELLO`.
     catch_up_due: Vec<String>,
+    /// The message of the day was shown: once a run is enough (not after every
+    /// reconnect, new nickname or password login).
+    motd_shown: bool,
 }
 
 impl Session {
@@ -396,6 +399,7 @@ impl Session {
             catch_up: CatchUp::default(),
             catching_up: false,
             catch_up_due: Vec::new(),
+            motd_shown: false,
         }
     }
 

@@ -381,3 +381,27 @@ fn kept_private_messages_and_history_go_to_their_buffers() {
     );
     assert_eq!(shown[1].place, Place::Channel("Pets".into()));
 }
+
+#[test]
+fn a_member_a_moderator_removes_leaves_the_nick_list_and_a_created_channel_comes_to_the_front() {
+    let mut f = fixture(UiKind::FullScreen);
+    f.logged_in();
+    f.server_says(code::HELLO_ACK, "200 0");
+    f.type_line(f.session.serial, AskKind::Chat, "/create Den a cozy place");
+    f.expect_sent(code::CHAN_CREATE, "Den a cozy place");
+    f.server_says(code::CHAN_NOTICE, "Den ann create temporary a cozy place");
+    f.server_says(code::JOIN_ACK, "Den 1 a cozy place");
+    f.server_says(code::USER_JOINS, "Den bob");
+    f.server_says(code::CHAN_NOTICE, "Den ann kick bob too loud");
+    let mut focused = false;
+    let mut members = Vec::new();
+    for out in f.outs.try_iter() {
+        match out {
+            Out::Line(s) if s.focus => focused = s.place == Place::Channel("Den".into()),
+            Out::Members { title, nicks } if title == "Den" => members = nicks,
+            _ => {}
+        }
+    }
+    assert!(focused, "the created channel's buffer comes to the front");
+    assert_eq!(members, ["ann"]);
+}
