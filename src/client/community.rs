@@ -206,10 +206,8 @@ impl CatchUp {
     /// Notes an event the client received.
     pub fn note(&mut self, event: &Event<'_>) {
         match event {
-            Event::JoinAck(info) => {
-                if self.channels.len() < MAX_CHANNELS {
-                    self.channels.entry(info.title.to_owned()).or_default();
-                }
+            Event::JoinAck(info) if self.channels.len() < MAX_CHANNELS => {
+                self.channels.entry(info.title.to_owned()).or_default();
             }
             Event::PartAck(info) => {
                 self.channels.remove(info.title);
