@@ -160,6 +160,33 @@ fn help_explains_every_flag() {
 }
 
 #[test]
+fn every_flag_has_a_key_in_the_config_file() {
+    // The file promises every flag of the command line; a flag added later without its key
+    // fails here. The value is of no type in particular: only an unknown key counts.
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '=', ',']).next())
+        .filter(|f| !["config", "help", "version"].contains(f))
+        .collect();
+    assert!(flags.len() > 20, "{help}");
+    let path = std::path::Path::new("server.toml");
+    let unknown = udpchat::settings::parse("frob = 0\n", path).unwrap_err();
+    assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+    for flag in flags {
+        let text = format!("{flag} = 0\n");
+        if let Err(e) = udpchat::settings::parse(&text, path) {
+            assert!(
+                !e.to_string().contains("unknown field"),
+                "--{flag} has no key in the config file: {e}"
+            );
+        }
+    }
+}
+
+#[test]
 fn out_of_range_flags_are_refused() {
     for args in [
         &["--max-datagram", "70000"][..],
