@@ -625,6 +625,58 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
 }
 
 #[test]
+fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login_once() {
+    let server = common::server();
+    let port = server.addr().port();
+    // ann's nickname is registered; ann is away.
+    let ann = common::user(&server, "ann");
+    common::register(&ann, "secret words");
+    ann.send(Request::Logoff);
+    expect_no_users(&server);
+    // bob speaks part 5, so it is told the message is kept.
+    let bob = common::user(&server, "bob");
+    bob.send(Request::Hello { client: "test" });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::HELLO_ACK, "{payload}");
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "are you there?",
+    });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::PRIVATE_STORED, "{payload}");
+
+    for round in 0..2 {
+        let mut client = Scripted::start(port, &["--nick", "ann"]);
+        client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
+        client.send("secret words\n");
+        client.expect_line("\tLog in successful. Welcome ann.");
+        let (status, lines) = client.finish();
+        assert!(status.success(), "{lines:#?}");
+        let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
+        if round == 0 {
+            assert_eq!(kept.len(), 1, "{lines:#?}");
+            assert!(
+                kept[0].ends_with(" bob [**private**]: are you there?"),
+                "{kept:?}"
+            );
+        } else {
+            assert!(kept.is_empty(), "delivered once: {lines:#?}");
+        }
+        expect_no_users_but(&server, 1);
+    }
+}
+
+/// Waits until the server has `n` users left.
+#[track_caller]
+fn expect_no_users_but(server: &RunningServer, n: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    while server.state().user_count() != n {
+        assert!(Instant::now() < deadline, "users left");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn against_a_classic_server_the_hello_goes_unremarked() {
     // A server of the classic protocol: it knows LOGIN_REQ and nothing of part 5.
     let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
