@@ -152,9 +152,9 @@ pub struct CatchUp {
 struct Pending {
     /// Its messages so far.
     held: Vec<Held>,
-    /// The last live message seen before the connection was lost: what follows it in the
-    /// answer was missed.
-    anchor: Option<(String, String)>,
+    /// The last live messages seen before the connection was lost: what follows them in
+    /// the answer was missed.
+    seen: Vec<(String, String)>,
     /// Live messages shown since the request (bounded): the answer may hold them too.
     live_since: Vec<(String, String)>,
 }
@@ -273,14 +273,15 @@ impl CatchUp {
 
     /// Says that the answer to the catch-up request for `title` is coming.
     pub fn expect_answer(&mut self, title: &str) {
-        let anchor = self
+        let seen = self
             .channels
             .get(title)
-            .and_then(|s| s.live.last().cloned());
+            .map(|s| s.live.clone())
+            .unwrap_or_default();
         self.pending.insert(
             title.to_owned(),
             Pending {
-                anchor,
+                seen,
                 ..Pending::default()
             },
         );
@@ -319,14 +320,14 @@ impl CatchUp {
             Event::HistoryEnd { title, last, more } if self.pending.contains_key(*title) => {
                 let Pending {
                     held,
-                    anchor,
+                    seen,
                     mut live_since,
                 } = self.pending.remove(*title).unwrap_or_default();
-                let skip = anchor.map_or(0, |a| {
-                    held.iter()
-                        .rposition(|h| h.sender == a.0 && h.text == a.1)
-                        .map_or(0, |i| i + 1)
-                });
+                let pairs: Vec<(&str, &str)> = held
+                    .iter()
+                    .map(|h| (h.sender.as_str(), h.text.as_str()))
+                    .collect();
+                let skip = place_after(&seen, &pairs);
                 let mut lines = Vec::new();
                 let mut missed = 0;
                 for h in &held[skip..] {
@@ -374,11 +375,36 @@ impl CatchUp {
     /// Of a catch-up answer for `title` (sender, text in order), how many leading
     /// messages were seen already: those up to the last live message remembered.
     pub fn already_seen(&self, title: &str, answer: &[(String, String)]) -> usize {
-        let Some(last) = self.channels.get(title).and_then(|s| s.live.last()) else {
+        let Some(seen) = self.channels.get(title) else {
             return 0;
         };
-        answer.iter().rposition(|m| m == last).map_or(0, |i| i + 1)
+        let pairs: Vec<(&str, &str)> = answer
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.as_str()))
+            .collect();
+        place_after(&seen.live, &pairs)
     }
+}
+
+/// Where the live messages `seen` (oldest first) end in `answer`: the number of its
+/// leading messages they cover, 0 if none matches. Live messages carry no id (part 1),
+/// so the place is found by content: the end where the longest run of the last messages
+/// seen matches, the latest of equals, so that a line said again while the client was
+/// away (an "ok") does not hide what came before it.
+fn place_after(seen: &[(String, String)], answer: &[(&str, &str)]) -> usize {
+    let mut best = (0, 0);
+    for end in 0..answer.len() {
+        let run = answer[..=end]
+            .iter()
+            .rev()
+            .zip(seen.iter().rev())
+            .take_while(|(a, s)| a.0 == s.0 && a.1 == s.1)
+            .count();
+        if run > 0 && run >= best.0 {
+            best = (run, end + 1);
+        }
+    }
+    best.1
 }
 
 #[cfg(test)]
@@ -483,6 +509,24 @@ mod tests {
         assert_eq!(c.channels(), ["Den"]);
         c.note(&Event::PartAck(info));
         assert!(c.channels().is_empty());
+    }
+
+    #[test]
+    fn a_line_said_again_while_away_does_not_hide_what_came_before_it() {
+        let seen: Vec<(String, String)> = [("bob", "lunch?"), ("cid", "ok")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let answer = [
+            ("bob", "lunch?"),
+            ("cid", "ok"),
+            ("bob", "noon then"),
+            ("cid", "ok"),
+        ];
+        assert_eq!(place_after(&seen, &answer), 2);
+        assert_eq!(place_after(&seen, &answer[2..]), 2, "only the repeat left");
+        assert_eq!(place_after(&seen, &[("dan", "new")]), 0);
+        assert_eq!(place_after(&[], &answer), 0);
     }
 
     #[test]
