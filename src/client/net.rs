@@ -110,9 +110,22 @@ impl Net {
     /// # Errors
     /// As [`Net::send`].
     pub fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
-        *self.last_traffic.lock() = Instant::now();
         let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
-        match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
+        self.send_raw(sealed.as_deref().unwrap_or(datagram))
+    }
+
+    /// Sends one datagram as it is, even in a protected session: the AUTH_FINISH that
+    /// opens it, sent after its keys are in place.
+    ///
+    /// # Errors
+    /// As [`Net::send`].
+    pub fn send_unsealed(&self, datagram: &[u8]) -> io::Result<()> {
+        self.send_raw(datagram)
+    }
+
+    fn send_raw(&self, datagram: &[u8]) -> io::Result<()> {
+        *self.last_traffic.lock() = Instant::now();
+        match self.socket.send(datagram) {
             // An ICMP error from an earlier datagram, reported here instead of to the
             // receive thread; the next receive (or the missing answers) tells the session.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),

@@ -363,9 +363,14 @@ impl Session {
                     Ok((finish, keys, server_key)) => {
                         *step = Some(Step::Ack { asked: 0 });
                         *deadline = now + self.opts.login_timeout;
-                        self.send_bytes(&finish);
                         // From now on both ways are sealed; the sealed LOGIN_ACK confirms.
+                        // The keys go in before the finish goes out, so that no sealed
+                        // answer can arrive before the receive thread can open it (a kept
+                        // private message is sent once).
                         self.net.set_session(Some(keys));
+                        if let Err(e) = self.net.send_unsealed(&finish) {
+                            self.notice(format!("\t** cannot send: {e} **"));
+                        }
                         if let Ok(Pin::Changed(old)) =
                             self.opts.known.check(&self.server_name(), &server_key)
                         {
