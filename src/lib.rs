@@ -11,8 +11,11 @@
 //! - [`nick`]: nickname keys (a PRECIS fold) and confusable skeletons.
 //! - [`sealing`]: which addresses get sealed datagrams; sealing at send time.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
-//! - [`state`]: users by address, the case-insensitive nickname index, channels with their
-//!   members and shareable member snapshots, sessions, and the view of remote users.
+//! - [`settings`]: the server's configuration file (every flag, operators, message of the
+//!   day, community limits, channels) and the settings a SIGHUP reload changes live.
+//! - [`state`]: users by address, the case-insensitive nickname index, channels (configured
+//!   and created) with their members, shareable member snapshots, moderation lists and
+//!   history, sessions, and the view of remote users.
 //! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
 //!   account writes, cluster events), and the results fed back.
 //! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
@@ -24,8 +27,9 @@
 //! - [`tls`]: TLS to PostgreSQL and Redis (rustls), with the CAs to trust.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, effect threads, idle sweep, shutdown.
-//! - [`client`]: the terminal client: login with retries, slash commands, rendering of
-//!   events as the classic client showed them, with network text defused.
+//! - [`client`]: the terminal client: a session layer (login, reconnecting, channels,
+//!   keepalives, password dialogs) under two interfaces, the classic line mode and the
+//!   full-screen client; network text is always defused.
 //!
 //! `docs/ARCHITECTURE.md` follows one datagram through these modules.
 #![warn(missing_docs)]
@@ -43,5 +47,6 @@ pub mod outbox;
 pub mod protocol;
 pub mod sealing;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod tls;

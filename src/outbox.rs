@@ -6,9 +6,13 @@
 //! This module depends on nothing but the protocol's encoding, so the handler, the cluster
 //! and the server can all use it without depending on each other.
 
+pub mod community;
+
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
+
+pub use community::{CommunityDone, CommunityEffect, CommunityEvent};
 
 use crate::auth::Sealer;
 use crate::protocol::Event;
@@ -88,6 +92,10 @@ pub enum ClusterEvent {
         nick: String,
         /// The text.
         text: String,
+        /// Its id in the channel's history.
+        id: u64,
+        /// When it was sent, milliseconds since the Unix epoch.
+        ms: u64,
     },
     /// A private message for a user of another server.
     Private {
@@ -100,6 +108,8 @@ pub enum ClusterEvent {
         /// The text.
         text: String,
     },
+    /// Channels, moderation and operators (part 5).
+    Community(CommunityEvent),
 }
 
 /// What the other servers of a cluster report, fed into the handler by the cluster thread.
@@ -129,6 +139,10 @@ pub enum ClusterInput {
         nick: String,
         /// The text.
         text: String,
+        /// Its id given by the origin (0 from a server that gives none).
+        id: u64,
+        /// When it was sent (0 when unknown).
+        ms: u64,
     },
     /// A private message from a remote user to a local one.
     Private {
@@ -138,6 +152,13 @@ pub enum ClusterInput {
         from: String,
         /// The text.
         text: String,
+    },
+    /// Channels, moderation and operators (part 5), from `server`.
+    Community {
+        /// The server it comes from.
+        server: String,
+        /// What happened.
+        event: CommunityEvent,
     },
 }
 
@@ -216,6 +237,9 @@ pub enum Effect {
     /// Tell the other servers of the cluster. No answer (dropped and counted when the
     /// cluster can't take it).
     Publish(ClusterEvent),
+    /// Part-5 work: channels, bans and history to store, private messages kept for
+    /// later, the audit log, orders for other workers.
+    Community(CommunityEffect),
 }
 
 impl Effect {
@@ -226,6 +250,7 @@ impl Effect {
             | Effect::LoadAccount { ticket, .. }
             | Effect::StoreAccount { ticket, .. }
             | Effect::DeleteAccount { ticket, .. } => Some(*ticket),
+            Effect::Community(c) => c.ticket(),
             Effect::ReleaseLease { .. } | Effect::SaveHotList { .. } | Effect::Publish(_) => None,
         }
     }
@@ -233,6 +258,9 @@ impl Effect {
     /// The answer to give when the effect could not be carried out at all (its queue was
     /// full, or the server is stopping).
     pub fn failed(&self) -> Option<Done> {
+        if let Effect::Community(c) = self {
+            return c.failed();
+        }
         let ticket = self.ticket()?;
         Some(match self {
             Effect::ClaimLease { .. } => Done::Lease {
@@ -283,6 +311,8 @@ pub enum Done {
         /// Whether it is durable.
         ok: bool,
     },
+    /// The result of a part-5 effect.
+    Community(CommunityDone),
 }
 
 impl Done {
@@ -292,6 +322,7 @@ impl Done {
             Done::Lease { ticket, .. }
             | Done::Loaded { ticket, .. }
             | Done::Stored { ticket, .. } => *ticket,
+            Done::Community(c) => c.ticket(),
         }
     }
 }

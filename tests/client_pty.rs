@@ -1,7 +1,8 @@
 //! Drives the real `chat-client` in pseudo-terminals against an in-process server: two
 //! people log in, list channels, join, talk, list users, whisper, watch, part and quit,
 //! and each sees exactly the classic lines; a line being typed survives incoming lines;
-//! escape sequences from the network arrive defused.
+//! escape sequences from the network arrive defused; pastes go line by line; a password
+//! session asks its password again after the server restarts.
 
 mod common;
 
@@ -26,6 +27,7 @@ fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
     ));
     cmd.arg("127.0.0.1")
         .arg(server.addr().port().to_string())
+        .arg("--line")
         .arg("--known-servers")
         .arg(pins)
         .env("TERM", "xterm");
@@ -241,4 +243,109 @@ fn passwords_are_asked_twice_without_echo_and_never_shown() {
     );
     again.send_line("/quit").unwrap();
     expect_exit(&mut again, 0);
+}
+
+/// The line mode in a terminal that echoes and has a size (see `common::pty`).
+fn line_mode(port: u16, extra: &[&str]) -> common::pty::Pty {
+    let home = tempfile::tempdir().unwrap().keep();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    cmd.args(["127.0.0.1", &port.to_string(), "--line"])
+        .args(extra)
+        .env("TERM", "xterm")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"));
+    common::pty::Pty::spawn(cmd, 24, 100)
+}
+
+/// Every PUBLIC_MSG payload at `peer` until `want` came (or 20 s passed).
+fn publics(peer: &common::Peer, want: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < want && std::time::Instant::now() < deadline {
+        if let Some((c, p)) = peer.recv_within(std::time::Duration::from_millis(200)) {
+            if c == code::PUBLIC_MSG {
+                got.push(p);
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn pastes_in_line_mode_go_line_by_line() {
+    let server = common::server();
+    let mut ann = line_mode(server.addr().port(), &["--nick", "ann"]);
+    ann.wait_raw("Log in successful. Welcome ann.");
+    ann.line("/join Pets");
+    ann.wait_raw("Welcome to the Pets Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.wait_raw("<bob has entered Pets>");
+    // Three lines at once, no paste marks: three messages, not one.
+    ann.send("one\rtwo\rthree\r");
+    assert_eq!(
+        publics(&bob, 3),
+        ["Pets ann one", "Pets ann two", "Pets ann three"]
+    );
+    // A bracketed paste of six lines asks first.
+    ann.send("\u{1b}[200~1\n2\n3\n4\n5\n6\u{1b}[201~");
+    ann.wait_raw("Send these 6 lines? [y/N] ");
+    ann.line("n");
+    ann.wait_raw("\tNot sent.");
+    ann.line("after");
+    assert_eq!(publics(&bob, 1), ["Pets ann after"]);
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_password_session_asks_the_password_again_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let store = udpchat::accounts::StoreKind::Sqlite(data.path().join("data"));
+    let server = common::server_with(|c| c.store = store.clone());
+    let addr = server.addr();
+    let mut ann = line_mode(
+        addr.port(),
+        &[
+            "--nick",
+            "ann",
+            "--keepalive-ms",
+            "300",
+            "--pong-wait-ms",
+            "300",
+        ],
+    );
+    ann.wait_raw("Log in successful. Welcome ann.");
+    ann.line("/register");
+    ann.wait_raw("New password: ");
+    ann.line("tulip garden");
+    ann.wait_raw("Repeat it: ");
+    ann.line("tulip garden");
+    ann.wait_raw("Nickname ann is registered.");
+    ann.wait("the password login", |raw, _| {
+        raw.matches("Log in successful. Welcome ann.").count() == 2
+    });
+    ann.line("/join Pets");
+    ann.wait_raw("Welcome to the Pets Channel (1 users)");
+
+    server.shutdown().unwrap();
+    ann.wait_raw("** connection to server lost; reconnecting **");
+    let server = common::server_with(|c| {
+        c.bind = addr;
+        c.store = store;
+    });
+    // The prompt changes at once; the password is typed without echo.
+    ann.wait_raw("Password for ann: ");
+    ann.line("tulip garden");
+    ann.wait_raw("** connection to server restored **");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.line("hello again");
+    assert_eq!(publics(&bob, 1), ["Pets ann hello again"]);
+    assert!(!ann.raw().contains("tulip"), "the password was echoed");
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    server.shutdown().unwrap();
 }

@@ -1,7 +1,6 @@
 //! Drives the real `chat-client` from pipes, as a script would: commands line by line,
 //! plain output, exit after end of input; login retries against a silent port, a
-//! nickname in use, `/login`, SIGTERM, escape sequences arriving defused, batched
-//! delivery, and a classic server that does not know CAPS_REQ.
+//! nickname in use, `/login`, SIGTERM, and escape sequences arriving defused.
 
 mod common;
 
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use udpchat::client::command::HELP;
-use udpchat::protocol::{code, encode_raw, errors, Request, DEFAULT_MAX_DATAGRAM};
+use udpchat::protocol::{Request, DEFAULT_MAX_DATAGRAM};
 use udpchat::server::RunningServer;
 
 /// The longest any one wait in these tests lasts.
@@ -88,6 +87,24 @@ impl Scripted {
         }
     }
 
+    /// Waits for a line starting with `prefix`.
+    #[track_caller]
+    fn expect_prefix(&mut self, prefix: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.lines.recv_deadline(deadline) {
+                Ok(got) => {
+                    let found = got.starts_with(prefix);
+                    self.seen.push(got);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no line starting {prefix:?}; got {:#?}", self.seen),
+            }
+        }
+    }
+
     /// Closes standard input and waits for the exit; returns the status and all output.
     fn finish(mut self) -> (ExitStatus, Vec<String>) {
         drop(self.stdin.take());
@@ -146,6 +163,7 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
         "\tann [Pets]: hello  there",
         "\t/frob: unknown command",
         "\tUsage: /join TITLE",
+        "\t-> ann: note to self",
         "\tann [**private**]: note to self",
         "\t<ann is online>",
         "\tYou have left the Pets Channel",
@@ -295,9 +313,13 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
     again.expect_line("\t** ERROR: wrong password **");
     again.send("secret words\n");
     again.expect_line("\tLog in successful. Welcome ann.");
-    again.send("/passwd\nnew words\nnew words\n");
+    // The current password first, then the new one twice.
+    again.send("/passwd\nsecret words\nnew words\nnew words\n");
     again.expect_line("\tPassword changed for ann.");
-    again.send("/unregister\n");
+    // Deleting the account asks for the nickname.
+    again.send("/unregister\nnot me\n");
+    again.expect_line("\tNot deleted: that is not your nickname.");
+    again.send("/unregister\nann\n");
     again.expect_line("\tNickname ann is no longer registered.");
     let (status, _) = again.finish();
     assert!(status.success());
@@ -312,105 +334,120 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
 }
 
 #[test]
-fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
-    // A sender window makes the burst below arrive as batches on any machine.
-    let server = common::server_with(|c| {
-        c.senders = 1;
-        c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
-    });
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
-    let granted = server
-        .state()
-        .users()
-        .into_iter()
-        .find(|(_, u)| &*u.nick == "ann")
-        .map(|(_, u)| u.caps.batch);
-    assert_eq!(granted, Some(Some(1200)), "the client asked for batch");
+fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
+    let server = common::server();
+    let port = server.addr().port();
     let bob = common::user(&server, "bob");
-    bob.join("Pets");
-    // Events beyond one per datagram: those that shared a datagram with another.
-    let shared = || {
-        let s = server.stats();
-        s.events_out.saturating_sub(s.datagrams_out)
-    };
-    let sent_before = shared();
-    for i in 0..12 {
-        bob.send(Request::SendPublic {
-            text: &format!("line {i}"),
-        });
+    bob.join("Weather");
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.send("/join Pets\n/join Weather\n/nick annie\n");
+    ann.expect_line("\tYou are now known as annie.");
+    // bob saw ann leave and annie come back into Weather.
+    let mut seen = Vec::new();
+    while let Some(d) = bob.recv_within(Duration::from_millis(500)) {
+        seen.push(d);
     }
-    for i in 0..12 {
-        ann.expect_line(&format!("\tbob [Pets]: line {i}"));
+    assert!(
+        seen.contains(&(udpchat::protocol::code::USER_JOINS, "Weather annie".into())),
+        "{seen:?}"
+    );
+    ann.send("/whois annie\n");
+    ann.expect_prefix("\tannie           (on 00:00:0");
+    assert!(ann
+        .seen
+        .last()
+        .unwrap()
+        .ends_with(") Channels: Weather Pets"));
+    ann.send("/ignore bob\n");
+    ann.expect_line("\tIgnoring bob.");
+    bob.send(Request::SendPublic {
+        text: "can you hear me?",
+    });
+    // Once bob has his own copy, ann's went out before anything ann asks for next.
+    loop {
+        let (c, p) = bob.recv();
+        if c == udpchat::protocol::code::PUBLIC_MSG {
+            assert_eq!(p, "Weather bob can you hear me?");
+            break;
+        }
     }
-    // The counters are added up just after the datagrams go out: wait for them.
-    let deadline = Instant::now() + TIMEOUT;
-    while shared() <= sent_before {
-        assert!(Instant::now() < deadline, "no events shared a datagram");
-        thread::sleep(Duration::from_millis(10));
-    }
+    ann.send("/whois bob\n");
+    ann.expect_prefix("\tbob             (on ");
+    ann.send("/unignore bob\n");
+    ann.expect_line("\tNo longer ignoring bob.");
+    bob.send(Request::SendPublic { text: "and now?" });
+    ann.expect_line("\tbob [Weather]: and now?");
     let (status, lines) = ann.finish();
     assert!(status.success());
-    assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("can you hear me")),
+        "{lines:#?}"
+    );
     server.shutdown().unwrap();
 }
 
 #[test]
-fn a_classic_server_that_does_not_know_caps_req_is_fine() {
-    // A part-1 server: LOGIN_ACK for a login, `ERROR unimplemented event code` for
-    // anything it does not know (CAPS_REQ included), nothing for LOGOFF.
-    let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
-    classic
-        .set_read_timeout(Some(Duration::from_millis(100)))
+fn the_settings_file_names_the_server_the_nickname_and_the_channels() {
+    let server = common::server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "server = \"127.0.0.1\"\nport = {}\nnick = \"ann\"\nchannels = [\"Pets\", \"Weather\"]\n",
+            server.addr().port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg("--config")
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    let port = classic.local_addr().unwrap().port();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            let mut codes = Vec::new();
-            let mut buf = [0u8; 2048];
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok((n, from)) = classic.recv_from(&mut buf) else {
-                    continue;
-                };
-                let code = u16::from_be_bytes([buf[0], buf[1]]);
-                codes.push((code, String::from_utf8_lossy(&buf[2..n]).to_string()));
-                let mut answer = Vec::new();
-                match code {
-                    code::LOGIN_REQ => encode_raw(code::LOGIN_ACK, "ann", &mut answer),
-                    code::LOGOFF => continue,
-                    _ => encode_raw(code::ERROR, errors::UNIMPLEMENTED, &mut answer),
-                }
-                classic.send_to(&answer, from).unwrap();
-            }
-            codes
-        })
-    };
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    // Let the answer to CAPS_REQ arrive before the next request.
-    thread::sleep(Duration::from_millis(300));
-    ann.send("/who a\n");
-    let (status, lines) = ann.finish();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let codes = seen.join().unwrap();
-    assert!(status.success());
+    child.stdin.take().unwrap().write_all(b"/users\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("\tLog in successful. Welcome ann."), "{text}");
     assert!(
-        codes.contains(&(code::CAPS_REQ, "batch".to_string())),
-        "{codes:?}"
+        text.contains("\tWelcome to the Pets Channel (1 users)"),
+        "{text}"
     );
-    // The answer to CAPS_REQ is not news for the user; the one to /who is.
-    assert_eq!(
-        lines,
-        [
-            "trying to log in (1)...",
-            "\tLog in successful. Welcome ann.",
-            "\t** ERROR: unimplemented event code **",
-        ],
-        "{lines:#?}"
+    assert!(
+        text.contains("\tWelcome to the Weather Channel (1 users)"),
+        "{text}"
     );
+    // Joined in order: the last one is current.
+    assert!(text.contains(") Channels: Weather Pets"), "{text}");
+
+    // --help names the file's place.
+    let help = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg("--help")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let expected = format!(
+        "Settings file: {}",
+        dir.path().join("udpchat/client.toml").display()
+    );
+    assert!(help.contains(&expected), "{help}");
+    // A file with a mistake is refused, with its name.
+    std::fs::write(&file, "sever = \"x\"\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg("--config")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("client.toml"),
+        "{bad:?}"
+    );
+    server.shutdown().unwrap();
 }
 
 /// A UDP relay between one client and the server that drops the first sealed datagram the
@@ -499,5 +536,164 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     assert!(
         !seen.iter().any(|l| l.contains("FORGED")),
         "a forgery was shown: {seen:#?}"
+    );
+}
+
+#[test]
+fn community_commands_show_as_sentences() {
+    let server = common::server();
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/create Den a cozy place\n");
+    ann.expect_line("\t<ann created Den (temporary): a cozy place>");
+    ann.expect_line("\tWelcome to the Den Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Den");
+    ann.expect_line("\t<bob has entered Den>");
+    ann.send("/topic Den warm and cozy\n/mode Den +m\n/voice Den bob\n/mode Den\n");
+    ann.expect_line("\t<ann set the topic of Den: warm and cozy>");
+    ann.expect_line("\t<ann set mode +m on Den>");
+    ann.expect_line("\t<ann set mode +v bob on Den>");
+    ann.expect_line("\t[Den] modes +mt, no member limit, founded by ann");
+    bob.send(Request::SendPublic { text: "thanks" });
+    ann.expect_line("\tbob [Den]: thanks");
+    ann.send("/history Den 5\n/kick Den bob enough\n/kick Den\n");
+    ann.expect_line("\t-- end of the history of Den --");
+    ann.expect_line("\t<ann removed bob from Den: enough>");
+    ann.expect_line("\tUsage: /kick TITLE NICK [REASON]");
+    ann.send("/status\n");
+    ann.expect_line("\t** ERROR: you are not a server operator **");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 1, "{lines:#?}");
+    assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
+    let server = common::server_with(|c| {
+        c.idle_timeout = Duration::from_millis(800);
+        c.check_interval = Duration::from_millis(100);
+    });
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    bob.send(Request::SendPublic { text: "seen live" });
+    ann.expect_line("\tbob [Pets]: seen live");
+    // The client drops off the server (its keepalive is 30 s; the server's timeout is
+    // shorter here), while bob stays and talks on.
+    while server.state().address_of("ann").is_some() {
+        bob.send(Request::StillHere);
+        thread::sleep(Duration::from_millis(100));
+    }
+    for text in ["while you were away", "and this too"] {
+        bob.send(Request::SendPublic { text });
+    }
+    // The next request tells the client the server forgot it: it logs in again by
+    // itself, rejoins, and asks for what it missed.
+    ann.send("/users\n");
+    ann.expect_line("** connection to server lost; reconnecting **");
+    ann.expect_line("** connection to server restored **");
+    ann.expect_line("\t-- 2 missed in Pets --");
+    // Asked by hand, with nothing said meanwhile: nothing missed.
+    ann.send("/reconnect\n");
+    ann.expect_line("** reconnecting **");
+    ann.expect_line("\t-- nothing missed in Pets --");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
+    assert!(
+        history[0].ends_with(" bob [Pets]: while you were away"),
+        "{history:?}"
+    );
+    assert!(
+        history[1].ends_with(" bob [Pets]: and this too"),
+        "{history:?}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
+    let server = common::server();
+    let port = server.addr().port();
+    // ann's nickname is registered; ann is away.
+    let ann = common::user(&server, "ann");
+    common::register(&ann, "secret words");
+    ann.send(Request::Logoff);
+    expect_no_users(&server);
+    // bob speaks part 5, so it is told the message is kept.
+    let bob = common::user(&server, "bob");
+    bob.send(Request::Hello { client: "test" });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::HELLO_ACK, "{payload}");
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "are you there?",
+    });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::PRIVATE_STORED, "{payload}");
+
+    let mut client = Scripted::start(port, &["--nick", "ann"]);
+    client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
+    client.send("secret words\n");
+    client.expect_line("\tLog in successful. Welcome ann.");
+    // The store hands it over with the login, before or after the welcome (they go out
+    // through different sender threads).
+    if !client.seen.iter().any(|l| l.starts_with("\t[kept ")) {
+        client.expect_prefix("\t[kept ");
+    }
+    let (status, lines) = client.finish();
+    assert!(status.success(), "{lines:#?}");
+    let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
+    assert_eq!(kept.len(), 1, "{lines:#?}");
+    assert!(
+        kept[0].ends_with(" bob [**private**]: are you there?"),
+        "{kept:?}"
+    );
+    // Delivered once: tests/community.rs checks that a later login gets nothing.
+}
+
+#[test]
+fn against_a_classic_server_the_hello_goes_unremarked() {
+    // A server of the classic protocol: it knows LOGIN_REQ and nothing of part 5.
+    let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = classic.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = classic.recv_from(&mut buf) {
+            let reply = match Request::decode(&buf[..n], 2048) {
+                Ok(Request::Login { nick }) => {
+                    udpchat::protocol::Event::LoginAck { nick }.to_bytes()
+                }
+                Ok(Request::Logoff | Request::StillHere) => continue,
+                _ => udpchat::protocol::Event::Error {
+                    message: "unimplemented event code",
+                }
+                .to_bytes(),
+            };
+            let _ = classic.send_to(&reply, from);
+        }
+    });
+    let (status, lines) = run_script(port, &["--nick", "ann"], "/frob\n");
+    assert!(status.success(), "{lines:#?}");
+    assert_eq!(
+        lines,
+        [
+            "trying to log in (1)...",
+            "\tLog in successful. Welcome ann.",
+            "\t/frob: unknown command"
+        ]
     );
 }

@@ -19,7 +19,7 @@ use udpchat::protocol::{
     ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD,
 };
 use udpchat::server::send::sender_of;
-use udpchat::state::{Member, State};
+use udpchat::state::{ChannelId, Member, State};
 
 /// Any text, spaces included: fits a field that is the last of its datagram.
 fn text() -> impl Strategy<Value = String> {
@@ -279,7 +279,7 @@ fn datagram(op: &Op) -> Vec<u8> {
 
 /// Users whose own channel list holds channel `id`: the membership as the user records
 /// see it, independent of the channel's member list that fan-out reads.
-fn members_by_user_records(state: &State, id: u32) -> Vec<SocketAddr> {
+fn members_by_user_records(state: &State, id: ChannelId) -> Vec<SocketAddr> {
     let mut v: Vec<SocketAddr> = state
         .users()
         .into_iter()
@@ -358,7 +358,8 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
 
         match (&step.op, &before) {
             (Op::Public(text), Some((nick, Some(id)))) => {
-                let title = &*state.channel(*id).title;
+                let ch = state.channel(*id).expect("the current channel exists");
+                let title = &*ch.title;
                 let mut got: Vec<SocketAddr> = Vec::new();
                 for (to, e) in &events {
                     prop_assert_eq!(
@@ -378,7 +379,7 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
             (Op::Logoff, Some((nick, _))) => {
                 prop_assert!(state.user(from).is_none());
                 prop_assert_eq!(state.address_of(nick), None);
-                for ch in state.channels.iter() {
+                for ch in state.channels().iter() {
                     prop_assert!(
                         !ch.snapshot().iter().any(|m| m.addr == from),
                         "step {}: {} still lists a logged-off address",

@@ -239,7 +239,7 @@ fn metrics_count_events_and_events_per_datagram() {
     let mut events = 0;
     while events < 10 {
         let n = a.sock.recv(&mut buf).unwrap();
-        events += udpchat::client::unpack::unpack(&buf[..n]).len();
+        events += udpchat::client::net::unpack(&buf[..n]).len();
     }
     // LOGIN_ACK, CAPS_ACK, JOIN_ACK and the ten messages: 13 events, fewer datagrams.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -22,8 +22,9 @@ use udpchat::state::State;
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Request codes, plus a few a server must refuse (its own events, unknown, extremes).
-const CODES: [u16; 22] = [
+/// Request codes (the community's of part 5 too), plus a few a server must refuse (its
+/// own events, unknown, extremes).
+const CODES: [u16; 33] = [
     code::LOGIN_REQ,
     code::LOGOFF,
     code::JOIN_REQ,
@@ -44,6 +45,17 @@ const CODES: [u16; 22] = [
     code::ERROR,
     code::LOGIN_ACK,
     code::USER_ITEM,
+    code::HELLO,
+    code::CHAN_CREATE,
+    code::CHAN_TOPIC,
+    code::CHAN_KICK,
+    code::CHAN_BAN,
+    code::CHAN_UNBAN,
+    code::CHAN_MODE,
+    code::CHAN_INVITE,
+    code::CHAN_DROP,
+    code::HISTORY_REQ,
+    code::OPER_STATUS,
     0,
     u16::MAX,
 ];
@@ -51,8 +63,9 @@ const CODES: [u16; 22] = [
 /// Words that make payloads reach deep states: nicknames that collide ignoring case,
 /// the classic titles in several cases, an unknown title, nicknames at and over the
 /// 32-byte limit, characters whose lower case differs in length, white space and control
-/// characters that make a nickname invalid, and the empty word.
-const WORDS: [&str; 31] = [
+/// characters that make a nickname invalid, the empty word, and what part-5 requests
+/// take (a title to create, modes, counts, masks, history forms).
+const WORDS: [&str; 43] = [
     "ann",
     "Ann",
     "bob",
@@ -84,6 +97,18 @@ const WORDS: [&str; 31] = [
     "batch",
     "batch=512",
     "multicast",
+    "Den",
+    "den",
+    "+m",
+    "+i",
+    "+l",
+    "+o",
+    "-o",
+    "0",
+    "5",
+    "spam*",
+    "account:ann",
+    "last",
 ];
 
 /// Eight clients, IPv4 and IPv6. Half of the `who` values name one of the first two,

@@ -149,6 +149,15 @@ pub enum Command {
     /// messages came back before, during and after the flood, with round trips p50/p99/max.
     /// Exits with 1 if none of the user's messages came back after the flood.
     Flood(FloodArgs),
+    /// Create and destroy channels at a steady rate while others chat (part 5).
+    ///
+    /// --creators users (guests) each loop: CHAN_CREATE a channel of a fresh title, say a
+    /// line there, PART_REQ (the empty temporary channel is then destroyed); together they
+    /// start --rate loops a second. --chatters users talk in --channel every --interval-ms.
+    /// The report: loops done and failed, chat sent and received, the server's channel
+    /// count before and after (--metrics) and its RSS every --sample seconds
+    /// (--server-pid). Exits with 1 if a loop failed.
+    Churn(crate::churn::ChurnArgs),
 }
 
 impl Args {

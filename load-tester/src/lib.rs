@@ -13,6 +13,8 @@
 //! - [`redis_cmp`]: the same fan-out through a redis-server's PUBLISH (`--compare-redis`).
 //! - [`flood`]: `load-tester flood`, many source addresses against one server while a
 //!   steady user keeps talking.
+//! - [`churn`]: `load-tester churn`, channels created and destroyed at a steady rate while
+//!   others chat, with the server's memory sampled.
 //! - [`soak`]: the `soak` binary, steady load with churn for a long time.
 //! - [`scenario`]: the phases of a run on the members of one process.
 //! - [`run`]: a run, or a sweep over channel sizes, in one process.
@@ -23,6 +25,7 @@
 //!   limit. Batched sends go through the server's own `udpchat::server::sys`.
 
 pub mod chart;
+pub mod churn;
 pub mod cli;
 pub mod flood;
 pub mod members;
@@ -71,6 +74,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         anyhow::ensure!(
             flood::main_with(flood_args)?,
             "the steady user was not served after the flood"
+        );
+        return Ok(());
+    }
+    if let Some(Command::Churn(churn_args)) = &args.command {
+        anyhow::ensure!(
+            churn::main_with(churn_args)?,
+            "some channels could not be created, used and left"
         );
         return Ok(());
     }

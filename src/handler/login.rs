@@ -155,6 +155,8 @@ impl Handler {
             out.send(watcher, &Event::UserOnline { nick });
         }
         self.publish_user(now, wall, from, out);
+        // A password login: private messages kept while it was away (part 5).
+        self.fetch_mail(now, from, nick, out);
     }
 
     pub(super) fn logoff(&self, from: SocketAddr, out: &mut Outbox) {
@@ -162,13 +164,15 @@ impl Handler {
             return;
         };
         let nick = &gone.user.nick;
-        for (id, rest) in gone.parts {
-            let ch = self.state.channel(id);
+        for (id, rest) in &gone.parts {
+            let Some(ch) = self.state.channel(*id) else {
+                continue;
+            };
             let event = Event::UserParts {
                 title: &ch.title,
                 nick,
             };
-            out.fanout(rest, &event, u64::from(id));
+            out.fanout(rest.clone(), &event, *id);
         }
         for watcher in self.state.watchers_of(nick) {
             out.send(watcher, &Event::UserOffline { nick });
@@ -179,6 +183,9 @@ impl Handler {
             out.effect(Effect::ReleaseLease {
                 nick: nick.to_string(),
             });
+        }
+        for (id, _) in &gone.parts {
+            self.left_channel(*id, out);
         }
     }
 }

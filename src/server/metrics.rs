@@ -65,12 +65,12 @@ pub fn render(src: &Sources) -> String {
         &mut out,
         "channels",
         "gauge",
-        "Configured channels.",
-        &one(src.state.channels.len() as u64),
+        "Channels (configured and created).",
+        &one(src.state.channel_count() as u64),
     );
     let members: Vec<(String, u64)> = src
         .state
-        .channels
+        .channels()
         .iter()
         .map(|c| {
             (
@@ -169,6 +169,12 @@ pub fn render(src: &Sources) -> String {
         "{queue=\"store\"}".to_string(),
         src.effects.store_depth() as u64,
     ));
+    if let Some(sink) = src.effects.community() {
+        depths.push((
+            "{queue=\"community-store\"}".to_string(),
+            sink.depth() as u64,
+        ));
+    }
     metric(
         &mut out,
         "queue_depth",
@@ -200,6 +206,30 @@ pub fn render(src: &Sources) -> String {
     );
     for (name, help, value) in src.audit.samples() {
         metric(&mut out, name, "counter", help, &one(value));
+    }
+    if let Some(sink) = src.effects.community() {
+        let cs = &sink.stats;
+        metric(
+            &mut out,
+            "community_refused_total",
+            "counter",
+            "Part-5 effects (stored channels, bans, history, kept messages, orders for users) refused because their queue was full.",
+            &one(cs.refused.load(Ordering::Relaxed)),
+        );
+        metric(
+            &mut out,
+            "community_store_errors_total",
+            "counter",
+            "Part-5 reads and writes that failed in the store.",
+            &one(cs.store_errors.load(Ordering::Relaxed)),
+        );
+        metric(
+            &mut out,
+            "audit_records_total",
+            "counter",
+            "Moderation and operator actions written to the audit log.",
+            &one(cs.audited.load(Ordering::Relaxed)),
+        );
     }
     if let Some(c) = &src.cluster {
         cluster_metrics(&mut out, c, src.state.remote.len());

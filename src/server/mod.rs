@@ -12,6 +12,7 @@
 //!             out together: BATCH datagrams for clients granted `batch`, one event per
 //!             datagram for classic ones; sendmmsg, resume after partial sends, count failures
 //!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
+//!  community-store ── part-5 effects: channels, bans, history, kept messages, audit log
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
 //!  cluster (with --redis) ── events from Redis ──► Handler::cluster_input ──► replies, fan-outs
 //!  cluster-pub (with --redis) ── published events ──► Redis, pipelined
@@ -22,6 +23,7 @@
 //! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
+pub mod community;
 pub mod effects;
 pub mod limit;
 pub mod metrics;
@@ -34,6 +36,7 @@ pub mod worker;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,12 +49,16 @@ pub use limit::Limits;
 pub use send::BatchWindow;
 pub use stats::{Stats, StatsSnapshot};
 
+use crate::accounts::community::CommunityStore;
 use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::Handler;
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
+use crate::settings::{Live, LiveSettings};
 use crate::state::State;
+
+pub use community::Reloader;
 
 /// Datagrams each worker's queue holds before the receive thread drops more.
 pub const WORKER_QUEUE: usize = 8192;
@@ -100,6 +107,10 @@ pub struct ServerConfig {
     pub store: StoreKind,
     /// The cluster to join; `None` stands alone.
     pub cluster: Option<ClusterConfig>,
+    /// Part-5 settings a reload may change: limits, operators, message of the day.
+    pub live: Live,
+    /// A file the audit log of moderation and operator actions is appended to.
+    pub audit_log: Option<PathBuf>,
     /// Whether the server keeps accounts (`--accounts-off` clears it: every nickname is a
     /// guest's, registrations and password logins are refused).
     pub accounts: bool,
@@ -138,6 +149,8 @@ impl Default for ServerConfig {
             metrics: None,
             store: StoreKind::Memory,
             cluster: None,
+            live: Live::default(),
+            audit_log: None,
             accounts: true,
             register_limit: crate::accounts::limits::DEFAULT_REGISTER_PER_PREFIX,
             account_reserve_percent: 10,
@@ -204,6 +217,8 @@ pub struct Server {
     store: Arc<dyn AccountStore>,
     accounts: Arc<Service>,
     cluster: Option<Arc<Cluster>>,
+    community_store: Arc<dyn CommunityStore>,
+    live: Arc<LiveSettings>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -297,6 +312,13 @@ impl Server {
             let pct = usize::from(config.account_reserve_percent.min(100));
             state.reserve_for_accounts(config.max_users * pct / 100);
         }
+        let community_store = config
+            .store
+            .open_community_with(&trust)
+            .map_err(store_error)?;
+        let mut live = config.live.clone();
+        live.max_channels_per_user = config.max_channels_per_user;
+        community::load(&*community_store, &state, &live).map_err(store_error)?;
         let cluster = match &config.cluster {
             Some(c) => Some(Arc::new(Cluster::new(c.clone(), &trust)?)),
             None => None,
@@ -305,6 +327,8 @@ impl Server {
             cluster,
             store,
             accounts,
+            community_store,
+            live: Arc::new(LiveSettings::new(live)),
             config,
             metrics,
             socket,
@@ -351,6 +375,14 @@ impl Server {
         self.state.clone()
     }
 
+    /// What changes the configuration while the server runs (on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+            live: self.live.clone(),
+        }
+    }
+
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.
     ///
     /// # Errors
@@ -358,6 +390,7 @@ impl Server {
     pub fn run(self) -> Result<(), ServerError> {
         let c = &self.config;
         let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+            .with_live(self.live.clone())
             .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
         if self.cluster.is_some() {
@@ -390,6 +423,13 @@ impl Server {
             (0..workers).map(|_| bounded(WORKER_QUEUE)).unzip();
         let (done_txs, done_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| bounded(effects::DONE_QUEUE)).unzip();
+        let (community_sink, community_thread) = community::spawn(
+            self.community_store.clone(),
+            done_txs.clone(),
+            c.audit_log.as_deref(),
+        )
+        .map_err(ServerError::Thread)?;
+        threads.push(community_thread);
         let (effects, effect_threads) = effects::spawn(
             self.store.clone(),
             self.accounts.clone(),
@@ -398,6 +438,7 @@ impl Server {
             self.stop.clone(),
         )
         .map_err(ServerError::Thread)?;
+        let effects = effects.with_community(community_sink);
         threads.extend(effect_threads);
         for (i, (rx, done)) in work_rxs.into_iter().zip(done_rxs).enumerate() {
             let worker = worker::Worker {
@@ -415,7 +456,7 @@ impl Server {
         }
         let pool = send_txs;
         if let Some(cluster) = &self.cluster {
-            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool)?);
+            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool, &effects)?);
         }
 
         {
@@ -473,6 +514,7 @@ impl Server {
         cluster: Arc<Cluster>,
         handler: &Handler,
         pool: &send::SenderPool,
+        effects: &effects::Effects,
     ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
@@ -487,9 +529,15 @@ impl Server {
         let state_for_seal = self.state.clone();
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
+        let effects = effects.clone();
         let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
             for input in inputs {
                 handler.cluster_input(input, &mut out);
+            }
+            // Orders for local users (a kick or kill from another server) and what a
+            // change owes the cluster or the store; nothing here waits for an answer.
+            for effect in out.effects.drain(..) {
+                let _ = effects.submit(effect);
             }
             for fanout in out.fanouts.drain(..) {
                 senders.dispatch(fanout);

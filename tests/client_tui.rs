@@ -1,0 +1,415 @@
+//! The full-screen client in a pseudo-terminal, its screen rendered by a terminal emulator
+//! (`vt100`): what a person sees of buffers, activity, the status line and the nick list;
+//! a reconnect after the server is restarted; pastes; a long line split and wrapped; a
+//! password that never shows; the part-5 commands, with history shown apart.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pty::Pty;
+use common::Peer;
+use udpchat::protocol::{code, Request};
+use udpchat::server::RunningServer;
+
+const ROWS: u16 = 24;
+const COLS: u16 = 100;
+
+/// The full-screen client as `nick`, with its settings and history in a folder of its own.
+fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    cmd.args(["127.0.0.1", &port.to_string(), "--nick", nick])
+        .args(extra)
+        .env("TERM", "xterm-256color")
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_STATE_HOME", home.path().join("state"));
+    Pty::spawn(cmd, ROWS, COLS)
+}
+
+/// The status line (the row above the input line).
+fn status(p: &Pty) -> String {
+    p.row(ROWS - 2)
+}
+
+#[track_caller]
+fn wait_status(p: &Pty, text: &str) {
+    p.wait(&format!("status line with {text:?}"), |_, screen| {
+        screen
+            .lines()
+            .nth(usize::from(ROWS - 2))
+            .is_some_and(|l| l.contains(text))
+    });
+}
+
+/// Waits for a datagram `code payload` at `peer`, skipping others.
+#[track_caller]
+fn expect_at(peer: &Peer, code: u16, payload: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some((c, p)) = peer.recv_within(Duration::from_millis(200)) {
+            if c == code && p == payload {
+                return;
+            }
+            seen.push((c, p));
+        }
+    }
+    panic!("no {code} {payload:?}; got {seen:#?}");
+}
+
+/// Every PUBLIC_MSG text from `sender` at `peer` until `quiet` passes without one.
+fn public_texts(peer: &Peer, sender: &str, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut texts = Vec::new();
+    while texts.len() < want && Instant::now() < deadline {
+        if let Some((c, p)) = peer.recv_within(Duration::from_millis(200)) {
+            if c == code::PUBLIC_MSG {
+                let mut parts = p.splitn(3, ' ');
+                let (_, from, text) = (parts.next(), parts.next(), parts.next());
+                if from == Some(sender) {
+                    texts.push(text.unwrap_or("").to_string());
+                }
+            }
+        }
+    }
+    texts
+}
+
+#[test]
+fn buffers_activity_status_line_and_nick_list() {
+    let server = common::server();
+    let port = server.addr().port();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(port, "ann", &home, &[]);
+    wait_status(&ann, "[ann]");
+    wait_status(&ann, "[connected]");
+    assert!(status(&ann).contains("[1:status]"), "{}", ann.screen());
+
+    ann.line("/join Pets");
+    ann.wait_screen("Welcome to the Pets Channel (1 users)");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.wait_screen("<bob has entered Pets>");
+    // The nick list beside the channel.
+    ann.wait("bob in the nick list", |_, s| {
+        s.contains("2 users") && s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+
+    ann.line("/join Weather");
+    wait_status(&ann, "[3:Weather]");
+    bob.send(Request::SendPublic {
+        text: "hi ann, still there?",
+    });
+    // Activity: buffer 2 has a new line that mentions ann.
+    wait_status(&ann, "[Act: 2!]");
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "psst",
+    });
+    wait_status(&ann, "[Act: 2!,4!]");
+
+    // Alt-2 shows the channel; its activity is seen.
+    ann.send("\u{1b}2");
+    wait_status(&ann, "[2:Pets]");
+    ann.wait_screen("bob [Pets]: hi ann, still there?");
+    assert!(status(&ann).contains("[Act: 4!]"), "{}", status(&ann));
+
+    // Typing in Pets while Weather is current speaks in Pets (joined first, quietly).
+    ann.line("back in pets");
+    expect_at(&bob, code::PUBLIC_MSG, "Pets ann back in pets");
+    ann.wait_screen("ann [Pets]: back in pets");
+
+    // The private conversation has its buffer; what ann sends there shows in it.
+    ann.line("/window 4");
+    wait_status(&ann, "[4:bob]");
+    ann.wait_screen("bob [**private**]: psst");
+    ann.line("hello bob");
+    expect_at(&bob, code::PRIVATE_MSG, "ann hello bob");
+    ann.wait_screen("-> bob: hello bob");
+
+    // Ctrl-N wraps around to the status buffer; Ctrl-P goes back.
+    ann.send("\u{e}");
+    wait_status(&ann, "[1:status]");
+    ann.send("\u{10}");
+    wait_status(&ann, "[4:bob]");
+
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    // The terminal is left as it was found: the alternate screen is gone.
+    assert!(ann.raw().contains("\u{1b}[?1049l"), "{:?}", ann.raw());
+    server.shutdown().unwrap();
+}
+
+/// A server on a given address (to start one again where the last one was).
+fn server_at(addr: SocketAddr) -> RunningServer {
+    common::server_with(|c| c.bind = addr)
+}
+
+#[test]
+fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
+    let server = common::server();
+    let addr = server.addr();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(
+        addr.port(),
+        "ann",
+        &home,
+        &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
+    );
+    wait_status(&ann, "[connected]");
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    ann.line("/join Weather");
+    wait_status(&ann, "[3:Weather]");
+    ann.line("/window 1");
+    wait_status(&ann, "[in Weather]");
+
+    server.shutdown().unwrap();
+    ann.wait_screen("** connection to server lost; reconnecting **");
+    let server = server_at(addr);
+    ann.wait_screen("** connection to server restored **");
+    wait_status(&ann, "[connected]");
+    wait_status(&ann, "[in Weather]");
+
+    // The new server has ann in both channels, Weather (current) first.
+    let bob = common::user(&server, "bob");
+    bob.join("Weather");
+    bob.send(Request::Whois { nick: "ann" });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, code::USER_ITEM, "{payload}");
+    assert!(payload.ends_with(" Weather Pets"), "{payload}");
+
+    // What ann types goes where it went before.
+    ann.line("/window 3");
+    ann.line("made it");
+    expect_at(&bob, code::PUBLIC_MSG, "Weather ann made it");
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.wait_screen("<bob has entered Pets>");
+
+    // A bracketed paste of three lines: three messages.
+    ann.send("\u{1b}[200~one\ntwo\nthree\u{1b}[201~");
+    assert_eq!(public_texts(&bob, "ann", 3), ["one", "two", "three"]);
+
+    // Three lines arriving at once without paste marks: three messages too.
+    ann.send("four\rfive\rsix\r");
+    assert_eq!(public_texts(&bob, "ann", 3), ["four", "five", "six"]);
+
+    // Seven lines: asked first.
+    let seven: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
+    ann.send(&format!("\u{1b}[200~{}\u{1b}[201~", seven.join("\n")));
+    ann.wait_screen("Send these 7 lines? [y/N]");
+    ann.line("y");
+    assert_eq!(public_texts(&bob, "ann", 7), seven);
+
+    // A line longer than a datagram: split at spaces into messages that fit.
+    let words: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
+    let long = words.join(" ");
+    // Typed in pieces, each seen on the input line before the next: a terminal's input
+    // queue holds about a kilobyte at a time.
+    for chunk in words.chunks(100) {
+        let piece = format!("{} ", chunk.join(" "));
+        ann.send(&piece);
+        let last = chunk.last().unwrap().clone();
+        ann.wait(&format!("{last} typed"), move |_, s| {
+            s.lines().last().is_some_and(|l| l.contains(&last))
+        });
+    }
+    ann.send("\r");
+    let pieces = public_texts(&bob, "ann", 2);
+    assert!(pieces.len() >= 2, "{pieces:?}\n{}", ann.screen());
+    assert!(pieces.iter().all(|p| p.len() <= 1022), "{pieces:?}");
+    assert_eq!(pieces.join(" ").trim_end(), long);
+    // On screen the long message wraps with an indent, words whole.
+    ann.wait("an indented continuation row", |_, s| {
+        s.lines().any(|l| l.starts_with("        w"))
+    });
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn passwords_show_as_stars_and_never_go_out_as_text() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+
+    ann.line("/register");
+    ann.wait_screen("New password: ");
+    ann.send("hunter2hunter2");
+    ann.wait_screen("New password: **************");
+    ann.send("\r");
+    ann.wait_screen("Repeat it: ");
+    ann.line("hunter2hunter2");
+    ann.wait_screen("Nickname ann is registered.");
+    // Then the session logs in with the new password, to be protected.
+    ann.wait_screen("Log in successful. Welcome ann.");
+    ann.wait_screen("[Pets] ");
+    // Typed again at the chat prompt, the password is held back.
+    ann.line("hunter2hunter2");
+    ann.wait_screen("not sent: that is a password");
+    ann.line("done");
+    let texts = public_texts(&bob, "ann", 1);
+    assert_eq!(texts, ["done"]);
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    assert!(!ann.raw().contains("hunter2"), "the password was shown");
+    // Nor did it reach the history file.
+    let history = std::fs::read_to_string(home.path().join("state/udpchat/history")).unwrap();
+    assert!(!history.contains("hunter2"), "{history}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn scrollback_search_completion_bell_settings_and_history() {
+    let server = common::server();
+    let port = server.addr().port();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config/udpchat");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("client.toml"),
+        "timestamps = false\nchannels = [\"Pets\"]\n",
+    )
+    .unwrap();
+    let mut ann = tui(port, "ann", &home, &[]);
+    // The settings file: Pets joined at start, no timestamps.
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    ann.wait_screen("<bob has entered Pets>");
+    for i in 0..40 {
+        bob.send(Request::SendPublic {
+            text: &format!("msg-{i:02}"),
+        });
+    }
+    ann.wait("the last message, at the start of its row", |_, s| {
+        s.lines().any(|l| l.starts_with("bob [Pets]: msg-39"))
+    });
+    assert!(!ann.screen().contains("msg-05"));
+
+    // PageUp shows older lines; PageDown comes back.
+    ann.send("\u{1b}[5~");
+    wait_status(&ann, "-- more --");
+    ann.wait_screen("msg-10");
+    ann.send("\u{1b}[6~\u{1b}[6~");
+    ann.wait("back at the bottom", |_, s| {
+        s.contains("msg-39") && !s.contains("-- more --")
+    });
+
+    // Search brings an old line into view; Esc goes back.
+    ann.line("/search MSG-05");
+    ann.wait_screen("bob [Pets]: msg-05");
+    ann.send("\u{1b}");
+    ann.wait("back at the bottom", |_, s| !s.contains("msg-05"));
+
+    // Tab completes commands and nicknames.
+    ann.send("/wh\t");
+    ann.wait_screen("[Pets] /who ");
+    ann.send("\u{15}bo\t");
+    ann.wait_screen("[Pets] bob: ");
+    ann.line("are you done?");
+    expect_at(&bob, code::PUBLIC_MSG, "Pets ann bob: are you done?");
+
+    // A mention rings the bell.
+    let bells = ann.raw().matches('\u{7}').count();
+    bob.send(Request::SendPublic { text: "yes ann" });
+    ann.wait("a bell", |raw, _| raw.matches('\u{7}').count() > bells);
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+
+    // The next run remembers what was typed.
+    let mut again = tui(port, "ann", &home, &[]);
+    wait_status(&again, "[connected]");
+    again.send("\u{1b}[A");
+    again.wait_screen("[Pets] /quit");
+    again.send("\u{1b}[A");
+    again.wait_screen("[Pets] bob: are you done?");
+    again.send("\u{3}");
+    assert_eq!(again.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn sigterm_logs_off_and_gives_the_terminal_back() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    common::wait_until(|| server.state().user_count() == 1);
+    let pid = libc::pid_t::try_from(ann.pid()).unwrap();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(ann.exit_code(), Some(128 + libc::SIGTERM));
+    common::wait_until(|| server.state().user_count() == 0);
+    assert!(
+        ann.raw().contains("\u{1b}[?1049l"),
+        "the alternate screen was left on"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn part5_commands_in_the_full_screen_with_history_shown_apart() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    // A created channel comes to the front like a joined one.
+    ann.line("/create Den a cozy place");
+    ann.wait_screen("<ann created Den (temporary): a cozy place>");
+    wait_status(&ann, "[2:Den]");
+    let bob = common::user(&server, "bob");
+    bob.join("Den");
+    ann.wait("bob in the nick list", |_, s| {
+        s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+    bob.send(Request::SendPublic { text: "said live" });
+    ann.wait_screen("bob [Den]: said live");
+    ann.line("/history Den 5");
+    ann.wait_screen("-- end of the history of Den --");
+    ann.wait_screen("] bob [Den]: said live");
+    // The history line is dimmed; the live one is not.
+    assert_eq!(
+        ann.color_of("[history "),
+        Some(vt100::Color::Idx(8)),
+        "{}",
+        ann.screen()
+    );
+    assert_eq!(
+        ann.color_of("bob [Den]: said live"),
+        Some(vt100::Color::Default)
+    );
+    // A kicked member leaves the nick list.
+    ann.line("/kick Den bob enough");
+    ann.wait_screen("<ann removed bob from Den: enough>");
+    ann.wait("bob gone from the nick list", |_, s| {
+        !s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
+    server.shutdown().unwrap();
+}
