@@ -67,7 +67,7 @@ fn public_message(c: &mut Criterion) {
                     Incoming::new(member(0), black_box(&msg)),
                     &mut out,
                 );
-                let fanned: usize = out.fanouts.iter().map(|f| f.dests.len()).sum();
+                let fanned: usize = out.fanouts.iter().map(|f| f.members.len()).sum();
                 out.clear();
                 fanned
             })

@@ -8,8 +8,11 @@
 #
 #   scripts/benchmarks.sh            # every scenario (the 10,000-member sweep takes minutes)
 #   scripts/benchmarks.sh fanout     # just one: fanout | half | latency | idle20k | sweep | cluster | sealing
+#                                    #   | batch | light | halfraw | fill | sweepbatch | sealbatch
+#   BATCH_BYTES=8000 scripts/benchmarks.sh batch   # batch clients asking for 8000-byte batches
 #   scripts/benchmarks.sh multicast  # multicast channels (needs root for its network namespace):
 #                                    # mcast-fanout, mcast-cpu, mcast-mixed; each may run alone
+#   scripts/benchmarks.sh mcast-batch   # multicast members that also ask for batches
 #   TAG=2 scripts/benchmarks.sh fanout   # a repeat, saved as fanout-1000-2.json
 #   SERVER_BIN=../old/target/release/chat-server TAG=old scripts/benchmarks.sh fanout
 #                                        # the same scenario against another build of the server
@@ -28,9 +31,11 @@ CHANNELS=$(mktemp)
 TMP=$(mktemp -d)
 BENCH_NS=
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
-    for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$BENCH_NS" ] && ip netns del "$BENCH_NS" 2>/dev/null
+    # Each kill may find its process gone already; that must not end the clean-up early
+    # (under set -e) and leave the others running.
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "$BENCH_NS" ]; then ip netns del "$BENCH_NS" 2>/dev/null || true; fi
     rm -rf "$CHANNELS" "$TMP"
     true
 }
@@ -43,12 +48,15 @@ start_server() {
         --data "$TMP/data" "$@" 2>>"$OUT/server.log" &
     SERVER_PID=$!
     sleep 0.5
+    # A server that could not bind (another one on $PORT) must not leave the load tester
+    # measuring whatever answers there.
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "chat-server did not start on port $PORT" >&2; exit 1; }
 }
 
 stop_pid() {
     # A server still sending the USER_PARTS of a big channel's log-offs drains its queues on
     # SIGTERM; give it 5 s, then stop it hard so the next scenario starts on a quiet machine.
-    kill "$1"
+    kill "$1" 2>/dev/null || return 0 # already gone
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         kill -0 "$1" 2>/dev/null || break
         sleep 0.5
@@ -90,6 +98,7 @@ start_server_ns() {
     # `ip netns exec` and `taskset` exec the server in their place: $! is the server.
     SERVER_PID=$!
     sleep 0.5
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "chat-server did not start on port $PORT" >&2; exit 1; }
 }
 
 # The table of docs/BENCHMARKS.md's multicast section from docs/bench/multicast-*.json.
@@ -100,13 +109,14 @@ out, tag = sys.argv[1], sys.argv[2]
 def load(name):
     path = f"{out}/{name}{tag}.json"
     return json.load(open(path)) if os.path.exists(path) else None
-for name, window in (("multicast-1000", 4), ("multicast-1000-w16", 16)):
+for name, window, what in (("multicast-1000", 4, ""), ("multicast-1000-w16", 16, ""),
+                           ("multicast-batch-1000", 256, " asking for batches")):
     r = load(name)
     if not r:
         continue
     raw, rawm = r["raw"], r["raw_multicast"]
     per = r.get("events_per_datagram") or 1.0
-    print(f"one channel of 1,000 multicast members, flat out, window {window}: server {r['deliveries_per_s']:,.0f} events/s "
+    print(f"one channel of 1,000 multicast members{what}, flat out, window {window}: server {r['deliveries_per_s']:,.0f} events/s "
           f"({per:.2f} per datagram), raw multicast {rawm['deliveries_per_s']:,.0f}/s ({r['deliveries_per_s'] / rawm['deliveries_per_s']:.2f}x), "
           f"raw unicast {raw['deliveries_per_s']:,.0f}/s ({r['deliveries_per_s'] / raw['deliveries_per_s']:.2f}x), "
           f"loss {r['loss_pct']:.3f}%")
@@ -162,6 +172,14 @@ d["per_message"] = {k: d[k] / m for k in ("commands_processed", "net_input_bytes
 report["redis"] = d
 json.dump(report, open(out, "w"), indent=2)
 PY
+}
+
+# Starts a redis-server of the script's own on $1 (for --compare-redis and the cluster).
+start_redis() {
+    redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --dir "$TMP" >/dev/null &
+    CLUSTER_PIDS+=($!)
+    for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
 # The table of docs/BENCHMARKS.md's cluster section from docs/bench/cluster-*.json.
@@ -234,6 +252,16 @@ scenario() {
             --json >"$OUT/sealing-mixed-2000${TAG:+-$TAG}.json"
         stop_server
         sealing_table ;;
+    sealbatch) # sealing and batching together: one server, one channel of 1,000 clients
+        # granted batch published to flat out, first guests, then protected members (each
+        # member's batches sealed for it alone)
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --window 256 --duration 10 \
+            --batch --rcvbuf 1048576 --json >"$OUT/sealbatch-guests-1000${TAG:+-$TAG}.json"
+        lt --clients 1000 --protected 1000 --channels 1 --publishers 1 --rate 0 --window 256 \
+            --duration 10 --batch --rcvbuf 1048576 --json \
+            >"$OUT/sealbatch-protected-1000${TAG:+-$TAG}.json"
+        stop_server ;;
     idle20k) # target 4: 20,000 clients logged in and kept alive (several processes); the
         # short idle timeout makes a missed keepalive show as `expired` within the run
         start_server 200 --idle-timeout 20 --check-interval 5
@@ -241,9 +269,12 @@ scenario() {
             >"$OUT/idle-20000.json"
         stop_server ;;
     sweep) # target 5 and the chart: one channel of 100, 1,000 and 10,000 members
+        # (SWEEP_SIZES=100,1000,3000 for a shorter run: 10,000 classic joins take minutes)
+        local chart=()
+        [ -z "${TAG:-}" ] && chart=(--chart docs/fanout.svg)
         start_server 3
-        lt --sweep 100,1000,10000 --publishers 1 --rate 0 --duration 10 --raw --json \
-            --chart docs/fanout.svg >"$OUT/sweep.json"
+        lt --sweep "${SWEEP_SIZES:-100,1000,10000}" --publishers 1 --rate 0 --duration 10 --raw \
+            --json "${chart[@]}" >"$OUT/sweep${TAG:+-$TAG}.json"
         stop_server ;;
     cluster) # one channel of 1,000 spread over 1, 2 and 3 servers joined by one Redis: each
         # server runs --redis with its own --server-id and port. The hour-long lease TTL keeps
@@ -251,10 +282,7 @@ scenario() {
         # TTL) out of the measured window, so Redis's counters show the messages' traffic only.
         local rport=$((PORT + 100)) n i servers pids
         "$BIN/load-tester" --print-channels 1 >"$CHANNELS"
-        redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
-            --daemonize no --dir "$TMP" >/dev/null &
-        CLUSTER_PIDS+=($!)
-        for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        start_redis "$rport"
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
         for n in 1 2 3; do
             servers=() pids=()
@@ -322,16 +350,80 @@ scenario() {
             --rate-limit 0 --data "$TMP/data" --multicast 239.77.0.0/24 2>>"$OUT/server.log" &
         SERVER_PID=$!
         sleep 0.5
+        kill -0 "$SERVER_PID" 2>/dev/null || { echo "chat-server did not start on port $PORT" >&2; exit 1; }
         lt --clients 1000 --channels 10 --publishers 10 --rate 0 --duration 10 --multicast \
             --multicast-share 0.5 --json >"$OUT/multicast-mixed${TAG:+-$TAG}.json"
         lt --clients 1000 --channels 10 --publishers 10 --rate 50 --duration 10 --multicast \
             --multicast-share 0.5 --json >"$OUT/multicast-mixed-rate${TAG:+-$TAG}.json"
         stop_server ;;
+    mcast-batch) # multicast and batching together: one channel of 1,000 multicast members
+        # that also ask for batches (the group's CHANNEL_DATA then carries BATCHes),
+        # published to flat out with the `batch` scenario's window of 256, beside both raw
+        # blasters (the raw multicast blaster keeps the same window)
+        start_server 1 --multicast 239.77.0.0/24
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --window 256 --duration 10 \
+            --batch="${BATCH_BYTES:-1200}" --rcvbuf 1048576 --raw --multicast --json \
+            >"$OUT/multicast-batch-1000${TAG:+-$TAG}.json"
+        stop_server
+        multicast_table ;;
+    batch) # issue 11, targets 1 and 6: one channel of 1,000 clients granted batch, publishing
+        # as fast as the server fans out (a window of 256 messages in flight, so that
+        # events can wait for the busy senders), then the raw blaster and Redis PUBLISH to
+        # 1,000 TCP subscribers with the same window, all in one run. The member sockets
+        # ask for 1 MiB receive buffers (raw phase included): the load tester's one
+        # receiver thread, on the cores the server uses, falls behind in bursts
+        local rport=$((PORT + 100)) bytes=${BATCH_BYTES:-1200}
+        start_redis "$rport"
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 0 --window 256 --duration 10 \
+            --batch="$bytes" --rcvbuf 1048576 --raw --compare-redis "127.0.0.1:$rport" --json \
+            >"$OUT/batch-$bytes-1000${TAG:+-$TAG}.json"
+        stop_server
+        stop_pid "${CLUSTER_PIDS[0]}"
+        CLUSTER_PIDS=() ;;
+    light) # issue 11, target 3: 10 messages/s into one channel of 1,000 where every other
+        # client asks for batches: both kinds' latency from the same messages
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate 10 --duration 20 --batch --mixed \
+            --json >"$OUT/light-mixed-1000${TAG:+-$TAG}.json"
+        stop_server ;;
+    halfraw) # issue 11, target 4: half of the classic saturation rate measured by `fanout`
+        # (same TAG) into 1,000 classic clients, then the raw blaster paced at that rate;
+        # RCVBUF=1048576 gives the member sockets bigger receive buffers (both phases)
+        local sat rate
+        sat=$(python3 -c "import json;print(json.load(open('$OUT/fanout-1000${TAG:+-$TAG}.json'))['deliveries_per_s'])")
+        rate=$(python3 -c "print(round($sat / 1000 / 2))")
+        start_server 1
+        lt --clients 1000 --channels 1 --publishers 1 --rate "$rate" --duration 20 --raw \
+            ${RCVBUF:+--rcvbuf "$RCVBUF"} --json >"$OUT/half-raw-1000${TAG:+-$TAG}.json"
+        stop_server ;;
+    fill) # issue 11, target 5: 10,000 clients granted batch join one channel (every member
+        # hears of every later joiner); FILL_CLASSIC=1 also times classic clients (minutes)
+        start_server 1
+        lt --clients 10000 --channels 1 --publishers 0 --duration 1 --batch \
+            --json >"$OUT/fill-10000-batch${TAG:+-$TAG}.json"
+        stop_server
+        if [ -n "${FILL_CLASSIC:-}" ]; then
+            start_server 1
+            lt --clients 10000 --channels 1 --publishers 0 --duration 1 \
+                --json >"$OUT/fill-10000-classic${TAG:+-$TAG}.json"
+            stop_server
+        fi ;;
+    sweepbatch) # issue 11's chart: the sweep of `sweep` (same SWEEP_SIZES and TAG: run
+        # `sweep` first) with clients granted batch (window 256), drawn with the classic
+        # sweep on one chart
+        start_server 3
+        lt --sweep "${SWEEP_SIZES:-100,1000,10000}" --publishers 1 --rate 0 --window 256 \
+            --duration 10 --batch --rcvbuf 1048576 --raw --json \
+            >"$OUT/sweep-batch${TAG:+-$TAG}.json"
+        stop_server
+        "$BIN/load-tester" --chart-from "$OUT/sweep${TAG:+-$TAG}.json" \
+            --chart-from "$OUT/sweep-batch${TAG:+-$TAG}.json" --chart docs/fanout-batch.svg ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
 
-if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster sealing; fi
+if [ $# -eq 0 ]; then set -- fanout half latency idle20k sweep cluster sealing batch light halfraw fill sweepbatch; fi
 for s in "$@"; do
     echo "== $s" >&2
     scenario "$s"

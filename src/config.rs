@@ -97,9 +97,10 @@ struct File {
     channel: Vec<Entry>,
 }
 
+/// One `[[channel]]` table as read, with the places of its values.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Entry {
+pub(crate) struct Entry {
     title: Spanned<String>,
     description: Spanned<String>,
     #[serde(default = "yes")]
@@ -144,15 +145,28 @@ pub fn parse_channels(text: &str, path: &Path) -> Result<Vec<ChannelSpec>, Confi
             "no [[channel]] tables; a server needs at least one channel".into(),
         ));
     }
-    if file.channel.len() > MAX_CHANNELS {
+    check_entries(file.channel, text).map_err(|(at, message)| invalid(at, message))
+}
+
+/// Checks `[[channel]]` tables read from `text` (a channels file or the server's
+/// configuration file).
+///
+/// # Errors
+/// The byte offset of the offending value and what is wrong with it.
+pub(crate) fn check_entries(
+    entries: Vec<Entry>,
+    text: &str,
+) -> Result<Vec<ChannelSpec>, (usize, String)> {
+    let invalid = |at: usize, message: String| (at, message);
+    if entries.len() > MAX_CHANNELS {
         return Err(invalid(
             0,
             format!("more than {MAX_CHANNELS} channels configured"),
         ));
     }
     let mut seen = std::collections::HashMap::new();
-    let mut out = Vec::with_capacity(file.channel.len());
-    for entry in file.channel {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
         let title = entry.title.get_ref();
         let at = entry.title.span().start;
         if title.is_empty() {
@@ -201,7 +215,8 @@ pub fn parse_channels(text: &str, path: &Path) -> Result<Vec<ChannelSpec>, Confi
     Ok(out)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()

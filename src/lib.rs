@@ -11,13 +11,18 @@
 //! - [`nick`]: nickname keys (a PRECIS fold) and confusable skeletons.
 //! - [`sealing`]: which addresses get sealed datagrams; sealing at send time.
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
-//! - [`state`]: users by address, the case-insensitive nickname index, channels with their
-//!   members and shareable member snapshots, sessions, and the view of remote users.
+//! - [`settings`]: the server's configuration file (every flag, operators, message of the
+//!   day, community limits, channels) and the settings a SIGHUP reload changes live.
+//! - [`state`]: users by address, the case-insensitive nickname index, channels (configured
+//!   and created) with their members, shareable member snapshots, moderation lists and
+//!   history, sessions, and the view of remote users.
 //! - [`outbox`]: what the state machine asks for: datagrams to send and effects (leases,
 //!   account writes, cluster events), and the results fed back.
 //! - [`handler`]: the state machine, one module per concept; no I/O, no clock of its own.
 //! - [`multicast`]: multicast channels: the group range, each channel's group, key and
 //!   listeners, and the tag of CHANNEL_DATA.
+//! - [`delivery`]: how a round of waiting fan-outs goes out, member by member: one event
+//!   per datagram for classic clients, BATCH datagrams for those granted `batch` (no I/O).
 //! - [`accounts`]: the OPAQUE service and the account stores (SQLite, PostgreSQL, memory).
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
@@ -37,6 +42,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod datagram;
+pub mod delivery;
 pub mod handler;
 pub mod multicast;
 pub mod nick;
@@ -44,5 +50,6 @@ pub mod outbox;
 pub mod protocol;
 pub mod sealing;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod tls;

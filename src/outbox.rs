@@ -7,23 +7,31 @@
 //! fan-out may name, so the handler, the cluster and the server can all use it without
 //! depending on each other.
 
+pub mod community;
+
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
+pub use community::{CommunityDone, CommunityEffect, CommunityEvent};
+
 use crate::auth::Sealer;
 use crate::multicast::ChannelGroup;
 use crate::protocol::Event;
-use crate::state::Route;
+use crate::state::{Member, Route};
 
-/// One encoded datagram for many addresses: a public message or a channel notice.
+/// One encoded event for many members: a public message or a channel notice.
+///
+/// The senders decide how it travels to each member (alone, or in a BATCH with other
+/// events waiting for that member); the handler only says what and to whom.
 #[derive(Debug, Clone)]
 pub struct Fanout {
-    /// The datagram, encoded once.
+    /// The event datagram, encoded once.
     pub payload: Arc<[u8]>,
-    /// Who gets it by unicast.
-    pub dests: Arc<[SocketAddr]>,
-    /// Routing key (the channel): fan-outs with one key go through the senders in order.
+    /// Who gets it by unicast: the channel's shared member snapshot, less the members
+    /// that hear the channel on its group.
+    pub members: Arc<[Member]>,
+    /// Ordering key (the channel): the fan-outs of one key reach every member in one order.
     pub key: u64,
     /// The channel's multicast group, when it gets the event too: one more "member" that
     /// gets it once, sealed in CHANNEL_DATA with the channel's next sequence number by the
@@ -91,6 +99,10 @@ pub enum ClusterEvent {
         nick: String,
         /// The text.
         text: String,
+        /// Its id in the channel's history.
+        id: u64,
+        /// When it was sent, milliseconds since the Unix epoch.
+        ms: u64,
     },
     /// A private message for a user of another server.
     Private {
@@ -103,6 +115,8 @@ pub enum ClusterEvent {
         /// The text.
         text: String,
     },
+    /// Channels, moderation and operators (part 5).
+    Community(CommunityEvent),
 }
 
 /// What the other servers of a cluster report, fed into the handler by the cluster thread.
@@ -132,6 +146,10 @@ pub enum ClusterInput {
         nick: String,
         /// The text.
         text: String,
+        /// Its id given by the origin (0 from a server that gives none).
+        id: u64,
+        /// When it was sent (0 when unknown).
+        ms: u64,
     },
     /// A private message from a remote user to a local one.
     Private {
@@ -141,6 +159,13 @@ pub enum ClusterInput {
         from: String,
         /// The text.
         text: String,
+    },
+    /// Channels, moderation and operators (part 5), from `server`.
+    Community {
+        /// The server it comes from.
+        server: String,
+        /// What happened.
+        event: CommunityEvent,
     },
 }
 
@@ -219,6 +244,9 @@ pub enum Effect {
     /// Tell the other servers of the cluster. No answer (dropped and counted when the
     /// cluster can't take it).
     Publish(ClusterEvent),
+    /// Part-5 work: channels, bans and history to store, private messages kept for
+    /// later, the audit log, orders for other workers.
+    Community(CommunityEffect),
 }
 
 impl Effect {
@@ -229,6 +257,7 @@ impl Effect {
             | Effect::LoadAccount { ticket, .. }
             | Effect::StoreAccount { ticket, .. }
             | Effect::DeleteAccount { ticket, .. } => Some(*ticket),
+            Effect::Community(c) => c.ticket(),
             Effect::ReleaseLease { .. } | Effect::SaveHotList { .. } | Effect::Publish(_) => None,
         }
     }
@@ -236,6 +265,9 @@ impl Effect {
     /// The answer to give when the effect could not be carried out at all (its queue was
     /// full, or the server is stopping).
     pub fn failed(&self) -> Option<Done> {
+        if let Effect::Community(c) = self {
+            return c.failed();
+        }
         let ticket = self.ticket()?;
         Some(match self {
             Effect::ClaimLease { .. } => Done::Lease {
@@ -286,6 +318,8 @@ pub enum Done {
         /// Whether it is durable.
         ok: bool,
     },
+    /// The result of a part-5 effect.
+    Community(CommunityDone),
 }
 
 impl Done {
@@ -295,6 +329,7 @@ impl Done {
             Done::Lease { ticket, .. }
             | Done::Loaded { ticket, .. }
             | Done::Stored { ticket, .. } => *ticket,
+            Done::Community(c) => c.ticket(),
         }
     }
 }
@@ -353,26 +388,26 @@ impl Outbox {
         self.push(to, &Event::Error { message }, ReplyKind::Error);
     }
 
-    /// Queues `event` for every address in `dests` (nothing if there are none).
-    pub fn fanout(&mut self, dests: Arc<[SocketAddr]>, event: &Event<'_>, key: u64) {
-        self.channel_fanout(dests, event, key, None);
+    /// Queues `event` for every member of `members` (nothing if there are none).
+    pub fn fanout(&mut self, members: Arc<[Member]>, event: &Event<'_>, key: u64) {
+        self.channel_fanout(members, event, key, None);
     }
 
-    /// Queues `event` for every address in `dests` and, if given, once for `group`
+    /// Queues `event` for every member of `members` and, if given, once for `group`
     /// (nothing if there is neither).
     pub fn channel_fanout(
         &mut self,
-        dests: Arc<[SocketAddr]>,
+        members: Arc<[Member]>,
         event: &Event<'_>,
         key: u64,
         group: Option<Arc<ChannelGroup>>,
     ) {
-        if dests.is_empty() && group.is_none() {
+        if members.is_empty() && group.is_none() {
             return;
         }
         self.fanouts.push(Fanout {
             payload: event.to_bytes().into(),
-            dests,
+            members,
             key,
             group,
         });
@@ -445,11 +480,12 @@ impl Outbox {
         self.effects.clear();
     }
 
-    /// Every unicast datagram as (destination, bytes), fan-outs expanded: for tests.
+    /// Every event as (destination, bytes), fan-outs expanded one event per member (as a
+    /// classic client gets them; batching is the senders' business): for tests.
     pub fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out: Vec<_> = self.unicast().map(|(a, b)| (a, b.to_vec())).collect();
         for f in &self.fanouts {
-            out.extend(f.dests.iter().map(|a| (*a, f.payload.to_vec())));
+            out.extend(f.members.iter().map(|m| (m.addr, f.payload.to_vec())));
         }
         out
     }

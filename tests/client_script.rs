@@ -538,3 +538,162 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
         "a forgery was shown: {seen:#?}"
     );
 }
+
+#[test]
+fn community_commands_show_as_sentences() {
+    let server = common::server();
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send("/create Den a cozy place\n");
+    ann.expect_line("\t<ann created Den (temporary): a cozy place>");
+    ann.expect_line("\tWelcome to the Den Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Den");
+    ann.expect_line("\t<bob has entered Den>");
+    ann.send("/topic Den warm and cozy\n/mode Den +m\n/voice Den bob\n/mode Den\n");
+    ann.expect_line("\t<ann set the topic of Den: warm and cozy>");
+    ann.expect_line("\t<ann set mode +m on Den>");
+    ann.expect_line("\t<ann set mode +v bob on Den>");
+    ann.expect_line("\t[Den] modes +mt, no member limit, founded by ann");
+    bob.send(Request::SendPublic { text: "thanks" });
+    ann.expect_line("\tbob [Den]: thanks");
+    ann.send("/history Den 5\n/kick Den bob enough\n/kick Den\n");
+    ann.expect_line("\t-- end of the history of Den --");
+    ann.expect_line("\t<ann removed bob from Den: enough>");
+    ann.expect_line("\tUsage: /kick TITLE NICK [REASON]");
+    ann.send("/stats\n");
+    ann.expect_line("\t** ERROR: you are not a server operator **");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 1, "{lines:#?}");
+    assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
+    let server = common::server_with(|c| {
+        c.idle_timeout = Duration::from_millis(800);
+        c.check_interval = Duration::from_millis(100);
+    });
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    bob.send(Request::SendPublic { text: "seen live" });
+    ann.expect_line("\tbob [Pets]: seen live");
+    // The client drops off the server (its keepalive is 30 s; the server's timeout is
+    // shorter here), while bob stays and talks on.
+    while server.state().address_of("ann").is_some() {
+        bob.send(Request::StillHere);
+        thread::sleep(Duration::from_millis(100));
+    }
+    for text in ["while you were away", "and this too"] {
+        bob.send(Request::SendPublic { text });
+    }
+    // The next request tells the client the server forgot it: it logs in again by
+    // itself, rejoins, and asks for what it missed.
+    ann.send("/users\n");
+    ann.expect_line("** connection to server lost; reconnecting **");
+    ann.expect_line("** connection to server restored **");
+    ann.expect_line("\t-- 2 missed in Pets --");
+    // Asked by hand, with nothing said meanwhile: nothing missed.
+    ann.send("/reconnect\n");
+    ann.expect_line("** reconnecting **");
+    ann.expect_line("\t-- nothing missed in Pets --");
+    let (status, lines) = ann.finish();
+    assert!(status.success(), "{lines:#?}");
+    let history: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("\t[history "))
+        .collect();
+    assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
+    assert!(
+        history[0].ends_with(" bob [Pets]: while you were away"),
+        "{history:?}"
+    );
+    assert!(
+        history[1].ends_with(" bob [Pets]: and this too"),
+        "{history:?}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
+    let server = common::server();
+    let port = server.addr().port();
+    // ann's nickname is registered; ann is away.
+    let ann = common::user(&server, "ann");
+    common::register(&ann, "secret words");
+    ann.send(Request::Logoff);
+    expect_no_users(&server);
+    // bob speaks part 5, so it is told the message is kept.
+    let bob = common::user(&server, "bob");
+    bob.send(Request::Hello { client: "test" });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::HELLO_ACK, "{payload}");
+    bob.send(Request::SendPrivate {
+        recipient: "ann",
+        text: "are you there?",
+    });
+    let (c, payload) = bob.recv();
+    assert_eq!(c, udpchat::protocol::code::PRIVATE_STORED, "{payload}");
+
+    let mut client = Scripted::start(port, &["--nick", "ann"]);
+    client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
+    client.send("secret words\n");
+    client.expect_line("\tLog in successful. Welcome ann.");
+    // The store hands it over with the login, before or after the welcome (they go out
+    // through different sender threads).
+    if !client.seen.iter().any(|l| l.starts_with("\t[kept ")) {
+        client.expect_prefix("\t[kept ");
+    }
+    let (status, lines) = client.finish();
+    assert!(status.success(), "{lines:#?}");
+    let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
+    assert_eq!(kept.len(), 1, "{lines:#?}");
+    assert!(
+        kept[0].ends_with(" bob [**private**]: are you there?"),
+        "{kept:?}"
+    );
+    // Delivered once: tests/community.rs checks that a later login gets nothing.
+}
+
+#[test]
+fn against_a_classic_server_the_hello_goes_unremarked() {
+    // A server of the classic protocol: it knows LOGIN_REQ and nothing of part 5.
+    let classic = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = classic.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = classic.recv_from(&mut buf) {
+            let reply = match Request::decode(&buf[..n], 2048) {
+                Ok(Request::Login { nick }) => {
+                    udpchat::protocol::Event::LoginAck { nick }.to_bytes()
+                }
+                Ok(Request::Logoff | Request::StillHere) => continue,
+                _ => udpchat::protocol::Event::Error {
+                    message: "unimplemented event code",
+                }
+                .to_bytes(),
+            };
+            let _ = classic.send_to(&reply, from);
+        }
+    });
+    let (status, lines) = run_script(port, &["--nick", "ann"], "/frob\n");
+    assert!(status.success(), "{lines:#?}");
+    assert_eq!(
+        lines,
+        [
+            "trying to log in (1)...",
+            "\tLog in successful. Welcome ann.",
+            "\t/frob: unknown command"
+        ]
+    );
+}

@@ -1,7 +1,7 @@
 //! The full-screen client in a pseudo-terminal, its screen rendered by a terminal emulator
 //! (`vt100`): what a person sees of buffers, activity, the status line and the nick list;
 //! a reconnect after the server is restarted; pastes; a long line split and wrapped; a
-//! password that never shows.
+//! password that never shows; the part-5 commands, with history shown apart.
 
 mod common;
 
@@ -369,5 +369,47 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
         ann.raw().contains("\u{1b}[?1049l"),
         "the alternate screen was left on"
     );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn part5_commands_in_the_full_screen_with_history_shown_apart() {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    wait_status(&ann, "[connected]");
+    // A created channel comes to the front like a joined one.
+    ann.line("/create Den a cozy place");
+    ann.wait_screen("<ann created Den (temporary): a cozy place>");
+    wait_status(&ann, "[2:Den]");
+    let bob = common::user(&server, "bob");
+    bob.join("Den");
+    ann.wait("bob in the nick list", |_, s| {
+        s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+    bob.send(Request::SendPublic { text: "said live" });
+    ann.wait_screen("bob [Den]: said live");
+    ann.line("/history Den 5");
+    ann.wait_screen("-- end of the history of Den --");
+    ann.wait_screen("] bob [Den]: said live");
+    // The history line is dimmed; the live one is not.
+    assert_eq!(
+        ann.color_of("[history "),
+        Some(vt100::Color::Idx(8)),
+        "{}",
+        ann.screen()
+    );
+    assert_eq!(
+        ann.color_of("bob [Den]: said live"),
+        Some(vt100::Color::Default)
+    );
+    // A kicked member leaves the nick list.
+    ann.line("/kick Den bob enough");
+    ann.wait_screen("<ann removed bob from Den: enough>");
+    ann.wait("bob gone from the nick list", |_, s| {
+        !s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+    ann.line("/quit");
+    assert_eq!(ann.exit_code(), Some(0));
     server.shutdown().unwrap();
 }

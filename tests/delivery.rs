@@ -1,10 +1,14 @@
-//! Part 4 of the protocol in raw datagrams: capabilities (CAPS_REQ/CAPS_ACK) and PING/PONG,
-//! with their malformed forms. Classic clients never send these and see no change.
+//! Part 4 of the protocol in raw datagrams: capabilities (CAPS_REQ/CAPS_ACK), BATCH
+//! delivery (layout, size limit, order, mixed channels) and PING/PONG, with their malformed
+//! forms. Classic clients never send these and see no change.
 
 mod common;
 
+use std::time::Duration;
+
 use common::{server, server_with, user, Peer};
-use udpchat::protocol::{code, errors, Request};
+use udpchat::protocol::{code, errors, Event, Request};
+use udpchat::server::BatchWindow;
 
 #[test]
 fn caps_are_granted_as_asked_and_unknown_ones_ignored() {
@@ -97,4 +101,351 @@ fn a_classic_session_never_sees_part_4() {
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
     bob.expect(code::PUBLIC_MSG, "Pets bob hi");
     ann.expect_nothing();
+}
+
+// ---- BATCH: layout, size limit, order, mixed channels ----
+
+/// A sender window long enough that a burst sent by a test lands in one round, so the
+/// tests see batches however slow the machine is (production waits at most 1 ms, and only
+/// while busy).
+const WINDOW: Duration = Duration::from_millis(300);
+
+/// The next datagram's raw bytes, or `None` after `within`.
+fn recv_raw(p: &Peer, within: Duration) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 65536];
+    p.sock.set_read_timeout(Some(within)).unwrap();
+    match p.sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+/// A datagram as the client sees it: its events (one, or a BATCH's entries, checked
+/// against the layout of part 4 by hand, not only by the library's parser).
+fn unpack(d: &[u8]) -> Vec<(u16, String)> {
+    assert!(d.len() >= 2);
+    let code = u16::from_be_bytes([d[0], d[1]]);
+    let entries: Vec<&[u8]> = if code == code::BATCH {
+        let mut rest = &d[2..];
+        let mut v = Vec::new();
+        while !rest.is_empty() {
+            assert!(rest.len() >= 2, "a length cut in half");
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            assert!(len >= 2 && rest.len() >= 2 + len, "an entry past the end");
+            v.push(&rest[2..2 + len]);
+            rest = &rest[2 + len..];
+        }
+        assert!(v.len() >= 2, "a BATCH holds several events");
+        v
+    } else {
+        vec![d]
+    };
+    entries
+        .into_iter()
+        .map(|e| {
+            Event::decode(e).expect("every entry is a whole event");
+            let c = u16::from_be_bytes([e[0], e[1]]);
+            assert_ne!(c, code::BATCH, "never nested");
+            (c, String::from_utf8(e[2..].to_vec()).unwrap())
+        })
+        .collect()
+}
+
+/// Events as (code, payload text).
+type Events = Vec<(u16, String)>;
+
+/// Every datagram until `n` events have arrived: (datagram sizes and codes, events).
+fn collect(p: &Peer, n: usize) -> (Vec<(usize, u16)>, Events) {
+    let (mut dgrams, mut events) = (Vec::new(), Vec::new());
+    while events.len() < n {
+        let d = recv_raw(p, common::WAIT).expect("more events");
+        dgrams.push((d.len(), u16::from_be_bytes([d[0], d[1]])));
+        events.extend(unpack(&d));
+    }
+    (dgrams, events)
+}
+
+fn batch_user(s: &udpchat::server::RunningServer, nick: &str, caps: &str, granted: &str) -> Peer {
+    let p = user(s, nick);
+    p.send(Request::Caps { caps });
+    p.expect(code::CAPS_ACK, granted);
+    p
+}
+
+/// The text of test message `i`: long enough that 30 of them fill several batches.
+fn msg(i: usize) -> String {
+    format!("m{i:02} {}", "x".repeat(30))
+}
+
+fn texts(n: usize) -> Vec<(u16, String)> {
+    (0..n)
+        .map(|i| (code::PUBLIC_MSG, format!("Pets ann {}", msg(i))))
+        .collect()
+}
+
+#[test]
+fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    let bob = batch_user(&s, "bob", "batch=512", "batch=512");
+    let cid = user(&s, "cid");
+    for p in [&ann, &bob, &cid] {
+        p.join("Pets");
+    }
+    // The joins' notices: drain them (they may come batched too).
+    collect(&ann, 2);
+    collect(&bob, 1);
+    for i in 0..30 {
+        ann.send(Request::SendPublic { text: &msg(i) });
+    }
+    let (a_dgrams, a_events) = collect(&ann, 30);
+    let (b_dgrams, b_events) = collect(&bob, 30);
+    assert_eq!(a_events, texts(30), "every event once, in order");
+    assert_eq!(b_events, texts(30));
+    // Batches, each within the size asked for.
+    assert!(
+        a_dgrams.iter().any(|&(_, c)| c == code::BATCH),
+        "{a_dgrams:?}"
+    );
+    assert!(a_dgrams.len() < 30 && b_dgrams.len() < 30);
+    assert!(a_dgrams.iter().all(|&(len, _)| len <= 1200));
+    assert!(b_dgrams.iter().all(|&(len, _)| len <= 512), "{b_dgrams:?}");
+    assert!(
+        b_dgrams.len() > a_dgrams.len(),
+        "smaller batches, more of them: {a_dgrams:?} {b_dgrams:?}"
+    );
+    // The classic member of the same channel: one plain PUBLIC_MSG per event, as in part 1.
+    assert_eq!(cid.recv_n(30), texts(30));
+    for p in [&ann, &bob, &cid] {
+        p.expect_nothing();
+    }
+}
+
+#[test]
+fn a_lone_event_goes_to_a_batch_member_as_it_is() {
+    let s = server();
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    ann.join("Pets");
+    let bob = user(&s, "bob");
+    bob.join("Pets");
+    // Nothing else waits for ann: the notice and the message come as classic datagrams.
+    ann.expect(code::USER_JOINS, "Pets bob");
+    bob.send(Request::SendPublic { text: "hi" });
+    ann.expect(code::PUBLIC_MSG, "Pets bob hi");
+    bob.expect(code::PUBLIC_MSG, "Pets bob hi");
+}
+
+#[test]
+fn an_event_too_big_for_the_batch_size_goes_alone() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    let ann = batch_user(&s, "ann", "batch=512", "batch=512");
+    ann.join("Pets");
+    let big = "b".repeat(600);
+    ann.send(Request::SendPublic { text: "a" });
+    ann.send(Request::SendPublic { text: &big });
+    ann.send(Request::SendPublic { text: "c" });
+    let (dgrams, events) = collect(&ann, 3);
+    let want: Vec<(u16, String)> = ["a", &big, "c"]
+        .iter()
+        .map(|t| (code::PUBLIC_MSG, format!("Pets ann {t}")))
+        .collect();
+    assert_eq!(events, want);
+    // The big one could share no 512-byte batch: three plain datagrams, in order.
+    assert_eq!(dgrams.len(), 3);
+    assert!(dgrams.iter().all(|&(_, c)| c == code::PUBLIC_MSG));
+}
+
+#[test]
+fn join_and_part_notices_are_batched_too() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    ann.join("Pets");
+    let others: Vec<Peer> = (0..8).map(|i| user(&s, &format!("u{i}"))).collect();
+    for p in &others {
+        p.send(Request::Join { title: "Pets" });
+    }
+    for p in &others {
+        p.send(Request::Part { title: "Pets" });
+    }
+    let (dgrams, events) = collect(&ann, 16);
+    // Users on different workers may be handled in any order; each one's join comes
+    // before its part.
+    for i in 0..8 {
+        let at = |c| events.iter().position(|e| *e == (c, format!("Pets u{i}")));
+        let (join, part) = (at(code::USER_JOINS), at(code::USER_PARTS));
+        assert!(
+            join.is_some() && part.is_some() && join < part,
+            "{events:?}"
+        );
+    }
+    assert!(dgrams.len() < 16, "{dgrams:?}");
+}
+
+#[test]
+fn dropping_the_batch_cap_brings_back_one_event_per_datagram() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    ann.join("Pets");
+    ann.send(Request::Caps { caps: "" });
+    ann.expect(code::CAPS_ACK, "");
+    for i in 0..5 {
+        ann.send(Request::SendPublic { text: &msg(i) });
+    }
+    assert_eq!(ann.recv_n(5), texts(5));
+}
+
+#[test]
+fn every_member_gets_a_channels_events_in_one_order_across_senders() {
+    let s = server_with(|c| {
+        c.senders = 4;
+        c.workers = 4;
+        c.batch_window = BatchWindow::Always(Duration::from_millis(20));
+    });
+    let members: Vec<Peer> = (0..24)
+        .map(|i| {
+            let p = if i % 2 == 0 {
+                batch_user(&s, &format!("m{i}"), "batch=512", "batch=512")
+            } else {
+                user(&s, &format!("m{i}"))
+            };
+            p.join("Pets");
+            p
+        })
+        .collect();
+    // Everyone has heard of everyone who joined after it.
+    for (i, p) in members.iter().enumerate() {
+        collect(p, members.len() - 1 - i);
+    }
+    // Three publishers on (likely) different workers, interleaved bursts.
+    for round in 0..20 {
+        for p in &members[..3] {
+            p.send(Request::SendPublic {
+                text: &format!("r{round}"),
+            });
+        }
+    }
+    let mut orders = Vec::new();
+    for p in &members {
+        let (_, events) = collect(p, 60);
+        // Each publisher's messages in the order it sent them.
+        for who in ["m0", "m1", "m2"] {
+            let mine: Vec<&String> = events
+                .iter()
+                .filter(|(_, t)| t.starts_with(&format!("Pets {who} ")))
+                .map(|(_, t)| t)
+                .collect();
+            let want: Vec<String> = (0..20).map(|r| format!("Pets {who} r{r}")).collect();
+            assert_eq!(mine, want.iter().collect::<Vec<_>>());
+        }
+        orders.push(events);
+    }
+    // One order for the channel, whichever sender serves the member.
+    assert!(orders.windows(2).all(|w| w[0] == w[1]));
+    members[0].expect_nothing();
+}
+
+#[test]
+fn malformed_caps_forms_are_ignored_not_granted() {
+    let s = server();
+    let ann = user(&s, "ann");
+    for (asked, granted) in [
+        ("batch=+600", ""),
+        ("batch= 600", ""),
+        ("batch=600=1", ""),
+        ("BATCH", ""),
+        ("batch=99999999999999999999999", ""),
+        ("batch=0600", "batch=600"),
+        ("batch  batch=700", "batch=700"),
+        ("batch=700 batch", "batch=1200"),
+        ("multicast=1 batch=512", "batch=512"),
+    ] {
+        ann.send(Request::Caps { caps: asked });
+        ann.expect(code::CAPS_ACK, granted);
+    }
+    // Not UTF-8: the usual answer to such text.
+    ann.send_raw(&[0x01, 0xf4, b'b', 0xff]);
+    ann.expect_error(errors::INVALID_TEXT);
+}
+
+#[test]
+fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
+    let s = server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    });
+    // Dan registers, then logs in with the password: every datagram sealed both ways.
+    let guest = user(&s, "dan");
+    common::register(&guest, "pw");
+    guest.send(Request::Logoff);
+    common::wait_until(|| s.state().address_of("dan").is_none());
+    let dan = Peer::new(&s);
+    let mut keys = common::password_login(&dan, "dan", "pw");
+    keys.send(&dan, Request::Caps { caps: "batch" });
+    keys.expect(&dan, code::CAPS_ACK, "batch=1200");
+    keys.send(&dan, Request::Join { title: "Pets" });
+    keys.expect(
+        &dan,
+        code::JOIN_ACK,
+        "Pets 1 For our furry and feathered friends",
+    );
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
+    let cid = batch_user(&s, "cid", "batch", "batch=1200");
+    ann.join("Pets");
+    cid.join("Pets");
+    // Dan's notices of the two joins, then his own copy of a burst of 30 messages.
+    let (mut sealed, mut events) = (Vec::new(), Vec::new());
+    let mut note = |raw: Vec<u8>, events: &mut Events| {
+        assert_eq!(&raw[..2], &code::SEALED.to_be_bytes(), "sealed: {raw:?}");
+        let inner = keys.session.open(&raw).expect("sealed for dan's session");
+        sealed.push((raw.len(), u16::from_be_bytes([inner[0], inner[1]])));
+        events.extend(unpack(&inner));
+    };
+    while events.len() < 2 {
+        note(
+            recv_raw(&dan, common::WAIT).expect("join notices"),
+            &mut events,
+        );
+    }
+    events.clear();
+    collect(&ann, 1);
+    for i in 0..30 {
+        ann.send(Request::SendPublic { text: &msg(i) });
+    }
+    while events.len() < 30 {
+        note(
+            recv_raw(&dan, common::WAIT).expect("more events"),
+            &mut events,
+        );
+    }
+    assert_eq!(events, texts(30), "every event once, in order");
+    // Batches inside the sealing: the batch within the size asked for, plus the 34 bytes
+    // of the seal's header and tag.
+    assert!(sealed.iter().any(|&(_, c)| c == code::BATCH), "{sealed:?}");
+    assert!(
+        sealed.iter().all(|&(len, _)| len <= 1200 + 34),
+        "{sealed:?}"
+    );
+    // The guests in the same channel get the same events in the clear.
+    assert_eq!(collect(&cid, 30).1, texts(30));
+    dan.expect_no_datagram();
 }

@@ -13,7 +13,7 @@ use common::{password_login, register, server_with, user, Peer, WAIT};
 use socket2::{Domain, Protocol, Socket, Type};
 use udpchat::multicast::{mac, verify, MulticastConfig, DISCOVERY_GROUP, PROBE_INTERVAL};
 use udpchat::protocol::{batch, channel_data, code, Event, Request};
-use udpchat::server::RunningServer;
+use udpchat::server::{BatchWindow, RunningServer};
 
 fn mcast_server() -> RunningServer {
     server_with(|c| {
@@ -204,6 +204,41 @@ fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
     });
     a.expect(&ann, code::PRIVATE_MSG, "bob psst");
     ann.expect_no_datagram();
+}
+
+#[test]
+fn waiting_group_events_go_out_together_in_one_channel_data() {
+    // A sender that always waits a moment for more (tests only), so the three messages
+    // below wait together whatever the machine's load.
+    let s = server_with(|c| {
+        c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+        c.senders = 2;
+        c.batch_window = BatchWindow::Always(Duration::from_millis(200));
+    });
+    let (ann, mut g) = confirmed(&s, "ann", "Pets");
+    let bob = user(&s, "bob");
+    bob.join("Pets");
+    assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
+    for text in ["one", "two", "three"] {
+        bob.send(Request::SendPublic { text });
+    }
+    let mut got = Vec::new();
+    let mut datagrams = 0;
+    while got.len() < 3 {
+        let events = g.recv_within(WAIT).expect("the messages on the group");
+        datagrams += 1;
+        got.extend(events.into_iter().filter(|(c, _)| *c != code::MCAST_PROBE));
+    }
+    let want: Vec<(u16, String)> = ["one", "two", "three"]
+        .iter()
+        .map(|t| (code::PUBLIC_MSG, format!("Pets bob {t}")))
+        .collect();
+    assert_eq!(got, want, "in order, each once");
+    assert!(
+        datagrams < 3,
+        "{datagrams} CHANNEL_DATA for 3 waiting events"
+    );
+    ann.expect_nothing();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Property tests: the codec round-trips every request and event and never panics on
 //! arbitrary bytes; random sessions of several clients keep the state consistent and obey
-//! the rules a user of the protocol can check from the datagrams it gets.
+//! the rules a user of the protocol can check from the datagrams it gets; and any
+//! interleaving of fan-outs delivered through batches reaches each member exactly as one
+//! event per datagram would.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,11 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 use proptest::prelude::*;
 use udpchat::config::classic_channels;
 use udpchat::datagram::Incoming;
+use udpchat::delivery::{Job, Planner};
 use udpchat::handler::{Handler, Outbox};
+use udpchat::protocol::{batch, code};
 use udpchat::protocol::{
     ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD,
 };
-use udpchat::state::State;
+use udpchat::server::send::sender_of;
+use udpchat::state::{ChannelId, Member, State};
 
 /// Any text, spaces included: fits a field that is the last of its datagram.
 fn text() -> impl Strategy<Value = String> {
@@ -185,6 +190,10 @@ const TITLES: [&str; 9] = [
     "",
 ];
 
+/// CAPS_REQ payloads: batch sizes come and go, so the members' batch sizes in the channel
+/// snapshots must follow (`check_invariants`).
+const CAPS: &[&str] = &["", "batch", "batch=512", "batch=4000", "junk batch=1"];
+
 fn address(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50_000 + i as u16))
 }
@@ -203,6 +212,8 @@ enum Op {
     Whois(usize),
     Watch(usize),
     Unwatch(usize),
+    /// CAPS_REQ with one of [`CAPS`].
+    Caps(usize),
     /// The server's idle sweep, not a datagram.
     Sweep,
 }
@@ -232,6 +243,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => nick.clone().prop_map(Op::Whois),
         1 => nick.clone().prop_map(Op::Watch),
         1 => nick.prop_map(Op::Unwatch),
+        1 => (0..CAPS.len()).prop_map(Op::Caps),
         1 => Just(Op::Sweep),
     ]
 }
@@ -260,13 +272,14 @@ fn datagram(op: &Op) -> Vec<u8> {
         Op::Whois(n) => Request::Whois { nick: NICKS[*n] }.to_bytes(),
         Op::Watch(n) => Request::Watch { nicks: NICKS[*n] }.to_bytes(),
         Op::Unwatch(n) => Request::Unwatch { nicks: NICKS[*n] }.to_bytes(),
+        Op::Caps(c) => Request::Caps { caps: CAPS[*c] }.to_bytes(),
         Op::Sweep => Vec::new(),
     }
 }
 
 /// Users whose own channel list holds channel `id`: the membership as the user records
 /// see it, independent of the channel's member list that fan-out reads.
-fn members_by_user_records(state: &State, id: u32) -> Vec<SocketAddr> {
+fn members_by_user_records(state: &State, id: ChannelId) -> Vec<SocketAddr> {
     let mut v: Vec<SocketAddr> = state
         .users()
         .into_iter()
@@ -345,7 +358,8 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
 
         match (&step.op, &before) {
             (Op::Public(text), Some((nick, Some(id)))) => {
-                let title = &*state.channel(*id).title;
+                let ch = state.channel(*id).expect("the current channel exists");
+                let title = &*ch.title;
                 let mut got: Vec<SocketAddr> = Vec::new();
                 for (to, e) in &events {
                     prop_assert_eq!(
@@ -365,9 +379,9 @@ fn run_session(steps: &[Step]) -> Result<(), TestCaseError> {
             (Op::Logoff, Some((nick, _))) => {
                 prop_assert!(state.user(from).is_none());
                 prop_assert_eq!(state.address_of(nick), None);
-                for ch in state.channels.iter() {
+                for ch in state.channels().iter() {
                     prop_assert!(
-                        !ch.snapshot().contains(&from),
+                        !ch.snapshot().iter().any(|m| m.addr == from),
                         "step {}: {} still lists a logged-off address",
                         n,
                         ch.title
@@ -427,5 +441,150 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..80),
     ) {
         run_session(&steps)?;
+    }
+}
+
+// ---- batched delivery: the same events, in the same order, as one by one ----
+
+/// What happens to the channels between fan-outs.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Member `m` joins channel `c` (nothing if it is in it).
+    Join(usize, usize),
+    /// Member `m` leaves channel `c` (nothing if it is not in it).
+    Part(usize, usize),
+    /// Member `m` asks for batches of this size (0: classic), in every channel it is in.
+    Caps(usize, u16),
+    /// A fan-out of an event of this many text bytes to channel `c`'s members now.
+    Publish(usize, usize),
+}
+
+const MEMBERS: usize = 12;
+const CHANNELS: usize = 3;
+
+fn change() -> impl Strategy<Value = Change> {
+    let size = prop_oneof![Just(0u16), Just(512), Just(600), Just(1200), Just(65000)];
+    prop_oneof![
+        3 => (0..MEMBERS, 0..CHANNELS).prop_map(|(m, c)| Change::Join(m, c)),
+        1 => (0..MEMBERS, 0..CHANNELS).prop_map(|(m, c)| Change::Part(m, c)),
+        1 => (0..MEMBERS, size).prop_map(|(m, b)| Change::Caps(m, b)),
+        // Texts up to 700 bytes: some events fit no 512-byte batch with another.
+        6 => (0..CHANNELS, 0..700usize).prop_map(|(c, n)| Change::Publish(c, n)),
+    ]
+}
+
+/// Plays `changes`, returning the fan-outs in queue order.
+fn fanouts(changes: &[Change]) -> Vec<Job> {
+    let mut batch = [0u16; MEMBERS];
+    let mut lists: Vec<Vec<usize>> = vec![Vec::new(); CHANNELS];
+    let snap = |list: &[usize], batch: &[u16]| -> Arc<[Member]> {
+        list.iter()
+            .map(|&m| Member::new(address(m), batch[m]))
+            .collect()
+    };
+    // Snapshots are shared between fan-outs until membership or caps change, as in a channel.
+    let mut snaps: Vec<Arc<[Member]>> = (0..CHANNELS).map(|_| snap(&[], &batch)).collect();
+    let mut jobs = Vec::new();
+    for (i, ch) in changes.iter().enumerate() {
+        match *ch {
+            Change::Join(m, c) if !lists[c].contains(&m) => {
+                lists[c].push(m);
+                snaps[c] = snap(&lists[c], &batch);
+            }
+            Change::Part(m, c) => {
+                lists[c].retain(|&x| x != m);
+                snaps[c] = snap(&lists[c], &batch);
+            }
+            Change::Caps(m, b) => {
+                batch[m] = b;
+                for c in 0..CHANNELS {
+                    snaps[c] = snap(&lists[c], &batch);
+                }
+            }
+            Change::Publish(c, n) => jobs.push(Job {
+                payload: Event::PublicMsg {
+                    title: "ch",
+                    sender: &c.to_string(),
+                    text: &format!("{i} {}", "x".repeat(n)),
+                }
+                .to_bytes()
+                .into(),
+                members: snaps[c].clone(),
+            }),
+            Change::Join(..) => {}
+        }
+    }
+    jobs
+}
+
+/// Delivers `jobs` in rounds of the given sizes through `senders` planners, as the
+/// senders would; checks every datagram against its member's batch size; returns what
+/// each address receives, batches unpacked.
+fn deliver(
+    jobs: &[Job],
+    rounds: &[usize],
+    senders: usize,
+) -> Result<HashMap<SocketAddr, Vec<Vec<u8>>>, TestCaseError> {
+    let mut got: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+    let mut planners: Vec<Planner> = (0..senders).map(|_| Planner::new()).collect();
+    let mut at = 0;
+    let mut sizes = rounds.iter().cycle();
+    while at < jobs.len() {
+        let n = (*sizes.next().unwrap_or(&1)).clamp(1, jobs.len() - at);
+        let round = &jobs[at..at + n];
+        at += n;
+        // The smallest size each member had in this round's snapshots bounds its batches.
+        let mut limit: HashMap<SocketAddr, u16> = HashMap::new();
+        for m in round.iter().flat_map(|j| j.members.iter()) {
+            let l = limit.entry(m.addr).or_insert(m.batch);
+            *l = (*l).min(m.batch);
+        }
+        for (i, p) in planners.iter_mut().enumerate() {
+            p.plan(round, |m| sender_of(m, senders) == i);
+            for (bytes, to, count) in p.datagrams(round) {
+                let entries: Vec<Vec<u8>> = if bytes[..2] == code::BATCH.to_be_bytes() {
+                    let l = usize::from(limit[&to]);
+                    prop_assert!(
+                        l > 0 && bytes.len() <= l,
+                        "{} bytes to a member of {}",
+                        bytes.len(),
+                        l
+                    );
+                    batch::events(bytes)
+                        .map_err(|e| TestCaseError::fail(format!("{e}")))?
+                        .map(<[u8]>::to_vec)
+                        .collect()
+                } else {
+                    vec![bytes.to_vec()]
+                };
+                prop_assert_eq!(entries.len(), count as usize);
+                got.entry(to).or_default().extend(entries);
+            }
+        }
+    }
+    Ok(got)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// However the fan-outs queue up (rounds of any size, any number of senders), and
+    /// whatever the members' batch sizes and membership changes in between, each member
+    /// gets the same events in the same order as with one datagram per event.
+    #[test]
+    fn batched_delivery_keeps_each_members_events_and_order(
+        changes in proptest::collection::vec(change(), 1..120),
+        rounds in proptest::collection::vec(1usize..70, 1..8),
+        senders in 1usize..4,
+    ) {
+        let jobs = fanouts(&changes);
+        let mut want: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+        for j in &jobs {
+            for m in j.members.iter() {
+                want.entry(m.addr).or_default().push(j.payload.to_vec());
+            }
+        }
+        let got = deliver(&jobs, &rounds, senders)?;
+        prop_assert_eq!(got, want);
     }
 }

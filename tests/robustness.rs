@@ -213,3 +213,57 @@ fn metrics_are_served_in_prometheus_text_format() {
     assert!(page.contains("udpchat_queue_depth{queue=\"worker-0\"}"));
     assert!(page.contains("udpchat_sweep_logoffs_total 0"));
 }
+
+#[test]
+fn metrics_count_events_and_events_per_datagram() {
+    let s = server_with(|c| {
+        c.metrics = Some("127.0.0.1:0".parse().unwrap());
+        c.senders = 1;
+        c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
+    });
+    let addr = s.metrics_addr().expect("metrics enabled");
+    let a = user(&s, "a");
+    a.send(Request::Caps { caps: "batch" });
+    a.expect(code::CAPS_ACK, "batch=1200");
+    a.join("Pets");
+    for i in 0..10 {
+        a.send(Request::SendPublic {
+            text: &format!("m{i}"),
+        });
+    }
+    // The ten messages come back together, as BATCH datagrams.
+    let mut buf = [0u8; 2048];
+    a.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut events = 0;
+    while events < 10 {
+        let n = a.sock.recv(&mut buf).unwrap();
+        events += udpchat::client::net::unpack(&buf[..n]).len();
+    }
+    // LOGIN_ACK, CAPS_ACK, JOIN_ACK and the ten messages: 13 events, fewer datagrams.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let page = loop {
+        let page = scrape(addr);
+        if value(&page, "udpchat_events_sent_total") == 13 || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (events, datagrams) = (
+        value(&page, "udpchat_events_sent_total"),
+        value(&page, "udpchat_datagrams_sent_total"),
+    );
+    assert_eq!(events, 13);
+    assert!(datagrams < 13, "{page}");
+    assert!(page.contains("# TYPE udpchat_events_per_datagram histogram"));
+    assert_eq!(value(&page, "udpchat_events_per_datagram_count"), datagrams);
+    assert_eq!(value(&page, "udpchat_events_per_datagram_sum"), 13);
+    assert_eq!(
+        value(&page, "udpchat_events_per_datagram_bucket{le=\"+Inf\"}"),
+        datagrams
+    );
+    // The three replies went one per datagram; the messages mostly shared.
+    let single = value(&page, "udpchat_events_per_datagram_bucket{le=\"1\"}");
+    assert!((3..datagrams).contains(&single), "{page}");
+}

@@ -1,10 +1,12 @@
 //! Fuzz target for the state machine: sequences of datagrams from up to eight addresses,
 //! some of them logged in to start with, with an injected clock that jumps forward and
-//! idle sweeps in between. After every step the state's invariants hold, and everything
-//! the handler queued is a valid event that fits in one UDP datagram and goes to one of
-//! the eight clients.
+//! idle sweeps in between. After every step the state's invariants hold, everything the
+//! handler queued is a valid event that fits in one UDP datagram and goes to one of the
+//! eight clients, and its fan-outs, planned as a sender would (batches for members granted
+//! `batch`), reach each member as the same events in the same order.
 #![no_main]
 
+use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,14 +15,16 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use udpchat::config::classic_channels;
 use udpchat::datagram::Incoming;
+use udpchat::delivery::{Job, Planner};
 use udpchat::handler::{Handler, Outbox};
-use udpchat::protocol::{code, Event, MAX_UDP_PAYLOAD};
+use udpchat::protocol::{batch, code, Event, MAX_UDP_PAYLOAD};
 use udpchat::state::State;
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Request codes, plus a few a server must refuse (its own events, unknown, extremes).
-const CODES: [u16; 20] = [
+/// Request codes (the community's of part 5 too), plus a few a server must refuse (its
+/// own events, unknown, extremes).
+const CODES: [u16; 33] = [
     code::LOGIN_REQ,
     code::LOGOFF,
     code::JOIN_REQ,
@@ -34,11 +38,24 @@ const CODES: [u16; 20] = [
     code::WHOIS_REQ,
     code::WATCH_REQ,
     code::UNWATCH_REQ,
+    code::CAPS_REQ,
+    code::PING,
     code::LOGIN_REQ,
     code::JOIN_REQ,
     code::ERROR,
     code::LOGIN_ACK,
     code::USER_ITEM,
+    code::HELLO,
+    code::CHAN_CREATE,
+    code::CHAN_TOPIC,
+    code::CHAN_KICK,
+    code::CHAN_BAN,
+    code::CHAN_UNBAN,
+    code::CHAN_MODE,
+    code::CHAN_INVITE,
+    code::CHAN_DROP,
+    code::HISTORY_REQ,
+    code::OPER_STATUS,
     0,
     u16::MAX,
 ];
@@ -46,8 +63,9 @@ const CODES: [u16; 20] = [
 /// Words that make payloads reach deep states: nicknames that collide ignoring case,
 /// the classic titles in several cases, an unknown title, nicknames at and over the
 /// 32-byte limit, characters whose lower case differs in length, white space and control
-/// characters that make a nickname invalid, and the empty word.
-const WORDS: [&str; 28] = [
+/// characters that make a nickname invalid, the empty word, and what part-5 requests
+/// take (a title to create, modes, counts, masks, history forms).
+const WORDS: [&str; 43] = [
     "ann",
     "Ann",
     "bob",
@@ -76,6 +94,21 @@ const WORDS: [&str; 28] = [
     "how are you",
     "Ann bob cid dee",
     "\u{1f600}",
+    "batch",
+    "batch=512",
+    "multicast",
+    "Den",
+    "den",
+    "+m",
+    "+i",
+    "+l",
+    "+o",
+    "-o",
+    "0",
+    "5",
+    "spam*",
+    "account:ann",
+    "last",
 ];
 
 /// Eight clients, IPv4 and IPv6. Half of the `who` values name one of the first two,
@@ -155,6 +188,7 @@ fn check(out: &Outbox, state: &State, what: &str) {
     if let Err(broken) = state.check_invariants() {
         panic!("after {what}: {broken}");
     }
+    check_batches(out, what);
     for (to, d) in out.datagrams() {
         assert!(
             (128..136).any(|i| address(i) == to),
@@ -169,6 +203,43 @@ fn check(out: &Outbox, state: &State, what: &str) {
             panic!("after {what}: {d:?} does not decode: {e}");
         }
     }
+}
+
+/// The outbox's fan-outs as one sender round: every member gets its events in order, in
+/// datagrams within its batch size.
+fn check_batches(out: &Outbox, what: &str) {
+    let jobs: Vec<Job> = out
+        .fanouts
+        .iter()
+        .map(|f| Job {
+            payload: f.payload.clone(),
+            members: f.members.clone(),
+        })
+        .collect();
+    let mut want: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+    let mut limit: HashMap<SocketAddr, u16> = HashMap::new();
+    for j in &jobs {
+        for m in j.members.iter() {
+            want.entry(m.addr).or_default().push(j.payload.to_vec());
+            let l = limit.entry(m.addr).or_insert(m.batch);
+            *l = (*l).min(m.batch);
+        }
+    }
+    let mut planner = Planner::new();
+    planner.plan(&jobs, |_| true);
+    let mut got: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+    for (bytes, to, _) in planner.datagrams(&jobs) {
+        let events: Vec<Vec<u8>> = match batch::events(bytes) {
+            Ok(inner) => {
+                let l = usize::from(limit[&to]);
+                assert!(bytes.len() <= l, "after {what}: a batch of {} for {l}", bytes.len());
+                inner.map(<[u8]>::to_vec).collect()
+            }
+            Err(_) => vec![bytes.to_vec()],
+        };
+        got.entry(to).or_default().extend(events);
+    }
+    assert_eq!(got, want, "after {what}: batched delivery differs");
 }
 
 fuzz_target!(|session: Session| {

@@ -60,7 +60,20 @@ pub struct Args {
     /// SO_RCVBUF asked for each client socket (0: the kernel's default).
     #[arg(long, default_value_t = 0)]
     pub rcvbuf: usize,
+    /// Clients ask for batched delivery (part 4: CAPS_REQ `batch=BYTES`, 512 to 65000;
+    /// 1200 without a value) after logging in. Deliveries are counted as events received,
+    /// inside batches or not; the report also gives the datagrams that carried them.
+    #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "1200",
+          require_equals = true,
+          value_parser = clap::value_parser!(u16).range(512..=65000))]
+    pub batch: Option<u16>,
+    /// With --batch: only every other client (odd global index) asks for batches, so one
+    /// channel holds both kinds; the report gives each kind's latency apart.
+    #[arg(long, requires = "batch")]
+    pub mixed: bool,
     /// Also measure the kernel's own limit: one thread sendmmsg-ing to the same sockets.
+    /// With --rate, the blaster is paced at the same planned rate (messages per second of
+    /// all publishers together) and its latency is measured like the server's.
     #[arg(long)]
     pub raw: bool,
     /// Seconds of raw blasting (default: --duration).
@@ -69,12 +82,19 @@ pub struct Args {
     /// Clients ask for the `multicast` cap, open a group socket on MCAST_GROUP and confirm
     /// with MCAST_JOINED (the server needs --multicast, on 127.0.0.1). With --raw, a raw
     /// multicast blaster (one socket sending to each channel's group) is measured too.
+    /// With --batch, a member that asks for both names them in one CAPS_REQ.
     #[arg(long)]
     pub multicast: bool,
     /// With --multicast: the share of each channel's clients that ask for it, spread
     /// evenly (0.5: every other member); the others are classic clients.
     #[arg(long, default_value_t = 1.0)]
     pub multicast_share: f64,
+    /// Also run the same fan-out through a redis-server's PUBLISH, in the same run: as many
+    /// TCP subscribers as the channel has members, one publisher with the same --window
+    /// (closed loop) or --rate, for --duration. The redis-server must be on this machine
+    /// (loopback), so its CPU can be read from /proc. One channel only.
+    #[arg(long, value_name = "ADDR")]
+    pub compare_redis: Option<SocketAddr>,
     /// The server's process id: report its CPU per delivery and memory per user. Repeat it
     /// for a cluster: CPU and memory are then the sums over all the processes given.
     #[arg(long = "server-pid", num_args = 1)]
@@ -91,9 +111,10 @@ pub struct Args {
     /// Write an SVG chart of deliveries/s against channel size (with --sweep or --chart-from).
     #[arg(long)]
     pub chart: Option<PathBuf>,
-    /// Draw the chart from a saved `--sweep --json` output instead of running.
-    #[arg(long)]
-    pub chart_from: Option<PathBuf>,
+    /// Draw the chart from saved `--sweep --json` outputs instead of running; repeat it to
+    /// draw classic and batched sweeps (`--batch`) on one chart.
+    #[arg(long, num_args = 1)]
+    pub chart_from: Vec<PathBuf>,
     /// Print a channels file (TOML) with this many channels for the server, and exit.
     #[arg(long)]
     pub print_channels: Option<usize>,
@@ -138,6 +159,15 @@ pub enum Command {
     /// messages came back before, during and after the flood, with round trips p50/p99/max.
     /// Exits with 1 if none of the user's messages came back after the flood.
     Flood(FloodArgs),
+    /// Create and destroy channels at a steady rate while others chat (part 5).
+    ///
+    /// --creators users (guests) each loop: CHAN_CREATE a channel of a fresh title, say a
+    /// line there, PART_REQ (the empty temporary channel is then destroyed); together they
+    /// start --rate loops a second. --chatters users talk in --channel every --interval-ms.
+    /// The report: loops done and failed, chat sent and received, the server's channel
+    /// count before and after (--metrics) and its RSS every --sample seconds
+    /// (--server-pid). Exits with 1 if a loop failed.
+    Churn(crate::churn::ChurnArgs),
 }
 
 impl Args {
@@ -184,6 +214,13 @@ impl Args {
             (0.0..=1.0).contains(&self.multicast_share),
             "--multicast-share must be between 0 and 1"
         );
+        if let Some(r) = self.compare_redis {
+            anyhow::ensure!(
+                r.ip().is_loopback(),
+                "--compare-redis must be on this machine (loopback), not {r}"
+            );
+            anyhow::ensure!(self.channels == 1, "--compare-redis runs one channel");
+        }
         Ok(())
     }
 
@@ -208,5 +245,12 @@ impl Args {
     /// The title of channel `c`.
     pub fn title(&self, c: usize) -> String {
         format!("{}{c}", self.title_prefix)
+    }
+}
+
+impl Args {
+    /// Whether the client of global index `g` asks for batches.
+    pub fn batch_member(&self, g: usize) -> bool {
+        self.batch.is_some() && (!self.mixed || g % 2 == 1)
     }
 }

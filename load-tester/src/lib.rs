@@ -9,9 +9,13 @@
 //! - [`secure`]: protected members (`--protected`): registration and password login
 //!   before the run, sealed traffic during it.
 //! - [`publish`]: publishers at a planned rate or in closed loop.
-//! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit.
+//! - [`raw`]: the `sendmmsg` blaster that measures the kernel's own limit, flat out or
+//!   paced.
+//! - [`redis_cmp`]: the same fan-out through a redis-server's PUBLISH (`--compare-redis`).
 //! - [`flood`]: `load-tester flood`, many source addresses against one server while a
 //!   steady user keeps talking.
+//! - [`churn`]: `load-tester churn`, channels created and destroyed at a steady rate while
+//!   others chat, with the server's memory sampled.
 //! - [`soak`]: the `soak` binary, steady load with churn for a long time.
 //! - [`scenario`]: the phases of a run on the members of one process.
 //! - [`run`]: a run, or a sweep over channel sizes, in one process.
@@ -22,6 +26,7 @@
 //!   limit. Batched sends go through the server's own `udpchat::server::sys`.
 
 pub mod chart;
+pub mod churn;
 pub mod cli;
 pub mod flood;
 pub mod mcast;
@@ -29,6 +34,7 @@ pub mod members;
 pub mod procstat;
 pub mod publish;
 pub mod raw;
+pub mod redis_cmp;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -73,16 +79,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(Command::Churn(churn_args)) = &args.command {
+        anyhow::ensure!(
+            churn::main_with(churn_args)?,
+            "some channels could not be created, used and left"
+        );
+        return Ok(());
+    }
     if let Some(n) = args.print_channels {
         print!("{}", channels_toml(&args.title_prefix, n));
         return Ok(());
     }
-    if let Some(from) = &args.chart_from {
-        let text =
-            std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
-        let reports: Vec<Report> = serde_json::from_str(&text)
-            .or_else(|_| serde_json::from_str::<Report>(&text).map(|r| vec![r]))
-            .with_context(|| format!("parsing {}", from.display()))?;
+    if !args.chart_from.is_empty() {
+        let mut reports: Vec<Report> = Vec::new();
+        for from in &args.chart_from {
+            let text = std::fs::read_to_string(from)
+                .with_context(|| format!("reading {}", from.display()))?;
+            let some: Vec<Report> = serde_json::from_str(&text)
+                .or_else(|_| serde_json::from_str::<Report>(&text).map(|r| vec![r]))
+                .with_context(|| format!("parsing {}", from.display()))?;
+            reports.extend(some);
+        }
         let out = args
             .chart
             .as_deref()
@@ -149,14 +166,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The table of a sweep.
 pub fn sweep_table(reports: &[Report]) -> String {
     let mut s = String::from(
-        "| members | server deliveries/s | raw deliveries/s | server/raw | loss % | server CPU ns/delivery | raw CPU ns/datagram |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| members | server deliveries/s | events/datagram | raw deliveries/s | server/raw | loss % | server CPU ns/delivery | raw CPU ns/datagram |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in reports {
         let raw = r.raw.as_ref();
         s.push_str(&format!(
-            "| {} | {:.0} | {} | {} | {:.3} | {} | {} |\n",
+            "| {} | {:.0} | {:.2} | {} | {} | {:.3} | {} | {} |\n",
             r.channel_size,
             r.deliveries_per_s,
+            r.events_per_datagram,
             raw.map(|x| format!("{:.0}", x.deliveries_per_s))
                 .unwrap_or_default(),
             raw.map(|x| format!("{:.3}", x.server_ratio))

@@ -19,7 +19,6 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -27,7 +26,8 @@ use udpchat::multicast::{mac, verify, ChannelMac};
 use udpchat::protocol::{batch, channel_data, code, Event, Request};
 use udpchat::server::sys::{RecvBatch, MAX_BATCH};
 
-use crate::members::{Shared, Tally, CONFIRMED, RAW_SENDER};
+use crate::members::{one_event, public_fields, Hists, Shared, Tally, CONFIRMED, RAW_SENDER};
+use crate::sys::now_ns;
 
 /// One CHANNEL_DATA in this many (by sequence number) has its tag checked once the member
 /// has confirmed; see the module docs.
@@ -160,13 +160,7 @@ impl GroupSocks {
     }
 
     /// Reads member `i`'s group socket until it is empty.
-    pub fn read(
-        &mut self,
-        shared: &Shared,
-        i: usize,
-        tally: &mut Tally,
-        hist: &mut Histogram<u64>,
-    ) {
+    pub fn read(&mut self, shared: &Shared, i: usize, tally: &mut Tally, hists: &mut Hists) {
         let Some(g) = self.socks.get_mut(&i) else {
             return;
         };
@@ -178,7 +172,7 @@ impl GroupSocks {
                 Err(_) => break,
             };
             for (_, datagram) in self.recv.iter() {
-                g.one(shared, i, datagram, tally, hist);
+                g.one(shared, i, datagram, tally, hists);
             }
             if n < MAX_BATCH {
                 break;
@@ -195,7 +189,7 @@ impl GroupSock {
         i: usize,
         datagram: &[u8],
         tally: &mut Tally,
-        hist: &mut Histogram<u64>,
+        hists: &mut Hists,
     ) {
         let g = self;
         let c = &shared.counters;
@@ -222,11 +216,9 @@ impl GroupSock {
                 Some(_) => rest.next().unwrap_or_default(),
                 None => data.inner,
             };
-            let Ok(first) = Event::decode(first_bytes) else {
-                c.garbage.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            if matches!(first, Event::PublicMsg { sender, .. } if sender == RAW_SENDER) {
+            if public_fields(first_bytes)
+                .is_some_and(|(_, sender, _)| sender == RAW_SENDER.as_bytes())
+            {
                 tally.raw += 1 + rest.count() as u64;
                 return;
             }
@@ -246,9 +238,15 @@ impl GroupSock {
                 let _ = shared.send(i, &joined);
                 shared.status[i].fetch_or(CONFIRMED, Ordering::Relaxed);
             }
-            crate::members::tally_event(shared, i, &first, tally, hist);
+            // Counted as a unicast datagram is: one clock reading for all its events, and
+            // one datagram if it carried deliveries.
+            let (now, before) = (now_ns(), tally.public);
+            one_event(shared, i, first_bytes, now, tally, hists, None);
             for e in rest {
-                crate::members::count(shared, i, e, tally, hist);
+                one_event(shared, i, e, now, tally, hists, None);
+            }
+            if tally.public > before {
+                tally.public_datagrams += 1;
             }
         }
     }

@@ -1,11 +1,15 @@
 //! The simulated clients: one UDP socket each, bound to addresses spread over 127.0.0.0/8,
 //! read by a few receiver threads polling many sockets each (never a thread per client).
 //!
-//! Receivers decode every datagram: acknowledgements move a member's status on, PUBLIC_MSGs
-//! are counted and their latency taken from the intended send time written in the text,
-//! USER_JOINS/USER_PARTS only note that the server is still busy with membership changes.
+//! Receivers decode every datagram, and every event of a BATCH (part 4) as if it had come
+//! alone: acknowledgements move a member's status on, PUBLIC_MSGs are counted and their
+//! latency taken from the intended send time written in the text, USER_JOINS/USER_PARTS
+//! only note that the server is still busy with membership changes. Datagrams that carried
+//! deliveries are counted too, so a report shows events per datagram.
+//!
 //! Members that asked for multicast also read a group socket ([`crate::mcast`]); once a
-//! member has confirmed its group, the group's copy of an event is the one counted.
+//! member has confirmed its group, the group's copy of an event is the one counted, and
+//! counted the same way (a CHANNEL_DATA may carry a BATCH too).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -18,9 +22,9 @@ use std::time::Duration;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use udpchat::client::secure::ClientSession;
-use udpchat::protocol::{errors, Event, Request};
+use udpchat::protocol::{batch, code, errors, Event, Request};
 
 use crate::mcast::{GroupSocks, Groups};
 use crate::sys::now_ns;
@@ -29,7 +33,8 @@ use crate::sys::now_ns;
 pub const LOGGED_IN: u8 = 1;
 /// Status bit: JOIN_ACK received for the channel of the current step.
 pub const JOINED: u8 = 2;
-/// Status bit: CAPS_ACK granted `multicast`.
+/// Status bit: CAPS_ACK received (the member asked for batches or multicast; what was
+/// granted shows in the deliveries and the multicast figures).
 pub const CAPS: u8 = 4;
 /// Status bit: heard the current step's channel on its group and sent MCAST_JOINED.
 pub const CONFIRMED: u8 = 8;
@@ -55,6 +60,8 @@ pub fn nickname(run_id: u32, global: usize) -> String {
 pub struct Counters {
     /// PUBLIC_MSGs from the server.
     pub public: AtomicU64,
+    /// Datagrams from the server that carried PUBLIC_MSGs (one each, or a BATCH of them).
+    pub public_datagrams: AtomicU64,
     /// PUBLIC_MSGs from the raw blaster.
     pub raw: AtomicU64,
     /// USER_JOINS and USER_PARTS.
@@ -87,6 +94,8 @@ pub struct Counters {
 pub struct Tally {
     /// PUBLIC_MSGs from the server.
     pub public: u64,
+    /// Datagrams (unicast or from a group) that carried them.
+    pub public_datagrams: u64,
     /// PUBLIC_MSGs from a raw blaster.
     pub raw: u64,
     /// USER_JOINS and USER_PARTS.
@@ -111,10 +120,14 @@ pub struct Shared {
     pub counters: Counters,
     /// Tells the receivers to stop.
     pub stop: AtomicBool,
-    /// Bumped to make each receiver hand in its latency histogram and start a new one.
+    /// Whether each member asks for batches (`--batch`; every other one with `--mixed`).
+    pub batch: Vec<bool>,
+    /// Whether some members ask for batches and some do not.
+    pub mixed: bool,
+    /// Bumped to make each receiver hand in its latency histograms and start new ones.
     pub epoch: AtomicU64,
     /// Histograms handed in, with the epoch they cover.
-    pub handed_in: Mutex<Vec<(u64, Histogram<u64>)>>,
+    pub handed_in: Mutex<Vec<(u64, Hists)>>,
     /// Whether each member asks for multicast.
     pub multicast: Vec<bool>,
     /// Channel groups as MCAST_GROUP named them (for the raw multicast blaster).
@@ -125,6 +138,30 @@ pub struct Shared {
     /// The protected session of each member that has one (`--protected`): what it sends
     /// is sealed, what it receives opened.
     pub sessions: Vec<Option<Mutex<ClientSession>>>,
+}
+
+/// Latency histograms of one receiver (microseconds), kept apart by who received what.
+#[derive(Debug, Clone)]
+pub struct Hists {
+    /// Server deliveries to every member.
+    pub all: Histogram<u64>,
+    /// Server deliveries to members that asked for batches.
+    pub batch: Histogram<u64>,
+    /// Server deliveries to classic members.
+    pub classic: Histogram<u64>,
+    /// The raw blaster's datagrams.
+    pub raw: Histogram<u64>,
+}
+
+impl Default for Hists {
+    fn default() -> Self {
+        Hists {
+            all: new_histogram(),
+            batch: new_histogram(),
+            classic: new_histogram(),
+            raw: new_histogram(),
+        }
+    }
 }
 
 impl Shared {
@@ -140,6 +177,16 @@ impl Shared {
             }
             None => self.sockets[i].send_to(datagram, self.server[i]),
         }
+    }
+}
+
+impl Hists {
+    /// Adds `other`'s samples.
+    pub fn add(&mut self, other: &Hists) {
+        let _ = self.all.add(&other.all);
+        let _ = self.batch.add(&other.batch);
+        let _ = self.classic.add(&other.classic);
+        let _ = self.raw.add(&other.raw);
     }
 }
 
@@ -169,8 +216,8 @@ pub struct Members {
 
 impl Members {
     /// Binds one socket per global index in `globals` and starts `threads` receivers; the
-    /// member of global index `g` talks to `servers[g % servers.len()]`, and asks for
-    /// multicast if `multicast(g)`.
+    /// member of global index `g` talks to `servers[g % servers.len()]`, asks for batches
+    /// if `batch(g)` and for multicast if `multicast(g)`.
     ///
     /// # Errors
     /// A socket that can't be bound (out of files or ports) or a poller that can't start.
@@ -179,6 +226,7 @@ impl Members {
         servers: &[SocketAddr],
         threads: usize,
         rcvbuf: usize,
+        batch: impl Fn(usize) -> bool,
         multicast: impl Fn(usize) -> bool,
         protection: Option<Protection>,
     ) -> anyhow::Result<Self> {
@@ -217,6 +265,8 @@ impl Members {
         let shared = Arc::new(Shared {
             sockets,
             server,
+            batch: globals.iter().map(|&g| batch(g)).collect(),
+            mixed: globals.iter().any(|&g| batch(g)) && !globals.iter().all(|&g| batch(g)),
             global: globals,
             status,
             sessions,
@@ -269,9 +319,9 @@ impl Members {
     }
 
     /// The latency recorded since the last call (or the start), merged over receivers.
-    pub fn take_latency(&self) -> Histogram<u64> {
+    pub fn take_latency(&self) -> Hists {
         let epoch = self.shared.epoch.fetch_add(1, Ordering::Relaxed);
-        let mut merged = new_histogram();
+        let mut merged = Hists::default();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         let mut got = 0;
         while got < self.receivers.len() && std::time::Instant::now() < deadline {
@@ -280,7 +330,7 @@ impl Members {
                 for (e, h) in v.drain(..) {
                     if e == epoch {
                         got += 1;
-                        let _ = merged.add(&h);
+                        merged.add(&h);
                     }
                 }
             }
@@ -350,14 +400,14 @@ pub fn new_histogram() -> Histogram<u64> {
 
 fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
     let mut events = Events::with_capacity(1024);
-    let mut hist = new_histogram();
+    let mut hists = Hists::default();
     let mut buf = vec![0u8; 65536];
     let c = &shared.counters;
     let mut epoch = shared.epoch.load(Ordering::Relaxed);
     while !shared.stop.load(Ordering::Relaxed) {
         let now_epoch = shared.epoch.load(Ordering::Relaxed);
         if now_epoch != epoch {
-            let h = std::mem::replace(&mut hist, new_histogram());
+            let h = std::mem::take(&mut hists);
             if let Ok(mut v) = shared.handed_in.lock() {
                 v.push((epoch, h));
             }
@@ -369,10 +419,10 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
         {
             continue;
         }
-        let mut tally = Tally::default();
+        let mut t = Tally::default();
         for ev in events.iter() {
             if let Some(i) = groups.member_of(ev.token()) {
-                groups.read(shared, i, &mut tally, &mut hist);
+                groups.read(shared, i, &mut t, &mut hists);
                 continue;
             }
             let i = ev.token().0;
@@ -389,7 +439,7 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                     Err(_) => continue,
                 };
                 let opened;
-                let bytes: &[u8] = match shared.sessions[i].as_ref() {
+                let d: &[u8] = match shared.sessions[i].as_ref() {
                     Some(s) => match s
                         .lock()
                         .ok()
@@ -406,55 +456,40 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                     },
                     None => &buf[..len],
                 };
-                match Event::decode(bytes) {
-                    Ok(Event::PublicMsg { title, sender, .. })
-                        if sender != RAW_SENDER
-                            && shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0 =>
-                    {
-                        // The group's copy counts; the server has not heard our MCAST_JOINED.
-                        c.unicast_after_confirm.fetch_add(1, Ordering::Relaxed);
-                        let joined = Request::McastJoined { title }.to_bytes();
-                        let _ = shared.send(i, &joined);
-                    }
-                    Ok(
-                        e @ (Event::PublicMsg { .. }
-                        | Event::UserJoins { .. }
-                        | Event::UserParts { .. }),
-                    ) => tally_event(shared, i, &e, &mut tally, &mut hist),
-                    Ok(Event::LoginAck { .. }) => {
-                        shared.status[i].fetch_or(LOGGED_IN, Ordering::Relaxed);
-                    }
-                    Ok(Event::JoinAck(_)) => {
-                        shared.status[i].fetch_or(JOINED, Ordering::Relaxed);
-                    }
-                    Ok(Event::CapsAck { caps }) => {
-                        if caps.split(' ').any(|c| c == "multicast") {
-                            shared.status[i].fetch_or(CAPS, Ordering::Relaxed);
+                let before = t.public;
+                // One clock reading per datagram: the events of a batch arrived together.
+                let now = now_ns();
+                let mut on = Unicast {
+                    groups: &mut groups,
+                    registry: poll.registry(),
+                };
+                if d.starts_with(&code::BATCH.to_be_bytes()) {
+                    match batch::events(d) {
+                        Ok(entries) => {
+                            for e in entries {
+                                one_event(shared, i, e, now, &mut t, &mut hists, Some(&mut on));
+                            }
+                        }
+                        Err(_) => {
+                            c.garbage.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Ok(e @ Event::McastGroup { .. }) => {
-                        shared.status[i].fetch_or(TOLD, Ordering::Relaxed);
-                        groups.told(shared, poll.registry(), i, &e);
-                    }
-                    Ok(Event::Error { message }) => {
-                        c.errors.fetch_add(1, Ordering::Relaxed);
-                        if message == errors::PLEASE_LOG_IN {
-                            c.expired.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        c.garbage.fetch_add(1, Ordering::Relaxed);
-                    }
+                } else {
+                    one_event(shared, i, d, now, &mut t, &mut hists, Some(&mut on));
+                }
+                if t.public > before {
+                    t.public_datagrams += 1;
                 }
             }
         }
         let now = now_ns();
-        if tally.public + tally.raw > 0 {
-            c.public.fetch_add(tally.public, Ordering::Relaxed);
-            c.raw.fetch_add(tally.raw, Ordering::Relaxed);
+        if t.public + t.raw > 0 {
+            c.public.fetch_add(t.public, Ordering::Relaxed);
+            c.public_datagrams
+                .fetch_add(t.public_datagrams, Ordering::Relaxed);
+            c.raw.fetch_add(t.raw, Ordering::Relaxed);
             c.last_public_ns.store(now, Ordering::Relaxed);
-            if tally.raw > 0 {
+            if t.raw > 0 {
                 if let Ok(t) = shared.raw_thread.lock() {
                     if let Some(t) = t.as_ref() {
                         t.unpark();
@@ -462,57 +497,118 @@ fn receive_loop(mut poll: Poll, shared: &Shared, mut groups: GroupSocks) {
                 }
             }
         }
-        if tally.membership > 0 {
-            c.membership.fetch_add(tally.membership, Ordering::Relaxed);
+        if t.membership > 0 {
+            c.membership.fetch_add(t.membership, Ordering::Relaxed);
             c.last_membership_ns.store(now, Ordering::Relaxed);
         }
     }
 }
 
-/// Counts one event datagram from the server (unicast or from a group) for member `i`.
-pub fn count(
-    shared: &Shared,
-    i: usize,
-    datagram: &[u8],
-    tally: &mut Tally,
-    hist: &mut Histogram<u64>,
-) {
-    match Event::decode(datagram) {
-        Ok(e) => tally_event(shared, i, &e, tally, hist),
-        Err(_) => {
-            shared.counters.garbage.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+/// What an event from a member's own socket may need besides the counts: the receiver's
+/// group sockets (an MCAST_GROUP opens one) and its poller's registry.
+pub struct Unicast<'a> {
+    /// The group sockets of the receiver's members.
+    pub groups: &'a mut GroupSocks,
+    /// The receiver's poller, where a new group socket is registered.
+    pub registry: &'a Registry,
 }
 
-/// Counts one decoded event from the server for member `i`.
-pub fn tally_event(
+/// Handles one event for member `i`: a datagram of its own, or an entry of a BATCH, that
+/// came to its own socket (`unicast` given) or from its channel's group (`None`: then only
+/// deliveries and membership notices count).
+///
+/// PUBLIC_MSGs, millions a second, take a short path over the bytes (the load tester's own
+/// texts are ASCII): at ten times the kernel's datagram rate, a full decode of every event
+/// would make the receiver, not the server, the thing measured.
+pub fn one_event(
     shared: &Shared,
     i: usize,
-    e: &Event<'_>,
-    tally: &mut Tally,
-    hist: &mut Histogram<u64>,
+    bytes: &[u8],
+    now: u64,
+    t: &mut Tally,
+    hists: &mut Hists,
+    unicast: Option<&mut Unicast<'_>>,
 ) {
-    match e {
-        Event::PublicMsg { sender, text, .. } => {
-            if *sender == RAW_SENDER {
-                tally.raw += 1;
-                return;
+    let c = &shared.counters;
+    if let Some((title, sender, text)) = public_fields(bytes) {
+        if sender == RAW_SENDER.as_bytes() {
+            t.raw += 1;
+            if let Some(sent_ns) = text.split(|&b| b == b' ').nth(1).and_then(number) {
+                let lat = now.saturating_sub(sent_ns) / 1000;
+                hists.raw.saturating_record(lat.max(1));
             }
-            tally.public += 1;
-            match parse_text(text) {
-                Some((sent_ns, slot)) => {
-                    let lat = now_ns().saturating_sub(sent_ns) / 1000;
-                    hist.saturating_record(lat.max(1));
-                    own_message_back(shared, i, slot);
+            return;
+        }
+        if unicast.is_some() && shared.status[i].load(Ordering::Relaxed) & CONFIRMED != 0 {
+            // The group's copy counts; the server has not heard our MCAST_JOINED.
+            c.unicast_after_confirm.fetch_add(1, Ordering::Relaxed);
+            if let Ok(title) = std::str::from_utf8(title) {
+                let joined = Request::McastJoined { title }.to_bytes();
+                let _ = shared.send(i, &joined);
+            }
+            return;
+        }
+        t.public += 1;
+        let mut f = text.split(|&b| b == b' ').skip(1);
+        let (sent_ns, slot) = (f.next().and_then(number), f.next().and_then(number));
+        match (sent_ns, slot.and_then(|s| u32::try_from(s).ok())) {
+            (Some(sent_ns), Some(slot)) => {
+                let lat = (now.saturating_sub(sent_ns) / 1000).max(1);
+                hists.all.saturating_record(lat);
+                // Kept apart only when the channel holds both kinds (--mixed).
+                if shared.mixed {
+                    if shared.batch[i] {
+                        hists.batch.saturating_record(lat);
+                    } else {
+                        hists.classic.saturating_record(lat);
+                    }
                 }
-                None => {
-                    shared.counters.garbage.fetch_add(1, Ordering::Relaxed);
-                }
+                own_message_back(shared, i, slot);
+            }
+            _ => {
+                c.garbage.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Event::UserJoins { .. } | Event::UserParts { .. } => tally.membership += 1,
-        _ => {}
+        return;
+    }
+    // Membership notices only count (filling a channel of 10,000 brings 50 million).
+    if bytes.starts_with(&code::USER_JOINS.to_be_bytes())
+        || bytes.starts_with(&code::USER_PARTS.to_be_bytes())
+    {
+        t.membership += 1;
+        return;
+    }
+    let decoded = Event::decode(bytes);
+    let Some(unicast) = unicast else {
+        if decoded.is_err() {
+            c.garbage.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    };
+    match decoded {
+        Ok(Event::LoginAck { .. }) => {
+            shared.status[i].fetch_or(LOGGED_IN, Ordering::Relaxed);
+        }
+        Ok(Event::JoinAck(_)) => {
+            shared.status[i].fetch_or(JOINED, Ordering::Relaxed);
+        }
+        Ok(Event::CapsAck { .. }) => {
+            shared.status[i].fetch_or(CAPS, Ordering::Relaxed);
+        }
+        Ok(e @ Event::McastGroup { .. }) => {
+            shared.status[i].fetch_or(TOLD, Ordering::Relaxed);
+            unicast.groups.told(shared, unicast.registry, i, &e);
+        }
+        Ok(Event::Error { message }) => {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+            if message == errors::PLEASE_LOG_IN {
+                c.expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(_) => {}
+        Err(_) => {
+            c.garbage.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -542,6 +638,30 @@ pub fn message_text(seq: u64, intended_ns: u64, publisher: usize, size: usize) -
     s
 }
 
+/// The title, sender and text of a PUBLIC_MSG datagram (`title sender text`), as bytes.
+pub fn public_fields(d: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let rest = d.strip_prefix(&code::PUBLIC_MSG.to_be_bytes())?;
+    let title_end = rest.iter().position(|&b| b == b' ')?;
+    let (title, rest) = (&rest[..title_end], &rest[title_end + 1..]);
+    let sender_end = rest.iter().position(|&b| b == b' ')?;
+    Some((title, &rest[..sender_end], &rest[sender_end + 1..]))
+}
+
+/// A decimal number of ASCII digits (the fields of the load tester's texts).
+fn number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Reads the intended send time back from a message text.
+pub fn parse_intended(text: &str) -> Option<u64> {
+    text.split(' ').nth(1)?.parse().ok()
+}
+
 /// Reads the intended send time and the publisher's global index back from a message text.
 pub fn parse_text(text: &str) -> Option<(u64, u32)> {
     let mut f = text.split(' ');
@@ -560,6 +680,21 @@ mod tests {
         let t = message_text(7, 123_456_789, 3, 64);
         assert_eq!(t.len(), 64);
         assert_eq!(parse_text(&t), Some((123_456_789, 3)));
+        assert_eq!(parse_intended(&t), Some(123_456_789));
+        let d = Event::PublicMsg {
+            title: "lt0",
+            sender: "ann",
+            text: &t,
+        }
+        .to_bytes();
+        let (title, sender, text) = public_fields(&d).unwrap();
+        assert_eq!(
+            (title, sender, text),
+            (&b"lt0"[..], &b"ann"[..], t.as_bytes())
+        );
+        assert_eq!(number(b"123456789"), Some(123_456_789));
+        assert_eq!(number(b"12a"), None);
+        assert_eq!(number(b""), None);
         assert_eq!(parse_text("garbage"), None);
     }
 

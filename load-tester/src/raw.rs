@@ -1,6 +1,8 @@
 //! The kernel's own limit, measured in the same run without the server: one thread sends a
 //! PUBLIC_MSG-shaped datagram to every member of a channel with `sendmmsg`, message after
-//! message, and the same receivers count what arrives. The multicast blaster
+//! message, and the same receivers count what arrives. Flat out, or paced at a planned
+//! rate, when its latency (from the planned send time, written in the text as the server
+//! run does) is the yardstick for the server's at the same rate. The multicast blaster
 //! ([`blast_groups`]) sends one CHANNEL_DATA-shaped datagram per message to the channel's
 //! group instead, from one socket, as the server's group socket does.
 
@@ -32,7 +34,9 @@ pub struct Blasted {
 }
 
 /// Sends to each channel's member addresses in turn (one "message" = one datagram per member
-/// of a channel) for `duration`, counting sends in `sent`.
+/// of a channel) for `duration`, counting sends in `sent`: as fast as it can with `rate`
+/// 0, else `rate` messages per second at planned times (a late message is sent at once,
+/// its lateness counted in the latency, as the server run counts it).
 ///
 /// # Errors
 /// If the blasting socket can't be made.
@@ -40,6 +44,7 @@ pub fn blast(
     channels: &[Vec<SocketAddr>],
     size: usize,
     duration: Duration,
+    rate: f64,
     sent: &AtomicU64,
 ) -> anyhow::Result<Blasted> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
@@ -62,8 +67,19 @@ pub fn blast(
     let end = start + duration.as_nanos() as u64;
     let mut payload = Vec::with_capacity(size + 32);
     let mut seq = 0u64;
+    let interval_ns = if rate > 0.0 { 1e9 / rate } else { 0.0 };
     while now_ns() < end {
-        let text = message_text(seq, now_ns(), usize::MAX, size);
+        let intended = if rate > 0.0 {
+            let t = start + (seq as f64 * interval_ns) as u64;
+            if t >= end {
+                break;
+            }
+            crate::publish::sleep_until(t);
+            t
+        } else {
+            now_ns()
+        };
+        let text = message_text(seq, intended, usize::MAX, size);
         payload.clear();
         Event::PublicMsg {
             title: "raw",

@@ -61,6 +61,12 @@ pub struct RawReport {
     /// group's channel).
     #[serde(default)]
     pub expected: u64,
+    /// Planned messages per second (0: as fast as it can).
+    #[serde(default)]
+    pub rate: f64,
+    /// From the intended send time to arrival, when paced.
+    #[serde(default)]
+    pub latency_us: Option<Latency>,
 }
 
 /// How the multicast members fared, with `--multicast`.
@@ -85,6 +91,39 @@ pub struct MulticastReport {
     pub unicast_after_confirm: u64,
     /// Group sockets that could not be opened.
     pub group_errors: u64,
+}
+
+/// The same fan-out through a redis-server's PUBLISH to TCP subscribers (`--compare-redis`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct RedisReport {
+    /// The redis-server's address.
+    pub addr: String,
+    /// Its process id (from `INFO server`), whose CPU is read from /proc.
+    pub pid: u32,
+    /// Subscribers: as many as the channel has members.
+    pub subscribers: usize,
+    /// PUBLISH commands sent.
+    pub messages_sent: u64,
+    /// Messages times subscribers.
+    pub deliveries_expected: u64,
+    /// Messages the subscribers received.
+    pub deliveries_received: u64,
+    /// Share of expected deliveries not received, percent.
+    pub loss_pct: f64,
+    /// From the first PUBLISH to the last message received.
+    pub secs: f64,
+    /// Deliveries received per second.
+    pub deliveries_per_s: f64,
+    /// From the intended send time to arrival.
+    pub latency_us: Latency,
+    /// redis-server CPU nanoseconds over the phase (all its threads).
+    pub cpu_ns: u64,
+    /// Those divided by deliveries received.
+    pub cpu_ns_per_delivery: f64,
+    /// The udpchat server's deliveries/s in this run divided by Redis's.
+    pub server_ratio: f64,
+    /// Subscribers Redis dropped (a slow subscriber over its output buffer limit).
+    pub disconnected: usize,
 }
 
 /// The server's cost, read from `/proc` with `--server-pid`.
@@ -131,6 +170,12 @@ pub struct Report {
     pub protected: usize,
     /// Messages per second per publisher (0: as fast as possible).
     pub rate: f64,
+    /// The batch size the clients asked for (`--batch`), if they did.
+    #[serde(default)]
+    pub batch: Option<u16>,
+    /// Whether only every other client asked for batches (`--mixed`).
+    #[serde(default)]
+    pub mixed: bool,
     /// Text bytes per message.
     pub message_size: usize,
     /// Processes the clients were spread over.
@@ -144,6 +189,9 @@ pub struct Report {
     pub join: RoundStats,
     /// Time waited for the server's USER_JOINS to stop.
     pub settle_s: f64,
+    /// From the first JOIN_REQ to the last USER_JOINS received: filling the channels.
+    #[serde(default)]
+    pub fill_s: f64,
     /// Planned length of the publishing phase.
     pub duration_s: f64,
     /// From the planned start to the last delivery.
@@ -152,14 +200,26 @@ pub struct Report {
     pub messages_sent: u64,
     /// Messages times members of their channel.
     pub deliveries_expected: u64,
-    /// PUBLIC_MSGs received.
+    /// PUBLIC_MSGs received (events: those inside batches count one each).
     pub deliveries_received: u64,
+    /// Datagrams that carried them.
+    #[serde(default)]
+    pub datagrams_received: u64,
+    /// Deliveries per datagram.
+    #[serde(default)]
+    pub events_per_datagram: f64,
     /// Share of expected deliveries not received, percent.
     pub loss_pct: f64,
     /// Deliveries received per second of the publishing phase.
     pub deliveries_per_s: f64,
     /// From the intended send time to arrival.
     pub latency_us: Latency,
+    /// With `--mixed`: the latency of the members that asked for batches.
+    #[serde(default)]
+    pub latency_batch_us: Option<Latency>,
+    /// With `--mixed`: the latency of the classic members.
+    #[serde(default)]
+    pub latency_classic_us: Option<Latency>,
     /// Closed loop: windows restarted after losses.
     pub stalls: u64,
     /// Rated: the publisher's largest lag behind its plan, microseconds.
@@ -180,6 +240,9 @@ pub struct Report {
     pub multicast: Option<MulticastReport>,
     /// The server's cost, with `--server-pid`.
     pub server: Option<ServerReport>,
+    /// The same fan-out through Redis PUBLISH, with `--compare-redis`.
+    #[serde(default)]
+    pub redis_pubsub: Option<RedisReport>,
 }
 
 impl Report {
@@ -199,12 +262,21 @@ impl Report {
         } else {
             0.0
         };
+        if self.datagrams_received > 0 {
+            self.events_per_datagram =
+                self.deliveries_received as f64 / self.datagrams_received as f64;
+        }
         for raw in [&mut self.raw, &mut self.raw_multicast]
             .into_iter()
             .flatten()
         {
             if raw.deliveries_per_s > 0.0 {
                 raw.server_ratio = self.deliveries_per_s / raw.deliveries_per_s;
+            }
+        }
+        if let Some(r) = &mut self.redis_pubsub {
+            if r.deliveries_per_s > 0.0 {
+                r.server_ratio = self.deliveries_per_s / r.deliveries_per_s;
             }
         }
         let raw_cpu = self.raw.as_ref().map(|r| r.cpu_ns_per_datagram);
@@ -226,7 +298,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} clients in {} process(es), {} channel(s) (largest {} members), {} publisher(s) at {}",
+            "{} clients in {} process(es), {} channel(s) (largest {} members), {} publisher(s) at {}{}",
             self.clients,
             self.processes,
             self.channels,
@@ -236,6 +308,11 @@ impl Report {
                 format!("{} msg/s each", self.rate)
             } else {
                 "full speed (closed loop)".to_string()
+            },
+            match (self.batch, self.mixed) {
+                (Some(b), false) => format!("; clients ask for batch={b}"),
+                (Some(b), true) => format!("; every other client asks for batch={b}"),
+                (None, _) => String::new(),
             }
         );
         if self.protected > 0 {
@@ -269,6 +346,13 @@ impl Report {
             self.join.attempts,
             self.settle_s
         );
+        if self.fill_s > 0.0 {
+            let _ = writeln!(
+                s,
+                "channels filled (first join to last USER_JOINS) in {:.2} s",
+                self.fill_s
+            );
+        }
         let _ = writeln!(
             s,
             "messages sent: {}, deliveries expected: {}, received: {}, loss: {:.3}%",
@@ -280,6 +364,25 @@ impl Report {
             "server deliveries/s: {:.0} over {:.2} s; latency from intended send (us): p50 {} p90 {} p99 {} p99.9 {} max {}",
             self.deliveries_per_s, self.publish_s, l.p50, l.p90, l.p99, l.p999, l.max
         );
+        if self.datagrams_received > 0 {
+            let _ = writeln!(
+                s,
+                "datagrams carrying them: {} ({:.2} events per datagram)",
+                self.datagrams_received, self.events_per_datagram
+            );
+        }
+        for (who, l) in [
+            ("batch members", &self.latency_batch_us),
+            ("classic members", &self.latency_classic_us),
+        ] {
+            if let Some(l) = l {
+                let _ = writeln!(
+                    s,
+                    "latency of {who} (us): p50 {} p90 {} p99 {} p99.9 {} max {}",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "kernel UDP during publishing: in {} rcvbuf-errors {} sndbuf-errors {} no-ports {}; errors received {} (please log in: {})",
@@ -295,6 +398,23 @@ impl Report {
                 s,
                 "raw sendmmsg: {} sent, {} received in {:.2} s = {:.0}/s, {:.0} CPU ns/datagram (rcvbuf-errors {}); server/raw deliveries/s = {:.3}",
                 r.sent, r.received, r.secs, r.deliveries_per_s, r.cpu_ns_per_datagram, r.udp.rcvbuf_errors, r.server_ratio
+            );
+            if let Some(l) = &r.latency_us {
+                let _ = writeln!(
+                    s,
+                    "raw paced at {} msg/s: latency (us) p50 {} p90 {} p99 {} p99.9 {} max {}",
+                    r.rate, l.p50, l.p90, l.p99, l.p999, l.max
+                );
+            }
+        }
+        if let Some(r) = &self.redis_pubsub {
+            let l = &r.latency_us;
+            let _ = writeln!(
+                s,
+                "redis PUBLISH ({}, pid {}) to {} subscribers: {} sent, {} of {} received ({:.3}% lost, {} disconnected) in {:.2} s = {:.0}/s, {:.0} redis CPU ns/delivery; server/redis deliveries/s = {:.3}; latency (us) p50 {} p99 {} max {}",
+                r.addr, r.pid, r.subscribers, r.messages_sent, r.deliveries_received, r.deliveries_expected,
+                r.loss_pct, r.disconnected, r.secs, r.deliveries_per_s, r.cpu_ns_per_delivery, r.server_ratio,
+                l.p50, l.p99, l.max
             );
         }
         if let Some(r) = &self.raw_multicast {

@@ -47,21 +47,22 @@ fn measure(
         login.attempts
     ));
     watch.logged_in(login.done);
-    if let Some(caps) = scenario::caps(ms, step, pb) {
+    if let Some(caps) = scenario::caps(ms, args, step, pb) {
         pb.println(format!(
-            "multicast granted to {}/{} in {:.2} s",
+            "caps (batch, multicast) answered for {}/{} in {:.2} s",
             caps.done, caps.total, caps.secs
         ));
     }
-    let (join, settle_s, joined_per_channel) = scenario::join(ms, args, step, pb);
+    let (join, settle_s, fill_s, joined_per_channel) = scenario::join(ms, args, step, pb);
     pb.println(format!(
-        "joined {}/{} in {:.2} s: {:.0} joins/s ({} requests); USER_JOINS settled after {:.2} s",
+        "joined {}/{} in {:.2} s: {:.0} joins/s ({} requests); USER_JOINS settled after {:.2} s; channels filled in {:.2} s",
         join.done,
         join.total,
         join.secs,
         join.rate(),
         join.attempts,
-        settle_s
+        settle_s,
+        fill_s
     ));
     let confirmed = scenario::confirm(ms, step, pb);
     if let Some(c) = confirmed {
@@ -75,6 +76,7 @@ fn measure(
         login,
         join,
         settle_s,
+        fill_s,
         joined_per_channel,
     };
     let expected_per_msg: Vec<u64> = setup.joined_per_channel.clone();
@@ -92,6 +94,8 @@ fn measure(
         channels: step.channels,
         publishers: step.publishers.len(),
         rate: args.rate,
+        batch: args.batch,
+        mixed: args.mixed,
         message_size: args.message_size,
         protected: args.protected.min(step.members.len()),
         servers: args.server.clone(),
@@ -117,6 +121,10 @@ fn measure(
         if report.multicast.is_some() {
             report.raw_multicast = Some(scenario::raw_multicast_phase(ms, args, step, pb)?);
         }
+    }
+    if let Some(addr) = args.compare_redis {
+        let size = setup.joined_per_channel.first().copied().unwrap_or(0) as usize;
+        report.redis_pubsub = Some(crate::redis_cmp::run(addr, args, size, pb)?);
     }
     report.finish();
     Ok(report)
@@ -167,6 +175,7 @@ pub fn single(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Report>
         &args.server,
         args.receivers,
         args.rcvbuf,
+        |g| args.batch_member(g),
         |g| args.wants_multicast(g),
         crate::members::protection(args, args.clients, run_id),
     )?;
@@ -190,6 +199,7 @@ pub fn sweep(args: &Args, run_id: u32, pb: &Progress) -> anyhow::Result<Vec<Repo
         &args.server,
         args.receivers,
         args.rcvbuf,
+        |g| args.batch_member(g),
         |g| args.wants_multicast(g),
         crate::members::protection(args, max, run_id),
     )?;

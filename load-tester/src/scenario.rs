@@ -105,6 +105,9 @@ pub struct SetupOut {
     pub join: RoundStats,
     /// Seconds waited for USER_JOINS to stop.
     pub settle_s: f64,
+    /// From the first JOIN_REQ to the last USER_JOINS received: filling the channels.
+    #[serde(default)]
+    pub fill_s: f64,
     /// Members that got JOIN_ACK, per channel.
     pub joined_per_channel: Vec<u64>,
 }
@@ -116,6 +119,9 @@ pub struct PhaseOut {
     pub published: Published,
     /// PUBLIC_MSGs received.
     pub received: u64,
+    /// Datagrams that carried them.
+    #[serde(default)]
+    pub datagrams: u64,
     /// When the last one arrived (`now_ns`).
     pub last_ns: u64,
     /// ERRORs received.
@@ -124,16 +130,27 @@ pub struct PhaseOut {
     pub expired: u64,
     /// Latency as (microseconds, count) pairs, to merge across processes.
     pub latency: Vec<(u64, u64)>,
+    /// The same, of members that asked for batches only.
+    #[serde(default)]
+    pub latency_batch: Vec<(u64, u64)>,
+    /// The same, of classic members only.
+    #[serde(default)]
+    pub latency_classic: Vec<(u64, u64)>,
+}
+
+/// (microseconds, count) pairs as a histogram.
+pub fn histogram(pairs: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = crate::members::new_histogram();
+    for &(v, n) in pairs {
+        let _ = h.record_n(v, n);
+    }
+    h
 }
 
 impl PhaseOut {
     /// The latency pairs as a histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        let mut h = crate::members::new_histogram();
-        for &(v, n) in &self.latency {
-            let _ = h.record_n(v, n);
-        }
-        h
+        histogram(&self.latency)
     }
 }
 
@@ -166,15 +183,41 @@ fn multicast_members(ms: &Members, step: &Step) -> Vec<usize> {
         .collect()
 }
 
-/// With `--multicast`: the step's multicast members ask for the cap (before they join, so
-/// that MCAST_GROUP follows their JOIN_ACK). `None` without multicast members.
-pub fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
-    let members = multicast_members(ms, step);
+/// The caps member `i` asks for (part 4: `batch=BYTES` with `--batch`, `multicast` with
+/// `--multicast`), space-separated; empty if none. One CAPS_REQ names them all, since each
+/// one replaces the caps granted before.
+pub fn caps_of(ms: &Members, args: &Args, i: usize) -> String {
+    let mut words = Vec::new();
+    if let (Some(size), true) = (args.batch, ms.shared.batch[i]) {
+        words.push(format!("batch={size}"));
+    }
+    if ms.shared.multicast[i] {
+        words.push("multicast".to_string());
+    }
+    words.join(" ")
+}
+
+/// The step's members that ask for batches (`--batch`, every other one with `--mixed`)
+/// or multicast (`--multicast`) ask for them, in one CAPS_REQ each, those that have not
+/// already (before they join, so that MCAST_GROUP follows their JOIN_ACK). Any CAPS_ACK
+/// will do: a server that grants less (no `--multicast`) shows in the multicast figures.
+/// `None` if no member asks for anything.
+pub fn caps(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> Option<RoundStats> {
+    let members: Vec<usize> = step
+        .members
+        .iter()
+        .copied()
+        .filter(|&i| ms.shared.batch[i] || ms.shared.multicast[i])
+        .collect();
     if members.is_empty() {
         return None;
     }
+    // A new step's channel: its group is yet to be told and heard.
+    for &i in &members {
+        ms.shared.status[i].fetch_and(!(CONFIRMED | TOLD), Ordering::Relaxed);
+    }
     let total = members.len();
-    let progress = |n: usize| pb.set(format!("asking for multicast: {n}/{total}"));
+    let progress = |n: usize| pb.set(format!("asking for caps: {n}/{total}"));
     let round = Round {
         bit: CAPS,
         window: 256,
@@ -182,12 +225,8 @@ pub fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
         deadline: Instant::now() + Duration::from_secs(120),
         progress: &progress,
     };
-    let caps = Request::Caps { caps: "multicast" }.to_bytes();
-    for &i in &members {
-        ms.shared.status[i].fetch_and(!(CONFIRMED | TOLD), Ordering::Relaxed);
-    }
-    Some(session::run_round(&ms.shared, &members, &round, |_| {
-        caps.clone()
+    Some(session::caps(&ms.shared, &members, &round, |i| {
+        caps_of(ms, args, i)
     }))
 }
 
@@ -241,8 +280,16 @@ pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
     }
 }
 
-/// Joins the step's members and waits for the server's USER_JOINS to stop.
-pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStats, f64, Vec<u64>) {
+/// Joins the step's members and waits for the server's USER_JOINS to stop; returns the
+/// join round, the wait, the time from the first join to the last USER_JOINS (filling the
+/// channels), and the members joined per channel.
+pub fn join(
+    ms: &Members,
+    args: &Args,
+    step: &Step,
+    pb: &Progress,
+) -> (RoundStats, f64, f64, Vec<u64>) {
+    let start_ns = now_ns();
     let total = step.members.len();
     let size = total.div_ceil(step.channels.max(1)).max(1);
     let window = args.join_window.unwrap_or((20_000 / size).clamp(1, 64));
@@ -264,7 +311,17 @@ pub fn join(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> (RoundStat
             joined[step.channel_of[i]] += 1;
         }
     }
-    (stats, settle, joined)
+    let last = ms
+        .shared
+        .counters
+        .last_membership_ns
+        .load(Ordering::Relaxed);
+    let fill = if last > start_ns {
+        ((last - start_ns) as f64 / 1e9).max(stats.secs)
+    } else {
+        stats.secs
+    };
+    (stats, settle, fill, joined)
 }
 
 /// Waits until no USER_JOINS/USER_PARTS arrived for half a second, `max` seconds at most.
@@ -298,6 +355,7 @@ pub fn publish_phase(
     let c = &ms.shared.counters;
     let _ = ms.take_latency();
     let recv0 = c.public.load(Ordering::Relaxed);
+    let dgrams0 = c.public_datagrams.load(Ordering::Relaxed);
     let (err0, exp0) = (
         c.errors.load(Ordering::Relaxed),
         c.expired.load(Ordering::Relaxed),
@@ -344,8 +402,12 @@ pub fn publish_phase(
                 last_change = Instant::now();
             }
             if done.load(Ordering::Relaxed) && now_ns() > end_ns {
-                // Drain: stop once deliveries have stopped for 300 ms (10 s at most).
-                let quiet = last_change.elapsed() > Duration::from_millis(300);
+                // Drain: stop once deliveries have stopped for 300 ms, or for 2 s while some
+                // of one channel's are still missing (a receiver thread descheduled on a
+                // busy machine must not turn into loss); 10 s at most.
+                let missing = expected > 0 && args.channels == 1 && got < expected;
+                let wait = Duration::from_millis(if missing { 2000 } else { 300 });
+                let quiet = last_change.elapsed() > wait;
                 let overdue = now_ns() > end_ns + 10_000_000_000;
                 if quiet || overdue {
                     break;
@@ -354,14 +416,17 @@ pub fn publish_phase(
         }
         h.join().unwrap_or_default()
     });
-    let hist = ms.take_latency();
+    let hists = ms.take_latency();
     PhaseOut {
         published,
         received: c.public.load(Ordering::Relaxed) - recv0,
+        datagrams: c.public_datagrams.load(Ordering::Relaxed) - dgrams0,
         last_ns: c.last_public_ns.load(Ordering::Relaxed),
         errors: c.errors.load(Ordering::Relaxed) - err0,
         expired: c.expired.load(Ordering::Relaxed) - exp0,
-        latency: pairs(&hist),
+        latency: pairs(&hists.all),
+        latency_batch: pairs(&hists.batch),
+        latency_classic: pairs(&hists.classic),
     }
 }
 
@@ -380,15 +445,18 @@ pub fn raw_phase(
         dests[step.channel_of[i]].push(ms.addr(i));
     }
     let c = &ms.shared.counters;
+    let _ = ms.take_latency();
     let raw0 = c.raw.load(Ordering::Relaxed);
     let udp0 = UdpCounters::read();
     let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
+    // Paced like the server run: the same planned messages per second in all.
+    let rate = args.rate * step.publishers.len() as f64;
     let sent = AtomicU64::new(0);
     let start = now_ns();
     let done = AtomicBool::new(false);
     let blasted = thread::scope(|s| {
         let h = s.spawn(|| {
-            let r = blast(&dests, args.message_size, duration, &sent);
+            let r = blast(&dests, args.message_size, duration, rate, &sent);
             done.store(true, Ordering::Relaxed);
             r
         });
@@ -411,6 +479,7 @@ pub fn raw_phase(
             .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
     })??;
     let received = c.raw.load(Ordering::Relaxed) - raw0;
+    let hist = ms.take_latency().raw;
     let secs = (c
         .last_public_ns
         .load(Ordering::Relaxed)
@@ -433,6 +502,8 @@ pub fn raw_phase(
         server_ratio: 0.0,
         udp: UdpCounters::read().since(&udp0),
         expected: blasted.sent,
+        rate,
+        latency_us: (rate > 0.0).then(|| Latency::of(&hist)),
     })
 }
 
@@ -537,6 +608,9 @@ pub fn raw_multicast_phase(
         server_ratio: 0.0,
         udp: UdpCounters::read().since(&udp0),
         expected,
+        // Closed loop on the receivers' count, never paced: no latency of its own.
+        rate: 0.0,
+        latency_us: None,
     })
 }
 
@@ -578,13 +652,19 @@ pub fn fill_report(
     report.login = setup.login;
     report.join = setup.join;
     report.settle_s = setup.settle_s;
+    report.fill_s = setup.fill_s;
     report.duration_s = duration;
     let mut sent_per_channel = vec![0u64; setup.joined_per_channel.len()];
     let mut hist = crate::members::new_histogram();
+    let mut hist_batch = crate::members::new_histogram();
+    let mut hist_classic = crate::members::new_histogram();
     let mut last_ns = 0;
     for p in phases {
         report.messages_sent += p.published.sent;
         report.deliveries_received += p.received;
+        report.datagrams_received += p.datagrams;
+        let _ = hist_batch.add(histogram(&p.latency_batch));
+        let _ = hist_classic.add(histogram(&p.latency_classic));
         report.stalls += p.published.stalls;
         report.max_publish_lag_us = report.max_publish_lag_us.max(p.published.max_lag_us);
         report.errors += p.errors;
@@ -609,6 +689,10 @@ pub fn fill_report(
         duration
     };
     report.latency_us = Latency::of(&hist);
+    if report.mixed {
+        report.latency_batch_us = Some(Latency::of(&hist_batch));
+        report.latency_classic_us = Some(Latency::of(&hist_classic));
+    }
 }
 
 /// Server CPU and memory readings taken around the phases, summed over the server processes

@@ -119,6 +119,19 @@ pub fn login(shared: &Shared, members: &[usize], round: &Round<'_>, run_id: u32)
     })
 }
 
+/// Asks each member `i` for the caps `caps(i)` names (CAPS_REQ, e.g. `batch=1200
+/// multicast`) until the server says which it grants (CAPS_ACK).
+pub fn caps(
+    shared: &Shared,
+    members: &[usize],
+    round: &Round<'_>,
+    caps: impl Fn(usize) -> String,
+) -> RoundStats {
+    run_round(shared, members, round, |i| {
+        Request::Caps { caps: &caps(i) }.to_bytes()
+    })
+}
+
 /// Joins each member into `title(i)`, clearing the joined bit first.
 pub fn join(
     shared: &Shared,

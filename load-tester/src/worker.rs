@@ -50,6 +50,7 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
         &args.server,
         args.receivers,
         args.rcvbuf,
+        |g| args.batch_member(g),
         |g| args.wants_multicast(g),
         crate::members::protection(args, args.clients, run_id),
     )?;
@@ -78,13 +79,15 @@ pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
             if read_line(&mut input)? != "JOIN" {
                 bail!("expected JOIN");
             }
-            scenario::caps(&ms, &step, &pb);
-            let (join, settle_s, joined_per_channel) = scenario::join(&ms, args, &step, &pb);
+            scenario::caps(&ms, args, &step, &pb);
+            let (join, settle_s, fill_s, joined_per_channel) =
+                scenario::join(&ms, args, &step, &pb);
             scenario::confirm(&ms, &step, &pb);
             let setup = SetupOut {
                 login,
                 join,
                 settle_s,
+                fill_s,
                 joined_per_channel,
             };
             say(format!("READY {}", serde_json::to_string(&setup)?))?;
@@ -125,6 +128,12 @@ enum Msg {
 /// # Errors
 /// A worker that can't start, fails or says something unexpected.
 pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
+    if args.compare_redis.is_some() {
+        bail!(
+            "--compare-redis needs every client in one process; {} clients need {n} here",
+            args.clients
+        );
+    }
     if args.raw {
         bail!(
             "--raw needs every client in one process, and {} clients need {n} processes here \
@@ -247,6 +256,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             login,
             join: merge_rounds(&setups.iter().map(|s| s.join).collect::<Vec<_>>()),
             settle_s: setups.iter().map(|s| s.settle_s).fold(0.0, f64::max),
+            fill_s: setups.iter().map(|s| s.fill_s).fold(0.0, f64::max),
             joined_per_channel: vec![0; args.channels],
         };
         for s in &setups {
@@ -279,6 +289,8 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             channels: args.channels,
             publishers: args.publishers,
             rate: args.rate,
+            batch: args.batch,
+            mixed: args.mixed,
             message_size: args.message_size,
             protected: args.protected.min(args.clients),
             servers: args.server.clone(),

@@ -109,3 +109,40 @@ fn half_classic_half_multicast_channels_reach_everyone() {
     assert_eq!(m.unicast_after_confirm, 0);
     s.shutdown().unwrap();
 }
+
+#[test]
+fn multicast_members_that_ask_for_batches_too_get_every_event() {
+    let s = server(1);
+    let r = load_tester(
+        &s,
+        &[
+            "--clients",
+            "40",
+            "--publishers",
+            "1",
+            "--rate",
+            "30",
+            "--duration",
+            "1.5",
+            "--multicast",
+            "--batch",
+            "--mixed",
+            "--raw",
+            "--raw-duration",
+            "0.5",
+        ],
+    );
+    assert!((r.batch, r.mixed) == (Some(1200), true));
+    let m = r.multicast.expect("multicast figures");
+    // One CAPS_REQ asked for both: the batch word did not cost anyone multicast.
+    assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
+    assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
+    assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
+    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
+    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert!(r.datagrams_received > 0 && r.datagrams_received <= r.deliveries_received);
+    let (b, c) = (r.latency_batch_us.unwrap(), r.latency_classic_us.unwrap());
+    assert_eq!(b.count + c.count, r.deliveries_received);
+    assert!(r.raw_multicast.expect("raw multicast figures").received > 0);
+    s.shutdown().unwrap();
+}

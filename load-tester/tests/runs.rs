@@ -1,6 +1,7 @@
 //! Small runs of the load-tester binary against in-process servers (one, or two joined by a
-//! real `redis-server`): every expected delivery arrives on loopback at a modest rate, and
-//! the JSON output parses. No timing is asserted.
+//! real `redis-server`): every expected delivery arrives on loopback at a modest rate, with
+//! batch clients, mixed channels, a paced raw blaster and a Redis PUBLISH comparison too,
+//! and the JSON output parses. No timing is asserted.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -318,4 +319,151 @@ fn refuses_addresses_outside_loopback() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn batch_clients_count_events_inside_batches() {
+    let server = server(1);
+    let out = load_tester(
+        &server,
+        &[
+            "--clients",
+            "40",
+            "--batch",
+            "--publishers",
+            "1",
+            // Under the server's default request limit of 1,000 a second per address.
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+            "--raw",
+            "--raw-duration",
+            "0.3",
+        ],
+    );
+    let r: Report = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(r.batch, Some(1200));
+    assert_eq!(r.login.done, 40);
+    assert!(r.messages_sent > 0);
+    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
+    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    // Every delivery came in some datagram; batches make them fewer.
+    assert!(r.datagrams_received > 0 && r.datagrams_received <= r.deliveries_received);
+    assert!(r.raw.is_some());
+    let granted = server
+        .state()
+        .users()
+        .iter()
+        .filter(|(_, u)| u.caps.batch == Some(1200))
+        .count();
+    assert_eq!(granted, 0, "the clients logged off at the end");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_mixed_channel_reports_both_kinds_and_a_paced_raw_blaster_its_latency() {
+    let server = server(1);
+    let out = load_tester(
+        &server,
+        &[
+            "--clients",
+            "30",
+            "--batch=600",
+            "--mixed",
+            "--publishers",
+            "1",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--raw",
+        ],
+    );
+    let r: Report = serde_json::from_str(&out).expect("JSON report");
+    assert!((r.batch, r.mixed) == (Some(600), true));
+    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    let (b, c) = (r.latency_batch_us.unwrap(), r.latency_classic_us.unwrap());
+    // 15 members of each kind.
+    assert_eq!(b.count + c.count, r.deliveries_received);
+    assert_eq!(b.count, c.count);
+    let raw = r.raw.expect("raw figures");
+    assert_eq!(raw.rate, 20.0);
+    let l = raw.latency_us.expect("a paced blaster's latency");
+    assert_eq!(l.count, raw.received);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn compares_with_redis_publish_in_the_same_run() {
+    let redis = Redis::start();
+    let server = server(1);
+    let redis_addr = format!("127.0.0.1:{}", redis.port);
+    let out = load_tester(
+        &server,
+        &[
+            "--clients",
+            "20",
+            "--publishers",
+            "1",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--compare-redis",
+            &redis_addr,
+        ],
+    );
+    let r: Report = serde_json::from_str(&out).expect("JSON report");
+    let rd = r.redis_pubsub.expect("Redis figures");
+    assert_eq!(rd.subscribers, 20);
+    assert!(rd.messages_sent >= 15, "sent only {}", rd.messages_sent);
+    assert_eq!(rd.deliveries_received, rd.deliveries_expected);
+    assert_eq!(rd.latency_us.count, rd.deliveries_received);
+    assert!(rd.pid > 0 && rd.cpu_ns > 0);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn draws_classic_and_batched_sweeps_on_one_chart() {
+    let server = server(4);
+    let dir = std::env::temp_dir().join(format!("lt-chart2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    // The same channels twice: the first sweep's members have logged off before the second.
+    for (k, batch) in [&[][..], &["--batch"][..]].iter().enumerate() {
+        let out = load_tester(
+            &server,
+            &[
+                &[
+                    "--sweep",
+                    "10,20",
+                    "--rate",
+                    "20",
+                    "--duration",
+                    "0.5",
+                    "--raw",
+                    "--raw-duration",
+                    "0.2",
+                ][..],
+                batch,
+            ]
+            .concat(),
+        );
+        let file = dir.join(format!("sweep{k}.json"));
+        std::fs::write(&file, out).unwrap();
+        files.push(file);
+    }
+    let chart = dir.join("fanout.svg");
+    let status = Command::new(env!("CARGO_BIN_EXE_load-tester"))
+        .args(["--chart-from", files[0].to_str().unwrap()])
+        .args(["--chart-from", files[1].to_str().unwrap()])
+        .args(["--chart", chart.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.contains("classic") && svg.contains("batch=1200") && svg.contains("raw"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.shutdown().unwrap();
 }

@@ -1,11 +1,16 @@
 //! Accounts: the OPAQUE service the state machine uses ([`Service`]: the server's setup,
 //! the set of registered nicknames, password logins under way, attempt counts; no I/O),
 //! and the stores that keep accounts ([`store`]: the trait and memory, [`sqlite`], [`pg`]).
+//! Beside them, the community's data (registered channels, bans, history, kept private
+//! messages) in [`community`], with the same three homes.
 //!
 //! The server side of OPAQUE is cheap (an OPRF evaluation and a triple Diffie-Hellman, well
 //! under a millisecond); the Argon2 stretching runs on the client. Reads and writes of the
 //! store are effects carried out by the server's store thread, never by a worker.
 
+pub mod community;
+pub mod community_pg;
+pub mod community_sqlite;
 pub mod limits;
 pub mod pg;
 pub mod sqlite;

@@ -124,7 +124,7 @@ impl ModePrivate for std::fs::OpenOptions {
 }
 
 /// Refuses `path` if group or others have any permission on it.
-fn private(path: &Path, want: u32) -> Result<(), StoreError> {
+pub(super) fn private(path: &Path, want: u32) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| StoreError::Folder {
         path: path.display().to_string(),

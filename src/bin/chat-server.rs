@@ -1,5 +1,5 @@
-//! `chat-server`: parses the command line, binds, and runs [`udpchat::server`] until
-//! SIGINT or SIGTERM.
+//! `chat-server`: parses the command line (and the configuration file it names), binds,
+//! and runs [`udpchat::server`] until SIGINT or SIGTERM; SIGHUP reloads the configuration.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -8,23 +8,61 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::builder::TypedValueParser as _;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use udpchat::accounts::StoreKind;
 use udpchat::cluster::{ClusterConfig, ClusterSecret};
-use udpchat::config::{classic_channels, load_channels};
+use udpchat::config::{classic_channels, load_channels, ChannelSpec};
 use udpchat::multicast::{GroupRange, MulticastConfig, DEFAULT_TTL};
 use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
-use udpchat::server::{default_threads, Limits, Server, ServerConfig};
+use udpchat::server::{default_threads, BatchWindow, Limits, Reloader, Server, ServerConfig};
+use udpchat::settings::{self, FileConfig, Live};
 
 /// A multi-channel chat server over UDP, speaking the classic chat protocol.
 ///
 /// Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug) for more or less.
 /// Registered accounts live in an SQLite database in the --data folder, made on first start.
-#[derive(Debug, Parser)]
+/// Every flag can also be set in a configuration file (--config), which SIGHUP reloads.
+#[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// TOML configuration file: any flag below under its name without the dashes
+    /// (`max-users = 5000`), plus `operators` (registered nicknames), `motd`, community
+    /// limits and `[[channel]]` tables. Flags given here win over it. SIGHUP reads it
+    /// again: channels, limits, operators and the message of the day change without a
+    /// restart; a bad file is reported with its line and the old configuration stays.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Append an audit log of moderation and operator actions to this file (they are
+    /// logged at info level under the target `udpchat::audit` either way).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+
+    /// Recent messages each channel keeps for clients that ask for history (0: none).
+    #[arg(long, value_name = "N", default_value_t = settings::DEFAULT_HISTORY,
+          value_parser = clap::value_parser!(u32).range(0..=settings::MAX_HISTORY as i64).map(|n| n as usize))]
+    history: usize,
+
+    /// Keep the history of registered and configured channels in the database too, so it
+    /// survives a restart.
+    #[arg(long)]
+    persist_history: bool,
+
+    /// Channels users may create, in all, at once.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=udpchat::config::MAX_CHANNELS as i64).map(|n| n as usize))]
+    max_created_channels: usize,
+
+    /// Private messages kept for a registered user who is away, delivered at their next
+    /// password login (0: none are kept).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=10_000).map(|n| n as usize))]
+    mailbox: usize,
 
     /// Folder of the account database (created if missing).
     #[arg(
@@ -63,6 +101,13 @@ struct Args {
     /// Sender threads that fan public messages out [default: number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     senders: Option<u16>,
+
+    /// Microseconds a busy sender waits, after the first fan-out of a round, for more to
+    /// batch with it: only when its last round ended with more fan-outs queued and went to
+    /// clients granted `batch`, so an idle server never waits. 0: never. At most 1000.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = udpchat::server::DEFAULT_BATCH_WINDOW.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    batch_window_us: u64,
 
     /// Largest datagram accepted, in bytes; longer ones get `ERROR datagram too long`.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM as u32,
@@ -103,7 +148,7 @@ struct Args {
 
     /// Serve Prometheus metrics over HTTP on this address; a port alone means loopback
     /// (e.g. `--metrics 9027` serves http://127.0.0.1:9027/metrics).
-    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = settings::metrics_addr)]
     metrics: Option<SocketAddr>,
 
     /// Join a cluster of servers sharing one chat space through this Redis
@@ -184,7 +229,7 @@ struct Args {
     name: Option<String>,
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 enum Command {
     /// Look after registered accounts (the server may be running).
     Accounts {
@@ -193,7 +238,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 enum AccountsAction {
     /// List the registered nicknames, when each was registered, and their hot lists.
     List,
@@ -265,12 +310,175 @@ fn default_server_id(port: u16) -> String {
     format!("{host}-{port}")
 }
 
-fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+/// The command line with the configuration file under it: a flag given on the command
+/// line wins; otherwise the file's value, if it has one.
+fn merged(matches: &ArgMatches) -> anyhow::Result<(Args, Option<FileConfig>)> {
+    let mut args = Args::from_arg_matches(matches)?;
+    let Some(path) = args.config.clone() else {
+        return Ok((args, None));
+    };
+    let file = settings::load(&path)?;
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if !given(stringify!($field)) {
+                if let Some(v) = file.$field.clone() {
+                    args.$field = v.into();
+                }
+            }
+        )*};
     }
-    s.parse()
-        .map_err(|_| format!("{s:?} is neither a port nor an address like 127.0.0.1:9027"))
+    take!(
+        bind,
+        port,
+        data,
+        idle_timeout,
+        check_interval,
+        max_datagram,
+        max_users,
+        max_channels_per_user,
+        sndbuf,
+        rcvbuf,
+        rate_limit,
+        rate_burst,
+        allow_amplification,
+        lease_ttl_ms,
+        history,
+        persist_history,
+        max_created_channels,
+        mailbox,
+        batch_window_us,
+        multicast_ttl,
+        no_discovery,
+        accounts_off,
+        register_limit,
+        account_reserve
+    );
+    macro_rules! take_some {
+        ($($field:ident),*) => {$(
+            if !given(stringify!($field)) && file.$field.is_some() {
+                args.$field = file.$field.clone();
+            }
+        )*};
+    }
+    take_some!(
+        channels,
+        workers,
+        senders,
+        metrics,
+        redis,
+        server_id,
+        database,
+        audit_log,
+        cluster_secret_file,
+        tls_ca,
+        multicast,
+        multicast_if,
+        multicast_port,
+        name
+    );
+    Ok((args, Some(file)))
+}
+
+/// The channels: a channels file (flag or `channels` in the configuration), else the
+/// configuration's `[[channel]]` tables, else the classic five.
+fn channels_of(args: &Args, file: Option<&FileConfig>) -> anyhow::Result<Vec<ChannelSpec>> {
+    Ok(
+        match (&args.channels, file.and_then(|f| f.channel.clone())) {
+            (Some(path), _) => load_channels(path)?,
+            (None, Some(list)) => list,
+            (None, None) => classic_channels(),
+        },
+    )
+}
+
+/// The settings a reload may change.
+fn live_of(args: &Args, file: Option<&FileConfig>) -> Live {
+    let base = Live {
+        max_channels_per_user: args.max_channels_per_user as usize,
+        max_created_channels: args.max_created_channels,
+        history: args.history,
+        persist_history: args.persist_history,
+        mailbox: args.mailbox,
+        ..Live::default()
+    };
+    match file {
+        // Flag-backed values are in `args` already; this adds what only the file holds.
+        Some(f) => f.live(&base, &|_| true),
+        None => base,
+    }
+}
+
+/// SIGHUP: reads the configuration again and applies what can change while running.
+fn reload(matches: &ArgMatches, started: &Args, reloader: &Reloader) {
+    let result = merged(matches).and_then(|(args, file)| {
+        let channels = channels_of(&args, file.as_ref())?;
+        Ok((args, file, channels))
+    });
+    let (args, file, channels) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("configuration not reloaded, the old one stays: {e:#}");
+            return;
+        }
+    };
+    let live = live_of(&args, file.as_ref());
+    let changes = reloader.apply(live, &channels, args.max_users as usize);
+    let restart = restart_only(started, &args);
+    for what in &restart {
+        tracing::warn!("{what} changed in the configuration; it takes effect at the next start");
+    }
+    if changes.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else {
+        tracing::info!("configuration reloaded: {}", changes.join("; "));
+    }
+}
+
+/// The settings that differ between `a` and `b` and only a restart applies.
+fn restart_only(a: &Args, b: &Args) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! cmp {
+        ($($field:ident),*) => {$(
+            if format!("{:?}", a.$field) != format!("{:?}", b.$field) {
+                out.push(stringify!($field));
+            }
+        )*};
+    }
+    cmp!(
+        bind,
+        port,
+        data,
+        idle_timeout,
+        check_interval,
+        workers,
+        senders,
+        max_datagram,
+        sndbuf,
+        rcvbuf,
+        rate_limit,
+        rate_burst,
+        allow_amplification,
+        metrics,
+        redis,
+        server_id,
+        lease_ttl_ms,
+        database,
+        audit_log,
+        cluster_secret_file,
+        accounts_off,
+        register_limit,
+        account_reserve,
+        tls_ca,
+        batch_window_us,
+        multicast,
+        multicast_if,
+        multicast_ttl,
+        multicast_port,
+        no_discovery,
+        name
+    );
+    out
 }
 
 fn main() -> ExitCode {
@@ -282,7 +490,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(Args::parse()) {
+    match run(Args::command().get_matches()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat-server: {e:#}");
@@ -291,7 +499,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(matches: ArgMatches) -> anyhow::Result<()> {
+    let (args, file) = merged(&matches)?;
     if let Some(Command::Accounts { action }) = args.command {
         return accounts(
             &store_kind(&args.data, args.database.as_deref()),
@@ -299,10 +508,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             action,
         );
     }
-    let channels = match &args.channels {
-        Some(path) => load_channels(path)?,
-        None => classic_channels(),
-    };
+    let channels = channels_of(&args, file.as_ref())?;
+    let live = live_of(&args, file.as_ref());
     let secret = match (&args.redis, &args.cluster_secret_file) {
         (Some(_), Some(path)) => Some(ClusterSecret::from_file(path)?),
         (Some(_), None) => anyhow::bail!(
@@ -318,6 +525,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         check_interval: Duration::from_secs(args.check_interval),
         workers: args.workers.map_or_else(default_threads, usize::from),
         senders: args.senders.map_or_else(default_threads, usize::from),
+        batch_window: match args.batch_window_us {
+            0 => BatchWindow::Off,
+            us => BatchWindow::WhenBusy(Duration::from_micros(us)),
+        },
         max_datagram: args.max_datagram as usize,
         max_users: args.max_users as usize,
         sndbuf: args.sndbuf,
@@ -347,6 +558,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         }),
         discovery: !args.no_discovery,
         name: args.name.clone(),
+        live,
+        audit_log: args.audit_log.clone(),
         accounts: !args.accounts_off,
         register_limit: args.register_limit,
         account_reserve_percent: args.account_reserve,
@@ -358,6 +571,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, server.stop_flag())
             .context("cannot install the signal handler")?;
+    }
+    // SIGHUP reloads the configuration; it never stops the server.
+    let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .context("cannot install the SIGHUP handler")?;
+    {
+        let (reloader, started) = (server.reloader(), args.clone());
+        std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                for _ in hangups.forever() {
+                    reload(&matches, &started, &reloader);
+                }
+            })
+            .context("cannot start the reload thread")?;
     }
     let buffers = server.buffers()?;
     tracing::info!(

@@ -58,6 +58,11 @@ pub enum Command<'a> {
     /// `/status`: the session, and how each channel's traffic arrives (unicast or
     /// multicast).
     Status,
+    /// `/reconnect`: log in again under the same nickname, rejoin the channels and show
+    /// what was missed meanwhile.
+    Reconnect,
+    /// A part-5 command (channels, moderation, history, operators): the request it sends.
+    Community(Part5<'a>),
     /// A command with a missing argument; holds the usage to show.
     Usage(&'static str),
     /// A command nobody knows; holds its name as typed, slash included.
@@ -86,8 +91,27 @@ pub const HELP: &[&str] = &[
     "  /passwd              change the password (asks the current one)",
     "  /unregister          delete the account (asks for the nickname)",
     "  /status              how each channel's messages arrive (multicast?)",
+    "  /reconnect           log in again now and show what was missed",
     "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
     "  /help                this list",
+    "Channels of your own (you are their operator):",
+    "  /create TITLE [TEXT] create a channel (kept if you logged in with a",
+    "                       password, else gone when its last member leaves)",
+    "  /drop TITLE          give up a registered channel",
+    "  /topic TITLE TEXT    set the topic (description)",
+    "  /kick TITLE NICK [WHY]        remove someone",
+    "  /ban TITLE MASK [SECS] [WHY]  ban a nickname pattern (* ?) or",
+    "                       account:NAME, for SECS or until unbanned",
+    "  /op TITLE NICK, /deop TITLE NICK      make or unmake an operator",
+    "  /voice TITLE NICK, /devoice TITLE NICK  who may speak when moderated",
+    "  /mode TITLE [+i|-i|+m|-m|+t|-t|+l N|-l]  change or show the modes",
+    "  /invite TITLE NICK   let NICK into an invite-only channel",
+    "  /history TITLE [N | since ID]  show recent messages",
+    "Server operators:",
+    "  /kill NICK [WHY]     disconnect a user",
+    "  /addrban ADDR[/BITS] [SECS] [WHY], /addrunban ADDR[/BITS]",
+    "  /wall TEXT           a notice to everyone",
+    "  /stats               the server's status",
     "Other lines are said in the current channel (// says a line starting",
     "with /). Tab completes commands, nicknames and channels; Up and Down",
     "recall lines.",
@@ -95,29 +119,231 @@ pub const HELP: &[&str] = &[
 
 /// The command names, for completion.
 pub const NAMES: &[&str] = &[
+    "/addrban",
+    "/addrunban",
+    "/ban",
     "/channels",
+    "/create",
+    "/deop",
+    "/devoice",
+    "/drop",
     "/help",
+    "/history",
     "/ignore",
+    "/invite",
     "/join",
+    "/kick",
+    "/kill",
     "/login",
+    "/mode",
     "/msg",
     "/nick",
+    "/op",
     "/part",
     "/passwd",
     "/private",
     "/quit",
+    "/reconnect",
     "/register",
     "/search",
     "/status",
+    "/stats",
+    "/topic",
+    "/unban",
     "/unignore",
     "/unregister",
     "/unwatch",
     "/users",
+    "/voice",
+    "/wall",
     "/watch",
     "/who",
     "/whois",
     "/window",
 ];
+
+/// A part-5 command, parsed: it maps to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part5<'a>(Request<'a>);
+
+impl<'a> Part5<'a> {
+    /// The request it sends.
+    pub fn request(&self) -> Request<'a> {
+        self.0
+    }
+}
+
+/// Splits off the first word; the rest is trimmed.
+fn word(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    match s.split_once(char::is_whitespace) {
+        Some((w, rest)) => (w, rest.trim()),
+        None => (s, ""),
+    }
+}
+
+/// Parses a part-5 command `name` with `args`; `None` if the name is not one.
+fn part5<'a>(name: &str, args: &'a str) -> Option<Command<'a>> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let (first, rest) = word(args);
+    let (second, tail) = word(rest);
+    let c = |r| Command::Community(Part5(r));
+    let usage = Command::Usage;
+    Some(if is("create") {
+        if first.is_empty() {
+            usage("/create TITLE [DESCRIPTION]")
+        } else {
+            c(Request::ChanCreate {
+                title: first,
+                description: rest,
+            })
+        }
+    } else if is("drop") {
+        if first.is_empty() {
+            usage("/drop TITLE")
+        } else {
+            c(Request::ChanDrop { title: first })
+        }
+    } else if is("topic") {
+        if first.is_empty() {
+            usage("/topic TITLE TEXT")
+        } else {
+            c(Request::ChanTopic {
+                title: first,
+                text: rest,
+            })
+        }
+    } else if is("kick") {
+        if second.is_empty() {
+            usage("/kick TITLE NICK [REASON]")
+        } else {
+            c(Request::ChanKick {
+                title: first,
+                nick: second,
+                reason: tail,
+            })
+        }
+    } else if is("ban") {
+        if second.is_empty() {
+            usage("/ban TITLE MASK [SECONDS] [REASON]")
+        } else {
+            let (secs, reason) = word(tail);
+            let (seconds, reason) = if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit())
+            {
+                (secs, reason)
+            } else {
+                ("0", tail)
+            };
+            c(Request::ChanBan {
+                title: first,
+                seconds,
+                mask: second,
+                reason,
+            })
+        }
+    } else if is("unban") {
+        if second.is_empty() {
+            usage("/unban TITLE MASK")
+        } else {
+            c(Request::ChanUnban {
+                title: first,
+                mask: second,
+            })
+        }
+    } else if is("op") || is("deop") || is("voice") || is("devoice") {
+        if second.is_empty() {
+            usage("/op TITLE NICK (and /deop, /voice, /devoice)")
+        } else {
+            let change = match name.to_ascii_lowercase().as_str() {
+                "op" => "+o",
+                "deop" => "-o",
+                "voice" => "+v",
+                _ => "-v",
+            };
+            c(Request::ChanMode {
+                title: first,
+                change,
+                arg: second,
+            })
+        }
+    } else if is("mode") {
+        if first.is_empty() {
+            usage("/mode TITLE [+i|-i|+m|-m|+t|-t|+l COUNT|-l]")
+        } else {
+            c(Request::ChanMode {
+                title: first,
+                change: second,
+                arg: word(tail).0,
+            })
+        }
+    } else if is("invite") {
+        if second.is_empty() {
+            usage("/invite TITLE NICK")
+        } else {
+            c(Request::ChanInvite {
+                title: first,
+                nick: second,
+            })
+        }
+    } else if is("history") {
+        if first.is_empty() {
+            usage("/history TITLE [COUNT | since ID]")
+        } else if second.eq_ignore_ascii_case("since") && !tail.is_empty() {
+            c(Request::History {
+                title: first,
+                how: "since",
+                number: word(tail).0,
+            })
+        } else {
+            c(Request::History {
+                title: first,
+                how: "last",
+                number: if second.is_empty() { "20" } else { second },
+            })
+        }
+    } else if is("kill") {
+        if first.is_empty() {
+            usage("/kill NICK [REASON]")
+        } else {
+            c(Request::OperKill {
+                nick: first,
+                reason: rest,
+            })
+        }
+    } else if is("addrban") {
+        if first.is_empty() {
+            usage("/addrban ADDRESS[/BITS] [SECONDS] [REASON]")
+        } else {
+            let (seconds, reason) =
+                if !second.is_empty() && second.bytes().all(|b| b.is_ascii_digit()) {
+                    (second, tail)
+                } else {
+                    ("0", rest)
+                };
+            c(Request::OperBan {
+                seconds,
+                net: first,
+                reason,
+            })
+        }
+    } else if is("addrunban") {
+        if first.is_empty() {
+            usage("/addrunban ADDRESS[/BITS]")
+        } else {
+            c(Request::OperUnban { net: first })
+        }
+    } else if is("wall") {
+        if args.is_empty() {
+            usage("/wall TEXT")
+        } else {
+            c(Request::OperNotice { text: args })
+        }
+    } else if is("stats") {
+        c(Request::OperStatus)
+    } else {
+        return None;
+    })
+}
 
 /// The command names that complete `typed` (the start of a line, cursor at its end):
 /// none unless it is a slash and the start of a name, with no space yet.
@@ -205,6 +431,10 @@ pub fn parse(line: &str) -> Command<'_> {
         Command::Help
     } else if is("status") {
         Command::Status
+    } else if is("reconnect") {
+        Command::Reconnect
+    } else if let Some(c) = part5(name, args) {
+        c
     } else {
         Command::Unknown(&line[..1 + name.len()])
     }
@@ -247,7 +477,9 @@ impl<'a> Command<'a> {
                 }
             }
             Command::Unregister => Request::Unregister,
+            Command::Community(p) => p.request(),
             Command::Nothing
+            | Command::Reconnect
             | Command::Login(_)
             | Command::Register
             | Command::Passwd
@@ -355,9 +587,12 @@ mod tests {
 
     #[test]
     fn completion_offers_matching_command_names() {
-        assert_eq!(complete("/w"), ["/watch", "/who", "/whois", "/window"]);
+        assert_eq!(
+            complete("/w"),
+            ["/wall", "/watch", "/who", "/whois", "/window"]
+        );
         assert_eq!(complete("/WHO"), ["/who", "/whois"]);
-        assert_eq!(complete("/m"), ["/msg"]);
+        assert_eq!(complete("/m"), ["/mode", "/msg"]);
         assert_eq!(complete("/j"), ["/join"]);
         assert_eq!(complete("/"), NAMES);
         assert!(complete("/join P").is_empty());
@@ -373,6 +608,106 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn part5_commands_map_to_their_requests() {
+        let r = |line| match parse(line) {
+            Command::Community(p) => p.request(),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            r("/create Den a cozy place"),
+            Request::ChanCreate {
+                title: "Den",
+                description: "a cozy place"
+            }
+        );
+        assert_eq!(
+            r("/kick Den bob  too loud"),
+            Request::ChanKick {
+                title: "Den",
+                nick: "bob",
+                reason: "too loud"
+            }
+        );
+        assert_eq!(
+            r("/ban Den spam* 3600 ads"),
+            Request::ChanBan {
+                title: "Den",
+                seconds: "3600",
+                mask: "spam*",
+                reason: "ads"
+            }
+        );
+        assert_eq!(
+            r("/ban Den bob rude words"),
+            Request::ChanBan {
+                title: "Den",
+                seconds: "0",
+                mask: "bob",
+                reason: "rude words"
+            }
+        );
+        assert_eq!(
+            r("/deop Den bob"),
+            Request::ChanMode {
+                title: "Den",
+                change: "-o",
+                arg: "bob"
+            }
+        );
+        assert_eq!(
+            r("/mode Den +l 5"),
+            Request::ChanMode {
+                title: "Den",
+                change: "+l",
+                arg: "5"
+            }
+        );
+        assert_eq!(
+            r("/mode Den"),
+            Request::ChanMode {
+                title: "Den",
+                change: "",
+                arg: ""
+            }
+        );
+        assert_eq!(
+            r("/history Den"),
+            Request::History {
+                title: "Den",
+                how: "last",
+                number: "20"
+            }
+        );
+        assert_eq!(
+            r("/history Den since 42"),
+            Request::History {
+                title: "Den",
+                how: "since",
+                number: "42"
+            }
+        );
+        assert_eq!(
+            r("/addrban 10.0.0.0/8 60 abuse"),
+            Request::OperBan {
+                seconds: "60",
+                net: "10.0.0.0/8",
+                reason: "abuse"
+            }
+        );
+        assert_eq!(r("/wall hi all"), Request::OperNotice { text: "hi all" });
+        assert_eq!(r("/stats"), Request::OperStatus);
+        assert_eq!(
+            parse("/kick Den"),
+            Command::Usage("/kick TITLE NICK [REASON]")
+        );
+        assert_eq!(
+            parse("/create"),
+            Command::Usage("/create TITLE [DESCRIPTION]")
+        );
+        assert_eq!(parse("/reconnect"), Command::Reconnect);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! - the interfaces in [`ui`]: the classic line mode (the line editor, a plain terminal,
 //!   or a script through pipes) and the full-screen client; they read keys and draw.
 //!
-//! [`command`] (what a typed line means) and [`render`] (the classic line for each server
-//! event) are the vocabulary both interfaces share; [`text`] splits and wraps text.
+//! [`command`] (what a typed line means), [`render`] (the classic line for each server
+//! event) and [`community`] (part 5: its events in words, history and kept private
+//! messages marked apart, what to ask to catch up) are the vocabulary both interfaces
+//! share; [`text`] splits and wraps text.
 //! [`discover`] finds servers on the LAN (`--discover`) before any of this starts.
 //!
 //! Threads: the receive thread, the session thread, the interface (the caller's thread,
@@ -22,6 +24,7 @@
 //! `--pong-wait-ms`); see [`Config`].
 
 pub mod command;
+pub mod community;
 pub mod discover;
 pub mod groups;
 pub mod net;

@@ -126,24 +126,24 @@ impl Net {
     /// # Errors
     /// As [`Net::send`].
     pub fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
-        *self.last_traffic.lock() = Instant::now();
         let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
-        match self.socket.send(sealed.as_deref().unwrap_or(datagram)) {
-            // An ICMP error from an earlier datagram, reported here instead of to the
-            // receive thread; the next receive (or the missing answers) tells the session.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
-            other => other.map(drop),
-        }
+        self.send_raw(sealed.as_deref().unwrap_or(datagram))
     }
 
-    /// Sends `datagram` as it is, even in a session (a password login's finish, which the
-    /// tentative session must already be in place for, yet must not seal).
+    /// Sends one datagram as it is, even in a protected session: the AUTH_FINISH that
+    /// opens it, sent after its keys are in place.
     ///
     /// # Errors
     /// As [`Net::send`].
     pub fn send_unsealed(&self, datagram: &[u8]) -> io::Result<()> {
+        self.send_raw(datagram)
+    }
+
+    fn send_raw(&self, datagram: &[u8]) -> io::Result<()> {
         *self.last_traffic.lock() = Instant::now();
         match self.socket.send(datagram) {
+            // An ICMP error from an earlier datagram, reported here instead of to the
+            // receive thread; the next receive (or the missing answers) tells the session.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
             other => other.map(drop),
         }

@@ -98,11 +98,13 @@ pub fn render(event: &Event<'_>) -> String {
         | Event::McastGroup { .. }
         | Event::McastProbe { .. }
         | Event::ServerHere { .. } => String::new(),
+        // Part 5: channels, moderation, history, operators.
+        part5 => super::community::render(part5).unwrap_or_default(),
     }
 }
 
-/// Whether an event is shown to the user (the steps of a password exchange and the
-/// delivery extensions' bookkeeping are not).
+/// Whether an event is shown to the user (the steps of a password exchange, the delivery
+/// extensions' bookkeeping and the answer to the part-5 hello are not).
 pub fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
@@ -115,6 +117,7 @@ pub fn shown(event: &Event<'_>) -> bool {
             | Event::McastGroup { .. }
             | Event::McastProbe { .. }
             | Event::ServerHere { .. }
+            | Event::HelloAck { .. }
     )
 }
 

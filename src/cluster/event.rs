@@ -15,9 +15,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::state::nick_key;
-
+use crate::outbox::CommunityEvent;
 use crate::protocol::valid_nick;
+use crate::state::nick_key;
 
 /// The largest event accepted from Redis, in bytes; a public message is at most one
 /// datagram (65507 bytes), JSON escaping may double it.
@@ -187,6 +187,28 @@ fn valid_title(title: &str) -> bool {
         && !title.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// Whether the titles and nicknames of a part-5 event are acceptable (the handler checks
+/// the rest).
+fn valid_community(ev: &CommunityEvent) -> bool {
+    use CommunityEvent as E;
+    match ev {
+        E::Created { title, founder, .. } => valid_title(title) && valid_nick(founder),
+        E::Changed { title, actor, .. } => valid_title(title) && valid_nick(actor),
+        E::Gone { title } => valid_title(title),
+        E::Role {
+            title, nick, actor, ..
+        } => valid_title(title) && valid_nick(nick) && valid_nick(actor),
+        E::Ban { title, ban, .. } => valid_title(title) && ban.mask.len() <= 256,
+        E::Unban { title, actor, .. } => valid_title(title) && valid_nick(actor),
+        E::Invite { title, nick, by } => valid_title(title) && valid_nick(nick) && valid_nick(by),
+        E::Evict { title, nick, .. } => valid_title(title) && valid_nick(nick),
+        E::Kill { nick, .. } => valid_nick(nick),
+        E::AddrBan(b) => b.net.len() <= 64,
+        E::AddrUnban { net } => net.len() <= 64,
+        E::Notice { from, .. } => valid_nick(from),
+    }
+}
+
 /// A user as other servers see it (a login, join or part publishes the whole record).
 pub use crate::outbox::UserInfo as UserRec;
 
@@ -222,6 +244,12 @@ pub enum Body {
         nick: String,
         /// The text.
         text: String,
+        /// Its id in the channel's history (absent from servers that give none).
+        #[serde(default)]
+        id: u64,
+        /// When it was sent, milliseconds since the Unix epoch.
+        #[serde(default)]
+        ms: u64,
     },
     /// A private message, on the recipient's server's topic.
     Private {
@@ -231,6 +259,11 @@ pub enum Body {
         from: String,
         /// The text.
         text: String,
+    },
+    /// Channels, moderation and operators (part 5), on the presence topic.
+    Community {
+        /// What happened.
+        ev: CommunityEvent,
     },
 }
 
@@ -321,6 +354,7 @@ impl Envelope {
                 }
                 Body::Public { chan, nick, .. } => valid_title(chan) && valid_nick(nick),
                 Body::Private { to, from, .. } => valid_nick(to) && valid_nick(from),
+                Body::Community { ev } => valid_community(ev),
             };
         if ok {
             Ok(env)

@@ -365,13 +365,24 @@ impl Cluster {
         match event {
             ClusterEvent::User(rec) => self.user_changed(rec),
             ClusterEvent::UserGone { nick } => self.user_gone(&nick),
-            ClusterEvent::Public { title, nick, text } => self.public(&title, &nick, &text),
+            ClusterEvent::Public {
+                title,
+                nick,
+                text,
+                id,
+                ms,
+            } => self.public(&title, &nick, &text, id, ms),
             ClusterEvent::Private {
                 server,
                 to,
                 from,
                 text,
             } => self.private(&server, &to, &from, &text),
+            ClusterEvent::Community(ev) => self.publish(Outgoing {
+                topic: event::presence_topic(),
+                body: Body::Community { ev },
+                hash: None,
+            }),
         }
     }
 
@@ -402,14 +413,17 @@ impl Cluster {
         });
     }
 
-    /// Publishes a public message of channel `title` for the other servers' members.
-    pub fn public(&self, title: &str, nick: &str, text: &str) {
+    /// Publishes a public message of channel `title` (with its history id and time) for
+    /// the other servers' members.
+    pub fn public(&self, title: &str, nick: &str, text: &str, id: u64, ms: u64) {
         self.publish(Outgoing {
             topic: event::channel_topic(title),
             body: Body::Public {
                 chan: title.to_owned(),
                 nick: nick.to_owned(),
                 text: text.to_owned(),
+                id,
+                ms,
             },
             hash: None,
         });
@@ -456,7 +470,7 @@ pub fn user_rec(state: &crate::state::State, user: &crate::state::User, now: Ins
         channels: user
             .channels
             .iter()
-            .map(|&id| state.channel(id).title.to_string())
+            .filter_map(|&id| state.channel(id).map(|c| c.title.to_string()))
             .collect(),
     }
 }

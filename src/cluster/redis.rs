@@ -14,7 +14,7 @@
 //! The cluster thread may block on Redis (a reload, a renewal, a full sender queue); it
 //! holds no lock meanwhile, and the workers never wait for it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,10 +160,13 @@ fn local_nicks(state: &State) -> Vec<Box<str>> {
     state.users().into_iter().map(|(_, u)| u.nick).collect()
 }
 
-/// Channels with local members now.
-fn wanted_channels(state: &State) -> HashSet<ChannelId> {
-    (0..state.channels.len() as ChannelId)
-        .filter(|&id| !state.channel(id).is_empty())
+/// Channels with local members now, by id with their titles.
+fn wanted_channels(state: &State) -> HashMap<ChannelId, Box<str>> {
+    state
+        .channels()
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| (c.id, c.title.clone()))
         .collect()
 }
 
@@ -182,7 +185,7 @@ fn session(
     ps.subscribe(event::presence_topic())?;
     ps.subscribe(event::server_topic(&id))?;
     let mut tracker = Tracker::default();
-    let mut subscribed: HashSet<ChannelId> = HashSet::new();
+    let mut subscribed: HashMap<ChannelId, Box<str>> = HashMap::new();
     sync_subscriptions(state, &mut ps, &mut subscribed, &mut tracker)?;
     ps.set_read_timeout(Some(IO_TIMEOUT))?;
     // Connected from here: events produced from now on are published, and what happened
@@ -239,27 +242,30 @@ fn session(
 }
 
 /// Subscribes to the topics of channels that gained local members and leaves those of
-/// channels that lost them.
+/// channels that lost them (or were destroyed: their titles are kept here for that).
 fn sync_subscriptions(
     state: &State,
     ps: &mut ::redis::PubSub<'_>,
-    subscribed: &mut HashSet<ChannelId>,
+    subscribed: &mut HashMap<ChannelId, Box<str>>,
     tracker: &mut Tracker,
 ) -> RedisResult<()> {
     let wanted = wanted_channels(state);
-    if wanted == *subscribed {
+    if wanted.len() == subscribed.len() && wanted.keys().all(|k| subscribed.contains_key(k)) {
         return Ok(());
     }
     // A (un)subscription waits for Redis's reply; the short read timeout of the message
     // loop could cut it off under load.
     ps.set_read_timeout(Some(IO_TIMEOUT))?;
-    for &id in wanted.difference(subscribed) {
-        let topic = event::channel_topic(&state.channel(id).title);
-        tracker.forget_topic(&topic);
-        ps.subscribe(&topic)?;
+    let topics = |m: &HashMap<ChannelId, Box<str>>| -> HashSet<String> {
+        m.values().map(|t| event::channel_topic(t)).collect()
+    };
+    let (want, have) = (topics(&wanted), topics(subscribed));
+    for topic in want.difference(&have) {
+        tracker.forget_topic(topic);
+        ps.subscribe(topic)?;
     }
-    for &id in subscribed.difference(&wanted) {
-        ps.unsubscribe(event::channel_topic(&state.channel(id).title))?;
+    for topic in have.difference(&want) {
+        ps.unsubscribe(topic)?;
     }
     *subscribed = wanted;
     ps.set_read_timeout(Some(POLL))
@@ -565,12 +571,24 @@ fn apply(
             nick,
             info: rec,
         }),
-        Body::Public { chan, nick, text } => out.push(ClusterInput::Public {
+        Body::Public {
+            chan,
+            nick,
+            text,
+            id,
+            ms,
+        } => out.push(ClusterInput::Public {
             title: chan,
             nick,
             text,
+            id,
+            ms,
         }),
         Body::Private { to, from, text } => out.push(ClusterInput::Private { to, from, text }),
+        Body::Community { ev } => out.push(ClusterInput::Community {
+            server: env.s,
+            event: ev,
+        }),
     }
     action
 }

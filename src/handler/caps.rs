@@ -16,6 +16,10 @@ fn parse_cap(word: &str) -> Option<Cap> {
         Some(("batch", bytes)) => {
             // A size outside the range is a cap the server does not know: ignored, so
             // that a client never gets batches bigger or smaller than it can take.
+            // Digits only: `+600` or ` 600` is not a size a client should rely on.
+            if bytes.is_empty() || !bytes.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let n: usize = bytes.parse().ok()?;
             (batch::MIN_SIZE..=batch::MAX_SIZE)
                 .contains(&n)

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox};
 use crate::protocol::{errors, Event};
-use crate::state::{ChannelId, Joined};
+use crate::state::{ChannelId, JoinError, Joined};
 
 impl Handler {
     pub(super) fn join(
@@ -16,17 +16,27 @@ impl Handler {
         title: &str,
         out: &mut Outbox,
     ) {
-        let Some(id) = self.state.channel_id(title) else {
+        let Some(ch) = self.state.channel_by_title(title) else {
             return out.error(from, &format!("no channel named {title}"));
         };
+        let id = ch.id;
         let Some(nick) = self.state.nick_of(from) else {
             return;
         };
-        let Some(joined) = self.state.join(from, id, self.config.max_channels_per_user) else {
-            return out.error(from, errors::TOO_MANY_CHANNELS);
+        // Bans, invitations and lasting operators (part 5).
+        let roles = match self.may_join(wall, from, &nick, &ch) {
+            Ok(roles) => roles,
+            Err(message) => return out.error(from, &message),
+        };
+        let max = self.live().max_channels_per_user;
+        let joined = match self.state.join(from, id, max, roles) {
+            Ok(joined) => joined,
+            Err(JoinError::TooMany) => return out.error(from, errors::TOO_MANY_CHANNELS),
+            Err(JoinError::Full) => return out.error(from, &format!("{} is full", ch.title)),
+            Err(JoinError::Gone) => return out.error(from, &format!("no channel named {title}")),
+            Err(JoinError::NoUser) => return,
         };
         if let Joined::New(before) = joined {
-            let ch = self.state.channel(id);
             let event = Event::UserJoins {
                 title: &ch.title,
                 nick: &nick,
@@ -34,7 +44,7 @@ impl Handler {
             self.channel_fanout(id, before, &event, out);
         }
         self.publish_user(now, wall, from, out);
-        out.send(from, &Event::JoinAck(self.channel_info(id)));
+        out.send(from, &Event::JoinAck(self.view_of(ch).info()));
         self.offer_group(now, from, id, out);
     }
 
@@ -64,25 +74,27 @@ impl Handler {
             return; // not a member: no answer
         };
         self.leave_groups(from, &[id]);
-        let ch = self.state.channel(id);
+        let Some(view) = self.channel_view(id) else {
+            return;
+        };
         let event = Event::UserParts {
-            title: &ch.title,
+            title: &view.ch.title,
             nick: &nick,
         };
         self.channel_fanout(id, parted.rest, &event, out);
         self.publish_user(now, wall, from, out);
-        out.send(from, &Event::PartAck(self.channel_info(id)));
+        out.send(from, &Event::PartAck(view.info()));
         if let (true, Some(current)) = (parted.was_current, parted.new_current) {
-            out.send(from, &Event::JoinAck(self.channel_info(current)));
+            if let Some(v) = self.channel_view(current) {
+                out.send(from, &Event::JoinAck(v.info()));
+            }
         }
+        self.left_channel(id, out);
     }
 
     pub(super) fn list_channels(&self, from: SocketAddr, out: &mut Outbox) {
-        for id in 0..self.state.channels.len() {
-            out.send(
-                from,
-                &Event::ChannelItem(self.channel_info(id as ChannelId)),
-            );
+        for ch in self.state.channels() {
+            out.send(from, &Event::ChannelItem(self.view_of(ch).info()));
         }
     }
 
@@ -106,6 +118,14 @@ impl Handler {
                     self.remote_item(now_ms, from, &user, out);
                 }
             }
+        }
+    }
+
+    /// After channel `id` lost a member here: a temporary channel nobody is in any more
+    /// is destroyed (and, in a cluster, the others are told).
+    pub(super) fn left_channel(&self, id: ChannelId, out: &mut Outbox) {
+        if let Some(ch) = self.state.destroy_if_empty(id) {
+            self.channel_gone(&ch, out);
         }
     }
 }

@@ -155,6 +155,8 @@ impl Handler {
             out.send(watcher, &Event::UserOnline { nick });
         }
         self.publish_user(now, wall, from, out);
+        // A password login: private messages kept while it was away (part 5).
+        self.fetch_mail(now, from, nick, out);
     }
 
     pub(super) fn logoff(&self, from: SocketAddr, out: &mut Outbox) {
@@ -163,13 +165,15 @@ impl Handler {
         };
         let nick = &gone.user.nick;
         self.leave_groups(from, &gone.user.channels);
-        for (id, rest) in gone.parts {
-            let ch = self.state.channel(id);
+        for (id, rest) in &gone.parts {
+            let Some(ch) = self.state.channel(*id) else {
+                continue;
+            };
             let event = Event::UserParts {
                 title: &ch.title,
                 nick,
             };
-            self.channel_fanout(id, rest, &event, out);
+            self.channel_fanout(*id, rest.clone(), &event, out);
         }
         for watcher in self.state.watchers_of(nick) {
             out.send(watcher, &Event::UserOffline { nick });
@@ -180,6 +184,9 @@ impl Handler {
             out.effect(Effect::ReleaseLease {
                 nick: nick.to_string(),
             });
+        }
+        for (id, _) in &gone.parts {
+            self.left_channel(*id, out);
         }
     }
 }

@@ -9,18 +9,31 @@
 //! [`login`] (log in and off, leases), [`channels`] (join, part, lists), [`messages`]
 //! (public and private), [`directory`] (who, whois), [`hotlist`] (watch, unwatch),
 //! [`accounts`] (register, unregister), [`sessions`] (password logins and sealed
-//! datagrams), [`caps`] (capabilities and PING), [`multicast`] (channel groups and
-//! discovery) and [`remote`] (what the other servers of a cluster report).
+//! datagrams), [`caps`] (capabilities and PING), [`multicast`] (channel groups
+//! and discovery) and [`remote`] (what the other servers of a cluster report).
+//!
+//! Part 5, the community features: [`community`] (HELLO, rights, notices, results),
+//! [`created`] (channels users create and give up), [`moderation`] (topic, kick, ban,
+//! invitations), [`modes`] (modes, operators, voices), [`history`] (recent messages, private messages kept for users
+//! away), [`operators`] (server operators' commands, address bans) and
+//! [`community_remote`] (the same, as other servers of a cluster report it).
 
 mod accounts;
 pub mod audit;
 mod caps;
 mod channels;
+mod community;
+mod community_remote;
+mod created;
 mod directory;
+mod history;
 mod hotlist;
 mod login;
 mod messages;
+mod moderation;
+mod modes;
 mod multicast;
+mod operators;
 mod remote;
 mod sessions;
 
@@ -40,7 +53,8 @@ use crate::datagram::{Incoming, Kind};
 use crate::multicast::Groups;
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
 use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request};
-use crate::state::{ChannelId, Presence, Route, State, User};
+use crate::settings::{Live, LiveSettings};
+use crate::state::{Channel, ChannelId, Presence, Route, State, User};
 use audit::Audit;
 
 /// The most nicknames one user's hot list holds.
@@ -134,6 +148,8 @@ pub struct Handler {
     /// Security counters (logins, lockouts, registrations, path changes).
     audit: Arc<Audit>,
     config: Config,
+    /// Part 5: the live settings and the requests waiting for community effects.
+    community: Arc<community::Community>,
 }
 
 impl Handler {
@@ -147,6 +163,7 @@ impl Handler {
             waits: Arc::default(),
             groups: Arc::default(),
             discovery: None,
+            community: Arc::default(),
             audit: Arc::default(),
             config: Config {
                 max_datagram,
@@ -168,7 +185,22 @@ impl Handler {
     /// The same handler with another cap on the channels one user may be in at once.
     pub fn with_max_channels_per_user(mut self, cap: usize) -> Self {
         self.config.max_channels_per_user = cap.max(1);
+        let mut live = (*self.live()).clone();
+        live.max_channels_per_user = self.config.max_channels_per_user;
+        self.community.live.set(live);
         self
+    }
+
+    /// The same handler reading its part-5 settings from `live` (shared with whoever
+    /// reloads the configuration).
+    pub fn with_live(mut self, live: Arc<LiveSettings>) -> Self {
+        self.community = Arc::new(community::Community::new(live));
+        self
+    }
+
+    /// The part-5 settings now.
+    pub fn live(&self) -> Arc<Live> {
+        self.community.live.get()
     }
 
     /// The same handler with the accounts of `accounts`.
@@ -291,6 +323,13 @@ impl Handler {
                 return logged_in;
             }
         };
+        if matches!(
+            request,
+            Request::Login { .. } | Request::Auth { .. } | Request::AuthFinish { .. }
+        ) && self.refuse_banned_address(wall, from, out)
+        {
+            return logged_in;
+        }
         match request {
             Request::Login { nick } => self.login(now, wall, from, nick, out),
             Request::Auth {
@@ -305,8 +344,10 @@ impl Handler {
             Request::Logoff => self.logoff(from, out),
             Request::Join { title } => self.join(now, wall, from, title, out),
             Request::Part { title } => self.part(now, wall, from, title, out),
-            Request::SendPublic { text } => self.public(from, text, out),
-            Request::SendPrivate { recipient, text } => self.private(from, recipient, text, out),
+            Request::SendPublic { text } => self.public(wall, from, text, out),
+            Request::SendPrivate { recipient, text } => {
+                self.private(now, wall, from, recipient, text, out)
+            }
             Request::ListChannels => self.list_channels(from, out),
             Request::ListUsers => self.list_users(now, wall, from, out),
             Request::StillHere => {}
@@ -324,6 +365,21 @@ impl Handler {
             Request::Ping { token } => self.ping(from, token, out),
             Request::McastJoined { title } => self.mcast_joined(from, title),
             Request::McastLeft { title } => self.mcast_left(from, title),
+            r @ (Request::Hello { .. }
+            | Request::ChanCreate { .. }
+            | Request::ChanTopic { .. }
+            | Request::ChanKick { .. }
+            | Request::ChanBan { .. }
+            | Request::ChanUnban { .. }
+            | Request::ChanMode { .. }
+            | Request::ChanInvite { .. }
+            | Request::ChanDrop { .. }
+            | Request::History { .. }
+            | Request::OperKill { .. }
+            | Request::OperBan { .. }
+            | Request::OperUnban { .. }
+            | Request::OperNotice { .. }
+            | Request::OperStatus) => self.community_request(now, wall, from, r, out),
         }
         logged_in
     }
@@ -335,6 +391,7 @@ impl Handler {
             Done::Lease { ticket, answer } => self.lease_answered(now, wall, ticket, answer, out),
             Done::Loaded { ticket, account } => self.account_loaded(now, ticket, account, out),
             Done::Stored { ticket, ok } => self.stored(ticket, ok, out),
+            Done::Community(done) => self.community_done(now, wall, done, out),
         }
     }
 
@@ -355,6 +412,7 @@ impl Handler {
             self.state.unreserve(addr, &nick);
         }
         self.waits.jobs.retain(|_, j| !late(j.since()));
+        self.community.housekeeping(now);
     }
 
     /// Users silent for longer than the idle timeout at `now`, with the route of each.
@@ -411,33 +469,32 @@ impl Handler {
         }
     }
 
-    /// The titles of `ids`.
+    /// The titles of `ids` (those that still exist).
     fn titles(&self, ids: &[ChannelId]) -> Vec<String> {
         ids.iter()
-            .map(|&id| self.state.channel(id).title.to_string())
+            .filter_map(|&id| self.state.channel(id).map(|c| c.title.to_string()))
             .collect()
     }
 
-    /// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM show it, counting remote members.
-    fn channel_info(&self, id: ChannelId) -> ChannelInfo<'_> {
-        let ch = self.state.channel(id);
-        let count = ch.len() + self.state.remote.count(id);
-        ChannelInfo {
-            title: &ch.title,
-            count: count as u32,
-            description: &ch.description,
+    /// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM show it, counting remote members;
+    /// `None` if it was destroyed.
+    fn channel_view(&self, id: ChannelId) -> Option<ChannelView> {
+        self.state.channel(id).map(|ch| self.view_of(ch))
+    }
+
+    /// The view of `ch`.
+    fn view_of(&self, ch: Arc<Channel>) -> ChannelView {
+        let count = (ch.len() + self.state.remote.count(ch.id)) as u32;
+        ChannelView {
+            description: ch.description(),
+            count,
+            ch,
         }
     }
 
     /// Appends USER_ITEM for the local `user` to `out`.
     fn user_item(&self, now: Instant, to: SocketAddr, user: &User, out: &mut Outbox) {
-        let mut titles = String::new();
-        for &id in &user.channels {
-            if !titles.is_empty() {
-                titles.push(' ');
-            }
-            titles.push_str(&self.state.channel(id).title);
-        }
+        let titles = self.titles(&user.channels).join(" ");
         out.send(
             to,
             &Event::UserItem {
@@ -449,5 +506,25 @@ impl Handler {
     }
 }
 
+/// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM show it, owned so that it outlives
+/// the look-up in the channel table.
+struct ChannelView {
+    ch: Arc<Channel>,
+    description: Arc<str>,
+    count: u32,
+}
+
+impl ChannelView {
+    fn info(&self) -> ChannelInfo<'_> {
+        ChannelInfo {
+            title: &self.ch.title,
+            count: self.count,
+            description: &self.description,
+        }
+    }
+}
+
+#[cfg(test)]
+mod community_tests;
 #[cfg(test)]
 mod tests;

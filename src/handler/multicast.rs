@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Handler, Outbox};
 use crate::protocol::Event;
-use crate::state::ChannelId;
+use crate::state::{ChannelId, Member};
 
 /// What a server says about itself in `SERVER_HERE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Handler {
     pub(super) fn channel_fanout(
         &self,
         id: ChannelId,
-        dests: Arc<[SocketAddr]>,
+        dests: Arc<[Member]>,
         event: &Event<'_>,
         out: &mut Outbox,
     ) {
@@ -41,9 +41,9 @@ impl Handler {
         match group {
             Some(g) => {
                 let (unicast, active) = g.route(&dests);
-                out.channel_fanout(unicast, event, u64::from(id), active.then_some(g));
+                out.channel_fanout(unicast, event, id, active.then_some(g));
             }
-            None => out.fanout(dests, event, u64::from(id)),
+            None => out.fanout(dests, event, id),
         }
     }
 
@@ -76,8 +76,8 @@ impl Handler {
         let probe = Event::McastProbe { title: &g.title }.to_bytes();
         out.fanouts.push(crate::outbox::Fanout {
             payload: probe.into(),
-            dests: Arc::from([]),
-            key: u64::from(id),
+            members: Arc::from([]),
+            key: id,
             group: Some(g),
         });
     }
@@ -393,6 +393,8 @@ mod tests {
                 title: "pets".into(),
                 nick: "Zed".into(),
                 text: "from afar".into(),
+                id: 0,
+                ms: 0,
             },
             &mut out,
         );

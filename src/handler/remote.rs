@@ -25,15 +25,24 @@ impl Handler {
                     self.notify(&change, out);
                 }
             }
-            ClusterInput::Public { title, nick, text } => {
-                if let Some(id) = self.state.channel_id(&title) {
-                    let ch = self.state.channel(id);
+            ClusterInput::Public {
+                title,
+                nick,
+                text,
+                id,
+                ms,
+            } => {
+                if let Some(ch) = self.state.channel_by_title(&title) {
                     let event = Event::PublicMsg {
                         title: &ch.title,
                         sender: &nick,
                         text: &text,
                     };
-                    self.channel_fanout(id, ch.snapshot(), &event, out);
+                    self.channel_fanout(ch.id, ch.snapshot(), &event, out);
+                    if id != 0 {
+                        // The origin keeps it in the store, if anyone does.
+                        self.remember(&ch, id, ms, &nick, &text, false, out);
+                    }
                 }
             }
             ClusterInput::Private { to, from, text } => {
@@ -47,6 +56,9 @@ impl Handler {
                     );
                 }
             }
+            ClusterInput::Community { server, event } => {
+                self.community_input(&server, event, out);
+            }
         }
     }
 
@@ -54,7 +66,9 @@ impl Handler {
     fn remote_user(&self, server: &str, info: &UserInfo) -> RemoteUser {
         let mut channels: Vec<ChannelId> = Vec::with_capacity(info.channels.len());
         for title in &info.channels {
-            if let Some(id) = self.state.channel_id(title) {
+            // A channel created on another server before this one heard of it (this
+            // server started later, or the event was lost) is known from here on.
+            if let Some(id) = self.known_or_placeholder(title) {
                 if !channels.contains(&id) {
                     channels.push(id);
                 }
@@ -75,7 +89,9 @@ impl Handler {
         let before: &[ChannelId] = old.map_or(&[], |u| &u.channels);
         let after: &[ChannelId] = new.map_or(&[], |u| &u.channels);
         for &id in after.iter().filter(|id| !before.contains(id)) {
-            let ch = self.state.channel(id);
+            let Some(ch) = self.state.channel(id) else {
+                continue;
+            };
             let event = Event::UserJoins {
                 title: &ch.title,
                 nick: &nick,
@@ -83,12 +99,17 @@ impl Handler {
             self.channel_fanout(id, ch.snapshot(), &event, out);
         }
         for &id in before.iter().filter(|id| !after.contains(id)) {
-            let ch = self.state.channel(id);
+            let Some(ch) = self.state.channel(id) else {
+                continue;
+            };
             let event = Event::UserParts {
                 title: &ch.title,
                 nick: &nick,
             };
             self.channel_fanout(id, ch.snapshot(), &event, out);
+            // The last member anywhere left a temporary channel (its server tells the
+            // others too; each drops its copy on its own).
+            let _ = self.state.destroy_if_empty(id);
         }
         let event = match (old, new) {
             (None, Some(_)) => Event::UserOnline { nick: &nick },

@@ -88,12 +88,12 @@ fn public_message_is_one_fanout_sharing_the_member_snapshot() {
     );
     let f = &out.fanouts[0];
     assert_eq!(&f.payload[2..], b"Pets u2 hi");
-    let mut ports: Vec<u16> = f.dests.iter().map(|a| a.port()).collect();
+    let mut ports: Vec<u16> = f.members.iter().map(|m| m.addr.port()).collect();
     ports.sort();
     assert_eq!(ports, [1, 2, 3]);
     // A second message reuses the same snapshot: no copy of the member list.
     let again = r.raw(0, 1, Request::SendPublic { text: "yo" });
-    assert!(Arc::ptr_eq(&f.dests, &again.fanouts[0].dests));
+    assert!(Arc::ptr_eq(&f.members, &again.fanouts[0].members));
 }
 
 #[test]

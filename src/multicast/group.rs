@@ -31,7 +31,7 @@ use rand::RngCore;
 
 use super::{tag_with, ChannelMac, KEY_LEN};
 use crate::protocol::channel_data;
-use crate::state::ChannelId;
+use crate::state::{ChannelId, Member};
 
 /// How long a member stays pending after `MCAST_GROUP` without confirming: meanwhile its
 /// group is kept active (so it has something to hear) and probed often. A client behind a
@@ -67,7 +67,7 @@ impl std::fmt::Debug for ChannelGroup {
 }
 
 /// A member snapshot and its unicast part.
-type Routed = (Arc<[SocketAddr]>, Arc<[SocketAddr]>);
+type Routed = (Arc<[Member]>, Arc<[Member]>);
 
 #[derive(Debug, Default)]
 struct Listeners {
@@ -188,7 +188,7 @@ impl ChannelGroup {
 
     /// Splits a fan-out to `dests` (members of the channel): the members to reach by
     /// unicast, and whether the group gets the event too.
-    pub fn route(&self, dests: &Arc<[SocketAddr]>) -> (Arc<[SocketAddr]>, bool) {
+    pub fn route(&self, dests: &Arc<[Member]>) -> (Arc<[Member]>, bool) {
         let mut m = self.members.lock();
         let active = m.active();
         if m.confirmed.is_empty() {
@@ -199,9 +199,9 @@ impl ChannelGroup {
                 return (unicast.clone(), active);
             }
         }
-        let unicast: Arc<[SocketAddr]> = dests
+        let unicast: Arc<[Member]> = dests
             .iter()
-            .filter(|a| !m.confirmed.contains(a))
+            .filter(|d| !m.confirmed.contains(&d.addr))
             .copied()
             .collect();
         m.cache = Some((dests.clone(), unicast.clone()));
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn confirmed_members_leave_the_unicast_list_and_come_back() {
         let g = group();
-        let dests: Arc<[SocketAddr]> = vec![addr(1), addr(2), addr(3)].into();
+        let dests: Arc<[Member]> = [1, 2, 3].map(|p| Member::new(addr(p), 0)).into();
         assert_eq!(g.route(&dests), (dests.clone(), false));
         assert!(g.offer(addr(2), Instant::now()));
         let (uni, active) = g.route(&dests);
@@ -302,7 +302,8 @@ mod tests {
         );
         assert!(g.confirm(addr(2)));
         let (uni, active) = g.route(&dests);
-        assert_eq!((&uni[..], active), (&[addr(1), addr(3)][..], true));
+        let uni_addrs: Vec<SocketAddr> = uni.iter().map(|m| m.addr).collect();
+        assert_eq!((uni_addrs, active), (vec![addr(1), addr(3)], true));
         // The filtered list is cached for the same snapshot.
         assert!(Arc::ptr_eq(&uni, &g.route(&dests).0));
         assert!(

@@ -58,6 +58,8 @@ pub struct Effects {
     leases: Vec<Sender<Effect>>,
     cluster: Option<Arc<Cluster>>,
     stats: Arc<EffectStats>,
+    /// Part-5 effects: the community store thread (see `server::community`).
+    community: Option<super::community::Sink>,
 }
 
 impl std::fmt::Debug for Effects {
@@ -72,7 +74,17 @@ impl Effects {
     /// Hands `effect` over to its thread. Returns the result to feed back at once when it
     /// could not be taken (queue full, or no cluster for a lease).
     pub fn submit(&self, effect: Effect) -> Option<Done> {
+        let effect = match effect {
+            Effect::Community(c) => {
+                return match &self.community {
+                    Some(sink) => sink.submit(c),
+                    None => c.failed(),
+                };
+            }
+            other => other,
+        };
         let queue = match &effect {
+            Effect::Community(_) => return None,
             Effect::Publish(event) => {
                 if let Some(c) = &self.cluster {
                     c.publish_event(event.clone());
@@ -102,6 +114,17 @@ impl Effects {
     /// Effects waiting in the store thread's queue.
     pub fn store_depth(&self) -> usize {
         self.store.len()
+    }
+
+    /// Where part-5 effects go, if anywhere.
+    pub fn community(&self) -> Option<&super::community::Sink> {
+        self.community.as_ref()
+    }
+
+    /// The same handle, with part-5 effects going to `sink`.
+    pub fn with_community(mut self, sink: super::community::Sink) -> Self {
+        self.community = Some(sink);
+        self
     }
 
     /// The counters.
@@ -161,6 +184,7 @@ pub fn spawn(
             leases,
             cluster,
             stats,
+            community: None,
         },
         threads,
     ))
@@ -251,7 +275,10 @@ fn run_store(
                     failed(&e, "saving a hot list");
                 }
             }
-            Effect::ClaimLease { .. } | Effect::ReleaseLease { .. } | Effect::Publish(_) => {}
+            Effect::ClaimLease { .. }
+            | Effect::ReleaseLease { .. }
+            | Effect::Publish(_)
+            | Effect::Community(_) => {}
         }
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use super::send::SendJob;
-use super::stats::Stats;
+use super::send::SenderPool;
+use super::stats::{Stats, EVENTS_PER_DATAGRAM_BOUNDS};
 use super::worker::Job;
 use crate::state::State;
 
@@ -24,8 +24,8 @@ pub struct Sources {
     pub stats: Arc<Stats>,
     /// Worker queues, for their depth.
     pub workers: Vec<Sender<Job>>,
-    /// Sender queues, for their depth.
-    pub senders: Vec<Sender<SendJob>>,
+    /// The sender pool, for its queues' depth.
+    pub senders: SenderPool,
     /// The effect threads' queues and counters.
     pub effects: super::effects::Effects,
     /// The cluster, if the server is part of one.
@@ -67,12 +67,12 @@ pub fn render(src: &Sources) -> String {
         &mut out,
         "channels",
         "gauge",
-        "Configured channels.",
-        &one(src.state.channels.len() as u64),
+        "Channels (configured and created).",
+        &one(src.state.channel_count() as u64),
     );
     let members: Vec<(String, u64)> = src
         .state
-        .channels
+        .channels()
         .iter()
         .map(|c| {
             (
@@ -116,6 +116,14 @@ pub fn render(src: &Sources) -> String {
         "Bytes handed to the kernel.",
         &one(s.bytes_out),
     );
+    metric(
+        &mut out,
+        "events_sent_total",
+        "counter",
+        "Events handed to the kernel: replies, classic deliveries, and each event inside a BATCH.",
+        &one(s.events_out),
+    );
+    events_per_datagram(&mut out, &s);
     let drops = vec![
         ("{reason=\"queue_full\"}".to_string(), s.dropped_queue_full),
         (
@@ -154,14 +162,21 @@ pub fn render(src: &Sources) -> String {
         .collect();
     depths.extend(
         src.senders
-            .iter()
+            .depths()
+            .into_iter()
             .enumerate()
-            .map(|(i, q)| (format!("{{queue=\"sender-{i}\"}}"), q.len() as u64)),
+            .map(|(i, n)| (format!("{{queue=\"sender-{i}\"}}"), n as u64)),
     );
     depths.push((
         "{queue=\"store\"}".to_string(),
         src.effects.store_depth() as u64,
     ));
+    if let Some(sink) = src.effects.community() {
+        depths.push((
+            "{queue=\"community-store\"}".to_string(),
+            sink.depth() as u64,
+        ));
+    }
     metric(
         &mut out,
         "queue_depth",
@@ -223,10 +238,55 @@ pub fn render(src: &Sources) -> String {
             &listeners,
         );
     }
+    if let Some(sink) = src.effects.community() {
+        let cs = &sink.stats;
+        metric(
+            &mut out,
+            "community_refused_total",
+            "counter",
+            "Part-5 effects (stored channels, bans, history, kept messages, orders for users) refused because their queue was full.",
+            &one(cs.refused.load(Ordering::Relaxed)),
+        );
+        metric(
+            &mut out,
+            "community_store_errors_total",
+            "counter",
+            "Part-5 reads and writes that failed in the store.",
+            &one(cs.store_errors.load(Ordering::Relaxed)),
+        );
+        metric(
+            &mut out,
+            "audit_records_total",
+            "counter",
+            "Moderation and operator actions written to the audit log.",
+            &one(cs.audited.load(Ordering::Relaxed)),
+        );
+    }
     if let Some(c) = &src.cluster {
         cluster_metrics(&mut out, c, src.state.remote.len());
     }
     out
+}
+
+/// The events-per-datagram histogram, in the Prometheus histogram form (cumulative
+/// buckets, `_sum` and `_count`).
+fn events_per_datagram(out: &mut String, s: &super::StatsSnapshot) {
+    let name = "udpchat_events_per_datagram";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Events carried by each datagram sent (1 for a reply or a classic delivery; more for a BATCH)."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, n) in s.events_per_datagram.iter().enumerate() {
+        cumulative += n;
+        let le = EVENTS_PER_DATAGRAM_BOUNDS
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), u64::to_string);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum {}", s.events_out);
+    let _ = writeln!(out, "{name}_count {cumulative}");
 }
 
 fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: usize) {

@@ -6,10 +6,13 @@
 //!  receive thread ── classify once ──► bounded queue per worker, chosen by route
 //!    │                                  (source address, or session for sealed datagrams)
 //!  workers ── Handler::handle ──► single-address replies: sent by the worker (sendmmsg)
-//!    │   ▲                        fan-outs: split into chunks ──► sender pool queues
+//!    │   ▲                        fan-outs: whole, to the senders of their members
 //!    │   └── results ◄──┐         effects ──► effect threads (store, leases) / cluster queue
-//!  senders ── sendmmsg batches, resume after partial sends, count failures
+//!  senders ── each writes to its own members (by lane); what waits for one member goes
+//!             out together: BATCH datagrams for clients granted `batch`, one event per
+//!             datagram for classic ones; sendmmsg, resume after partial sends, count failures
 //!  effect threads ── SQLite/PostgreSQL, Redis leases; results back to the owning worker
+//!  community-store ── part-5 effects: channels, bans, history, kept messages, audit log
 //!  sweeper ── every check interval: idle users ──► Expire job to the owning worker
 //!  prober (with --multicast) ── MCAST_PROBE to active groups ──► sender pool
 //!  discovery (bound to one address) ── DISCOVER heard on 239.255.77.77 ──► workers
@@ -22,6 +25,7 @@
 //! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
+pub mod community;
 pub mod effects;
 pub mod limit;
 pub mod metrics;
@@ -35,6 +39,7 @@ pub mod worker;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -44,20 +49,27 @@ use crossbeam_channel::bounded;
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use limit::Limits;
+pub use send::BatchWindow;
 pub use stats::{Stats, StatsSnapshot};
 
+use crate::accounts::community::CommunityStore;
 use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::{Discovery, Handler};
 use crate::multicast::{Groups, MulticastConfig};
 use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
+use crate::settings::{Live, LiveSettings};
 use crate::state::State;
+
+pub use community::Reloader;
 
 /// Datagrams each worker's queue holds before the receive thread drops more.
 pub const WORKER_QUEUE: usize = 8192;
 /// Fan-out chunks each sender's queue holds before workers wait.
 pub const SENDER_QUEUE: usize = 1024;
+/// A busy sender's wait for more events to batch (`--batch-window-us`).
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_micros(500);
 /// How long the receive thread waits for a datagram before it checks the stop flag.
 const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -76,6 +88,11 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Sender threads.
     pub senders: usize,
+    /// How long a sender may wait after the first fan-out of a round for more to batch
+    /// with it ([`send::BatchWindow`]). The command line sets a wait of at most 1 ms,
+    /// only while busy; tests set longer, unconditional ones to make batching
+    /// deterministic.
+    pub batch_window: send::BatchWindow,
     /// Largest datagram accepted, in bytes.
     pub max_datagram: usize,
     /// Most users logged in at once.
@@ -101,6 +118,10 @@ pub struct ServerConfig {
     pub discovery: bool,
     /// The name SERVER_HERE gives; `None`: the cluster's server id, else the host name.
     pub name: Option<String>,
+    /// Part-5 settings a reload may change: limits, operators, message of the day.
+    pub live: Live,
+    /// A file the audit log of moderation and operator actions is appended to.
+    pub audit_log: Option<PathBuf>,
     /// Whether the server keeps accounts (`--accounts-off` clears it: every nickname is a
     /// guest's, registrations and password logins are refused).
     pub accounts: bool,
@@ -129,6 +150,7 @@ impl Default for ServerConfig {
             check_interval: Duration::from_secs(30),
             workers: default_threads(),
             senders: default_threads(),
+            batch_window: send::BatchWindow::WhenBusy(DEFAULT_BATCH_WINDOW),
             max_datagram: DEFAULT_MAX_DATAGRAM,
             max_users: 100_000,
             sndbuf: 4 << 20,
@@ -141,6 +163,8 @@ impl Default for ServerConfig {
             multicast: None,
             discovery: true,
             name: None,
+            live: Live::default(),
+            audit_log: None,
             accounts: true,
             register_limit: crate::accounts::limits::DEFAULT_REGISTER_PER_PREFIX,
             account_reserve_percent: 10,
@@ -229,6 +253,8 @@ pub struct Server {
     /// The extra socket that hears DISCOVER when the chat socket can't (module
     /// `multicast`).
     discovery_socket: Option<Socket>,
+    community_store: Arc<dyn CommunityStore>,
+    live: Arc<LiveSettings>,
 }
 
 /// Socket buffer sizes the kernel granted (it doubles requests and clamps them to
@@ -322,6 +348,13 @@ impl Server {
             let pct = usize::from(config.account_reserve_percent.min(100));
             state.reserve_for_accounts(config.max_users * pct / 100);
         }
+        let community_store = config
+            .store
+            .open_community_with(&trust)
+            .map_err(store_error)?;
+        let mut live = config.live.clone();
+        live.max_channels_per_user = config.max_channels_per_user;
+        community::load(&*community_store, &state, &live).map_err(store_error)?;
         let cluster = match &config.cluster {
             Some(c) => Some(Arc::new(Cluster::new(c.clone(), &trust)?)),
             None => None,
@@ -348,6 +381,8 @@ impl Server {
             cluster,
             store,
             accounts,
+            community_store,
+            live: Arc::new(LiveSettings::new(live)),
             config,
             metrics,
             socket,
@@ -399,6 +434,14 @@ impl Server {
         self.groups.clone()
     }
 
+    /// What changes the configuration while the server runs (on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+            live: self.live.clone(),
+        }
+    }
+
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.
     ///
     /// # Errors
@@ -406,6 +449,7 @@ impl Server {
     pub fn run(self) -> Result<(), ServerError> {
         let c = &self.config;
         let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
+            .with_live(self.live.clone())
             .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
         if self.cluster.is_some() {
@@ -427,23 +471,36 @@ impl Server {
 
         let (send_txs, send_rxs): (Vec<_>, Vec<_>) =
             (0..c.senders.max(1)).map(|_| bounded(SENDER_QUEUE)).unzip();
+        let senders = send_rxs.len();
         for (i, rx) in send_rxs.into_iter().enumerate() {
-            let group = self.group_socket.as_ref().map(socket).transpose()?;
-            let (chat, stats) = (socket(&self.socket)?, self.stats.clone());
-            let sealers = self.state.sealers.clone();
+            let sender = send::Sender {
+                socket: socket(&self.socket)?,
+                index: i,
+                senders,
+                window: c.batch_window,
+                stats: self.stats.clone(),
+                sealers: self.state.sealers.clone(),
+                group_socket: self.group_socket.as_ref().map(socket).transpose()?,
+            };
             threads.push(
-                spawn(format!("sender-{i}"), move || {
-                    send::run_sender(chat, group, rx, stats, sealers)
-                })
-                .map_err(ServerError::Thread)?,
+                spawn(format!("sender-{i}"), move || sender.run(rx))
+                    .map_err(ServerError::Thread)?,
             );
         }
+        let send_txs = send::SenderPool::new(send_txs);
 
         let workers = c.workers.max(1);
         let (work_txs, work_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| bounded(WORKER_QUEUE)).unzip();
         let (done_txs, done_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| bounded(effects::DONE_QUEUE)).unzip();
+        let (community_sink, community_thread) = community::spawn(
+            self.community_store.clone(),
+            done_txs.clone(),
+            c.audit_log.as_deref(),
+        )
+        .map_err(ServerError::Thread)?;
+        threads.push(community_thread);
         let (effects, effect_threads) = effects::spawn(
             self.store.clone(),
             self.accounts.clone(),
@@ -452,6 +509,7 @@ impl Server {
             self.stop.clone(),
         )
         .map_err(ServerError::Thread)?;
+        let effects = effects.with_community(community_sink);
         threads.extend(effect_threads);
         for (i, (rx, done)) in work_rxs.into_iter().zip(done_rxs).enumerate() {
             let worker = worker::Worker {
@@ -469,7 +527,7 @@ impl Server {
         }
         let pool = send_txs;
         if let Some(cluster) = &self.cluster {
-            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool)?);
+            threads.extend(self.spawn_cluster(cluster.clone(), &handler, &pool, &effects)?);
         }
         if !self.groups.is_empty() {
             let (groups, senders, stop) = (self.groups.clone(), pool.clone(), self.stop.clone());
@@ -545,7 +603,8 @@ impl Server {
         &self,
         cluster: Arc<Cluster>,
         handler: &Handler,
-        pool: &[crossbeam_channel::Sender<send::SendJob>],
+        pool: &send::SenderPool,
+        effects: &effects::Effects,
     ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
@@ -555,17 +614,23 @@ impl Server {
             .map_err(ServerError::Thread)?
         };
         let socket = self.socket.try_clone().map_err(ServerError::Socket)?;
-        let (senders, stats) = (pool.to_vec(), self.stats.clone());
+        let (senders, stats) = (pool.clone(), self.stats.clone());
         let (state, stop, handler) = (self.state.clone(), self.stop.clone(), handler.clone());
         let state_for_seal = self.state.clone();
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
+        let effects = effects.clone();
         let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
             for input in inputs {
                 handler.cluster_input(input, &mut out);
             }
+            // Orders for local users (a kick or kill from another server) and what a
+            // change owes the cluster or the store; nothing here waits for an answer.
+            for effect in out.effects.drain(..) {
+                let _ = effects.submit(effect);
+            }
             for fanout in out.fanouts.drain(..) {
-                send::dispatch(fanout, &senders);
+                senders.dispatch(fanout);
             }
             if out.unicast_len() > 0 {
                 let replies = send::sealed_replies(&out, &state_for_seal.sealers);

@@ -25,16 +25,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::send::{dispatch, SendJob};
+use super::send::SenderPool;
 use super::sys::{interfaces, Interface};
 use crate::multicast::{
     Groups, MulticastConfig, DISCOVERY_GROUP, PENDING_PROBE_INTERVAL, PROBE_INTERVAL,
 };
 use crate::outbox::Fanout;
 use crate::protocol::Event;
+use crate::state::ChannelId;
 
 /// How often the prober looks at the groups.
 const PROBER_TICK: Duration = Duration::from_millis(100);
@@ -145,8 +145,8 @@ pub fn discovery_socket(chat: &Socket, bound: SocketAddr) -> io::Result<Option<S
 }
 
 /// The prober's loop (module docs); runs until `stop` is set.
-pub fn run_prober(groups: Arc<Groups>, senders: Vec<Sender<SendJob>>, stop: Arc<AtomicBool>) {
-    let mut last: HashMap<u32, Instant> = HashMap::new();
+pub fn run_prober(groups: Arc<Groups>, senders: SenderPool, stop: Arc<AtomicBool>) {
+    let mut last: HashMap<ChannelId, Instant> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(PROBER_TICK);
         let now = Instant::now();
@@ -170,11 +170,11 @@ pub fn run_prober(groups: Arc<Groups>, senders: Vec<Sender<SendJob>>, stop: Arc<
             let probe = Event::McastProbe { title: &g.title }.to_bytes();
             let fanout = Fanout {
                 payload: probe.into(),
-                dests: Arc::from([]),
-                key: u64::from(id),
+                members: Arc::from([]),
+                key: id,
                 group: Some(g),
             };
-            if !dispatch(fanout, &senders) {
+            if !senders.dispatch(fanout) {
                 return;
             }
         }

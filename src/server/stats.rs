@@ -3,6 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Upper bounds (`le`) of the events-per-datagram histogram's buckets; one more bucket
+/// counts everything above the last.
+pub const EVENTS_PER_DATAGRAM_BOUNDS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+/// Buckets of the events-per-datagram histogram: one per bound and one for the rest.
+pub const EVENTS_PER_DATAGRAM_BUCKETS: usize = EVENTS_PER_DATAGRAM_BOUNDS.len() + 1;
+
 /// Running totals since the server started.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -14,6 +20,12 @@ pub struct Stats {
     pub datagrams_out: AtomicU64,
     /// Bytes handed to the kernel.
     pub bytes_out: AtomicU64,
+    /// Events handed to the kernel: one per reply, one per classic delivery, and every
+    /// event inside a BATCH.
+    pub events_out: AtomicU64,
+    /// Datagrams handed to the kernel by how many events each carried, per bucket of
+    /// [`EVENTS_PER_DATAGRAM_BOUNDS`] (not cumulative; the metrics page sums them).
+    pub events_per_datagram: [AtomicU64; EVENTS_PER_DATAGRAM_BUCKETS],
     /// Datagrams dropped because their worker's queue was full.
     pub dropped_queue_full: AtomicU64,
     /// Datagrams dropped because their source was over its request rate.
@@ -41,6 +53,10 @@ pub struct StatsSnapshot {
     pub datagrams_out: u64,
     /// See [`Stats::bytes_out`].
     pub bytes_out: u64,
+    /// See [`Stats::events_out`].
+    pub events_out: u64,
+    /// See [`Stats::events_per_datagram`].
+    pub events_per_datagram: [u64; EVENTS_PER_DATAGRAM_BUCKETS],
     /// See [`Stats::dropped_queue_full`].
     pub dropped_queue_full: u64,
     /// See [`Stats::dropped_rate_limited`].
@@ -64,6 +80,8 @@ impl Stats {
             bytes_in: get(&self.bytes_in),
             datagrams_out: get(&self.datagrams_out),
             bytes_out: get(&self.bytes_out),
+            events_out: get(&self.events_out),
+            events_per_datagram: std::array::from_fn(|i| get(&self.events_per_datagram[i])),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_rate_limited: get(&self.dropped_rate_limited),
             replies_withheld: get(&self.replies_withheld),
@@ -71,5 +89,65 @@ impl Stats {
             sweep_logoffs: get(&self.sweep_logoffs),
             group_datagrams_out: get(&self.group_datagrams_out),
         }
+    }
+}
+
+/// Counts of sent datagrams kept by one thread and added to [`Stats`] in one go, so the
+/// histogram costs a few atomic additions per `sendmmsg` call, not per datagram.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    datagrams: u64,
+    bytes: u64,
+    events: u64,
+    buckets: [u64; EVENTS_PER_DATAGRAM_BUCKETS],
+}
+
+impl Tally {
+    /// One datagram of `bytes` bytes carrying `events` events went out.
+    pub fn sent(&mut self, bytes: usize, events: u32) {
+        self.datagrams += 1;
+        self.bytes += bytes as u64;
+        self.events += u64::from(events);
+        let bucket = EVENTS_PER_DATAGRAM_BOUNDS
+            .iter()
+            .position(|&b| u64::from(events) <= b)
+            .unwrap_or(EVENTS_PER_DATAGRAM_BOUNDS.len());
+        self.buckets[bucket] += 1;
+    }
+
+    /// Adds the counts to `stats` and starts again from zero.
+    pub fn flush(&mut self, stats: &Stats) {
+        if self.datagrams == 0 {
+            return;
+        }
+        stats
+            .datagrams_out
+            .fetch_add(self.datagrams, Ordering::Relaxed);
+        stats.bytes_out.fetch_add(self.bytes, Ordering::Relaxed);
+        stats.events_out.fetch_add(self.events, Ordering::Relaxed);
+        for (b, n) in self.buckets.iter().enumerate() {
+            if *n > 0 {
+                stats.events_per_datagram[b].fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        *self = Tally::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_sorts_datagrams_into_buckets() {
+        let stats = Stats::default();
+        let mut t = Tally::default();
+        for events in [1, 1, 2, 3, 13, 64, 65, 500] {
+            t.sent(100, events);
+        }
+        t.flush(&stats);
+        let s = stats.snapshot();
+        assert_eq!((s.datagrams_out, s.bytes_out, s.events_out), (8, 800, 649));
+        assert_eq!(s.events_per_datagram, [2, 1, 1, 0, 1, 0, 1, 1, 1]);
     }
 }

@@ -20,11 +20,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crossbeam_channel::{never, select, Receiver, Sender};
+use crossbeam_channel::{never, select, Receiver};
 
 use super::effects::Effects;
 use super::limit::{Limiter, Limits, Verdict};
-use super::send::{dispatch, sealed_replies, send_replies, ErrorLog, SendJob};
+use super::send::{sealed_replies, send_replies, ErrorLog, SenderPool};
 use super::stats::Stats;
 use crate::datagram::{Class, Incoming};
 use crate::handler::{Done, Handler, Outbox};
@@ -68,8 +68,8 @@ pub struct Worker {
     pub limits: Limits,
     /// The socket replies go out on.
     pub socket: socket2::Socket,
-    /// The sender pool's queues.
-    pub senders: Vec<Sender<SendJob>>,
+    /// The sender pool.
+    pub senders: SenderPool,
     /// Where effects go.
     pub effects: Effects,
     /// Counters.
@@ -175,7 +175,7 @@ impl Worker {
             }
         }
         for fanout in out.fanouts.drain(..) {
-            dispatch(fanout, &self.senders);
+            self.senders.dispatch(fanout);
         }
         if out.unicast_len() > 0 {
             let replies = sealed_replies(out, &self.handler.state().sealers);

@@ -1,67 +1,144 @@
 //! A channel and its members: a short lock over the member list, and a copy-on-write
-//! snapshot of the member addresses that fan-out reads without locking.
+//! snapshot of the members ([`Member`]: address, batch size, sender lane) that fan-out
+//! reads without locking. Beside the members,
+//! behind locks of their own so that fan-out never waits on them: the channel's settings
+//! and moderation lists ([`Meta`]) and its recent messages ([`History`]).
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::config::ChannelSpec;
+use super::community::{History, Meta};
 
-/// Index of a channel in [`State::channels`](super::State::channels).
-pub type ChannelId = u32;
+/// A channel's id: given once per server run and never reused, so that an id held by a
+/// record of a channel since destroyed can't name a channel created later under it.
+pub type ChannelId = u64;
 
-/// A configured channel and its members.
+/// A member as fan-out needs it: where to send, how (one event per datagram, or batches
+/// of at most `batch` bytes), and which sender writes to it.
+///
+/// Fan-outs carry these in a shared snapshot, so whatever a sender needs per member is
+/// here, computed once at join time (or when the member's caps change), never per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The member's address.
+    pub addr: SocketAddr,
+    /// The largest BATCH datagram it takes, in bytes; 0 for a classic client (one event
+    /// per datagram, exactly as part 1 of the protocol).
+    pub batch: u16,
+    /// A stable hash of the address: the sender that writes to this member is
+    /// `lane % senders`, for every fan-out of every channel, so that one sender queue
+    /// holds all of a member's events in order (`server::send`'s module docs).
+    pub lane: u16,
+}
+
+impl Member {
+    /// The member at `addr` taking batches of `batch` bytes (0: classic).
+    pub fn new(addr: SocketAddr, batch: u16) -> Self {
+        Member {
+            addr,
+            batch,
+            lane: lane_of(addr),
+        }
+    }
+}
+
+/// The lane of an address: a keyed hash, fixed for the life of the process (a member must
+/// stay on one sender) and keyed so that a peer can't steer many members onto one sender
+/// cheaply.
+pub fn lane_of(addr: SocketAddr) -> u16 {
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    // Fold the 64-bit hash so every bit counts.
+    let h = KEYS.get_or_init(Default::default).hash_one(addr);
+    (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) as u16
+}
+
+/// Roles a member holds while it is in the channel.
+pub mod role {
+    /// A channel operator.
+    pub const OP: u8 = 1;
+    /// Voiced: may speak in a moderated channel.
+    pub const VOICE: u8 = 2;
+}
+
+/// A channel and its members.
 #[derive(Debug)]
 pub struct Channel {
-    /// The title as configured.
+    /// Its id in this run of the server.
+    pub id: ChannelId,
+    /// The title as configured or created.
     pub title: Box<str>,
-    /// The description as configured.
-    pub description: Box<str>,
     /// Membership; a `parking_lot` mutex because every critical section is a few
     /// operations on a vector and a map, never I/O, and contention is brief.
     members: Mutex<Members>,
+    /// Description, kind, modes, operators, bans and invites: read on joins and by
+    /// moderation, never by fan-out, so they have their own lock.
+    meta: Mutex<Meta>,
+    /// Recent public messages; appended after each fan-out is queued.
+    history: Mutex<History>,
 }
 
-/// The members of a channel plus a cached, shareable snapshot of their addresses.
+/// The members of a channel plus a cached, shareable snapshot of them.
 ///
-/// Fan-out reads the snapshot (`Arc<[SocketAddr]>`): a public message costs one reference
-/// count, not a copy of the member list. A join or part drops the snapshot; the next reader
-/// rebuilds it once, so a burst of joins pays one copy, not one per join.
+/// Fan-out reads the snapshot (`Arc<[Member]>`): a public message costs one reference
+/// count, not a copy of the member list. A join, a part or a change of a member's batch
+/// size drops the snapshot; the next reader rebuilds it once, so a burst of joins pays one
+/// copy per fan-out it owes, not one per reader.
 #[derive(Debug, Default)]
 struct Members {
-    addrs: Vec<SocketAddr>,
-    /// Position of each address in `addrs`, for O(1) removal by swap.
+    list: Vec<Member>,
+    /// Position of each address in `list`, for O(1) removal by swap.
     pos: HashMap<SocketAddr, usize>,
-    snapshot: Option<Arc<[SocketAddr]>>,
+    snapshot: Option<Arc<[Member]>>,
+    /// Roles of the members that hold any ([`role`]); they end with the membership.
+    roles: HashMap<SocketAddr, u8>,
+    /// Set once the channel is destroyed: nobody may join it any more.
+    closed: bool,
 }
 
 impl Members {
-    fn snapshot(&mut self) -> Arc<[SocketAddr]> {
+    fn snapshot(&mut self) -> Arc<[Member]> {
         self.snapshot
-            .get_or_insert_with(|| Arc::from(&self.addrs[..]))
+            .get_or_insert_with(|| Arc::from(&self.list[..]))
             .clone()
     }
 }
 
+/// What [`Channel::add`] did.
+#[derive(Debug, Clone)]
+pub(super) enum Added {
+    /// Added: the members before it joined (to be told).
+    New(Arc<[Member]>),
+    /// It was a member already.
+    Again,
+    /// The channel has `limit` members already.
+    Full,
+    /// The channel was destroyed.
+    Closed,
+}
+
 impl Channel {
-    pub(super) fn new(spec: &ChannelSpec) -> Self {
+    pub(super) fn new(id: ChannelId, title: &str, meta: Meta) -> Self {
         Channel {
-            title: spec.title.as_str().into(),
-            description: spec.description.as_str().into(),
+            id,
+            title: title.into(),
             members: Mutex::new(Members::default()),
+            meta: Mutex::new(meta),
+            history: Mutex::new(History::default()),
         }
     }
 
-    /// The member addresses now, shared.
-    pub fn snapshot(&self) -> Arc<[SocketAddr]> {
+    /// The members now, shared.
+    pub fn snapshot(&self) -> Arc<[Member]> {
         self.members.lock().snapshot()
     }
 
     /// How many members the channel has.
     pub fn len(&self) -> usize {
-        self.members.lock().addrs.len()
+        self.members.lock().list.len()
     }
 
     /// Whether the channel has no members.
@@ -74,30 +151,90 @@ impl Channel {
         self.members.lock().pos.contains_key(&addr)
     }
 
-    /// Adds `addr`; returns the members before it joined (to be told).
-    /// Returns `None` when `addr` was a member already.
-    pub(super) fn add(&self, addr: SocketAddr) -> Option<Arc<[SocketAddr]>> {
+    /// Whether the channel was destroyed.
+    pub fn is_closed(&self) -> bool {
+        self.members.lock().closed
+    }
+
+    /// The roles of member `addr` ([`role`] bits; 0 for none or not a member).
+    pub fn roles(&self, addr: SocketAddr) -> u8 {
+        self.members.lock().roles.get(&addr).copied().unwrap_or(0)
+    }
+
+    /// Sets or clears `bits` of the roles of member `addr`; returns whether it is a member.
+    pub fn set_roles(&self, addr: SocketAddr, bits: u8, on: bool) -> bool {
         let mut m = self.members.lock();
+        if !m.pos.contains_key(&addr) {
+            return false;
+        }
+        let r = m.roles.entry(addr).or_insert(0);
+        if on {
+            *r |= bits;
+        } else {
+            *r &= !bits;
+        }
+        if *r == 0 {
+            m.roles.remove(&addr);
+        }
+        true
+    }
+
+    /// Runs `f` on the channel's settings and lists, under their lock (which `f` must not
+    /// hold across anything else: no other lock, no send).
+    pub fn with_meta<T>(&self, f: impl FnOnce(&mut Meta) -> T) -> T {
+        f(&mut self.meta.lock())
+    }
+
+    /// Runs `f` on the channel's recent messages, under their lock.
+    pub fn with_history<T>(&self, f: impl FnOnce(&mut History) -> T) -> T {
+        f(&mut self.history.lock())
+    }
+
+    /// The description now.
+    pub fn description(&self) -> Arc<str> {
+        self.meta.lock().description.clone()
+    }
+
+    /// Adds `addr` with `roles`, taking batches of `batch` bytes (0: classic), unless the
+    /// channel holds `limit` members already or was destroyed.
+    pub(super) fn add(
+        &self,
+        addr: SocketAddr,
+        batch: u16,
+        limit: Option<usize>,
+        roles: u8,
+    ) -> Added {
+        let mut m = self.members.lock();
+        if m.closed {
+            return Added::Closed;
+        }
         if m.pos.contains_key(&addr) {
-            return None;
+            return Added::Again;
+        }
+        if limit.is_some_and(|l| m.list.len() >= l) {
+            return Added::Full;
         }
         let before = m.snapshot();
-        let at = m.addrs.len();
-        m.addrs.push(addr);
+        let at = m.list.len();
+        m.list.push(Member::new(addr, batch));
         m.pos.insert(addr, at);
+        if roles != 0 {
+            m.roles.insert(addr, roles);
+        }
         m.snapshot = None;
-        Some(before)
+        Added::New(before)
     }
 
     /// Removes `addr`; returns the remaining members (to be told), or `None` if it was not
     /// a member.
-    pub(super) fn remove(&self, addr: SocketAddr) -> Option<Arc<[SocketAddr]>> {
+    pub(super) fn remove(&self, addr: SocketAddr) -> Option<Arc<[Member]>> {
         let mut m = self.members.lock();
         let at = m.pos.remove(&addr)?;
-        m.addrs.swap_remove(at);
-        if let Some(&moved) = m.addrs.get(at) {
+        m.list.swap_remove(at);
+        if let Some(moved) = m.list.get(at).map(|x| x.addr) {
             m.pos.insert(moved, at);
         }
+        m.roles.remove(&addr);
         m.snapshot = None;
         Some(m.snapshot())
     }
@@ -106,10 +243,37 @@ impl Channel {
     pub(super) fn replace(&self, old: SocketAddr, new: SocketAddr) {
         let mut m = self.members.lock();
         if let Some(at) = m.pos.remove(&old) {
-            m.addrs[at] = new;
+            let batch = m.list[at].batch;
+            m.list[at] = Member::new(new, batch);
             m.pos.insert(new, at);
+            if let Some(r) = m.roles.remove(&old) {
+                m.roles.insert(new, r);
+            }
             m.snapshot = None;
         }
+    }
+
+    /// Sets the batch size of member `addr` (its caps changed); nothing if it is not a
+    /// member or the size is the same.
+    pub(super) fn set_batch(&self, addr: SocketAddr, batch: u16) {
+        let mut m = self.members.lock();
+        if let Some(&at) = m.pos.get(&addr) {
+            if m.list[at].batch != batch {
+                m.list[at].batch = batch;
+                m.snapshot = None;
+            }
+        }
+    }
+
+    /// Marks the channel destroyed if it has no members; returns whether it did (or was
+    /// already). A join racing with this either got in first (then the channel is not
+    /// empty and stays) or finds it closed.
+    pub(super) fn close_if_empty(&self) -> bool {
+        let mut m = self.members.lock();
+        if m.list.is_empty() {
+            m.closed = true;
+        }
+        m.closed
     }
 }
 
@@ -121,22 +285,78 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn addrs(s: &[Member]) -> Vec<SocketAddr> {
+        s.iter().map(|m| m.addr).collect()
+    }
+
+    fn channel() -> Channel {
+        Channel::new(0, "Pets", Meta::configured("For pets"))
+    }
+
     #[test]
     fn members_snapshot_follows_adds_and_removes() {
-        let ch = Channel::new(&crate::config::classic_channels()[0]);
-        assert!(ch.add(addr(1)).unwrap().is_empty());
-        let before = ch.add(addr(2)).unwrap();
-        assert_eq!((&before[..], ch.len()), (&[addr(1)][..], 2));
-        assert!(ch.add(addr(2)).is_none());
-        ch.add(addr(3)).unwrap();
+        let ch = channel();
+        assert!(matches!(ch.add(addr(1), 0, None, 0), Added::New(b) if b.is_empty()));
+        let Added::New(before) = ch.add(addr(2), 0, None, 0) else {
+            panic!("not added");
+        };
+        assert_eq!((addrs(&before), ch.len()), (vec![addr(1)], 2));
+        assert!(matches!(ch.add(addr(2), 0, None, 0), Added::Again));
+        ch.add(addr(3), 0, None, 0);
         let rest = ch.remove(addr(1)).unwrap();
-        let mut rest = rest.to_vec();
+        let mut rest = addrs(&rest);
         rest.sort();
         assert_eq!(rest, vec![addr(2), addr(3)]);
         assert!(ch.remove(addr(1)).is_none());
         assert!(ch.remove(addr(3)).is_some());
-        assert_eq!(&ch.snapshot()[..], &[addr(2)]);
+        assert_eq!(addrs(&ch.snapshot()), vec![addr(2)]);
         ch.replace(addr(2), addr(9));
         assert!(ch.contains(addr(9)) && !ch.contains(addr(2)));
+    }
+
+    #[test]
+    fn batch_sizes_ride_in_the_snapshot_and_survive_a_move() {
+        let ch = channel();
+        ch.add(addr(1), 1200, None, 0);
+        ch.add(addr(2), 0, None, 0);
+        let s = ch.snapshot();
+        assert_eq!((s[0].batch, s[1].batch), (1200, 0));
+        assert_eq!(s[0].lane, lane_of(addr(1)));
+        // The same size again changes nothing: the snapshot is still shared.
+        ch.set_batch(addr(1), 1200);
+        assert!(Arc::ptr_eq(&s, &ch.snapshot()));
+        ch.set_batch(addr(2), 4000);
+        let t = ch.snapshot();
+        assert!(!Arc::ptr_eq(&s, &t));
+        assert_eq!(t[1].batch, 4000);
+        ch.replace(addr(2), addr(7));
+        let u = ch.snapshot();
+        assert_eq!(u[1], Member::new(addr(7), 4000));
+    }
+
+    #[test]
+    fn roles_end_with_the_membership_and_follow_a_move() {
+        let ch = channel();
+        ch.add(addr(1), 0, None, role::OP);
+        assert_eq!(ch.roles(addr(1)), role::OP);
+        assert!(ch.set_roles(addr(1), role::VOICE, true));
+        ch.replace(addr(1), addr(2));
+        assert_eq!(ch.roles(addr(2)), role::OP | role::VOICE);
+        assert!(!ch.set_roles(addr(1), role::OP, true), "not a member");
+        ch.remove(addr(2));
+        ch.add(addr(2), 0, None, 0);
+        assert_eq!(ch.roles(addr(2)), 0);
+    }
+
+    #[test]
+    fn a_full_or_closed_channel_takes_nobody() {
+        let ch = channel();
+        ch.add(addr(1), 0, Some(1), 0);
+        assert!(matches!(ch.add(addr(2), 0, Some(1), 0), Added::Full));
+        assert!(!ch.close_if_empty());
+        ch.remove(addr(1));
+        assert!(ch.close_if_empty());
+        assert!(matches!(ch.add(addr(2), 0, None, 0), Added::Closed));
+        assert!(ch.is_closed());
     }
 }

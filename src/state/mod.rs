@@ -1,6 +1,8 @@
 //! All shared state: users by address, the case-insensitive nickname index (with a sorted
-//! copy for WHO), hot-list watchers, protected sessions, channels with their members, and
-//! the view of users on other servers of a cluster.
+//! copy for WHO), hot-list watchers, protected sessions, the channel table (configured
+//! channels and those created and destroyed at run time, in `table.rs`) with each channel's
+//! members, roles, moderation lists and history ([`channel`], [`community`]), the bans of
+//! addresses, and the view of users on other servers of a cluster.
 //!
 //! # Locking
 //! Every map is private; the methods here are the only way in. Each method takes at most
@@ -19,9 +21,11 @@
 //! on the session's worker. Other threads only read records.
 
 pub mod channel;
+pub mod community;
 pub mod remote;
+mod table;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,8 +35,10 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-pub use channel::{Channel, ChannelId};
+pub use channel::{lane_of, role, Channel, ChannelId, Member};
+pub use community::{AddrBans, Kind, Meta};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
+pub use table::Exists;
 
 use crate::auth::{Direction, ReplayWindow, Sealed, Sealer, SessionKeys};
 use crate::config::ChannelSpec;
@@ -59,6 +65,8 @@ pub struct User {
     pub watching: Vec<Box<str>>,
     /// The protected session, for users logged in with a password.
     pub session: Option<u64>,
+    /// Whether the client said `HELLO` (part 5): it is sent part-5 notices.
+    pub community: bool,
     /// What the client asked for with CAPS_REQ and was granted (none at login).
     pub caps: Caps,
 }
@@ -124,16 +132,29 @@ pub enum ClaimError {
 #[derive(Debug, Clone)]
 pub enum Joined {
     /// The user was not a member: these members were there before and are to be told.
-    New(Arc<[SocketAddr]>),
+    New(Arc<[Member]>),
     /// The user was a member already (the channel only became current).
     Again,
+}
+
+/// Why a join did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// Nobody is logged in at that address.
+    NoUser,
+    /// The user is in as many channels as it may be.
+    TooMany,
+    /// The channel holds as many members as its limit allows.
+    Full,
+    /// The channel was destroyed.
+    Gone,
 }
 
 /// What a part did.
 #[derive(Debug, Clone)]
 pub struct Parted {
     /// The members left, to be told.
-    pub rest: Arc<[SocketAddr]>,
+    pub rest: Arc<[Member]>,
     /// Whether the channel was the user's current one.
     pub was_current: bool,
     /// The user's current channel after the part.
@@ -146,7 +167,7 @@ pub struct Departed {
     /// The record as it was.
     pub user: User,
     /// Each channel it was in and the members left there.
-    pub parts: Vec<(ChannelId, Arc<[SocketAddr]>)>,
+    pub parts: Vec<(ChannelId, Arc<[Member]>)>,
 }
 
 /// What a sealed datagram's check found.
@@ -166,10 +187,9 @@ pub enum SealCheck {
 /// All shared state; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct State {
-    /// The channels, fixed at start (read-only; members are behind each channel's lock).
-    pub channels: Box<[Channel]>,
-    /// Lower-cased title → channel, for case-insensitive look-up.
-    channel_index: HashMap<Box<str>, ChannelId>,
+    /// The channels by id and title (`table`): configured at start, created and
+    /// destroyed while the server runs.
+    channels: table::Channels,
     /// Logged-in users by address (the protocol's identity of a client).
     users: DashMap<SocketAddr, User>,
     /// Nickname key → address: the uniqueness check. Holds reserved nicknames too (a
@@ -186,14 +206,18 @@ pub struct State {
     pub sealers: Sealers,
     /// The users of the other servers of a cluster (empty when standing alone).
     pub remote: RemoteUsers,
+    /// Bans of addresses and networks from the whole server.
+    pub addr_bans: AddrBans,
+    /// The last message id given ([`next_message_id`](Self::next_message_id)).
+    message_ids: AtomicU64,
     /// Datagrams refused for authentication: unknown session, bad MAC, replayed or stale
     /// counter, or a plain datagram from the address of a protected session.
     pub auth_rejected: AtomicU64,
     /// Users and reserved nicknames, kept apart from the maps' lengths (which lock every
     /// shard) so that the `--max-users` check is one atomic operation.
     user_count: AtomicUsize,
-    /// The `--max-users` cap.
-    max_users: usize,
+    /// The `--max-users` cap (an atomic: a configuration reload may change it).
+    max_users: AtomicUsize,
     /// Of `max_users`, how many only password logins may fill (guests stop short of it).
     account_reserve: AtomicUsize,
 }
@@ -201,51 +225,68 @@ pub struct State {
 impl State {
     /// State with the given channels and user cap.
     pub fn new(channels: &[ChannelSpec], max_users: usize) -> Self {
-        let channel_index = channels
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.title.to_lowercase().into(), i as ChannelId))
-            .collect();
         State {
-            channels: channels.iter().map(Channel::new).collect(),
-            channel_index,
+            channels: table::Channels::with(channels),
             users: DashMap::new(),
             nicks: DashMap::new(),
             sorted: RwLock::new(BTreeMap::new()),
             watchers: DashMap::new(),
             sessions: DashMap::new(),
             sealers: Sealers::default(),
-            remote: RemoteUsers::new(channels.len()),
+            remote: RemoteUsers::default(),
+            addr_bans: AddrBans::default(),
+            message_ids: AtomicU64::new(0),
             auth_rejected: AtomicU64::new(0),
             user_count: AtomicUsize::new(0),
-            max_users,
+            max_users: AtomicUsize::new(max_users),
             account_reserve: AtomicUsize::new(0),
         }
+    }
+
+    /// Changes the cap on users (a configuration reload); users over it stay.
+    pub fn set_max_users(&self, max: usize) {
+        self.max_users.store(max, Ordering::Relaxed);
     }
 
     /// Keeps `n` of the `--max-users` places for password logins: guests are refused as
     /// "server full" `n` places early, so forged guest logins can't shut out account holders.
     pub fn reserve_for_accounts(&self, n: usize) {
-        self.account_reserve
-            .store(n.min(self.max_users), Ordering::Relaxed);
+        self.account_reserve.store(
+            n.min(self.max_users.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
     }
 
-    /// The channel titled `title`, ignoring case.
-    pub fn channel_id(&self, title: &str) -> Option<ChannelId> {
-        if let Some(&id) = self.channel_index.get(title) {
-            return Some(id);
+    /// A new message id at `wall_ms` (milliseconds since the Unix epoch): the time in
+    /// microseconds, or one more than the last id if that is larger. So ids grow within a
+    /// run, survive a restart (the clock has moved on), and in a cluster the servers'
+    /// ids, passed along with the messages, order them by time.
+    pub fn next_message_id(&self, wall_ms: u64) -> u64 {
+        let floor = wall_ms.saturating_mul(1000);
+        let prev = self
+            .message_ids
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(last.saturating_add(1).max(floor))
+            })
+            .unwrap_or(0);
+        prev.saturating_add(1).max(floor)
+    }
+
+    /// Makes sure ids given from now on are above `id` (one read back from the store).
+    pub fn note_message_id(&self, id: u64) {
+        self.message_ids.fetch_max(id, Ordering::AcqRel);
+    }
+
+    /// Marks the user at `addr` as a part-5 client (it said `HELLO`).
+    pub fn set_community(&self, addr: SocketAddr) {
+        if let Some(mut u) = self.users.get_mut(&addr) {
+            u.community = true;
         }
-        self.channel_index
-            .get(title.to_lowercase().as_str())
-            .copied()
     }
 
-    /// The channel with this id.
-    ///
-    /// # Panics
-    /// If `id` is not a channel of this state (ids come from [`channel_id`](Self::channel_id)).
-    pub fn channel(&self, id: ChannelId) -> &Channel {
-        &self.channels[id as usize]
+    /// Whether the user at `addr` is a part-5 client.
+    pub fn is_community(&self, addr: SocketAddr) -> bool {
+        self.users.get(&addr).is_some_and(|u| u.community)
     }
 
     /// Logged-in users (and nicknames reserved for logins under way).
@@ -268,7 +309,10 @@ impl State {
     /// [`ClaimError::InUse`] if another address holds the nickname (in any case),
     /// [`ClaimError::Full`] if the server is at `max_users`.
     pub fn reserve(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
-        let cap = self.max_users - self.account_reserve.load(Ordering::Relaxed);
+        let cap = self
+            .max_users
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.account_reserve.load(Ordering::Relaxed));
         self.reserve_within(addr, nick, cap)
     }
 
@@ -278,7 +322,7 @@ impl State {
     /// # Errors
     /// As [`reserve`](Self::reserve).
     pub fn reserve_protected(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
-        self.reserve_within(addr, nick, self.max_users)
+        self.reserve_within(addr, nick, self.max_users.load(Ordering::Relaxed))
     }
 
     fn reserve_within(&self, addr: SocketAddr, nick: &str, cap: usize) -> Result<(), ClaimError> {
@@ -329,6 +373,7 @@ impl State {
                 channels: Vec::new(),
                 watching: Vec::new(),
                 session,
+                community: false,
                 caps: Caps::default(),
             },
         );
@@ -380,7 +425,10 @@ impl State {
         let parts = user
             .channels
             .iter()
-            .filter_map(|&id| self.channel(id).remove(addr).map(|rest| (id, rest)))
+            .filter_map(|&id| {
+                let rest = self.channel(id)?.remove(addr)?;
+                Some((id, rest))
+            })
             .collect();
         for key in &user.watching {
             self.remove_watcher(key, addr);
@@ -447,9 +495,10 @@ impl State {
     /// Copies of the logged-in users of channel `id`, in member order.
     pub fn members_of(&self, id: ChannelId) -> Vec<User> {
         self.channel(id)
-            .snapshot()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
             .iter()
-            .filter_map(|a| self.user(*a))
+            .filter_map(|m| self.user(m.addr))
             .collect()
     }
 
@@ -495,27 +544,45 @@ impl State {
 
     // ---- changing users ----
 
-    /// Puts the user at `addr` into channel `id` and makes it current. Returns `None` if
-    /// there is no such user or it would be in more than `max` channels.
-    pub fn join(&self, addr: SocketAddr, id: ChannelId, max: usize) -> Option<Joined> {
-        let channels = self.users.get(&addr).map(|u| u.channels.clone())?;
+    /// Puts the user at `addr` into channel `id` with `roles` (`channel::role` bits) and
+    /// makes it current.
+    ///
+    /// # Errors
+    /// [`JoinError`]: no such user, it would be in more than `max` channels, the channel
+    /// is at its member limit, or it was destroyed.
+    pub fn join(
+        &self,
+        addr: SocketAddr,
+        id: ChannelId,
+        max: usize,
+        roles: u8,
+    ) -> Result<Joined, JoinError> {
+        let (channels, caps) = self
+            .users
+            .get(&addr)
+            .map(|u| (u.channels.clone(), u.caps))
+            .ok_or(JoinError::NoUser)?;
         if !channels.contains(&id) && channels.len() >= max {
-            return None;
+            return Err(JoinError::TooMany);
         }
-        let joined = match self.channel(id).add(addr) {
-            Some(before) => Joined::New(before),
-            None => Joined::Again,
+        let ch = self.channel(id).ok_or(JoinError::Gone)?;
+        let limit = ch.with_meta(|m| m.limit.map(|l| l as usize));
+        let joined = match ch.add(addr, caps.batch.unwrap_or(0), limit, roles) {
+            channel::Added::New(before) => Joined::New(before),
+            channel::Added::Again => Joined::Again,
+            channel::Added::Full => return Err(JoinError::Full),
+            channel::Added::Closed => return Err(JoinError::Gone),
         };
         if let Some(mut u) = self.users.get_mut(&addr) {
             u.channels.retain(|&c| c != id);
             u.channels.insert(0, id);
         }
-        Some(joined)
+        Ok(joined)
     }
 
     /// Takes the user at `addr` out of channel `id`; `None` if it was not a member.
     pub fn part(&self, addr: SocketAddr, id: ChannelId) -> Option<Parted> {
-        let rest = self.channel(id).remove(addr)?;
+        let rest = self.channel(id)?.remove(addr)?;
         let mut u = self.users.get_mut(&addr)?;
         let was_current = u.channels.first() == Some(&id);
         u.channels.retain(|&c| c != id);
@@ -526,10 +593,21 @@ impl State {
         })
     }
 
-    /// Sets the caps of the user at `addr`.
+    /// Sets the caps of the user at `addr`, and its batch size in the member lists of its
+    /// channels (so fan-outs from now on deliver as it asked).
     pub fn set_caps(&self, addr: SocketAddr, caps: Caps) {
-        if let Some(mut u) = self.users.get_mut(&addr) {
-            u.caps = caps;
+        let channels = match self.users.get_mut(&addr) {
+            Some(mut u) => {
+                u.caps = caps;
+                u.channels.clone()
+            }
+            None => return,
+        };
+        // The user guard is gone: channel locks are never taken under it.
+        for id in channels {
+            if let Some(ch) = self.channel(id) {
+                ch.set_batch(addr, caps.batch.unwrap_or(0));
+            }
         }
     }
 
@@ -740,7 +818,9 @@ impl State {
         };
         let key: Box<str> = nick_key(&user.nick).into();
         for &c in &user.channels {
-            self.channel(c).replace(old, new);
+            if let Some(ch) = self.channel(c) {
+                ch.replace(old, new);
+            }
         }
         for w in &user.watching {
             if let Some(mut list) = self.watchers.get_mut(w) {
@@ -770,15 +850,19 @@ impl State {
     /// every user.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut member_total = 0;
-        for (id, ch) in self.channels.iter().enumerate() {
+        for ch in self.channels() {
             let snapshot = ch.snapshot();
             member_total += snapshot.len();
-            for addr in snapshot.iter() {
-                let Some(u) = self.users.get(addr) else {
+            for m in snapshot.iter() {
+                let addr = m.addr;
+                let Some(u) = self.users.get(&addr) else {
                     return Err(format!("{addr} is in {} but not logged in", ch.title));
                 };
-                if !u.channels.contains(&(id as ChannelId)) {
+                if !u.channels.contains(&ch.id) {
                     return Err(format!("{} in {} does not list it", u.nick, ch.title));
+                }
+                if m.batch != u.caps.batch.unwrap_or(0) {
+                    return Err(format!("{}'s batch size in {} is stale", u.nick, ch.title));
                 }
             }
         }
@@ -890,8 +974,8 @@ mod tests {
         let now = Instant::now();
         state.claim(addr(1), "ann", now).unwrap();
         state.claim(addr(2), "bob", now).unwrap();
-        state.join(addr(1), 0, 64).unwrap();
-        state.join(addr(2), 0, 64).unwrap();
+        state.join(addr(1), 0, 64, 0).unwrap();
+        state.join(addr(2), 0, 64, 0).unwrap();
         state.watch(addr(1), ["bob"].into_iter(), 100);
         let keys = SessionKeys::derive(&[3u8; 64]);
         let id = keys.id;
@@ -899,9 +983,31 @@ mod tests {
         state.check_invariants().unwrap();
         let gone = state.depart(addr(1)).unwrap();
         assert_eq!(gone.parts.len(), 1);
-        assert_eq!(&gone.parts[0].1[..], &[addr(2)]);
+        assert_eq!(gone.parts[0].1[0].addr, addr(2));
         assert!(state.watchers_of("bob").is_empty());
         assert!(!state.has_session(id));
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn caps_reach_the_member_lists_of_every_channel() {
+        let state = State::new(&crate::config::classic_channels(), 10);
+        let now = Instant::now();
+        state.claim(addr(1), "ann", now).unwrap();
+        state.join(addr(1), 0, 64, 0).unwrap();
+        state.join(addr(1), 3, 64, 0).unwrap();
+        let caps = Caps {
+            batch: Some(4000),
+            multicast: false,
+        };
+        state.set_caps(addr(1), caps);
+        assert_eq!(state.channel(0).unwrap().snapshot()[0].batch, 4000);
+        assert_eq!(state.channel(3).unwrap().snapshot()[0].batch, 4000);
+        // A channel joined later takes the size at once.
+        state.join(addr(1), 2, 64, 0).unwrap();
+        assert_eq!(state.channel(2).unwrap().snapshot()[0].batch, 4000);
+        state.set_caps(addr(1), Caps::default());
+        assert_eq!(state.channel(2).unwrap().snapshot()[0].batch, 0);
         state.check_invariants().unwrap();
     }
 
@@ -911,7 +1017,7 @@ mod tests {
         let now = Instant::now();
         state.claim(addr(1), "ann", now).unwrap();
         state.claim(addr(3), "cid", now).unwrap();
-        state.join(addr(1), 2, 64).unwrap();
+        state.join(addr(1), 2, 64, 0).unwrap();
         state.watch(addr(3), ["ann"].into_iter(), 100);
         state.watch(addr(1), ["cid"].into_iter(), 100);
         let keys = SessionKeys::derive(&[4u8; 64]);
@@ -921,7 +1027,7 @@ mod tests {
         assert!(!state.move_user(id, addr(1), addr(3)));
         assert!(state.move_user(id, addr(1), addr(2)));
         assert_eq!(state.address_of("ANN"), Some(addr(2)));
-        assert_eq!(&state.channel(2).snapshot()[..], &[addr(2)]);
+        assert_eq!(state.channel(2).unwrap().snapshot()[0].addr, addr(2));
         assert_eq!(state.watchers_of("cid"), vec![addr(2)]);
         assert_eq!(state.presence(addr(2)), Presence::Protected(id));
         state.check_invariants().unwrap();

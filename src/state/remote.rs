@@ -37,7 +37,7 @@ struct Inner {
     /// Nickname key → user, sorted so that WHO reads a prefix as one range.
     users: BTreeMap<Box<str>, RemoteUser>,
     /// Remote members per channel id, so a JOIN_ACK's count costs no walk over users.
-    counts: Vec<usize>,
+    counts: HashMap<ChannelId, usize>,
     /// Users per server, so a dead server's users are found without a walk.
     per_server: HashMap<Box<str>, usize>,
 }
@@ -58,24 +58,9 @@ pub struct RemoteUsers {
 }
 
 impl RemoteUsers {
-    /// An empty view for a server with `channels` channels.
-    pub fn new(channels: usize) -> Self {
-        RemoteUsers {
-            inner: RwLock::new(Inner {
-                counts: vec![0; channels],
-                ..Inner::default()
-            }),
-        }
-    }
-
     /// Remote members of channel `id`.
     pub fn count(&self, id: ChannelId) -> usize {
-        self.inner
-            .read()
-            .counts
-            .get(id as usize)
-            .copied()
-            .unwrap_or(0)
+        self.inner.read().counts.get(&id).copied().unwrap_or(0)
     }
 
     /// The remote user holding `nick` (any case).
@@ -145,8 +130,11 @@ impl RemoteUsers {
         };
         if let Some(o) = &old {
             for &id in &o.channels {
-                if let Some(c) = inner.counts.get_mut(id as usize) {
+                if let Some(c) = inner.counts.get_mut(&id) {
                     *c = c.saturating_sub(1);
+                    if *c == 0 {
+                        inner.counts.remove(&id);
+                    }
                 }
             }
             if let Some(n) = inner.per_server.get_mut(&o.server) {
@@ -158,9 +146,7 @@ impl RemoteUsers {
         }
         if let Some(u) = &new {
             for &id in &u.channels {
-                if let Some(c) = inner.counts.get_mut(id as usize) {
-                    *c += 1;
-                }
+                *inner.counts.entry(id).or_insert(0) += 1;
             }
             *inner.per_server.entry(u.server.clone()).or_insert(0) += 1;
             inner.users.insert(key, u.clone());
@@ -209,7 +195,7 @@ mod tests {
 
     #[test]
     fn changes_update_counts_servers_and_the_sorted_view() {
-        let r = RemoteUsers::new(5);
+        let r = RemoteUsers::default();
         let c = r.set("b", "Ann", Some(user("Ann", "b", &[4]))).unwrap();
         assert!(c.old.is_none());
         r.set("b", "al", Some(user("al", "b", &[4, 1])));

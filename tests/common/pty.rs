@@ -131,6 +131,22 @@ impl Pty {
             .contents_between(row, 0, row, cols.get())
     }
 
+    /// The colour of the text on the first row that holds `text`, at its first character
+    /// (`None` when no row holds it).
+    #[allow(dead_code)]
+    pub fn color_of(&self, text: &str) -> Option<vt100::Color> {
+        let seen = self.seen.lock().unwrap();
+        let screen = seen.screen.screen();
+        let (rows, cols) = screen.size();
+        (0..rows.get()).find_map(|row| {
+            let line = screen.contents_between(row, 0, row, cols.get());
+            let at = line.find(text)?;
+            // Columns, not bytes: the screen's text here is ASCII up to the match.
+            let col = u16::try_from(line[..at].chars().count()).ok()?;
+            screen.cell(row, col).map(|c| c.fgcolor())
+        })
+    }
+
     /// Waits until `cond` holds for the raw output and the screen; fails the test with
     /// both when it never does.
     #[track_caller]

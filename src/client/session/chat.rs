@@ -17,6 +17,9 @@ use crate::protocol::{errors, words, Event, Request};
 impl Session {
     /// Shows a server event and keeps what it says about channels and members.
     pub(super) fn chat_event(&mut self, event: &Event<'_>, now: Instant) {
+        if self.catch_up_event(event) {
+            return;
+        }
         let own = self.nick.clone().unwrap_or_default();
         let mut place = Place::Active;
         let mut mention = false;
@@ -89,7 +92,18 @@ impl Session {
                 }
                 return;
             }
-            _ => {}
+            Event::HistoryMsg { sender, .. } | Event::StoredPrivate { sender, .. }
+                if self.ignored.contains(&sender.to_lowercase()) =>
+            {
+                return;
+            }
+            _ => {
+                self.community_note(event);
+                if let Some((at, calls)) = self.community_place(event) {
+                    place = at;
+                    mention = calls;
+                }
+            }
         }
         if shown {
             self.send_out(Out::Line(Shown {
@@ -232,6 +246,15 @@ impl Session {
                 if let Some(request) = command.request(&mut scratch) {
                     self.send(&request);
                 }
+            }
+            Command::Reconnect => self.reconnect_now(now),
+            Command::Community(part5) => {
+                let request = part5.request();
+                if let Request::ChanCreate { title, .. } = request {
+                    // Created and joined: its buffer comes to the front, as for /join.
+                    self.user_joins.insert(title.to_lowercase());
+                }
+                self.send(&request);
             }
             Command::Say(text) => self.say(text, to, now),
             Command::Private { nick, text } => self.private(nick, text),

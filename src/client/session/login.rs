@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{check_nick, AskKind, Caps, Place, Session, UiKind};
+use super::{check_nick, AskKind, Caps, CatchUp, Place, Session, UiKind};
 use crate::auth::{self, ClientAuthError, LoginStart};
 use crate::client::render;
 use crate::client::secure::Pin;
@@ -166,8 +166,10 @@ impl Session {
 
     pub(super) fn start_login(&mut self, nick: String, why: Why, now: Instant) {
         if why == Why::Reconnect {
-            // Lines typed meanwhile are queued: keep the chat prompt up.
-            if self.ask.is_none_or(|(_, k)| k != AskKind::Chat) {
+            // Lines typed meanwhile are queued: keep the chat prompt up (a script's is
+            // asked for when the answers to its last line are in).
+            let paced = self.opts.ui == UiKind::Script && self.pace.is_some();
+            if !paced && self.ask.is_none_or(|(_, k)| k != AskKind::Chat) {
                 self.ask(AskKind::Chat, "> ");
             }
         } else {
@@ -362,10 +364,9 @@ impl Session {
                         *step = Some(Step::Ack { asked: 0 });
                         *deadline = now + self.opts.login_timeout;
                         // From now on both ways are sealed; the sealed LOGIN_ACK confirms.
-                        // The session first, then the finish (itself never sealed): a
-                        // LOGIN_ACK that comes back at once must find the session to open
-                        // it, or it is dropped and asked for again a login timeout later.
-                        // A tentative session still lets an unsealed ERROR through.
+                        // The keys go in before the finish goes out, so that no sealed
+                        // answer can arrive before the receive thread can open it (a kept
+                        // private message is sent once).
                         self.net.set_session(Some(keys));
                         if let Err(e) = self.net.send_unsealed(&finish) {
                             self.notice(format!("\t** cannot send: {e} **"));
@@ -552,6 +553,7 @@ impl Session {
         self.send(&Request::Caps {
             caps: self.wanted_caps(),
         });
+        self.hello(now);
         self.last_keepalive = now;
         self.probe = None;
         match &why {
@@ -578,19 +580,37 @@ impl Session {
 
     /// The server no longer knows us: say so, then log in again as before.
     pub(super) fn lost(&mut self, now: Instant) {
+        let protected = self.net.is_protected();
+        self.log_in_again(
+            "** connection to server lost; reconnecting **",
+            protected,
+            now,
+        );
+    }
+
+    /// `/reconnect`: log off and in again at once, as after a lost connection (the
+    /// messages not echoed yet are not sent again: the server had the connection).
+    pub(super) fn reconnect_now(&mut self, now: Instant) {
+        let protected = self.net.is_protected();
+        self.net.logoff();
+        self.unconfirmed.clear();
+        self.log_in_again("** reconnecting **", protected, now);
+    }
+
+    fn log_in_again(&mut self, notice: &str, protected: bool, now: Instant) {
         if !self.phase.is_chat() {
             return;
         }
         let Some(nick) = self.nick.clone() else {
             return;
         };
-        self.notice("** connection to server lost; reconnecting **");
-        let protected = self.net.is_protected();
+        self.notice(notice);
         self.net.set_session(None);
         self.net.set_nick(None);
         self.caps = Caps::Unknown;
         self.mcast_reset();
         self.probe = None;
+        self.community_lost();
         self.take_channels_for_rejoin();
         self.requeue_unconfirmed(now);
         if self.dialog.take().is_some() {
@@ -621,6 +641,8 @@ impl Session {
         self.nick = None;
         self.channels.clear();
         self.rejoin.clear();
+        self.catch_up = CatchUp::default();
+        self.catching_up = false;
         let keys: Vec<String> = self.members.keys().cloned().collect();
         self.members.clear();
         for key in keys {
@@ -665,6 +687,7 @@ impl Session {
             }
             None => {
                 self.rejoin_sent = None;
+                self.catching_up = false;
                 if let Some(notice) = self.rejoin_notice.take() {
                     self.notice(notice);
                 }
@@ -715,6 +738,7 @@ impl Session {
             self.show(render::render(event), Place::Active);
         } else {
             self.chat_event(event, now);
+            self.rejoined(&front);
         }
         self.rejoin.pop_front();
         self.rejoin_next(now);

@@ -14,10 +14,12 @@
 //! never sent (see [`guard::SecretGuard`]).
 //!
 //! The parts: [`login`] (logging in, passwords, reconnecting, rejoining), `chat` (typed
-//! lines and the server's events), [`dialog`] (the account commands and the paste
+//! lines and the server's events), `community` (part 5: `HELLO`, its events, catching up
+//! after a reconnect), [`dialog`] (the account commands and the paste
 //! confirmation), [`guard`] (secrets, mentions, nicknames).
 
 mod chat;
+mod community;
 mod dialog;
 pub mod guard;
 mod login;
@@ -29,10 +31,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use super::community::CatchUp;
 use super::net::{Net, NetEvent};
 use super::render::sanitize;
 use super::secure::KnownServers;
 use crate::protocol::{errors, Event, Request, DEFAULT_MAX_DATAGRAM};
+use community::Hello;
 use dialog::Dialog;
 pub use guard::SecretGuard;
 use login::{Phase, Why};
@@ -290,6 +294,8 @@ pub struct Session {
     serial: u64,
     /// Scripted input: the next chat ask waits for the server to be quiet since then.
     pace: Option<Instant>,
+    /// The serial of the last chat line taken.
+    answered: u64,
     /// Scripted input ended: leave once the server is quiet (since then).
     linger: Option<Instant>,
     done: bool,
@@ -335,6 +341,19 @@ pub struct Session {
     last_status: Status,
     /// Multicast channels: their groups, keys and paths, and the drop counters.
     mcast: mcast::Mcast,
+    /// Whether the server speaks part 5 (asked with `HELLO` after every login).
+    hello: Hello,
+    /// The channels and the messages seen in them, to ask for what was missed after a
+    /// reconnect.
+    catch_up: CatchUp,
+    /// The rejoin under way follows a lost connection: each channel rejoined asks for
+    /// what it missed.
+    catching_up: bool,
+    /// Channels rejoined whose catch-up waits for the answer to `HELLO`.
+    catch_up_due: Vec<String>,
+    /// The message of the day was shown: once a run is enough (not after every
+    /// reconnect, new nickname or password login).
+    motd_shown: bool,
 }
 
 impl Session {
@@ -360,6 +379,7 @@ impl Session {
             ask: None,
             serial: 0,
             pace: None,
+            answered: 0,
             linger: None,
             done: false,
             nick: None,
@@ -384,6 +404,11 @@ impl Session {
             hinted: false,
             last_status: Status::default(),
             mcast: mcast::Mcast::default(),
+            hello: Hello::Unknown,
+            catch_up: CatchUp::default(),
+            catching_up: false,
+            catch_up_due: Vec::new(),
+            motd_shown: false,
         }
     }
 
@@ -449,7 +474,10 @@ impl Session {
                     return;
                 }
                 match kind {
-                    AskKind::Chat => self.chat(&text, &to, now),
+                    AskKind::Chat => {
+                        self.answered = self.answered.max(serial);
+                        self.chat(&text, &to, now)
+                    }
                     AskKind::Nick => self.nick_typed(&text, now),
                     AskKind::Secret => self.secret_typed(text, now),
                     AskKind::Confirm => self.confirm_typed(&text, now),
@@ -469,6 +497,7 @@ impl Session {
                 self.caps = Caps::None;
             }
         }
+        self.hello_tick(now);
         self.keepalive_tick(now);
         self.mcast_tick(now);
         if let Some(since) = self.pace {
@@ -533,6 +562,14 @@ impl Session {
             return;
         }
         if self.opts.ui == UiKind::Script {
+            if self
+                .ask
+                .is_some_and(|(s, k)| k == AskKind::Chat && s > self.answered)
+            {
+                // The script's reader waits for a line already (asked before a reconnect
+                // brought us here): it stays welcome.
+                return;
+            }
             self.ask = None;
             self.pace = Some(now);
         } else {
@@ -649,7 +686,9 @@ impl Session {
             // The twin of an event already shown from its channel's group.
             return;
         }
-        if self.rejoin_event(&event, now) {
+        // After the caps: CAPS_REQ goes out first, so a classic server's first error
+        // answers it.
+        if self.hello_event(&event) || self.rejoin_event(&event, now) {
             return;
         }
         self.chat_event(&event, now);

@@ -113,6 +113,10 @@ impl Fixture {
         self.expect_sent(code::LOGIN_REQ, "ann");
         self.server_says(code::LOGIN_ACK, "ann");
         self.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+        self.expect_sent(
+            code::HELLO,
+            concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+        );
     }
 }
 
@@ -162,6 +166,10 @@ fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
     f.expect_sent(code::LOGIN_REQ, "ann");
     f.server_says(code::LOGIN_ACK, "ann");
     f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(
+        code::HELLO,
+        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+    );
     // Oldest first, so the current channel is current again.
     f.expect_sent(code::JOIN_REQ, "Pets");
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
@@ -392,6 +400,10 @@ fn a_reconnect_asks_for_multicast_again_and_hears_the_groups_anew() {
     f.expect_sent(code::LOGIN_REQ, "ann");
     f.server_says(code::LOGIN_ACK, "ann");
     f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(
+        code::HELLO,
+        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+    );
     f.expect_sent(code::JOIN_REQ, "Pets");
     f.server_says(code::CAPS_ACK, "batch=1200 multicast");
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
@@ -411,6 +423,10 @@ fn no_multicast_asks_for_batch_only_and_ignores_groups() {
     f.expect_sent(code::LOGIN_REQ, "ann");
     f.server_says(code::LOGIN_ACK, "ann");
     f.expect_sent(code::CAPS_REQ, WANTED_CAPS);
+    f.expect_sent(
+        code::HELLO,
+        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+    );
     f.server_says(code::CAPS_ACK, "batch=1200 multicast");
     use base64::Engine as _;
     let key = base64::engine::general_purpose::STANDARD.encode(KEY);
@@ -433,4 +449,153 @@ fn twins_pair_up_one_for_one_and_expire() {
         p.arrive(b"yo", false, t + mcast::PAIR_FOR * 2),
         "too late to be a twin"
     );
+}
+
+/// Logs in as ann on a server of part 5, in Pets, where bob said `seen live`.
+fn in_pets_with_part5(f: &mut Fixture) {
+    f.logged_in();
+    f.server_says(code::CAPS_ACK, "batch=1200");
+    f.server_says(code::HELLO_ACK, "200 1700000000000");
+    f.type_line(f.session.serial, AskKind::Chat, "/join Pets");
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.server_says(code::JOIN_ACK, "Pets 2 about Pets");
+    f.server_says(code::PUBLIC_MSG, "Pets bob seen live");
+    f.lines();
+}
+
+/// The server forgets ann, who logs in again; `hello_first` says whether the answer to
+/// HELLO comes before the rejoin's JOIN_ACK.
+fn lose_and_rejoin(f: &mut Fixture, hello_first: bool) {
+    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(
+        code::HELLO,
+        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+    );
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    if hello_first {
+        // The message of the day is not shown again after a reconnect.
+        f.server_says(code::MOTD, "welcome to the server");
+        f.server_says(code::HELLO_ACK, "200 1700000000000");
+    }
+    f.server_says(code::JOIN_ACK, "Pets 2 about Pets");
+    if !hello_first {
+        f.server_says(code::HELLO_ACK, "200 1700000000000");
+    }
+}
+
+#[test]
+fn after_a_reconnect_only_what_was_missed_is_shown_as_history() {
+    for hello_first in [true, false] {
+        let mut f = fixture(UiKind::Editor);
+        in_pets_with_part5(&mut f);
+        lose_and_rejoin(&mut f, hello_first);
+        f.expect_sent(code::HISTORY_REQ, "Pets last 50");
+        // Said live while the answer is on its way: shown now, not again below.
+        f.server_says(code::PUBLIC_MSG, "Pets cid hello again");
+        for (id, who, text) in [
+            (1, "bob", "seen live"),
+            (2, "bob", "while you were away"),
+            (3, "cid", "hello again"),
+        ] {
+            f.server_says(code::HISTORY_MSG, &format!("Pets {id} 0 {who} {text}"));
+        }
+        f.server_says(code::HISTORY_END, "Pets 3 0");
+        let lines = f.lines();
+        assert_eq!(
+            lines,
+            [
+                "** connection to server lost; reconnecting **",
+                "** connection to server restored **",
+                "\tcid [Pets]: hello again",
+                "\t[history 1970-01-01 00:00:00] bob [Pets]: while you were away",
+                "\t-- 1 missed in Pets --",
+            ],
+            "hello first: {hello_first}"
+        );
+        // The next time, by id.
+        lose_and_rejoin(&mut f, true);
+        f.expect_sent(code::HISTORY_REQ, "Pets since 3");
+    }
+}
+
+#[test]
+fn a_server_without_part_5_is_asked_for_no_history() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    f.type_line(f.session.serial, AskKind::Chat, "/join Pets");
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
+    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(
+        code::HELLO,
+        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
+    );
+    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
+    f.later(Duration::from_millis(10));
+    assert_eq!(f.sent(), None, "nothing more goes out");
+    let lines = f.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("unimplemented")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn kept_private_messages_and_history_go_to_their_buffers() {
+    let mut f = fixture(UiKind::FullScreen);
+    f.logged_in();
+    f.lines();
+    f.server_says(code::STORED_PRIVATE, "0 bob are you there?");
+    f.server_says(code::HISTORY_MSG, "Pets 5 0 cid old news");
+    let shown: Vec<Shown> = f
+        .outs
+        .try_iter()
+        .filter_map(|o| match o {
+            Out::Line(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(shown[0].place, Place::Private("bob".into()));
+    assert!(shown[0].mention, "a kept message rings like a private one");
+    assert_eq!(
+        shown[0].text,
+        "\t[kept 1970-01-01 00:00:00] bob [**private**]: are you there?"
+    );
+    assert_eq!(shown[1].place, Place::Channel("Pets".into()));
+}
+
+#[test]
+fn a_member_a_moderator_removes_leaves_the_nick_list_and_a_created_channel_comes_to_the_front() {
+    let mut f = fixture(UiKind::FullScreen);
+    f.logged_in();
+    f.server_says(code::HELLO_ACK, "200 0");
+    f.type_line(f.session.serial, AskKind::Chat, "/create Den a cozy place");
+    f.expect_sent(code::CHAN_CREATE, "Den a cozy place");
+    f.server_says(code::CHAN_NOTICE, "Den ann create temporary a cozy place");
+    f.server_says(code::JOIN_ACK, "Den 1 a cozy place");
+    f.server_says(code::USER_JOINS, "Den bob");
+    f.server_says(code::CHAN_NOTICE, "Den ann kick bob too loud");
+    let mut focused = false;
+    let mut members = Vec::new();
+    for out in f.outs.try_iter() {
+        match out {
+            Out::Line(s) if s.focus => focused = s.place == Place::Channel("Den".into()),
+            Out::Members { title, nicks } if title == "Den" => members = nicks,
+            _ => {}
+        }
+    }
+    assert!(focused, "the created channel's buffer comes to the front");
+    assert_eq!(members, ["ann"]);
 }

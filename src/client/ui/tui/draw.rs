@@ -10,6 +10,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::buffers::{Buffer, Buffers, Kind};
+use crate::client::community;
 use crate::client::session::{AskKind, Status};
 use crate::client::text;
 use crate::client::ui::input::InputLine;
@@ -70,6 +71,9 @@ fn rows(buffer: &Buffer, width: usize, timestamps: bool) -> Vec<(String, Style, 
                 .add_modifier(Modifier::BOLD)
         } else if e.own && e.text.starts_with("**") {
             Style::default().fg(Color::Cyan)
+        } else if !e.own && community::is_past(&e.text) {
+            // History and kept messages: apart from what is said now.
+            Style::default().fg(Color::DarkGray)
         } else {
             Style::default()
         };

@@ -1,0 +1,407 @@
+//! The community's data in an SQLite database beside the accounts' (`community.sqlite3`
+//! in the data folder), WAL with `synchronous=FULL` like the accounts: a write is on disk
+//! when it returns.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::community::{
+    CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+};
+use super::StoreError;
+
+/// The database file inside a data folder.
+pub const DB_FILE: &str = "community.sqlite3";
+
+/// The community's data in SQLite.
+pub struct SqliteCommunity {
+    /// One connection: only the community store thread (and start-up) use it, and its
+    /// writes are few (history comes in batches), so a pool would buy nothing.
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteCommunity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCommunity").finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds and ids are `u64` in the program and `INTEGER` (signed) in SQLite; every
+/// value the server makes fits.
+fn i(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl SqliteCommunity {
+    /// Opens (creating if needed) the database in the folder `dir`.
+    ///
+    /// Kept messages and bans are private like the accounts: the file is made `0600` (its
+    /// `-wal` and `-shm` companions too) in a folder that must be `0700`, and one open to
+    /// other users is refused.
+    ///
+    /// # Errors
+    /// When the folder can't be made, the database can't be opened or set up, or either is
+    /// open to other users.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        let folder_err = |source| StoreError::Folder {
+            path: dir.display().to_string(),
+            source,
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(folder_err)?;
+        }
+        super::sqlite::private(dir, 0o700)?;
+        let file = dir.join(DB_FILE);
+        if !file.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(folder_err)?;
+        }
+        super::sqlite::private(&file, 0o600)?;
+        let conn = Connection::open(&file)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS channels (
+                 key          TEXT PRIMARY KEY,
+                 title        TEXT NOT NULL,
+                 description  TEXT NOT NULL,
+                 founder      TEXT NOT NULL,
+                 created_ms   INTEGER NOT NULL,
+                 invite_only  INTEGER NOT NULL,
+                 moderated    INTEGER NOT NULL,
+                 topic_locked INTEGER NOT NULL,
+                 member_limit INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS channel_ops (
+                 chan    TEXT NOT NULL,
+                 account TEXT NOT NULL,
+                 PRIMARY KEY (chan, account)
+             );
+             CREATE TABLE IF NOT EXISTS channel_bans (
+                 chan     TEXT NOT NULL,
+                 mask     TEXT NOT NULL,
+                 until_ms INTEGER NOT NULL,
+                 by_nick  TEXT NOT NULL,
+                 reason   TEXT NOT NULL,
+                 PRIMARY KEY (chan, mask)
+             );
+             CREATE TABLE IF NOT EXISTS history (
+                 chan TEXT NOT NULL,
+                 id   INTEGER NOT NULL,
+                 ms   INTEGER NOT NULL,
+                 nick TEXT NOT NULL,
+                 text TEXT NOT NULL,
+                 PRIMARY KEY (chan, id)
+             );
+             CREATE TABLE IF NOT EXISTS mail (
+                 seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+                 recipient TEXT NOT NULL,
+                 ms        INTEGER NOT NULL,
+                 sender    TEXT NOT NULL,
+                 text      TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS mail_recipient ON mail (recipient);
+             CREATE TABLE IF NOT EXISTS addr_bans (
+                 net      TEXT PRIMARY KEY,
+                 until_ms INTEGER NOT NULL,
+                 by_nick  TEXT NOT NULL,
+                 reason   TEXT NOT NULL
+             );",
+        )?;
+        for companion in ["-wal", "-shm"] {
+            let p = dir.join(format!("{DB_FILE}{companion}"));
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+        Ok(SqliteCommunity {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+impl CommunityStore for SqliteCommunity {
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let conn = self.conn.lock();
+        let mut snap = Snapshot::default();
+        let mut stmt = conn.prepare(
+            "SELECT title, description, founder, created_ms, invite_only, moderated,
+                    topic_locked, member_limit FROM channels ORDER BY created_ms, key",
+        )?;
+        snap.channels = stmt
+            .query_map([], |r| {
+                Ok(StoredChannel {
+                    title: r.get(0)?,
+                    description: r.get(1)?,
+                    founder: r.get(2)?,
+                    created_ms: u(r.get(3)?),
+                    invite_only: r.get(4)?,
+                    moderated: r.get(5)?,
+                    topic_locked: r.get(6)?,
+                    limit: r
+                        .get::<_, Option<i64>>(7)?
+                        .map(|n| n.clamp(0, u32::MAX as i64) as u32),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stmt =
+            conn.prepare("SELECT chan, account FROM channel_ops ORDER BY chan, account")?;
+        snap.ops = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT chan, mask, until_ms, by_nick, reason FROM channel_bans ORDER BY chan",
+        )?;
+        snap.bans = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    StoredBan {
+                        mask: r.get(1)?,
+                        until_ms: u(r.get(2)?),
+                        by: r.get(3)?,
+                        reason: r.get(4)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare("SELECT net, until_ms, by_nick, reason FROM addr_bans")?;
+        snap.addr_bans = stmt
+            .query_map([], |r| {
+                Ok(StoredAddrBan {
+                    net: r.get(0)?,
+                    until_ms: u(r.get(1)?),
+                    by: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(snap)
+    }
+
+    fn history(&self, chan: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, ms, nick, text FROM history WHERE chan = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let mut rows: Vec<StoredMessage> = stmt
+            .query_map(params![chan, i(limit as u64)], |r| {
+                Ok(StoredMessage {
+                    id: u(r.get(0)?),
+                    ms: u(r.get(1)?),
+                    nick: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn save_channel(&self, c: &StoredChannel) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO channels (key, title, description, founder, created_ms, invite_only,
+                                   moderated, topic_locked, member_limit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(key) DO UPDATE SET description = excluded.description,
+                 invite_only = excluded.invite_only, moderated = excluded.moderated,
+                 topic_locked = excluded.topic_locked, member_limit = excluded.member_limit",
+            params![
+                c.title.to_lowercase(),
+                c.title,
+                c.description,
+                c.founder,
+                i(c.created_ms),
+                c.invite_only,
+                c.moderated,
+                c.topic_locked,
+                c.limit.map(i64::from)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_channel(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        for table in [
+            "channels WHERE key",
+            "channel_ops WHERE chan",
+            "channel_bans WHERE chan",
+            "history WHERE chan",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} = ?1"), params![key])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_op(&self, chan: &str, account: &str, on: bool) -> Result<(), StoreError> {
+        let sql = if on {
+            "INSERT OR IGNORE INTO channel_ops (chan, account) VALUES (?1, ?2)"
+        } else {
+            "DELETE FROM channel_ops WHERE chan = ?1 AND account = ?2"
+        };
+        self.conn.lock().execute(sql, params![chan, account])?;
+        Ok(())
+    }
+
+    fn save_ban(&self, chan: &str, b: &StoredBan) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO channel_bans (chan, mask, until_ms, by_nick, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![chan, b.mask, i(b.until_ms), b.by, b.reason],
+        )?;
+        Ok(())
+    }
+
+    fn delete_ban(&self, chan: &str, mask: &str) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "DELETE FROM channel_bans WHERE chan = ?1 AND mask = ?2",
+            params![chan, mask],
+        )?;
+        Ok(())
+    }
+
+    fn append_history(
+        &self,
+        rows: &[(String, StoredMessage)],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let mut touched: Vec<&str> = Vec::new();
+        for (chan, m) in rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO history (chan, id, ms, nick, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![chan, i(m.id), i(m.ms), m.nick, m.text],
+            )?;
+            if !touched.contains(&chan.as_str()) {
+                touched.push(chan);
+            }
+        }
+        for chan in touched {
+            tx.execute(
+                "DELETE FROM history WHERE chan = ?1 AND id NOT IN
+                     (SELECT id FROM history WHERE chan = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![chan, i(keep as u64)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn store_mail(&self, m: &StoredMail, max: usize) -> Result<bool, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let kept: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM mail WHERE recipient = ?1",
+            params![m.to],
+            |r| r.get(0),
+        )?;
+        if u(kept) >= max as u64 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO mail (recipient, ms, sender, text) VALUES (?1, ?2, ?3, ?4)",
+            params![m.to, i(m.ms), m.from, m.text],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn take_mail(&self, key: &str) -> Result<Vec<StoredMail>, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let mail: Vec<StoredMail> = {
+            let mut stmt =
+                tx.prepare("SELECT ms, sender, text FROM mail WHERE recipient = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![key], |r| {
+                Ok(StoredMail {
+                    to: key.to_owned(),
+                    ms: u(r.get(0)?),
+                    from: r.get(1)?,
+                    text: r.get(2)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        tx.execute("DELETE FROM mail WHERE recipient = ?1", params![key])?;
+        tx.commit()?;
+        Ok(mail)
+    }
+
+    fn save_addr_ban(&self, b: &StoredAddrBan) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO addr_bans (net, until_ms, by_nick, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![b.net, i(b.until_ms), b.by, b.reason],
+        )?;
+        Ok(())
+    }
+
+    fn delete_addr_ban(&self, net: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .execute("DELETE FROM addr_bans WHERE net = ?1", params![net])?;
+        Ok(())
+    }
+}
+
+impl SqliteCommunity {
+    /// The result of `PRAGMA integrity_check` ("ok" when the file is sound).
+    ///
+    /// # Errors
+    /// When the check can't run.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_community_store_keeps_everything_across_reopening() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        super::super::community::exercise(&SqliteCommunity::open_dir(&dir).unwrap());
+        let s = SqliteCommunity::open_dir(&dir).unwrap();
+        s.set_op("pets", "ann", true).unwrap();
+        drop(s);
+        let s = SqliteCommunity::open_dir(&dir).unwrap();
+        assert_eq!(s.snapshot().unwrap().ops.len(), 1);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+        // Private like the accounts.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join(DB_FILE))), (0o700, 0o600));
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert!(
+            SqliteCommunity::open_dir(&dir).is_err(),
+            "a file open to others"
+        );
+    }
+}

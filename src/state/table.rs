@@ -1,0 +1,242 @@
+//! The channel table: channels by id and by title, created and destroyed while the server
+//! runs.
+//!
+//! A read-write lock over two maps: every request reads it once to find its channel (one
+//! uncontended read lock, then an `Arc` clone), and only a creation or a destruction writes
+//! it. Fan-out never touches it: it reads the member snapshot of the channel it already
+//! holds. Ids are never reused ([`ChannelId`]), so a stale id finds nothing rather than
+//! another channel.
+//!
+//! Destroying a channel takes two steps, never two locks at once: the channel is marked
+//! closed under its member lock if it has no members (a join racing with it either got in
+//! first, and the channel stays, or finds it closed), then it leaves the table.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::channel::{Channel, ChannelId};
+use super::community::{Kind, Meta};
+use super::State;
+use crate::config::ChannelSpec;
+
+/// The channels by id and by lower-cased title.
+#[derive(Debug, Default)]
+pub(super) struct Table {
+    by_id: HashMap<ChannelId, Arc<Channel>>,
+    by_title: HashMap<Box<str>, ChannelId>,
+}
+
+/// The channel table and its id counter.
+#[derive(Debug, Default)]
+pub(super) struct Channels {
+    table: RwLock<Table>,
+    next: AtomicU64,
+}
+
+/// A channel of that title exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a channel of that title exists")]
+pub struct Exists;
+
+impl Channels {
+    /// The table holding the configured channels, in order.
+    pub(super) fn with(specs: &[ChannelSpec]) -> Self {
+        let c = Channels::default();
+        for s in specs {
+            // Titles of a checked configuration are unique; a repeat is skipped.
+            let _ = c.insert(&s.title, Meta::configured(&s.description));
+        }
+        c
+    }
+
+    fn insert(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
+        let key: Box<str> = title.to_lowercase().into();
+        let mut t = self.table.write();
+        if t.by_title.contains_key(&key) {
+            return Err(Exists);
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let ch = Arc::new(Channel::new(id, title, meta));
+        t.by_title.insert(key, id);
+        t.by_id.insert(id, ch.clone());
+        Ok(ch)
+    }
+}
+
+impl State {
+    /// The channel titled `title`, ignoring case.
+    pub fn channel_id(&self, title: &str) -> Option<ChannelId> {
+        let t = self.channels.table.read();
+        if let Some(&id) = t.by_title.get(title) {
+            return Some(id);
+        }
+        t.by_title.get(title.to_lowercase().as_str()).copied()
+    }
+
+    /// The channel with this id, unless it was destroyed.
+    pub fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        self.channels.table.read().by_id.get(&id).cloned()
+    }
+
+    /// The channel titled `title`, ignoring case.
+    pub fn channel_by_title(&self, title: &str) -> Option<Arc<Channel>> {
+        self.channel_id(title).and_then(|id| self.channel(id))
+    }
+
+    /// Every channel, in listing order: configured ones first, then by creation.
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        let mut all: Vec<Arc<Channel>> =
+            self.channels.table.read().by_id.values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+
+    /// How many channels exist.
+    pub fn channel_count(&self) -> usize {
+        self.channels.table.read().by_id.len()
+    }
+
+    /// Creates channel `title` with `meta`.
+    ///
+    /// # Errors
+    /// [`Exists`] when a channel of that title (any case) exists.
+    pub fn create_channel(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
+        self.channels.insert(title, meta)
+    }
+
+    /// Destroys channel `id` if it is temporary and has no members here nor, in a
+    /// cluster, on another server. Returns the channel if it was destroyed now.
+    pub fn destroy_if_empty(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        let ch = self.channel(id)?;
+        if ch.with_meta(|m| m.kind) != Kind::Temporary || self.remote.count(id) > 0 {
+            return None;
+        }
+        if !ch.close_if_empty() {
+            return None;
+        }
+        self.remove_channel(&ch);
+        Some(ch)
+    }
+
+    /// Destroys channel `id` whatever its kind, if it has no members. Returns whether it
+    /// is gone.
+    pub fn destroy_now(&self, id: ChannelId) -> bool {
+        let Some(ch) = self.channel(id) else {
+            return true;
+        };
+        if !ch.close_if_empty() {
+            return false;
+        }
+        self.remove_channel(&ch);
+        true
+    }
+
+    /// Makes the configured channels those of `specs` (a configuration reload): new
+    /// titles are created, descriptions follow the file, a created channel named in the
+    /// file becomes configured, and a configured channel the file no longer names becomes
+    /// temporary (gone once empty). Returns what changed, one line each.
+    pub fn reconcile_configured(&self, specs: &[ChannelSpec]) -> Vec<String> {
+        let mut changes = Vec::new();
+        for spec in specs {
+            match self.channel_by_title(&spec.title) {
+                Some(ch) => ch.with_meta(|m| {
+                    if m.kind != Kind::Configured {
+                        m.kind = Kind::Configured;
+                        changes.push(format!("channel {} is configured now", ch.title));
+                    }
+                    if *m.description != *spec.description {
+                        m.description = spec.description.as_str().into();
+                        changes.push(format!("channel {} has a new description", ch.title));
+                    }
+                }),
+                None => {
+                    if self
+                        .channels
+                        .insert(&spec.title, Meta::configured(&spec.description))
+                        .is_ok()
+                    {
+                        changes.push(format!("channel {} added", spec.title));
+                    }
+                }
+            }
+        }
+        for ch in self.channels() {
+            let named = specs.iter().any(|s| {
+                s.title.eq_ignore_ascii_case(&ch.title)
+                    || s.title.to_lowercase() == ch.title.to_lowercase()
+            });
+            if named {
+                continue;
+            }
+            let demoted = ch.with_meta(|m| {
+                let was = m.kind == Kind::Configured;
+                if was {
+                    m.kind = Kind::Temporary;
+                }
+                was
+            });
+            if demoted {
+                changes.push(format!(
+                    "channel {} is no longer configured; it goes when empty",
+                    ch.title
+                ));
+                self.destroy_if_empty(ch.id);
+            }
+        }
+        changes
+    }
+
+    fn remove_channel(&self, ch: &Channel) {
+        let mut t = self.channels.table.write();
+        if t.by_id.remove(&ch.id).is_some() {
+            t.by_title.remove(ch.title.to_lowercase().as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Joined;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn created_channels_get_new_ids_and_vanish_when_empty() {
+        let state = State::new(&crate::config::classic_channels(), 10);
+        assert_eq!(state.channel_count(), 5);
+        let meta = || Meta::created("mine", "ann", None);
+        let ch = state.create_channel("Den", meta()).unwrap();
+        assert_eq!(state.create_channel("DEN", meta()).unwrap_err(), Exists);
+        assert_eq!(state.channel_id("den"), Some(ch.id));
+        state.claim(addr(1), "ann", Instant::now()).unwrap();
+        assert!(matches!(
+            state.join(addr(1), ch.id, 8, 0),
+            Ok(Joined::New(_))
+        ));
+        assert!(state.destroy_if_empty(ch.id).is_none(), "it has a member");
+        state.part(addr(1), ch.id).unwrap();
+        assert!(state.destroy_if_empty(ch.id).is_some());
+        assert!(state.channel(ch.id).is_none() && state.channel_id("den").is_none());
+        // A new channel of the same title is another channel.
+        let again = state.create_channel("Den", meta()).unwrap();
+        assert_ne!(again.id, ch.id);
+        // Configured channels never vanish on their own.
+        let pets = state.channel_id("pets").unwrap();
+        assert!(state.destroy_if_empty(pets).is_none());
+        let titles: Vec<String> = state
+            .channels()
+            .iter()
+            .map(|c| c.title.to_string())
+            .collect();
+        assert_eq!(titles.last().map(String::as_str), Some("Den"));
+        state.check_invariants().unwrap();
+    }
+}
