@@ -697,3 +697,48 @@ fn against_a_classic_server_the_hello_goes_unremarked() {
         ]
     );
 }
+
+#[test]
+fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
+    // A sender window makes the burst below arrive as batches on any machine.
+    let server = common::server_with(|c| {
+        c.senders = 1;
+        c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
+    });
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let granted = server
+        .state()
+        .users()
+        .into_iter()
+        .find(|(_, u)| &*u.nick == "ann")
+        .map(|(_, u)| u.caps.batch);
+    assert_eq!(granted, Some(Some(1200)), "the client asked for batch");
+    let bob = common::user(&server, "bob");
+    bob.join("Pets");
+    // Events beyond one per datagram: those that shared a datagram with another.
+    let shared = || {
+        let s = server.stats();
+        s.events_out.saturating_sub(s.datagrams_out)
+    };
+    let sent_before = shared();
+    for i in 0..12 {
+        bob.send(Request::SendPublic {
+            text: &format!("line {i}"),
+        });
+    }
+    for i in 0..12 {
+        ann.expect_line(&format!("\tbob [Pets]: line {i}"));
+    }
+    // The counters are added up just after the datagrams go out: wait for them.
+    let deadline = Instant::now() + TIMEOUT;
+    while shared() <= sent_before {
+        assert!(Instant::now() < deadline, "no events shared a datagram");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (status, lines) = ann.finish();
+    assert!(status.success());
+    assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
+    server.shutdown().unwrap();
+}
