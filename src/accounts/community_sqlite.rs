@@ -49,35 +49,15 @@ impl SqliteCommunity {
     /// When the folder can't be made, the database can't be opened or set up, or either is
     /// open to other users.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-        let folder_err = |source| StoreError::Folder {
-            path: dir.display().to_string(),
-            source,
-        };
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(folder_err)?;
-        }
-        super::sqlite::private(dir, 0o700)?;
-        let file = dir.join(DB_FILE);
-        if !file.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&file)
-                .map_err(folder_err)?;
-        }
-        super::sqlite::private(&file, 0o600)?;
-        let conn = Connection::open(&file)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS channels (
+        let conn = super::sqlite::open_private(dir, DB_FILE, SCHEMA)?;
+        Ok(SqliteCommunity {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+/// The community's tables.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS channels (
                  key          TEXT PRIMARY KEY,
                  title        TEXT NOT NULL,
                  description  TEXT NOT NULL,
@@ -122,19 +102,7 @@ impl SqliteCommunity {
                  until_ms INTEGER NOT NULL,
                  by_nick  TEXT NOT NULL,
                  reason   TEXT NOT NULL
-             );",
-        )?;
-        for companion in ["-wal", "-shm"] {
-            let p = dir.join(format!("{DB_FILE}{companion}"));
-            if p.exists() {
-                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
-            }
-        }
-        Ok(SqliteCommunity {
-            conn: Mutex::new(conn),
-        })
-    }
-}
+             );";
 
 impl CommunityStore for SqliteCommunity {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {

@@ -38,38 +38,10 @@ impl SqliteStore {
     /// When the folder can't be made, the database can't be opened or set up, or either is
     /// open to other users ([`StoreError::Permissions`]).
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let folder_err = |source| StoreError::Folder {
-            path: dir.display().to_string(),
-            source,
-        };
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(folder_err)?;
-        }
-        private(dir, 0o700)?;
-        let file = dir.join(DB_FILE);
-        if !file.exists() {
-            // Made empty with the right mode before SQLite opens it, so it is never readable.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode_private()
-                .open(&file)
-                .map_err(folder_err)?;
-        }
-        private(&file, 0o600)?;
-        let store = Self::open(&file)?;
-        for companion in ["-wal", "-shm"] {
-            let p = dir.join(format!("{DB_FILE}{companion}"));
-            if p.exists() {
-                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
-            }
-        }
-        Ok(store)
+        let conn = open_private(dir, DB_FILE, SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Opens (creating if needed) the database file at `path`.
@@ -77,25 +49,8 @@ impl SqliteStore {
     /// # Errors
     /// When the database can't be opened or set up.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (
-                 name  TEXT PRIMARY KEY,
-                 value BLOB NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS accounts (
-                 key     TEXT PRIMARY KEY,
-                 nick    TEXT NOT NULL,
-                 record  BLOB NOT NULL,
-                 watch   TEXT NOT NULL DEFAULT '',
-                 created INTEGER NOT NULL
-             );",
-        )?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(connect(path, SCHEMA)?),
         })
     }
 
@@ -121,6 +76,77 @@ impl ModePrivate for std::fs::OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         self.mode(0o600)
     }
+}
+
+/// The accounts' tables.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS meta (
+         name  TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS accounts (
+         key     TEXT PRIMARY KEY,
+         nick    TEXT NOT NULL,
+         record  BLOB NOT NULL,
+         watch   TEXT NOT NULL DEFAULT '',
+         created INTEGER NOT NULL
+     );";
+
+/// Opens (creating if needed) the database file `name` in the folder `dir`, creating the
+/// folder too, and sets up `schema`; the accounts and the community both keep theirs so.
+///
+/// The folder is made `0700` and the file `0600` (its `-wal` and `-shm` companions too);
+/// an existing folder or file that group or others may read is refused rather than used.
+///
+/// # Errors
+/// When the folder can't be made, the database can't be opened or set up, or either is
+/// open to other users ([`StoreError::Permissions`]).
+pub(super) fn open_private(dir: &Path, name: &str, schema: &str) -> Result<Connection, StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let folder_err = |source| StoreError::Folder {
+        path: dir.display().to_string(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(folder_err)?;
+    }
+    private(dir, 0o700)?;
+    let file = dir.join(name);
+    if !file.exists() {
+        // Made empty with the right mode before SQLite opens it, so it is never readable.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_private()
+            .open(&file)
+            .map_err(folder_err)?;
+    }
+    private(&file, 0o600)?;
+    let conn = connect(&file, schema)?;
+    for companion in ["-wal", "-shm"] {
+        let p = dir.join(format!("{name}{companion}"));
+        if p.exists() {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(conn)
+}
+
+/// A connection to the database at `path` as every store here wants it (write-ahead log,
+/// a full sync per commit, 5 s of waiting for a lock), with `schema` set up.
+///
+/// # Errors
+/// When the database can't be opened or set up.
+pub(super) fn connect(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
 }
 
 /// Refuses `path` if group or others have any permission on it.
