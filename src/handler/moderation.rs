@@ -21,6 +21,22 @@ use crate::state::{nick_key, Channel, ChannelId, Kind};
 /// The longest ban, in seconds (ten years); 0 means until lifted.
 pub const MAX_BAN_SECONDS: u64 = 315_360_000;
 
+/// The length of a ban as typed (`0`: until lifted), or `None` after telling `from` what
+/// is wrong with it; channel bans and address bans take the same form.
+pub(super) fn ban_seconds(seconds: &str, from: SocketAddr, out: &mut Outbox) -> Option<u64> {
+    let secs = seconds
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s <= MAX_BAN_SECONDS);
+    if secs.is_none() {
+        out.error(
+            from,
+            &format!("invalid ban time; give seconds up to {MAX_BAN_SECONDS}, 0 for until lifted"),
+        );
+    }
+    secs
+}
+
 impl Handler {
     pub(super) fn topic(
         &self,
@@ -238,17 +254,8 @@ impl Handler {
         let Some(ch) = self.moderated_channel(from, title, out) else {
             return;
         };
-        let Some(secs) = seconds
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_BAN_SECONDS)
-        else {
-            return out.error(
-                from,
-                &format!(
-                    "invalid ban time; give seconds up to {MAX_BAN_SECONDS}, 0 for until lifted"
-                ),
-            );
+        let Some(secs) = ban_seconds(seconds, from, out) else {
+            return;
         };
         let Some(parsed) = Mask::parse(mask) else {
             return out.error(

@@ -15,7 +15,7 @@ use crate::protocol::{errors, Event};
 use crate::state::community::{AddrBan, Net};
 use crate::state::Member;
 
-use super::moderation::MAX_BAN_SECONDS;
+use super::moderation::ban_seconds;
 
 impl Handler {
     /// A login from a banned address is refused: returns whether it was.
@@ -105,17 +105,8 @@ impl Handler {
         if !self.operator(from, out) {
             return;
         }
-        let Some(secs) = seconds
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_BAN_SECONDS)
-        else {
-            return out.error(
-                from,
-                &format!(
-                    "invalid ban time; give seconds up to {MAX_BAN_SECONDS}, 0 for until lifted"
-                ),
-            );
+        let Some(secs) = ban_seconds(seconds, from, out) else {
+            return;
         };
         let Some(parsed) = Net::parse(net) else {
             return out.error(from, "invalid address; give ADDRESS or ADDRESS/BITS");
