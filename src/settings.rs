@@ -358,31 +358,32 @@ pub fn parse(text: &str, path: &Path) -> Result<FileConfig, SettingsError> {
     let folder = path.parent().unwrap_or(Path::new("."));
     let here = |p: &Option<PathBuf>| p.as_ref().map(|p| folder.join(p));
     const BIG: i64 = i64::MAX;
-    let bind = match &raw.bind {
-        None => None,
-        Some(s) => Some(s.get_ref().parse().map_err(|_| {
-            invalid(
-                s.span().start,
-                format!("bind {:?} is not an IP address", s.get_ref()),
-            )
-        })?),
-    };
-    let multicast =
-        match &raw.multicast {
-            None => None,
-            Some(s) => Some(s.get_ref().parse().map_err(|e| {
-                invalid(s.span().start, format!("multicast {:?}: {e}", s.get_ref()))
-            })?),
-        };
-    let multicast_if = match &raw.multicast_if {
-        None => None,
-        Some(s) => Some(s.get_ref().parse().map_err(|_| {
-            invalid(
-                s.span().start,
-                format!("multicast-if {:?} is not an IP address", s.get_ref()),
-            )
-        })?),
-    };
+    // A value read from its text, or an error naming its key, its line and what is wrong.
+    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
+        v: &Option<Spanned<String>>,
+        name: &str,
+        what: &str,
+        invalid: &impl Fn(usize, String) -> SettingsError,
+    ) -> Result<Option<T>, SettingsError> {
+        v.as_ref()
+            .map(|s| {
+                s.get_ref().parse().map_err(|e| {
+                    invalid(
+                        s.span().start,
+                        format!("{name} {:?} is not {what} ({e})", s.get_ref()),
+                    )
+                })
+            })
+            .transpose()
+    }
+    let bind = parsed(&raw.bind, "bind", "an IP address", &invalid)?;
+    let multicast = parsed(
+        &raw.multicast,
+        "multicast",
+        "a multicast range such as 239.77.0.0/24",
+        &invalid,
+    )?;
+    let multicast_if = parsed(&raw.multicast_if, "multicast-if", "an IP address", &invalid)?;
     let metrics = match &raw.metrics {
         None => None,
         Some(s) => {

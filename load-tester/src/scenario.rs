@@ -430,6 +430,33 @@ pub fn publish_phase(
     }
 }
 
+/// Shows a raw blaster's progress (`sent` by it, `received` counted from `from`) until it
+/// is `done` and its receivers have been quiet for 300 ms, so its last deliveries are in.
+fn watch_raw(
+    label: &str,
+    received: &AtomicU64,
+    from: u64,
+    sent: &AtomicU64,
+    done: &AtomicBool,
+    pb: &Progress,
+) {
+    let mut last = (Instant::now(), 0);
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let got = received.load(Ordering::Relaxed) - from;
+        pb.set(format!(
+            "{label}: {} sent, {got} received",
+            sent.load(Ordering::Relaxed)
+        ));
+        if got != last.1 {
+            last = (Instant::now(), got);
+        }
+        if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+    }
+}
+
 /// Blasts the step's channels with `sendmmsg` and counts what the receivers get.
 ///
 /// # Errors
@@ -460,21 +487,7 @@ pub fn raw_phase(
             done.store(true, Ordering::Relaxed);
             r
         });
-        let mut last = (Instant::now(), 0);
-        loop {
-            thread::sleep(Duration::from_millis(100));
-            let got = c.raw.load(Ordering::Relaxed) - raw0;
-            pb.set(format!(
-                "raw sendmmsg: {} sent, {got} received",
-                sent.load(Ordering::Relaxed)
-            ));
-            if got != last.1 {
-                last = (Instant::now(), got);
-            }
-            if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
-                break;
-            }
-        }
+        watch_raw("raw sendmmsg", &c.raw, raw0, &sent, &done, pb);
         h.join()
             .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
     })??;
@@ -563,21 +576,7 @@ pub fn raw_multicast_phase(
             done.store(true, Ordering::Relaxed);
             r
         });
-        let mut last = (Instant::now(), 0);
-        loop {
-            thread::sleep(Duration::from_millis(100));
-            let got = c.raw.load(Ordering::Relaxed) - raw0;
-            pb.set(format!(
-                "raw multicast: {} sent, {got} received",
-                sent.load(Ordering::Relaxed)
-            ));
-            if got != last.1 {
-                last = (Instant::now(), got);
-            }
-            if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
-                break;
-            }
-        }
+        watch_raw("raw multicast", &c.raw, raw0, &sent, &done, pb);
         h.join()
             .map_err(|_| anyhow::anyhow!("the raw multicast blaster panicked"))
     })??;
