@@ -2,7 +2,7 @@
 //! tester's receivers do per datagram, and the server does once per fan-out.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use udpchat::protocol::{ChannelInfo, Event};
+use proto::{ChannelInfo, Event};
 
 fn events() -> Vec<(&'static str, Event<'static>)> {
     let info = ChannelInfo {

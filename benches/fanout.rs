@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use proto::Request;
 use udpchat::config::ChannelSpec;
 use udpchat::datagram::Incoming;
 use udpchat::handler::{Handler, Outbox};
-use udpchat::protocol::Request;
 use udpchat::state::State;
 
 fn member(i: usize) -> SocketAddr {

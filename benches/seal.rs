@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use udpchat::auth::SessionKeys;
-use udpchat::protocol::Event;
+use proto::auth::SessionKeys;
+use proto::Event;
 use udpchat::sealing::Sealers;
 
 const MEMBERS: usize = 1000;

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use udpchat::server::sys::{send_batch, MAX_BATCH};
+use udp::{send_batch, MAX_BATCH};
 
 const MEMBERS: usize = 1000;
 

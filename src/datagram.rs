@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use crate::protocol::code;
 use crate::state::Route;
+use proto::code;
 
 /// What kind of datagram it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! A classic member (batch size 0) gets each event as its own datagram, exactly as part 1
 //! of the protocol has it. A member that was granted `batch` gets the events of the round
 //! that concern it packed into BATCH datagrams of at most its size
-//! ([`protocol::batch::pack`](crate::protocol::batch::pack)), in the order of the queue; an
+//! ([`protocol::batch::pack`](proto::batch::pack)), in the order of the queue; an
 //! event with nothing else waiting for that member goes as it is. So batches form only from
 //! what is already waiting: a sender that keeps up sends rounds of one event, unbatched,
 //! and an idle server's latency is the classic one.
@@ -36,8 +36,8 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::protocol::batch::{self, Packed};
 use crate::state::Member;
+use proto::batch::{self, Packed};
 
 /// One fan-out as a sender holds it: the encoded event and the channel's member snapshot
 /// (the sender picks out the members it serves).
@@ -477,7 +477,7 @@ fn is_prefix(head: &[Member], part: &[Member]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{code, Event};
+    use proto::{code, Event};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))

@@ -37,17 +37,13 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
-pub mod auth;
-pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod datagram;
 pub mod delivery;
 pub mod handler;
 pub mod multicast;
-pub mod nick;
 pub mod outbox;
-pub mod protocol;
 pub mod sealing;
 pub mod server;
 pub mod settings;

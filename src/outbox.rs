@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 pub use community::{CommunityDone, CommunityEffect, CommunityEvent};
 
-use crate::auth::Sealer;
 use crate::multicast::ChannelGroup;
-use crate::protocol::Event;
 use crate::state::{Member, Route};
+use proto::auth::Sealer;
+use proto::Event;
 
 /// One encoded event for many members: a public message or a channel notice.
 ///

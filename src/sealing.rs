@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-pub use crate::auth::Sealer;
+pub use proto::auth::Sealer;
 
 /// Protected users' sealers by address; cheap to clone (a handle on one shared map).
 #[derive(Debug, Clone, Default)]

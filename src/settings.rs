@@ -436,7 +436,7 @@ pub fn parse(text: &str, path: &Path) -> Result<FileConfig, SettingsError> {
             }
             let mut keys = Vec::new();
             for op in list.get_ref() {
-                if !crate::protocol::valid_nick(op.get_ref()) {
+                if !proto::valid_nick(op.get_ref()) {
                     return Err(invalid(
                         op.span().start,
                         format!("operator {:?} is not a nickname", op.get_ref()),
@@ -468,7 +468,7 @@ pub fn parse(text: &str, path: &Path) -> Result<FileConfig, SettingsError> {
             &raw.max_datagram,
             "max-datagram",
             64,
-            crate::protocol::MAX_UDP_PAYLOAD as i64,
+            proto::MAX_UDP_PAYLOAD as i64,
         )?
         .map(|n| n as u32),
         max_users: int(&raw.max_users, "max-users", 1, u32::MAX as i64)?.map(|n| n as u32),

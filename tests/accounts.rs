@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{auth_req, password_login, register, server, spoof, user, Peer};
-use udpchat::auth::{self, seal, SessionKeys};
-use udpchat::protocol::{code, Request};
+use proto::auth::{self, seal, SessionKeys};
+use proto::{code, Request};
 
 #[test]
 fn a_registered_nickname_needs_its_password() {
@@ -336,8 +336,7 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
     let ann = Peer::to(addr);
     ann.login("ann");
     assert_eq!(register(&ann, "durable"), "registered ann");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    common::signal(child.id(), common::Signal::SIGKILL);
     child.wait().unwrap();
 
     let store = udpchat::accounts::SqliteStore::open_dir(&data).unwrap();

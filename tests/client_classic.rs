@@ -14,13 +14,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::pty::Pty;
-use udpchat::protocol::{code, encode_raw, Request};
+use proto::{code, encode_raw, Request};
 
 /// The client, with its settings, history and pinned server keys in a folder of its own
 /// (servers here come and go on recycled ports, with new keys).
 fn client_command(port: u16) -> Command {
     let home = tempfile::tempdir().unwrap().keep();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string()])
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join("config"))

@@ -26,7 +26,7 @@ struct Client {
 
 impl Client {
     fn start(args: &[&str]) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        let mut child = Command::new(common::bin("chat-client"))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -195,7 +195,7 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
     let bob = common::user(&s, "bob");
     bob.join("Pets");
     ann.expect_line("\t<bob has entered Pets>");
-    bob.send(udpchat::protocol::Request::SendPublic {
+    bob.send(proto::Request::SendPublic {
         text: "welcome back",
     });
     ann.expect_line("\tbob [Pets]: welcome back");
@@ -214,7 +214,7 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
 fn discover_lists_a_server_on_loopback() {
     let s = common::server_with(|c| c.name = Some("loop".into()));
     let port = s.addr().port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let out = Command::new(common::bin("chat-client"))
         .args(["--discover", &port, "--list", "--discover-ms", "900"])
         .output()
         .unwrap();
@@ -228,7 +228,7 @@ fn discover_lists_a_server_on_loopback() {
     // Nobody on a port nobody serves.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let none = silent.local_addr().unwrap().port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let out = Command::new(common::bin("chat-client"))
         .args(["--discover", &none, "--list", "--discover-ms", "300"])
         .output()
         .unwrap();

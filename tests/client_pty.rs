@@ -8,16 +8,16 @@ mod common;
 
 use std::process::Command;
 
+use proto::{code, Request};
 use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
-use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
 /// Every wait for output gives up after this, so a missing line fails instead of hanging.
 const TIMEOUT_MS: u64 = 20_000;
 
 fn client(server: &RunningServer, nick: Option<&str>) -> PtySession {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    let mut cmd = Command::new(common::bin("chat-client"));
     // Each client pins server keys in a file of its own (servers here come and go on
     // recycled ports, with new keys).
     let pins = std::env::temp_dir().join(format!(
@@ -248,7 +248,7 @@ fn passwords_are_asked_twice_without_echo_and_never_shown() {
 /// The line mode in a terminal that echoes and has a size (see `common::pty`).
 fn line_mode(port: u16, extra: &[&str]) -> common::pty::Pty {
     let home = tempfile::tempdir().unwrap().keep();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string(), "--line"])
         .args(extra)
         .env("TERM", "xterm")

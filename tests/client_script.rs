@@ -11,9 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use udpchat::client::command::HELP;
-use udpchat::protocol::{Request, DEFAULT_MAX_DATAGRAM};
+use proto::{Request, DEFAULT_MAX_DATAGRAM};
 use udpchat::server::RunningServer;
+use udpchat_client::command::HELP;
 
 /// The longest any one wait in these tests lasts.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,7 +32,7 @@ struct Scripted {
 impl Scripted {
     fn start(port: u16, args: &[&str]) -> Scripted {
         let pins = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        let mut child = Command::new(common::bin("chat-client"))
             .arg("127.0.0.1")
             .arg(port.to_string())
             .args(args)
@@ -280,12 +280,10 @@ fn sigterm_logs_off() {
     let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
     ann.expect_line("\tLog in successful. Welcome ann.");
     assert_eq!(server.state().user_count(), 1);
-    let pid = libc::pid_t::try_from(ann.child.id()).unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    common::signal(ann.child.id(), common::Signal::SIGTERM);
     expect_no_users(&server);
     let (status, _) = ann.finish();
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(status.code(), Some(128 + common::Signal::SIGTERM as i32));
     server.shutdown().unwrap();
 }
 
@@ -348,7 +346,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
         seen.push(d);
     }
     assert!(
-        seen.contains(&(udpchat::protocol::code::USER_JOINS, "Weather annie".into())),
+        seen.contains(&(proto::code::USER_JOINS, "Weather annie".into())),
         "{seen:?}"
     );
     ann.send("/whois annie\n");
@@ -366,7 +364,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     // Once bob has his own copy, ann's went out before anything ann asks for next.
     loop {
         let (c, p) = bob.recv();
-        if c == udpchat::protocol::code::PUBLIC_MSG {
+        if c == proto::code::PUBLIC_MSG {
             assert_eq!(p, "Weather bob can you hear me?");
             break;
         }
@@ -399,7 +397,7 @@ fn the_settings_file_names_the_server_the_nickname_and_the_channels() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let mut child = Command::new(common::bin("chat-client"))
         .arg("--config")
         .arg(&file)
         .stdin(Stdio::piped())
@@ -423,7 +421,7 @@ fn the_settings_file_names_the_server_the_nickname_and_the_channels() {
     assert!(text.contains(") Channels: Weather Pets"), "{text}");
 
     // --help names the file's place.
-    let help = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let help = Command::new(common::bin("chat-client"))
         .arg("--help")
         .env("XDG_CONFIG_HOME", dir.path())
         .output()
@@ -436,7 +434,7 @@ fn the_settings_file_names_the_server_the_nickname_and_the_channels() {
     assert!(help.contains(&expected), "{help}");
     // A file with a mistake is refused, with its name.
     std::fs::write(&file, "sever = \"x\"\n").unwrap();
-    let bad = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let bad = Command::new(common::bin("chat-client"))
         .arg("--config")
         .arg(&file)
         .stdin(Stdio::null())
@@ -471,7 +469,7 @@ fn lossy_relay(server: std::net::SocketAddr) -> u16 {
         let mut buf = [0u8; 65536];
         let mut dropped = false;
         while let Ok(n) = back2.recv(&mut buf) {
-            if !dropped && buf[..2] == udpchat::protocol::code::SEALED.to_be_bytes() {
+            if !dropped && buf[..2] == proto::code::SEALED.to_be_bytes() {
                 dropped = true;
                 continue;
             }
@@ -518,10 +516,10 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     ann.expect_line("\tLog in successful. Welcome ann.");
     let addr = server.state().address_of("ann").unwrap();
     // Forged from the server's address: a private message and an error.
-    let mut forged = udpchat::protocol::code::PRIVATE_MSG.to_be_bytes().to_vec();
+    let mut forged = proto::code::PRIVATE_MSG.to_be_bytes().to_vec();
     forged.extend_from_slice(b"bob FORGED private message");
     assert!(common::spoof(server.addr(), addr, &forged));
-    let mut error = udpchat::protocol::code::ERROR.to_be_bytes().to_vec();
+    let mut error = proto::code::ERROR.to_be_bytes().to_vec();
     error.extend_from_slice(b"FORGED error");
     assert!(common::spoof(server.addr(), addr, &error));
     // The genuine one, from bob, sealed by the server.
@@ -637,13 +635,13 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     let bob = common::user(&server, "bob");
     bob.send(Request::Hello { client: "test" });
     let (c, payload) = bob.recv();
-    assert_eq!(c, udpchat::protocol::code::HELLO_ACK, "{payload}");
+    assert_eq!(c, proto::code::HELLO_ACK, "{payload}");
     bob.send(Request::SendPrivate {
         recipient: "ann",
         text: "are you there?",
     });
     let (c, payload) = bob.recv();
-    assert_eq!(c, udpchat::protocol::code::PRIVATE_STORED, "{payload}");
+    assert_eq!(c, proto::code::PRIVATE_STORED, "{payload}");
 
     let mut client = Scripted::start(port, &["--nick", "ann"]);
     client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
@@ -674,11 +672,9 @@ fn against_a_classic_server_the_hello_goes_unremarked() {
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = classic.recv_from(&mut buf) {
             let reply = match Request::decode(&buf[..n], 2048) {
-                Ok(Request::Login { nick }) => {
-                    udpchat::protocol::Event::LoginAck { nick }.to_bytes()
-                }
+                Ok(Request::Login { nick }) => proto::Event::LoginAck { nick }.to_bytes(),
                 Ok(Request::Logoff | Request::StillHere) => continue,
-                _ => udpchat::protocol::Event::Error {
+                _ => proto::Event::Error {
                     message: "unimplemented event code",
                 }
                 .to_bytes(),

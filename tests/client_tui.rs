@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::pty::Pty;
 use common::Peer;
-use udpchat::protocol::{code, Request};
+use proto::{code, Request};
 use udpchat::server::RunningServer;
 
 const ROWS: u16 = 24;
@@ -19,7 +19,7 @@ const COLS: u16 = 100;
 
 /// The full-screen client as `nick`, with its settings and history in a folder of its own.
 fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string(), "--nick", nick])
         .args(extra)
         .env("TERM", "xterm-256color")
@@ -360,10 +360,8 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
     wait_status(&ann, "[connected]");
     common::wait_until(|| server.state().user_count() == 1);
-    let pid = libc::pid_t::try_from(ann.pid()).unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert_eq!(ann.exit_code(), Some(128 + libc::SIGTERM));
+    common::signal(ann.pid(), common::Signal::SIGTERM);
+    assert_eq!(ann.exit_code(), Some(128 + common::Signal::SIGTERM as i32));
     common::wait_until(|| server.state().user_count() == 0);
     assert!(
         ann.raw().contains("\u{1b}[?1049l"),

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::services::{free_udp_port, Redis};
 use common::{wait_until, Peer};
+use proto::{code, Request};
 use udpchat::cluster::event::Signer;
 use udpchat::cluster::{ClusterConfig, ClusterSecret};
-use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
 /// Lease TTL in these tests: short, so a dead server's users vanish quickly, yet long

@@ -6,10 +6,10 @@ mod common;
 
 use common::services::Postgres;
 use common::{user, Peer};
+use proto::auth;
+use proto::{code, Request};
 use udpchat::accounts::pg::PgStore;
 use udpchat::accounts::{Account, AccountStore};
-use udpchat::auth;
-use udpchat::protocol::{code, Request};
 
 #[test]
 fn postgres_store_keeps_accounts_for_every_server() {

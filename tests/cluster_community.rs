@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::services::{Postgres, Redis};
 use common::{Peer, Protected};
+use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::cluster::ClusterConfig;
-use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
 /// How long a test waits for the cluster to converge.

@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use common::{server, server_with, user, Peer, Protected, QUIET};
+use proto::{code, Request};
 use udpchat::accounts::StoreKind;
-use udpchat::protocol::{code, Request};
 use udpchat::server::RunningServer;
 
 /// A user that said HELLO: a part-5 client.

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{server, server_with, user, Peer};
-use udpchat::protocol::{code, Request};
+use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
 

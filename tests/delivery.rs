@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{server, server_with, user, Peer};
-use udpchat::protocol::{code, errors, Event, Request};
+use proto::{code, errors, Event, Request};
 use udpchat::server::BatchWindow;
 
 #[test]

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{password_login, register, server_with, user, Peer, WAIT};
+use proto::channel_data::{mac, verify, PROBE_INTERVAL};
+use proto::DISCOVERY_GROUP;
+use proto::{batch, channel_data, code, Event, Request};
 use socket2::{Domain, Protocol, Socket, Type};
-use udpchat::multicast::{mac, verify, MulticastConfig, DISCOVERY_GROUP, PROBE_INTERVAL};
-use udpchat::protocol::{batch, channel_data, code, Event, Request};
+use udpchat::multicast::MulticastConfig;
 use udpchat::server::{BatchWindow, RunningServer};
 
 fn mcast_server() -> RunningServer {
@@ -316,7 +318,7 @@ fn tags_are_keyed_per_channel_and_forgeries_fail() {
     assert_ne!(pets.addr, weather.addr);
     // A datagram sealed with another channel's key does not verify under this one's.
     let forged = channel_data::encode(u64::MAX, b"\x00\x64Pets eve boo", |b| {
-        udpchat::multicast::tag(&weather.key, b)
+        proto::channel_data::tag(&weather.key, b)
     });
     let parsed = channel_data::parse(&forged).unwrap();
     assert!(!verify(&mac(&pets.key), &parsed));

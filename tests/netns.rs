@@ -8,6 +8,8 @@
 //! CLONE_NEWNET) the test says so and skips; a machine without `ip` fails it, with the way
 //! out (`scripts/ci-services.sh` installs iproute2).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::thread;
@@ -230,7 +232,7 @@ fn chat_across(tag: &str, multicast: &str, group_prefix: &str) {
     let mut client = |nick: &str| {
         let (stdin, lines, _err) = link.spawn(
             &c_ns,
-            env!("CARGO_BIN_EXE_chat-client"),
+            common::bin("chat-client").to_str().unwrap(),
             &["--discover", "--nick", nick],
         );
         let mut c = Client {

@@ -10,14 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use proptest::prelude::*;
+use proto::{batch, code};
+use proto::{ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 use udpchat::config::classic_channels;
 use udpchat::datagram::Incoming;
 use udpchat::delivery::{Job, Planner};
 use udpchat::handler::{Handler, Outbox};
-use udpchat::protocol::{batch, code};
-use udpchat::protocol::{
-    ChannelInfo, DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD,
-};
 use udpchat::server::send::sender_of;
 use udpchat::state::{ChannelId, Member, State};
 

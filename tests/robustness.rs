@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{server_with, user, Peer};
-use udpchat::protocol::{code, Request};
+use proto::{code, Request};
 use udpchat::server::Limits;
 
 #[test]
@@ -239,7 +239,7 @@ fn metrics_count_events_and_events_per_datagram() {
     let mut events = 0;
     while events < 10 {
         let n = a.sock.recv(&mut buf).unwrap();
-        events += udpchat::client::net::unpack(&buf[..n]).len();
+        events += udpchat_client::net::unpack(&buf[..n]).len();
     }
     // LOGIN_ACK, CAPS_ACK, JOIN_ACK and the ten messages: 13 events, fewer datagrams.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{auth_req, password_login, register, server, server_with, spoof, user, Peer};
+use proto::auth::{self, Sealed};
+use proto::{code, Request};
 use udpchat::accounts::limits::PER_ACCOUNT_PREFIX;
-use udpchat::auth::{self, Sealed};
-use udpchat::protocol::{code, Request};
 
 /// A registered, logged-off account `nick` with `password` on `s`.
 fn account(s: &udpchat::server::RunningServer, nick: &str, password: &str) {
@@ -264,7 +264,7 @@ fn a_protected_user_refuses_what_a_forger_sends_in_the_servers_name() {
 
 #[test]
 fn a_changed_server_key_is_caught_by_the_pin() {
-    use udpchat::client::secure::{KnownServers, Pin};
+    use udpchat_client::secure::{KnownServers, Pin};
     let dir = tempfile::tempdir().unwrap();
     let known = KnownServers::new(dir.path().join("known"));
     let s = server();

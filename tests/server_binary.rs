@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Peer;
-use udpchat::protocol::{code, Request};
+use proto::{code, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
 
@@ -66,8 +66,7 @@ fn sigterm_stops_the_server_with_status_zero() {
     let (mut child, addr, _err) = start(data.path(), &[]);
     let p = Peer::to(addr);
     p.login("ann");
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::signal(child.id(), common::Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
 }
 
@@ -205,7 +204,7 @@ fn a_fresh_data_folder_is_private_and_an_open_one_is_refused() {
     let data = parent.path().join("data");
     // A fresh start makes the folder 0700 and the database 0600.
     let (mut child, _addr, _err) = start(parent.path(), &[]);
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::signal(child.id(), common::Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
@@ -327,8 +326,7 @@ fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_noth
     ann.login("ann");
     ann.join("Lobby");
     let hup = || {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        common::signal(child.id(), common::Signal::SIGHUP);
     };
 
     // A good file: a new channel, a new description, a new message of the day.
@@ -385,8 +383,7 @@ fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_noth
         child.try_wait().unwrap().is_none(),
         "SIGHUP stopped the server"
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::signal(child.id(), common::Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
 }
 
@@ -395,8 +392,7 @@ fn sighup_without_a_config_file_does_not_stop_the_server() {
     let data = tempfile::tempdir().unwrap();
     let (mut child, addr, err) = start(data.path(), &[]);
     let log = log_lines(err);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    common::signal(child.id(), common::Signal::SIGHUP);
     wait_log(&log, "configuration reloaded");
     let p = Peer::to(addr);
     p.login("ann");

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::services::{Postgres, TestCa, TlsRedis};
 use common::{password_login, register, user, Peer};
+use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::cluster::ClusterConfig;
-use udpchat::protocol::{code, Request};
 use udpchat::server::{Server, ServerConfig};
 
 #[test]

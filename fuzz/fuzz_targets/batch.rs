@@ -7,8 +7,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use udpchat::client::net::unpack;
-use udpchat::protocol::{batch, code, Event};
+use udpchat_client::net::unpack;
+use proto::{batch, code, Event};
 
 /// Events for the packing half: short ones, so that many fit a batch.
 #[derive(Arbitrary, Debug)]

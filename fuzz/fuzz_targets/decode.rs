@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use udpchat::protocol::{DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+use proto::{DecodeError, Event, Request, DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 
 /// Limits around the interesting edges: below the header, at it, small, the server's
 /// default and the UDP maximum. Inputs are short, so the small ones are where `TooLong`

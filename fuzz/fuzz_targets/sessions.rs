@@ -17,7 +17,7 @@ use udpchat::config::classic_channels;
 use udpchat::datagram::Incoming;
 use udpchat::delivery::{Job, Planner};
 use udpchat::handler::{Handler, Outbox};
-use udpchat::protocol::{batch, code, Event, MAX_UDP_PAYLOAD};
+use proto::{batch, code, Event, MAX_UDP_PAYLOAD};
 use udpchat::state::State;
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use proto::{code, Event, Request};
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::{code, Event, Request};
 
 use crate::procstat::rss_kib;
 use crate::scrape::{metrics_addr, scrape};

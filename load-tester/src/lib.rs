@@ -23,7 +23,7 @@
 //! - [`report`]: the figures, human summary and JSON; [`chart`]: the SVG chart.
 //! - [`procstat`]: server CPU, memory and threads and the kernel's UDP counters from
 //!   `/proc`; [`scrape`]: the server's metrics page; [`sys`]: clocks and the open-file
-//!   limit. Batched sends go through the server's own `udpchat::server::sys`.
+//!   limit. Batched sends go through the server's own `udpchat-udp`.
 
 pub mod chart;
 pub mod churn;

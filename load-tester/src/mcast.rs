@@ -21,10 +21,10 @@ use std::sync::atomic::Ordering;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use proto::channel_data::{mac, verify, ChannelMac};
+use proto::{batch, channel_data, code, Event, Request};
 use socket2::{Domain, Protocol, Socket, Type};
-use udpchat::multicast::{mac, verify, ChannelMac};
-use udpchat::protocol::{batch, channel_data, code, Event, Request};
-use udpchat::server::sys::{RecvBatch, MAX_BATCH};
+use udp::{RecvBatch, MAX_BATCH};
 
 use crate::members::{one_event, public_fields, Hists, Shared, Tally, CONFIRMED, RAW_SENDER};
 use crate::sys::now_ns;

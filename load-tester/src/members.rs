@@ -23,8 +23,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
-use udpchat::client::secure::ClientSession;
-use udpchat::protocol::{batch, code, errors, Event, Request};
+use proto::session::ClientSession;
+use proto::{batch, code, errors, Event, Request};
 
 use crate::mcast::{GroupSocks, Groups};
 use crate::sys::now_ns;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use proto::Request;
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::Request;
 
 use crate::members::{message_text, Shared};
 use crate::sys::now_ns;

@@ -10,11 +10,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use proto::channel_data::{mac, tag_with};
+use proto::{channel_data, Event};
 use serde::{Deserialize, Serialize};
 use socket2::SockRef;
-use udpchat::multicast::{mac, tag_with};
-use udpchat::protocol::{channel_data, Event};
-use udpchat::server::sys::{send_batch, MAX_BATCH};
+use udp::{send_batch, MAX_BATCH};
 
 use crate::members::{message_text, RAW_SENDER};
 use crate::sys::{now_ns, thread_cpu_ns};

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use proto::Request;
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::Request;
 
 use crate::cli::Args;
 use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};

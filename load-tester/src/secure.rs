@@ -13,9 +13,9 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use udpchat::auth;
-use udpchat::client::secure::ClientSession;
-use udpchat::protocol::{code, Event, Request};
+use proto::auth;
+use proto::session::ClientSession;
+use proto::{code, Event, Request};
 
 /// The password of every protected member.
 pub const PASSWORD: &str = "load tester password";

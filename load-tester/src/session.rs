@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use proto::Request;
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::Request;
 
 use crate::members::Shared;
 

@@ -1,5 +1,5 @@
 //! The clocks and the open-file limit the load tester needs beyond std. Batched sends use
-//! the server's own system-call layer, `udpchat::server::sys`, and socket options socket2.
+//! the server's own system-call layer, `udpchat-udp`, and socket options socket2.
 //!
 //! The clocks are read with `clock_gettime` (through nix, without `unsafe` here) rather than
 //! `std::time::Instant`, because Instant can't be turned into a number that another process

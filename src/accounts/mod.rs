@@ -34,7 +34,7 @@ pub use store::{Account, AccountStore, MemoryStore, StoreError, StoreKind};
 
 use self::limits::{LoginLimits, Prefix, Refusal, RegisterLimits};
 use self::tokens::{Purpose, Tokens};
-use crate::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
+use proto::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
 
 /// How long a password login may take between AUTH_REQ and AUTH_FINISH.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,7 +89,7 @@ pub struct Service {
     /// request from a forgeable address reaches the database. The store thread keeps it
     /// current with other servers' changes (shared stores) and the operator's.
     registered: DashSet<Box<str>>,
-    /// Confusable skeleton (`crate::nick`) of each registered key → that key, so that a
+    /// Confusable skeleton (`proto::nick`) of each registered key → that key, so that a
     /// look-alike of a registered nickname is refused.
     skeletons: DashMap<String, Box<str>>,
     /// Password logins under way, by address; bounded by [`MAX_PENDING`] and
@@ -204,20 +204,20 @@ impl Service {
     }
 
     /// Whether `nick` is not registered but looks like a registered nickname (same
-    /// confusable skeleton, `crate::nick`).
+    /// confusable skeleton, `proto::nick`).
     pub fn looks_registered(&self, nick: &str) -> bool {
         if self.skeletons.is_empty() {
             return false;
         }
         let k = key(nick);
         self.skeletons
-            .get(&crate::nick::skeleton(&k))
+            .get(&proto::nick::skeleton(&k))
             .is_some_and(|owner| **owner != *k)
     }
 
     /// Records that the account under `key` exists (or not).
     pub fn set_registered(&self, key: &str, registered: bool) {
-        let skeleton = crate::nick::skeleton(key);
+        let skeleton = proto::nick::skeleton(key);
         if registered {
             self.registered.insert(key.into());
             self.skeletons.entry(skeleton).or_insert_with(|| key.into());
@@ -487,9 +487,9 @@ mod tests {
     fn a_login_under_another_context_string_fails() {
         use opaque_ke::{ClientLogin, ClientLoginFinishParameters};
         let s = Service::in_memory();
-        let ksf = crate::auth::argon2();
+        let ksf = proto::auth::argon2();
         // Registered as our client does.
-        let start = crate::auth::register_start("pw");
+        let start = proto::auth::register_start("pw");
         let request = std::str::from_utf8(&start.datagram[2..]).unwrap();
         let response = s.registration_response("ann", request).unwrap();
         let upload = start.finish("pw", &response).unwrap();

@@ -11,11 +11,11 @@ use anyhow::Context;
 use clap::builder::TypedValueParser as _;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use proto::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use udpchat::accounts::StoreKind;
 use udpchat::cluster::{ClusterConfig, ClusterSecret};
 use udpchat::config::{classic_channels, load_channels, ChannelSpec};
 use udpchat::multicast::{GroupRange, MulticastConfig, DEFAULT_TTL};
-use udpchat::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 use udpchat::server::{default_threads, BatchWindow, Limits, Reloader, Server, ServerConfig};
 use udpchat::settings::{self, FileConfig, Live};
 

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::outbox::CommunityEvent;
-use crate::protocol::valid_nick;
 use crate::state::nick_key;
+use proto::valid_nick;
 
 /// The largest event accepted from Redis, in bytes; a public message is at most one
 /// datagram (65507 bytes), JSON escaping may double it.

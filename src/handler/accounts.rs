@@ -15,8 +15,8 @@ use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
 use crate::accounts::tokens::Purpose;
 use crate::accounts::Service;
 use crate::outbox::{AccountData, Effect, Ticket};
-use crate::protocol::{errors, Event};
 use crate::state::{nick_key, Route};
+use proto::{errors, Event};
 
 impl Handler {
     /// May the user at `from` change the account of its nickname? Guests may create one;

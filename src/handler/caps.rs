@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{Handler, Outbox};
-use crate::protocol::{batch, errors, words, Event, MAX_PING_TOKEN};
 use crate::state::Caps;
+use proto::{batch, errors, words, Event, MAX_PING_TOKEN};
 
 /// What a CAPS_REQ word asks for, if the server knows it.
 fn parse_cap(word: &str) -> Option<Cap> {

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox};
-use crate::protocol::{errors, Event};
 use crate::state::{ChannelId, JoinError, Joined};
+use proto::{errors, Event};
 
 impl Handler {
     pub(super) fn join(

@@ -17,9 +17,9 @@ use dashmap::DashMap;
 use super::{unix_ms, Handler, Outbox, MAX_WAITING, WAIT_TIMEOUT};
 use crate::outbox::community::{AuditRecord, Order};
 use crate::outbox::{ClusterEvent, CommunityDone, CommunityEffect, CommunityEvent, Effect};
-use crate::protocol::{Event, Request};
 use crate::settings::{Live, LiveSettings};
 use crate::state::{nick_key, role, Channel, Member, Route};
+use proto::{Event, Request};
 
 /// A request waiting for a part-5 effect.
 #[derive(Debug)]

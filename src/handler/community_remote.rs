@@ -9,9 +9,9 @@
 
 use crate::outbox::community::Order;
 use crate::outbox::CommunityEvent;
-use crate::protocol::valid_nick;
 use crate::state::community::Ban;
 use crate::state::{nick_key, role, Kind, Meta};
+use proto::valid_nick;
 
 use super::created::{valid_description, valid_title};
 use super::moderation::{add_ban, add_invite, remove_ban};

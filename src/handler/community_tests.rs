@@ -6,7 +6,7 @@ use super::*;
 use crate::config::classic_channels;
 use crate::outbox::community::Order;
 use crate::outbox::{ClusterInput, CommunityDone, CommunityEffect, CommunityEvent};
-use crate::protocol::code;
+use proto::code;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -13,8 +13,8 @@ use super::{unix_ms, Handler, Outbox};
 use crate::config::MAX_DESCRIPTION_LEN;
 use crate::outbox::community::StoredChannel;
 use crate::outbox::{CommunityEffect, CommunityEvent};
-use crate::protocol::{errors, Event};
 use crate::state::{nick_key, role, Channel, ChannelId, JoinError, Kind, Meta};
+use proto::{errors, Event};
 
 /// Whether `title` may name a created channel: 1 to `max` bytes of letters, digits and
 /// `-`, `_`, `.`, `#`.

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox, MAX_WHO};
-use crate::protocol::{errors, Event};
 use crate::state::{nick_key, RemoteUser, User};
+use proto::{errors, Event};
 
 /// A user found by WHO, here or on another server.
 enum Found {

@@ -11,10 +11,10 @@ use super::community::Wait;
 use super::{unix_ms, Handler, Outbox};
 use crate::outbox::community::{StoredMail, StoredMessage};
 use crate::outbox::CommunityEffect;
-use crate::protocol::Event;
 use crate::settings::HISTORY_BATCH;
 use crate::state::community::Entry;
 use crate::state::{nick_key, Channel, Kind, Presence, Route};
+use proto::Event;
 
 impl Handler {
     /// Remembers a public message of `ch`; with `origin` (sent through this server) also

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use super::{Handler, Outbox, MAX_WATCH};
 use crate::outbox::Effect;
-use crate::protocol::{errors, valid_nick, words, Event};
 use crate::state::nick_key;
+use proto::{errors, valid_nick, words, Event};
 
 impl Handler {
     pub(super) fn watch(&self, from: SocketAddr, nicks: &str, out: &mut Outbox) {

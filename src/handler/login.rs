@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::{Handler, LeaseWait, Outbox, MAX_WAITING};
-use crate::auth::SessionKeys;
 use crate::outbox::{Effect, LeaseAnswer, Ticket};
-use crate::protocol::{errors, valid_nick, Event};
 use crate::state::{ClaimError, Route};
+use proto::auth::SessionKeys;
+use proto::{errors, valid_nick, Event};
 
 impl Handler {
     pub(super) fn login(

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox};
 use crate::outbox::ClusterEvent;
-use crate::protocol::{errors, Event};
+use proto::{errors, Event};
 
 impl Handler {
     pub(super) fn public(&self, wall: SystemTime, from: SocketAddr, text: &str, out: &mut Outbox) {

@@ -48,14 +48,14 @@ pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 pub use multicast::Discovery;
 
 use crate::accounts::Service;
-use crate::auth::SessionKeys;
 use crate::datagram::{Incoming, Kind};
 use crate::multicast::Groups;
 use crate::outbox::{ClusterEvent, Ticket, UserInfo};
-use crate::protocol::{code, errors, ChannelInfo, DecodeError, Event, Request};
 use crate::settings::{Live, LiveSettings};
 use crate::state::{Channel, ChannelId, Presence, Route, State, User};
 use audit::Audit;
+use proto::auth::SessionKeys;
+use proto::{code, errors, ChannelInfo, DecodeError, Event, Request};
 
 /// The most nicknames one user's hot list holds.
 pub const MAX_WATCH: usize = 100;
@@ -259,7 +259,7 @@ impl Handler {
             dgram.class.kind,
             Kind::Sealed { .. }
                 | Kind::Plain {
-                    code: crate::protocol::code::SEALED
+                    code: proto::code::SEALED
                 }
         );
         if sealed_code {

@@ -14,9 +14,9 @@ use super::created::{stored, valid_description};
 use super::{unix_ms, Handler, Outbox};
 use crate::outbox::community::Order;
 use crate::outbox::{CommunityEffect, CommunityEvent};
-use crate::protocol::{valid_nick, Event};
 use crate::state::community::{Ban, Mask};
 use crate::state::{nick_key, Channel, ChannelId, Kind};
+use proto::{valid_nick, Event};
 
 /// The longest ban, in seconds (ten years); 0 means until lifted.
 pub const MAX_BAN_SECONDS: u64 = 315_360_000;

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use super::{Handler, Outbox};
 use crate::outbox::{CommunityEffect, CommunityEvent};
-use crate::protocol::{valid_nick, Event};
 use crate::state::{nick_key, role, Channel, Kind};
+use proto::{valid_nick, Event};
 
 /// The largest member limit (`+l`).
 pub const MAX_LIMIT: u32 = 1_000_000;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Handler, Outbox};
-use crate::protocol::Event;
 use crate::state::{ChannelId, Member};
+use proto::Event;
 
 /// What a server says about itself in `SERVER_HERE`.
 #[derive(Debug, Clone, PartialEq, Eq)]

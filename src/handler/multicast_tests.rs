@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::config::classic_channels;
 use crate::datagram::Incoming;
-use crate::multicast::{MulticastConfig, KEY_LEN};
-use crate::protocol::{code, Request};
+use crate::multicast::MulticastConfig;
 use crate::state::State;
+use proto::channel_data::KEY_LEN;
+use proto::{code, Request};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use super::{unix_ms, Handler, Outbox};
 use crate::outbox::community::{Order, StoredAddrBan};
 use crate::outbox::{CommunityEffect, CommunityEvent};
-use crate::protocol::{errors, Event};
 use crate::state::community::{AddrBan, Net};
 use crate::state::Member;
+use proto::{errors, Event};
 
 use super::moderation::ban_seconds;
 

@@ -5,8 +5,8 @@
 
 use super::{Handler, Outbox};
 use crate::outbox::{ClusterInput, UserInfo};
-use crate::protocol::Event;
 use crate::state::{ChannelId, RemoteChange, RemoteUser};
+use proto::Event;
 
 impl Handler {
     /// Applies what the cluster reported. Runs on the cluster thread, the only writer of

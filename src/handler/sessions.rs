@@ -14,10 +14,10 @@ use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
 use crate::accounts::limits::{Prefix, Refusal};
 use crate::accounts::tokens::Purpose;
 use crate::accounts::{LoggedIn, LoginError, Service};
-use crate::auth::{Sealed, SEAL_OVERHEAD};
 use crate::outbox::{AccountData, Effect, Ticket};
-use crate::protocol::{errors, valid_nick, Event};
 use crate::state::{nick_key, ClaimError, Route, SealCheck};
+use proto::auth::{Sealed, SEAL_OVERHEAD};
+use proto::{errors, valid_nick, Event};
 
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {

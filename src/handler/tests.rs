@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::classic_channels;
 use crate::outbox::{ClusterInput, LeaseAnswer};
-use crate::protocol::code;
+use proto::code;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -415,7 +415,7 @@ fn raw_bytes(r: &Rig, from: u16, bytes: &[u8]) -> Outbox {
 
 /// Sends the AUTH_REQ of `login` from port `from`, then again with the token of the
 /// AUTH_RETRY it gets; returns the outbox of the second.
-fn auth_req(r: &Rig, from: u16, login: &crate::auth::LoginStart) -> Outbox {
+fn auth_req(r: &Rig, from: u16, login: &proto::auth::LoginStart) -> Outbox {
     let got = decode_all(&raw_bytes(r, from, &login.datagram));
     assert_eq!(got[0].1, code::AUTH_RETRY, "{got:?}");
     raw_bytes(r, from, &login.with_token(&got[0].2))
@@ -424,7 +424,7 @@ fn auth_req(r: &Rig, from: u16, login: &crate::auth::LoginStart) -> Outbox {
 /// Registers the guest at port 1 with `password`; returns the store effect's ticket
 /// and account, before any answer.
 fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
-    let start = crate::auth::register_start(password);
+    let start = proto::auth::register_start(password);
     let out = raw_bytes(r, 1, &start.datagram);
     let got = decode_all(&out);
     assert_eq!(got[0].1, code::REGISTER_RESP, "{got:?}");
@@ -474,7 +474,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     r.complete(Done::Stored { ticket, ok: true });
     // Ann logs off and comes back with her password, from another address.
     r.at(0, 1, Request::Logoff);
-    let login = crate::auth::login_start("ann", "pw");
+    let login = proto::auth::login_start("ann", "pw");
     let out = auth_req(&r, 3, &login);
     assert_eq!(
         out.unicast_len(),
@@ -495,7 +495,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     assert_eq!(got, vec![(3, code::LOGIN_ACK, "Ann".into())]);
     assert_eq!(r.h.state().presence(addr(3)), Presence::Protected(keys.id));
     // A store failure while reading is an error the user sees, not silence.
-    let login = crate::auth::login_start("ann", "pw");
+    let login = proto::auth::login_start("ann", "pw");
     let out = auth_req(&r, 4, &login);
     let ticket = out.effects[0].ticket().unwrap();
     assert_eq!(
@@ -518,7 +518,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
     // store while this guest was on): the guest upgrades with the password, keeps its
     // channels and is shown as registered, as its LOGIN_ACK says.
     r.at(0, 1, Request::Join { title: "Pets" });
-    let login = crate::auth::login_start("ann", "pw");
+    let login = proto::auth::login_start("ann", "pw");
     let out = auth_req(&r, 1, &login);
     let ticket = out.effects[0].ticket().unwrap();
     let got = r.complete(Done::Loaded {
@@ -551,7 +551,7 @@ fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() 
     assert!(out.effects.is_empty());
     assert_eq!(decode_all(&out)[0].2, errors::NICK_REGISTERED);
     // An AUTH_REQ without a valid token: a token, no effect, no login under way.
-    let login = crate::auth::login_start("ann", "pw");
+    let login = proto::auth::login_start("ann", "pw");
     for datagram in [
         login.datagram.clone(),
         login.with_token("AAAAAAAAAAAAAAAAAAAAAA"),

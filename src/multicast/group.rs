@@ -29,9 +29,9 @@ use hmac::Mac;
 use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 
-use super::{tag_with, ChannelMac, KEY_LEN};
-use crate::protocol::channel_data;
 use crate::state::{ChannelId, Member};
+use proto::channel_data;
+use proto::channel_data::{tag_with, ChannelMac, KEY_LEN};
 
 /// How long a member stays pending after `MCAST_GROUP` without confirming: meanwhile its
 /// group is kept active (so it has something to hear) and probed often. A client behind a
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn sealed_datagrams_count_up_and_verify() {
         let g = group();
-        let inner = crate::protocol::Event::McastProbe { title: "Pets" }.to_bytes();
+        let inner = proto::Event::McastProbe { title: "Pets" }.to_bytes();
         let a = g.seal(&inner);
         let b = g.seal(&inner);
         let (pa, pb) = (

@@ -27,11 +27,12 @@ use super::worker::worker_for;
 use crate::accounts::community::{CommunityStore, StoredMessage};
 use crate::accounts::StoreError;
 use crate::config::ChannelSpec;
-use crate::outbox::community::{utc, AuditRecord, CommunityDone, CommunityEffect};
+use crate::outbox::community::{AuditRecord, CommunityDone, CommunityEffect};
 use crate::outbox::Done;
 use crate::settings::{Live, LiveSettings};
 use crate::state::community::{AddrBan, Ban, Entry, Net};
 use crate::state::{Kind, Meta, State};
+use proto::time::utc;
 
 /// Effects the community store thread's queue holds.
 pub const COMMUNITY_QUEUE: usize = 8192;

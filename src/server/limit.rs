@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn discovery_answers_are_rationed_per_source() {
-        use crate::protocol::{Event, Request};
+        use proto::{Event, Request};
         let t0 = Instant::now();
         let mut l = Limiter::new(
             Limits {

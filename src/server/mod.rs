@@ -34,7 +34,6 @@ pub mod recv;
 pub mod send;
 pub mod stats;
 pub mod sweep;
-pub mod sys;
 pub mod worker;
 
 use std::io;
@@ -58,9 +57,9 @@ use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::{Discovery, Handler};
 use crate::multicast::{Groups, MulticastConfig};
-use crate::protocol::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 use crate::settings::{Live, LiveSettings};
 use crate::state::State;
+use proto::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 
 pub use community::Reloader;
 

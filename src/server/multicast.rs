@@ -12,7 +12,7 @@
 //!   socket. Either way the answer leaves from the chat socket: from the address and port
 //!   to log in on.
 //! - The *prober* sends MCAST_PROBE to every active group every
-//!   [`PROBE_INTERVAL`](crate::multicast::PROBE_INTERVAL), and every
+//!   [`PROBE_INTERVAL`](proto::channel_data::PROBE_INTERVAL), and every
 //!   [`PENDING_PROBE_INTERVAL`](crate::multicast::PENDING_PROBE_INTERVAL) while somebody
 //!   waits to confirm; it forgets pending members that never confirmed. Probes go through
 //!   the sender pool under the channel's key like any other group datagram, so their
@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::send::SenderPool;
-use super::sys::{interfaces, Interface};
-use crate::multicast::{
-    Groups, MulticastConfig, DISCOVERY_GROUP, PENDING_PROBE_INTERVAL, PROBE_INTERVAL,
-};
+use crate::multicast::{Groups, MulticastConfig, PENDING_PROBE_INTERVAL};
 use crate::outbox::Fanout;
-use crate::protocol::Event;
 use crate::state::ChannelId;
+use proto::channel_data::PROBE_INTERVAL;
+use proto::Event;
+use proto::DISCOVERY_GROUP;
+use udp::{interfaces, Interface};
 
 /// How often the prober looks at the groups.
 const PROBER_TICK: Duration = Duration::from_millis(100);

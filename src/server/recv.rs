@@ -19,9 +19,9 @@ use std::time::Instant;
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::stats::Stats;
-use super::sys::RecvBatch;
 use super::worker::{worker_for, Job};
 use crate::datagram::Class;
+use udp::RecvBatch;
 
 /// Runs until `stop` is set (checked at least once per socket read timeout).
 pub fn run_receiver(

@@ -70,13 +70,13 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::stats::{Stats, Tally};
-use super::sys::{send_batch, MAX_BATCH};
 use crate::delivery::{Job, Planner};
 use crate::handler::{Fanout, Outbox};
 use crate::multicast::ChannelGroup;
-use crate::protocol::batch;
 use crate::sealing::Sealers;
 use crate::state::Member;
+use proto::batch;
+use udp::{send_batch, MAX_BATCH};
 
 /// Fan-outs a sender takes off its queue for one round: the most events one round can
 /// batch together for a member. 256 lets a 1,200-byte batch fill (about 14 public messages
@@ -479,8 +479,8 @@ fn group_datagrams(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::code;
     use crossbeam_channel::bounded;
+    use proto::code;
 
     fn fanout(members: usize, key: u64) -> Fanout {
         let members: Vec<Member> = (0..members)
@@ -551,8 +551,8 @@ mod tests {
 
     #[test]
     fn a_rounds_group_events_leave_sealed_in_order_and_batched() {
-        use crate::multicast::{mac, verify};
-        use crate::protocol::channel_data;
+        use proto::channel_data;
+        use proto::channel_data::{mac, verify};
         let (g, other) = (group(), group());
         let ev = |t: &str| -> Arc<[u8]> { [&b"\x00\x64"[..], t.as_bytes()].concat().into() };
         // Three small events of one group, one of another between them.

@@ -40,14 +40,14 @@ pub use community::{AddrBans, Kind, Meta};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
 pub use table::Exists;
 
-use crate::auth::{Direction, ReplayWindow, Sealed, Sealer, SessionKeys};
 use crate::config::ChannelSpec;
 use crate::sealing::Sealers;
+use proto::auth::{Direction, ReplayWindow, Sealed, Sealer, SessionKeys};
 
 /// The key of a nickname: nicknames are unique, and looked up, without regard to case
-/// (a PRECIS fold, `crate::nick`).
+/// (a PRECIS fold, `proto::nick`).
 pub fn nick_key(nick: &str) -> String {
-    crate::nick::key(nick)
+    proto::nick::key(nick)
 }
 
 /// A logged-in user.

@@ -6,15 +6,90 @@ pub mod pty;
 pub mod services;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use udpchat::protocol::{code, Event, Request};
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use proto::{code, Event, Request};
 use udpchat::server::{RunningServer, Server, ServerConfig};
 
 /// How long a test waits for an expected datagram.
 pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test listens to be sure nothing more arrives.
 pub const QUIET: Duration = Duration::from_millis(300);
+
+/// The path of the workspace's binary `name`, built first if it is not this package's.
+///
+/// Cargo gives a test `CARGO_BIN_EXE_<name>` for its own package's binaries only:
+/// `chat-server` is ours, but `chat-client` (udpchat-client) and `load-tester` and `soak`
+/// (load-tester) are other crates of the workspace, kept apart so that neither builds the
+/// server's dependencies. They are built here, once per test process, by the cargo that
+/// runs the tests, with its profile and target folder (a no-op when `cargo test
+/// --workspace` has built them already).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let package = match name {
+        "chat-server" => return PathBuf::from(env!("CARGO_BIN_EXE_chat-server")),
+        "chat-client" => "udpchat-client",
+        "load-tester" | "soak" => "load-tester",
+        other => panic!("no binary {other} in the workspace"),
+    };
+    // This test runs as <target>/[<triple>/]<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<profile>/deps/<test>");
+    let path = profile_dir.join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "--package", package, "--bin", name]);
+        let profile = profile_dir
+            .file_name()
+            .and_then(|p| p.to_str())
+            .unwrap_or("debug");
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let mut target_dir = profile_dir.parent().expect("<target>/<profile>");
+        if !target_dir.join("CACHEDIR.TAG").exists() {
+            // <target>/<triple>/<profile>: built for a target triple.
+            let triple = target_dir
+                .file_name()
+                .and_then(|t| t.to_str())
+                .unwrap_or_default();
+            cmd.args(["--target", triple]);
+            target_dir = target_dir.parent().expect("<target>/<triple>");
+        }
+        cmd.arg("--target-dir").arg(target_dir);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+        let status = cmd.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
+        built.push(name.to_owned());
+    }
+    path
+}
+
+/// Sends `signal` to the process `pid` (a child the test started).
+pub fn signal(pid: u32, signal: Signal) {
+    let pid = Pid::from_raw(i32::try_from(pid).expect("a process id"));
+    nix::sys::signal::kill(pid, signal).expect("signal the child");
+}
 
 /// A server with the classic channels on a free loopback port.
 pub fn server() -> RunningServer {
@@ -66,7 +141,7 @@ impl Peer {
 
     pub fn send_code(&self, code: u16, payload: &str) {
         let mut v = Vec::new();
-        udpchat::protocol::encode_raw(code, payload, &mut v);
+        proto::encode_raw(code, payload, &mut v);
         self.send_raw(&v);
     }
 
@@ -178,8 +253,8 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) {
 
 // ---- accounts and protected sessions ----
 
-use udpchat::auth::{self, SessionKeys};
-use udpchat::client::secure::ClientSession;
+use proto::auth::{self, SessionKeys};
+use proto::session::ClientSession;
 
 impl Peer {
     /// The next datagram's raw bytes, or `None` after `within`.
@@ -308,55 +383,43 @@ impl Protected {
     }
 }
 
+/// The protocol number of a raw IPv4 socket whose datagrams carry the header written here.
+const IPPROTO_RAW: i32 = 255;
+
 /// Sends one forged UDP datagram claiming to come from `from`, through a raw IPv4 socket
 /// (needs root, as CI runs). Returns false if raw sockets are not allowed here.
 pub fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
     let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
         panic!("IPv4 only");
     };
-    // SAFETY: plain socket calls on a descriptor we own, with buffers that outlive them.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
-        if fd < 0 {
-            return false;
-        }
-        let total = 20 + 8 + payload.len();
-        let mut p = Vec::with_capacity(total);
-        p.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ]);
-        p.extend_from_slice(&from.ip().octets());
-        p.extend_from_slice(&to.ip().octets());
-        p.extend_from_slice(&from.port().to_be_bytes());
-        p.extend_from_slice(&to.port().to_be_bytes());
-        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
-        p.extend_from_slice(payload);
-        let mut dst: libc::sockaddr_in = std::mem::zeroed();
-        dst.sin_family = libc::AF_INET as libc::sa_family_t;
-        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
-        let sent = libc::sendto(
-            fd,
-            p.as_ptr().cast(),
-            p.len(),
-            0,
-            (&dst as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        libc::close(fd);
-        sent == p.len() as isize
-    }
+    let Ok(sock) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_RAW))) else {
+        return false;
+    };
+    let total = 20 + 8 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
+    p.extend_from_slice(&from.ip().octets());
+    p.extend_from_slice(&to.ip().octets());
+    p.extend_from_slice(&from.port().to_be_bytes());
+    p.extend_from_slice(&to.port().to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+    p.extend_from_slice(payload);
+    let dst = SockAddr::from(SocketAddr::new((*to.ip()).into(), 0));
+    sock.send_to(&p, &dst).is_ok_and(|n| n == p.len())
 }
 
 impl Peer {

@@ -4,14 +4,13 @@
 //! Unlike rexpect's, this terminal echoes what is typed, as a real one does, so a test of
 //! "the password is not echoed" can fail.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 
 /// How long any wait lasts before the test fails.
 pub const PTY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -24,48 +23,40 @@ struct Seen {
 
 /// A program running in a pseudo-terminal.
 pub struct Pty {
-    master: File,
-    child: Child,
+    /// Kept open while the program runs, as a terminal window would.
+    _master: Box<dyn MasterPty + Send>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
     seen: Arc<Mutex<Seen>>,
 }
 
 impl Pty {
     /// Starts `cmd` on a new terminal of `rows` by `cols`, as its controlling terminal.
-    pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> Pty {
-        let (mut master, mut slave) = (0, 0);
-        let size = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two descriptors; the name and termios may be null.
-        let ok = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        assert_eq!(ok, 0, "openpty");
-        // SAFETY: both descriptors were just opened and are owned here.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
-        cmd.stdin(slave.try_clone().unwrap())
-            .stdout(slave.try_clone().unwrap())
-            .stderr(slave);
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+    pub fn spawn(cmd: Command, rows: u16, cols: u16) -> Pty {
+        // portable-pty (wezterm's) opens the terminal, makes it the child's controlling
+        // terminal in a session of its own, and keeps the `unsafe` of doing so.
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("openpty");
+        let mut builder = CommandBuilder::new(cmd.get_program());
+        builder.args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => builder.env(key, value),
+                None => builder.env_remove(key),
+            }
         }
-        let child = cmd.spawn().expect("spawn in a pty");
-        drop(cmd);
+        builder.cwd(match cmd.get_current_dir() {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::current_dir().expect("the current folder"),
+        });
+        let child = pair.slave.spawn_command(builder).expect("spawn in a pty");
+        drop(pair.slave);
         let seen = Arc::new(Mutex::new(Seen {
             raw: Vec::new(),
             screen: vt100::Parser::new(
@@ -74,7 +65,8 @@ impl Pty {
                 0,
             ),
         }));
-        let mut reader = master.try_clone().unwrap();
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
         let sink = Arc::clone(&seen);
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -89,7 +81,8 @@ impl Pty {
             }
         });
         Pty {
-            master,
+            _master: pair.master,
+            writer,
             child,
             seen,
         }
@@ -97,13 +90,13 @@ impl Pty {
 
     /// Types `text` (a line end is `\r`, as a terminal sends Enter).
     pub fn send(&mut self, text: &str) {
-        self.master.write_all(text.as_bytes()).unwrap();
-        self.master.flush().unwrap();
+        self.writer.write_all(text.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
     }
 
     /// The program's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.process_id().expect("a running program's id")
     }
 
     /// Types `line` and Enter.
@@ -183,7 +176,11 @@ impl Pty {
         let deadline = Instant::now() + PTY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
+                // A program killed by a signal has no exit code.
+                return match status.signal() {
+                    Some(_) => None,
+                    None => i32::try_from(status.exit_code()).ok(),
+                };
             }
             assert!(Instant::now() < deadline, "the program did not exit");
             thread::sleep(Duration::from_millis(20));

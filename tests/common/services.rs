@@ -149,7 +149,7 @@ pub struct Postgres {
 
 /// Runs `program` as the user `nobody` when we are root (initdb refuses to run as root).
 fn as_db_user(program: &Path) -> Command {
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "nobody", "--"]).arg(program);
         c
@@ -167,7 +167,7 @@ impl Postgres {
         let initdb = find("initdb", &dirs).unwrap_or_else(|| panic!("{missing}"));
         let pg_ctl = find("pg_ctl", &dirs).unwrap_or_else(|| panic!("{missing}"));
         let dir = tempfile::tempdir().unwrap();
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             let status = Command::new("chown")
                 .args(["nobody"])
                 .arg(dir.path())
@@ -434,7 +434,7 @@ impl Postgres {
             )
             .unwrap();
         }
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             let status = Command::new("chown")
                 .args(["-R", "nobody"])
                 .arg(&data)

@@ -6,9 +6,9 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use proto::{errors, Event, Request};
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::{errors, Event, Request};
-use udpchat::server::sys::{send_batch_from, RecvBatch, MAX_BATCH};
+use udp::{send_batch_from, RecvBatch, MAX_BATCH};
 
 use super::args::{source, FloodArgs, Kind};
 use crate::sys::{now_ns, thread_cpu_ns};
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn nicknames_are_valid_and_give_back_their_index() {
         let nick = flood_nick(0xffff_ffff, 99, 9_999_999);
-        assert!(nick.len() <= udpchat::protocol::MAX_NICK_LEN);
+        assert!(nick.len() <= proto::MAX_NICK_LEN);
         assert_eq!(nick_index(0xffff_ffff, &nick), Some(9_999_999));
         assert_eq!(nick_index(0xabc, &nick), None);
         assert_eq!(nick_index(7, "steady"), None);
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn datagrams_decode_as_the_kind_asked_for() {
         let mut buf = Vec::new();
-        let max = udpchat::protocol::DEFAULT_MAX_DATAGRAM;
+        let max = proto::DEFAULT_MAX_DATAGRAM;
         datagram(Kind::Login, 1, 0, 5, "Pets", &mut buf);
         assert_eq!(
             Request::decode(&buf, max),

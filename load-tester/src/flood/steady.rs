@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use proto::{Event, Request};
 use serde::{Deserialize, Serialize};
-use udpchat::protocol::{Event, Request};
 
 use crate::sys::now_ns;
 

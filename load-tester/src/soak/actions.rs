@@ -1,7 +1,7 @@
 //! What the driver does to the population: publishing, moving clients between channels,
 //! replacing departing ones, and the periodic keepalives and retries.
 
-use udpchat::protocol::Request;
+use proto::Request;
 
 use super::client::{probe, text, Left, Phase, Vanished};
 use super::driver::Soak;

@@ -2,7 +2,7 @@
 
 use std::net::UdpSocket;
 
-use udpchat::protocol::Request;
+use proto::Request;
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq)]

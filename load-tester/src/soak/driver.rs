@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use anyhow::Context;
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
-use udpchat::protocol::Request;
+use proto::Request;
 
 use super::args::SoakArgs;
 use super::client::{Client, Phase, Rng, Vanished};

@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use mio::Events;
-use udpchat::protocol::{errors, Event, Request};
+use proto::{errors, Event, Request};
 
 use super::client::{parse, Phase};
 use super::driver::Soak;

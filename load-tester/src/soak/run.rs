@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use udpchat::protocol::Request;
+use proto::Request;
 
 use super::args::SoakArgs;
 use super::client::Phase;

@@ -1,0 +1,745 @@
+//! Parses a line the user typed into a typed [`Command`], and says what each command
+//! sends. Pure functions, so every rule is unit-tested without a terminal or a socket.
+
+use proto::Request;
+
+/// What one input line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// A blank line: nothing to do.
+    Nothing,
+    /// A public message to the current channel.
+    Say(&'a str),
+    /// `/channels`: list the channels.
+    Channels,
+    /// `/join TITLE`.
+    Join(&'a str),
+    /// `/part [TITLE]`; empty means the current channel.
+    Part(&'a str),
+    /// `/users`: list the members of the current channel.
+    Users,
+    /// `/private NICK TEXT` (or `/msg NICK TEXT`).
+    Private {
+        /// The recipient.
+        nick: &'a str,
+        /// The message.
+        text: &'a str,
+    },
+    /// `/login [NICK]`: log in again, under `NICK` or a nickname asked for.
+    Login(Option<&'a str>),
+    /// `/quit`.
+    Quit,
+    /// `/who [PREFIX]`: logged-in users whose nickname starts with the prefix.
+    Who(&'a str),
+    /// `/whois NICK`.
+    Whois(&'a str),
+    /// `/watch NICK...`: nicknames to tell about when they log in or off.
+    Watch(&'a str),
+    /// `/unwatch NICK...`.
+    Unwatch(&'a str),
+    /// `/help`.
+    Help,
+    /// `/register`: protect the current nickname with a password.
+    Register,
+    /// `/passwd`: change the password (the current one is asked first).
+    Passwd,
+    /// `/nick NEW`: log in under another nickname and rejoin the same channels.
+    Nick(&'a str),
+    /// `/window N`: show buffer N (full-screen client).
+    Window(&'a str),
+    /// `/search TEXT`: find TEXT in the buffer's scrollback (full-screen client).
+    Search(&'a str),
+    /// `/ignore [NICK]`: hide NICK's messages; without NICK, list who is ignored.
+    Ignore(&'a str),
+    /// `/unignore NICK`.
+    Unignore(&'a str),
+    /// `/unregister`: delete the account of the current nickname.
+    Unregister,
+    /// `/status`: the session, and how each channel's traffic arrives (unicast or
+    /// multicast).
+    Status,
+    /// `/reconnect`: log in again under the same nickname, rejoin the channels and show
+    /// what was missed meanwhile.
+    Reconnect,
+    /// A part-5 command (channels, moderation, history, operators): the request it sends.
+    Community(Part5<'a>),
+    /// A command with a missing argument; holds the usage to show.
+    Usage(&'static str),
+    /// A command nobody knows; holds its name as typed, slash included.
+    Unknown(&'a str),
+}
+
+/// The text `/help` shows, one line each; short enough to fit 80 columns after a tab.
+pub const HELP: &[&str] = &[
+    "Commands:",
+    "  /channels            list the channels",
+    "  /join TITLE          join a channel and make it current",
+    "  /part [TITLE]        leave a channel (the current one without TITLE)",
+    "  /users               list the users of the current channel",
+    "  /private NICK TEXT   send TEXT to NICK alone (/msg too)",
+    "  /who [PREFIX]        list the users whose nickname starts with PREFIX",
+    "  /whois NICK          show one user",
+    "  /watch NICK...       tell me when these users log in or off",
+    "  /unwatch NICK...     stop telling me about them",
+    "  /login [NICK]        log in again under another nickname",
+    "  /nick NEW            take another nickname, staying in the channels",
+    "  /ignore [NICK]       hide NICK's messages (list who is ignored)",
+    "  /unignore NICK       show them again",
+    "  /window N            show buffer N (full screen; Alt-N, Ctrl-N/P too)",
+    "  /search TEXT         find TEXT in this buffer (full screen)",
+    "  /register            protect this nickname with a password",
+    "  /passwd              change the password (asks the current one)",
+    "  /unregister          delete the account (asks for the nickname)",
+    "  /status              how each channel's messages arrive (multicast?)",
+    "  /reconnect           log in again now and show what was missed",
+    "  /quit                log off and leave (Ctrl-D and Ctrl-C too)",
+    "  /help                this list",
+    "Channels of your own (you are their operator):",
+    "  /create TITLE [TEXT] create a channel (kept if you logged in with a",
+    "                       password, else gone when its last member leaves)",
+    "  /drop TITLE          give up a registered channel",
+    "  /topic TITLE TEXT    set the topic (description)",
+    "  /kick TITLE NICK [WHY]        remove someone",
+    "  /ban TITLE MASK [SECS] [WHY]  ban a nickname pattern (* ?) or",
+    "                       account:NAME, for SECS or until unbanned",
+    "  /op TITLE NICK, /deop TITLE NICK      make or unmake an operator",
+    "  /voice TITLE NICK, /devoice TITLE NICK  who may speak when moderated",
+    "  /mode TITLE [+i|-i|+m|-m|+t|-t|+l N|-l]  change or show the modes",
+    "  /invite TITLE NICK   let NICK into an invite-only channel",
+    "  /history TITLE [N | since ID]  show recent messages",
+    "Server operators:",
+    "  /kill NICK [WHY]     disconnect a user",
+    "  /addrban ADDR[/BITS] [SECS] [WHY], /addrunban ADDR[/BITS]",
+    "  /wall TEXT           a notice to everyone",
+    "  /stats               the server's status",
+    "Other lines are said in the current channel (// says a line starting",
+    "with /). Tab completes commands, nicknames and channels; Up and Down",
+    "recall lines.",
+];
+
+/// The command names, for completion.
+pub const NAMES: &[&str] = &[
+    "/addrban",
+    "/addrunban",
+    "/ban",
+    "/channels",
+    "/create",
+    "/deop",
+    "/devoice",
+    "/drop",
+    "/help",
+    "/history",
+    "/ignore",
+    "/invite",
+    "/join",
+    "/kick",
+    "/kill",
+    "/login",
+    "/mode",
+    "/msg",
+    "/nick",
+    "/op",
+    "/part",
+    "/passwd",
+    "/private",
+    "/quit",
+    "/reconnect",
+    "/register",
+    "/search",
+    "/status",
+    "/stats",
+    "/topic",
+    "/unban",
+    "/unignore",
+    "/unregister",
+    "/unwatch",
+    "/users",
+    "/voice",
+    "/wall",
+    "/watch",
+    "/who",
+    "/whois",
+    "/window",
+];
+
+/// A part-5 command, parsed: it maps to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part5<'a>(Request<'a>);
+
+impl<'a> Part5<'a> {
+    /// The request it sends.
+    pub fn request(&self) -> Request<'a> {
+        self.0
+    }
+}
+
+/// Splits off the first word; the rest is trimmed.
+fn word(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    match s.split_once(char::is_whitespace) {
+        Some((w, rest)) => (w, rest.trim()),
+        None => (s, ""),
+    }
+}
+
+/// Parses a part-5 command `name` with `args`; `None` if the name is not one.
+fn part5<'a>(name: &str, args: &'a str) -> Option<Command<'a>> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let (first, rest) = word(args);
+    let (second, tail) = word(rest);
+    let c = |r| Command::Community(Part5(r));
+    let usage = Command::Usage;
+    Some(if is("create") {
+        if first.is_empty() {
+            usage("/create TITLE [DESCRIPTION]")
+        } else {
+            c(Request::ChanCreate {
+                title: first,
+                description: rest,
+            })
+        }
+    } else if is("drop") {
+        if first.is_empty() {
+            usage("/drop TITLE")
+        } else {
+            c(Request::ChanDrop { title: first })
+        }
+    } else if is("topic") {
+        if first.is_empty() {
+            usage("/topic TITLE TEXT")
+        } else {
+            c(Request::ChanTopic {
+                title: first,
+                text: rest,
+            })
+        }
+    } else if is("kick") {
+        if second.is_empty() {
+            usage("/kick TITLE NICK [REASON]")
+        } else {
+            c(Request::ChanKick {
+                title: first,
+                nick: second,
+                reason: tail,
+            })
+        }
+    } else if is("ban") {
+        if second.is_empty() {
+            usage("/ban TITLE MASK [SECONDS] [REASON]")
+        } else {
+            let (secs, reason) = word(tail);
+            let (seconds, reason) = if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit())
+            {
+                (secs, reason)
+            } else {
+                ("0", tail)
+            };
+            c(Request::ChanBan {
+                title: first,
+                seconds,
+                mask: second,
+                reason,
+            })
+        }
+    } else if is("unban") {
+        if second.is_empty() {
+            usage("/unban TITLE MASK")
+        } else {
+            c(Request::ChanUnban {
+                title: first,
+                mask: second,
+            })
+        }
+    } else if is("op") || is("deop") || is("voice") || is("devoice") {
+        if second.is_empty() {
+            usage("/op TITLE NICK (and /deop, /voice, /devoice)")
+        } else {
+            let change = match name.to_ascii_lowercase().as_str() {
+                "op" => "+o",
+                "deop" => "-o",
+                "voice" => "+v",
+                _ => "-v",
+            };
+            c(Request::ChanMode {
+                title: first,
+                change,
+                arg: second,
+            })
+        }
+    } else if is("mode") {
+        if first.is_empty() {
+            usage("/mode TITLE [+i|-i|+m|-m|+t|-t|+l COUNT|-l]")
+        } else {
+            c(Request::ChanMode {
+                title: first,
+                change: second,
+                arg: word(tail).0,
+            })
+        }
+    } else if is("invite") {
+        if second.is_empty() {
+            usage("/invite TITLE NICK")
+        } else {
+            c(Request::ChanInvite {
+                title: first,
+                nick: second,
+            })
+        }
+    } else if is("history") {
+        if first.is_empty() {
+            usage("/history TITLE [COUNT | since ID]")
+        } else if second.eq_ignore_ascii_case("since") && !tail.is_empty() {
+            c(Request::History {
+                title: first,
+                how: "since",
+                number: word(tail).0,
+            })
+        } else {
+            c(Request::History {
+                title: first,
+                how: "last",
+                number: if second.is_empty() { "20" } else { second },
+            })
+        }
+    } else if is("kill") {
+        if first.is_empty() {
+            usage("/kill NICK [REASON]")
+        } else {
+            c(Request::OperKill {
+                nick: first,
+                reason: rest,
+            })
+        }
+    } else if is("addrban") {
+        if first.is_empty() {
+            usage("/addrban ADDRESS[/BITS] [SECONDS] [REASON]")
+        } else {
+            let (seconds, reason) =
+                if !second.is_empty() && second.bytes().all(|b| b.is_ascii_digit()) {
+                    (second, tail)
+                } else {
+                    ("0", rest)
+                };
+            c(Request::OperBan {
+                seconds,
+                net: first,
+                reason,
+            })
+        }
+    } else if is("addrunban") {
+        if first.is_empty() {
+            usage("/addrunban ADDRESS[/BITS]")
+        } else {
+            c(Request::OperUnban { net: first })
+        }
+    } else if is("wall") {
+        if args.is_empty() {
+            usage("/wall TEXT")
+        } else {
+            c(Request::OperNotice { text: args })
+        }
+    } else if is("stats") {
+        c(Request::OperStatus)
+    } else {
+        return None;
+    })
+}
+
+/// The command names that complete `typed` (the start of a line, cursor at its end):
+/// none unless it is a slash and the start of a name, with no space yet.
+pub fn complete(typed: &str) -> Vec<&'static str> {
+    if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
+        return Vec::new();
+    }
+    NAMES
+        .iter()
+        .copied()
+        .filter(|name| name.len() >= typed.len() && name[..typed.len()].eq_ignore_ascii_case(typed))
+        .collect()
+}
+
+/// Parses one input line (without its line end).
+///
+/// Command names are matched without regard to case. Arguments are separated by runs of
+/// spaces; the text of `/private` keeps its inner spacing. A line starting with `//` is
+/// a public message starting with one `/`.
+pub fn parse(line: &str) -> Command<'_> {
+    if line.trim().is_empty() {
+        return Command::Nothing;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Command::Say(line);
+    };
+    if rest.starts_with('/') {
+        return Command::Say(rest);
+    }
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (rest, ""),
+    };
+    let first_word = args.split_whitespace().next();
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("channels") {
+        Command::Channels
+    } else if is("join") {
+        first_word.map_or(Command::Usage("/join TITLE"), Command::Join)
+    } else if is("part") {
+        Command::Part(first_word.unwrap_or(""))
+    } else if is("users") {
+        Command::Users
+    } else if is("private") || is("msg") {
+        match args.split_once(char::is_whitespace) {
+            Some((nick, text)) if !text.trim().is_empty() => Command::Private {
+                nick,
+                text: text.trim_start(),
+            },
+            _ => Command::Usage("/private NICK TEXT"),
+        }
+    } else if is("login") {
+        Command::Login(first_word)
+    } else if is("quit") {
+        Command::Quit
+    } else if is("register") {
+        Command::Register
+    } else if is("passwd") {
+        Command::Passwd
+    } else if is("nick") {
+        first_word.map_or(Command::Usage("/nick NEW"), Command::Nick)
+    } else if is("window") {
+        first_word.map_or(Command::Usage("/window N"), Command::Window)
+    } else if is("search") {
+        if args.is_empty() {
+            Command::Usage("/search TEXT")
+        } else {
+            Command::Search(args)
+        }
+    } else if is("ignore") {
+        Command::Ignore(first_word.unwrap_or(""))
+    } else if is("unignore") {
+        first_word.map_or(Command::Usage("/unignore NICK"), Command::Unignore)
+    } else if is("unregister") {
+        Command::Unregister
+    } else if is("who") {
+        Command::Who(first_word.unwrap_or(""))
+    } else if is("whois") {
+        first_word.map_or(Command::Usage("/whois NICK"), Command::Whois)
+    } else if is("watch") {
+        nick_list(args).map_or(Command::Usage("/watch NICK..."), Command::Watch)
+    } else if is("unwatch") {
+        nick_list(args).map_or(Command::Usage("/unwatch NICK..."), Command::Unwatch)
+    } else if is("help") {
+        Command::Help
+    } else if is("status") {
+        Command::Status
+    } else if is("reconnect") {
+        Command::Reconnect
+    } else if let Some(c) = part5(name, args) {
+        c
+    } else {
+        Command::Unknown(&line[..1 + name.len()])
+    }
+}
+
+/// The nickname list of `/watch` and `/unwatch`, if it names anyone.
+fn nick_list(args: &str) -> Option<&str> {
+    (!args.is_empty()).then_some(args)
+}
+
+impl<'a> Command<'a> {
+    /// The request this command sends, if it sends one by itself. `/login`, `/quit`,
+    /// `/help` and the local answers need the session and return `None`.
+    ///
+    /// Watch lists are sent with their words joined by single spaces, as the protocol
+    /// separates fields; `buf` holds that text.
+    pub fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
+    where
+        'a: 'b,
+    {
+        Some(match *self {
+            Command::Say(text) => Request::SendPublic { text },
+            Command::Channels => Request::ListChannels,
+            Command::Join(title) => Request::Join { title },
+            Command::Part(title) => Request::Part { title },
+            Command::Users => Request::ListUsers,
+            Command::Private { nick, text } => Request::SendPrivate {
+                recipient: nick,
+                text,
+            },
+            Command::Who(prefix) => Request::Who { prefix },
+            Command::Whois(nick) => Request::Whois { nick },
+            Command::Watch(nicks) | Command::Unwatch(nicks) => {
+                *buf = nicks.split_whitespace().collect::<Vec<_>>().join(" ");
+                let nicks = buf.as_str();
+                if matches!(self, Command::Watch(_)) {
+                    Request::Watch { nicks }
+                } else {
+                    Request::Unwatch { nicks }
+                }
+            }
+            Command::Unregister => Request::Unregister,
+            Command::Community(p) => p.request(),
+            Command::Nothing
+            | Command::Reconnect
+            | Command::Login(_)
+            | Command::Register
+            | Command::Passwd
+            | Command::Nick(_)
+            | Command::Window(_)
+            | Command::Search(_)
+            | Command::Ignore(_)
+            | Command::Unignore(_)
+            | Command::Quit
+            | Command::Help
+            | Command::Status
+            | Command::Usage(_)
+            | Command::Unknown(_) => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_public_messages() {
+        assert_eq!(parse("hello  world "), Command::Say("hello  world "));
+        assert_eq!(parse(" /not a command"), Command::Say(" /not a command"));
+        assert_eq!(parse("//join is a word"), Command::Say("/join is a word"));
+        assert_eq!(parse(""), Command::Nothing);
+        assert_eq!(parse("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn classic_commands() {
+        assert_eq!(parse("/channels"), Command::Channels);
+        assert_eq!(parse("/join Pets"), Command::Join("Pets"));
+        assert_eq!(parse("/join   Pets  extra"), Command::Join("Pets"));
+        assert_eq!(parse("/part"), Command::Part(""));
+        assert_eq!(parse("/part Pets"), Command::Part("Pets"));
+        assert_eq!(parse("/users"), Command::Users);
+        assert_eq!(
+            parse("/private bob hi  there"),
+            Command::Private {
+                nick: "bob",
+                text: "hi  there"
+            }
+        );
+        assert_eq!(parse("/login"), Command::Login(None));
+        assert_eq!(parse("/login carl"), Command::Login(Some("carl")));
+        assert_eq!(parse("/quit"), Command::Quit);
+    }
+
+    #[test]
+    fn extension_commands() {
+        assert_eq!(parse("/who"), Command::Who(""));
+        assert_eq!(parse("/who an"), Command::Who("an"));
+        assert_eq!(parse("/whois bob"), Command::Whois("bob"));
+        assert_eq!(parse("/watch bob  carl"), Command::Watch("bob  carl"));
+        assert_eq!(parse("/unwatch bob"), Command::Unwatch("bob"));
+        assert_eq!(parse("/help"), Command::Help);
+        assert_eq!(parse("/status"), Command::Status);
+        assert_eq!(
+            parse("/msg bob hi"),
+            Command::Private {
+                nick: "bob",
+                text: "hi"
+            }
+        );
+        assert_eq!(parse("/nick carl"), Command::Nick("carl"));
+        assert_eq!(parse("/nick"), Command::Usage("/nick NEW"));
+        assert_eq!(parse("/window 2"), Command::Window("2"));
+        assert_eq!(parse("/search two words"), Command::Search("two words"));
+        assert_eq!(parse("/ignore"), Command::Ignore(""));
+        assert_eq!(parse("/ignore bob"), Command::Ignore("bob"));
+        assert_eq!(parse("/unignore bob"), Command::Unignore("bob"));
+        assert_eq!(parse("/passwd"), Command::Passwd);
+        assert_eq!(parse("/register"), Command::Register);
+    }
+
+    #[test]
+    fn names_ignore_case() {
+        assert_eq!(parse("/JOIN Pets"), Command::Join("Pets"));
+        assert_eq!(parse("/Quit"), Command::Quit);
+    }
+
+    #[test]
+    fn missing_arguments_give_usage() {
+        assert_eq!(parse("/join"), Command::Usage("/join TITLE"));
+        assert_eq!(parse("/join   "), Command::Usage("/join TITLE"));
+        assert_eq!(parse("/private"), Command::Usage("/private NICK TEXT"));
+        assert_eq!(parse("/private bob"), Command::Usage("/private NICK TEXT"));
+        assert_eq!(
+            parse("/private bob   "),
+            Command::Usage("/private NICK TEXT")
+        );
+        assert_eq!(parse("/whois"), Command::Usage("/whois NICK"));
+        assert_eq!(parse("/watch"), Command::Usage("/watch NICK..."));
+        assert_eq!(parse("/unwatch "), Command::Usage("/unwatch NICK..."));
+    }
+
+    #[test]
+    fn unknown_commands_keep_their_name_as_typed() {
+        assert_eq!(parse("/frob x y"), Command::Unknown("/frob"));
+        assert_eq!(parse("/Frob"), Command::Unknown("/Frob"));
+        assert_eq!(parse("/"), Command::Unknown("/"));
+    }
+
+    #[test]
+    fn completion_offers_matching_command_names() {
+        assert_eq!(
+            complete("/w"),
+            ["/wall", "/watch", "/who", "/whois", "/window"]
+        );
+        assert_eq!(complete("/WHO"), ["/who", "/whois"]);
+        assert_eq!(complete("/m"), ["/mode", "/msg"]);
+        assert_eq!(complete("/j"), ["/join"]);
+        assert_eq!(complete("/"), NAMES);
+        assert!(complete("/join P").is_empty());
+        assert!(complete("hello").is_empty());
+        assert!(complete("/zz").is_empty());
+    }
+
+    #[test]
+    fn every_name_parses_as_a_command() {
+        for name in NAMES {
+            assert!(
+                !matches!(parse(name), Command::Unknown(_) | Command::Say(_)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn part5_commands_map_to_their_requests() {
+        let r = |line| match parse(line) {
+            Command::Community(p) => p.request(),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            r("/create Den a cozy place"),
+            Request::ChanCreate {
+                title: "Den",
+                description: "a cozy place"
+            }
+        );
+        assert_eq!(
+            r("/kick Den bob  too loud"),
+            Request::ChanKick {
+                title: "Den",
+                nick: "bob",
+                reason: "too loud"
+            }
+        );
+        assert_eq!(
+            r("/ban Den spam* 3600 ads"),
+            Request::ChanBan {
+                title: "Den",
+                seconds: "3600",
+                mask: "spam*",
+                reason: "ads"
+            }
+        );
+        assert_eq!(
+            r("/ban Den bob rude words"),
+            Request::ChanBan {
+                title: "Den",
+                seconds: "0",
+                mask: "bob",
+                reason: "rude words"
+            }
+        );
+        assert_eq!(
+            r("/deop Den bob"),
+            Request::ChanMode {
+                title: "Den",
+                change: "-o",
+                arg: "bob"
+            }
+        );
+        assert_eq!(
+            r("/mode Den +l 5"),
+            Request::ChanMode {
+                title: "Den",
+                change: "+l",
+                arg: "5"
+            }
+        );
+        assert_eq!(
+            r("/mode Den"),
+            Request::ChanMode {
+                title: "Den",
+                change: "",
+                arg: ""
+            }
+        );
+        assert_eq!(
+            r("/history Den"),
+            Request::History {
+                title: "Den",
+                how: "last",
+                number: "20"
+            }
+        );
+        assert_eq!(
+            r("/history Den since 42"),
+            Request::History {
+                title: "Den",
+                how: "since",
+                number: "42"
+            }
+        );
+        assert_eq!(
+            r("/addrban 10.0.0.0/8 60 abuse"),
+            Request::OperBan {
+                seconds: "60",
+                net: "10.0.0.0/8",
+                reason: "abuse"
+            }
+        );
+        assert_eq!(r("/wall hi all"), Request::OperNotice { text: "hi all" });
+        assert_eq!(r("/stats"), Request::OperStatus);
+        assert_eq!(
+            parse("/kick Den"),
+            Command::Usage("/kick TITLE NICK [REASON]")
+        );
+        assert_eq!(
+            parse("/create"),
+            Command::Usage("/create TITLE [DESCRIPTION]")
+        );
+        assert_eq!(parse("/reconnect"), Command::Reconnect);
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for line in HELP {
+            assert!(8 + line.len() < 80, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn commands_map_to_requests() {
+        let mut buf = String::new();
+        assert_eq!(
+            parse("hi").request(&mut buf),
+            Some(Request::SendPublic { text: "hi" })
+        );
+        assert_eq!(
+            parse("/part").request(&mut buf),
+            Some(Request::Part { title: "" })
+        );
+        assert_eq!(
+            parse("/private bob a b").request(&mut buf),
+            Some(Request::SendPrivate {
+                recipient: "bob",
+                text: "a b"
+            })
+        );
+        assert_eq!(
+            parse("/watch  bob   carl ").request(&mut buf),
+            Some(Request::Watch { nicks: "bob carl" })
+        );
+        assert_eq!(parse("/quit").request(&mut buf), None);
+        assert_eq!(parse("/help").request(&mut buf), None);
+    }
+}

@@ -1,0 +1,415 @@
+//! Multicast channels (part 4), the session's side: what to do with the `multicast` cap,
+//! `MCAST_GROUP`, every `CHANNEL_DATA` heard on a group (tag, then sequence; what fails is
+//! dropped and counted), when to confirm with `MCAST_JOINED` and give up with
+//! `MCAST_LEFT`, which group to leave on part, and what `/status` says. No I/O here but
+//! through [`Net`](crate::net::Net): the sockets are [`crate::groups`]'.
+//!
+//! Events heard on a group go through [`Session::chat_event`] exactly as the same events
+//! by unicast, so both interfaces show the same lines either way. While a channel switches
+//! between unicast and its group (from `MCAST_GROUP` until the server has our
+//! `MCAST_JOINED`, or back after `MCAST_LEFT`) one event can arrive both ways; [`Pairing`]
+//! shows each once: an event seen on one path is remembered for a few seconds, and its
+//! twin from the other path is consumed silently. Identical events (someone saying "hi"
+//! twice) pair up one for one, so none is lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use super::Session;
+use crate::render::sanitize;
+use proto::channel_data::{mac, verify, ChannelMac, KEY_LEN, LOST_AFTER};
+use proto::{batch, channel_data, code, words, Event, Request};
+
+/// How long an event seen on one path waits for its twin from the other.
+pub(super) const PAIR_FOR: Duration = Duration::from_secs(3);
+/// Events remembered per path and channel at most.
+const PAIR_MAX: usize = 256;
+/// A confirmed channel whose events still come by unicast this long after MCAST_JOINED
+/// went out: the server did not get it, so it is sent again.
+const REJOIN_AFTER: Duration = Duration::from_secs(1);
+/// Channels with a group at most (a user may be in 64 channels by default): a server that
+/// names more groups can't make the client open sockets and threads without end.
+const MAX_GROUPS: usize = 64;
+
+/// Group datagrams dropped, by reason (shown by `/status`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    /// The tag did not verify under any channel key of the group.
+    pub bad_tag: u64,
+    /// The sequence was not above the last one accepted.
+    pub old_sequence: u64,
+    /// Not a CHANNEL_DATA, its inside did not decode, or an MCAST_GROUP that made no sense.
+    pub malformed: u64,
+}
+
+/// How a channel's events reach us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    /// Told the group; nothing valid heard on it yet: unicast.
+    Waiting,
+    /// Heard the group and sent MCAST_JOINED: the group.
+    Confirmed,
+    /// Heard nothing on the group for a while and sent MCAST_LEFT: unicast.
+    Lost,
+}
+
+/// Remembers recent events of one channel on each path; see the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Pairing {
+    unicast: VecDeque<(Box<[u8]>, Instant)>,
+    group: VecDeque<(Box<[u8]>, Instant)>,
+}
+
+impl Pairing {
+    /// An event arrived on the group (`from_group`) or by unicast: whether to show it.
+    pub(super) fn arrive(&mut self, event: &[u8], from_group: bool, now: Instant) -> bool {
+        for q in [&mut self.unicast, &mut self.group] {
+            while q
+                .front()
+                .is_some_and(|(_, t)| now.saturating_duration_since(*t) > PAIR_FOR)
+            {
+                q.pop_front();
+            }
+        }
+        let (twins, mine) = if from_group {
+            (&mut self.unicast, &mut self.group)
+        } else {
+            (&mut self.group, &mut self.unicast)
+        };
+        if let Some(i) = twins.iter().position(|(e, _)| **e == *event) {
+            twins.remove(i);
+            return false;
+        }
+        if mine.len() == PAIR_MAX {
+            mine.pop_front();
+        }
+        mine.push_back((event.into(), now));
+        true
+    }
+}
+
+/// A channel we were told the group of.
+pub(super) struct Channel {
+    title: String,
+    group: SocketAddr,
+    key: [u8; KEY_LEN],
+    mac: ChannelMac,
+    last_seq: u64,
+    pub(super) path: Path,
+    last_heard: Option<Instant>,
+    joined_sent: Option<Instant>,
+    by_group: u64,
+    by_unicast: u64,
+    pairing: Pairing,
+}
+
+/// The session's multicast state.
+#[derive(Default)]
+pub(super) struct Mcast {
+    /// The server granted the cap at the last CAPS_ACK.
+    granted: bool,
+    /// By lower-cased title.
+    pub(super) channels: HashMap<String, Channel>,
+    /// Groups that could not be joined, and why.
+    failed: HashMap<SocketAddr, String>,
+    /// Counted for the whole run.
+    pub(super) drops: Drops,
+}
+
+impl Session {
+    /// The caps asked for after every login.
+    pub(super) fn wanted_caps(&self) -> &'static str {
+        if self.opts.multicast {
+            super::WANTED_CAPS_MULTICAST
+        } else {
+            super::WANTED_CAPS
+        }
+    }
+
+    /// Forgets every group and leaves them (logged off, connection lost, a new login: the
+    /// server tells the groups again after the new CAPS_REQ and JOIN_REQs).
+    pub(super) fn mcast_reset(&mut self) {
+        self.net.leave_groups();
+        self.mcast.granted = false;
+        self.mcast.channels.clear();
+        self.mcast.failed.clear();
+    }
+
+    /// CAPS_ACK: whether multicast was granted.
+    pub(super) fn mcast_caps(&mut self, caps: &str) {
+        self.mcast.granted = self.opts.multicast && words(caps).any(|c| c == "multicast");
+        if !self.mcast.granted {
+            self.mcast_reset();
+        }
+    }
+
+    /// MCAST_GROUP: remember the channel's group and key, and listen to the group.
+    pub(super) fn mcast_told(&mut self, title: &str, group: &str, port: u16, key_b64: &str) {
+        if !self.opts.multicast {
+            // Never asked for (--no-multicast): nothing to join.
+            return;
+        }
+        let ip: Option<IpAddr> = group.parse().ok().filter(|ip: &IpAddr| ip.is_multicast());
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key_b64)
+            .ok()
+            .and_then(|k| <[u8; KEY_LEN]>::try_from(k).ok());
+        let m = &mut self.mcast;
+        let (Some(ip), Some(key), true) = (ip, key, port != 0) else {
+            m.drops.malformed += 1;
+            return;
+        };
+        let group = SocketAddr::new(ip, port);
+        let lower = title.to_lowercase();
+        if !m.channels.contains_key(&lower) && m.channels.len() >= MAX_GROUPS {
+            m.drops.malformed += 1;
+            return;
+        }
+        match m.channels.get_mut(&lower) {
+            Some(c) if c.group == group && c.key == key => {
+                // The server counts us as waiting to confirm again (a repeated join):
+                // confirm on the next datagram.
+                c.path = Path::Waiting;
+            }
+            _ => {
+                let old = m.channels.insert(
+                    lower,
+                    Channel {
+                        title: title.to_string(),
+                        group,
+                        key,
+                        mac: mac(&key),
+                        last_seq: 0,
+                        path: Path::Waiting,
+                        last_heard: None,
+                        joined_sent: None,
+                        by_group: 0,
+                        by_unicast: 0,
+                        pairing: Pairing::default(),
+                    },
+                );
+                if let Some(old) = old.filter(|o| o.group != group) {
+                    self.mcast_unused(old.group);
+                }
+            }
+        }
+        if self.net.in_group(group) {
+            return;
+        }
+        match self.net.join_group(group) {
+            Ok(()) => {
+                self.mcast.failed.remove(&group);
+            }
+            Err(e) => {
+                self.mcast.failed.insert(group, e.to_string());
+            }
+        }
+    }
+
+    /// Leaves `group` if no channel of ours uses it any more.
+    fn mcast_unused(&mut self, group: SocketAddr) {
+        if !self.mcast.channels.values().any(|c| c.group == group) {
+            self.net.leave_group(group);
+            self.mcast.failed.remove(&group);
+        }
+    }
+
+    /// A unicast event (already decoded from `bytes`): whether to show it, or whether it
+    /// is the twin of one shown from the group. Leaves the group on PART_ACK.
+    pub(super) fn mcast_unicast(&mut self, event: &Event<'_>, bytes: &[u8], now: Instant) -> bool {
+        let title = match event {
+            Event::PartAck(info) => {
+                if let Some(c) = self.mcast.channels.remove(&info.title.to_lowercase()) {
+                    self.mcast_unused(c.group);
+                }
+                return true;
+            }
+            Event::PublicMsg { title, .. }
+            | Event::UserJoins { title, .. }
+            | Event::UserParts { title, .. } => title,
+            _ => return true,
+        };
+        let Some(c) = self.mcast.channels.get_mut(&title.to_lowercase()) else {
+            return true;
+        };
+        if !c.pairing.arrive(bytes, false, now) {
+            return false;
+        }
+        c.by_unicast += 1;
+        // Confirmed, yet the channel still comes by unicast: the server missed our
+        // MCAST_JOINED.
+        if c.path == Path::Confirmed
+            && c.joined_sent
+                .is_some_and(|t| now.saturating_duration_since(t) > REJOIN_AFTER)
+        {
+            c.joined_sent = Some(now);
+            let title = c.title.clone();
+            self.send(&Request::McastJoined { title: &title });
+        }
+        true
+    }
+
+    /// A datagram heard on `group`: check it, confirm the channel if that is news, and
+    /// show its events as unicast would.
+    pub(super) fn group_datagram(&mut self, group: SocketAddr, datagram: &[u8], now: Instant) {
+        let me = self.nick.clone().unwrap_or_default();
+        let m = &mut self.mcast;
+        let mut ours = m
+            .channels
+            .values_mut()
+            .filter(|c| c.group == group)
+            .peekable();
+        if ours.peek().is_none() {
+            // A group we left a moment ago (or never joined): nothing to check it against.
+            return;
+        }
+        let Ok(data) = channel_data::parse(datagram) else {
+            m.drops.malformed += 1;
+            return;
+        };
+        let Some(c) = ours.find(|c| verify(&c.mac, &data)) else {
+            m.drops.bad_tag += 1;
+            return;
+        };
+        if data.seq <= c.last_seq {
+            m.drops.old_sequence += 1;
+            return;
+        }
+        let inners: Vec<&[u8]> = if data.inner.starts_with(&code::BATCH.to_be_bytes()) {
+            match batch::events(data.inner) {
+                Ok(events) => events.collect(),
+                Err(_) => {
+                    m.drops.malformed += 1;
+                    return;
+                }
+            }
+        } else {
+            vec![data.inner]
+        };
+        c.last_seq = data.seq;
+        c.last_heard = Some(now);
+        let confirm = (c.path != Path::Confirmed).then(|| {
+            c.path = Path::Confirmed;
+            c.joined_sent = Some(now);
+            c.title.clone()
+        });
+        let mut shown: Vec<Vec<u8>> = Vec::new();
+        for inner in inners {
+            let Ok(event) = Event::decode(inner) else {
+                m.drops.malformed += 1;
+                continue;
+            };
+            let (title, own) = match &event {
+                Event::PublicMsg { title, .. } => (*title, false),
+                Event::UserJoins { title, nick } | Event::UserParts { title, nick } => {
+                    // Unicast never tells a user of its own coming and going.
+                    (*title, *nick == me)
+                }
+                // MCAST_PROBE, and whatever else: heard, nothing to show.
+                _ => continue,
+            };
+            if own || !title.eq_ignore_ascii_case(&c.title) {
+                continue;
+            }
+            if c.pairing.arrive(inner, true, now) {
+                c.by_group += 1;
+                shown.push(inner.to_vec());
+            }
+        }
+        if let Some(title) = confirm {
+            self.send(&Request::McastJoined { title: &title });
+        }
+        for bytes in shown {
+            if let Ok(event) = Event::decode(&bytes) {
+                self.chat_event(&event, now);
+            }
+        }
+    }
+
+    /// A confirmed group that has gone quiet (no probe for [`LOST_AFTER`]) is given up
+    /// with MCAST_LEFT: the server puts us back on unicast.
+    pub(super) fn mcast_tick(&mut self, now: Instant) {
+        if !self.phase.is_chat() {
+            return;
+        }
+        let mut lost = Vec::new();
+        for c in self.mcast.channels.values_mut() {
+            let quiet = c
+                .last_heard
+                .is_none_or(|t| now.saturating_duration_since(t) > LOST_AFTER);
+            if c.path == Path::Confirmed && quiet {
+                c.path = Path::Lost;
+                lost.push(c.title.clone());
+            }
+        }
+        for title in lost {
+            self.send(&Request::McastLeft { title: &title });
+        }
+    }
+
+    /// `/status`: who we are, where, and how each channel's traffic arrives.
+    pub(super) fn show_status(&self, now: Instant) {
+        let nick = self.nick.as_deref().unwrap_or_default();
+        let protected = if self.net.is_protected() {
+            " (protected with a password)"
+        } else {
+            ""
+        };
+        let mut lines = vec![format!(
+            "\tLogged in as {} on {}{protected}",
+            sanitize(nick),
+            self.net.server()
+        )];
+        let m = &self.mcast;
+        lines.push(match (self.opts.multicast, m.granted) {
+            (false, _) => "\tMulticast: not asked for (--no-multicast)".to_string(),
+            (true, true) => "\tMulticast: granted by the server".to_string(),
+            (true, false) => "\tMulticast: not offered by this server".to_string(),
+        });
+        // In the order they were joined.
+        for title in self.channels.iter().rev() {
+            lines.push(match m.channels.get(&title.to_lowercase()) {
+                None => format!("\t{}: by unicast", sanitize(title)),
+                Some(c) => {
+                    let how = match c.path {
+                        Path::Confirmed => "by multicast",
+                        Path::Waiting => "by unicast (waiting to hear the group)",
+                        Path::Lost => "by unicast (the group went quiet)",
+                    };
+                    let heard = c.last_heard.map_or("never".to_string(), |t| {
+                        format!(
+                            "{:.1} s ago",
+                            now.saturating_duration_since(t).as_secs_f64()
+                        )
+                    });
+                    let failed = m
+                        .failed
+                        .get(&c.group)
+                        .map(|e| format!("; cannot join the group: {e}"))
+                        .unwrap_or_default();
+                    format!(
+                        "\t{}: {how} on group {}; {} events by multicast, {} by unicast; group last heard {heard}{failed}",
+                        sanitize(&c.title),
+                        c.group,
+                        c.by_group,
+                        c.by_unicast,
+                    )
+                }
+            });
+        }
+        let d = m.drops;
+        lines.push(format!(
+            "\tGroup datagrams dropped: {} (bad tag {}, old sequence {}, malformed {})",
+            d.bad_tag + d.old_sequence + d.malformed,
+            d.bad_tag,
+            d.old_sequence,
+            d.malformed
+        ));
+        for line in lines {
+            self.notice(line);
+        }
+    }
+}
