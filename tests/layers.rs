@@ -24,7 +24,6 @@ const CRATES: &[&str] = &[
 
 /// One crate's module files, by module path (`["handler", "login"]`).
 struct Crate {
-    root: PathBuf,
     files: BTreeMap<Vec<String>, PathBuf>,
     /// What each file re-exports (`pub use`), by name, as absolute paths; glob re-exports
     /// under `"*"`.
@@ -67,15 +66,13 @@ impl Crate {
             }
         }
         let mut krate = Crate {
-            root: root.to_path_buf(),
             files,
             reexports: BTreeMap::new(),
             defined: BTreeMap::new(),
         };
         for (module, path) in &krate.files {
             let text = std::fs::read_to_string(path).unwrap();
-            let file =
-                syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let file = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mut defined = BTreeSet::new();
             let mut reexports: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
             for item in &file.items {
@@ -91,7 +88,7 @@ impl Crate {
                     syn::Item::Macro(i) => i.ident.as_ref(),
                     syn::Item::Use(u) if !matches!(u.vis, syn::Visibility::Inherited) => {
                         let mut paths = Vec::new();
-                        use_paths(&u.tree, &mut Vec::new(), &mut paths, true);
+                        use_paths(&u.tree, &mut Vec::new(), &mut paths);
                         for (name, p) in paths {
                             if let Some(abs) = absolute(module, &file_children(&file), &[], &p) {
                                 reexports.entry(name).or_default().push(abs);
@@ -211,18 +208,12 @@ impl Imports<'_> {
     }
 }
 
-/// The paths a `use` tree names, each with the name it brings in (`"*"` for a glob); with
-/// `modules`, a path naming a module through `self` keeps it.
-fn use_paths(
-    tree: &syn::UseTree,
-    prefix: &mut Vec<String>,
-    out: &mut Vec<(String, Vec<String>)>,
-    modules: bool,
-) {
+/// The paths a `use` tree names, each with the name it brings in (`"*"` for a glob).
+fn use_paths(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
     match tree {
         syn::UseTree::Path(p) => {
             prefix.push(p.ident.to_string());
-            use_paths(&p.tree, prefix, out, modules);
+            use_paths(&p.tree, prefix, out);
             prefix.pop();
         }
         syn::UseTree::Name(n) => {
@@ -245,7 +236,7 @@ fn use_paths(
         syn::UseTree::Glob(_) => out.push(("*".to_string(), prefix.clone())),
         syn::UseTree::Group(g) => {
             for t in &g.items {
-                use_paths(t, prefix, out, modules);
+                use_paths(t, prefix, out);
             }
         }
     }
@@ -254,7 +245,7 @@ fn use_paths(
 impl<'ast> Visit<'ast> for Imports<'_> {
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
         let mut paths = Vec::new();
-        use_paths(&item.tree, &mut Vec::new(), &mut paths, false);
+        use_paths(&item.tree, &mut Vec::new(), &mut paths);
         for (_, p) in paths {
             self.note(&p);
         }
@@ -269,13 +260,10 @@ impl<'ast> Visit<'ast> for Imports<'_> {
     }
 
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
-        match &item.content {
-            Some(_) => {
-                self.inline.push(item.ident.to_string());
-                syn::visit::visit_item_mod(self, item);
-                self.inline.pop();
-            }
-            None => {}
+        if item.content.is_some() {
+            self.inline.push(item.ident.to_string());
+            syn::visit::visit_item_mod(self, item);
+            self.inline.pop();
         }
     }
 }
@@ -402,7 +390,11 @@ fn the_checker_sees_a_circle_through_a_child_and_its_facade() {
     let src = dir.path();
     std::fs::create_dir_all(src.join("a")).unwrap();
     std::fs::write(src.join("lib.rs"), "mod a;\nmod b;\n").unwrap();
-    std::fs::write(src.join("a/mod.rs"), "mod c;\npub use c::C;\npub struct A;\n").unwrap();
+    std::fs::write(
+        src.join("a/mod.rs"),
+        "mod c;\npub use c::C;\npub struct A;\n",
+    )
+    .unwrap();
     std::fs::write(src.join("a/c.rs"), "use super::A;\npub struct C;\n").unwrap();
     std::fs::write(src.join("b.rs"), "use crate::a::A;\n").unwrap();
     let krate = Crate::read(src);
