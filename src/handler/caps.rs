@@ -69,7 +69,7 @@ pub(crate) fn caps(cx: &mut Ctx<'_>, rq: &Req, list: &str) {
                 multicast::leave_groups(sh, from, &channels);
             }
         }
-        _ => {}
+        (false, false) | (true, true) => {}
     }
 }
 

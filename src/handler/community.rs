@@ -110,13 +110,7 @@ fn carry_out(cx: &mut Ctx<'_>, rq: &Req, route: Route, order: Order) {
             moderation::evicted(cx, &rq, id, &by, &reason)
         }
         Order::Disconnect { by, reason, .. } => {
-            cx.refuse(
-                addr,
-                Refusal::Disconnected {
-                    by: &by,
-                    reason: &reason,
-                },
-            );
+            cx.refuse(addr, Refusal::Disconnected(&by, &reason));
             login::logoff(cx, addr);
         }
     }

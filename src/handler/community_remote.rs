@@ -13,7 +13,7 @@ use super::moderation::{add_ban, add_invite, evict_banned, remove_ban, tell_invi
 use super::modes::{role_change, set_lasting_op};
 use super::operators::{apply_addr_ban, notice_everyone};
 use super::rights::account_of;
-use super::view::{self, Notice};
+use super::view::remote_notice;
 use crate::config::MAX_TITLE_LEN;
 use crate::outbox::community::Order;
 use crate::outbox::CommunityEvent;
@@ -23,7 +23,14 @@ use proto::valid_nick;
 
 /// Applies a part-5 event of another server.
 pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
+    // `None`: the event names what this server does not hold (a channel, a user), or
+    // what it would not accept from a client: nothing to do.
+    let _: Option<()> = apply(cx, event);
+}
+
+fn apply(cx: &mut Ctx<'_>, event: CommunityEvent) -> Option<()> {
     let (sh, live) = (cx.sh, cx.live());
+    let channel = |title: &str| sh.state.channel_by_title(title);
     // The handler reads no clock, and the cluster thread passes none: lists are
     // cleared of expired entries by the next local change instead.
     let now_ms = 0;
@@ -38,20 +45,18 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
                 || !valid_description(&description)
                 || !valid_nick(&founder)
             {
-                return;
+                return None;
             }
             let account = registered.then(|| nick_key(&founder));
             let meta = Meta::created(&description, &founder, account.as_deref());
             if let Err(_exists) = sh.state.create_channel(&title, meta.clone()) {
                 // Known already (a placeholder made from a member's record): take the
                 // founder's settings.
-                if let Some(ch) = sh.state.channel_by_title(&title) {
-                    ch.with_meta(|m| {
-                        if m.kind != Kind::Configured && m.founder.as_deref() == Some("-") {
-                            *m = meta;
-                        }
-                    });
-                }
+                channel(&title)?.with_meta(|m| {
+                    if m.kind != Kind::Configured && m.founder.as_deref() == Some("-") {
+                        *m = meta;
+                    }
+                });
             }
         }
         CommunityEvent::Changed {
@@ -64,11 +69,9 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
             actor,
             notice,
         } => {
-            let Some(ch) = sh.state.channel_by_title(&title) else {
-                return;
-            };
+            let ch = channel(&title)?;
             if !valid_description(&description) {
-                return;
+                return None;
             }
             ch.with_meta(|m| {
                 m.description = description.as_str().into();
@@ -78,21 +81,10 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
                 m.limit = limit;
             });
             let (action, args) = notice.split_once(' ').unwrap_or((&notice, ""));
-            view::notice(
-                cx,
-                &ch,
-                Notice {
-                    actor: &actor,
-                    action,
-                    args,
-                },
-                None,
-            );
+            remote_notice(cx, &ch, &actor, action, args);
         }
         CommunityEvent::Gone { title } => {
-            let Some(ch) = sh.state.channel_by_title(&title) else {
-                return;
-            };
+            let ch = channel(&title)?;
             ch.with_meta(|m| {
                 if m.kind == Kind::Registered {
                     m.kind = Kind::Temporary;
@@ -108,13 +100,11 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
             account,
             actor,
         } => {
-            let Some(ch) = sh.state.channel_by_title(&title) else {
-                return;
-            };
+            let ch = channel(&title)?;
             let bit = match letter {
                 'o' => role::OP,
                 'v' => role::VOICE,
-                _ => return,
+                _ => return None,
             };
             if let Some(key) = &account {
                 // The server holding the member made it lasting, and stored it.
@@ -125,34 +115,21 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
                     }
                 });
             }
-            let Some(addr) = sh.state.address_of(&nick).filter(|a| ch.contains(*a)) else {
-                return;
-            };
+            let addr = sh.state.address_of(&nick).filter(|a| ch.contains(*a))?;
             ch.set_roles(addr, bit, on);
-            let change = role_change(on, letter, &nick);
-            view::notice(
-                cx,
-                &ch,
-                Notice {
-                    actor: &actor,
-                    action: "mode",
-                    args: &change,
-                },
-                None,
-            );
+            remote_notice(cx, &ch, &actor, "mode", &role_change(on, letter, &nick));
             if account.is_none() && letter == 'o' && ch.with_meta(|m| m.kind) != Kind::Temporary {
                 // The member is here: this server decides whether it lasts.
-                if let Some(key) = account_of(sh, addr) {
-                    set_lasting_op(cx, &ch, &key, on);
-                    cx.publish_community(CommunityEvent::Role {
-                        title,
-                        nick,
-                        role: letter,
-                        on,
-                        account: Some(key),
-                        actor,
-                    });
-                }
+                let key = account_of(sh, addr)?;
+                set_lasting_op(cx, &ch, &key, on);
+                cx.publish_community(CommunityEvent::Role {
+                    title,
+                    nick,
+                    role: letter,
+                    on,
+                    account: Some(key),
+                    actor,
+                });
             }
         }
         CommunityEvent::Ban {
@@ -160,48 +137,21 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
             ban,
             seconds,
         } => {
-            let (Some(ch), Some(parsed)) =
-                (sh.state.channel_by_title(&title), Ban::from_stored(&ban))
-            else {
-                return;
-            };
+            let (ch, parsed) = (channel(&title)?, Ban::from_stored(&ban)?);
             if add_ban(&ch, parsed.clone(), live.max_bans, now_ms) {
                 let args = format!("{} {seconds} {}", parsed.mask, ban.reason);
-                view::notice(
-                    cx,
-                    &ch,
-                    Notice {
-                        actor: &ban.by,
-                        action: "ban",
-                        args: args.trim_end(),
-                    },
-                    None,
-                );
+                remote_notice(cx, &ch, &ban.by, "ban", args.trim_end());
                 evict_banned(cx, &ch, &parsed);
             }
         }
         CommunityEvent::Unban { title, mask, actor } => {
-            let (Some(ch), Some(parsed)) = (sh.state.channel_by_title(&title), Mask::parse(&mask))
-            else {
-                return;
-            };
+            let (ch, parsed) = (channel(&title)?, Mask::parse(&mask)?);
             if remove_ban(&ch, &parsed) {
-                view::notice(
-                    cx,
-                    &ch,
-                    Notice {
-                        actor: &actor,
-                        action: "unban",
-                        args: &mask,
-                    },
-                    None,
-                );
+                remote_notice(cx, &ch, &actor, "unban", &mask);
             }
         }
         CommunityEvent::Invite { title, nick, by } => {
-            let Some(ch) = sh.state.channel_by_title(&title) else {
-                return;
-            };
+            let ch = channel(&title)?;
             if valid_nick(&nick) {
                 add_invite(&ch, &nick, live.max_bans);
                 tell_invited(cx, &ch, &nick, &by);
@@ -213,38 +163,27 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
             by,
             reason,
         } => {
-            let Some(ch) = sh.state.channel_by_title(&title) else {
-                return;
+            let ch = channel(&title)?;
+            let addr = sh.state.address_of(&nick).filter(|a| ch.contains(*a))?;
+            let held = sh.state.nick_of(addr)?;
+            let order = Order::Evict {
+                nick: held.to_string(),
+                id: ch.id,
+                by,
+                reason,
             };
-            let Some(addr) = sh.state.address_of(&nick).filter(|a| ch.contains(*a)) else {
-                return;
-            };
-            if let Some(held) = sh.state.nick_of(addr) {
-                let order = Order::Evict {
-                    nick: held.to_string(),
-                    id: ch.id,
-                    by,
-                    reason,
-                };
-                cx.relay(addr, order);
-            }
+            cx.relay(addr, order);
         }
         CommunityEvent::Kill { nick, by, reason } => {
-            let Some(addr) = sh.state.address_of(&nick) else {
-                return;
-            };
-            if let Some(held) = sh.state.nick_of(addr) {
-                let nick = held.to_string();
-                cx.relay(addr, Order::Disconnect { nick, by, reason });
-            }
+            let addr = sh.state.address_of(&nick)?;
+            let nick = sh.state.nick_of(addr)?.to_string();
+            cx.relay(addr, Order::Disconnect { nick, by, reason });
         }
         CommunityEvent::AddrBan(record) => {
             let _ = apply_addr_ban(cx, &record, now_ms);
         }
         CommunityEvent::AddrUnban { net } => {
-            if let Some(n) = Net::parse(&net) {
-                sh.state.addr_bans.remove(n);
-            }
+            sh.state.addr_bans.remove(Net::parse(&net)?);
         }
         CommunityEvent::Notice { from, text } => {
             if valid_nick(&from) {
@@ -252,4 +191,5 @@ pub(crate) fn input(cx: &mut Ctx<'_>, event: CommunityEvent) {
             }
         }
     }
+    Some(())
 }

@@ -10,7 +10,7 @@ use super::channels;
 use super::ctx::{unix_ms, Actor, Ctx, Shared};
 use super::refusal::Refusal;
 use super::rights::{account_of, is_server_op};
-use super::view::{self, ChannelView, Notice};
+use super::view::{self, ChannelView};
 use crate::config::{MAX_DESCRIPTION_LEN, MAX_TITLE_LEN};
 use crate::outbox::community::StoredChannel;
 use crate::outbox::{CommunityEffect, CommunityEvent};
@@ -54,7 +54,7 @@ pub(crate) fn create(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, description: 
     let live = cx.live();
     if !valid_title(title, live.max_title_len) {
         let max = live.max_title_len;
-        return cx.refuse(from, Refusal::InvalidTitle { max });
+        return cx.refuse(from, Refusal::InvalidTitle(max));
     }
     if !valid_description(description) {
         return cx.refuse(from, Refusal::InvalidDescription);
@@ -140,12 +140,7 @@ pub(crate) fn drop_channel(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str) {
     cx.community(CommunityEffect::DeleteChannel {
         key: ch.title.to_lowercase(),
     });
-    let notice = Notice {
-        actor: a.nick,
-        action: "drop",
-        args: "",
-    };
-    view::notice(cx, &ch, notice, Some(from));
+    view::notice_of(cx, a, &ch, "drop", "");
     cx.log(a, "drop", &ch.title, "");
     channels::gone(cx, &ch);
     let _ = sh.state.destroy_if_empty(ch.id);

@@ -164,9 +164,12 @@ pub(crate) struct Ctx<'a> {
 /// moment it is handled on both clocks, and the protected session it arrived in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Req {
+    /// For durations: idle times, waits, seconds online.
     pub(crate) now: Instant,
+    /// For what other servers and the store see: message times, bans, cookies.
     pub(crate) wall: SystemTime,
     pub(crate) from: SocketAddr,
+    /// `None` for a classic datagram, and for a result fed back.
     pub(crate) session: Option<u64>,
 }
 
@@ -180,7 +183,7 @@ pub(crate) struct Actor<'n> {
 impl<'a> Ctx<'a> {
     /// Queues `ERROR` with the text of `refusal` for `to`.
     pub(crate) fn refuse(&mut self, to: SocketAddr, refusal: Refusal<'_>) {
-        self.out.error(to, &refusal.text());
+        self.out.error(to, &refusal.to_string());
     }
 
     /// The live settings now; a request keeps the `Arc` it read for its whole course.

@@ -7,8 +7,6 @@
 //! changes is stored for registered and configured channels, told to the other servers
 //! of a cluster, shown to part-5 members as `CHAN_NOTICE`, and written to the audit log.
 
-use std::net::SocketAddr;
-
 use super::created::{stored, valid_description};
 use super::ctx::{unix_ms, Actor, Ctx, Req};
 use super::limits::MAX_BAN_SECONDS;
@@ -21,17 +19,27 @@ use crate::state::community::{Ban, Mask};
 use crate::state::{nick_key, Channel, ChannelId, Kind};
 use proto::{valid_nick, Event};
 
-/// The length of a ban as typed (`0`: until lifted), or `None` after refusing `from`;
-/// channel bans and address bans take the same form.
-pub(crate) fn ban_seconds(cx: &mut Ctx<'_>, from: SocketAddr, seconds: &str) -> Option<u64> {
-    let secs = seconds
-        .parse::<u64>()
-        .ok()
-        .filter(|s| *s <= MAX_BAN_SECONDS);
-    if secs.is_none() {
-        cx.refuse(from, Refusal::InvalidBanTime);
-    }
-    secs
+/// How long a ban lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BanTime {
+    /// As typed: seconds, `0` until lifted.
+    pub(crate) secs: u64,
+    /// When it ends, in milliseconds since the Unix epoch; `0` never.
+    pub(crate) until_ms: u64,
+}
+
+/// The length of a ban `a` typed, or `None` after refusing it; channel bans and address
+/// bans take the same form.
+pub(crate) fn ban_time(cx: &mut Ctx<'_>, a: &Actor<'_>, seconds: &str) -> Option<BanTime> {
+    let Some(secs) = seconds.parse().ok().filter(|s| *s <= MAX_BAN_SECONDS) else {
+        cx.refuse(a.rq.from, Refusal::InvalidBanTime);
+        return None;
+    };
+    let until_ms = match secs {
+        0 => 0,
+        _ => unix_ms(a.rq.wall) + secs * 1000,
+    };
+    Some(BanTime { secs, until_ms })
 }
 
 /// `CHAN_TOPIC title text`: members may, unless the topic is locked (then operators).
@@ -90,14 +98,7 @@ pub(crate) fn kick(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, target: &str, r
         reason
     };
     if !remove_member(cx, a, &ch, target, reason) {
-        let title = &ch.title;
-        return cx.refuse(
-            from,
-            Refusal::NotMember {
-                nick: target,
-                title,
-            },
-        );
+        return cx.refuse(from, Refusal::NotMember(target, &ch.title));
     }
     let args = format!("{target} {reason}");
     if !ch.contains(from) || cx.sh.state.address_of(target).is_none() {
@@ -190,8 +191,7 @@ pub(crate) fn evicted(cx: &mut Ctx<'_>, rq: &Req, id: ChannelId, by: &str, reaso
     if sh.state.is_community(addr) {
         cx.out.send(addr, &notice);
     } else {
-        let title = &ch.title;
-        cx.refuse(addr, Refusal::Removed { title, by, reason });
+        cx.refuse(addr, Refusal::Removed(&ch.title, by, reason));
     }
     if parted.was_current {
         channels::current_changed(cx, rq, parted.new_current);
@@ -214,20 +214,19 @@ pub(crate) fn ban(
     let Some(ch) = rights::moderated_channel(cx, from, title) else {
         return;
     };
-    let Some(secs) = ban_seconds(cx, from, seconds) else {
+    let Some(BanTime { secs, until_ms }) = ban_time(cx, a, seconds) else {
         return;
     };
     let Some(parsed) = Mask::parse(mask) else {
         return cx.refuse(from, Refusal::InvalidBanMask);
     };
-    let now_ms = unix_ms(a.rq.wall);
     let ban = Ban {
         mask: parsed,
-        until_ms: if secs == 0 { 0 } else { now_ms + secs * 1000 },
+        until_ms,
         by: a.nick.into(),
         reason: reason.into(),
     };
-    if !add_ban(&ch, ban.clone(), cx.live().max_bans, now_ms) {
+    if !add_ban(&ch, ban.clone(), cx.live().max_bans, unix_ms(a.rq.wall)) {
         return cx.refuse(from, Refusal::TooManyBans(&ch.title));
     }
     let record = ban.to_stored();
@@ -283,14 +282,7 @@ pub(crate) fn unban(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, mask: &str) {
         return cx.refuse(from, Refusal::InvalidBanMask);
     };
     if !remove_ban(&ch, &parsed) {
-        let title = &ch.title;
-        return cx.refuse(
-            from,
-            Refusal::NoBanIn {
-                mask: &parsed,
-                title,
-            },
-        );
+        return cx.refuse(from, Refusal::NoBanIn(&parsed, &ch.title));
     }
     let text = parsed.to_string();
     if ch.with_meta(|m| m.kind) != Kind::Temporary {

@@ -100,14 +100,7 @@ fn change_role(cx: &mut Ctx<'_>, a: &Actor<'_>, ch: &Channel, change: Change, ta
             let lasting =
                 letter == 'o' && !on && ch.with_meta(|m| m.is_op_account(&nick_key(target)));
             if remote.is_none() && !lasting {
-                let title = &ch.title;
-                return cx.refuse(
-                    from,
-                    Refusal::NotMember {
-                        nick: target,
-                        title,
-                    },
-                );
+                return cx.refuse(from, Refusal::NotMember(target, &ch.title));
             }
             lasting.then(|| nick_key(target))
         }

@@ -41,6 +41,14 @@ fn user(r: &Rig, from: u16, nick: &str, mcast: bool) {
     }
 }
 
+/// ann (with the multicast cap, at port 1) and bob (without, at port 2) join Pets.
+fn ann_and_bob_in_pets(r: &Rig) {
+    user(r, 1, "ann", true);
+    user(r, 2, "bob", false);
+    r.send(1, Request::Join { title: "Pets" });
+    r.send(2, Request::Join { title: "Pets" });
+}
+
 /// The group of channel `title`.
 fn group(r: &Rig, title: &str) -> Arc<ChannelGroup> {
     let id = r.h.state().channel_id(title).unwrap();
@@ -92,10 +100,7 @@ fn a_join_with_the_cap_is_told_the_group_and_the_group_is_probed() {
 #[test]
 fn confirmed_members_hear_the_channel_only_on_the_group() {
     let r = rig();
-    user(&r, 1, "ann", true);
-    user(&r, 2, "bob", false);
-    r.send(1, Request::Join { title: "Pets" });
-    r.send(2, Request::Join { title: "Pets" });
+    ann_and_bob_in_pets(&r);
     // Pending: still unicast, and the group gets it too.
     let out = r.send(2, Request::SendPublic { text: "hi" });
     let ports: Vec<u16> = unicast(&out).iter().map(|d| d.0).collect();
@@ -144,10 +149,7 @@ fn confirmed_members_hear_the_channel_only_on_the_group() {
 #[test]
 fn remote_messages_and_notices_go_through_this_servers_group() {
     let r = rig();
-    user(&r, 1, "ann", true);
-    user(&r, 2, "bob", false);
-    r.send(1, Request::Join { title: "Pets" });
-    r.send(2, Request::Join { title: "Pets" });
+    ann_and_bob_in_pets(&r);
     r.send(1, Request::McastJoined { title: "Pets" });
     let out = r.cluster_input(ClusterInput::User {
         server: "there".into(),

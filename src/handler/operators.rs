@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use super::created::created_channels;
 use super::ctx::{unix_ms, Actor, Ctx};
-use super::moderation::ban_seconds;
+use super::moderation::{ban_time, BanTime};
 use super::refusal::Refusal;
 use super::rights::{is_server_op, operator};
 use crate::outbox::community::{Order, StoredAddrBan};
@@ -71,20 +71,19 @@ pub(crate) fn ban(cx: &mut Ctx<'_>, a: &Actor<'_>, seconds: &str, net: &str, rea
     if !operator(cx, from) {
         return;
     }
-    let Some(secs) = ban_seconds(cx, from, seconds) else {
+    let Some(BanTime { secs, until_ms }) = ban_time(cx, a, seconds) else {
         return;
     };
     let Some(parsed) = Net::parse(net) else {
         return cx.refuse(from, Refusal::InvalidAddress);
     };
-    let now_ms = unix_ms(a.rq.wall);
     let record = StoredAddrBan {
         net: parsed.to_string(),
-        until_ms: if secs == 0 { 0 } else { now_ms + secs * 1000 },
+        until_ms,
         by: a.nick.to_owned(),
         reason: reason.to_owned(),
     };
-    let Some(ban) = apply_addr_ban(cx, &record, now_ms) else {
+    let Some(ban) = apply_addr_ban(cx, &record, unix_ms(a.rq.wall)) else {
         return cx.refuse(from, Refusal::TooManyAddressBans);
     };
     cx.community(CommunityEffect::SaveAddrBan(record.clone()));

@@ -96,28 +96,30 @@ fn notify(cx: &mut Ctx<'_>, change: &RemoteChange) {
     let nick = new.or(old).map(|u| u.nick.clone()).unwrap_or_default();
     let before: &[ChannelId] = old.map_or(&[], |u| &u.channels);
     let after: &[ChannelId] = new.map_or(&[], |u| &u.channels);
-    for &id in after.iter().filter(|id| !before.contains(id)) {
+    let joined = after
+        .iter()
+        .filter(|id| !before.contains(id))
+        .map(|&id| (id, true));
+    let parted = before
+        .iter()
+        .filter(|id| !after.contains(id))
+        .map(|&id| (id, false));
+    for (id, joins) in joined.chain(parted) {
         let Some(ch) = sh.state.channel(id) else {
             continue;
         };
-        let event = Event::UserJoins {
-            title: &ch.title,
-            nick: &nick,
+        let (title, nick) = (&*ch.title, &*nick);
+        let event = if joins {
+            Event::UserJoins { title, nick }
+        } else {
+            Event::UserParts { title, nick }
         };
         multicast::fanout(cx, id, ch.snapshot(), &event);
-    }
-    for &id in before.iter().filter(|id| !after.contains(id)) {
-        let Some(ch) = sh.state.channel(id) else {
-            continue;
-        };
-        let event = Event::UserParts {
-            title: &ch.title,
-            nick: &nick,
-        };
-        multicast::fanout(cx, id, ch.snapshot(), &event);
-        // The last member anywhere left a temporary channel (its server tells the
-        // others too; each drops its copy on its own).
-        let _ = sh.state.destroy_if_empty(id);
+        if !joins {
+            // The last member anywhere left a temporary channel (its server tells the
+            // others too; each drops its copy on its own).
+            let _ = sh.state.destroy_if_empty(id);
+        }
     }
     let event = match (old, new) {
         (None, Some(_)) => Event::UserOnline { nick: &nick },

@@ -87,10 +87,7 @@ pub(crate) fn may_join(cx: &mut Ctx<'_>, rq: &Req, nick: &str, ch: &Channel) -> 
     });
     let refusal = match &verdict {
         Ok(roles) => return Some(*roles),
-        Err(Some(reason)) => Refusal::Banned {
-            title: &ch.title,
-            reason,
-        },
+        Err(Some(reason)) => Refusal::Banned(&ch.title, reason),
         Err(None) => Refusal::InviteOnly(&ch.title),
     };
     cx.refuse(from, refusal);

@@ -12,6 +12,11 @@ use crate::settings::{Live, LiveSettings};
 use crate::state::Presence;
 use proto::{code, errors, Request};
 
+/// What the answer to the lease claim of `ticket` brings.
+fn lease(r: &Rig, ticket: Ticket, answer: LeaseAnswer) -> Outbox {
+    r.complete(Done::Lease { ticket, answer })
+}
+
 /// What went out for the result `done`, in order.
 fn completed(r: &Rig, done: Done) -> Vec<Sent> {
     decode_all(&r.complete(done))
@@ -189,21 +194,10 @@ fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
         vec![(3, code::ERROR, errors::NICK_IN_USE.into())],
         "a new login from an address gives up its earlier one and is answered at once"
     );
-    let out = completed(
-        &r,
-        Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Granted,
-        },
-    );
+    let out = decode_all(&lease(&r, ticket, LeaseAnswer::Granted));
     assert_eq!(out, vec![(1, code::LOGIN_ACK, "ann".into())]);
     // A second answer for the same ticket changes nothing.
-    assert!(r
-        .complete(Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Refused,
-        })
-        .is_empty());
+    assert!(lease(&r, ticket, LeaseAnswer::Refused).is_empty());
     r.h.state().check_invariants().unwrap();
 }
 
@@ -211,13 +205,7 @@ fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
 fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
     let r = Rig::cluster();
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
-    let out = completed(
-        &r,
-        Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Refused,
-        },
-    );
+    let out = decode_all(&lease(&r, ticket, LeaseAnswer::Refused));
     assert_eq!(out, vec![(1, code::ERROR, errors::NICK_IN_USE.into())]);
     assert_eq!(r.h.state().user_count(), 0);
     assert_eq!(r.h.state().address_of("zed"), None);
@@ -230,12 +218,7 @@ fn a_login_given_up_by_housekeeping_frees_its_name() {
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
     r.h.housekeeping(r.t0 + WAIT_TIMEOUT + Duration::from_secs(1));
     assert_eq!(r.h.state().user_count(), 0);
-    assert!(r
-        .complete(Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Granted,
-        })
-        .is_empty());
+    assert!(lease(&r, ticket, LeaseAnswer::Granted).is_empty());
     r.h.state().check_invariants().unwrap();
 }
 
@@ -243,10 +226,7 @@ fn a_login_given_up_by_housekeeping_frees_its_name() {
 fn cluster_changes_are_published_as_effects() {
     let r = Rig::cluster();
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
-    let out = r.complete(Done::Lease {
-        ticket,
-        answer: LeaseAnswer::Granted,
-    });
+    let out = lease(&r, ticket, LeaseAnswer::Granted);
     assert!(
         matches!(&out.effects[..], [Effect::Publish(ClusterEvent::User(u))] if u.nick == "ann")
     );
@@ -282,23 +262,11 @@ fn remote_users_of_the_view_count_everywhere() {
     // Redis unreachable: the view decides.
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
     assert_eq!(
-        completed(
-            &r,
-            Done::Lease {
-                ticket,
-                answer: LeaseAnswer::Unavailable,
-            }
-        ),
+        decode_all(&lease(&r, ticket, LeaseAnswer::Unavailable)),
         vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
     );
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
-    completed(
-        &r,
-        Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Unavailable,
-        },
-    );
+    lease(&r, ticket, LeaseAnswer::Unavailable);
     let out = r.at(0, 1, Request::Join { title: "Pets" });
     assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
     let mut out = r.at(0, 1, Request::ListUsers);

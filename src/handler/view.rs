@@ -101,22 +101,20 @@ pub(crate) fn members_by_kind(sh: &Shared, members: &[Member], part5: bool) -> A
         .collect()
 }
 
-/// What a `CHAN_NOTICE` says: `actor` did `action` with `args`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Notice<'n> {
-    pub(crate) actor: &'n str,
-    pub(crate) action: &'n str,
-    pub(crate) args: &'n str,
-}
-
-/// Tells the part-5 members of `ch` (and `also`, if it is not one of them) of `notice`.
-pub(crate) fn notice(cx: &mut Ctx<'_>, ch: &Channel, notice: Notice<'_>, also: Option<SocketAddr>) {
+/// Tells the part-5 members of `ch` (and `also`, if it is not one of them) that `actor`
+/// did `action` with `args`.
+fn notice(
+    cx: &mut Ctx<'_>,
+    ch: &Channel,
+    [actor, action, args]: [&str; 3],
+    also: Option<SocketAddr>,
+) {
     let members = ch.snapshot();
     let event = Event::ChanNotice {
         title: &ch.title,
-        actor: notice.actor,
-        action: notice.action,
-        args: notice.args,
+        actor,
+        action,
+        args,
     };
     cx.out
         .fanout(members_by_kind(cx.sh, &members, true), &event, ch.id);
@@ -128,10 +126,11 @@ pub(crate) fn notice(cx: &mut Ctx<'_>, ch: &Channel, notice: Notice<'_>, also: O
 /// Tells the part-5 members of `ch`, and `a` if it is not one, that `a` did `action`
 /// with `args`.
 pub(crate) fn notice_of(cx: &mut Ctx<'_>, a: &Actor<'_>, ch: &Channel, action: &str, args: &str) {
-    let what = Notice {
-        actor: a.nick,
-        action,
-        args,
-    };
-    notice(cx, ch, what, Some(a.rq.from));
+    notice(cx, ch, [a.nick, action, args], Some(a.rq.from));
+}
+
+/// Tells the part-5 members of `ch` that `actor`, on another server, did `action` with
+/// `args`.
+pub(crate) fn remote_notice(cx: &mut Ctx<'_>, ch: &Channel, actor: &str, action: &str, args: &str) {
+    notice(cx, ch, [actor, action, args], None);
 }
