@@ -149,7 +149,7 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
 #[test]
 fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
     let r = Rig::new();
-    r.h.accounts().set_registered("ann", true);
+    r.h.sh.accounts.set_registered("ann", true);
     r.login(2, "bob", true);
     let out = r.send(
         2,

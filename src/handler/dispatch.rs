@@ -10,6 +10,8 @@
 //! [`Request`] naming every variant again, a second list to keep in step; one flat match
 //! gives the same guarantee with one list, and each arm reads as the request it answers.
 
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use super::ctx::{Actor, Ctx, Req};
@@ -74,9 +76,7 @@ fn plain(cx: &mut Ctx<'_>, rq: &Req, datagram: &[u8]) -> bool {
         if rq.session != Some(id) {
             // Only the session's sealed datagrams speak for a protected user: this one
             // is forged or stale. No answer, so a forger learns nothing.
-            sh.state
-                .auth_rejected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sh.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
             return true;
         }
     }
@@ -89,7 +89,7 @@ fn plain(cx: &mut Ctx<'_>, rq: &Req, datagram: &[u8]) -> bool {
 }
 
 /// Answers a datagram that did not decode, from a user if `logged_in`.
-fn undecoded(cx: &mut Ctx<'_>, from: std::net::SocketAddr, e: DecodeError, logged_in: bool) {
+fn undecoded(cx: &mut Ctx<'_>, from: SocketAddr, e: DecodeError, logged_in: bool) {
     let refusal = match e {
         // Anyone on the LAN may look for servers; a malformed look gets no answer (part
         // 4's server notes), logged in or not.

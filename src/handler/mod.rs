@@ -40,6 +40,10 @@
 //! in the concept's file, taking the context and the request's fields; refuse with a new
 //! `Refusal` variant if none says what is wrong. A function another concept needs too
 //! goes to the lower of the two files (or to `view`/`rights`), never upwards.
+//!
+//! # Tests
+//! `tests`, `community_tests` and `multicast::tests` drive the handler through one
+//! fixture, `rig`: requests in as datagrams, the clock injected, what went out decoded.
 
 mod accounts;
 pub mod audit;
@@ -153,11 +157,6 @@ impl Handler {
     /// The shared state.
     pub fn state(&self) -> &Arc<State> {
         &self.sh.state
-    }
-
-    /// The accounts service.
-    pub fn accounts(&self) -> &Arc<Service> {
-        &self.sh.accounts
     }
 
     /// The security counters.

@@ -352,13 +352,13 @@ fn account_ack_waits_for_the_commit_and_a_failed_write_says_so() {
         completed(&r, Done::Stored { ticket, ok: false }),
         vec![(1, code::ERROR, errors::STORAGE_FAILED.into())]
     );
-    assert!(!r.h.accounts().is_registered("ann"));
+    assert!(!r.h.sh.accounts.is_registered("ann"));
     let (ticket, _) = register(&r, "pw");
     assert_eq!(
         completed(&r, Done::Stored { ticket, ok: true }),
         vec![(1, code::ACCOUNT_ACK, "registered Ann".into())]
     );
-    assert!(r.h.accounts().is_registered("ANN"));
+    assert!(r.h.sh.accounts.is_registered("ANN"));
     // From now on the name needs its password.
     r.at(0, 1, Request::Logoff);
     assert_eq!(
@@ -471,7 +471,7 @@ fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() 
         let got = decode_all(&out);
         assert_eq!(got[0].1, code::AUTH_RETRY);
     }
-    assert!(r.h.accounts().pending_challenge(addr(3), &[]).is_none());
+    assert!(r.h.sh.accounts.pending_challenge(addr(3), &[]).is_none());
     // The token sent to port 3 is worth nothing from port 4.
     let token = decode_all(&r.bytes(3, &login.datagram))[0].2.clone();
     let out = r.bytes(4, &login.with_token(&token));
