@@ -7,209 +7,181 @@
 //! accounts are limited per address and network prefix (`accounts::limits`), and a
 //! nickname that looks like a registered one can't be registered.
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
-
 use super::audit::Audit;
-use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
+use super::ctx::{unix_ms, Ctx, JobWait, Req};
+use super::limits::MAX_WAITING;
+use super::refusal::Refusal;
 use crate::accounts::tokens::Purpose;
 use crate::accounts::Service;
 use crate::outbox::{AccountData, Effect, Ticket};
 use crate::state::{nick_key, Route};
-use proto::{errors, Event};
+use proto::Event;
 
-impl Handler {
-    /// May the user at `from` change the account of its nickname? Guests may create one;
-    /// only a password session may change or delete an existing one.
-    fn account_owner(
-        &self,
-        from: SocketAddr,
-        session: Option<u64>,
-        out: &mut Outbox,
-    ) -> Option<Box<str>> {
-        if !self.accounts.enabled() {
-            out.error(from, errors::ACCOUNTS_OFF);
-            return None;
-        }
-        let nick = self.state.nick_of(from)?;
-        if self.accounts.is_registered(&nick) && session.is_none() {
-            out.error(from, errors::NEEDS_PASSWORD_LOGIN);
-            return None;
-        }
-        if !self.accounts.is_registered(&nick) && self.accounts.looks_registered(&nick) {
-            Audit::count(&self.audit.registrations_refused);
-            out.error(from, errors::NICK_CONFUSABLE);
-            return None;
-        }
-        Some(nick)
+/// May the user at `rq.from` change the account of its nickname? Guests may create one;
+/// only a password session may change or delete an existing one. Its nickname, or `None`
+/// (refused).
+fn account_owner(cx: &mut Ctx<'_>, rq: &Req) -> Option<Box<str>> {
+    let (sh, from) = (cx.sh, rq.from);
+    if !sh.accounts.enabled() {
+        cx.refuse(from, Refusal::AccountsOff);
+        return None;
     }
-
-    /// The route of the worker that owns the user at `from` in `session`.
-    fn route_of(from: SocketAddr, session: Option<u64>) -> Route {
-        match session {
-            Some(id) => Route::Session(id),
-            None => Route::Addr(from),
-        }
+    let nick = sh.state.nick_of(from)?;
+    let registered = sh.accounts.is_registered(&nick);
+    if registered && rq.session.is_none() {
+        cx.refuse(from, Refusal::NeedsPasswordLogin);
+        return None;
     }
-
-    pub(super) fn register_start(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        message: &str,
-        session: Option<u64>,
-        out: &mut Outbox,
-    ) {
-        let Some(nick) = self.account_owner(from, session, out) else {
-            return;
-        };
-        match self.accounts.registration_response(&nick, message) {
-            Ok(message) => {
-                let cookie = self.accounts.issue_token(
-                    Purpose::Register,
-                    from,
-                    &nick_key(&nick),
-                    unix_ms(wall) / 1000,
-                );
-                let payload = format!("{message} {cookie}");
-                out.send(from, &Event::RegisterResp { message: &payload })
-            }
-            Err(_) => out.error(from, errors::BAD_AUTH_MESSAGE),
-        }
+    if !registered && sh.accounts.looks_registered(&nick) {
+        Audit::count(&sh.audit.registrations_refused);
+        cx.refuse(from, Refusal::NickConfusable);
+        return None;
     }
+    Some(nick)
+}
 
-    pub(super) fn register_finish(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        message: &str,
-        session: Option<u64>,
-        out: &mut Outbox,
-    ) {
-        let Some(nick) = self.account_owner(from, session, out) else {
-            return;
-        };
-        let (upload, cookie) = message.split_once(' ').unwrap_or((message, ""));
-        if !self.accounts.check_token(
-            Purpose::Register,
-            from,
-            &nick_key(&nick),
-            cookie,
-            unix_ms(wall) / 1000,
-        ) {
-            // Not an answer to our REGISTER_RESP to this address for this nickname, lately:
-            // forged, replayed, or very late. Dropped without a word to the address, which
-            // may be a victim's.
-            Audit::count(&self.audit.cookies_rejected);
-            tracing::info!(%from, nick = %nick, "registration upload without a valid cookie dropped");
-            return;
+/// `REGISTER_REQ message`: the OPAQUE registration response, with a cookie the upload
+/// must bring back.
+pub(crate) fn register_start(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
+    let Some(nick) = account_owner(cx, rq) else {
+        return;
+    };
+    let (accounts, from) = (&cx.sh.accounts, rq.from);
+    match accounts.registration_response(&nick, message) {
+        Ok(message) => {
+            let secs = unix_ms(rq.wall) / 1000;
+            let cookie = accounts.issue_token(Purpose::Register, from, &nick_key(&nick), secs);
+            let payload = format!("{message} {cookie}");
+            cx.out
+                .send(from, &Event::RegisterResp { message: &payload })
         }
-        let Ok(record) = Service::registration_record(upload) else {
-            return out.error(from, errors::BAD_AUTH_MESSAGE);
-        };
-        if self.waits.jobs.len() >= MAX_WAITING {
-            return out.error(from, errors::STORAGE_FAILED);
-        }
-        let what = if self.accounts.is_registered(&nick) {
-            "changed"
-        } else {
-            if !self.accounts.registration_allowed(from, now) {
-                Audit::count(&self.audit.registrations_refused);
-                tracing::info!(%from, nick = %nick, "registration refused: too many from this address or network");
-                return out.error(from, errors::TOO_MANY_REGISTRATIONS);
-            }
-            "registered"
-        };
-        let watch = self
-            .state
-            .watching(from)
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
-        let ticket = self.ticket(from, Self::route_of(from, session));
-        self.waits.jobs.insert(
-            ticket.serial,
-            JobWait::Store {
-                addr: from,
-                key: nick_key(&nick),
-                nick: nick.to_string(),
-                what,
-                since: now,
-            },
-        );
-        out.effect(Effect::StoreAccount {
-            ticket,
-            account: AccountData {
-                nick: nick.to_string(),
-                record,
-                watch,
-                created: (unix_ms(wall) / 1000) as i64,
-            },
-        });
+        Err(_) => cx.refuse(from, Refusal::BadAuthMessage),
     }
+}
 
-    pub(super) fn unregister(
-        &self,
-        now: Instant,
-        from: SocketAddr,
-        session: Option<u64>,
-        out: &mut Outbox,
-    ) {
-        let Some(nick) = self.state.nick_of(from) else {
-            return;
-        };
-        if session.is_none() || !self.accounts.is_registered(&nick) {
-            return out.error(from, errors::NEEDS_PASSWORD_LOGIN);
-        }
-        if self.waits.jobs.len() >= MAX_WAITING {
-            return out.error(from, errors::STORAGE_FAILED);
-        }
-        let key = nick_key(&nick);
-        let ticket = self.ticket(from, Self::route_of(from, session));
-        self.waits.jobs.insert(
-            ticket.serial,
-            JobWait::Store {
-                addr: from,
-                key: key.clone(),
-                nick: nick.to_string(),
-                what: "unregistered",
-                since: now,
-            },
-        );
-        out.effect(Effect::DeleteAccount { ticket, key });
+/// `REGISTER_UPLOAD message cookie`: the account is written (an effect); `ACCOUNT_ACK`
+/// follows in [`stored`].
+pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
+    let Some(nick) = account_owner(cx, rq) else {
+        return;
+    };
+    let (sh, from) = (cx.sh, rq.from);
+    let (upload, cookie) = message.split_once(' ').unwrap_or((message, ""));
+    let secs = unix_ms(rq.wall) / 1000;
+    if !sh
+        .accounts
+        .check_token(Purpose::Register, from, &nick_key(&nick), cookie, secs)
+    {
+        // Not an answer to our REGISTER_RESP to this address for this nickname, lately:
+        // forged, replayed, or very late. Dropped without a word to the address, which
+        // may be a victim's.
+        Audit::count(&sh.audit.cookies_rejected);
+        tracing::info!(%from, nick = %nick, "registration upload without a valid cookie dropped");
+        return;
     }
+    let Ok(record) = Service::registration_record(upload) else {
+        return cx.refuse(from, Refusal::BadAuthMessage);
+    };
+    if sh.waits.jobs.len() >= MAX_WAITING {
+        return cx.refuse(from, Refusal::StorageFailed);
+    }
+    let what = if sh.accounts.is_registered(&nick) {
+        "changed"
+    } else {
+        if !sh.accounts.registration_allowed(from, rq.now) {
+            Audit::count(&sh.audit.registrations_refused);
+            tracing::info!(%from, nick = %nick, "registration refused: too many from this address or network");
+            return cx.refuse(from, Refusal::TooManyRegistrations);
+        }
+        "registered"
+    };
+    let watch = sh
+        .state
+        .watching(from)
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    let ticket = wait_for_store(cx, rq, &nick, what);
+    cx.out.effect(Effect::StoreAccount {
+        ticket,
+        account: AccountData {
+            nick: nick.to_string(),
+            record,
+            watch,
+            created: (unix_ms(rq.wall) / 1000) as i64,
+        },
+    });
+}
 
-    /// An account write or delete finished: record what is registered now and tell the
-    /// user, if it is still there.
-    pub(super) fn stored(&self, ticket: Ticket, ok: bool, out: &mut Outbox) {
-        let Some((
-            _,
-            JobWait::Store {
-                addr,
-                key,
-                nick,
-                what,
-                ..
-            },
-        )) = self.waits.jobs.remove(&ticket.serial)
-        else {
-            return;
-        };
-        if ok {
-            self.accounts.set_registered(&key, what != "unregistered");
-            if what == "registered" {
-                Audit::count(&self.audit.registrations);
-            }
-            tracing::info!(%addr, nick = %nick, what, "account change stored");
+/// `UNREGISTER_REQ`: the account is deleted (an effect), from a password session only.
+pub(crate) fn unregister(cx: &mut Ctx<'_>, rq: &Req) {
+    let (sh, from) = (cx.sh, rq.from);
+    let Some(nick) = sh.state.nick_of(from) else {
+        return;
+    };
+    if rq.session.is_none() || !sh.accounts.is_registered(&nick) {
+        return cx.refuse(from, Refusal::NeedsPasswordLogin);
+    }
+    if sh.waits.jobs.len() >= MAX_WAITING {
+        return cx.refuse(from, Refusal::StorageFailed);
+    }
+    let ticket = wait_for_store(cx, rq, &nick, "unregistered");
+    let key = nick_key(&nick);
+    cx.out.effect(Effect::DeleteAccount { ticket, key });
+}
+
+/// Records that the user at `rq.from` waits for the account of `nick` to be written
+/// (`what`: registered, changed or unregistered); the ticket for the write.
+fn wait_for_store(cx: &mut Ctx<'_>, rq: &Req, nick: &str, what: &'static str) -> Ticket {
+    // The result goes to the worker that owns the user: its session's, or its address's.
+    let route = match rq.session {
+        Some(id) => Route::Session(id),
+        None => Route::Addr(rq.from),
+    };
+    let ticket = cx.ticket(rq.from, route);
+    cx.sh.waits.jobs.insert(
+        ticket.serial,
+        JobWait::Store {
+            addr: rq.from,
+            key: nick_key(nick),
+            nick: nick.to_owned(),
+            what,
+            since: rq.now,
+        },
+    );
+    ticket
+}
+
+/// An account write or delete finished: record what is registered now and tell the
+/// user, if it is still there.
+pub(crate) fn stored(cx: &mut Ctx<'_>, ticket: Ticket, ok: bool) {
+    let sh = cx.sh;
+    let Some((
+        _,
+        JobWait::Store {
+            addr,
+            key,
+            nick,
+            what,
+            ..
+        },
+    )) = sh.waits.jobs.remove(&ticket.serial)
+    else {
+        return;
+    };
+    if ok {
+        sh.accounts.set_registered(&key, what != "unregistered");
+        if what == "registered" {
+            Audit::count(&sh.audit.registrations);
         }
-        if self.state.nick_of(addr).is_none_or(|n| nick_key(&n) != key) {
-            return; // logged off or renamed meanwhile: nobody to tell
-        }
-        if ok {
-            out.send(addr, &Event::AccountAck { what, nick: &nick });
-        } else {
-            out.error(addr, errors::STORAGE_FAILED);
-        }
+        tracing::info!(%addr, nick = %nick, what, "account change stored");
+    }
+    if sh.state.nick_of(addr).is_none_or(|n| nick_key(&n) != key) {
+        return; // logged off or renamed meanwhile: nobody to tell
+    }
+    if ok {
+        cx.out.send(addr, &Event::AccountAck { what, nick: &nick });
+    } else {
+        cx.refuse(addr, Refusal::StorageFailed);
     }
 }

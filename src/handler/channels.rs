@@ -1,131 +1,132 @@
-//! Channels: `JOIN_REQ`, `PART_REQ`, `LIST_CHANNELS` and `LIST_USERS`.
+//! Channels: `JOIN_REQ`, `PART_REQ`, `LIST_CHANNELS` and `LIST_USERS`, and the end of a
+//! temporary channel nobody is in any more.
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use super::ctx::{Ctx, Req};
+use super::refusal::Refusal;
+use super::view::{self, ChannelView};
+use super::{multicast, rights};
+use crate::outbox::CommunityEvent;
+use crate::state::{Channel, ChannelId, JoinError, Joined};
+use proto::Event;
 
-use super::{unix_ms, Handler, Outbox};
-use crate::state::{ChannelId, JoinError, Joined};
-use proto::{errors, Event};
-
-impl Handler {
-    pub(super) fn join(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        title: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.state.channel_by_title(title) else {
-            return out.error(from, &format!("no channel named {title}"));
-        };
-        let id = ch.id;
-        let Some(nick) = self.state.nick_of(from) else {
-            return;
-        };
-        // Bans, invitations and lasting operators (part 5).
-        let roles = match self.may_join(wall, from, &nick, &ch) {
-            Ok(roles) => roles,
-            Err(message) => return out.error(from, &message),
-        };
-        let max = self.live().max_channels_per_user;
-        let joined = match self.state.join(from, id, max, roles) {
-            Ok(joined) => joined,
-            Err(JoinError::TooMany) => return out.error(from, errors::TOO_MANY_CHANNELS),
-            Err(JoinError::Full) => return out.error(from, &format!("{} is full", ch.title)),
-            Err(JoinError::Gone) => return out.error(from, &format!("no channel named {title}")),
-            Err(JoinError::NoUser) => return,
-        };
-        if let Joined::New(before) = joined {
-            let event = Event::UserJoins {
-                title: &ch.title,
-                nick: &nick,
-            };
-            self.channel_fanout(id, before, &event, out);
-        }
-        self.publish_user(now, wall, from, out);
-        out.send(from, &Event::JoinAck(self.view_of(ch).info()));
-        self.offer_group(now, from, id, out);
-    }
-
-    pub(super) fn part(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        title: &str,
-        out: &mut Outbox,
-    ) {
-        let Some((nick, channels)) = self.state.nick_and_channels(from) else {
-            return;
-        };
-        let id = if title.is_empty() {
-            match channels.first() {
-                Some(&id) => id,
-                None => return out.error(from, errors::NO_CURRENT_CHANNEL),
-            }
-        } else {
-            match self.state.channel_id(title) {
-                Some(id) => id,
-                None => return out.error(from, &format!("no channel named {title}")),
-            }
-        };
-        let Some(parted) = self.state.part(from, id) else {
-            return; // not a member: no answer
-        };
-        self.leave_groups(from, &[id]);
-        let Some(view) = self.channel_view(id) else {
-            return;
-        };
-        let event = Event::UserParts {
-            title: &view.ch.title,
+/// `JOIN_REQ`: the channel becomes the user's current one (bans, invitations and lasting
+/// operators of part 5 checked first); its members are told of a new one.
+pub(crate) fn join(cx: &mut Ctx<'_>, rq: &Req, title: &str) {
+    let (sh, from) = (cx.sh, rq.from);
+    let Some(ch) = sh.state.channel_by_title(title) else {
+        return cx.refuse(from, Refusal::NoChannel(title));
+    };
+    let id = ch.id;
+    let Some(nick) = sh.state.nick_of(from) else {
+        return;
+    };
+    let Some(roles) = rights::may_join(cx, rq, &nick, &ch) else {
+        return;
+    };
+    let max = cx.live().max_channels_per_user;
+    let joined = match sh.state.join(from, id, max, roles) {
+        Ok(joined) => joined,
+        Err(JoinError::TooMany) => return cx.refuse(from, Refusal::TooManyChannels),
+        Err(JoinError::Full) => return cx.refuse(from, Refusal::ChannelFull(&ch.title)),
+        Err(JoinError::Gone) => return cx.refuse(from, Refusal::NoChannel(title)),
+        Err(JoinError::NoUser) => return,
+    };
+    if let Joined::New(before) = joined {
+        let event = Event::UserJoins {
+            title: &ch.title,
             nick: &nick,
         };
-        self.channel_fanout(id, parted.rest, &event, out);
-        self.publish_user(now, wall, from, out);
-        out.send(from, &Event::PartAck(view.info()));
-        if let (true, Some(current)) = (parted.was_current, parted.new_current) {
-            if let Some(v) = self.channel_view(current) {
-                out.send(from, &Event::JoinAck(v.info()));
+        multicast::fanout(cx, id, before, &event);
+    }
+    view::publish_user(cx, rq);
+    cx.out
+        .send(from, &Event::JoinAck(ChannelView::of(sh, ch).info()));
+    multicast::offer_group(cx, rq.now, from, id);
+}
+
+/// `PART_REQ`: leaves the channel named (the current one if none is), and the next
+/// becomes current.
+pub(crate) fn part(cx: &mut Ctx<'_>, rq: &Req, title: &str) {
+    let (sh, from) = (cx.sh, rq.from);
+    let Some((nick, channels)) = sh.state.nick_and_channels(from) else {
+        return;
+    };
+    let id = if title.is_empty() {
+        match channels.first() {
+            Some(&id) => id,
+            None => return cx.refuse(from, Refusal::NoCurrentChannel),
+        }
+    } else {
+        match sh.state.channel_id(title) {
+            Some(id) => id,
+            None => return cx.refuse(from, Refusal::NoChannel(title)),
+        }
+    };
+    let Some(parted) = sh.state.part(from, id) else {
+        return; // not a member: no answer
+    };
+    multicast::leave_groups(sh, from, &[id]);
+    let Some(view) = ChannelView::by_id(sh, id) else {
+        return;
+    };
+    let event = Event::UserParts {
+        title: &view.ch.title,
+        nick: &nick,
+    };
+    multicast::fanout(cx, id, parted.rest, &event);
+    view::publish_user(cx, rq);
+    cx.out.send(from, &Event::PartAck(view.info()));
+    if parted.was_current {
+        current_changed(cx, rq, parted.new_current);
+    }
+    left_channel(cx, id);
+}
+
+/// Tells the user at `rq.from`, whose current channel it just left, of the next one.
+pub(crate) fn current_changed(cx: &mut Ctx<'_>, rq: &Req, current: Option<ChannelId>) {
+    if let Some(v) = current.and_then(|id| ChannelView::by_id(cx.sh, id)) {
+        cx.out.send(rq.from, &Event::JoinAck(v.info()));
+    }
+}
+
+/// `LIST_CHANNELS`: one CHANNEL_ITEM per channel.
+pub(crate) fn list_channels(cx: &mut Ctx<'_>, rq: &Req) {
+    for ch in cx.sh.state.channels() {
+        let item = ChannelView::of(cx.sh, ch);
+        cx.out.send(rq.from, &Event::ChannelItem(item.info()));
+    }
+}
+
+/// `LIST_USERS`: one USER_ITEM per member of the current channel, here and, in a
+/// cluster, on the other servers.
+pub(crate) fn list_users(cx: &mut Ctx<'_>, rq: &Req) {
+    let sh = cx.sh;
+    let Some(id) = sh.state.current_channel(rq.from) else {
+        return cx.refuse(rq.from, Refusal::NoCurrentChannel);
+    };
+    for user in sh.state.members_of(id) {
+        view::user_item(cx, rq, &user);
+    }
+    if sh.config.cluster {
+        for user in sh.state.remote.members(id) {
+            if sh.state.address_of(&user.nick).is_none() {
+                view::remote_item(cx, rq, &user);
             }
         }
-        self.left_channel(id, out);
     }
+}
 
-    pub(super) fn list_channels(&self, from: SocketAddr, out: &mut Outbox) {
-        for ch in self.state.channels() {
-            out.send(from, &Event::ChannelItem(self.view_of(ch).info()));
-        }
+/// After channel `id` lost a member here: a temporary channel nobody is in any more
+/// is destroyed (and, in a cluster, the others are told).
+pub(crate) fn left_channel(cx: &mut Ctx<'_>, id: ChannelId) {
+    if let Some(ch) = cx.sh.state.destroy_if_empty(id) {
+        gone(cx, &ch);
     }
+}
 
-    pub(super) fn list_users(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        out: &mut Outbox,
-    ) {
-        let Some(id) = self.state.current_channel(from) else {
-            return out.error(from, errors::NO_CURRENT_CHANNEL);
-        };
-        for user in self.state.members_of(id) {
-            self.user_item(now, from, &user, out);
-        }
-        if self.config.cluster {
-            let now_ms = unix_ms(wall);
-            for user in self.state.remote.members(id) {
-                if self.state.address_of(&user.nick).is_none() {
-                    self.remote_item(now_ms, from, &user, out);
-                }
-            }
-        }
-    }
-
-    /// After channel `id` lost a member here: a temporary channel nobody is in any more
-    /// is destroyed (and, in a cluster, the others are told).
-    pub(super) fn left_channel(&self, id: ChannelId, out: &mut Outbox) {
-        if let Some(ch) = self.state.destroy_if_empty(id) {
-            self.channel_gone(&ch, out);
-        }
-    }
+/// Tells the other servers that `ch` is gone here (or no longer registered).
+pub(crate) fn gone(cx: &mut Ctx<'_>, ch: &Channel) {
+    cx.publish_community(CommunityEvent::Gone {
+        title: ch.title.to_string(),
+    });
 }

@@ -2,76 +2,12 @@
 //! out, no sockets. What goes through the threads (an order to the worker owning a user, a
 //! store write, a cluster event) is checked as the effect it is, then fed back by hand.
 
+use super::rig::{addr, sent, Rig};
 use super::*;
-use crate::config::classic_channels;
 use crate::outbox::community::Order;
-use crate::outbox::{ClusterInput, CommunityDone, CommunityEffect, CommunityEvent};
-use proto::code;
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-struct Rig {
-    h: Handler,
-    t0: Instant,
-    w0: SystemTime,
-}
-
-impl Rig {
-    fn new(cluster: bool) -> Rig {
-        let state = Arc::new(State::new(&classic_channels(), 1000));
-        let mut h = Handler::new(state, 1024, Duration::from_secs(120));
-        if cluster {
-            h = h.in_cluster();
-        }
-        Rig {
-            h,
-            t0: Instant::now(),
-            w0: SystemTime::now(),
-        }
-    }
-
-    fn send(&self, from: u16, req: Request<'_>) -> Outbox {
-        let mut out = Outbox::new();
-        let bytes = req.to_bytes();
-        self.h.handle(
-            self.t0,
-            self.w0,
-            Incoming::new(addr(from), &bytes),
-            &mut out,
-        );
-        out
-    }
-
-    fn complete(&self, done: Done) -> Outbox {
-        let mut out = Outbox::new();
-        self.h.complete(self.t0, self.w0, done, &mut out);
-        out
-    }
-
-    fn login(&self, port: u16, nick: &str, hello: bool) {
-        self.send(port, Request::Login { nick });
-        if hello {
-            self.send(port, Request::Hello { client: "t" });
-        }
-    }
-}
-
-/// (destination port, code, payload) of every datagram.
-fn sent(out: &Outbox) -> Vec<(u16, u16, String)> {
-    let mut v: Vec<_> = out
-        .datagrams()
-        .into_iter()
-        .map(|(to, d)| {
-            Event::decode(&d).expect("handler output decodes");
-            let code = u16::from_be_bytes([d[0], d[1]]);
-            (to.port(), code, String::from_utf8(d[2..].to_vec()).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
-}
+use crate::outbox::Ticket;
+use crate::outbox::{ClusterEvent, ClusterInput, CommunityDone, CommunityEffect, CommunityEvent};
+use proto::{code, Request};
 
 /// The orders among the effects.
 fn orders(out: &Outbox) -> Vec<(Ticket, Order)> {
@@ -86,27 +22,29 @@ fn orders(out: &Outbox) -> Vec<(Ticket, Order)> {
         .collect()
 }
 
-#[test]
-fn a_kick_is_an_order_for_the_worker_owning_the_member_and_changes_nothing_before() {
-    let r = Rig::new(false);
+/// ann (a part-5 client at port 1) creates Den, bob (a classic one at port 2) joins it,
+/// and ann kicks bob for `reason`: what the kick sends.
+fn kick_bob(r: &Rig, reason: &str) -> Outbox {
     r.login(1, "ann", true);
-    r.send(
-        1,
-        Request::ChanCreate {
-            title: "Den",
-            description: "",
-        },
-    );
+    let den = Request::ChanCreate {
+        title: "Den",
+        description: "",
+    };
+    r.send(1, den);
     r.login(2, "bob", false);
     r.send(2, Request::Join { title: "Den" });
-    let out = r.send(
-        1,
-        Request::ChanKick {
-            title: "Den",
-            nick: "bob",
-            reason: "spam",
-        },
-    );
+    let kick = Request::ChanKick {
+        title: "Den",
+        nick: "bob",
+        reason,
+    };
+    r.send(1, kick)
+}
+
+#[test]
+fn a_kick_is_an_order_for_the_worker_owning_the_member_and_changes_nothing_before() {
+    let r = Rig::new();
+    let out = kick_bob(&r, "spam");
     let o = orders(&out);
     assert_eq!(o.len(), 1);
     let (ticket, order) = o[0].clone();
@@ -137,25 +75,8 @@ fn a_kick_is_an_order_for_the_worker_owning_the_member_and_changes_nothing_befor
 
 #[test]
 fn an_order_for_a_user_gone_or_replaced_does_nothing() {
-    let r = Rig::new(false);
-    r.login(1, "ann", true);
-    r.send(
-        1,
-        Request::ChanCreate {
-            title: "Den",
-            description: "",
-        },
-    );
-    r.login(2, "bob", false);
-    r.send(2, Request::Join { title: "Den" });
-    let out = r.send(
-        1,
-        Request::ChanKick {
-            title: "Den",
-            nick: "bob",
-            reason: "",
-        },
-    );
+    let r = Rig::new();
+    let out = kick_bob(&r, "");
     let (ticket, order) = orders(&out)[0].clone();
     // bob logs off, and someone else takes the name from another address.
     r.send(2, Request::Logoff);
@@ -173,7 +94,7 @@ fn an_order_for_a_user_gone_or_replaced_does_nothing() {
 
 #[test]
 fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
-    let r = Rig::new(true);
+    let r = Rig::cluster();
     // Cluster logins wait for a lease: admit directly.
     r.h.state().claim(addr(1), "ann", r.t0).unwrap();
     r.send(1, Request::Hello { client: "t" });
@@ -188,34 +109,26 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
         Effect::Publish(ClusterEvent::Community(CommunityEvent::Created { title, registered: false, .. }))
             if title == "Den")));
     // Another server asks to remove ann.
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::Community {
-            server: "s2".into(),
-            event: CommunityEvent::Evict {
-                title: "den".into(),
-                nick: "ANN".into(),
-                by: "bob".into(),
-                reason: "x".into(),
-            },
+    let out = r.cluster_input(ClusterInput::Community {
+        server: "s2".into(),
+        event: CommunityEvent::Evict {
+            title: "den".into(),
+            nick: "ANN".into(),
+            by: "bob".into(),
+            reason: "x".into(),
         },
-        &mut out,
-    );
+    });
     let o = orders(&out);
     assert_eq!(o.len(), 1);
     assert!(matches!(&o[0].1, Order::Evict { nick, .. } if nick == "ann"));
     // A public message from another server is kept in the history under its id.
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::Public {
-            title: "Den".into(),
-            nick: "bob".into(),
-            text: "hi".into(),
-            id: 42,
-            ms: 7,
-        },
-        &mut out,
-    );
+    r.cluster_input(ClusterInput::Public {
+        title: "Den".into(),
+        nick: "bob".into(),
+        text: "hi".into(),
+        id: 42,
+        ms: 7,
+    });
     let out = r.send(
         1,
         Request::History {
@@ -235,8 +148,8 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
 
 #[test]
 fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
-    let r = Rig::new(false);
-    r.h.accounts().set_registered("ann", true);
+    let r = Rig::new();
+    r.h.sh.accounts.set_registered("ann", true);
     r.login(2, "bob", true);
     let out = r.send(
         2,
@@ -280,7 +193,7 @@ fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
 
 #[test]
 fn the_last_member_leaving_destroys_a_temporary_channel_and_frees_its_title() {
-    let r = Rig::new(false);
+    let r = Rig::new();
     r.login(1, "ann", false);
     r.send(
         1,

@@ -4,12 +4,11 @@
 //! WHO reads the sorted nickname index of the state (and the sorted view of remote users),
 //! so it costs what it returns, not what the server holds.
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
-
-use super::{unix_ms, Handler, Outbox, MAX_WHO};
+use super::ctx::{Ctx, Req};
+use super::limits::MAX_WHO;
+use super::refusal::Refusal;
+use super::view;
 use crate::state::{nick_key, RemoteUser, User};
-use proto::{errors, Event};
 
 /// A user found by WHO, here or on another server.
 enum Found {
@@ -17,79 +16,46 @@ enum Found {
     Remote(RemoteUser),
 }
 
-impl Handler {
-    /// Appends USER_ITEM for the remote `user` to `out`; `now_ms` is the wall clock.
-    pub(super) fn remote_item(
-        &self,
-        now_ms: u64,
-        to: SocketAddr,
-        user: &RemoteUser,
-        out: &mut Outbox,
-    ) {
-        let titles = self.titles(&user.channels).join(" ");
-        out.send(
-            to,
-            &Event::UserItem {
-                nick: &user.nick,
-                seconds: user.seconds_online(now_ms),
-                channels: &titles,
-            },
-        );
-    }
-
-    pub(super) fn who(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        prefix: &str,
-        out: &mut Outbox,
-    ) {
-        let prefix = nick_key(prefix);
-        let mut found: Vec<(String, Found)> = self
-            .state
-            .who(&prefix, MAX_WHO + 1)
-            .into_iter()
-            .map(|u| (nick_key(&u.nick), Found::Local(u)))
-            .collect();
-        if self.config.cluster {
-            for r in self.state.remote.matching(&prefix, MAX_WHO + 1) {
-                let key = nick_key(&r.nick);
-                if !found.iter().any(|(k, _)| *k == key) {
-                    found.push((key, Found::Remote(r)));
-                }
-            }
-            found.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        let too_many = found.len() > MAX_WHO;
-        found.truncate(MAX_WHO);
-        let now_ms = unix_ms(wall);
-        for (_, user) in &found {
-            match user {
-                Found::Local(u) => self.user_item(now, from, u, out),
-                Found::Remote(r) => self.remote_item(now_ms, from, r, out),
+/// `WHO_REQ prefix`: the first [`MAX_WHO`] users whose nickname starts so, in order.
+pub(crate) fn who(cx: &mut Ctx<'_>, rq: &Req, prefix: &str) {
+    let sh = cx.sh;
+    let prefix = nick_key(prefix);
+    let mut found: Vec<(String, Found)> = sh
+        .state
+        .who(&prefix, MAX_WHO + 1)
+        .into_iter()
+        .map(|u| (nick_key(&u.nick), Found::Local(u)))
+        .collect();
+    if sh.config.cluster {
+        for r in sh.state.remote.matching(&prefix, MAX_WHO + 1) {
+            let key = nick_key(&r.nick);
+            if !found.iter().any(|(k, _)| *k == key) {
+                found.push((key, Found::Remote(r)));
             }
         }
-        if too_many {
-            out.error(from, errors::WHO_TOO_MANY);
-        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
     }
-
-    pub(super) fn whois(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        out: &mut Outbox,
-    ) {
-        let user = self.state.address_of(nick).and_then(|a| self.state.user(a));
+    let too_many = found.len() > MAX_WHO;
+    found.truncate(MAX_WHO);
+    for (_, user) in &found {
         match user {
-            Some(user) => self.user_item(now, from, &user, out),
-            None => match self.state.remote.get(nick) {
-                Some(r) => self.remote_item(unix_ms(wall), from, &r, out),
-                None => out.error(from, &format!("{nick}: not logged in")),
-            },
+            Found::Local(u) => view::user_item(cx, rq, u),
+            Found::Remote(r) => view::remote_item(cx, rq, r),
         }
+    }
+    if too_many {
+        cx.refuse(rq.from, Refusal::WhoTooMany);
+    }
+}
+
+/// `WHOIS_REQ nick`: the user of that nickname, here or on another server.
+pub(crate) fn whois(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
+    let state = &cx.sh.state;
+    match state.address_of(nick).and_then(|a| state.user(a)) {
+        Some(user) => view::user_item(cx, rq, &user),
+        None => match state.remote.get(nick) {
+            Some(r) => view::remote_item(cx, rq, &r),
+            None => cx.refuse(rq.from, Refusal::NotLoggedIn(nick)),
+        },
     }
 }

@@ -3,52 +3,53 @@
 
 use std::net::SocketAddr;
 
-use super::{Handler, Outbox, MAX_WATCH};
+use super::ctx::Ctx;
+use super::limits::MAX_WATCH;
+use super::refusal::Refusal;
 use crate::outbox::Effect;
 use crate::state::nick_key;
-use proto::{errors, valid_nick, words, Event};
+use proto::{valid_nick, words, Event};
 
-impl Handler {
-    pub(super) fn watch(&self, from: SocketAddr, nicks: &str, out: &mut Outbox) {
-        let keys: Vec<String> = words(nicks)
-            .filter(|n| valid_nick(n))
-            .map(nick_key)
-            .collect();
-        let (listed, full) = self
-            .state
-            .watch(from, keys.iter().map(String::as_str), MAX_WATCH);
-        self.save_hot_list(from, out);
-        for key in listed {
-            let held = self
-                .state
-                .address_of(&key)
-                .and_then(|a| self.state.nick_of(a))
-                .or_else(|| self.state.remote.get(&key).map(|r| r.nick));
-            if let Some(nick) = held {
-                out.send(from, &Event::UserOnline { nick: &nick });
-            }
-        }
-        if full {
-            out.error(from, errors::HOT_LIST_FULL);
+/// `WATCH_REQ`: the nicknames join the hot list of the user at `from`, which is told at
+/// once of those online.
+pub(crate) fn watch(cx: &mut Ctx<'_>, from: SocketAddr, nicks: &str) {
+    let state = &*cx.sh.state;
+    let keys: Vec<String> = words(nicks)
+        .filter(|n| valid_nick(n))
+        .map(nick_key)
+        .collect();
+    let (listed, full) = state.watch(from, keys.iter().map(String::as_str), MAX_WATCH);
+    save(cx, from);
+    for key in listed {
+        let held = state
+            .address_of(&key)
+            .and_then(|a| state.nick_of(a))
+            .or_else(|| state.remote.get(&key).map(|r| r.nick));
+        if let Some(nick) = held {
+            cx.out.send(from, &Event::UserOnline { nick: &nick });
         }
     }
-
-    pub(super) fn unwatch(&self, from: SocketAddr, nicks: &str, out: &mut Outbox) {
-        let keys: Vec<String> = words(nicks).map(nick_key).collect();
-        self.state.unwatch(from, keys.iter().map(String::as_str));
-        self.save_hot_list(from, out);
+    if full {
+        cx.refuse(from, Refusal::HotListFull);
     }
+}
 
-    /// Asks for the hot list of a password-logged-in user to be stored with its account.
-    pub(super) fn save_hot_list(&self, addr: SocketAddr, out: &mut Outbox) {
-        let Some(user) = self.state.user(addr) else {
-            return;
-        };
-        if user.session.is_some() && self.accounts.is_registered(&user.nick) {
-            out.effect(Effect::SaveHotList {
-                key: nick_key(&user.nick),
-                watch: user.watching.iter().map(|w| w.to_string()).collect(),
-            });
-        }
+/// `UNWATCH_REQ`: the nicknames leave the hot list. No answer.
+pub(crate) fn unwatch(cx: &mut Ctx<'_>, from: SocketAddr, nicks: &str) {
+    let keys: Vec<String> = words(nicks).map(nick_key).collect();
+    cx.sh.state.unwatch(from, keys.iter().map(String::as_str));
+    save(cx, from);
+}
+
+/// Asks for the hot list of a password-logged-in user to be stored with its account.
+fn save(cx: &mut Ctx<'_>, addr: SocketAddr) {
+    let Some(user) = cx.sh.state.user(addr) else {
+        return;
+    };
+    if user.session.is_some() && cx.sh.accounts.is_registered(&user.nick) {
+        cx.out.effect(Effect::SaveHotList {
+            key: nick_key(&user.nick),
+            watch: user.watching.iter().map(|w| w.to_string()).collect(),
+        });
     }
 }

@@ -1,192 +1,192 @@
-//! Logging in and off: classic `LOGIN_REQ`, `LOGOFF`, and in cluster mode the wait for
-//! the nickname's lease, which completes the login when the answer comes back.
+//! Logging in and off: classic `LOGIN_REQ`, `LOGOFF`, in cluster mode the wait for the
+//! nickname's lease, which completes the login when the answer comes back, and what every
+//! login ends with (the acknowledgement, the watchers, the hot list, the mail kept).
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
 
-use super::{Handler, LeaseWait, Outbox, MAX_WAITING};
+use super::ctx::{Ctx, LeaseWait, Req};
+use super::limits::MAX_WAITING;
+use super::refusal::Refusal;
+use super::{channels, history, hotlist, multicast, view};
 use crate::outbox::{Effect, LeaseAnswer, Ticket};
-use crate::state::{ClaimError, Route};
+use crate::state::Route;
 use proto::auth::SessionKeys;
-use proto::{errors, valid_nick, Event};
+use proto::{valid_nick, Event};
 
-impl Handler {
-    pub(super) fn login(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        out: &mut Outbox,
-    ) {
-        if let Some(held) = self.state.nick_of(from) {
-            if *held == *nick {
-                // The first LOGIN_ACK may have been lost: answer again.
-                return out.send(from, &Event::LoginAck { nick });
-            }
-            self.logoff(from, out);
+/// `LOGIN_REQ nick`: a guest login (a new login from an address logs its user off
+/// first).
+pub(crate) fn login(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
+    let (sh, from) = (cx.sh, rq.from);
+    if let Some(held) = sh.state.nick_of(from) {
+        if *held == *nick {
+            // The first LOGIN_ACK may have been lost: answer again.
+            return cx.out.send(from, &Event::LoginAck { nick });
         }
-        if !valid_nick(nick) {
-            return out.error(from, errors::INVALID_NICK);
-        }
-        if self.accounts.is_registered(nick) {
-            return out.error(from, errors::NICK_REGISTERED);
-        }
-        if self.accounts.looks_registered(nick) {
-            return out.error(from, errors::NICK_CONFUSABLE);
-        }
-        if self.config.cluster {
-            return self.reserve_and_claim(now, from, nick, None, out);
-        }
-        match self.state.claim(from, nick, now) {
-            Ok(()) => self.logged_in(now, wall, from, nick, out),
-            Err(ClaimError::InUse) => out.error(from, errors::NICK_IN_USE),
-            Err(ClaimError::Full) => out.error(from, errors::SERVER_FULL),
+        logoff(cx, from);
+    }
+    if !valid_nick(nick) {
+        return cx.refuse(from, Refusal::InvalidNick);
+    }
+    if sh.accounts.is_registered(nick) {
+        return cx.refuse(from, Refusal::NickRegistered);
+    }
+    if sh.accounts.looks_registered(nick) {
+        return cx.refuse(from, Refusal::NickConfusable);
+    }
+    if sh.config.cluster {
+        return reserve_and_claim(cx, rq, nick, None);
+    }
+    match sh.state.claim(from, nick, rq.now) {
+        Ok(()) => logged_in(cx, rq, nick),
+        Err(e) => cx.refuse(from, e.into()),
+    }
+}
+
+/// Cluster mode: reserves `nick` here and asks for its lease; the login completes in
+/// [`lease_answered`]. `session` is set for a password login.
+pub(crate) fn reserve_and_claim(
+    cx: &mut Ctx<'_>,
+    rq: &Req,
+    nick: &str,
+    session: Option<(SessionKeys, Vec<String>)>,
+) {
+    let (sh, from) = (cx.sh, rq.from);
+    let leases = &sh.waits.leases;
+    if let Some(w) = leases.get(&from) {
+        if w.nick == nick && w.session.is_none() && session.is_none() {
+            // A retry while the lease is asked for: the answer will come.
+            return;
         }
     }
-
-    /// Cluster mode: reserves `nick` here and asks for its lease; the login completes in
-    /// [`lease_answered`](Self::lease_answered). `session` is set for a password login.
-    pub(super) fn reserve_and_claim(
-        &self,
-        now: Instant,
-        from: SocketAddr,
-        nick: &str,
-        session: Option<(SessionKeys, Vec<String>)>,
-        out: &mut Outbox,
-    ) {
-        if let Some(w) = self.waits.leases.get(&from) {
-            if w.nick == nick && w.session.is_none() && session.is_none() {
-                // A retry while the lease is asked for: the answer will come.
-                return;
-            }
-        }
-        self.give_up_lease_wait(from);
-        if self.waits.leases.len() >= MAX_WAITING {
-            return out.error(from, errors::SERVER_FULL);
-        }
-        let reserved = if session.is_some() {
-            self.state.reserve_protected(from, nick)
-        } else {
-            self.state.reserve(from, nick)
-        };
-        match reserved {
-            Ok(()) => {}
-            Err(ClaimError::InUse) => return out.error(from, errors::NICK_IN_USE),
-            Err(ClaimError::Full) => return out.error(from, errors::SERVER_FULL),
-        }
-        let ticket = self.ticket(from, Route::Addr(from));
-        self.waits.leases.insert(
-            from,
-            LeaseWait {
-                serial: ticket.serial,
-                nick: nick.to_owned(),
-                since: now,
-                session,
-            },
-        );
-        out.effect(Effect::ClaimLease {
-            ticket,
+    if let Some((_, old)) = leases.remove(&from) {
+        sh.state.unreserve(from, &old.nick);
+    }
+    if leases.len() >= MAX_WAITING {
+        return cx.refuse(from, Refusal::ServerFull);
+    }
+    let reserved = if session.is_some() {
+        sh.state.reserve_protected(from, nick)
+    } else {
+        sh.state.reserve(from, nick)
+    };
+    if let Err(e) = reserved {
+        return cx.refuse(from, e.into());
+    }
+    let ticket = cx.ticket(from, Route::Addr(from));
+    leases.insert(
+        from,
+        LeaseWait {
+            serial: ticket.serial,
             nick: nick.to_owned(),
+            since: rq.now,
+            session,
+        },
+    );
+    cx.out.effect(Effect::ClaimLease {
+        ticket,
+        nick: nick.to_owned(),
+    });
+}
+
+/// The answer to a lease claim: completes or refuses the login that waited for it
+/// (`rq.from` is the ticket's address).
+pub(crate) fn lease_answered(cx: &mut Ctx<'_>, rq: &Req, ticket: Ticket, answer: LeaseAnswer) {
+    let (sh, from) = (cx.sh, rq.from);
+    let Some((_, wait)) = sh
+        .waits
+        .leases
+        .remove_if(&from, |_, w| w.serial == ticket.serial)
+    else {
+        return;
+    };
+    let taken = match answer {
+        LeaseAnswer::Granted => false,
+        LeaseAnswer::Refused => true,
+        // Redis unreachable: the last known view of the others decides.
+        LeaseAnswer::Unavailable => sh.state.remote.get(&wait.nick).is_some(),
+    };
+    if taken {
+        sh.state.unreserve(from, &wait.nick);
+        return cx.refuse(from, Refusal::NickInUse);
+    }
+    sh.state.admit(from, &wait.nick, rq.now, None);
+    match wait.session {
+        None => logged_in(cx, rq, &wait.nick),
+        Some((keys, watch)) => {
+            if !sh.state.open_session(from, keys) {
+                // Two logins derived the same session id: astronomically unlikely, and
+                // refused rather than merged.
+                logoff(cx, from);
+                return cx.refuse(from, Refusal::LoginFailed);
+            }
+            protected_login_done(cx, rq, &wait.nick, false, &watch);
+        }
+    }
+}
+
+/// A new user at `rq.from` exists: acknowledge, tell its watchers and the cluster.
+pub(crate) fn logged_in(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
+    cx.out.send(rq.from, &Event::LoginAck { nick });
+    for watcher in cx.sh.state.watchers_of(nick) {
+        cx.out.send(watcher, &Event::UserOnline { nick });
+    }
+    view::publish_user(cx, rq);
+    // A password login: private messages kept while it was away (part 5).
+    history::fetch_mail(cx, rq.now, rq.from, nick);
+}
+
+/// The protected user at `rq.from` exists: acknowledge, tell watchers and the cluster
+/// (unless it was already on as a guest: an `upgrade`), restore the hot list kept with
+/// the account.
+pub(crate) fn protected_login_done(
+    cx: &mut Ctx<'_>,
+    rq: &Req,
+    nick: &str,
+    upgrade: bool,
+    watch: &[String],
+) {
+    if upgrade {
+        cx.out.send(rq.from, &Event::LoginAck { nick });
+        view::publish_user(cx, rq);
+    } else {
+        logged_in(cx, rq, nick);
+    }
+    if !watch.is_empty() {
+        // Restore the hot list kept with the account (answers USER_ONLINE as WATCH does).
+        hotlist::watch(cx, rq.from, &watch.join(" "));
+    }
+}
+
+/// `LOGOFF` (and the idle sweep, a kill, a new login from the address): the user at
+/// `from` leaves its channels, its watchers are told, its lease is released.
+pub(crate) fn logoff(cx: &mut Ctx<'_>, from: SocketAddr) {
+    let sh = cx.sh;
+    let Some(gone) = sh.state.depart(from) else {
+        return;
+    };
+    let nick = &gone.user.nick;
+    multicast::leave_groups(sh, from, &gone.user.channels);
+    for (id, rest) in &gone.parts {
+        let Some(ch) = sh.state.channel(*id) else {
+            continue;
+        };
+        let event = Event::UserParts {
+            title: &ch.title,
+            nick,
+        };
+        multicast::fanout(cx, *id, rest.clone(), &event);
+    }
+    for watcher in sh.state.watchers_of(nick) {
+        cx.out.send(watcher, &Event::UserOffline { nick });
+    }
+    if sh.config.cluster {
+        // One effect for both, so the others hear of the departure only once the name
+        // is free in Redis (they may let someone take it at once).
+        cx.out.effect(Effect::ReleaseLease {
+            nick: nick.to_string(),
         });
     }
-
-    /// Drops the lease wait of `from`, if any, and its reservation.
-    fn give_up_lease_wait(&self, from: SocketAddr) {
-        if let Some((_, old)) = self.waits.leases.remove(&from) {
-            self.state.unreserve(from, &old.nick);
-        }
-    }
-
-    /// The answer to a lease claim: completes or refuses the login that waited for it.
-    pub(super) fn lease_answered(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        ticket: Ticket,
-        answer: LeaseAnswer,
-        out: &mut Outbox,
-    ) {
-        let from = ticket.addr;
-        let wait = match self
-            .waits
-            .leases
-            .remove_if(&from, |_, w| w.serial == ticket.serial)
-        {
-            Some((_, w)) => w,
-            None => return,
-        };
-        let taken = match answer {
-            LeaseAnswer::Granted => false,
-            LeaseAnswer::Refused => true,
-            // Redis unreachable: the last known view of the others decides.
-            LeaseAnswer::Unavailable => self.state.remote.get(&wait.nick).is_some(),
-        };
-        if taken {
-            self.state.unreserve(from, &wait.nick);
-            return out.error(from, errors::NICK_IN_USE);
-        }
-        self.state.admit(from, &wait.nick, now, None);
-        match wait.session {
-            None => self.logged_in(now, wall, from, &wait.nick, out),
-            Some((keys, watch)) => {
-                if !self.state.open_session(from, keys) {
-                    // Two logins derived the same session id: astronomically unlikely, and
-                    // refused rather than merged.
-                    self.logoff(from, out);
-                    return out.error(from, errors::LOGIN_FAILED);
-                }
-                self.protected_login_done(now, wall, from, &wait.nick, false, &watch, out);
-            }
-        }
-    }
-
-    /// A new user at `from` exists: acknowledge, tell its watchers and the cluster.
-    pub(super) fn logged_in(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        out: &mut Outbox,
-    ) {
-        out.send(from, &Event::LoginAck { nick });
-        for watcher in self.state.watchers_of(nick) {
-            out.send(watcher, &Event::UserOnline { nick });
-        }
-        self.publish_user(now, wall, from, out);
-        // A password login: private messages kept while it was away (part 5).
-        self.fetch_mail(now, from, nick, out);
-    }
-
-    pub(super) fn logoff(&self, from: SocketAddr, out: &mut Outbox) {
-        let Some(gone) = self.state.depart(from) else {
-            return;
-        };
-        let nick = &gone.user.nick;
-        self.leave_groups(from, &gone.user.channels);
-        for (id, rest) in &gone.parts {
-            let Some(ch) = self.state.channel(*id) else {
-                continue;
-            };
-            let event = Event::UserParts {
-                title: &ch.title,
-                nick,
-            };
-            self.channel_fanout(*id, rest.clone(), &event, out);
-        }
-        for watcher in self.state.watchers_of(nick) {
-            out.send(watcher, &Event::UserOffline { nick });
-        }
-        if self.config.cluster {
-            // One effect for both, so the others hear of the departure only once the name
-            // is free in Redis (they may let someone take it at once).
-            out.effect(Effect::ReleaseLease {
-                nick: nick.to_string(),
-            });
-        }
-        for (id, _) in &gone.parts {
-            self.left_channel(*id, out);
-        }
+    for (id, _) in &gone.parts {
+        channels::left_channel(cx, *id);
     }
 }

@@ -3,423 +3,347 @@
 //! carries out. `CHAN_MODE` is in [`super::modes`].
 //!
 //! Every request is checked against the actor's rights on this server
-//! ([`Handler::may_moderate`]); one without them gets an ERROR and changes nothing. What
+//! ([`rights::may_moderate`]); one without them is refused and changes nothing. What
 //! changes is stored for registered and configured channels, told to the other servers
 //! of a cluster, shown to part-5 members as `CHAN_NOTICE`, and written to the audit log.
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
-
 use super::created::{stored, valid_description};
-use super::{unix_ms, Handler, Outbox};
+use super::ctx::{unix_ms, Actor, Ctx, Req};
+use super::limits::MAX_BAN_SECONDS;
+use super::refusal::Refusal;
+use super::view::{self, ChannelView};
+use super::{channels, rights};
 use crate::outbox::community::Order;
 use crate::outbox::{CommunityEffect, CommunityEvent};
 use crate::state::community::{Ban, Mask};
 use crate::state::{nick_key, Channel, ChannelId, Kind};
 use proto::{valid_nick, Event};
 
-/// The longest ban, in seconds (ten years); 0 means until lifted.
-pub const MAX_BAN_SECONDS: u64 = 315_360_000;
-
-/// The length of a ban as typed (`0`: until lifted), or `None` after telling `from` what
-/// is wrong with it; channel bans and address bans take the same form.
-pub(super) fn ban_seconds(seconds: &str, from: SocketAddr, out: &mut Outbox) -> Option<u64> {
-    let secs = seconds
-        .parse::<u64>()
-        .ok()
-        .filter(|s| *s <= MAX_BAN_SECONDS);
-    if secs.is_none() {
-        out.error(
-            from,
-            &format!("invalid ban time; give seconds up to {MAX_BAN_SECONDS}, 0 for until lifted"),
-        );
-    }
-    secs
+/// How long a ban lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BanTime {
+    /// As typed: seconds, `0` until lifted.
+    pub(crate) secs: u64,
+    /// When it ends, in milliseconds since the Unix epoch; `0` never.
+    pub(crate) until_ms: u64,
 }
 
-impl Handler {
-    pub(super) fn topic(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        title: &str,
-        text: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.state.channel_by_title(title) else {
-            return out.error(from, &format!("no channel named {title}"));
-        };
-        if ch.with_meta(|m| m.topic_locked) {
-            if !self.may_moderate(from, &ch) {
-                return out.error(from, &format!("you are not an operator of {}", ch.title));
-            }
-        } else if !ch.contains(from) && !self.may_moderate(from, &ch) {
-            return out.error(from, &format!("you are not in {}", ch.title));
-        }
-        if !valid_description(text) {
-            return out.error(from, "invalid topic");
-        }
-        ch.with_meta(|m| m.description = text.into());
-        self.channel_changed(wall, &ch, nick, "topic", text, from, out);
-    }
+/// The length of a ban `a` typed, or `None` after refusing it; channel bans and address
+/// bans take the same form.
+pub(crate) fn ban_time(cx: &mut Ctx<'_>, a: &Actor<'_>, seconds: &str) -> Option<BanTime> {
+    let Some(secs) = seconds.parse().ok().filter(|s| *s <= MAX_BAN_SECONDS) else {
+        cx.refuse(a.rq.from, Refusal::InvalidBanTime);
+        return None;
+    };
+    let until_ms = match secs {
+        0 => 0,
+        _ => unix_ms(a.rq.wall) + secs * 1000,
+    };
+    Some(BanTime { secs, until_ms })
+}
 
-    /// After a change of topic or modes: store, tell the cluster and the members, audit.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn channel_changed(
-        &self,
-        wall: SystemTime,
-        ch: &Channel,
-        nick: &str,
-        action: &str,
-        args: &str,
-        from: SocketAddr,
-        out: &mut Outbox,
-    ) {
-        if let Some(record) = stored(ch, unix_ms(wall)) {
-            self.community_effect(CommunityEffect::SaveChannel(record), out);
+/// `CHAN_TOPIC title text`: members may, unless the topic is locked (then operators).
+pub(crate) fn topic(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, text: &str) {
+    let (sh, from) = (cx.sh, a.rq.from);
+    let Some(ch) = sh.state.channel_by_title(title) else {
+        return cx.refuse(from, Refusal::NoChannel(title));
+    };
+    if ch.with_meta(|m| m.topic_locked) {
+        if !rights::may_moderate(sh, from, &ch) {
+            return cx.refuse(from, Refusal::NotOperatorOf(&ch.title));
         }
-        self.notice(ch, nick, action, args, Some(from), out);
-        let event = ch.with_meta(|m| CommunityEvent::Changed {
-            title: ch.title.to_string(),
-            description: m.description.to_string(),
-            invite_only: m.invite_only,
-            moderated: m.moderated,
-            topic_locked: m.topic_locked,
-            limit: m.limit,
-            actor: nick.to_owned(),
-            notice: format!("{action} {args}").trim_end().to_owned(),
-        });
-        self.publish_community(event, out);
-        self.log_action(wall, nick, action, &ch.title, args, out);
+    } else if !ch.contains(from) && !rights::may_moderate(sh, from, &ch) {
+        return cx.refuse(from, Refusal::NotIn(&ch.title));
     }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn kick(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        title: &str,
-        target: &str,
-        reason: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.moderated_channel(from, title, out) else {
-            return;
-        };
-        if target.is_empty() {
-            return out.error(from, "no nickname given");
-        }
-        let reason = if reason.is_empty() {
-            "no reason given"
-        } else {
-            reason
-        };
-        if !self.remove_member(&ch, target, nick, reason, out) {
-            return out.error(from, &format!("{target} is not in {}", ch.title));
-        }
-        if !ch.contains(from) || self.state.address_of(target).is_none() {
-            // Members hear of it from the removal; the actor needs its own answer.
-            out.send(
-                from,
-                &Event::ChanNotice {
-                    title: &ch.title,
-                    actor: nick,
-                    action: "kick",
-                    args: &format!("{target} {reason}"),
-                },
-            );
-        }
-        self.log_action(
-            wall,
-            nick,
-            "kick",
-            &ch.title,
-            &format!("{target} {reason}"),
-            out,
-        );
+    if !valid_description(text) {
+        return cx.refuse(from, Refusal::InvalidTopic);
     }
+    ch.with_meta(|m| m.description = text.into());
+    changed(cx, a, &ch, "topic", text);
+}
 
-    /// Removes member `target` from `ch`: a local member through the worker that owns it,
-    /// a member on another server through that server. Returns whether it is a member.
-    fn remove_member(
-        &self,
-        ch: &Channel,
-        target: &str,
-        by: &str,
-        reason: &str,
-        out: &mut Outbox,
-    ) -> bool {
-        if let Some(addr) = self.state.address_of(target) {
-            if !ch.contains(addr) {
-                return false;
-            }
-            let Some(held) = self.state.nick_of(addr) else {
-                return false;
-            };
-            self.relay(
-                addr,
-                Order::Evict {
-                    nick: held.to_string(),
-                    id: ch.id,
-                    by: by.to_owned(),
-                    reason: reason.to_owned(),
-                },
-                out,
-            );
-            return true;
-        }
-        match self.state.remote.get(target) {
-            Some(r) if self.config.cluster && r.channels.contains(&ch.id) => {
-                self.publish_community(
-                    CommunityEvent::Evict {
-                        title: ch.title.to_string(),
-                        nick: r.nick.to_string(),
-                        by: by.to_owned(),
-                        reason: reason.to_owned(),
-                    },
-                    out,
-                );
-                true
-            }
-            _ => false,
-        }
+/// After `a` changed the topic or modes of `ch`: store, tell the cluster and the
+/// members, audit.
+pub(crate) fn changed(cx: &mut Ctx<'_>, a: &Actor<'_>, ch: &Channel, action: &str, args: &str) {
+    if let Some(record) = stored(ch, unix_ms(a.rq.wall)) {
+        cx.community(CommunityEffect::SaveChannel(record));
     }
+    view::notice_of(cx, a, ch, action, args);
+    let event = ch.with_meta(|m| CommunityEvent::Changed {
+        title: ch.title.to_string(),
+        description: m.description.to_string(),
+        invite_only: m.invite_only,
+        moderated: m.moderated,
+        topic_locked: m.topic_locked,
+        limit: m.limit,
+        actor: a.nick.to_owned(),
+        notice: format!("{action} {args}").trim_end().to_owned(),
+    });
+    cx.publish_community(event);
+    cx.log(a, action, &ch.title, args);
+}
 
-    /// Carries out the removal of the local user at `addr` from channel `id` (on the
-    /// worker that owns it): it gets `PART_ACK` and, a classic client, `ERROR you were
-    /// removed from TITLE by NICK: reason`; the other members get `USER_PARTS` (classic)
-    /// or `CHAN_NOTICE ... kick` (part 5).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn evicted(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        addr: SocketAddr,
-        id: ChannelId,
-        by: &str,
-        reason: &str,
-        out: &mut Outbox,
-    ) {
-        let (Some(ch), Some(nick)) = (self.state.channel(id), self.state.nick_of(addr)) else {
-            return;
-        };
-        let Some(parted) = self.state.part(addr, id) else {
-            return;
-        };
-        let args = format!("{nick} {reason}");
-        let parts = Event::UserParts {
-            title: &ch.title,
-            nick: &nick,
-        };
-        out.fanout(self.members_by_kind(&parted.rest, false), &parts, id);
-        let notice = Event::ChanNotice {
-            title: &ch.title,
-            actor: by,
-            action: "kick",
-            args: &args,
-        };
-        out.fanout(self.members_by_kind(&parted.rest, true), &notice, id);
-        out.send(addr, &Event::PartAck(self.view_of(ch.clone()).info()));
-        if self.state.is_community(addr) {
-            out.send(addr, &notice);
-        } else {
-            out.error(
-                addr,
-                &format!("you were removed from {} by {by}: {reason}", ch.title),
-            );
-        }
-        if let (true, Some(current)) = (parted.was_current, parted.new_current) {
-            if let Some(v) = self.channel_view(current) {
-                out.send(addr, &Event::JoinAck(v.info()));
-            }
-        }
-        self.publish_user(now, wall, addr, out);
-        self.left_channel(id, out);
+/// `CHAN_KICK title nick reason`.
+pub(crate) fn kick(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, target: &str, reason: &str) {
+    let from = a.rq.from;
+    let Some(ch) = rights::moderated_channel(cx, from, title) else {
+        return;
+    };
+    if target.is_empty() {
+        return cx.refuse(from, Refusal::NoNickGiven);
     }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ban(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        title: &str,
-        seconds: &str,
-        mask: &str,
-        reason: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.moderated_channel(from, title, out) else {
-            return;
-        };
-        let Some(secs) = ban_seconds(seconds, from, out) else {
-            return;
-        };
-        let Some(parsed) = Mask::parse(mask) else {
-            return out.error(
-                from,
-                "invalid ban mask; give a nickname pattern or account:NAME",
-            );
-        };
-        let now_ms = unix_ms(wall);
-        let ban = Ban {
-            mask: parsed,
-            until_ms: if secs == 0 { 0 } else { now_ms + secs * 1000 },
-            by: nick.into(),
-            reason: reason.into(),
-        };
-        let max = self.live().max_bans;
-        if !add_ban(&ch, ban.clone(), max, now_ms) {
-            return out.error(from, &format!("too many bans on {}", ch.title));
-        }
-        let record = ban.to_stored();
-        if ch.with_meta(|m| m.kind) != Kind::Temporary {
-            self.community_effect(
-                CommunityEffect::SaveBan {
-                    chan: ch.title.to_lowercase(),
-                    ban: record.clone(),
-                },
-                out,
-            );
-        }
-        let args = format!("{} {secs} {reason}", ban.mask);
-        self.notice(&ch, nick, "ban", args.trim_end(), Some(from), out);
-        self.publish_community(
-            CommunityEvent::Ban {
-                title: ch.title.to_string(),
-                ban: record,
-                seconds: secs,
-            },
-            out,
-        );
-        self.evict_banned(&ch, &ban, out);
-        self.log_action(wall, nick, "ban", &ch.title, args.trim_end(), out);
+    let reason = if reason.is_empty() {
+        "no reason given"
+    } else {
+        reason
+    };
+    if !remove_member(cx, a, &ch, target, reason) {
+        return cx.refuse(from, Refusal::NotMember(target, &ch.title));
     }
-
-    /// Removes the local members of `ch` that `ban` covers (not operators).
-    pub(super) fn evict_banned(&self, ch: &Channel, ban: &Ban, out: &mut Outbox) {
-        let reason = if ban.reason.is_empty() {
-            "banned".to_owned()
-        } else {
-            format!("banned: {}", ban.reason)
-        };
-        for addr in ch.snapshot().iter().map(|m| m.addr) {
-            let Some(u) = self.state.user(addr) else {
-                continue;
-            };
-            let account = u.session.map(|_| nick_key(&u.nick));
-            if ban.mask.matches(&u.nick, account.as_deref()) && !self.may_moderate(addr, ch) {
-                let order = Order::Evict {
-                    nick: u.nick.to_string(),
-                    id: ch.id,
-                    by: ban.by.to_string(),
-                    reason: reason.clone(),
-                };
-                self.relay(addr, order, out);
-            }
-        }
-    }
-
-    pub(super) fn unban(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        title: &str,
-        mask: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.moderated_channel(from, title, out) else {
-            return;
-        };
-        let Some(parsed) = Mask::parse(mask) else {
-            return out.error(
-                from,
-                "invalid ban mask; give a nickname pattern or account:NAME",
-            );
-        };
-        if !remove_ban(&ch, &parsed) {
-            return out.error(from, &format!("no ban on {parsed} in {}", ch.title));
-        }
-        if ch.with_meta(|m| m.kind) != Kind::Temporary {
-            self.community_effect(
-                CommunityEffect::DeleteBan {
-                    chan: ch.title.to_lowercase(),
-                    mask: parsed.to_string(),
-                },
-                out,
-            );
-        }
-        let text = parsed.to_string();
-        self.notice(&ch, nick, "unban", &text, Some(from), out);
-        self.publish_community(
-            CommunityEvent::Unban {
-                title: ch.title.to_string(),
-                mask: text.clone(),
-                actor: nick.to_owned(),
-            },
-            out,
-        );
-        self.log_action(wall, nick, "unban", &ch.title, &text, out);
-    }
-
-    pub(super) fn invite(
-        &self,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        title: &str,
-        who: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(ch) = self.moderated_channel(from, title, out) else {
-            return;
-        };
-        if !valid_nick(who) {
-            return out.error(from, "invalid nickname");
-        }
-        add_invite(&ch, who, self.live().max_bans);
-        self.tell_invited(&ch, who, nick, out);
-        self.publish_community(
-            CommunityEvent::Invite {
-                title: ch.title.to_string(),
-                nick: who.to_owned(),
-                by: nick.to_owned(),
-            },
-            out,
-        );
-        out.send(
+    let args = format!("{target} {reason}");
+    if !ch.contains(from) || cx.sh.state.address_of(target).is_none() {
+        // Members hear of it from the removal; the actor needs its own answer.
+        cx.out.send(
             from,
             &Event::ChanNotice {
                 title: &ch.title,
-                actor: nick,
-                action: "invite",
-                args: who,
+                actor: a.nick,
+                action: "kick",
+                args: &args,
             },
         );
-        self.log_action(wall, nick, "invite", &ch.title, who, out);
     }
+    cx.log(a, "kick", &ch.title, &args);
+}
 
-    /// Sends `INVITED` to `who` if it is a local part-5 client.
-    pub(super) fn tell_invited(&self, ch: &Channel, who: &str, by: &str, out: &mut Outbox) {
-        if let Some(addr) = self.state.address_of(who) {
-            if self.state.is_community(addr) {
-                out.send(
-                    addr,
-                    &Event::Invited {
-                        title: &ch.title,
-                        by,
-                    },
-                );
-            }
+/// Removes member `target` from `ch` for `a`: a local member through the worker that
+/// owns it, a member on another server through that server. Returns whether it is a
+/// member.
+fn remove_member(
+    cx: &mut Ctx<'_>,
+    a: &Actor<'_>,
+    ch: &Channel,
+    target: &str,
+    reason: &str,
+) -> bool {
+    let sh = cx.sh;
+    if let Some(addr) = sh.state.address_of(target) {
+        if !ch.contains(addr) {
+            return false;
         }
+        let Some(held) = sh.state.nick_of(addr) else {
+            return false;
+        };
+        let order = Order::Evict {
+            nick: held.to_string(),
+            id: ch.id,
+            by: a.nick.to_owned(),
+            reason: reason.to_owned(),
+        };
+        cx.relay(addr, order);
+        return true;
+    }
+    match sh.state.remote.get(target) {
+        Some(r) if sh.config.cluster && r.channels.contains(&ch.id) => {
+            cx.publish_community(CommunityEvent::Evict {
+                title: ch.title.to_string(),
+                nick: r.nick.to_string(),
+                by: a.nick.to_owned(),
+                reason: reason.to_owned(),
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Carries out the removal of the local user at `rq.from` from channel `id` (on the
+/// worker that owns it): it gets `PART_ACK` and, a classic client, `ERROR you were
+/// removed from TITLE by NICK: reason`; the other members get `USER_PARTS` (classic)
+/// or `CHAN_NOTICE ... kick` (part 5).
+pub(crate) fn evicted(cx: &mut Ctx<'_>, rq: &Req, id: ChannelId, by: &str, reason: &str) {
+    let (sh, addr) = (cx.sh, rq.from);
+    let (Some(ch), Some(nick)) = (sh.state.channel(id), sh.state.nick_of(addr)) else {
+        return;
+    };
+    let Some(parted) = sh.state.part(addr, id) else {
+        return;
+    };
+    let args = format!("{nick} {reason}");
+    let parts = Event::UserParts {
+        title: &ch.title,
+        nick: &nick,
+    };
+    cx.out
+        .fanout(view::members_by_kind(sh, &parted.rest, false), &parts, id);
+    let notice = Event::ChanNotice {
+        title: &ch.title,
+        actor: by,
+        action: "kick",
+        args: &args,
+    };
+    cx.out
+        .fanout(view::members_by_kind(sh, &parted.rest, true), &notice, id);
+    cx.out.send(
+        addr,
+        &Event::PartAck(ChannelView::of(sh, ch.clone()).info()),
+    );
+    if sh.state.is_community(addr) {
+        cx.out.send(addr, &notice);
+    } else {
+        cx.refuse(addr, Refusal::Removed(&ch.title, by, reason));
+    }
+    if parted.was_current {
+        channels::current_changed(cx, rq, parted.new_current);
+    }
+    view::publish_user(cx, rq);
+    channels::left_channel(cx, id);
+}
+
+/// `CHAN_BAN title seconds mask reason`: the ban is kept (stored but for a temporary
+/// channel) and the local members it covers are removed.
+pub(crate) fn ban(
+    cx: &mut Ctx<'_>,
+    a: &Actor<'_>,
+    title: &str,
+    seconds: &str,
+    mask: &str,
+    reason: &str,
+) {
+    let from = a.rq.from;
+    let Some(ch) = rights::moderated_channel(cx, from, title) else {
+        return;
+    };
+    let Some(BanTime { secs, until_ms }) = ban_time(cx, a, seconds) else {
+        return;
+    };
+    let Some(parsed) = Mask::parse(mask) else {
+        return cx.refuse(from, Refusal::InvalidBanMask);
+    };
+    let ban = Ban {
+        mask: parsed,
+        until_ms,
+        by: a.nick.into(),
+        reason: reason.into(),
+    };
+    if !add_ban(&ch, ban.clone(), cx.live().max_bans, unix_ms(a.rq.wall)) {
+        return cx.refuse(from, Refusal::TooManyBans(&ch.title));
+    }
+    let record = ban.to_stored();
+    if ch.with_meta(|m| m.kind) != Kind::Temporary {
+        cx.community(CommunityEffect::SaveBan {
+            chan: ch.title.to_lowercase(),
+            ban: record.clone(),
+        });
+    }
+    let args = format!("{} {secs} {reason}", ban.mask);
+    view::notice_of(cx, a, &ch, "ban", args.trim_end());
+    cx.publish_community(CommunityEvent::Ban {
+        title: ch.title.to_string(),
+        ban: record,
+        seconds: secs,
+    });
+    evict_banned(cx, &ch, &ban);
+    cx.log(a, "ban", &ch.title, args.trim_end());
+}
+
+/// Removes the local members of `ch` that `ban` covers (not operators).
+pub(crate) fn evict_banned(cx: &mut Ctx<'_>, ch: &Channel, ban: &Ban) {
+    let sh = cx.sh;
+    let reason = if ban.reason.is_empty() {
+        "banned".to_owned()
+    } else {
+        format!("banned: {}", ban.reason)
+    };
+    for addr in ch.snapshot().iter().map(|m| m.addr) {
+        let Some(u) = sh.state.user(addr) else {
+            continue;
+        };
+        let account = u.session.map(|_| nick_key(&u.nick));
+        if ban.mask.matches(&u.nick, account.as_deref()) && !rights::may_moderate(sh, addr, ch) {
+            let order = Order::Evict {
+                nick: u.nick.to_string(),
+                id: ch.id,
+                by: ban.by.to_string(),
+                reason: reason.clone(),
+            };
+            cx.relay(addr, order);
+        }
+    }
+}
+
+/// `CHAN_UNBAN title mask`.
+pub(crate) fn unban(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, mask: &str) {
+    let from = a.rq.from;
+    let Some(ch) = rights::moderated_channel(cx, from, title) else {
+        return;
+    };
+    let Some(parsed) = Mask::parse(mask) else {
+        return cx.refuse(from, Refusal::InvalidBanMask);
+    };
+    if !remove_ban(&ch, &parsed) {
+        return cx.refuse(from, Refusal::NoBanIn(&parsed, &ch.title));
+    }
+    let text = parsed.to_string();
+    if ch.with_meta(|m| m.kind) != Kind::Temporary {
+        cx.community(CommunityEffect::DeleteBan {
+            chan: ch.title.to_lowercase(),
+            mask: text.clone(),
+        });
+    }
+    view::notice_of(cx, a, &ch, "unban", &text);
+    cx.publish_community(CommunityEvent::Unban {
+        title: ch.title.to_string(),
+        mask: text.clone(),
+        actor: a.nick.to_owned(),
+    });
+    cx.log(a, "unban", &ch.title, &text);
+}
+
+/// `CHAN_INVITE title nick`: `nick` may join the invite-only channel once.
+pub(crate) fn invite(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, who: &str) {
+    let from = a.rq.from;
+    let Some(ch) = rights::moderated_channel(cx, from, title) else {
+        return;
+    };
+    if !valid_nick(who) {
+        return cx.refuse(from, Refusal::InvalidNick);
+    }
+    add_invite(&ch, who, cx.live().max_bans);
+    tell_invited(cx, &ch, who, a.nick);
+    cx.publish_community(CommunityEvent::Invite {
+        title: ch.title.to_string(),
+        nick: who.to_owned(),
+        by: a.nick.to_owned(),
+    });
+    cx.out.send(
+        from,
+        &Event::ChanNotice {
+            title: &ch.title,
+            actor: a.nick,
+            action: "invite",
+            args: who,
+        },
+    );
+    cx.log(a, "invite", &ch.title, who);
+}
+
+/// Sends `INVITED` to `who` if it is a local part-5 client.
+pub(crate) fn tell_invited(cx: &mut Ctx<'_>, ch: &Channel, who: &str, by: &str) {
+    let state = &cx.sh.state;
+    if let Some(addr) = state.address_of(who).filter(|a| state.is_community(*a)) {
+        cx.out.send(
+            addr,
+            &Event::Invited {
+                title: &ch.title,
+                by,
+            },
+        );
     }
 }
 
 /// Adds (or replaces, for the same mask) a ban; `false` when `max` bans are in force.
-pub(super) fn add_ban(ch: &Channel, ban: Ban, max: usize, now_ms: u64) -> bool {
+pub(crate) fn add_ban(ch: &Channel, ban: Ban, max: usize, now_ms: u64) -> bool {
     ch.with_meta(|m| {
         m.bans.retain(|b| b.active(now_ms));
         if let Some(old) = m.bans.iter_mut().find(|b| b.mask == ban.mask) {
@@ -435,7 +359,7 @@ pub(super) fn add_ban(ch: &Channel, ban: Ban, max: usize, now_ms: u64) -> bool {
 }
 
 /// Lifts the ban of `mask`; returns whether there was one.
-pub(super) fn remove_ban(ch: &Channel, mask: &Mask) -> bool {
+pub(crate) fn remove_ban(ch: &Channel, mask: &Mask) -> bool {
     ch.with_meta(|m| {
         let before = m.bans.len();
         m.bans.retain(|b| b.mask != *mask);
@@ -444,7 +368,7 @@ pub(super) fn remove_ban(ch: &Channel, mask: &Mask) -> bool {
 }
 
 /// Records an invitation of `who`, forgetting the oldest beyond `max`.
-pub(super) fn add_invite(ch: &Channel, who: &str, max: usize) {
+pub(crate) fn add_invite(ch: &Channel, who: &str, max: usize) {
     let key: Box<str> = nick_key(who).into();
     ch.with_meta(|m| {
         m.invites.retain(|i| *i != key);

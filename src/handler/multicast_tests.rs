@@ -1,86 +1,58 @@
 //! Unit tests of multicast channels and discovery in the state machine: requests in,
 //! datagrams and group fan-outs out, no sockets.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::*;
 use crate::config::classic_channels;
-use crate::datagram::Incoming;
-use crate::multicast::MulticastConfig;
+use crate::handler::rig::{addr, decode_all as unicast, Rig};
+use crate::handler::{Discovery, Handler, Outbox};
+use crate::multicast::{ChannelGroup, MulticastConfig};
+use crate::outbox::{ClusterInput, UserInfo};
 use crate::state::State;
 use proto::channel_data::KEY_LEN;
-use proto::{code, Request};
+use proto::{code, Event, Request};
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+/// A handler over the classic channels, Weather (1) kept off multicast, room for 100
+/// users, answering DISCOVER.
+fn rig() -> Rig {
+    let mut channels = classic_channels();
+    channels[1].multicast = false;
+    let state = Arc::new(State::new(&channels, 100));
+    let groups = MulticastConfig::new("239.77.0.0/24".parse().unwrap()).groups(&channels, 2027);
+    let h = Handler::new(state, 1024, Duration::from_secs(120))
+        .with_groups(Arc::new(groups))
+        .with_discovery(Discovery {
+            name: "chat.example".into(),
+            port: 2027,
+        });
+    Rig::with(h)
 }
 
-/// A handler over the classic channels, Weather (1) kept off multicast, and a clock.
-struct Rig {
-    h: Handler,
-    t0: Instant,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let mut channels = classic_channels();
-        channels[1].multicast = false;
-        let state = Arc::new(State::new(&channels, 100));
-        let groups = MulticastConfig::new("239.77.0.0/24".parse().unwrap()).groups(&channels, 2027);
-        let h = Handler::new(state, 1024, Duration::from_secs(120))
-            .with_groups(Arc::new(groups))
-            .with_discovery(Discovery {
-                name: "chat.example".into(),
-                port: 2027,
-            });
-        Rig {
-            h,
-            t0: Instant::now(),
-        }
-    }
-
-    fn raw(&self, from: u16, bytes: &[u8]) -> Outbox {
-        let mut out = Outbox::new();
-        self.h.handle(
-            self.t0,
-            SystemTime::now(),
-            Incoming::new(addr(from), bytes),
-            &mut out,
+/// Logs `nick` in at port `from`, asking for multicast if `mcast`.
+fn user(r: &Rig, from: u16, nick: &str, mcast: bool) {
+    r.send(from, Request::Login { nick });
+    if mcast {
+        let out = r.send(from, Request::Caps { caps: "multicast" });
+        assert_eq!(
+            unicast(&out),
+            vec![(from, code::CAPS_ACK, "multicast".into())]
         );
-        out
-    }
-
-    fn req(&self, from: u16, req: Request<'_>) -> Outbox {
-        self.raw(from, &req.to_bytes())
-    }
-
-    /// Logs `nick` in at port `from`, asking for multicast if `mcast`.
-    fn user(&self, from: u16, nick: &str, mcast: bool) {
-        self.req(from, Request::Login { nick });
-        if mcast {
-            let out = self.req(from, Request::Caps { caps: "multicast" });
-            assert_eq!(
-                unicast(&out),
-                vec![(from, code::CAPS_ACK, "multicast".into())]
-            );
-        }
-    }
-
-    fn group(&self, title: &str) -> Arc<crate::multicast::ChannelGroup> {
-        let id = self.h.state.channel_id(title).unwrap();
-        self.h.groups.get(id).unwrap()
     }
 }
 
-/// Unicast datagrams as (port, code, payload text).
-fn unicast(out: &Outbox) -> Vec<(u16, u16, String)> {
-    out.datagrams()
-        .into_iter()
-        .map(|(to, d)| {
-            let text = String::from_utf8(d[2..].to_vec()).unwrap();
-            (to.port(), u16::from_be_bytes([d[0], d[1]]), text)
-        })
-        .collect()
+/// ann (with the multicast cap, at port 1) and bob (without, at port 2) join Pets.
+fn ann_and_bob_in_pets(r: &Rig) {
+    user(r, 1, "ann", true);
+    user(r, 2, "bob", false);
+    r.send(1, Request::Join { title: "Pets" });
+    r.send(2, Request::Join { title: "Pets" });
+}
+
+/// The group of channel `title`.
+fn group(r: &Rig, title: &str) -> Arc<ChannelGroup> {
+    let id = r.h.state().channel_id(title).unwrap();
+    r.h.sh.groups.get(id).unwrap()
 }
 
 /// Group events as (code, payload text).
@@ -96,12 +68,12 @@ fn grouped(out: &Outbox) -> Vec<(u16, String)> {
 
 #[test]
 fn a_join_with_the_cap_is_told_the_group_and_the_group_is_probed() {
-    let r = Rig::new();
-    r.user(1, "ann", true);
-    let out = r.req(1, Request::Join { title: "pets" });
+    let r = rig();
+    user(&r, 1, "ann", true);
+    let out = r.send(1, Request::Join { title: "pets" });
     let got = unicast(&out);
     assert_eq!(got[0].1, code::JOIN_ACK);
-    let g = r.group("Pets");
+    let g = group(&r, "Pets");
     let (port, c, text) = &got[1];
     assert_eq!((*port, *c), (1, code::MCAST_GROUP));
     let fields: Vec<&str> = text.split(' ').collect();
@@ -117,31 +89,28 @@ fn a_join_with_the_cap_is_told_the_group_and_the_group_is_probed() {
     assert_eq!(g.counts().pending, 1);
     // A channel kept off multicast, and a client without the cap: no group.
     assert_eq!(
-        unicast(&r.req(1, Request::Join { title: "Weather" })).len(),
+        unicast(&r.send(1, Request::Join { title: "Weather" })).len(),
         1
     );
-    r.user(2, "bob", false);
-    let out = r.req(2, Request::Join { title: "Pets" });
+    user(&r, 2, "bob", false);
+    let out = r.send(2, Request::Join { title: "Pets" });
     assert_eq!(unicast(&out).len(), 2, "USER_JOINS to ann, JOIN_ACK to bob");
 }
 
 #[test]
 fn confirmed_members_hear_the_channel_only_on_the_group() {
-    let r = Rig::new();
-    r.user(1, "ann", true);
-    r.user(2, "bob", false);
-    r.req(1, Request::Join { title: "Pets" });
-    r.req(2, Request::Join { title: "Pets" });
+    let r = rig();
+    ann_and_bob_in_pets(&r);
     // Pending: still unicast, and the group gets it too.
-    let out = r.req(2, Request::SendPublic { text: "hi" });
+    let out = r.send(2, Request::SendPublic { text: "hi" });
     let ports: Vec<u16> = unicast(&out).iter().map(|d| d.0).collect();
     assert_eq!(ports.len(), 2);
     assert_eq!(grouped(&out).len(), 1);
     assert!(
-        r.req(1, Request::McastJoined { title: "PETS" }).is_empty(),
+        r.send(1, Request::McastJoined { title: "PETS" }).is_empty(),
         "no answer"
     );
-    let out = r.req(2, Request::SendPublic { text: "hi" });
+    let out = r.send(2, Request::SendPublic { text: "hi" });
     assert_eq!(
         unicast(&out),
         vec![(2, code::PUBLIC_MSG, "Pets bob hi".into())]
@@ -151,11 +120,11 @@ fn confirmed_members_hear_the_channel_only_on_the_group() {
         vec![(code::PUBLIC_MSG, "Pets bob hi".into())]
     );
     // Join and part notices too; replies and private messages stay unicast.
-    r.user(3, "cid", false);
-    let out = r.req(3, Request::Join { title: "Pets" });
+    user(&r, 3, "cid", false);
+    let out = r.send(3, Request::Join { title: "Pets" });
     assert_eq!(grouped(&out), vec![(code::USER_JOINS, "Pets cid".into())]);
     assert!(unicast(&out).iter().all(|d| d.0 != 1));
-    let out = r.req(
+    let out = r.send(
         3,
         Request::SendPrivate {
             recipient: "ann",
@@ -166,11 +135,11 @@ fn confirmed_members_hear_the_channel_only_on_the_group() {
         unicast(&out),
         vec![(1, code::PRIVATE_MSG, "cid psst".into())]
     );
-    let out = r.req(3, Request::Part { title: "Pets" });
+    let out = r.send(3, Request::Part { title: "Pets" });
     assert_eq!(grouped(&out), vec![(code::USER_PARTS, "Pets cid".into())]);
     // MCAST_LEFT: back on unicast; nobody listens any more, so the group gets nothing.
-    r.req(1, Request::McastLeft { title: "Pets" });
-    let out = r.req(2, Request::SendPublic { text: "yo" });
+    r.send(1, Request::McastLeft { title: "Pets" });
+    let out = r.send(2, Request::SendPublic { text: "yo" });
     assert_eq!(unicast(&out).len(), 2);
     assert!(grouped(&out).is_empty());
 }
@@ -179,42 +148,30 @@ fn confirmed_members_hear_the_channel_only_on_the_group() {
 /// through this server's group, and its classic members by unicast.
 #[test]
 fn remote_messages_and_notices_go_through_this_servers_group() {
-    use crate::outbox::{ClusterInput, UserInfo};
-    let r = Rig::new();
-    r.user(1, "ann", true);
-    r.user(2, "bob", false);
-    r.req(1, Request::Join { title: "Pets" });
-    r.req(2, Request::Join { title: "Pets" });
-    r.req(1, Request::McastJoined { title: "Pets" });
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::User {
-            server: "there".into(),
+    let r = rig();
+    ann_and_bob_in_pets(&r);
+    r.send(1, Request::McastJoined { title: "Pets" });
+    let out = r.cluster_input(ClusterInput::User {
+        server: "there".into(),
+        nick: "Zed".into(),
+        info: Some(UserInfo {
             nick: "Zed".into(),
-            info: Some(UserInfo {
-                nick: "Zed".into(),
-                login_ms: 0,
-                channels: vec!["Pets".into()],
-            }),
-        },
-        &mut out,
-    );
+            login_ms: 0,
+            channels: vec!["Pets".into()],
+        }),
+    });
     assert_eq!(grouped(&out), vec![(code::USER_JOINS, "Pets Zed".into())]);
     assert_eq!(
         unicast(&out),
         vec![(2, code::USER_JOINS, "Pets Zed".into())]
     );
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::Public {
-            title: "pets".into(),
-            nick: "Zed".into(),
-            text: "from afar".into(),
-            id: 0,
-            ms: 0,
-        },
-        &mut out,
-    );
+    let out = r.cluster_input(ClusterInput::Public {
+        title: "pets".into(),
+        nick: "Zed".into(),
+        text: "from afar".into(),
+        id: 0,
+        ms: 0,
+    });
     assert_eq!(
         grouped(&out),
         vec![(code::PUBLIC_MSG, "Pets Zed from afar".into())]
@@ -223,71 +180,66 @@ fn remote_messages_and_notices_go_through_this_servers_group() {
         unicast(&out),
         vec![(2, code::PUBLIC_MSG, "Pets Zed from afar".into())]
     );
-    assert_eq!(out.group_events()[0].0, r.group("Pets").addr);
+    assert_eq!(out.group_events()[0].0, group(&r, "Pets").addr);
 }
 
 #[test]
 fn parting_logging_off_and_dropping_the_cap_end_group_delivery() {
-    let r = Rig::new();
-    r.user(1, "ann", true);
-    r.req(1, Request::Join { title: "Pets" });
-    r.req(1, Request::Join { title: "Hobbies" });
-    r.req(1, Request::McastJoined { title: "Pets" });
-    r.req(1, Request::McastJoined { title: "Hobbies" });
-    let (pets, hobbies) = (r.group("Pets"), r.group("Hobbies"));
+    let r = rig();
+    user(&r, 1, "ann", true);
+    r.send(1, Request::Join { title: "Pets" });
+    r.send(1, Request::Join { title: "Hobbies" });
+    r.send(1, Request::McastJoined { title: "Pets" });
+    r.send(1, Request::McastJoined { title: "Hobbies" });
+    let (pets, hobbies) = (group(&r, "Pets"), group(&r, "Hobbies"));
     assert!(pets.is_confirmed(addr(1)) && hobbies.is_confirmed(addr(1)));
-    r.req(1, Request::Part { title: "Hobbies" });
+    r.send(1, Request::Part { title: "Hobbies" });
     assert!(!hobbies.is_confirmed(addr(1)));
     // Dropping the cap: unicast everywhere; asking again offers the groups again.
-    let out = r.req(1, Request::Caps { caps: "" });
+    let out = r.send(1, Request::Caps { caps: "" });
     assert!(grouped(&out).is_empty() && !pets.is_confirmed(addr(1)));
-    let out = r.req(1, Request::Caps { caps: "multicast" });
+    let out = r.send(1, Request::Caps { caps: "multicast" });
     let codes: Vec<u16> = unicast(&out).iter().map(|d| d.1).collect();
     assert_eq!(codes, [code::CAPS_ACK, code::MCAST_GROUP]);
     assert_eq!(grouped(&out).len(), 1);
-    r.req(1, Request::McastJoined { title: "Pets" });
-    r.req(1, Request::Logoff);
+    r.send(1, Request::McastJoined { title: "Pets" });
+    r.send(1, Request::Logoff);
     assert!(!pets.is_confirmed(addr(1)) && !pets.active());
 }
 
 #[test]
 fn mcast_joined_counts_only_from_members_with_the_cap() {
-    let r = Rig::new();
-    r.user(1, "ann", false);
-    r.req(1, Request::Join { title: "Pets" });
-    r.req(1, Request::McastJoined { title: "Pets" });
-    assert!(!r.group("Pets").is_confirmed(addr(1)), "no cap");
-    r.user(2, "bob", true);
-    r.req(2, Request::McastJoined { title: "Pets" });
-    assert!(!r.group("Pets").is_confirmed(addr(2)), "not a member");
+    let r = rig();
+    user(&r, 1, "ann", false);
+    r.send(1, Request::Join { title: "Pets" });
+    r.send(1, Request::McastJoined { title: "Pets" });
+    assert!(!group(&r, "Pets").is_confirmed(addr(1)), "no cap");
+    user(&r, 2, "bob", true);
+    r.send(2, Request::McastJoined { title: "Pets" });
+    assert!(!group(&r, "Pets").is_confirmed(addr(2)), "not a member");
     for title in ["Weather", "Nowhere", ""] {
-        assert!(r.req(2, Request::McastJoined { title }).is_empty());
-        assert!(r.req(2, Request::McastLeft { title }).is_empty());
+        assert!(r.send(2, Request::McastJoined { title }).is_empty());
+        assert!(r.send(2, Request::McastLeft { title }).is_empty());
     }
 }
 
 #[test]
 fn discover_is_answered_no_larger_than_it_was_asked() {
-    let r = Rig::new();
+    let r = rig();
     let ask = Request::Discover.to_bytes();
-    let out = r.raw(9, &ask);
+    let out = r.bytes(9, &ask);
     assert_eq!(
         unicast(&out),
         vec![(9, code::SERVER_HERE, "2027 chat.example 0".into())]
     );
     // A long name is cut so the answer fits in the question (66 bytes).
+    let state = r.h.state().clone();
     let long =
-        Handler::new(r.h.state.clone(), 1024, Duration::from_secs(1)).with_discovery(Discovery {
+        Handler::new(state.clone(), 1024, Duration::from_secs(1)).with_discovery(Discovery {
             name: "é".repeat(60),
             port: 2027,
         });
-    let mut out = Outbox::new();
-    long.handle(
-        r.t0,
-        SystemTime::now(),
-        Incoming::new(addr(9), &ask),
-        &mut out,
-    );
+    let out = Rig::with(long).bytes(9, &ask);
     let (_, d) = &out.datagrams()[0];
     assert!(
         d.len() <= ask.len() && d.len() >= ask.len() - 1,
@@ -299,42 +251,20 @@ fn discover_is_answered_no_larger_than_it_was_asked() {
         Ok(Event::ServerHere { users: 0, .. })
     ));
     // Short padding or another word: malformed, no answer, logged in or not.
-    assert!(r.raw(9, b"\x02\x44udpchat").is_empty());
-    assert!(r.raw(9, b"\x02\x44hello").is_empty());
-    r.user(1, "ann", false);
-    assert!(r.raw(1, b"\x02\x44hello").is_empty());
+    assert!(r.bytes(9, b"\x02\x44udpchat").is_empty());
+    assert!(r.bytes(9, b"\x02\x44hello").is_empty());
+    user(&r, 1, "ann", false);
+    assert!(r.bytes(1, b"\x02\x44hello").is_empty());
     // Without discovery, nothing.
-    let quiet = Handler::new(r.h.state.clone(), 1024, Duration::from_secs(1));
-    let mut out = Outbox::new();
-    quiet.handle(
-        r.t0,
-        SystemTime::now(),
-        Incoming::new(addr(9), &ask),
-        &mut out,
-    );
-    assert!(out.is_empty());
+    let quiet = Handler::new(state, 1024, Duration::from_secs(1));
+    assert!(Rig::with(quiet).bytes(9, &ask).is_empty());
 }
 
 #[test]
 fn a_server_without_groups_never_grants_multicast() {
     let state = Arc::new(State::new(&classic_channels(), 10));
-    let h = Handler::new(state, 1024, Duration::from_secs(1));
-    let mut out = Outbox::new();
-    let now = Instant::now();
-    let login = Request::Login { nick: "ann" }.to_bytes();
-    h.handle(
-        now,
-        SystemTime::now(),
-        Incoming::new(addr(1), &login),
-        &mut out,
-    );
-    out.clear();
-    let caps = Request::Caps { caps: "multicast" }.to_bytes();
-    h.handle(
-        now,
-        SystemTime::now(),
-        Incoming::new(addr(1), &caps),
-        &mut out,
-    );
+    let r = Rig::with(Handler::new(state, 1024, Duration::from_secs(1)));
+    r.send(1, Request::Login { nick: "ann" });
+    let out = r.send(1, Request::Caps { caps: "multicast" });
     assert_eq!(unicast(&out), vec![(1, code::CAPS_ACK, String::new())]);
 }

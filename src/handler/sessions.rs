@@ -5,19 +5,22 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use rand::RngCore;
 
 use super::audit::Audit;
-use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
-use crate::accounts::limits::{Prefix, Refusal};
+use super::ctx::{unix_ms, Ctx, JobWait, Req};
+use super::limits::MAX_WAITING;
+use super::refusal::Refusal;
+use super::{login, multicast};
+use crate::accounts::limits::{self, Prefix};
 use crate::accounts::tokens::Purpose;
 use crate::accounts::{LoggedIn, LoginError, Service};
 use crate::outbox::{AccountData, Effect, Ticket};
-use crate::state::{nick_key, ClaimError, Route, SealCheck};
+use crate::state::{nick_key, Caps, Route, SealCheck};
 use proto::auth::{Sealed, SEAL_OVERHEAD};
-use proto::{errors, valid_nick, Event};
+use proto::{valid_nick, Event};
 
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
@@ -36,272 +39,229 @@ fn unhex8(text: &str) -> Option<[u8; 8]> {
     Some(out)
 }
 
-impl Handler {
-    pub(super) fn auth_start(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        (nick, message, token): (&str, &str, &str),
-        out: &mut Outbox,
-    ) {
-        if !self.accounts.enabled() {
-            return out.error(from, errors::ACCOUNTS_OFF);
-        }
-        if !valid_nick(nick) {
-            return out.error(from, errors::INVALID_NICK);
-        }
-        let key = nick_key(nick);
-        if !self.accounts.is_registered(&key) {
-            return out.error(from, errors::NO_ACCOUNT);
-        }
-        let Some(request) = Service::credential_request(message) else {
-            return out.error(from, errors::BAD_AUTH_MESSAGE);
-        };
-        let secs = unix_ms(wall) / 1000;
-        if !self
-            .accounts
-            .check_token(Purpose::Retry, from, &key, token, secs)
-        {
-            // Nothing is kept, counted or read for an address that has not shown it
-            // receives there: it gets a token (much shorter than its padded request).
-            Audit::count(&self.audit.retries);
-            let token = self.accounts.issue_token(Purpose::Retry, from, &key, secs);
-            return out.send(from, &Event::AuthRetry { token: &token });
-        }
-        if let Some(challenge) = self.accounts.pending_challenge(from, &request) {
-            // The same request again: a retry after a lost challenge, or a replay. Same
-            // answer, nothing else changes.
-            return out.send(
-                from,
-                &Event::AuthChallenge {
-                    message: &challenge,
-                },
-            );
-        }
-        if let Err(refusal) = self.accounts.login_allowed(&key, from, now) {
-            Audit::count(&self.audit.logins_refused);
-            if refusal == (Refusal::AccountPrefix { fresh: true }) {
-                Audit::count(&self.audit.lockouts);
-                tracing::info!(%from, prefix = %Prefix::of(from), account = %key, "account locked for this network after repeated password logins");
-            } else {
-                tracing::info!(%from, account = %key, ?refusal, "password login refused by the attempt limits");
-            }
-            return out.error(from, errors::TOO_MANY_ATTEMPTS);
-        }
-        if !self.accounts.has_room(from, now) || self.waits.jobs.len() >= MAX_WAITING {
-            tracing::info!(%from, account = %key, "password login refused: too many under way");
-            return out.error(from, errors::TOO_MANY_ATTEMPTS);
-        }
-        let ticket = self.ticket(from, Route::Addr(from));
-        self.waits.jobs.insert(
-            ticket.serial,
-            JobWait::Load {
-                addr: from,
-                request,
-                since: now,
+/// `AUTH_REQ nick message token`: first a retry token for an address not yet proven,
+/// then the account is read (an effect) and the login continues in [`account_loaded`].
+pub(crate) fn auth_start(cx: &mut Ctx<'_>, rq: &Req, nick: &str, message: &str, token: &str) {
+    let (sh, from, now) = (cx.sh, rq.from, rq.now);
+    let accounts = &sh.accounts;
+    if !accounts.enabled() {
+        return cx.refuse(from, Refusal::AccountsOff);
+    }
+    if !valid_nick(nick) {
+        return cx.refuse(from, Refusal::InvalidNick);
+    }
+    let key = nick_key(nick);
+    if !accounts.is_registered(&key) {
+        return cx.refuse(from, Refusal::NoAccount);
+    }
+    let Some(request) = Service::credential_request(message) else {
+        return cx.refuse(from, Refusal::BadAuthMessage);
+    };
+    let secs = unix_ms(rq.wall) / 1000;
+    if !accounts.check_token(Purpose::Retry, from, &key, token, secs) {
+        // Nothing is kept, counted or read for an address that has not shown it
+        // receives there: it gets a token (much shorter than its padded request).
+        Audit::count(&sh.audit.retries);
+        let token = accounts.issue_token(Purpose::Retry, from, &key, secs);
+        return cx.out.send(from, &Event::AuthRetry { token: &token });
+    }
+    if let Some(challenge) = accounts.pending_challenge(from, &request) {
+        // The same request again: a retry after a lost challenge, or a replay. Same
+        // answer, nothing else changes.
+        return cx.out.send(
+            from,
+            &Event::AuthChallenge {
+                message: &challenge,
             },
         );
-        out.effect(Effect::LoadAccount { ticket, key });
     }
-
-    /// The account of an AUTH_REQ was read: answer with the OPAQUE challenge.
-    pub(super) fn account_loaded(
-        &self,
-        now: Instant,
-        ticket: Ticket,
-        account: Result<Option<AccountData>, ()>,
-        out: &mut Outbox,
-    ) {
-        let Some((_, JobWait::Load { addr, request, .. })) = self.waits.jobs.remove(&ticket.serial)
-        else {
-            return;
-        };
-        let account = match account {
-            Ok(Some(a)) => a,
-            Ok(None) => return out.error(addr, errors::NO_ACCOUNT),
-            Err(()) => return out.error(addr, errors::STORAGE_FAILED),
-        };
-        match self.accounts.login_start(addr, account, &request, now) {
-            Ok(message) => out.send(addr, &Event::AuthChallenge { message: &message }),
-            Err(LoginError::BadRecord) => {
-                tracing::error!(%addr, "stored OPAQUE record does not parse");
-                out.error(addr, errors::STORAGE_FAILED)
-            }
-            Err(_) => out.error(addr, errors::BAD_AUTH_MESSAGE),
-        }
-    }
-
-    pub(super) fn auth_finish(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        message: &str,
-        out: &mut Outbox,
-    ) {
-        let LoggedIn { nick, keys, watch } = match self.accounts.login_finish(from, message, now) {
-            Ok(done) => done,
-            Err(LoginError::Malformed) => return out.error(from, errors::BAD_AUTH_MESSAGE),
-            Err(LoginError::Failed) => {
-                Audit::count(&self.audit.login_failures);
-                tracing::info!(%from, "password login failed (wrong password or forged finish)");
-                return out.error(from, errors::LOGIN_FAILED);
-            }
-            Err(_) => return out.error(from, errors::LOGIN_FAILED),
-        };
-        if self.state.has_session(keys.id) {
-            return out.error(from, errors::LOGIN_FAILED);
-        }
-        Audit::count(&self.audit.logins);
-        tracing::info!(%from, nick = %nick, session = keys.id, "password login");
-        let held = self.state.user(from);
-        let upgrade = match held {
-            Some(u) if nick_key(&u.nick) == nick_key(&nick) => {
-                // The guest that holds this nickname proves it owns it: same user, now
-                // protected, channels kept, shown as registered.
-                if let Some(old) = u.session {
-                    self.state.end_session(old);
-                }
-                self.state.respell(from, &nick);
-                // A new login starts without caps (so back on unicast in every channel);
-                // the client asks again.
-                self.state.set_caps(from, crate::state::Caps::default());
-                self.leave_groups(from, &u.channels);
-                true
-            }
-            Some(_) => {
-                self.logoff(from, out);
-                false
-            }
-            None => false,
-        };
-        if !upgrade {
-            if self.config.cluster {
-                return self.reserve_and_claim(now, from, &nick, Some((keys, watch)), out);
-            }
-            match self.state.claim_protected(from, &nick, now) {
-                Ok(()) => {}
-                Err(ClaimError::InUse) => return out.error(from, errors::NICK_IN_USE),
-                Err(ClaimError::Full) => return out.error(from, errors::SERVER_FULL),
-            }
-        }
-        self.state.open_session(from, keys);
-        self.protected_login_done(now, wall, from, &nick, upgrade, &watch, out);
-    }
-
-    /// The protected user at `from` exists: acknowledge, tell watchers and the cluster
-    /// (unless it was already on as a guest), restore the hot list kept with the account.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn protected_login_done(
-        &self,
-        now: Instant,
-        wall: SystemTime,
-        from: SocketAddr,
-        nick: &str,
-        upgrade: bool,
-        watch: &[String],
-        out: &mut Outbox,
-    ) {
-        if upgrade {
-            out.send(from, &Event::LoginAck { nick });
-            self.publish_user(now, wall, from, out);
+    if let Err(refusal) = accounts.login_allowed(&key, from, now) {
+        Audit::count(&sh.audit.logins_refused);
+        if refusal == (limits::Refusal::AccountPrefix { fresh: true }) {
+            Audit::count(&sh.audit.lockouts);
+            tracing::info!(%from, prefix = %Prefix::of(from), account = %key, "account locked for this network after repeated password logins");
         } else {
-            self.logged_in(now, wall, from, nick, out);
+            tracing::info!(%from, account = %key, ?refusal, "password login refused by the attempt limits");
         }
-        if !watch.is_empty() {
-            // Restore the hot list kept with the account (answers USER_ONLINE as WATCH does).
-            self.watch(from, &watch.join(" "), out);
+        return cx.refuse(from, Refusal::TooManyAttempts);
+    }
+    if !accounts.has_room(from, now) || sh.waits.jobs.len() >= MAX_WAITING {
+        tracing::info!(%from, account = %key, "password login refused: too many under way");
+        return cx.refuse(from, Refusal::TooManyAttempts);
+    }
+    let ticket = cx.ticket(from, Route::Addr(from));
+    sh.waits.jobs.insert(
+        ticket.serial,
+        JobWait::Load {
+            addr: from,
+            request,
+            since: now,
+        },
+    );
+    cx.out.effect(Effect::LoadAccount { ticket, key });
+}
+
+/// The account of an AUTH_REQ was read: answer with the OPAQUE challenge.
+pub(crate) fn account_loaded(
+    cx: &mut Ctx<'_>,
+    now: Instant,
+    ticket: Ticket,
+    account: Result<Option<AccountData>, ()>,
+) {
+    let sh = cx.sh;
+    let Some((_, JobWait::Load { addr, request, .. })) = sh.waits.jobs.remove(&ticket.serial)
+    else {
+        return;
+    };
+    let account = match account {
+        Ok(Some(a)) => a,
+        Ok(None) => return cx.refuse(addr, Refusal::NoAccount),
+        Err(()) => return cx.refuse(addr, Refusal::StorageFailed),
+    };
+    match sh.accounts.login_start(addr, account, &request, now) {
+        Ok(message) => cx
+            .out
+            .send(addr, &Event::AuthChallenge { message: &message }),
+        Err(LoginError::BadRecord) => {
+            tracing::error!(%addr, "stored OPAQUE record does not parse");
+            cx.refuse(addr, Refusal::StorageFailed)
+        }
+        Err(_) => cx.refuse(addr, Refusal::BadAuthMessage),
+    }
+}
+
+/// `AUTH_FINISH message`: the password login is proven; the user is admitted (or the
+/// guest holding the nickname upgraded) and its protected session opened.
+pub(crate) fn auth_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
+    let (sh, from, now) = (cx.sh, rq.from, rq.now);
+    let LoggedIn { nick, keys, watch } = match sh.accounts.login_finish(from, message, now) {
+        Ok(done) => done,
+        Err(LoginError::Malformed) => return cx.refuse(from, Refusal::BadAuthMessage),
+        Err(LoginError::Failed) => {
+            Audit::count(&sh.audit.login_failures);
+            tracing::info!(%from, "password login failed (wrong password or forged finish)");
+            return cx.refuse(from, Refusal::LoginFailed);
+        }
+        Err(_) => return cx.refuse(from, Refusal::LoginFailed),
+    };
+    if sh.state.has_session(keys.id) {
+        return cx.refuse(from, Refusal::LoginFailed);
+    }
+    Audit::count(&sh.audit.logins);
+    tracing::info!(%from, nick = %nick, session = keys.id, "password login");
+    let held = sh.state.user(from);
+    let upgrade = match held {
+        Some(u) if nick_key(&u.nick) == nick_key(&nick) => {
+            // The guest that holds this nickname proves it owns it: same user, now
+            // protected, channels kept, shown as registered.
+            if let Some(old) = u.session {
+                sh.state.end_session(old);
+            }
+            sh.state.respell(from, &nick);
+            // A new login starts without caps (so back on unicast in every channel);
+            // the client asks again.
+            sh.state.set_caps(from, Caps::default());
+            multicast::leave_groups(sh, from, &u.channels);
+            true
+        }
+        Some(_) => {
+            login::logoff(cx, from);
+            false
+        }
+        None => false,
+    };
+    if !upgrade {
+        if sh.config.cluster {
+            return login::reserve_and_claim(cx, rq, &nick, Some((keys, watch)));
+        }
+        if let Err(e) = sh.state.claim_protected(from, &nick, now) {
+            return cx.refuse(from, e.into());
         }
     }
+    sh.state.open_session(from, keys);
+    login::protected_login_done(cx, rq, &nick, upgrade, &watch);
+}
 
-    /// Opens a sealed datagram: known session, fresh counter, right tag. Returns the user's
-    /// address (where the session is bound: a datagram from elsewhere does not move it, but
-    /// starts a path challenge to its source), the inner datagram and the session, or
-    /// `None` (counted) to drop it.
-    pub(super) fn open_sealed(
-        &self,
-        now: Instant,
-        from: SocketAddr,
-        datagram: &[u8],
-        out: &mut Outbox,
-    ) -> Option<(SocketAddr, Vec<u8>, u64)> {
-        let reject = || {
-            self.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
-            None
-        };
-        if datagram.len() > self.config.max_datagram + SEAL_OVERHEAD {
-            return reject();
-        }
-        let Ok(sealed) = Sealed::parse(datagram) else {
-            return reject();
-        };
-        let SealCheck::Valid { bound, inner } = self.state.check_sealed(&sealed) else {
-            return reject();
-        };
-        if bound != from {
-            self.challenge_path(now, sealed.session, bound, from, out);
-        }
-        Some((bound, inner, sealed.session))
+/// Opens a sealed datagram: known session, fresh counter, right tag. Returns the user's
+/// address (where the session is bound: a datagram from elsewhere does not move it, but
+/// starts a path challenge to its source), the inner datagram and the session, or
+/// `None` (counted) to drop it.
+pub(crate) fn open_sealed(
+    cx: &mut Ctx<'_>,
+    rq: &Req,
+    datagram: &[u8],
+) -> Option<(SocketAddr, Vec<u8>, u64)> {
+    let sh = cx.sh;
+    let reject = || {
+        sh.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
+        None
+    };
+    if datagram.len() > sh.config.max_datagram + SEAL_OVERHEAD {
+        return reject();
     }
-
-    /// A genuine datagram of session `id` came from `new`, not from `bound`: maybe NAT
-    /// rebinding, maybe a copy replayed from elsewhere by someone on the path. The session
-    /// stays where it is until `new` answers a challenge sealed for the session, which
-    /// only its holder can open; the challenge is all `new` gets (at most one per
-    /// [`CHALLENGE_EVERY`](crate::state::CHALLENGE_EVERY), smaller than the datagram
-    /// that caused it).
-    fn challenge_path(
-        &self,
-        now: Instant,
-        id: u64,
-        bound: SocketAddr,
-        new: SocketAddr,
-        out: &mut Outbox,
-    ) {
-        let mut data = [0u8; 8];
-        rand::rngs::OsRng.fill_bytes(&mut data);
-        if !self.state.challenge_path(id, new, data, now) {
-            return;
-        }
-        let Some(sealer) = self.state.sealer_of(id) else {
-            return;
-        };
-        Audit::count(&self.audit.path_challenges);
-        tracing::info!(old = %bound, new = %new, session = id, "path challenge to a protected session's new address");
-        out.send_sealed(new, sealer, &Event::PathChallenge { data: &hex(&data) });
+    let Ok(sealed) = Sealed::parse(datagram) else {
+        return reject();
+    };
+    let SealCheck::Valid { bound, inner } = sh.state.check_sealed(&sealed) else {
+        return reject();
+    };
+    if bound != rq.from {
+        challenge_path(cx, rq, sealed.session, bound);
     }
+    Some((bound, inner, sealed.session))
+}
 
-    /// PATH_RESPONSE, sealed, from `from` (the datagram's source; the session's user is
-    /// at `bound`): if it answers the challenge sent to `from`, the session moves there.
-    /// A user already at `from` is never pushed out.
-    pub(super) fn path_response(
-        &self,
-        from: SocketAddr,
-        bound: SocketAddr,
-        session: Option<u64>,
-        data: &str,
-        out: &mut Outbox,
-    ) {
-        let Some(id) = session else {
-            return out.error(bound, errors::UNIMPLEMENTED);
-        };
-        if from == bound {
-            return;
-        }
-        let Some(answer) = unhex8(data) else {
-            return;
-        };
-        if !self.state.path_answered(id, from, &answer) {
-            return;
-        }
-        if self.state.move_user(id, bound, from) {
-            self.move_groups(bound, from);
-            Audit::count(&self.audit.path_changes);
-            tracing::info!(old = %bound, new = %from, session = id, "protected session moved to a validated address");
-        } else {
-            tracing::info!(old = %bound, new = %from, session = id, "validated address is taken by another user; session stays");
-        }
+/// A genuine datagram of session `id` came from `rq.from`, not from `bound`: maybe NAT
+/// rebinding, maybe a copy replayed from elsewhere by someone on the path. The session
+/// stays where it is until the new address answers a challenge sealed for the session,
+/// which only its holder can open; the challenge is all it gets (at most one per
+/// [`CHALLENGE_EVERY`](crate::state::CHALLENGE_EVERY), smaller than the datagram
+/// that caused it).
+fn challenge_path(cx: &mut Ctx<'_>, rq: &Req, id: u64, bound: SocketAddr) {
+    let (sh, new) = (cx.sh, rq.from);
+    let mut data = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut data);
+    if !sh.state.challenge_path(id, new, data, rq.now) {
+        return;
+    }
+    let Some(sealer) = sh.state.sealer_of(id) else {
+        return;
+    };
+    Audit::count(&sh.audit.path_challenges);
+    tracing::info!(old = %bound, new = %new, session = id, "path challenge to a protected session's new address");
+    cx.out
+        .send_sealed(new, sealer, &Event::PathChallenge { data: &hex(&data) });
+}
+
+/// PATH_RESPONSE, sealed, from `from` (the datagram's source; the session's user is
+/// at `bound`): if it answers the challenge sent to `from`, the session moves there.
+/// A user already at `from` is never pushed out.
+pub(crate) fn path_response(
+    cx: &mut Ctx<'_>,
+    from: SocketAddr,
+    bound: SocketAddr,
+    session: Option<u64>,
+    data: &str,
+) {
+    let sh = cx.sh;
+    let Some(id) = session else {
+        return cx.refuse(bound, Refusal::Unimplemented);
+    };
+    if from == bound {
+        return;
+    }
+    let Some(answer) = unhex8(data) else {
+        return;
+    };
+    if !sh.state.path_answered(id, from, &answer) {
+        return;
+    }
+    if sh.state.move_user(id, bound, from) {
+        multicast::move_groups(sh, bound, from);
+        Audit::count(&sh.audit.path_changes);
+        tracing::info!(old = %bound, new = %from, session = id, "protected session moved to a validated address");
+    } else {
+        tracing::info!(old = %bound, new = %from, session = id, "validated address is taken by another user; session stays");
     }
 }
 

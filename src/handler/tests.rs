@@ -1,69 +1,25 @@
 //! Unit tests of the state machine: requests in, datagrams and effects out, the clock
 //! injected, no sockets and no threads.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::limits::{MAX_WATCH, MAX_WHO, WAIT_TIMEOUT};
+use super::rig::{addr, claim, decode_all, sent, Rig, Sent};
 use super::*;
-use crate::config::classic_channels;
-use crate::outbox::{ClusterInput, LeaseAnswer};
-use proto::code;
+use crate::outbox::{ClusterEvent, ClusterInput, LeaseAnswer, Ticket, UserInfo};
+use crate::settings::{Live, LiveSettings};
+use crate::state::Presence;
+use proto::{code, errors, Request};
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+/// What the answer to the lease claim of `ticket` brings.
+fn lease(r: &Rig, ticket: Ticket, answer: LeaseAnswer) -> Outbox {
+    r.complete(Done::Lease { ticket, answer })
 }
 
-struct Rig {
-    h: Handler,
-    t0: Instant,
-    w0: SystemTime,
-}
-
-impl Rig {
-    fn with(h: Handler) -> Rig {
-        Rig {
-            h,
-            t0: Instant::now(),
-            w0: SystemTime::now(),
-        }
-    }
-
-    fn new() -> Rig {
-        let state = Arc::new(State::new(&classic_channels(), 1000));
-        Rig::with(Handler::new(state, 1024, Duration::from_secs(120)))
-    }
-
-    /// Handles `req` from port `from` at `secs` after the start; returns the outbox.
-    fn raw(&self, secs: u64, from: u16, req: Request<'_>) -> Outbox {
-        let mut out = Outbox::new();
-        let bytes = req.to_bytes();
-        self.h.handle(
-            self.t0 + Duration::from_secs(secs),
-            self.w0 + Duration::from_secs(secs),
-            Incoming::new(addr(from), &bytes),
-            &mut out,
-        );
-        out
-    }
-
-    /// As [`raw`](Self::raw), returning what went out as (destination port, code, payload).
-    fn at(&self, secs: u64, from: u16, req: Request<'_>) -> Vec<(u16, u16, String)> {
-        decode_all(&self.raw(secs, from, req))
-    }
-
-    fn complete(&self, done: Done) -> Vec<(u16, u16, String)> {
-        let mut out = Outbox::new();
-        self.h.complete(self.t0, self.w0, done, &mut out);
-        decode_all(&out)
-    }
-}
-
-fn decode_all(out: &Outbox) -> Vec<(u16, u16, String)> {
-    out.datagrams()
-        .into_iter()
-        .map(|(to, d)| {
-            Event::decode(&d).expect("handler output decodes");
-            let code = u16::from_be_bytes([d[0], d[1]]);
-            (to.port(), code, String::from_utf8(d[2..].to_vec()).unwrap())
-        })
-        .collect()
+/// What went out for the result `done`, in order.
+fn completed(r: &Rig, done: Done) -> Vec<Sent> {
+    decode_all(&r.complete(done))
 }
 
 #[test]
@@ -159,9 +115,15 @@ fn logoff_tells_watchers_and_channel_members() {
 
 #[test]
 fn channels_per_user_are_capped_but_rejoining_is_fine() {
-    let state = Arc::new(State::new(&classic_channels(), 10));
+    // The cap is a live setting: read where a reload would change it.
+    let state = Arc::new(State::new(&crate::config::classic_channels(), 10));
+    let live = Live {
+        max_channels_per_user: 2,
+        ..Live::default()
+    };
     let r = Rig::with(
-        Handler::new(state, 1024, Duration::from_secs(120)).with_max_channels_per_user(2),
+        Handler::new(state, 1024, Duration::from_secs(120))
+            .with_live(Arc::new(LiveSettings::new(live))),
     );
     r.at(0, 1, Request::Login { nick: "a" });
     r.at(0, 1, Request::Join { title: "Pets" });
@@ -213,22 +175,9 @@ fn who_lists_the_first_matches_in_order_and_says_when_there_are_more() {
 
 // ---- cluster mode: effects and their results ----
 
-fn cluster_rig() -> Rig {
-    let state = Arc::new(State::new(&classic_channels(), 1000));
-    Rig::with(Handler::new(state, 1024, Duration::from_secs(120)).in_cluster())
-}
-
-/// The ticket of the only `ClaimLease` in `out`.
-fn claim(out: &Outbox) -> Ticket {
-    match &out.effects[..] {
-        [Effect::ClaimLease { ticket, .. }] => *ticket,
-        other => panic!("expected one lease claim, got {other:?}"),
-    }
-}
-
 #[test]
 fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
-    let r = cluster_rig();
+    let r = Rig::cluster();
     let out = r.raw(0, 1, Request::Login { nick: "ann" });
     assert_eq!(out.unicast_len(), 0, "no answer before the lease");
     let ticket = claim(&out);
@@ -245,29 +194,18 @@ fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
         vec![(3, code::ERROR, errors::NICK_IN_USE.into())],
         "a new login from an address gives up its earlier one and is answered at once"
     );
-    let out = r.complete(Done::Lease {
-        ticket,
-        answer: LeaseAnswer::Granted,
-    });
+    let out = decode_all(&lease(&r, ticket, LeaseAnswer::Granted));
     assert_eq!(out, vec![(1, code::LOGIN_ACK, "ann".into())]);
     // A second answer for the same ticket changes nothing.
-    assert!(r
-        .complete(Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Refused,
-        })
-        .is_empty());
+    assert!(lease(&r, ticket, LeaseAnswer::Refused).is_empty());
     r.h.state().check_invariants().unwrap();
 }
 
 #[test]
 fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
-    let r = cluster_rig();
+    let r = Rig::cluster();
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
-    let out = r.complete(Done::Lease {
-        ticket,
-        answer: LeaseAnswer::Refused,
-    });
+    let out = decode_all(&lease(&r, ticket, LeaseAnswer::Refused));
     assert_eq!(out, vec![(1, code::ERROR, errors::NICK_IN_USE.into())]);
     assert_eq!(r.h.state().user_count(), 0);
     assert_eq!(r.h.state().address_of("zed"), None);
@@ -276,33 +214,19 @@ fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
 
 #[test]
 fn a_login_given_up_by_housekeeping_frees_its_name() {
-    let r = cluster_rig();
+    let r = Rig::cluster();
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
     r.h.housekeeping(r.t0 + WAIT_TIMEOUT + Duration::from_secs(1));
     assert_eq!(r.h.state().user_count(), 0);
-    assert!(r
-        .complete(Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Granted,
-        })
-        .is_empty());
+    assert!(lease(&r, ticket, LeaseAnswer::Granted).is_empty());
     r.h.state().check_invariants().unwrap();
 }
 
 #[test]
 fn cluster_changes_are_published_as_effects() {
-    let r = cluster_rig();
+    let r = Rig::cluster();
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
-    let mut out = Outbox::new();
-    r.h.complete(
-        r.t0,
-        r.w0,
-        Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Granted,
-        },
-        &mut out,
-    );
+    let out = lease(&r, ticket, LeaseAnswer::Granted);
     assert!(
         matches!(&out.effects[..], [Effect::Publish(ClusterEvent::User(u))] if u.nick == "ann")
     );
@@ -325,34 +249,24 @@ fn cluster_changes_are_published_as_effects() {
 /// JOIN_ACK, show in lists, keep their names, and answer WATCH; nothing blocks.
 #[test]
 fn remote_users_of_the_view_count_everywhere() {
-    let r = cluster_rig();
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::User {
-            server: "there".into(),
+    let r = Rig::cluster();
+    r.cluster_input(ClusterInput::User {
+        server: "there".into(),
+        nick: "Zed".into(),
+        info: Some(UserInfo {
             nick: "Zed".into(),
-            info: Some(UserInfo {
-                nick: "Zed".into(),
-                login_ms: unix_ms(r.w0) - 5000,
-                channels: vec!["Pets".into()],
-            }),
-        },
-        &mut out,
-    );
+            login_ms: unix_ms(r.w0) - 5000,
+            channels: vec!["Pets".into()],
+        }),
+    });
     // Redis unreachable: the view decides.
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
     assert_eq!(
-        r.complete(Done::Lease {
-            ticket,
-            answer: LeaseAnswer::Unavailable,
-        }),
+        decode_all(&lease(&r, ticket, LeaseAnswer::Unavailable)),
         vec![(1, code::ERROR, errors::NICK_IN_USE.into())]
     );
     let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
-    r.complete(Done::Lease {
-        ticket,
-        answer: LeaseAnswer::Unavailable,
-    });
+    lease(&r, ticket, LeaseAnswer::Unavailable);
     let out = r.at(0, 1, Request::Join { title: "Pets" });
     assert_eq!(out[0].2, "Pets 2 For our furry and feathered friends");
     let mut out = r.at(0, 1, Request::ListUsers);
@@ -384,18 +298,12 @@ fn remote_users_of_the_view_count_everywhere() {
         matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Private { server, .. })] if server == "there")
     );
     // The remote user leaves the channel: the local member is told.
-    let mut out = Outbox::new();
-    r.h.cluster_input(
-        ClusterInput::Server {
-            server: "there".into(),
-            users: vec![],
-        },
-        &mut out,
-    );
-    let mut got = decode_all(&out);
-    got.sort();
+    let out = r.cluster_input(ClusterInput::Server {
+        server: "there".into(),
+        users: vec![],
+    });
     assert_eq!(
-        got,
+        sent(&out),
         vec![
             (1, code::USER_PARTS, "Pets Zed".into()),
             (1, code::USER_OFFLINE, "Zed".into())
@@ -406,30 +314,23 @@ fn remote_users_of_the_view_count_everywhere() {
 
 // ---- accounts: the store is an effect ----
 
-/// Handles raw `bytes` from port `from`; returns the outbox.
-fn raw_bytes(r: &Rig, from: u16, bytes: &[u8]) -> Outbox {
-    let mut out = Outbox::new();
-    r.h.handle(r.t0, r.w0, Incoming::new(addr(from), bytes), &mut out);
-    out
-}
-
 /// Sends the AUTH_REQ of `login` from port `from`, then again with the token of the
 /// AUTH_RETRY it gets; returns the outbox of the second.
 fn auth_req(r: &Rig, from: u16, login: &proto::auth::LoginStart) -> Outbox {
-    let got = decode_all(&raw_bytes(r, from, &login.datagram));
+    let got = decode_all(&r.bytes(from, &login.datagram));
     assert_eq!(got[0].1, code::AUTH_RETRY, "{got:?}");
-    raw_bytes(r, from, &login.with_token(&got[0].2))
+    r.bytes(from, &login.with_token(&got[0].2))
 }
 
 /// Registers the guest at port 1 with `password`; returns the store effect's ticket
 /// and account, before any answer.
 fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
     let start = proto::auth::register_start(password);
-    let out = raw_bytes(r, 1, &start.datagram);
+    let out = r.bytes(1, &start.datagram);
     let got = decode_all(&out);
     assert_eq!(got[0].1, code::REGISTER_RESP, "{got:?}");
     let upload = start.finish(password, &got[0].2).unwrap();
-    let out = raw_bytes(r, 1, &upload);
+    let out = r.bytes(1, &upload);
     assert_eq!(out.unicast_len(), 0, "no ACCOUNT_ACK before the commit");
     match &out.effects[..] {
         [Effect::StoreAccount { ticket, account }] => (*ticket, account.clone()),
@@ -448,16 +349,16 @@ fn account_ack_waits_for_the_commit_and_a_failed_write_says_so() {
         ("Ann", &["bob".to_string()][..])
     );
     assert_eq!(
-        r.complete(Done::Stored { ticket, ok: false }),
+        completed(&r, Done::Stored { ticket, ok: false }),
         vec![(1, code::ERROR, errors::STORAGE_FAILED.into())]
     );
-    assert!(!r.h.accounts().is_registered("ann"));
+    assert!(!r.h.sh.accounts.is_registered("ann"));
     let (ticket, _) = register(&r, "pw");
     assert_eq!(
-        r.complete(Done::Stored { ticket, ok: true }),
+        completed(&r, Done::Stored { ticket, ok: true }),
         vec![(1, code::ACCOUNT_ACK, "registered Ann".into())]
     );
-    assert!(r.h.accounts().is_registered("ANN"));
+    assert!(r.h.sh.accounts.is_registered("ANN"));
     // From now on the name needs its password.
     r.at(0, 1, Request::Logoff);
     assert_eq!(
@@ -471,7 +372,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     let r = Rig::new();
     r.at(0, 1, Request::Login { nick: "Ann" });
     let (ticket, account) = register(&r, "pw");
-    r.complete(Done::Stored { ticket, ok: true });
+    completed(&r, Done::Stored { ticket, ok: true });
     // Ann logs off and comes back with her password, from another address.
     r.at(0, 1, Request::Logoff);
     let login = proto::auth::login_start("ann", "pw");
@@ -485,13 +386,16 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
         [Effect::LoadAccount { ticket, key }] if key == "ann" => *ticket,
         other => panic!("expected an account read, got {other:?}"),
     };
-    let got = r.complete(Done::Loaded {
-        ticket,
-        account: Ok(Some(account)),
-    });
+    let got = completed(
+        &r,
+        Done::Loaded {
+            ticket,
+            account: Ok(Some(account)),
+        },
+    );
     assert_eq!(got[0].1, code::AUTH_CHALLENGE);
     let (finish, keys) = login.finish("pw", &got[0].2).unwrap();
-    let got = decode_all(&raw_bytes(&r, 3, &finish));
+    let got = decode_all(&r.bytes(3, &finish));
     assert_eq!(got, vec![(3, code::LOGIN_ACK, "Ann".into())]);
     assert_eq!(r.h.state().presence(addr(3)), Presence::Protected(keys.id));
     // A store failure while reading is an error the user sees, not silence.
@@ -499,10 +403,13 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
     let out = auth_req(&r, 4, &login);
     let ticket = out.effects[0].ticket().unwrap();
     assert_eq!(
-        r.complete(Done::Loaded {
-            ticket,
-            account: Err(())
-        }),
+        completed(
+            &r,
+            Done::Loaded {
+                ticket,
+                account: Err(())
+            }
+        ),
         vec![(4, code::ERROR, errors::STORAGE_FAILED.into())]
     );
     r.h.state().check_invariants().unwrap();
@@ -513,7 +420,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
     let r = Rig::new();
     r.at(0, 1, Request::Login { nick: "Ann" });
     let (ticket, account) = register(&r, "pw");
-    r.complete(Done::Stored { ticket, ok: true });
+    completed(&r, Done::Stored { ticket, ok: true });
     // The account is spelled "ANN" (registered through another server sharing the
     // store while this guest was on): the guest upgrades with the password, keeps its
     // channels and is shown as registered, as its LOGIN_ACK says.
@@ -521,15 +428,18 @@ fn an_upgraded_guest_is_shown_as_registered() {
     let login = proto::auth::login_start("ann", "pw");
     let out = auth_req(&r, 1, &login);
     let ticket = out.effects[0].ticket().unwrap();
-    let got = r.complete(Done::Loaded {
-        ticket,
-        account: Ok(Some(crate::outbox::AccountData {
-            nick: "ANN".into(),
-            ..account
-        })),
-    });
+    let got = completed(
+        &r,
+        Done::Loaded {
+            ticket,
+            account: Ok(Some(crate::outbox::AccountData {
+                nick: "ANN".into(),
+                ..account
+            })),
+        },
+    );
     let (finish, _) = login.finish("pw", &got[0].2).unwrap();
-    let got = decode_all(&raw_bytes(&r, 1, &finish));
+    let got = decode_all(&r.bytes(1, &finish));
     assert_eq!(got, vec![(1, code::LOGIN_ACK, "ANN".into())]);
     let user = r.h.state().user(addr(1)).unwrap();
     assert_eq!(
@@ -544,10 +454,10 @@ fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() 
     let r = Rig::new();
     r.at(0, 1, Request::Login { nick: "Ann" });
     let (ticket, _) = register(&r, "pw");
-    r.complete(Done::Stored { ticket, ok: true });
+    completed(&r, Done::Stored { ticket, ok: true });
     r.at(0, 1, Request::Logoff);
     // A classic login of the registered name: answered from memory, no effect.
-    let out = raw_bytes(&r, 2, &Request::Login { nick: "ann" }.to_bytes());
+    let out = r.bytes(2, &Request::Login { nick: "ann" }.to_bytes());
     assert!(out.effects.is_empty());
     assert_eq!(decode_all(&out)[0].2, errors::NICK_REGISTERED);
     // An AUTH_REQ without a valid token: a token, no effect, no login under way.
@@ -556,18 +466,18 @@ fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() 
         login.datagram.clone(),
         login.with_token("AAAAAAAAAAAAAAAAAAAAAA"),
     ] {
-        let out = raw_bytes(&r, 3, &datagram);
+        let out = r.bytes(3, &datagram);
         assert!(out.effects.is_empty(), "{:?}", out.effects);
         let got = decode_all(&out);
         assert_eq!(got[0].1, code::AUTH_RETRY);
     }
-    assert!(r.h.accounts().pending_challenge(addr(3), &[]).is_none());
+    assert!(r.h.sh.accounts.pending_challenge(addr(3), &[]).is_none());
     // The token sent to port 3 is worth nothing from port 4.
-    let token = decode_all(&raw_bytes(&r, 3, &login.datagram))[0].2.clone();
-    let out = raw_bytes(&r, 4, &login.with_token(&token));
+    let token = decode_all(&r.bytes(3, &login.datagram))[0].2.clone();
+    let out = r.bytes(4, &login.with_token(&token));
     assert!(out.effects.is_empty());
     // From port 3 it opens the login: now the account is read.
-    let out = raw_bytes(&r, 3, &login.with_token(&token));
+    let out = r.bytes(3, &login.with_token(&token));
     assert!(matches!(&out.effects[..], [Effect::LoadAccount { .. }]));
 }
 

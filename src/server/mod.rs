@@ -449,7 +449,6 @@ impl Server {
         let c = &self.config;
         let mut handler = Handler::new(self.state.clone(), c.max_datagram, c.idle_timeout)
             .with_live(self.live.clone())
-            .with_max_channels_per_user(c.max_channels_per_user)
             .with_accounts(self.accounts.clone());
         if self.cluster.is_some() {
             handler = handler.in_cluster();

@@ -1,0 +1,23 @@
+//! The handler's fixed limits: how much one request may ask for and how long a request
+//! may wait for an effect. The limits an operator sets live in [`crate::settings::Live`].
+
+use std::time::Duration;
+
+/// The most nicknames one user's hot list holds.
+pub(crate) const MAX_WATCH: usize = 100;
+/// The most USER_ITEMs one WHO_REQ answers with.
+pub(crate) const MAX_WHO: usize = 100;
+/// Channels one user may be in at once, unless set otherwise. The handler reads the
+/// setting from [`crate::settings::Live`] only; this default is kept here, in a file that
+/// imports nothing, for the settings to start from.
+pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
+/// Requests waiting for an effect's result at once, per kind; past it new ones are
+/// refused, so a flood can't grow the tables.
+pub(crate) const MAX_WAITING: usize = 4096;
+/// How long a request waits for an effect's result before it is given up (the threads
+/// that carry effects out answer well within this: Redis requests time out after 500 ms).
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest ban, in seconds (ten years); 0 means until lifted.
+pub(crate) const MAX_BAN_SECONDS: u64 = 315_360_000;
+/// The largest member limit (`+l`).
+pub(crate) const MAX_LIMIT: u32 = 1_000_000;

@@ -1,0 +1,108 @@
+//! Who may do what (part 5): the account a user is logged in to, server operators,
+//! channel operators, and the checks a join, a public message or a moderation request
+//! passes first. A check that fails sends its refusal and says so, like a request would.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::ctx::{unix_ms, Ctx, Req, Shared};
+use super::refusal::Refusal;
+use crate::settings::Live;
+use crate::state::{nick_key, role, Channel};
+
+/// The account the user at `addr` is logged in to with its password, as a key.
+pub(crate) fn account_of(sh: &Shared, addr: SocketAddr) -> Option<String> {
+    let u = sh.state.user(addr)?;
+    u.session.map(|_| nick_key(&u.nick))
+}
+
+/// Whether the user at `addr` is a server operator: a configured nickname, logged in
+/// with its password.
+pub(crate) fn is_server_op(sh: &Shared, live: &Live, addr: SocketAddr) -> bool {
+    account_of(sh, addr).is_some_and(|a| live.is_operator(&a))
+}
+
+/// Whether the user at `from` is a server operator; refuses it if not.
+pub(crate) fn operator(cx: &mut Ctx<'_>, from: SocketAddr) -> bool {
+    let ok = is_server_op(cx.sh, &cx.live(), from);
+    if !ok {
+        cx.refuse(from, Refusal::NotServerOperator);
+    }
+    ok
+}
+
+/// Whether the user at `addr` may moderate `ch`: a server operator, an operator
+/// member, or a lasting operator's account.
+pub(crate) fn may_moderate(sh: &Shared, addr: SocketAddr, ch: &Channel) -> bool {
+    if ch.roles(addr) & role::OP != 0 || is_server_op(sh, &sh.live.get(), addr) {
+        return true;
+    }
+    account_of(sh, addr).is_some_and(|a| ch.with_meta(|m| m.is_op_account(&a)))
+}
+
+/// The channel `title` if the user at `from` may moderate it; otherwise it is refused
+/// and `None` returned.
+pub(crate) fn moderated_channel(
+    cx: &mut Ctx<'_>,
+    from: SocketAddr,
+    title: &str,
+) -> Option<Arc<Channel>> {
+    let Some(ch) = cx.sh.state.channel_by_title(title) else {
+        cx.refuse(from, Refusal::NoChannel(title));
+        return None;
+    };
+    if !may_moderate(cx.sh, from, &ch) {
+        cx.refuse(from, Refusal::NotOperatorOf(&ch.title));
+        return None;
+    }
+    Some(ch)
+}
+
+/// Whether the user at `rq.from` (`nick`) may join `ch`, and with what roles: a server
+/// operator or a lasting operator always may, as an operator; otherwise not while
+/// banned, nor without an invitation into an invite-only channel. A member joining
+/// again only makes the channel current. `None`: refused.
+pub(crate) fn may_join(cx: &mut Ctx<'_>, rq: &Req, nick: &str, ch: &Channel) -> Option<u8> {
+    let from = rq.from;
+    if ch.contains(from) {
+        return Some(0);
+    }
+    if is_server_op(cx.sh, &cx.live(), from) {
+        return Some(role::OP);
+    }
+    let account = account_of(cx.sh, from);
+    let now_ms = unix_ms(rq.wall);
+    // Decided under the channel's lock, refused after it.
+    let verdict = ch.with_meta(|m| {
+        if account.as_deref().is_some_and(|a| m.is_op_account(a)) {
+            return Ok(role::OP);
+        }
+        if let Some(ban) = m.ban_on(nick, account.as_deref(), now_ms) {
+            return Err(Some(ban.reason));
+        }
+        if m.invite_only && !m.take_invite(nick) {
+            return Err(None);
+        }
+        Ok(0)
+    });
+    let refusal = match &verdict {
+        Ok(roles) => return Some(*roles),
+        Err(Some(reason)) => Refusal::Banned(&ch.title, reason),
+        Err(None) => Refusal::InviteOnly(&ch.title),
+    };
+    cx.refuse(from, refusal);
+    None
+}
+
+/// Whether the user at `from` may speak in `ch`: not in a moderated channel without a
+/// voice or the rights (refused).
+pub(crate) fn may_speak(cx: &mut Ctx<'_>, from: SocketAddr, ch: &Channel) -> bool {
+    if !ch.with_meta(|m| m.moderated)
+        || ch.roles(from) & (role::OP | role::VOICE) != 0
+        || may_moderate(cx.sh, from, ch)
+    {
+        return true;
+    }
+    cx.refuse(from, Refusal::Moderated(&ch.title));
+    false
+}
