@@ -64,7 +64,8 @@ pub fn bin(name: &str) -> PathBuf {
             }
         }
         let mut target_dir = profile_dir.parent().expect("<target>/<profile>");
-        if !target_dir.join("CACHEDIR.TAG").exists() {
+        // Cargo keeps its rustc cache at the top of the target folder.
+        if !target_dir.join(".rustc_info.json").exists() {
             // <target>/<triple>/<profile>: built for a target triple.
             let triple = target_dir
                 .file_name()
