@@ -9,9 +9,10 @@ use postgres::Client;
 use crate::tls::Trust;
 
 use super::community::{
-    CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    from_sql as u, to_sql as i, CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
+    StoredMail, StoredMessage,
 };
-use super::StoreError;
+use super::store::StoreError;
 
 /// The community's data in PostgreSQL.
 pub struct PgCommunity {
@@ -23,14 +24,6 @@ impl std::fmt::Debug for PgCommunity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgCommunity").finish_non_exhaustive()
     }
-}
-
-fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 const DDL: &str = "CREATE TABLE IF NOT EXISTS udpchat_channels (

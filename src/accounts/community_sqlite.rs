@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::community::{
-    CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    from_sql as u, to_sql as i, CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
+    StoredMail, StoredMessage,
 };
-use super::StoreError;
+use super::store::StoreError;
 
 /// The database file inside a data folder.
 pub const DB_FILE: &str = "community.sqlite3";
@@ -26,16 +27,6 @@ impl std::fmt::Debug for SqliteCommunity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteCommunity").finish_non_exhaustive()
     }
-}
-
-/// Milliseconds and ids are `u64` in the program and `INTEGER` (signed) in SQLite; every
-/// value the server makes fits.
-fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl SqliteCommunity {
@@ -331,21 +322,6 @@ impl CommunityStore for SqliteCommunity {
     }
 }
 
-impl SqliteCommunity {
-    /// The result of `PRAGMA integrity_check` ("ok" when the file is sound).
-    ///
-    /// # Errors
-    /// When the check can't run.
-    pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .optional()?
-            .unwrap_or_default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,13 +330,16 @@ mod tests {
     fn sqlite_community_store_keeps_everything_across_reopening() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
-        super::super::community::exercise(&SqliteCommunity::open_dir(&dir).unwrap());
+        crate::accounts::exercise_community(&SqliteCommunity::open_dir(&dir).unwrap());
         let s = SqliteCommunity::open_dir(&dir).unwrap();
         s.set_op("pets", "ann", true).unwrap();
         drop(s);
         let s = SqliteCommunity::open_dir(&dir).unwrap();
         assert_eq!(s.snapshot().unwrap().ops.len(), 1);
-        assert_eq!(s.integrity_check().unwrap(), "ok");
+        assert_eq!(
+            super::super::sqlite::integrity(&s.conn.lock()).unwrap(),
+            "ok"
+        );
         // Private like the accounts.
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -13,8 +13,9 @@ use std::time::{Instant, SystemTime};
 use super::audit::Audit;
 use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
 use crate::accounts::tokens::Purpose;
+use crate::accounts::Account;
 use crate::accounts::Service;
-use crate::outbox::{AccountData, Effect, Ticket};
+use crate::outbox::{Effect, Ticket};
 use crate::state::{nick_key, Route};
 use proto::{errors, Event};
 
@@ -140,7 +141,7 @@ impl Handler {
         );
         out.effect(Effect::StoreAccount {
             ticket,
-            account: AccountData {
+            account: Account {
                 nick: nick.to_string(),
                 record,
                 watch,

@@ -113,7 +113,7 @@ impl Handler {
         }
         if self.config.cluster {
             let now_ms = unix_ms(wall);
-            for user in self.state.remote.members(id) {
+            for user in self.state.remote().members(id) {
                 if self.state.address_of(&user.nick).is_none() {
                     self.remote_item(now_ms, from, &user, out);
                 }

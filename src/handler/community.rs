@@ -15,8 +15,9 @@ use std::time::{Instant, SystemTime};
 use dashmap::DashMap;
 
 use super::{unix_ms, Handler, Outbox, MAX_WAITING, WAIT_TIMEOUT};
+use crate::cluster::{ClusterEvent, CommunityEvent};
 use crate::outbox::community::{AuditRecord, Order};
-use crate::outbox::{ClusterEvent, CommunityDone, CommunityEffect, CommunityEvent, Effect};
+use crate::outbox::{CommunityDone, CommunityEffect, Effect};
 use crate::settings::{Live, LiveSettings};
 use crate::state::{nick_key, role, Channel, Member, Route};
 use proto::{Event, Request};

@@ -7,8 +7,8 @@
 //! (the store is shared in a cluster), so a receiver only applies it to its own copy and
 //! tells its own members.
 
+use crate::cluster::CommunityEvent;
 use crate::outbox::community::Order;
-use crate::outbox::CommunityEvent;
 use crate::state::community::Ban;
 use crate::state::{nick_key, role, Kind, Meta};
 use proto::valid_nick;
@@ -210,7 +210,7 @@ impl Handler {
             }
             CommunityEvent::AddrUnban { net } => {
                 if let Some(n) = crate::state::community::Net::parse(&net) {
-                    self.state.addr_bans.remove(n);
+                    self.state.addr_bans().remove(n);
                 }
             }
             CommunityEvent::Notice { from, text } => {

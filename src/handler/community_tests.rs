@@ -3,9 +3,10 @@
 //! store write, a cluster event) is checked as the effect it is, then fed back by hand.
 
 use super::*;
+use crate::cluster::{ClusterInput, CommunityEvent};
 use crate::config::classic_channels;
 use crate::outbox::community::Order;
-use crate::outbox::{ClusterInput, CommunityDone, CommunityEffect, CommunityEvent};
+use crate::outbox::{CommunityDone, CommunityEffect};
 use proto::code;
 
 fn addr(port: u16) -> SocketAddr {

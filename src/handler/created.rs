@@ -10,9 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox};
+use crate::accounts::StoredChannel;
+use crate::cluster::CommunityEvent;
 use crate::config::MAX_DESCRIPTION_LEN;
-use crate::outbox::community::StoredChannel;
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::outbox::CommunityEffect;
 use crate::state::{nick_key, role, Channel, ChannelId, JoinError, Kind, Meta};
 use proto::{errors, Event};
 

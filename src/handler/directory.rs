@@ -53,7 +53,7 @@ impl Handler {
             .map(|u| (nick_key(&u.nick), Found::Local(u)))
             .collect();
         if self.config.cluster {
-            for r in self.state.remote.matching(&prefix, MAX_WHO + 1) {
+            for r in self.state.remote().matching(&prefix, MAX_WHO + 1) {
                 let key = nick_key(&r.nick);
                 if !found.iter().any(|(k, _)| *k == key) {
                     found.push((key, Found::Remote(r)));
@@ -86,7 +86,7 @@ impl Handler {
         let user = self.state.address_of(nick).and_then(|a| self.state.user(a));
         match user {
             Some(user) => self.user_item(now, from, &user, out),
-            None => match self.state.remote.get(nick) {
+            None => match self.state.remote().get(nick) {
                 Some(r) => self.remote_item(unix_ms(wall), from, &r, out),
                 None => out.error(from, &format!("{nick}: not logged in")),
             },

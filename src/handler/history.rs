@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use super::community::Wait;
 use super::{unix_ms, Handler, Outbox};
-use crate::outbox::community::{StoredMail, StoredMessage};
+use crate::accounts::{StoredMail, StoredMessage};
 use crate::outbox::CommunityEffect;
 use crate::settings::HISTORY_BATCH;
 use crate::state::community::Entry;

@@ -23,7 +23,7 @@ impl Handler {
                 .state
                 .address_of(&key)
                 .and_then(|a| self.state.nick_of(a))
-                .or_else(|| self.state.remote.get(&key).map(|r| r.nick));
+                .or_else(|| self.state.remote().get(&key).map(|r| r.nick));
             if let Some(nick) = held {
                 out.send(from, &Event::UserOnline { nick: &nick });
             }

@@ -120,7 +120,7 @@ impl Handler {
             LeaseAnswer::Granted => false,
             LeaseAnswer::Refused => true,
             // Redis unreachable: the last known view of the others decides.
-            LeaseAnswer::Unavailable => self.state.remote.get(&wait.nick).is_some(),
+            LeaseAnswer::Unavailable => self.state.remote().get(&wait.nick).is_some(),
         };
         if taken {
             self.state.unreserve(from, &wait.nick);

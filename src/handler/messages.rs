@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::{unix_ms, Handler, Outbox};
-use crate::outbox::ClusterEvent;
+use crate::cluster::ClusterEvent;
 use proto::{errors, Event};
 
 impl Handler {
@@ -72,7 +72,7 @@ impl Handler {
                 );
             }
         }
-        match self.state.remote.get(recipient) {
+        match self.state.remote().get(recipient) {
             Some(r) if self.config.cluster => self.publish(
                 ClusterEvent::Private {
                     server: r.server.to_string(),

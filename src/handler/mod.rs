@@ -48,9 +48,10 @@ pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 pub use multicast::Discovery;
 
 use crate::accounts::Service;
+use crate::cluster::{ClusterEvent, UserInfo};
 use crate::datagram::{Incoming, Kind};
 use crate::multicast::Groups;
-use crate::outbox::{ClusterEvent, Ticket, UserInfo};
+use crate::outbox::Ticket;
 use crate::settings::{Live, LiveSettings};
 use crate::state::{Channel, ChannelId, Presence, Route, State, User};
 use audit::Audit;
@@ -296,7 +297,7 @@ impl Handler {
             if session != Some(id) {
                 // Only the session's sealed datagrams speak for a protected user: this one
                 // is forged or stale. No answer, so a forger learns nothing.
-                self.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
+                self.state.note_auth_rejected();
                 return true;
             }
         }
@@ -484,7 +485,7 @@ impl Handler {
 
     /// The view of `ch`.
     fn view_of(&self, ch: Arc<Channel>) -> ChannelView {
-        let count = (ch.len() + self.state.remote.count(ch.id)) as u32;
+        let count = (ch.len() + self.state.remote().count(ch.id)) as u32;
         ChannelView {
             description: ch.description(),
             count,

@@ -12,8 +12,9 @@ use std::time::{Instant, SystemTime};
 
 use super::created::{stored, valid_description};
 use super::{unix_ms, Handler, Outbox};
+use crate::cluster::CommunityEvent;
 use crate::outbox::community::Order;
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::outbox::CommunityEffect;
 use crate::state::community::{Ban, Mask};
 use crate::state::{nick_key, Channel, ChannelId, Kind};
 use proto::{valid_nick, Event};
@@ -170,7 +171,7 @@ impl Handler {
             );
             return true;
         }
-        match self.state.remote.get(target) {
+        match self.state.remote().get(target) {
             Some(r) if self.config.cluster && r.channels.contains(&ch.id) => {
                 self.publish_community(
                     CommunityEvent::Evict {

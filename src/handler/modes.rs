@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use super::{Handler, Outbox};
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::cluster::CommunityEvent;
+use crate::outbox::CommunityEffect;
 use crate::state::{nick_key, role, Channel, Kind};
 use proto::{valid_nick, Event};
 
@@ -104,7 +105,7 @@ impl Handler {
             None => {
                 let remote = self
                     .state
-                    .remote
+                    .remote()
                     .get(target)
                     .filter(|r| r.channels.contains(&ch.id));
                 let lasting =

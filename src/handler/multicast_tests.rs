@@ -179,7 +179,7 @@ fn confirmed_members_hear_the_channel_only_on_the_group() {
 /// through this server's group, and its classic members by unicast.
 #[test]
 fn remote_messages_and_notices_go_through_this_servers_group() {
-    use crate::outbox::{ClusterInput, UserInfo};
+    use crate::cluster::{ClusterInput, UserInfo};
     let r = Rig::new();
     r.user(1, "ann", true);
     r.user(2, "bob", false);

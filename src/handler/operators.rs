@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use super::{unix_ms, Handler, Outbox};
-use crate::outbox::community::{Order, StoredAddrBan};
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::accounts::StoredAddrBan;
+use crate::cluster::CommunityEvent;
+use crate::outbox::community::Order;
+use crate::outbox::CommunityEffect;
 use crate::state::community::{AddrBan, Net};
 use crate::state::Member;
 use proto::{errors, Event};
@@ -25,7 +27,7 @@ impl Handler {
         from: SocketAddr,
         out: &mut Outbox,
     ) -> bool {
-        match self.state.addr_bans.on(from, unix_ms(wall)) {
+        match self.state.addr_bans().on(from, unix_ms(wall)) {
             Some(ban) => {
                 let text = if ban.reason.is_empty() {
                     "you are banned from this server".to_owned()
@@ -75,7 +77,7 @@ impl Handler {
                 reason: reason.to_owned(),
             };
             self.relay(addr, order, out);
-        } else if let Some(r) = self.state.remote.get(who).filter(|_| self.config.cluster) {
+        } else if let Some(r) = self.state.remote().get(who).filter(|_| self.config.cluster) {
             self.publish_community(
                 CommunityEvent::Kill {
                     nick: r.nick.to_string(),
@@ -152,7 +154,7 @@ impl Handler {
         let live = self.live();
         if !self
             .state
-            .addr_bans
+            .addr_bans()
             .set(ban.clone(), live.max_server_bans, now_ms)
         {
             return None;
@@ -189,7 +191,7 @@ impl Handler {
         let Some(parsed) = Net::parse(net) else {
             return out.error(from, "invalid address; give ADDRESS or ADDRESS/BITS");
         };
-        if !self.state.addr_bans.remove(parsed) {
+        if !self.state.addr_bans().remove(parsed) {
             return out.error(from, &format!("no ban on {parsed}"));
         }
         let text = parsed.to_string();
@@ -252,13 +254,13 @@ impl Handler {
             .sum();
         let items = [
             ("users", self.state.user_count().to_string()),
-            ("remote-users", self.state.remote.len().to_string()),
+            ("remote-users", self.state.remote().len().to_string()),
             ("channels", self.state.channel_count().to_string()),
             ("created-channels", created.to_string()),
             ("accounts", self.accounts.registered_count().to_string()),
             (
                 "address-bans",
-                self.state.addr_bans.list().len().to_string(),
+                self.state.addr_bans().list().len().to_string(),
             ),
             ("history-messages", history.to_string()),
             ("cluster", self.config.cluster.to_string()),

@@ -4,7 +4,7 @@
 //! watchers), and their public and private messages for local users.
 
 use super::{Handler, Outbox};
-use crate::outbox::{ClusterInput, UserInfo};
+use crate::cluster::{ClusterInput, UserInfo};
 use crate::state::{ChannelId, RemoteChange, RemoteUser};
 use proto::Event;
 
@@ -15,13 +15,13 @@ impl Handler {
         match input {
             ClusterInput::User { server, nick, info } => {
                 let user = info.map(|i| self.remote_user(&server, &i));
-                if let Some(change) = self.state.remote.set(&server, &nick, user) {
+                if let Some(change) = self.state.remote().set(&server, &nick, user) {
                     self.notify(&change, out);
                 }
             }
             ClusterInput::Server { server, users } => {
                 let users = users.iter().map(|i| self.remote_user(&server, i)).collect();
-                for change in self.state.remote.replace_server(&server, users) {
+                for change in self.state.remote().replace_server(&server, users) {
                     self.notify(&change, out);
                 }
             }

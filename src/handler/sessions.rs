@@ -4,7 +4,6 @@
 //! the session moves there (`PATH_CHALLENGE`/`PATH_RESPONSE`, as QUIC's RFC 9000 §8.2).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use rand::RngCore;
@@ -13,8 +12,9 @@ use super::audit::Audit;
 use super::{unix_ms, Handler, JobWait, Outbox, MAX_WAITING};
 use crate::accounts::limits::{Prefix, Refusal};
 use crate::accounts::tokens::Purpose;
+use crate::accounts::Account;
 use crate::accounts::{LoggedIn, LoginError, Service};
-use crate::outbox::{AccountData, Effect, Ticket};
+use crate::outbox::{Effect, Ticket};
 use crate::state::{nick_key, ClaimError, Route, SealCheck};
 use proto::auth::{Sealed, SEAL_OVERHEAD};
 use proto::{errors, valid_nick, Event};
@@ -110,7 +110,7 @@ impl Handler {
         &self,
         now: Instant,
         ticket: Ticket,
-        account: Result<Option<AccountData>, ()>,
+        account: Result<Option<Account>, ()>,
         out: &mut Outbox,
     ) {
         let Some((_, JobWait::Load { addr, request, .. })) = self.waits.jobs.remove(&ticket.serial)
@@ -227,7 +227,7 @@ impl Handler {
         out: &mut Outbox,
     ) -> Option<(SocketAddr, Vec<u8>, u64)> {
         let reject = || {
-            self.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
+            self.state.note_auth_rejected();
             None
         };
         if datagram.len() > self.config.max_datagram + SEAL_OVERHEAD {

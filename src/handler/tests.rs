@@ -2,8 +2,9 @@
 //! injected, no sockets and no threads.
 
 use super::*;
+use crate::cluster::ClusterInput;
 use crate::config::classic_channels;
-use crate::outbox::{ClusterInput, LeaseAnswer};
+use crate::outbox::LeaseAnswer;
 use proto::code;
 
 fn addr(port: u16) -> SocketAddr {
@@ -423,7 +424,7 @@ fn auth_req(r: &Rig, from: u16, login: &proto::auth::LoginStart) -> Outbox {
 
 /// Registers the guest at port 1 with `password`; returns the store effect's ticket
 /// and account, before any answer.
-fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
+fn register(r: &Rig, password: &str) -> (Ticket, crate::accounts::Account) {
     let start = proto::auth::register_start(password);
     let out = raw_bytes(r, 1, &start.datagram);
     let got = decode_all(&out);
@@ -523,7 +524,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
     let ticket = out.effects[0].ticket().unwrap();
     let got = r.complete(Done::Loaded {
         ticket,
-        account: Ok(Some(crate::outbox::AccountData {
+        account: Ok(Some(crate::accounts::Account {
             nick: "ANN".into(),
             ..account
         })),

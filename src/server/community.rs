@@ -10,7 +10,7 @@
 //! full the effect fails at once (a kept message is refused, history or a ban is not
 //! stored and the failure counted and logged), never making a worker wait.
 //!
-//! An [`Order`](crate::outbox::community::Order) for a user goes straight to the result
+//! An [`Order`](crate::outbox::Order) for a user goes straight to the result
 //! queue of the worker that owns it (`try_send` as well: under overload a kick may be
 //! lost, counted, rather than stall the worker that asked).
 
@@ -23,12 +23,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::worker::worker_for;
-use crate::accounts::community::{CommunityStore, StoredMessage};
-use crate::accounts::StoreError;
+use super::jobs::{named_thread, worker_for};
+use crate::accounts::{CommunityStore, StoreError, StoredMessage};
 use crate::config::ChannelSpec;
-use crate::outbox::community::{AuditRecord, CommunityDone, CommunityEffect};
-use crate::outbox::Done;
+use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::settings::{Live, LiveSettings};
 use crate::state::community::{AddrBan, Ban, Entry, Net};
 use crate::state::{Kind, Meta, State};
@@ -86,7 +84,7 @@ impl Sink {
             Ok(()) => None,
             Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                e.failed()
+                e.failed().map(Done::Community)
             }
         }
     }
@@ -117,7 +115,7 @@ pub fn spawn(
         done: done.clone(),
         stats: stats.clone(),
     };
-    let thread = super::spawn("community-store".into(), move || {
+    let thread = named_thread("community-store".into(), move || {
         run(&*store, &rx, &done, audit, &stats)
     })?;
     Ok((sink, thread))
@@ -343,7 +341,7 @@ pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<()
                 by: b.by.as_str().into(),
                 reason: b.reason.as_str().into(),
             };
-            state.addr_bans.set(ban, usize::MAX, 0);
+            state.addr_bans().set(ban, usize::MAX, 0);
         }
     }
     if live.persist_history && live.history > 0 {
@@ -429,7 +427,7 @@ impl Reloader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::community::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
+    use crate::accounts::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
 
     #[test]
     fn load_makes_registered_channels_and_forgets_bans_that_ended() {
@@ -471,6 +469,6 @@ mod tests {
         );
         let snap = store.snapshot().unwrap();
         assert_eq!(snap.bans.len(), 1);
-        assert!(snap.addr_bans.is_empty() && state.addr_bans.list().is_empty());
+        assert!(snap.addr_bans.is_empty() && state.addr_bans().list().is_empty());
     }
 }

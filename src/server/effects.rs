@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::worker::worker_for;
+use super::jobs::{named_thread, worker_for};
 use crate::accounts::{key, AccountStore, Service};
 use crate::cluster::{Cluster, Lease};
 use crate::outbox::{Done, Effect, LeaseAnswer};
@@ -78,7 +78,7 @@ impl Effects {
             Effect::Community(c) => {
                 return match &self.community {
                     Some(sink) => sink.submit(c),
-                    None => c.failed(),
+                    None => c.failed().map(Done::Community),
                 };
             }
             other => other,
@@ -138,7 +138,7 @@ fn lease_thread(nick: &str, n: usize) -> usize {
         std::sync::OnceLock::new();
     (KEYS
         .get_or_init(Default::default)
-        .hash_one(crate::state::nick_key(nick))
+        .hash_one(proto::nick::key(nick))
         % n as u64) as usize
 }
 
@@ -157,13 +157,13 @@ pub fn spawn(
     {
         let (store, service, done, stats) =
             (store.clone(), service.clone(), done.clone(), stats.clone());
-        threads.push(super::spawn("store".into(), move || {
+        threads.push(named_thread("store".into(), move || {
             run_store(&*store, &service, store_rx, &done, &stats)
         })?);
     }
     if store.shared() {
         let (service, stop) = (service.clone(), stop.clone());
-        threads.push(super::spawn("store-feed".into(), move || {
+        threads.push(named_thread("store-feed".into(), move || {
             run_feed(&*store, &service, &stop)
         })?);
     }
@@ -173,7 +173,7 @@ pub fn spawn(
             let (tx, rx) = bounded(LEASE_QUEUE);
             leases.push(tx);
             let (c, done) = (c.clone(), done.clone());
-            threads.push(super::spawn(format!("lease-{i}"), move || {
+            threads.push(named_thread(format!("lease-{i}"), move || {
                 run_leases(&c, rx, &done)
             })?);
         }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+use super::jobs::Job;
 use super::send::SenderPool;
 use super::stats::{Stats, EVENTS_PER_DATAGRAM_BOUNDS};
-use super::worker::Job;
 use crate::state::State;
 
 /// What the metrics page reads.
@@ -135,10 +135,7 @@ pub fn render(src: &Sources) -> String {
             s.replies_withheld,
         ),
         ("{reason=\"send_error\"}".to_string(), s.send_errors),
-        (
-            "{reason=\"auth\"}".to_string(),
-            src.state.auth_rejected.load(Ordering::Relaxed),
-        ),
+        ("{reason=\"auth\"}".to_string(), src.state.auth_rejected()),
     ];
     metric(
         &mut out,
@@ -204,7 +201,7 @@ pub fn render(src: &Sources) -> String {
         "protected_sessions",
         "gauge",
         "Users logged in with a password (their datagrams are sealed).",
-        &one(src.state.sealers.len() as u64),
+        &one(src.state.sealers().len() as u64),
     );
     for (name, help, value) in src.audit.samples() {
         metric(&mut out, name, "counter", help, &one(value));
@@ -263,14 +260,14 @@ pub fn render(src: &Sources) -> String {
         );
     }
     if let Some(c) = &src.cluster {
-        cluster_metrics(&mut out, c, src.state.remote.len());
+        cluster_metrics(&mut out, c, src.state.remote().len());
     }
     out
 }
 
 /// The events-per-datagram histogram, in the Prometheus histogram form (cumulative
 /// buckets, `_sum` and `_count`).
-fn events_per_datagram(out: &mut String, s: &super::StatsSnapshot) {
+fn events_per_datagram(out: &mut String, s: &super::stats::StatsSnapshot) {
     let name = "udpchat_events_per_datagram";
     let _ = writeln!(
         out,

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::jobs::{worker_for, Job};
 use super::stats::Stats;
-use super::worker::{worker_for, Job};
 use crate::datagram::Class;
 use udp::RecvBatch;
 

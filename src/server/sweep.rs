@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::worker::{worker_for, Job};
+use super::jobs::{worker_for, Job};
 use crate::handler::Handler;
 
 /// How often the sweeper looks at the stop flag while it waits.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::nick_key;
-use crate::outbox::community::StoredBan;
+use super::nicks::nick_key;
+use crate::accounts::StoredBan;
 
 /// Where a channel comes from, which decides how long it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
