@@ -90,6 +90,20 @@ pub struct StoredAddrBan {
     pub reason: String,
 }
 
+/// A message of a channel's history as written: the channel's key and the message.
+pub type HistoryRow = (String, StoredMessage);
+
+/// The channels `rows` write to, each once, in order: those whose history is pruned after.
+pub(super) fn channels_in(rows: &[HistoryRow]) -> Vec<&str> {
+    let mut chans: Vec<&str> = Vec::new();
+    for (chan, _) in rows {
+        if !chans.contains(&chan.as_str()) {
+            chans.push(chan);
+        }
+    }
+    chans
+}
+
 /// Milliseconds and ids are `u64` in the program and signed 64-bit integers in SQL; every
 /// value the server makes fits.
 pub(super) fn to_sql(n: u64) -> i64 {
@@ -157,11 +171,7 @@ pub trait CommunityStore: Send + Sync {
     ///
     /// # Errors
     /// When the store fails.
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError>;
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError>;
     /// Keeps a private message unless `max` are kept for its recipient already; returns
     /// whether it was kept.
     ///
@@ -259,11 +269,7 @@ impl CommunityStore for MemoryCommunity {
             .retain(|(c, b)| !(c == chan && b.mask == mask));
         Ok(())
     }
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError> {
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError> {
         let mut m = self.inner.lock();
         for (chan, msg) in rows {
             let h = m.history.entry(chan.clone()).or_default();

@@ -9,8 +9,8 @@ use postgres::Client;
 use crate::tls::Trust;
 
 use super::community::{
-    from_sql as u, to_sql as i, CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
-    StoredMail, StoredMessage,
+    channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
+    StoredBan, StoredChannel, StoredMail, StoredMessage,
 };
 use super::store::StoreError;
 
@@ -238,25 +238,17 @@ impl CommunityStore for PgCommunity {
         Ok(())
     }
 
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError> {
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
-        let mut touched: Vec<&str> = Vec::new();
         for (chan, m) in rows {
             tx.execute(
                 "INSERT INTO udpchat_history (chan, id, ms, nick, text) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT DO NOTHING",
                 &[chan, &i(m.id), &i(m.ms), &m.nick, &m.text],
             )?;
-            if !touched.contains(&chan.as_str()) {
-                touched.push(chan);
-            }
         }
-        for chan in touched {
+        for chan in channels_in(rows) {
             tx.execute(
                 "DELETE FROM udpchat_history WHERE chan = $1 AND id NOT IN
                      (SELECT id FROM udpchat_history WHERE chan = $1 ORDER BY id DESC LIMIT $2)",

@@ -27,12 +27,12 @@ mod testing;
 pub(crate) mod tokens;
 
 pub use community::{
-    CommunityStore, MemoryCommunity, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
-    StoredMessage,
+    CommunityStore, HistoryRow, MemoryCommunity, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
+    StoredMail, StoredMessage,
 };
 pub use kind::StoreKind;
 pub use service::{LoggedIn, LoginError, Service};
 pub use sqlite::SqliteStore;
 pub use store::{key, Account, AccountStore, MemoryStore, StoreError};
 #[cfg(any(test, feature = "test-support"))]
-pub use testing::{exercise_accounts, exercise_community};
+pub use testing::{exercise_account_records, exercise_accounts, exercise_community};

@@ -146,23 +146,16 @@ mod tests {
         let tok = t.issue(Purpose::Retry, a, "ann", 1000);
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1000));
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1060));
-        assert!(!t.check(Purpose::Retry, a, "ann", &tok, 1061), "expired");
-        assert!(
-            !t.check(Purpose::Retry, a, "ann", &tok, 999),
-            "from the future"
-        );
-        assert!(
-            !t.check(Purpose::Retry, b, "ann", &tok, 1000),
-            "other address"
-        );
-        assert!(
-            !t.check(Purpose::Retry, a, "bob", &tok, 1000),
-            "other nickname"
-        );
-        assert!(
-            !t.check(Purpose::Register, a, "ann", &tok, 1000),
-            "other purpose"
-        );
+        let refused = [
+            (Purpose::Retry, a, "ann", 1061, "expired"),
+            (Purpose::Retry, a, "ann", 999, "from the future"),
+            (Purpose::Retry, b, "ann", 1000, "other address"),
+            (Purpose::Retry, a, "bob", 1000, "other nickname"),
+            (Purpose::Register, a, "ann", 1000, "other purpose"),
+        ];
+        for (purpose, from, nick, at, why) in refused {
+            assert!(!t.check(purpose, from, nick, &tok, at), "{why}");
+        }
         assert!(
             !Tokens::new().check(Purpose::Retry, a, "ann", &tok, 1000),
             "other secret"

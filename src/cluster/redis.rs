@@ -586,14 +586,7 @@ pub fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
         let n = batch.len() as u64;
         if !cluster.is_connected() {
             con = None;
-            cluster
-                .stats
-                .publish_dropped
-                .fetch_add(n, Ordering::Relaxed);
-            batch.clear();
-            continue;
-        }
-        if con.is_none() {
+        } else if con.is_none() {
             con = connect(&cluster).ok();
         }
         let Some(c) = con.as_mut() else {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::jobs::{named_thread, worker_for};
-use crate::accounts::{CommunityStore, StoreError, StoredMessage};
+use crate::accounts::{CommunityStore, HistoryRow, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::settings::{Live, LiveSettings};
@@ -162,12 +162,17 @@ fn run(
     mut audit: Option<Audit>,
     stats: &CommunityStats,
 ) {
-    let mut pending: Vec<(String, StoredMessage)> = Vec::new();
+    let mut pending: Vec<HistoryRow> = Vec::new();
     let mut keep = 0usize;
     let mut deadline: Option<Instant> = None;
     let failed = |e: &StoreError, what: &str| {
         stats.store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "{what} failed");
+    };
+    let written = |result: Result<(), StoreError>, what: &str| {
+        if let Err(e) = result {
+            failed(&e, what);
+        }
     };
     let answer = |result: Done| {
         let w = worker_for(result.ticket().route, done.len());
@@ -204,30 +209,19 @@ fn run(
                     deadline = None;
                 }
             }
-            CommunityEffect::SaveChannel(c) => {
-                if let Err(e) = store.save_channel(&c) {
-                    failed(&e, "storing a channel");
-                }
-            }
+            CommunityEffect::SaveChannel(c) => written(store.save_channel(&c), "storing a channel"),
             CommunityEffect::DeleteChannel { key } => {
-                if let Err(e) = store.delete_channel(&key) {
-                    failed(&e, "forgetting a channel");
-                }
+                written(store.delete_channel(&key), "forgetting a channel")
             }
-            CommunityEffect::SetOp { chan, account, on } => {
-                if let Err(e) = store.set_op(&chan, &account, on) {
-                    failed(&e, "storing a channel operator");
-                }
-            }
+            CommunityEffect::SetOp { chan, account, on } => written(
+                store.set_op(&chan, &account, on),
+                "storing a channel operator",
+            ),
             CommunityEffect::SaveBan { chan, ban } => {
-                if let Err(e) = store.save_ban(&chan, &ban) {
-                    failed(&e, "storing a ban");
-                }
+                written(store.save_ban(&chan, &ban), "storing a ban")
             }
             CommunityEffect::DeleteBan { chan, mask } => {
-                if let Err(e) = store.delete_ban(&chan, &mask) {
-                    failed(&e, "forgetting a ban");
-                }
+                written(store.delete_ban(&chan, &mask), "forgetting a ban")
             }
             CommunityEffect::StoreMail { ticket, mail, max } => {
                 let stored = store.store_mail(&mail, max).map_err(|e| {
@@ -242,14 +236,10 @@ fn run(
                 answer(Done::Community(CommunityDone::Mail { ticket, mail }));
             }
             CommunityEffect::SaveAddrBan(b) => {
-                if let Err(e) = store.save_addr_ban(&b) {
-                    failed(&e, "storing an address ban");
-                }
+                written(store.save_addr_ban(&b), "storing an address ban")
             }
             CommunityEffect::DeleteAddrBan { net } => {
-                if let Err(e) = store.delete_addr_ban(&net) {
-                    failed(&e, "forgetting an address ban");
-                }
+                written(store.delete_addr_ban(&net), "forgetting an address ban")
             }
             CommunityEffect::Audit(record) => {
                 tracing::info!(
@@ -273,7 +263,7 @@ fn run(
 
 fn flush(
     store: &dyn CommunityStore,
-    pending: &mut Vec<(String, StoredMessage)>,
+    pending: &mut Vec<HistoryRow>,
     keep: usize,
     failed: &dyn Fn(&StoreError, &str),
 ) {

@@ -10,6 +10,15 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// State for 10 users with `users` (port, nickname) logged in.
+fn with_users(users: &[(u16, &str)]) -> State {
+    let state = State::new(&crate::config::classic_channels(), 10);
+    for &(port, nick) in users {
+        state.claim(addr(port), nick, Instant::now()).unwrap();
+    }
+    state
+}
+
 #[test]
 fn claims_are_unique_ignoring_case_and_capped() {
     let state = State::new(&crate::config::classic_channels(), 2);
@@ -67,10 +76,7 @@ fn who_reads_a_sorted_prefix() {
 
 #[test]
 fn departure_leaves_channels_watchers_and_session() {
-    let state = State::new(&crate::config::classic_channels(), 10);
-    let now = Instant::now();
-    state.claim(addr(1), "ann", now).unwrap();
-    state.claim(addr(2), "bob", now).unwrap();
+    let state = with_users(&[(1, "ann"), (2, "bob")]);
     state.join(addr(1), 0, 64, 0).unwrap();
     state.join(addr(2), 0, 64, 0).unwrap();
     state.watch(addr(1), ["bob"].into_iter(), 100);
@@ -88,9 +94,7 @@ fn departure_leaves_channels_watchers_and_session() {
 
 #[test]
 fn caps_reach_the_member_lists_of_every_channel() {
-    let state = State::new(&crate::config::classic_channels(), 10);
-    let now = Instant::now();
-    state.claim(addr(1), "ann", now).unwrap();
+    let state = with_users(&[(1, "ann")]);
     state.join(addr(1), 0, 64, 0).unwrap();
     state.join(addr(1), 3, 64, 0).unwrap();
     let caps = Caps {
@@ -110,10 +114,7 @@ fn caps_reach_the_member_lists_of_every_channel() {
 
 #[test]
 fn a_move_takes_the_whole_user_along() {
-    let state = State::new(&crate::config::classic_channels(), 10);
-    let now = Instant::now();
-    state.claim(addr(1), "ann", now).unwrap();
-    state.claim(addr(3), "cid", now).unwrap();
+    let state = with_users(&[(1, "ann"), (3, "cid")]);
     state.join(addr(1), 2, 64, 0).unwrap();
     state.watch(addr(3), ["ann"].into_iter(), 100);
     state.watch(addr(1), ["cid"].into_iter(), 100);
