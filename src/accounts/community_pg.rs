@@ -15,7 +15,7 @@ use super::community::{
 use super::store::StoreError;
 
 /// The community's data in PostgreSQL.
-pub struct PgCommunity {
+pub(super) struct PgCommunity {
     /// One connection: only the community store thread and start-up use it.
     conn: Mutex<Client>,
 }
@@ -80,7 +80,7 @@ impl PgCommunity {
     /// # Errors
     /// When the database can't be reached, TLS can't be set up or does not verify, or the
     /// tables can't be made.
-    pub fn connect(url: &str, trust: &Trust) -> Result<Self, StoreError> {
+    pub(super) fn connect(url: &str, trust: &Trust) -> Result<Self, StoreError> {
         let tls = trust
             .postgres()
             .map_err(|e| StoreError::Setup(e.to_string()))?;

@@ -14,10 +14,10 @@ use super::community::{
 use super::store::StoreError;
 
 /// The database file inside a data folder.
-pub const DB_FILE: &str = "community.sqlite3";
+pub(super) const DB_FILE: &str = "community.sqlite3";
 
 /// The community's data in SQLite.
-pub struct SqliteCommunity {
+pub(super) struct SqliteCommunity {
     /// One connection: only the community store thread (and start-up) use it, and its
     /// writes are few (history comes in batches), so a pool would buy nothing.
     conn: Mutex<Connection>,
@@ -39,7 +39,7 @@ impl SqliteCommunity {
     /// # Errors
     /// When the folder can't be made, the database can't be opened or set up, or either is
     /// open to other users.
-    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+    pub(super) fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         let conn = super::sqlite::open_private(dir, DB_FILE, SCHEMA)?;
         Ok(SqliteCommunity {
             conn: Mutex::new(conn),

@@ -24,11 +24,11 @@ use super::tokens::{Purpose, Tokens};
 use proto::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
 
 /// How long a password login may take between AUTH_REQ and AUTH_FINISH.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Password logins under way at once, over all addresses.
-pub const MAX_PENDING: usize = 4096;
+pub(super) const MAX_PENDING: usize = 4096;
 /// Password logins under way at once from one network prefix (`limits::Prefix`).
-pub const MAX_PENDING_PER_PREFIX: usize = 16;
+pub(super) const MAX_PENDING_PER_PREFIX: usize = 16;
 
 /// Why a step of a password login failed, as the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::store::{key, split_watch, Account, AccountStore, StoreError};
 
 /// The database file inside a data folder.
-pub const DB_FILE: &str = "accounts.sqlite3";
+pub(super) const DB_FILE: &str = "accounts.sqlite3";
 
 /// Accounts in an SQLite database file, in WAL mode with `synchronous=FULL`: a write is on
 /// disk when it returns, and a crash never loses a committed account.

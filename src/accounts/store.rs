@@ -68,7 +68,7 @@ pub enum StoreError {
 
 /// A change another server made to the shared store: a nickname key and whether it is
 /// registered now.
-pub type Change = (String, bool);
+pub(super) type Change = (String, bool);
 
 /// Changes to a shared store as they happen, so that a server's in-memory set of
 /// registered nicknames follows registrations made through other servers.

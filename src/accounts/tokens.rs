@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 /// How long a token is accepted after it was made, in seconds.
-pub const TOKEN_LIFETIME_SECS: u64 = 60;
+pub(crate) const TOKEN_LIFETIME_SECS: u64 = 60;
 /// Bytes of the tag in a token.
 const TAG_LEN: usize = 12;
 
@@ -38,7 +38,7 @@ impl Purpose {
 }
 
 /// The secret tokens are made with; see the module docs.
-pub struct Tokens {
+pub(crate) struct Tokens {
     key: [u8; 32],
 }
 
@@ -68,7 +68,7 @@ fn addr_bytes(addr: SocketAddr) -> [u8; 18] {
 
 impl Tokens {
     /// Tokens under a fresh random secret (tokens of an earlier run are invalid).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
         Tokens { key }
@@ -91,7 +91,13 @@ impl Tokens {
     /// A token for `purpose`, sent to `addr` about the nickname key `key`, at `now_secs`
     /// (seconds since the Unix epoch): base64url without padding of the time (u32,
     /// big-endian) and the first 12 bytes of the tag.
-    pub fn issue(&self, purpose: Purpose, addr: SocketAddr, key: &str, now_secs: u64) -> String {
+    pub(crate) fn issue(
+        &self,
+        purpose: Purpose,
+        addr: SocketAddr,
+        key: &str,
+        now_secs: u64,
+    ) -> String {
         use base64::Engine;
         let secs = now_secs as u32;
         let mut raw = [0u8; 4 + TAG_LEN];
@@ -103,7 +109,7 @@ impl Tokens {
     /// Whether `token` was made by [`issue`](Self::issue) for the same purpose, address and
     /// key, at most [`TOKEN_LIFETIME_SECS`] before `now_secs` (and not after it). The tag
     /// is compared in constant time.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         purpose: Purpose,
         addr: SocketAddr,

@@ -16,21 +16,21 @@ const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 const REPLACE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
 /// The command that claims `key` for `id` for `ttl_ms`.
-pub fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
+pub(super) fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
     let mut c = ::redis::cmd("EVAL");
     c.arg(CLAIM_LUA).arg(1).arg(key).arg(id).arg(ttl_ms);
     c
 }
 
 /// The command that releases `key` if `id` holds it.
-pub fn release_cmd(key: &str, id: &str) -> Cmd {
+pub(super) fn release_cmd(key: &str, id: &str) -> Cmd {
     let mut c = ::redis::cmd("EVAL");
     c.arg(RELEASE_LUA).arg(1).arg(key).arg(id);
     c
 }
 
 /// The command that sets `key` to `ours` for `ttl_ms` if it still holds `forged`.
-pub fn replace_cmd(key: &str, forged: &[u8], ours: &str, ttl_ms: u64) -> Cmd {
+pub(super) fn replace_cmd(key: &str, forged: &[u8], ours: &str, ttl_ms: u64) -> Cmd {
     let mut c = ::redis::cmd("EVAL");
     c.arg(REPLACE_LUA)
         .arg(1)

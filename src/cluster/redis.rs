@@ -30,9 +30,9 @@ use crate::state::{ChannelId, State};
 use proto::nick::key as nick_key;
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the subscription read waits before the thread looks at its other duties. It
 /// bounds how late a server subscribes to a channel after its first local member joined
 /// (messages from other servers published in between do not reach that member).
@@ -44,7 +44,7 @@ const PUBLISH_BATCH: usize = 256;
 
 /// The most users read back from one server's users hash; a bigger hash is not read (only
 /// someone writing to Redis behind the cluster's back makes one).
-pub const MAX_USERS_PER_SERVER: usize = 1_000_000;
+pub(crate) const MAX_USERS_PER_SERVER: usize = 1_000_000;
 /// The longest users hash value read back, in bytes.
 const MAX_USER_VALUE: usize = 64 * 1024;
 
@@ -57,7 +57,7 @@ fn connect(cluster: &Cluster) -> RedisResult<Connection> {
 
 /// Runs the cluster thread until `stop` is set. `deliver` takes what the other servers
 /// reported (their users' changes, their messages for local users), in order.
-pub fn run_cluster(
+pub(crate) fn run_cluster(
     cluster: Arc<Cluster>,
     state: Arc<State>,
     mut deliver: impl FnMut(Vec<ClusterInput>),
@@ -564,7 +564,7 @@ fn apply(
 ///
 /// While Redis is unreachable (the cluster thread says so, or a write fails) events are
 /// dropped and counted; the reconnection republishes the state that matters.
-pub fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
+pub(crate) fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
     let Some(rx) = cluster.take_publish_rx() else {
         return;
     };

@@ -8,7 +8,7 @@ use super::event::Envelope;
 
 /// What the sequence check says of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
+pub(super) enum Seen {
     /// The next one expected (or the first from this origin on this topic).
     Next,
     /// Seen already (or older): drop it.
@@ -25,17 +25,17 @@ pub enum Seen {
 }
 
 /// Origin and topic pairs tracked at most.
-pub const MAX_TRACKED: usize = 65536;
+pub(super) const MAX_TRACKED: usize = 65536;
 
 /// The last (epoch, sequence) seen per origin and topic.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(super) struct Tracker {
     last: HashMap<(String, String), (u64, u64)>,
 }
 
 impl Tracker {
     /// Checks `env` received on `topic` and records it unless it is to be dropped.
-    pub fn check(&mut self, topic: &str, env: &Envelope) -> Seen {
+    pub(super) fn check(&mut self, topic: &str, env: &Envelope) -> Seen {
         let key = (env.s.clone(), topic.to_owned());
         let Some(&(epoch, seq)) = self.last.get(&key) else {
             if self.last.len() >= MAX_TRACKED {
@@ -65,7 +65,7 @@ impl Tracker {
     }
 
     /// The epoch last seen from `origin` on `topic`.
-    pub fn epoch(&self, origin: &str, topic: &str) -> Option<u64> {
+    pub(super) fn epoch(&self, origin: &str, topic: &str) -> Option<u64> {
         self.last
             .get(&(origin.to_owned(), topic.to_owned()))
             .map(|&(epoch, _)| epoch)
@@ -73,7 +73,7 @@ impl Tracker {
 
     /// Forgets what was seen on `topic` (after subscribing to it again: what was published
     /// while unsubscribed is no gap).
-    pub fn forget_topic(&mut self, topic: &str) {
+    pub(super) fn forget_topic(&mut self, topic: &str) {
         self.last.retain(|(_, t), _| t != topic);
     }
 }

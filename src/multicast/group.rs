@@ -36,7 +36,7 @@ use proto::channel_data::{tag_with, ChannelMac, KEY_LEN};
 /// How long a member stays pending after `MCAST_GROUP` without confirming: meanwhile its
 /// group is kept active (so it has something to hear) and probed often. A client behind a
 /// router that drops multicast never confirms; after this its group may fall quiet.
-pub const PENDING_FOR: Duration = Duration::from_secs(15);
+pub(crate) const PENDING_FOR: Duration = Duration::from_secs(15);
 
 /// One channel's group: address, key, sequence and listeners.
 pub struct ChannelGroup {

@@ -33,15 +33,15 @@ use crate::state::{Kind, Meta, State};
 use proto::time::utc;
 
 /// Effects the community store thread's queue holds.
-pub const COMMUNITY_QUEUE: usize = 8192;
+pub(crate) const COMMUNITY_QUEUE: usize = 8192;
 /// History messages written in one transaction at most.
-pub const FLUSH_BATCH: usize = 256;
+pub(crate) const FLUSH_BATCH: usize = 256;
 /// The longest a history message waits to be written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Counters of the community store thread.
 #[derive(Debug, Default)]
-pub struct CommunityStats {
+pub(crate) struct CommunityStats {
     /// Effects refused because the queue was full (or orders because a worker's was).
     pub refused: AtomicU64,
     /// Writes and reads that failed in the store.
@@ -52,7 +52,7 @@ pub struct CommunityStats {
 
 /// Where workers (and the cluster thread) hand part-5 effects; cheap to clone.
 #[derive(Clone)]
-pub struct Sink {
+pub(crate) struct Sink {
     tx: Sender<CommunityEffect>,
     done: Vec<Sender<Done>>,
     /// The counters.
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Sink {
 impl Sink {
     /// Hands `effect` over; returns the result to feed back at once when it could not be
     /// taken.
-    pub fn submit(&self, effect: CommunityEffect) -> Option<Done> {
+    pub(crate) fn submit(&self, effect: CommunityEffect) -> Option<Done> {
         if let CommunityEffect::Relay { ticket, order } = effect {
             let w = worker_for(ticket.route, self.done.len());
             let done = Done::Community(CommunityDone::Order { ticket, order });
@@ -90,7 +90,7 @@ impl Sink {
     }
 
     /// Effects waiting.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.tx.len()
     }
 }
@@ -99,7 +99,7 @@ impl Sink {
 ///
 /// # Errors
 /// When the audit log can't be opened or the thread can't start.
-pub fn spawn(
+pub(crate) fn spawn(
     store: Arc<dyn CommunityStore>,
     done: Vec<Sender<Done>>,
     audit: Option<&Path>,
@@ -283,7 +283,11 @@ fn flush(
 ///
 /// # Errors
 /// When the store fails.
-pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<(), StoreError> {
+pub(crate) fn load(
+    store: &dyn CommunityStore,
+    state: &State,
+    live: &Live,
+) -> Result<(), StoreError> {
     let snap = store.snapshot()?;
     // Bans that ended while the server was down are forgotten, in memory and in the store,
     // so that the stored ones stay as few as those in force.

@@ -11,7 +11,7 @@ use crate::state::Route;
 
 /// Work for a worker.
 #[derive(Debug)]
-pub enum Job {
+pub(crate) enum Job {
     /// A datagram from `from`, received at `at`.
     Datagram {
         /// Source address.
@@ -28,7 +28,7 @@ pub enum Job {
 }
 
 /// The worker that owns `route`, out of `workers`.
-pub fn worker_for(route: Route, workers: usize) -> usize {
+pub(super) fn worker_for(route: Route, workers: usize) -> usize {
     // A fixed-key hasher: routing must be stable for the life of the process, and
     // SipHash keeps a hostile peer from steering addresses onto one worker cheaply.
     static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =

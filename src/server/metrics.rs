@@ -17,7 +17,7 @@ use super::stats::{Stats, EVENTS_PER_DATAGRAM_BOUNDS};
 use crate::state::State;
 
 /// What the metrics page reads.
-pub struct Sources {
+pub(crate) struct Sources {
     /// The shared state (users, channel members).
     pub state: Arc<State>,
     /// The counters.
@@ -52,7 +52,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 }
 
 /// The metrics page, in the Prometheus text format (version 0.0.4).
-pub fn render(src: &Sources) -> String {
+pub(crate) fn render(src: &Sources) -> String {
     let s = src.stats.snapshot();
     let mut out = String::new();
     let one = |v: u64| vec![(String::new(), v)];
@@ -362,7 +362,7 @@ fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: 
 }
 
 /// Serves the page on `http` until `stop` is set; any path answers with the metrics.
-pub fn run_metrics(http: tiny_http::Server, src: Sources, stop: Arc<AtomicBool>) {
+pub(crate) fn run_metrics(http: tiny_http::Server, src: Sources, stop: Arc<AtomicBool>) {
     let content_type = tiny_http::Header::from_bytes(
         &b"Content-Type"[..],
         &b"text/plain; version=0.0.4; charset=utf-8"[..],

@@ -25,17 +25,17 @@
 //! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
-pub mod community;
-pub mod effects;
+pub(crate) mod community;
+pub(crate) mod effects;
 mod jobs;
 pub mod limit;
-pub mod metrics;
-pub mod multicast;
-pub mod recv;
+pub(crate) mod metrics;
+pub(crate) mod multicast;
+pub(crate) mod recv;
 pub mod send;
-pub mod stats;
-pub mod sweep;
-pub mod worker;
+pub(crate) mod stats;
+pub(crate) mod sweep;
+pub(crate) mod worker;
 
 use std::io;
 use std::net::SocketAddr;

@@ -24,7 +24,7 @@ use crate::datagram::Class;
 use udp::RecvBatch;
 
 /// Runs until `stop` is set (checked at least once per socket read timeout).
-pub fn run_receiver(
+pub(crate) fn run_receiver(
     socket: socket2::Socket,
     workers: Vec<Sender<Job>>,
     max_datagram: usize,

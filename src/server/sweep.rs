@@ -16,7 +16,7 @@ use crate::handler::Handler;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs until `stop` is set.
-pub fn run_sweeper(
+pub(crate) fn run_sweeper(
     handler: Handler,
     interval: Duration,
     workers: Vec<Sender<Job>>,

@@ -33,7 +33,7 @@ use crate::outbox::{Done, Outbox};
 const JOBS_PER_ROUND: usize = 64;
 
 /// What a worker needs besides its queues.
-pub struct Worker {
+pub(crate) struct Worker {
     /// The state machine.
     pub handler: Handler,
     /// Flood limits.
@@ -56,7 +56,7 @@ enum Input {
 impl Worker {
     /// The worker's loop: runs until the receive thread and the sweeper have hung up, then
     /// returns, dropping its handles on the sender pool and the effect threads.
-    pub fn run(self, jobs: Receiver<Job>, done: Receiver<Done>) {
+    pub(crate) fn run(self, jobs: Receiver<Job>, done: Receiver<Done>) {
         let mut out = Outbox::new();
         let mut limiter = Limiter::new(self.limits, Instant::now());
         let mut log = ErrorLog::new();

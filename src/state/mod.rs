@@ -31,9 +31,9 @@
 //!   [`community`]: settings, moderation lists, history and address bans;
 //! - `remote`: the users of other servers; `check`: the invariants between all these.
 
-pub mod channel;
+pub(crate) mod channel;
 mod check;
-pub mod community;
+pub(crate) mod community;
 mod ids;
 mod nicks;
 mod remote;
@@ -163,7 +163,7 @@ impl State {
 
     /// Counts a datagram refused for authentication: unknown session, bad MAC, replayed
     /// or stale counter, or a plain datagram from the address of a protected session.
-    pub fn note_auth_rejected(&self) {
+    pub(crate) fn note_auth_rejected(&self) {
         self.sessions.note_rejected();
     }
 
@@ -173,13 +173,13 @@ impl State {
     }
 
     /// Changes the cap on users (a configuration reload); users over it stay.
-    pub fn set_max_users(&self, max: usize) {
+    pub(crate) fn set_max_users(&self, max: usize) {
         self.nicks.set_max(max);
     }
 
     /// Keeps `n` of the `--max-users` places for password logins: guests are refused as
     /// "server full" `n` places early, so forged guest logins can't shut out account holders.
-    pub fn reserve_for_accounts(&self, n: usize) {
+    pub(crate) fn reserve_for_accounts(&self, n: usize) {
         self.nicks.reserve_for_accounts(n);
     }
 
@@ -187,22 +187,22 @@ impl State {
     /// microseconds, or one more than the last id if that is larger. So ids grow within a
     /// run, survive a restart (the clock has moved on), and in a cluster the servers'
     /// ids, passed along with the messages, order them by time.
-    pub fn next_message_id(&self, wall_ms: u64) -> u64 {
+    pub(crate) fn next_message_id(&self, wall_ms: u64) -> u64 {
         self.message_ids.next(wall_ms)
     }
 
     /// Makes sure ids given from now on are above `id` (one read back from the store).
-    pub fn note_message_id(&self, id: u64) {
+    pub(crate) fn note_message_id(&self, id: u64) {
         self.message_ids.note(id);
     }
 
     /// Marks the user at `addr` as a part-5 client (it said `HELLO`).
-    pub fn set_community(&self, addr: SocketAddr) {
+    pub(crate) fn set_community(&self, addr: SocketAddr) {
         self.users.update(addr, |u| u.community = true);
     }
 
     /// Whether the user at `addr` is a part-5 client.
-    pub fn is_community(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn is_community(&self, addr: SocketAddr) -> bool {
         self.users.read(addr, |u| u.community).unwrap_or(false)
     }
 
@@ -225,7 +225,7 @@ impl State {
     /// # Errors
     /// [`ClaimError::InUse`] if another address holds the nickname (in any case),
     /// [`ClaimError::Full`] if the server is at `max_users`.
-    pub fn reserve(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
+    pub(crate) fn reserve(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
         self.nicks.claim(addr, nick, false)
     }
 
@@ -234,19 +234,19 @@ impl State {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve).
-    pub fn reserve_protected(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
+    pub(crate) fn reserve_protected(&self, addr: SocketAddr, nick: &str) -> Result<(), ClaimError> {
         self.nicks.claim(addr, nick, true)
     }
 
     /// Gives up a reservation of `nick` by `addr` that never became a user.
-    pub fn unreserve(&self, addr: SocketAddr, nick: &str) {
+    pub(crate) fn unreserve(&self, addr: SocketAddr, nick: &str) {
         if self.nicks.release(addr, nick) {
             self.nicks.uncount();
         }
     }
 
     /// Makes the user of a reservation of `nick` held by `addr`.
-    pub fn admit(&self, addr: SocketAddr, nick: &str, now: Instant, session: Option<u64>) {
+    pub(crate) fn admit(&self, addr: SocketAddr, nick: &str, now: Instant, session: Option<u64>) {
         self.users.insert(addr, User::new(nick, now, session));
     }
 
@@ -254,7 +254,12 @@ impl State {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve).
-    pub fn claim(&self, addr: SocketAddr, nick: &str, now: Instant) -> Result<(), ClaimError> {
+    pub(crate) fn claim(
+        &self,
+        addr: SocketAddr,
+        nick: &str,
+        now: Instant,
+    ) -> Result<(), ClaimError> {
         self.reserve(addr, nick)?;
         self.admit(addr, nick, now, None);
         Ok(())
@@ -264,7 +269,7 @@ impl State {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve).
-    pub fn claim_protected(
+    pub(crate) fn claim_protected(
         &self,
         addr: SocketAddr,
         nick: &str,
@@ -278,7 +283,7 @@ impl State {
     /// Logs the user at `addr` off: removes it from the user map, the nickname index, its
     /// channels, the watcher lists and its session. Returns what it was and the members
     /// to tell, or `None` if nobody was logged in there.
-    pub fn depart(&self, addr: SocketAddr) -> Option<Departed> {
+    pub(crate) fn depart(&self, addr: SocketAddr) -> Option<Departed> {
         let user = self.users.remove(addr)?;
         self.nicks.release(addr, &user.nick);
         self.nicks.uncount();
@@ -300,7 +305,7 @@ impl State {
     }
 
     /// Records a sign of life from `addr`; returns what the address is.
-    pub fn touch(&self, addr: SocketAddr, now: Instant) -> Presence {
+    pub(crate) fn touch(&self, addr: SocketAddr, now: Instant) -> Presence {
         self.users
             .update(addr, |u| {
                 u.last_heard = now;
@@ -310,7 +315,7 @@ impl State {
     }
 
     /// What `addr` is, without counting it as a sign of life.
-    pub fn presence(&self, addr: SocketAddr) -> Presence {
+    pub(crate) fn presence(&self, addr: SocketAddr) -> Presence {
         self.users
             .read(addr, User::presence)
             .unwrap_or(Presence::Stranger)
@@ -324,31 +329,34 @@ impl State {
     }
 
     /// The nickname of the user at `addr`.
-    pub fn nick_of(&self, addr: SocketAddr) -> Option<Box<str>> {
+    pub(crate) fn nick_of(&self, addr: SocketAddr) -> Option<Box<str>> {
         self.users.read(addr, |u| u.nick.clone())
     }
 
     /// The nickname and channels of the user at `addr`.
-    pub fn nick_and_channels(&self, addr: SocketAddr) -> Option<(Box<str>, Vec<ChannelId>)> {
+    pub(crate) fn nick_and_channels(&self, addr: SocketAddr) -> Option<(Box<str>, Vec<ChannelId>)> {
         self.users
             .read(addr, |u| (u.nick.clone(), u.channels.clone()))
     }
 
     /// The nickname and current channel of the user at `addr`.
-    pub fn nick_and_current(&self, addr: SocketAddr) -> Option<(Box<str>, Option<ChannelId>)> {
+    pub(crate) fn nick_and_current(
+        &self,
+        addr: SocketAddr,
+    ) -> Option<(Box<str>, Option<ChannelId>)> {
         self.users
             .read(addr, |u| (u.nick.clone(), u.channels.first().copied()))
     }
 
     /// The current channel of the user at `addr`.
-    pub fn current_channel(&self, addr: SocketAddr) -> Option<ChannelId> {
+    pub(crate) fn current_channel(&self, addr: SocketAddr) -> Option<ChannelId> {
         self.users
             .read(addr, |u| u.channels.first().copied())
             .flatten()
     }
 
     /// Copies of the logged-in users of channel `id`, in member order.
-    pub fn members_of(&self, id: ChannelId) -> Vec<User> {
+    pub(crate) fn members_of(&self, id: ChannelId) -> Vec<User> {
         self.channel(id)
             .map(|c| c.snapshot())
             .unwrap_or_default()
@@ -359,7 +367,7 @@ impl State {
 
     /// Up to `limit` users whose nickname key starts with `prefix` (a key), sorted by key.
     /// Reads the sorted index, so its cost follows the matches, not the users.
-    pub fn who(&self, prefix: &str, limit: usize) -> Vec<User> {
+    pub(crate) fn who(&self, prefix: &str, limit: usize) -> Vec<User> {
         let addrs = self.nicks.with_prefix(prefix, limit);
         addrs.into_iter().filter_map(|a| self.user(a)).collect()
     }
@@ -370,7 +378,7 @@ impl State {
     }
 
     /// Users silent since before `deadline`, with the route of each.
-    pub fn silent_since(&self, deadline: Instant) -> Vec<(SocketAddr, Route)> {
+    pub(crate) fn silent_since(&self, deadline: Instant) -> Vec<(SocketAddr, Route)> {
         self.users
             .collect(|addr, u| (u.last_heard < deadline).then(|| (addr, u.route(addr))))
     }
@@ -398,7 +406,7 @@ impl State {
     }
 
     /// How many channels exist.
-    pub fn channel_count(&self) -> usize {
+    pub(crate) fn channel_count(&self) -> usize {
         self.channels.count()
     }
 
@@ -406,19 +414,19 @@ impl State {
     ///
     /// # Errors
     /// [`Exists`] when a channel of that title (any case) exists.
-    pub fn create_channel(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
+    pub(crate) fn create_channel(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
         self.channels.insert(title, meta)
     }
 
     /// Destroys channel `id` if it is temporary and has no members here nor, in a
     /// cluster, on another server. Returns the channel if it was destroyed now.
-    pub fn destroy_if_empty(&self, id: ChannelId) -> Option<Arc<Channel>> {
+    pub(crate) fn destroy_if_empty(&self, id: ChannelId) -> Option<Arc<Channel>> {
         self.channels.destroy_if_empty(id, &self.remote)
     }
 
     /// Destroys channel `id` whatever its kind, if it has no members. Returns whether it
     /// is gone.
-    pub fn destroy_now(&self, id: ChannelId) -> bool {
+    pub(crate) fn destroy_now(&self, id: ChannelId) -> bool {
         self.channels.destroy_now(id)
     }
 
@@ -426,7 +434,7 @@ impl State {
     /// titles are created, descriptions follow the file, a created channel named in the
     /// file becomes configured, and a configured channel the file no longer names becomes
     /// temporary (gone once empty). Returns what changed, one line each.
-    pub fn reconcile_configured(&self, specs: &[ChannelSpec]) -> Vec<String> {
+    pub(crate) fn reconcile_configured(&self, specs: &[ChannelSpec]) -> Vec<String> {
         self.channels.reconcile(specs, &self.remote)
     }
 
@@ -438,7 +446,7 @@ impl State {
     /// # Errors
     /// [`JoinError`]: no such user, it would be in more than `max` channels, the channel
     /// is at its member limit, or it was destroyed.
-    pub fn join(
+    pub(crate) fn join(
         &self,
         addr: SocketAddr,
         id: ChannelId,
@@ -468,7 +476,7 @@ impl State {
     }
 
     /// Takes the user at `addr` out of channel `id`; `None` if it was not a member.
-    pub fn part(&self, addr: SocketAddr, id: ChannelId) -> Option<Parted> {
+    pub(crate) fn part(&self, addr: SocketAddr, id: ChannelId) -> Option<Parted> {
         let rest = self.channel(id)?.remove(addr)?;
         self.users.update(addr, |u| {
             let was_current = u.channels.first() == Some(&id);
@@ -483,7 +491,7 @@ impl State {
 
     /// Sets the caps of the user at `addr`, and its batch size in the member lists of its
     /// channels (so fan-outs from now on deliver as it asked).
-    pub fn set_caps(&self, addr: SocketAddr, caps: Caps) {
+    pub(crate) fn set_caps(&self, addr: SocketAddr, caps: Caps) {
         let Some(channels) = self.users.update(addr, |u| {
             u.caps = caps;
             u.channels.clone()
@@ -499,13 +507,13 @@ impl State {
     }
 
     /// The caps of the user at `addr` (none for an address without a user).
-    pub fn caps_of(&self, addr: SocketAddr) -> Caps {
+    pub(crate) fn caps_of(&self, addr: SocketAddr) -> Caps {
         self.users.read(addr, |u| u.caps).unwrap_or_default()
     }
 
     /// Sets the nickname's spelling of the user at `addr` (same key: a password login
     /// shows the nickname as registered).
-    pub fn respell(&self, addr: SocketAddr, nick: &str) {
+    pub(crate) fn respell(&self, addr: SocketAddr, nick: &str) {
         self.users.update(addr, |u| {
             if nick_key(&u.nick) == nick_key(nick) {
                 u.nick = nick.into();
@@ -517,7 +525,7 @@ impl State {
 
     /// Adds nickname keys to the hot list of the user at `addr`, up to `max` in all.
     /// Returns the keys now on the list among those given, and whether some did not fit.
-    pub fn watch<'a>(
+    pub(crate) fn watch<'a>(
         &self,
         addr: SocketAddr,
         keys: impl Iterator<Item = &'a str>,
@@ -546,7 +554,7 @@ impl State {
     }
 
     /// Removes nickname keys from the hot list of the user at `addr`.
-    pub fn unwatch<'a>(&self, addr: SocketAddr, keys: impl Iterator<Item = &'a str>) {
+    pub(crate) fn unwatch<'a>(&self, addr: SocketAddr, keys: impl Iterator<Item = &'a str>) {
         let removed = self.users.update(addr, |user| {
             let mut removed = Vec::new();
             for key in keys {
@@ -564,14 +572,14 @@ impl State {
     }
 
     /// The hot list of the user at `addr`.
-    pub fn watching(&self, addr: SocketAddr) -> Vec<Box<str>> {
+    pub(crate) fn watching(&self, addr: SocketAddr) -> Vec<Box<str>> {
         self.users
             .read(addr, |u| u.watching.clone())
             .unwrap_or_default()
     }
 
     /// Those whose hot list holds `nick` (any case).
-    pub fn watchers_of(&self, nick: &str) -> Vec<SocketAddr> {
+    pub(crate) fn watchers_of(&self, nick: &str) -> Vec<SocketAddr> {
         self.watchers.of(&nick_key(nick))
     }
 
@@ -579,7 +587,7 @@ impl State {
 
     /// Starts protected session `keys` for the user at `addr`. Returns `false` (and
     /// changes nothing) if a session with that id exists.
-    pub fn open_session(&self, addr: SocketAddr, keys: SessionKeys) -> bool {
+    pub(crate) fn open_session(&self, addr: SocketAddr, keys: SessionKeys) -> bool {
         let id = keys.id;
         let Some(sealer) = self.sessions.open(addr, keys) else {
             return false;
@@ -590,7 +598,7 @@ impl State {
     }
 
     /// Ends session `id` (the user stays, unprotected, if it is still there).
-    pub fn end_session(&self, id: u64) {
+    pub(crate) fn end_session(&self, id: u64) {
         if let Some(addr) = self.sessions.end(id) {
             self.users.update(addr, |u| {
                 if u.session == Some(id) {
@@ -602,38 +610,44 @@ impl State {
 
     /// The sealer of session `id` (to answer a path challenge's address, which is not
     /// the session's yet).
-    pub fn sealer_of(&self, id: u64) -> Option<Arc<Sealer>> {
+    pub(crate) fn sealer_of(&self, id: u64) -> Option<Arc<Sealer>> {
         self.sessions.sealer_of(id)
     }
 
     /// Records a path challenge of session `id` to `addr` with `data` at `now`, unless one
     /// to the same address went out less than [`CHALLENGE_EVERY`] ago. Returns whether a
     /// challenge is to be sent.
-    pub fn challenge_path(&self, id: u64, addr: SocketAddr, data: [u8; 8], now: Instant) -> bool {
+    pub(crate) fn challenge_path(
+        &self,
+        id: u64,
+        addr: SocketAddr,
+        data: [u8; 8],
+        now: Instant,
+    ) -> bool {
         self.sessions.challenge(id, addr, data, now)
     }
 
     /// Whether `data` answers the path challenge of session `id` to `addr` (which is then
     /// used up).
-    pub fn path_answered(&self, id: u64, addr: SocketAddr, data: &[u8]) -> bool {
+    pub(crate) fn path_answered(&self, id: u64, addr: SocketAddr, data: &[u8]) -> bool {
         self.sessions.answered(id, addr, data)
     }
 
     /// Whether a session with this id exists.
-    pub fn has_session(&self, id: u64) -> bool {
+    pub(crate) fn has_session(&self, id: u64) -> bool {
         self.sessions.contains(id)
     }
 
     /// Checks a sealed datagram: known session, right tag (first, so that the window only
     /// moves for genuine datagrams), fresh counter.
-    pub fn check_sealed(&self, sealed: &Sealed<'_>) -> SealCheck {
+    pub(crate) fn check_sealed(&self, sealed: &Sealed<'_>) -> SealCheck {
         self.sessions.check(sealed)
     }
 
     /// Moves the user of session `id` from `old` to `new`: user map, nickname index,
     /// channels, watcher lists and the session. Nobody may be at `new`; returns whether
     /// the move happened. Runs on the worker that owns the session (module docs).
-    pub fn move_user(&self, id: u64, old: SocketAddr, new: SocketAddr) -> bool {
+    pub(crate) fn move_user(&self, id: u64, old: SocketAddr, new: SocketAddr) -> bool {
         if self.users.contains(new) {
             return false;
         }
