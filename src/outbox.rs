@@ -235,7 +235,8 @@ impl Outbox {
 
     /// Every event for a multicast group as (group address, the event datagram before it
     /// is sealed in CHANNEL_DATA): for tests.
-    pub fn group_events(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+    #[cfg(test)]
+    pub(crate) fn group_events(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.fanouts
             .iter()
             .filter_map(|f| f.group.as_ref().map(|g| (g.addr, f.payload.to_vec())))

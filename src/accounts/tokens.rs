@@ -74,7 +74,9 @@ impl Tokens {
         Tokens { key }
     }
 
-    fn tag(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> [u8; TAG_LEN] {
+    /// The MAC over what a token binds: its purpose, the address, the nickname key and
+    /// the time it was issued.
+    fn mac(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(purpose.label());
         mac.update(&[0]);
@@ -82,7 +84,11 @@ impl Tokens {
         mac.update(key.as_bytes());
         mac.update(&[0]);
         mac.update(&secs.to_be_bytes());
-        let full = mac.finalize().into_bytes();
+        mac
+    }
+
+    fn tag(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> [u8; TAG_LEN] {
+        let full = self.mac(purpose, addr, key, secs).finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag
@@ -129,14 +135,9 @@ impl Tokens {
         if u64::from(age) > TOKEN_LIFETIME_SECS {
             return false;
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(purpose.label());
-        mac.update(&[0]);
-        mac.update(&addr_bytes(addr));
-        mac.update(key.as_bytes());
-        mac.update(&[0]);
-        mac.update(&secs.to_be_bytes());
-        mac.verify_truncated_left(&raw[4..]).is_ok()
+        self.mac(purpose, addr, key, secs)
+            .verify_truncated_left(&raw[4..])
+            .is_ok()
     }
 }
 

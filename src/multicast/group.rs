@@ -127,8 +127,9 @@ impl ChannelGroup {
         self.seq.load(Ordering::Relaxed)
     }
 
-    /// Whether `tag` is right for `signed` under this group's key (for tests and tools).
-    pub fn verify(&self, signed: &[u8], tag: &[u8]) -> bool {
+    /// Whether `tag` is right for `signed` under this group's key (for tests).
+    #[cfg(test)]
+    fn verify(&self, signed: &[u8], tag: &[u8]) -> bool {
         let mut mac = self.mac.clone();
         mac.update(signed);
         mac.verify_truncated_left(tag).is_ok()

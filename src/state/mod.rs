@@ -260,9 +260,7 @@ impl State {
         nick: &str,
         now: Instant,
     ) -> Result<(), ClaimError> {
-        self.reserve(addr, nick)?;
-        self.admit(addr, nick, now, None);
-        Ok(())
+        self.claim_as(addr, nick, now, false)
     }
 
     /// As [`claim`](Self::claim), for a password login ([`reserve_protected`](Self::reserve_protected)).
@@ -275,7 +273,17 @@ impl State {
         nick: &str,
         now: Instant,
     ) -> Result<(), ClaimError> {
-        self.reserve_protected(addr, nick)?;
+        self.claim_as(addr, nick, now, true)
+    }
+
+    fn claim_as(
+        &self,
+        addr: SocketAddr,
+        nick: &str,
+        now: Instant,
+        protected: bool,
+    ) -> Result<(), ClaimError> {
+        self.nicks.claim(addr, nick, protected)?;
         self.admit(addr, nick, now, None);
         Ok(())
     }
