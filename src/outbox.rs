@@ -3,20 +3,27 @@
 //! in Redis, an account write, an event for the other servers of a cluster). The threads
 //! carry effects out and feed their results back to the handler as [`Done`] inputs.
 //!
-//! This module depends on nothing but the protocol's encoding and the multicast groups a
-//! fan-out may name, so the handler, the cluster and the server can all use it without
-//! depending on each other.
+//! Everything here is plain data: the [`Outbox`] and its [`Fanout`]s here, effects and
+//! results in `effect` (with the part-5 ones in [`community`]) and the [`Ticket`] that
+//! ties a result to its request in `ticket`. It names only plain types from elsewhere
+//! (a member snapshot and a route of `state`, a multicast group, a session's sealer, the
+//! stores' records, the cluster's events), none of which knows the outbox, so the
+//! handler, the cluster and the server can all use it without depending on each other.
 
-pub mod community;
+pub(crate) mod community;
+mod effect;
+mod ticket;
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
-pub use community::{CommunityDone, CommunityEffect, CommunityEvent};
+pub use community::{AuditRecord, CommunityDone, CommunityEffect, Order};
+pub use effect::{Done, Effect, LeaseAnswer};
+pub use ticket::Ticket;
 
 use crate::multicast::ChannelGroup;
-use crate::state::{Member, Route};
+use crate::state::Member;
 use proto::auth::Sealer;
 use proto::Event;
 
@@ -68,270 +75,6 @@ pub struct ReplySummary {
     pub bytes: usize,
     /// How many are `ERROR`s.
     pub errors: usize,
-}
-
-/// A user as the other servers of a cluster see it (also its JSON form in Redis).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UserInfo {
-    /// The nickname as shown.
-    pub nick: String,
-    /// Login time, milliseconds since the Unix epoch.
-    pub login_ms: u64,
-    /// Channel titles, most recently joined first.
-    pub channels: Vec<String>,
-}
-
-/// What this server tells the other servers of its cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClusterEvent {
-    /// A local user's whole record after a login, join or part.
-    User(UserInfo),
-    /// A local user logged off.
-    UserGone {
-        /// Its nickname.
-        nick: String,
-    },
-    /// A public message of a local user.
-    Public {
-        /// The channel's title.
-        title: String,
-        /// The sender.
-        nick: String,
-        /// The text.
-        text: String,
-        /// Its id in the channel's history.
-        id: u64,
-        /// When it was sent, milliseconds since the Unix epoch.
-        ms: u64,
-    },
-    /// A private message for a user of another server.
-    Private {
-        /// That server.
-        server: String,
-        /// The recipient.
-        to: String,
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
-    },
-    /// Channels, moderation and operators (part 5).
-    Community(CommunityEvent),
-}
-
-/// What the other servers of a cluster report, fed into the handler by the cluster thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClusterInput {
-    /// A user of `server` logged in, joined or parted (`info`), or logged off (`None`).
-    User {
-        /// Its server.
-        server: String,
-        /// Its nickname.
-        nick: String,
-        /// Its whole record, or `None` when it is gone.
-        info: Option<UserInfo>,
-    },
-    /// Every user of `server` (a reload of its list; empty when it died).
-    Server {
-        /// The server.
-        server: String,
-        /// Its users.
-        users: Vec<UserInfo>,
-    },
-    /// A public message of a remote user.
-    Public {
-        /// The channel's title.
-        title: String,
-        /// The sender.
-        nick: String,
-        /// The text.
-        text: String,
-        /// Its id given by the origin (0 from a server that gives none).
-        id: u64,
-        /// When it was sent (0 when unknown).
-        ms: u64,
-    },
-    /// A private message from a remote user to a local one.
-    Private {
-        /// The recipient.
-        to: String,
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
-    },
-    /// Channels, moderation and operators (part 5), from `server`.
-    Community {
-        /// The server it comes from.
-        server: String,
-        /// What happened.
-        event: CommunityEvent,
-    },
-}
-
-/// An account as it is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountData {
-    /// The nickname as registered.
-    pub nick: String,
-    /// The serialized OPAQUE registration record.
-    pub record: Vec<u8>,
-    /// Nickname keys on the hot list.
-    pub watch: Vec<String>,
-    /// Seconds since the Unix epoch when the account was registered.
-    pub created: i64,
-}
-
-/// Names the pending request an effect's result belongs to: the address (and the route of
-/// the worker owning it) and a serial number, so a late result for a request that was
-/// given up is recognised and ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    /// The address that asked.
-    pub addr: SocketAddr,
-    /// The route of the worker that must get the result.
-    pub route: Route,
-    /// Serial number, unique within the server's run.
-    pub serial: u64,
-}
-
-/// Work with I/O that the handler asks for; see the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Claim the cluster lease of a nickname; answer [`Done::Lease`].
-    ClaimLease {
-        /// Who waits for it.
-        ticket: Ticket,
-        /// The nickname.
-        nick: String,
-    },
-    /// A local user logged off: release this server's lease of its nickname, then tell
-    /// the other servers it is gone (in that order, so they never see the name free
-    /// before it is). No answer.
-    ReleaseLease {
-        /// The nickname.
-        nick: String,
-    },
-    /// Read an account; answer [`Done::Loaded`].
-    LoadAccount {
-        /// Who waits for it.
-        ticket: Ticket,
-        /// The nickname key.
-        key: String,
-    },
-    /// Create an account or replace its record, with its hot list; answer [`Done::Stored`]
-    /// once durable.
-    StoreAccount {
-        /// Who waits for it.
-        ticket: Ticket,
-        /// The account.
-        account: AccountData,
-    },
-    /// Delete an account; answer [`Done::Stored`] once durable.
-    DeleteAccount {
-        /// Who waits for it.
-        ticket: Ticket,
-        /// The nickname key.
-        key: String,
-    },
-    /// Replace the hot list kept with an account. No answer (a failure is logged).
-    SaveHotList {
-        /// The nickname key.
-        key: String,
-        /// The hot list.
-        watch: Vec<String>,
-    },
-    /// Tell the other servers of the cluster. No answer (dropped and counted when the
-    /// cluster can't take it).
-    Publish(ClusterEvent),
-    /// Part-5 work: channels, bans and history to store, private messages kept for
-    /// later, the audit log, orders for other workers.
-    Community(CommunityEffect),
-}
-
-impl Effect {
-    /// The ticket of an effect that is answered.
-    pub fn ticket(&self) -> Option<Ticket> {
-        match self {
-            Effect::ClaimLease { ticket, .. }
-            | Effect::LoadAccount { ticket, .. }
-            | Effect::StoreAccount { ticket, .. }
-            | Effect::DeleteAccount { ticket, .. } => Some(*ticket),
-            Effect::Community(c) => c.ticket(),
-            Effect::ReleaseLease { .. } | Effect::SaveHotList { .. } | Effect::Publish(_) => None,
-        }
-    }
-
-    /// The answer to give when the effect could not be carried out at all (its queue was
-    /// full, or the server is stopping).
-    pub fn failed(&self) -> Option<Done> {
-        if let Effect::Community(c) = self {
-            return c.failed();
-        }
-        let ticket = self.ticket()?;
-        Some(match self {
-            Effect::ClaimLease { .. } => Done::Lease {
-                ticket,
-                answer: LeaseAnswer::Unavailable,
-            },
-            Effect::LoadAccount { .. } => Done::Loaded {
-                ticket,
-                account: Err(()),
-            },
-            _ => Done::Stored { ticket, ok: false },
-        })
-    }
-}
-
-/// The answer to a lease claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseAnswer {
-    /// This server holds it now.
-    Granted,
-    /// Another server holds it.
-    Refused,
-    /// Redis could not be asked (the handler decides from its view of the others).
-    Unavailable,
-}
-
-/// The result of an effect, fed back into the handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    /// A lease claim was answered.
-    Lease {
-        /// The claim's ticket.
-        ticket: Ticket,
-        /// The answer.
-        answer: LeaseAnswer,
-    },
-    /// An account was read: `Ok(None)` when there is none, `Err` when the store failed.
-    Loaded {
-        /// The read's ticket.
-        ticket: Ticket,
-        /// What was read.
-        account: Result<Option<AccountData>, ()>,
-    },
-    /// An account write or delete is durable (`ok`) or failed.
-    Stored {
-        /// The write's ticket.
-        ticket: Ticket,
-        /// Whether it is durable.
-        ok: bool,
-    },
-    /// The result of a part-5 effect.
-    Community(CommunityDone),
-}
-
-impl Done {
-    /// The ticket it answers.
-    pub fn ticket(&self) -> Ticket {
-        match self {
-            Done::Lease { ticket, .. }
-            | Done::Loaded { ticket, .. }
-            | Done::Stored { ticket, .. } => *ticket,
-            Done::Community(c) => c.ticket(),
-        }
-    }
 }
 
 /// What a request makes the server send and do.
@@ -492,7 +235,8 @@ impl Outbox {
 
     /// Every event for a multicast group as (group address, the event datagram before it
     /// is sealed in CHANNEL_DATA): for tests.
-    pub fn group_events(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+    #[cfg(test)]
+    pub(crate) fn group_events(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.fanouts
             .iter()
             .filter_map(|f| f.group.as_ref().map(|g| (g.addr, f.payload.to_vec())))

@@ -148,12 +148,7 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
         &Request::SendPublic { text: "stale" }.to_bytes(),
     ));
     listener.expect_nothing();
-    assert!(
-        s.state()
-            .auth_rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 4
-    );
+    assert!(s.state().auth_rejected() >= 4);
 }
 
 #[test]

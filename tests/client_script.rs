@@ -322,11 +322,7 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
     let (status, _) = again.finish();
     assert!(status.success());
     assert!(
-        server
-            .state()
-            .auth_rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0,
+        server.state().auth_rejected() == 0,
         "the client sealed every datagram of its session"
     );
 }

@@ -95,12 +95,12 @@ fn metric(s: &RunningServer, name: &str) -> u64 {
 }
 
 fn remote_users(s: &RunningServer) -> usize {
-    s.state().remote.len()
+    s.state().remote().len()
 }
 
 fn remote_in(s: &RunningServer, title: &str) -> usize {
     let id = s.state().channel_id(title).unwrap();
-    s.state().remote.count(id)
+    s.state().remote().count(id)
 }
 
 fn login(s: &RunningServer, nick: &str) -> Peer {

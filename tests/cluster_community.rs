@@ -107,7 +107,7 @@ fn knows(s: &RunningServer, title: &str) -> bool {
 fn remote_in(s: &RunningServer, title: &str) -> usize {
     s.state()
         .channel_id(title)
-        .map_or(0, |id| s.state().remote.count(id))
+        .map_or(0, |id| s.state().remote().count(id))
 }
 
 #[test]

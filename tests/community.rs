@@ -1043,7 +1043,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     let spammer = user(&s, "spammer");
     spammer.send(Request::Join { title: "Club" });
     spammer.expect_error("you are banned from Club: ads");
-    assert_eq!(s.state().addr_bans.list().len(), 1);
+    assert_eq!(s.state().addr_bans().list().len(), 1);
     // The founder drops it: it is no longer stored, and goes once empty.
     let ann = login(&s, "ann", "pw");
     ann.send(Request::ChanDrop { title: "Club" });

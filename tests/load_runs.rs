@@ -203,7 +203,11 @@ fn protected_members_get_every_delivery_sealed() {
     assert_eq!(r.deliveries_expected, r.messages_sent * 12);
     // Half the members only count a delivery they could open with their session.
     assert_eq!(r.deliveries_received, r.deliveries_expected);
-    assert_eq!(server.state().sealers.len(), 0, "all logged off at the end");
+    assert_eq!(
+        server.state().sealers().len(),
+        0,
+        "all logged off at the end"
+    );
     server.shutdown().unwrap();
 }
 

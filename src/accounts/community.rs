@@ -1,8 +1,9 @@
 //! Storage of what a community server keeps beside accounts (part 5): registered
 //! channels, their lasting operators and bans, channel history (when kept), private
-//! messages for users who are away, and address bans. A sibling of [`AccountStore`],
-//! with the same three homes: memory (tests), SQLite (`community.sqlite3` in the data
-//! folder) and PostgreSQL (the same database as the accounts, shared by a cluster).
+//! messages for users who are away, and address bans, as the records here. A sibling of
+//! [`AccountStore`], with the same three homes: memory (tests, here), SQLite
+//! (`community.sqlite3` in the data folder) and PostgreSQL (the same database as the
+//! accounts, shared by a cluster).
 //!
 //! Like the account stores, these are used only by threads that may block: the server's
 //! community store thread and start-up.
@@ -10,15 +11,109 @@
 //! [`AccountStore`]: super::AccountStore
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
-pub use crate::outbox::community::{
-    StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
-};
+use super::store::StoreError;
 
-use super::{StoreError, StoreKind};
+/// A registered channel as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChannel {
+    /// The title as created.
+    pub title: String,
+    /// The description (topic).
+    pub description: String,
+    /// The account that created it (its key).
+    pub founder: String,
+    /// When it was created, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Mode `i`.
+    pub invite_only: bool,
+    /// Mode `m`.
+    pub moderated: bool,
+    /// Mode `t`.
+    pub topic_locked: bool,
+    /// Mode `l`: the member limit.
+    pub limit: Option<u32>,
+}
+
+/// A channel ban as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBan {
+    /// `account:KEY` or a lower-cased nickname pattern.
+    pub mask: String,
+    /// When it ends, milliseconds since the Unix epoch; 0 for never.
+    pub until_ms: u64,
+    /// Who set it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A public message as history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id (see `State::next_message_id`).
+    pub id: u64,
+    /// When it was sent, milliseconds since the Unix epoch.
+    pub ms: u64,
+    /// The sender.
+    pub nick: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A private message kept for a registered user who was away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMail {
+    /// The recipient's nickname key.
+    pub to: String,
+    /// When it was sent, milliseconds since the Unix epoch.
+    pub ms: u64,
+    /// The sender.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A ban of an address or network, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAddrBan {
+    /// The network, `ADDRESS/BITS`.
+    pub net: String,
+    /// When it ends, milliseconds since the Unix epoch; 0 for never.
+    pub until_ms: u64,
+    /// The operator who set it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A message of a channel's history as written: the channel's key and the message.
+pub type HistoryRow = (String, StoredMessage);
+
+/// The channels `rows` write to, each once, in order: those whose history is pruned after.
+pub(super) fn channels_in(rows: &[HistoryRow]) -> Vec<&str> {
+    let mut chans: Vec<&str> = Vec::new();
+    for (chan, _) in rows {
+        if !chans.contains(&chan.as_str()) {
+            chans.push(chan);
+        }
+    }
+    chans
+}
+
+/// Milliseconds and ids are `u64` in the program and signed 64-bit integers in SQL; every
+/// value the server makes fits.
+pub(super) fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `u64` read back from SQL (a negative value, which the server never writes, is 0).
+pub(super) fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
 
 /// What the server loads at start: everything but history and mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,11 +171,7 @@ pub trait CommunityStore: Send + Sync {
     ///
     /// # Errors
     /// When the store fails.
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError>;
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError>;
     /// Keeps a private message unless `max` are kept for its recipient already; returns
     /// whether it was kept.
     ///
@@ -103,35 +194,6 @@ pub trait CommunityStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn delete_addr_ban(&self, net: &str) -> Result<(), StoreError>;
-}
-
-impl StoreKind {
-    /// Opens the community store that goes with these accounts.
-    ///
-    /// # Errors
-    /// When the folder, file or database can't be opened or set up.
-    pub fn open_community(&self) -> Result<Arc<dyn CommunityStore>, StoreError> {
-        self.open_community_with(&crate::tls::Trust::default())
-    }
-
-    /// Opens the community store; a PostgreSQL server with TLS is verified with `trust`.
-    ///
-    /// # Errors
-    /// As [`open_community`](Self::open_community).
-    pub fn open_community_with(
-        &self,
-        trust: &crate::tls::Trust,
-    ) -> Result<Arc<dyn CommunityStore>, StoreError> {
-        Ok(match self {
-            StoreKind::Memory => Arc::new(MemoryCommunity::default()),
-            StoreKind::Sqlite(dir) => {
-                Arc::new(super::community_sqlite::SqliteCommunity::open_dir(dir)?)
-            }
-            StoreKind::Postgres(url) => {
-                Arc::new(super::community_pg::PgCommunity::connect(url, trust)?)
-            }
-        })
-    }
 }
 
 /// The community's data in memory (tests, and servers without storage).
@@ -207,11 +269,7 @@ impl CommunityStore for MemoryCommunity {
             .retain(|(c, b)| !(c == chan && b.mask == mask));
         Ok(())
     }
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError> {
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError> {
         let mut m = self.inner.lock();
         for (chan, msg) in rows {
             let h = m.history.entry(chan.clone()).or_default();
@@ -244,117 +302,5 @@ impl CommunityStore for MemoryCommunity {
     fn delete_addr_ban(&self, net: &str) -> Result<(), StoreError> {
         self.inner.lock().addr_bans.retain(|b| b.net != net);
         Ok(())
-    }
-}
-
-/// Runs the checks every community store must pass (shared by the stores' tests, and by
-/// the PostgreSQL test, which needs a server).
-///
-/// # Panics
-/// When the store fails a check.
-pub fn exercise(store: &dyn CommunityStore) {
-    let chan = StoredChannel {
-        title: "Den".into(),
-        description: "mine".into(),
-        founder: "ann".into(),
-        created_ms: 5,
-        invite_only: false,
-        moderated: true,
-        topic_locked: true,
-        limit: Some(9),
-    };
-    store.save_channel(&chan).unwrap();
-    store
-        .save_channel(&StoredChannel {
-            description: "ours".into(),
-            created_ms: 99,
-            ..chan.clone()
-        })
-        .unwrap();
-    store.set_op("den", "ann", true).unwrap();
-    store.set_op("den", "bob", true).unwrap();
-    store.set_op("den", "bob", false).unwrap();
-    let ban = StoredBan {
-        mask: "spam*".into(),
-        until_ms: 0,
-        by: "ann".into(),
-        reason: "ads".into(),
-    };
-    store.save_ban("den", &ban).unwrap();
-    store
-        .save_ban(
-            "den",
-            &StoredBan {
-                reason: "more ads".into(),
-                ..ban.clone()
-            },
-        )
-        .unwrap();
-    let snap = store.snapshot().unwrap();
-    assert_eq!(snap.channels.len(), 1);
-    assert_eq!(
-        (
-            snap.channels[0].description.as_str(),
-            snap.channels[0].created_ms
-        ),
-        ("ours", 5)
-    );
-    assert_eq!(snap.channels[0].limit, Some(9));
-    assert_eq!(snap.ops, vec![("den".to_string(), "ann".to_string())]);
-    assert_eq!(snap.bans.len(), 1);
-    assert_eq!(snap.bans[0].1.reason, "more ads");
-    let msg = |id: u64| StoredMessage {
-        id,
-        ms: id / 1000,
-        nick: "ann".into(),
-        text: format!("m{id}"),
-    };
-    let rows: Vec<(String, StoredMessage)> = (1..=5).map(|i| ("den".to_string(), msg(i))).collect();
-    store.append_history(&rows, 3).unwrap();
-    let h = store.history("den", 10).unwrap();
-    assert_eq!(h.iter().map(|m| m.id).collect::<Vec<_>>(), vec![3, 4, 5]);
-    assert_eq!(store.history("den", 2).unwrap()[0].id, 4);
-    let mail = |text: &str| StoredMail {
-        to: "bob".into(),
-        ms: 7,
-        from: "ann".into(),
-        text: text.into(),
-    };
-    assert!(store.store_mail(&mail("one"), 2).unwrap());
-    assert!(store.store_mail(&mail("two"), 2).unwrap());
-    assert!(
-        !store.store_mail(&mail("three"), 2).unwrap(),
-        "the box is full"
-    );
-    let got = store.take_mail("bob").unwrap();
-    assert_eq!(
-        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["one", "two"]
-    );
-    assert!(store.take_mail("bob").unwrap().is_empty(), "delivered once");
-    let ab = StoredAddrBan {
-        net: "10.0.0.0/8".into(),
-        until_ms: 0,
-        by: "op".into(),
-        reason: "spam".into(),
-    };
-    store.save_addr_ban(&ab).unwrap();
-    assert_eq!(store.snapshot().unwrap().addr_bans, vec![ab]);
-    store.delete_addr_ban("10.0.0.0/8").unwrap();
-    store.delete_ban("den", "spam*").unwrap();
-    store.delete_channel("den").unwrap();
-    let snap = store.snapshot().unwrap();
-    assert!(snap.channels.is_empty() && snap.ops.is_empty() && snap.bans.is_empty());
-    assert!(snap.addr_bans.is_empty());
-    assert!(store.history("den", 10).unwrap().is_empty());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_community_store_keeps_everything() {
-        exercise(&MemoryCommunity::default());
     }
 }

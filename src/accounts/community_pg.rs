@@ -9,12 +9,13 @@ use postgres::Client;
 use crate::tls::Trust;
 
 use super::community::{
-    CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
+    StoredBan, StoredChannel, StoredMail, StoredMessage,
 };
-use super::StoreError;
+use super::store::StoreError;
 
 /// The community's data in PostgreSQL.
-pub struct PgCommunity {
+pub(super) struct PgCommunity {
     /// One connection: only the community store thread and start-up use it.
     conn: Mutex<Client>,
 }
@@ -23,14 +24,6 @@ impl std::fmt::Debug for PgCommunity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgCommunity").finish_non_exhaustive()
     }
-}
-
-fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 const DDL: &str = "CREATE TABLE IF NOT EXISTS udpchat_channels (
@@ -87,7 +80,7 @@ impl PgCommunity {
     /// # Errors
     /// When the database can't be reached, TLS can't be set up or does not verify, or the
     /// tables can't be made.
-    pub fn connect(url: &str, trust: &Trust) -> Result<Self, StoreError> {
+    pub(super) fn connect(url: &str, trust: &Trust) -> Result<Self, StoreError> {
         let tls = trust
             .postgres()
             .map_err(|e| StoreError::Setup(e.to_string()))?;
@@ -245,25 +238,17 @@ impl CommunityStore for PgCommunity {
         Ok(())
     }
 
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError> {
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
-        let mut touched: Vec<&str> = Vec::new();
         for (chan, m) in rows {
             tx.execute(
                 "INSERT INTO udpchat_history (chan, id, ms, nick, text) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT DO NOTHING",
                 &[chan, &i(m.id), &i(m.ms), &m.nick, &m.text],
             )?;
-            if !touched.contains(&chan.as_str()) {
-                touched.push(chan);
-            }
         }
-        for chan in touched {
+        for chan in channels_in(rows) {
             tx.execute(
                 "DELETE FROM udpchat_history WHERE chan = $1 AND id NOT IN
                      (SELECT id FROM udpchat_history WHERE chan = $1 ORDER BY id DESC LIMIT $2)",

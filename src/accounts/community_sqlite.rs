@@ -5,18 +5,19 @@
 use std::path::Path;
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::community::{
-    CommunityStore, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
+    StoredBan, StoredChannel, StoredMail, StoredMessage,
 };
-use super::StoreError;
+use super::store::StoreError;
 
 /// The database file inside a data folder.
-pub const DB_FILE: &str = "community.sqlite3";
+pub(super) const DB_FILE: &str = "community.sqlite3";
 
 /// The community's data in SQLite.
-pub struct SqliteCommunity {
+pub(super) struct SqliteCommunity {
     /// One connection: only the community store thread (and start-up) use it, and its
     /// writes are few (history comes in batches), so a pool would buy nothing.
     conn: Mutex<Connection>,
@@ -26,16 +27,6 @@ impl std::fmt::Debug for SqliteCommunity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteCommunity").finish_non_exhaustive()
     }
-}
-
-/// Milliseconds and ids are `u64` in the program and `INTEGER` (signed) in SQLite; every
-/// value the server makes fits.
-fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl SqliteCommunity {
@@ -48,7 +39,7 @@ impl SqliteCommunity {
     /// # Errors
     /// When the folder can't be made, the database can't be opened or set up, or either is
     /// open to other users.
-    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+    pub(super) fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         let conn = super::sqlite::open_private(dir, DB_FILE, SCHEMA)?;
         Ok(SqliteCommunity {
             conn: Mutex::new(conn),
@@ -247,24 +238,16 @@ impl CommunityStore for SqliteCommunity {
         Ok(())
     }
 
-    fn append_history(
-        &self,
-        rows: &[(String, StoredMessage)],
-        keep: usize,
-    ) -> Result<(), StoreError> {
+    fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let mut touched: Vec<&str> = Vec::new();
         for (chan, m) in rows {
             tx.execute(
                 "INSERT OR IGNORE INTO history (chan, id, ms, nick, text) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![chan, i(m.id), i(m.ms), m.nick, m.text],
             )?;
-            if !touched.contains(&chan.as_str()) {
-                touched.push(chan);
-            }
         }
-        for chan in touched {
+        for chan in channels_in(rows) {
             tx.execute(
                 "DELETE FROM history WHERE chan = ?1 AND id NOT IN
                      (SELECT id FROM history WHERE chan = ?1 ORDER BY id DESC LIMIT ?2)",
@@ -331,21 +314,6 @@ impl CommunityStore for SqliteCommunity {
     }
 }
 
-impl SqliteCommunity {
-    /// The result of `PRAGMA integrity_check` ("ok" when the file is sound).
-    ///
-    /// # Errors
-    /// When the check can't run.
-    pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .optional()?
-            .unwrap_or_default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,13 +322,16 @@ mod tests {
     fn sqlite_community_store_keeps_everything_across_reopening() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
-        super::super::community::exercise(&SqliteCommunity::open_dir(&dir).unwrap());
+        crate::accounts::exercise_community(&SqliteCommunity::open_dir(&dir).unwrap());
         let s = SqliteCommunity::open_dir(&dir).unwrap();
         s.set_op("pets", "ann", true).unwrap();
         drop(s);
         let s = SqliteCommunity::open_dir(&dir).unwrap();
         assert_eq!(s.snapshot().unwrap().ops.len(), 1);
-        assert_eq!(s.integrity_check().unwrap(), "ok");
+        assert_eq!(
+            super::super::sqlite::integrity(&s.conn.lock()).unwrap(),
+            "ok"
+        );
         // Private like the accounts.
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -14,8 +14,7 @@ use postgres::Client;
 
 use crate::tls::Trust;
 
-use super::key;
-use super::store::{split_watch, Account, AccountStore, Change, ChangeFeed, StoreError};
+use super::store::{key, split_watch, Account, AccountStore, Change, ChangeFeed, StoreError};
 
 /// The notification channel of account changes; payloads are `+key` or `-key`.
 pub const CHANNEL: &str = "udpchat_accounts";

@@ -6,11 +6,10 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::key;
-use super::store::{split_watch, Account, AccountStore, StoreError};
+use super::store::{key, split_watch, Account, AccountStore, StoreError};
 
 /// The database file inside a data folder.
-pub const DB_FILE: &str = "accounts.sqlite3";
+pub(super) const DB_FILE: &str = "accounts.sqlite3";
 
 /// Accounts in an SQLite database file, in WAL mode with `synchronous=FULL`: a write is on
 /// disk when it returns, and a crash never loses a committed account.
@@ -44,25 +43,12 @@ impl SqliteStore {
         })
     }
 
-    /// Opens (creating if needed) the database file at `path`.
-    ///
-    /// # Errors
-    /// When the database can't be opened or set up.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(SqliteStore {
-            conn: Mutex::new(connect(path, SCHEMA)?),
-        })
-    }
-
     /// The result of `PRAGMA integrity_check` ("ok" when the file is sound).
     ///
     /// # Errors
     /// When the check can't run.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        integrity(&self.conn.lock())
     }
 }
 
@@ -147,6 +133,11 @@ pub(super) fn connect(path: &Path, schema: &str) -> Result<Connection, StoreErro
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(schema)?;
     Ok(conn)
+}
+
+/// The result of `PRAGMA integrity_check` on `conn` ("ok" when the file is sound).
+pub(super) fn integrity(conn: &Connection) -> Result<String, StoreError> {
+    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
 }
 
 /// Refuses `path` if group or others have any permission on it.
@@ -258,7 +249,7 @@ mod tests {
     fn sqlite_store_keeps_accounts_across_reopening() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
-        super::super::store::exercise(&SqliteStore::open_dir(&dir).unwrap());
+        crate::accounts::exercise_accounts(&SqliteStore::open_dir(&dir).unwrap());
         let s = SqliteStore::open_dir(&dir).unwrap();
         s.put(&Account {
             nick: "Bob".into(),

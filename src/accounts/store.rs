@@ -1,7 +1,7 @@
 //! Account storage behind a small trait: SQLite (embedded, the default), PostgreSQL (shared
-//! by the servers of a cluster) and memory (for tests). Another database only has to
-//! implement [`AccountStore`]. Which one a server uses is one [`StoreKind`], for the
-//! server and for `chat-server accounts` alike.
+//! by the servers of a cluster) and memory (for tests, here). Another database only has to
+//! implement [`AccountStore`]. Which one a server uses is one `StoreKind` (`kind.rs`), for
+//! the server and for `chat-server accounts` alike.
 //!
 //! An account keeps the nickname as registered, the OPAQUE registration record (never a
 //! password), and the user's hot list. Keys are nickname keys (`state::nick_key`). Every
@@ -11,15 +11,28 @@
 //! line, start-up), never by the state machine.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-pub use crate::outbox::AccountData as Account;
+/// The key of a nickname in the store: the same as everywhere (a PRECIS fold,
+/// `proto::nick`), so that an account is found whatever the case it is typed in.
+pub fn key(nick: &str) -> String {
+    proto::nick::key(nick)
+}
 
-use super::key;
+/// An account as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The nickname as registered.
+    pub nick: String,
+    /// The serialized OPAQUE registration record.
+    pub record: Vec<u8>,
+    /// Nickname keys on the hot list.
+    pub watch: Vec<String>,
+    /// Seconds since the Unix epoch when the account was registered.
+    pub created: i64,
+}
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +68,7 @@ pub enum StoreError {
 
 /// A change another server made to the shared store: a nickname key and whether it is
 /// registered now.
-pub type Change = (String, bool);
+pub(super) type Change = (String, bool);
 
 /// Changes to a shared store as they happen, so that a server's in-memory set of
 /// registered nicknames follows registrations made through other servers.
@@ -125,55 +138,6 @@ pub trait AccountStore: Send + Sync {
     }
 }
 
-/// Where accounts are kept: one choice for the server and the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreKind {
-    /// In memory, gone when the process ends (tests).
-    Memory,
-    /// An SQLite database in this data folder (made if missing).
-    Sqlite(PathBuf),
-    /// A PostgreSQL database (`postgres://...`), shared by the servers of a cluster.
-    Postgres(String),
-}
-
-impl StoreKind {
-    /// Opens the store.
-    ///
-    /// # Errors
-    /// When the folder, file or database can't be opened or set up.
-    pub fn open(&self) -> Result<Arc<dyn AccountStore>, StoreError> {
-        self.open_with(&crate::tls::Trust::default())
-    }
-
-    /// Opens the store; a PostgreSQL server with TLS is verified with `trust`.
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    pub fn open_with(
-        &self,
-        trust: &crate::tls::Trust,
-    ) -> Result<Arc<dyn AccountStore>, StoreError> {
-        Ok(match self {
-            StoreKind::Memory => Arc::new(MemoryStore::default()),
-            StoreKind::Sqlite(dir) => Arc::new(super::sqlite::SqliteStore::open_dir(dir)?),
-            StoreKind::Postgres(url) => {
-                Arc::new(super::pg::PgStore::connect_with(url, trust.clone())?)
-            }
-        })
-    }
-}
-
-impl std::fmt::Display for StoreKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreKind::Memory => f.write_str("memory"),
-            StoreKind::Sqlite(dir) => write!(f, "SQLite in {}", dir.display()),
-            // The URL may hold a password: show only that it is PostgreSQL.
-            StoreKind::Postgres(_) => f.write_str("PostgreSQL"),
-        }
-    }
-}
-
 /// Accounts in memory: for tests, and for servers started without a data folder.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -228,51 +192,4 @@ pub(super) fn split_watch(s: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Runs the checks every store must pass (shared by the stores' tests).
-#[cfg(test)]
-pub(super) fn exercise(store: &dyn AccountStore) {
-    assert_eq!(store.server_setup().unwrap(), None);
-    store.save_server_setup(b"setup").unwrap();
-    assert_eq!(
-        store.server_setup().unwrap().as_deref(),
-        Some(&b"setup"[..])
-    );
-    let a = Account {
-        nick: "Ann".into(),
-        record: vec![1, 2, 3],
-        watch: vec![],
-        created: 100,
-    };
-    store.put(&a).unwrap();
-    store
-        .set_watch("ann", &["bob".into(), "cid".into()])
-        .unwrap();
-    let got = store.get("ann").unwrap().unwrap();
-    assert_eq!(got.watch, vec!["bob", "cid"]);
-    // A new record (password change) keeps the hot list.
-    store
-        .put(&Account {
-            record: vec![9],
-            ..a.clone()
-        })
-        .unwrap();
-    let got = store.get("ann").unwrap().unwrap();
-    assert_eq!((got.record, got.watch.len()), (vec![9], 2));
-    assert_eq!(store.list().unwrap().len(), 1);
-    assert_eq!(store.keys().unwrap(), vec!["ann".to_string()]);
-    assert!(store.delete("ann").unwrap());
-    assert!(!store.delete("ann").unwrap());
-    assert_eq!(store.get("ann").unwrap(), None);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_store_keeps_accounts() {
-        exercise(&MemoryStore::default());
-    }
 }

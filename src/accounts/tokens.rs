@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 /// How long a token is accepted after it was made, in seconds.
-pub const TOKEN_LIFETIME_SECS: u64 = 60;
+pub(crate) const TOKEN_LIFETIME_SECS: u64 = 60;
 /// Bytes of the tag in a token.
 const TAG_LEN: usize = 12;
 
@@ -38,7 +38,7 @@ impl Purpose {
 }
 
 /// The secret tokens are made with; see the module docs.
-pub struct Tokens {
+pub(crate) struct Tokens {
     key: [u8; 32],
 }
 
@@ -68,13 +68,15 @@ fn addr_bytes(addr: SocketAddr) -> [u8; 18] {
 
 impl Tokens {
     /// Tokens under a fresh random secret (tokens of an earlier run are invalid).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
         Tokens { key }
     }
 
-    fn tag(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> [u8; TAG_LEN] {
+    /// The MAC over what a token binds: its purpose, the address, the nickname key and
+    /// the time it was issued.
+    fn mac(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(purpose.label());
         mac.update(&[0]);
@@ -82,7 +84,11 @@ impl Tokens {
         mac.update(key.as_bytes());
         mac.update(&[0]);
         mac.update(&secs.to_be_bytes());
-        let full = mac.finalize().into_bytes();
+        mac
+    }
+
+    fn tag(&self, purpose: Purpose, addr: SocketAddr, key: &str, secs: u32) -> [u8; TAG_LEN] {
+        let full = self.mac(purpose, addr, key, secs).finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag
@@ -91,7 +97,13 @@ impl Tokens {
     /// A token for `purpose`, sent to `addr` about the nickname key `key`, at `now_secs`
     /// (seconds since the Unix epoch): base64url without padding of the time (u32,
     /// big-endian) and the first 12 bytes of the tag.
-    pub fn issue(&self, purpose: Purpose, addr: SocketAddr, key: &str, now_secs: u64) -> String {
+    pub(crate) fn issue(
+        &self,
+        purpose: Purpose,
+        addr: SocketAddr,
+        key: &str,
+        now_secs: u64,
+    ) -> String {
         use base64::Engine;
         let secs = now_secs as u32;
         let mut raw = [0u8; 4 + TAG_LEN];
@@ -103,7 +115,7 @@ impl Tokens {
     /// Whether `token` was made by [`issue`](Self::issue) for the same purpose, address and
     /// key, at most [`TOKEN_LIFETIME_SECS`] before `now_secs` (and not after it). The tag
     /// is compared in constant time.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         purpose: Purpose,
         addr: SocketAddr,
@@ -123,14 +135,9 @@ impl Tokens {
         if u64::from(age) > TOKEN_LIFETIME_SECS {
             return false;
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(purpose.label());
-        mac.update(&[0]);
-        mac.update(&addr_bytes(addr));
-        mac.update(key.as_bytes());
-        mac.update(&[0]);
-        mac.update(&secs.to_be_bytes());
-        mac.verify_truncated_left(&raw[4..]).is_ok()
+        self.mac(purpose, addr, key, secs)
+            .verify_truncated_left(&raw[4..])
+            .is_ok()
     }
 }
 
@@ -146,23 +153,16 @@ mod tests {
         let tok = t.issue(Purpose::Retry, a, "ann", 1000);
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1000));
         assert!(t.check(Purpose::Retry, a, "ann", &tok, 1060));
-        assert!(!t.check(Purpose::Retry, a, "ann", &tok, 1061), "expired");
-        assert!(
-            !t.check(Purpose::Retry, a, "ann", &tok, 999),
-            "from the future"
-        );
-        assert!(
-            !t.check(Purpose::Retry, b, "ann", &tok, 1000),
-            "other address"
-        );
-        assert!(
-            !t.check(Purpose::Retry, a, "bob", &tok, 1000),
-            "other nickname"
-        );
-        assert!(
-            !t.check(Purpose::Register, a, "ann", &tok, 1000),
-            "other purpose"
-        );
+        let refused = [
+            (Purpose::Retry, a, "ann", 1061, "expired"),
+            (Purpose::Retry, a, "ann", 999, "from the future"),
+            (Purpose::Retry, b, "ann", 1000, "other address"),
+            (Purpose::Retry, a, "bob", 1000, "other nickname"),
+            (Purpose::Register, a, "ann", 1000, "other purpose"),
+        ];
+        for (purpose, from, nick, at, why) in refused {
+            assert!(!t.check(purpose, from, nick, &tok, at), "{why}");
+        }
         assert!(
             !Tokens::new().check(Purpose::Retry, a, "ann", &tok, 1000),
             "other secret"

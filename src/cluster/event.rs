@@ -1,6 +1,8 @@
-//! What servers of a cluster tell each other over Redis: the event types, their JSON
-//! encoding, the Redis key and topic names, and the per-origin sequence tracking that drops
-//! duplicates and notices gaps.
+//! What servers of a cluster tell each other over Redis: the events the handler publishes
+//! ([`ClusterEvent`]) and is fed ([`ClusterInput`]), their JSON encoding ([`Envelope`],
+//! [`Body`], [`UserInfo`], [`CommunityEvent`]) and its authentication ([`Signer`]), the
+//! Redis key and topic names, and the per-origin sequence tracking that drops duplicates
+//! and notices gaps.
 //!
 //! JSON rather than a binary encoding: events are small next to Redis's own per-message
 //! cost, `redis-cli monitor` shows them readably when something goes wrong, and serde's
@@ -8,15 +10,14 @@
 //! (lengths, nicknames, server ids): another server may run another version, or anyone
 //! with access to Redis may publish on our topics.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::outbox::CommunityEvent;
-use crate::state::nick_key;
+use crate::accounts::{StoredAddrBan, StoredBan};
+use proto::nick::key as nick_key;
 use proto::valid_nick;
 
 /// The largest event accepted from Redis, in bytes; a public message is at most one
@@ -29,6 +30,226 @@ pub const MAX_EPOCH_AHEAD_MS: u64 = 5 * 60 * 1000;
 pub const MIN_SECRET: usize = 16;
 /// Bytes of an HMAC tag on what the cluster writes to Redis (base64: 22 characters).
 const TAG_LEN: usize = 16;
+
+/// A user as the other servers of a cluster see it (also its JSON form in Redis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The nickname as shown.
+    pub nick: String,
+    /// Login time, milliseconds since the Unix epoch.
+    pub login_ms: u64,
+    /// Channel titles, most recently joined first.
+    pub channels: Vec<String>,
+}
+
+/// What this server tells the other servers of its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// A local user's whole record after a login, join or part.
+    User(UserInfo),
+    /// A local user logged off.
+    UserGone {
+        /// Its nickname.
+        nick: String,
+    },
+    /// A public message of a local user.
+    Public {
+        /// The channel's title.
+        title: String,
+        /// The sender.
+        nick: String,
+        /// The text.
+        text: String,
+        /// Its id in the channel's history.
+        id: u64,
+        /// When it was sent, milliseconds since the Unix epoch.
+        ms: u64,
+    },
+    /// A private message for a user of another server.
+    Private {
+        /// That server.
+        server: String,
+        /// The recipient.
+        to: String,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// Channels, moderation and operators (part 5).
+    Community(CommunityEvent),
+}
+
+/// What the other servers of a cluster report, fed into the handler by the cluster thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterInput {
+    /// A user of `server` logged in, joined or parted (`info`), or logged off (`None`).
+    User {
+        /// Its server.
+        server: String,
+        /// Its nickname.
+        nick: String,
+        /// Its whole record, or `None` when it is gone.
+        info: Option<UserInfo>,
+    },
+    /// Every user of `server` (a reload of its list; empty when it died).
+    Server {
+        /// The server.
+        server: String,
+        /// Its users.
+        users: Vec<UserInfo>,
+    },
+    /// A public message of a remote user.
+    Public {
+        /// The channel's title.
+        title: String,
+        /// The sender.
+        nick: String,
+        /// The text.
+        text: String,
+        /// Its id given by the origin (0 from a server that gives none).
+        id: u64,
+        /// When it was sent (0 when unknown).
+        ms: u64,
+    },
+    /// A private message from a remote user to a local one.
+    Private {
+        /// The recipient.
+        to: String,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// Channels, moderation and operators (part 5), from `server`.
+    Community {
+        /// The server it comes from.
+        server: String,
+        /// What happened.
+        event: CommunityEvent,
+    },
+}
+
+/// What one server of a cluster tells the others about channels, moderation and
+/// operators (on the presence topic, so that it stays in order with the users' joins and
+/// parts). Titles and nicknames are checked again by the receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum CommunityEvent {
+    /// A channel was created (and its founder joined it).
+    Created {
+        /// The title.
+        title: String,
+        /// The description.
+        description: String,
+        /// Who created it.
+        founder: String,
+        /// Whether it is registered (stored) rather than temporary.
+        registered: bool,
+    },
+    /// A channel's topic or modes changed: its settings now.
+    Changed {
+        /// The title.
+        title: String,
+        /// The description.
+        description: String,
+        /// Mode `i`.
+        invite_only: bool,
+        /// Mode `m`.
+        moderated: bool,
+        /// Mode `t`.
+        topic_locked: bool,
+        /// Mode `l`.
+        limit: Option<u32>,
+        /// The action to show members (`topic ...`, `mode +m`), with its actor.
+        actor: String,
+        /// The notice's action and arguments.
+        notice: String,
+    },
+    /// A created channel was given up, or a temporary one lost its last member.
+    Gone {
+        /// The title.
+        title: String,
+    },
+    /// A member's role changed (`o` or `v`), and with `account` an account's lasting
+    /// operator status.
+    Role {
+        /// The channel.
+        title: String,
+        /// The member.
+        nick: String,
+        /// `o` or `v`.
+        role: char,
+        /// Given or taken.
+        on: bool,
+        /// The account whose lasting status changed with it, if any.
+        account: Option<String>,
+        /// Who did it.
+        actor: String,
+    },
+    /// A ban was set.
+    Ban {
+        /// The channel.
+        title: String,
+        /// The ban.
+        ban: StoredBan,
+        /// Its length as given, in seconds (0: until lifted), for the notice.
+        seconds: u64,
+    },
+    /// A ban was lifted.
+    Unban {
+        /// The channel.
+        title: String,
+        /// The mask.
+        mask: String,
+        /// Who lifted it.
+        actor: String,
+    },
+    /// Someone was invited.
+    Invite {
+        /// The channel.
+        title: String,
+        /// Who.
+        nick: String,
+        /// By whom.
+        by: String,
+    },
+    /// A member is removed from a channel (a kick, or a ban covering it): the server
+    /// holding it carries it out.
+    Evict {
+        /// The channel.
+        title: String,
+        /// The member.
+        nick: String,
+        /// By whom.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// A user is disconnected by an operator: the server holding it carries it out.
+    Kill {
+        /// The user.
+        nick: String,
+        /// The operator.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// An address ban was set.
+    AddrBan(StoredAddrBan),
+    /// An address ban was lifted.
+    AddrUnban {
+        /// The network.
+        net: String,
+    },
+    /// An operator's notice to everyone.
+    Notice {
+        /// The operator.
+        from: String,
+        /// The text.
+        text: String,
+    },
+}
 
 /// Authenticates what servers write to Redis with HMAC-SHA256 under the cluster's shared
 /// secret (`--cluster-secret-file`): events as `TAG.JSON`, users hash values likewise, and
@@ -53,8 +274,9 @@ impl Signer {
         Signer { key: secret.into() }
     }
 
-    fn tag(&self, label: &str, parts: &[&[u8]]) -> String {
-        use base64::Engine;
+    /// The MAC over `label` and `parts`, each part length-prefixed so that no two lists
+    /// of parts read the same.
+    fn mac(&self, label: &str, parts: &[&[u8]]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(label.as_bytes());
         for p in parts {
@@ -62,7 +284,12 @@ impl Signer {
             mac.update(&(p.len() as u64).to_be_bytes());
             mac.update(p);
         }
-        let full = mac.finalize().into_bytes();
+        mac
+    }
+
+    fn tag(&self, label: &str, parts: &[&[u8]]) -> String {
+        use base64::Engine;
+        let full = self.mac(label, parts).finalize().into_bytes();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&full[..TAG_LEN])
     }
 
@@ -71,14 +298,7 @@ impl Signer {
         let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else {
             return false;
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(label.as_bytes());
-        for p in parts {
-            mac.update(&[0]);
-            mac.update(&(p.len() as u64).to_be_bytes());
-            mac.update(p);
-        }
-        tag.len() == TAG_LEN && mac.verify_truncated_left(&tag).is_ok()
+        tag.len() == TAG_LEN && self.mac(label, parts).verify_truncated_left(&tag).is_ok()
     }
 
     /// `body` (JSON) as published on `topic`: `TAG.JSON`.
@@ -161,7 +381,7 @@ pub fn server_key(server: &str) -> String {
     format!("{PREFIX}:server:{server}")
 }
 
-/// The hash of the users of `server`: lower-cased nickname → [`UserRec`] as JSON.
+/// The hash of the users of `server`: nickname key → [`UserInfo`] as JSON.
 pub fn users_key(server: &str) -> String {
     format!("{PREFIX}:users:{server}")
 }
@@ -209,11 +429,8 @@ fn valid_community(ev: &CommunityEvent) -> bool {
     }
 }
 
-/// A user as other servers see it (a login, join or part publishes the whole record).
-pub use crate::outbox::UserInfo as UserRec;
-
 /// Whether every field of `rec` is acceptable.
-pub fn valid_rec(rec: &UserRec) -> bool {
+pub fn valid_user(rec: &UserInfo) -> bool {
     valid_nick(&rec.nick)
         && rec.channels.len() <= 4096
         && rec.channels.iter().all(|t| valid_title(t))
@@ -234,7 +451,7 @@ pub enum Body {
         /// The nickname (any case).
         nick: String,
         /// The record, or `None` when the user is gone.
-        rec: Option<UserRec>,
+        rec: Option<UserInfo>,
     },
     /// A public message, on the channel's topic.
     Public {
@@ -350,7 +567,7 @@ impl Envelope {
                     valid_nick(nick)
                         && rec
                             .as_ref()
-                            .is_none_or(|r| valid_rec(r) && nick_key(&r.nick) == nick_key(nick))
+                            .is_none_or(|r| valid_user(r) && nick_key(&r.nick) == nick_key(nick))
                 }
                 Body::Public { chan, nick, .. } => valid_title(chan) && valid_nick(nick),
                 Body::Private { to, from, .. } => valid_nick(to) && valid_nick(from),
@@ -364,88 +581,12 @@ impl Envelope {
     }
 }
 
-/// What the sequence check says of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
-    /// The next one expected (or the first from this origin on this topic).
-    Next,
-    /// Seen already (or older): drop it.
-    Duplicate,
-    /// Newer than expected: `missed` events were lost in between. Apply it.
-    Gap {
-        /// How many are missing.
-        missed: u64,
-    },
-    /// From an epoch older than one already seen: a previous run of the origin. Drop it.
-    Stale,
-    /// The first from a new epoch of an origin seen before: it restarted.
-    NewEpoch,
-}
-
-/// Origin and topic pairs tracked at most.
-pub const MAX_TRACKED: usize = 65536;
-
-/// The last (epoch, sequence) seen per origin and topic.
-#[derive(Debug, Default)]
-pub struct Tracker {
-    last: HashMap<(String, String), (u64, u64)>,
-}
-
-impl Tracker {
-    /// Checks `env` received on `topic` and records it unless it is to be dropped.
-    pub fn check(&mut self, topic: &str, env: &Envelope) -> Seen {
-        let key = (env.s.clone(), topic.to_owned());
-        let Some(&(epoch, seq)) = self.last.get(&key) else {
-            if self.last.len() >= MAX_TRACKED {
-                // Whoever can publish on our topics could otherwise grow this without
-                // bound with made-up server ids; forgetting costs at most a missed gap
-                // or a duplicate applied twice (events are idempotent).
-                self.last.clear();
-            }
-            self.last.insert(key, (env.e, env.q));
-            return Seen::Next;
-        };
-        let seen = if env.e < epoch {
-            return Seen::Stale;
-        } else if env.e > epoch {
-            Seen::NewEpoch
-        } else if env.q <= seq {
-            return Seen::Duplicate;
-        } else if env.q == seq + 1 {
-            Seen::Next
-        } else {
-            Seen::Gap {
-                missed: env.q - seq - 1,
-            }
-        };
-        self.last.insert(key, (env.e, env.q));
-        seen
-    }
-
-    /// The epoch last seen from `origin` on `topic`.
-    pub fn epoch(&self, origin: &str, topic: &str) -> Option<u64> {
-        self.last
-            .get(&(origin.to_owned(), topic.to_owned()))
-            .map(|&(epoch, _)| epoch)
-    }
-
-    /// Forgets what was seen on `topic` (after subscribing to it again: what was published
-    /// while unsubscribed is no gap).
-    pub fn forget_topic(&mut self, topic: &str) {
-        self.last.retain(|(_, t), _| t != topic);
-    }
-
-    /// Forgets everything (after a reconnection, which reloads the whole view).
-    pub fn clear(&mut self) {
-        self.last.clear();
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn env(s: &str, e: u64, q: u64) -> Envelope {
+    /// A hello from origin `s`, epoch `e`, sequence number `q`.
+    pub(crate) fn env(s: &str, e: u64, q: u64) -> Envelope {
         Envelope {
             s: s.into(),
             e,
@@ -462,7 +603,7 @@ mod tests {
             q: 9,
             b: Body::User {
                 nick: "Ann".into(),
-                rec: Some(UserRec {
+                rec: Some(UserInfo {
                     nick: "Ann".into(),
                     login_ms: 1,
                     channels: vec!["Pets".into()],
@@ -524,21 +665,5 @@ mod tests {
         assert!(!signer.lease_genuine("udpchat:nick:bob", lease.as_bytes()));
         assert!(!signer.lease_genuine("udpchat:nick:ann", b"s1"));
         assert!(!other.lease_genuine("udpchat:nick:ann", lease.as_bytes()));
-    }
-
-    #[test]
-    fn tracker_drops_duplicates_and_counts_gaps() {
-        let mut t = Tracker::default();
-        assert_eq!(t.check("p", &env("a", 1, 1)), Seen::Next);
-        assert_eq!(t.check("p", &env("a", 1, 2)), Seen::Next);
-        assert_eq!(t.check("p", &env("a", 1, 2)), Seen::Duplicate);
-        assert_eq!(t.check("p", &env("a", 1, 5)), Seen::Gap { missed: 2 });
-        assert_eq!(t.check("q", &env("a", 1, 7)), Seen::Next);
-        assert_eq!(t.check("p", &env("a", 2, 1)), Seen::NewEpoch);
-        assert_eq!(t.check("p", &env("a", 1, 9)), Seen::Stale);
-        assert_eq!(t.epoch("a", "p"), Some(2));
-        t.forget_topic("p");
-        assert_eq!(t.epoch("a", "p"), None);
-        assert_eq!(t.check("p", &env("a", 2, 40)), Seen::Next);
     }
 }

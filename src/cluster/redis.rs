@@ -19,17 +19,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::redis::{Cmd, Connection, RedisResult};
+use ::redis::{Connection, RedisResult};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::event::{self, valid_rec, Body, Envelope, Seen, Tracker, UserRec};
-use super::{user_rec, Cluster, ClusterInput, Outgoing};
-use crate::state::{nick_key, ChannelId, State};
+use super::event::{self, valid_user, Body, ClusterInput, Envelope, UserInfo};
+use super::lease::{release_cmd, CLAIM_LUA};
+use super::node::{unix_ms, user_info, Cluster, Outgoing};
+use super::track::{Seen, Tracker};
+use crate::state::{ChannelId, State};
+use proto::nick::key as nick_key;
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the subscription read waits before the thread looks at its other duties. It
 /// bounds how late a server subscribes to a channel after its first local member joined
 /// (messages from other servers published in between do not reach that member).
@@ -39,48 +42,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events the publisher writes in one pipeline at most.
 const PUBLISH_BATCH: usize = 256;
 
-/// Claims or renews a lease: takes it if free, refreshes it if ours; 1 if ours after.
-const CLAIM_LUA: &str = "local v = redis.call('GET', KEYS[1]) \
-     if v == false or v == ARGV[1] then \
-       redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
-     return 0";
-/// Deletes a lease only if ours, so a server never frees a name another one holds.
-const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-       return redis.call('DEL', KEYS[1]) end return 0";
-/// Replaces a lease's value if it is still the given (forged) one; 1 if replaced.
-const REPLACE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-       redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
 /// The most users read back from one server's users hash; a bigger hash is not read (only
 /// someone writing to Redis behind the cluster's back makes one).
-pub const MAX_USERS_PER_SERVER: usize = 1_000_000;
+pub(crate) const MAX_USERS_PER_SERVER: usize = 1_000_000;
 /// The longest users hash value read back, in bytes.
 const MAX_USER_VALUE: usize = 64 * 1024;
-
-/// The command that claims `key` for `id` for `ttl_ms`.
-pub fn claim_cmd(key: &str, id: &str, ttl_ms: u64) -> Cmd {
-    let mut c = ::redis::cmd("EVAL");
-    c.arg(CLAIM_LUA).arg(1).arg(key).arg(id).arg(ttl_ms);
-    c
-}
-
-/// The command that releases `key` if `id` holds it.
-pub fn release_cmd(key: &str, id: &str) -> Cmd {
-    let mut c = ::redis::cmd("EVAL");
-    c.arg(RELEASE_LUA).arg(1).arg(key).arg(id);
-    c
-}
-
-/// The command that sets `key` to `ours` for `ttl_ms` if it still holds `forged`.
-pub fn replace_cmd(key: &str, forged: &[u8], ours: &str, ttl_ms: u64) -> Cmd {
-    let mut c = ::redis::cmd("EVAL");
-    c.arg(REPLACE_LUA)
-        .arg(1)
-        .arg(key)
-        .arg(forged)
-        .arg(ours)
-        .arg(ttl_ms);
-    c
-}
 
 fn connect(cluster: &Cluster) -> RedisResult<Connection> {
     let c = cluster.client().get_connection_with_timeout(IO_TIMEOUT)?;
@@ -91,7 +57,7 @@ fn connect(cluster: &Cluster) -> RedisResult<Connection> {
 
 /// Runs the cluster thread until `stop` is set. `deliver` takes what the other servers
 /// reported (their users' changes, their messages for local users), in order.
-pub fn run_cluster(
+pub(crate) fn run_cluster(
     cluster: Arc<Cluster>,
     state: Arc<State>,
     mut deliver: impl FnMut(Vec<ClusterInput>),
@@ -276,10 +242,10 @@ fn republish(cluster: &Cluster, state: &State, con: &mut Connection) -> RedisRes
     let id = cluster.server_id();
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
     let now = Instant::now();
-    let users: Vec<UserRec> = state
+    let users: Vec<UserInfo> = state
         .users()
         .iter()
-        .map(|(_, u)| user_rec(state, u, now))
+        .map(|(_, u)| user_info(state, u, now))
         .collect();
     let mut pipe = ::redis::pipe();
     // Redis may be a new, empty one: load the lease script for the renewals' EVALSHA.
@@ -459,8 +425,8 @@ fn reload_server(
         let json = (value.len() <= MAX_USER_VALUE)
             .then(|| cluster.signer.open_user(server, &field, &value))
             .flatten();
-        match json.map(serde_json::from_slice::<UserRec>) {
-            Some(Ok(rec)) if valid_rec(&rec) && nick_key(&rec.nick) == field => users.push(rec),
+        match json.map(serde_json::from_slice::<UserInfo>) {
+            Some(Ok(rec)) if valid_user(&rec) && nick_key(&rec.nick) == field => users.push(rec),
             _ => {
                 cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
             }
@@ -483,7 +449,7 @@ fn check_servers(
     out: &mut Vec<ClusterInput>,
     grace: Instant,
 ) -> RedisResult<()> {
-    let servers = state.remote.servers();
+    let servers = state.remote().servers();
     if servers.is_empty() || Instant::now() < grace {
         return Ok(());
     }
@@ -519,7 +485,7 @@ fn apply(
     payload: &[u8],
     out: &mut Vec<ClusterInput>,
 ) -> Option<Action> {
-    let env = match Envelope::open(&cluster.signer, topic, payload, super::unix_ms()) {
+    let env = match Envelope::open(&cluster.signer, topic, payload, unix_ms()) {
         Ok(env) => env,
         Err(e) => {
             cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -598,7 +564,7 @@ fn apply(
 ///
 /// While Redis is unreachable (the cluster thread says so, or a write fails) events are
 /// dropped and counted; the reconnection republishes the state that matters.
-pub fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
+pub(crate) fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
     let Some(rx) = cluster.take_publish_rx() else {
         return;
     };
@@ -620,14 +586,7 @@ pub fn run_publisher(cluster: Arc<Cluster>, stop: Arc<AtomicBool>) {
         let n = batch.len() as u64;
         if !cluster.is_connected() {
             con = None;
-            cluster
-                .stats
-                .publish_dropped
-                .fetch_add(n, Ordering::Relaxed);
-            batch.clear();
-            continue;
-        }
-        if con.is_none() {
+        } else if con.is_none() {
             con = connect(&cluster).ok();
         }
         let Some(c) = con.as_mut() else {

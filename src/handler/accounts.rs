@@ -12,8 +12,9 @@ use super::ctx::{unix_ms, Ctx, JobWait, Req};
 use super::limits::MAX_WAITING;
 use super::refusal::Refusal;
 use crate::accounts::tokens::Purpose;
+use crate::accounts::Account;
 use crate::accounts::Service;
-use crate::outbox::{AccountData, Effect, Ticket};
+use crate::outbox::{Effect, Ticket};
 use crate::state::{nick_key, Route};
 use proto::Event;
 
@@ -104,7 +105,7 @@ pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
     let ticket = wait_for_store(cx, rq, &nick, what);
     cx.out.effect(Effect::StoreAccount {
         ticket,
-        account: AccountData {
+        account: Account {
             nick: nick.to_string(),
             record,
             watch,

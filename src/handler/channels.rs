@@ -5,7 +5,7 @@ use super::ctx::{Ctx, Req};
 use super::refusal::Refusal;
 use super::view::{self, ChannelView};
 use super::{multicast, rights};
-use crate::outbox::CommunityEvent;
+use crate::cluster::CommunityEvent;
 use crate::state::{Channel, ChannelId, JoinError, Joined};
 use proto::Event;
 
@@ -108,7 +108,7 @@ pub(crate) fn list_users(cx: &mut Ctx<'_>, rq: &Req) {
         view::user_item(cx, rq, &user);
     }
     if sh.config.cluster {
-        for user in sh.state.remote.members(id) {
+        for user in sh.state.remote().members(id) {
             if sh.state.address_of(&user.nick).is_none() {
                 view::remote_item(cx, rq, &user);
             }

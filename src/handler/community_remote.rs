@@ -14,9 +14,9 @@ use super::modes::{role_change, set_lasting_op};
 use super::operators::{apply_addr_ban, notice_everyone};
 use super::rights::account_of;
 use super::view::remote_notice;
+use crate::cluster::CommunityEvent;
 use crate::config::MAX_TITLE_LEN;
 use crate::outbox::community::Order;
-use crate::outbox::CommunityEvent;
 use crate::state::community::{Ban, Mask, Net};
 use crate::state::{nick_key, role, Kind, Meta};
 use proto::valid_nick;
@@ -183,7 +183,7 @@ fn apply(cx: &mut Ctx<'_>, event: CommunityEvent) -> Option<()> {
             let _ = apply_addr_ban(cx, &record, now_ms);
         }
         CommunityEvent::AddrUnban { net } => {
-            sh.state.addr_bans.remove(Net::parse(&net)?);
+            sh.state.addr_bans().remove(Net::parse(&net)?);
         }
         CommunityEvent::Notice { from, text } => {
             if valid_nick(&from) {

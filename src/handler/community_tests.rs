@@ -4,9 +4,10 @@
 
 use super::rig::{addr, sent, Rig};
 use super::*;
+use crate::cluster::{ClusterEvent, ClusterInput, CommunityEvent};
 use crate::outbox::community::Order;
 use crate::outbox::Ticket;
-use crate::outbox::{ClusterEvent, ClusterInput, CommunityDone, CommunityEffect, CommunityEvent};
+use crate::outbox::{CommunityDone, CommunityEffect};
 use proto::{code, Request};
 
 /// The orders among the effects.

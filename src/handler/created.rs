@@ -11,9 +11,10 @@ use super::ctx::{unix_ms, Actor, Ctx, Shared};
 use super::refusal::Refusal;
 use super::rights::{account_of, is_server_op};
 use super::view::{self, ChannelView};
+use crate::accounts::StoredChannel;
+use crate::cluster::CommunityEvent;
 use crate::config::{MAX_DESCRIPTION_LEN, MAX_TITLE_LEN};
-use crate::outbox::community::StoredChannel;
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::outbox::CommunityEffect;
 use crate::state::{nick_key, role, Channel, ChannelId, JoinError, Kind, Meta};
 use proto::Event;
 

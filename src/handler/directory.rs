@@ -27,7 +27,7 @@ pub(crate) fn who(cx: &mut Ctx<'_>, rq: &Req, prefix: &str) {
         .map(|u| (nick_key(&u.nick), Found::Local(u)))
         .collect();
     if sh.config.cluster {
-        for r in sh.state.remote.matching(&prefix, MAX_WHO + 1) {
+        for r in sh.state.remote().matching(&prefix, MAX_WHO + 1) {
             let key = nick_key(&r.nick);
             if !found.iter().any(|(k, _)| *k == key) {
                 found.push((key, Found::Remote(r)));
@@ -53,7 +53,7 @@ pub(crate) fn whois(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
     let state = &cx.sh.state;
     match state.address_of(nick).and_then(|a| state.user(a)) {
         Some(user) => view::user_item(cx, rq, &user),
-        None => match state.remote.get(nick) {
+        None => match state.remote().get(nick) {
             Some(r) => view::remote_item(cx, rq, &r),
             None => cx.refuse(rq.from, Refusal::NotLoggedIn(nick)),
         },

@@ -11,7 +11,6 @@
 //! gives the same guarantee with one list, and each arm reads as the request it answers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use super::ctx::{Actor, Ctx, Req};
@@ -76,7 +75,7 @@ fn plain(cx: &mut Ctx<'_>, rq: &Req, datagram: &[u8]) -> bool {
         if rq.session != Some(id) {
             // Only the session's sealed datagrams speak for a protected user: this one
             // is forged or stale. No answer, so a forger learns nothing.
-            sh.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
+            sh.state.note_auth_rejected();
             return true;
         }
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::ctx::{unix_ms, Ctx, MailWait, Req};
 use super::refusal::Refusal;
 use super::rights::is_server_op;
-use crate::outbox::community::{StoredMail, StoredMessage};
+use crate::accounts::{StoredMail, StoredMessage};
 use crate::outbox::CommunityEffect;
 use crate::settings::HISTORY_BATCH;
 use crate::state::community::Entry;

@@ -24,7 +24,7 @@ pub(crate) fn watch(cx: &mut Ctx<'_>, from: SocketAddr, nicks: &str) {
         let held = state
             .address_of(&key)
             .and_then(|a| state.nick_of(a))
-            .or_else(|| state.remote.get(&key).map(|r| r.nick));
+            .or_else(|| state.remote().get(&key).map(|r| r.nick));
         if let Some(nick) = held {
             cx.out.send(from, &Event::UserOnline { nick: &nick });
         }

@@ -103,7 +103,7 @@ pub(crate) fn lease_answered(cx: &mut Ctx<'_>, rq: &Req, ticket: Ticket, answer:
         LeaseAnswer::Granted => false,
         LeaseAnswer::Refused => true,
         // Redis unreachable: the last known view of the others decides.
-        LeaseAnswer::Unavailable => sh.state.remote.get(&wait.nick).is_some(),
+        LeaseAnswer::Unavailable => sh.state.remote().get(&wait.nick).is_some(),
     };
     if taken {
         sh.state.unreserve(from, &wait.nick);

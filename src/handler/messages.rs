@@ -10,7 +10,7 @@ use super::ctx::{unix_ms, Ctx, Req};
 use super::history::{self, Said};
 use super::refusal::Refusal;
 use super::{multicast, rights};
-use crate::outbox::ClusterEvent;
+use crate::cluster::ClusterEvent;
 use proto::Event;
 
 /// `SEND_PUBLIC text`: to every member of the sender's current channel.
@@ -69,7 +69,7 @@ pub(crate) fn private(cx: &mut Ctx<'_>, rq: &Req, recipient: &str, text: &str) {
             return cx.out.send(to, &event);
         }
     }
-    match sh.state.remote.get(recipient) {
+    match sh.state.remote().get(recipient) {
         Some(r) if sh.config.cluster => cx.publish(ClusterEvent::Private {
             server: r.server.to_string(),
             to: r.nick.to_string(),

@@ -79,9 +79,9 @@ pub use ctx::{unix_ms, Discovery};
 pub use limits::DEFAULT_MAX_CHANNELS_PER_USER;
 
 use crate::accounts::Service;
+use crate::cluster::ClusterInput;
 use crate::datagram::Incoming;
 use crate::multicast::Groups;
-use crate::outbox::ClusterInput;
 use crate::settings::LiveSettings;
 use crate::state::{Route, State};
 use audit::Audit;

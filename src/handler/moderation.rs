@@ -13,8 +13,9 @@ use super::limits::MAX_BAN_SECONDS;
 use super::refusal::Refusal;
 use super::view::{self, ChannelView};
 use super::{channels, rights};
+use crate::cluster::CommunityEvent;
 use crate::outbox::community::Order;
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::outbox::CommunityEffect;
 use crate::state::community::{Ban, Mask};
 use crate::state::{nick_key, Channel, ChannelId, Kind};
 use proto::{valid_nick, Event};
@@ -143,7 +144,7 @@ fn remove_member(
         cx.relay(addr, order);
         return true;
     }
-    match sh.state.remote.get(target) {
+    match sh.state.remote().get(target) {
         Some(r) if sh.config.cluster && r.channels.contains(&ch.id) => {
             cx.publish_community(CommunityEvent::Evict {
                 title: ch.title.to_string(),

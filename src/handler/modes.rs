@@ -11,7 +11,8 @@ use super::limits::MAX_LIMIT;
 use super::refusal::Refusal;
 use super::rights::{self, account_of};
 use super::{moderation, view};
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::cluster::CommunityEvent;
+use crate::outbox::CommunityEffect;
 use crate::state::{nick_key, role, Channel, Kind};
 use proto::{valid_nick, Event};
 
@@ -94,7 +95,7 @@ fn change_role(cx: &mut Ctx<'_>, a: &Actor<'_>, ch: &Channel, change: Change, ta
         None => {
             let remote = sh
                 .state
-                .remote
+                .remote()
                 .get(target)
                 .filter(|r| r.channels.contains(&ch.id));
             let lasting =

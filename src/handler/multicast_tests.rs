@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::{ClusterInput, UserInfo};
 use crate::config::classic_channels;
 use crate::handler::rig::{addr, decode_all as unicast, Rig};
 use crate::handler::{Discovery, Handler, Outbox};
 use crate::multicast::{ChannelGroup, MulticastConfig};
-use crate::outbox::{ClusterInput, UserInfo};
 use crate::state::State;
 use proto::channel_data::KEY_LEN;
 use proto::{code, Event, Request};

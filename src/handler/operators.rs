@@ -14,15 +14,17 @@ use super::ctx::{unix_ms, Actor, Ctx};
 use super::moderation::{ban_time, BanTime};
 use super::refusal::Refusal;
 use super::rights::{is_server_op, operator};
-use crate::outbox::community::{Order, StoredAddrBan};
-use crate::outbox::{CommunityEffect, CommunityEvent};
+use crate::accounts::StoredAddrBan;
+use crate::cluster::CommunityEvent;
+use crate::outbox::CommunityEffect;
+use crate::outbox::Order;
 use crate::state::community::{AddrBan, Net};
 use crate::state::{Member, User};
 use proto::Event;
 
 /// A login from a banned address is refused: returns whether it was.
 pub(crate) fn refuse_banned_address(cx: &mut Ctx<'_>, wall: SystemTime, from: SocketAddr) -> bool {
-    match cx.sh.state.addr_bans.on(from, unix_ms(wall)) {
+    match cx.sh.state.addr_bans().on(from, unix_ms(wall)) {
         Some(ban) => {
             cx.refuse(from, Refusal::BannedFromServer(&ban.reason));
             true
@@ -52,7 +54,7 @@ pub(crate) fn kill(cx: &mut Ctx<'_>, a: &Actor<'_>, who: &str, reason: &str) {
             reason: reason.to_owned(),
         };
         cx.relay(addr, order);
-    } else if let Some(r) = sh.state.remote.get(who).filter(|_| sh.config.cluster) {
+    } else if let Some(r) = sh.state.remote().get(who).filter(|_| sh.config.cluster) {
         cx.publish_community(CommunityEvent::Kill {
             nick: r.nick.to_string(),
             by: a.nick.to_owned(),
@@ -111,7 +113,7 @@ pub(crate) fn apply_addr_ban(
     let live = cx.live();
     if !sh
         .state
-        .addr_bans
+        .addr_bans()
         .set(ban.clone(), live.max_server_bans, now_ms)
     {
         return None;
@@ -143,7 +145,7 @@ pub(crate) fn unban(cx: &mut Ctx<'_>, a: &Actor<'_>, net: &str) {
     let Some(parsed) = Net::parse(net) else {
         return cx.refuse(from, Refusal::InvalidAddress);
     };
-    if !cx.sh.state.addr_bans.remove(parsed) {
+    if !cx.sh.state.addr_bans().remove(parsed) {
         return cx.refuse(from, Refusal::NoAddressBan(parsed));
     }
     let text = parsed.to_string();
@@ -205,11 +207,14 @@ pub(crate) fn status(cx: &mut Ctx<'_>, a: &Actor<'_>) {
         .sum();
     let items = [
         ("users", sh.state.user_count().to_string()),
-        ("remote-users", sh.state.remote.len().to_string()),
+        ("remote-users", sh.state.remote().len().to_string()),
         ("channels", sh.state.channel_count().to_string()),
         ("created-channels", created.to_string()),
         ("accounts", sh.accounts.registered_count().to_string()),
-        ("address-bans", sh.state.addr_bans.list().len().to_string()),
+        (
+            "address-bans",
+            sh.state.addr_bans().list().len().to_string(),
+        ),
         ("history-messages", history.to_string()),
         ("cluster", sh.config.cluster.to_string()),
         ("time-ms", unix_ms(a.rq.wall).to_string()),

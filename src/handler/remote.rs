@@ -9,7 +9,7 @@ use super::created::known_or_placeholder;
 use super::ctx::{Ctx, Shared};
 use super::history::{self, Said};
 use super::{community_remote, multicast};
-use crate::outbox::{ClusterInput, UserInfo};
+use crate::cluster::{ClusterInput, UserInfo};
 use crate::state::{ChannelId, RemoteChange, RemoteUser};
 use proto::Event;
 
@@ -20,13 +20,13 @@ pub(crate) fn input(cx: &mut Ctx<'_>, input: ClusterInput) {
     match input {
         ClusterInput::User { server, nick, info } => {
             let user = info.map(|i| remote_user(sh, &server, &i));
-            if let Some(change) = sh.state.remote.set(&server, &nick, user) {
+            if let Some(change) = sh.state.remote().set(&server, &nick, user) {
                 notify(cx, &change);
             }
         }
         ClusterInput::Server { server, users } => {
             let users = users.iter().map(|i| remote_user(sh, &server, i)).collect();
-            for change in sh.state.remote.replace_server(&server, users) {
+            for change in sh.state.remote().replace_server(&server, users) {
                 notify(cx, &change);
             }
         }

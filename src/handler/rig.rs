@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Done, Handler, Outbox};
+use crate::cluster::ClusterInput;
 use crate::config::classic_channels;
 use crate::datagram::Incoming;
-use crate::outbox::{ClusterInput, Effect, Ticket};
+use crate::outbox::{Effect, Ticket};
 use crate::state::State;
 use proto::{Event, Request};
 

@@ -4,7 +4,6 @@
 //! the session moves there (`PATH_CHALLENGE`/`PATH_RESPONSE`, as QUIC's RFC 9000 §8.2).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -16,8 +15,9 @@ use super::refusal::Refusal;
 use super::{login, multicast};
 use crate::accounts::limits::{self, Prefix};
 use crate::accounts::tokens::Purpose;
+use crate::accounts::Account;
 use crate::accounts::{LoggedIn, LoginError, Service};
-use crate::outbox::{AccountData, Effect, Ticket};
+use crate::outbox::{Effect, Ticket};
 use crate::state::{nick_key, Caps, Route, SealCheck};
 use proto::auth::{Sealed, SEAL_OVERHEAD};
 use proto::{valid_nick, Event};
@@ -106,7 +106,7 @@ pub(crate) fn account_loaded(
     cx: &mut Ctx<'_>,
     now: Instant,
     ticket: Ticket,
-    account: Result<Option<AccountData>, ()>,
+    account: Result<Option<Account>, ()>,
 ) {
     let sh = cx.sh;
     let Some((_, JobWait::Load { addr, request, .. })) = sh.waits.jobs.remove(&ticket.serial)
@@ -193,7 +193,7 @@ pub(crate) fn open_sealed(
 ) -> Option<(SocketAddr, Vec<u8>, u64)> {
     let sh = cx.sh;
     let reject = || {
-        sh.state.auth_rejected.fetch_add(1, Ordering::Relaxed);
+        sh.state.note_auth_rejected();
         None
     };
     if datagram.len() > sh.config.max_datagram + SEAL_OVERHEAD {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::limits::{MAX_WATCH, MAX_WHO, WAIT_TIMEOUT};
 use super::rig::{addr, claim, decode_all, sent, Rig, Sent};
 use super::*;
-use crate::outbox::{ClusterEvent, ClusterInput, LeaseAnswer, Ticket, UserInfo};
+use crate::cluster::{ClusterEvent, ClusterInput, UserInfo};
+use crate::outbox::{LeaseAnswer, Ticket};
 use crate::settings::{Live, LiveSettings};
 use crate::state::Presence;
 use proto::{code, errors, Request};
@@ -324,7 +325,7 @@ fn auth_req(r: &Rig, from: u16, login: &proto::auth::LoginStart) -> Outbox {
 
 /// Registers the guest at port 1 with `password`; returns the store effect's ticket
 /// and account, before any answer.
-fn register(r: &Rig, password: &str) -> (Ticket, crate::outbox::AccountData) {
+fn register(r: &Rig, password: &str) -> (Ticket, crate::accounts::Account) {
     let start = proto::auth::register_start(password);
     let out = r.bytes(1, &start.datagram);
     let got = decode_all(&out);
@@ -432,7 +433,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
         &r,
         Done::Loaded {
             ticket,
-            account: Ok(Some(crate::outbox::AccountData {
+            account: Ok(Some(crate::accounts::Account {
                 nick: "ANN".into(),
                 ..account
             })),

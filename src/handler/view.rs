@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::ctx::{unix_ms, Actor, Ctx, Req, Shared};
-use crate::outbox::{ClusterEvent, UserInfo};
+use crate::cluster::{ClusterEvent, UserInfo};
 use crate::state::{Channel, ChannelId, Member, RemoteUser, User};
 use proto::{ChannelInfo, Event};
 
@@ -21,7 +21,7 @@ pub(crate) struct ChannelView {
 impl ChannelView {
     /// The view of `ch`.
     pub(crate) fn of(sh: &Shared, ch: Arc<Channel>) -> ChannelView {
-        let count = (ch.len() + sh.state.remote.count(ch.id)) as u32;
+        let count = (ch.len() + sh.state.remote().count(ch.id)) as u32;
         ChannelView {
             description: ch.description(),
             count,

@@ -36,7 +36,7 @@ use proto::channel_data::{tag_with, ChannelMac, KEY_LEN};
 /// How long a member stays pending after `MCAST_GROUP` without confirming: meanwhile its
 /// group is kept active (so it has something to hear) and probed often. A client behind a
 /// router that drops multicast never confirms; after this its group may fall quiet.
-pub const PENDING_FOR: Duration = Duration::from_secs(15);
+pub(crate) const PENDING_FOR: Duration = Duration::from_secs(15);
 
 /// One channel's group: address, key, sequence and listeners.
 pub struct ChannelGroup {
@@ -127,8 +127,9 @@ impl ChannelGroup {
         self.seq.load(Ordering::Relaxed)
     }
 
-    /// Whether `tag` is right for `signed` under this group's key (for tests and tools).
-    pub fn verify(&self, signed: &[u8], tag: &[u8]) -> bool {
+    /// Whether `tag` is right for `signed` under this group's key (for tests).
+    #[cfg(test)]
+    fn verify(&self, signed: &[u8], tag: &[u8]) -> bool {
         let mut mac = self.mac.clone();
         mac.update(signed);
         mac.verify_truncated_left(tag).is_ok()

@@ -14,8 +14,8 @@
 //! datagrams on a shared network. The key reaches clients in `MCAST_GROUP`, over the
 //! unicast session.
 
-pub mod group;
-pub mod range;
+pub(crate) mod group;
+pub(crate) mod range;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //! full the effect fails at once (a kept message is refused, history or a ban is not
 //! stored and the failure counted and logged), never making a worker wait.
 //!
-//! An [`Order`](crate::outbox::community::Order) for a user goes straight to the result
+//! An [`Order`](crate::outbox::Order) for a user goes straight to the result
 //! queue of the worker that owns it (`try_send` as well: under overload a kick may be
 //! lost, counted, rather than stall the worker that asked).
 
@@ -23,27 +23,25 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::worker::worker_for;
-use crate::accounts::community::{CommunityStore, StoredMessage};
-use crate::accounts::StoreError;
+use super::jobs::{named_thread, worker_for};
+use crate::accounts::{CommunityStore, HistoryRow, StoreError};
 use crate::config::ChannelSpec;
-use crate::outbox::community::{AuditRecord, CommunityDone, CommunityEffect};
-use crate::outbox::Done;
+use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::settings::{Live, LiveSettings};
 use crate::state::community::{AddrBan, Ban, Entry, Net};
 use crate::state::{Kind, Meta, State};
 use proto::time::utc;
 
 /// Effects the community store thread's queue holds.
-pub const COMMUNITY_QUEUE: usize = 8192;
+pub(crate) const COMMUNITY_QUEUE: usize = 8192;
 /// History messages written in one transaction at most.
-pub const FLUSH_BATCH: usize = 256;
+pub(crate) const FLUSH_BATCH: usize = 256;
 /// The longest a history message waits to be written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Counters of the community store thread.
 #[derive(Debug, Default)]
-pub struct CommunityStats {
+pub(crate) struct CommunityStats {
     /// Effects refused because the queue was full (or orders because a worker's was).
     pub refused: AtomicU64,
     /// Writes and reads that failed in the store.
@@ -54,7 +52,7 @@ pub struct CommunityStats {
 
 /// Where workers (and the cluster thread) hand part-5 effects; cheap to clone.
 #[derive(Clone)]
-pub struct Sink {
+pub(crate) struct Sink {
     tx: Sender<CommunityEffect>,
     done: Vec<Sender<Done>>,
     /// The counters.
@@ -72,7 +70,7 @@ impl std::fmt::Debug for Sink {
 impl Sink {
     /// Hands `effect` over; returns the result to feed back at once when it could not be
     /// taken.
-    pub fn submit(&self, effect: CommunityEffect) -> Option<Done> {
+    pub(crate) fn submit(&self, effect: CommunityEffect) -> Option<Done> {
         if let CommunityEffect::Relay { ticket, order } = effect {
             let w = worker_for(ticket.route, self.done.len());
             let done = Done::Community(CommunityDone::Order { ticket, order });
@@ -86,13 +84,13 @@ impl Sink {
             Ok(()) => None,
             Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                e.failed()
+                e.failed().map(Done::Community)
             }
         }
     }
 
     /// Effects waiting.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.tx.len()
     }
 }
@@ -101,7 +99,7 @@ impl Sink {
 ///
 /// # Errors
 /// When the audit log can't be opened or the thread can't start.
-pub fn spawn(
+pub(crate) fn spawn(
     store: Arc<dyn CommunityStore>,
     done: Vec<Sender<Done>>,
     audit: Option<&Path>,
@@ -117,7 +115,7 @@ pub fn spawn(
         done: done.clone(),
         stats: stats.clone(),
     };
-    let thread = super::spawn("community-store".into(), move || {
+    let thread = named_thread("community-store".into(), move || {
         run(&*store, &rx, &done, audit, &stats)
     })?;
     Ok((sink, thread))
@@ -164,12 +162,17 @@ fn run(
     mut audit: Option<Audit>,
     stats: &CommunityStats,
 ) {
-    let mut pending: Vec<(String, StoredMessage)> = Vec::new();
+    let mut pending: Vec<HistoryRow> = Vec::new();
     let mut keep = 0usize;
     let mut deadline: Option<Instant> = None;
     let failed = |e: &StoreError, what: &str| {
         stats.store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "{what} failed");
+    };
+    let written = |result: Result<(), StoreError>, what: &str| {
+        if let Err(e) = result {
+            failed(&e, what);
+        }
     };
     let answer = |result: Done| {
         let w = worker_for(result.ticket().route, done.len());
@@ -206,30 +209,19 @@ fn run(
                     deadline = None;
                 }
             }
-            CommunityEffect::SaveChannel(c) => {
-                if let Err(e) = store.save_channel(&c) {
-                    failed(&e, "storing a channel");
-                }
-            }
+            CommunityEffect::SaveChannel(c) => written(store.save_channel(&c), "storing a channel"),
             CommunityEffect::DeleteChannel { key } => {
-                if let Err(e) = store.delete_channel(&key) {
-                    failed(&e, "forgetting a channel");
-                }
+                written(store.delete_channel(&key), "forgetting a channel")
             }
-            CommunityEffect::SetOp { chan, account, on } => {
-                if let Err(e) = store.set_op(&chan, &account, on) {
-                    failed(&e, "storing a channel operator");
-                }
-            }
+            CommunityEffect::SetOp { chan, account, on } => written(
+                store.set_op(&chan, &account, on),
+                "storing a channel operator",
+            ),
             CommunityEffect::SaveBan { chan, ban } => {
-                if let Err(e) = store.save_ban(&chan, &ban) {
-                    failed(&e, "storing a ban");
-                }
+                written(store.save_ban(&chan, &ban), "storing a ban")
             }
             CommunityEffect::DeleteBan { chan, mask } => {
-                if let Err(e) = store.delete_ban(&chan, &mask) {
-                    failed(&e, "forgetting a ban");
-                }
+                written(store.delete_ban(&chan, &mask), "forgetting a ban")
             }
             CommunityEffect::StoreMail { ticket, mail, max } => {
                 let stored = store.store_mail(&mail, max).map_err(|e| {
@@ -244,14 +236,10 @@ fn run(
                 answer(Done::Community(CommunityDone::Mail { ticket, mail }));
             }
             CommunityEffect::SaveAddrBan(b) => {
-                if let Err(e) = store.save_addr_ban(&b) {
-                    failed(&e, "storing an address ban");
-                }
+                written(store.save_addr_ban(&b), "storing an address ban")
             }
             CommunityEffect::DeleteAddrBan { net } => {
-                if let Err(e) = store.delete_addr_ban(&net) {
-                    failed(&e, "forgetting an address ban");
-                }
+                written(store.delete_addr_ban(&net), "forgetting an address ban")
             }
             CommunityEffect::Audit(record) => {
                 tracing::info!(
@@ -275,7 +263,7 @@ fn run(
 
 fn flush(
     store: &dyn CommunityStore,
-    pending: &mut Vec<(String, StoredMessage)>,
+    pending: &mut Vec<HistoryRow>,
     keep: usize,
     failed: &dyn Fn(&StoreError, &str),
 ) {
@@ -295,7 +283,11 @@ fn flush(
 ///
 /// # Errors
 /// When the store fails.
-pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<(), StoreError> {
+pub(crate) fn load(
+    store: &dyn CommunityStore,
+    state: &State,
+    live: &Live,
+) -> Result<(), StoreError> {
     let snap = store.snapshot()?;
     // Bans that ended while the server was down are forgotten, in memory and in the store,
     // so that the stored ones stay as few as those in force.
@@ -343,7 +335,7 @@ pub fn load(store: &dyn CommunityStore, state: &State, live: &Live) -> Result<()
                 by: b.by.as_str().into(),
                 reason: b.reason.as_str().into(),
             };
-            state.addr_bans.set(ban, usize::MAX, 0);
+            state.addr_bans().set(ban, usize::MAX, 0);
         }
     }
     if live.persist_history && live.history > 0 {
@@ -429,7 +421,7 @@ impl Reloader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::community::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
+    use crate::accounts::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
 
     #[test]
     fn load_makes_registered_channels_and_forgets_bans_that_ended() {
@@ -471,6 +463,6 @@ mod tests {
         );
         let snap = store.snapshot().unwrap();
         assert_eq!(snap.bans.len(), 1);
-        assert!(snap.addr_bans.is_empty() && state.addr_bans.list().is_empty());
+        assert!(snap.addr_bans.is_empty() && state.addr_bans().list().is_empty());
     }
 }

@@ -25,26 +25,26 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::worker::worker_for;
+use super::jobs::{named_thread, worker_for};
 use crate::accounts::{key, AccountStore, Service};
 use crate::cluster::{Cluster, Lease};
 use crate::outbox::{Done, Effect, LeaseAnswer};
 
 /// Effects the store thread's queue holds.
-pub const STORE_QUEUE: usize = 4096;
+pub(crate) const STORE_QUEUE: usize = 4096;
 /// Effects each lease thread's queue holds.
-pub const LEASE_QUEUE: usize = 1024;
+pub(crate) const LEASE_QUEUE: usize = 1024;
 /// Lease threads in cluster mode: Redis answers in well under a millisecond, but a claim
 /// may wait up to its timeout (500 ms) when Redis is slow, so a few run side by side.
-pub const LEASE_THREADS: usize = 4;
+pub(crate) const LEASE_THREADS: usize = 4;
 /// Results each worker's result queue holds.
-pub const DONE_QUEUE: usize = 4096;
+pub(crate) const DONE_QUEUE: usize = 4096;
 /// How often the store thread re-reads the registered nicknames.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
 /// Counters of the effect threads.
 #[derive(Debug, Default)]
-pub struct EffectStats {
+pub(crate) struct EffectStats {
     /// Effects refused because their thread's queue was full.
     pub refused: AtomicU64,
     /// Account reads and writes that failed in the store.
@@ -53,7 +53,7 @@ pub struct EffectStats {
 
 /// Where workers hand their effects; cheap to clone.
 #[derive(Clone)]
-pub struct Effects {
+pub(crate) struct Effects {
     store: Sender<Effect>,
     leases: Vec<Sender<Effect>>,
     cluster: Option<Arc<Cluster>>,
@@ -73,12 +73,12 @@ impl std::fmt::Debug for Effects {
 impl Effects {
     /// Hands `effect` over to its thread. Returns the result to feed back at once when it
     /// could not be taken (queue full, or no cluster for a lease).
-    pub fn submit(&self, effect: Effect) -> Option<Done> {
+    pub(crate) fn submit(&self, effect: Effect) -> Option<Done> {
         let effect = match effect {
             Effect::Community(c) => {
                 return match &self.community {
                     Some(sink) => sink.submit(c),
-                    None => c.failed(),
+                    None => c.failed().map(Done::Community),
                 };
             }
             other => other,
@@ -112,23 +112,23 @@ impl Effects {
     }
 
     /// Effects waiting in the store thread's queue.
-    pub fn store_depth(&self) -> usize {
+    pub(crate) fn store_depth(&self) -> usize {
         self.store.len()
     }
 
     /// Where part-5 effects go, if anywhere.
-    pub fn community(&self) -> Option<&super::community::Sink> {
+    pub(crate) fn community(&self) -> Option<&super::community::Sink> {
         self.community.as_ref()
     }
 
     /// The same handle, with part-5 effects going to `sink`.
-    pub fn with_community(mut self, sink: super::community::Sink) -> Self {
+    pub(crate) fn with_community(mut self, sink: super::community::Sink) -> Self {
         self.community = Some(sink);
         self
     }
 
     /// The counters.
-    pub fn stats(&self) -> &Arc<EffectStats> {
+    pub(crate) fn stats(&self) -> &Arc<EffectStats> {
         &self.stats
     }
 }
@@ -138,13 +138,13 @@ fn lease_thread(nick: &str, n: usize) -> usize {
         std::sync::OnceLock::new();
     (KEYS
         .get_or_init(Default::default)
-        .hash_one(crate::state::nick_key(nick))
+        .hash_one(proto::nick::key(nick))
         % n as u64) as usize
 }
 
 /// Starts the effect threads; returns the handle workers use and the threads. `done` are
 /// the workers' result queues, in worker order.
-pub fn spawn(
+pub(crate) fn spawn(
     store: Arc<dyn AccountStore>,
     service: Arc<Service>,
     cluster: Option<Arc<Cluster>>,
@@ -157,13 +157,13 @@ pub fn spawn(
     {
         let (store, service, done, stats) =
             (store.clone(), service.clone(), done.clone(), stats.clone());
-        threads.push(super::spawn("store".into(), move || {
+        threads.push(named_thread("store".into(), move || {
             run_store(&*store, &service, store_rx, &done, &stats)
         })?);
     }
     if store.shared() {
         let (service, stop) = (service.clone(), stop.clone());
-        threads.push(super::spawn("store-feed".into(), move || {
+        threads.push(named_thread("store-feed".into(), move || {
             run_feed(&*store, &service, &stop)
         })?);
     }
@@ -173,7 +173,7 @@ pub fn spawn(
             let (tx, rx) = bounded(LEASE_QUEUE);
             leases.push(tx);
             let (c, done) = (c.clone(), done.clone());
-            threads.push(super::spawn(format!("lease-{i}"), move || {
+            threads.push(named_thread(format!("lease-{i}"), move || {
                 run_leases(&c, rx, &done)
             })?);
         }

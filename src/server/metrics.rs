@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+use super::jobs::Job;
 use super::send::SenderPool;
 use super::stats::{Stats, EVENTS_PER_DATAGRAM_BOUNDS};
-use super::worker::Job;
 use crate::state::State;
 
 /// What the metrics page reads.
-pub struct Sources {
+pub(crate) struct Sources {
     /// The shared state (users, channel members).
     pub state: Arc<State>,
     /// The counters.
@@ -52,7 +52,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 }
 
 /// The metrics page, in the Prometheus text format (version 0.0.4).
-pub fn render(src: &Sources) -> String {
+pub(crate) fn render(src: &Sources) -> String {
     let s = src.stats.snapshot();
     let mut out = String::new();
     let one = |v: u64| vec![(String::new(), v)];
@@ -135,10 +135,7 @@ pub fn render(src: &Sources) -> String {
             s.replies_withheld,
         ),
         ("{reason=\"send_error\"}".to_string(), s.send_errors),
-        (
-            "{reason=\"auth\"}".to_string(),
-            src.state.auth_rejected.load(Ordering::Relaxed),
-        ),
+        ("{reason=\"auth\"}".to_string(), src.state.auth_rejected()),
     ];
     metric(
         &mut out,
@@ -204,7 +201,7 @@ pub fn render(src: &Sources) -> String {
         "protected_sessions",
         "gauge",
         "Users logged in with a password (their datagrams are sealed).",
-        &one(src.state.sealers.len() as u64),
+        &one(src.state.sealers().len() as u64),
     );
     for (name, help, value) in src.audit.samples() {
         metric(&mut out, name, "counter", help, &one(value));
@@ -263,14 +260,14 @@ pub fn render(src: &Sources) -> String {
         );
     }
     if let Some(c) = &src.cluster {
-        cluster_metrics(&mut out, c, src.state.remote.len());
+        cluster_metrics(&mut out, c, src.state.remote().len());
     }
     out
 }
 
 /// The events-per-datagram histogram, in the Prometheus histogram form (cumulative
 /// buckets, `_sum` and `_count`).
-fn events_per_datagram(out: &mut String, s: &super::StatsSnapshot) {
+fn events_per_datagram(out: &mut String, s: &super::stats::StatsSnapshot) {
     let name = "udpchat_events_per_datagram";
     let _ = writeln!(
         out,
@@ -365,7 +362,7 @@ fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: 
 }
 
 /// Serves the page on `http` until `stop` is set; any path answers with the metrics.
-pub fn run_metrics(http: tiny_http::Server, src: Sources, stop: Arc<AtomicBool>) {
+pub(crate) fn run_metrics(http: tiny_http::Server, src: Sources, stop: Arc<AtomicBool>) {
     let content_type = tiny_http::Header::from_bytes(
         &b"Content-Type"[..],
         &b"text/plain; version=0.0.4; charset=utf-8"[..],

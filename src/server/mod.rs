@@ -25,16 +25,17 @@
 //! pool and the effect threads; senders and effect threads drain and exit. Nothing queued
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
-pub mod community;
-pub mod effects;
+pub(crate) mod community;
+pub(crate) mod effects;
+mod jobs;
 pub mod limit;
-pub mod metrics;
-pub mod multicast;
-pub mod recv;
+pub(crate) mod metrics;
+pub(crate) mod multicast;
+pub(crate) mod recv;
 pub mod send;
-pub mod stats;
-pub mod sweep;
-pub mod worker;
+pub(crate) mod stats;
+pub(crate) mod sweep;
+pub(crate) mod worker;
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,14 +46,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
+use jobs::named_thread;
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use limit::Limits;
 pub use send::BatchWindow;
 pub use stats::{Stats, StatsSnapshot};
 
-use crate::accounts::community::CommunityStore;
-use crate::accounts::{AccountStore, Service, StoreError, StoreKind};
+use crate::accounts::{AccountStore, CommunityStore, Service, StoreError, StoreKind};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::config::{classic_channels, ChannelSpec};
 use crate::handler::{Discovery, Handler};
@@ -477,11 +478,11 @@ impl Server {
                 senders,
                 window: c.batch_window,
                 stats: self.stats.clone(),
-                sealers: self.state.sealers.clone(),
+                sealers: self.state.sealers().clone(),
                 group_socket: self.group_socket.as_ref().map(socket).transpose()?,
             };
             threads.push(
-                spawn(format!("sender-{i}"), move || sender.run(rx))
+                named_thread(format!("sender-{i}"), move || sender.run(rx))
                     .map_err(ServerError::Thread)?,
             );
         }
@@ -519,7 +520,7 @@ impl Server {
                 stats: self.stats.clone(),
             };
             threads.push(
-                spawn(format!("worker-{i}"), move || worker.run(rx, done))
+                named_thread(format!("worker-{i}"), move || worker.run(rx, done))
                     .map_err(ServerError::Thread)?,
             );
         }
@@ -530,7 +531,7 @@ impl Server {
         if !self.groups.is_empty() {
             let (groups, senders, stop) = (self.groups.clone(), pool.clone(), self.stop.clone());
             threads.push(
-                spawn("prober".into(), move || {
+                named_thread("prober".into(), move || {
                     multicast::run_prober(groups, senders, stop)
                 })
                 .map_err(ServerError::Thread)?,
@@ -541,7 +542,7 @@ impl Server {
             let (workers, stop, interval) = (work_txs.clone(), self.stop.clone(), c.check_interval);
             let handler = handler.clone();
             threads.push(
-                spawn("sweeper".into(), move || {
+                named_thread("sweeper".into(), move || {
                     sweep::run_sweeper(handler, interval, workers, stop)
                 })
                 .map_err(ServerError::Thread)?,
@@ -560,7 +561,7 @@ impl Server {
             };
             let stop = self.stop.clone();
             threads.push(
-                spawn("metrics".into(), move || {
+                named_thread("metrics".into(), move || {
                     metrics::run_metrics(http, sources, stop)
                 })
                 .map_err(ServerError::Thread)?,
@@ -572,7 +573,7 @@ impl Server {
         if let Some(discovery) = self.discovery_socket {
             let (workers, stop, stats) = (work_txs.clone(), stop.clone(), stats.clone());
             threads.push(
-                spawn("discovery".into(), move || {
+                named_thread("discovery".into(), move || {
                     recv::run_receiver(discovery, workers, max, stop, stats)
                 })
                 .map_err(ServerError::Thread)?,
@@ -580,7 +581,7 @@ impl Server {
         }
         let socket = self.socket;
         threads.push(
-            spawn("receiver".into(), move || {
+            named_thread("receiver".into(), move || {
                 recv::run_receiver(socket, work_txs, max, stop, stats)
             })
             .map_err(ServerError::Thread)?,
@@ -606,7 +607,7 @@ impl Server {
     ) -> Result<Vec<JoinHandle<()>>, ServerError> {
         let publisher = {
             let (cluster, stop) = (cluster.clone(), self.stop.clone());
-            spawn("cluster-pub".into(), move || {
+            named_thread("cluster-pub".into(), move || {
                 crate::cluster::redis::run_publisher(cluster, stop)
             })
             .map_err(ServerError::Thread)?
@@ -618,7 +619,7 @@ impl Server {
         let mut log = send::ErrorLog::new();
         let mut out = crate::outbox::Outbox::new();
         let effects = effects.clone();
-        let deliver = move |inputs: Vec<crate::outbox::ClusterInput>| {
+        let deliver = move |inputs: Vec<crate::cluster::ClusterInput>| {
             for input in inputs {
                 handler.cluster_input(input, &mut out);
             }
@@ -631,12 +632,12 @@ impl Server {
                 senders.dispatch(fanout);
             }
             if out.unicast_len() > 0 {
-                let replies = send::sealed_replies(&out, &state_for_seal.sealers);
+                let replies = send::sealed_replies(&out, state_for_seal.sealers());
                 send::send_replies(&socket, &replies, &stats, &mut log);
             }
             out.clear();
         };
-        let thread = spawn("cluster".into(), move || {
+        let thread = named_thread("cluster".into(), move || {
             crate::cluster::redis::run_cluster(cluster, state, deliver, stop)
         })
         .map_err(ServerError::Thread)?;
@@ -667,10 +668,6 @@ impl Server {
             thread: Some(thread),
         }
     }
-}
-
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name).spawn(f)
 }
 
 /// A server running on its own thread; stops and joins when shut down or dropped.

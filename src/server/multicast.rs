@@ -50,7 +50,11 @@ fn index_of(addr: IpAddr, all: &[Interface]) -> u32 {
 ///
 /// # Errors
 /// The socket can't be made, bound, or given the interface (not a local address).
-pub fn group_socket(cfg: &MulticastConfig, bound: SocketAddr, sndbuf: usize) -> io::Result<Socket> {
+pub(crate) fn group_socket(
+    cfg: &MulticastConfig,
+    bound: SocketAddr,
+    sndbuf: usize,
+) -> io::Result<Socket> {
     let v6 = cfg.range.is_ipv6();
     let socket = Socket::new(
         if v6 { Domain::IPV6 } else { Domain::IPV4 },
@@ -113,7 +117,7 @@ pub fn group_socket(cfg: &MulticastConfig, bound: SocketAddr, sndbuf: usize) -> 
 /// # Errors
 /// The extra socket can't be made or bound (another program holds the port on the group
 /// without sharing it).
-pub fn discovery_socket(chat: &Socket, bound: SocketAddr) -> io::Result<Option<Socket>> {
+pub(crate) fn discovery_socket(chat: &Socket, bound: SocketAddr) -> io::Result<Option<Socket>> {
     let all = interfaces().unwrap_or_default();
     let v4_up: Vec<Ipv4Addr> = all
         .iter()
@@ -145,7 +149,7 @@ pub fn discovery_socket(chat: &Socket, bound: SocketAddr) -> io::Result<Option<S
 }
 
 /// The prober's loop (module docs); runs until `stop` is set.
-pub fn run_prober(groups: Arc<Groups>, senders: SenderPool, stop: Arc<AtomicBool>) {
+pub(crate) fn run_prober(groups: Arc<Groups>, senders: SenderPool, stop: Arc<AtomicBool>) {
     let mut last: HashMap<ChannelId, Instant> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(PROBER_TICK);

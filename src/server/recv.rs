@@ -18,13 +18,13 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::jobs::{worker_for, Job};
 use super::stats::Stats;
-use super::worker::{worker_for, Job};
 use crate::datagram::Class;
 use udp::RecvBatch;
 
 /// Runs until `stop` is set (checked at least once per socket read timeout).
-pub fn run_receiver(
+pub(crate) fn run_receiver(
     socket: socket2::Socket,
     workers: Vec<Sender<Job>>,
     max_datagram: usize,

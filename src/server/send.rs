@@ -71,8 +71,8 @@ use parking_lot::Mutex;
 
 use super::stats::{Stats, Tally};
 use crate::delivery::{Job, Planner};
-use crate::handler::{Fanout, Outbox};
 use crate::multicast::ChannelGroup;
+use crate::outbox::{Fanout, Outbox};
 use crate::sealing::Sealers;
 use crate::state::Member;
 use proto::batch;

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (`le`) of the events-per-datagram histogram's buckets; one more bucket
 /// counts everything above the last.
-pub const EVENTS_PER_DATAGRAM_BOUNDS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+pub(crate) const EVENTS_PER_DATAGRAM_BOUNDS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 /// Buckets of the events-per-datagram histogram: one per bound and one for the rest.
-pub const EVENTS_PER_DATAGRAM_BUCKETS: usize = EVENTS_PER_DATAGRAM_BOUNDS.len() + 1;
+pub(crate) const EVENTS_PER_DATAGRAM_BUCKETS: usize = EVENTS_PER_DATAGRAM_BOUNDS.len() + 1;
 
 /// Running totals since the server started.
 #[derive(Debug, Default)]
@@ -95,7 +95,7 @@ impl Stats {
 /// Counts of sent datagrams kept by one thread and added to [`Stats`] in one go, so the
 /// histogram costs a few atomic additions per `sendmmsg` call, not per datagram.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
+pub(crate) struct Tally {
     datagrams: u64,
     bytes: u64,
     events: u64,
@@ -104,7 +104,7 @@ pub struct Tally {
 
 impl Tally {
     /// One datagram of `bytes` bytes carrying `events` events went out.
-    pub fn sent(&mut self, bytes: usize, events: u32) {
+    pub(crate) fn sent(&mut self, bytes: usize, events: u32) {
         self.datagrams += 1;
         self.bytes += bytes as u64;
         self.events += u64::from(events);
@@ -116,7 +116,7 @@ impl Tally {
     }
 
     /// Adds the counts to `stats` and starts again from zero.
-    pub fn flush(&mut self, stats: &Stats) {
+    pub(crate) fn flush(&mut self, stats: &Stats) {
         if self.datagrams == 0 {
             return;
         }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::worker::{worker_for, Job};
+use super::jobs::{worker_for, Job};
 use crate::handler::Handler;
 
 /// How often the sweeper looks at the stop flag while it waits.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs until `stop` is set.
-pub fn run_sweeper(
+pub(crate) fn run_sweeper(
     handler: Handler,
     interval: Duration,
     workers: Vec<Sender<Job>>,

@@ -2,7 +2,7 @@
 //! [`Handler`], send the single-address replies themselves, pass fan-outs to the sender
 //! pool and effects to the effect threads.
 //!
-//! Each datagram goes to the worker that owns its [`Route`] ([`worker_for`]): its address,
+//! Each datagram goes to the worker that owns its route (`jobs::worker_for`): its address,
 //! or for a sealed datagram its session. So one client's requests are handled in the order
 //! they arrived and each user record has a single writer (see `state`'s module docs).
 //! Replies to a single address are written by the worker directly (in one `sendmmsg` batch
@@ -14,8 +14,6 @@
 //! waits on an effect: a request that needs one is a state in the handler until its result
 //! arrives here.
 
-use std::hash::BuildHasher;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,45 +21,19 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{never, select, Receiver};
 
 use super::effects::Effects;
+use super::jobs::Job;
 use super::limit::{Limiter, Limits, Verdict};
 use super::send::{sealed_replies, send_replies, ErrorLog, SenderPool};
 use super::stats::Stats;
-use crate::datagram::{Class, Incoming};
-use crate::handler::{Done, Handler, Outbox};
-use crate::state::Route;
+use crate::datagram::Incoming;
+use crate::handler::Handler;
+use crate::outbox::{Done, Outbox};
 
 /// Requests a worker takes off its queues before it flushes replies.
 const JOBS_PER_ROUND: usize = 64;
 
-/// Work for a worker.
-#[derive(Debug)]
-pub enum Job {
-    /// A datagram from `from`, received at `at`.
-    Datagram {
-        /// Source address.
-        from: SocketAddr,
-        /// When the receive thread read it.
-        at: Instant,
-        /// Its class, made once by the receive thread.
-        class: Class,
-        /// Its bytes (cut to one past the size limit).
-        data: Box<[u8]>,
-    },
-    /// The idle sweep found this user silent: log it off if it still is.
-    Expire(SocketAddr),
-}
-
-/// The worker that owns `route`, out of `workers`.
-pub fn worker_for(route: Route, workers: usize) -> usize {
-    // A fixed-key hasher: routing must be stable for the life of the process, and
-    // SipHash keeps a hostile peer from steering addresses onto one worker cheaply.
-    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    (KEYS.get_or_init(Default::default).hash_one(route) % workers.max(1) as u64) as usize
-}
-
 /// What a worker needs besides its queues.
-pub struct Worker {
+pub(crate) struct Worker {
     /// The state machine.
     pub handler: Handler,
     /// Flood limits.
@@ -84,7 +56,7 @@ enum Input {
 impl Worker {
     /// The worker's loop: runs until the receive thread and the sweeper have hung up, then
     /// returns, dropping its handles on the sender pool and the effect threads.
-    pub fn run(self, jobs: Receiver<Job>, done: Receiver<Done>) {
+    pub(crate) fn run(self, jobs: Receiver<Job>, done: Receiver<Done>) {
         let mut out = Outbox::new();
         let mut limiter = Limiter::new(self.limits, Instant::now());
         let mut log = ErrorLog::new();
@@ -178,7 +150,7 @@ impl Worker {
             self.senders.dispatch(fanout);
         }
         if out.unicast_len() > 0 {
-            let replies = sealed_replies(out, &self.handler.state().sealers);
+            let replies = sealed_replies(out, self.handler.state().sealers());
             send_replies(&self.socket, &replies, &self.stats, log);
         }
         out.clear();

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::nick_key;
-use crate::outbox::community::StoredBan;
+use super::nicks::nick_key;
+use crate::accounts::StoredBan;
 
 /// Where a channel comes from, which decides how long it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub enum Mask {
 }
 
 /// The longest ban mask, in bytes.
-pub const MAX_MASK_LEN: usize = 64;
+pub(crate) const MAX_MASK_LEN: usize = 64;
 
 impl Mask {
     /// Parses `account:NAME` or a nickname pattern; `None` if it can't be one.
@@ -86,7 +86,7 @@ impl std::fmt::Display for Mask {
 
 /// Whether `text` matches `pattern` (`*` any run, `?` any one character). Linear in the
 /// product of the lengths at worst, which masks and nicknames keep small.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use parking_lot::RwLock;
 
-use super::{nick_key, ChannelId};
+use super::channel::ChannelId;
+use super::nicks::nick_key;
 
 /// A user on another server.
 #[derive(Debug, Clone, PartialEq, Eq)]

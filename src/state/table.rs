@@ -19,12 +19,12 @@ use parking_lot::RwLock;
 
 use super::channel::{Channel, ChannelId};
 use super::community::{Kind, Meta};
-use super::State;
+use super::remote::RemoteUsers;
 use crate::config::ChannelSpec;
 
 /// The channels by id and by lower-cased title.
 #[derive(Debug, Default)]
-pub(super) struct Table {
+struct Table {
     by_id: HashMap<ChannelId, Arc<Channel>>,
     by_title: HashMap<Box<str>, ChannelId>,
 }
@@ -52,7 +52,11 @@ impl Channels {
         c
     }
 
-    fn insert(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
+    /// Creates channel `title` with `meta`.
+    ///
+    /// # Errors
+    /// [`Exists`] when a channel of that title (any case) exists.
+    pub(super) fn insert(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
         let key: Box<str> = title.to_lowercase().into();
         let mut t = self.table.write();
         if t.by_title.contains_key(&key) {
@@ -64,12 +68,10 @@ impl Channels {
         t.by_id.insert(id, ch.clone());
         Ok(ch)
     }
-}
 
-impl State {
     /// The channel titled `title`, ignoring case.
-    pub fn channel_id(&self, title: &str) -> Option<ChannelId> {
-        let t = self.channels.table.read();
+    pub(super) fn id(&self, title: &str) -> Option<ChannelId> {
+        let t = self.table.read();
         if let Some(&id) = t.by_title.get(title) {
             return Some(id);
         }
@@ -77,41 +79,36 @@ impl State {
     }
 
     /// The channel with this id, unless it was destroyed.
-    pub fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
-        self.channels.table.read().by_id.get(&id).cloned()
+    pub(super) fn get(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        self.table.read().by_id.get(&id).cloned()
     }
 
     /// The channel titled `title`, ignoring case.
-    pub fn channel_by_title(&self, title: &str) -> Option<Arc<Channel>> {
-        self.channel_id(title).and_then(|id| self.channel(id))
+    pub(super) fn by_title(&self, title: &str) -> Option<Arc<Channel>> {
+        self.id(title).and_then(|id| self.get(id))
     }
 
     /// Every channel, in listing order: configured ones first, then by creation.
-    pub fn channels(&self) -> Vec<Arc<Channel>> {
-        let mut all: Vec<Arc<Channel>> =
-            self.channels.table.read().by_id.values().cloned().collect();
+    pub(super) fn all(&self) -> Vec<Arc<Channel>> {
+        let mut all: Vec<Arc<Channel>> = self.table.read().by_id.values().cloned().collect();
         all.sort_by_key(|c| c.id);
         all
     }
 
     /// How many channels exist.
-    pub fn channel_count(&self) -> usize {
-        self.channels.table.read().by_id.len()
-    }
-
-    /// Creates channel `title` with `meta`.
-    ///
-    /// # Errors
-    /// [`Exists`] when a channel of that title (any case) exists.
-    pub fn create_channel(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
-        self.channels.insert(title, meta)
+    pub(super) fn count(&self) -> usize {
+        self.table.read().by_id.len()
     }
 
     /// Destroys channel `id` if it is temporary and has no members here nor, in a
     /// cluster, on another server. Returns the channel if it was destroyed now.
-    pub fn destroy_if_empty(&self, id: ChannelId) -> Option<Arc<Channel>> {
-        let ch = self.channel(id)?;
-        if ch.with_meta(|m| m.kind) != Kind::Temporary || self.remote.count(id) > 0 {
+    pub(super) fn destroy_if_empty(
+        &self,
+        id: ChannelId,
+        remote: &RemoteUsers,
+    ) -> Option<Arc<Channel>> {
+        let ch = self.get(id)?;
+        if ch.with_meta(|m| m.kind) != Kind::Temporary || remote.count(id) > 0 {
             return None;
         }
         if !ch.close_if_empty() {
@@ -123,8 +120,8 @@ impl State {
 
     /// Destroys channel `id` whatever its kind, if it has no members. Returns whether it
     /// is gone.
-    pub fn destroy_now(&self, id: ChannelId) -> bool {
-        let Some(ch) = self.channel(id) else {
+    pub(super) fn destroy_now(&self, id: ChannelId) -> bool {
+        let Some(ch) = self.get(id) else {
             return true;
         };
         if !ch.close_if_empty() {
@@ -138,10 +135,10 @@ impl State {
     /// titles are created, descriptions follow the file, a created channel named in the
     /// file becomes configured, and a configured channel the file no longer names becomes
     /// temporary (gone once empty). Returns what changed, one line each.
-    pub fn reconcile_configured(&self, specs: &[ChannelSpec]) -> Vec<String> {
+    pub(super) fn reconcile(&self, specs: &[ChannelSpec], remote: &RemoteUsers) -> Vec<String> {
         let mut changes = Vec::new();
         for spec in specs {
-            match self.channel_by_title(&spec.title) {
+            match self.by_title(&spec.title) {
                 Some(ch) => ch.with_meta(|m| {
                     if m.kind != Kind::Configured {
                         m.kind = Kind::Configured;
@@ -154,7 +151,6 @@ impl State {
                 }),
                 None => {
                     if self
-                        .channels
                         .insert(&spec.title, Meta::configured(&spec.description))
                         .is_ok()
                     {
@@ -163,7 +159,7 @@ impl State {
                 }
             }
         }
-        for ch in self.channels() {
+        for ch in self.all() {
             let named = specs.iter().any(|s| {
                 s.title.eq_ignore_ascii_case(&ch.title)
                     || s.title.to_lowercase() == ch.title.to_lowercase()
@@ -183,60 +179,16 @@ impl State {
                     "channel {} is no longer configured; it goes when empty",
                     ch.title
                 ));
-                self.destroy_if_empty(ch.id);
+                self.destroy_if_empty(ch.id, remote);
             }
         }
         changes
     }
 
     fn remove_channel(&self, ch: &Channel) {
-        let mut t = self.channels.table.write();
+        let mut t = self.table.write();
         if t.by_id.remove(&ch.id).is_some() {
             t.by_title.remove(ch.title.to_lowercase().as_str());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::Joined;
-    use std::net::SocketAddr;
-    use std::time::Instant;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn created_channels_get_new_ids_and_vanish_when_empty() {
-        let state = State::new(&crate::config::classic_channels(), 10);
-        assert_eq!(state.channel_count(), 5);
-        let meta = || Meta::created("mine", "ann", None);
-        let ch = state.create_channel("Den", meta()).unwrap();
-        assert_eq!(state.create_channel("DEN", meta()).unwrap_err(), Exists);
-        assert_eq!(state.channel_id("den"), Some(ch.id));
-        state.claim(addr(1), "ann", Instant::now()).unwrap();
-        assert!(matches!(
-            state.join(addr(1), ch.id, 8, 0),
-            Ok(Joined::New(_))
-        ));
-        assert!(state.destroy_if_empty(ch.id).is_none(), "it has a member");
-        state.part(addr(1), ch.id).unwrap();
-        assert!(state.destroy_if_empty(ch.id).is_some());
-        assert!(state.channel(ch.id).is_none() && state.channel_id("den").is_none());
-        // A new channel of the same title is another channel.
-        let again = state.create_channel("Den", meta()).unwrap();
-        assert_ne!(again.id, ch.id);
-        // Configured channels never vanish on their own.
-        let pets = state.channel_id("pets").unwrap();
-        assert!(state.destroy_if_empty(pets).is_none());
-        let titles: Vec<String> = state
-            .channels()
-            .iter()
-            .map(|c| c.title.to_string())
-            .collect();
-        assert_eq!(titles.last().map(String::as_str), Some("Den"));
-        state.check_invariants().unwrap();
     }
 }

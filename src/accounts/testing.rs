@@ -1,0 +1,176 @@
+//! The checks every store must pass, shared by the stores' unit tests and the integration
+//! tests that need a database server (`cargo test` turns the `test-support` feature on for
+//! those; a build of the server leaves this out).
+
+use super::community::{
+    CommunityStore, HistoryRow, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+};
+use super::store::{Account, AccountStore};
+
+/// Runs the checks every account store must pass, from an empty store (the memory and
+/// SQLite stores' tests): its OPAQUE setup, then [`exercise_account_records`].
+///
+/// # Panics
+/// When the store fails a check.
+pub fn exercise_accounts(store: &dyn AccountStore) {
+    assert_eq!(store.server_setup().unwrap(), None);
+    store.save_server_setup(b"setup").unwrap();
+    assert_eq!(
+        store.server_setup().unwrap().as_deref(),
+        Some(&b"setup"[..])
+    );
+    exercise_account_records(store);
+}
+
+/// Runs the checks of account records every store must pass, from a store without
+/// accounts (a shared store saves its setup its own way: see the PostgreSQL test).
+///
+/// # Panics
+/// When the store fails a check.
+pub fn exercise_account_records(store: &dyn AccountStore) {
+    let a = Account {
+        nick: "Ann".into(),
+        record: vec![1, 2, 3],
+        watch: vec![],
+        created: 100,
+    };
+    store.put(&a).unwrap();
+    store
+        .set_watch("ann", &["bob".into(), "cid".into()])
+        .unwrap();
+    let got = store.get("ann").unwrap().unwrap();
+    assert_eq!(got.watch, vec!["bob", "cid"]);
+    // A new record (password change) keeps the hot list.
+    store
+        .put(&Account {
+            record: vec![9],
+            ..a.clone()
+        })
+        .unwrap();
+    let got = store.get("ann").unwrap().unwrap();
+    assert_eq!((got.record, got.watch.len()), (vec![9], 2));
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.keys().unwrap(), vec!["ann".to_string()]);
+    assert!(store.delete("ann").unwrap());
+    assert!(!store.delete("ann").unwrap());
+    assert_eq!(store.get("ann").unwrap(), None);
+}
+
+/// Runs the checks every community store must pass, from an empty store (the memory and
+/// SQLite stores' tests, and the PostgreSQL one, which needs a server).
+///
+/// # Panics
+/// When the store fails a check.
+pub fn exercise_community(store: &dyn CommunityStore) {
+    let chan = StoredChannel {
+        title: "Den".into(),
+        description: "mine".into(),
+        founder: "ann".into(),
+        created_ms: 5,
+        invite_only: false,
+        moderated: true,
+        topic_locked: true,
+        limit: Some(9),
+    };
+    store.save_channel(&chan).unwrap();
+    store
+        .save_channel(&StoredChannel {
+            description: "ours".into(),
+            created_ms: 99,
+            ..chan.clone()
+        })
+        .unwrap();
+    store.set_op("den", "ann", true).unwrap();
+    store.set_op("den", "bob", true).unwrap();
+    store.set_op("den", "bob", false).unwrap();
+    let ban = StoredBan {
+        mask: "spam*".into(),
+        until_ms: 0,
+        by: "ann".into(),
+        reason: "ads".into(),
+    };
+    store.save_ban("den", &ban).unwrap();
+    store
+        .save_ban(
+            "den",
+            &StoredBan {
+                reason: "more ads".into(),
+                ..ban.clone()
+            },
+        )
+        .unwrap();
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.channels.len(), 1);
+    assert_eq!(
+        (
+            snap.channels[0].description.as_str(),
+            snap.channels[0].created_ms
+        ),
+        ("ours", 5)
+    );
+    assert_eq!(snap.channels[0].limit, Some(9));
+    assert_eq!(snap.ops, vec![("den".to_string(), "ann".to_string())]);
+    assert_eq!(snap.bans.len(), 1);
+    assert_eq!(snap.bans[0].1.reason, "more ads");
+    let msg = |id: u64| StoredMessage {
+        id,
+        ms: id / 1000,
+        nick: "ann".into(),
+        text: format!("m{id}"),
+    };
+    let rows: Vec<HistoryRow> = (1..=5).map(|i| ("den".to_string(), msg(i))).collect();
+    store.append_history(&rows, 3).unwrap();
+    let h = store.history("den", 10).unwrap();
+    assert_eq!(h.iter().map(|m| m.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(store.history("den", 2).unwrap()[0].id, 4);
+    let mail = |text: &str| StoredMail {
+        to: "bob".into(),
+        ms: 7,
+        from: "ann".into(),
+        text: text.into(),
+    };
+    assert!(store.store_mail(&mail("one"), 2).unwrap());
+    assert!(store.store_mail(&mail("two"), 2).unwrap());
+    assert!(
+        !store.store_mail(&mail("three"), 2).unwrap(),
+        "the box is full"
+    );
+    let got = store.take_mail("bob").unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    assert!(store.take_mail("bob").unwrap().is_empty(), "delivered once");
+    let ab = StoredAddrBan {
+        net: "10.0.0.0/8".into(),
+        until_ms: 0,
+        by: "op".into(),
+        reason: "spam".into(),
+    };
+    store.save_addr_ban(&ab).unwrap();
+    assert_eq!(store.snapshot().unwrap().addr_bans, vec![ab]);
+    store.delete_addr_ban("10.0.0.0/8").unwrap();
+    store.delete_ban("den", "spam*").unwrap();
+    store.delete_channel("den").unwrap();
+    let snap = store.snapshot().unwrap();
+    assert!(snap.channels.is_empty() && snap.ops.is_empty() && snap.bans.is_empty());
+    assert!(snap.addr_bans.is_empty());
+    assert!(store.history("den", 10).unwrap().is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::community::MemoryCommunity;
+    use crate::accounts::store::MemoryStore;
+
+    #[test]
+    fn memory_store_keeps_accounts() {
+        exercise_accounts(&MemoryStore::default());
+    }
+
+    #[test]
+    fn memory_community_store_keeps_everything() {
+        exercise_community(&MemoryCommunity::default());
+    }
+}
