@@ -8,17 +8,29 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, server, spoof, user, Peer};
+use common::{auth_req, password_login, register, server, spoof, user, Peer, Protected};
 use proto::auth::{self, seal, SessionKeys};
 use proto::{code, Request};
+use udpchat::server::RunningServer;
+
+/// `listener`, a guest in Pets, and `ann`, who registered, logged in with the password and
+/// joined Pets too (the listener has been told): ann's socket and session.
+fn listener_and_protected_ann(s: &RunningServer) -> (Peer, Peer, Protected) {
+    let listener = user(s, "listener");
+    listener.join("Pets");
+    let ann = user(s, "ann");
+    register(&ann, "pw");
+    let mut keys = password_login(&ann, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    assert_eq!(keys.recv(&ann).0, code::JOIN_ACK);
+    listener.expect(code::USER_JOINS, "Pets ann");
+    (listener, ann, keys)
+}
 
 #[test]
 fn a_registered_nickname_needs_its_password() {
     let s = server();
-    let ann = user(&s, "Ann");
-    assert_eq!(register(&ann, "correct horse"), "registered Ann");
-    ann.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of("ann").is_none());
+    common::registered(&s, "Ann", "correct horse");
 
     let other = Peer::new(&s);
     other.send(Request::Login { nick: "ann" });
@@ -116,14 +128,7 @@ fn changing_and_deleting_the_password_need_the_password_session() {
 #[test]
 fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.expect(code::USER_JOINS, "Pets ann");
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
 
     // A plain datagram from ann's own address: not acted on.
     ann.send(Request::SendPublic { text: "plain" });
@@ -159,14 +164,7 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
 #[test]
 fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.recv();
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
     // A new socket stands for ann behind a NAT that changed her port.
     let moved = Peer::new(&s);
     let bad = SessionKeys::derive(&[3u8; 64]);
@@ -268,11 +266,7 @@ fn a_hot_list_is_kept_with_the_account() {
 #[test]
 fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let guest = user(&s, "guest");
-    guest.join("Pets");
-    listener.recv();
+    let [listener, guest] = common::in_channel(&s, "Pets", ["listener", "guest"]);
     // The forgery works at all: a guest can be impersonated (the classic protocol's hole).
     let forged = Request::SendPublic { text: "forged" }.to_bytes();
     assert!(
@@ -379,14 +373,7 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
 #[test]
 fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
     let s = common::server_with(|c| c.workers = 4);
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.recv();
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
     let other = Peer::new(&s);
     let sockets = [&ann, &other];
     for n in 2..42u64 {

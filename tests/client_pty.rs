@@ -96,13 +96,7 @@ fn two_people_chat() {
     expect_line(&mut bob, "\tLog in successful. Welcome bob.");
 
     ann.send_line("/channels").unwrap();
-    for line in [
-        "\t[CurrentEvents]     Discussion of current events            0 users",
-        "\t[Weather]           Talk about the weather                  0 users",
-        "\t[Gardening]         For those with the green thumb          0 users",
-        "\t[Hobbies]           For hobbyists of all types              0 users",
-        "\t[Pets]              For our furry and feathered friends     0 users",
-    ] {
+    for line in common::CHANNEL_LINES {
         expect_line(&mut ann, line);
     }
 
@@ -157,11 +151,7 @@ fn two_people_chat() {
     ann.send_control('d').unwrap();
     expect_exit(&mut ann, 0);
     // The server handles LOGOFF on its own threads: give it a moment.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while server.state().user_count() != 0 {
-        assert!(std::time::Instant::now() < deadline, "ann never logged off");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_no_users(&server);
     server.shutdown().unwrap();
 }
 
@@ -295,8 +285,7 @@ fn pastes_in_line_mode_go_line_by_line() {
     ann.wait_raw("\tNot sent.");
     ann.line("after");
     assert_eq!(publics(&bob, 1), ["Pets ann after"]);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
@@ -345,7 +334,6 @@ fn a_password_session_asks_the_password_again_after_a_restart() {
     ann.line("hello again");
     assert_eq!(publics(&bob, 1), ["Pets ann hello again"]);
     assert!(!ann.raw().contains("tulip"), "the password was echoed");
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }

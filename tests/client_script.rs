@@ -4,144 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::UdpSocket;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use common::script::{run_script, Scripted, TIMEOUT};
+use common::wait_no_users as expect_no_users;
 use proto::{Request, DEFAULT_MAX_DATAGRAM};
-use udpchat::server::RunningServer;
 use udpchat_client::command::HELP;
-
-/// The longest any one wait in these tests lasts.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A client whose standard input and output are pipes.
-struct Scripted {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    /// Where the client pins server keys (its own file: servers here come and go on
-    /// recycled ports, with new keys).
-    _pins: tempfile::TempDir,
-}
-
-impl Scripted {
-    fn start(port: u16, args: &[&str]) -> Scripted {
-        let pins = tempfile::tempdir().unwrap();
-        let mut child = Command::new(common::bin("chat-client"))
-            .arg("127.0.0.1")
-            .arg(port.to_string())
-            .args(args)
-            .arg("--known-servers")
-            .arg(pins.path().join("known_servers"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn chat-client");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = crossbeam_channel::unbounded();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Scripted {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            _pins: pins,
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits for `line` exactly, keeping every line seen on the way.
-    #[track_caller]
-    fn expect_line(&mut self, line: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.lines.recv_deadline(deadline) {
-                Ok(got) => {
-                    let found = got == line;
-                    self.seen.push(got);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no line {line:?}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Waits for a line starting with `prefix`.
-    #[track_caller]
-    fn expect_prefix(&mut self, prefix: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.lines.recv_deadline(deadline) {
-                Ok(got) => {
-                    let found = got.starts_with(prefix);
-                    self.seen.push(got);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no line starting {prefix:?}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Closes standard input and waits for the exit; returns the status and all output.
-    fn finish(mut self) -> (ExitStatus, Vec<String>) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("client did not exit; output so far {:#?}", self.seen);
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The reader thread ends at end of output; collect what it has left.
-        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
-            self.seen.push(line);
-        }
-        (status, self.seen)
-    }
-}
-
-fn run_script(port: u16, args: &[&str], script: &str) -> (ExitStatus, Vec<String>) {
-    let mut client = Scripted::start(port, args);
-    client.send(script);
-    client.finish()
-}
-
-/// Waits until the server has no user left (LOGOFF is handled asynchronously).
-#[track_caller]
-fn expect_no_users(server: &RunningServer) {
-    let deadline = Instant::now() + TIMEOUT;
-    while server.state().user_count() != 0 {
-        assert!(Instant::now() < deadline, "the client never logged off");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
@@ -153,12 +25,9 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
     assert!(status.success(), "{status:?} {lines:#?}");
     assert_eq!(lines[0], "trying to log in (1)...");
     assert_eq!(lines[1], "\tLog in successful. Welcome ann.");
-    let mut expected: Vec<String> = [
-        "\t[CurrentEvents]     Discussion of current events            0 users",
-        "\t[Weather]           Talk about the weather                  0 users",
-        "\t[Gardening]         For those with the green thumb          0 users",
-        "\t[Hobbies]           For hobbyists of all types              0 users",
-        "\t[Pets]              For our furry and feathered friends     0 users",
+    let mut expected: Vec<String> = common::CHANNEL_LINES.map(String::from).into();
+    expected.extend(
+        [
         "\tWelcome to the Pets Channel (1 users)",
         "\tann [Pets]: hello  there",
         "\t/frob: unknown command",
@@ -168,8 +37,8 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
         "\t<ann is online>",
         "\tYou have left the Pets Channel",
     ]
-    .map(String::from)
-    .into();
+        .map(String::from),
+    );
     expected.extend(HELP.iter().map(|l| format!("\t{l}")));
     let mut rest: Vec<&str> = lines[2..].iter().map(String::as_str).collect();
     // Time online is whole seconds and may tick over on a slow machine.
@@ -268,8 +137,7 @@ fn escape_sequences_arrive_defused_in_scripted_output() {
         text: "\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}",
     });
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
-    let (status, lines) = ann.finish();
-    assert!(status.success());
+    let lines = ann.finish_ok();
     assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:#?}");
     server.shutdown().unwrap();
 }
@@ -280,28 +148,33 @@ fn sigterm_logs_off() {
     let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
     ann.expect_line("\tLog in successful. Welcome ann.");
     assert_eq!(server.state().user_count(), 1);
-    common::signal(ann.child.id(), common::Signal::SIGTERM);
+    common::signal(ann.pid(), common::Signal::SIGTERM);
     expect_no_users(&server);
     let (status, _) = ann.finish();
     assert_eq!(status.code(), Some(128 + common::Signal::SIGTERM as i32));
     server.shutdown().unwrap();
 }
 
+/// Client `ann` on `port`, logged in as a guest, that registers its nickname with
+/// `password` (asked twice, from the script here) and then logs in with it at once, so its
+/// session is protected.
+fn registering(port: u16, password: &str) -> Scripted {
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send(&format!("/register\n{password}\n{password}\n"));
+    ann.expect_line("\tNickname ann is registered.");
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann
+}
+
 #[test]
 fn register_then_log_in_with_the_password_and_stay_protected() {
     let server = common::server();
     let port = server.addr().port();
-    // A guest registers its nickname: the password is asked twice (from the script here).
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\nsecret words\nsecret words\n");
-    ann.expect_line("\tNickname ann is registered.");
-    // Then it logs in with the password at once, so its session is protected.
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = registering(port, "secret words");
     ann.send("/join Pets\nprotected hello\n");
     ann.expect_line("\tann [Pets]: protected hello");
-    let (status, _) = ann.finish();
-    assert!(status.success());
+    ann.finish_ok();
     expect_no_users(&server);
 
     // Later the nickname asks for the password; a wrong one is refused, the right one works.
@@ -319,8 +192,7 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
     again.expect_line("\tNot deleted: that is not your nickname.");
     again.send("/unregister\nann\n");
     again.expect_line("\tNickname ann is no longer registered.");
-    let (status, _) = again.finish();
-    assert!(status.success());
+    again.finish_ok();
     assert!(
         server
             .state()
@@ -375,8 +247,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     ann.expect_line("\tNo longer ignoring bob.");
     bob.send(Request::SendPublic { text: "and now?" });
     ann.expect_line("\tbob [Weather]: and now?");
-    let (status, lines) = ann.finish();
-    assert!(status.success());
+    let lines = ann.finish_ok();
     assert!(
         !lines.iter().any(|l| l.contains("can you hear me")),
         "{lines:#?}"
@@ -485,13 +356,7 @@ fn lossy_relay(server: std::net::SocketAddr) -> u16 {
 fn a_lost_login_ack_does_not_strand_a_password_login() {
     let server = common::server();
     let port = server.addr().port();
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\npw\npw\n");
-    ann.expect_line("\tNickname ann is registered.");
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    let (status, _) = ann.finish();
-    assert!(status.success());
+    registering(port, "pw").finish_ok();
     expect_no_users(&server);
     // Through a relay that loses the LOGIN_ACK: the client asks again, sealed, and is in.
     let relay = lossy_relay(server.addr());
@@ -501,19 +366,14 @@ fn a_lost_login_ack_does_not_strand_a_password_login() {
     again.expect_line("\tLog in successful. Welcome ann.");
     again.send("/join Pets\nstill here\n");
     again.expect_line("\tann [Pets]: still here");
-    let (status, _) = again.finish();
-    assert!(status.success());
+    again.finish_ok();
 }
 
 #[test]
 fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     let server = common::server();
     let port = server.addr().port();
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\npw\npw\n");
-    ann.expect_line("\tNickname ann is registered.");
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = registering(port, "pw");
     let addr = server.state().address_of("ann").unwrap();
     // Forged from the server's address: a private message and an error.
     let mut forged = proto::code::PRIVATE_MSG.to_be_bytes().to_vec();
@@ -529,8 +389,7 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
         text: "genuine",
     });
     ann.expect_line("\tbob [**private**]: genuine");
-    let (status, seen) = ann.finish();
-    assert!(status.success());
+    let seen = ann.finish_ok();
     assert!(
         !seen.iter().any(|l| l.contains("FORGED")),
         "a forgery was shown: {seen:#?}"
@@ -561,8 +420,7 @@ fn community_commands_show_as_sentences() {
     ann.expect_line("\tUsage: /kick TITLE NICK [REASON]");
     ann.send("/stats\n");
     ann.expect_line("\t** ERROR: you are not a server operator **");
-    let (status, lines) = ann.finish();
-    assert!(status.success(), "{lines:#?}");
+    let lines = ann.finish_ok();
     let history: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("\t[history "))
@@ -604,8 +462,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     ann.send("/reconnect\n");
     ann.expect_line("** reconnecting **");
     ann.expect_line("\t-- nothing missed in Pets --");
-    let (status, lines) = ann.finish();
-    assert!(status.success(), "{lines:#?}");
+    let lines = ann.finish_ok();
     let history: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("\t[history "))
@@ -627,15 +484,9 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     let server = common::server();
     let port = server.addr().port();
     // ann's nickname is registered; ann is away.
-    let ann = common::user(&server, "ann");
-    common::register(&ann, "secret words");
-    ann.send(Request::Logoff);
-    expect_no_users(&server);
+    common::registered(&server, "ann", "secret words");
     // bob speaks part 5, so it is told the message is kept.
-    let bob = common::user(&server, "bob");
-    bob.send(Request::Hello { client: "test" });
-    let (c, payload) = bob.recv();
-    assert_eq!(c, proto::code::HELLO_ACK, "{payload}");
+    let bob = common::part5(&server, "bob");
     bob.send(Request::SendPrivate {
         recipient: "ann",
         text: "are you there?",
@@ -652,8 +503,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     if !client.seen.iter().any(|l| l.starts_with("\t[kept ")) {
         client.expect_prefix("\t[kept ");
     }
-    let (status, lines) = client.finish();
-    assert!(status.success(), "{lines:#?}");
+    let lines = client.finish_ok();
     let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
     assert_eq!(kept.len(), 1, "{lines:#?}");
     assert!(
@@ -728,13 +578,8 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
         ann.expect_line(&format!("\tbob [Pets]: line {i}"));
     }
     // The counters are added up just after the datagrams go out: wait for them.
-    let deadline = Instant::now() + TIMEOUT;
-    while shared() <= sent_before {
-        assert!(Instant::now() < deadline, "no events shared a datagram");
-        thread::sleep(Duration::from_millis(10));
-    }
-    let (status, lines) = ann.finish();
-    assert!(status.success());
+    common::wait_for("events sharing a datagram", TIMEOUT, || shared() > sent_before);
+    let lines = ann.finish_ok();
     assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
     server.shutdown().unwrap();
 }

@@ -137,8 +137,7 @@ fn buffers_activity_status_line_and_nick_list() {
     ann.send("\u{10}");
     wait_status(&ann, "[4:bob]");
 
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     // The terminal is left as it was found: the alternate screen is gone.
     assert!(ann.raw().contains("\u{1b}[?1049l"), "{:?}", ann.raw());
     server.shutdown().unwrap();
@@ -187,8 +186,7 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
     ann.line("/window 3");
     ann.line("made it");
     expect_at(&bob, code::PUBLIC_MSG, "Weather ann made it");
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
@@ -241,8 +239,7 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
     ann.wait("an indented continuation row", |_, s| {
         s.lines().any(|l| l.starts_with("        w"))
     });
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
@@ -274,8 +271,7 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     ann.line("done");
     let texts = public_texts(&bob, "ann", 1);
     assert_eq!(texts, ["done"]);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     assert!(!ann.raw().contains("hunter2"), "the password was shown");
     // Nor did it reach the history file.
     let history = std::fs::read_to_string(home.path().join("state/udpchat/history")).unwrap();
@@ -338,8 +334,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
     let bells = ann.raw().matches('\u{7}').count();
     bob.send(Request::SendPublic { text: "yes ann" });
     ann.wait("a bell", |raw, _| raw.matches('\u{7}').count() > bells);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
 
     // The next run remembers what was typed.
     let mut again = tui(port, "ann", &home, &[]);
@@ -407,7 +402,6 @@ fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     ann.wait("bob gone from the nick list", |_, s| {
         !s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }

@@ -9,22 +9,12 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::time::Duration;
 
-use common::{server, server_with, user, Peer, Protected, QUIET};
+use common::{part5, registered as register, server, server_with, user, Account, Peer};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;
-
-/// A user that said HELLO: a part-5 client.
-fn part5(s: &RunningServer, nick: &str) -> Peer {
-    let p = user(s, nick);
-    p.send(Request::Hello { client: "test" });
-    let (c, ack) = p.recv();
-    assert_eq!(c, code::HELLO_ACK, "{ack}");
-    p
-}
 
 /// Creates `title` from `p` and checks the answers; returns the JOIN_ACK payload.
 fn create(p: &Peer, title: &str, description: &str, kind: &str) -> String {
@@ -50,66 +40,6 @@ fn classic(p: &Peer, n: usize) -> Vec<(u16, String)> {
     }
     p.expect_nothing();
     got
-}
-
-/// A peer logged in with a password: its datagrams are sealed both ways.
-struct Account {
-    peer: Peer,
-    session: RefCell<Protected>,
-}
-
-impl Account {
-    fn send(&self, req: Request<'_>) {
-        self.session.borrow_mut().send(&self.peer, req);
-    }
-
-    #[track_caller]
-    fn recv(&self) -> (u16, String) {
-        self.session.borrow_mut().recv(&self.peer)
-    }
-
-    #[track_caller]
-    fn recv_n(&self, n: usize) -> Vec<(u16, String)> {
-        (0..n).map(|_| self.recv()).collect()
-    }
-
-    #[track_caller]
-    fn expect(&self, code: u16, payload: &str) {
-        assert_eq!(self.recv(), (code, payload.to_string()));
-    }
-
-    #[track_caller]
-    fn expect_error(&self, message: &str) {
-        self.expect(code::ERROR, message);
-    }
-
-    #[track_caller]
-    fn expect_nothing(&self) {
-        let got = self.session.borrow_mut().recv_within(&self.peer, QUIET);
-        assert!(got.is_none(), "expected nothing, got {got:?}");
-    }
-}
-
-/// Registers `nick` with `password` from a guest session, then logs it off.
-fn register(s: &RunningServer, nick: &str, password: &str) {
-    let p = user(s, nick);
-    assert_eq!(common::register(&p, password), format!("registered {nick}"));
-    p.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of(nick).is_none());
-}
-
-/// Logs in with the password from a new peer.
-fn login(s: &RunningServer, nick: &str, password: &str) -> Account {
-    let peer = Peer::new(s);
-    let session = RefCell::new(common::password_login(&peer, nick, password));
-    Account { peer, session }
-}
-
-/// Says HELLO from an account.
-fn hello(a: &Account) {
-    a.send(Request::Hello { client: "test" });
-    let (c, _) = a.recv();
-    assert_eq!(c, code::HELLO_ACK);
 }
 
 #[test]
@@ -751,7 +681,7 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
     });
     bob.expect_error("nobody: not logged in");
 
-    let ann = login(&s, "ann", "pw");
+    let ann = Account::login(&s, "ann", "pw");
     let kept = ann.recv_n(2);
     assert_eq!(kept[0].0, code::STORED_PRIVATE);
     assert!(kept[0].1.ends_with(" bob call me"), "{kept:?}");
@@ -765,7 +695,7 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
     // Delivered once: not again at the next login.
     ann.send(Request::Logoff);
     common::wait_until(|| s.state().address_of("ann").is_none());
-    let ann = login(&s, "ann", "pw");
+    let ann = Account::login(&s, "ann", "pw");
     ann.expect_nothing();
     // While ann is on, messages go to her as ever.
     bob.send(Request::SendPrivate {
@@ -785,8 +715,8 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
         c.audit_log = Some(audit.clone());
     });
     register(&s, "root", "secret");
-    let root = login(&s, "root", "secret");
-    hello(&root);
+    let root = Account::login(&s, "root", "secret");
+    root.hello();
     let bob = part5(&s, "bob");
     for r in [
         Request::OperKill {
@@ -957,15 +887,15 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
         let s = server_with(config);
         register(&s, "ann", "pw");
         register(&s, "bob", "pw");
-        let ann = login(&s, "ann", "pw");
-        hello(&ann);
+        let ann = Account::login(&s, "ann", "pw");
+        ann.hello();
         ann.send(Request::ChanCreate {
             title: "Club",
             description: "members only",
         });
         ann.expect(code::CHAN_NOTICE, "Club ann create registered members only");
         ann.expect(code::JOIN_ACK, "Club 1 members only");
-        let bob = login(&s, "bob", "pw");
+        let bob = Account::login(&s, "bob", "pw");
         bob.send(Request::Join { title: "Club" });
         bob.expect(code::JOIN_ACK, "Club 2 members only");
         ann.expect(code::USER_JOINS, "Club bob");
@@ -1007,8 +937,8 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     guest.send(Request::ListChannels);
     let items = guest.recv_n(6);
     assert_eq!(items[5], (code::CHANNEL_ITEM, "Club 0 members only".into()));
-    let bob = login(&s, "bob", "pw");
-    hello(&bob);
+    let bob = Account::login(&s, "bob", "pw");
+    bob.hello();
     bob.send(Request::Join { title: "Club" });
     bob.expect(code::JOIN_ACK, "Club 1 members only");
     // bob is still an operator: the account's status lasts.
@@ -1045,7 +975,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     spammer.expect_error("you are banned from Club: ads");
     assert_eq!(s.state().addr_bans.list().len(), 1);
     // The founder drops it: it is no longer stored, and goes once empty.
-    let ann = login(&s, "ann", "pw");
+    let ann = Account::login(&s, "ann", "pw");
     ann.send(Request::ChanDrop { title: "Club" });
     ann.expect(code::CHAN_NOTICE, "Club ann drop");
     bob.expect(code::CHAN_NOTICE, "Club ann drop");
@@ -1058,7 +988,6 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
 
 #[test]
 fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
-    use std::io::{Read, Write};
     let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
     let ann = part5(&s, "ann");
     create(&ann, "Den", "", "temporary");
@@ -1067,14 +996,7 @@ fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
         text: "t",
     });
     ann.expect(code::CHAN_NOTICE, "Den ann topic t");
-    let page = || {
-        let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut page = String::new();
-        tcp.read_to_string(&mut page).unwrap();
-        page
-    };
+    let page = || common::metrics_page(&s);
     common::wait_until(|| page().contains("udpchat_audit_records_total 2"));
     let p = page();
     assert!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{server, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
-use udpchat::server::BatchWindow;
+use udpchat::server::{BatchWindow, RunningServer};
 
 #[test]
 fn caps_are_granted_as_asked_and_unknown_ones_ignored() {
@@ -110,22 +110,12 @@ fn a_classic_session_never_sees_part_4() {
 /// while busy).
 const WINDOW: Duration = Duration::from_millis(300);
 
-/// The next datagram's raw bytes, or `None` after `within`.
-fn recv_raw(p: &Peer, within: Duration) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 65536];
-    p.sock.set_read_timeout(Some(within)).unwrap();
-    match p.sock.recv_from(&mut buf) {
-        Ok((n, _)) => Some(buf[..n].to_vec()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
-        }
-        Err(e) => panic!("recv: {e}"),
-    }
+/// A server with one sender that waits [`WINDOW`] for more, so a burst leaves as batches.
+fn batching_server() -> RunningServer {
+    server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    })
 }
 
 /// A datagram as the client sees it: its events (one, or a BATCH's entries, checked
@@ -166,14 +156,14 @@ type Events = Vec<(u16, String)>;
 fn collect(p: &Peer, n: usize) -> (Vec<(usize, u16)>, Events) {
     let (mut dgrams, mut events) = (Vec::new(), Vec::new());
     while events.len() < n {
-        let d = recv_raw(p, common::WAIT).expect("more events");
+        let d = p.recv_raw_within(common::WAIT).expect("more events");
         dgrams.push((d.len(), u16::from_be_bytes([d[0], d[1]])));
         events.extend(unpack(&d));
     }
     (dgrams, events)
 }
 
-fn batch_user(s: &udpchat::server::RunningServer, nick: &str, caps: &str, granted: &str) -> Peer {
+fn batch_user(s: &RunningServer, nick: &str, caps: &str, granted: &str) -> Peer {
     let p = user(s, nick);
     p.send(Request::Caps { caps });
     p.expect(code::CAPS_ACK, granted);
@@ -193,10 +183,7 @@ fn texts(n: usize) -> Vec<(u16, String)> {
 
 #[test]
 fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     let bob = batch_user(&s, "bob", "batch=512", "batch=512");
     let cid = user(&s, "cid");
@@ -248,10 +235,7 @@ fn a_lone_event_goes_to_a_batch_member_as_it_is() {
 
 #[test]
 fn an_event_too_big_for_the_batch_size_goes_alone() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch=512", "batch=512");
     ann.join("Pets");
     let big = "b".repeat(600);
@@ -271,10 +255,7 @@ fn an_event_too_big_for_the_batch_size_goes_alone() {
 
 #[test]
 fn join_and_part_notices_are_batched_too() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
     let others: Vec<Peer> = (0..8).map(|i| user(&s, &format!("u{i}"))).collect();
@@ -300,10 +281,7 @@ fn join_and_part_notices_are_batched_too() {
 
 #[test]
 fn dropping_the_batch_cap_brings_back_one_event_per_datagram() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
     ann.send(Request::Caps { caps: "" });
@@ -389,15 +367,9 @@ fn malformed_caps_forms_are_ignored_not_granted() {
 
 #[test]
 fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     // Dan registers, then logs in with the password: every datagram sealed both ways.
-    let guest = user(&s, "dan");
-    common::register(&guest, "pw");
-    guest.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of("dan").is_none());
+    common::registered(&s, "dan", "pw");
     let dan = Peer::new(&s);
     let mut keys = common::password_login(&dan, "dan", "pw");
     keys.send(&dan, Request::Caps { caps: "batch" });
@@ -422,7 +394,7 @@ fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
     };
     while events.len() < 2 {
         note(
-            recv_raw(&dan, common::WAIT).expect("join notices"),
+            dan.recv_raw_within(common::WAIT).expect("join notices"),
             &mut events,
         );
     }
@@ -433,7 +405,7 @@ fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
     }
     while events.len() < 30 {
         note(
-            recv_raw(&dan, common::WAIT).expect("more events"),
+            dan.recv_raw_within(common::WAIT).expect("more events"),
             &mut events,
         );
     }

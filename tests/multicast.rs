@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -376,21 +375,12 @@ fn the_metrics_page_counts_group_traffic_and_listeners() {
         g.next_event(),
         (code::PUBLIC_MSG, "Pets ann counted".into())
     );
-    let mut tcp = TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    tcp.read_to_string(&mut page).unwrap();
+    let page = common::metrics_page(&s);
     assert!(
         page.contains("udpchat_multicast_listeners{channel=\"Pets\",state=\"confirmed\"} 1"),
         "{page}"
     );
-    let sent: u64 = page
-        .lines()
-        .find_map(|l| l.strip_prefix("udpchat_multicast_datagrams_sent_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("group datagram counter");
+    let sent = common::metric(&page, "udpchat_multicast_datagrams_sent_total");
     assert!(sent >= 2, "a probe and the message: {sent}");
 }
 

@@ -8,18 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, server, server_with, spoof, user, Peer};
+use common::{auth_req, password_login, register, registered as account, server, server_with, spoof, user, Peer};
 use proto::auth::{self, Sealed};
 use proto::{code, Request};
 use udpchat::accounts::limits::PER_ACCOUNT_PREFIX;
-
-/// A registered, logged-off account `nick` with `password` on `s`.
-fn account(s: &udpchat::server::RunningServer, nick: &str, password: &str) {
-    let p = user(s, nick);
-    register(&p, password);
-    p.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of(nick).is_none());
-}
 
 // ---- 1. any registered user could take over any address ----
 
@@ -530,14 +522,7 @@ fn logins_failures_lockouts_registrations_and_path_changes_are_counted() {
     let (_, data) = a.recv(&moved);
     a.send(&moved, Request::PathResponse { data: &data });
     common::wait_until(|| s.state().address_of("alice") == Some(moved.addr()));
-    let page = {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut page = String::new();
-        c.read_to_string(&mut page).unwrap();
-        page
-    };
+    let page = common::metrics_page(&s);
     for line in [
         "udpchat_password_logins_total 1",
         "udpchat_registrations_total 1",

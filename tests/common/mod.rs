@@ -5,6 +5,10 @@
 pub mod pty;
 pub mod services;
 
+// Shared by the tests of the client binary and of a cluster.
+pub mod cluster;
+pub mod script;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +21,16 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use proto::{code, Event, Request};
 use udpchat::server::{RunningServer, Server, ServerConfig};
+
+/// What the client prints for `/channels` on a server with the classic channels, nobody in
+/// them.
+pub const CHANNEL_LINES: [&str; 5] = [
+    "\t[CurrentEvents]     Discussion of current events            0 users",
+    "\t[Weather]           Talk about the weather                  0 users",
+    "\t[Gardening]         For those with the green thumb          0 users",
+    "\t[Hobbies]           For hobbyists of all types              0 users",
+    "\t[Pets]              For our furry and feathered friends     0 users",
+];
 
 /// How long a test waits for an expected datagram.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -147,37 +161,28 @@ impl Peer {
 
     /// The next datagram as (code, payload text), or `None` after `within`.
     pub fn recv_within(&self, within: Duration) -> Option<(u16, String)> {
-        let deadline = Instant::now() + within;
-        let mut buf = [0u8; 65536];
-        let left = deadline.checked_duration_since(Instant::now())?;
-        self.sock
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match self.sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                assert!(n >= 2, "server sent a datagram of {n} bytes");
-                let code = u16::from_be_bytes([buf[0], buf[1]]);
-                let text = String::from_utf8(buf[2..n].to_vec()).expect("server sent UTF-8");
-                // Every datagram the server sends must decode as an event.
-                Event::decode(&buf[..n]).expect("server sent a well-formed event");
-                Some((code, text))
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(e) => panic!("recv: {e}"),
-        }
+        let d = self.recv_raw_within(within)?;
+        let n = d.len();
+        assert!(n >= 2, "server sent a datagram of {n} bytes");
+        let code = u16::from_be_bytes([d[0], d[1]]);
+        let text = String::from_utf8(d[2..].to_vec()).expect("server sent UTF-8");
+        // Every datagram the server sends must decode as an event.
+        Event::decode(&d).expect("server sent a well-formed event");
+        Some((code, text))
     }
 
     /// The next datagram; fails the test if none comes within [`WAIT`].
     pub fn recv(&self) -> (u16, String) {
         self.recv_within(WAIT)
             .expect("expected a datagram from the server")
+    }
+
+    /// The payload of the next datagram, which must have code `code`.
+    #[track_caller]
+    pub fn recv_code(&self, code: u16) -> String {
+        let (c, payload) = self.recv();
+        assert_eq!(c, code, "{payload}");
+        payload
     }
 
     /// Asserts the next datagram is exactly `code payload`.
@@ -232,6 +237,13 @@ impl Peer {
         assert_eq!(c, code::JOIN_ACK, "JOIN_ACK expected, got {c} {p}");
         p
     }
+
+    /// Says HELLO, as a part-5 client does, and checks the HELLO_ACK.
+    #[track_caller]
+    pub fn hello(&self) {
+        self.send(Request::Hello { client: "test" });
+        self.recv_code(code::HELLO_ACK);
+    }
 }
 
 /// A logged-in peer.
@@ -241,13 +253,88 @@ pub fn user(server: &RunningServer, nick: &str) -> Peer {
     p
 }
 
+/// A logged-in peer that said HELLO: a part-5 client.
+pub fn part5(server: &RunningServer, nick: &str) -> Peer {
+    let p = user(server, nick);
+    p.hello();
+    p
+}
+
+/// Users `nicks`, logged in one after the other and each joined to `title`; each has been
+/// told of those who joined after it (and nothing else is waiting for anyone).
+#[track_caller]
+pub fn in_channel<const N: usize>(server: &RunningServer, title: &str, nicks: [&str; N]) -> [Peer; N] {
+    let mut shown = String::new();
+    let peers = nicks.map(|nick| {
+        let p = user(server, nick);
+        // The title as the server shows it, whatever its case here.
+        shown = p.join(title).split(' ').next().unwrap_or_default().to_owned();
+        p
+    });
+    for (i, p) in peers.iter().enumerate() {
+        for later in &nicks[i + 1..] {
+            p.expect(code::USER_JOINS, &format!("{shown} {later}"));
+        }
+    }
+    peers
+}
+
+/// Waits up to `within` for `cond`, which another thread (of the server, or a process)
+/// makes true; fails the test with `what` if it never does.
+#[track_caller]
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits (up to [`WAIT`]) for `cond`, which another thread of the server makes true.
 #[track_caller]
-pub fn wait_until(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "condition not met in time");
-        std::thread::sleep(Duration::from_millis(5));
+pub fn wait_until(cond: impl FnMut() -> bool) {
+    wait_for("condition not met in time", WAIT, cond);
+}
+
+/// Waits until the server has no user left (a LOGOFF is handled on the server's own
+/// threads, a moment after it was sent).
+#[track_caller]
+pub fn wait_no_users(server: &RunningServer) {
+    wait_for("users still logged in", Duration::from_secs(20), || {
+        server.state().user_count() == 0
+    });
+}
+
+/// The server's metrics page (it must have `metrics` on), status line and all.
+pub fn metrics_page(server: &RunningServer) -> String {
+    use std::io::{Read, Write};
+    let addr = server.metrics_addr().expect("metrics enabled");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    page
+}
+
+/// The value of the series `series` (a name with its labels) on a metrics page.
+#[track_caller]
+pub fn metric(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
+/// A child process (a server binary, say) killed and reaped on drop, so a test that fails
+/// half-way leaves none behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -297,6 +384,15 @@ pub fn register(peer: &Peer, password: &str) -> String {
     let (c, ack) = peer.recv();
     assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
     ack
+}
+
+/// Registers `nick` with `password` from a guest session, then logs it off: a registered
+/// account nobody is logged in to.
+pub fn registered(server: &RunningServer, nick: &str, password: &str) {
+    let p = user(server, nick);
+    assert_eq!(register(&p, password), format!("registered {nick}"));
+    p.send(Request::Logoff);
+    wait_until(|| server.state().address_of(nick).is_none());
 }
 
 /// Sends AUTH_REQ for `start` from `peer`: first without a token, then with the token of
@@ -380,6 +476,71 @@ impl Protected {
     #[track_caller]
     pub fn expect(&mut self, peer: &Peer, code: u16, payload: &str) {
         assert_eq!(self.recv(peer), (code, payload.to_string()));
+    }
+}
+
+/// A peer logged in with a password: its datagrams are sealed both ways. (A test that
+/// moves a session between sockets uses [`Protected`] with the sockets instead.)
+pub struct Account {
+    pub peer: Peer,
+    session: std::cell::RefCell<Protected>,
+}
+
+impl Account {
+    /// Logs in as `nick` with `password` from a new peer.
+    pub fn login(server: &RunningServer, nick: &str, password: &str) -> Account {
+        Account::on(Peer::new(server), nick, password)
+    }
+
+    /// Logs in as `nick` with `password` from `peer`.
+    pub fn on(peer: Peer, nick: &str, password: &str) -> Account {
+        let session = std::cell::RefCell::new(password_login(&peer, nick, password));
+        Account { peer, session }
+    }
+
+    pub fn send(&self, req: Request<'_>) {
+        self.session.borrow_mut().send(&self.peer, req);
+    }
+
+    #[track_caller]
+    pub fn recv(&self) -> (u16, String) {
+        self.session.borrow_mut().recv(&self.peer)
+    }
+
+    #[track_caller]
+    pub fn recv_n(&self, n: usize) -> Vec<(u16, String)> {
+        (0..n).map(|_| self.recv()).collect()
+    }
+
+    /// The payload of the next datagram, which must have code `code`.
+    #[track_caller]
+    pub fn recv_code(&self, code: u16) -> String {
+        let (c, payload) = self.recv();
+        assert_eq!(c, code, "{payload}");
+        payload
+    }
+
+    #[track_caller]
+    pub fn expect(&self, code: u16, payload: &str) {
+        assert_eq!(self.recv(), (code, payload.to_string()));
+    }
+
+    #[track_caller]
+    pub fn expect_error(&self, message: &str) {
+        self.expect(code::ERROR, message);
+    }
+
+    #[track_caller]
+    pub fn expect_nothing(&self) {
+        let got = self.session.borrow_mut().recv_within(&self.peer, QUIET);
+        assert!(got.is_none(), "expected nothing, got {got:?}");
+    }
+
+    /// Says HELLO, as a part-5 client does, and checks the HELLO_ACK.
+    #[track_caller]
+    pub fn hello(&self) {
+        self.send(Request::Hello { client: "test" });
+        self.recv_code(code::HELLO_ACK);
     }
 }
 

@@ -170,6 +170,13 @@ impl Pty {
         self.wait(text, |raw, _| raw.contains(text));
     }
 
+    /// Types `/quit` and checks that the client exits with success.
+    #[track_caller]
+    pub fn quit(&mut self) {
+        self.line("/quit");
+        assert_eq!(self.exit_code(), Some(0), "{}", self.screen());
+    }
+
     /// Waits for the program to exit; its status code.
     #[track_caller]
     pub fn exit_code(&mut self) -> Option<i32> {
