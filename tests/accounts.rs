@@ -8,6 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::req;
 use common::{auth_req, password_login, register, server, spoof, user, Peer, Protected};
 use proto::auth::{self, seal, SessionKeys};
 use proto::{code, Request};
@@ -43,7 +44,7 @@ fn a_registered_nickname_needs_its_password() {
         code::JOIN_ACK,
         "Pets 1 For our furry and feathered friends",
     );
-    keys.send(&other, Request::SendPublic { text: "hi" });
+    keys.send(&other, req::public("hi"));
     keys.expect(&other, code::PUBLIC_MSG, "Pets Ann hi");
 }
 
@@ -131,27 +132,19 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
     let (listener, ann, mut keys) = listener_and_protected_ann(&s);
 
     // A plain datagram from ann's own address: not acted on.
-    ann.send(Request::SendPublic { text: "plain" });
+    ann.send(req::public("plain"));
     // A sealed one under another key: not acted on.
     let wrong = SessionKeys::derive(&[9u8; 64]);
-    let mut forged = seal(
-        &wrong,
-        2,
-        &Request::SendPublic { text: "badmac" }.to_bytes(),
-    );
+    let mut forged = seal(&wrong, 2, &req::public("badmac").to_bytes());
     forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     ann.send_raw(&forged);
     // A genuine one, then its replay: acted on once.
-    let genuine = keys.send(&ann, Request::SendPublic { text: "once" });
+    let genuine = keys.send(&ann, req::public("once"));
     listener.expect(code::PUBLIC_MSG, "Pets ann once");
     ann.send_raw(&genuine);
     // A stale counter, far behind the window: not acted on.
     ann.send_raw(&seal(&keys.keys, 500, &Request::StillHere.to_bytes()));
-    ann.send_raw(&seal(
-        &keys.keys,
-        3,
-        &Request::SendPublic { text: "stale" }.to_bytes(),
-    ));
+    ann.send_raw(&seal(&keys.keys, 3, &req::public("stale").to_bytes()));
     listener.expect_nothing();
     assert!(
         s.state()
@@ -168,13 +161,13 @@ fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
     // A new socket stands for ann behind a NAT that changed her port.
     let moved = Peer::new(&s);
     let bad = SessionKeys::derive(&[3u8; 64]);
-    let mut forged = seal(&bad, 90, &Request::SendPublic { text: "x" }.to_bytes());
+    let mut forged = seal(&bad, 90, &req::public("x").to_bytes());
     forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     moved.send_raw(&forged);
     moved.expect_no_datagram();
 
     // A genuine datagram from the new address is acted on for ann where she is...
-    keys.send(&moved, Request::SendPublic { text: "from new" });
+    keys.send(&moved, req::public("from new"));
     listener.expect(code::PUBLIC_MSG, "Pets ann from new");
     keys.expect(&ann, code::PUBLIC_MSG, "Pets ann from new");
     // ...and the new address gets only a sealed challenge.
@@ -187,13 +180,13 @@ fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
             data: "0000000000000000",
         },
     );
-    listener.send(Request::SendPublic { text: "still old" });
+    listener.send(req::public("still old"));
     listener.recv();
     keys.expect(&ann, code::PUBLIC_MSG, "Pets listener still old");
     // The right one, from the new address, moves the session there.
     keys.send(&moved, Request::PathResponse { data: &data });
     common::wait_until(|| s.state().address_of("ann") == Some(moved.addr()));
-    listener.send(Request::SendPublic { text: "to new" });
+    listener.send(req::public("to new"));
     listener.recv();
     keys.expect(&moved, code::PUBLIC_MSG, "Pets listener to new");
     ann.expect_no_datagram();
@@ -268,7 +261,7 @@ fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     let s = server();
     let [listener, guest] = common::in_channel(&s, "Pets", ["listener", "guest"]);
     // The forgery works at all: a guest can be impersonated (the classic protocol's hole).
-    let forged = Request::SendPublic { text: "forged" }.to_bytes();
+    let forged = req::public("forged").to_bytes();
     assert!(
         spoof(guest.addr(), s.addr(), &forged),
         "raw sockets need root; the tests run as root"
@@ -284,11 +277,7 @@ fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     listener.recv();
     guest.recv();
     assert!(spoof(ann.addr(), s.addr(), &forged));
-    let captured = seal(
-        &keys.keys,
-        1,
-        &Request::SendPublic { text: "replayed" }.to_bytes(),
-    );
+    let captured = seal(&keys.keys, 1, &req::public("replayed").to_bytes());
     assert!(spoof(ann.addr(), s.addr(), &captured));
     listener.expect_nothing();
     guest.expect_nothing();
@@ -378,10 +367,7 @@ fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
     let sockets = [&ann, &other];
     for n in 2..42u64 {
         let text = format!("message {n}");
-        keys.send(
-            sockets[(n % 2) as usize],
-            Request::SendPublic { text: &text },
-        );
+        keys.send(sockets[(n % 2) as usize], req::public(&text));
     }
     for n in 2..42u64 {
         listener.expect(code::PUBLIC_MSG, &format!("Pets ann message {n}"));

@@ -36,7 +36,11 @@ fn script_output(port: u16, script: &str) -> String {
     cmd.args(["--nick", "ann"]);
     let mut client = Scripted::spawn(cmd);
     client.send(script);
-    client.finish_ok().iter().map(|l| format!("{l}\n")).collect()
+    client
+        .finish_ok()
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The client in line mode on a dumb terminal.

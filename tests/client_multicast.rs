@@ -8,6 +8,7 @@ mod common;
 
 use std::process::Command;
 
+use common::req;
 use common::script::Scripted;
 use udpchat::multicast::MulticastConfig;
 use udpchat::server::RunningServer;
@@ -115,9 +116,7 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
     let bob = common::user(&s, "bob");
     bob.join("Pets");
     ann.expect_line("\t<bob has entered Pets>");
-    bob.send(proto::Request::SendPublic {
-        text: "welcome back",
-    });
+    bob.send(req::public("welcome back"));
     ann.expect_line("\tbob [Pets]: welcome back");
     ann.line("/status");
     let line = ann.expect_prefix("\tPets: ");

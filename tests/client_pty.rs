@@ -8,7 +8,8 @@ mod common;
 
 use std::process::Command;
 
-use proto::{code, Request};
+use common::req;
+use proto::code;
 use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
 use udpchat::server::RunningServer;
@@ -171,9 +172,9 @@ fn escape_sequences_from_the_network_arrive_defused() {
 
     let mallory = common::user(&server, "mallory");
     mallory.join("Pets");
-    mallory.send(Request::SendPublic {
-        text: "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
-    });
+    mallory.send(req::public(
+        "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
+    ));
     // Everything ann's terminal got up to the message: no raw escape from mallory in it.
     let before = ann
         .exp_string("\tmallory [Pets]: ^[[2J^[]0;owned^G<U+009B>31mred^M^H\r\n")

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::req;
 use common::script::{run_script, Scripted, TIMEOUT};
 use common::wait_no_users as expect_no_users;
 use proto::{Request, DEFAULT_MAX_DATAGRAM};
@@ -28,15 +29,15 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
     let mut expected: Vec<String> = common::CHANNEL_LINES.map(String::from).into();
     expected.extend(
         [
-        "\tWelcome to the Pets Channel (1 users)",
-        "\tann [Pets]: hello  there",
-        "\t/frob: unknown command",
-        "\tUsage: /join TITLE",
-        "\t-> ann: note to self",
-        "\tann [**private**]: note to self",
-        "\t<ann is online>",
-        "\tYou have left the Pets Channel",
-    ]
+            "\tWelcome to the Pets Channel (1 users)",
+            "\tann [Pets]: hello  there",
+            "\t/frob: unknown command",
+            "\tUsage: /join TITLE",
+            "\t-> ann: note to self",
+            "\tann [**private**]: note to self",
+            "\t<ann is online>",
+            "\tYou have left the Pets Channel",
+        ]
         .map(String::from),
     );
     expected.extend(HELP.iter().map(|l| format!("\t{l}")));
@@ -133,9 +134,7 @@ fn escape_sequences_arrive_defused_in_scripted_output() {
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
     let mallory = common::user(&server, "mallory");
     mallory.join("Pets");
-    mallory.send(Request::SendPublic {
-        text: "\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}",
-    });
+    mallory.send(req::public("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}"));
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
     let lines = ann.finish_ok();
     assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:#?}");
@@ -230,9 +229,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
         .ends_with(") Channels: Weather Pets"));
     ann.send("/ignore bob\n");
     ann.expect_line("\tIgnoring bob.");
-    bob.send(Request::SendPublic {
-        text: "can you hear me?",
-    });
+    bob.send(req::public("can you hear me?"));
     // Once bob has his own copy, ann's went out before anything ann asks for next.
     loop {
         let (c, p) = bob.recv();
@@ -245,7 +242,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     ann.expect_prefix("\tbob             (on ");
     ann.send("/unignore bob\n");
     ann.expect_line("\tNo longer ignoring bob.");
-    bob.send(Request::SendPublic { text: "and now?" });
+    bob.send(req::public("and now?"));
     ann.expect_line("\tbob [Weather]: and now?");
     let lines = ann.finish_ok();
     assert!(
@@ -384,10 +381,7 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     assert!(common::spoof(server.addr(), addr, &error));
     // The genuine one, from bob, sealed by the server.
     let bob = common::user(&server, "bob");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "genuine",
-    });
+    bob.send(req::private("ann", "genuine"));
     ann.expect_line("\tbob [**private**]: genuine");
     let seen = ann.finish_ok();
     assert!(
@@ -412,7 +406,7 @@ fn community_commands_show_as_sentences() {
     ann.expect_line("\t<ann set mode +m on Den>");
     ann.expect_line("\t<ann set mode +v bob on Den>");
     ann.expect_line("\t[Den] modes +mt, no member limit, founded by ann");
-    bob.send(Request::SendPublic { text: "thanks" });
+    bob.send(req::public("thanks"));
     ann.expect_line("\tbob [Den]: thanks");
     ann.send("/history Den 5\n/kick Den bob enough\n/kick Den\n");
     ann.expect_line("\t-- end of the history of Den --");
@@ -441,7 +435,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
     let bob = common::user(&server, "bob");
     bob.join("Pets");
-    bob.send(Request::SendPublic { text: "seen live" });
+    bob.send(req::public("seen live"));
     ann.expect_line("\tbob [Pets]: seen live");
     // The client drops off the server (its keepalive is 30 s; the server's timeout is
     // shorter here), while bob stays and talks on.
@@ -450,7 +444,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
         thread::sleep(Duration::from_millis(100));
     }
     for text in ["while you were away", "and this too"] {
-        bob.send(Request::SendPublic { text });
+        bob.send(req::public(text));
     }
     // The next request tells the client the server forgot it: it logs in again by
     // itself, rejoins, and asks for what it missed.
@@ -487,10 +481,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     common::registered(&server, "ann", "secret words");
     // bob speaks part 5, so it is told the message is kept.
     let bob = common::part5(&server, "bob");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "are you there?",
-    });
+    bob.send(req::private("ann", "are you there?"));
     let (c, payload) = bob.recv();
     assert_eq!(c, proto::code::PRIVATE_STORED, "{payload}");
 
@@ -570,15 +561,15 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
     };
     let sent_before = shared();
     for i in 0..12 {
-        bob.send(Request::SendPublic {
-            text: &format!("line {i}"),
-        });
+        bob.send(req::public(&format!("line {i}")));
     }
     for i in 0..12 {
         ann.expect_line(&format!("\tbob [Pets]: line {i}"));
     }
     // The counters are added up just after the datagrams go out: wait for them.
-    common::wait_for("events sharing a datagram", TIMEOUT, || shared() > sent_before);
+    common::wait_for("events sharing a datagram", TIMEOUT, || {
+        shared() > sent_before
+    });
     let lines = ann.finish_ok();
     assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
     server.shutdown().unwrap();

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pty::Pty;
+use common::req;
 use common::Peer;
 use proto::{code, Request};
 use udpchat::server::RunningServer;
@@ -101,15 +102,10 @@ fn buffers_activity_status_line_and_nick_list() {
 
     ann.line("/join Weather");
     wait_status(&ann, "[3:Weather]");
-    bob.send(Request::SendPublic {
-        text: "hi ann, still there?",
-    });
+    bob.send(req::public("hi ann, still there?"));
     // Activity: buffer 2 has a new line that mentions ann.
     wait_status(&ann, "[Act: 2!]");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     wait_status(&ann, "[Act: 2!,4!]");
 
     // Alt-2 shows the channel; its activity is seen.
@@ -298,9 +294,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
     bob.join("Pets");
     ann.wait_screen("<bob has entered Pets>");
     for i in 0..40 {
-        bob.send(Request::SendPublic {
-            text: &format!("msg-{i:02}"),
-        });
+        bob.send(req::public(&format!("msg-{i:02}")));
     }
     ann.wait("the last message, at the start of its row", |_, s| {
         s.lines().any(|l| l.starts_with("bob [Pets]: msg-39"))
@@ -332,7 +326,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
 
     // A mention rings the bell.
     let bells = ann.raw().matches('\u{7}').count();
-    bob.send(Request::SendPublic { text: "yes ann" });
+    bob.send(req::public("yes ann"));
     ann.wait("a bell", |raw, _| raw.matches('\u{7}').count() > bells);
     ann.quit();
 
@@ -380,7 +374,7 @@ fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     ann.wait("bob in the nick list", |_, s| {
         s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });
-    bob.send(Request::SendPublic { text: "said live" });
+    bob.send(req::public("said live"));
     ann.wait_screen("bob [Den]: said live");
     ann.line("/history Den 5");
     ann.wait_screen("-- end of the history of Den --");

@@ -12,6 +12,7 @@ use common::cluster::{
     converge, login_when_free, metered_node, node, remote_in, remote_users, subscribed,
     wait_connected, CONVERGE, SECRET, TTL,
 };
+use common::req;
 use common::services::{free_udp_port, Redis};
 use common::{metric, metrics_page, user as login, wait_until, KillOnDrop, Peer};
 use proto::{code, Request};
@@ -64,26 +65,20 @@ fn three_servers_share_one_chat_space() {
     subscribed(&redis, "pets", 3);
 
     // A public message reaches the members on every server, once.
-    ann.send(Request::SendPublic { text: "hello all" });
+    ann.send(req::public("hello all"));
     for p in [&ann, &bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Pets ann hello all");
     }
-    cid.send(Request::SendPublic { text: "hi from s3" });
+    cid.send(req::public("hi from s3"));
     for p in [&ann, &bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Pets cid hi from s3");
     }
     ann.expect_nothing();
 
     // Private messages cross servers; an unknown recipient is an error.
-    cid.send(Request::SendPrivate {
-        recipient: "Ann",
-        text: "psst",
-    });
+    cid.send(req::private("Ann", "psst"));
     ann.expect(code::PRIVATE_MSG, "cid psst");
-    bob.send(Request::SendPrivate {
-        recipient: "nobody",
-        text: "x",
-    });
+    bob.send(req::private("nobody", "x"));
     bob.expect_error("nobody: not logged in");
 
     // Lists cover every server.
@@ -146,7 +141,7 @@ fn servers_ride_out_a_redis_restart() {
     ann.expect(code::USER_JOINS, "Pets bob");
     converge(|| remote_in(&s1, "Pets") == 1);
     subscribed(&redis, "pets", 2);
-    bob.send(Request::SendPublic { text: "before" });
+    bob.send(req::public("before"));
     ann.expect(code::PUBLIC_MSG, "Pets bob before");
     bob.expect(code::PUBLIC_MSG, "Pets bob before");
 
@@ -157,7 +152,7 @@ fn servers_ride_out_a_redis_restart() {
     assert_eq!(metric_of(&s1, "udpchat_cluster_connected"), 0);
 
     // Each server keeps serving its own users.
-    ann.send(Request::SendPublic { text: "still here" });
+    ann.send(req::public("still here"));
     ann.expect(code::PUBLIC_MSG, "Pets ann still here");
     let eve = login(&s1, "eve");
     assert_eq!(eve.join("Pets").split(' ').nth(1), Some("3"));
@@ -185,7 +180,7 @@ fn servers_ride_out_a_redis_restart() {
 
     // Messages cross again and lists are complete.
     converge(|| {
-        bob.send(Request::SendPublic { text: "back" });
+        bob.send(req::public("back"));
         eve.recv_within(Duration::from_millis(200))
             == Some((code::PUBLIC_MSG, "Pets bob back".to_string()))
     });
@@ -252,7 +247,7 @@ fn a_killed_server_leaves_no_ghosts() {
         matches!(cid.recv_within(Duration::from_millis(200)), Some((c, _)) if c == code::JOIN_ACK)
     });
     ann.expect(code::USER_JOINS, "Pets cid");
-    cid.send(Request::SendPublic { text: "bye" });
+    cid.send(req::public("bye"));
     ann.expect(code::PUBLIC_MSG, "Pets cid bye");
 
     child.0.kill().unwrap(); // SIGKILL: no goodbye, no lease released
@@ -508,9 +503,7 @@ fn a_slow_redis_never_holds_up_other_users() {
     let asked = Instant::now();
     ann.send(Request::Login { nick: "ann" });
     std::thread::sleep(Duration::from_millis(50));
-    bob.send(Request::SendPublic {
-        text: "still here?",
-    });
+    bob.send(req::public("still here?"));
     bob.expect(code::PUBLIC_MSG, "Pets bob still here?");
     let bob_served = asked.elapsed();
     // ann's login completes once the lease request gives up on Redis (decided locally,

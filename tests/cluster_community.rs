@@ -8,8 +8,9 @@
 mod common;
 
 use common::cluster::{converge, knows, login_when_free, remote_in, subscribed};
+use common::req;
 use common::services::{Postgres, Redis};
-use common::{user as guest, Account, Peer};
+use common::{user as guest, Peer};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;
@@ -22,10 +23,10 @@ fn node(redis: &Redis, pg: &Postgres, id: &str) -> RunningServer {
 }
 
 /// Registers `nick` on `s` and logs in with the password there; says HELLO.
-fn account(s: &RunningServer, nick: &str, password: &str) -> Account {
+fn account(s: &RunningServer, nick: &str, password: &str) -> Peer {
     let p = guest(s, nick);
     assert_eq!(common::register(&p, password), format!("registered {nick}"));
-    let a = Account::on(p, nick, password);
+    let a = p.with_password(nick, password);
     a.hello();
     a
 }
@@ -40,10 +41,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
 
     // A registered user of s1 creates a channel: every server knows it.
     let ann = account(&s1, "ann", "pw");
-    ann.send(Request::ChanCreate {
-        title: "Club",
-        description: "all servers",
-    });
+    ann.send(req::create("Club", "all servers"));
     ann.expect(code::CHAN_NOTICE, "Club ann create registered all servers");
     ann.expect(code::JOIN_ACK, "Club 1 all servers");
     converge(|| knows(&s2, "Club") && knows(&s3, "Club"));
@@ -64,28 +62,19 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
     subscribed(&redis, "club", 3);
 
     // A message is heard everywhere and kept in every server's history.
-    ann.send(Request::SendPublic { text: "welcome" });
+    ann.send(req::public("welcome"));
     ann.expect(code::PUBLIC_MSG, "Club ann welcome");
     for p in [&bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Club ann welcome");
     }
-    cid.send(Request::History {
-        title: "Club",
-        how: "last",
-        number: "5",
-    });
+    cid.send(req::history("Club", "last", "5"));
     let (c, h) = cid.recv();
     assert_eq!(c, code::HISTORY_MSG, "{h}");
     assert!(h.starts_with("Club ") && h.ends_with(" ann welcome"), "{h}");
     assert_eq!(cid.recv().0, code::HISTORY_END);
 
     // A ban set on s1 removes cid, a member held by s3, and refuses its joins.
-    ann.send(Request::ChanBan {
-        title: "Club",
-        seconds: "0",
-        mask: "cid",
-        reason: "spam",
-    });
+    ann.send(req::ban("Club", "0", "cid", "spam"));
     ann.expect(code::CHAN_NOTICE, "Club ann ban cid 0 spam");
     cid.expect(code::PART_ACK, "Club 2 all servers");
     cid.expect_error("you were removed from Club by ann: banned: spam");
@@ -106,11 +95,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
     again.expect_error("you are banned from Club: spam");
 
     // A kick from s1 removes bob, held by s2.
-    ann.send(Request::ChanKick {
-        title: "Club",
-        nick: "bob",
-        reason: "bye",
-    });
+    ann.send(req::kick("Club", "bob", "bye"));
     ann.expect(code::CHAN_NOTICE, "Club ann kick bob bye");
     bob.expect(code::PART_ACK, "Club 1 all servers");
     bob.expect_error("you were removed from Club by ann: bye");
@@ -118,10 +103,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
 
     // A guest's channel on s2 goes everywhere once its last member leaves.
     bob.hello();
-    bob.send(Request::ChanCreate {
-        title: "Tmp",
-        description: "",
-    });
+    bob.send(req::create("Tmp", ""));
     bob.expect(code::CHAN_NOTICE, "Tmp bob create temporary ");
     bob.recv();
     converge(|| knows(&s1, "Tmp") && knows(&s3, "Tmp"));

@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::req;
 use common::{in_channel, server, server_with, user, Peer};
 use proto::{code, Request};
 
@@ -85,7 +86,7 @@ fn login_under_another_nickname_logs_the_old_user_off_first() {
     // The old nickname is free again, and the new user is in no channel.
     let q = Peer::new(&s);
     q.login("old");
-    p.send(Request::SendPublic { text: "hi" });
+    p.send(req::public("hi"));
     p.expect_error("no current channel");
 }
 
@@ -217,7 +218,7 @@ fn joining_again_tells_nobody_and_makes_the_channel_current() {
     b.join("Weather");
     assert_eq!(b.join("Pets"), "Pets 2 For our furry and feathered friends");
     a.expect_nothing();
-    b.send(Request::SendPublic { text: "back" });
+    b.send(req::public("back"));
     a.expect(code::PUBLIC_MSG, "Pets b back");
 }
 
@@ -233,7 +234,7 @@ fn the_most_recently_joined_channel_is_current() {
     pets.expect(code::USER_JOINS, "Pets a");
     a.join("Weather");
     weather.expect(code::USER_JOINS, "Weather a");
-    a.send(Request::SendPublic { text: "rain" });
+    a.send(req::public("rain"));
     weather.expect(code::PUBLIC_MSG, "Weather a rain");
     pets.expect_nothing();
     // USER_ITEM lists the channels most recent first.
@@ -280,7 +281,7 @@ fn parting_the_current_channel_makes_the_next_one_current() {
     a.send(Request::Part { title: "Weather" });
     a.expect(code::PART_ACK, "Weather 0 Talk about the weather");
     a.expect_nothing();
-    a.send(Request::SendPublic { text: "x" });
+    a.send(req::public("x"));
     a.expect(code::PUBLIC_MSG, "Gardening a x");
 }
 
@@ -291,9 +292,7 @@ fn public_message_reaches_every_member_sender_included() {
     let members = in_channel(&s, "Hobbies", ["m0", "m1", "m2", "m3", "m4"]);
     let outsider = user(&s, "out");
     outsider.join("Pets");
-    members[2].send(Request::SendPublic {
-        text: "hello  all, spaces kept ",
-    });
+    members[2].send(req::public("hello  all, spaces kept "));
     for m in &members {
         m.expect(code::PUBLIC_MSG, "Hobbies m2 hello  all, spaces kept ");
     }
@@ -304,7 +303,7 @@ fn public_message_reaches_every_member_sender_included() {
 fn public_message_without_a_channel_is_an_error() {
     let s = server();
     let a = user(&s, "a");
-    a.send(Request::SendPublic { text: "anyone?" });
+    a.send(req::public("anyone?"));
     a.expect_error("no current channel");
 }
 
@@ -313,10 +312,7 @@ fn private_message_reaches_the_recipient_only() {
     let s = server();
     let a = user(&s, "a");
     let b = user(&s, "Bob");
-    a.send(Request::SendPrivate {
-        recipient: "bob",
-        text: "psst, a secret",
-    });
+    a.send(req::private("bob", "psst, a secret"));
     b.expect(code::PRIVATE_MSG, "a psst, a secret");
     a.expect_nothing();
 }
@@ -327,10 +323,7 @@ fn private_message_errors() {
     let a = user(&s, "a");
     a.send_code(code::SEND_PRIVATE, "");
     a.expect_error("no nickname given for recipient of private message");
-    a.send(Request::SendPrivate {
-        recipient: "Ghost",
-        text: "boo",
-    });
+    a.send(req::private("Ghost", "boo"));
     a.expect_error("Ghost: not logged in");
 }
 
@@ -423,10 +416,10 @@ fn datagram_over_the_limit_is_refused_not_truncated() {
     let a = user(&s, "a");
     a.join("Pets");
     let fits = "f".repeat(98);
-    a.send(Request::SendPublic { text: &fits });
+    a.send(req::public(&fits));
     a.expect(code::PUBLIC_MSG, &format!("Pets a {fits}"));
     let over = "o".repeat(99);
-    a.send(Request::SendPublic { text: &over });
+    a.send(req::public(&over));
     a.expect_error("datagram too long");
     a.expect_nothing();
     // Also answered for one far over the default limit.
@@ -472,7 +465,7 @@ fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
         x.send_raw(j);
     }
     // Whatever errors came back, the server still serves: a public message round-trips.
-    a.send(Request::SendPublic { text: "still here" });
+    a.send(req::public("still here"));
     let mut got = Vec::new();
     while let Some(d) = a.recv_within(Duration::from_secs(5)) {
         if d.0 == code::PUBLIC_MSG {
@@ -563,7 +556,7 @@ fn server_serves_ipv6_and_ipv4_when_bound_to_the_unspecified_v6_address() {
     v6.join("Pets");
     v4.join("Pets");
     v6.expect(code::USER_JOINS, "Pets four");
-    v4.send(Request::SendPublic { text: "hi" });
+    v4.send(req::public("hi"));
     v6.expect(code::PUBLIC_MSG, "Pets four hi");
     v4.expect(code::PUBLIC_MSG, "Pets four hi");
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::req;
 use common::{server, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
 use udpchat::server::{BatchWindow, RunningServer};
@@ -97,7 +98,7 @@ fn a_classic_session_never_sees_part_4() {
     let bob = user(&s, "bob");
     bob.join("Pets");
     ann.recv(); // bob joined
-    bob.send(Request::SendPublic { text: "hi" });
+    bob.send(req::public("hi"));
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
     bob.expect(code::PUBLIC_MSG, "Pets bob hi");
     ann.expect_nothing();
@@ -194,7 +195,7 @@ fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one(
     collect(&ann, 2);
     collect(&bob, 1);
     for i in 0..30 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     let (a_dgrams, a_events) = collect(&ann, 30);
     let (b_dgrams, b_events) = collect(&bob, 30);
@@ -228,7 +229,7 @@ fn a_lone_event_goes_to_a_batch_member_as_it_is() {
     bob.join("Pets");
     // Nothing else waits for ann: the notice and the message come as classic datagrams.
     ann.expect(code::USER_JOINS, "Pets bob");
-    bob.send(Request::SendPublic { text: "hi" });
+    bob.send(req::public("hi"));
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
     bob.expect(code::PUBLIC_MSG, "Pets bob hi");
 }
@@ -239,9 +240,9 @@ fn an_event_too_big_for_the_batch_size_goes_alone() {
     let ann = batch_user(&s, "ann", "batch=512", "batch=512");
     ann.join("Pets");
     let big = "b".repeat(600);
-    ann.send(Request::SendPublic { text: "a" });
-    ann.send(Request::SendPublic { text: &big });
-    ann.send(Request::SendPublic { text: "c" });
+    ann.send(req::public("a"));
+    ann.send(req::public(&big));
+    ann.send(req::public("c"));
     let (dgrams, events) = collect(&ann, 3);
     let want: Vec<(u16, String)> = ["a", &big, "c"]
         .iter()
@@ -287,7 +288,7 @@ fn dropping_the_batch_cap_brings_back_one_event_per_datagram() {
     ann.send(Request::Caps { caps: "" });
     ann.expect(code::CAPS_ACK, "");
     for i in 0..5 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     assert_eq!(ann.recv_n(5), texts(5));
 }
@@ -317,9 +318,7 @@ fn every_member_gets_a_channels_events_in_one_order_across_senders() {
     // Three publishers on (likely) different workers, interleaved bursts.
     for round in 0..20 {
         for p in &members[..3] {
-            p.send(Request::SendPublic {
-                text: &format!("r{round}"),
-            });
+            p.send(req::public(&format!("r{round}")));
         }
     }
     let mut orders = Vec::new();
@@ -401,7 +400,7 @@ fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
     events.clear();
     collect(&ann, 1);
     for i in 0..30 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     while events.len() < 30 {
         note(

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::req;
 use common::{password_login, register, server_with, user, Peer, WAIT};
 use proto::channel_data::{mac, verify, PROBE_INTERVAL};
 use proto::DISCOVERY_GROUP;
@@ -152,17 +153,14 @@ fn a_confirmed_member_hears_the_channel_on_the_group_only() {
     let bob = user(&s, "bob");
     bob.join("Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
-    bob.send(Request::SendPublic { text: "hello" });
+    bob.send(req::public("hello"));
     bob.expect(code::PUBLIC_MSG, "Pets bob hello");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
-    ann.send(Request::SendPublic { text: "hi bob" });
+    ann.send(req::public("hi bob"));
     bob.expect(code::PUBLIC_MSG, "Pets ann hi bob");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets ann hi bob".into()));
     // Private messages and replies stay unicast.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     ann.expect(code::PRIVATE_MSG, "bob psst");
     bob.send(Request::Part { title: "Pets" });
     assert_eq!(g.next_event(), (code::USER_PARTS, "Pets bob".into()));
@@ -195,14 +193,11 @@ fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
         .get(s.state().channel_id("Pets").unwrap())
         .unwrap();
     common::wait_until(|| group.is_confirmed(ann.addr()));
-    bob.send(Request::SendPublic { text: "hello" });
+    bob.send(req::public("hello"));
     bob.expect(code::PUBLIC_MSG, "Pets bob hello");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
     // Private messages stay unicast, and sealed.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     a.expect(&ann, code::PRIVATE_MSG, "bob psst");
     ann.expect_no_datagram();
 }
@@ -221,7 +216,7 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
     bob.join("Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
     for text in ["one", "two", "three"] {
-        bob.send(Request::SendPublic { text });
+        bob.send(req::public(text));
     }
     let mut got = Vec::new();
     let mut datagrams = 0;
@@ -252,9 +247,7 @@ fn mcast_left_puts_the_member_back_on_unicast() {
     ann.send(Request::McastLeft { title: "Hobbies" });
     let group = s.groups().get(3).unwrap();
     common::wait_until(|| !group.is_confirmed(ann.addr()));
-    bob.send(Request::SendPublic {
-        text: "still there?",
-    });
+    bob.send(req::public("still there?"));
     ann.expect(code::PUBLIC_MSG, "Hobbies bob still there?");
     // The group has nobody left to hear it: no probes either.
     assert!(g.recv_within(PROBE_INTERVAL * 2).is_none());
@@ -274,7 +267,7 @@ fn classic_and_multicast_members_share_a_channel() {
     let (c, _) = slow.recv();
     assert_eq!(c, code::MCAST_GROUP);
     classic.expect(code::USER_JOINS, "Gardening slow");
-    classic.send(Request::SendPublic { text: "roses" });
+    classic.send(req::public("roses"));
     classic.expect(code::PUBLIC_MSG, "Gardening old roses");
     slow.expect(code::PUBLIC_MSG, "Gardening old roses");
     let mut seen = Vec::new();
@@ -370,7 +363,7 @@ fn the_metrics_page_counts_group_traffic_and_listeners() {
         c.metrics = Some("127.0.0.1:0".parse().unwrap());
     });
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    ann.send(Request::SendPublic { text: "counted" });
+    ann.send(req::public("counted"));
     assert_eq!(
         g.next_event(),
         (code::PUBLIC_MSG, "Pets ann counted".into())

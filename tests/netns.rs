@@ -160,7 +160,10 @@ fn chat_across(tag: &str, multicast: &str, group_prefix: &str) {
         .contains("listening on")
     {}
     let client = |nick: &str| {
-        let mut cmd = Link::exec(&link.client_ns, common::bin("chat-client").to_str().unwrap());
+        let mut cmd = Link::exec(
+            &link.client_ns,
+            common::bin("chat-client").to_str().unwrap(),
+        );
         cmd.args(["--discover", "--nick", nick]);
         let mut c = Scripted::spawn(cmd).with_timeout(TIMEOUT);
         // Found by broadcast or on the discovery group, across the veth.

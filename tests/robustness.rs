@@ -6,6 +6,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::req;
 use common::{metric, metrics_page, server_with, user, Peer};
 use proto::{code, Request};
 use udpchat::server::Limits;
@@ -28,9 +29,7 @@ fn a_flooding_address_is_rate_limited_and_others_are_still_served() {
     for _ in 0..5000 {
         flooder.send_raw(&keepalive);
     }
-    good.send(Request::SendPublic {
-        text: "am I heard?",
-    });
+    good.send(req::public("am I heard?"));
     good.expect(code::PUBLIC_MSG, "Pets good am I heard?");
     let stats = s.stats();
     assert!(
@@ -85,7 +84,7 @@ fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(s.state().user_count(), 450);
-    member.send(Request::SendPublic { text: "still here" });
+    member.send(req::public("still here"));
     member.expect(code::PUBLIC_MSG, "Pets member still here");
     s.state().check_invariants().unwrap();
 }
@@ -100,9 +99,7 @@ fn a_vanished_client_does_not_disturb_the_others_and_is_swept() {
     // The socket closes here: datagrams to it now draw ICMP port-unreachable.
     drop(gone);
     for i in 0..50 {
-        a.send(Request::SendPublic {
-            text: &format!("m{i}"),
-        });
+        a.send(req::public(&format!("m{i}")));
     }
     for i in 0..50 {
         b.expect(code::PUBLIC_MSG, &format!("Pets a m{i}"));
@@ -135,9 +132,7 @@ fn a_tiny_send_buffer_slows_fanout_but_loses_no_member() {
     }
     let speaker = &members[0];
     for i in 0..20 {
-        speaker.send(Request::SendPublic {
-            text: &format!("n{i}"),
-        });
+        speaker.send(req::public(&format!("n{i}")));
     }
     // Every member hears the last message (the earlier ones may be interleaved with
     // USER_JOINS from later joiners; loopback delivery is not dropped here).
@@ -159,14 +154,17 @@ fn metrics_are_served_in_prometheus_text_format() {
     let addr = s.metrics_addr().expect("metrics enabled");
     assert!(addr.ip().is_loopback());
     let [a, b] = common::in_channel(&s, "Pets", ["a", "b"]);
-    b.send(Request::SendPublic { text: "hi" });
+    b.send(req::public("hi"));
     a.expect(code::PUBLIC_MSG, "Pets b hi");
     b.expect(code::PUBLIC_MSG, "Pets b hi");
     let page = metrics_page(&s);
     assert!(page.contains("# TYPE udpchat_users gauge"));
     assert_eq!(metric(&page, "udpchat_users"), 2);
     assert_eq!(metric(&page, "udpchat_channels"), 5);
-    assert_eq!(metric(&page, "udpchat_channel_members{channel=\"Pets\"}"), 2);
+    assert_eq!(
+        metric(&page, "udpchat_channel_members{channel=\"Pets\"}"),
+        2
+    );
     assert_eq!(
         metric(&page, "udpchat_channel_members{channel=\"Weather\"}"),
         0
@@ -195,9 +193,7 @@ fn metrics_count_events_and_events_per_datagram() {
     a.expect(code::CAPS_ACK, "batch=1200");
     a.join("Pets");
     for i in 0..10 {
-        a.send(Request::SendPublic {
-            text: &format!("m{i}"),
-        });
+        a.send(req::public(&format!("m{i}")));
     }
     // The ten messages come back together, as BATCH datagrams.
     let mut buf = [0u8; 2048];
@@ -225,7 +221,10 @@ fn metrics_count_events_and_events_per_datagram() {
     assert_eq!(events, 13);
     assert!(datagrams < 13, "{page}");
     assert!(page.contains("# TYPE udpchat_events_per_datagram histogram"));
-    assert_eq!(metric(&page, "udpchat_events_per_datagram_count"), datagrams);
+    assert_eq!(
+        metric(&page, "udpchat_events_per_datagram_count"),
+        datagrams
+    );
     assert_eq!(metric(&page, "udpchat_events_per_datagram_sum"), 13);
     assert_eq!(
         metric(&page, "udpchat_events_per_datagram_bucket{le=\"+Inf\"}"),

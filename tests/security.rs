@@ -8,7 +8,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, registered as account, server, server_with, spoof, user, Peer};
+use common::req;
+use common::{
+    auth_req, password_login, register, registered as account, server, server_with, spoof, user,
+    Peer,
+};
 use proto::auth::{self, Sealed};
 use proto::{code, Request};
 use udpchat::accounts::limits::PER_ACCOUNT_PREFIX;
@@ -34,10 +38,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     assert_eq!(s.state().address_of("alice"), Some(alice.addr()));
     assert_eq!(s.state().address_of("mallory"), Some(mallory.addr()));
     // Bob's private message to mallory reaches mallory, not alice's socket.
-    bob.send(Request::SendPrivate {
-        recipient: "mallory",
-        text: "for mallory only",
-    });
+    bob.send(req::private("mallory", "for mallory only"));
     let (c, got) = m.recv(&mallory);
     // (Mallory's own JOIN was acted on where she is: its JOIN_ACK comes first.)
     let got = if c == code::JOIN_ACK {
@@ -75,10 +76,7 @@ fn a_forged_source_can_not_point_a_session_at_a_bystander() {
     assert!(spoof(bystander.addr(), s.addr(), &forged));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.state().address_of("mallory"), Some(mallory.addr()));
-    bob.send(Request::SendPrivate {
-        recipient: "mallory",
-        text: "not for the bystander",
-    });
+    bob.send(req::private("mallory", "not for the bystander"));
     m.expect(&mallory, code::PRIVATE_MSG, "bob not for the bystander");
     // The bystander got one challenge, no bigger than three times the forged datagram.
     let challenge = bystander
@@ -241,10 +239,7 @@ fn a_protected_user_refuses_what_a_forger_sends_in_the_servers_name() {
         assert!(a.session.open(&raw).is_none(), "accepted {raw:?}");
     }
     // The real private message is sealed, confidential and opens.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "the real one",
-    });
+    bob.send(req::private("ann", "the real one"));
     let raw = ann.recv_raw_within(common::WAIT).unwrap();
     assert!(
         !raw.windows(8).any(|w| w == b"real one"),

@@ -163,7 +163,14 @@ fn a_bad_channels_file_is_an_error_naming_the_line_and_nothing_starts() {
         "channels.toml",
         "[[channel]]\ntitle = \"Fine\"\ndescription = \"ok\"\n[[channel]]\ntitle = \"not fine\"\ndescription = \"x\"\n",
     );
-    let err = refused(&["--bind", "127.0.0.1", "--port", "0", "--channels", arg(&file)]);
+    let err = refused(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--channels",
+        arg(&file),
+    ]);
     assert!(err.contains("line 5"), "{err}");
     assert!(!err.contains("listening"), "{err}");
 

@@ -8,9 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{converge, start_node, wait_connected};
+use common::req;
 use common::services::{Postgres, TestCa, TlsRedis};
 use common::{password_login, user, Peer};
-use proto::{code, Request};
+use proto::code;
 use udpchat::accounts::StoreKind;
 use udpchat::server::{RunningServer, Server, ServerConfig};
 
@@ -71,10 +72,7 @@ fn a_cluster_over_rediss_with_an_acl_user() {
     ann.join("Pets");
     let bob = user(&s2, "bob");
     converge(|| {
-        bob.send(Request::SendPrivate {
-            recipient: "ann",
-            text: "over rediss",
-        });
+        bob.send(req::private("ann", "over rediss"));
         ann.recv_within(Duration::from_millis(200))
             == Some((code::PRIVATE_MSG, "bob over rediss".into()))
     });

@@ -24,11 +24,7 @@ pub const SECRET: &[u8] = b"test cluster secret, 32 bytes...";
 
 /// A server of the cluster on `redis_url` as `id` (lease TTL [`TTL`], secret [`SECRET`],
 /// answers to strangers sent at once), configured further by `f`; not waited for.
-pub fn start_node(
-    redis_url: &str,
-    id: &str,
-    f: impl FnOnce(&mut ServerConfig),
-) -> RunningServer {
+pub fn start_node(redis_url: &str, id: &str, f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
     let cluster = ClusterConfig {
         lease_ttl: TTL,
         ..ClusterConfig::new(redis_url, id, SECRET)

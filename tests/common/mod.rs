@@ -5,8 +5,9 @@
 pub mod pty;
 pub mod services;
 
-// Shared by the tests of the client binary and of a cluster.
+// Cluster nodes, requests in short, and scripted clients.
 pub mod cluster;
+pub mod req;
 pub mod script;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -77,15 +78,18 @@ pub fn bin(name: &str) -> PathBuf {
                 cmd.args(["--profile", other]);
             }
         }
-        let mut target_dir = profile_dir.parent().expect("<target>/<profile>");
-        if !target_dir.join("CACHEDIR.TAG").exists() {
+        // Cargo gives integration tests <target>/tmp, whatever the target folder is.
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let target_dir = tmp.parent().expect("<target>/tmp");
+        let above = profile_dir.parent().expect("<target>/<profile>");
+        let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+        if !same(above, target_dir) {
             // <target>/<triple>/<profile>: built for a target triple.
-            let triple = target_dir
+            let triple = above
                 .file_name()
                 .and_then(|t| t.to_str())
                 .unwrap_or_default();
             cmd.args(["--target", triple]);
-            target_dir = target_dir.parent().expect("<target>/<triple>");
         }
         cmd.arg("--target-dir").arg(target_dir);
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -124,6 +128,9 @@ pub fn server_with(f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
 pub struct Peer {
     pub sock: UdpSocket,
     pub server: SocketAddr,
+    /// Once the peer logged in with a password ([`Peer::with_password`]): the session its
+    /// requests are sealed in, and every datagram it gets must be sealed in.
+    session: Option<std::cell::RefCell<Protected>>,
 }
 
 impl Peer {
@@ -138,37 +145,48 @@ impl Peer {
             "127.0.0.1:0".parse().unwrap()
         };
         let sock = UdpSocket::bind(any).unwrap();
-        Peer { sock, server }
+        Peer {
+            sock,
+            server,
+            session: None,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
     }
 
+    /// Sends `bytes` as they are (never sealed).
     pub fn send_raw(&self, bytes: &[u8]) {
         self.sock.send_to(bytes, self.server).unwrap();
     }
 
+    /// Sends the classic datagram `d`, sealed if the peer logged in with a password.
+    fn send_datagram(&self, d: &[u8]) {
+        match &self.session {
+            Some(keys) => {
+                keys.borrow_mut().send_raw(self, d);
+            }
+            None => self.send_raw(d),
+        }
+    }
+
     pub fn send(&self, req: Request<'_>) {
-        self.send_raw(&req.to_bytes());
+        self.send_datagram(&req.to_bytes());
     }
 
     pub fn send_code(&self, code: u16, payload: &str) {
         let mut v = Vec::new();
         proto::encode_raw(code, payload, &mut v);
-        self.send_raw(&v);
+        self.send_datagram(&v);
     }
 
     /// The next datagram as (code, payload text), or `None` after `within`.
     pub fn recv_within(&self, within: Duration) -> Option<(u16, String)> {
-        let d = self.recv_raw_within(within)?;
-        let n = d.len();
-        assert!(n >= 2, "server sent a datagram of {n} bytes");
-        let code = u16::from_be_bytes([d[0], d[1]]);
-        let text = String::from_utf8(d[2..].to_vec()).expect("server sent UTF-8");
-        // Every datagram the server sends must decode as an event.
-        Event::decode(&d).expect("server sent a well-formed event");
-        Some((code, text))
+        match &self.session {
+            Some(keys) => next_event(self, Some(&mut keys.borrow_mut().session), within),
+            None => next_event(self, None, within),
+        }
     }
 
     /// The next datagram; fails the test if none comes within [`WAIT`].
@@ -263,12 +281,21 @@ pub fn part5(server: &RunningServer, nick: &str) -> Peer {
 /// Users `nicks`, logged in one after the other and each joined to `title`; each has been
 /// told of those who joined after it (and nothing else is waiting for anyone).
 #[track_caller]
-pub fn in_channel<const N: usize>(server: &RunningServer, title: &str, nicks: [&str; N]) -> [Peer; N] {
+pub fn in_channel<const N: usize>(
+    server: &RunningServer,
+    title: &str,
+    nicks: [&str; N],
+) -> [Peer; N] {
     let mut shown = String::new();
     let peers = nicks.map(|nick| {
         let p = user(server, nick);
         // The title as the server shows it, whatever its case here.
-        shown = p.join(title).split(' ').next().unwrap_or_default().to_owned();
+        shown = p
+            .join(title)
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         p
     });
     for (i, p) in peers.iter().enumerate() {
@@ -418,6 +445,58 @@ pub fn password_login(peer: &Peer, nick: &str, password: &str) -> Protected {
     p
 }
 
+/// The next datagram `peer` gets as (code, payload text), checked to be a well-formed event;
+/// with `session`, only sealed datagrams count, and of those only the ones that open for it
+/// (the others are skipped). `None` after `within`.
+fn next_event(
+    peer: &Peer,
+    mut session: Option<&mut ClientSession>,
+    within: Duration,
+) -> Option<(u16, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let raw = peer.recv_raw_within(left)?;
+        let d = match session.as_deref_mut() {
+            None => raw,
+            Some(session) => {
+                assert_eq!(
+                    &raw[..2],
+                    &code::SEALED.to_be_bytes(),
+                    "a protected user was sent an unsealed datagram: {raw:?}"
+                );
+                match session.open(&raw) {
+                    Some(inner) => inner.into_owned(),
+                    None => continue,
+                }
+            }
+        };
+        let n = d.len();
+        assert!(n >= 2, "server sent a datagram of {n} bytes");
+        let text = String::from_utf8(d[2..].to_vec()).expect("server sent UTF-8");
+        // Every datagram the server sends must decode as an event.
+        Event::decode(&d).expect("server sent a well-formed event");
+        return Some((u16::from_be_bytes([d[0], d[1]]), text));
+    }
+}
+
+/// A peer logged in as `nick` with `password` from a socket of its own: its datagrams are
+/// sealed both ways. (A test that moves a session between sockets uses [`Protected`] with
+/// the sockets instead.)
+pub fn protected(server: &RunningServer, nick: &str, password: &str) -> Peer {
+    Peer::new(server).with_password(nick, password)
+}
+
+impl Peer {
+    /// This peer, once it logged in as `nick` with `password` (see [`password_login`]):
+    /// from now on its requests are sealed, and it takes only sealed datagrams.
+    pub fn with_password(mut self, nick: &str, password: &str) -> Peer {
+        let keys = password_login(&self, nick, password);
+        self.session = Some(std::cell::RefCell::new(keys));
+        self
+    }
+}
+
 /// The client side of a protected session in a test.
 pub struct Protected {
     pub keys: SessionKeys,
@@ -445,24 +524,9 @@ impl Protected {
     }
 
     /// The next datagram `peer` gets that opens for this session, as (code, payload);
-    /// datagrams that do not open are skipped (and returned in the count). `None` after
-    /// `within`.
+    /// datagrams that do not open are skipped. `None` after `within`.
     pub fn recv_within(&mut self, peer: &Peer, within: Duration) -> Option<(u16, String)> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let raw = peer.recv_raw_within(left)?;
-            assert_eq!(
-                &raw[..2],
-                &code::SEALED.to_be_bytes(),
-                "a protected user was sent an unsealed datagram: {raw:?}"
-            );
-            if let Some(inner) = self.session.open(&raw) {
-                Event::decode(&inner).expect("a well-formed sealed event");
-                let c = u16::from_be_bytes([inner[0], inner[1]]);
-                return Some((c, String::from_utf8(inner[2..].to_vec()).unwrap()));
-            }
-        }
+        next_event(peer, Some(&mut self.session), within)
     }
 
     /// The next sealed datagram; fails the test if none comes within [`WAIT`].
@@ -476,71 +540,6 @@ impl Protected {
     #[track_caller]
     pub fn expect(&mut self, peer: &Peer, code: u16, payload: &str) {
         assert_eq!(self.recv(peer), (code, payload.to_string()));
-    }
-}
-
-/// A peer logged in with a password: its datagrams are sealed both ways. (A test that
-/// moves a session between sockets uses [`Protected`] with the sockets instead.)
-pub struct Account {
-    pub peer: Peer,
-    session: std::cell::RefCell<Protected>,
-}
-
-impl Account {
-    /// Logs in as `nick` with `password` from a new peer.
-    pub fn login(server: &RunningServer, nick: &str, password: &str) -> Account {
-        Account::on(Peer::new(server), nick, password)
-    }
-
-    /// Logs in as `nick` with `password` from `peer`.
-    pub fn on(peer: Peer, nick: &str, password: &str) -> Account {
-        let session = std::cell::RefCell::new(password_login(&peer, nick, password));
-        Account { peer, session }
-    }
-
-    pub fn send(&self, req: Request<'_>) {
-        self.session.borrow_mut().send(&self.peer, req);
-    }
-
-    #[track_caller]
-    pub fn recv(&self) -> (u16, String) {
-        self.session.borrow_mut().recv(&self.peer)
-    }
-
-    #[track_caller]
-    pub fn recv_n(&self, n: usize) -> Vec<(u16, String)> {
-        (0..n).map(|_| self.recv()).collect()
-    }
-
-    /// The payload of the next datagram, which must have code `code`.
-    #[track_caller]
-    pub fn recv_code(&self, code: u16) -> String {
-        let (c, payload) = self.recv();
-        assert_eq!(c, code, "{payload}");
-        payload
-    }
-
-    #[track_caller]
-    pub fn expect(&self, code: u16, payload: &str) {
-        assert_eq!(self.recv(), (code, payload.to_string()));
-    }
-
-    #[track_caller]
-    pub fn expect_error(&self, message: &str) {
-        self.expect(code::ERROR, message);
-    }
-
-    #[track_caller]
-    pub fn expect_nothing(&self) {
-        let got = self.session.borrow_mut().recv_within(&self.peer, QUIET);
-        assert!(got.is_none(), "expected nothing, got {got:?}");
-    }
-
-    /// Says HELLO, as a part-5 client does, and checks the HELLO_ACK.
-    #[track_caller]
-    pub fn hello(&self) {
-        self.send(Request::Hello { client: "test" });
-        self.recv_code(code::HELLO_ACK);
     }
 }
 
@@ -591,6 +590,7 @@ impl Peer {
         Peer {
             sock,
             server: server.addr(),
+            session: None,
         }
     }
 }

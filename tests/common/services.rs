@@ -186,7 +186,16 @@ impl Postgres {
         let data = dir.path().join("data");
         let mut initdb = as_db_user(&initdb);
         initdb
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data);
         run_ok(initdb, None);
         let port = free_port();
