@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::req;
-use common::{auth_req, password_login, register, server, spoof, user, Peer, Protected};
+use common::{auth_req, joined, password_login, register, server, spoof, user, Peer, Protected};
 use proto::auth::{self, seal, SessionKeys};
 use proto::{code, Request};
 use udpchat::server::RunningServer;
@@ -17,8 +17,7 @@ use udpchat::server::RunningServer;
 /// `listener`, a guest in Pets, and `ann`, who registered, logged in with the password and
 /// joined Pets too (the listener has been told): ann's socket and session.
 fn listener_and_protected_ann(s: &RunningServer) -> (Peer, Peer, Protected) {
-    let listener = user(s, "listener");
-    listener.join("Pets");
+    let listener = joined(s, "listener", "Pets");
     let ann = user(s, "ann");
     register(&ann, "pw");
     let mut keys = password_login(&ann, "ann", "pw");
@@ -78,8 +77,7 @@ fn a_wrong_password_fails_on_the_client_and_guessing_is_limited() {
 #[test]
 fn a_guest_that_registers_and_logs_in_keeps_its_channels() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.join("Pets");
+    let ann = joined(&s, "ann", "Pets");
     register(&ann, "pw");
     let mut keys = password_login(&ann, "ann", "pw");
     keys.send(&ann, Request::ListUsers);
@@ -211,8 +209,7 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
     ann.expect_nothing();
     let start = auth::register_start("pw");
     ann.send_raw(&start.datagram);
-    let (c, response) = ann.recv();
-    assert_eq!(c, code::REGISTER_RESP);
+    let response = ann.recv_code(code::REGISTER_RESP);
     let cookie = response.split_once(' ').unwrap().1;
     for upload in ["AAAA".to_string(), "A".repeat(300)] {
         ann.send_code(code::REGISTER_UPLOAD, &format!("{upload} {cookie}"));

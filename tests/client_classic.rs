@@ -221,8 +221,7 @@ fn passwords_are_never_echoed_and_three_wrong_ones_say_so() {
 fn no_password_line_is_ever_sent_as_a_message() {
     let server = common::server();
     let port = server.addr().port();
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     // A script registers, then changes the password the way people got it wrong with the
     // old client: the new one only, as if it asked for no current password; then the old
     // and the new password come once more, at the chat prompt.

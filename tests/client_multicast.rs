@@ -113,8 +113,7 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
     });
     ann.expect_line("** connection to server restored **");
     wait_confirmed(&s, "Pets", 1);
-    let bob = common::user(&s, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&s, "bob", "Pets");
     ann.expect_line("\t<bob has entered Pets>");
     bob.send(req::public("welcome back"));
     ann.expect_line("\tbob [Pets]: welcome back");

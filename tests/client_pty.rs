@@ -170,8 +170,7 @@ fn escape_sequences_from_the_network_arrive_defused() {
     ann.send_line("/join Pets").unwrap();
     expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
 
-    let mallory = common::user(&server, "mallory");
-    mallory.join("Pets");
+    let mallory = common::joined(&server, "mallory", "Pets");
     mallory.send(req::public(
         "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
     ));
@@ -270,8 +269,7 @@ fn pastes_in_line_mode_go_line_by_line() {
     ann.wait_raw("Log in successful. Welcome ann.");
     ann.line("/join Pets");
     ann.wait_raw("Welcome to the Pets Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_raw("<bob has entered Pets>");
     // Three lines at once, no paste marks: three messages, not one.
     ann.send("one\rtwo\rthree\r");
@@ -330,8 +328,7 @@ fn a_password_session_asks_the_password_again_after_a_restart() {
     ann.wait_raw("Password for ann: ");
     ann.line("tulip garden");
     ann.wait_raw("** connection to server restored **");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.line("hello again");
     assert_eq!(publics(&bob, 1), ["Pets ann hello again"]);
     assert!(!ann.raw().contains("tulip"), "the password was echoed");

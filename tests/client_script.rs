@@ -132,8 +132,7 @@ fn escape_sequences_arrive_defused_in_scripted_output() {
     let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
     ann.send("/join Pets\n");
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
-    let mallory = common::user(&server, "mallory");
-    mallory.join("Pets");
+    let mallory = common::joined(&server, "mallory", "Pets");
     mallory.send(req::public("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}"));
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
     let lines = ann.finish_ok();
@@ -206,8 +205,7 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
 fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     let server = common::server();
     let port = server.addr().port();
-    let bob = common::user(&server, "bob");
-    bob.join("Weather");
+    let bob = common::joined(&server, "bob", "Weather");
     let mut ann = Scripted::start(port, &["--nick", "ann"]);
     ann.send("/join Pets\n/join Weather\n/nick annie\n");
     ann.expect_line("\tYou are now known as annie.");
@@ -398,8 +396,7 @@ fn community_commands_show_as_sentences() {
     ann.send("/create Den a cozy place\n");
     ann.expect_line("\t<ann created Den (temporary): a cozy place>");
     ann.expect_line("\tWelcome to the Den Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Den");
+    let bob = common::joined(&server, "bob", "Den");
     ann.expect_line("\t<bob has entered Den>");
     ann.send("/topic Den warm and cozy\n/mode Den +m\n/voice Den bob\n/mode Den\n");
     ann.expect_line("\t<ann set the topic of Den: warm and cozy>");
@@ -433,8 +430,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
     ann.send("/join Pets\n");
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     bob.send(req::public("seen live"));
     ann.expect_line("\tbob [Pets]: seen live");
     // The client drops off the server (its keepalive is 30 s; the server's timeout is
@@ -482,8 +478,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     // bob speaks part 5, so it is told the message is kept.
     let bob = common::part5(&server, "bob");
     bob.send(req::private("ann", "are you there?"));
-    let (c, payload) = bob.recv();
-    assert_eq!(c, proto::code::PRIVATE_STORED, "{payload}");
+    bob.recv_code(proto::code::PRIVATE_STORED);
 
     let mut client = Scripted::start(port, &["--nick", "ann"]);
     client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
@@ -552,8 +547,7 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
         .find(|(_, u)| &*u.nick == "ann")
         .map(|(_, u)| u.caps.batch);
     assert_eq!(granted, Some(Some(1200)), "the client asked for batch");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     // Events beyond one per datagram: those that shared a datagram with another.
     let shared = || {
         let s = server.stats();

@@ -18,7 +18,8 @@ use udpchat::server::RunningServer;
 const ROWS: u16 = 24;
 const COLS: u16 = 100;
 
-/// The full-screen client as `nick`, with its settings and history in a folder of its own.
+/// The full-screen client as `nick`, with its settings and history in a folder of its own,
+/// once its status line says it is connected.
 fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
     let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string(), "--nick", nick])
@@ -27,7 +28,9 @@ fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env("XDG_STATE_HOME", home.path().join("state"));
-    Pty::spawn(cmd, ROWS, COLS)
+    let p = Pty::spawn(cmd, ROWS, COLS);
+    wait_status(&p, "[connected]");
+    p
 }
 
 /// The status line (the row above the input line).
@@ -86,14 +89,12 @@ fn buffers_activity_status_line_and_nick_list() {
     let home = tempfile::tempdir().unwrap();
     let mut ann = tui(port, "ann", &home, &[]);
     wait_status(&ann, "[ann]");
-    wait_status(&ann, "[connected]");
     assert!(status(&ann).contains("[1:status]"), "{}", ann.screen());
 
     ann.line("/join Pets");
     ann.wait_screen("Welcome to the Pets Channel (1 users)");
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_screen("<bob has entered Pets>");
     // The nick list beside the channel.
     ann.wait("bob in the nick list", |_, s| {
@@ -155,7 +156,6 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
         &home,
         &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
     );
-    wait_status(&ann, "[connected]");
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     ann.line("/join Weather");
@@ -171,11 +171,9 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
     wait_status(&ann, "[in Weather]");
 
     // The new server has ann in both channels, Weather (current) first.
-    let bob = common::user(&server, "bob");
-    bob.join("Weather");
+    let bob = common::joined(&server, "bob", "Weather");
     bob.send(Request::Whois { nick: "ann" });
-    let (c, payload) = bob.recv();
-    assert_eq!(c, code::USER_ITEM, "{payload}");
+    let payload = bob.recv_code(code::USER_ITEM);
     assert!(payload.ends_with(" Weather Pets"), "{payload}");
 
     // What ann types goes where it went before.
@@ -191,11 +189,9 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_screen("<bob has entered Pets>");
 
     // A bracketed paste of three lines: three messages.
@@ -244,11 +240,9 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
 
     ann.line("/register");
     ann.wait_screen("New password: ");
@@ -290,8 +284,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
     let mut ann = tui(port, "ann", &home, &[]);
     // The settings file: Pets joined at start, no timestamps.
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_screen("<bob has entered Pets>");
     for i in 0..40 {
         bob.send(req::public(&format!("msg-{i:02}")));
@@ -332,7 +325,6 @@ fn scrollback_search_completion_bell_settings_and_history() {
 
     // The next run remembers what was typed.
     let mut again = tui(port, "ann", &home, &[]);
-    wait_status(&again, "[connected]");
     again.send("\u{1b}[A");
     again.wait_screen("[Pets] /quit");
     again.send("\u{1b}[A");
@@ -347,7 +339,6 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
     common::wait_until(|| server.state().user_count() == 1);
     common::signal(ann.pid(), common::Signal::SIGTERM);
     assert_eq!(ann.exit_code(), Some(128 + common::Signal::SIGTERM as i32));
@@ -364,13 +355,11 @@ fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
     // A created channel comes to the front like a joined one.
     ann.line("/create Den a cozy place");
     ann.wait_screen("<ann created Den (temporary): a cozy place>");
     wait_status(&ann, "[2:Den]");
-    let bob = common::user(&server, "bob");
-    bob.join("Den");
+    let bob = common::joined(&server, "bob", "Den");
     ann.wait("bob in the nick list", |_, s| {
         s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });

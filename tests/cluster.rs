@@ -91,8 +91,7 @@ fn three_servers_share_one_chat_space() {
     cid.send(Request::Who { prefix: "" });
     assert_eq!(items(&cid, 3), ["ann", "bob", "cid"]);
     cid.send(Request::Whois { nick: "ANN" });
-    let (c, item) = cid.recv();
-    assert_eq!(c, code::USER_ITEM);
+    let item = cid.recv_code(code::USER_ITEM);
     assert!(
         item.starts_with("ann ") && item.ends_with(" Pets"),
         "{item}"

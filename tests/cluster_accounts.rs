@@ -64,8 +64,7 @@ fn postgres_store_keeps_accounts_for_every_server() {
     let ann = user(&s1, "Ann");
     let start = auth::register_start("tea for two");
     ann.send_raw(&start.datagram);
-    let (c, response) = ann.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    let response = ann.recv_code(code::REGISTER_RESP);
     ann.send_raw(&start.finish("tea for two", &response).unwrap());
     ann.expect(code::ACCOUNT_ACK, "registered Ann");
     ann.send(Request::Logoff);

@@ -68,8 +68,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
         p.expect(code::PUBLIC_MSG, "Club ann welcome");
     }
     cid.send(req::history("Club", "last", "5"));
-    let (c, h) = cid.recv();
-    assert_eq!(c, code::HISTORY_MSG, "{h}");
+    let h = cid.recv_code(code::HISTORY_MSG);
     assert!(h.starts_with("Club ") && h.ends_with(" ann welcome"), "{h}");
     assert_eq!(cid.recv().0, code::HISTORY_END);
 

@@ -11,7 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{part5, protected, registered as register, req, server, server_with, user, Peer};
+use common::{
+    joined, part5, protected, registered as register, req, server, server_with, user, Peer,
+};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;
@@ -19,14 +21,12 @@ use udpchat::server::RunningServer;
 /// Creates `title` from `p` and checks the answers; returns the JOIN_ACK payload.
 fn create(p: &Peer, title: &str, description: &str, kind: &str) -> String {
     p.send(req::create(title, description));
-    let (c, notice) = p.recv();
-    assert_eq!(c, code::CHAN_NOTICE, "{notice}");
+    let notice = p.recv_code(code::CHAN_NOTICE);
     assert!(
         notice.ends_with(&format!("create {kind} {description}")),
         "{notice}"
     );
-    let (c, ack) = p.recv();
-    assert_eq!(c, code::JOIN_ACK, "{ack}");
+    let ack = p.recv_code(code::JOIN_ACK);
     ack
 }
 
@@ -99,12 +99,10 @@ fn channel_creation_refusals_name_the_rule() {
 fn den(s: &RunningServer) -> (Peer, Peer, Peer, Peer) {
     let ann = part5(s, "ann");
     create(&ann, "Den", "our den", "temporary");
-    let bob = user(s, "bob");
-    bob.join("Den");
+    let bob = joined(s, "bob", "Den");
     let cid = part5(s, "cid");
     cid.join("Den");
-    let dan = user(s, "dan");
-    dan.join("Den");
+    let dan = joined(s, "dan", "Den");
     for (p, n) in [(&ann, 3), (&bob, 2), (&cid, 1)] {
         for _ in 0..n {
             assert_eq!(p.recv().0, code::USER_JOINS);
@@ -237,8 +235,7 @@ fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
     ann.expect(code::USER_JOINS, "Den eve");
     for (seconds, mask) in [("x", "a"), ("99999999999", "a"), ("5", "a\u{7}"), ("5", "")] {
         ann.send(req::ban("Den", seconds, mask, ""));
-        let (c, e) = ann.recv();
-        assert_eq!(c, code::ERROR, "{e}");
+        let e = ann.recv_code(code::ERROR);
         assert!(e.starts_with("invalid ban"), "{e}");
     }
 }
@@ -444,8 +441,7 @@ fn after_a_reconnect_a_client_gets_what_it_missed() {
     let s = server();
     let ann = part5(&s, "ann");
     ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     ann.expect(code::USER_JOINS, "Pets bob");
     say(&bob, "Pets", "bob", 2);
     ann.recv_n(2);
@@ -623,8 +619,7 @@ fn part5_requests_from_strangers_and_malformed_ones_get_errors_not_crashes() {
     ];
     for d in hostile {
         ann.send_raw(&d);
-        let (c, _) = ann.recv();
-        assert_eq!(c, code::ERROR);
+        ann.recv_code(code::ERROR);
     }
     // Still serving.
     ann.join("Pets");

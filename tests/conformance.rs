@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::req;
-use common::{in_channel, server, server_with, user, Peer};
+use common::{in_channel, joined, server, server_with, user, Peer};
 use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
@@ -62,14 +62,12 @@ fn invalid_nicknames_are_refused() {
 fn repeated_login_from_the_same_address_is_acknowledged_again() {
     // The first LOGIN_ACK may be lost: a client retries with the same nickname.
     let s = server();
-    let p = user(&s, "ann");
-    p.join("Pets");
+    let p = joined(&s, "ann", "Pets");
     p.send(Request::Login { nick: "ann" });
     p.expect(code::LOGIN_ACK, "ann");
     // Still the same session: still in Pets.
     p.send(Request::ListUsers);
-    let (c, item) = p.recv();
-    assert_eq!(c, code::USER_ITEM);
+    let item = p.recv_code(code::USER_ITEM);
     assert!(
         item.starts_with("ann ") && item.ends_with(" Pets"),
         "{item}"
@@ -157,8 +155,7 @@ fn unknown_code_from_a_logged_in_user_is_unimplemented() {
 #[test]
 fn list_channels_gives_the_five_classic_channels_with_counts() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Weather");
+    let a = joined(&s, "a", "Weather");
     a.send(Request::ListChannels);
     assert_eq!(
         a.recv_n(5),
@@ -226,10 +223,8 @@ fn joining_again_tells_nobody_and_makes_the_channel_current() {
 fn the_most_recently_joined_channel_is_current() {
     let s = server();
     let a = user(&s, "a");
-    let pets = user(&s, "petsonly");
-    pets.join("Pets");
-    let weather = user(&s, "weatheronly");
-    weather.join("Weather");
+    let pets = joined(&s, "petsonly", "Pets");
+    let weather = joined(&s, "weatheronly", "Weather");
     a.join("Pets");
     pets.expect(code::USER_JOINS, "Pets a");
     a.join("Weather");
@@ -270,8 +265,7 @@ fn part_tells_the_rest_and_acknowledges_with_the_new_count() {
 #[test]
 fn parting_the_current_channel_makes_the_next_one_current() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Weather");
+    let a = joined(&s, "a", "Weather");
     a.join("Gardening");
     a.join("Pets");
     a.send(Request::Part { title: "" }); // empty: the current channel, Pets
@@ -290,8 +284,7 @@ fn public_message_reaches_every_member_sender_included() {
     let s = server();
     // Each member has been told of those who came later, and nothing waits.
     let members = in_channel(&s, "Hobbies", ["m0", "m1", "m2", "m3", "m4"]);
-    let outsider = user(&s, "out");
-    outsider.join("Pets");
+    let outsider = joined(&s, "out", "Pets");
     members[2].send(req::public("hello  all, spaces kept "));
     for m in &members {
         m.expect(code::PUBLIC_MSG, "Hobbies m2 hello  all, spaces kept ");
@@ -404,8 +397,7 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
     let (answer, _) = silent.retry_until_answered(&Request::ListUsers.to_bytes());
     assert_eq!(answer, (code::ERROR, "please log in".into()));
     talker.send(Request::ListUsers);
-    let (c, item) = talker.recv();
-    assert_eq!(c, code::USER_ITEM);
+    let item = talker.recv_code(code::USER_ITEM);
     assert!(item.starts_with("talker "));
     assert_eq!(s.stats().sweep_logoffs, 1);
 }
@@ -413,8 +405,7 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
 #[test]
 fn datagram_over_the_limit_is_refused_not_truncated() {
     let s = server_with(|c| c.max_datagram = 100);
-    let a = user(&s, "a");
-    a.join("Pets");
+    let a = joined(&s, "a", "Pets");
     let fits = "f".repeat(98);
     a.send(req::public(&fits));
     a.expect(code::PUBLIC_MSG, &format!("Pets a {fits}"));
@@ -443,8 +434,7 @@ fn invalid_text_is_an_error_for_users_and_dropped_for_strangers() {
 #[test]
 fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Pets");
+    let a = joined(&s, "a", "Pets");
     let junk: Vec<Vec<u8>> = vec![
         vec![],
         vec![0],
@@ -514,11 +504,9 @@ fn who_lists_users_by_prefix_and_caps_the_answer() {
 fn whois_describes_one_user() {
     let s = server();
     let a = user(&s, "a");
-    let b = user(&s, "Bob");
-    b.join("Pets");
+    let _bob = joined(&s, "Bob", "Pets");
     a.send(Request::Whois { nick: "BOB" });
-    let (c, p) = a.recv();
-    assert_eq!(c, code::USER_ITEM);
+    let p = a.recv_code(code::USER_ITEM);
     assert!(p.starts_with("Bob ") && p.ends_with(" Pets"), "{p}");
     a.send(Request::Whois { nick: "nobody" });
     a.expect_error("nobody: not logged in");

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::req;
-use common::{server, server_with, user, Peer};
+use common::{joined, server, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
 use udpchat::server::{BatchWindow, RunningServer};
 
@@ -93,10 +93,8 @@ fn ping_is_answered_with_its_token() {
 #[test]
 fn a_classic_session_never_sees_part_4() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let ann = joined(&s, "ann", "Pets");
+    let bob = joined(&s, "bob", "Pets");
     ann.recv(); // bob joined
     bob.send(req::public("hi"));
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
@@ -225,8 +223,7 @@ fn a_lone_event_goes_to_a_batch_member_as_it_is() {
     let s = server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     // Nothing else waits for ann: the notice and the message come as classic datagrams.
     ann.expect(code::USER_JOINS, "Pets bob");
     bob.send(req::public("hi"));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::req;
-use common::{password_login, register, server_with, user, Peer, WAIT};
+use common::{joined, password_login, register, server_with, user, Peer, WAIT};
 use proto::channel_data::{mac, verify, PROBE_INTERVAL};
 use proto::DISCOVERY_GROUP;
 use proto::{batch, channel_data, code, Event, Request};
@@ -150,8 +150,7 @@ fn confirmed(s: &RunningServer, nick: &str, title: &str) -> (Peer, Group) {
 fn a_confirmed_member_hears_the_channel_on_the_group_only() {
     let s = mcast_server();
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
     bob.send(req::public("hello"));
     bob.expect(code::PUBLIC_MSG, "Pets bob hello");
@@ -181,8 +180,7 @@ fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
     assert_eq!(a.recv(&ann).0, code::JOIN_ACK);
     let mut g = Group::told(a.recv(&ann));
     g.probe();
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     // Not confirmed yet: the channel still comes by unicast, sealed for ann (and to the
     // group, which ann has been told).
     a.expect(&ann, code::USER_JOINS, "Pets bob");
@@ -212,8 +210,7 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
         c.batch_window = BatchWindow::Always(Duration::from_millis(200));
     });
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
     for text in ["one", "two", "three"] {
         bob.send(req::public(text));
@@ -241,8 +238,7 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
 fn mcast_left_puts_the_member_back_on_unicast() {
     let s = mcast_server();
     let (ann, mut g) = confirmed(&s, "ann", "Hobbies");
-    let bob = user(&s, "bob");
-    bob.join("Hobbies");
+    let bob = joined(&s, "bob", "Hobbies");
     assert_eq!(g.next_event().0, code::USER_JOINS);
     ann.send(Request::McastLeft { title: "Hobbies" });
     let group = s.groups().get(3).unwrap();
@@ -257,15 +253,13 @@ fn mcast_left_puts_the_member_back_on_unicast() {
 fn classic_and_multicast_members_share_a_channel() {
     let s = mcast_server();
     let (_ann, mut g) = confirmed(&s, "ann", "Gardening");
-    let classic = user(&s, "old");
-    classic.join("Gardening");
+    let classic = joined(&s, "old", "Gardening");
     // A client with the cap that never confirms stays on unicast.
     let slow = user(&s, "slow");
     slow.send(Request::Caps { caps: "multicast" });
     slow.expect(code::CAPS_ACK, "multicast");
     slow.join("Gardening");
-    let (c, _) = slow.recv();
-    assert_eq!(c, code::MCAST_GROUP);
+    slow.recv_code(code::MCAST_GROUP);
     classic.expect(code::USER_JOINS, "Gardening slow");
     classic.send(req::public("roses"));
     classic.expect(code::PUBLIC_MSG, "Gardening old roses");

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::req;
-use common::{metric, metrics_page, server_with, user, Peer};
+use common::{joined, metric, metrics_page, server_with, user, Peer};
 use proto::{code, Request};
 use udpchat::server::Limits;
 
@@ -20,10 +20,8 @@ fn a_flooding_address_is_rate_limited_and_others_are_still_served() {
             amplification_guard: true,
         }
     });
-    let good = user(&s, "good");
-    good.join("Pets");
-    let flooder = user(&s, "flood");
-    flooder.join("Pets");
+    let good = joined(&s, "good", "Pets");
+    let flooder = joined(&s, "flood", "Pets");
     good.expect(code::USER_JOINS, "Pets flood");
     let keepalive = Request::StillHere.to_bytes();
     for _ in 0..5000 {
@@ -65,8 +63,7 @@ fn a_stranger_never_gets_more_than_three_times_the_bytes_it_sent() {
 #[test]
 fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
     let s = server_with(|c| c.max_users = 500);
-    let member = user(&s, "member");
-    member.join("Pets");
+    let member = joined(&s, "member", "Pets");
     // 20,000 distinct source addresses (ip, port) across 127.0.1.0/24, one datagram each.
     let target = s.addr();
     for i in 0..20_000u32 {

@@ -121,8 +121,7 @@ fn a_registration_upload_needs_the_cookie_sent_to_that_address_for_that_nickname
     // with her password...
     let start = auth::register_start("mallorys password");
     mallory.send_raw(&start.datagram);
-    let (c, response) = mallory.recv();
-    assert_eq!(c, code::REGISTER_RESP);
+    let response = mallory.recv_code(code::REGISTER_RESP);
     let upload = start.finish("mallorys password", &response).unwrap();
     let (bare, _cookie) =
         upload[2..].split_at(upload[2..].iter().position(|&b| b == b' ').unwrap());
@@ -330,8 +329,7 @@ fn a_replayed_auth_request_does_not_replace_the_login_under_way() {
     let (_, token) = alice.recv();
     let with_token = start.with_token(&token);
     alice.send_raw(&with_token);
-    let (c, challenge) = alice.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE);
+    let challenge = alice.recv_code(code::AUTH_CHALLENGE);
     // The attacker replays alice's AUTH_REQ (token and all) from alice's address.
     assert!(spoof(alice.addr(), s.addr(), &with_token));
     let (_, again) = alice.recv();
@@ -409,8 +407,7 @@ fn an_unproven_auth_request_costs_a_token_and_nothing_else() {
         d
     };
     p.send_raw(&unpadded);
-    let (c, token) = p.recv();
-    assert_eq!(c, code::AUTH_RETRY);
+    let token = p.recv_code(code::AUTH_RETRY);
     assert!(2 + token.len() < unpadded.len());
 }
 

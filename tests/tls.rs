@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::cluster::{converge, start_node, wait_connected};
 use common::req;
 use common::services::{Postgres, TestCa, TlsRedis};
-use common::{password_login, user, Peer};
+use common::{joined, password_login, user, Peer};
 use proto::code;
 use udpchat::accounts::StoreKind;
 use udpchat::server::{RunningServer, Server, ServerConfig};
@@ -68,8 +68,7 @@ fn a_cluster_over_rediss_with_an_acl_user() {
     let wrong = node(&redis.url("not-the-password"), "t3", &ca);
     wait_connected(&s1, true);
     wait_connected(&s2, true);
-    let ann = user(&s1, "ann");
-    ann.join("Pets");
+    let ann = joined(&s1, "ann", "Pets");
     let bob = user(&s2, "bob");
     converge(|| {
         bob.send(req::private("ann", "over rediss"));

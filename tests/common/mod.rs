@@ -271,6 +271,13 @@ pub fn user(server: &RunningServer, nick: &str) -> Peer {
     p
 }
 
+/// A logged-in peer that joined `title` (and was told nothing else yet).
+pub fn joined(server: &RunningServer, nick: &str, title: &str) -> Peer {
+    let p = user(server, nick);
+    p.join(title);
+    p
+}
+
 /// A logged-in peer that said HELLO: a part-5 client.
 pub fn part5(server: &RunningServer, nick: &str) -> Peer {
     let p = user(server, nick);
@@ -405,12 +412,9 @@ impl Peer {
 pub fn register(peer: &Peer, password: &str) -> String {
     let start = auth::register_start(password);
     peer.send_raw(&start.datagram);
-    let (c, response) = peer.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    let response = peer.recv_code(code::REGISTER_RESP);
     peer.send_raw(&start.finish(password, &response).unwrap());
-    let (c, ack) = peer.recv();
-    assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
-    ack
+    peer.recv_code(code::ACCOUNT_ACK)
 }
 
 /// Registers `nick` with `password` from a guest session, then logs it off: a registered
@@ -426,8 +430,7 @@ pub fn registered(server: &RunningServer, nick: &str, password: &str) {
 /// the AUTH_RETRY it gets. Returns the answer to the second.
 pub fn auth_req(peer: &Peer, start: &auth::LoginStart) -> (u16, String) {
     peer.send_raw(&start.datagram);
-    let (c, token) = peer.recv();
-    assert_eq!(c, code::AUTH_RETRY, "{token}");
+    let token = peer.recv_code(code::AUTH_RETRY);
     peer.send_raw(&start.with_token(&token));
     peer.recv()
 }
