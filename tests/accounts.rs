@@ -9,7 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::req;
-use common::{auth_req, joined, password_login, register, server, spoof, user, Peer, Protected};
+use common::{
+    auth_req, joined, password_login, register, registered_session, server, spoof, user, Peer,
+    Protected,
+};
 use proto::auth::{self, seal, SessionKeys};
 use proto::{code, Request};
 use udpchat::server::RunningServer;
@@ -18,9 +21,7 @@ use udpchat::server::RunningServer;
 /// joined Pets too (the listener has been told): ann's socket and session.
 fn listener_and_protected_ann(s: &RunningServer) -> (Peer, Peer, Protected) {
     let listener = joined(s, "listener", "Pets");
-    let ann = user(s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
+    let (ann, mut keys) = registered_session(s, "ann", "pw");
     keys.send(&ann, Request::Join { title: "Pets" });
     assert_eq!(keys.recv(&ann).0, code::JOIN_ACK);
     listener.expect(code::USER_JOINS, "Pets ann");
@@ -81,8 +82,7 @@ fn a_guest_that_registers_and_logs_in_keeps_its_channels() {
     register(&ann, "pw");
     let mut keys = password_login(&ann, "ann", "pw");
     keys.send(&ann, Request::ListUsers);
-    let (c, item) = keys.recv(&ann);
-    assert_eq!(c, code::USER_ITEM);
+    let item = keys.recv_code(&ann, code::USER_ITEM);
     assert!(item.ends_with(" Pets"), "{item}");
 }
 
@@ -241,9 +241,7 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
 fn a_hot_list_is_kept_with_the_account() {
     let s = server();
     let _bob = user(&s, "bob");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
+    let (ann, mut keys) = registered_session(&s, "ann", "pw");
     keys.send(&ann, Request::Watch { nicks: "bob" });
     keys.expect(&ann, code::USER_ONLINE, "bob");
     keys.send(&ann, Request::Logoff);
@@ -266,9 +264,7 @@ fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     listener.expect(code::PUBLIC_MSG, "Pets guest forged");
     guest.expect(code::PUBLIC_MSG, "Pets guest forged");
 
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
+    let (ann, mut keys) = registered_session(&s, "ann", "pw");
     keys.send(&ann, Request::Join { title: "Pets" });
     keys.recv(&ann);
     listener.recv();

@@ -33,6 +33,25 @@ fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
     p
 }
 
+/// A server, and `ann`'s full-screen client connected to it with `extra` arguments and a
+/// home folder of its own.
+fn ann_connected(extra: &[&str]) -> (RunningServer, tempfile::TempDir, Pty) {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let ann = tui(server.addr().port(), "ann", &home, extra);
+    (server, home, ann)
+}
+
+/// As [`ann_connected`], with ann in Pets (her buffer 2) and `bob`, a peer of raw
+/// datagrams, in Pets too.
+fn ann_and_bob_in_pets() -> (RunningServer, tempfile::TempDir, Pty, Peer) {
+    let (server, home, mut ann) = ann_connected(&[]);
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::joined(&server, "bob", "Pets");
+    (server, home, ann, bob)
+}
+
 /// The status line (the row above the input line).
 fn status(p: &Pty) -> String {
     p.row(ROWS - 2)
@@ -84,10 +103,7 @@ fn public_texts(peer: &Peer, sender: &str, want: usize) -> Vec<String> {
 
 #[test]
 fn buffers_activity_status_line_and_nick_list() {
-    let server = common::server();
-    let port = server.addr().port();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(port, "ann", &home, &[]);
+    let (server, _home, mut ann) = ann_connected(&[]);
     wait_status(&ann, "[ann]");
     assert!(status(&ann).contains("[1:status]"), "{}", ann.screen());
 
@@ -147,15 +163,9 @@ fn server_at(addr: SocketAddr) -> RunningServer {
 
 #[test]
 fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
-    let server = common::server();
+    let (server, _home, mut ann) =
+        ann_connected(&["--keepalive-ms", "300", "--pong-wait-ms", "300"]);
     let addr = server.addr();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(
-        addr.port(),
-        "ann",
-        &home,
-        &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
-    );
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     ann.line("/join Weather");
@@ -173,8 +183,7 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
     // The new server has ann in both channels, Weather (current) first.
     let bob = common::joined(&server, "bob", "Weather");
     bob.send(Request::Whois { nick: "ann" });
-    let payload = bob.recv_code(code::USER_ITEM);
-    assert!(payload.ends_with(" Weather Pets"), "{payload}");
+    bob.expect_user_item("ann", "Weather Pets");
 
     // What ann types goes where it went before.
     ann.line("/window 3");
@@ -186,12 +195,7 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
 
 #[test]
 fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    ann.line("/join Pets");
-    wait_status(&ann, "[2:Pets]");
-    let bob = common::joined(&server, "bob", "Pets");
+    let (server, _home, mut ann, bob) = ann_and_bob_in_pets();
     ann.wait_screen("<bob has entered Pets>");
 
     // A bracketed paste of three lines: three messages.
@@ -237,12 +241,7 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
 
 #[test]
 fn passwords_show_as_stars_and_never_go_out_as_text() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    ann.line("/join Pets");
-    wait_status(&ann, "[2:Pets]");
-    let bob = common::joined(&server, "bob", "Pets");
+    let (server, home, mut ann, bob) = ann_and_bob_in_pets();
 
     ann.line("/register");
     ann.wait_screen("New password: ");
@@ -336,9 +335,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
 
 #[test]
 fn sigterm_logs_off_and_gives_the_terminal_back() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    let (server, _home, mut ann) = ann_connected(&[]);
     common::wait_until(|| server.state().user_count() == 1);
     common::signal(ann.pid(), common::Signal::SIGTERM);
     assert_eq!(ann.exit_code(), Some(128 + common::Signal::SIGTERM as i32));
@@ -352,9 +349,7 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
 
 #[test]
 fn part5_commands_in_the_full_screen_with_history_shown_apart() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    let (server, _home, mut ann) = ann_connected(&[]);
     // A created channel comes to the front like a joined one.
     ann.line("/create Den a cozy place");
     ann.wait_screen("<ann created Den (temporary): a cozy place>");

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::req;
-use common::{in_channel, joined, server, server_with, user, Peer};
+use common::{expect_all, in_channel, joined, server, server_with, user, Peer};
 use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
@@ -67,11 +67,7 @@ fn repeated_login_from_the_same_address_is_acknowledged_again() {
     p.expect(code::LOGIN_ACK, "ann");
     // Still the same session: still in Pets.
     p.send(Request::ListUsers);
-    let item = p.recv_code(code::USER_ITEM);
-    assert!(
-        item.starts_with("ann ") && item.ends_with(" Pets"),
-        "{item}"
-    );
+    p.expect_user_item("ann", "Pets");
 }
 
 #[test]
@@ -286,9 +282,11 @@ fn public_message_reaches_every_member_sender_included() {
     let members = in_channel(&s, "Hobbies", ["m0", "m1", "m2", "m3", "m4"]);
     let outsider = joined(&s, "out", "Pets");
     members[2].send(req::public("hello  all, spaces kept "));
-    for m in &members {
-        m.expect(code::PUBLIC_MSG, "Hobbies m2 hello  all, spaces kept ");
-    }
+    expect_all(
+        &members.each_ref(),
+        code::PUBLIC_MSG,
+        "Hobbies m2 hello  all, spaces kept ",
+    );
     outsider.expect_nothing();
 }
 
@@ -350,23 +348,15 @@ fn list_users_gives_every_member_of_the_current_channel() {
 #[test]
 fn logoff_leaves_every_channel_and_frees_the_nickname() {
     let s = server();
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
+    let [a, b] = in_channel(&s, "Pets", ["a", "b"]);
     a.join("Weather");
-    b.join("Pets");
     b.join("Weather");
-    a.recv_n(2); // USER_JOINS for b in both
+    a.expect(code::USER_JOINS, "Weather b");
     b.send_code(code::LOGOFF, "b");
-    let mut parts = a.recv_n(2);
-    parts.sort();
-    assert_eq!(
-        parts,
-        vec![
-            (code::USER_PARTS, "Pets b".into()),
-            (code::USER_PARTS, "Weather b".into())
-        ]
-    );
+    a.expect_in_any_order(&[
+        (code::USER_PARTS, "Pets b"),
+        (code::USER_PARTS, "Weather b"),
+    ]);
     b.expect_nothing();
     let (answer, _) = b.retry_until_answered(&Request::ListUsers.to_bytes());
     assert_eq!(answer, (code::ERROR, "please log in".into()));
@@ -397,8 +387,7 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
     let (answer, _) = silent.retry_until_answered(&Request::ListUsers.to_bytes());
     assert_eq!(answer, (code::ERROR, "please log in".into()));
     talker.send(Request::ListUsers);
-    let item = talker.recv_code(code::USER_ITEM);
-    assert!(item.starts_with("talker "));
+    talker.expect_user_item("talker", "Pets");
     assert_eq!(s.stats().sweep_logoffs, 1);
 }
 
@@ -506,8 +495,7 @@ fn whois_describes_one_user() {
     let a = user(&s, "a");
     let _bob = joined(&s, "Bob", "Pets");
     a.send(Request::Whois { nick: "BOB" });
-    let p = a.recv_code(code::USER_ITEM);
-    assert!(p.starts_with("Bob ") && p.ends_with(" Pets"), "{p}");
+    a.expect_user_item("Bob", "Pets");
     a.send(Request::Whois { nick: "nobody" });
     a.expect_error("nobody: not logged in");
 }
@@ -545,8 +533,7 @@ fn server_serves_ipv6_and_ipv4_when_bound_to_the_unspecified_v6_address() {
     v4.join("Pets");
     v6.expect(code::USER_JOINS, "Pets four");
     v4.send(req::public("hi"));
-    v6.expect(code::PUBLIC_MSG, "Pets four hi");
-    v4.expect(code::PUBLIC_MSG, "Pets four hi");
+    expect_all(&[&v6, &v4], code::PUBLIC_MSG, "Pets four hi");
 }
 
 #[test]

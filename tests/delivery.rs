@@ -61,9 +61,7 @@ fn caps_and_ping_from_a_stranger_are_told_to_log_in() {
 #[test]
 fn a_new_login_starts_without_caps() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.send(Request::Caps { caps: "batch" });
-    ann.expect(code::CAPS_ACK, "batch=1200");
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.send(Request::Logoff);
     ann.login("ann");
     assert!(s

@@ -10,12 +10,28 @@ use std::time::Duration;
 
 use common::req;
 use common::{
-    auth_req, password_login, register, registered as account, server, server_with, spoof, user,
-    Peer,
+    auth_req, password_login, register, registered as account, registered_session, server,
+    server_with, spoof, user, Peer, Protected,
 };
 use proto::auth::{self, Sealed};
 use proto::{code, Request};
 use udpchat::accounts::limits::PER_ACCOUNT_PREFIX;
+use udpchat::server::RunningServer;
+
+/// A server on which `alice` has an account (password `pw`) and is not logged in.
+fn with_alice() -> RunningServer {
+    let s = server();
+    account(&s, "alice", "pw");
+    s
+}
+
+/// Alice logs in with her password from the network of `ip` (not 127.0.0.1's); her socket
+/// and session.
+fn alice_from(s: &RunningServer, ip: [u8; 4]) -> (Peer, Protected) {
+    let alice = Peer::at(s, ip);
+    let session = password_login(&alice, "alice", "pw");
+    (alice, session)
+}
 
 // ---- 1. any registered user could take over any address ----
 
@@ -24,9 +40,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     let s = server();
     let bob = user(&s, "bob");
     let alice = user(&s, "alice");
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Mallory seals a datagram with her own session and alice's address as its source.
     let forged = m.session.seal(&Request::Join { title: "Pets" }.to_bytes());
     assert!(
@@ -58,7 +72,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     alice.expect_no_datagram();
     // Alice is still a working user.
     alice.send(Request::Whois { nick: "alice" });
-    assert_eq!(alice.recv().0, code::USER_ITEM);
+    alice.recv_code(code::USER_ITEM);
     s.state().check_invariants().unwrap();
 }
 
@@ -67,9 +81,7 @@ fn a_forged_source_can_not_point_a_session_at_a_bystander() {
     let s = server();
     let bob = user(&s, "bob");
     let bystander = Peer::new(&s); // not logged in: nobody holds its address
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Mallory's session, sealed from the bystander's address, would have moved there at
     // once (and everything sent to mallory with it): now it stays.
     let forged = m.session.seal(&Request::StillHere.to_bytes());
@@ -90,9 +102,7 @@ fn a_forged_source_can_not_point_a_session_at_a_bystander() {
 fn a_session_never_moves_onto_an_address_someone_holds() {
     let s = server();
     let alice = user(&s, "alice");
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Even answering the challenge (mallory is on the path and sees it) from alice's
     // address does not push alice out.
     let forged = m.session.seal(&Request::StillHere.to_bytes());
@@ -206,9 +216,7 @@ fn registrations_are_limited_per_network() {
 fn a_protected_user_refuses_what_a_forger_sends_in_the_servers_name() {
     let s = server();
     let bob = user(&s, "bob");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut a = password_login(&ann, "ann", "pw");
+    let (ann, mut a) = registered_session(&s, "ann", "pw");
     // Forged from the server's address: a private message, a LOGIN_ACK, an ERROR, and a
     // REGISTER_RESP with the attacker's own OPRF key (as during /passwd).
     let fake_resp = {
@@ -277,8 +285,7 @@ fn a_changed_server_key_is_caught_by_the_pin() {
 
 #[test]
 fn forged_auth_requests_spend_no_attempts_and_lock_nothing() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let start = auth::login_start("alice", "guess");
     // 50 AUTH_REQs for alice from forged addresses: each gets only a retry token, sent
     // to the forged address; nothing is counted.
@@ -293,16 +300,14 @@ fn forged_auth_requests_spend_no_attempts_and_lock_nothing() {
         ));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let alice = Peer::at(&s, [127, 0, 4, 1]);
-    let mut a = password_login(&alice, "alice", "pw");
+    let (alice, mut a) = alice_from(&s, [127, 0, 4, 1]);
     a.send(&alice, Request::Whois { nick: "alice" });
-    assert_eq!(a.recv(&alice).0, code::USER_ITEM);
+    a.recv_code(&alice, code::USER_ITEM);
 }
 
 #[test]
 fn guessing_from_one_network_locks_only_that_network_out() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let guesser = Peer::new(&s);
     let mut locked = false;
     for _ in 0..PER_ACCOUNT_PREFIX + 1 {
@@ -315,14 +320,12 @@ fn guessing_from_one_network_locks_only_that_network_out() {
     }
     assert!(locked, "unlimited guessing");
     // Alice, from another network, is not locked out.
-    let alice = Peer::at(&s, [127, 0, 5, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 5, 1]);
 }
 
 #[test]
 fn a_replayed_auth_request_does_not_replace_the_login_under_way() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let alice = Peer::new(&s);
     let start = auth::login_start("alice", "pw");
     alice.send_raw(&start.datagram);
@@ -359,8 +362,7 @@ fn a_flood_of_guest_logins_leaves_room_for_account_holders() {
     let (answer, _) = late.retry_until_answered(&Request::Login { nick: "late" }.to_bytes());
     assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
     // Alice has her password: she gets in.
-    let alice = Peer::at(&s, [127, 0, 7, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 7, 1]);
 }
 
 #[test]
@@ -385,16 +387,14 @@ fn free_accounts_can_not_fill_the_pending_logins_of_everyone_else() {
         }
     }
     assert!(refused >= 4, "pending logins per network are capped");
-    let alice = Peer::at(&s, [127, 0, 8, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 8, 1]);
 }
 
 // ---- 6. cheap requests, expensive work ----
 
 #[test]
 fn an_unproven_auth_request_costs_a_token_and_nothing_else() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let p = Peer::new(&s);
     // Unpadded: the token is still shorter than the request (no amplification).
     let start = auth::login_start("alice", "pw");
@@ -442,8 +442,7 @@ fn a_forged_source_gets_at_most_three_times_what_was_sent_in_its_name() {
 
 #[test]
 fn a_lost_login_ack_is_asked_for_again_sealed() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let alice = Peer::new(&s);
     let start = auth::login_start("alice", "pw");
     let (_, challenge) = auth_req(&alice, &start);
@@ -456,15 +455,14 @@ fn a_lost_login_ack_is_asked_for_again_sealed() {
     a.send(&alice, Request::Login { nick: "alice" });
     a.expect(&alice, code::LOGIN_ACK, "alice");
     a.send(&alice, Request::Join { title: "Pets" });
-    assert_eq!(a.recv(&alice).0, code::JOIN_ACK);
+    a.recv_code(&alice, code::JOIN_ACK);
 }
 
 // ---- 10. look-alike nicknames ----
 
 #[test]
 fn look_alikes_of_a_registered_nickname_are_refused() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let p = Peer::new(&s);
     for (nick, error) in [
         ("ALICE", "nickname is registered; log in with a password"),
@@ -507,8 +505,7 @@ fn logins_failures_lockouts_registrations_and_path_changes_are_counted() {
             p.expect_error("login failed");
         }
     }
-    let alice = Peer::at(&s, [127, 0, 10, 1]);
-    let mut a = password_login(&alice, "alice", "pw");
+    let (_alice, mut a) = alice_from(&s, [127, 0, 10, 1]);
     let moved = Peer::at(&s, [127, 0, 10, 2]);
     a.send(&moved, Request::StillHere);
     let (_, data) = a.recv(&moved);

@@ -355,11 +355,7 @@ fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_noth
     ann.expect(code::CHANNEL_ITEM, "Garden 0 Plants");
     // Nobody was dropped: ann is still in Lobby.
     ann.send(Request::ListUsers);
-    let item = ann.recv_code(code::USER_ITEM);
-    assert!(
-        item.starts_with("ann ") && item.ends_with(" Lobby"),
-        "{item}"
-    );
+    ann.expect_user_item("ann", "Lobby");
     let (lines, _) = motd(&ann);
     assert_eq!(lines, ["Welcome to the test server.", "Be very kind."]);
 

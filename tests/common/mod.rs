@@ -209,6 +209,30 @@ impl Peer {
         assert_eq!(self.recv(), (code, payload.to_string()));
     }
 
+    /// Asserts the next datagrams are `expected`, in any order (they come from different
+    /// threads of the server).
+    #[track_caller]
+    pub fn expect_in_any_order(&self, expected: &[(u16, &str)]) {
+        let mut got = self.recv_n(expected.len());
+        let mut want: Vec<(u16, String)> =
+            expected.iter().map(|&(c, p)| (c, p.to_string())).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// Asserts the next datagram is a USER_ITEM of `nick` whose channels (most recent
+    /// first) end with `channels`; returns it.
+    #[track_caller]
+    pub fn expect_user_item(&self, nick: &str, channels: &str) -> String {
+        let item = self.recv_code(code::USER_ITEM);
+        assert!(
+            item.starts_with(&format!("{nick} ")) && item.ends_with(&format!(" {channels}")),
+            "{item}"
+        );
+        item
+    }
+
     #[track_caller]
     pub fn expect_error(&self, message: &str) {
         self.expect(code::ERROR, message);
@@ -261,6 +285,14 @@ impl Peer {
     pub fn hello(&self) {
         self.send(Request::Hello { client: "test" });
         self.recv_code(code::HELLO_ACK);
+    }
+}
+
+/// Asserts that each of `peers` gets `code payload` next.
+#[track_caller]
+pub fn expect_all(peers: &[&Peer], code: u16, payload: &str) {
+    for p in peers {
+        p.expect(code, payload);
     }
 }
 
@@ -426,6 +458,15 @@ pub fn registered(server: &RunningServer, nick: &str, password: &str) {
     wait_until(|| server.state().address_of(nick).is_none());
 }
 
+/// A guest `nick` that registered its nickname with `password` and then logged in with it
+/// from the same socket: the socket and the session.
+pub fn registered_session(server: &RunningServer, nick: &str, password: &str) -> (Peer, Protected) {
+    let p = user(server, nick);
+    register(&p, password);
+    let keys = password_login(&p, nick, password);
+    (p, keys)
+}
+
 /// Sends AUTH_REQ for `start` from `peer`: first without a token, then with the token of
 /// the AUTH_RETRY it gets. Returns the answer to the second.
 pub fn auth_req(peer: &Peer, start: &auth::LoginStart) -> (u16, String) {
@@ -537,6 +578,14 @@ impl Protected {
     pub fn recv(&mut self, peer: &Peer) -> (u16, String) {
         self.recv_within(peer, WAIT)
             .expect("expected a sealed datagram from the server")
+    }
+
+    /// The payload of the next sealed datagram, which must have code `code`.
+    #[track_caller]
+    pub fn recv_code(&mut self, peer: &Peer, code: u16) -> String {
+        let (c, payload) = self.recv(peer);
+        assert_eq!(c, code, "{payload}");
+        payload
     }
 
     /// Asserts the next sealed datagram is exactly `code payload`.
