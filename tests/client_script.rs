@@ -16,6 +16,20 @@ use common::wait_no_users as expect_no_users;
 use proto::{Request, DEFAULT_MAX_DATAGRAM};
 use udpchat_client::command::HELP;
 
+/// The lines of `lines` that start with `prefix`.
+fn starting<'a>(lines: &'a [String], prefix: &str) -> Vec<&'a String> {
+    lines.iter().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// Asserts that no line of `lines` holds `text`.
+#[track_caller]
+fn never_shown(lines: &[String], text: &str) {
+    assert!(
+        lines.iter().all(|l| !l.contains(text)),
+        "{text:?} was shown: {lines:#?}"
+    );
+}
+
 #[test]
 fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
     let server = common::server();
@@ -135,8 +149,7 @@ fn escape_sequences_arrive_defused_in_scripted_output() {
     let mallory = common::joined(&server, "mallory", "Pets");
     mallory.send(req::public("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}"));
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
-    let lines = ann.finish_ok();
-    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:#?}");
+    never_shown(&ann.finish_ok(), "\u{1b}");
     server.shutdown().unwrap();
 }
 
@@ -242,11 +255,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     ann.expect_line("\tNo longer ignoring bob.");
     bob.send(req::public("and now?"));
     ann.expect_line("\tbob [Weather]: and now?");
-    let lines = ann.finish_ok();
-    assert!(
-        !lines.iter().any(|l| l.contains("can you hear me")),
-        "{lines:#?}"
-    );
+    never_shown(&ann.finish_ok(), "can you hear me");
     server.shutdown().unwrap();
 }
 
@@ -381,11 +390,8 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     let bob = common::user(&server, "bob");
     bob.send(req::private("ann", "genuine"));
     ann.expect_line("\tbob [**private**]: genuine");
-    let seen = ann.finish_ok();
-    assert!(
-        !seen.iter().any(|l| l.contains("FORGED")),
-        "a forgery was shown: {seen:#?}"
-    );
+    // No forgery was shown.
+    never_shown(&ann.finish_ok(), "FORGED");
 }
 
 #[test]
@@ -412,10 +418,7 @@ fn community_commands_show_as_sentences() {
     ann.send("/stats\n");
     ann.expect_line("\t** ERROR: you are not a server operator **");
     let lines = ann.finish_ok();
-    let history: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("\t[history "))
-        .collect();
+    let history = starting(&lines, "\t[history ");
     assert_eq!(history.len(), 1, "{lines:#?}");
     assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
     server.shutdown().unwrap();
@@ -453,10 +456,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     ann.expect_line("** reconnecting **");
     ann.expect_line("\t-- nothing missed in Pets --");
     let lines = ann.finish_ok();
-    let history: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("\t[history "))
-        .collect();
+    let history = starting(&lines, "\t[history ");
     assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
     assert!(
         history[0].ends_with(" bob [Pets]: while you were away"),
@@ -490,7 +490,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
         client.expect_prefix("\t[kept ");
     }
     let lines = client.finish_ok();
-    let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
+    let kept = starting(&lines, "\t[kept ");
     assert_eq!(kept.len(), 1, "{lines:#?}");
     assert!(
         kept[0].ends_with(" bob [**private**]: are you there?"),
@@ -564,7 +564,6 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
     common::wait_for("events sharing a datagram", TIMEOUT, || {
         shared() > sent_before
     });
-    let lines = ann.finish_ok();
-    assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
+    never_shown(&ann.finish_ok(), "ERROR");
     server.shutdown().unwrap();
 }

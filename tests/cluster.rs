@@ -17,11 +17,17 @@ use common::services::{free_udp_port, Redis};
 use common::{metric, metrics_page, user as login, wait_until, KillOnDrop, Peer};
 use proto::{code, Request};
 use udpchat::cluster::event::Signer;
+use udpchat::server::RunningServer;
 
 const PETS: &str = "For our furry and feathered friends";
 
+/// Servers of the cluster on `redis`, one for each id, their metrics pages on.
+fn nodes<const N: usize>(redis: &Redis, ids: [&str; N]) -> [RunningServer; N] {
+    ids.map(|id| metered_node(redis, id))
+}
+
 /// The value of metric `name` on `s`'s metrics page.
-fn metric_of(s: &udpchat::server::RunningServer, name: &str) -> u64 {
+fn metric_of(s: &RunningServer, name: &str) -> u64 {
     metric(&metrics_page(s), name)
 }
 
@@ -39,9 +45,7 @@ fn items(p: &Peer, n: usize) -> Vec<String> {
 #[test]
 fn three_servers_share_one_chat_space() {
     let redis = Redis::start();
-    let s1 = metered_node(&redis, "s1");
-    let s2 = metered_node(&redis, "s2");
-    let s3 = metered_node(&redis, "s3");
+    let [s1, s2, s3] = nodes(&redis, ["s1", "s2", "s3"]);
 
     // Nicknames are unique across the cluster, without regard to case.
     let ann = login(&s1, "ann");
@@ -126,8 +130,7 @@ fn three_servers_share_one_chat_space() {
 #[test]
 fn servers_ride_out_a_redis_restart() {
     let mut redis = Redis::start();
-    let s1 = metered_node(&redis, "r1");
-    let s2 = metered_node(&redis, "r2");
+    let [s1, s2] = nodes(&redis, ["r1", "r2"]);
     let ann = login(&s1, "ann");
     let bob = login(&s2, "bob");
     ann.join("Pets");
@@ -405,8 +408,7 @@ fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
 #[test]
 fn a_server_stopped_cleanly_says_goodbye_at_once() {
     let redis = Redis::start();
-    let s1 = metered_node(&redis, "g1");
-    let s2 = metered_node(&redis, "g2");
+    let [s1, s2] = nodes(&redis, ["g1", "g2"]);
     let ann = login(&s1, "ann");
     ann.join("Pets");
     converge(|| remote_in(&s2, "Pets") == 1);

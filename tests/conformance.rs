@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::req;
-use common::{expect_all, in_channel, joined, server, server_with, user, Peer};
+use common::{expect_all, in_channel, joined, server, server_and_user, server_with, user, Peer};
 use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
@@ -27,8 +27,7 @@ fn login_is_acknowledged_with_the_nickname_as_typed() {
 
 #[test]
 fn nickname_taken_by_another_address_is_in_use_whatever_its_case() {
-    let s = server();
-    let _bob = user(&s, "Bob");
+    let (s, _bob) = server_and_user("Bob");
     let other = Peer::new(&s);
     for nick in ["bob", "BOB"] {
         let (answer, _) = other.retry_until_answered(&Request::Login { nick }.to_bytes());
@@ -134,8 +133,7 @@ fn every_request_but_login_needs_a_login() {
 
 #[test]
 fn unknown_code_from_a_logged_in_user_is_unimplemented() {
-    let s = server();
-    let p = user(&s, "ann");
+    let (_s, p) = server_and_user("ann");
     // Codes the protocol does not define, and every code of its table that is no request
     // (but SEALED, which is opened, not handled: tests/accounts.rs).
     let not_requests = proto::ALL_CODES
@@ -183,16 +181,14 @@ fn list_channels_gives_the_five_classic_channels_with_counts() {
 
 #[test]
 fn join_unknown_channel_names_it_as_typed() {
-    let s = server();
-    let p = user(&s, "ann");
+    let (_s, p) = server_and_user("ann");
     p.send(Request::Join { title: "NoSuch" });
     p.expect_error("no channel named NoSuch");
 }
 
 #[test]
 fn join_tells_the_members_but_not_the_joiner_and_reports_the_count() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     assert_eq!(
         a.join("pets"),
         PETS,
@@ -217,8 +213,7 @@ fn joining_again_tells_nobody_and_makes_the_channel_current() {
 
 #[test]
 fn the_most_recently_joined_channel_is_current() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let pets = joined(&s, "petsonly", "Pets");
     let weather = joined(&s, "weatheronly", "Weather");
     a.join("Pets");
@@ -239,8 +234,7 @@ fn the_most_recently_joined_channel_is_current() {
 
 #[test]
 fn part_unknown_channel_is_an_error_and_part_of_a_non_member_is_silent() {
-    let s = server();
-    let p = user(&s, "ann");
+    let (_s, p) = server_and_user("ann");
     p.send(Request::Part { title: "Nowhere" });
     p.expect_error("no channel named Nowhere");
     p.send(Request::Part { title: "Pets" });
@@ -292,16 +286,14 @@ fn public_message_reaches_every_member_sender_included() {
 
 #[test]
 fn public_message_without_a_channel_is_an_error() {
-    let s = server();
-    let a = user(&s, "a");
+    let (_s, a) = server_and_user("a");
     a.send(req::public("anyone?"));
     a.expect_error("no current channel");
 }
 
 #[test]
 fn private_message_reaches_the_recipient_only() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let b = user(&s, "Bob");
     a.send(req::private("bob", "psst, a secret"));
     b.expect(code::PRIVATE_MSG, "a psst, a secret");
@@ -310,8 +302,7 @@ fn private_message_reaches_the_recipient_only() {
 
 #[test]
 fn private_message_errors() {
-    let s = server();
-    let a = user(&s, "a");
+    let (_s, a) = server_and_user("a");
     a.send_code(code::SEND_PRIVATE, "");
     a.expect_error("no nickname given for recipient of private message");
     a.send(req::private("Ghost", "boo"));
@@ -320,8 +311,7 @@ fn private_message_errors() {
 
 #[test]
 fn list_users_gives_every_member_of_the_current_channel() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     a.send(Request::ListUsers);
     a.expect_error("no current channel");
     let b = user(&s, "b");
@@ -459,10 +449,10 @@ fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
 
 #[test]
 fn who_lists_users_by_prefix_and_caps_the_answer() {
-    let s = server();
-    let a = user(&s, "alice");
-    let _ = user(&s, "Albert");
-    let _ = user(&s, "bob");
+    let (s, a) = server_and_user("alice");
+    for nick in ["Albert", "bob"] {
+        user(&s, nick);
+    }
     a.send(Request::Who { prefix: "al" });
     let mut items: Vec<String> = a
         .recv_n(2)
@@ -491,8 +481,7 @@ fn who_lists_users_by_prefix_and_caps_the_answer() {
 
 #[test]
 fn whois_describes_one_user() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let _bob = joined(&s, "Bob", "Pets");
     a.send(Request::Whois { nick: "BOB" });
     a.expect_user_item("Bob", "Pets");
@@ -502,8 +491,7 @@ fn whois_describes_one_user() {
 
 #[test]
 fn hot_list_tells_when_watched_users_come_and_go() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let b = user(&s, "Bob");
     a.send(Request::Watch { nicks: "bob carol" });
     a.expect(code::USER_ONLINE, "Bob");

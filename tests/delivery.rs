@@ -7,16 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::req;
-use common::{joined, server, server_with, user, Peer};
+use common::{joined, server, server_and_user, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
 use udpchat::server::{BatchWindow, RunningServer};
 
 #[test]
 fn caps_are_granted_as_asked_and_unknown_ones_ignored() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.send(Request::Caps { caps: "batch" });
-    ann.expect(code::CAPS_ACK, "batch=1200");
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.send(Request::Caps {
         caps: "frobnicate batch=4000 colour",
     });
@@ -73,8 +71,7 @@ fn a_new_login_starts_without_caps() {
 
 #[test]
 fn ping_is_answered_with_its_token() {
-    let s = server();
-    let ann = user(&s, "ann");
+    let (_s, ann) = server_and_user("ann");
     ann.send(Request::Ping { token: "abc 123" });
     ann.expect(code::PONG, "abc 123");
     ann.send(Request::Ping { token: "" });
@@ -338,8 +335,7 @@ fn every_member_gets_a_channels_events_in_one_order_across_senders() {
 
 #[test]
 fn malformed_caps_forms_are_ignored_not_granted() {
-    let s = server();
-    let ann = user(&s, "ann");
+    let (_s, ann) = server_and_user("ann");
     for (asked, granted) in [
         ("batch=+600", ""),
         ("batch= 600", ""),

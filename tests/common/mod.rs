@@ -114,6 +114,13 @@ pub fn server() -> RunningServer {
     server_with(|_| {})
 }
 
+/// A server with the classic channels, and `nick` logged in to it.
+pub fn server_and_user(nick: &str) -> (RunningServer, Peer) {
+    let s = server();
+    let p = user(&s, nick);
+    (s, p)
+}
+
 /// A server on a free loopback port, configured by `f`.
 pub fn server_with(f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
     let mut cfg = ServerConfig {
