@@ -81,6 +81,20 @@ fn expect_exit(p: &mut PtySession, status: i32) {
     }
 }
 
+/// `ann`'s client on `server`, once it says she is logged in.
+fn ann_logged_in(server: &RunningServer) -> PtySession {
+    let mut ann = client(server, Some("ann"));
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann
+}
+
+/// Types `line` in `p` and waits until it shows `shown` as a whole line.
+#[track_caller]
+fn types(p: &mut PtySession, line: &str, shown: &str) {
+    p.send_line(line).unwrap();
+    expect_line(p, shown);
+}
+
 fn login_as(p: &mut PtySession, nick: &str) {
     p.exp_string("Your nickname: ").unwrap();
     p.send_line(nick).unwrap();
@@ -101,14 +115,19 @@ fn two_people_chat() {
         expect_line(&mut ann, line);
     }
 
-    ann.send_line("/join Pets").unwrap();
-    expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
-    bob.send_line("/join pets").unwrap();
-    expect_line(&mut bob, "\tWelcome to the Pets Channel (2 users)");
+    types(
+        &mut ann,
+        "/join Pets",
+        "\tWelcome to the Pets Channel (1 users)",
+    );
+    types(
+        &mut bob,
+        "/join pets",
+        "\tWelcome to the Pets Channel (2 users)",
+    );
     expect_line(&mut ann, "\t<bob has entered Pets>");
 
-    bob.send_line("hi ann").unwrap();
-    expect_line(&mut bob, "\tbob [Pets]: hi ann");
+    types(&mut bob, "hi ann", "\tbob [Pets]: hi ann");
     expect_line(&mut ann, "\tbob [Pets]: hi ann");
 
     // A message arriving while ann types shows above her line, which survives intact.
@@ -132,16 +151,16 @@ fn two_people_chat() {
     ann.send_line("/private bob psst, only you").unwrap();
     expect_line(&mut bob, "\tann [**private**]: psst, only you");
 
-    ann.send_line("/watch bob").unwrap();
-    expect_line(&mut ann, "\t<bob is online>");
+    types(&mut ann, "/watch bob", "\t<bob is online>");
 
-    bob.send_line("/frob x").unwrap();
-    expect_line(&mut bob, "\t/frob: unknown command");
-    bob.send_line("/join Atlantis").unwrap();
-    expect_line(&mut bob, "\t** ERROR: no channel named Atlantis **");
+    types(&mut bob, "/frob x", "\t/frob: unknown command");
+    types(
+        &mut bob,
+        "/join Atlantis",
+        "\t** ERROR: no channel named Atlantis **",
+    );
 
-    bob.send_line("/part").unwrap();
-    expect_line(&mut bob, "\tYou have left the Pets Channel");
+    types(&mut bob, "/part", "\tYou have left the Pets Channel");
     expect_line(&mut ann, "\t<bob has left Pets>");
 
     bob.send_line("/quit").unwrap();
@@ -165,8 +184,7 @@ fn p_refuses_spaces(p: &mut PtySession) {
 #[test]
 fn escape_sequences_from_the_network_arrive_defused() {
     let server = common::server();
-    let mut ann = client(&server, Some("ann"));
-    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    let mut ann = ann_logged_in(&server);
     ann.send_line("/join Pets").unwrap();
     expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
 
@@ -200,8 +218,7 @@ fn escape_sequences_from_the_network_arrive_defused() {
 #[test]
 fn passwords_are_asked_twice_without_echo_and_never_shown() {
     let server = common::server();
-    let mut ann = client(&server, Some("ann"));
-    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    let mut ann = ann_logged_in(&server);
     ann.exp_string("> ").unwrap();
     ann.send_line("/register").unwrap();
     ann.exp_string("New password: ").unwrap();
@@ -278,7 +295,7 @@ fn pastes_in_line_mode_go_line_by_line() {
         ["Pets ann one", "Pets ann two", "Pets ann three"]
     );
     // A bracketed paste of six lines asks first.
-    ann.send("\u{1b}[200~1\n2\n3\n4\n5\n6\u{1b}[201~");
+    ann.paste(&["1", "2", "3", "4", "5", "6"]);
     ann.wait_raw("Send these 6 lines? [y/N] ");
     ann.line("n");
     ann.wait_raw("\tNot sent.");

@@ -14,11 +14,33 @@ use common::req;
 use common::script::{run_script, Scripted, TIMEOUT};
 use common::wait_no_users as expect_no_users;
 use proto::{Request, DEFAULT_MAX_DATAGRAM};
+use udpchat::server::RunningServer;
 use udpchat_client::command::HELP;
 
-/// The lines of `lines` that start with `prefix`.
-fn starting<'a>(lines: &'a [String], prefix: &str) -> Vec<&'a String> {
-    lines.iter().filter(|l| l.starts_with(prefix)).collect()
+/// `ann`'s client on `server`, once it says she is logged in.
+fn ann_on(server: &RunningServer) -> Scripted {
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann
+}
+
+/// `ann`'s client on `server`, once she is in Pets, alone.
+fn ann_in_pets(server: &RunningServer) -> Scripted {
+    let mut ann = ann_on(server);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    ann
+}
+
+/// Asserts that the lines of `lines` starting with `prefix` (a history line's, a kept
+/// message's) are as many as `ends`, in order, each ending with its own.
+#[track_caller]
+fn shown_as(lines: &[String], prefix: &str, ends: &[&str]) {
+    let shown: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(shown.len(), ends.len(), "{lines:#?}");
+    for (line, end) in shown.iter().zip(ends) {
+        assert!(line.ends_with(end), "{line:?} does not end with {end:?}");
+    }
 }
 
 /// Asserts that no line of `lines` holds `text`.
@@ -143,21 +165,19 @@ fn refused_nicknames_are_asked_again() {
 #[test]
 fn escape_sequences_arrive_defused_in_scripted_output() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let mut ann = ann_in_pets(&server);
     let mallory = common::joined(&server, "mallory", "Pets");
     mallory.send(req::public("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}"));
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
-    never_shown(&ann.finish_ok(), "\u{1b}");
+    let lines = ann.finish_ok();
+    never_shown(&lines, "\u{1b}");
     server.shutdown().unwrap();
 }
 
 #[test]
 fn sigterm_logs_off() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let ann = ann_on(&server);
     assert_eq!(server.state().user_count(), 1);
     common::signal(ann.pid(), common::Signal::SIGTERM);
     expect_no_users(&server);
@@ -397,8 +417,7 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
 #[test]
 fn community_commands_show_as_sentences() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = ann_on(&server);
     ann.send("/create Den a cozy place\n");
     ann.expect_line("\t<ann created Den (temporary): a cozy place>");
     ann.expect_line("\tWelcome to the Den Channel (1 users)");
@@ -418,9 +437,7 @@ fn community_commands_show_as_sentences() {
     ann.send("/stats\n");
     ann.expect_line("\t** ERROR: you are not a server operator **");
     let lines = ann.finish_ok();
-    let history = starting(&lines, "\t[history ");
-    assert_eq!(history.len(), 1, "{lines:#?}");
-    assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
+    shown_as(&lines, "\t[history ", &[" bob [Den]: thanks"]);
     server.shutdown().unwrap();
 }
 
@@ -430,9 +447,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
         c.idle_timeout = Duration::from_millis(800);
         c.check_interval = Duration::from_millis(100);
     });
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let mut ann = ann_in_pets(&server);
     let bob = common::joined(&server, "bob", "Pets");
     bob.send(req::public("seen live"));
     ann.expect_line("\tbob [Pets]: seen live");
@@ -456,15 +471,14 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     ann.expect_line("** reconnecting **");
     ann.expect_line("\t-- nothing missed in Pets --");
     let lines = ann.finish_ok();
-    let history = starting(&lines, "\t[history ");
-    assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
-    assert!(
-        history[0].ends_with(" bob [Pets]: while you were away"),
-        "{history:?}"
-    );
-    assert!(
-        history[1].ends_with(" bob [Pets]: and this too"),
-        "{history:?}"
+    // Only what was missed.
+    shown_as(
+        &lines,
+        "\t[history ",
+        &[
+            " bob [Pets]: while you were away",
+            " bob [Pets]: and this too",
+        ],
     );
     server.shutdown().unwrap();
 }
@@ -490,12 +504,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
         client.expect_prefix("\t[kept ");
     }
     let lines = client.finish_ok();
-    let kept = starting(&lines, "\t[kept ");
-    assert_eq!(kept.len(), 1, "{lines:#?}");
-    assert!(
-        kept[0].ends_with(" bob [**private**]: are you there?"),
-        "{kept:?}"
-    );
+    shown_as(&lines, "\t[kept ", &[" bob [**private**]: are you there?"]);
     // Delivered once: tests/community.rs checks that a later login gets nothing.
 }
 
@@ -537,9 +546,7 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
         c.senders = 1;
         c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
     });
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let mut ann = ann_in_pets(&server);
     let granted = server
         .state()
         .users()

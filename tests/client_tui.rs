@@ -49,6 +49,7 @@ fn ann_and_bob_in_pets() -> (RunningServer, tempfile::TempDir, Pty, Peer) {
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     let bob = common::joined(&server, "bob", "Pets");
+    ann.wait_screen("<bob has entered Pets>");
     (server, home, ann, bob)
 }
 
@@ -145,10 +146,10 @@ fn buffers_activity_status_line_and_nick_list() {
     ann.wait_screen("-> bob: hello bob");
 
     // Ctrl-N wraps around to the status buffer; Ctrl-P goes back.
-    ann.send("\u{e}");
-    wait_status(&ann, "[1:status]");
-    ann.send("\u{10}");
-    wait_status(&ann, "[4:bob]");
+    for (key, buffer) in [("\u{e}", "[1:status]"), ("\u{10}", "[4:bob]")] {
+        ann.send(key);
+        wait_status(&ann, buffer);
+    }
 
     ann.quit();
     // The terminal is left as it was found: the alternate screen is gone.
@@ -196,10 +197,9 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
 #[test]
 fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
     let (server, _home, mut ann, bob) = ann_and_bob_in_pets();
-    ann.wait_screen("<bob has entered Pets>");
 
     // A bracketed paste of three lines: three messages.
-    ann.send("\u{1b}[200~one\ntwo\nthree\u{1b}[201~");
+    ann.paste(&["one", "two", "three"]);
     assert_eq!(public_texts(&bob, "ann", 3), ["one", "two", "three"]);
 
     // Three lines arriving at once without paste marks: three messages too.
@@ -208,7 +208,7 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
 
     // Seven lines: asked first.
     let seven: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
-    ann.send(&format!("\u{1b}[200~{}\u{1b}[201~", seven.join("\n")));
+    ann.paste(&seven.iter().map(String::as_str).collect::<Vec<_>>());
     ann.wait_screen("Send these 7 lines? [y/N]");
     ann.line("y");
     assert_eq!(public_texts(&bob, "ann", 7), seven);

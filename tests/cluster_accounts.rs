@@ -21,26 +21,20 @@ fn postgres_store_keeps_accounts_for_every_server() {
     assert_eq!(store.server_setup().unwrap(), None);
     store.save_server_setup(b"first").unwrap();
     store.save_server_setup(b"second").unwrap(); // the first one stays
-    assert_eq!(
-        store.server_setup().unwrap().as_deref(),
-        Some(&b"first"[..])
-    );
-    let a = Account {
+    assert_eq!(store.server_setup().unwrap(), Some(b"first".to_vec()));
+    // Zed's account with `record`, as a registration or a password change stores it.
+    let zed = |record: Vec<u8>| Account {
         nick: "Zed".into(),
-        record: vec![1, 2, 3],
+        record,
         watch: vec![],
         created: 7,
     };
-    store.put(&a).unwrap();
+    store.put(&zed(vec![1, 2, 3])).unwrap();
     store
         .set_watch("zed", &["ann".into(), "bob".into()])
         .unwrap();
-    store
-        .put(&Account {
-            record: vec![9],
-            ..a.clone()
-        })
-        .unwrap();
+    // A new record keeps the hot list.
+    store.put(&zed(vec![9])).unwrap();
     let got = store.get("zed").unwrap().unwrap();
     assert_eq!(
         (got.record, got.watch),

@@ -26,8 +26,14 @@ fn create(p: &Peer, title: &str, description: &str, kind: &str) -> String {
         notice.ends_with(&format!("create {kind} {description}")),
         "{notice}"
     );
-    let ack = p.recv_code(code::JOIN_ACK);
-    ack
+    p.recv_code(code::JOIN_ACK)
+}
+
+/// Part-5 `ann`, in a temporary channel `Den` of her own (without a description).
+fn ann_in_her_den(s: &RunningServer) -> Peer {
+    let ann = part5(s, "ann");
+    create(&ann, "Den", "", "temporary");
+    ann
 }
 
 /// Asserts that every datagram `p` gets for a moment is part 1 (a classic client must never
@@ -168,11 +174,14 @@ fn moderation_by_someone_who_is_not_an_operator_is_refused_and_changes_nothing()
     }
     cid.send(Request::ChanDrop { title: "Den" });
     cid.expect_error("only the founder of Den may drop it");
-    // Pets is configured: only server operators moderate it.
-    ann.send(req::kick("Pets", "cid", ""));
-    ann.expect_error("you are not an operator of Pets");
-    ann.send(req::kick("Nowhere", "cid", ""));
-    ann.expect_error("no channel named Nowhere");
+    // Pets is configured: only server operators moderate it. Nowhere is no channel.
+    for (title, error) in [
+        ("Pets", "you are not an operator of Pets"),
+        ("Nowhere", "no channel named Nowhere"),
+    ] {
+        ann.send(req::kick(title, "cid", ""));
+        ann.expect_error(error);
+    }
     // Nothing changed.
     cid.send(req::mode("Den", "", ""));
     cid.expect(code::CHAN_MODES, "Den +t 0 ann");
@@ -235,11 +244,10 @@ fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
 #[test]
 fn invite_only_channels_take_the_invited_once() {
     let s = server();
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
+    let ann = ann_in_her_den(&s);
+    let bob = part5(&s, "bob");
     ann.send(req::mode("Den", "+i", ""));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +i");
-    let bob = part5(&s, "bob");
     bob.send(Request::Join { title: "Den" });
     bob.expect_error("Den is invite-only");
     ann.send(req::invite("Den", "BOB"));
@@ -260,8 +268,7 @@ fn invite_only_channels_take_the_invited_once() {
 #[test]
 fn a_full_channel_takes_nobody_more() {
     let s = server();
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
+    let ann = ann_in_her_den(&s);
     ann.send(req::mode("Den", "+l", "2"));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +l 2");
     user(&s, "bob").join("Den");
@@ -697,8 +704,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
 #[test]
 fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
     let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
+    let ann = ann_in_her_den(&s);
     ann.send(req::topic("Den", "t"));
     ann.expect(code::CHAN_NOTICE, "Den ann topic t");
     let page = || common::metrics_page(&s);

@@ -73,8 +73,7 @@ fn repeated_login_from_the_same_address_is_acknowledged_again() {
 fn login_under_another_nickname_logs_the_old_user_off_first() {
     let s = server();
     let [watcher, p] = in_channel(&s, "Pets", ["watcher", "old"]);
-    p.send(Request::Login { nick: "new" });
-    p.expect(code::LOGIN_ACK, "new");
+    p.login("new");
     watcher.expect(code::USER_PARTS, "Pets old");
     // The old nickname is free again, and the new user is in no channel.
     let q = Peer::new(&s);
@@ -338,9 +337,11 @@ fn list_users_gives_every_member_of_the_current_channel() {
 #[test]
 fn logoff_leaves_every_channel_and_frees_the_nickname() {
     let s = server();
+    // Both in Pets and Weather.
     let [a, b] = in_channel(&s, "Pets", ["a", "b"]);
-    a.join("Weather");
-    b.join("Weather");
+    for p in [&a, &b] {
+        p.join("Weather");
+    }
     a.expect(code::USER_JOINS, "Weather b");
     b.send_code(code::LOGOFF, "b");
     a.expect_in_any_order(&[

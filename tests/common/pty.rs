@@ -99,6 +99,11 @@ impl Pty {
         self.child.process_id().expect("a running program's id")
     }
 
+    /// Pastes `lines` as a terminal does in bracketed-paste mode: marked as one paste.
+    pub fn paste(&mut self, lines: &[&str]) {
+        self.send(&format!("\u{1b}[200~{}\u{1b}[201~", lines.join("\n")));
+    }
+
     /// Types `line` and Enter.
     pub fn line(&mut self, line: &str) {
         self.send(line);
