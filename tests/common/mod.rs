@@ -1,5 +1,9 @@
 //! Test helpers: an in-process server on 127.0.0.1:0 and a raw-datagram client with
-//! read timeouts, so a lost datagram fails a test instead of hanging it.
+//! read timeouts, so a lost datagram fails a test instead of hanging it (its datagrams
+//! sealed once it logs in with a password), with the users, waits and metrics the tests
+//! share. Beside it: `services` (Redis and PostgreSQL of the test's own), `cluster`
+//! (servers sharing Redis), `script` and `pty` (the real client through pipes or in a
+//! terminal), and `req` (requests of several fields in short).
 #![allow(dead_code)]
 
 pub mod pty;
