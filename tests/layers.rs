@@ -74,7 +74,8 @@ impl Crate {
         };
         for (module, path) in &krate.files {
             let text = std::fs::read_to_string(path).unwrap();
-            let file = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let file =
+                syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mut defined = BTreeSet::new();
             let mut reexports: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
             for item in &file.items {
@@ -401,11 +402,7 @@ fn the_checker_sees_a_circle_through_a_child_and_its_facade() {
     let src = dir.path();
     std::fs::create_dir_all(src.join("a")).unwrap();
     std::fs::write(src.join("lib.rs"), "mod a;\nmod b;\n").unwrap();
-    std::fs::write(
-        src.join("a/mod.rs"),
-        "mod c;\npub use c::C;\npub struct A;\n",
-    )
-    .unwrap();
+    std::fs::write(src.join("a/mod.rs"), "mod c;\npub use c::C;\npub struct A;\n").unwrap();
     std::fs::write(src.join("a/c.rs"), "use super::A;\npub struct C;\n").unwrap();
     std::fs::write(src.join("b.rs"), "use crate::a::A;\n").unwrap();
     let krate = Crate::read(src);
