@@ -8,9 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::req;
 use common::{
-    auth_req, joined, password_login, register, registered_session, server, spoof, user, Peer,
+    auth_req, joined, password_login, register, registered_session, req, server, spoof, user, Peer,
     Protected,
 };
 use proto::auth::{self, seal, SessionKeys};

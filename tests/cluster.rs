@@ -12,9 +12,8 @@ use common::cluster::{
     converge, login_when_free, metered_node, node, remote_in, remote_users, subscribed,
     wait_connected, CONVERGE, SECRET, TTL,
 };
-use common::req;
 use common::services::{free_udp_port, Redis};
-use common::{metric, metrics_page, user as login, wait_until, KillOnDrop, Peer};
+use common::{metric, metrics_page, req, user as login, wait_until, KillOnDrop, Peer};
 use proto::{code, Request};
 use udpchat::cluster::event::Signer;
 use udpchat::server::RunningServer;

@@ -8,9 +8,8 @@
 mod common;
 
 use common::cluster::{converge, knows, login_when_free, remote_in, subscribed};
-use common::req;
 use common::services::{Postgres, Redis};
-use common::{user as guest, Peer};
+use common::{req, user as guest, Peer};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;

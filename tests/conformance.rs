@@ -10,8 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::req;
-use common::{expect_all, in_channel, joined, server, server_and_user, server_with, user, Peer};
+use common::{
+    expect_all, in_channel, joined, req, server, server_and_user, server_with, user, Peer,
+};
 use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
@@ -92,10 +93,11 @@ fn request(c: u16, payload: &str) -> Vec<u8> {
     d
 }
 
-/// What an address nobody is logged in from is answered for a datagram of request code
-/// `c` with `payload` (`1 2 3 4 5`, which every parser of the table accepts, or nothing),
-/// on a server named `name` on `port`: to log in, but for the logins themselves, judged on
-/// what they carry (here, no valid nickname nor account), and DISCOVER.
+/// What an address nobody is logged in from is told for a datagram of request code `c`
+/// with `payload` (`1 2 3 4 5`, which every parser of the table accepts, or nothing) by a
+/// server named `name` on `port`: to log in, for every request but the logins themselves
+/// (judged on what they carry: here no valid nickname, no account) and DISCOVER (answered
+/// to anyone).
 fn stranger_answer(c: u16, payload: &str, name: &str, port: u16) -> (u16, String) {
     let error = |m: &str| (code::ERROR, m.to_string());
     match c {

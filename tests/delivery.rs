@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::req;
-use common::{joined, server, server_and_user, server_with, user, Peer};
+use common::{joined, req, server, server_and_user, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
 use udpchat::server::{BatchWindow, RunningServer};
 

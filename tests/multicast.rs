@@ -8,8 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::req;
-use common::{joined, password_login, register, server_with, user, Peer, WAIT};
+use common::{joined, password_login, register, req, server_with, user, Peer, WAIT};
 use proto::channel_data::{mac, verify, PROBE_INTERVAL};
 use proto::DISCOVERY_GROUP;
 use proto::{batch, channel_data, code, Event, Request};

@@ -6,8 +6,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::req;
-use common::{joined, metric, metrics_page, server_with, user, Peer};
+use common::{joined, metric, metrics_page, req, server_with, user, Peer};
 use proto::{code, Request};
 use udpchat::server::Limits;
 

@@ -8,9 +8,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::req;
 use common::{
-    auth_req, password_login, register, registered as account, registered_session, server,
+    auth_req, password_login, register, registered as account, registered_session, req, server,
     server_with, spoof, user, Peer, Protected,
 };
 use proto::auth::{self, Sealed};

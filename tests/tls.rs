@@ -8,9 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{converge, start_node, wait_connected};
-use common::req;
 use common::services::{Postgres, TestCa, TlsRedis};
-use common::{joined, password_login, user, Peer};
+use common::{joined, password_login, req, user, Peer};
 use proto::code;
 use udpchat::accounts::StoreKind;
 use udpchat::server::{RunningServer, Server, ServerConfig};
