@@ -192,14 +192,10 @@ fn metrics_count_events_and_events_per_datagram() {
         a.send(req::public(&format!("m{i}")));
     }
     // The ten messages come back together, as BATCH datagrams.
-    let mut buf = [0u8; 2048];
-    a.sock
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let mut events = 0;
     while events < 10 {
-        let n = a.sock.recv(&mut buf).unwrap();
-        events += udpchat_client::net::unpack(&buf[..n]).len();
+        let d = a.recv_raw_within(common::WAIT).expect("the messages");
+        events += udpchat_client::net::unpack(&d).len();
     }
     // LOGIN_ACK, CAPS_ACK, JOIN_ACK and the ten messages: 13 events, fewer datagrams.
     let deadline = Instant::now() + Duration::from_secs(5);
