@@ -8,17 +8,29 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, server, spoof, user, Peer};
+use common::{
+    auth_req, joined, password_login, register, registered_session, req, server, spoof, user, Peer,
+    Protected,
+};
 use proto::auth::{self, seal, SessionKeys};
 use proto::{code, Request};
+use udpchat::server::RunningServer;
+
+/// `listener`, a guest in Pets, and `ann`, who registered, logged in with the password and
+/// joined Pets too (the listener has been told): ann's socket and session.
+fn listener_and_protected_ann(s: &RunningServer) -> (Peer, Peer, Protected) {
+    let listener = joined(s, "listener", "Pets");
+    let (ann, mut keys) = registered_session(s, "ann", "pw");
+    keys.send(&ann, Request::Join { title: "Pets" });
+    assert_eq!(keys.recv(&ann).0, code::JOIN_ACK);
+    listener.expect(code::USER_JOINS, "Pets ann");
+    (listener, ann, keys)
+}
 
 #[test]
 fn a_registered_nickname_needs_its_password() {
     let s = server();
-    let ann = user(&s, "Ann");
-    assert_eq!(register(&ann, "correct horse"), "registered Ann");
-    ann.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of("ann").is_none());
+    common::registered(&s, "Ann", "correct horse");
 
     let other = Peer::new(&s);
     other.send(Request::Login { nick: "ann" });
@@ -31,7 +43,7 @@ fn a_registered_nickname_needs_its_password() {
         code::JOIN_ACK,
         "Pets 1 For our furry and feathered friends",
     );
-    keys.send(&other, Request::SendPublic { text: "hi" });
+    keys.send(&other, req::public("hi"));
     keys.expect(&other, code::PUBLIC_MSG, "Pets Ann hi");
 }
 
@@ -65,13 +77,11 @@ fn a_wrong_password_fails_on_the_client_and_guessing_is_limited() {
 #[test]
 fn a_guest_that_registers_and_logs_in_keeps_its_channels() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.join("Pets");
+    let ann = joined(&s, "ann", "Pets");
     register(&ann, "pw");
     let mut keys = password_login(&ann, "ann", "pw");
     keys.send(&ann, Request::ListUsers);
-    let (c, item) = keys.recv(&ann);
-    assert_eq!(c, code::USER_ITEM);
+    let item = keys.recv_code(&ann, code::USER_ITEM);
     assert!(item.ends_with(" Pets"), "{item}");
 }
 
@@ -116,37 +126,22 @@ fn changing_and_deleting_the_password_need_the_password_session() {
 #[test]
 fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.expect(code::USER_JOINS, "Pets ann");
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
 
     // A plain datagram from ann's own address: not acted on.
-    ann.send(Request::SendPublic { text: "plain" });
+    ann.send(req::public("plain"));
     // A sealed one under another key: not acted on.
     let wrong = SessionKeys::derive(&[9u8; 64]);
-    let mut forged = seal(
-        &wrong,
-        2,
-        &Request::SendPublic { text: "badmac" }.to_bytes(),
-    );
+    let mut forged = seal(&wrong, 2, &req::public("badmac").to_bytes());
     forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     ann.send_raw(&forged);
     // A genuine one, then its replay: acted on once.
-    let genuine = keys.send(&ann, Request::SendPublic { text: "once" });
+    let genuine = keys.send(&ann, req::public("once"));
     listener.expect(code::PUBLIC_MSG, "Pets ann once");
     ann.send_raw(&genuine);
     // A stale counter, far behind the window: not acted on.
     ann.send_raw(&seal(&keys.keys, 500, &Request::StillHere.to_bytes()));
-    ann.send_raw(&seal(
-        &keys.keys,
-        3,
-        &Request::SendPublic { text: "stale" }.to_bytes(),
-    ));
+    ann.send_raw(&seal(&keys.keys, 3, &req::public("stale").to_bytes()));
     listener.expect_nothing();
     assert!(s.state().auth_rejected() >= 4);
 }
@@ -154,24 +149,17 @@ fn forged_mac_replays_and_plain_datagrams_do_not_speak_for_a_protected_user() {
 #[test]
 fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.recv();
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
     // A new socket stands for ann behind a NAT that changed her port.
     let moved = Peer::new(&s);
     let bad = SessionKeys::derive(&[3u8; 64]);
-    let mut forged = seal(&bad, 90, &Request::SendPublic { text: "x" }.to_bytes());
+    let mut forged = seal(&bad, 90, &req::public("x").to_bytes());
     forged[2..10].copy_from_slice(&keys.keys.id.to_be_bytes());
     moved.send_raw(&forged);
     moved.expect_no_datagram();
 
     // A genuine datagram from the new address is acted on for ann where she is...
-    keys.send(&moved, Request::SendPublic { text: "from new" });
+    keys.send(&moved, req::public("from new"));
     listener.expect(code::PUBLIC_MSG, "Pets ann from new");
     keys.expect(&ann, code::PUBLIC_MSG, "Pets ann from new");
     // ...and the new address gets only a sealed challenge.
@@ -184,13 +172,13 @@ fn a_session_moves_only_once_its_new_address_answers_a_challenge() {
             data: "0000000000000000",
         },
     );
-    listener.send(Request::SendPublic { text: "still old" });
+    listener.send(req::public("still old"));
     listener.recv();
     keys.expect(&ann, code::PUBLIC_MSG, "Pets listener still old");
     // The right one, from the new address, moves the session there.
     keys.send(&moved, Request::PathResponse { data: &data });
     common::wait_until(|| s.state().address_of("ann") == Some(moved.addr()));
-    listener.send(Request::SendPublic { text: "to new" });
+    listener.send(req::public("to new"));
     listener.recv();
     keys.expect(&moved, code::PUBLIC_MSG, "Pets listener to new");
     ann.expect_no_datagram();
@@ -215,8 +203,7 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
     ann.expect_nothing();
     let start = auth::register_start("pw");
     ann.send_raw(&start.datagram);
-    let (c, response) = ann.recv();
-    assert_eq!(c, code::REGISTER_RESP);
+    let response = ann.recv_code(code::REGISTER_RESP);
     let cookie = response.split_once(' ').unwrap().1;
     for upload in ["AAAA".to_string(), "A".repeat(300)] {
         ann.send_code(code::REGISTER_UPLOAD, &format!("{upload} {cookie}"));
@@ -248,9 +235,7 @@ fn malformed_authentication_messages_get_errors_and_the_server_keeps_serving() {
 fn a_hot_list_is_kept_with_the_account() {
     let s = server();
     let _bob = user(&s, "bob");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
+    let (ann, mut keys) = registered_session(&s, "ann", "pw");
     keys.send(&ann, Request::Watch { nicks: "bob" });
     keys.expect(&ann, code::USER_ONLINE, "bob");
     keys.send(&ann, Request::Logoff);
@@ -263,13 +248,9 @@ fn a_hot_list_is_kept_with_the_account() {
 #[test]
 fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     let s = server();
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let guest = user(&s, "guest");
-    guest.join("Pets");
-    listener.recv();
+    let [listener, guest] = common::in_channel(&s, "Pets", ["listener", "guest"]);
     // The forgery works at all: a guest can be impersonated (the classic protocol's hole).
-    let forged = Request::SendPublic { text: "forged" }.to_bytes();
+    let forged = req::public("forged").to_bytes();
     assert!(
         spoof(guest.addr(), s.addr(), &forged),
         "raw sockets need root; the tests run as root"
@@ -277,19 +258,13 @@ fn forged_source_addresses_act_for_guests_but_never_for_protected_users() {
     listener.expect(code::PUBLIC_MSG, "Pets guest forged");
     guest.expect(code::PUBLIC_MSG, "Pets guest forged");
 
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
+    let (ann, mut keys) = registered_session(&s, "ann", "pw");
     keys.send(&ann, Request::Join { title: "Pets" });
     keys.recv(&ann);
     listener.recv();
     guest.recv();
     assert!(spoof(ann.addr(), s.addr(), &forged));
-    let captured = seal(
-        &keys.keys,
-        1,
-        &Request::SendPublic { text: "replayed" }.to_bytes(),
-    );
+    let captured = seal(&keys.keys, 1, &req::public("replayed").to_bytes());
     assert!(spoof(ann.addr(), s.addr(), &captured));
     listener.expect_nothing();
     guest.expect_nothing();
@@ -374,22 +349,12 @@ fn accounts_survive_kill_9_and_the_database_stays_sound() {
 #[test]
 fn a_session_moving_between_addresses_stays_consistent_with_many_workers() {
     let s = common::server_with(|c| c.workers = 4);
-    let listener = user(&s, "listener");
-    listener.join("Pets");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut keys = password_login(&ann, "ann", "pw");
-    keys.send(&ann, Request::Join { title: "Pets" });
-    keys.recv(&ann);
-    listener.recv();
+    let (listener, ann, mut keys) = listener_and_protected_ann(&s);
     let other = Peer::new(&s);
     let sockets = [&ann, &other];
     for n in 2..42u64 {
         let text = format!("message {n}");
-        keys.send(
-            sockets[(n % 2) as usize],
-            Request::SendPublic { text: &text },
-        );
+        keys.send(sockets[(n % 2) as usize], req::public(&text));
     }
     for n in 2..42u64 {
         listener.expect(code::PUBLIC_MSG, &format!("Pets ann message {n}"));

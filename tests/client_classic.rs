@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::pty::Pty;
+use common::script::Scripted;
 use proto::{code, encode_raw, Request};
 
 /// The client, with its settings, history and pinned server keys in a folder of its own
@@ -26,6 +27,20 @@ fn client_command(port: u16) -> Command {
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_STATE_HOME", home.join("state"));
     cmd
+}
+
+/// The client as `ann` from pipes, fed `script` to its end (it must exit with success);
+/// everything it printed.
+fn script_output(port: u16, script: &str) -> String {
+    let mut cmd = client_command(port);
+    cmd.args(["--nick", "ann"]);
+    let mut client = Scripted::spawn(cmd);
+    client.send(script);
+    client
+        .finish_ok()
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The client in line mode on a dumb terminal.
@@ -54,13 +69,7 @@ fn classic_session(p: &mut Pty, server_has_bob: &dyn Fn()) {
     expect_line(p, "trying to log in (1)...");
     expect_line(p, "\tLog in successful. Welcome ann.");
     p.line("/channels");
-    for line in [
-        "\t[CurrentEvents]     Discussion of current events            0 users",
-        "\t[Weather]           Talk about the weather                  0 users",
-        "\t[Gardening]         For those with the green thumb          0 users",
-        "\t[Hobbies]           For hobbyists of all types              0 users",
-        "\t[Pets]              For our furry and feathered friends     0 users",
-    ] {
+    for line in common::CHANNEL_LINES {
         expect_line(p, line);
     }
     p.line("/join Pets");
@@ -76,8 +85,7 @@ fn classic_session(p: &mut Pty, server_has_bob: &dyn Fn()) {
     expect_line(p, "\t-> bob: psst");
     p.line("/part");
     expect_line(p, "\tYou have left the Pets Channel");
-    p.line("/quit");
-    assert_eq!(p.exit_code(), Some(0));
+    p.quit();
     // A dumb terminal gets no escape sequences at all.
     assert!(!p.raw().contains('\u{1b}'), "{:?}", p.raw());
     // The part-4 request the client makes after login never shows as an error.
@@ -133,8 +141,7 @@ fn reconnects_to_a_part_1_server_from_please_log_in_alone() {
     expect_line(&p, "\tann [Weather]: still here");
     // Nothing of the reconnect showed as an error.
     assert!(!p.raw().contains("ERROR"), "{:?}", p.raw());
-    p.line("/quit");
-    assert_eq!(p.exit_code(), Some(0));
+    p.quit();
 }
 
 #[test]
@@ -160,21 +167,7 @@ fn passwords_are_never_echoed_and_three_wrong_ones_say_so() {
     let server = common::server();
     let port = server.addr().port();
     // ann registers from a script.
-    let out = client_command(port)
-        .args(["--nick", "ann"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = out.stdin.as_ref().unwrap();
-        stdin
-            .write_all(b"/register\nright horse\nright horse\n")
-            .unwrap();
-    }
-    let output = out.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = script_output(port, "/register\nright horse\nright horse\n");
     assert!(text.contains("\tNickname ann is registered."), "{text}");
 
     // On a terminal (which echoes), the password prompt does not.
@@ -220,8 +213,7 @@ fn passwords_are_never_echoed_and_three_wrong_ones_say_so() {
     });
     let raw = p.raw();
     assert!(!raw.contains("horse"), "a password was echoed: {raw:?}");
-    p.line("/quit");
-    assert_eq!(p.exit_code(), Some(0));
+    p.quit();
     server.shutdown().unwrap();
 }
 
@@ -229,32 +221,14 @@ fn passwords_are_never_echoed_and_three_wrong_ones_say_so() {
 fn no_password_line_is_ever_sent_as_a_message() {
     let server = common::server();
     let port = server.addr().port();
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     // A script registers, then changes the password the way people got it wrong with the
     // old client: the new one only, as if it asked for no current password; then the old
     // and the new password come once more, at the chat prompt.
     let script = "/join Pets\n/register\nold secret\nold secret\n\
                   /passwd\nnew secret\nnew secret\nnew secret\n\
                   old secret\nnew secret\nvisible line\n";
-    let mut child = client_command(port)
-        .args(["--nick", "ann"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
+    let text = script_output(port, script);
     assert!(text.contains("\tNickname ann is registered."), "{text}");
     assert!(text.contains("Too many wrong passwords."), "{text}");
     assert!(
@@ -276,23 +250,10 @@ fn no_password_line_is_ever_sent_as_a_message() {
 #[test]
 fn feedback_for_part_and_a_first_message_without_a_channel() {
     let server = common::server();
-    let mut child = client_command(server.addr().port())
-        .args(["--nick", "ann"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"hello?\n/part Weather\n/join Pets\n/part weather\n")
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = script_output(
+        server.addr().port(),
+        "hello?\n/part Weather\n/join Pets\n/part weather\n",
+    );
     assert!(text.contains("\t** ERROR: no current channel **\n\tJoin a channel first: /channels lists them, /join TITLE joins one.\n"), "{text}");
     assert_eq!(
         text.matches("\tYou are not in Weather.\n").count(),

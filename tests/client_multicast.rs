@@ -6,97 +6,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crossbeam_channel::Receiver;
+use common::req;
+use common::script::Scripted;
 use udpchat::multicast::MulticastConfig;
 use udpchat::server::RunningServer;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Client {
-    fn start(args: &[&str]) -> Client {
-        let mut child = Command::new(common::bin("chat-client"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn chat-client");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = crossbeam_channel::unbounded();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Client {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn to(s: &RunningServer, nick: &str, extra: &[&str]) -> Client {
-        let port = s.addr().port().to_string();
-        let mut args = vec!["127.0.0.1", port.as_str(), "--nick", nick];
-        args.extend_from_slice(extra);
-        Client::start(&args)
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits for a line that `pred` accepts; returns it.
-    #[track_caller]
-    fn expect_match(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.lines.recv_deadline(deadline) {
-                Ok(got) => {
-                    self.seen.push(got.clone());
-                    if pred(&got) {
-                        return got;
-                    }
-                }
-                Err(_) => panic!("no line {what}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    #[track_caller]
-    fn expect_line(&mut self, line: &str) {
-        self.expect_match(line, |l| l == line);
-    }
-
-    /// Ends input, waits for the client to exit, returns every line it printed.
-    fn finish(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + TIMEOUT;
-        while let Ok(line) = self.lines.recv_deadline(deadline) {
-            self.seen.push(line);
-        }
-        let _ = self.child.wait();
-        self.seen
-    }
+/// `chat-client` for `s` as `nick`, with `extra` arguments.
+fn client(s: &RunningServer, nick: &str, extra: &[&str]) -> Scripted {
+    let mut args = vec!["--nick", nick];
+    args.extend_from_slice(extra);
+    Scripted::start(s.addr().port(), &args)
 }
 
 /// Waits until `n` members of `title` hear it on its group.
@@ -111,30 +32,30 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
     let s = common::server_with(|c| {
         c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
     });
-    let mut ann = Client::to(&s, "ann", &[]);
-    ann.send("/join Pets");
+    let mut ann = client(&s, "ann", &[]);
+    ann.line("/join Pets");
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
     wait_confirmed(&s, "Pets", 1);
-    let mut bob = Client::to(&s, "bob", &[]);
-    bob.send("/join Pets");
+    let mut bob = client(&s, "bob", &[]);
+    bob.line("/join Pets");
     bob.expect_line("\tWelcome to the Pets Channel (2 users)");
     ann.expect_line("\t<bob has entered Pets>");
     wait_confirmed(&s, "Pets", 2);
-    let mut old = Client::to(&s, "old", &["--no-multicast"]);
-    old.send("/join Pets");
+    let mut old = client(&s, "old", &["--no-multicast"]);
+    old.line("/join Pets");
     old.expect_line("\tWelcome to the Pets Channel (3 users)");
     ann.expect_line("\t<old has entered Pets>");
     bob.expect_line("\t<old has entered Pets>");
-    bob.send("hello");
+    bob.line("hello");
     for c in [&mut ann, &mut bob, &mut old] {
         c.expect_line("\tbob [Pets]: hello");
     }
-    old.send("hi from the past");
+    old.line("hi from the past");
     for c in [&mut ann, &mut bob, &mut old] {
         c.expect_line("\told [Pets]: hi from the past");
     }
-    ann.send("/status");
-    let line = ann.expect_match("Pets status", |l| l.starts_with("\tPets: "));
+    ann.line("/status");
+    let line = ann.expect_prefix("\tPets: ");
     assert!(
         line.starts_with("\tPets: by multicast on group 239.77.0."),
         "{line}"
@@ -142,14 +63,14 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
     ann.expect_match("drops", |l| {
         l == "\tGroup datagrams dropped: 0 (bad tag 0, old sequence 0, malformed 0)"
     });
-    old.send("/status");
+    old.line("/status");
     old.expect_line("\tMulticast: not asked for (--no-multicast)");
     old.expect_line("\tPets: by unicast");
-    old.send("/part");
+    old.line("/part");
     ann.expect_line("\t<old has left Pets>");
-    bob.send("/part");
+    bob.line("/part");
     ann.expect_line("\t<bob has left Pets>");
-    let ann_lines = ann.finish();
+    let ann_lines = ann.finish_ok();
     for line in [
         "\t<bob has entered Pets>",
         "\tbob [Pets]: hello",
@@ -160,12 +81,12 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
         let n = ann_lines.iter().filter(|l| *l == line).count();
         assert_eq!(n, 1, "{line:?} shown {n} times: {ann_lines:#?}");
     }
-    let bob_lines = bob.finish();
+    let bob_lines = bob.finish_ok();
     assert!(
         !bob_lines.iter().any(|l| l.contains("bob has")),
         "nobody is told of their own coming and going: {bob_lines:#?}"
     );
-    old.finish();
+    old.finish_ok();
 }
 
 #[test]
@@ -175,12 +96,12 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
     };
     let s = common::server_with(mcast);
     let addr = s.addr();
-    let mut ann = Client::to(
+    let mut ann = client(
         &s,
         "ann",
         &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
     );
-    ann.send("/join Pets");
+    ann.line("/join Pets");
     ann.expect_line("\tWelcome to the Pets Channel (1 users)");
     wait_confirmed(&s, "Pets", 1);
     s.shutdown().unwrap();
@@ -192,17 +113,14 @@ fn after_a_restart_the_client_asks_for_multicast_again_and_hears_the_new_group()
     });
     ann.expect_line("** connection to server restored **");
     wait_confirmed(&s, "Pets", 1);
-    let bob = common::user(&s, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&s, "bob", "Pets");
     ann.expect_line("\t<bob has entered Pets>");
-    bob.send(proto::Request::SendPublic {
-        text: "welcome back",
-    });
+    bob.send(req::public("welcome back"));
     ann.expect_line("\tbob [Pets]: welcome back");
-    ann.send("/status");
-    let line = ann.expect_match("Pets status", |l| l.starts_with("\tPets: "));
+    ann.line("/status");
+    let line = ann.expect_prefix("\tPets: ");
     assert!(line.starts_with("\tPets: by multicast on group "), "{line}");
-    let lines = ann.finish();
+    let lines = ann.finish_ok();
     let n = lines
         .iter()
         .filter(|l| *l == "\tbob [Pets]: welcome back")

@@ -8,7 +8,8 @@ mod common;
 
 use std::process::Command;
 
-use proto::{code, Request};
+use common::req;
+use proto::code;
 use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
 use udpchat::server::RunningServer;
@@ -80,6 +81,20 @@ fn expect_exit(p: &mut PtySession, status: i32) {
     }
 }
 
+/// `ann`'s client on `server`, once it says she is logged in.
+fn ann_logged_in(server: &RunningServer) -> PtySession {
+    let mut ann = client(server, Some("ann"));
+    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    ann
+}
+
+/// Types `line` in `p` and waits until it shows `shown` as a whole line.
+#[track_caller]
+fn types(p: &mut PtySession, line: &str, shown: &str) {
+    p.send_line(line).unwrap();
+    expect_line(p, shown);
+}
+
 fn login_as(p: &mut PtySession, nick: &str) {
     p.exp_string("Your nickname: ").unwrap();
     p.send_line(nick).unwrap();
@@ -96,24 +111,23 @@ fn two_people_chat() {
     expect_line(&mut bob, "\tLog in successful. Welcome bob.");
 
     ann.send_line("/channels").unwrap();
-    for line in [
-        "\t[CurrentEvents]     Discussion of current events            0 users",
-        "\t[Weather]           Talk about the weather                  0 users",
-        "\t[Gardening]         For those with the green thumb          0 users",
-        "\t[Hobbies]           For hobbyists of all types              0 users",
-        "\t[Pets]              For our furry and feathered friends     0 users",
-    ] {
+    for line in common::CHANNEL_LINES {
         expect_line(&mut ann, line);
     }
 
-    ann.send_line("/join Pets").unwrap();
-    expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
-    bob.send_line("/join pets").unwrap();
-    expect_line(&mut bob, "\tWelcome to the Pets Channel (2 users)");
+    types(
+        &mut ann,
+        "/join Pets",
+        "\tWelcome to the Pets Channel (1 users)",
+    );
+    types(
+        &mut bob,
+        "/join pets",
+        "\tWelcome to the Pets Channel (2 users)",
+    );
     expect_line(&mut ann, "\t<bob has entered Pets>");
 
-    bob.send_line("hi ann").unwrap();
-    expect_line(&mut bob, "\tbob [Pets]: hi ann");
+    types(&mut bob, "hi ann", "\tbob [Pets]: hi ann");
     expect_line(&mut ann, "\tbob [Pets]: hi ann");
 
     // A message arriving while ann types shows above her line, which survives intact.
@@ -137,16 +151,16 @@ fn two_people_chat() {
     ann.send_line("/private bob psst, only you").unwrap();
     expect_line(&mut bob, "\tann [**private**]: psst, only you");
 
-    ann.send_line("/watch bob").unwrap();
-    expect_line(&mut ann, "\t<bob is online>");
+    types(&mut ann, "/watch bob", "\t<bob is online>");
 
-    bob.send_line("/frob x").unwrap();
-    expect_line(&mut bob, "\t/frob: unknown command");
-    bob.send_line("/join Atlantis").unwrap();
-    expect_line(&mut bob, "\t** ERROR: no channel named Atlantis **");
+    types(&mut bob, "/frob x", "\t/frob: unknown command");
+    types(
+        &mut bob,
+        "/join Atlantis",
+        "\t** ERROR: no channel named Atlantis **",
+    );
 
-    bob.send_line("/part").unwrap();
-    expect_line(&mut bob, "\tYou have left the Pets Channel");
+    types(&mut bob, "/part", "\tYou have left the Pets Channel");
     expect_line(&mut ann, "\t<bob has left Pets>");
 
     bob.send_line("/quit").unwrap();
@@ -157,11 +171,7 @@ fn two_people_chat() {
     ann.send_control('d').unwrap();
     expect_exit(&mut ann, 0);
     // The server handles LOGOFF on its own threads: give it a moment.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while server.state().user_count() != 0 {
-        assert!(std::time::Instant::now() < deadline, "ann never logged off");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_no_users(&server);
     server.shutdown().unwrap();
 }
 
@@ -174,16 +184,14 @@ fn p_refuses_spaces(p: &mut PtySession) {
 #[test]
 fn escape_sequences_from_the_network_arrive_defused() {
     let server = common::server();
-    let mut ann = client(&server, Some("ann"));
-    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    let mut ann = ann_logged_in(&server);
     ann.send_line("/join Pets").unwrap();
     expect_line(&mut ann, "\tWelcome to the Pets Channel (1 users)");
 
-    let mallory = common::user(&server, "mallory");
-    mallory.join("Pets");
-    mallory.send(Request::SendPublic {
-        text: "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
-    });
+    let mallory = common::joined(&server, "mallory", "Pets");
+    mallory.send(req::public(
+        "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31mred\r\u{8}",
+    ));
     // Everything ann's terminal got up to the message: no raw escape from mallory in it.
     let before = ann
         .exp_string("\tmallory [Pets]: ^[[2J^[]0;owned^G<U+009B>31mred^M^H\r\n")
@@ -210,8 +218,7 @@ fn escape_sequences_from_the_network_arrive_defused() {
 #[test]
 fn passwords_are_asked_twice_without_echo_and_never_shown() {
     let server = common::server();
-    let mut ann = client(&server, Some("ann"));
-    expect_line(&mut ann, "\tLog in successful. Welcome ann.");
+    let mut ann = ann_logged_in(&server);
     ann.exp_string("> ").unwrap();
     ann.send_line("/register").unwrap();
     ann.exp_string("New password: ").unwrap();
@@ -279,8 +286,7 @@ fn pastes_in_line_mode_go_line_by_line() {
     ann.wait_raw("Log in successful. Welcome ann.");
     ann.line("/join Pets");
     ann.wait_raw("Welcome to the Pets Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_raw("<bob has entered Pets>");
     // Three lines at once, no paste marks: three messages, not one.
     ann.send("one\rtwo\rthree\r");
@@ -289,14 +295,13 @@ fn pastes_in_line_mode_go_line_by_line() {
         ["Pets ann one", "Pets ann two", "Pets ann three"]
     );
     // A bracketed paste of six lines asks first.
-    ann.send("\u{1b}[200~1\n2\n3\n4\n5\n6\u{1b}[201~");
+    ann.paste(&["1", "2", "3", "4", "5", "6"]);
     ann.wait_raw("Send these 6 lines? [y/N] ");
     ann.line("n");
     ann.wait_raw("\tNot sent.");
     ann.line("after");
     assert_eq!(publics(&bob, 1), ["Pets ann after"]);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
@@ -340,12 +345,10 @@ fn a_password_session_asks_the_password_again_after_a_restart() {
     ann.wait_raw("Password for ann: ");
     ann.line("tulip garden");
     ann.wait_raw("** connection to server restored **");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.line("hello again");
     assert_eq!(publics(&bob, 1), ["Pets ann hello again"]);
     assert!(!ann.raw().contains("tulip"), "the password was echoed");
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }

@@ -4,143 +4,52 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::UdpSocket;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use common::req;
+use common::script::{run_script, Scripted, TIMEOUT};
+use common::wait_no_users as expect_no_users;
 use proto::{Request, DEFAULT_MAX_DATAGRAM};
 use udpchat::server::RunningServer;
 use udpchat_client::command::HELP;
 
-/// The longest any one wait in these tests lasts.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A client whose standard input and output are pipes.
-struct Scripted {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    /// Where the client pins server keys (its own file: servers here come and go on
-    /// recycled ports, with new keys).
-    _pins: tempfile::TempDir,
+/// `ann`'s client on `server`, once it says she is logged in.
+fn ann_on(server: &RunningServer) -> Scripted {
+    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann
 }
 
-impl Scripted {
-    fn start(port: u16, args: &[&str]) -> Scripted {
-        let pins = tempfile::tempdir().unwrap();
-        let mut child = Command::new(common::bin("chat-client"))
-            .arg("127.0.0.1")
-            .arg(port.to_string())
-            .args(args)
-            .arg("--known-servers")
-            .arg(pins.path().join("known_servers"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn chat-client");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = crossbeam_channel::unbounded();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Scripted {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            _pins: pins,
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits for `line` exactly, keeping every line seen on the way.
-    #[track_caller]
-    fn expect_line(&mut self, line: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.lines.recv_deadline(deadline) {
-                Ok(got) => {
-                    let found = got == line;
-                    self.seen.push(got);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no line {line:?}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Waits for a line starting with `prefix`.
-    #[track_caller]
-    fn expect_prefix(&mut self, prefix: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.lines.recv_deadline(deadline) {
-                Ok(got) => {
-                    let found = got.starts_with(prefix);
-                    self.seen.push(got);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no line starting {prefix:?}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Closes standard input and waits for the exit; returns the status and all output.
-    fn finish(mut self) -> (ExitStatus, Vec<String>) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("client did not exit; output so far {:#?}", self.seen);
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The reader thread ends at end of output; collect what it has left.
-        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
-            self.seen.push(line);
-        }
-        (status, self.seen)
-    }
+/// `ann`'s client on `server`, once she is in Pets, alone.
+fn ann_in_pets(server: &RunningServer) -> Scripted {
+    let mut ann = ann_on(server);
+    ann.send("/join Pets\n");
+    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    ann
 }
 
-fn run_script(port: u16, args: &[&str], script: &str) -> (ExitStatus, Vec<String>) {
-    let mut client = Scripted::start(port, args);
-    client.send(script);
-    client.finish()
-}
-
-/// Waits until the server has no user left (LOGOFF is handled asynchronously).
+/// Asserts that the lines of `lines` starting with `prefix` (a history line's, a kept
+/// message's) are as many as `ends`, in order, each ending with its own.
 #[track_caller]
-fn expect_no_users(server: &RunningServer) {
-    let deadline = Instant::now() + TIMEOUT;
-    while server.state().user_count() != 0 {
-        assert!(Instant::now() < deadline, "the client never logged off");
-        thread::sleep(Duration::from_millis(20));
+fn shown_as(lines: &[String], prefix: &str, ends: &[&str]) {
+    let shown: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(shown.len(), ends.len(), "{lines:#?}");
+    for (line, end) in shown.iter().zip(ends) {
+        assert!(line.ends_with(end), "{line:?} does not end with {end:?}");
     }
+}
+
+/// Asserts that no line of `lines` holds `text`.
+#[track_caller]
+fn never_shown(lines: &[String], text: &str) {
+    assert!(
+        lines.iter().all(|l| !l.contains(text)),
+        "{text:?} was shown: {lines:#?}"
+    );
 }
 
 #[test]
@@ -153,23 +62,20 @@ fn scripted_session_shows_answers_and_logs_off_at_end_of_input() {
     assert!(status.success(), "{status:?} {lines:#?}");
     assert_eq!(lines[0], "trying to log in (1)...");
     assert_eq!(lines[1], "\tLog in successful. Welcome ann.");
-    let mut expected: Vec<String> = [
-        "\t[CurrentEvents]     Discussion of current events            0 users",
-        "\t[Weather]           Talk about the weather                  0 users",
-        "\t[Gardening]         For those with the green thumb          0 users",
-        "\t[Hobbies]           For hobbyists of all types              0 users",
-        "\t[Pets]              For our furry and feathered friends     0 users",
-        "\tWelcome to the Pets Channel (1 users)",
-        "\tann [Pets]: hello  there",
-        "\t/frob: unknown command",
-        "\tUsage: /join TITLE",
-        "\t-> ann: note to self",
-        "\tann [**private**]: note to self",
-        "\t<ann is online>",
-        "\tYou have left the Pets Channel",
-    ]
-    .map(String::from)
-    .into();
+    let mut expected: Vec<String> = common::CHANNEL_LINES.map(String::from).into();
+    expected.extend(
+        [
+            "\tWelcome to the Pets Channel (1 users)",
+            "\tann [Pets]: hello  there",
+            "\t/frob: unknown command",
+            "\tUsage: /join TITLE",
+            "\t-> ann: note to self",
+            "\tann [**private**]: note to self",
+            "\t<ann is online>",
+            "\tYou have left the Pets Channel",
+        ]
+        .map(String::from),
+    );
     expected.extend(HELP.iter().map(|l| format!("\t{l}")));
     let mut rest: Vec<&str> = lines[2..].iter().map(String::as_str).collect();
     // Time online is whole seconds and may tick over on a slow machine.
@@ -259,49 +165,47 @@ fn refused_nicknames_are_asked_again() {
 #[test]
 fn escape_sequences_arrive_defused_in_scripted_output() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
-    let mallory = common::user(&server, "mallory");
-    mallory.join("Pets");
-    mallory.send(Request::SendPublic {
-        text: "\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}",
-    });
+    let mut ann = ann_in_pets(&server);
+    let mallory = common::joined(&server, "mallory", "Pets");
+    mallory.send(req::public("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}"));
     ann.expect_line("\tmallory [Pets]: ^[[31mred^[[0m ^[]0;title^G");
-    let (status, lines) = ann.finish();
-    assert!(status.success());
-    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:#?}");
+    let lines = ann.finish_ok();
+    never_shown(&lines, "\u{1b}");
     server.shutdown().unwrap();
 }
 
 #[test]
 fn sigterm_logs_off() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let ann = ann_on(&server);
     assert_eq!(server.state().user_count(), 1);
-    common::signal(ann.child.id(), common::Signal::SIGTERM);
+    common::signal(ann.pid(), common::Signal::SIGTERM);
     expect_no_users(&server);
     let (status, _) = ann.finish();
     assert_eq!(status.code(), Some(128 + common::Signal::SIGTERM as i32));
     server.shutdown().unwrap();
 }
 
+/// Client `ann` on `port`, logged in as a guest, that registers its nickname with
+/// `password` (asked twice, from the script here) and then logs in with it at once, so its
+/// session is protected.
+fn registering(port: u16, password: &str) -> Scripted {
+    let mut ann = Scripted::start(port, &["--nick", "ann"]);
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann.send(&format!("/register\n{password}\n{password}\n"));
+    ann.expect_line("\tNickname ann is registered.");
+    ann.expect_line("\tLog in successful. Welcome ann.");
+    ann
+}
+
 #[test]
 fn register_then_log_in_with_the_password_and_stay_protected() {
     let server = common::server();
     let port = server.addr().port();
-    // A guest registers its nickname: the password is asked twice (from the script here).
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\nsecret words\nsecret words\n");
-    ann.expect_line("\tNickname ann is registered.");
-    // Then it logs in with the password at once, so its session is protected.
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = registering(port, "secret words");
     ann.send("/join Pets\nprotected hello\n");
     ann.expect_line("\tann [Pets]: protected hello");
-    let (status, _) = ann.finish();
-    assert!(status.success());
+    ann.finish_ok();
     expect_no_users(&server);
 
     // Later the nickname asks for the password; a wrong one is refused, the right one works.
@@ -319,8 +223,7 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
     again.expect_line("\tNot deleted: that is not your nickname.");
     again.send("/unregister\nann\n");
     again.expect_line("\tNickname ann is no longer registered.");
-    let (status, _) = again.finish();
-    assert!(status.success());
+    again.finish_ok();
     assert!(
         server.state().auth_rejected() == 0,
         "the client sealed every datagram of its session"
@@ -331,8 +234,7 @@ fn register_then_log_in_with_the_password_and_stay_protected() {
 fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     let server = common::server();
     let port = server.addr().port();
-    let bob = common::user(&server, "bob");
-    bob.join("Weather");
+    let bob = common::joined(&server, "bob", "Weather");
     let mut ann = Scripted::start(port, &["--nick", "ann"]);
     ann.send("/join Pets\n/join Weather\n/nick annie\n");
     ann.expect_line("\tYou are now known as annie.");
@@ -354,9 +256,7 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
         .ends_with(") Channels: Weather Pets"));
     ann.send("/ignore bob\n");
     ann.expect_line("\tIgnoring bob.");
-    bob.send(Request::SendPublic {
-        text: "can you hear me?",
-    });
+    bob.send(req::public("can you hear me?"));
     // Once bob has his own copy, ann's went out before anything ann asks for next.
     loop {
         let (c, p) = bob.recv();
@@ -369,14 +269,9 @@ fn nick_changes_name_and_keeps_the_channels_and_ignore_hides_messages() {
     ann.expect_prefix("\tbob             (on ");
     ann.send("/unignore bob\n");
     ann.expect_line("\tNo longer ignoring bob.");
-    bob.send(Request::SendPublic { text: "and now?" });
+    bob.send(req::public("and now?"));
     ann.expect_line("\tbob [Weather]: and now?");
-    let (status, lines) = ann.finish();
-    assert!(status.success());
-    assert!(
-        !lines.iter().any(|l| l.contains("can you hear me")),
-        "{lines:#?}"
-    );
+    never_shown(&ann.finish_ok(), "can you hear me");
     server.shutdown().unwrap();
 }
 
@@ -481,13 +376,7 @@ fn lossy_relay(server: std::net::SocketAddr) -> u16 {
 fn a_lost_login_ack_does_not_strand_a_password_login() {
     let server = common::server();
     let port = server.addr().port();
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\npw\npw\n");
-    ann.expect_line("\tNickname ann is registered.");
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    let (status, _) = ann.finish();
-    assert!(status.success());
+    registering(port, "pw").finish_ok();
     expect_no_users(&server);
     // Through a relay that loses the LOGIN_ACK: the client asks again, sealed, and is in.
     let relay = lossy_relay(server.addr());
@@ -497,19 +386,14 @@ fn a_lost_login_ack_does_not_strand_a_password_login() {
     again.expect_line("\tLog in successful. Welcome ann.");
     again.send("/join Pets\nstill here\n");
     again.expect_line("\tann [Pets]: still here");
-    let (status, _) = again.finish();
-    assert!(status.success());
+    again.finish_ok();
 }
 
 #[test]
 fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     let server = common::server();
     let port = server.addr().port();
-    let mut ann = Scripted::start(port, &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
-    ann.send("/register\npw\npw\n");
-    ann.expect_line("\tNickname ann is registered.");
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = registering(port, "pw");
     let addr = server.state().address_of("ann").unwrap();
     // Forged from the server's address: a private message and an error.
     let mut forged = proto::code::PRIVATE_MSG.to_be_bytes().to_vec();
@@ -520,36 +404,27 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
     assert!(common::spoof(server.addr(), addr, &error));
     // The genuine one, from bob, sealed by the server.
     let bob = common::user(&server, "bob");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "genuine",
-    });
+    bob.send(req::private("ann", "genuine"));
     ann.expect_line("\tbob [**private**]: genuine");
-    let (status, seen) = ann.finish();
-    assert!(status.success());
-    assert!(
-        !seen.iter().any(|l| l.contains("FORGED")),
-        "a forgery was shown: {seen:#?}"
-    );
+    // No forgery was shown.
+    never_shown(&ann.finish_ok(), "FORGED");
 }
 
 #[test]
 fn community_commands_show_as_sentences() {
     let server = common::server();
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.expect_line("\tLog in successful. Welcome ann.");
+    let mut ann = ann_on(&server);
     ann.send("/create Den a cozy place\n");
     ann.expect_line("\t<ann created Den (temporary): a cozy place>");
     ann.expect_line("\tWelcome to the Den Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Den");
+    let bob = common::joined(&server, "bob", "Den");
     ann.expect_line("\t<bob has entered Den>");
     ann.send("/topic Den warm and cozy\n/mode Den +m\n/voice Den bob\n/mode Den\n");
     ann.expect_line("\t<ann set the topic of Den: warm and cozy>");
     ann.expect_line("\t<ann set mode +m on Den>");
     ann.expect_line("\t<ann set mode +v bob on Den>");
     ann.expect_line("\t[Den] modes +mt, no member limit, founded by ann");
-    bob.send(Request::SendPublic { text: "thanks" });
+    bob.send(req::public("thanks"));
     ann.expect_line("\tbob [Den]: thanks");
     ann.send("/history Den 5\n/kick Den bob enough\n/kick Den\n");
     ann.expect_line("\t-- end of the history of Den --");
@@ -557,14 +432,8 @@ fn community_commands_show_as_sentences() {
     ann.expect_line("\tUsage: /kick TITLE NICK [REASON]");
     ann.send("/stats\n");
     ann.expect_line("\t** ERROR: you are not a server operator **");
-    let (status, lines) = ann.finish();
-    assert!(status.success(), "{lines:#?}");
-    let history: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("\t[history "))
-        .collect();
-    assert_eq!(history.len(), 1, "{lines:#?}");
-    assert!(history[0].ends_with(" bob [Den]: thanks"), "{history:?}");
+    let lines = ann.finish_ok();
+    shown_as(&lines, "\t[history ", &[" bob [Den]: thanks"]);
     server.shutdown().unwrap();
 }
 
@@ -574,12 +443,9 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
         c.idle_timeout = Duration::from_millis(800);
         c.check_interval = Duration::from_millis(100);
     });
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
-    bob.send(Request::SendPublic { text: "seen live" });
+    let mut ann = ann_in_pets(&server);
+    let bob = common::joined(&server, "bob", "Pets");
+    bob.send(req::public("seen live"));
     ann.expect_line("\tbob [Pets]: seen live");
     // The client drops off the server (its keepalive is 30 s; the server's timeout is
     // shorter here), while bob stays and talks on.
@@ -588,7 +454,7 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
         thread::sleep(Duration::from_millis(100));
     }
     for text in ["while you were away", "and this too"] {
-        bob.send(Request::SendPublic { text });
+        bob.send(req::public(text));
     }
     // The next request tells the client the server forgot it: it logs in again by
     // itself, rejoins, and asks for what it missed.
@@ -600,20 +466,15 @@ fn after_a_reconnect_the_client_shows_what_it_missed_as_history() {
     ann.send("/reconnect\n");
     ann.expect_line("** reconnecting **");
     ann.expect_line("\t-- nothing missed in Pets --");
-    let (status, lines) = ann.finish();
-    assert!(status.success(), "{lines:#?}");
-    let history: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("\t[history "))
-        .collect();
-    assert_eq!(history.len(), 2, "only what was missed: {lines:#?}");
-    assert!(
-        history[0].ends_with(" bob [Pets]: while you were away"),
-        "{history:?}"
-    );
-    assert!(
-        history[1].ends_with(" bob [Pets]: and this too"),
-        "{history:?}"
+    let lines = ann.finish_ok();
+    // Only what was missed.
+    shown_as(
+        &lines,
+        "\t[history ",
+        &[
+            " bob [Pets]: while you were away",
+            " bob [Pets]: and this too",
+        ],
     );
     server.shutdown().unwrap();
 }
@@ -623,21 +484,11 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     let server = common::server();
     let port = server.addr().port();
     // ann's nickname is registered; ann is away.
-    let ann = common::user(&server, "ann");
-    common::register(&ann, "secret words");
-    ann.send(Request::Logoff);
-    expect_no_users(&server);
+    common::registered(&server, "ann", "secret words");
     // bob speaks part 5, so it is told the message is kept.
-    let bob = common::user(&server, "bob");
-    bob.send(Request::Hello { client: "test" });
-    let (c, payload) = bob.recv();
-    assert_eq!(c, proto::code::HELLO_ACK, "{payload}");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "are you there?",
-    });
-    let (c, payload) = bob.recv();
-    assert_eq!(c, proto::code::PRIVATE_STORED, "{payload}");
+    let bob = common::part5(&server, "bob");
+    bob.send(req::private("ann", "are you there?"));
+    bob.recv_code(proto::code::PRIVATE_STORED);
 
     let mut client = Scripted::start(port, &["--nick", "ann"]);
     client.expect_line("\t** ERROR: nickname is registered; log in with a password **");
@@ -648,14 +499,8 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     if !client.seen.iter().any(|l| l.starts_with("\t[kept ")) {
         client.expect_prefix("\t[kept ");
     }
-    let (status, lines) = client.finish();
-    assert!(status.success(), "{lines:#?}");
-    let kept: Vec<&String> = lines.iter().filter(|l| l.starts_with("\t[kept ")).collect();
-    assert_eq!(kept.len(), 1, "{lines:#?}");
-    assert!(
-        kept[0].ends_with(" bob [**private**]: are you there?"),
-        "{kept:?}"
-    );
+    let lines = client.finish_ok();
+    shown_as(&lines, "\t[kept ", &[" bob [**private**]: are you there?"]);
     // Delivered once: tests/community.rs checks that a later login gets nothing.
 }
 
@@ -697,9 +542,7 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
         c.senders = 1;
         c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
     });
-    let mut ann = Scripted::start(server.addr().port(), &["--nick", "ann"]);
-    ann.send("/join Pets\n");
-    ann.expect_line("\tWelcome to the Pets Channel (1 users)");
+    let mut ann = ann_in_pets(&server);
     let granted = server
         .state()
         .users()
@@ -707,8 +550,7 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
         .find(|(_, u)| &*u.nick == "ann")
         .map(|(_, u)| u.caps.batch);
     assert_eq!(granted, Some(Some(1200)), "the client asked for batch");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     // Events beyond one per datagram: those that shared a datagram with another.
     let shared = || {
         let s = server.stats();
@@ -716,21 +558,15 @@ fn the_client_asks_for_batches_and_shows_every_batched_event_in_order() {
     };
     let sent_before = shared();
     for i in 0..12 {
-        bob.send(Request::SendPublic {
-            text: &format!("line {i}"),
-        });
+        bob.send(req::public(&format!("line {i}")));
     }
     for i in 0..12 {
         ann.expect_line(&format!("\tbob [Pets]: line {i}"));
     }
     // The counters are added up just after the datagrams go out: wait for them.
-    let deadline = Instant::now() + TIMEOUT;
-    while shared() <= sent_before {
-        assert!(Instant::now() < deadline, "no events shared a datagram");
-        thread::sleep(Duration::from_millis(10));
-    }
-    let (status, lines) = ann.finish();
-    assert!(status.success());
-    assert!(lines.iter().all(|l| !l.contains("ERROR")), "{lines:#?}");
+    common::wait_for("events sharing a datagram", TIMEOUT, || {
+        shared() > sent_before
+    });
+    never_shown(&ann.finish_ok(), "ERROR");
     server.shutdown().unwrap();
 }

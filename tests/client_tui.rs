@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pty::Pty;
+use common::req;
 use common::Peer;
 use proto::{code, Request};
 use udpchat::server::RunningServer;
@@ -17,7 +18,8 @@ use udpchat::server::RunningServer;
 const ROWS: u16 = 24;
 const COLS: u16 = 100;
 
-/// The full-screen client as `nick`, with its settings and history in a folder of its own.
+/// The full-screen client as `nick`, with its settings and history in a folder of its own,
+/// once its status line says it is connected.
 fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
     let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string(), "--nick", nick])
@@ -26,7 +28,29 @@ fn tui(port: u16, nick: &str, home: &tempfile::TempDir, extra: &[&str]) -> Pty {
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env("XDG_STATE_HOME", home.path().join("state"));
-    Pty::spawn(cmd, ROWS, COLS)
+    let p = Pty::spawn(cmd, ROWS, COLS);
+    wait_status(&p, "[connected]");
+    p
+}
+
+/// A server, and `ann`'s full-screen client connected to it with `extra` arguments and a
+/// home folder of its own.
+fn ann_connected(extra: &[&str]) -> (RunningServer, tempfile::TempDir, Pty) {
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let ann = tui(server.addr().port(), "ann", &home, extra);
+    (server, home, ann)
+}
+
+/// As [`ann_connected`], with ann in Pets (her buffer 2) and `bob`, a peer of raw
+/// datagrams, in Pets too.
+fn ann_and_bob_in_pets() -> (RunningServer, tempfile::TempDir, Pty, Peer) {
+    let (server, home, mut ann) = ann_connected(&[]);
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::joined(&server, "bob", "Pets");
+    ann.wait_screen("<bob has entered Pets>");
+    (server, home, ann, bob)
 }
 
 /// The status line (the row above the input line).
@@ -80,19 +104,14 @@ fn public_texts(peer: &Peer, sender: &str, want: usize) -> Vec<String> {
 
 #[test]
 fn buffers_activity_status_line_and_nick_list() {
-    let server = common::server();
-    let port = server.addr().port();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(port, "ann", &home, &[]);
+    let (server, _home, mut ann) = ann_connected(&[]);
     wait_status(&ann, "[ann]");
-    wait_status(&ann, "[connected]");
     assert!(status(&ann).contains("[1:status]"), "{}", ann.screen());
 
     ann.line("/join Pets");
     ann.wait_screen("Welcome to the Pets Channel (1 users)");
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_screen("<bob has entered Pets>");
     // The nick list beside the channel.
     ann.wait("bob in the nick list", |_, s| {
@@ -101,15 +120,10 @@ fn buffers_activity_status_line_and_nick_list() {
 
     ann.line("/join Weather");
     wait_status(&ann, "[3:Weather]");
-    bob.send(Request::SendPublic {
-        text: "hi ann, still there?",
-    });
+    bob.send(req::public("hi ann, still there?"));
     // Activity: buffer 2 has a new line that mentions ann.
     wait_status(&ann, "[Act: 2!]");
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     wait_status(&ann, "[Act: 2!,4!]");
 
     // Alt-2 shows the channel; its activity is seen.
@@ -132,13 +146,12 @@ fn buffers_activity_status_line_and_nick_list() {
     ann.wait_screen("-> bob: hello bob");
 
     // Ctrl-N wraps around to the status buffer; Ctrl-P goes back.
-    ann.send("\u{e}");
-    wait_status(&ann, "[1:status]");
-    ann.send("\u{10}");
-    wait_status(&ann, "[4:bob]");
+    for (key, buffer) in [("\u{e}", "[1:status]"), ("\u{10}", "[4:bob]")] {
+        ann.send(key);
+        wait_status(&ann, buffer);
+    }
 
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     // The terminal is left as it was found: the alternate screen is gone.
     assert!(ann.raw().contains("\u{1b}[?1049l"), "{:?}", ann.raw());
     server.shutdown().unwrap();
@@ -151,16 +164,9 @@ fn server_at(addr: SocketAddr) -> RunningServer {
 
 #[test]
 fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
-    let server = common::server();
+    let (server, _home, mut ann) =
+        ann_connected(&["--keepalive-ms", "300", "--pong-wait-ms", "300"]);
     let addr = server.addr();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(
-        addr.port(),
-        "ann",
-        &home,
-        &["--keepalive-ms", "300", "--pong-wait-ms", "300"],
-    );
-    wait_status(&ann, "[connected]");
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     ann.line("/join Weather");
@@ -176,36 +182,24 @@ fn reconnects_after_the_server_restarts_and_keeps_the_current_channel() {
     wait_status(&ann, "[in Weather]");
 
     // The new server has ann in both channels, Weather (current) first.
-    let bob = common::user(&server, "bob");
-    bob.join("Weather");
+    let bob = common::joined(&server, "bob", "Weather");
     bob.send(Request::Whois { nick: "ann" });
-    let (c, payload) = bob.recv();
-    assert_eq!(c, code::USER_ITEM, "{payload}");
-    assert!(payload.ends_with(" Weather Pets"), "{payload}");
+    bob.expect_user_item("ann", "Weather Pets");
 
     // What ann types goes where it went before.
     ann.line("/window 3");
     ann.line("made it");
     expect_at(&bob, code::PUBLIC_MSG, "Weather ann made it");
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
 #[test]
 fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
-    ann.line("/join Pets");
-    wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
-    ann.wait_screen("<bob has entered Pets>");
+    let (server, _home, mut ann, bob) = ann_and_bob_in_pets();
 
     // A bracketed paste of three lines: three messages.
-    ann.send("\u{1b}[200~one\ntwo\nthree\u{1b}[201~");
+    ann.paste(&["one", "two", "three"]);
     assert_eq!(public_texts(&bob, "ann", 3), ["one", "two", "three"]);
 
     // Three lines arriving at once without paste marks: three messages too.
@@ -214,7 +208,7 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
 
     // Seven lines: asked first.
     let seven: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
-    ann.send(&format!("\u{1b}[200~{}\u{1b}[201~", seven.join("\n")));
+    ann.paste(&seven.iter().map(String::as_str).collect::<Vec<_>>());
     ann.wait_screen("Send these 7 lines? [y/N]");
     ann.line("y");
     assert_eq!(public_texts(&bob, "ann", 7), seven);
@@ -241,21 +235,13 @@ fn pastes_go_line_by_line_and_long_lines_are_split_and_wrapped() {
     ann.wait("an indented continuation row", |_, s| {
         s.lines().any(|l| l.starts_with("        w"))
     });
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }
 
 #[test]
 fn passwords_show_as_stars_and_never_go_out_as_text() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
-    ann.line("/join Pets");
-    wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let (server, home, mut ann, bob) = ann_and_bob_in_pets();
 
     ann.line("/register");
     ann.wait_screen("New password: ");
@@ -274,8 +260,7 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     ann.line("done");
     let texts = public_texts(&bob, "ann", 1);
     assert_eq!(texts, ["done"]);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     assert!(!ann.raw().contains("hunter2"), "the password was shown");
     // Nor did it reach the history file.
     let history = std::fs::read_to_string(home.path().join("state/udpchat/history")).unwrap();
@@ -298,13 +283,10 @@ fn scrollback_search_completion_bell_settings_and_history() {
     let mut ann = tui(port, "ann", &home, &[]);
     // The settings file: Pets joined at start, no timestamps.
     wait_status(&ann, "[2:Pets]");
-    let bob = common::user(&server, "bob");
-    bob.join("Pets");
+    let bob = common::joined(&server, "bob", "Pets");
     ann.wait_screen("<bob has entered Pets>");
     for i in 0..40 {
-        bob.send(Request::SendPublic {
-            text: &format!("msg-{i:02}"),
-        });
+        bob.send(req::public(&format!("msg-{i:02}")));
     }
     ann.wait("the last message, at the start of its row", |_, s| {
         s.lines().any(|l| l.starts_with("bob [Pets]: msg-39"))
@@ -336,14 +318,12 @@ fn scrollback_search_completion_bell_settings_and_history() {
 
     // A mention rings the bell.
     let bells = ann.raw().matches('\u{7}').count();
-    bob.send(Request::SendPublic { text: "yes ann" });
+    bob.send(req::public("yes ann"));
     ann.wait("a bell", |raw, _| raw.matches('\u{7}').count() > bells);
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
 
     // The next run remembers what was typed.
     let mut again = tui(port, "ann", &home, &[]);
-    wait_status(&again, "[connected]");
     again.send("\u{1b}[A");
     again.wait_screen("[Pets] /quit");
     again.send("\u{1b}[A");
@@ -355,10 +335,7 @@ fn scrollback_search_completion_bell_settings_and_history() {
 
 #[test]
 fn sigterm_logs_off_and_gives_the_terminal_back() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
+    let (server, _home, mut ann) = ann_connected(&[]);
     common::wait_until(|| server.state().user_count() == 1);
     common::signal(ann.pid(), common::Signal::SIGTERM);
     assert_eq!(ann.exit_code(), Some(128 + common::Signal::SIGTERM as i32));
@@ -372,20 +349,16 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
 
 #[test]
 fn part5_commands_in_the_full_screen_with_history_shown_apart() {
-    let server = common::server();
-    let home = tempfile::tempdir().unwrap();
-    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    wait_status(&ann, "[connected]");
+    let (server, _home, mut ann) = ann_connected(&[]);
     // A created channel comes to the front like a joined one.
     ann.line("/create Den a cozy place");
     ann.wait_screen("<ann created Den (temporary): a cozy place>");
     wait_status(&ann, "[2:Den]");
-    let bob = common::user(&server, "bob");
-    bob.join("Den");
+    let bob = common::joined(&server, "bob", "Den");
     ann.wait("bob in the nick list", |_, s| {
         s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });
-    bob.send(Request::SendPublic { text: "said live" });
+    bob.send(req::public("said live"));
     ann.wait_screen("bob [Den]: said live");
     ann.line("/history Den 5");
     ann.wait_screen("-- end of the history of Den --");
@@ -407,7 +380,6 @@ fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     ann.wait("bob gone from the nick list", |_, s| {
         !s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });
-    ann.line("/quit");
-    assert_eq!(ann.exit_code(), Some(0));
+    ann.quit();
     server.shutdown().unwrap();
 }

@@ -5,108 +5,29 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{
+    converge, login_when_free, metered_node, node, remote_in, remote_users, subscribed,
+    wait_connected, CONVERGE, SECRET, TTL,
+};
 use common::services::{free_udp_port, Redis};
-use common::{wait_until, Peer};
+use common::{metric, metrics_page, req, user as login, wait_until, KillOnDrop, Peer};
 use proto::{code, Request};
 use udpchat::cluster::event::Signer;
-use udpchat::cluster::{ClusterConfig, ClusterSecret};
 use udpchat::server::RunningServer;
-
-/// Lease TTL in these tests: short, so a dead server's users vanish quickly, yet long
-/// enough that a server stalled by a loaded machine (tests run in parallel on 2 cores)
-/// does not look dead.
-const TTL: Duration = Duration::from_millis(3000);
-/// How long a test waits for the cluster to converge.
-const CONVERGE: Duration = Duration::from_secs(30);
 
 const PETS: &str = "For our furry and feathered friends";
 
-/// The cluster secret the test servers share.
-static SECRET: std::sync::LazyLock<ClusterSecret> = std::sync::LazyLock::new(|| {
-    ClusterSecret(b"test cluster secret, 32 bytes...".as_slice().into())
-});
-
-fn node(redis: &Redis, id: &str) -> RunningServer {
-    let s = common::server_with(|c| {
-        c.metrics = Some("127.0.0.1:0".parse().unwrap());
-        c.cluster = Some(ClusterConfig {
-            redis_url: redis.url(),
-            server_id: id.into(),
-            lease_ttl: TTL,
-            secret: SECRET.clone(),
-        });
-        // Answers to strangers (nickname in use) are checked directly, not retried.
-        c.limits.amplification_guard = false;
-    });
-    wait_connected(&s, true);
-    s
-}
-
-fn wait_connected(s: &RunningServer, up: bool) {
-    let c = s.cluster().unwrap().clone();
-    converge(|| c.is_connected() == up);
-}
-
-/// Waits up to [`CONVERGE`] for `cond`.
-#[track_caller]
-fn converge(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + CONVERGE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "cluster did not converge in time"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits until `n` servers subscribe to the topic of channel `title`: a server subscribes
-/// just after its first local member joins (within milliseconds, but not at once).
-fn subscribed(redis: &Redis, title: &str, n: i64) {
-    let mut con = redis.connection();
-    let topic = format!("udpchat:chan:{title}");
-    converge(|| {
-        let got: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&topic)
-            .query(&mut con)
-            .unwrap();
-        got[0].1 == n
-    });
+/// Servers of the cluster on `redis`, one for each id, their metrics pages on.
+fn nodes<const N: usize>(redis: &Redis, ids: [&str; N]) -> [RunningServer; N] {
+    ids.map(|id| metered_node(redis, id))
 }
 
 /// The value of metric `name` on `s`'s metrics page.
-fn metric(s: &RunningServer, name: &str) -> u64 {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    tcp.read_to_string(&mut page).unwrap();
-    let line = page
-        .lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} in {page}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-fn remote_users(s: &RunningServer) -> usize {
-    s.state().remote().len()
-}
-
-fn remote_in(s: &RunningServer, title: &str) -> usize {
-    let id = s.state().channel_id(title).unwrap();
-    s.state().remote().count(id)
-}
-
-fn login(s: &RunningServer, nick: &str) -> Peer {
-    let p = Peer::new(s);
-    p.login(nick);
-    p
+fn metric_of(s: &RunningServer, name: &str) -> u64 {
+    metric(&metrics_page(s), name)
 }
 
 /// The nicknames of the next `n` USER_ITEMs.
@@ -123,9 +44,7 @@ fn items(p: &Peer, n: usize) -> Vec<String> {
 #[test]
 fn three_servers_share_one_chat_space() {
     let redis = Redis::start();
-    let s1 = node(&redis, "s1");
-    let s2 = node(&redis, "s2");
-    let s3 = node(&redis, "s3");
+    let [s1, s2, s3] = nodes(&redis, ["s1", "s2", "s3"]);
 
     // Nicknames are unique across the cluster, without regard to case.
     let ann = login(&s1, "ann");
@@ -149,26 +68,20 @@ fn three_servers_share_one_chat_space() {
     subscribed(&redis, "pets", 3);
 
     // A public message reaches the members on every server, once.
-    ann.send(Request::SendPublic { text: "hello all" });
+    ann.send(req::public("hello all"));
     for p in [&ann, &bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Pets ann hello all");
     }
-    cid.send(Request::SendPublic { text: "hi from s3" });
+    cid.send(req::public("hi from s3"));
     for p in [&ann, &bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Pets cid hi from s3");
     }
     ann.expect_nothing();
 
     // Private messages cross servers; an unknown recipient is an error.
-    cid.send(Request::SendPrivate {
-        recipient: "Ann",
-        text: "psst",
-    });
+    cid.send(req::private("Ann", "psst"));
     ann.expect(code::PRIVATE_MSG, "cid psst");
-    bob.send(Request::SendPrivate {
-        recipient: "nobody",
-        text: "x",
-    });
+    bob.send(req::private("nobody", "x"));
     bob.expect_error("nobody: not logged in");
 
     // Lists cover every server.
@@ -181,12 +94,7 @@ fn three_servers_share_one_chat_space() {
     cid.send(Request::Who { prefix: "" });
     assert_eq!(items(&cid, 3), ["ann", "bob", "cid"]);
     cid.send(Request::Whois { nick: "ANN" });
-    let (c, item) = cid.recv();
-    assert_eq!(c, code::USER_ITEM);
-    assert!(
-        item.starts_with("ann ") && item.ends_with(" Pets"),
-        "{item}"
-    );
+    cid.expect_user_item("ann", "Pets");
     ann.send(Request::ListChannels);
     let channels = ann.recv_n(5);
     assert!(
@@ -209,12 +117,7 @@ fn three_servers_share_one_chat_space() {
     cid.expect(code::USER_PARTS, "Pets bob");
     cid.send(Request::Logoff);
     ann.expect(code::USER_PARTS, "Pets cid");
-    let cid_again = Peer::new(&s1);
-    converge(|| {
-        cid_again.send(Request::Login { nick: "cid" });
-        cid_again.recv_within(Duration::from_millis(200))
-            == Some((code::LOGIN_ACK, "cid".to_string()))
-    });
+    login_when_free(&Peer::new(&s1), "cid");
 
     for s in [&s1, &s2, &s3] {
         s.state().check_invariants().unwrap();
@@ -226,8 +129,7 @@ fn three_servers_share_one_chat_space() {
 #[test]
 fn servers_ride_out_a_redis_restart() {
     let mut redis = Redis::start();
-    let s1 = node(&redis, "r1");
-    let s2 = node(&redis, "r2");
+    let [s1, s2] = nodes(&redis, ["r1", "r2"]);
     let ann = login(&s1, "ann");
     let bob = login(&s2, "bob");
     ann.join("Pets");
@@ -236,18 +138,18 @@ fn servers_ride_out_a_redis_restart() {
     ann.expect(code::USER_JOINS, "Pets bob");
     converge(|| remote_in(&s1, "Pets") == 1);
     subscribed(&redis, "pets", 2);
-    bob.send(Request::SendPublic { text: "before" });
+    bob.send(req::public("before"));
     ann.expect(code::PUBLIC_MSG, "Pets bob before");
     bob.expect(code::PUBLIC_MSG, "Pets bob before");
 
-    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 1);
+    assert_eq!(metric_of(&s1, "udpchat_cluster_connected"), 1);
     redis.kill();
     wait_connected(&s1, false);
     wait_connected(&s2, false);
-    assert_eq!(metric(&s1, "udpchat_cluster_connected"), 0);
+    assert_eq!(metric_of(&s1, "udpchat_cluster_connected"), 0);
 
     // Each server keeps serving its own users.
-    ann.send(Request::SendPublic { text: "still here" });
+    ann.send(req::public("still here"));
     ann.expect(code::PUBLIC_MSG, "Pets ann still here");
     let eve = login(&s1, "eve");
     assert_eq!(eve.join("Pets").split(' ').nth(1), Some("3"));
@@ -275,7 +177,7 @@ fn servers_ride_out_a_redis_restart() {
 
     // Messages cross again and lists are complete.
     converge(|| {
-        bob.send(Request::SendPublic { text: "back" });
+        bob.send(req::public("back"));
         eve.recv_within(Duration::from_millis(200))
             == Some((code::PUBLIC_MSG, "Pets bob back".to_string()))
     });
@@ -292,8 +194,8 @@ fn servers_ride_out_a_redis_restart() {
         names,
         BTreeSet::from(["ann".into(), "bob".into(), "eve".into()])
     );
-    assert_eq!(metric(&s2, "udpchat_cluster_connected"), 1);
-    assert_eq!(metric(&s1, "udpchat_cluster_local_only_logins_total"), 2);
+    assert_eq!(metric_of(&s2, "udpchat_cluster_connected"), 1);
+    assert_eq!(metric_of(&s1, "udpchat_cluster_local_only_logins_total"), 2);
     assert!(
         s1.cluster()
             .unwrap()
@@ -304,22 +206,13 @@ fn servers_ride_out_a_redis_restart() {
     );
 }
 
-struct ChildServer(Child);
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_killed_server_leaves_no_ghosts() {
     let redis = Redis::start();
-    let s1 = node(&redis, "k1");
+    let s1 = metered_node(&redis, "k1");
     let data = tempfile::tempdir().unwrap();
     let secret = data.path().join("secret");
-    std::fs::write(&secret, &*SECRET.0).unwrap();
+    std::fs::write(&secret, SECRET).unwrap();
     let port = free_udp_port();
     // Its accounts would be in its own SQLite file, which a cluster refuses: accounts off.
     let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
@@ -336,16 +229,13 @@ fn a_killed_server_leaves_no_ghosts() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chat-server");
-    let mut child = ChildServer(child);
+    let mut child = KillOnDrop(child);
     let ann = login(&s1, "ann");
     ann.join("Pets");
     ann.send(Request::Watch { nicks: "cid" });
 
     let cid = Peer::to(format!("127.0.0.1:{port}").parse().unwrap());
-    converge(|| {
-        cid.send(Request::Login { nick: "cid" });
-        cid.recv_within(Duration::from_millis(200)) == Some((code::LOGIN_ACK, "cid".into()))
-    });
+    login_when_free(&cid, "cid");
     ann.expect(code::USER_ONLINE, "cid");
     converge(|| remote_in(&s1, "Pets") == 0 && remote_users(&s1) == 1);
     while cid.recv_within(Duration::from_millis(50)).is_some() {}
@@ -354,26 +244,23 @@ fn a_killed_server_leaves_no_ghosts() {
         matches!(cid.recv_within(Duration::from_millis(200)), Some((c, _)) if c == code::JOIN_ACK)
     });
     ann.expect(code::USER_JOINS, "Pets cid");
-    cid.send(Request::SendPublic { text: "bye" });
+    cid.send(req::public("bye"));
     ann.expect(code::PUBLIC_MSG, "Pets cid bye");
 
     child.0.kill().unwrap(); // SIGKILL: no goodbye, no lease released
     child.0.wait().unwrap();
-    let parted = ann
+    // Once its lease runs out, both notices come, in either order.
+    let first = ann
         .recv_within(CONVERGE)
-        .expect("USER_PARTS after the server died");
-    let offline = ann
+        .expect("a notice after the server died");
+    let second = ann
         .recv_within(Duration::from_secs(2))
-        .expect("USER_OFFLINE");
-    let mut got = vec![parted, offline];
-    got.sort();
-    assert_eq!(
-        got,
-        vec![
-            (code::USER_PARTS, "Pets cid".to_string()),
-            (code::USER_OFFLINE, "cid".to_string())
-        ]
-    );
+        .expect("the other notice");
+    let notices = [first, second];
+    for notice in [(code::USER_PARTS, "Pets cid"), (code::USER_OFFLINE, "cid")] {
+        let notice = (notice.0, notice.1.to_string());
+        assert!(notices.contains(&notice), "{notices:?}");
+    }
     assert_eq!(remote_users(&s1), 0);
     ann.send(Request::Whois { nick: "cid" });
     ann.expect_error("cid: not logged in");
@@ -386,26 +273,11 @@ fn a_killed_server_leaves_no_ghosts() {
 #[test]
 fn malformed_events_are_counted_and_dropped() {
     let redis = Redis::start();
-    let s1 = node(&redis, "m1");
+    let s1 = metered_node(&redis, "m1");
     let ann = login(&s1, "ann");
     ann.join("Pets");
     let mut con = redis.connection();
     subscribed(&redis, "pets", 1);
-    for junk in [
-        &b"\xff\xfe"[..],
-        b"{}",
-        br#"{"s":"x y","e":1,"q":1,"b":{"t":"hello"}}"#,
-        br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"Pets","nick":"a b","text":"t"}}"#,
-    ] {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg("udpchat:chan:pets")
-            .arg(junk)
-            .query(&mut con)
-            .unwrap();
-    }
-    let stats = &s1.cluster().unwrap().stats;
-    let malformed = || stats.malformed.load(std::sync::atomic::Ordering::Relaxed);
-    converge(|| malformed() == 4);
     let publish = |con: &mut redis::Connection, topic: &str, payload: &[u8]| {
         let _: i64 = redis::cmd("PUBLISH")
             .arg(topic)
@@ -413,52 +285,52 @@ fn malformed_events_are_counted_and_dropped() {
             .query(con)
             .unwrap();
     };
-    let signer = Signer::new(&SECRET.0);
+    let pets = "udpchat:chan:pets";
+    for junk in [
+        &b"\xff\xfe"[..],
+        b"{}",
+        br#"{"s":"x y","e":1,"q":1,"b":{"t":"hello"}}"#,
+        br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"Pets","nick":"a b","text":"t"}}"#,
+    ] {
+        publish(&mut con, pets, junk);
+    }
+    let stats = &s1.cluster().unwrap().stats;
+    let malformed = || stats.malformed.load(std::sync::atomic::Ordering::Relaxed);
+    converge(|| malformed() == 4);
+    let signer = Signer::new(SECRET);
     let sign = |topic: &str, json: &[u8]| signer.seal_event(topic, json);
+    // Publishes `json` on `topic`, signed for it with the cluster secret.
+    let signed = |con: &mut redis::Connection, topic: &str, json: &[u8]| {
+        publish(con, topic, &sign(topic, json));
+    };
     // A well-formed event without the cluster secret's tag is forged: dropped, counted.
     let good =
         br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"pets","nick":"zed","text":"hey"}}"#;
-    publish(&mut con, "udpchat:chan:pets", good);
+    publish(&mut con, pets, good);
     publish(
         &mut con,
-        "udpchat:chan:pets",
+        pets,
         &Signer::new(b"not the cluster secret").seal_event("udpchat:chan:pets", good),
     );
     // Signed for another topic and moved here: forged too.
-    publish(
-        &mut con,
-        "udpchat:chan:pets",
-        &sign("udpchat:chan:weather", good),
-    );
+    publish(&mut con, pets, &sign("udpchat:chan:weather", good));
     converge(|| malformed() == 7);
     ann.expect_nothing();
     // Signed, from an unknown server: gets through, once.
     for _ in 0..2 {
-        publish(
-            &mut con,
-            "udpchat:chan:pets",
-            &sign("udpchat:chan:pets", good),
-        );
+        signed(&mut con, pets, good);
     }
     ann.expect(code::PUBLIC_MSG, "Pets zed hey");
     ann.expect_nothing();
     converge(|| stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) == 1);
     // An epoch of u64::MAX would make every later event of "x" stale: refused, even signed.
     let max = br#"{"s":"x","e":18446744073709551615,"q":9,"b":{"t":"public","chan":"pets","nick":"zed","text":"max"}}"#;
-    publish(
-        &mut con,
-        "udpchat:chan:pets",
-        &sign("udpchat:chan:pets", max),
-    );
+    signed(&mut con, pets, max);
     converge(|| malformed() == 8);
     // A jump in the sequence is counted as a gap, and the event still applies.
     let later =
         br#"{"s":"x","e":1,"q":5,"b":{"t":"public","chan":"pets","nick":"zed","text":"later"}}"#;
-    publish(
-        &mut con,
-        "udpchat:chan:pets",
-        &sign("udpchat:chan:pets", later),
-    );
+    signed(&mut con, pets, later);
     ann.expect(code::PUBLIC_MSG, "Pets zed later");
     converge(|| stats.gaps.load(std::sync::atomic::Ordering::Relaxed) == 3);
     // A users hash that is not a hash is counted, not a reason to reconnect; one whose
@@ -469,11 +341,7 @@ fn malformed_events_are_counted_and_dropped() {
         .set("udpchat:users:bad", "junk")
         .query(&mut con)
         .unwrap();
-    publish(
-        &mut con,
-        "udpchat:presence",
-        &sign("udpchat:presence", hello),
-    );
+    signed(&mut con, "udpchat:presence", hello);
     converge(|| malformed() == 9);
     let forged_user = r#"{"nick":"mallory","login_ms":1,"channels":["Pets"]}"#;
     let hello2 = br#"{"s":"bad2","e":1,"q":1,"b":{"t":"hello"}}"#;
@@ -482,11 +350,7 @@ fn malformed_events_are_counted_and_dropped() {
         .hset("udpchat:users:bad2", "mallory", forged_user)
         .query(&mut con)
         .unwrap();
-    publish(
-        &mut con,
-        "udpchat:presence",
-        &sign("udpchat:presence", hello2),
-    );
+    signed(&mut con, "udpchat:presence", hello2);
     converge(|| malformed() == 10);
     assert_eq!(remote_in(&s1, "Pets"), 0, "a forged user appeared");
     // A forged lease (not made with the secret) does not keep its nickname from anyone.
@@ -543,8 +407,7 @@ fn a_cluster_without_a_shared_account_store_or_a_secret_does_not_start() {
 #[test]
 fn a_server_stopped_cleanly_says_goodbye_at_once() {
     let redis = Redis::start();
-    let s1 = node(&redis, "g1");
-    let s2 = node(&redis, "g2");
+    let [s1, s2] = nodes(&redis, ["g1", "g2"]);
     let ann = login(&s1, "ann");
     ann.join("Pets");
     converge(|| remote_in(&s2, "Pets") == 1);
@@ -600,18 +463,8 @@ fn a_slow_redis_never_holds_up_other_users() {
     use std::sync::atomic::Ordering;
     let redis = Redis::start();
     let proxy = common::services::SlowRedis::start(redis.port, Duration::from_secs(2));
-    let s = common::server_with(|c| {
-        c.cluster = Some(ClusterConfig {
-            redis_url: proxy.url(),
-            server_id: "slow".into(),
-            lease_ttl: TTL,
-            secret: SECRET.clone(),
-        });
-        c.limits.amplification_guard = false;
-        // One worker: every address, ann's and bob's, goes through the same thread.
-        c.workers = 1;
-    });
-    wait_connected(&s, true);
+    // One worker: every address, ann's and bob's, goes through the same thread.
+    let s = node(&proxy.url(), "slow", |c| c.workers = 1);
     let bob = login(&s, "bob");
     bob.join("Pets");
 
@@ -620,9 +473,7 @@ fn a_slow_redis_never_holds_up_other_users() {
     let asked = Instant::now();
     ann.send(Request::Login { nick: "ann" });
     std::thread::sleep(Duration::from_millis(50));
-    bob.send(Request::SendPublic {
-        text: "still here?",
-    });
+    bob.send(req::public("still here?"));
     bob.expect(code::PUBLIC_MSG, "Pets bob still here?");
     let bob_served = asked.elapsed();
     // ann's login completes once the lease request gives up on Redis (decided locally,

@@ -7,107 +7,27 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::time::{Duration, Instant};
-
+use common::cluster::{converge, knows, login_when_free, remote_in, subscribed};
 use common::services::{Postgres, Redis};
-use common::{Peer, Protected};
+use common::{req, user as guest, Peer};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
-use udpchat::cluster::ClusterConfig;
 use udpchat::server::RunningServer;
 
-/// How long a test waits for the cluster to converge.
-const CONVERGE: Duration = Duration::from_secs(30);
-
+/// A server of the cluster on `redis` as `id`, with accounts and the community's data in
+/// `pg`.
 fn node(redis: &Redis, pg: &Postgres, id: &str) -> RunningServer {
-    let (url, db) = (redis.url(), pg.url());
-    let s = common::server_with(move |c| {
-        c.cluster = Some(ClusterConfig {
-            lease_ttl: Duration::from_millis(3000),
-            ..ClusterConfig::new(url, id, b"community test secret, 32 bytes.")
-        });
-        c.store = StoreKind::Postgres(db);
-        c.limits.amplification_guard = false;
-    });
-    let c = s.cluster().unwrap().clone();
-    converge(|| c.is_connected());
-    s
-}
-
-#[track_caller]
-fn converge(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + CONVERGE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "cluster did not converge in time"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits until `n` servers subscribe to the topic of channel `title` (lower case).
-fn subscribed(redis: &Redis, title: &str, n: i64) {
-    let mut con = redis.connection();
-    let topic = format!("udpchat:chan:{title}");
-    converge(|| {
-        let got: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&topic)
-            .query(&mut con)
-            .unwrap();
-        got[0].1 == n
-    });
-}
-
-fn guest(s: &RunningServer, nick: &str) -> Peer {
-    let p = Peer::new(s);
-    p.login(nick);
-    p
-}
-
-/// A password session: its datagrams are sealed both ways.
-struct Account {
-    peer: Peer,
-    session: RefCell<Protected>,
-}
-
-impl Account {
-    fn send(&self, req: Request<'_>) {
-        self.session.borrow_mut().send(&self.peer, req);
-    }
-
-    #[track_caller]
-    fn recv(&self) -> (u16, String) {
-        self.session.borrow_mut().recv(&self.peer)
-    }
-
-    #[track_caller]
-    fn expect(&self, code: u16, payload: &str) {
-        assert_eq!(self.recv(), (code, payload.to_string()));
-    }
+    let db = pg.url();
+    common::cluster::node(&redis.url(), id, move |c| c.store = StoreKind::Postgres(db))
 }
 
 /// Registers `nick` on `s` and logs in with the password there; says HELLO.
-fn account(s: &RunningServer, nick: &str, password: &str) -> Account {
+fn account(s: &RunningServer, nick: &str, password: &str) -> Peer {
     let p = guest(s, nick);
     assert_eq!(common::register(&p, password), format!("registered {nick}"));
-    let session = RefCell::new(common::password_login(&p, nick, password));
-    let a = Account { peer: p, session };
-    a.send(Request::Hello { client: "test" });
-    assert_eq!(a.recv().0, code::HELLO_ACK);
+    let a = p.with_password(nick, password);
+    a.hello();
     a
-}
-
-fn knows(s: &RunningServer, title: &str) -> bool {
-    s.state().channel_id(title).is_some()
-}
-
-fn remote_in(s: &RunningServer, title: &str) -> usize {
-    s.state()
-        .channel_id(title)
-        .map_or(0, |id| s.state().remote().count(id))
 }
 
 #[test]
@@ -120,10 +40,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
 
     // A registered user of s1 creates a channel: every server knows it.
     let ann = account(&s1, "ann", "pw");
-    ann.send(Request::ChanCreate {
-        title: "Club",
-        description: "all servers",
-    });
+    ann.send(req::create("Club", "all servers"));
     ann.expect(code::CHAN_NOTICE, "Club ann create registered all servers");
     ann.expect(code::JOIN_ACK, "Club 1 all servers");
     converge(|| knows(&s2, "Club") && knows(&s3, "Club"));
@@ -144,28 +61,18 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
     subscribed(&redis, "club", 3);
 
     // A message is heard everywhere and kept in every server's history.
-    ann.send(Request::SendPublic { text: "welcome" });
+    ann.send(req::public("welcome"));
     ann.expect(code::PUBLIC_MSG, "Club ann welcome");
     for p in [&bob, &cid] {
         p.expect(code::PUBLIC_MSG, "Club ann welcome");
     }
-    cid.send(Request::History {
-        title: "Club",
-        how: "last",
-        number: "5",
-    });
-    let (c, h) = cid.recv();
-    assert_eq!(c, code::HISTORY_MSG, "{h}");
+    cid.send(req::history("Club", "last", "5"));
+    let h = cid.recv_code(code::HISTORY_MSG);
     assert!(h.starts_with("Club ") && h.ends_with(" ann welcome"), "{h}");
     assert_eq!(cid.recv().0, code::HISTORY_END);
 
     // A ban set on s1 removes cid, a member held by s3, and refuses its joins.
-    ann.send(Request::ChanBan {
-        title: "Club",
-        seconds: "0",
-        mask: "cid",
-        reason: "spam",
-    });
+    ann.send(req::ban("Club", "0", "cid", "spam"));
     ann.expect(code::CHAN_NOTICE, "Club ann ban cid 0 spam");
     cid.expect(code::PART_ACK, "Club 2 all servers");
     cid.expect_error("you were removed from Club by ann: banned: spam");
@@ -181,31 +88,20 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
     );
     cid.send(Request::Logoff);
     let again = Peer::new(&s4);
-    converge(|| {
-        again.send(Request::Login { nick: "cid" });
-        again.recv_within(Duration::from_millis(200)) == Some((code::LOGIN_ACK, "cid".into()))
-    });
+    login_when_free(&again, "cid");
     again.send(Request::Join { title: "Club" });
     again.expect_error("you are banned from Club: spam");
 
     // A kick from s1 removes bob, held by s2.
-    ann.send(Request::ChanKick {
-        title: "Club",
-        nick: "bob",
-        reason: "bye",
-    });
+    ann.send(req::kick("Club", "bob", "bye"));
     ann.expect(code::CHAN_NOTICE, "Club ann kick bob bye");
     bob.expect(code::PART_ACK, "Club 1 all servers");
     bob.expect_error("you were removed from Club by ann: bye");
     ann.expect(code::USER_PARTS, "Club bob");
 
     // A guest's channel on s2 goes everywhere once its last member leaves.
-    bob.send(Request::Hello { client: "test" });
-    assert_eq!(bob.recv().0, code::HELLO_ACK);
-    bob.send(Request::ChanCreate {
-        title: "Tmp",
-        description: "",
-    });
+    bob.hello();
+    bob.send(req::create("Tmp", ""));
     bob.expect(code::CHAN_NOTICE, "Tmp bob create temporary ");
     bob.recv();
     converge(|| knows(&s1, "Tmp") && knows(&s3, "Tmp"));

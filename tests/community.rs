@@ -9,35 +9,31 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::time::Duration;
 
-use common::{server, server_with, user, Peer, Protected, QUIET};
+use common::{
+    joined, part5, protected, registered as register, req, server, server_with, user, Peer,
+};
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;
 
-/// A user that said HELLO: a part-5 client.
-fn part5(s: &RunningServer, nick: &str) -> Peer {
-    let p = user(s, nick);
-    p.send(Request::Hello { client: "test" });
-    let (c, ack) = p.recv();
-    assert_eq!(c, code::HELLO_ACK, "{ack}");
-    p
-}
-
 /// Creates `title` from `p` and checks the answers; returns the JOIN_ACK payload.
 fn create(p: &Peer, title: &str, description: &str, kind: &str) -> String {
-    p.send(Request::ChanCreate { title, description });
-    let (c, notice) = p.recv();
-    assert_eq!(c, code::CHAN_NOTICE, "{notice}");
+    p.send(req::create(title, description));
+    let notice = p.recv_code(code::CHAN_NOTICE);
     assert!(
         notice.ends_with(&format!("create {kind} {description}")),
         "{notice}"
     );
-    let (c, ack) = p.recv();
-    assert_eq!(c, code::JOIN_ACK, "{ack}");
-    ack
+    p.recv_code(code::JOIN_ACK)
+}
+
+/// Part-5 `ann`, in a temporary channel `Den` of her own (without a description).
+fn ann_in_her_den(s: &RunningServer) -> Peer {
+    let ann = part5(s, "ann");
+    create(&ann, "Den", "", "temporary");
+    ann
 }
 
 /// Asserts that every datagram `p` gets for a moment is part 1 (a classic client must never
@@ -50,66 +46,6 @@ fn classic(p: &Peer, n: usize) -> Vec<(u16, String)> {
     }
     p.expect_nothing();
     got
-}
-
-/// A peer logged in with a password: its datagrams are sealed both ways.
-struct Account {
-    peer: Peer,
-    session: RefCell<Protected>,
-}
-
-impl Account {
-    fn send(&self, req: Request<'_>) {
-        self.session.borrow_mut().send(&self.peer, req);
-    }
-
-    #[track_caller]
-    fn recv(&self) -> (u16, String) {
-        self.session.borrow_mut().recv(&self.peer)
-    }
-
-    #[track_caller]
-    fn recv_n(&self, n: usize) -> Vec<(u16, String)> {
-        (0..n).map(|_| self.recv()).collect()
-    }
-
-    #[track_caller]
-    fn expect(&self, code: u16, payload: &str) {
-        assert_eq!(self.recv(), (code, payload.to_string()));
-    }
-
-    #[track_caller]
-    fn expect_error(&self, message: &str) {
-        self.expect(code::ERROR, message);
-    }
-
-    #[track_caller]
-    fn expect_nothing(&self) {
-        let got = self.session.borrow_mut().recv_within(&self.peer, QUIET);
-        assert!(got.is_none(), "expected nothing, got {got:?}");
-    }
-}
-
-/// Registers `nick` with `password` from a guest session, then logs it off.
-fn register(s: &RunningServer, nick: &str, password: &str) {
-    let p = user(s, nick);
-    assert_eq!(common::register(&p, password), format!("registered {nick}"));
-    p.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of(nick).is_none());
-}
-
-/// Logs in with the password from a new peer.
-fn login(s: &RunningServer, nick: &str, password: &str) -> Account {
-    let peer = Peer::new(s);
-    let session = RefCell::new(common::password_login(&peer, nick, password));
-    Account { peer, session }
-}
-
-/// Says HELLO from an account.
-fn hello(a: &Account) {
-    a.send(Request::Hello { client: "test" });
-    let (c, _) = a.recv();
-    assert_eq!(c, code::HELLO_ACK);
 }
 
 #[test]
@@ -148,34 +84,19 @@ fn channel_creation_refusals_name_the_rule() {
     let ann = part5(&s, "ann");
     let bad = "invalid channel title; use 1 to 8 letters, digits, - _ . #";
     for title in ["bad!", "waytoolongtitle", ""] {
-        ann.send(Request::ChanCreate {
-            title,
-            description: "x",
-        });
+        ann.send(req::create(title, "x"));
         ann.expect_error(bad);
     }
-    ann.send(Request::ChanCreate {
-        title: "ok",
-        description: "bell\u{7}",
-    });
+    ann.send(req::create("ok", "bell\u{7}"));
     ann.expect_error("invalid description");
-    ann.send(Request::ChanCreate {
-        title: "pets",
-        description: "",
-    });
+    ann.send(req::create("pets", ""));
     ann.expect_error("a channel named pets exists");
     create(&ann, "One", "", "temporary");
-    ann.send(Request::ChanCreate {
-        title: "Two",
-        description: "",
-    });
+    ann.send(req::create("Two", ""));
     ann.expect_error("you have created too many channels; drop one first");
     create(&part5(&s, "bob"), "Two", "", "temporary");
     let cid = part5(&s, "cid");
-    cid.send(Request::ChanCreate {
-        title: "Three",
-        description: "",
-    });
+    cid.send(req::create("Three", ""));
     cid.expect_error("too many channels on this server; try again later");
 }
 
@@ -184,12 +105,10 @@ fn channel_creation_refusals_name_the_rule() {
 fn den(s: &RunningServer) -> (Peer, Peer, Peer, Peer) {
     let ann = part5(s, "ann");
     create(&ann, "Den", "our den", "temporary");
-    let bob = user(s, "bob");
-    bob.join("Den");
+    let bob = joined(s, "bob", "Den");
     let cid = part5(s, "cid");
     cid.join("Den");
-    let dan = user(s, "dan");
-    dan.join("Den");
+    let dan = joined(s, "dan", "Den");
     for (p, n) in [(&ann, 3), (&bob, 2), (&cid, 1)] {
         for _ in 0..n {
             assert_eq!(p.recv().0, code::USER_JOINS);
@@ -202,11 +121,7 @@ fn den(s: &RunningServer) -> (Peer, Peer, Peer, Peer) {
 fn a_kicked_classic_member_gets_part_ack_and_an_error_and_others_see_it_part() {
     let s = server();
     let (ann, bob, cid, dan) = den(&s);
-    ann.send(Request::ChanKick {
-        title: "Den",
-        nick: "bob",
-        reason: "too loud",
-    });
+    ann.send(req::kick("Den", "bob", "too loud"));
     assert_eq!(
         classic(&bob, 2),
         [
@@ -227,22 +142,14 @@ fn a_kicked_classic_member_gets_part_ack_and_an_error_and_others_see_it_part() {
         p.expect(code::USER_JOINS, "Den bob");
     }
     // A part-5 member kicked gets the notice instead of the ERROR.
-    ann.send(Request::ChanKick {
-        title: "Den",
-        nick: "cid",
-        reason: "",
-    });
+    ann.send(req::kick("Den", "cid", ""));
     cid.expect(code::PART_ACK, "Den 3 our den");
     cid.expect(code::CHAN_NOTICE, "Den ann kick cid no reason given");
     ann.expect(code::CHAN_NOTICE, "Den ann kick cid no reason given");
     for p in [&bob, &dan] {
         p.expect(code::USER_PARTS, "Den cid");
     }
-    ann.send(Request::ChanKick {
-        title: "Den",
-        nick: "cid",
-        reason: "",
-    });
+    ann.send(req::kick("Den", "cid", ""));
     ann.expect_error("cid is not in Den");
     s.state().check_invariants().unwrap();
 }
@@ -253,39 +160,13 @@ fn moderation_by_someone_who_is_not_an_operator_is_refused_and_changes_nothing()
     let (ann, _bob, cid, _dan) = den(&s);
     let refused = "you are not an operator of Den";
     let requests = [
-        Request::ChanKick {
-            title: "Den",
-            nick: "ann",
-            reason: "coup",
-        },
-        Request::ChanBan {
-            title: "Den",
-            seconds: "0",
-            mask: "ann",
-            reason: "",
-        },
-        Request::ChanUnban {
-            title: "Den",
-            mask: "x",
-        },
-        Request::ChanMode {
-            title: "Den",
-            change: "+i",
-            arg: "",
-        },
-        Request::ChanMode {
-            title: "Den",
-            change: "+o",
-            arg: "cid",
-        },
-        Request::ChanInvite {
-            title: "Den",
-            nick: "eve",
-        },
-        Request::ChanTopic {
-            title: "Den",
-            text: "mine now",
-        },
+        req::kick("Den", "ann", "coup"),
+        req::ban("Den", "0", "ann", ""),
+        req::unban("Den", "x"),
+        req::mode("Den", "+i", ""),
+        req::mode("Den", "+o", "cid"),
+        req::invite("Den", "eve"),
+        req::topic("Den", "mine now"),
     ];
     for r in requests {
         cid.send(r);
@@ -293,25 +174,16 @@ fn moderation_by_someone_who_is_not_an_operator_is_refused_and_changes_nothing()
     }
     cid.send(Request::ChanDrop { title: "Den" });
     cid.expect_error("only the founder of Den may drop it");
-    // Pets is configured: only server operators moderate it.
-    ann.send(Request::ChanKick {
-        title: "Pets",
-        nick: "cid",
-        reason: "",
-    });
-    ann.expect_error("you are not an operator of Pets");
-    ann.send(Request::ChanKick {
-        title: "Nowhere",
-        nick: "cid",
-        reason: "",
-    });
-    ann.expect_error("no channel named Nowhere");
+    // Pets is configured: only server operators moderate it. Nowhere is no channel.
+    for (title, error) in [
+        ("Pets", "you are not an operator of Pets"),
+        ("Nowhere", "no channel named Nowhere"),
+    ] {
+        ann.send(req::kick(title, "cid", ""));
+        ann.expect_error(error);
+    }
     // Nothing changed.
-    cid.send(Request::ChanMode {
-        title: "Den",
-        change: "",
-        arg: "",
-    });
+    cid.send(req::mode("Den", "", ""));
     cid.expect(code::CHAN_MODES, "Den +t 0 ann");
     cid.expect(code::CHAN_ENTRY, "Den op ann");
     cid.expect_nothing();
@@ -323,26 +195,13 @@ fn moderation_by_someone_who_is_not_an_operator_is_refused_and_changes_nothing()
 fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
     let s = server();
     let (ann, bob, cid, dan) = den(&s);
-    ann.send(Request::ChanBan {
-        title: "Den",
-        seconds: "0",
-        mask: "BO*",
-        reason: "flooding",
-    });
+    ann.send(req::ban("Den", "0", "BO*", "flooding"));
     // The ban's notice and the removal's come from two workers: in either order.
     for p in [&ann, &cid] {
-        let mut got = p.recv_n(2);
-        got.sort();
-        assert_eq!(
-            got,
-            [
-                (code::CHAN_NOTICE, "Den ann ban bo* 0 flooding".into()),
-                (
-                    code::CHAN_NOTICE,
-                    "Den ann kick bob banned: flooding".into()
-                )
-            ]
-        );
+        p.expect_in_any_order(&[
+            (code::CHAN_NOTICE, "Den ann ban bo* 0 flooding"),
+            (code::CHAN_NOTICE, "Den ann kick bob banned: flooding"),
+        ]);
     }
     assert_eq!(
         classic(&bob, 2),
@@ -360,25 +219,14 @@ fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
     // Another nickname is not covered.
     assert_eq!(user(&s, "rob").join("Den"), "Den 4 our den");
     ann.expect(code::USER_JOINS, "Den rob");
-    ann.send(Request::ChanUnban {
-        title: "Den",
-        mask: "bo*",
-    });
+    ann.send(req::unban("Den", "bo*"));
     ann.expect(code::CHAN_NOTICE, "Den ann unban bo*");
-    ann.send(Request::ChanUnban {
-        title: "Den",
-        mask: "bo*",
-    });
+    ann.send(req::unban("Den", "bo*"));
     ann.expect_error("no ban on bo* in Den");
     assert_eq!(bob.join("Den"), "Den 5 our den");
     ann.expect(code::USER_JOINS, "Den bob");
     // A timed ban ends by itself.
-    ann.send(Request::ChanBan {
-        title: "Den",
-        seconds: "1",
-        mask: "eve",
-        reason: "",
-    });
+    ann.send(req::ban("Den", "1", "eve", ""));
     ann.expect(code::CHAN_NOTICE, "Den ann ban eve 1");
     let eve = user(&s, "eve");
     eve.send(Request::Join { title: "Den" });
@@ -387,14 +235,8 @@ fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
     eve.join("Den");
     ann.expect(code::USER_JOINS, "Den eve");
     for (seconds, mask) in [("x", "a"), ("99999999999", "a"), ("5", "a\u{7}"), ("5", "")] {
-        ann.send(Request::ChanBan {
-            title: "Den",
-            seconds,
-            mask,
-            reason: "",
-        });
-        let (c, e) = ann.recv();
-        assert_eq!(c, code::ERROR, "{e}");
+        ann.send(req::ban("Den", seconds, mask, ""));
+        let e = ann.recv_code(code::ERROR);
         assert!(e.starts_with("invalid ban"), "{e}");
     }
 }
@@ -402,21 +244,13 @@ fn a_ban_removes_a_member_refuses_its_joins_until_lifted_or_expired() {
 #[test]
 fn invite_only_channels_take_the_invited_once() {
     let s = server();
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+i",
-        arg: "",
-    });
-    ann.expect(code::CHAN_NOTICE, "Den ann mode +i");
+    let ann = ann_in_her_den(&s);
     let bob = part5(&s, "bob");
+    ann.send(req::mode("Den", "+i", ""));
+    ann.expect(code::CHAN_NOTICE, "Den ann mode +i");
     bob.send(Request::Join { title: "Den" });
     bob.expect_error("Den is invite-only");
-    ann.send(Request::ChanInvite {
-        title: "Den",
-        nick: "BOB",
-    });
+    ann.send(req::invite("Den", "BOB"));
     bob.expect(code::INVITED, "Den ann");
     ann.expect(code::CHAN_NOTICE, "Den ann invite BOB");
     bob.join("Den");
@@ -427,23 +261,15 @@ fn invite_only_channels_take_the_invited_once() {
     // The invitation was used up.
     bob.send(Request::Join { title: "Den" });
     bob.expect_error("Den is invite-only");
-    ann.send(Request::ChanInvite {
-        title: "Den",
-        nick: "no body",
-    });
+    ann.send(req::invite("Den", "no body"));
     ann.expect_error("invalid nickname");
 }
 
 #[test]
 fn a_full_channel_takes_nobody_more() {
     let s = server();
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+l",
-        arg: "2",
-    });
+    let ann = ann_in_her_den(&s);
+    ann.send(req::mode("Den", "+l", "2"));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +l 2");
     user(&s, "bob").join("Den");
     let cid = user(&s, "cid");
@@ -451,18 +277,10 @@ fn a_full_channel_takes_nobody_more() {
     cid.expect_error("Den is full");
     ann.expect(code::USER_JOINS, "Den bob");
     for arg in ["0", "x", ""] {
-        ann.send(Request::ChanMode {
-            title: "Den",
-            change: "+l",
-            arg,
-        });
+        ann.send(req::mode("Den", "+l", arg));
         ann.expect_error("give a member limit from 1 to 1000000");
     }
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "-l",
-        arg: "",
-    });
+    ann.send(req::mode("Den", "-l", ""));
     ann.expect(code::CHAN_NOTICE, "Den ann mode -l");
     cid.join("Den");
 }
@@ -471,46 +289,30 @@ fn a_full_channel_takes_nobody_more() {
 fn in_a_moderated_channel_only_voices_and_operators_speak() {
     let s = server();
     let (ann, bob, cid, dan) = den(&s);
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+m",
-        arg: "",
-    });
+    ann.send(req::mode("Den", "+m", ""));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +m");
     cid.expect(code::CHAN_NOTICE, "Den ann mode +m");
-    bob.send(Request::SendPublic { text: "hello?" });
+    bob.send(req::public("hello?"));
     bob.expect_error("Den is moderated; you need a voice to speak");
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+v",
-        arg: "bob",
-    });
+    ann.send(req::mode("Den", "+v", "bob"));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +v bob");
     cid.expect(code::CHAN_NOTICE, "Den ann mode +v bob");
-    bob.send(Request::SendPublic { text: "hello!" });
+    bob.send(req::public("hello!"));
     for p in [&ann, &bob, &cid, &dan] {
         p.expect(code::PUBLIC_MSG, "Den bob hello!");
     }
-    ann.send(Request::SendPublic { text: "op here" });
+    ann.send(req::public("op here"));
     for p in [&ann, &bob, &cid, &dan] {
         p.expect(code::PUBLIC_MSG, "Den ann op here");
     }
-    dan.send(Request::SendPublic { text: "me too" });
+    dan.send(req::public("me too"));
     dan.expect_error("Den is moderated; you need a voice to speak");
     classic(&dan, 0);
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+x",
-        arg: "",
-    });
+    ann.send(req::mode("Den", "+x", ""));
     ann.expect_error(
         "unknown mode +x; use +i -i +m -m +t -t +l COUNT -l +o NICK -o NICK +v NICK -v NICK",
     );
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+v",
-        arg: "zed",
-    });
+    ann.send(req::mode("Den", "+v", "zed"));
     ann.expect_error("zed is not in Den");
 }
 
@@ -518,48 +320,27 @@ fn in_a_moderated_channel_only_voices_and_operators_speak() {
 fn operators_set_the_topic_and_can_make_more_operators() {
     let s = server();
     let (ann, bob, cid, _dan) = den(&s);
-    ann.send(Request::ChanTopic {
-        title: "Den",
-        text: "cozy corner",
-    });
+    ann.send(req::topic("Den", "cozy corner"));
     ann.expect(code::CHAN_NOTICE, "Den ann topic cozy corner");
     cid.expect(code::CHAN_NOTICE, "Den ann topic cozy corner");
     bob.send(Request::ListChannels);
     let items = classic(&bob, 6);
     assert_eq!(items[5].1, "Den 4 cozy corner");
-    ann.send(Request::ChanTopic {
-        title: "Den",
-        text: "tab\there",
-    });
+    ann.send(req::topic("Den", "tab\there"));
     ann.expect_error("invalid topic");
     // An operator made by ann moderates too.
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "+o",
-        arg: "cid",
-    });
+    ann.send(req::mode("Den", "+o", "cid"));
     ann.expect(code::CHAN_NOTICE, "Den ann mode +o cid");
     cid.expect(code::CHAN_NOTICE, "Den ann mode +o cid");
-    cid.send(Request::ChanMode {
-        title: "Den",
-        change: "-t",
-        arg: "",
-    });
+    cid.send(req::mode("Den", "-t", ""));
     cid.expect(code::CHAN_NOTICE, "Den cid mode -t");
     ann.expect(code::CHAN_NOTICE, "Den cid mode -t");
     // With the topic unlocked, any member sets it.
     let eve = part5(&s, "eve");
     eve.join("Den");
-    eve.send(Request::ChanTopic {
-        title: "Den",
-        text: "mine",
-    });
+    eve.send(req::topic("Den", "mine"));
     eve.expect(code::CHAN_NOTICE, "Den eve topic mine");
-    cid.send(Request::ChanMode {
-        title: "Den",
-        change: "",
-        arg: "",
-    });
+    cid.send(req::mode("Den", "", ""));
     // The notices travel with the channel's messages, the answer straight back: either may
     // come first (docs/PROTOCOL.md, part 4 notes), each in its own order.
     let (notices, answer): (Vec<_>, Vec<_>) = cid
@@ -577,20 +358,12 @@ fn operators_set_the_topic_and_can_make_more_operators() {
     let mut entries: Vec<&str> = answer[1..].iter().map(|(_, e)| e.as_str()).collect();
     entries.sort();
     assert_eq!(entries, ["Den op ann", "Den op cid"]);
-    ann.send(Request::ChanMode {
-        title: "Den",
-        change: "-o",
-        arg: "cid",
-    });
+    ann.send(req::mode("Den", "-o", "cid"));
     ann.expect(code::USER_JOINS, "Den eve");
     ann.expect(code::CHAN_NOTICE, "Den eve topic mine");
     ann.expect(code::CHAN_NOTICE, "Den ann mode -o cid");
     cid.expect(code::CHAN_NOTICE, "Den ann mode -o cid");
-    cid.send(Request::ChanMode {
-        title: "Den",
-        change: "+t",
-        arg: "",
-    });
+    cid.send(req::mode("Den", "+t", ""));
     cid.expect_error("you are not an operator of Den");
 }
 
@@ -598,7 +371,7 @@ fn operators_set_the_topic_and_can_make_more_operators() {
 fn say(p: &Peer, title: &str, nick: &str, n: usize) {
     for i in 0..n {
         let text = format!("message {i}");
-        p.send(Request::SendPublic { text: &text });
+        p.send(req::public(&text));
         p.expect(code::PUBLIC_MSG, &format!("{title} {nick} {text}"));
     }
 }
@@ -635,11 +408,7 @@ fn history_comes_in_batches_oldest_first_by_count_or_since_a_message() {
     let ann = part5(&s, "ann");
     ann.join("Pets");
     say(&ann, "Pets", "ann", 80);
-    ann.send(Request::History {
-        title: "Pets",
-        how: "last",
-        number: "60",
-    });
+    ann.send(req::history("Pets", "last", "60"));
     let (first, end) = history(&ann);
     assert_eq!(first.len(), 50);
     assert_eq!(first[0].1, "message 20");
@@ -647,37 +416,21 @@ fn history_comes_in_batches_oldest_first_by_count_or_since_a_message() {
     assert_eq!(end, format!("Pets {last} 10"));
     assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "ids grow");
     let since = last.to_string();
-    ann.send(Request::History {
-        title: "Pets",
-        how: "since",
-        number: &since,
-    });
+    ann.send(req::history("Pets", "since", &since));
     let (rest, end) = history(&ann);
     assert_eq!(rest.len(), 10);
     assert_eq!(rest[9].1, "message 79");
     assert_eq!(end, format!("Pets {} 0", rest[9].0));
     // Only 70 are kept.
-    ann.send(Request::History {
-        title: "Pets",
-        how: "last",
-        number: "1000",
-    });
+    ann.send(req::history("Pets", "last", "1000"));
     let (kept, _) = history(&ann);
     assert_eq!(kept[0].1, "message 10");
     // Refusals.
     let bob = part5(&s, "bob");
-    bob.send(Request::History {
-        title: "Pets",
-        how: "last",
-        number: "5",
-    });
+    bob.send(req::history("Pets", "last", "5"));
     bob.expect_error("you are not in Pets");
     for (how, number) in [("first", "5"), ("last", "-1"), ("since", "x")] {
-        ann.send(Request::History {
-            title: "Pets",
-            how,
-            number,
-        });
+        ann.send(req::history("Pets", how, number));
         ann.expect_error("give since MESSAGE-ID or last COUNT");
     }
 }
@@ -687,36 +440,25 @@ fn after_a_reconnect_a_client_gets_what_it_missed() {
     let s = server();
     let ann = part5(&s, "ann");
     ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     ann.expect(code::USER_JOINS, "Pets bob");
     say(&bob, "Pets", "bob", 2);
     ann.recv_n(2);
-    ann.send(Request::History {
-        title: "Pets",
-        how: "last",
-        number: "1",
-    });
+    ann.send(req::history("Pets", "last", "1"));
     let (seen, _) = history(&ann);
     let last_seen = seen[0].0.to_string();
     // The client goes away; meanwhile the talk goes on.
     ann.send(Request::Logoff);
     bob.expect(code::USER_PARTS, "Pets ann");
-    bob.send(Request::SendPublic {
-        text: "you missed this",
-    });
+    bob.send(req::public("you missed this"));
     bob.expect(code::PUBLIC_MSG, "Pets bob you missed this");
-    bob.send(Request::SendPublic { text: "and this" });
+    bob.send(req::public("and this"));
     bob.expect(code::PUBLIC_MSG, "Pets bob and this");
     // It comes back from another address, joins again and asks since what it saw.
     let again = Peer::new(&s);
     again.login("ann");
     again.join("Pets");
-    again.send(Request::History {
-        title: "Pets",
-        how: "since",
-        number: &last_seen,
-    });
+    again.send(req::history("Pets", "since", &last_seen));
     let (missed, end) = history(&again);
     let texts: Vec<&str> = missed.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(texts, ["you missed this", "and this"]);
@@ -728,30 +470,18 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
     let s = server_with(|c| c.live.mailbox = 2);
     register(&s, "ann", "pw");
     let bob = part5(&s, "bob");
-    bob.send(Request::SendPrivate {
-        recipient: "ANN",
-        text: "call me",
-    });
+    bob.send(req::private("ANN", "call me"));
     bob.expect(code::PRIVATE_STORED, "ANN");
     let cid = user(&s, "cid");
-    cid.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "hi from a classic client",
-    });
+    cid.send(req::private("ann", "hi from a classic client"));
     classic(&cid, 0);
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "one too many",
-    });
+    bob.send(req::private("ann", "one too many"));
     bob.expect_error("ann is away and can't be sent more messages");
     // Nobody by that name at all: as before.
-    bob.send(Request::SendPrivate {
-        recipient: "nobody",
-        text: "x",
-    });
+    bob.send(req::private("nobody", "x"));
     bob.expect_error("nobody: not logged in");
 
-    let ann = login(&s, "ann", "pw");
+    let ann = protected(&s, "ann", "pw");
     let kept = ann.recv_n(2);
     assert_eq!(kept[0].0, code::STORED_PRIVATE);
     assert!(kept[0].1.ends_with(" bob call me"), "{kept:?}");
@@ -765,13 +495,10 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
     // Delivered once: not again at the next login.
     ann.send(Request::Logoff);
     common::wait_until(|| s.state().address_of("ann").is_none());
-    let ann = login(&s, "ann", "pw");
+    let ann = protected(&s, "ann", "pw");
     ann.expect_nothing();
     // While ann is on, messages go to her as ever.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "live",
-    });
+    bob.send(req::private("ann", "live"));
     ann.expect(code::PRIVATE_MSG, "bob live");
 }
 
@@ -785,19 +512,12 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
         c.audit_log = Some(audit.clone());
     });
     register(&s, "root", "secret");
-    let root = login(&s, "root", "secret");
-    hello(&root);
+    let root = protected(&s, "root", "secret");
+    root.hello();
     let bob = part5(&s, "bob");
     for r in [
-        Request::OperKill {
-            nick: "root",
-            reason: "",
-        },
-        Request::OperBan {
-            seconds: "0",
-            net: "127.0.0.1",
-            reason: "",
-        },
+        req::kill("root", ""),
+        req::oper_ban("0", "127.0.0.1", ""),
         Request::OperUnban { net: "127.0.0.1" },
         Request::OperNotice { text: "hi" },
         Request::OperStatus,
@@ -813,15 +533,10 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     });
     // The notice goes out through the sender pool, the answer from the worker: in either
     // order.
-    let mut got = root.recv_n(2);
-    got.sort();
-    assert_eq!(
-        got,
-        [
-            (code::SERVER_NOTICE, "root restart at noon".into()),
-            (code::OPER_ACK, "notice -".into())
-        ]
-    );
+    root.expect_in_any_order(&[
+        (code::SERVER_NOTICE, "root restart at noon"),
+        (code::OPER_ACK, "notice -"),
+    ]);
     bob.expect(code::SERVER_NOTICE, "root restart at noon");
     assert_eq!(
         classic(&cid, 1),
@@ -831,27 +546,17 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     cid.join("Pets");
     bob.join("Pets");
     cid.expect(code::USER_JOINS, "Pets bob");
-    root.send(Request::OperKill {
-        nick: "CID",
-        reason: "spam",
-    });
+    root.send(req::kill("CID", "spam"));
     root.expect(code::OPER_ACK, "kill CID spam");
     cid.expect_error("you were disconnected by root: spam");
     bob.expect(code::USER_PARTS, "Pets cid");
     common::wait_until(|| s.state().address_of("cid").is_none());
-    root.send(Request::OperKill {
-        nick: "cid",
-        reason: "",
-    });
+    root.send(req::kill("cid", ""));
     root.expect_error("cid: not logged in");
     // An address ban disconnects who is there and refuses logins.
     let dan = Peer::at(&s, [127, 0, 0, 2]);
     dan.login("dan");
-    root.send(Request::OperBan {
-        seconds: "3600",
-        net: "127.0.0.2/32",
-        reason: "abuse",
-    });
+    root.send(req::oper_ban("3600", "127.0.0.2/32", "abuse"));
     root.expect(code::OPER_ACK, "ban 127.0.0.2/32 3600 abuse");
     dan.expect_error("you were disconnected by root: banned from this server: abuse");
     let dan2 = Peer::at(&s, [127, 0, 0, 2]);
@@ -867,18 +572,10 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
     dan2.login("dan");
     root.send(Request::OperUnban { net: "127.0.0.2" });
     root.expect_error("no ban on 127.0.0.2/32");
-    root.send(Request::OperBan {
-        seconds: "1",
-        net: "not-an-address",
-        reason: "",
-    });
+    root.send(req::oper_ban("1", "not-an-address", ""));
     root.expect_error("invalid address; give ADDRESS or ADDRESS/BITS");
     // A server operator moderates any channel, configured ones too.
-    root.send(Request::ChanKick {
-        title: "Pets",
-        nick: "bob",
-        reason: "rules",
-    });
+    root.send(req::kick("Pets", "bob", "rules"));
     root.expect(code::CHAN_NOTICE, "Pets root kick bob rules");
     bob.expect(code::PART_ACK, "Pets 0 For our furry and feathered friends");
     bob.expect(code::CHAN_NOTICE, "Pets root kick bob rules");
@@ -901,44 +598,22 @@ fn server_operators_kill_ban_addresses_notify_and_see_status() {
 fn part5_requests_from_strangers_and_malformed_ones_get_errors_not_crashes() {
     let s = server_with(|c| c.limits.amplification_guard = false);
     let stranger = Peer::new(&s);
-    stranger.send(Request::ChanCreate {
-        title: "Den",
-        description: "",
-    });
+    stranger.send(req::create("Den", ""));
     stranger.expect_error("please log in");
     let ann = part5(&s, "ann");
     let long = "x".repeat(900);
     let hostile: Vec<Vec<u8>> = vec![
-        Request::ChanCreate {
-            title: &long,
-            description: "",
-        }
-        .to_bytes(),
-        Request::ChanTopic {
-            title: "Pets",
-            text: &long,
-        }
-        .to_bytes(),
-        Request::ChanMode {
-            title: "Pets",
-            change: "+++",
-            arg: "",
-        }
-        .to_bytes(),
-        Request::History {
-            title: "Pets",
-            how: "last",
-            number: "99999999999999999999999",
-        }
-        .to_bytes(),
+        req::create(&long, "").to_bytes(),
+        req::topic("Pets", &long).to_bytes(),
+        req::mode("Pets", "+++", "").to_bytes(),
+        req::history("Pets", "last", "99999999999999999999999").to_bytes(),
         vec![0x02, 0xc6, 0xff, 0xfe],
         vec![0x03, 0x20],
         vec![0x03, 0xf2],
     ];
     for d in hostile {
         ann.send_raw(&d);
-        let (c, _) = ann.recv();
-        assert_eq!(c, code::ERROR);
+        ann.recv_code(code::ERROR);
     }
     // Still serving.
     ann.join("Pets");
@@ -957,43 +632,21 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
         let s = server_with(config);
         register(&s, "ann", "pw");
         register(&s, "bob", "pw");
-        let ann = login(&s, "ann", "pw");
-        hello(&ann);
-        ann.send(Request::ChanCreate {
-            title: "Club",
-            description: "members only",
-        });
+        let ann = protected(&s, "ann", "pw");
+        ann.hello();
+        ann.send(req::create("Club", "members only"));
         ann.expect(code::CHAN_NOTICE, "Club ann create registered members only");
         ann.expect(code::JOIN_ACK, "Club 1 members only");
-        let bob = login(&s, "bob", "pw");
+        let bob = protected(&s, "bob", "pw");
         bob.send(Request::Join { title: "Club" });
         bob.expect(code::JOIN_ACK, "Club 2 members only");
         ann.expect(code::USER_JOINS, "Club bob");
         for r in [
-            Request::ChanMode {
-                title: "Club",
-                change: "+o",
-                arg: "bob",
-            },
-            Request::ChanMode {
-                title: "Club",
-                change: "+m",
-                arg: "",
-            },
-            Request::ChanBan {
-                title: "Club",
-                seconds: "0",
-                mask: "spam*",
-                reason: "ads",
-            },
-            Request::SendPublic {
-                text: "remember me",
-            },
-            Request::OperBan {
-                seconds: "0",
-                net: "192.0.2.0/24",
-                reason: "",
-            },
+            req::mode("Club", "+o", "bob"),
+            req::mode("Club", "+m", ""),
+            req::ban("Club", "0", "spam*", "ads"),
+            req::public("remember me"),
+            req::oper_ban("0", "192.0.2.0/24", ""),
         ] {
             ann.send(r);
             ann.recv();
@@ -1007,16 +660,12 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     guest.send(Request::ListChannels);
     let items = guest.recv_n(6);
     assert_eq!(items[5], (code::CHANNEL_ITEM, "Club 0 members only".into()));
-    let bob = login(&s, "bob", "pw");
-    hello(&bob);
+    let bob = protected(&s, "bob", "pw");
+    bob.hello();
     bob.send(Request::Join { title: "Club" });
     bob.expect(code::JOIN_ACK, "Club 1 members only");
     // bob is still an operator: the account's status lasts.
-    bob.send(Request::ChanMode {
-        title: "Club",
-        change: "",
-        arg: "",
-    });
+    bob.send(req::mode("Club", "", ""));
     bob.expect(code::CHAN_MODES, "Club +rmt 0 ann");
     let entries: Vec<String> = bob.recv_n(4).into_iter().map(|(_, e)| e).collect();
     assert!(
@@ -1030,11 +679,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
             .any(|e| e.starts_with("Club ban spam* 0 ann ads")),
         "{entries:?}"
     );
-    bob.send(Request::History {
-        title: "Club",
-        how: "last",
-        number: "10",
-    });
+    bob.send(req::history("Club", "last", "10"));
     let (h, _) = history_from(|| bob.recv());
     assert_eq!(
         h.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
@@ -1045,7 +690,7 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
     spammer.expect_error("you are banned from Club: ads");
     assert_eq!(s.state().addr_bans().list().len(), 1);
     // The founder drops it: it is no longer stored, and goes once empty.
-    let ann = login(&s, "ann", "pw");
+    let ann = protected(&s, "ann", "pw");
     ann.send(Request::ChanDrop { title: "Club" });
     ann.expect(code::CHAN_NOTICE, "Club ann drop");
     bob.expect(code::CHAN_NOTICE, "Club ann drop");
@@ -1058,23 +703,11 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
 
 #[test]
 fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
-    use std::io::{Read, Write};
     let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
-    let ann = part5(&s, "ann");
-    create(&ann, "Den", "", "temporary");
-    ann.send(Request::ChanTopic {
-        title: "Den",
-        text: "t",
-    });
+    let ann = ann_in_her_den(&s);
+    ann.send(req::topic("Den", "t"));
     ann.expect(code::CHAN_NOTICE, "Den ann topic t");
-    let page = || {
-        let mut tcp = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut page = String::new();
-        tcp.read_to_string(&mut page).unwrap();
-        page
-    };
+    let page = || common::metrics_page(&s);
     common::wait_until(|| page().contains("udpchat_audit_records_total 2"));
     let p = page();
     assert!(

@@ -10,7 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{server, server_with, user, Peer};
+use common::{
+    expect_all, in_channel, joined, req, server, server_and_user, server_with, user, Peer,
+};
 use proto::{code, Request};
 
 const PETS: &str = "Pets 1 For our furry and feathered friends";
@@ -26,8 +28,7 @@ fn login_is_acknowledged_with_the_nickname_as_typed() {
 
 #[test]
 fn nickname_taken_by_another_address_is_in_use_whatever_its_case() {
-    let s = server();
-    let _bob = user(&s, "Bob");
+    let (s, _bob) = server_and_user("Bob");
     let other = Peer::new(&s);
     for nick in ["bob", "BOB"] {
         let (answer, _) = other.retry_until_answered(&Request::Login { nick }.to_bytes());
@@ -61,61 +62,69 @@ fn invalid_nicknames_are_refused() {
 fn repeated_login_from_the_same_address_is_acknowledged_again() {
     // The first LOGIN_ACK may be lost: a client retries with the same nickname.
     let s = server();
-    let p = user(&s, "ann");
-    p.join("Pets");
+    let p = joined(&s, "ann", "Pets");
     p.send(Request::Login { nick: "ann" });
     p.expect(code::LOGIN_ACK, "ann");
     // Still the same session: still in Pets.
     p.send(Request::ListUsers);
-    let (c, item) = p.recv();
-    assert_eq!(c, code::USER_ITEM);
-    assert!(
-        item.starts_with("ann ") && item.ends_with(" Pets"),
-        "{item}"
-    );
+    p.expect_user_item("ann", "Pets");
 }
 
 #[test]
 fn login_under_another_nickname_logs_the_old_user_off_first() {
     let s = server();
-    let watcher = user(&s, "watcher");
-    watcher.join("Pets");
-    let p = user(&s, "old");
-    p.join("Pets");
-    watcher.expect(code::USER_JOINS, "Pets old");
-    p.send(Request::Login { nick: "new" });
-    p.expect(code::LOGIN_ACK, "new");
+    let [watcher, p] = in_channel(&s, "Pets", ["watcher", "old"]);
+    p.login("new");
     watcher.expect(code::USER_PARTS, "Pets old");
     // The old nickname is free again, and the new user is in no channel.
     let q = Peer::new(&s);
     q.login("old");
-    p.send(Request::SendPublic { text: "hi" });
+    p.send(req::public("hi"));
     p.expect_error("no current channel");
+}
+
+/// A datagram of request code `c` with `payload`, or the one form DISCOVER has.
+fn request(c: u16, payload: &str) -> Vec<u8> {
+    if c == code::DISCOVER {
+        return Request::Discover.to_bytes();
+    }
+    let mut d = Vec::new();
+    proto::encode_raw(c, payload, &mut d);
+    d
+}
+
+/// What an address nobody is logged in from is told for a datagram of request code `c`
+/// with `payload` (`1 2 3 4 5`, which every parser of the table accepts, or nothing) by a
+/// server named `name` on `port`: to log in, for every request but the logins themselves
+/// (judged on what they carry: here no valid nickname, no account) and DISCOVER (answered
+/// to anyone).
+fn stranger_answer(c: u16, payload: &str, name: &str, port: u16) -> (u16, String) {
+    let error = |m: &str| (code::ERROR, m.to_string());
+    match c {
+        code::LOGIN_REQ => error("invalid nickname"),
+        code::AUTH_REQ if payload.is_empty() => error("invalid nickname"),
+        code::AUTH_REQ => error("no account with that nickname"),
+        code::AUTH_FINISH => error("login failed"),
+        code::DISCOVER => (code::SERVER_HERE, format!("{port} {name} 0")),
+        _ => error("please log in"),
+    }
 }
 
 #[test]
 fn every_request_but_login_needs_a_login() {
-    let s = server();
-    for req in [
-        Request::Logoff,
-        Request::Join { title: "Pets" },
-        Request::Part { title: "Pets" },
-        Request::SendPublic { text: "hi" },
-        Request::SendPrivate {
-            recipient: "x",
-            text: "hi",
-        },
-        Request::ListChannels,
-        Request::ListUsers,
-        Request::StillHere,
-        Request::Who { prefix: "" },
-        Request::Whois { nick: "x" },
-        Request::Watch { nicks: "x" },
-        Request::Unwatch { nicks: "x" },
-    ] {
-        let p = Peer::new(&s);
-        let (answer, _) = p.retry_until_answered(&req.to_bytes());
-        assert_eq!(answer, (code::ERROR, "please log in".into()), "{req:?}");
+    let s = server_with(|c| c.name = Some("conformance".into()));
+    let port = s.addr().port();
+    for &c in proto::REQUEST_CODES {
+        for payload in ["1 2 3 4 5", ""] {
+            let p = Peer::new(&s);
+            let (answer, _) = p.retry_until_answered(&request(c, payload));
+            assert_eq!(
+                answer,
+                stranger_answer(c, payload, "conformance", port),
+                "{:?} {payload:?}",
+                proto::name(c)
+            );
+        }
     }
     // An unknown code from an unknown address is also told to log in.
     let p = Peer::new(&s);
@@ -125,9 +134,14 @@ fn every_request_but_login_needs_a_login() {
 
 #[test]
 fn unknown_code_from_a_logged_in_user_is_unimplemented() {
-    let s = server();
-    let p = user(&s, "ann");
-    for c in [0u16, 11, code::LOGIN_ACK, code::PUBLIC_MSG, 299, 65535] {
+    let (_s, p) = server_and_user("ann");
+    // Codes the protocol does not define, and every code of its table that is no request
+    // (but SEALED, which is opened, not handled: tests/accounts.rs).
+    let not_requests = proto::ALL_CODES
+        .iter()
+        .copied()
+        .filter(|c| !proto::REQUEST_CODES.contains(c) && *c != code::SEALED);
+    for c in [0u16, 11, 299, 65535].into_iter().chain(not_requests) {
         p.send_code(c, "whatever");
         p.expect_error("unimplemented event code");
     }
@@ -136,8 +150,7 @@ fn unknown_code_from_a_logged_in_user_is_unimplemented() {
 #[test]
 fn list_channels_gives_the_five_classic_channels_with_counts() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Weather");
+    let a = joined(&s, "a", "Weather");
     a.send(Request::ListChannels);
     assert_eq!(
         a.recv_n(5),
@@ -169,16 +182,14 @@ fn list_channels_gives_the_five_classic_channels_with_counts() {
 
 #[test]
 fn join_unknown_channel_names_it_as_typed() {
-    let s = server();
-    let p = user(&s, "ann");
+    let (_s, p) = server_and_user("ann");
     p.send(Request::Join { title: "NoSuch" });
     p.expect_error("no channel named NoSuch");
 }
 
 #[test]
 fn join_tells_the_members_but_not_the_joiner_and_reports_the_count() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     assert_eq!(
         a.join("pets"),
         PETS,
@@ -193,31 +204,24 @@ fn join_tells_the_members_but_not_the_joiner_and_reports_the_count() {
 #[test]
 fn joining_again_tells_nobody_and_makes_the_channel_current() {
     let s = server();
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
-    b.join("Pets");
-    a.expect(code::USER_JOINS, "Pets b");
+    let [a, b] = in_channel(&s, "Pets", ["a", "b"]);
     b.join("Weather");
     assert_eq!(b.join("Pets"), "Pets 2 For our furry and feathered friends");
     a.expect_nothing();
-    b.send(Request::SendPublic { text: "back" });
+    b.send(req::public("back"));
     a.expect(code::PUBLIC_MSG, "Pets b back");
 }
 
 #[test]
 fn the_most_recently_joined_channel_is_current() {
-    let s = server();
-    let a = user(&s, "a");
-    let pets = user(&s, "petsonly");
-    pets.join("Pets");
-    let weather = user(&s, "weatheronly");
-    weather.join("Weather");
+    let (s, a) = server_and_user("a");
+    let pets = joined(&s, "petsonly", "Pets");
+    let weather = joined(&s, "weatheronly", "Weather");
     a.join("Pets");
     pets.expect(code::USER_JOINS, "Pets a");
     a.join("Weather");
     weather.expect(code::USER_JOINS, "Weather a");
-    a.send(Request::SendPublic { text: "rain" });
+    a.send(req::public("rain"));
     weather.expect(code::PUBLIC_MSG, "Weather a rain");
     pets.expect_nothing();
     // USER_ITEM lists the channels most recent first.
@@ -231,8 +235,7 @@ fn the_most_recently_joined_channel_is_current() {
 
 #[test]
 fn part_unknown_channel_is_an_error_and_part_of_a_non_member_is_silent() {
-    let s = server();
-    let p = user(&s, "ann");
+    let (_s, p) = server_and_user("ann");
     p.send(Request::Part { title: "Nowhere" });
     p.expect_error("no channel named Nowhere");
     p.send(Request::Part { title: "Pets" });
@@ -242,11 +245,7 @@ fn part_unknown_channel_is_an_error_and_part_of_a_non_member_is_silent() {
 #[test]
 fn part_tells_the_rest_and_acknowledges_with_the_new_count() {
     let s = server();
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
-    b.join("Pets");
-    a.expect(code::USER_JOINS, "Pets b");
+    let [a, b] = in_channel(&s, "Pets", ["a", "b"]);
     b.send(Request::Part { title: "pets" });
     b.expect(code::PART_ACK, "Pets 1 For our furry and feathered friends");
     a.expect(code::USER_PARTS, "Pets b");
@@ -257,8 +256,7 @@ fn part_tells_the_rest_and_acknowledges_with_the_new_count() {
 #[test]
 fn parting_the_current_channel_makes_the_next_one_current() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Weather");
+    let a = joined(&s, "a", "Weather");
     a.join("Gardening");
     a.join("Pets");
     a.send(Request::Part { title: "" }); // empty: the current channel, Pets
@@ -268,75 +266,53 @@ fn parting_the_current_channel_makes_the_next_one_current() {
     a.send(Request::Part { title: "Weather" });
     a.expect(code::PART_ACK, "Weather 0 Talk about the weather");
     a.expect_nothing();
-    a.send(Request::SendPublic { text: "x" });
+    a.send(req::public("x"));
     a.expect(code::PUBLIC_MSG, "Gardening a x");
 }
 
 #[test]
 fn public_message_reaches_every_member_sender_included() {
     let s = server();
-    let members: Vec<Peer> = (0..5)
-        .map(|i| {
-            let p = user(&s, &format!("m{i}"));
-            p.join("Hobbies");
-            p
-        })
-        .collect();
-    let outsider = user(&s, "out");
-    outsider.join("Pets");
-    // Drain the USER_JOINS each member got for those who came later.
-    for (i, m) in members.iter().enumerate() {
-        for _ in i + 1..members.len() {
-            assert_eq!(m.recv().0, code::USER_JOINS);
-        }
-    }
-    members[2].send(Request::SendPublic {
-        text: "hello  all, spaces kept ",
-    });
-    for m in &members {
-        m.expect(code::PUBLIC_MSG, "Hobbies m2 hello  all, spaces kept ");
-    }
+    // Each member has been told of those who came later, and nothing waits.
+    let members = in_channel(&s, "Hobbies", ["m0", "m1", "m2", "m3", "m4"]);
+    let outsider = joined(&s, "out", "Pets");
+    members[2].send(req::public("hello  all, spaces kept "));
+    expect_all(
+        &members.each_ref(),
+        code::PUBLIC_MSG,
+        "Hobbies m2 hello  all, spaces kept ",
+    );
     outsider.expect_nothing();
 }
 
 #[test]
 fn public_message_without_a_channel_is_an_error() {
-    let s = server();
-    let a = user(&s, "a");
-    a.send(Request::SendPublic { text: "anyone?" });
+    let (_s, a) = server_and_user("a");
+    a.send(req::public("anyone?"));
     a.expect_error("no current channel");
 }
 
 #[test]
 fn private_message_reaches_the_recipient_only() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let b = user(&s, "Bob");
-    a.send(Request::SendPrivate {
-        recipient: "bob",
-        text: "psst, a secret",
-    });
+    a.send(req::private("bob", "psst, a secret"));
     b.expect(code::PRIVATE_MSG, "a psst, a secret");
     a.expect_nothing();
 }
 
 #[test]
 fn private_message_errors() {
-    let s = server();
-    let a = user(&s, "a");
+    let (_s, a) = server_and_user("a");
     a.send_code(code::SEND_PRIVATE, "");
     a.expect_error("no nickname given for recipient of private message");
-    a.send(Request::SendPrivate {
-        recipient: "Ghost",
-        text: "boo",
-    });
+    a.send(req::private("Ghost", "boo"));
     a.expect_error("Ghost: not logged in");
 }
 
 #[test]
 fn list_users_gives_every_member_of_the_current_channel() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     a.send(Request::ListUsers);
     a.expect_error("no current channel");
     let b = user(&s, "b");
@@ -363,23 +339,17 @@ fn list_users_gives_every_member_of_the_current_channel() {
 #[test]
 fn logoff_leaves_every_channel_and_frees_the_nickname() {
     let s = server();
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
-    a.join("Weather");
-    b.join("Pets");
-    b.join("Weather");
-    a.recv_n(2); // USER_JOINS for b in both
+    // Both in Pets and Weather.
+    let [a, b] = in_channel(&s, "Pets", ["a", "b"]);
+    for p in [&a, &b] {
+        p.join("Weather");
+    }
+    a.expect(code::USER_JOINS, "Weather b");
     b.send_code(code::LOGOFF, "b");
-    let mut parts = a.recv_n(2);
-    parts.sort();
-    assert_eq!(
-        parts,
-        vec![
-            (code::USER_PARTS, "Pets b".into()),
-            (code::USER_PARTS, "Weather b".into())
-        ]
-    );
+    a.expect_in_any_order(&[
+        (code::USER_PARTS, "Pets b"),
+        (code::USER_PARTS, "Weather b"),
+    ]);
     b.expect_nothing();
     let (answer, _) = b.retry_until_answered(&Request::ListUsers.to_bytes());
     assert_eq!(answer, (code::ERROR, "please log in".into()));
@@ -393,11 +363,7 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
         c.idle_timeout = Duration::from_millis(1500);
         c.check_interval = Duration::from_millis(100);
     });
-    let talker = user(&s, "talker");
-    talker.join("Pets");
-    let silent = user(&s, "silent");
-    silent.join("Pets");
-    talker.expect(code::USER_JOINS, "Pets silent");
+    let [talker, silent] = in_channel(&s, "Pets", ["talker", "silent"]);
     // The talker keeps sending STILL_HERE; the silent one says nothing, and nobody else
     // sends anything: the sweep must run on its own clock.
     let start = std::time::Instant::now();
@@ -414,22 +380,19 @@ fn silent_users_are_logged_off_by_the_sweep_and_keepalives_keep_users_on() {
     let (answer, _) = silent.retry_until_answered(&Request::ListUsers.to_bytes());
     assert_eq!(answer, (code::ERROR, "please log in".into()));
     talker.send(Request::ListUsers);
-    let (c, item) = talker.recv();
-    assert_eq!(c, code::USER_ITEM);
-    assert!(item.starts_with("talker "));
+    talker.expect_user_item("talker", "Pets");
     assert_eq!(s.stats().sweep_logoffs, 1);
 }
 
 #[test]
 fn datagram_over_the_limit_is_refused_not_truncated() {
     let s = server_with(|c| c.max_datagram = 100);
-    let a = user(&s, "a");
-    a.join("Pets");
+    let a = joined(&s, "a", "Pets");
     let fits = "f".repeat(98);
-    a.send(Request::SendPublic { text: &fits });
+    a.send(req::public(&fits));
     a.expect(code::PUBLIC_MSG, &format!("Pets a {fits}"));
     let over = "o".repeat(99);
-    a.send(Request::SendPublic { text: &over });
+    a.send(req::public(&over));
     a.expect_error("datagram too long");
     a.expect_nothing();
     // Also answered for one far over the default limit.
@@ -453,8 +416,7 @@ fn invalid_text_is_an_error_for_users_and_dropped_for_strangers() {
 #[test]
 fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
     let s = server();
-    let a = user(&s, "a");
-    a.join("Pets");
+    let a = joined(&s, "a", "Pets");
     let junk: Vec<Vec<u8>> = vec![
         vec![],
         vec![0],
@@ -475,7 +437,7 @@ fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
         x.send_raw(j);
     }
     // Whatever errors came back, the server still serves: a public message round-trips.
-    a.send(Request::SendPublic { text: "still here" });
+    a.send(req::public("still here"));
     let mut got = Vec::new();
     while let Some(d) = a.recv_within(Duration::from_secs(5)) {
         if d.0 == code::PUBLIC_MSG {
@@ -490,10 +452,10 @@ fn malformed_datagrams_of_every_kind_leave_the_server_answering() {
 
 #[test]
 fn who_lists_users_by_prefix_and_caps_the_answer() {
-    let s = server();
-    let a = user(&s, "alice");
-    let _ = user(&s, "Albert");
-    let _ = user(&s, "bob");
+    let (s, a) = server_and_user("alice");
+    for nick in ["Albert", "bob"] {
+        user(&s, nick);
+    }
     a.send(Request::Who { prefix: "al" });
     let mut items: Vec<String> = a
         .recv_n(2)
@@ -522,22 +484,17 @@ fn who_lists_users_by_prefix_and_caps_the_answer() {
 
 #[test]
 fn whois_describes_one_user() {
-    let s = server();
-    let a = user(&s, "a");
-    let b = user(&s, "Bob");
-    b.join("Pets");
+    let (s, a) = server_and_user("a");
+    let _bob = joined(&s, "Bob", "Pets");
     a.send(Request::Whois { nick: "BOB" });
-    let (c, p) = a.recv();
-    assert_eq!(c, code::USER_ITEM);
-    assert!(p.starts_with("Bob ") && p.ends_with(" Pets"), "{p}");
+    a.expect_user_item("Bob", "Pets");
     a.send(Request::Whois { nick: "nobody" });
     a.expect_error("nobody: not logged in");
 }
 
 #[test]
 fn hot_list_tells_when_watched_users_come_and_go() {
-    let s = server();
-    let a = user(&s, "a");
+    let (s, a) = server_and_user("a");
     let b = user(&s, "Bob");
     a.send(Request::Watch { nicks: "bob carol" });
     a.expect(code::USER_ONLINE, "Bob");
@@ -566,9 +523,8 @@ fn server_serves_ipv6_and_ipv4_when_bound_to_the_unspecified_v6_address() {
     v6.join("Pets");
     v4.join("Pets");
     v6.expect(code::USER_JOINS, "Pets four");
-    v4.send(Request::SendPublic { text: "hi" });
-    v6.expect(code::PUBLIC_MSG, "Pets four hi");
-    v4.expect(code::PUBLIC_MSG, "Pets four hi");
+    v4.send(req::public("hi"));
+    expect_all(&[&v6, &v4], code::PUBLIC_MSG, "Pets four hi");
 }
 
 #[test]

@@ -6,16 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{server, server_with, user, Peer};
+use common::{joined, req, server, server_and_user, server_with, user, Peer};
 use proto::{code, errors, Event, Request};
-use udpchat::server::BatchWindow;
+use udpchat::server::{BatchWindow, RunningServer};
 
 #[test]
 fn caps_are_granted_as_asked_and_unknown_ones_ignored() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.send(Request::Caps { caps: "batch" });
-    ann.expect(code::CAPS_ACK, "batch=1200");
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.send(Request::Caps {
         caps: "frobnicate batch=4000 colour",
     });
@@ -60,9 +58,7 @@ fn caps_and_ping_from_a_stranger_are_told_to_log_in() {
 #[test]
 fn a_new_login_starts_without_caps() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.send(Request::Caps { caps: "batch" });
-    ann.expect(code::CAPS_ACK, "batch=1200");
+    let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.send(Request::Logoff);
     ann.login("ann");
     assert!(s
@@ -74,8 +70,7 @@ fn a_new_login_starts_without_caps() {
 
 #[test]
 fn ping_is_answered_with_its_token() {
-    let s = server();
-    let ann = user(&s, "ann");
+    let (_s, ann) = server_and_user("ann");
     ann.send(Request::Ping { token: "abc 123" });
     ann.expect(code::PONG, "abc 123");
     ann.send(Request::Ping { token: "" });
@@ -92,12 +87,10 @@ fn ping_is_answered_with_its_token() {
 #[test]
 fn a_classic_session_never_sees_part_4() {
     let s = server();
-    let ann = user(&s, "ann");
-    ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let ann = joined(&s, "ann", "Pets");
+    let bob = joined(&s, "bob", "Pets");
     ann.recv(); // bob joined
-    bob.send(Request::SendPublic { text: "hi" });
+    bob.send(req::public("hi"));
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
     bob.expect(code::PUBLIC_MSG, "Pets bob hi");
     ann.expect_nothing();
@@ -110,22 +103,12 @@ fn a_classic_session_never_sees_part_4() {
 /// while busy).
 const WINDOW: Duration = Duration::from_millis(300);
 
-/// The next datagram's raw bytes, or `None` after `within`.
-fn recv_raw(p: &Peer, within: Duration) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 65536];
-    p.sock.set_read_timeout(Some(within)).unwrap();
-    match p.sock.recv_from(&mut buf) {
-        Ok((n, _)) => Some(buf[..n].to_vec()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
-        }
-        Err(e) => panic!("recv: {e}"),
-    }
+/// A server with one sender that waits [`WINDOW`] for more, so a burst leaves as batches.
+fn batching_server() -> RunningServer {
+    server_with(|c| {
+        c.senders = 1;
+        c.batch_window = BatchWindow::Always(WINDOW);
+    })
 }
 
 /// A datagram as the client sees it: its events (one, or a BATCH's entries, checked
@@ -166,14 +149,14 @@ type Events = Vec<(u16, String)>;
 fn collect(p: &Peer, n: usize) -> (Vec<(usize, u16)>, Events) {
     let (mut dgrams, mut events) = (Vec::new(), Vec::new());
     while events.len() < n {
-        let d = recv_raw(p, common::WAIT).expect("more events");
+        let d = p.recv_raw_within(common::WAIT).expect("more events");
         dgrams.push((d.len(), u16::from_be_bytes([d[0], d[1]])));
         events.extend(unpack(&d));
     }
     (dgrams, events)
 }
 
-fn batch_user(s: &udpchat::server::RunningServer, nick: &str, caps: &str, granted: &str) -> Peer {
+fn batch_user(s: &RunningServer, nick: &str, caps: &str, granted: &str) -> Peer {
     let p = user(s, nick);
     p.send(Request::Caps { caps });
     p.expect(code::CAPS_ACK, granted);
@@ -193,10 +176,7 @@ fn texts(n: usize) -> Vec<(u16, String)> {
 
 #[test]
 fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     let bob = batch_user(&s, "bob", "batch=512", "batch=512");
     let cid = user(&s, "cid");
@@ -207,7 +187,7 @@ fn waiting_events_reach_batch_members_in_batches_and_classic_members_one_by_one(
     collect(&ann, 2);
     collect(&bob, 1);
     for i in 0..30 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     let (a_dgrams, a_events) = collect(&ann, 30);
     let (b_dgrams, b_events) = collect(&bob, 30);
@@ -237,27 +217,23 @@ fn a_lone_event_goes_to_a_batch_member_as_it_is() {
     let s = server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     // Nothing else waits for ann: the notice and the message come as classic datagrams.
     ann.expect(code::USER_JOINS, "Pets bob");
-    bob.send(Request::SendPublic { text: "hi" });
+    bob.send(req::public("hi"));
     ann.expect(code::PUBLIC_MSG, "Pets bob hi");
     bob.expect(code::PUBLIC_MSG, "Pets bob hi");
 }
 
 #[test]
 fn an_event_too_big_for_the_batch_size_goes_alone() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch=512", "batch=512");
     ann.join("Pets");
     let big = "b".repeat(600);
-    ann.send(Request::SendPublic { text: "a" });
-    ann.send(Request::SendPublic { text: &big });
-    ann.send(Request::SendPublic { text: "c" });
+    ann.send(req::public("a"));
+    ann.send(req::public(&big));
+    ann.send(req::public("c"));
     let (dgrams, events) = collect(&ann, 3);
     let want: Vec<(u16, String)> = ["a", &big, "c"]
         .iter()
@@ -271,10 +247,7 @@ fn an_event_too_big_for_the_batch_size_goes_alone() {
 
 #[test]
 fn join_and_part_notices_are_batched_too() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
     let others: Vec<Peer> = (0..8).map(|i| user(&s, &format!("u{i}"))).collect();
@@ -300,16 +273,13 @@ fn join_and_part_notices_are_batched_too() {
 
 #[test]
 fn dropping_the_batch_cap_brings_back_one_event_per_datagram() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     let ann = batch_user(&s, "ann", "batch", "batch=1200");
     ann.join("Pets");
     ann.send(Request::Caps { caps: "" });
     ann.expect(code::CAPS_ACK, "");
     for i in 0..5 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     assert_eq!(ann.recv_n(5), texts(5));
 }
@@ -339,9 +309,7 @@ fn every_member_gets_a_channels_events_in_one_order_across_senders() {
     // Three publishers on (likely) different workers, interleaved bursts.
     for round in 0..20 {
         for p in &members[..3] {
-            p.send(Request::SendPublic {
-                text: &format!("r{round}"),
-            });
+            p.send(req::public(&format!("r{round}")));
         }
     }
     let mut orders = Vec::new();
@@ -366,8 +334,7 @@ fn every_member_gets_a_channels_events_in_one_order_across_senders() {
 
 #[test]
 fn malformed_caps_forms_are_ignored_not_granted() {
-    let s = server();
-    let ann = user(&s, "ann");
+    let (_s, ann) = server_and_user("ann");
     for (asked, granted) in [
         ("batch=+600", ""),
         ("batch= 600", ""),
@@ -389,15 +356,9 @@ fn malformed_caps_forms_are_ignored_not_granted() {
 
 #[test]
 fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
-    let s = server_with(|c| {
-        c.senders = 1;
-        c.batch_window = BatchWindow::Always(WINDOW);
-    });
+    let s = batching_server();
     // Dan registers, then logs in with the password: every datagram sealed both ways.
-    let guest = user(&s, "dan");
-    common::register(&guest, "pw");
-    guest.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of("dan").is_none());
+    common::registered(&s, "dan", "pw");
     let dan = Peer::new(&s);
     let mut keys = common::password_login(&dan, "dan", "pw");
     keys.send(&dan, Request::Caps { caps: "batch" });
@@ -422,18 +383,18 @@ fn a_protected_member_gets_its_batches_sealed_for_it_alone() {
     };
     while events.len() < 2 {
         note(
-            recv_raw(&dan, common::WAIT).expect("join notices"),
+            dan.recv_raw_within(common::WAIT).expect("join notices"),
             &mut events,
         );
     }
     events.clear();
     collect(&ann, 1);
     for i in 0..30 {
-        ann.send(Request::SendPublic { text: &msg(i) });
+        ann.send(req::public(&msg(i)));
     }
     while events.len() < 30 {
         note(
-            recv_raw(&dan, common::WAIT).expect("more events"),
+            dan.recv_raw_within(common::WAIT).expect("more events"),
             &mut events,
         );
     }

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{password_login, register, server_with, user, Peer, WAIT};
+use common::{joined, password_login, register, req, server_with, user, Peer, WAIT};
 use proto::channel_data::{mac, verify, PROBE_INTERVAL};
 use proto::DISCOVERY_GROUP;
 use proto::{batch, channel_data, code, Event, Request};
@@ -150,20 +149,16 @@ fn confirmed(s: &RunningServer, nick: &str, title: &str) -> (Peer, Group) {
 fn a_confirmed_member_hears_the_channel_on_the_group_only() {
     let s = mcast_server();
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
-    bob.send(Request::SendPublic { text: "hello" });
+    bob.send(req::public("hello"));
     bob.expect(code::PUBLIC_MSG, "Pets bob hello");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
-    ann.send(Request::SendPublic { text: "hi bob" });
+    ann.send(req::public("hi bob"));
     bob.expect(code::PUBLIC_MSG, "Pets ann hi bob");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets ann hi bob".into()));
     // Private messages and replies stay unicast.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     ann.expect(code::PRIVATE_MSG, "bob psst");
     bob.send(Request::Part { title: "Pets" });
     assert_eq!(g.next_event(), (code::USER_PARTS, "Pets bob".into()));
@@ -184,8 +179,7 @@ fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
     assert_eq!(a.recv(&ann).0, code::JOIN_ACK);
     let mut g = Group::told(a.recv(&ann));
     g.probe();
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     // Not confirmed yet: the channel still comes by unicast, sealed for ann (and to the
     // group, which ann has been told).
     a.expect(&ann, code::USER_JOINS, "Pets bob");
@@ -196,14 +190,11 @@ fn a_protected_member_is_told_its_group_sealed_and_hears_the_channel_there() {
         .get(s.state().channel_id("Pets").unwrap())
         .unwrap();
     common::wait_until(|| group.is_confirmed(ann.addr()));
-    bob.send(Request::SendPublic { text: "hello" });
+    bob.send(req::public("hello"));
     bob.expect(code::PUBLIC_MSG, "Pets bob hello");
     assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets bob hello".into()));
     // Private messages stay unicast, and sealed.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "psst",
-    });
+    bob.send(req::private("ann", "psst"));
     a.expect(&ann, code::PRIVATE_MSG, "bob psst");
     ann.expect_no_datagram();
 }
@@ -218,11 +209,10 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
         c.batch_window = BatchWindow::Always(Duration::from_millis(200));
     });
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    let bob = user(&s, "bob");
-    bob.join("Pets");
+    let bob = joined(&s, "bob", "Pets");
     assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
     for text in ["one", "two", "three"] {
-        bob.send(Request::SendPublic { text });
+        bob.send(req::public(text));
     }
     let mut got = Vec::new();
     let mut datagrams = 0;
@@ -247,15 +237,12 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
 fn mcast_left_puts_the_member_back_on_unicast() {
     let s = mcast_server();
     let (ann, mut g) = confirmed(&s, "ann", "Hobbies");
-    let bob = user(&s, "bob");
-    bob.join("Hobbies");
+    let bob = joined(&s, "bob", "Hobbies");
     assert_eq!(g.next_event().0, code::USER_JOINS);
     ann.send(Request::McastLeft { title: "Hobbies" });
     let group = s.groups().get(3).unwrap();
     common::wait_until(|| !group.is_confirmed(ann.addr()));
-    bob.send(Request::SendPublic {
-        text: "still there?",
-    });
+    bob.send(req::public("still there?"));
     ann.expect(code::PUBLIC_MSG, "Hobbies bob still there?");
     // The group has nobody left to hear it: no probes either.
     assert!(g.recv_within(PROBE_INTERVAL * 2).is_none());
@@ -265,17 +252,15 @@ fn mcast_left_puts_the_member_back_on_unicast() {
 fn classic_and_multicast_members_share_a_channel() {
     let s = mcast_server();
     let (_ann, mut g) = confirmed(&s, "ann", "Gardening");
-    let classic = user(&s, "old");
-    classic.join("Gardening");
+    let classic = joined(&s, "old", "Gardening");
     // A client with the cap that never confirms stays on unicast.
     let slow = user(&s, "slow");
     slow.send(Request::Caps { caps: "multicast" });
     slow.expect(code::CAPS_ACK, "multicast");
     slow.join("Gardening");
-    let (c, _) = slow.recv();
-    assert_eq!(c, code::MCAST_GROUP);
+    slow.recv_code(code::MCAST_GROUP);
     classic.expect(code::USER_JOINS, "Gardening slow");
-    classic.send(Request::SendPublic { text: "roses" });
+    classic.send(req::public("roses"));
     classic.expect(code::PUBLIC_MSG, "Gardening old roses");
     slow.expect(code::PUBLIC_MSG, "Gardening old roses");
     let mut seen = Vec::new();
@@ -371,26 +356,17 @@ fn the_metrics_page_counts_group_traffic_and_listeners() {
         c.metrics = Some("127.0.0.1:0".parse().unwrap());
     });
     let (ann, mut g) = confirmed(&s, "ann", "Pets");
-    ann.send(Request::SendPublic { text: "counted" });
+    ann.send(req::public("counted"));
     assert_eq!(
         g.next_event(),
         (code::PUBLIC_MSG, "Pets ann counted".into())
     );
-    let mut tcp = TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    tcp.read_to_string(&mut page).unwrap();
+    let page = common::metrics_page(&s);
     assert!(
         page.contains("udpchat_multicast_listeners{channel=\"Pets\",state=\"confirmed\"} 1"),
         "{page}"
     );
-    let sent: u64 = page
-        .lines()
-        .find_map(|l| l.strip_prefix("udpchat_multicast_datagrams_sent_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("group datagram counter");
+    let sent = common::metric(&page, "udpchat_multicast_datagrams_sent_total");
     assert!(sent >= 2, "a probe and the message: {sent}");
 }
 

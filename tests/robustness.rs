@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{server_with, user, Peer};
+use common::{joined, metric, metrics_page, req, server_with, user, Peer};
 use proto::{code, Request};
 use udpchat::server::Limits;
 
@@ -20,18 +19,14 @@ fn a_flooding_address_is_rate_limited_and_others_are_still_served() {
             amplification_guard: true,
         }
     });
-    let good = user(&s, "good");
-    good.join("Pets");
-    let flooder = user(&s, "flood");
-    flooder.join("Pets");
+    let good = joined(&s, "good", "Pets");
+    let flooder = joined(&s, "flood", "Pets");
     good.expect(code::USER_JOINS, "Pets flood");
     let keepalive = Request::StillHere.to_bytes();
     for _ in 0..5000 {
         flooder.send_raw(&keepalive);
     }
-    good.send(Request::SendPublic {
-        text: "am I heard?",
-    });
+    good.send(req::public("am I heard?"));
     good.expect(code::PUBLIC_MSG, "Pets good am I heard?");
     let stats = s.stats();
     assert!(
@@ -67,8 +62,7 @@ fn a_stranger_never_gets_more_than_three_times_the_bytes_it_sent() {
 #[test]
 fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
     let s = server_with(|c| c.max_users = 500);
-    let member = user(&s, "member");
-    member.join("Pets");
+    let member = joined(&s, "member", "Pets");
     // 20,000 distinct source addresses (ip, port) across 127.0.1.0/24, one datagram each.
     let target = s.addr();
     for i in 0..20_000u32 {
@@ -86,7 +80,7 @@ fn a_login_flood_from_many_addresses_is_capped_by_max_users() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(s.state().user_count(), 450);
-    member.send(Request::SendPublic { text: "still here" });
+    member.send(req::public("still here"));
     member.expect(code::PUBLIC_MSG, "Pets member still here");
     s.state().check_invariants().unwrap();
 }
@@ -97,22 +91,11 @@ fn a_vanished_client_does_not_disturb_the_others_and_is_swept() {
         c.idle_timeout = Duration::from_millis(1500);
         c.check_interval = Duration::from_millis(100);
     });
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
-    b.join("Pets");
-    a.expect(code::USER_JOINS, "Pets b");
-    {
-        let gone = user(&s, "gone");
-        gone.join("Pets");
-        a.expect(code::USER_JOINS, "Pets gone");
-        b.expect(code::USER_JOINS, "Pets gone");
-        // The socket closes here: datagrams to it now draw ICMP port-unreachable.
-    }
+    let [a, b, gone] = common::in_channel(&s, "Pets", ["a", "b", "gone"]);
+    // The socket closes here: datagrams to it now draw ICMP port-unreachable.
+    drop(gone);
     for i in 0..50 {
-        a.send(Request::SendPublic {
-            text: &format!("m{i}"),
-        });
+        a.send(req::public(&format!("m{i}")));
     }
     for i in 0..50 {
         b.expect(code::PUBLIC_MSG, &format!("Pets a m{i}"));
@@ -145,9 +128,7 @@ fn a_tiny_send_buffer_slows_fanout_but_loses_no_member() {
     }
     let speaker = &members[0];
     for i in 0..20 {
-        speaker.send(Request::SendPublic {
-            text: &format!("n{i}"),
-        });
+        speaker.send(req::public(&format!("n{i}")));
     }
     // Every member hears the last message (the earlier ones may be interleaved with
     // USER_JOINS from later joiners; loopback delivery is not dropped here).
@@ -163,51 +144,33 @@ fn a_tiny_send_buffer_slows_fanout_but_loses_no_member() {
     }
 }
 
-fn scrape(addr: SocketAddr) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    tcp.read_to_string(&mut page).unwrap();
-    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
-    page
-}
-
-fn value(page: &str, series: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
-}
-
 #[test]
 fn metrics_are_served_in_prometheus_text_format() {
     let s = server_with(|c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
     let addr = s.metrics_addr().expect("metrics enabled");
     assert!(addr.ip().is_loopback());
-    let a = user(&s, "a");
-    let b = user(&s, "b");
-    a.join("Pets");
-    b.join("Pets");
-    a.expect(code::USER_JOINS, "Pets b");
-    b.send(Request::SendPublic { text: "hi" });
+    let [a, b] = common::in_channel(&s, "Pets", ["a", "b"]);
+    b.send(req::public("hi"));
     a.expect(code::PUBLIC_MSG, "Pets b hi");
     b.expect(code::PUBLIC_MSG, "Pets b hi");
-    let page = scrape(addr);
+    let page = metrics_page(&s);
     assert!(page.contains("# TYPE udpchat_users gauge"));
-    assert_eq!(value(&page, "udpchat_users"), 2);
-    assert_eq!(value(&page, "udpchat_channels"), 5);
-    assert_eq!(value(&page, "udpchat_channel_members{channel=\"Pets\"}"), 2);
+    assert_eq!(metric(&page, "udpchat_users"), 2);
+    assert_eq!(metric(&page, "udpchat_channels"), 5);
     assert_eq!(
-        value(&page, "udpchat_channel_members{channel=\"Weather\"}"),
+        metric(&page, "udpchat_channel_members{channel=\"Pets\"}"),
+        2
+    );
+    assert_eq!(
+        metric(&page, "udpchat_channel_members{channel=\"Weather\"}"),
         0
     );
-    assert_eq!(value(&page, "udpchat_datagrams_received_total"), 5);
+    assert_eq!(metric(&page, "udpchat_datagrams_received_total"), 5);
     // LOGIN_ACK x2, JOIN_ACK x2, USER_JOINS, PUBLIC_MSG x2. A sender counts a datagram
     // once the kernel has taken it, which may be a moment after it arrived.
-    common::wait_until(|| value(&scrape(addr), "udpchat_datagrams_sent_total") == 7);
+    common::wait_until(|| metric(&metrics_page(&s), "udpchat_datagrams_sent_total") == 7);
     assert_eq!(
-        value(&page, "udpchat_dropped_total{reason=\"rate_limited\"}"),
+        metric(&page, "udpchat_dropped_total{reason=\"rate_limited\"}"),
         0
     );
     assert!(page.contains("udpchat_queue_depth{queue=\"worker-0\"}"));
@@ -221,49 +184,45 @@ fn metrics_count_events_and_events_per_datagram() {
         c.senders = 1;
         c.batch_window = udpchat::server::BatchWindow::Always(Duration::from_millis(300));
     });
-    let addr = s.metrics_addr().expect("metrics enabled");
     let a = user(&s, "a");
     a.send(Request::Caps { caps: "batch" });
     a.expect(code::CAPS_ACK, "batch=1200");
     a.join("Pets");
     for i in 0..10 {
-        a.send(Request::SendPublic {
-            text: &format!("m{i}"),
-        });
+        a.send(req::public(&format!("m{i}")));
     }
     // The ten messages come back together, as BATCH datagrams.
-    let mut buf = [0u8; 2048];
-    a.sock
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let mut events = 0;
     while events < 10 {
-        let n = a.sock.recv(&mut buf).unwrap();
-        events += udpchat_client::net::unpack(&buf[..n]).len();
+        let d = a.recv_raw_within(common::WAIT).expect("the messages");
+        events += udpchat_client::net::unpack(&d).len();
     }
     // LOGIN_ACK, CAPS_ACK, JOIN_ACK and the ten messages: 13 events, fewer datagrams.
     let deadline = Instant::now() + Duration::from_secs(5);
     let page = loop {
-        let page = scrape(addr);
-        if value(&page, "udpchat_events_sent_total") == 13 || Instant::now() > deadline {
+        let page = metrics_page(&s);
+        if metric(&page, "udpchat_events_sent_total") == 13 || Instant::now() > deadline {
             break page;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let (events, datagrams) = (
-        value(&page, "udpchat_events_sent_total"),
-        value(&page, "udpchat_datagrams_sent_total"),
+        metric(&page, "udpchat_events_sent_total"),
+        metric(&page, "udpchat_datagrams_sent_total"),
     );
     assert_eq!(events, 13);
     assert!(datagrams < 13, "{page}");
     assert!(page.contains("# TYPE udpchat_events_per_datagram histogram"));
-    assert_eq!(value(&page, "udpchat_events_per_datagram_count"), datagrams);
-    assert_eq!(value(&page, "udpchat_events_per_datagram_sum"), 13);
     assert_eq!(
-        value(&page, "udpchat_events_per_datagram_bucket{le=\"+Inf\"}"),
+        metric(&page, "udpchat_events_per_datagram_count"),
+        datagrams
+    );
+    assert_eq!(metric(&page, "udpchat_events_per_datagram_sum"), 13);
+    assert_eq!(
+        metric(&page, "udpchat_events_per_datagram_bucket{le=\"+Inf\"}"),
         datagrams
     );
     // The three replies went one per datagram; the messages mostly shared.
-    let single = value(&page, "udpchat_events_per_datagram_bucket{le=\"1\"}");
+    let single = metric(&page, "udpchat_events_per_datagram_bucket{le=\"1\"}");
     assert!((3..datagrams).contains(&single), "{page}");
 }

@@ -8,17 +8,28 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{auth_req, password_login, register, server, server_with, spoof, user, Peer};
+use common::{
+    auth_req, password_login, register, registered as account, registered_session, req, server,
+    server_with, spoof, user, Peer, Protected,
+};
 use proto::auth::{self, Sealed};
 use proto::{code, Request};
 use udpchat::accounts::limits::PER_ACCOUNT_PREFIX;
+use udpchat::server::RunningServer;
 
-/// A registered, logged-off account `nick` with `password` on `s`.
-fn account(s: &udpchat::server::RunningServer, nick: &str, password: &str) {
-    let p = user(s, nick);
-    register(&p, password);
-    p.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of(nick).is_none());
+/// A server on which `alice` has an account (password `pw`) and is not logged in.
+fn with_alice() -> RunningServer {
+    let s = server();
+    account(&s, "alice", "pw");
+    s
+}
+
+/// Alice logs in with her password from the network of `ip` (not 127.0.0.1's); her socket
+/// and session.
+fn alice_from(s: &RunningServer, ip: [u8; 4]) -> (Peer, Protected) {
+    let alice = Peer::at(s, ip);
+    let session = password_login(&alice, "alice", "pw");
+    (alice, session)
 }
 
 // ---- 1. any registered user could take over any address ----
@@ -28,9 +39,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     let s = server();
     let bob = user(&s, "bob");
     let alice = user(&s, "alice");
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Mallory seals a datagram with her own session and alice's address as its source.
     let forged = m.session.seal(&Request::Join { title: "Pets" }.to_bytes());
     assert!(
@@ -42,10 +51,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     assert_eq!(s.state().address_of("alice"), Some(alice.addr()));
     assert_eq!(s.state().address_of("mallory"), Some(mallory.addr()));
     // Bob's private message to mallory reaches mallory, not alice's socket.
-    bob.send(Request::SendPrivate {
-        recipient: "mallory",
-        text: "for mallory only",
-    });
+    bob.send(req::private("mallory", "for mallory only"));
     let (c, got) = m.recv(&mallory);
     // (Mallory's own JOIN was acted on where she is: its JOIN_ACK comes first.)
     let got = if c == code::JOIN_ACK {
@@ -65,7 +71,7 @@ fn a_sealed_datagram_from_someone_elses_address_moves_nothing_and_logs_nobody_of
     alice.expect_no_datagram();
     // Alice is still a working user.
     alice.send(Request::Whois { nick: "alice" });
-    assert_eq!(alice.recv().0, code::USER_ITEM);
+    alice.recv_code(code::USER_ITEM);
     s.state().check_invariants().unwrap();
 }
 
@@ -74,19 +80,14 @@ fn a_forged_source_can_not_point_a_session_at_a_bystander() {
     let s = server();
     let bob = user(&s, "bob");
     let bystander = Peer::new(&s); // not logged in: nobody holds its address
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Mallory's session, sealed from the bystander's address, would have moved there at
     // once (and everything sent to mallory with it): now it stays.
     let forged = m.session.seal(&Request::StillHere.to_bytes());
     assert!(spoof(bystander.addr(), s.addr(), &forged));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.state().address_of("mallory"), Some(mallory.addr()));
-    bob.send(Request::SendPrivate {
-        recipient: "mallory",
-        text: "not for the bystander",
-    });
+    bob.send(req::private("mallory", "not for the bystander"));
     m.expect(&mallory, code::PRIVATE_MSG, "bob not for the bystander");
     // The bystander got one challenge, no bigger than three times the forged datagram.
     let challenge = bystander
@@ -100,9 +101,7 @@ fn a_forged_source_can_not_point_a_session_at_a_bystander() {
 fn a_session_never_moves_onto_an_address_someone_holds() {
     let s = server();
     let alice = user(&s, "alice");
-    let mallory = user(&s, "mallory");
-    register(&mallory, "evil");
-    let mut m = password_login(&mallory, "mallory", "evil");
+    let (mallory, mut m) = registered_session(&s, "mallory", "evil");
     // Even answering the challenge (mallory is on the path and sees it) from alice's
     // address does not push alice out.
     let forged = m.session.seal(&Request::StillHere.to_bytes());
@@ -131,8 +130,7 @@ fn a_registration_upload_needs_the_cookie_sent_to_that_address_for_that_nickname
     // with her password...
     let start = auth::register_start("mallorys password");
     mallory.send_raw(&start.datagram);
-    let (c, response) = mallory.recv();
-    assert_eq!(c, code::REGISTER_RESP);
+    let response = mallory.recv_code(code::REGISTER_RESP);
     let upload = start.finish("mallorys password", &response).unwrap();
     let (bare, _cookie) =
         upload[2..].split_at(upload[2..].iter().position(|&b| b == b' ').unwrap());
@@ -217,9 +215,7 @@ fn registrations_are_limited_per_network() {
 fn a_protected_user_refuses_what_a_forger_sends_in_the_servers_name() {
     let s = server();
     let bob = user(&s, "bob");
-    let ann = user(&s, "ann");
-    register(&ann, "pw");
-    let mut a = password_login(&ann, "ann", "pw");
+    let (ann, mut a) = registered_session(&s, "ann", "pw");
     // Forged from the server's address: a private message, a LOGIN_ACK, an ERROR, and a
     // REGISTER_RESP with the attacker's own OPRF key (as during /passwd).
     let fake_resp = {
@@ -249,10 +245,7 @@ fn a_protected_user_refuses_what_a_forger_sends_in_the_servers_name() {
         assert!(a.session.open(&raw).is_none(), "accepted {raw:?}");
     }
     // The real private message is sealed, confidential and opens.
-    bob.send(Request::SendPrivate {
-        recipient: "ann",
-        text: "the real one",
-    });
+    bob.send(req::private("ann", "the real one"));
     let raw = ann.recv_raw_within(common::WAIT).unwrap();
     assert!(
         !raw.windows(8).any(|w| w == b"real one"),
@@ -291,8 +284,7 @@ fn a_changed_server_key_is_caught_by_the_pin() {
 
 #[test]
 fn forged_auth_requests_spend_no_attempts_and_lock_nothing() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let start = auth::login_start("alice", "guess");
     // 50 AUTH_REQs for alice from forged addresses: each gets only a retry token, sent
     // to the forged address; nothing is counted.
@@ -307,16 +299,14 @@ fn forged_auth_requests_spend_no_attempts_and_lock_nothing() {
         ));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let alice = Peer::at(&s, [127, 0, 4, 1]);
-    let mut a = password_login(&alice, "alice", "pw");
+    let (alice, mut a) = alice_from(&s, [127, 0, 4, 1]);
     a.send(&alice, Request::Whois { nick: "alice" });
-    assert_eq!(a.recv(&alice).0, code::USER_ITEM);
+    assert!(a.recv_code(&alice, code::USER_ITEM).starts_with("alice "));
 }
 
 #[test]
 fn guessing_from_one_network_locks_only_that_network_out() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let guesser = Peer::new(&s);
     let mut locked = false;
     for _ in 0..PER_ACCOUNT_PREFIX + 1 {
@@ -329,22 +319,19 @@ fn guessing_from_one_network_locks_only_that_network_out() {
     }
     assert!(locked, "unlimited guessing");
     // Alice, from another network, is not locked out.
-    let alice = Peer::at(&s, [127, 0, 5, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 5, 1]);
 }
 
 #[test]
 fn a_replayed_auth_request_does_not_replace_the_login_under_way() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let alice = Peer::new(&s);
     let start = auth::login_start("alice", "pw");
     alice.send_raw(&start.datagram);
     let (_, token) = alice.recv();
     let with_token = start.with_token(&token);
     alice.send_raw(&with_token);
-    let (c, challenge) = alice.recv();
-    assert_eq!(c, code::AUTH_CHALLENGE);
+    let challenge = alice.recv_code(code::AUTH_CHALLENGE);
     // The attacker replays alice's AUTH_REQ (token and all) from alice's address.
     assert!(spoof(alice.addr(), s.addr(), &with_token));
     let (_, again) = alice.recv();
@@ -374,8 +361,7 @@ fn a_flood_of_guest_logins_leaves_room_for_account_holders() {
     let (answer, _) = late.retry_until_answered(&Request::Login { nick: "late" }.to_bytes());
     assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
     // Alice has her password: she gets in.
-    let alice = Peer::at(&s, [127, 0, 7, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 7, 1]);
 }
 
 #[test]
@@ -400,19 +386,17 @@ fn free_accounts_can_not_fill_the_pending_logins_of_everyone_else() {
         }
     }
     assert!(refused >= 4, "pending logins per network are capped");
-    let alice = Peer::at(&s, [127, 0, 8, 1]);
-    password_login(&alice, "alice", "pw");
+    alice_from(&s, [127, 0, 8, 1]);
 }
 
 // ---- 6. cheap requests, expensive work ----
 
 #[test]
 fn an_unproven_auth_request_costs_a_token_and_nothing_else() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
+    let start = auth::login_start("alice", "pw");
     let p = Peer::new(&s);
     // Unpadded: the token is still shorter than the request (no amplification).
-    let start = auth::login_start("alice", "pw");
     let unpadded: Vec<u8> = {
         let text = std::str::from_utf8(&start.datagram[2..]).unwrap();
         let mut parts = text.split(' ');
@@ -422,8 +406,7 @@ fn an_unproven_auth_request_costs_a_token_and_nothing_else() {
         d
     };
     p.send_raw(&unpadded);
-    let (c, token) = p.recv();
-    assert_eq!(c, code::AUTH_RETRY);
+    let token = p.recv_code(code::AUTH_RETRY);
     assert!(2 + token.len() < unpadded.len());
 }
 
@@ -458,8 +441,7 @@ fn a_forged_source_gets_at_most_three_times_what_was_sent_in_its_name() {
 
 #[test]
 fn a_lost_login_ack_is_asked_for_again_sealed() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let alice = Peer::new(&s);
     let start = auth::login_start("alice", "pw");
     let (_, challenge) = auth_req(&alice, &start);
@@ -472,15 +454,14 @@ fn a_lost_login_ack_is_asked_for_again_sealed() {
     a.send(&alice, Request::Login { nick: "alice" });
     a.expect(&alice, code::LOGIN_ACK, "alice");
     a.send(&alice, Request::Join { title: "Pets" });
-    assert_eq!(a.recv(&alice).0, code::JOIN_ACK);
+    a.recv_code(&alice, code::JOIN_ACK);
 }
 
 // ---- 10. look-alike nicknames ----
 
 #[test]
 fn look_alikes_of_a_registered_nickname_are_refused() {
-    let s = server();
-    account(&s, "alice", "pw");
+    let s = with_alice();
     let p = Peer::new(&s);
     for (nick, error) in [
         ("ALICE", "nickname is registered; log in with a password"),
@@ -523,21 +504,13 @@ fn logins_failures_lockouts_registrations_and_path_changes_are_counted() {
             p.expect_error("login failed");
         }
     }
-    let alice = Peer::at(&s, [127, 0, 10, 1]);
-    let mut a = password_login(&alice, "alice", "pw");
+    let (_alice, mut a) = alice_from(&s, [127, 0, 10, 1]);
     let moved = Peer::at(&s, [127, 0, 10, 2]);
     a.send(&moved, Request::StillHere);
     let (_, data) = a.recv(&moved);
     a.send(&moved, Request::PathResponse { data: &data });
     common::wait_until(|| s.state().address_of("alice") == Some(moved.addr()));
-    let page = {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(s.metrics_addr().unwrap()).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut page = String::new();
-        c.read_to_string(&mut page).unwrap();
-        page
-    };
+    let page = common::metrics_page(&s);
     for line in [
         "udpchat_password_logins_total 1",
         "udpchat_registrations_total 1",

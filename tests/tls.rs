@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::cluster::{converge, start_node, wait_connected};
 use common::services::{Postgres, TestCa, TlsRedis};
-use common::{password_login, register, user, Peer};
-use proto::{code, Request};
+use common::{joined, password_login, req, user, Peer};
+use proto::code;
 use udpchat::accounts::StoreKind;
-use udpchat::cluster::ClusterConfig;
-use udpchat::server::{Server, ServerConfig};
+use udpchat::server::{RunningServer, Server, ServerConfig};
 
 #[test]
 fn accounts_in_postgres_over_tls_and_only_with_a_trusted_certificate() {
@@ -44,25 +44,16 @@ fn accounts_in_postgres_over_tls_and_only_with_a_trusted_certificate() {
         c.store = StoreKind::Postgres(pg.url_with("require"));
         c.tls_ca = Some(ca.ca());
     });
-    let ann = user(&s, "ann");
-    assert_eq!(register(&ann, "over tls"), "registered ann");
-    ann.send(Request::Logoff);
-    common::wait_until(|| s.state().address_of("ann").is_none());
-    let p = Peer::new(&s);
-    password_login(&p, "ann", "over tls");
+    common::registered(&s, "ann", "over tls");
+    password_login(&Peer::new(&s), "ann", "over tls");
 }
 
-fn node(url: &str, id: &str, ca: &TestCa) -> udpchat::server::RunningServer {
-    let url = url.to_string();
+/// A server of the cluster on `url` that trusts `ca`, without accounts; not waited for.
+fn node(url: &str, id: &str, ca: &TestCa) -> RunningServer {
     let ca = ca.ca();
-    common::server_with(move |c| {
-        c.cluster = Some(ClusterConfig {
-            lease_ttl: Duration::from_secs(3),
-            ..ClusterConfig::new(url, id, b"tls test cluster secret 32 bytes")
-        });
+    start_node(url, id, move |c| {
         c.tls_ca = Some(ca);
         c.accounts = false;
-        c.limits.amplification_guard = false;
     })
 }
 
@@ -74,29 +65,14 @@ fn a_cluster_over_rediss_with_an_acl_user() {
     let s2 = node(&redis.url("acl-password"), "t2", &ca);
     // A server with the wrong password never gets in.
     let wrong = node(&redis.url("not-the-password"), "t3", &ca);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(s1.cluster().unwrap().is_connected() && s2.cluster().unwrap().is_connected()) {
-        assert!(
-            Instant::now() < deadline,
-            "the cluster did not connect over TLS"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ann = user(&s1, "ann");
-    ann.join("Pets");
+    wait_connected(&s1, true);
+    wait_connected(&s2, true);
+    let ann = joined(&s1, "ann", "Pets");
     let bob = user(&s2, "bob");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        bob.send(Request::SendPrivate {
-            recipient: "ann",
-            text: "over rediss",
-        });
-        if ann.recv_within(Duration::from_millis(200))
+    converge(|| {
+        bob.send(req::private("ann", "over rediss"));
+        ann.recv_within(Duration::from_millis(200))
             == Some((code::PRIVATE_MSG, "bob over rediss".into()))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no message across the cluster");
-    }
+    });
     assert!(!wrong.cluster().unwrap().is_connected());
 }

@@ -1,9 +1,18 @@
 //! Test helpers: an in-process server on 127.0.0.1:0 and a raw-datagram client with
-//! read timeouts, so a lost datagram fails a test instead of hanging it.
+//! read timeouts, so a lost datagram fails a test instead of hanging it (its datagrams
+//! sealed once it logs in with a password), with the users, waits and metrics the tests
+//! share. Beside it: `services` (Redis and PostgreSQL of the test's own), `cluster`
+//! (servers sharing Redis), `script` and `pty` (the real client through pipes or in a
+//! terminal), and `req` (requests of several fields in short).
 #![allow(dead_code)]
 
 pub mod pty;
 pub mod services;
+
+// Cluster nodes, requests in short, and scripted clients.
+pub mod cluster;
+pub mod req;
+pub mod script;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -17,6 +26,16 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use proto::{code, Event, Request};
 use udpchat::server::{RunningServer, Server, ServerConfig};
+
+/// What the client prints for `/channels` on a server with the classic channels, nobody in
+/// them.
+pub const CHANNEL_LINES: [&str; 5] = [
+    "\t[CurrentEvents]     Discussion of current events            0 users",
+    "\t[Weather]           Talk about the weather                  0 users",
+    "\t[Gardening]         For those with the green thumb          0 users",
+    "\t[Hobbies]           For hobbyists of all types              0 users",
+    "\t[Pets]              For our furry and feathered friends     0 users",
+];
 
 /// How long a test waits for an expected datagram.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -63,16 +82,18 @@ pub fn bin(name: &str) -> PathBuf {
                 cmd.args(["--profile", other]);
             }
         }
-        let mut target_dir = profile_dir.parent().expect("<target>/<profile>");
-        // Cargo keeps its rustc cache at the top of the target folder.
-        if !target_dir.join(".rustc_info.json").exists() {
+        // Cargo gives integration tests <target>/tmp, whatever the target folder is.
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let target_dir = tmp.parent().expect("<target>/tmp");
+        let above = profile_dir.parent().expect("<target>/<profile>");
+        let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+        if !same(above, target_dir) {
             // <target>/<triple>/<profile>: built for a target triple.
-            let triple = target_dir
+            let triple = above
                 .file_name()
                 .and_then(|t| t.to_str())
                 .unwrap_or_default();
             cmd.args(["--target", triple]);
-            target_dir = target_dir.parent().expect("<target>/<triple>");
         }
         cmd.arg("--target-dir").arg(target_dir);
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -97,6 +118,13 @@ pub fn server() -> RunningServer {
     server_with(|_| {})
 }
 
+/// A server with the classic channels, and `nick` logged in to it.
+pub fn server_and_user(nick: &str) -> (RunningServer, Peer) {
+    let s = server();
+    let p = user(&s, nick);
+    (s, p)
+}
+
 /// A server on a free loopback port, configured by `f`.
 pub fn server_with(f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
     let mut cfg = ServerConfig {
@@ -111,6 +139,9 @@ pub fn server_with(f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
 pub struct Peer {
     pub sock: UdpSocket,
     pub server: SocketAddr,
+    /// Once the peer logged in with a password ([`Peer::with_password`]): the session its
+    /// requests are sealed in, and every datagram it gets must be sealed in.
+    session: Option<std::cell::RefCell<Protected>>,
 }
 
 impl Peer {
@@ -125,53 +156,47 @@ impl Peer {
             "127.0.0.1:0".parse().unwrap()
         };
         let sock = UdpSocket::bind(any).unwrap();
-        Peer { sock, server }
+        Peer {
+            sock,
+            server,
+            session: None,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
     }
 
+    /// Sends `bytes` as they are (never sealed).
     pub fn send_raw(&self, bytes: &[u8]) {
         self.sock.send_to(bytes, self.server).unwrap();
     }
 
+    /// Sends the classic datagram `d`, sealed if the peer logged in with a password.
+    fn send_datagram(&self, d: &[u8]) {
+        match &self.session {
+            Some(keys) => {
+                keys.borrow_mut().send_raw(self, d);
+            }
+            None => self.send_raw(d),
+        }
+    }
+
     pub fn send(&self, req: Request<'_>) {
-        self.send_raw(&req.to_bytes());
+        self.send_datagram(&req.to_bytes());
     }
 
     pub fn send_code(&self, code: u16, payload: &str) {
         let mut v = Vec::new();
         proto::encode_raw(code, payload, &mut v);
-        self.send_raw(&v);
+        self.send_datagram(&v);
     }
 
     /// The next datagram as (code, payload text), or `None` after `within`.
     pub fn recv_within(&self, within: Duration) -> Option<(u16, String)> {
-        let deadline = Instant::now() + within;
-        let mut buf = [0u8; 65536];
-        let left = deadline.checked_duration_since(Instant::now())?;
-        self.sock
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match self.sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                assert!(n >= 2, "server sent a datagram of {n} bytes");
-                let code = u16::from_be_bytes([buf[0], buf[1]]);
-                let text = String::from_utf8(buf[2..n].to_vec()).expect("server sent UTF-8");
-                // Every datagram the server sends must decode as an event.
-                Event::decode(&buf[..n]).expect("server sent a well-formed event");
-                Some((code, text))
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(e) => panic!("recv: {e}"),
+        match &self.session {
+            Some(keys) => next_event(self, Some(&mut keys.borrow_mut().session), within),
+            None => next_event(self, None, within),
         }
     }
 
@@ -181,10 +206,42 @@ impl Peer {
             .expect("expected a datagram from the server")
     }
 
+    /// The payload of the next datagram, which must have code `code`.
+    #[track_caller]
+    pub fn recv_code(&self, code: u16) -> String {
+        let (c, payload) = self.recv();
+        assert_eq!(c, code, "{payload}");
+        payload
+    }
+
     /// Asserts the next datagram is exactly `code payload`.
     #[track_caller]
     pub fn expect(&self, code: u16, payload: &str) {
         assert_eq!(self.recv(), (code, payload.to_string()));
+    }
+
+    /// Asserts the next datagrams are `expected`, in any order (they come from different
+    /// threads of the server).
+    #[track_caller]
+    pub fn expect_in_any_order(&self, expected: &[(u16, &str)]) {
+        let mut got = self.recv_n(expected.len());
+        let mut want: Vec<(u16, String)> =
+            expected.iter().map(|&(c, p)| (c, p.to_string())).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// Asserts the next datagram is a USER_ITEM of `nick` whose channels (most recent
+    /// first) end with `channels`; returns it.
+    #[track_caller]
+    pub fn expect_user_item(&self, nick: &str, channels: &str) -> String {
+        let item = self.recv_code(code::USER_ITEM);
+        assert!(
+            item.starts_with(&format!("{nick} ")) && item.ends_with(&format!(" {channels}")),
+            "{item}"
+        );
+        item
     }
 
     #[track_caller]
@@ -233,6 +290,21 @@ impl Peer {
         assert_eq!(c, code::JOIN_ACK, "JOIN_ACK expected, got {c} {p}");
         p
     }
+
+    /// Says HELLO, as a part-5 client does, and checks the HELLO_ACK.
+    #[track_caller]
+    pub fn hello(&self) {
+        self.send(Request::Hello { client: "test" });
+        self.recv_code(code::HELLO_ACK);
+    }
+}
+
+/// Asserts that each of `peers` gets `code payload` next.
+#[track_caller]
+pub fn expect_all(peers: &[&Peer], code: u16, payload: &str) {
+    for p in peers {
+        p.expect(code, payload);
+    }
 }
 
 /// A logged-in peer.
@@ -242,13 +314,104 @@ pub fn user(server: &RunningServer, nick: &str) -> Peer {
     p
 }
 
+/// A logged-in peer that joined `title` (and was told nothing else yet).
+pub fn joined(server: &RunningServer, nick: &str, title: &str) -> Peer {
+    let p = user(server, nick);
+    p.join(title);
+    p
+}
+
+/// A logged-in peer that said HELLO: a part-5 client.
+pub fn part5(server: &RunningServer, nick: &str) -> Peer {
+    let p = user(server, nick);
+    p.hello();
+    p
+}
+
+/// Users `nicks`, logged in one after the other and each joined to `title`; each has been
+/// told of those who joined after it (and nothing else is waiting for anyone).
+#[track_caller]
+pub fn in_channel<const N: usize>(
+    server: &RunningServer,
+    title: &str,
+    nicks: [&str; N],
+) -> [Peer; N] {
+    let mut shown = String::new();
+    let peers = nicks.map(|nick| {
+        let p = user(server, nick);
+        // The title as the server shows it, whatever its case here.
+        shown = p
+            .join(title)
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        p
+    });
+    for (i, p) in peers.iter().enumerate() {
+        for later in &nicks[i + 1..] {
+            p.expect(code::USER_JOINS, &format!("{shown} {later}"));
+        }
+    }
+    peers
+}
+
+/// Waits up to `within` for `cond`, which another thread (of the server, or a process)
+/// makes true; fails the test with `what` if it never does.
+#[track_caller]
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits (up to [`WAIT`]) for `cond`, which another thread of the server makes true.
 #[track_caller]
-pub fn wait_until(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "condition not met in time");
-        std::thread::sleep(Duration::from_millis(5));
+pub fn wait_until(cond: impl FnMut() -> bool) {
+    wait_for("condition not met in time", WAIT, cond);
+}
+
+/// Waits until the server has no user left (a LOGOFF is handled on the server's own
+/// threads, a moment after it was sent).
+#[track_caller]
+pub fn wait_no_users(server: &RunningServer) {
+    wait_for("users still logged in", Duration::from_secs(20), || {
+        server.state().user_count() == 0
+    });
+}
+
+/// The server's metrics page (it must have `metrics` on), status line and all.
+pub fn metrics_page(server: &RunningServer) -> String {
+    use std::io::{Read, Write};
+    let addr = server.metrics_addr().expect("metrics enabled");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    page
+}
+
+/// The value of the series `series` (a name with its labels) on a metrics page.
+#[track_caller]
+pub fn metric(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
+/// A child process (a server binary, say) killed and reaped on drop, so a test that fails
+/// half-way leaves none behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -292,20 +455,34 @@ impl Peer {
 pub fn register(peer: &Peer, password: &str) -> String {
     let start = auth::register_start(password);
     peer.send_raw(&start.datagram);
-    let (c, response) = peer.recv();
-    assert_eq!(c, code::REGISTER_RESP, "{response}");
+    let response = peer.recv_code(code::REGISTER_RESP);
     peer.send_raw(&start.finish(password, &response).unwrap());
-    let (c, ack) = peer.recv();
-    assert_eq!(c, code::ACCOUNT_ACK, "{ack}");
-    ack
+    peer.recv_code(code::ACCOUNT_ACK)
+}
+
+/// Registers `nick` with `password` from a guest session, then logs it off: a registered
+/// account nobody is logged in to.
+pub fn registered(server: &RunningServer, nick: &str, password: &str) {
+    let p = user(server, nick);
+    assert_eq!(register(&p, password), format!("registered {nick}"));
+    p.send(Request::Logoff);
+    wait_until(|| server.state().address_of(nick).is_none());
+}
+
+/// A guest `nick` that registered its nickname with `password` and then logged in with it
+/// from the same socket: the socket and the session.
+pub fn registered_session(server: &RunningServer, nick: &str, password: &str) -> (Peer, Protected) {
+    let p = user(server, nick);
+    register(&p, password);
+    let keys = password_login(&p, nick, password);
+    (p, keys)
 }
 
 /// Sends AUTH_REQ for `start` from `peer`: first without a token, then with the token of
 /// the AUTH_RETRY it gets. Returns the answer to the second.
 pub fn auth_req(peer: &Peer, start: &auth::LoginStart) -> (u16, String) {
     peer.send_raw(&start.datagram);
-    let (c, token) = peer.recv();
-    assert_eq!(c, code::AUTH_RETRY, "{token}");
+    let token = peer.recv_code(code::AUTH_RETRY);
     peer.send_raw(&start.with_token(&token));
     peer.recv()
 }
@@ -321,6 +498,58 @@ pub fn password_login(peer: &Peer, nick: &str, password: &str) -> Protected {
     let mut p = Protected::new(keys);
     p.expect(peer, code::LOGIN_ACK, nick);
     p
+}
+
+/// The next datagram `peer` gets as (code, payload text), checked to be a well-formed event;
+/// with `session`, only sealed datagrams count, and of those only the ones that open for it
+/// (the others are skipped). `None` after `within`.
+fn next_event(
+    peer: &Peer,
+    mut session: Option<&mut ClientSession>,
+    within: Duration,
+) -> Option<(u16, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let raw = peer.recv_raw_within(left)?;
+        let d = match session.as_deref_mut() {
+            None => raw,
+            Some(session) => {
+                assert_eq!(
+                    &raw[..2],
+                    &code::SEALED.to_be_bytes(),
+                    "a protected user was sent an unsealed datagram: {raw:?}"
+                );
+                match session.open(&raw) {
+                    Some(inner) => inner.into_owned(),
+                    None => continue,
+                }
+            }
+        };
+        let n = d.len();
+        assert!(n >= 2, "server sent a datagram of {n} bytes");
+        let text = String::from_utf8(d[2..].to_vec()).expect("server sent UTF-8");
+        // Every datagram the server sends must decode as an event.
+        Event::decode(&d).expect("server sent a well-formed event");
+        return Some((u16::from_be_bytes([d[0], d[1]]), text));
+    }
+}
+
+/// A peer logged in as `nick` with `password` from a socket of its own: its datagrams are
+/// sealed both ways. (A test that moves a session between sockets uses [`Protected`] with
+/// the sockets instead.)
+pub fn protected(server: &RunningServer, nick: &str, password: &str) -> Peer {
+    Peer::new(server).with_password(nick, password)
+}
+
+impl Peer {
+    /// This peer, once it logged in as `nick` with `password` (see [`password_login`]):
+    /// from now on its requests are sealed, and it takes only sealed datagrams.
+    pub fn with_password(mut self, nick: &str, password: &str) -> Peer {
+        let keys = password_login(&self, nick, password);
+        self.session = Some(std::cell::RefCell::new(keys));
+        self
+    }
 }
 
 /// The client side of a protected session in a test.
@@ -350,24 +579,9 @@ impl Protected {
     }
 
     /// The next datagram `peer` gets that opens for this session, as (code, payload);
-    /// datagrams that do not open are skipped (and returned in the count). `None` after
-    /// `within`.
+    /// datagrams that do not open are skipped. `None` after `within`.
     pub fn recv_within(&mut self, peer: &Peer, within: Duration) -> Option<(u16, String)> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let raw = peer.recv_raw_within(left)?;
-            assert_eq!(
-                &raw[..2],
-                &code::SEALED.to_be_bytes(),
-                "a protected user was sent an unsealed datagram: {raw:?}"
-            );
-            if let Some(inner) = self.session.open(&raw) {
-                Event::decode(&inner).expect("a well-formed sealed event");
-                let c = u16::from_be_bytes([inner[0], inner[1]]);
-                return Some((c, String::from_utf8(inner[2..].to_vec()).unwrap()));
-            }
-        }
+        next_event(peer, Some(&mut self.session), within)
     }
 
     /// The next sealed datagram; fails the test if none comes within [`WAIT`].
@@ -375,6 +589,14 @@ impl Protected {
     pub fn recv(&mut self, peer: &Peer) -> (u16, String) {
         self.recv_within(peer, WAIT)
             .expect("expected a sealed datagram from the server")
+    }
+
+    /// The payload of the next sealed datagram, which must have code `code`.
+    #[track_caller]
+    pub fn recv_code(&mut self, peer: &Peer, code: u16) -> String {
+        let (c, payload) = self.recv(peer);
+        assert_eq!(c, code, "{payload}");
+        payload
     }
 
     /// Asserts the next sealed datagram is exactly `code payload`.
@@ -431,6 +653,7 @@ impl Peer {
         Peer {
             sock,
             server: server.addr(),
+            session: None,
         }
     }
 }

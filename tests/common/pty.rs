@@ -99,6 +99,11 @@ impl Pty {
         self.child.process_id().expect("a running program's id")
     }
 
+    /// Pastes `lines` as a terminal does in bracketed-paste mode: marked as one paste.
+    pub fn paste(&mut self, lines: &[&str]) {
+        self.send(&format!("\u{1b}[200~{}\u{1b}[201~", lines.join("\n")));
+    }
+
     /// Types `line` and Enter.
     pub fn line(&mut self, line: &str) {
         self.send(line);
@@ -168,6 +173,13 @@ impl Pty {
     #[track_caller]
     pub fn wait_raw(&self, text: &str) {
         self.wait(text, |raw, _| raw.contains(text));
+    }
+
+    /// Types `/quit` and checks that the client exits with success.
+    #[track_caller]
+    pub fn quit(&mut self) {
+        self.line("/quit");
+        assert_eq!(self.exit_code(), Some(0), "{}", self.screen());
     }
 
     /// Waits for the program to exit; its status code.

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A free TCP port on loopback (free when asked; the service binds it right after).
 pub fn free_port() -> u16 {
@@ -52,14 +52,29 @@ fn find(program: &str, extra: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start in {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+/// Runs `cmd` to its end; fails the test with its standard error (and `log`, a file the
+/// program writes instead) unless it succeeds.
+#[track_caller]
+fn run_ok(mut cmd: Command, log: Option<&Path>) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {} {}",
+        String::from_utf8_lossy(&out.stderr),
+        log.map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .unwrap_or_default()
+    );
+}
+
+/// Gives `path` (recursively) to the user `nobody` when we are root, for PostgreSQL.
+fn chown_to_db_user(path: &Path) {
+    if nix::unistd::geteuid().is_root() {
+        let mut chown = Command::new("chown");
+        chown.args(["-R", "nobody"]).arg(path);
+        run_ok(chown, None);
     }
 }
 
@@ -108,7 +123,7 @@ impl Redis {
             .expect("start redis-server");
         self.child = Some(child);
         let url = self.url();
-        wait_for("redis-server", Duration::from_secs(10), || {
+        super::wait_for("redis-server starts", Duration::from_secs(10), || {
             redis::Client::open(url.as_str())
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
@@ -167,16 +182,10 @@ impl Postgres {
         let initdb = find("initdb", &dirs).unwrap_or_else(|| panic!("{missing}"));
         let pg_ctl = find("pg_ctl", &dirs).unwrap_or_else(|| panic!("{missing}"));
         let dir = tempfile::tempdir().unwrap();
-        if nix::unistd::geteuid().is_root() {
-            let status = Command::new("chown")
-                .args(["nobody"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(status.success(), "chown of the database folder failed");
-        }
+        chown_to_db_user(dir.path());
         let data = dir.path().join("data");
-        let out = as_db_user(&initdb)
+        let mut initdb = as_db_user(&initdb);
+        initdb
             .args([
                 "-A",
                 "trust",
@@ -187,34 +196,22 @@ impl Postgres {
                 "--no-sync",
                 "-D",
             ])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(&data);
+        run_ok(initdb, None);
         let port = free_port();
         let opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             dir.path().display()
         );
-        let out = as_db_user(&pg_ctl)
+        let log = dir.path().join("log");
+        let mut start = as_db_user(&pg_ctl);
+        start
             .args(["-w", "-t", "30", "-D"])
             .arg(&data)
             .args(["-o", &opts, "-l"])
-            .arg(dir.path().join("log"))
-            .arg("start")
-            .stdout(Stdio::null())
-            .output()
-            .expect("run pg_ctl");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
-        );
+            .arg(&log)
+            .arg("start");
+        run_ok(start, Some(&log));
         Postgres { dir, pg_ctl, port }
     }
 
@@ -390,7 +387,7 @@ impl TlsRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server with TLS");
-        wait_for("redis-server (TLS)", Duration::from_secs(10), || {
+        super::wait_for("redis-server (TLS) starts", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         TlsRedis {
@@ -434,28 +431,15 @@ impl Postgres {
             )
             .unwrap();
         }
-        if nix::unistd::geteuid().is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "nobody"])
-                .arg(&data)
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        chown_to_db_user(&data);
         let conf = data.join("postgresql.auto.conf");
         std::fs::write(&conf, "ssl = on\n").unwrap();
-        let out = as_db_user(&pg.pg_ctl)
+        let mut restart = as_db_user(&pg.pg_ctl);
+        restart
             .args(["-w", "-t", "30", "-D"])
             .arg(&data)
-            .args(["-m", "fast", "restart"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("restart PostgreSQL");
-        assert!(
-            out.status.success(),
-            "pg_ctl restart failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .args(["-m", "fast", "restart"]);
+        run_ok(restart, None);
         pg
     }
 
