@@ -1,129 +1,189 @@
-//! The `chat-server` binary as an operator meets it: flags, the channels file, the start-up
-//! line, and a clean exit on SIGTERM.
+//! The `chat-server` binary as an operator meets it: flags, the channels file, the
+//! configuration file and its reload on SIGHUP, the start-up line, and a clean exit on
+//! SIGTERM.
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Peer;
+use common::{Peer, Signal};
+use crossbeam_channel::Receiver;
 use proto::{code, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
 
-/// Starts the binary on a free loopback port and returns it with the address it logged.
-fn start(
-    data: &std::path::Path,
-    extra: &[&str],
-) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
-        .arg(data.join("data"))
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let at = line
-        .find("listening on ")
-        .expect("start-up line names the address");
-    let addr = line[at + "listening on ".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        line.contains("sndbuf=") && line.contains("rcvbuf="),
-        "{line}"
-    );
-    (child, addr, err)
+/// The binary running on a free loopback port, its log lines read by a thread of their
+/// own so that a test can wait for one with a timeout. Killed when dropped.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    log: Receiver<String>,
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("server did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+impl Running {
+    /// Starts the binary with its data in `dir` and `extra` flags; returns once its first
+    /// line, which must say where it listens, is logged.
+    fn start(dir: &Path, extra: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+            .arg(dir.join("data"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let (tx, log) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = log
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a start-up line");
+        let at = line
+            .find("listening on ")
+            .expect("start-up line names the address");
+        let addr = line[at + "listening on ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            line.contains("sndbuf=") && line.contains("rcvbuf="),
+            "{line}"
+        );
+        Running { child, addr, log }
     }
+
+    /// Waits for a log line containing `what`; returns it.
+    #[track_caller]
+    fn wait_log(&self, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.log.recv_deadline(deadline) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {what:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        common::signal(self.child.id(), signal);
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM; the server must exit with status 0 within a few seconds.
+    fn stop(mut self) {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.is_running() {
+            assert!(Instant::now() < deadline, "server did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with `args` to its end; asserts that it failed without starting, and
+/// returns what it said on standard error.
+#[track_caller]
+fn refused(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    err
+}
+
+/// `chat-server --help`.
+fn help() -> String {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A folder holding `name` with `text` in it; returns the folder and the file's path.
+fn file_in_dir(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+/// `path` as a flag's value.
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 #[test]
 fn sigterm_stops_the_server_with_status_zero() {
     let data = tempfile::tempdir().unwrap();
-    let (mut child, addr, _err) = start(data.path(), &[]);
-    let p = Peer::to(addr);
-    p.login("ann");
-    common::signal(child.id(), common::Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
+    let server = Running::start(data.path(), &[]);
+    Peer::to(server.addr).login("ann");
+    server.stop();
 }
 
 #[test]
 fn channels_file_replaces_the_classic_channels() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("channels.toml");
-    std::fs::write(
-        &file,
+    let (dir, file) = file_in_dir(
+        "channels.toml",
         "[[channel]]\ntitle = \"Rust\"\ndescription = \"All things Rust\"\n\n\
          [[channel]]\ntitle = \"Zig\"\ndescription = \"Comptime chat\"\n",
-    )
-    .unwrap();
-    let (mut child, addr, _err) = start(dir.path(), &["--channels", file.to_str().unwrap()]);
-    let p = Peer::to(addr);
+    );
+    let server = Running::start(dir.path(), &["--channels", arg(&file)]);
+    let p = Peer::to(server.addr);
     p.login("ann");
     p.send(Request::ListChannels);
     p.expect(code::CHANNEL_ITEM, "Rust 0 All things Rust");
     p.expect(code::CHANNEL_ITEM, "Zig 0 Comptime chat");
     p.send(Request::Join { title: "pets" });
     p.expect_error("no channel named pets");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
 fn a_bad_channels_file_is_an_error_naming_the_line_and_nothing_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("channels.toml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = file_in_dir(
+        "channels.toml",
         "[[channel]]\ntitle = \"Fine\"\ndescription = \"ok\"\n[[channel]]\ntitle = \"not fine\"\ndescription = \"x\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--channels"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let err = refused([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--channels",
+        arg(&file),
+    ]);
     assert!(err.contains("line 5"), "{err}");
-    assert!(!err.contains("listening"), "{err}");
-
-    let missing = Command::new(BIN)
-        .args(["--port", "0", "--channels", "/nonexistent/channels.toml"])
-        .output()
-        .unwrap();
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read channels file"));
+    let err = refused(["--port", "0", "--channels", "/nonexistent/channels.toml"]);
+    assert!(err.contains("cannot read channels file"), "{err}");
 }
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = help();
     for flag in [
         "--bind",
         "--port",
@@ -162,8 +222,7 @@ fn help_explains_every_flag() {
 fn every_flag_has_a_key_in_the_config_file() {
     // The file promises every flag of the command line; a flag added later without its key
     // fails here. The value is of no type in particular: only an unknown key counts.
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = help();
     let flags: Vec<&str> = help
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("--"))
@@ -171,7 +230,7 @@ fn every_flag_has_a_key_in_the_config_file() {
         .filter(|f| !["config", "help", "version"].contains(f))
         .collect();
     assert!(flags.len() > 20, "{help}");
-    let path = std::path::Path::new("server.toml");
+    let path = Path::new("server.toml");
     let unknown = udpchat::settings::parse("frob = 0\n", path).unwrap_err();
     assert!(unknown.to_string().contains("unknown field"), "{unknown}");
     for flag in flags {
@@ -192,8 +251,7 @@ fn out_of_range_flags_are_refused() {
         &["--idle-timeout", "0"],
         &["--workers", "0"],
     ] {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} accepted");
+        refused(args);
     }
 }
 
@@ -203,21 +261,13 @@ fn a_fresh_data_folder_is_private_and_an_open_one_is_refused() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
     // A fresh start makes the folder 0700 and the database 0600.
-    let (mut child, _addr, _err) = start(parent.path(), &[]);
-    common::signal(child.id(), common::Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    Running::start(parent.path(), &[]).stop();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("accounts.sqlite3")), 0o600);
     // Opened to others, it is refused with a clear error.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(["--bind", "127.0.0.1", "--port", "0", "--data", arg(&data)]);
     assert!(
         err.contains("readable by other users") && err.contains("chmod 700"),
         "{err}"
@@ -240,45 +290,11 @@ fn accounts_without_the_servers_setup_are_refused_not_silently_broken() {
             })
             .unwrap();
     }
-    let out = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(["--bind", "127.0.0.1", "--port", "0", "--data", arg(&data)]);
     assert!(
         err.contains("setup is missing while 1 accounts exist"),
         "{err}"
     );
-}
-
-/// Forwards the server's log lines to a channel, so a test can wait for one with a
-/// timeout.
-fn log_lines(err: BufReader<std::process::ChildStderr>) -> crossbeam_channel::Receiver<String> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in err.lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a log line containing `what`; returns it.
-#[track_caller]
-fn wait_log(lines: &crossbeam_channel::Receiver<String>, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match lines.recv_deadline(deadline) {
-            Ok(line) if line.contains(what) => return line,
-            Ok(_) => {}
-            Err(_) => panic!("no log line with {what:?}"),
-        }
-    }
 }
 
 const CONFIG: &str = r#"
@@ -294,13 +310,22 @@ title = "Lobby"
 description = "Say hello"
 "#;
 
+/// The server started with the configuration file `text`; returns the file's folder, the
+/// file and the server.
+fn with_config(text: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, Running) {
+    let (dir, file) = file_in_dir("server.toml", text);
+    let args: Vec<&str> = ["--config", arg(&file)]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let server = Running::start(dir.path(), &args);
+    (dir, file, server)
+}
+
 #[test]
 fn a_config_file_sets_flags_channels_and_the_message_of_the_day() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.toml");
-    std::fs::write(&file, CONFIG).unwrap();
-    let (mut child, addr, _err) = start(dir.path(), &["--config", file.to_str().unwrap()]);
-    let p = Peer::to(addr);
+    let (_dir, _file, server) = with_config(CONFIG, &[]);
+    let p = Peer::to(server.addr);
     p.login("ann");
     p.send(Request::ListChannels);
     p.expect(code::CHANNEL_ITEM, "Lobby 0 Say hello");
@@ -311,23 +336,23 @@ fn a_config_file_sets_flags_channels_and_the_message_of_the_day() {
     let (c, ack) = p.recv();
     assert_eq!(c, code::HELLO_ACK);
     assert!(ack.starts_with("20 "), "{ack}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// `ann` lists the channels and sees `items`, and nothing more.
+fn lists(ann: &Peer, items: &[&str]) {
+    ann.send(Request::ListChannels);
+    for item in items {
+        ann.expect(code::CHANNEL_ITEM, item);
+    }
+    ann.expect_nothing();
 }
 
 #[test]
 fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.toml");
-    std::fs::write(&file, CONFIG).unwrap();
-    let (mut child, addr, err) = start(dir.path(), &["--config", file.to_str().unwrap()]);
-    let log = log_lines(err);
-    let ann = Peer::to(addr);
+    let (_dir, file, mut server) = with_config(CONFIG, &[]);
+    let ann = Peer::to(server.addr);
     ann.login("ann");
     ann.join("Lobby");
-    let hup = || {
-        common::signal(child.id(), common::Signal::SIGHUP);
-    };
 
     // A good file: a new channel, a new description, a new message of the day.
     std::fs::write(
@@ -338,100 +363,89 @@ fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_noth
             + "\n[[channel]]\ntitle = \"Garden\"\ndescription = \"Plants\"\n",
     )
     .unwrap();
-    hup();
-    let line = wait_log(&log, "configuration reloaded");
+    server.signal(Signal::SIGHUP);
+    let line = server.wait_log("configuration reloaded");
     assert!(line.contains("channel Garden added"), "{line}");
     assert!(line.contains("motd changed"), "{line}");
-    ann.send(Request::ListChannels);
-    ann.expect(code::CHANNEL_ITEM, "Lobby 1 Say hi");
-    ann.expect(code::CHANNEL_ITEM, "Garden 0 Plants");
+    lists(&ann, &["Lobby 1 Say hi", "Garden 0 Plants"]);
     // Nobody was dropped: ann is still in Lobby.
     ann.send(Request::ListUsers);
     let (c, item) = ann.recv();
-    assert_eq!(c, code::USER_ITEM);
-    assert!(
-        item.starts_with("ann ") && item.ends_with(" Lobby"),
-        "{item}"
-    );
+    let in_lobby = item.starts_with("ann ") && item.ends_with(" Lobby");
+    assert!(c == code::USER_ITEM && in_lobby, "{c} {item}");
     ann.send(Request::Hello { client: "test" });
     ann.expect(code::MOTD, "Welcome to the test server.");
     ann.expect(code::MOTD, "Be very kind.");
     assert_eq!(ann.recv().0, code::HELLO_ACK);
 
     // A bad file: reported with its line; the old configuration stays.
-    std::fs::write(
-        &file,
-        "max-users = 50\nhistory = 20\nmax-users = \"many\"\n",
-    )
-    .unwrap();
-    hup();
-    let line = wait_log(&log, "not reloaded");
-    assert!(line.contains("line 3"), "{line}");
-    std::fs::write(
-        &file,
-        "history = 20\n\n[[channel]]\ntitle = \"two words\"\ndescription = \"\"\n",
-    )
-    .unwrap();
-    hup();
-    let line = wait_log(&log, "not reloaded");
-    assert!(line.contains("line 4"), "{line}");
-    ann.send(Request::ListChannels);
-    ann.expect(code::CHANNEL_ITEM, "Lobby 1 Say hi");
-    ann.expect(code::CHANNEL_ITEM, "Garden 0 Plants");
-    ann.expect_nothing();
+    for (bad, at) in [
+        (
+            "max-users = 50\nhistory = 20\nmax-users = \"many\"\n",
+            "line 3",
+        ),
+        (
+            "history = 20\n\n[[channel]]\ntitle = \"two words\"\ndescription = \"\"\n",
+            "line 4",
+        ),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        server.signal(Signal::SIGHUP);
+        let line = server.wait_log("not reloaded");
+        assert!(line.contains(at), "{line}");
+    }
+    lists(&ann, &["Lobby 1 Say hi", "Garden 0 Plants"]);
+    assert!(server.is_running(), "SIGHUP stopped the server");
+    server.stop();
+}
+
+#[test]
+fn sighup_applies_limits_at_once_and_warns_of_settings_that_wait_for_a_restart() {
+    let (_dir, file, server) = with_config("max-users = 1\nworkers = 2\n", &[]);
+    Peer::to(server.addr).login("ann");
+    std::fs::write(&file, "max-users = 2\nworkers = 3\nhistory = 7\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let line = server.wait_log("workers changed");
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "SIGHUP stopped the server"
+        line.contains("WARN") && line.contains("next start"),
+        "{line}"
     );
-    common::signal(child.id(), common::Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).success());
+    let line = server.wait_log("configuration reloaded");
+    assert!(
+        line.ends_with("configuration reloaded: limits changed"),
+        "{line}"
+    );
+    // Two users fit now; a third does not.
+    Peer::to(server.addr).login("bob");
+    let (answer, _) =
+        Peer::to(server.addr).retry_until_answered(&Request::Login { nick: "cid" }.to_bytes());
+    assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
 }
 
 #[test]
 fn sighup_without_a_config_file_does_not_stop_the_server() {
     let data = tempfile::tempdir().unwrap();
-    let (mut child, addr, err) = start(data.path(), &[]);
-    let log = log_lines(err);
-    common::signal(child.id(), common::Signal::SIGHUP);
-    wait_log(&log, "configuration reloaded");
-    let p = Peer::to(addr);
-    p.login("ann");
-    assert!(child.try_wait().unwrap().is_none());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut server = Running::start(data.path(), &[]);
+    server.signal(Signal::SIGHUP);
+    server.wait_log("configuration reloaded");
+    Peer::to(server.addr).login("ann");
+    assert!(server.is_running());
 }
 
 #[test]
 fn a_bad_config_file_at_start_names_its_line_and_nothing_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.toml");
-    std::fs::write(&file, "port = 0\nworkers = 999\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (_dir, file) = file_in_dir("server.toml", "port = 0\nworkers = 999\n");
+    let err = refused(["--bind", "127.0.0.1", "--config", arg(&file)]);
     assert!(err.contains("line 2") && err.contains("workers"), "{err}");
-    assert!(!err.contains("listening"), "{err}");
 }
 
 #[test]
 fn flags_win_over_the_config_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.toml");
-    std::fs::write(&file, "history = 5\nmax-users = 1\n").unwrap();
-    let (mut child, addr, _err) = start(
-        dir.path(),
-        &["--config", file.to_str().unwrap(), "--max-users", "2"],
-    );
+    let (_dir, _file, server) = with_config("history = 5\nmax-users = 1\n", &["--max-users", "2"]);
     // max-users 2 from the command line, not 1 from the file.
-    Peer::to(addr).login("ann");
-    Peer::to(addr).login("bob");
-    let p = Peer::to(addr);
+    Peer::to(server.addr).login("ann");
+    Peer::to(server.addr).login("bob");
+    let p = Peer::to(server.addr);
     let (answer, _) = p.retry_until_answered(&Request::Login { nick: "cid" }.to_bytes());
     assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -92,7 +92,8 @@ macro_rules! settings {
                 $(
                     if let Some(raw) = raw.$name {
                         let key = stringify!($name).replace('_', "-");
-                        let value = $reader $(($($param),*))?.read(raw, &key, file)?;
+                        let at = At { key: &key, file };
+                        let value = $reader $(($($param),*))?.read(raw, &at)?;
                         settings.$name = Fill::fill(value);
                     }
                 )*

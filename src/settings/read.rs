@@ -21,16 +21,26 @@ pub(crate) trait Read {
     type Raw;
     /// What the check makes of it.
     type Value;
-    /// Checks `raw`, the value of `key` in `file`.
+    /// Checks `raw`, the value read `at` its key.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`], naming the key, the line and what is wrong.
-    fn read(
-        &self,
-        raw: Self::Raw,
-        key: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<Self::Value, ConfigError>;
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<Self::Value, ConfigError>;
+}
+
+/// Where a value is read: its key (as the file spells it), in its file.
+pub(crate) struct At<'a> {
+    /// The key, `max-users`.
+    pub key: &'a str,
+    /// The file.
+    pub file: &'a TomlFile<'a>,
+}
+
+impl At<'_> {
+    /// The error for the value at byte `offset` of the file.
+    fn invalid(&self, offset: usize, message: String) -> ConfigError {
+        self.file.invalid(offset, message)
+    }
 }
 
 /// A whole number from `.0` to `.1`.
@@ -39,14 +49,14 @@ pub(crate) struct Int(pub i64, pub i64);
 impl Read for Int {
     type Raw = Spanned<i64>;
     type Value = i64;
-    fn read(&self, raw: Self::Raw, key: &str, file: &TomlFile<'_>) -> Result<i64, ConfigError> {
-        let (Int(lo, hi), n) = (self, *raw.get_ref());
-        if (lo..=hi).contains(&&n) {
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<i64, ConfigError> {
+        let (&Int(lo, hi), n) = (self, *raw.get_ref());
+        if (lo..=hi).contains(&n) {
             return Ok(n);
         }
-        Err(file.invalid(
+        Err(at.invalid(
             raw.span().start,
-            format!("{key} must be from {lo} to {hi}, not {n}"),
+            format!("{} must be from {lo} to {hi}, not {n}", at.key),
         ))
     }
 }
@@ -57,38 +67,39 @@ pub(crate) struct Float;
 impl Read for Float {
     type Raw = Spanned<f64>;
     type Value = f64;
-    fn read(&self, raw: Self::Raw, key: &str, file: &TomlFile<'_>) -> Result<f64, ConfigError> {
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<f64, ConfigError> {
         let x = *raw.get_ref();
         if x.is_finite() && x >= 0.0 {
             return Ok(x);
         }
-        Err(file.invalid(
+        Err(at.invalid(
             raw.span().start,
-            format!("{key} must be a number of at least 0"),
+            format!("{} must be a number of at least 0", at.key),
         ))
     }
 }
 
-/// `true` or `false`.
-pub(crate) struct Bool;
+/// Readers of values taken as written: serde has checked their type.
+macro_rules! as_written {
+    ($($(#[$doc:meta])* $reader:ident: $t:ty;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $reader;
 
-impl Read for Bool {
-    type Raw = bool;
-    type Value = bool;
-    fn read(&self, raw: bool, _: &str, _: &TomlFile<'_>) -> Result<bool, ConfigError> {
-        Ok(raw)
-    }
+        impl Read for $reader {
+            type Raw = $t;
+            type Value = $t;
+            fn read(&self, raw: $t, _: &At<'_>) -> Result<$t, ConfigError> {
+                Ok(raw)
+            }
+        }
+    )*};
 }
 
-/// Text, as written.
-pub(crate) struct Text;
-
-impl Read for Text {
-    type Raw = String;
-    type Value = String;
-    fn read(&self, raw: String, _: &str, _: &TomlFile<'_>) -> Result<String, ConfigError> {
-        Ok(raw)
-    }
+as_written! {
+    /// `true` or `false`.
+    Bool: bool;
+    /// Text.
+    Text: String;
 }
 
 /// A file or folder, taken from the configuration file's folder when relative.
@@ -97,51 +108,37 @@ pub(crate) struct Relative;
 impl Read for Relative {
     type Raw = PathBuf;
     type Value = PathBuf;
-    fn read(&self, raw: PathBuf, _: &str, file: &TomlFile<'_>) -> Result<PathBuf, ConfigError> {
-        Ok(file.here(&raw))
+    fn read(&self, raw: PathBuf, at: &At<'_>) -> Result<PathBuf, ConfigError> {
+        Ok(at.file.here(&raw))
     }
 }
 
-/// A value parsed from its text; `what` says what it should be.
-fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
-    raw: &Spanned<String>,
-    key: &str,
-    what: &str,
-    file: &TomlFile<'_>,
-) -> Result<T, ConfigError> {
-    raw.get_ref().parse().map_err(|e| {
-        file.invalid(
-            raw.span().start,
-            format!("{key} {:?} is not {what} ({e})", raw.get_ref()),
-        )
-    })
+/// Readers of values parsed from their text, each saying what the text should be.
+macro_rules! parsed {
+    ($($(#[$doc:meta])* $reader:ident: $t:ty, $what:literal;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $reader;
+
+        impl Read for $reader {
+            type Raw = Spanned<String>;
+            type Value = $t;
+            fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<$t, ConfigError> {
+                raw.get_ref().parse().map_err(|e| {
+                    at.invalid(
+                        raw.span().start,
+                        format!("{} {:?} is not {} ({e})", at.key, raw.get_ref(), $what),
+                    )
+                })
+            }
+        }
+    )*};
 }
 
-/// An IP address.
-pub(crate) struct Ip;
-
-impl Read for Ip {
-    type Raw = Spanned<String>;
-    type Value = IpAddr;
-    fn read(&self, raw: Self::Raw, key: &str, file: &TomlFile<'_>) -> Result<IpAddr, ConfigError> {
-        parsed(&raw, key, "an IP address", file)
-    }
-}
-
-/// A range of multicast groups (`239.77.0.0/24`).
-pub(crate) struct Groups;
-
-impl Read for Groups {
-    type Raw = Spanned<String>;
-    type Value = GroupRange;
-    fn read(
-        &self,
-        raw: Self::Raw,
-        key: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<GroupRange, ConfigError> {
-        parsed(&raw, key, "a multicast range such as 239.77.0.0/24", file)
-    }
+parsed! {
+    /// An IP address.
+    Ip: IpAddr, "an IP address";
+    /// A range of multicast groups.
+    Groups: GroupRange, "a multicast range such as 239.77.0.0/24";
 }
 
 /// Where to serve metrics: a port (on loopback) or an address, as [`metrics_addr`] reads.
@@ -150,19 +147,17 @@ pub(crate) struct Metrics;
 impl Read for Metrics {
     type Raw = Spanned<toml::Value>;
     type Value = SocketAddr;
-    fn read(
-        &self,
-        raw: Self::Raw,
-        key: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<SocketAddr, ConfigError> {
-        let at = raw.span().start;
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<SocketAddr, ConfigError> {
+        let offset = raw.span().start;
         let text = match raw.into_inner() {
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::String(t) => t,
-            _ => return Err(file.invalid(at, format!("{key} must be a port or an address"))),
+            _ => {
+                let message = format!("{} must be a port or an address", at.key);
+                return Err(at.invalid(offset, message));
+            }
         };
-        metrics_addr(&text).map_err(|m| file.invalid(at, m))
+        metrics_addr(&text).map_err(|m| at.invalid(offset, m))
     }
 }
 
@@ -185,17 +180,12 @@ pub(crate) struct Motd;
 impl Read for Motd {
     type Raw = Spanned<String>;
     type Value = Vec<String>;
-    fn read(
-        &self,
-        raw: Self::Raw,
-        key: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<Vec<String>, ConfigError> {
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<Vec<String>, ConfigError> {
         let text = raw.get_ref();
         if text.len() > MAX_MOTD {
-            return Err(file.invalid(
+            return Err(at.invalid(
                 raw.span().start,
-                format!("{key} is longer than {MAX_MOTD} bytes"),
+                format!("{} is longer than {MAX_MOTD} bytes", at.key),
             ));
         }
         if text.is_empty() {
@@ -218,14 +208,9 @@ pub(crate) struct Operators;
 impl Read for Operators {
     type Raw = Spanned<Vec<Spanned<String>>>;
     type Value = Vec<String>;
-    fn read(
-        &self,
-        raw: Self::Raw,
-        _: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<Vec<String>, ConfigError> {
+    fn read(&self, raw: Self::Raw, at: &At<'_>) -> Result<Vec<String>, ConfigError> {
         if raw.get_ref().len() > MAX_OPERATORS {
-            return Err(file.invalid(
+            return Err(at.invalid(
                 raw.span().start,
                 format!("more than {MAX_OPERATORS} operators"),
             ));
@@ -234,7 +219,7 @@ impl Read for Operators {
             .iter()
             .map(|op| match proto::valid_nick(op.get_ref()) {
                 true => Ok(proto::nick::key(op.get_ref())),
-                false => Err(file.invalid(
+                false => Err(at.invalid(
                     op.span().start,
                     format!("operator {:?} is not a nickname", op.get_ref()),
                 )),
@@ -249,13 +234,8 @@ pub(crate) struct Channels;
 impl Read for Channels {
     type Raw = Vec<Entry>;
     type Value = Vec<ChannelSpec>;
-    fn read(
-        &self,
-        raw: Vec<Entry>,
-        _: &str,
-        file: &TomlFile<'_>,
-    ) -> Result<Vec<ChannelSpec>, ConfigError> {
-        check_entries(raw, file)
+    fn read(&self, raw: Vec<Entry>, at: &At<'_>) -> Result<Vec<ChannelSpec>, ConfigError> {
+        check_entries(raw, at.file)
     }
 }
 

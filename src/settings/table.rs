@@ -12,7 +12,7 @@ use proto::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT, MAX_UDP_PAYLOAD};
 
 use super::declare::When;
 use super::read::{
-    metrics_addr, Bool, Channels, Fill, Float, Groups, Int, Ip, Metrics, Motd, Operators, Read,
+    metrics_addr, At, Bool, Channels, Fill, Float, Groups, Int, Ip, Metrics, Motd, Operators, Read,
     Relative, Text,
 };
 use crate::config::{
