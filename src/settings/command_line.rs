@@ -40,8 +40,8 @@ struct Cli {
 pub enum Command {
     /// Look after registered accounts (the server may be running).
     Accounts {
+        /// What to do with them.
         #[command(subcommand)]
-        #[allow(missing_docs)]
         action: AccountsAction,
     },
 }

@@ -68,6 +68,8 @@ macro_rules! settings {
         /// Every setting of the server: a flag of `chat-server` and a key of its
         /// configuration file each (settings marked `#[arg(skip)]` are keys only).
         #[derive(Debug, Clone, clap::Args)]
+        // The docs are the --help text, where `[[channel]]` is TOML, not a link.
+        #[allow(rustdoc::broken_intra_doc_links)]
         pub struct Settings {
             $(
                 $(#[doc = $doc])*
