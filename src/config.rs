@@ -16,6 +16,9 @@
 //!
 //! `multicast` (default `true`) only matters on a server started with `--multicast`: a
 //! channel that says `false` gets no group, and its events always go by unicast.
+//!
+//! The configuration file ([`crate::settings`]) holds the same tables and is read the same
+//! way (`TomlFile`), so both kinds of file are refused with the same [`ConfigError`].
 
 use std::path::{Path, PathBuf};
 
@@ -41,28 +44,34 @@ pub struct ChannelSpec {
     pub multicast: bool,
 }
 
-/// Why the channels file was refused.
+/// Why one of the server's TOML files (the configuration, a channels file) was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read channels file {path}: {source}")]
+    #[error("cannot read {what} file {path}: {source}")]
     Read {
+        /// Which file: `config` or `channels`.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// What the system said.
         source: std::io::Error,
     },
-    /// The file is not valid TOML or lacks a field.
-    #[error("channels file {path}: {message}")]
+    /// Not TOML, an unknown key, a missing field, or a value of the wrong type.
+    #[error("{what} file {path}: {message}")]
     Syntax {
+        /// Which file.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// The parser's message, which names line and column.
         message: String,
     },
-    /// A channel breaks a rule.
-    #[error("channels file {path}, line {line}: {message}")]
+    /// A value breaks a rule (out of range, a channel title of two words, ...).
+    #[error("{what} file {path}, line {line}: {message}")]
     Invalid {
+        /// Which file.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// 1-based line of the offending value.
@@ -70,6 +79,52 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// A TOML file being read: its name for messages, its text for the line of a value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TomlFile<'a> {
+    /// `config` or `channels`, as messages call it.
+    pub what: &'static str,
+    /// Where it is; relative paths in it are taken from its folder.
+    pub path: &'a Path,
+    /// What it says.
+    pub text: &'a str,
+}
+
+impl<'a> TomlFile<'a> {
+    /// The text of the file at `path`.
+    pub fn read(what: &'static str, path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The file as serde reads it into `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(self.text).map_err(|e| ConfigError::Syntax {
+            what: self.what,
+            path: self.path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// The error for the value at byte `offset`.
+    pub fn invalid(&self, offset: usize, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            what: self.what,
+            path: self.path.to_owned(),
+            line: line_of(self.text, offset),
+            message,
+        }
+    }
+
+    /// `path` as written in the file, taken from the file's folder when relative.
+    pub fn here(&self, path: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(path)
+    }
 }
 
 /// The five channels of the classic server.
@@ -118,11 +173,7 @@ fn yes() -> bool {
 /// channel with an empty, multi-word, over-long or duplicate title or an over-long
 /// description (with the line of the offending value).
 pub fn load_channels(path: &Path) -> Result<Vec<ChannelSpec>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_channels(&text, path)
+    parse_channels(&TomlFile::read("channels", path)?, path)
 }
 
 /// Parses the text of a channels file; `path` is only used in messages.
@@ -130,34 +181,31 @@ pub fn load_channels(path: &Path) -> Result<Vec<ChannelSpec>, ConfigError> {
 /// # Errors
 /// As [`load_channels`].
 pub fn parse_channels(text: &str, path: &Path) -> Result<Vec<ChannelSpec>, ConfigError> {
-    let file: File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
-    })?;
-    let invalid = |offset: usize, message: String| ConfigError::Invalid {
-        path: path.to_owned(),
-        line: line_of(text, offset),
-        message,
+    let toml = TomlFile {
+        what: "channels",
+        path,
+        text,
     };
+    let file: File = toml.parse()?;
     if file.channel.is_empty() {
-        return Err(invalid(
+        return Err(toml.invalid(
             text.len(),
             "no [[channel]] tables; a server needs at least one channel".into(),
         ));
     }
-    check_entries(file.channel, text).map_err(|(at, message)| invalid(at, message))
+    check_entries(file.channel, &toml)
 }
 
-/// Checks `[[channel]]` tables read from `text` (a channels file or the server's
+/// Checks `[[channel]]` tables read from `file` (a channels file or the server's
 /// configuration file).
 ///
 /// # Errors
-/// The byte offset of the offending value and what is wrong with it.
+/// [`ConfigError::Invalid`], naming the line of the offending value and what is wrong.
 pub(crate) fn check_entries(
     entries: Vec<Entry>,
-    text: &str,
-) -> Result<Vec<ChannelSpec>, (usize, String)> {
-    let invalid = |at: usize, message: String| (at, message);
+    file: &TomlFile<'_>,
+) -> Result<Vec<ChannelSpec>, ConfigError> {
+    let invalid = |at: usize, message: String| file.invalid(at, message);
     if entries.len() > MAX_CHANNELS {
         return Err(invalid(
             0,
@@ -189,7 +237,7 @@ pub(crate) fn check_entries(
                 at,
                 format!(
                     "channel title {title:?} repeats the one on line {} (titles ignore case)",
-                    line_of(text, first)
+                    line_of(file.text, first)
                 ),
             ));
         }
@@ -216,7 +264,7 @@ pub(crate) fn check_entries(
 }
 
 /// The 1-based line of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
@@ -231,6 +279,11 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<ChannelSpec>, ConfigError> {
         parse_channels(text, Path::new("chan.toml"))
+    }
+
+    /// The message a file is refused with.
+    fn refusal(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
@@ -254,38 +307,31 @@ mod tests {
         )
         .unwrap();
         assert!(!c[0].multicast && c[1].multicast);
-        let err = parse("[[channel]]\ntitle = \"Rust\"\ndescription = \"x\"\nmulticast = \"no\"\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            refusal("[[channel]]\ntitle = \"Rust\"\ndescription = \"x\"\nmulticast = \"no\"\n");
         assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]
     fn multi_word_title_names_its_line() {
-        let err = parse(
+        let err = refusal(
             "[[channel]]\ntitle = \"Ok\"\ndescription = \"x\"\n\n[[channel]]\ntitle = \"two words\"\ndescription = \"y\"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(err.contains("line 6"), "{err}");
         assert!(err.contains("one word"), "{err}");
     }
 
     #[test]
     fn duplicate_title_ignoring_case_is_refused() {
-        let err = parse(
+        let err = refusal(
             "[[channel]]\ntitle = \"Pets\"\ndescription = \"x\"\n[[channel]]\ntitle = \"pets\"\ndescription = \"y\"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(err.contains("line 5") && err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn syntax_error_names_the_line() {
-        let err = parse("[[channel]]\ntitle = \"Pets\"\ndescription = oops\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[[channel]]\ntitle = \"Pets\"\ndescription = oops\n");
         assert!(err.contains("line 3"), "{err}");
     }
 

@@ -379,6 +379,30 @@ fn sighup_reloads_the_config_without_dropping_anyone_and_a_bad_file_changes_noth
 }
 
 #[test]
+fn sighup_applies_limits_at_once_and_warns_of_settings_that_wait_for_a_restart() {
+    let (dir, file) = with_file("server.toml", "max-users = 1\nworkers = 2\n");
+    let server = start(dir.path(), &["--config", arg(&file)]);
+    Peer::to(server.addr).login("ann");
+    std::fs::write(&file, "max-users = 2\nworkers = 3\nhistory = 7\n").unwrap();
+    server.signal(common::Signal::SIGHUP);
+    let line = server.wait_log("workers changed");
+    assert!(
+        line.contains("WARN") && line.contains("next start"),
+        "{line}"
+    );
+    let line = server.wait_log("configuration reloaded");
+    assert!(
+        line.ends_with("configuration reloaded: limits changed"),
+        "{line}"
+    );
+    // Two users fit now; a third does not.
+    Peer::to(server.addr).login("bob");
+    let (answer, _) =
+        Peer::to(server.addr).retry_until_answered(&Request::Login { nick: "cid" }.to_bytes());
+    assert_eq!(answer, (code::ERROR, "server full; try again later".into()));
+}
+
+#[test]
 fn sighup_without_a_config_file_does_not_stop_the_server() {
     let data = tempfile::tempdir().unwrap();
     let mut server = start(data.path(), &[]);

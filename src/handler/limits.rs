@@ -7,10 +7,6 @@ use std::time::Duration;
 pub(crate) const MAX_WATCH: usize = 100;
 /// The most USER_ITEMs one WHO_REQ answers with.
 pub(crate) const MAX_WHO: usize = 100;
-/// Channels one user may be in at once, unless set otherwise. The handler reads the
-/// setting from [`crate::settings::Live`] only; this default is kept here, in a file that
-/// imports nothing, for the settings to start from.
-pub const DEFAULT_MAX_CHANNELS_PER_USER: usize = 64;
 /// Requests waiting for an effect's result at once, per kind; past it new ones are
 /// refused, so a flood can't grow the tables.
 pub(crate) const MAX_WAITING: usize = 4096;

@@ -76,7 +76,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::outbox::{Done, Effect, Fanout, Outbox};
 pub use ctx::{unix_ms, Discovery};
-pub use limits::DEFAULT_MAX_CHANNELS_PER_USER;
 
 use crate::accounts::Service;
 use crate::cluster::ClusterInput;

@@ -26,6 +26,7 @@
 //! for sending is lost. `docs/ARCHITECTURE.md` draws the same path with who owns what.
 
 pub(crate) mod community;
+pub mod config;
 pub(crate) mod effects;
 mod jobs;
 pub mod limit;
@@ -39,7 +40,6 @@ pub(crate) mod worker;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -49,18 +49,19 @@ use crossbeam_channel::bounded;
 use jobs::named_thread;
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub use config::{
+    default_threads, host_name, store_kind, ServerConfig, SetupError, DEFAULT_BATCH_WINDOW,
+};
 pub use limit::Limits;
 pub use send::BatchWindow;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::accounts::{AccountStore, CommunityStore, Service, StoreError, StoreKind};
-use crate::cluster::{Cluster, ClusterConfig, ClusterError};
-use crate::config::{classic_channels, ChannelSpec};
+use crate::cluster::{Cluster, ClusterError};
 use crate::handler::{Discovery, Handler};
-use crate::multicast::{Groups, MulticastConfig};
-use crate::settings::{Live, LiveSettings};
+use crate::multicast::Groups;
+use crate::settings::LiveSettings;
 use crate::state::State;
-use proto::{DEFAULT_MAX_DATAGRAM, DEFAULT_PORT};
 
 pub use community::Reloader;
 
@@ -68,119 +69,8 @@ pub use community::Reloader;
 pub const WORKER_QUEUE: usize = 8192;
 /// Fan-out chunks each sender's queue holds before workers wait.
 pub const SENDER_QUEUE: usize = 1024;
-/// A busy sender's wait for more events to batch (`--batch-window-us`).
-pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_micros(500);
 /// How long the receive thread waits for a datagram before it checks the stop flag.
 const RECV_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Everything the server can be configured with.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address and port to listen on (`[::]` serves IPv6 and IPv4).
-    pub bind: SocketAddr,
-    /// The channels, in listing order.
-    pub channels: Vec<ChannelSpec>,
-    /// A user silent for longer than this is logged off.
-    pub idle_timeout: Duration,
-    /// How often the idle sweep runs.
-    pub check_interval: Duration,
-    /// Worker threads.
-    pub workers: usize,
-    /// Sender threads.
-    pub senders: usize,
-    /// How long a sender may wait after the first fan-out of a round for more to batch
-    /// with it ([`send::BatchWindow`]). The command line sets a wait of at most 1 ms,
-    /// only while busy; tests set longer, unconditional ones to make batching
-    /// deterministic.
-    pub batch_window: send::BatchWindow,
-    /// Largest datagram accepted, in bytes.
-    pub max_datagram: usize,
-    /// Most users logged in at once.
-    pub max_users: usize,
-    /// Requested socket send buffer, in bytes.
-    pub sndbuf: usize,
-    /// Requested socket receive buffer, in bytes.
-    pub rcvbuf: usize,
-    /// Flood limits.
-    pub limits: Limits,
-    /// Channels one user may be in at once.
-    pub max_channels_per_user: usize,
-    /// Where to serve Prometheus metrics over HTTP, if anywhere.
-    pub metrics: Option<SocketAddr>,
-    /// Where accounts are kept.
-    pub store: StoreKind,
-    /// The cluster to join; `None` stands alone.
-    pub cluster: Option<ClusterConfig>,
-    /// Multicast channels (`--multicast`); `None`: every channel stays on unicast and the
-    /// `multicast` cap is never granted.
-    pub multicast: Option<MulticastConfig>,
-    /// Whether DISCOVER is answered (`--no-discovery` turns it off).
-    pub discovery: bool,
-    /// The name SERVER_HERE gives; `None`: the cluster's server id, else the host name.
-    pub name: Option<String>,
-    /// Part-5 settings a reload may change: limits, operators, message of the day.
-    pub live: Live,
-    /// A file the audit log of moderation and operator actions is appended to.
-    pub audit_log: Option<PathBuf>,
-    /// Whether the server keeps accounts (`--accounts-off` clears it: every nickname is a
-    /// guest's, registrations and password logins are refused).
-    pub accounts: bool,
-    /// New registrations allowed per network prefix per hour.
-    pub register_limit: u32,
-    /// The share of `max_users`, in percent, that only password logins may take (guests
-    /// are "server full" that many places early, so forged guest logins can't shut account
-    /// holders out).
-    pub account_reserve_percent: u8,
-    /// PEM file of the certificates that TLS connections to PostgreSQL and Redis are
-    /// verified with; `None`: the system's.
-    pub tls_ca: Option<std::path::PathBuf>,
-}
-
-/// Threads the machine can run at once (at least 1).
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            bind: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-            channels: classic_channels(),
-            idle_timeout: Duration::from_secs(120),
-            check_interval: Duration::from_secs(30),
-            workers: default_threads(),
-            senders: default_threads(),
-            batch_window: send::BatchWindow::WhenBusy(DEFAULT_BATCH_WINDOW),
-            max_datagram: DEFAULT_MAX_DATAGRAM,
-            max_users: 100_000,
-            sndbuf: 4 << 20,
-            rcvbuf: 4 << 20,
-            limits: Limits::default(),
-            max_channels_per_user: crate::handler::DEFAULT_MAX_CHANNELS_PER_USER,
-            metrics: None,
-            store: StoreKind::Memory,
-            cluster: None,
-            multicast: None,
-            discovery: true,
-            name: None,
-            live: Live::default(),
-            audit_log: None,
-            accounts: true,
-            register_limit: crate::accounts::limits::DEFAULT_REGISTER_PER_PREFIX,
-            account_reserve_percent: 10,
-            tls_ca: None,
-        }
-    }
-}
-
-/// The machine's host name (`server` if it can't be read).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "server".into())
-}
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -352,8 +242,7 @@ impl Server {
             .store
             .open_community_with(&trust)
             .map_err(store_error)?;
-        let mut live = config.live.clone();
-        live.max_channels_per_user = config.max_channels_per_user;
+        let live = config.live.clone();
         community::load(&*community_store, &state, &live).map_err(store_error)?;
         let cluster = match &config.cluster {
             Some(c) => Some(Arc::new(Cluster::new(c.clone(), &trust)?)),
