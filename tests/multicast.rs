@@ -29,6 +29,9 @@ struct Group {
     key: Vec<u8>,
     sock: UdpSocket,
     last: u64,
+    /// Events of a CHANNEL_DATA already read (a BATCH inside holds several) that
+    /// `next_event` has not handed out yet.
+    pending: std::collections::VecDeque<(u16, String)>,
 }
 
 impl Group {
@@ -59,6 +62,7 @@ impl Group {
             key,
             sock: s.into(),
             last: 0,
+            pending: Default::default(),
         }
     }
 
@@ -101,17 +105,20 @@ impl Group {
         )
     }
 
-    /// The next event on the group that is not a probe.
+    /// The next event on the group that is not a probe; the events of one CHANNEL_DATA
+    /// (several when the server batched them) come out one by one, in order.
     fn next_event(&mut self) -> (u16, String) {
         let deadline = Instant::now() + WAIT;
         loop {
+            if let Some(e) = self.pending.pop_front() {
+                return e;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let events = self
                 .recv_within(left)
                 .expect("expected an event on the group");
-            if let Some(e) = events.into_iter().find(|(c, _)| *c != code::MCAST_PROBE) {
-                return e;
-            }
+            self.pending
+                .extend(events.into_iter().filter(|(c, _)| *c != code::MCAST_PROBE));
         }
     }
 
