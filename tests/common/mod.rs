@@ -2,6 +2,7 @@
 //! read timeouts, so a lost datagram fails a test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod pty;
 pub mod services;
 
