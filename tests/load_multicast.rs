@@ -7,8 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::load;
-use load_tester::report::Report;
+use common::load::{self, assert_everyone_served};
 use udpchat::multicast::MulticastConfig;
 use udpchat::server::RunningServer;
 
@@ -23,16 +22,15 @@ fn server(channels: usize) -> RunningServer {
 #[test]
 fn multicast_members_confirm_and_every_delivery_arrives() {
     let s = server(1);
-    let r: Report = load::report(&mut load::fan_out(
-        &[&s],
+    let r = load::run(
+        &s,
         "--clients 40 --publishers 1 --rate 30 --duration 1.5 --multicast --raw --raw-duration 0.5",
-    ));
-    let m = r.multicast.expect("multicast figures");
+    );
+    let m = r.multicast.as_ref().expect("multicast figures");
     assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
     assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
-    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 40);
     // Each message went to the group once, heard by all 40 (probes aside).
     assert!(m.group_datagrams >= r.messages_sent * 40);
     let raw = r.raw_multicast.expect("raw multicast figures");
@@ -48,15 +46,14 @@ fn multicast_members_confirm_and_every_delivery_arrives() {
 #[test]
 fn half_classic_half_multicast_channels_reach_everyone() {
     let s = server(2);
-    let r: Report = load::report(&mut load::fan_out(
-        &[&s],
+    let r = load::run(
+        &s,
         "--clients 40 --channels 2 --publishers 2 --rate 20 --duration 1.5 \
          --multicast --multicast-share 0.5",
-    ));
-    let m = r.multicast.expect("multicast figures");
+    );
+    let m = r.multicast.as_ref().expect("multicast figures");
     assert_eq!((m.members, m.told, m.confirmed), (20, 20, 20));
-    assert_eq!(r.deliveries_expected, r.messages_sent * 20);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 20);
     assert_eq!(m.unicast_after_confirm, 0);
     s.shutdown().unwrap();
 }
@@ -64,19 +61,18 @@ fn half_classic_half_multicast_channels_reach_everyone() {
 #[test]
 fn multicast_members_that_ask_for_batches_too_get_every_event() {
     let s = server(1);
-    let r: Report = load::report(&mut load::fan_out(
-        &[&s],
+    let r = load::run(
+        &s,
         "--clients 40 --publishers 1 --rate 30 --duration 1.5 --multicast --batch --mixed \
          --raw --raw-duration 0.5",
-    ));
+    );
     assert!((r.batch, r.mixed) == (Some(1200), true));
-    let m = r.multicast.expect("multicast figures");
+    let m = r.multicast.as_ref().expect("multicast figures");
     // One CAPS_REQ asked for both: the batch word did not cost anyone multicast.
     assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
     assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
-    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 40);
     assert!(r.datagrams_received > 0 && r.datagrams_received <= r.deliveries_received);
     let (b, c) = (r.latency_batch_us.unwrap(), r.latency_classic_us.unwrap());
     assert_eq!(b.count + c.count, r.deliveries_received);

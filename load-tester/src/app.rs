@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::cli::{Args, Command};
 use crate::options::FanOut;
 use crate::progress::Progress;
-use crate::report::{print, Report};
+use crate::report::Report;
 use crate::{chart, churn, flood, sys, worker};
 
 /// Files a process keeps open besides the client sockets (std streams, pollers, pipes).
@@ -85,7 +85,7 @@ fn fan_out(run: &FanOut, args: &Args) -> anyhow::Result<()> {
     if let Some(index) = args.worker {
         return worker::worker(run, index, args.worker_count, run_id);
     }
-    let pb = Progress::new(args.quiet);
+    let pb = Progress::new(args.output.quiet);
     if !run.sweep.is_empty() {
         let max = run.sweep.iter().copied().max().unwrap_or(0);
         anyhow::ensure!(
@@ -97,7 +97,7 @@ fn fan_out(run: &FanOut, args: &Args) -> anyhow::Result<()> {
         if let Some(path) = &args.chart {
             chart::draw(&reports, path)?;
         }
-        return print(&reports[..], args.json);
+        return args.output.print(&reports[..]);
     }
     let processes = run.clients.div_ceil(per_process);
     anyhow::ensure!(
@@ -112,5 +112,5 @@ fn fan_out(run: &FanOut, args: &Args) -> anyhow::Result<()> {
         crate::run::single(run, run_id, &pb)?
     };
     pb.finish();
-    print(&report, args.json)
+    args.output.print(&report)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::churn::ChurnArgs;
+use crate::flags::Output;
 use crate::flood::FloodArgs;
 use crate::options::{FanOut, Population, Setup, Traffic};
 
@@ -102,12 +103,9 @@ pub struct Args {
     /// for a cluster: CPU and memory are then the sums over all the processes given.
     #[arg(long = "server-pid", num_args = 1)]
     pub(crate) server_pid: Vec<u32>,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// No progress line.
-    #[arg(long)]
-    pub(crate) quiet: bool,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
     /// Run one big channel for each of these sizes (comma-separated), e.g. 100,1000,10000.
     #[arg(long, value_delimiter = ',')]
     pub(crate) sweep: Vec<usize>,

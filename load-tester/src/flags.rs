@@ -1,10 +1,33 @@
-//! Flag groups that several modes share, flattened into their own flags: the server's own
-//! figures that the flood, the churn and the soak read while they run.
+//! Flag groups that several modes share, flattened into their own flags: how the report is
+//! printed, and the server's own figures that the flood, the churn and the soak read while
+//! they run.
 
 use std::net::SocketAddr;
 
 use crate::procstat;
+use crate::report::{print, Summary};
 use crate::scrape::metrics_addr;
+
+/// How a mode shows what it does (`--json`, `--quiet`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Output {
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+impl Output {
+    /// Prints `report` on stdout, as JSON with `--json`.
+    ///
+    /// # Errors
+    /// If it can't be serialised or written.
+    pub(crate) fn print(&self, report: &(impl Summary + ?Sized)) -> anyhow::Result<()> {
+        print(report, self.json)
+    }
+}
 
 /// Where the server's own figures are read (`--server-pid`, `--metrics`).
 #[derive(Debug, Clone, clap::Args)]

@@ -72,6 +72,11 @@ impl Step {
     pub(crate) fn channels(&self) -> usize {
         self.titles.len()
     }
+
+    /// The members taking part for which `keep` holds.
+    fn members_where(&self, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+        self.members.iter().copied().filter(|&i| keep(i)).collect()
+    }
 }
 
 /// What the setup of a step found.
@@ -133,13 +138,7 @@ pub(crate) struct ConfirmOut {
 pub(crate) fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
     let total = step.members.len();
     let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
-    let round = Round {
-        bit: LOGGED_IN,
-        window: 256,
-        retry: Duration::from_secs(1),
-        deadline: Instant::now() + Duration::from_secs(600),
-        progress: &progress,
-    };
+    let round = Round::quick(LOGGED_IN, Duration::from_secs(600), &progress);
     session::login(&ms.shared, &step.members, &round, run_id)
 }
 
@@ -150,12 +149,7 @@ pub(crate) fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> Ro
 /// `None` if no member asks for anything.
 pub(crate) fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
     let shared = &ms.shared;
-    let members: Vec<usize> = step
-        .members
-        .iter()
-        .copied()
-        .filter(|&i| shared.batch[i] || shared.multicast[i])
-        .collect();
+    let members = step.members_where(|i| shared.batch[i] || shared.multicast[i]);
     if members.is_empty() {
         return None;
     }
@@ -165,13 +159,7 @@ pub(crate) fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStat
     }
     let total = members.len();
     let progress = |n: usize| pb.set(format!("asking for caps: {n}/{total}"));
-    let round = Round {
-        bit: CAPS,
-        window: 256,
-        retry: Duration::from_secs(1),
-        deadline: Instant::now() + Duration::from_secs(120),
-        progress: &progress,
-    };
+    let round = Round::quick(CAPS, Duration::from_secs(120), &progress);
     Some(session::caps(shared, &members, &round))
 }
 
@@ -180,12 +168,7 @@ pub(crate) fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStat
 /// multicast tells nobody). `None` without multicast members.
 pub(crate) fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
     let shared = &ms.shared;
-    let members: Vec<usize> = step
-        .members
-        .iter()
-        .copied()
-        .filter(|&i| shared.multicast[i] && shared.has(i, JOINED))
-        .collect();
+    let members = step.members_where(|i| shared.multicast[i] && shared.has(i, JOINED));
     if members.is_empty() {
         return None;
     }

@@ -29,6 +29,20 @@ pub(crate) struct Round<'a> {
     pub(crate) progress: &'a dyn Fn(usize),
 }
 
+impl<'a> Round<'a> {
+    /// A round of requests the server answers at once, whatever the channel sizes (LOGIN_REQ,
+    /// CAPS_REQ): 256 outstanding, resent after a second, given up after `within`.
+    pub(crate) fn quick(bit: u8, within: Duration, progress: &'a dyn Fn(usize)) -> Self {
+        Round {
+            bit,
+            window: 256,
+            retry: Duration::from_secs(1),
+            deadline: Instant::now() + within,
+            progress,
+        }
+    }
+}
+
 /// Sends `make(i)` for each member `i` in `members` until its status has `round.bit`.
 fn run_round(
     shared: &Shared,

@@ -60,6 +60,11 @@ pub fn fan_out(servers: &[&RunningServer], line: &str) -> Command {
     cmd
 }
 
+/// The report of a fan-out run against `server` with the flags of `line`.
+pub fn run(server: &RunningServer, line: &str) -> Report {
+    report(&mut fan_out(&[server], line))
+}
+
 /// Runs `cmd` to its end; fails the test, with what it printed, if it fails.
 pub fn succeed(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run the load tester");
@@ -71,6 +76,13 @@ pub fn succeed(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stdout)
     );
     out
+}
+
+/// What `cmd` said on stderr, once it failed.
+pub fn fail(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run the load tester");
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// What `cmd` printed on stdout, once it succeeded.
@@ -99,6 +111,15 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     true
+}
+
+/// A fan-out run of `clients` went through: every one of them logged in and joined, and
+/// every message reached the `members` members of its channel.
+#[track_caller]
+pub fn assert_everyone_served(r: &Report, clients: usize, members: u64) {
+    assert_eq!(r.login.done, clients);
+    assert_eq!(r.join.done, clients);
+    assert_every_delivery(r, members);
 }
 
 /// Every message a fan-out run sent reached the `members` members of its channel.

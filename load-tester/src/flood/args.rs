@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::flags::ServerFigures;
+use crate::flags::{Output, ServerFigures};
 
 /// First source address of the flood: 127.1.0.0 onwards keeps clear of 127.0.0.0/16, where
 /// the steady user, the other load-tester modes and usually the server live.
@@ -64,12 +64,9 @@ pub(crate) struct FloodArgs {
     /// at the end of them.
     #[arg(long, default_value_t = 2.0)]
     pub(crate) after: f64,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    pub(crate) quiet: bool,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 impl FloodArgs {

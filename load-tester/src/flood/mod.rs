@@ -30,7 +30,6 @@ pub use steady::Window;
 
 use crate::procstat::{process_cpu_ns, UdpCounters};
 use crate::progress::Progress;
-use crate::report::print;
 use crate::scrape::scrape;
 use crate::sys::{now_ns, SEC};
 use sender::Flooder;
@@ -48,7 +47,7 @@ fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
     args.validate()?;
     let run_id = std::process::id();
     let metrics = args.figures.metrics_addr()?;
-    let pb = Progress::new(args.quiet);
+    let pb = Progress::new(args.output.quiet);
     let steady = Steady::start(args.server, format!("steady{run_id:x}"), &args.channel)?;
     let mut flooder = Flooder::new(args, run_id)?;
     let pid = args.figures.server_pid;
@@ -193,6 +192,6 @@ fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
 /// As [`flood`].
 pub(crate) fn main_with(args: &FloodArgs) -> anyhow::Result<bool> {
     let r = flood(args)?;
-    print(&r, args.json)?;
+    args.output.print(&r)?;
     Ok(r.steady.served)
 }

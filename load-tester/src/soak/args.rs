@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-use crate::flags::ServerFigures;
+use crate::flags::{Output, ServerFigures};
 use crate::sys::SEC;
 
 /// The soak driver's flags.
@@ -63,12 +63,9 @@ pub struct SoakArgs {
     /// Seconds a departed client's socket stays open, listening for stray deliveries.
     #[arg(long, default_value_t = 3.0)]
     pub(crate) linger: f64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    pub(crate) quiet: bool,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 impl SoakArgs {

@@ -163,7 +163,7 @@ impl<'a> Soak<'a> {
 
     /// A progress line on stderr, unless --quiet.
     pub(super) fn log(&self, line: String) {
-        if !self.args.quiet {
+        if !self.args.output.quiet {
             eprintln!("[{:7.1}s] {line}", (now_ns() - self.start_ns) as f64 / 1e9);
         }
     }

@@ -9,7 +9,6 @@ use super::args::SoakArgs;
 use super::client::Phase;
 use super::driver::Soak;
 use super::report::{finish, SoakReport};
-use crate::report::print;
 use crate::scrape::scrape;
 use crate::sys::{now_ns, MS, SEC};
 
@@ -193,6 +192,6 @@ fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
 /// As [`soak`].
 pub fn main_with(args: &SoakArgs) -> anyhow::Result<bool> {
     let r = soak(args)?;
-    print(&r, args.json)?;
+    args.output.print(&r)?;
     Ok(r.clean)
 }
