@@ -61,7 +61,7 @@ pub struct RoundStats {
 
 impl RoundStats {
     /// Answers per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         per(self.done as f64, self.secs)
     }
 }

@@ -4,10 +4,10 @@
 //! what the server answered, and how many of the user's messages came back and how fast.
 //!
 //! The parts:
-//! - [`args`]: the flags;
-//! - [`sender`]: the flood, one socket speaking for every source address;
-//! - [`steady`]: the user that keeps talking;
-//! - [`report`]: the figures and the human summary.
+//! - `args`: the flags;
+//! - `sender`: the flood, one socket speaking for every source address;
+//! - `steady`: the user that keeps talking;
+//! - `report`: the figures and the human summary.
 //!
 //! The run: the steady user logs in and joins, talks alone for `--before` seconds (the
 //! baseline), the flood goes out, and the user talks on for `--after` seconds; its messages

@@ -189,7 +189,7 @@ fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
 /// passed.
 ///
 /// # Errors
-/// As [`soak`].
+/// Invalid flags, sockets that can't be bound, a population that can't be built.
 pub fn main_with(args: &SoakArgs) -> anyhow::Result<bool> {
     let r = soak(args)?;
     args.output.print(&r)?;
