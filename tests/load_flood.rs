@@ -6,39 +6,17 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::load;
 use load_tester::flood::FloodReport;
-use udpchat::server::{RunningServer, Server, ServerConfig};
+use udpchat::server::RunningServer;
 
-fn server() -> RunningServer {
-    let cfg = ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        metrics: Some("127.0.0.1:0".parse().unwrap()),
-        ..ServerConfig::default()
-    };
-    Server::bind(cfg).expect("bind server").spawn()
-}
-
-/// Runs the flood with `extra` flags against `server` and returns its JSON report.
-fn flood(server: &RunningServer, extra: &[&str]) -> FloodReport {
-    let out = Command::new(common::bin("load-tester"))
-        .args(["flood", "--server", &server.addr().to_string()])
-        .args(["--server-pid", &std::process::id().to_string()])
-        .args(["--metrics", &server.metrics_addr().unwrap().to_string()])
-        .args(["--before", "0.3", "--after", "1", "--json", "--quiet"])
-        .args(extra)
-        .output()
-        .expect("run load-tester flood");
-    let report: FloodReport = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); status {}, stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success(), "flood failed: {report:#?}");
-    report
+/// Runs the flood with the flags of `line` against `server` and returns its JSON report.
+fn flood(server: &RunningServer, line: &str) -> FloodReport {
+    let line = format!(
+        "flood {} --before 0.3 --after 1 --json --quiet {line}",
+        load::watching(server)
+    );
+    load::report(&mut load::command("load-tester", &line))
 }
 
 fn assert_steady_user_served(r: &FloodReport) {
@@ -54,18 +32,11 @@ fn assert_steady_user_served(r: &FloodReport) {
 
 #[test]
 fn a_login_flood_from_thousands_of_addresses_logs_each_in_and_the_steady_user_is_served() {
-    let server = server();
+    let server = load::server(|_| {});
     let n = 3000;
     let r = flood(
         &server,
-        &[
-            "--addresses",
-            &n.to_string(),
-            "--rate",
-            "3000",
-            "--kind",
-            "login",
-        ],
+        &format!("--addresses {n} --rate 3000 --kind login"),
     );
     assert_eq!(r.sent, n);
     assert_eq!(r.refused, 0);
@@ -87,19 +58,10 @@ fn a_login_flood_from_thousands_of_addresses_logs_each_in_and_the_steady_user_is
 
 #[test]
 fn a_junk_flood_from_strangers_is_read_and_the_steady_user_is_served() {
-    let server = server();
+    let server = load::server(|_| {});
     let r = flood(
         &server,
-        &[
-            "--addresses",
-            "2000",
-            "--rate",
-            "2000",
-            "--duration",
-            "1.5",
-            "--kind",
-            "join",
-        ],
+        "--addresses 2000 --rate 2000 --duration 1.5 --kind join",
     );
     // At 2,000/s for 1.5 s the addresses are gone through one and a half times.
     assert!(r.sent >= 2500 && r.passes > 1.0, "{r:#?}");

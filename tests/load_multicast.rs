@@ -5,69 +5,32 @@
 
 mod common;
 
-use std::process::Command;
+use std::time::Duration;
 
-use load_tester::report::Report;
-use udpchat::config::ChannelSpec;
+use common::load::{self, assert_everyone_served};
 use udpchat::multicast::MulticastConfig;
-use udpchat::server::{RunningServer, Server, ServerConfig};
+use udpchat::server::RunningServer;
 
+/// A server with `channels` load-test channels, each with its multicast group.
 fn server(channels: usize) -> RunningServer {
-    let cfg = ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        channels: (0..channels)
-            .map(|c| ChannelSpec {
-                title: format!("lt{c}"),
-                description: format!("test channel {c}"),
-                multicast: true,
-            })
-            .collect(),
-        multicast: Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap())),
-        ..ServerConfig::default()
-    };
-    Server::bind(cfg).expect("bind server").spawn()
-}
-
-fn load_tester(server: &RunningServer, args: &[&str]) -> Report {
-    let out = Command::new(common::bin("load-tester"))
-        .args(["--server", &server.addr().to_string(), "--json", "--quiet"])
-        .args(args)
-        .output()
-        .expect("run load-tester");
-    assert!(
-        out.status.success(),
-        "load-tester failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
+    load::server(|cfg| {
+        cfg.channels = load::channels(channels);
+        cfg.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+    })
 }
 
 #[test]
 fn multicast_members_confirm_and_every_delivery_arrives() {
     let s = server(1);
-    let r = load_tester(
+    let r = load::run(
         &s,
-        &[
-            "--clients",
-            "40",
-            "--publishers",
-            "1",
-            "--rate",
-            "30",
-            "--duration",
-            "1.5",
-            "--multicast",
-            "--raw",
-            "--raw-duration",
-            "0.5",
-        ],
+        "--clients 40 --publishers 1 --rate 30 --duration 1.5 --multicast --raw --raw-duration 0.5",
     );
-    let m = r.multicast.expect("multicast figures");
+    let m = r.multicast.as_ref().expect("multicast figures");
     assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
     assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
-    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 40);
     // Each message went to the group once, heard by all 40 (probes aside).
     assert!(m.group_datagrams >= r.messages_sent * 40);
     let raw = r.raw_multicast.expect("raw multicast figures");
@@ -75,10 +38,7 @@ fn multicast_members_confirm_and_every_delivery_arrives() {
     assert!(r.raw.expect("raw unicast figures").received > 0);
     // The load tester logged everyone off as it ended; the server may still be at it.
     let g = s.groups().get(0).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while g.counts().confirmed > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    load::eventually(Duration::from_secs(10), || g.counts().confirmed == 0);
     assert_eq!(g.counts().confirmed, 0, "everyone logged off at the end");
     s.shutdown().unwrap();
 }
@@ -86,28 +46,14 @@ fn multicast_members_confirm_and_every_delivery_arrives() {
 #[test]
 fn half_classic_half_multicast_channels_reach_everyone() {
     let s = server(2);
-    let r = load_tester(
+    let r = load::run(
         &s,
-        &[
-            "--clients",
-            "40",
-            "--channels",
-            "2",
-            "--publishers",
-            "2",
-            "--rate",
-            "20",
-            "--duration",
-            "1.5",
-            "--multicast",
-            "--multicast-share",
-            "0.5",
-        ],
+        "--clients 40 --channels 2 --publishers 2 --rate 20 --duration 1.5 \
+         --multicast --multicast-share 0.5",
     );
-    let m = r.multicast.expect("multicast figures");
+    let m = r.multicast.as_ref().expect("multicast figures");
     assert_eq!((m.members, m.told, m.confirmed), (20, 20, 20));
-    assert_eq!(r.deliveries_expected, r.messages_sent * 20);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 20);
     assert_eq!(m.unicast_after_confirm, 0);
     s.shutdown().unwrap();
 }
@@ -115,33 +61,18 @@ fn half_classic_half_multicast_channels_reach_everyone() {
 #[test]
 fn multicast_members_that_ask_for_batches_too_get_every_event() {
     let s = server(1);
-    let r = load_tester(
+    let r = load::run(
         &s,
-        &[
-            "--clients",
-            "40",
-            "--publishers",
-            "1",
-            "--rate",
-            "30",
-            "--duration",
-            "1.5",
-            "--multicast",
-            "--batch",
-            "--mixed",
-            "--raw",
-            "--raw-duration",
-            "0.5",
-        ],
+        "--clients 40 --publishers 1 --rate 30 --duration 1.5 --multicast --batch --mixed \
+         --raw --raw-duration 0.5",
     );
     assert!((r.batch, r.mixed) == (Some(1200), true));
-    let m = r.multicast.expect("multicast figures");
+    let m = r.multicast.as_ref().expect("multicast figures");
     // One CAPS_REQ asked for both: the batch word did not cost anyone multicast.
     assert_eq!((m.members, m.told, m.confirmed), (40, 40, 40));
     assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
-    assert_eq!(r.deliveries_expected, r.messages_sent * 40);
-    assert_eq!(r.deliveries_received, r.deliveries_expected);
+    assert_everyone_served(&r, 40, 40);
     assert!(r.datagrams_received > 0 && r.datagrams_received <= r.deliveries_received);
     let (b, c) = (r.latency_batch_us.unwrap(), r.latency_classic_us.unwrap());
     assert_eq!(b.count + c.count, r.deliveries_received);

@@ -4,57 +4,24 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
+use common::load;
 use load_tester::soak::SoakReport;
-use udpchat::config::ChannelSpec;
-use udpchat::server::{Server, ServerConfig};
 
 #[test]
 fn departed_clients_get_nothing_and_vanished_ones_are_swept() {
-    let cfg = ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        channels: (0..4)
-            .map(|c| ChannelSpec {
-                title: format!("lt{c}"),
-                description: format!("soak test channel {c}"),
-                multicast: true,
-            })
-            .collect(),
-        idle_timeout: Duration::from_secs(2),
-        check_interval: Duration::from_millis(500),
-        metrics: Some("127.0.0.1:0".parse().unwrap()),
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(cfg).expect("bind server").spawn();
-    let metrics = server.metrics_addr().expect("metrics address");
-    let out = Command::new(common::bin("soak"))
-        .args(["--server", &server.addr().to_string()])
-        .args(["--server-pid", &std::process::id().to_string()])
-        .args(["--metrics", &metrics.to_string()])
-        .args(["--duration", "6", "--clients", "100", "--channels", "4"])
-        .args([
-            "--rate", "50", "--churn", "5", "--moves", "5", "--sample", "2",
-        ])
-        .args([
-            "--idle-timeout",
-            "2",
-            "--check-interval",
-            "0.5",
-            "--linger",
-            "1",
-        ])
-        .args(["--json", "--quiet"])
-        .output()
-        .expect("run soak");
-    let report: SoakReport = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
+    let server = load::server(|cfg| {
+        cfg.channels = load::channels(4);
+        cfg.idle_timeout = Duration::from_secs(2);
+        cfg.check_interval = Duration::from_millis(500);
     });
-    assert!(out.status.success(), "soak failed: {report:?}");
+    let line = format!(
+        "{} --duration 6 --clients 100 --channels 4 --rate 50 --churn 5 --moves 5 --sample 2 \
+         --idle-timeout 2 --check-interval 0.5 --linger 1 --json --quiet",
+        load::watching(&server)
+    );
+    let report: SoakReport = load::report(&mut load::command("soak", &line));
     assert!(report.clean);
     assert_eq!(report.departed_delivered, 0);
     assert_eq!(report.parted_delivered, 0);

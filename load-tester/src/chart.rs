@@ -35,7 +35,7 @@ fn mean_by_size(values: impl Iterator<Item = (usize, f64)>) -> Vec<(f64, f64)> {
 ///
 /// # Errors
 /// If the file can't be written or there is nothing to draw.
-pub fn draw(reports: &[Report], path: &Path) -> anyhow::Result<()> {
+pub(crate) fn draw(reports: &[Report], path: &Path) -> anyhow::Result<()> {
     let sized: Vec<&Report> = reports.iter().filter(|r| r.channel_size > 0).collect();
     anyhow::ensure!(!sized.is_empty(), "no channel sizes to draw");
     let classic = mean_by_size(

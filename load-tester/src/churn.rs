@@ -19,45 +19,43 @@ use anyhow::Context;
 use proto::{code, Event, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::procstat::rss_kib;
-use crate::scrape::{metrics_addr, scrape};
+use crate::flags::ServerFigures;
+use crate::report::{print, Summary};
+use crate::scrape::scrape;
 
 /// The flags of `load-tester churn`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ChurnArgs {
+pub(crate) struct ChurnArgs {
     /// The server (loopback only).
     #[arg(long, default_value = "127.0.0.1:2027")]
-    pub server: SocketAddr,
-    /// The server's process id, to sample its resident memory from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// The server's metrics endpoint, for its channel count before and after.
-    #[arg(long)]
-    pub metrics: Option<String>,
+    pub(crate) server: SocketAddr,
+    // Its resident memory, sampled; its channel count before and after.
+    #[command(flatten)]
+    pub(crate) figures: ServerFigures,
     /// Seconds to run.
     #[arg(long, default_value_t = 30.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Channels created (and destroyed) per second, over all creators.
     #[arg(long, default_value_t = 100.0)]
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Users creating channels, each its own socket.
     #[arg(long, default_value_t = 4)]
-    pub creators: usize,
+    pub(crate) creators: usize,
     /// Users chatting meanwhile in --channel.
     #[arg(long, default_value_t = 20)]
-    pub chatters: usize,
+    pub(crate) chatters: usize,
     /// The channel the chatters talk in.
     #[arg(long, default_value = "Pets")]
-    pub channel: String,
+    pub(crate) channel: String,
     /// Milliseconds between one chatter's messages.
     #[arg(long, default_value_t = 50)]
-    pub interval_ms: u64,
+    pub(crate) interval_ms: u64,
     /// Seconds between memory samples.
     #[arg(long, default_value_t = 1.0)]
-    pub sample: f64,
+    pub(crate) sample: f64,
     /// Print the report as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// What a churn run measured.
@@ -81,9 +79,8 @@ pub struct ChurnReport {
     pub rss_kib: Vec<u64>,
 }
 
-impl ChurnReport {
-    /// The summary for people.
-    pub fn human(&self) -> String {
+impl Summary for ChurnReport {
+    fn summary(&self) -> String {
         let rss = match (
             self.rss_kib.get(self.rss_kib.len() / 4),
             self.rss_kib.last(),
@@ -169,7 +166,7 @@ impl User {
 ///
 /// # Errors
 /// A server outside loopback, or users that can't log in.
-pub fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
+fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
     anyhow::ensure!(
         args.server.ip().is_loopback(),
         "the load tester targets loopback only"
@@ -178,7 +175,7 @@ pub fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
         args.creators >= 1 && args.rate > 0.0,
         "give --creators and --rate"
     );
-    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+    let metrics = args.figures.metrics_addr()?;
     let channels = || {
         metrics
             .and_then(scrape)
@@ -272,7 +269,7 @@ pub fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
         let mut next = start;
         while Instant::now() < until {
             if Instant::now() >= next {
-                if let Some(kib) = args.server_pid.and_then(rss_kib) {
+                if let Some(kib) = args.figures.rss_kib() {
                     rss.push(kib);
                 }
                 next += sample;
@@ -294,7 +291,7 @@ pub fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
     report.failures = failures.into_inner();
     report.chat_sent = sent.into_inner();
     report.chat_received = received.into_inner();
-    if let Some(kib) = args.server_pid.and_then(rss_kib) {
+    if let Some(kib) = args.figures.rss_kib() {
         rss.push(kib);
     }
     report.rss_kib = rss;
@@ -328,12 +325,8 @@ fn create_say_part(u: &User, title: &str) -> bool {
 ///
 /// # Errors
 /// As [`churn`].
-pub fn main_with(args: &ChurnArgs) -> anyhow::Result<bool> {
+pub(crate) fn main_with(args: &ChurnArgs) -> anyhow::Result<bool> {
     let report = churn(args)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{}", report.human());
-    }
+    print(&report, args.json)?;
     Ok(report.failures == 0 && report.channels_created > 0)
 }

@@ -3,10 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::churn::ChurnArgs;
+use crate::flags::Output;
 use crate::flood::FloodArgs;
+use crate::options::{FanOut, Population, Setup, Traffic};
 
 /// Simulates many udpchat clients on loopback against a running server and measures
 /// fan-out: deliveries per second, loss, latency, and the kernel's own limit beside them.
@@ -18,133 +22,130 @@ use crate::flood::FloodArgs;
 pub struct Args {
     /// Another mode than the fan-out run.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// The server (loopback only). Repeat it to spread the clients over the servers of a
     /// cluster: client i talks to the (i mod n)-th server given, for everything it sends.
     #[arg(long = "server", default_value = "127.0.0.1:2027", num_args = 1)]
-    pub server: Vec<SocketAddr>,
+    pub(crate) server: Vec<SocketAddr>,
     /// Simulated clients, one UDP socket each.
     #[arg(long, default_value_t = 1000)]
-    pub clients: usize,
+    pub(crate) clients: usize,
     /// Channels the clients are spread over evenly (1: one big channel). The server must have
     /// channels named `<prefix>0` .. `<prefix>M-1`; see --print-channels.
     #[arg(long, default_value_t = 1)]
-    pub channels: usize,
+    pub(crate) channels: usize,
     /// Prefix of the channel titles.
     #[arg(long, default_value = "lt")]
-    pub title_prefix: String,
+    pub(crate) title_prefix: String,
     /// Clients (the last N) that register their nickname and log in with a password before
     /// the run, so that their traffic is sealed both ways: what sealing costs the server is
     /// then measured against the guests of the same run.
     #[arg(long, default_value_t = 0)]
-    pub protected: usize,
+    pub(crate) protected: usize,
     /// Publishing clients (spread over the channels).
     #[arg(long, default_value_t = 1)]
-    pub publishers: usize,
+    pub(crate) publishers: usize,
     /// Messages per second per publisher, at planned times; 0 = as fast as the server fans
     /// out (each publisher keeps --window messages in flight).
     #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Seconds of publishing (or of holding the clients logged in, with 0 publishers).
     #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Bytes of message text.
     #[arg(long, default_value_t = 64)]
-    pub message_size: usize,
+    pub(crate) message_size: usize,
     /// Messages in flight per publisher with --rate 0.
     #[arg(long, default_value_t = 4)]
-    pub window: u32,
+    pub(crate) window: u32,
     /// Receiver threads, each polling its share of the sockets.
     #[arg(long, default_value_t = 1)]
-    pub receivers: usize,
+    pub(crate) receivers: usize,
     /// SO_RCVBUF asked for each client socket (0: the kernel's default).
     #[arg(long, default_value_t = 0)]
-    pub rcvbuf: usize,
+    pub(crate) rcvbuf: usize,
     /// Clients ask for batched delivery (part 4: CAPS_REQ `batch=BYTES`, 512 to 65000;
     /// 1200 without a value) after logging in. Deliveries are counted as events received,
     /// inside batches or not; the report also gives the datagrams that carried them.
     #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "1200",
           require_equals = true,
           value_parser = clap::value_parser!(u16).range(512..=65000))]
-    pub batch: Option<u16>,
+    pub(crate) batch: Option<u16>,
     /// With --batch: only every other client (odd global index) asks for batches, so one
     /// channel holds both kinds; the report gives each kind's latency apart.
     #[arg(long, requires = "batch")]
-    pub mixed: bool,
+    pub(crate) mixed: bool,
     /// Also measure the kernel's own limit: one thread sendmmsg-ing to the same sockets.
     /// With --rate, the blaster is paced at the same planned rate (messages per second of
     /// all publishers together) and its latency is measured like the server's.
     #[arg(long)]
-    pub raw: bool,
+    pub(crate) raw: bool,
     /// Seconds of raw blasting (default: --duration).
     #[arg(long)]
-    pub raw_duration: Option<f64>,
+    pub(crate) raw_duration: Option<f64>,
     /// Clients ask for the `multicast` cap, open a group socket on MCAST_GROUP and confirm
     /// with MCAST_JOINED (the server needs --multicast, on 127.0.0.1). With --raw, a raw
     /// multicast blaster (one socket sending to each channel's group) is measured too.
     /// With --batch, a member that asks for both names them in one CAPS_REQ.
     #[arg(long)]
-    pub multicast: bool,
+    pub(crate) multicast: bool,
     /// With --multicast: the share of each channel's clients that ask for it, spread
     /// evenly (0.5: every other member); the others are classic clients.
     #[arg(long, default_value_t = 1.0)]
-    pub multicast_share: f64,
+    pub(crate) multicast_share: f64,
     /// Also run the same fan-out through a redis-server's PUBLISH, in the same run: as many
     /// TCP subscribers as the channel has members, one publisher with the same --window
     /// (closed loop) or --rate, for --duration. The redis-server must be on this machine
     /// (loopback), so its CPU can be read from /proc. One channel only.
     #[arg(long, value_name = "ADDR")]
-    pub compare_redis: Option<SocketAddr>,
+    pub(crate) compare_redis: Option<SocketAddr>,
     /// The server's process id: report its CPU per delivery and memory per user. Repeat it
     /// for a cluster: CPU and memory are then the sums over all the processes given.
     #[arg(long = "server-pid", num_args = 1)]
-    pub server_pid: Vec<u32>,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress line.
-    #[arg(long)]
-    pub quiet: bool,
+    pub(crate) server_pid: Vec<u32>,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
     /// Run one big channel for each of these sizes (comma-separated), e.g. 100,1000,10000.
     #[arg(long, value_delimiter = ',')]
-    pub sweep: Vec<usize>,
+    pub(crate) sweep: Vec<usize>,
     /// Write an SVG chart of deliveries/s against channel size (with --sweep or --chart-from).
     #[arg(long)]
-    pub chart: Option<PathBuf>,
+    pub(crate) chart: Option<PathBuf>,
     /// Draw the chart from saved `--sweep --json` outputs instead of running; repeat it to
     /// draw classic and batched sweeps (`--batch`) on one chart.
     #[arg(long, num_args = 1)]
-    pub chart_from: Vec<PathBuf>,
+    pub(crate) chart_from: Vec<PathBuf>,
     /// Print a channels file (TOML) with this many channels for the server, and exit.
     #[arg(long)]
-    pub print_channels: Option<usize>,
+    pub(crate) print_channels: Option<usize>,
     /// Clients per process at most (default: what the open-file limit allows).
     #[arg(long)]
-    pub max_per_process: Option<usize>,
+    pub(crate) max_per_process: Option<usize>,
     /// Longest wait, in seconds, for the server's USER_JOINS/USER_PARTS to stop after joins
     /// and log-offs.
     #[arg(long, default_value_t = 300.0)]
-    pub settle_max: f64,
+    pub(crate) settle_max: f64,
     /// Seconds between keepalives (STILL_HERE) of every client.
     #[arg(long, default_value_t = 30.0)]
-    pub keepalive: f64,
+    pub(crate) keepalive: f64,
     /// Joins outstanding at most (default: fewer for bigger channels).
     #[arg(long)]
-    pub join_window: Option<usize>,
+    pub(crate) join_window: Option<usize>,
     /// Tag in the nicknames (default: the process id), so runs never collide.
     #[arg(long, hide = true)]
-    pub run_id: Option<u32>,
+    pub(crate) run_id: Option<u32>,
     /// Internal: run as worker I of --worker-count, talking to the parent on stdin/stdout.
     #[arg(long, hide = true)]
-    pub worker: Option<usize>,
+    pub(crate) worker: Option<usize>,
     /// Internal: number of workers.
     #[arg(long, hide = true, default_value_t = 1)]
-    pub worker_count: usize,
+    pub(crate) worker_count: usize,
 }
 
 /// The modes besides the fan-out run.
 #[derive(Debug, Clone, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Flood the server from many distinct source addresses while one user keeps talking.
     ///
     /// Every flood datagram (--kind: LOGIN_REQ with a fresh nickname, or a request from a
@@ -167,7 +168,7 @@ pub enum Command {
     /// The report: loops done and failed, chat sent and received, the server's channel
     /// count before and after (--metrics) and its RSS every --sample seconds
     /// (--server-pid). Exits with 1 if a loop failed.
-    Churn(crate::churn::ChurnArgs),
+    Churn(ChurnArgs),
 }
 
 impl Args {
@@ -175,7 +176,7 @@ impl Args {
     ///
     /// # Errors
     /// A server address outside loopback, or counts that make no scenario.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.server.is_empty(), "--server is required");
         for s in &self.server {
             anyhow::ensure!(
@@ -224,33 +225,38 @@ impl Args {
         Ok(())
     }
 
-    /// Whether the client of global index `g` asks for multicast: with --multicast, a
-    /// share of each channel's members spread evenly over it (client `g` is the
-    /// `g / channels`-th member of channel `g % channels`, and asks when the running count
-    /// of `share` per member passes a whole number there).
-    pub fn wants_multicast(&self, g: usize) -> bool {
-        let (s, k) = (self.multicast_share, g / self.channels.max(1));
-        self.multicast && ((k + 1) as f64 * s).floor() > (k as f64 * s).floor()
-    }
-
-    /// Sockets each client needs: its own, and a group socket with --multicast.
-    pub fn sockets_per_client(&self) -> usize {
-        if self.multicast {
-            2
-        } else {
-            1
+    /// The run the flags ask for, in the pieces its parts take.
+    pub(crate) fn fan_out(&self) -> FanOut {
+        FanOut {
+            clients: self.clients,
+            sweep: self.sweep.clone(),
+            population: Population {
+                servers: self.server.clone(),
+                channels: self.channels,
+                receivers: self.receivers,
+                rcvbuf: self.rcvbuf,
+                batch: self.batch,
+                mixed: self.mixed,
+                multicast: self.multicast.then_some(self.multicast_share),
+                protected: self.protected,
+            },
+            traffic: Traffic {
+                publishers: self.publishers,
+                rate: self.rate,
+                duration: self.duration,
+                raw_duration: self.raw_duration.unwrap_or(self.duration),
+                message_size: self.message_size,
+                window: self.window,
+            },
+            setup: Setup {
+                title_prefix: self.title_prefix.clone(),
+                join_window: self.join_window,
+                settle_max: self.settle_max,
+                keepalive: Duration::from_secs_f64(self.keepalive.max(1.0)),
+            },
+            raw: self.raw,
+            compare_redis: self.compare_redis,
+            server_pids: self.server_pid.clone(),
         }
-    }
-
-    /// The title of channel `c`.
-    pub fn title(&self, c: usize) -> String {
-        format!("{}{c}", self.title_prefix)
-    }
-}
-
-impl Args {
-    /// Whether the client of global index `g` asks for batches.
-    pub fn batch_member(&self, g: usize) -> bool {
-        self.batch.is_some() && (!self.mixed || g % 2 == 1)
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// CPU nanoseconds used by all live threads of `pid` (sum of `/proc/PID/task/*/schedstat`,
 /// which counts in nanoseconds rather than the 10 ms ticks of `/proc/PID/stat`).
-pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+pub(crate) fn process_cpu_ns(pid: u32) -> Option<u64> {
     let mut total = 0u64;
     for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let path = task.ok()?.path().join("schedstat");
@@ -20,16 +20,19 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
 }
 
 /// Resident memory of `pid` in KiB (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "VmRSS:")
 }
 
 /// Threads of `pid` (`Threads:` of `/proc/PID/status`).
-pub fn threads(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("Threads:"))?;
+pub(crate) fn threads(pid: u32) -> Option<u64> {
+    status_field(pid, "Threads:")
+}
+
+/// The number after `name` in `/proc/PID/status`.
+fn status_field(pid: u32, name: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -48,7 +51,7 @@ pub struct UdpCounters {
 
 impl UdpCounters {
     /// The machine-wide counters now (zero if they can't be read).
-    pub fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let text = fs::read_to_string("/proc/net/snmp").unwrap_or_default();
         let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
         let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
@@ -69,21 +72,13 @@ impl UdpCounters {
     }
 
     /// The counts from `earlier` to `self`.
-    pub fn since(&self, earlier: &Self) -> Self {
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
         UdpCounters {
             in_datagrams: self.in_datagrams.saturating_sub(earlier.in_datagrams),
             no_ports: self.no_ports.saturating_sub(earlier.no_ports),
             rcvbuf_errors: self.rcvbuf_errors.saturating_sub(earlier.rcvbuf_errors),
             sndbuf_errors: self.sndbuf_errors.saturating_sub(earlier.sndbuf_errors),
         }
-    }
-
-    /// Adds `other` to `self`.
-    pub fn add(&mut self, other: &Self) {
-        self.in_datagrams += other.in_datagrams;
-        self.no_ports += other.no_ports;
-        self.rcvbuf_errors += other.rcvbuf_errors;
-        self.sndbuf_errors += other.sndbuf_errors;
     }
 }
 

@@ -12,25 +12,26 @@ use std::time::Duration;
 
 use proto::channel_data::{mac, tag_with};
 use proto::{channel_data, Event};
-use serde::{Deserialize, Serialize};
 use socket2::SockRef;
 use udp::{send_batch, MAX_BATCH};
 
-use crate::members::{message_text, RAW_SENDER};
+use crate::members::GroupInfo;
+use crate::pace::{sleep_until, Parked};
 use crate::sys::{now_ns, thread_cpu_ns};
+use crate::text::{message_text, RAW_SENDER};
 
 /// What the blaster did.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Blasted {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Blasted {
     /// Datagrams the kernel accepted.
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// Datagrams refused.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// CPU nanoseconds of the blasting thread (on loopback this includes the receivers'
     /// softirq work, as the server's CPU time does).
-    pub cpu_ns: u64,
+    pub(crate) cpu_ns: u64,
     /// Wall time spent sending.
-    pub secs: f64,
+    pub(crate) secs: f64,
 }
 
 /// Sends to each channel's member addresses in turn (one "message" = one datagram per member
@@ -40,7 +41,7 @@ pub struct Blasted {
 ///
 /// # Errors
 /// If the blasting socket can't be made.
-pub fn blast(
+pub(crate) fn blast(
     channels: &[Vec<SocketAddr>],
     size: usize,
     duration: Duration,
@@ -74,7 +75,7 @@ pub fn blast(
             if t >= end {
                 break;
             }
-            crate::publish::sleep_until(t);
+            sleep_until(t);
             t
         } else {
             now_ns()
@@ -133,17 +134,17 @@ fn send_all(socket: &UdpSocket, payload: &[u8], dests: &[SocketAddr]) -> (u64, u
 
 /// What the raw multicast blaster sends.
 #[derive(Debug, Clone, Copy)]
-pub struct GroupBlast<'a> {
+pub(crate) struct GroupBlast<'a> {
     /// The groups, blasted in turn.
-    pub groups: &'a [crate::mcast::GroupInfo],
+    pub(crate) groups: &'a [GroupInfo],
     /// Members of each group's channel: the deliveries each datagram owes.
-    pub members: &'a [u64],
+    pub(crate) members: &'a [u64],
     /// Text bytes of each message.
-    pub size: usize,
+    pub(crate) size: usize,
     /// Datagrams' deliveries outstanding at most.
-    pub window: u64,
+    pub(crate) window: u64,
     /// How long to blast.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Sends CHANNEL_DATA-shaped datagrams (a PUBLIC_MSG from [`RAW_SENDER`], tagged with the
@@ -161,11 +162,11 @@ pub struct GroupBlast<'a> {
 ///
 /// # Errors
 /// If the blasting socket can't be made.
-pub fn blast_groups(
+pub(crate) fn blast_groups(
     plan: &GroupBlast<'_>,
     sent: &AtomicU64,
     delivered: &AtomicU64,
-    wake: &std::sync::Mutex<Option<std::thread::Thread>>,
+    wake: &Parked,
 ) -> anyhow::Result<Blasted> {
     let GroupBlast {
         groups,
@@ -174,9 +175,7 @@ pub fn blast_groups(
         window,
         duration,
     } = *plan;
-    if let Ok(mut t) = wake.lock() {
-        *t = Some(std::thread::current());
-    }
+    wake.register();
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let sock = SockRef::from(&socket);
     let _ = sock.set_send_buffer_size(4 << 20);
@@ -247,9 +246,7 @@ pub fn blast_groups(
     }
     out.cpu_ns = thread_cpu_ns() - cpu0;
     out.secs = (now_ns() - start) as f64 / 1e9;
-    if let Ok(mut t) = wake.lock() {
-        *t = None;
-    }
+    wake.clear();
     Ok(out)
 }
 

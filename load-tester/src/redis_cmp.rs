@@ -18,21 +18,21 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::cli::Args;
-use crate::members::{message_text, new_histogram, parse_intended};
+use crate::hist::new_histogram;
+use crate::options::Traffic;
+use crate::pace::{sleep_until, Parked};
 use crate::procstat::process_cpu_ns;
-use crate::publish::sleep_until;
-use crate::report::{Latency, RedisReport};
-use crate::scenario::Progress;
+use crate::progress::Progress;
+use crate::report::{loss_pct, per, Latency, RedisReport};
 use crate::sys::now_ns;
+use crate::text::{message_text, sent_ns};
 
 /// How long setting up (connecting, subscribing) may take per thousand subscribers.
 const SETUP_PER_1000: Duration = Duration::from_secs(10);
@@ -46,21 +46,23 @@ struct Shared {
     /// Messages in flight: sent, and not yet received by subscriber 0.
     in_flight: AtomicU32,
     /// The publisher, to wake when subscriber 0 receives one.
-    publisher: Mutex<Option<Thread>>,
+    publisher: Parked,
     /// Subscribers whose connection ended (Redis drops a subscriber that falls too far
     /// behind: `client-output-buffer-limit pubsub`).
     closed: AtomicU64,
     stop: AtomicBool,
 }
 
-/// Runs the comparison: `subscribers` subscribers, `--duration` of publishing.
+/// Runs the comparison: `subscribers` subscribers read by `readers` threads, `traffic`
+/// published to them.
 ///
 /// # Errors
 /// When Redis can't be reached, won't say its process id, or refuses a subscription.
-pub fn run(
+pub(crate) fn run(
     addr: SocketAddr,
-    args: &Args,
     subscribers: usize,
+    readers: usize,
+    traffic: &Traffic,
     pb: &Progress,
 ) -> anyhow::Result<RedisReport> {
     anyhow::ensure!(subscribers > 0, "no members to compare with");
@@ -73,15 +75,15 @@ pub fn run(
         received: AtomicU64::new(0),
         last_ns: AtomicU64::new(0),
         in_flight: AtomicU32::new(0),
-        publisher: Mutex::new(None),
+        publisher: Parked::default(),
         closed: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
     let mut publisher = TcpStream::connect(addr).context("connecting the Redis publisher")?;
     publisher.set_nodelay(true)?;
     let replies = publisher.try_clone()?;
-    let threads = args.receivers.clamp(1, subscribers);
-    let duration = Duration::from_secs_f64(args.duration);
+    let threads = readers.clamp(1, subscribers);
+    let duration = Duration::from_secs_f64(traffic.duration);
     let cpu0 = process_cpu_ns(pid).unwrap_or(0);
     let start = now_ns() + 100_000_000;
     let end = start + duration.as_nanos() as u64;
@@ -102,7 +104,7 @@ pub fn run(
             let mut buf = [0u8; 4096];
             while matches!(sink.read(&mut buf), Ok(n) if n > 0) {}
         });
-        let sent = publish(&mut publisher, &channel, args, start, end, &shared)?;
+        let sent = publish(&mut publisher, &channel, traffic, start, end, &shared)?;
         // Drain: until nothing arrives for 300 ms, or 2 s while some are missing (10 s at
         // most), as for the server.
         let mut last = (Instant::now(), 0);
@@ -140,24 +142,12 @@ pub fn run(
         messages_sent: sent,
         deliveries_expected: expected,
         deliveries_received: received,
-        loss_pct: if expected > 0 {
-            100.0 * expected.saturating_sub(received) as f64 / expected as f64
-        } else {
-            0.0
-        },
+        loss_pct: loss_pct(expected, received),
         secs,
-        deliveries_per_s: if secs > 0.0 {
-            received as f64 / secs
-        } else {
-            0.0
-        },
+        deliveries_per_s: per(received as f64, secs),
         latency_us: Latency::of(&hist),
         cpu_ns,
-        cpu_ns_per_delivery: if received > 0 {
-            cpu_ns as f64 / received as f64
-        } else {
-            0.0
-        },
+        cpu_ns_per_delivery: per(cpu_ns as f64, received as f64),
         server_ratio: 0.0,
         disconnected: shared.closed.load(Ordering::Relaxed) as usize,
     })
@@ -228,23 +218,21 @@ fn subscribe(
     Ok(subs)
 }
 
-/// PUBLISHes until `end`: closed loop with `--window` messages in flight, or at `--rate`.
-/// Returns how many were sent.
+/// PUBLISHes from `start` until `end`: closed loop with the traffic's window of messages in
+/// flight, or at its rate (of all publishers together). Returns how many were sent.
 fn publish(
     conn: &mut TcpStream,
     channel: &str,
-    args: &Args,
+    traffic: &Traffic,
     start: u64,
     end: u64,
     shared: &Shared,
 ) -> anyhow::Result<u64> {
-    if let Ok(mut t) = shared.publisher.lock() {
-        *t = Some(thread::current());
-    }
+    shared.publisher.register();
     sleep_until(start);
     let mut out = Vec::new();
     let mut seq = 0u64;
-    let rate = args.rate * args.publishers.max(1) as f64;
+    let rate = traffic.rate * traffic.publishers.max(1) as f64;
     let mut last_progress = (now_ns(), 0u64);
     loop {
         let now = now_ns();
@@ -258,14 +246,14 @@ fn publish(
                 break;
             }
             sleep_until(intended);
-            let text = message_text(seq, intended, 0, args.message_size);
+            let text = message_text(seq, intended, 0, traffic.message_size);
             out.extend_from_slice(&command(&["PUBLISH", channel, &text]));
             seq += 1;
         } else {
             let flight = shared.in_flight.load(Ordering::Relaxed);
-            let room = args.window.saturating_sub(flight);
+            let room = traffic.window.saturating_sub(flight);
             for _ in 0..room {
-                let text = message_text(seq, now_ns(), 0, args.message_size);
+                let text = message_text(seq, now_ns(), 0, traffic.message_size);
                 out.extend_from_slice(&command(&["PUBLISH", channel, &text]));
                 seq += 1;
             }
@@ -285,9 +273,7 @@ fn publish(
         }
         conn.write_all(&out).context("writing PUBLISH to Redis")?;
     }
-    if let Ok(mut t) = shared.publisher.lock() {
-        *t = None;
-    }
+    shared.publisher.clear();
     Ok(seq)
 }
 
@@ -376,7 +362,7 @@ fn read_subscribers(
                     },
                 };
                 got += 1;
-                if let Some(sent) = std::str::from_utf8(payload).ok().and_then(parse_intended) {
+                if let Some(sent) = std::str::from_utf8(payload).ok().and_then(sent_ns) {
                     let lat = now.saturating_sub(sent) / 1000;
                     hist.saturating_record(lat.max(1));
                 }
@@ -386,11 +372,7 @@ fn read_subscribers(
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1))
                         .is_ok()
                 {
-                    if let Ok(t) = shared.publisher.lock() {
-                        if let Some(t) = t.as_ref() {
-                            t.unpark();
-                        }
-                    }
+                    shared.publisher.wake();
                 }
             }
             buf.drain(..at);

@@ -1,13 +1,70 @@
-//! Results: the figures of a run as one serialisable [`Report`], a human summary, and the
-//! latency summary of an hdrhistogram.
+//! Results: the figures of a fan-out run as one serialisable [`Report`], its human
+//! summary, the latency summary of an hdrhistogram, and how every mode prints its report.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::procstat::UdpCounters;
-use crate::session::RoundStats;
+pub use crate::procstat::UdpCounters;
+
+/// A report of any mode: printed as JSON (`--json`) or as a summary for people.
+pub(crate) trait Summary: Serialize {
+    /// The summary for people.
+    fn summary(&self) -> String;
+}
+
+/// Prints `report` on stdout: as JSON if `json`, else its summary.
+///
+/// # Errors
+/// If it can't be serialised or written.
+pub(crate) fn print(report: &(impl Summary + ?Sized), json: bool) -> anyhow::Result<()> {
+    let out = if json {
+        serde_json::to_string_pretty(report)?
+    } else {
+        report.summary()
+    };
+    writeln!(std::io::stdout().lock(), "{out}")?;
+    Ok(())
+}
+
+/// `a / b`, or 0 when there is no `b` to divide by.
+pub(crate) fn per(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// The share of `expected` that was not `received`, in per cent (0 when none was expected).
+pub(crate) fn loss_pct(expected: u64, received: u64) -> f64 {
+    per(
+        100.0 * expected.saturating_sub(received) as f64,
+        expected as f64,
+    )
+}
+
+/// How a round of requests went.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct RoundStats {
+    /// Members asked.
+    pub total: usize,
+    /// Members that got their answer.
+    pub done: usize,
+    /// Requests sent, retries included.
+    pub attempts: u64,
+    /// Wall time of the round.
+    pub secs: f64,
+}
+
+impl RoundStats {
+    /// Answers per second.
+    pub(crate) fn rate(&self) -> f64 {
+        per(self.done as f64, self.secs)
+    }
+}
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
@@ -28,7 +85,7 @@ pub struct Latency {
 
 impl Latency {
     /// Summarises `h`.
-    pub fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         Latency {
             count: h.len(),
             p50: h.value_at_quantile(0.5),
@@ -247,54 +304,35 @@ pub struct Report {
 
 impl Report {
     /// Fills the derived figures from the counts.
-    pub fn finish(&mut self) {
-        self.loss_pct = if self.deliveries_expected > 0 {
-            100.0
-                * self
-                    .deliveries_expected
-                    .saturating_sub(self.deliveries_received) as f64
-                / self.deliveries_expected as f64
-        } else {
-            0.0
-        };
-        self.deliveries_per_s = if self.publish_s > 0.0 {
-            self.deliveries_received as f64 / self.publish_s
-        } else {
-            0.0
-        };
-        if self.datagrams_received > 0 {
-            self.events_per_datagram =
-                self.deliveries_received as f64 / self.datagrams_received as f64;
-        }
+    pub(crate) fn finish(&mut self) {
+        self.loss_pct = loss_pct(self.deliveries_expected, self.deliveries_received);
+        self.deliveries_per_s = per(self.deliveries_received as f64, self.publish_s);
+        self.events_per_datagram = per(
+            self.deliveries_received as f64,
+            self.datagrams_received as f64,
+        );
         for raw in [&mut self.raw, &mut self.raw_multicast]
             .into_iter()
             .flatten()
         {
-            if raw.deliveries_per_s > 0.0 {
-                raw.server_ratio = self.deliveries_per_s / raw.deliveries_per_s;
-            }
+            raw.server_ratio = per(self.deliveries_per_s, raw.deliveries_per_s);
         }
         if let Some(r) = &mut self.redis_pubsub {
-            if r.deliveries_per_s > 0.0 {
-                r.server_ratio = self.deliveries_per_s / r.deliveries_per_s;
-            }
+            r.server_ratio = per(self.deliveries_per_s, r.deliveries_per_s);
         }
         let raw_cpu = self.raw.as_ref().map(|r| r.cpu_ns_per_datagram);
         if let Some(s) = &mut self.server {
-            if self.deliveries_received > 0 {
-                s.cpu_ns_per_delivery = s.cpu_ns as f64 / self.deliveries_received as f64;
-            }
-            if self.messages_sent > 0 {
-                s.cpu_ns_per_message = s.cpu_ns as f64 / self.messages_sent as f64;
-            }
+            s.cpu_ns_per_delivery = per(s.cpu_ns as f64, self.deliveries_received as f64);
+            s.cpu_ns_per_message = per(s.cpu_ns as f64, self.messages_sent as f64);
             s.cpu_ratio_to_raw = raw_cpu
                 .filter(|r| *r > 0.0)
                 .map(|r| s.cpu_ns_per_delivery / r);
         }
     }
+}
 
-    /// The human summary.
-    pub fn summary(&self) -> String {
+impl Summary for Report {
+    fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -450,6 +488,37 @@ impl Report {
                 v.rss_after_login_kib,
                 v.rss_bytes_per_user,
                 v.rss_after_join_kib
+            );
+        }
+        s
+    }
+}
+
+/// A sweep's reports, one per channel size: a table.
+impl Summary for [Report] {
+    fn summary(&self) -> String {
+        let mut s = String::from(
+            "| members | server deliveries/s | events/datagram | raw deliveries/s | server/raw | loss % | server CPU ns/delivery | raw CPU ns/datagram |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in self {
+            let raw = r.raw.as_ref();
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.2} | {} | {} | {:.3} | {} | {} |",
+                r.channel_size,
+                r.deliveries_per_s,
+                r.events_per_datagram,
+                raw.map(|x| format!("{:.0}", x.deliveries_per_s))
+                    .unwrap_or_default(),
+                raw.map(|x| format!("{:.3}", x.server_ratio))
+                    .unwrap_or_default(),
+                r.loss_pct,
+                r.server
+                    .as_ref()
+                    .map(|x| format!("{:.0}", x.cpu_ns_per_delivery))
+                    .unwrap_or_default(),
+                raw.map(|x| format!("{:.0}", x.cpu_ns_per_datagram))
+                    .unwrap_or_default(),
             );
         }
         s

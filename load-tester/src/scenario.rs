@@ -7,79 +7,42 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proto::Request;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Args;
-use crate::members::{Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
-use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
+use crate::hist::{from_pairs, new_histogram, pairs};
+use crate::members::{GroupInfo, Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
+use crate::options::{FanOut, Setup, Traffic};
+use crate::procstat::UdpCounters;
+use crate::progress::Progress;
 use crate::publish::{publish, Plan, Published};
-use crate::raw::{blast, blast_groups, GroupBlast};
-use crate::report::{Latency, RawReport, Report, ServerReport};
-use crate::session::{self, Round, RoundStats};
+use crate::raw::{blast, blast_groups, Blasted, GroupBlast};
+use crate::report::{per, Latency, RawReport, Report, RoundStats};
+use crate::session::{self, Round};
 use crate::sys::now_ns;
 
-/// The progress line on standard error (hidden when asked or when not a terminal).
-pub struct Progress(ProgressBar);
-
-impl Progress {
-    /// A spinner with a message, or nothing if `hidden`.
-    pub fn new(hidden: bool) -> Self {
-        let pb = if hidden {
-            ProgressBar::hidden()
-        } else {
-            let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb
-        };
-        Progress(pb)
-    }
-
-    /// Shows `msg`.
-    pub fn set(&self, msg: String) {
-        self.0.set_message(msg);
-        self.0.tick();
-    }
-
-    /// Prints `line` above the progress line.
-    pub fn println(&self, line: String) {
-        if self.0.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.0.println(line);
-        }
-    }
-
-    /// Removes the line.
-    pub fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
 /// Which members take part in one measured step and where they go.
-pub struct Step {
+pub(crate) struct Step {
     /// Local indices of the members taking part.
-    pub members: Vec<usize>,
+    pub(crate) members: Vec<usize>,
     /// Channel (0-based within the step) of each local member index taking part.
-    pub channel_of: Vec<usize>,
-    /// Channels in the step.
-    pub channels: usize,
-    /// Channel `c` of the step is titled `args.title(title_base + c)`.
-    pub title_base: usize,
+    pub(crate) channel_of: Vec<usize>,
+    /// The title of each channel of the step.
+    pub(crate) titles: Vec<String>,
     /// Publishers: (local index, channel).
-    pub publishers: Vec<(usize, usize)>,
+    pub(crate) publishers: Vec<(usize, usize)>,
 }
 
 impl Step {
     /// The step of a plain run: local member `i` is global `globals[i]`, in channel
-    /// `global % channels`; publishers are globals `0..publishers` held here.
-    pub fn plain(globals: &[usize], channels: usize, publishers: usize) -> Self {
-        let channel_of: Vec<usize> = globals.iter().map(|g| g % channels).collect();
+    /// `global % channels` of `setup`'s titles; publishers are globals `0..publishers`
+    /// held here.
+    pub(crate) fn plain(
+        globals: &[usize],
+        channels: usize,
+        setup: &Setup,
+        publishers: usize,
+    ) -> Self {
         let pubs = globals
             .iter()
             .enumerate()
@@ -88,113 +51,95 @@ impl Step {
             .collect();
         Step {
             members: (0..globals.len()).collect(),
-            channel_of,
-            channels,
-            title_base: 0,
+            channel_of: globals.iter().map(|g| g % channels).collect(),
+            titles: (0..channels).map(|c| setup.title(c)).collect(),
             publishers: pubs,
         }
+    }
+
+    /// A step of a sweep: the first `size` members in the one channel `title`, the first
+    /// `publishers` of them publishing.
+    pub(crate) fn one_channel(size: usize, title: String, publishers: usize) -> Self {
+        Step {
+            members: (0..size).collect(),
+            channel_of: vec![0; size],
+            titles: vec![title],
+            publishers: (0..publishers.min(size)).map(|i| (i, 0)).collect(),
+        }
+    }
+
+    /// Channels in the step.
+    pub(crate) fn channels(&self) -> usize {
+        self.titles.len()
+    }
+
+    /// The members taking part for which `keep` holds.
+    fn members_where(&self, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+        self.members.iter().copied().filter(|&i| keep(i)).collect()
     }
 }
 
 /// What the setup of a step found.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct SetupOut {
+pub(crate) struct SetupOut {
     /// The login round.
-    pub login: RoundStats,
+    pub(crate) login: RoundStats,
     /// The join round.
-    pub join: RoundStats,
+    pub(crate) join: RoundStats,
     /// Seconds waited for USER_JOINS to stop.
-    pub settle_s: f64,
+    pub(crate) settle_s: f64,
     /// From the first JOIN_REQ to the last USER_JOINS received: filling the channels.
     #[serde(default)]
-    pub fill_s: f64,
+    pub(crate) fill_s: f64,
     /// Members that got JOIN_ACK, per channel.
-    pub joined_per_channel: Vec<u64>,
+    pub(crate) joined_per_channel: Vec<u64>,
 }
 
 /// What the publishing phase of a step found.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct PhaseOut {
+pub(crate) struct PhaseOut {
     /// What was sent.
-    pub published: Published,
+    pub(crate) published: Published,
     /// PUBLIC_MSGs received.
-    pub received: u64,
+    pub(crate) received: u64,
     /// Datagrams that carried them.
     #[serde(default)]
-    pub datagrams: u64,
+    pub(crate) datagrams: u64,
     /// When the last one arrived (`now_ns`).
-    pub last_ns: u64,
+    pub(crate) last_ns: u64,
     /// ERRORs received.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// `ERROR please log in` received.
-    pub expired: u64,
+    pub(crate) expired: u64,
     /// Latency as (microseconds, count) pairs, to merge across processes.
-    pub latency: Vec<(u64, u64)>,
+    pub(crate) latency: Vec<(u64, u64)>,
     /// The same, of members that asked for batches only.
     #[serde(default)]
-    pub latency_batch: Vec<(u64, u64)>,
+    pub(crate) latency_batch: Vec<(u64, u64)>,
     /// The same, of classic members only.
     #[serde(default)]
-    pub latency_classic: Vec<(u64, u64)>,
+    pub(crate) latency_classic: Vec<(u64, u64)>,
 }
 
-/// (microseconds, count) pairs as a histogram.
-pub fn histogram(pairs: &[(u64, u64)]) -> Histogram<u64> {
-    let mut h = crate::members::new_histogram();
-    for &(v, n) in pairs {
-        let _ = h.record_n(v, n);
-    }
-    h
-}
-
-impl PhaseOut {
-    /// The latency pairs as a histogram.
-    pub fn histogram(&self) -> Histogram<u64> {
-        histogram(&self.latency)
-    }
-}
-
-fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
-    h.iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value()))
-        .collect()
+/// How the step's multicast members came to hear their channel's group.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ConfirmOut {
+    /// Members that asked for multicast and joined.
+    pub(crate) members: usize,
+    /// Of those, how many were told a group (their channel has one).
+    pub(crate) told: usize,
+    /// Of those, how many confirmed their group.
+    pub(crate) confirmed: usize,
+    /// Seconds waited for them.
+    pub(crate) secs: f64,
 }
 
 /// Logs in the step's members not yet logged in.
-pub fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
+pub(crate) fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
     let total = step.members.len();
     let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
-    let round = Round {
-        bit: LOGGED_IN,
-        window: 256,
-        retry: Duration::from_secs(1),
-        deadline: Instant::now() + Duration::from_secs(600),
-        progress: &progress,
-    };
+    let round = Round::quick(LOGGED_IN, Duration::from_secs(600), &progress);
     session::login(&ms.shared, &step.members, &round, run_id)
-}
-
-/// The step's members that ask for multicast.
-fn multicast_members(ms: &Members, step: &Step) -> Vec<usize> {
-    step.members
-        .iter()
-        .copied()
-        .filter(|&i| ms.shared.multicast[i])
-        .collect()
-}
-
-/// The caps member `i` asks for (part 4: `batch=BYTES` with `--batch`, `multicast` with
-/// `--multicast`), space-separated; empty if none. One CAPS_REQ names them all, since each
-/// one replaces the caps granted before.
-pub fn caps_of(ms: &Members, args: &Args, i: usize) -> String {
-    let mut words = Vec::new();
-    if let (Some(size), true) = (args.batch, ms.shared.batch[i]) {
-        words.push(format!("batch={size}"));
-    }
-    if ms.shared.multicast[i] {
-        words.push("multicast".to_string());
-    }
-    words.join(" ")
 }
 
 /// The step's members that ask for batches (`--batch`, every other one with `--mixed`)
@@ -202,65 +147,33 @@ pub fn caps_of(ms: &Members, args: &Args, i: usize) -> String {
 /// already (before they join, so that MCAST_GROUP follows their JOIN_ACK). Any CAPS_ACK
 /// will do: a server that grants less (no `--multicast`) shows in the multicast figures.
 /// `None` if no member asks for anything.
-pub fn caps(ms: &Members, args: &Args, step: &Step, pb: &Progress) -> Option<RoundStats> {
-    let members: Vec<usize> = step
-        .members
-        .iter()
-        .copied()
-        .filter(|&i| ms.shared.batch[i] || ms.shared.multicast[i])
-        .collect();
+pub(crate) fn caps(ms: &Members, step: &Step, pb: &Progress) -> Option<RoundStats> {
+    let shared = &ms.shared;
+    let members = step.members_where(|i| shared.batch[i] || shared.multicast[i]);
     if members.is_empty() {
         return None;
     }
     // A new step's channel: its group is yet to be told and heard.
     for &i in &members {
-        ms.shared.status[i].fetch_and(!(CONFIRMED | TOLD), Ordering::Relaxed);
+        shared.status[i].fetch_and(!(CONFIRMED | TOLD), Ordering::Relaxed);
     }
     let total = members.len();
     let progress = |n: usize| pb.set(format!("asking for caps: {n}/{total}"));
-    let round = Round {
-        bit: CAPS,
-        window: 256,
-        retry: Duration::from_secs(1),
-        deadline: Instant::now() + Duration::from_secs(120),
-        progress: &progress,
-    };
-    Some(session::caps(&ms.shared, &members, &round, |i| {
-        caps_of(ms, args, i)
-    }))
-}
-
-/// How the step's multicast members came to hear their channel's group.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
-pub struct ConfirmOut {
-    /// Members that asked for multicast and joined.
-    pub members: usize,
-    /// Of those, how many were told a group (their channel has one).
-    pub told: usize,
-    /// Of those, how many confirmed their group.
-    pub confirmed: usize,
-    /// Seconds waited for them.
-    pub secs: f64,
+    let round = Round::quick(CAPS, Duration::from_secs(120), &progress);
+    Some(session::caps(shared, &members, &round))
 }
 
 /// With `--multicast`: waits (at most a minute) until every multicast member that joined
 /// and was told its channel's group has heard it and confirmed (a channel kept off
 /// multicast tells nobody). `None` without multicast members.
-pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
-    let members: Vec<usize> = multicast_members(ms, step)
-        .into_iter()
-        .filter(|&i| ms.shared.status[i].load(Ordering::Relaxed) & JOINED != 0)
-        .collect();
+pub(crate) fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
+    let shared = &ms.shared;
+    let members = step.members_where(|i| shared.multicast[i] && shared.has(i, JOINED));
     if members.is_empty() {
         return None;
     }
     let start = Instant::now();
-    let count = |bit: u8| {
-        members
-            .iter()
-            .filter(|&&i| ms.shared.status[i].load(Ordering::Relaxed) & bit != 0)
-            .count()
-    };
+    let count = |bit: u8| members.iter().filter(|&&i| shared.has(i, bit)).count();
     loop {
         // MCAST_GROUP follows JOIN_ACK at once: a moment settles who is told.
         thread::sleep(Duration::from_millis(50));
@@ -281,34 +194,35 @@ pub fn confirm(ms: &Members, step: &Step, pb: &Progress) -> Option<ConfirmOut> {
 }
 
 /// Joins the step's members and waits for the server's USER_JOINS to stop; returns the
-/// join round, the wait, the time from the first join to the last USER_JOINS (filling the
-/// channels), and the members joined per channel.
-pub fn join(
+/// setup of the step: `login`, the join round, the wait, the time from the first join to
+/// the last USER_JOINS (filling the channels), and the members joined per channel.
+pub(crate) fn join(
     ms: &Members,
-    args: &Args,
     step: &Step,
+    login: RoundStats,
+    setup: &Setup,
     pb: &Progress,
-) -> (RoundStats, f64, f64, Vec<u64>) {
+) -> SetupOut {
     let start_ns = now_ns();
     let total = step.members.len();
-    let size = total.div_ceil(step.channels.max(1)).max(1);
-    let window = args.join_window.unwrap_or((20_000 / size).clamp(1, 64));
+    let size = total.div_ceil(step.channels().max(1)).max(1);
+    let window = setup.join_window.unwrap_or((20_000 / size).clamp(1, 64));
     let progress = |n: usize| pb.set(format!("joining: {n}/{total} (window {window})"));
     let round = Round {
         bit: JOINED,
         window,
         retry: Duration::from_secs(3),
-        deadline: Instant::now() + Duration::from_secs_f64(args.settle_max.max(60.0) * 2.0),
+        deadline: Instant::now() + Duration::from_secs_f64(setup.settle_max.max(60.0) * 2.0),
         progress: &progress,
     };
-    let stats = session::join(&ms.shared, &step.members, &round, |i| {
-        args.title(step.title_base + step.channel_of[i])
+    let join = session::join(&ms.shared, &step.members, &round, |i| {
+        step.titles[step.channel_of[i]].as_str()
     });
-    let settle = settle(&ms.shared, args.settle_max, pb, "joins");
-    let mut joined = vec![0u64; step.channels];
+    let settle_s = settle(&ms.shared, setup.settle_max, pb, "joins");
+    let mut joined_per_channel = vec![0u64; step.channels()];
     for &i in &step.members {
-        if ms.shared.status[i].load(Ordering::Relaxed) & JOINED != 0 {
-            joined[step.channel_of[i]] += 1;
+        if ms.shared.has(i, JOINED) {
+            joined_per_channel[step.channel_of[i]] += 1;
         }
     }
     let last = ms
@@ -316,16 +230,22 @@ pub fn join(
         .counters
         .last_membership_ns
         .load(Ordering::Relaxed);
-    let fill = if last > start_ns {
-        ((last - start_ns) as f64 / 1e9).max(stats.secs)
+    let fill_s = if last > start_ns {
+        ((last - start_ns) as f64 / 1e9).max(join.secs)
     } else {
-        stats.secs
+        join.secs
     };
-    (stats, settle, fill, joined)
+    SetupOut {
+        login,
+        join,
+        settle_s,
+        fill_s,
+        joined_per_channel,
+    }
 }
 
 /// Waits until no USER_JOINS/USER_PARTS arrived for half a second, `max` seconds at most.
-pub fn settle(shared: &Shared, max: f64, pb: &Progress, what: &str) -> f64 {
+fn settle(shared: &Shared, max: f64, pb: &Progress, what: &str) -> f64 {
     let start = Instant::now();
     let c = &shared.counters;
     loop {
@@ -341,12 +261,13 @@ pub fn settle(shared: &Shared, max: f64, pb: &Progress, what: &str) -> f64 {
     }
 }
 
-/// Publishes from the step's publishers from `start_ns` for `--duration`, then waits for the
-/// deliveries to stop arriving.
-pub fn publish_phase(
+/// Publishes `traffic` from the step's publishers from `start_ns`, then waits for the
+/// deliveries to stop arriving. `expected_per_msg` (the members of each channel, if known
+/// here) shows what is missing; `on_progress` hears (sent, received) every 100 ms.
+pub(crate) fn publish_phase(
     ms: &Members,
-    args: &Args,
     step: &Step,
+    traffic: &Traffic,
     start_ns: u64,
     expected_per_msg: &[u64],
     pb: &Progress,
@@ -361,17 +282,16 @@ pub fn publish_phase(
         c.expired.load(Ordering::Relaxed),
     );
     let plan = Plan {
-        publishers: step.publishers.clone(),
-        rate: args.rate,
+        publishers: &step.publishers,
+        channels: step.channels(),
         start_ns,
-        duration: Duration::from_secs_f64(args.duration),
-        size: args.message_size,
-        window: args.window,
-        channels: step.channels,
+        traffic,
     };
     let sent = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    let end_ns = start_ns + plan.duration.as_nanos() as u64;
+    let end_ns = plan.end_ns();
+    // What is missing is only told apart for one channel, whose members all get each one.
+    let one_channel = step.channels() == 1;
     let published = thread::scope(|s| {
         let h = s.spawn(|| {
             let p = publish(&ms.shared, &plan, &sent);
@@ -388,7 +308,7 @@ pub fn publish_phase(
             on_progress(n, got);
             pb.set(format!(
                 "publishing: {n} messages sent, {got} deliveries received{}",
-                if expected > 0 && args.channels == 1 {
+                if expected > 0 && one_channel {
                     format!(
                         " ({:.2}% missing)",
                         100.0 * expected.saturating_sub(got) as f64 / expected as f64
@@ -405,7 +325,7 @@ pub fn publish_phase(
                 // Drain: stop once deliveries have stopped for 300 ms, or for 2 s while some
                 // of one channel's are still missing (a receiver thread descheduled on a
                 // busy machine must not turn into loss); 10 s at most.
-                let missing = expected > 0 && args.channels == 1 && got < expected;
+                let missing = expected > 0 && one_channel && got < expected;
                 let wait = Duration::from_millis(if missing { 2000 } else { 300 });
                 let quiet = last_change.elapsed() > wait;
                 let overdue = now_ns() > end_ns + 10_000_000_000;
@@ -430,197 +350,187 @@ pub fn publish_phase(
     }
 }
 
-/// Shows a raw blaster's progress (`sent` by it, `received` counted from `from`) until it
-/// is `done` and its receivers have been quiet for 300 ms, so its last deliveries are in.
-fn watch_raw(
-    label: &str,
-    received: &AtomicU64,
-    from: u64,
-    sent: &AtomicU64,
-    done: &AtomicBool,
-    pb: &Progress,
-) {
-    let mut last = (Instant::now(), 0);
-    loop {
-        thread::sleep(Duration::from_millis(100));
-        let got = received.load(Ordering::Relaxed) - from;
-        pb.set(format!(
-            "{label}: {} sent, {got} received",
-            sent.load(Ordering::Relaxed)
-        ));
-        if got != last.1 {
-            last = (Instant::now(), got);
-        }
-        if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
-            break;
-        }
-    }
+/// A raw blaster to run beside the receivers: what its progress line and its panic say.
+struct Blaster {
+    /// Shown on the progress line.
+    label: &'static str,
+    /// The error if its thread panics.
+    panicked: &'static str,
 }
 
-/// Blasts the step's channels with `sendmmsg` and counts what the receivers get.
-///
-/// # Errors
-/// If the blaster's socket can't be made.
-pub fn raw_phase(
+/// Runs `blast` (which counts its sends in the counter it is given) while showing its
+/// progress, until it is done and the receivers have been quiet for 300 ms, so its last
+/// deliveries are in; then the figures of what they received of it. `expected` is the
+/// sent count unless the caller knows better, and there is no rate or latency.
+fn blast_and_count(
     ms: &Members,
-    args: &Args,
-    step: &Step,
+    blaster: Blaster,
     pb: &Progress,
+    blast: impl FnOnce(&AtomicU64) -> anyhow::Result<Blasted> + Send,
 ) -> anyhow::Result<RawReport> {
-    let mut dests: Vec<Vec<SocketAddr>> = vec![Vec::new(); step.channels];
-    for &i in &step.members {
-        dests[step.channel_of[i]].push(ms.addr(i));
-    }
     let c = &ms.shared.counters;
-    let _ = ms.take_latency();
     let raw0 = c.raw.load(Ordering::Relaxed);
     let udp0 = UdpCounters::read();
-    let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
-    // Paced like the server run: the same planned messages per second in all.
-    let rate = args.rate * step.publishers.len() as f64;
     let sent = AtomicU64::new(0);
     let start = now_ns();
     let done = AtomicBool::new(false);
     let blasted = thread::scope(|s| {
         let h = s.spawn(|| {
-            let r = blast(&dests, args.message_size, duration, rate, &sent);
+            let r = blast(&sent);
             done.store(true, Ordering::Relaxed);
             r
         });
-        watch_raw("raw sendmmsg", &c.raw, raw0, &sent, &done, pb);
-        h.join()
-            .map_err(|_| anyhow::anyhow!("the raw blaster panicked"))
+        let mut last = (Instant::now(), 0);
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let got = c.raw.load(Ordering::Relaxed) - raw0;
+            pb.set(format!(
+                "{}: {} sent, {got} received",
+                blaster.label,
+                sent.load(Ordering::Relaxed)
+            ));
+            if got != last.1 {
+                last = (Instant::now(), got);
+            }
+            if done.load(Ordering::Relaxed) && last.0.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        }
+        h.join().map_err(|_| anyhow::anyhow!(blaster.panicked))
     })??;
     let received = c.raw.load(Ordering::Relaxed) - raw0;
-    let hist = ms.take_latency().raw;
-    let secs = (c
-        .last_public_ns
-        .load(Ordering::Relaxed)
-        .saturating_sub(start)) as f64
-        / 1e9;
+    let last_ns = c.last_public_ns.load(Ordering::Relaxed);
+    let secs = last_ns.saturating_sub(start) as f64 / 1e9;
     Ok(RawReport {
         sent: blasted.sent,
         received,
         secs,
-        deliveries_per_s: if secs > 0.0 {
-            received as f64 / secs
-        } else {
-            0.0
-        },
-        cpu_ns_per_datagram: if blasted.sent > 0 {
-            blasted.cpu_ns as f64 / blasted.sent as f64
-        } else {
-            0.0
-        },
+        deliveries_per_s: per(received as f64, secs),
+        cpu_ns_per_datagram: per(blasted.cpu_ns as f64, blasted.sent as f64),
         server_ratio: 0.0,
         udp: UdpCounters::read().since(&udp0),
         expected: blasted.sent,
-        rate,
-        latency_us: (rate > 0.0).then(|| Latency::of(&hist)),
-    })
-}
-
-/// Blasts each of the step's channels' groups (as MCAST_GROUP named them) from one socket,
-/// CHANNEL_DATA-shaped and tagged with the channel's key, and counts what the same
-/// receivers get on the members' group sockets.
-///
-/// # Errors
-/// If the blaster's socket can't be made, or no group of the step is known.
-pub fn raw_multicast_phase(
-    ms: &Members,
-    args: &Args,
-    step: &Step,
-    pb: &Progress,
-) -> anyhow::Result<RawReport> {
-    let groups: Vec<(crate::mcast::GroupInfo, u64)> = {
-        let known = ms
-            .shared
-            .groups
-            .lock()
-            .map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
-        (0..step.channels)
-            .filter_map(|c| {
-                let title = args.title(step.title_base + c).to_lowercase();
-                let members = step
-                    .members
-                    .iter()
-                    .filter(|&&i| step.channel_of[i] == c && ms.shared.multicast[i])
-                    .count() as u64;
-                known.get(&title).cloned().map(|g| (g, members))
-            })
-            .collect()
-    };
-    anyhow::ensure!(
-        !groups.is_empty(),
-        "no channel group known for the raw multicast blaster"
-    );
-    let c = &ms.shared.counters;
-    let raw0 = c.raw.load(Ordering::Relaxed);
-    let udp0 = UdpCounters::read();
-    let duration = Duration::from_secs_f64(args.raw_duration.unwrap_or(args.duration));
-    let sent = AtomicU64::new(0);
-    let start = now_ns();
-    let done = AtomicBool::new(false);
-    let infos: Vec<crate::mcast::GroupInfo> = groups.iter().map(|(g, _)| g.clone()).collect();
-    let members: Vec<u64> = groups.iter().map(|(_, m)| *m).collect();
-    let blasted = thread::scope(|s| {
-        let h = s.spawn(|| {
-            let plan = GroupBlast {
-                groups: &infos,
-                members: &members,
-                size: args.message_size,
-                window: u64::from(args.window),
-                duration,
-            };
-            let r = blast_groups(&plan, &sent, &c.raw, &ms.shared.raw_thread);
-            done.store(true, Ordering::Relaxed);
-            r
-        });
-        watch_raw("raw multicast", &c.raw, raw0, &sent, &done, pb);
-        h.join()
-            .map_err(|_| anyhow::anyhow!("the raw multicast blaster panicked"))
-    })??;
-    let received = c.raw.load(Ordering::Relaxed) - raw0;
-    let secs = (c
-        .last_public_ns
-        .load(Ordering::Relaxed)
-        .saturating_sub(start)) as f64
-        / 1e9;
-    // Deliveries the blast should have made: each datagram to every multicast member of
-    // its channel (channels are blasted in turn).
-    let per_round: u64 = groups.iter().map(|(_, m)| *m).sum();
-    let expected = blasted.sent * per_round / groups.len().max(1) as u64;
-    Ok(RawReport {
-        sent: blasted.sent,
-        received,
-        secs,
-        deliveries_per_s: if secs > 0.0 {
-            received as f64 / secs
-        } else {
-            0.0
-        },
-        cpu_ns_per_datagram: if blasted.sent > 0 {
-            blasted.cpu_ns as f64 / blasted.sent as f64
-        } else {
-            0.0
-        },
-        server_ratio: 0.0,
-        udp: UdpCounters::read().since(&udp0),
-        expected,
-        // Closed loop on the receivers' count, never paced: no latency of its own.
         rate: 0.0,
         latency_us: None,
     })
 }
 
+/// Blasts the step's channels with `sendmmsg`, paced like the server run (the same
+/// planned messages per second in all), and counts what the receivers get.
+///
+/// # Errors
+/// If the blaster's socket can't be made.
+pub(crate) fn raw_phase(
+    ms: &Members,
+    step: &Step,
+    traffic: &Traffic,
+    pb: &Progress,
+) -> anyhow::Result<RawReport> {
+    let mut dests: Vec<Vec<SocketAddr>> = vec![Vec::new(); step.channels()];
+    for &i in &step.members {
+        dests[step.channel_of[i]].push(ms.addr(i));
+    }
+    let _ = ms.take_latency();
+    let duration = Duration::from_secs_f64(traffic.raw_duration);
+    let rate = traffic.rate * step.publishers.len() as f64;
+    let blaster = Blaster {
+        label: "raw sendmmsg",
+        panicked: "the raw blaster panicked",
+    };
+    let report = blast_and_count(ms, blaster, pb, |sent| {
+        blast(&dests, traffic.message_size, duration, rate, sent)
+    })?;
+    let hist = ms.take_latency().raw;
+    Ok(RawReport {
+        rate,
+        latency_us: (rate > 0.0).then(|| Latency::of(&hist)),
+        ..report
+    })
+}
+
+/// Blasts each of the step's channels' groups (as MCAST_GROUP named them) from one socket,
+/// CHANNEL_DATA-shaped and tagged with the channel's key, and counts what the same
+/// receivers get on the members' group sockets. It runs in closed loop on the receivers'
+/// count, never paced: no latency of its own.
+///
+/// # Errors
+/// If the blaster's socket can't be made, or no group of the step is known.
+pub(crate) fn raw_multicast_phase(
+    ms: &Members,
+    step: &Step,
+    traffic: &Traffic,
+    pb: &Progress,
+) -> anyhow::Result<RawReport> {
+    let shared = &ms.shared;
+    let (groups, members): (Vec<GroupInfo>, Vec<u64>) = {
+        let known = shared
+            .groups
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
+        step.titles
+            .iter()
+            .enumerate()
+            .filter_map(|(c, title)| {
+                let members = step
+                    .members
+                    .iter()
+                    .filter(|&&i| step.channel_of[i] == c && shared.multicast[i])
+                    .count() as u64;
+                known
+                    .get(&title.to_lowercase())
+                    .cloned()
+                    .map(|g| (g, members))
+            })
+            .unzip()
+    };
+    anyhow::ensure!(
+        !groups.is_empty(),
+        "no channel group known for the raw multicast blaster"
+    );
+    let plan = GroupBlast {
+        groups: &groups,
+        members: &members,
+        size: traffic.message_size,
+        window: u64::from(traffic.window),
+        duration: Duration::from_secs_f64(traffic.raw_duration),
+    };
+    let blaster = Blaster {
+        label: "raw multicast",
+        panicked: "the raw multicast blaster panicked",
+    };
+    let c = &shared.counters;
+    let report = blast_and_count(ms, blaster, pb, |sent| {
+        blast_groups(&plan, sent, &c.raw, &shared.raw_thread)
+    })?;
+    // Deliveries the blast should have made: each datagram to every multicast member of
+    // its channel (channels are blasted in turn).
+    let per_round: u64 = members.iter().sum();
+    Ok(RawReport {
+        expected: report.sent * per_round / groups.len().max(1) as u64,
+        ..report
+    })
+}
+
+/// Runs `f` with keepalives (STILL_HERE from every logged-in member every `interval`)
+/// going in the background.
+pub(crate) fn with_keepalive<T>(ms: &Members, interval: Duration, f: impl FnOnce() -> T) -> T {
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| keepalive(&ms.shared, interval, &stop));
+        let out = f();
+        stop.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
 /// Sends STILL_HERE from every logged-in member every `interval` until `stop`.
-pub fn keepalive(shared: &Shared, interval: Duration, stop: &AtomicBool) {
+fn keepalive(shared: &Shared, interval: Duration, stop: &AtomicBool) {
     let still_here = Request::StillHere.to_bytes();
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next {
             let alive: Vec<usize> = (0..shared.sockets.len())
-                .filter(|&i| shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
+                .filter(|&i| shared.has(i, LOGGED_IN))
                 .collect();
             session::send_each(shared, &alive, &still_here, 50_000);
             next += interval;
@@ -629,19 +539,44 @@ pub fn keepalive(shared: &Shared, interval: Duration, stop: &AtomicBool) {
     }
 }
 
-/// Logs every member off and waits for the USER_PARTS to stop, so the next run starts on
-/// a quiet server.
-pub fn logoff_all(ms: &Members, args: &Args, pb: &Progress) {
+/// Logs every member off and waits (`settle_max` seconds at most) for the USER_PARTS to
+/// stop, so the next run starts on a quiet server.
+pub(crate) fn logoff_all(ms: &Members, settle_max: f64, pb: &Progress) {
     let all: Vec<usize> = (0..ms.len())
-        .filter(|&i| ms.shared.status[i].load(Ordering::Relaxed) & LOGGED_IN != 0)
+        .filter(|&i| ms.shared.has(i, LOGGED_IN))
         .collect();
     pb.set(format!("logging off {} clients", all.len()));
     session::logoff(&ms.shared, &all);
-    settle(&ms.shared, args.settle_max, pb, "log-offs");
+    settle(&ms.shared, settle_max, pb, "log-offs");
+}
+
+/// The report of a run of `run` over `clients` members in `channels` channels, with
+/// `publishers`, in `processes` processes: the flags' part filled in, the figures to come.
+pub(crate) fn new_report(
+    run: &FanOut,
+    clients: usize,
+    channels: usize,
+    publishers: usize,
+    processes: usize,
+) -> Report {
+    let (pop, traffic) = (&run.population, &run.traffic);
+    Report {
+        clients,
+        channels,
+        publishers,
+        rate: traffic.rate,
+        batch: pop.batch,
+        mixed: pop.mixed,
+        message_size: traffic.message_size,
+        protected: pop.protected.min(clients),
+        servers: pop.servers.clone(),
+        processes,
+        ..Report::default()
+    }
 }
 
 /// Fills a report's deliveries, latency and server figures from the phase outputs.
-pub fn fill_report(
+pub(crate) fn fill_report(
     report: &mut Report,
     setup: &SetupOut,
     phases: &[PhaseOut],
@@ -654,16 +589,16 @@ pub fn fill_report(
     report.fill_s = setup.fill_s;
     report.duration_s = duration;
     let mut sent_per_channel = vec![0u64; setup.joined_per_channel.len()];
-    let mut hist = crate::members::new_histogram();
-    let mut hist_batch = crate::members::new_histogram();
-    let mut hist_classic = crate::members::new_histogram();
+    let mut hist = new_histogram();
+    let mut hist_batch = new_histogram();
+    let mut hist_classic = new_histogram();
     let mut last_ns = 0;
     for p in phases {
         report.messages_sent += p.published.sent;
         report.deliveries_received += p.received;
         report.datagrams_received += p.datagrams;
-        let _ = hist_batch.add(histogram(&p.latency_batch));
-        let _ = hist_classic.add(histogram(&p.latency_classic));
+        let _ = hist_batch.add(from_pairs(&p.latency_batch));
+        let _ = hist_classic.add(from_pairs(&p.latency_classic));
         report.stalls += p.published.stalls;
         report.max_publish_lag_us = report.max_publish_lag_us.max(p.published.max_lag_us);
         report.errors += p.errors;
@@ -673,7 +608,7 @@ pub fn fill_report(
                 *s += n;
             }
         }
-        let _ = hist.add(p.histogram());
+        let _ = hist.add(from_pairs(&p.latency));
         last_ns = last_ns.max(p.last_ns);
     }
     report.deliveries_expected = sent_per_channel
@@ -691,79 +626,5 @@ pub fn fill_report(
     if report.mixed {
         report.latency_batch_us = Some(Latency::of(&hist_batch));
         report.latency_classic_us = Some(Latency::of(&hist_classic));
-    }
-}
-
-/// Server CPU and memory readings taken around the phases, summed over the server processes
-/// given (the servers of a cluster share the work of one channel).
-#[derive(Debug, Default)]
-pub struct ServerWatch {
-    pids: Vec<u32>,
-    report: ServerReport,
-    cpu0: u64,
-}
-
-impl ServerWatch {
-    /// Watches `pids`, if any, and takes the memory baseline.
-    pub fn new(pids: &[u32]) -> Self {
-        let mut w = ServerWatch {
-            pids: pids.to_vec(),
-            ..Self::default()
-        };
-        if let Some(&first) = pids.first() {
-            w.report.pid = first;
-            if pids.len() > 1 {
-                w.report.pids = pids.to_vec();
-            }
-            w.report.rss_before_kib = w.rss();
-        }
-        w
-    }
-
-    fn rss(&self) -> u64 {
-        self.pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).sum()
-    }
-
-    fn cpu(&self) -> u64 {
-        self.pids
-            .iter()
-            .map(|&p| process_cpu_ns(p).unwrap_or(0))
-            .sum()
-    }
-
-    /// After the logins of `users` users.
-    pub fn logged_in(&mut self, users: usize) {
-        if !self.pids.is_empty() {
-            thread::sleep(Duration::from_millis(300));
-            self.report.rss_after_login_kib = self.rss();
-            let grown = self
-                .report
-                .rss_after_login_kib
-                .saturating_sub(self.report.rss_before_kib);
-            self.report.rss_bytes_per_user = (grown * 1024) as f64 / users.max(1) as f64;
-        }
-    }
-
-    /// After the joins.
-    pub fn joined(&mut self) {
-        if !self.pids.is_empty() {
-            self.report.rss_after_join_kib = self.rss();
-        }
-    }
-
-    /// At the start of publishing.
-    pub fn start(&mut self) {
-        if !self.pids.is_empty() {
-            self.cpu0 = self.cpu();
-        }
-    }
-
-    /// At the end of publishing: the figures so far.
-    pub fn stop(&mut self) -> Option<ServerReport> {
-        if self.pids.is_empty() {
-            return None;
-        }
-        self.report.cpu_ns = self.cpu().saturating_sub(self.cpu0);
-        Some(self.report.clone())
     }
 }

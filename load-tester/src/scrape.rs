@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 /// The address behind `--metrics` (a URL or HOST:PORT).
-pub fn metrics_addr(m: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn metrics_addr(m: &str) -> anyhow::Result<SocketAddr> {
     let rest = m.strip_prefix("http://").unwrap_or(m);
     let host = rest.split('/').next().unwrap_or(rest);
     host.to_socket_addrs()
@@ -19,7 +19,7 @@ pub fn metrics_addr(m: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// The samples of a Prometheus text page, by metric name with labels.
-pub fn scrape(addr: SocketAddr) -> Option<HashMap<String, u64>> {
+pub(crate) fn scrape(addr: SocketAddr) -> Option<HashMap<String, u64>> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -41,7 +41,8 @@ pub fn scrape(addr: SocketAddr) -> Option<HashMap<String, u64>> {
     )
 }
 
-pub fn sum_prefix(m: &HashMap<String, u64>, prefix: &str) -> u64 {
+/// The sum of the samples whose name (labels included) starts with `prefix`.
+pub(crate) fn sum_prefix(m: &HashMap<String, u64>, prefix: &str) -> u64 {
     m.iter()
         .filter(|(k, _)| k.starts_with(prefix))
         .map(|(_, v)| v)

@@ -10,57 +10,48 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use proto::Request;
-use serde::{Deserialize, Serialize};
 
-use crate::members::Shared;
+use crate::members::names::nickname;
+use crate::members::{Shared, JOINED};
+use crate::report::RoundStats;
 
-/// How a round of requests went.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
-pub struct RoundStats {
-    /// Members asked.
-    pub total: usize,
-    /// Members that got their answer.
-    pub done: usize,
-    /// Requests sent, retries included.
-    pub attempts: u64,
-    /// Wall time of the round.
-    pub secs: f64,
+/// The rules of one round.
+pub(crate) struct Round<'a> {
+    /// Status bit that the answer sets.
+    pub(crate) bit: u8,
+    /// Requests outstanding at most.
+    pub(crate) window: usize,
+    /// Resend after this long without an answer.
+    pub(crate) retry: Duration,
+    /// Give up at this time.
+    pub(crate) deadline: Instant,
+    /// Called now and then with the number done.
+    pub(crate) progress: &'a dyn Fn(usize),
 }
 
-impl RoundStats {
-    /// Answers per second.
-    pub fn rate(&self) -> f64 {
-        if self.secs > 0.0 {
-            self.done as f64 / self.secs
-        } else {
-            0.0
+impl<'a> Round<'a> {
+    /// A round of requests the server answers at once, whatever the channel sizes (LOGIN_REQ,
+    /// CAPS_REQ): 256 outstanding, resent after a second, given up after `within`.
+    pub(crate) fn quick(bit: u8, within: Duration, progress: &'a dyn Fn(usize)) -> Self {
+        Round {
+            bit,
+            window: 256,
+            retry: Duration::from_secs(1),
+            deadline: Instant::now() + within,
+            progress,
         }
     }
 }
 
-/// The rules of one round.
-pub struct Round<'a> {
-    /// Status bit that the answer sets.
-    pub bit: u8,
-    /// Requests outstanding at most.
-    pub window: usize,
-    /// Resend after this long without an answer.
-    pub retry: Duration,
-    /// Give up at this time.
-    pub deadline: Instant,
-    /// Called now and then with the number done.
-    pub progress: &'a dyn Fn(usize),
-}
-
 /// Sends `make(i)` for each member `i` in `members` until its status has `round.bit`.
-pub fn run_round(
+fn run_round(
     shared: &Shared,
     members: &[usize],
     round: &Round<'_>,
     make: impl Fn(usize) -> Vec<u8>,
 ) -> RoundStats {
     let start = Instant::now();
-    let has = |i: usize| shared.status[i].load(Ordering::Relaxed) & round.bit != 0;
+    let has = |i: usize| shared.has(i, round.bit);
     let mut queue: std::collections::VecDeque<usize> = members.iter().copied().collect();
     let mut in_flight: Vec<(usize, Instant)> = Vec::with_capacity(round.window);
     let mut attempts = 0u64;
@@ -112,44 +103,47 @@ pub fn run_round(
 }
 
 /// Logs in the members not yet logged in.
-pub fn login(shared: &Shared, members: &[usize], round: &Round<'_>, run_id: u32) -> RoundStats {
+pub(crate) fn login(
+    shared: &Shared,
+    members: &[usize],
+    round: &Round<'_>,
+    run_id: u32,
+) -> RoundStats {
     run_round(shared, members, round, |i| {
-        let nick = crate::members::nickname(run_id, shared.global[i]);
+        let nick = nickname(run_id, shared.global[i]);
         Request::Login { nick: &nick }.to_bytes()
     })
 }
 
-/// Asks each member `i` for the caps `caps(i)` names (CAPS_REQ, e.g. `batch=1200
-/// multicast`) until the server says which it grants (CAPS_ACK).
-pub fn caps(
-    shared: &Shared,
-    members: &[usize],
-    round: &Round<'_>,
-    caps: impl Fn(usize) -> String,
-) -> RoundStats {
+/// Asks each member for the caps it wants (CAPS_REQ, e.g. `batch=1200 multicast`) until
+/// the server says which it grants (CAPS_ACK).
+pub(crate) fn caps(shared: &Shared, members: &[usize], round: &Round<'_>) -> RoundStats {
     run_round(shared, members, round, |i| {
-        Request::Caps { caps: &caps(i) }.to_bytes()
+        Request::Caps {
+            caps: &shared.caps(i),
+        }
+        .to_bytes()
     })
 }
 
-/// Joins each member into `title(i)`, clearing the joined bit first.
-pub fn join(
+/// Joins each member `i` into `title(i)`, clearing the joined bit first.
+pub(crate) fn join<'t>(
     shared: &Shared,
     members: &[usize],
     round: &Round<'_>,
-    title: impl Fn(usize) -> String,
+    title: impl Fn(usize) -> &'t str,
 ) -> RoundStats {
     for &i in members {
-        shared.status[i].fetch_and(!crate::members::JOINED, Ordering::Relaxed);
+        shared.status[i].fetch_and(!JOINED, Ordering::Relaxed);
     }
     run_round(shared, members, round, |i| {
-        Request::Join { title: &title(i) }.to_bytes()
+        Request::Join { title: title(i) }.to_bytes()
     })
 }
 
 /// Sends one request without an answer (LOGOFF, STILL_HERE) from each member to its server, `per_sec` at
 /// most, so a burst does not overflow the server's receive buffer.
-pub fn send_each(shared: &Shared, members: &[usize], req: &[u8], per_sec: u64) {
+pub(crate) fn send_each(shared: &Shared, members: &[usize], req: &[u8], per_sec: u64) {
     let start = Instant::now();
     for (n, &i) in members.iter().enumerate() {
         let _ = shared.send(i, req);
@@ -163,7 +157,7 @@ pub fn send_each(shared: &Shared, members: &[usize], req: &[u8], per_sec: u64) {
 }
 
 /// Logs off `members`.
-pub fn logoff(shared: &Shared, members: &[usize]) {
+pub(crate) fn logoff(shared: &Shared, members: &[usize]) {
     send_each(shared, members, &Request::Logoff.to_bytes(), 50_000);
     for &i in members {
         shared.status[i].store(0, Ordering::Relaxed);

@@ -8,14 +8,19 @@
 
 use nix::time::{clock_gettime, ClockId};
 
+/// A second on the nanosecond clocks.
+pub(crate) const SEC: u64 = 1_000_000_000;
+/// A millisecond on the nanosecond clocks.
+pub(crate) const MS: u64 = 1_000_000;
+
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a
 /// timestamp written by a publisher in one process is comparable in another.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     clock(ClockId::CLOCK_MONOTONIC)
 }
 
 /// CPU nanoseconds the calling thread has used.
-pub fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     clock(ClockId::CLOCK_THREAD_CPUTIME_ID)
 }
 
@@ -29,14 +34,14 @@ fn clock(id: ClockId) -> u64 {
 
 /// Raises the soft open-file limit to the hard one and returns the result (1024, the usual
 /// default, if the limit can't be read).
-pub fn raise_nofile_limit() -> u64 {
+pub(crate) fn raise_nofile_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
 /// As [`raise_nofile_limit`], and if that is under `want`, tries to raise the hard limit
 /// to `want` too (only a privileged process may). Multicast members need two sockets
 /// each, and a sweep holds all its members in one process. Returns the limit now.
-pub fn raise_nofile_limit_to(want: u64) -> u64 {
+pub(crate) fn raise_nofile_limit_to(want: u64) -> u64 {
     let now = raise_nofile_limit();
     if now >= want {
         return now;

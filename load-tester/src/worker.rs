@@ -8,26 +8,27 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::Args;
-use crate::members::Members;
+use crate::options::FanOut;
 use crate::procstat::UdpCounters;
-use crate::report::Report;
-use crate::scenario::{self, PhaseOut, Progress, ServerWatch, SetupOut, Step};
-use crate::session::RoundStats;
+use crate::progress::Progress;
+use crate::report::{Report, RoundStats};
+use crate::run::{bind_members, with_members};
+use crate::scenario::{self, PhaseOut, SetupOut, Step};
 use crate::sys::now_ns;
+use crate::watch::ServerWatch;
 
 /// The most worker processes a run starts.
-pub const MAX_PROCESSES: usize = 32;
+pub(crate) const MAX_PROCESSES: usize = 32;
 
 /// The global indices worker `i` of `n` holds out of `clients`.
-pub fn share(clients: usize, i: usize, n: usize) -> std::ops::Range<usize> {
+fn share(clients: usize, i: usize, n: usize) -> std::ops::Range<usize> {
     clients * i / n..clients * (i + 1) / n
 }
 
@@ -39,78 +40,56 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
     Ok(line.trim_end().to_string())
 }
 
-/// The worker side: runs the phases for this worker's share when the parent says so.
+/// The worker side: runs the phases for worker `index`'s share of `run`'s clients (of
+/// `count` workers) when the parent says so.
 ///
 /// # Errors
 /// Sockets that can't be bound, a parent that goes away.
-pub fn worker(args: &Args, index: usize, run_id: u32) -> anyhow::Result<()> {
-    let globals: Vec<usize> = share(args.clients, index, args.worker_count).collect();
-    let ms = Members::start(
-        globals.clone(),
-        &args.server,
-        args.receivers,
-        args.rcvbuf,
-        |g| args.batch_member(g),
-        |g| args.wants_multicast(g),
-        crate::members::protection(args, args.clients, run_id),
-    )?;
-    let step = Step::plain(&globals, args.channels, args.publishers);
+pub(crate) fn worker(run: &FanOut, index: usize, count: usize, run_id: u32) -> anyhow::Result<()> {
+    let globals: Vec<usize> = share(run.clients, index, count).collect();
+    let ms = bind_members(run, globals.clone(), run.clients, run_id)?;
+    let channels = run.population.channels;
+    let step = Step::plain(&globals, channels, &run.setup, run.traffic.publishers);
     let pb = Progress::new(true);
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let stop = AtomicBool::new(false);
     let say = |line: String| -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
         Ok(())
     };
-    thread::scope(|s| {
-        s.spawn(|| {
-            scenario::keepalive(
-                &ms.shared,
-                Duration::from_secs_f64(args.keepalive.max(1.0)),
-                &stop,
-            )
-        });
-        let result = (|| {
-            let login = scenario::login(&ms, &step, run_id, &pb);
-            say(format!("LOGGED {}", serde_json::to_string(&login)?))?;
-            if read_line(&mut input)? != "JOIN" {
-                bail!("expected JOIN");
-            }
-            scenario::caps(&ms, args, &step, &pb);
-            let (join, settle_s, fill_s, joined_per_channel) =
-                scenario::join(&ms, args, &step, &pb);
-            scenario::confirm(&ms, &step, &pb);
-            let setup = SetupOut {
-                login,
-                join,
-                settle_s,
-                fill_s,
-                joined_per_channel,
-            };
-            say(format!("READY {}", serde_json::to_string(&setup)?))?;
-            let go = read_line(&mut input)?;
-            let start_ns: u64 = go
-                .strip_prefix("GO ")
-                .and_then(|s| s.parse().ok())
-                .context("expected GO <start_ns>")?;
-            let report_progress = |sent: u64, got: u64| {
-                let _ = say(format!("PROG {sent} {got}"));
-            };
-            let phase =
-                scenario::publish_phase(&ms, args, &step, start_ns, &[], &pb, &report_progress);
-            say(format!("DONE {}", serde_json::to_string(&phase)?))?;
-            read_line(&mut input)?;
-            Ok(())
-        })();
-        stop.store(true, Ordering::Relaxed);
-        result
-    })?;
-    scenario::logoff_all(&ms, args, &pb);
-    ms.stop();
-    Ok(())
+    with_members(ms, run, &pb, |ms| {
+        let login = scenario::login(ms, &step, run_id, &pb);
+        say(format!("LOGGED {}", serde_json::to_string(&login)?))?;
+        if read_line(&mut input)? != "JOIN" {
+            bail!("expected JOIN");
+        }
+        scenario::caps(ms, &step, &pb);
+        let setup = scenario::join(ms, &step, login, &run.setup, &pb);
+        scenario::confirm(ms, &step, &pb);
+        say(format!("READY {}", serde_json::to_string(&setup)?))?;
+        let go = read_line(&mut input)?;
+        let start_ns: u64 = go
+            .strip_prefix("GO ")
+            .and_then(|s| s.parse().ok())
+            .context("expected GO <start_ns>")?;
+        let report_progress = |sent: u64, got: u64| {
+            let _ = say(format!("PROG {sent} {got}"));
+        };
+        let phase = scenario::publish_phase(
+            ms,
+            &step,
+            &run.traffic,
+            start_ns,
+            &[],
+            &pb,
+            &report_progress,
+        );
+        say(format!("DONE {}", serde_json::to_string(&phase)?))?;
+        read_line(&mut input)?;
+        Ok(())
+    })
 }
 
 struct Worker {
@@ -123,22 +102,20 @@ enum Msg {
     Gone(usize),
 }
 
-/// The parent side: starts `n` workers and merges what they measure.
+/// The parent side: starts `n` workers, each with the parent's own flags, and merges what
+/// they measure.
 ///
 /// # Errors
 /// A worker that can't start, fails or says something unexpected.
-pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
-    if args.compare_redis.is_some() {
-        bail!(
-            "--compare-redis needs every client in one process; {} clients need {n} here",
-            args.clients
-        );
+pub(crate) fn parent(run: &FanOut, n: usize, run_id: u32, pb: &Progress) -> anyhow::Result<Report> {
+    let clients = run.clients;
+    if run.compare_redis.is_some() {
+        bail!("--compare-redis needs every client in one process; {clients} clients need {n} here");
     }
-    if args.raw {
+    if run.raw {
         bail!(
-            "--raw needs every client in one process, and {} clients need {n} processes here \
-             (open-file limit); run --raw with fewer clients",
-            args.clients
+            "--raw needs every client in one process, and {clients} clients need {n} processes here \
+             (open-file limit); run --raw with fewer clients"
         );
     }
     let exe = std::env::current_exe().context("finding the load tester's own executable")?;
@@ -190,10 +167,9 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
     }
     drop(tx);
     pb.println(format!(
-        "{} clients over {n} processes (open-file limit)",
-        args.clients
+        "{clients} clients over {n} processes (open-file limit)"
     ));
-    let mut watch = ServerWatch::new(&args.server_pid);
+    let mut watch = ServerWatch::new(&run.server_pids);
     // Collects one message of `kind` from every worker, tracking PROG lines meanwhile.
     let collect = |kind: &str, pb: &Progress| -> anyhow::Result<Vec<String>> {
         let mut got_from: Vec<Option<String>> = vec![None; n];
@@ -257,7 +233,7 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             join: merge_rounds(&setups.iter().map(|s| s.join).collect::<Vec<_>>()),
             settle_s: setups.iter().map(|s| s.settle_s).fold(0.0, f64::max),
             fill_s: setups.iter().map(|s| s.fill_s).fold(0.0, f64::max),
-            joined_per_channel: vec![0; args.channels],
+            joined_per_channel: vec![0; run.population.channels],
         };
         for s in &setups {
             for (a, b) in setup
@@ -284,22 +260,14 @@ pub fn parent(args: &Args, n: usize, run_id: u32, pb: &Progress) -> anyhow::Resu
             .map(|j| serde_json::from_str(j))
             .collect::<Result<_, _>>()?;
         let server = watch.stop();
+        let channels = run.population.channels;
         let mut report = Report {
-            clients: args.clients,
-            channels: args.channels,
-            publishers: args.publishers,
-            rate: args.rate,
-            batch: args.batch,
-            mixed: args.mixed,
-            message_size: args.message_size,
-            protected: args.protected.min(args.clients),
-            servers: args.server.clone(),
-            processes: n,
             udp: UdpCounters::read().since(&udp0),
             server,
-            ..Report::default()
+            ..scenario::new_report(run, clients, channels, run.traffic.publishers, n)
         };
-        scenario::fill_report(&mut report, &setup, &phases, start_ns, args.duration);
+        let duration = run.traffic.duration;
+        scenario::fill_report(&mut report, &setup, &phases, start_ns, duration);
         report.finish();
         tell(&mut workers, "END")?;
         Ok(report)

@@ -6,6 +6,7 @@
 //! terminal), and `req` (requests of several fields in short).
 #![allow(dead_code)]
 
+pub mod load;
 pub mod pty;
 pub mod services;
 

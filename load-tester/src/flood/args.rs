@@ -5,12 +5,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
+use crate::flags::{Output, ServerFigures};
+
 /// First source address of the flood: 127.1.0.0 onwards keeps clear of 127.0.0.0/16, where
 /// the steady user, the other load-tester modes and usually the server live.
-pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 1, 0, 0);
+pub(crate) const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 1, 0, 0);
 
 /// The most distinct source addresses: 127.1.0.0 + 10 million stays well inside 127.0.0.0/8.
-pub const MAX_ADDRESSES: usize = 10_000_000;
+pub(crate) const MAX_ADDRESSES: usize = 10_000_000;
 
 /// What each flood datagram asks of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -28,50 +30,43 @@ pub enum Kind {
 
 /// The flags of `load-tester flood` (its help text is on `cli::Command::Flood`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct FloodArgs {
+pub(crate) struct FloodArgs {
     /// The server (loopback IPv4 only).
     #[arg(long, default_value = "127.0.0.1:2027")]
-    pub server: SocketAddr,
-    /// The server's process id: its CPU time per flood datagram and its memory before and
-    /// after the flood, from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// The server's metrics endpoint (`http://127.0.0.1:9027/metrics` or `127.0.0.1:9027`):
-    /// logged-in users, datagrams received and drops, before and after.
-    #[arg(long)]
-    pub metrics: Option<String>,
+    pub(crate) server: SocketAddr,
+    // Its CPU time per flood datagram and memory before and after the flood; its logged-in
+    // users, datagrams received and drops.
+    #[command(flatten)]
+    pub(crate) figures: ServerFigures,
     /// Distinct source addresses (127.1.0.0 onwards), each sending one datagram per pass.
     #[arg(long, default_value_t = 50_000)]
-    pub addresses: usize,
+    pub(crate) addresses: usize,
     /// What each flood datagram is.
     #[arg(long, value_enum, default_value_t = Kind::Login)]
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Flood datagrams per second; 0 = as fast as one thread can send.
     #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Seconds of flooding: the addresses are gone through again (with fresh nicknames)
     /// until then. Without it, one pass: each address sends one datagram.
     #[arg(long)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     /// The channel the steady user joins and talks in.
     #[arg(long, default_value = "Pets")]
-    pub channel: String,
+    pub(crate) channel: String,
     /// Milliseconds between the steady user's messages.
     #[arg(long, default_value_t = 10)]
-    pub interval_ms: u64,
+    pub(crate) interval_ms: u64,
     /// Seconds the steady user talks before the flood, as the baseline.
     #[arg(long, default_value_t = 0.5)]
-    pub before: f64,
+    pub(crate) before: f64,
     /// Seconds the steady user goes on talking after the flood; the server's memory is read
     /// at the end of them.
     #[arg(long, default_value_t = 2.0)]
-    pub after: f64,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    pub quiet: bool,
+    pub(crate) after: f64,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 impl FloodArgs {
@@ -79,7 +74,7 @@ impl FloodArgs {
     ///
     /// # Errors
     /// A server outside loopback IPv4, or counts and times out of bounds.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.server.is_ipv4() && self.server.ip().is_loopback(),
             "the flood targets loopback IPv4 only, not {}",
@@ -111,18 +106,13 @@ impl FloodArgs {
             !self.channel.is_empty() && !self.channel.contains(char::is_whitespace),
             "--channel must be one word"
         );
-        if let Some(m) = &self.metrics {
-            anyhow::ensure!(
-                crate::scrape::metrics_addr(m)?.ip().is_loopback(),
-                "--metrics must be on loopback"
-            );
-        }
+        self.figures.metrics_addr()?;
         Ok(())
     }
 }
 
 /// The source address of the `i`-th flood address.
-pub fn source(i: usize) -> Ipv4Addr {
+pub(crate) fn source(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(FIRST_SOURCE) + i as u32)
 }
 

@@ -4,36 +4,37 @@
 //! what the server answered, and how many of the user's messages came back and how fast.
 //!
 //! The parts:
-//! - [`args`]: the flags;
-//! - [`sender`]: the flood, one socket speaking for every source address;
-//! - [`steady`]: the user that keeps talking;
-//! - [`report`]: the figures and the human summary.
+//! - `args`: the flags;
+//! - `sender`: the flood, one socket speaking for every source address;
+//! - `steady`: the user that keeps talking;
+//! - `report`: the figures and the human summary.
 //!
 //! The run: the steady user logs in and joins, talks alone for `--before` seconds (the
 //! baseline), the flood goes out, and the user talks on for `--after` seconds; its messages
 //! are judged by when they were sent.
 
-pub mod args;
-pub mod report;
-pub mod sender;
-pub mod steady;
+mod args;
+mod report;
+mod sender;
+mod steady;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-pub use args::{FloodArgs, Kind};
-pub use report::FloodReport;
+pub(crate) use args::FloodArgs;
+pub use args::Kind;
+pub use report::{FloodReport, ServerCost, ServerCounts, SteadyUser};
+pub use sender::Replies;
+pub use steady::Window;
 
-use crate::procstat::{process_cpu_ns, rss_kib, UdpCounters};
-use crate::scenario::Progress;
-use crate::scrape::{metrics_addr, scrape};
-use crate::sys::now_ns;
-use report::{ServerCost, ServerCounts, SteadyUser};
+use crate::procstat::{process_cpu_ns, UdpCounters};
+use crate::progress::Progress;
+use crate::scrape::scrape;
+use crate::sys::{now_ns, SEC};
 use sender::Flooder;
-use steady::{Steady, Window};
+use steady::Steady;
 
-const SEC: u64 = 1_000_000_000;
 /// How long the steady user's last messages get to come back.
 const ECHO_WAIT: Duration = Duration::from_millis(500);
 
@@ -42,20 +43,20 @@ const ECHO_WAIT: Duration = Duration::from_millis(500);
 /// # Errors
 /// Invalid flags, sockets that can't be made, a server that does not let the steady user
 /// log in and join.
-pub fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
+fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
     args.validate()?;
     let run_id = std::process::id();
-    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
-    let pb = Progress::new(args.quiet);
+    let metrics = args.figures.metrics_addr()?;
+    let pb = Progress::new(args.output.quiet);
     let steady = Steady::start(args.server, format!("steady{run_id:x}"), &args.channel)?;
     let mut flooder = Flooder::new(args, run_id)?;
-    let pid = args.server_pid;
+    let pid = args.figures.server_pid;
     let counts0 = metrics.and_then(scrape);
     let udp0 = UdpCounters::read();
-    let rss_before = pid.and_then(rss_kib);
+    let rss_before = args.figures.rss_kib();
     let mut rss_max = rss_before;
     let sample_rss = |rss_max: &mut Option<u64>| {
-        if let Some(now) = pid.and_then(rss_kib) {
+        if let Some(now) = args.figures.rss_kib() {
             *rss_max = Some(rss_max.map_or(now, |m| m.max(now)));
         }
     };
@@ -119,7 +120,7 @@ pub fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
     steady.log_off();
 
     let out = &flooder.out;
-    let rss_after = pid.and_then(rss_kib);
+    let rss_after = args.figures.rss_kib();
     sample_rss(&mut rss_max);
     let server_cost = match (cpu, rss_before, rss_after) {
         (Some(cpu_ns), Some(before), Some(after)) => Some(ServerCost {
@@ -189,13 +190,8 @@ pub fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
 ///
 /// # Errors
 /// As [`flood`].
-pub fn main_with(args: &FloodArgs) -> anyhow::Result<bool> {
+pub(crate) fn main_with(args: &FloodArgs) -> anyhow::Result<bool> {
     let r = flood(args)?;
-    let out = if args.json {
-        serde_json::to_string_pretty(&r)?
-    } else {
-        r.summary()
-    };
-    println!("{out}");
+    args.output.print(&r)?;
     Ok(r.steady.served)
 }

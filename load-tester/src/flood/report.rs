@@ -8,6 +8,7 @@ use super::args::Kind;
 use super::sender::Replies;
 use super::steady::Window;
 use crate::procstat::UdpCounters;
+use crate::report::Summary;
 
 /// The server's side, from `/proc` (with --server-pid).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -103,9 +104,8 @@ pub struct FloodReport {
     pub steady: SteadyUser,
 }
 
-impl FloodReport {
-    /// The human summary.
-    pub fn summary(&self) -> String {
+impl Summary for FloodReport {
+    fn summary(&self) -> String {
         let kind = self
             .kind
             .and_then(|k| k.to_possible_value())

@@ -19,18 +19,18 @@ const REPLY_SLOT: usize = 256;
 const DRAINS_PER_BATCH: usize = 4;
 
 /// The nickname the `i`-th flood address logs in with on pass `pass` of run `run_id`.
-pub fn flood_nick(run_id: u32, pass: u64, i: usize) -> String {
+fn flood_nick(run_id: u32, pass: u64, i: usize) -> String {
     format!("f{run_id:x}_{pass}_{i}")
 }
 
 /// The address index in a nickname made by [`flood_nick`] for `run_id`.
-pub fn nick_index(run_id: u32, nick: &str) -> Option<usize> {
+fn nick_index(run_id: u32, nick: &str) -> Option<usize> {
     let rest = nick.strip_prefix(&format!("f{run_id:x}_"))?;
     rest.split_once('_')?.1.parse().ok()
 }
 
 /// The datagram the `i`-th address sends on pass `pass`.
-pub fn datagram(kind: Kind, run_id: u32, pass: u64, i: usize, channel: &str, out: &mut Vec<u8>) {
+fn datagram(kind: Kind, run_id: u32, pass: u64, i: usize, channel: &str, out: &mut Vec<u8>) {
     out.clear();
     match kind {
         Kind::Login => Request::Login {
@@ -66,22 +66,22 @@ pub struct Replies {
 
 /// What the flood did.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Flooded {
+pub(super) struct Flooded {
     /// Datagrams the kernel accepted.
-    pub sent: u64,
+    pub(super) sent: u64,
     /// Datagrams the kernel refused (skipped).
-    pub refused: u64,
+    pub(super) refused: u64,
     /// Seconds of sending.
-    pub secs: f64,
+    pub(super) secs: f64,
     /// CPU nanoseconds of the sending thread (on loopback this includes the kernel's
     /// delivery into the server's socket).
-    pub cpu_ns: u64,
+    pub(super) cpu_ns: u64,
     /// Replies read so far.
-    pub replies: Replies,
+    pub(super) replies: Replies,
 }
 
 /// The flood's socket and what it has seen.
-pub struct Flooder<'a> {
+pub(super) struct Flooder<'a> {
     args: &'a FloodArgs,
     run_id: u32,
     socket: UdpSocket,
@@ -89,7 +89,7 @@ pub struct Flooder<'a> {
     /// One bit per address: whether it got a LOGIN_ACK.
     acked: Vec<u64>,
     /// The tallies.
-    pub out: Flooded,
+    pub(super) out: Flooded,
 }
 
 impl<'a> Flooder<'a> {
@@ -98,7 +98,7 @@ impl<'a> Flooder<'a> {
     ///
     /// # Errors
     /// If the socket can't be made.
-    pub fn new(args: &'a FloodArgs, run_id: u32) -> io::Result<Self> {
+    pub(super) fn new(args: &'a FloodArgs, run_id: u32) -> io::Result<Self> {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
         socket.set_nonblocking(true)?;
         // Room for answers that come faster than they are read; the kernel may grant less.
@@ -115,7 +115,7 @@ impl<'a> Flooder<'a> {
 
     /// Sends until the pass is done (or passes, with --duration), at --rate, calling `tick`
     /// between batches (for progress and samples).
-    pub fn flood(&mut self, mut tick: impl FnMut(&Flooded)) {
+    pub(super) fn flood(&mut self, mut tick: impl FnMut(&Flooded)) {
         let args = self.args;
         let server: SocketAddr = args.server;
         let n = args.addresses;
@@ -199,7 +199,7 @@ impl<'a> Flooder<'a> {
     }
 
     /// Reads the answers that are queued (a few batches at most) and counts them.
-    pub fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         for _ in 0..DRAINS_PER_BATCH {
             match self.batch.recv(&self.socket) {
                 Ok(0) | Err(_) => return,

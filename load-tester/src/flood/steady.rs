@@ -12,6 +12,7 @@ use proto::{Event, Request};
 use serde::{Deserialize, Serialize};
 
 use crate::sys::now_ns;
+use crate::text::{sent_ns, stamp};
 
 /// How long the user waits for an answer to its login or join before asking again.
 const RETRY: Duration = Duration::from_millis(500);
@@ -19,22 +20,22 @@ const RETRY: Duration = Duration::from_millis(500);
 const ATTEMPTS: u32 = 20;
 
 /// The steady user's socket, logged in and in its channel.
-pub struct Steady {
+pub(super) struct Steady {
     socket: UdpSocket,
     server: SocketAddr,
     /// Its nickname.
-    pub nick: String,
+    pub(super) nick: String,
 }
 
 /// What the steady user sent and got back.
 #[derive(Debug, Default)]
-pub struct Log {
+pub(super) struct Log {
     /// Send time of every message, in order.
-    pub sent_ns: Vec<u64>,
+    pub(super) sent_ns: Vec<u64>,
     /// (send time, round trip) of every message that came back.
-    pub answered: Vec<(u64, u64)>,
+    pub(super) answered: Vec<(u64, u64)>,
     /// ERRORs the server sent it (it should get none).
-    pub errors: u64,
+    pub(super) errors: u64,
 }
 
 /// The steady user's messages in one stretch of time.
@@ -54,7 +55,7 @@ pub struct Window {
 
 impl Window {
     /// The messages of `log` sent in `[from_ns, to_ns)`.
-    pub fn of(log: &Log, from_ns: u64, to_ns: u64) -> Window {
+    pub(super) fn of(log: &Log, from_ns: u64, to_ns: u64) -> Window {
         let within = |t: u64| t >= from_ns && t < to_ns;
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         let mut w = Window {
@@ -74,7 +75,7 @@ impl Window {
     }
 
     /// Answered share in per cent (100 when nothing was sent).
-    pub fn answered_pct(&self) -> f64 {
+    pub(crate) fn answered_pct(&self) -> f64 {
         if self.sent == 0 {
             100.0
         } else {
@@ -83,22 +84,13 @@ impl Window {
     }
 }
 
-/// The text of a steady message: `seq send_ns`, so the echo gives its round trip.
-fn text(seq: u64, ns: u64) -> String {
-    format!("{seq} {ns}")
-}
-
-fn sent_at(text: &str) -> Option<u64> {
-    text.split(' ').nth(1)?.parse().ok()
-}
-
 impl Steady {
     /// Logs in as `nick` from a socket of its own on 127.0.0.1 and joins `channel`, retrying
     /// requests that go unanswered (UDP may drop them).
     ///
     /// # Errors
     /// If the socket can't be made or the server does not answer.
-    pub fn start(server: SocketAddr, nick: String, channel: &str) -> anyhow::Result<Self> {
+    pub(super) fn start(server: SocketAddr, nick: String, channel: &str) -> anyhow::Result<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_read_timeout(Some(Duration::from_millis(1)))?;
         let s = Steady {
@@ -140,7 +132,7 @@ impl Steady {
 
     /// Sends a message every `interval` while `sending` is set, and reads the echoes until
     /// `stop` is set.
-    pub fn talk(&self, interval: Duration, sending: &AtomicBool, stop: &AtomicBool) -> Log {
+    pub(super) fn talk(&self, interval: Duration, sending: &AtomicBool, stop: &AtomicBool) -> Log {
         let mut log = Log::default();
         let mut buf = [0u8; 2048];
         let every = interval.as_nanos() as u64;
@@ -149,7 +141,8 @@ impl Steady {
         while !stop.load(Ordering::Relaxed) {
             let now = now_ns();
             if now >= next && sending.load(Ordering::Relaxed) {
-                let t = text(log.sent_ns.len() as u64, now);
+                // `seq send_ns`, so the echo gives its round trip.
+                let t = stamp(log.sent_ns.len() as u64, now);
                 out.clear();
                 Request::SendPublic { text: &t }.encode(&mut out);
                 // A failed send is a message not answered: the report counts it so.
@@ -165,7 +158,7 @@ impl Steady {
             let got = now_ns();
             match Event::decode(&buf[..len]) {
                 Ok(Event::PublicMsg { sender, text, .. }) if sender == self.nick => {
-                    if let Some(at) = sent_at(text) {
+                    if let Some(at) = sent_ns(text) {
                         log.answered.push((at, got.saturating_sub(at)));
                     }
                 }
@@ -177,7 +170,7 @@ impl Steady {
     }
 
     /// Logs off (once: a lost LOGOFF leaves a user the idle sweep removes).
-    pub fn log_off(&self) {
+    pub(super) fn log_off(&self) {
         let _ = self
             .socket
             .send_to(&Request::Logoff.to_bytes(), self.server);
@@ -200,6 +193,5 @@ mod tests {
         assert!((2_990..=3_010).contains(&w.p50_us), "{w:?}");
         assert!((4_990..=5_010).contains(&w.max_us), "{w:?}");
         assert_eq!(Window::of(&log, 100, 200), Window::default());
-        assert_eq!(sent_at(&text(3, 77)), Some(77));
     }
 }

@@ -3,10 +3,13 @@
 
 use proto::Request;
 
-use super::client::{probe, text, Left, Phase, Vanished};
+use super::client::{probe, Left, Phase, Vanished};
 use super::driver::Soak;
-use super::{RETRY_NS, SEC};
-use crate::sys::now_ns;
+use crate::sys::{now_ns, SEC};
+use crate::text::stamp;
+
+/// Resend a request without its answer after this long (UDP may drop it).
+const RETRY_NS: u64 = SEC;
 
 impl Soak<'_> {
     /// Keepalives, retries and closing lingering sockets.
@@ -92,7 +95,7 @@ impl Soak<'_> {
         };
         self.seq += 1;
         let now = now_ns();
-        let t = text(self.seq, now);
+        let t = stamp(self.seq, now);
         let _ = c.socket.send_to(
             &Request::SendPublic { text: &t }.to_bytes(),
             self.args.server,

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-use super::SEC;
-use crate::scrape::metrics_addr;
+use crate::flags::{Output, ServerFigures};
+use crate::sys::SEC;
 
 /// The soak driver's flags.
 #[derive(Debug, Clone, Parser)]
@@ -16,63 +16,56 @@ use crate::scrape::metrics_addr;
 pub struct SoakArgs {
     /// The server (loopback only).
     #[arg(long)]
-    pub server: SocketAddr,
-    /// The server's process id, for its RSS and thread count from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// The server's metrics endpoint (`http://127.0.0.1:9027/metrics` or `127.0.0.1:9027`),
-    /// scraped at every sample.
-    #[arg(long)]
-    pub metrics: Option<String>,
+    pub(crate) server: SocketAddr,
+    // Its RSS and thread count, and its metrics, read at every sample.
+    #[command(flatten)]
+    pub(crate) figures: ServerFigures,
     /// Seconds of steady load (at most a day).
     #[arg(long, default_value_t = 600.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Clients kept logged in and in a channel.
     #[arg(long, default_value_t = 2000)]
-    pub clients: usize,
+    pub(crate) clients: usize,
     /// Channels, titled `<prefix>0` ...; the server must have them.
     #[arg(long, default_value_t = 20)]
-    pub channels: usize,
+    pub(crate) channels: usize,
     /// Channel title prefix.
     #[arg(long, default_value = "lt")]
-    pub title_prefix: String,
+    pub(crate) title_prefix: String,
     /// Public messages per second, in total.
     #[arg(long, default_value_t = 200.0)]
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Clients replaced per second (each departs and a new one on a fresh socket logs in).
     #[arg(long, default_value_t = 10.0)]
-    pub churn: f64,
+    pub(crate) churn: f64,
     /// Share of the replaced clients that vanish instead of logging off.
     #[arg(long, default_value_t = 0.5)]
-    pub vanish_share: f64,
+    pub(crate) vanish_share: f64,
     /// Clients per second that part their channel and join another.
     #[arg(long, default_value_t = 10.0)]
-    pub moves: f64,
+    pub(crate) moves: f64,
     /// Seconds between samples.
     #[arg(long, default_value_t = 30.0)]
-    pub sample: f64,
+    pub(crate) sample: f64,
     /// The server's --idle-timeout, in seconds: vanished clients must be gone after it.
     #[arg(long, default_value_t = 10.0)]
-    pub idle_timeout: f64,
+    pub(crate) idle_timeout: f64,
     /// The server's --check-interval, in seconds.
     #[arg(long, default_value_t = 2.0)]
-    pub check_interval: f64,
+    pub(crate) check_interval: f64,
     /// Seconds between a client's keepalives (default: a third of the idle timeout).
     #[arg(long)]
-    pub keepalive: Option<f64>,
+    pub(crate) keepalive: Option<f64>,
     /// Milliseconds after a LOGOFF or PART within which a publication may still be in
     /// flight to the departed client.
     #[arg(long, default_value_t = 200)]
-    pub grace_ms: u64,
+    pub(crate) grace_ms: u64,
     /// Seconds a departed client's socket stays open, listening for stray deliveries.
     #[arg(long, default_value_t = 3.0)]
-    pub linger: f64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress lines on stderr.
-    #[arg(long)]
-    pub quiet: bool,
+    pub(crate) linger: f64,
+    // How the report and the progress are shown.
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 impl SoakArgs {
@@ -80,7 +73,7 @@ impl SoakArgs {
     ///
     /// # Errors
     /// The first flag that is out of bounds.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.server.ip().is_loopback(),
             "--server must be a loopback address"
@@ -114,12 +107,7 @@ impl SoakArgs {
             self.keepalive_s() < self.idle_timeout,
             "keepalives must come more often than the idle timeout"
         );
-        if let Some(m) = &self.metrics {
-            anyhow::ensure!(
-                metrics_addr(m)?.ip().is_loopback(),
-                "--metrics must be on loopback"
-            );
-        }
+        self.figures.metrics_addr()?;
         Ok(())
     }
 

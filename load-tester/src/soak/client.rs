@@ -1,6 +1,6 @@
-//! What the driver knows of each simulated client, and the contents of its messages.
+//! What the driver knows of each simulated client, and the probe it sends after a logoff.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 
 use proto::Request;
 
@@ -56,6 +56,18 @@ pub(super) struct Client {
     pub(super) close_ns: u64,
 }
 
+impl Client {
+    /// Asks to join its channel, titled `title`, and waits for the JOIN_ACK from `now`.
+    pub(super) fn join(&mut self, title: &str, server: SocketAddr, now: u64) {
+        self.phase = Phase::Joining;
+        self.sent_ns = now;
+        self.tries = 0;
+        let _ = self
+            .socket
+            .send_to(&Request::Join { title }.to_bytes(), server);
+    }
+}
+
 /// A vanished client awaiting its WHOIS check.
 pub(super) struct Vanished {
     /// Its nickname, which the checker asks WHOIS about.
@@ -87,16 +99,6 @@ impl Rng {
     }
 }
 
-/// The text of a soak message: `seq publish_ns`.
-pub(super) fn text(seq: u64, ns: u64) -> String {
-    format!("{seq} {ns}")
-}
-
-/// The publish time in a soak message.
-pub(super) fn parse(text: &str) -> Option<u64> {
-    text.split(' ').nth(1)?.parse().ok()
-}
-
 /// A probe that draws `please log in` from a logged-off address: padded so that the
 /// server's amplification guard (no more bytes back than received) lets the answer out.
 pub(super) fn probe() -> Vec<u8> {
@@ -104,15 +106,4 @@ pub(super) fn probe() -> Vec<u8> {
         prefix: "soak-probe-padding",
     }
     .to_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_text_round_trips() {
-        assert_eq!(parse(&text(7, 123)), Some(123));
-        assert_eq!(parse("x"), None);
-    }
 }

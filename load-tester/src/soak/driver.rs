@@ -13,11 +13,13 @@ use proto::Request;
 use super::args::SoakArgs;
 use super::client::{Client, Phase, Rng, Vanished};
 use super::report::{Sample, SoakReport};
-use super::{CHECKER, SEC};
-use crate::members::member_ip;
+use crate::members::names::member_ip;
 use crate::procstat;
 use crate::scrape::{scrape, sum_prefix};
-use crate::sys::now_ns;
+use crate::sys::{now_ns, SEC};
+
+/// The token of the checker client, which asks WHOIS about vanished clients.
+pub(super) const CHECKER: usize = usize::MAX - 1;
 
 /// The driver's state.
 pub(super) struct Soak<'a> {
@@ -161,7 +163,7 @@ impl<'a> Soak<'a> {
 
     /// A progress line on stderr, unless --quiet.
     pub(super) fn log(&self, line: String) {
-        if !self.args.quiet {
+        if !self.args.output.quiet {
             eprintln!("[{:7.1}s] {line}", (now_ns() - self.start_ns) as f64 / 1e9);
         }
     }
@@ -185,7 +187,7 @@ impl<'a> Soak<'a> {
     /// Reads the server and the traffic since the previous sample.
     pub(super) fn sample(&mut self, t: f64, metrics: Option<SocketAddr>) -> Sample {
         let m = metrics.and_then(scrape);
-        let pid = self.args.server_pid;
+        let pid = self.args.figures.server_pid;
         let (expected, received) = std::mem::take(&mut self.period);
         self.report.deliveries_expected += expected;
         self.report.deliveries_received += received;

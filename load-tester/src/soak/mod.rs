@@ -16,33 +16,22 @@
 //!   `not logged in`) once the idle timeout and two sweeps have passed.
 //!
 //! The parts:
-//! - [`args`]: the flags;
+//! - `args`: the flags;
 //! - `client`: what the driver knows of each simulated client;
 //! - `driver`: the driver's state and the helpers its parts share;
 //! - `receive`: the poller and what each datagram means for a client;
 //! - `actions`: publishing, moves, replacements, keepalives and retries;
 //! - `run`: the phases of a soak (build the population, steady load, drain);
-//! - [`report`]: the samples, the figures and the human summary.
+//! - `report`: the samples, the figures and the human summary.
 
 mod actions;
-pub mod args;
+mod args;
 mod client;
 mod driver;
 mod receive;
-pub mod report;
+mod report;
 mod run;
 
 pub use args::SoakArgs;
 pub use report::{Sample, SoakReport};
-pub use run::{main_with, soak};
-
-const SEC: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
-/// Resend a request without its answer after this long (UDP may drop it).
-const RETRY_NS: u64 = SEC;
-/// Bookkeeping (keepalives, retries, churn) runs this often.
-const TICK_NS: u64 = 100 * MS;
-/// Logins and joins outstanding at once while the population is built.
-const SETUP_WINDOW: usize = 200;
-/// The token of the checker client, which asks WHOIS about vanished clients.
-const CHECKER: usize = usize::MAX - 1;
+pub use run::main_with;

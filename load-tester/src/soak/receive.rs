@@ -6,12 +6,12 @@ use std::io;
 use std::time::Duration;
 
 use mio::Events;
-use proto::{errors, Event, Request};
+use proto::{errors, Event};
 
-use super::client::{parse, Phase};
-use super::driver::Soak;
-use super::{CHECKER, MS};
-use crate::sys::now_ns;
+use super::client::Phase;
+use super::driver::{Soak, CHECKER};
+use crate::sys::{now_ns, MS};
+use crate::text::sent_ns;
 
 impl Soak<'_> {
     /// Waits up to `timeout` for datagrams and handles all that came.
@@ -85,7 +85,7 @@ impl Soak<'_> {
         };
         match Event::decode(data) {
             Ok(Event::PublicMsg { title, text, .. }) => {
-                let Some(pub_ns) = parse(text) else {
+                let Some(pub_ns) = sent_ns(text) else {
                     self.report.errors += 1;
                     return;
                 };
@@ -133,14 +133,7 @@ impl Soak<'_> {
                 }
             }
             Ok(Event::LoginAck { .. }) if c.phase == Phase::LoggingIn => {
-                c.phase = Phase::Joining;
-                c.sent_ns = now;
-                c.tries = 0;
-                let req = Request::Join {
-                    title: &self.args.title(c.channel),
-                }
-                .to_bytes();
-                let _ = c.socket.send_to(&req, self.args.server);
+                c.join(&self.args.title(c.channel), self.args.server, now);
             }
             Ok(Event::JoinAck(info)) if c.phase == Phase::Joining => {
                 if info.title == self.args.title(c.channel) {
@@ -163,14 +156,7 @@ impl Soak<'_> {
                         let ms = (now - l.from_ns) as f64 / MS as f64;
                         self.report.part_confirm_max_ms = self.report.part_confirm_max_ms.max(ms);
                     }
-                    c.phase = Phase::Joining;
-                    c.sent_ns = now;
-                    c.tries = 0;
-                    let req = Request::Join {
-                        title: &self.args.title(c.channel),
-                    }
-                    .to_bytes();
-                    let _ = c.socket.send_to(&req, self.args.server);
+                    c.join(&self.args.title(c.channel), self.args.server, now);
                 }
             }
             Ok(Event::Error { message }) if message == errors::PLEASE_LOG_IN => {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::Summary;
+
 /// One sample of the server and of the traffic since the previous sample.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
@@ -136,9 +138,8 @@ pub(super) fn finish(r: &mut SoakReport, unchecked: u64) {
         && unchecked == 0;
 }
 
-impl SoakReport {
-    /// The human summary.
-    pub fn summary(&self) -> String {
+impl Summary for SoakReport {
+    fn summary(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let mut s = format!(
             "soak: {:.0} s, {} clients in {} channels, {} msg/s, churn {}/s, moves {}/s (setup {:.1} s)\n",

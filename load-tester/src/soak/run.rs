@@ -9,18 +9,22 @@ use super::args::SoakArgs;
 use super::client::Phase;
 use super::driver::Soak;
 use super::report::{finish, SoakReport};
-use super::{MS, SEC, SETUP_WINDOW, TICK_NS};
-use crate::scrape::{metrics_addr, scrape};
-use crate::sys::now_ns;
+use crate::scrape::scrape;
+use crate::sys::{now_ns, MS, SEC};
+
+/// Bookkeeping (keepalives, retries, churn) runs this often.
+const TICK_NS: u64 = 100 * MS;
+/// Logins and joins outstanding at once while the population is built.
+const SETUP_WINDOW: usize = 200;
 
 /// Runs the soak and returns its report.
 ///
 /// # Errors
 /// Invalid flags, sockets that can't be bound, a population that can't be built.
-pub fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
+fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     args.validate()?;
     crate::sys::raise_nofile_limit();
-    let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+    let metrics = args.figures.metrics_addr()?;
     let mut s = Soak::new(args)?;
     s.report.duration_s = args.duration;
     s.report.clients = args.clients;
@@ -181,14 +185,13 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     Ok(s.report)
 }
 
-/// Parses the flags, runs the soak and prints the report; exits 1 if a check failed.
+/// Runs the soak and prints the report (JSON with --json); returns whether every check
+/// passed.
+///
+/// # Errors
+/// Invalid flags, sockets that can't be bound, a population that can't be built.
 pub fn main_with(args: &SoakArgs) -> anyhow::Result<bool> {
     let r = soak(args)?;
-    let out = if args.json {
-        serde_json::to_string_pretty(&r)?
-    } else {
-        r.summary()
-    };
-    println!("{out}");
+    args.output.print(&r)?;
     Ok(r.clean)
 }

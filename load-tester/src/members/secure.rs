@@ -6,10 +6,12 @@
 //! The handshake is blocking and runs before the receiver threads start reading the
 //! sockets, spread over a few threads (each registration and login stretches a password
 //! with Argon2 on the client side, tens of milliseconds). Protected members bind addresses
-//! in 127.1.0.0/16, 10 to a /24, so that the server's per-network limits on registrations
-//! and password logins (30 a /24 per hour and per minute) do not throttle the set-up.
+//! of their own ([`super::names::protected_ip`]), so that the server's per-network limits on
+//! registrations and password logins do not throttle the set-up.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -17,20 +19,57 @@ use proto::auth;
 use proto::session::ClientSession;
 use proto::{code, Event, Request};
 
-/// The password of every protected member.
-pub const PASSWORD: &str = "load tester password";
-/// Protected members per /24.
-const PER_NETWORK: usize = 10;
+use super::names::nickname;
+use crate::options::Protection;
 
-/// The loopback address of the `global`-th member when it is protected.
-pub fn protected_ip(global: usize) -> Ipv4Addr {
-    let net = global / PER_NETWORK;
-    Ipv4Addr::new(
-        127,
-        1 + (net / 250) as u8,
-        (net % 250) as u8,
-        2 + (global % PER_NETWORK) as u8,
-    )
+/// The password of every protected member.
+const PASSWORD: &str = "load tester password";
+
+/// Registers and logs in, with a password, every protected member among `globals` (their
+/// `sockets`, talking to `servers`), on a few threads; the sockets are blocking meanwhile.
+/// The session of each member, `None` for the guests.
+pub(super) fn protect_all(
+    sockets: &[UdpSocket],
+    globals: &[usize],
+    servers: &[SocketAddr],
+    p: Protection,
+) -> anyhow::Result<Vec<Option<Mutex<ClientSession>>>> {
+    let todo: Vec<usize> = (0..sockets.len())
+        .filter(|&i| globals[i] >= p.from)
+        .collect();
+    let threads = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+        * 2;
+    let results: Vec<anyhow::Result<(usize, ClientSession)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| {
+                            sockets[i].set_nonblocking(false)?;
+                            let nick = nickname(p.run_id, globals[i]);
+                            let session = protect(&sockets[i], servers[i], &nick)?;
+                            sockets[i].set_nonblocking(true)?;
+                            Ok((i, session))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut sessions: Vec<Option<Mutex<ClientSession>>> =
+        (0..sockets.len()).map(|_| None).collect();
+    for r in results {
+        let (i, session) = r?;
+        sessions[i] = Some(Mutex::new(session));
+    }
+    Ok(sessions)
 }
 
 /// Waits for the next datagram on `sock` whose (opened) code is one of `want`, skipping
@@ -92,7 +131,7 @@ fn ask(
 ///
 /// # Errors
 /// When the server does not answer, or refuses a step.
-pub fn protect(sock: &UdpSocket, server: SocketAddr, nick: &str) -> anyhow::Result<ClientSession> {
+fn protect(sock: &UdpSocket, server: SocketAddr, nick: &str) -> anyhow::Result<ClientSession> {
     sock.connect(server)?;
     let errs = [code::ERROR];
     let (c, t) = ask(

@@ -26,22 +26,17 @@ use proto::{batch, channel_data, code, Event, Request};
 use socket2::{Domain, Protocol, Socket, Type};
 use udp::{RecvBatch, MAX_BATCH};
 
-use crate::members::{one_event, public_fields, Hists, Shared, Tally, CONFIRMED, RAW_SENDER};
+use super::count::{one_event, Tally, Via};
+use super::shared::{GroupInfo, Shared, CONFIRMED};
+use crate::hist::Hists;
 use crate::sys::now_ns;
+use crate::text::{public_fields, RAW_SENDER};
 
 /// One CHANNEL_DATA in this many (by sequence number) has its tag checked once the member
 /// has confirmed; see the module docs.
-pub const CHECK_EVERY: u64 = 32;
+const CHECK_EVERY: u64 = 32;
 
-/// A channel's group as MCAST_GROUP told it: for the raw multicast blaster.
-#[derive(Debug, Clone)]
-pub struct GroupInfo {
-    /// Group address and port.
-    pub addr: SocketAddr,
-    /// The channel key.
-    pub key: Vec<u8>,
-}
-
+/// A member's group socket and what it has heard there.
 struct GroupSock {
     sock: UdpSocket,
     title: String,
@@ -51,7 +46,7 @@ struct GroupSock {
 }
 
 /// The group sockets of the members one receiver thread reads, by local member index.
-pub struct GroupSocks {
+pub(super) struct GroupSocks {
     /// Members in the process: group socket of member `i` is polled as token `n + i`.
     n: usize,
     rcvbuf: usize,
@@ -84,7 +79,7 @@ fn open(group: SocketAddr, rcvbuf: usize) -> io::Result<UdpSocket> {
 impl GroupSocks {
     /// Group sockets for a process of `n` members, reading datagrams of up to `largest`
     /// bytes.
-    pub fn new(n: usize, rcvbuf: usize, largest: usize) -> Self {
+    pub(super) fn new(n: usize, rcvbuf: usize, largest: usize) -> Self {
         GroupSocks {
             n,
             rcvbuf,
@@ -94,12 +89,18 @@ impl GroupSocks {
     }
 
     /// The member whose group socket `token` is, if it is one.
-    pub fn member_of(&self, token: Token) -> Option<usize> {
+    pub(super) fn member_of(&self, token: Token) -> Option<usize> {
         token.0.checked_sub(self.n)
     }
 
     /// MCAST_GROUP for member `i`: opens (or keeps) its group socket and registers it.
-    pub fn told(&mut self, shared: &Shared, registry: &Registry, i: usize, event: &Event<'_>) {
+    pub(super) fn told(
+        &mut self,
+        shared: &Shared,
+        registry: &Registry,
+        i: usize,
+        event: &Event<'_>,
+    ) {
         let Event::McastGroup {
             title,
             group,
@@ -135,7 +136,7 @@ impl GroupSocks {
         let sock = match open(addr, self.rcvbuf) {
             Ok(s) => s,
             Err(_) => {
-                shared.counters.group_errors.fetch_add(1, Ordering::Relaxed);
+                shared.counters.group.errors.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -144,7 +145,7 @@ impl GroupSocks {
             .register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)
             .is_err()
         {
-            shared.counters.group_errors.fetch_add(1, Ordering::Relaxed);
+            shared.counters.group.errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.socks.insert(
@@ -160,7 +161,7 @@ impl GroupSocks {
     }
 
     /// Reads member `i`'s group socket until it is empty.
-    pub fn read(&mut self, shared: &Shared, i: usize, tally: &mut Tally, hists: &mut Hists) {
+    pub(super) fn read(&mut self, shared: &Shared, i: usize, tally: &mut Tally, hists: &mut Hists) {
         let Some(g) = self.socks.get_mut(&i) else {
             return;
         };
@@ -191,66 +192,59 @@ impl GroupSock {
         tally: &mut Tally,
         hists: &mut Hists,
     ) {
-        let g = self;
         let c = &shared.counters;
-        {
-            let Ok(data) = channel_data::parse(datagram) else {
-                c.garbage.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            // One event, or a BATCH of them: the first decides whether it is the raw
-            // blaster's (no checks) or the server's (checked), without allocating.
-            let batch = if data.inner.starts_with(&code::BATCH.to_be_bytes()) {
-                match batch::events(data.inner) {
-                    Ok(e) => Some(e),
-                    Err(_) => {
-                        c.garbage.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
+        let Ok(data) = channel_data::parse(datagram) else {
+            c.garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // One event, or a BATCH of them: the first decides whether it is the raw
+        // blaster's (no checks) or the server's (checked), without allocating.
+        let batch = if data.inner.starts_with(&code::BATCH.to_be_bytes()) {
+            match batch::events(data.inner) {
+                Ok(e) => Some(e),
+                Err(_) => {
+                    c.garbage.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-            } else {
-                None
-            };
-            let mut rest = batch.clone().into_iter().flatten();
-            let first_bytes = match &batch {
-                Some(_) => rest.next().unwrap_or_default(),
-                None => data.inner,
-            };
-            if public_fields(first_bytes)
-                .is_some_and(|(_, sender, _)| sender == RAW_SENDER.as_bytes())
-            {
-                tally.raw += 1 + rest.count() as u64;
-                return;
             }
-            if (!g.confirmed || data.seq % CHECK_EVERY == 0) && !verify(&g.mac, &data) {
-                c.bad_tag.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            if data.seq <= g.last {
-                c.old_sequence.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            g.last = data.seq;
-            c.group_datagrams.fetch_add(1, Ordering::Relaxed);
-            if !g.confirmed {
-                g.confirmed = true;
-                let joined = Request::McastJoined { title: &g.title }.to_bytes();
-                let _ = shared.send(i, &joined);
-                shared.status[i].fetch_or(CONFIRMED, Ordering::Relaxed);
-            }
-            // Counted as a unicast datagram is: one clock reading for all its events, and
-            // one datagram if it carried deliveries.
-            let (now, before) = (now_ns(), tally.public);
-            one_event(shared, i, first_bytes, now, tally, hists, None);
-            for e in rest {
-                one_event(shared, i, e, now, tally, hists, None);
-            }
-            if tally.public > before {
-                tally.public_datagrams += 1;
-            }
+        } else {
+            None
+        };
+        let mut rest = batch.clone().into_iter().flatten();
+        let first_bytes = match &batch {
+            Some(_) => rest.next().unwrap_or_default(),
+            None => data.inner,
+        };
+        if public_fields(first_bytes).is_some_and(|(_, sender, _)| sender == RAW_SENDER.as_bytes())
+        {
+            tally.raw += 1 + rest.count() as u64;
+            return;
+        }
+        if (!self.confirmed || data.seq % CHECK_EVERY == 0) && !verify(&self.mac, &data) {
+            c.group.bad_tag.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if data.seq <= self.last {
+            c.group.old_sequence.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.last = data.seq;
+        c.group.accepted.fetch_add(1, Ordering::Relaxed);
+        if !self.confirmed {
+            self.confirmed = true;
+            let joined = Request::McastJoined { title: &self.title }.to_bytes();
+            let _ = shared.send(i, &joined);
+            shared.status[i].fetch_or(CONFIRMED, Ordering::Relaxed);
+        }
+        // Counted as a unicast datagram is: one clock reading for all its events, and
+        // one datagram if it carried deliveries.
+        let (now, before) = (now_ns(), tally.public);
+        one_event(shared, i, first_bytes, now, tally, hists, Via::Group);
+        for e in rest {
+            one_event(shared, i, e, now, tally, hists, Via::Group);
+        }
+        if tally.public > before {
+            tally.public_datagrams += 1;
         }
     }
 }
-
-/// The groups MCAST_GROUP named so far, by lower-cased channel title.
-pub type Groups = std::sync::Mutex<HashMap<String, GroupInfo>>;
