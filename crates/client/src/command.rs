@@ -5,7 +5,7 @@ use proto::Request;
 
 /// What one input line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command<'a> {
+pub(crate) enum Command<'a> {
     /// A blank line: nothing to do.
     Nothing,
     /// A public message to the current channel.
@@ -118,7 +118,7 @@ pub const HELP: &[&str] = &[
 ];
 
 /// The command names, for completion.
-pub const NAMES: &[&str] = &[
+pub(crate) const NAMES: &[&str] = &[
     "/addrban",
     "/addrunban",
     "/ban",
@@ -164,11 +164,11 @@ pub const NAMES: &[&str] = &[
 
 /// A part-5 command, parsed: it maps to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Part5<'a>(Request<'a>);
+pub(crate) struct Part5<'a>(Request<'a>);
 
 impl<'a> Part5<'a> {
     /// The request it sends.
-    pub fn request(&self) -> Request<'a> {
+    pub(crate) fn request(&self) -> Request<'a> {
         self.0
     }
 }
@@ -347,7 +347,7 @@ fn part5<'a>(name: &str, args: &'a str) -> Option<Command<'a>> {
 
 /// The command names that complete `typed` (the start of a line, cursor at its end):
 /// none unless it is a slash and the start of a name, with no space yet.
-pub fn complete(typed: &str) -> Vec<&'static str> {
+pub(crate) fn complete(typed: &str) -> Vec<&'static str> {
     if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
         return Vec::new();
     }
@@ -363,7 +363,7 @@ pub fn complete(typed: &str) -> Vec<&'static str> {
 /// Command names are matched without regard to case. Arguments are separated by runs of
 /// spaces; the text of `/private` keeps its inner spacing. A line starting with `//` is
 /// a public message starting with one `/`.
-pub fn parse(line: &str) -> Command<'_> {
+pub(crate) fn parse(line: &str) -> Command<'_> {
     if line.trim().is_empty() {
         return Command::Nothing;
     }
@@ -451,7 +451,7 @@ impl<'a> Command<'a> {
     ///
     /// Watch lists are sent with their words joined by single spaces, as the protocol
     /// separates fields; `buf` holds that text.
-    pub fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
+    pub(crate) fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
     where
         'a: 'b,
     {

@@ -8,7 +8,6 @@
 //! put back as it was when the client ends.
 
 use std::io::{self, Stdout, Write};
-use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
@@ -17,20 +16,18 @@ use crossterm::event::{
 };
 use crossterm::execute;
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
-use parking_lot::Mutex;
 use unicode_width::UnicodeWidthChar;
 
 use super::input::{InputLine, KeyAction};
-use super::prompt::{read_keys, Key, Prompt};
-use crate::session::{AskKind, Input, Out, SecretGuard, Target};
+use super::prompt::{self, read_keys, Key, Prompt, Screen};
+use crate::session::{AskKind, Input, Out, Target};
 
 /// The inline line editor; see the module docs.
-pub struct Inline {
+pub(crate) struct Inline {
     out: Stdout,
     input: InputLine,
     prompt: Prompt,
     keys: Receiver<Key>,
-    guard: Arc<Mutex<SecretGuard>>,
 }
 
 impl Inline {
@@ -38,10 +35,7 @@ impl Inline {
     ///
     /// # Errors
     /// The terminal can't be put in raw mode.
-    pub fn open(
-        guard: Arc<Mutex<SecretGuard>>,
-        history: Option<std::path::PathBuf>,
-    ) -> io::Result<Inline> {
+    pub(crate) fn open(history: Option<std::path::PathBuf>) -> io::Result<Inline> {
         enable_raw_mode()?;
         let mut out = io::stdout();
         let _ = execute!(out, EnableBracketedPaste);
@@ -50,47 +44,13 @@ impl Inline {
             input: InputLine::with_history(history),
             prompt: Prompt::default(),
             keys: read_keys()?,
-            guard,
         })
     }
 
     /// Runs until the session ends; returns the exit status.
-    pub fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
-        loop {
-            self.redraw();
-            crossbeam_channel::select! {
-                recv(outs) -> out => match out {
-                    Ok(out) => if let Some(code) = self.apply(out) { return code },
-                    Err(_) => return 0,
-                },
-                recv(self.keys) -> key => match key {
-                    Ok(key) => self.key(key, inbox),
-                    Err(_) => { let _ = inbox.send(Input::End); }
-                },
-            }
-            while let Ok(key) = self.keys.try_recv() {
-                self.key(key, inbox);
-            }
-            while let Ok(out) = outs.try_recv() {
-                if let Some(code) = self.apply(out) {
-                    return code;
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, out: Out) -> Option<i32> {
-        match out {
-            Out::Line(shown) => self.print(&shown.text),
-            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
-            Out::Exit(code) => {
-                let _ = write!(self.out, "\r\x1b[K");
-                let _ = self.out.flush();
-                return Some(code);
-            }
-            Out::Status(_) | Out::Members { .. } => {}
-        }
-        None
+    pub(crate) fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
+        let keys = self.keys.clone();
+        prompt::run(self, &keys, &crossbeam_channel::never(), inbox, outs)
     }
 
     /// Prints a line above the input line.
@@ -99,63 +59,15 @@ impl Inline {
         let _ = write!(self.out, "\r\x1b[K{}\r\n", line.replace('\n', "\r\n"));
     }
 
-    /// The prompt and what is typed (nothing of a password), cursor in place.
+    /// The prompt and what is typed (nothing of a password, stars for one typed again),
+    /// cursor in place.
     fn prompt_and_text(&self) -> (String, String) {
+        let shown = || self.prompt.visible(&self.input).replace('\n', "⏎");
         match (self.prompt.waiting, self.prompt.ask.kind) {
             (true, _) => (String::new(), String::new()),
-            (false, AskKind::Chat) => ("> ".into(), self.input.text().replace('\n', "⏎")),
+            (false, AskKind::Chat) => ("> ".into(), shown()),
             (false, AskKind::Secret) => (self.prompt.text().to_string(), String::new()),
-            (false, _) => (
-                self.prompt.text().to_string(),
-                self.input.text().replace('\n', "⏎"),
-            ),
-        }
-    }
-
-    fn redraw(&mut self) {
-        let (prompt, text) = self.prompt_and_text();
-        // A terminal that does not say its size (0 columns) is taken as 80 wide.
-        let width = crossterm::terminal::size()
-            .ok()
-            .filter(|(w, _)| *w > 0)
-            .map_or(80, |(w, _)| usize::from(w));
-        let cursor = if text.is_empty() {
-            0
-        } else {
-            self.input.cursor()
-        };
-        let col = |s: &str| -> usize { s.chars().map(|c| c.width().unwrap_or(0)).sum() };
-        let before: String = text.chars().take(cursor).collect();
-        // A long line scrolls sideways so the cursor stays in view.
-        let room = width.saturating_sub(col(&prompt) + 1).max(1);
-        let mut skip = 0;
-        let mut shown_before = before.as_str();
-        while col(shown_before) > room {
-            let first = shown_before.chars().next().map_or(0, char::len_utf8);
-            shown_before = &shown_before[first..];
-            skip += 1;
-        }
-        let visible: String = text
-            .chars()
-            .skip(skip)
-            .scan(0, |cols, c| {
-                *cols += c.width().unwrap_or(0);
-                (*cols <= room).then_some(c)
-            })
-            .collect();
-        let at = col(&prompt) + col(shown_before);
-        let _ = write!(self.out, "\r\x1b[K{prompt}{visible}\r");
-        if at > 0 {
-            let _ = write!(self.out, "\x1b[{at}C");
-        }
-        let _ = self.out.flush();
-    }
-
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
-            _ => {}
+            (false, _) => (self.prompt.text().to_string(), shown()),
         }
     }
 
@@ -203,14 +115,71 @@ impl Inline {
             "\r\x1b[K{prompt}{}\r\n",
             text.replace('⏎', "\r\n")
         );
-        let guard = &self.guard;
-        if let Some(input) = self
-            .prompt
-            .submit(&mut self.input, Target::Current, |line| {
-                guard.lock().holds(line)
-            })
-        {
+        if let Some(input) = self.prompt.submit(&mut self.input, Target::Current) {
             let _ = inbox.send(input);
+        }
+    }
+}
+
+impl Screen for Inline {
+    fn draw(&mut self) {
+        let (prompt, text) = self.prompt_and_text();
+        // A terminal that does not say its size (0 columns) is taken as 80 wide.
+        let width = crossterm::terminal::size()
+            .ok()
+            .filter(|(w, _)| *w > 0)
+            .map_or(80, |(w, _)| usize::from(w));
+        let cursor = if text.is_empty() {
+            0
+        } else {
+            self.input.cursor()
+        };
+        let col = |s: &str| -> usize { s.chars().map(|c| c.width().unwrap_or(0)).sum() };
+        let before: String = text.chars().take(cursor).collect();
+        // A long line scrolls sideways so the cursor stays in view.
+        let room = width.saturating_sub(col(&prompt) + 1).max(1);
+        let mut skip = 0;
+        let mut shown_before = before.as_str();
+        while col(shown_before) > room {
+            let first = shown_before.chars().next().map_or(0, char::len_utf8);
+            shown_before = &shown_before[first..];
+            skip += 1;
+        }
+        let visible: String = text
+            .chars()
+            .skip(skip)
+            .scan(0, |cols, c| {
+                *cols += c.width().unwrap_or(0);
+                (*cols <= room).then_some(c)
+            })
+            .collect();
+        let at = col(&prompt) + col(shown_before);
+        let _ = write!(self.out, "\r\x1b[K{prompt}{visible}\r");
+        if at > 0 {
+            let _ = write!(self.out, "\x1b[{at}C");
+        }
+        let _ = self.out.flush();
+    }
+
+    fn apply(&mut self, out: Out) -> Option<i32> {
+        match out {
+            Out::Line(shown) => self.print(&shown.text),
+            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
+            Out::Exit(code) => {
+                let _ = write!(self.out, "\r\x1b[K");
+                let _ = self.out.flush();
+                return Some(code);
+            }
+            Out::Status(_) | Out::Members { .. } => {}
+        }
+        None
+    }
+
+    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
+        match key.event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
+            Event::Paste(text) => self.paste(&text, inbox),
+            _ => {}
         }
     }
 }

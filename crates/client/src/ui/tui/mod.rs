@@ -10,7 +10,7 @@ mod buffers;
 mod draw;
 
 use std::io::{self, Stdout, Write as _};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,19 +22,20 @@ use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
-use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use super::input::{InputLine, KeyAction};
-use super::prompt::{read_keys, Key, Prompt};
+use super::prompt::{self, read_keys, Key, Prompt, Screen};
 use crate::command::{self, Command};
-use crate::session::{AskKind, Input, Out, Place, SecretGuard, Shown, Status};
-use crate::Config;
+use crate::session::{AskKind, Input, Out, Shown, Status};
 use buffers::Buffers;
 
+/// How often the screen is drawn when nothing happens: the clock on the status line.
+const CLOCK_TICK: Duration = Duration::from_secs(1);
+
 /// The full-screen interface; see the module docs.
-pub struct Tui {
+pub(crate) struct Tui {
     terminal: Terminal<CrosstermBackend<Stdout>>,
     buffers: Buffers,
     input: InputLine,
@@ -43,8 +44,6 @@ pub struct Tui {
     timestamps: bool,
     keys: Receiver<Key>,
     bell: bool,
-    /// The passwords typed (as the session's guard holds them): never kept in history.
-    guard: Arc<Mutex<SecretGuard>>,
 }
 
 /// Puts the terminal back as it was.
@@ -54,11 +53,12 @@ fn restore_terminal() {
 }
 
 impl Tui {
-    /// Takes the terminal: raw mode, the alternate screen, bracketed paste.
+    /// Takes the terminal: raw mode, the alternate screen, bracketed paste. `timestamps`:
+    /// show the time before each line; `history`: where typed lines are kept across runs.
     ///
     /// # Errors
     /// The terminal can't be set up.
-    pub fn open(config: &Config, guard: Arc<Mutex<SecretGuard>>) -> anyhow::Result<Tui> {
+    pub(crate) fn open(timestamps: bool, history: Option<PathBuf>) -> anyhow::Result<Tui> {
         enable_raw_mode()?;
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -71,87 +71,28 @@ impl Tui {
         Ok(Tui {
             terminal,
             buffers: Buffers::default(),
-            input: InputLine::with_history(config.history.clone()),
+            input: InputLine::with_history(history),
             status: Status {
                 conn: "starting".into(),
                 ..Status::default()
             },
             prompt: Prompt::default(),
-            timestamps: config.timestamps,
+            timestamps,
             keys,
             bell: false,
-            guard,
         })
     }
 
     /// Runs until the session ends; returns the exit status.
-    pub fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
-        loop {
-            self.draw();
-            crossbeam_channel::select! {
-                recv(outs) -> out => match out {
-                    Ok(out) => if let Some(code) = self.apply(out) { return code },
-                    Err(_) => return 0,
-                },
-                recv(self.keys) -> key => match key {
-                    Ok(key) => self.key(key, inbox),
-                    Err(_) => { let _ = inbox.send(Input::End); }
-                },
-                // The clock on the status line.
-                default(Duration::from_secs(1)) => {}
-            }
-            // Keys already typed (a paste, fast typing) and everything already said are
-            // taken in before the next frame: drawing once per key would fall behind.
-            while let Ok(key) = self.keys.try_recv() {
-                self.key(key, inbox);
-            }
-            while let Ok(out) = outs.try_recv() {
-                if let Some(code) = self.apply(out) {
-                    return code;
-                }
-            }
-        }
-    }
-
-    fn draw(&mut self) {
-        let clock = clock();
-        let view = draw::View {
-            buffers: &self.buffers,
-            input: &self.input,
-            status: &self.status,
-            ask: (self.prompt.shown_kind(), self.prompt.text()),
-            timestamps: self.timestamps,
-            clock: &clock,
-        };
-        let _ = self.terminal.draw(|f| draw::draw(f, &view));
-        if std::mem::take(&mut self.bell) {
-            let backend = self.terminal.backend_mut();
-            let _ = backend.write_all(b"\x07").and_then(|()| backend.flush());
-        }
-    }
-
-    /// Takes in what the session says; `Some(status)` when it is over.
-    fn apply(&mut self, out: Out) -> Option<i32> {
-        match out {
-            Out::Line(shown) => {
-                if self.buffers.add(&shown, clock()) {
-                    self.bell = true;
-                }
-            }
-            Out::Members { title, nicks } => self.buffers.members(&title, nicks),
-            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
-            Out::Status(status) => self.status = status,
-            Out::Exit(code) => return Some(code),
-        }
-        None
-    }
-
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
-            _ => {}
-        }
+    pub(crate) fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
+        let keys = self.keys.clone();
+        prompt::run(
+            self,
+            &keys,
+            &crossbeam_channel::tick(CLOCK_TICK),
+            inbox,
+            outs,
+        )
     }
 
     fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
@@ -240,11 +181,7 @@ impl Tui {
             }
         }
         let to = self.buffers.active().target();
-        let guard = &self.guard;
-        if let Some(input) = self
-            .prompt
-            .submit(&mut self.input, to, |line| guard.lock().holds(line))
-        {
+        if let Some(input) = self.prompt.submit(&mut self.input, to) {
             if chat {
                 let b = self.buffers.active_mut();
                 b.scroll = 0;
@@ -277,16 +214,50 @@ impl Tui {
     }
 
     fn local_note(&mut self, text: String) {
-        self.buffers.add(
-            &Shown {
-                text,
-                place: Place::Active,
-                mention: false,
-                focus: false,
-                own: true,
-            },
-            clock(),
-        );
+        self.buffers.add(&Shown::notice(text), clock());
+    }
+}
+
+impl Screen for Tui {
+    fn draw(&mut self) {
+        let clock = clock();
+        let shown = self.prompt.visible(&self.input);
+        let view = draw::View {
+            buffers: &self.buffers,
+            input: (&shown, self.input.cursor()),
+            status: &self.status,
+            ask: (self.prompt.shown_kind(), self.prompt.text()),
+            timestamps: self.timestamps,
+            clock: &clock,
+        };
+        let _ = self.terminal.draw(|f| draw::draw(f, &view));
+        if std::mem::take(&mut self.bell) {
+            let backend = self.terminal.backend_mut();
+            let _ = backend.write_all(b"\x07").and_then(|()| backend.flush());
+        }
+    }
+
+    fn apply(&mut self, out: Out) -> Option<i32> {
+        match out {
+            Out::Line(shown) => {
+                if self.buffers.add(&shown, clock()) {
+                    self.bell = true;
+                }
+            }
+            Out::Members { title, nicks } => self.buffers.members(&title, nicks),
+            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
+            Out::Status(status) => self.status = status,
+            Out::Exit(code) => return Some(code),
+        }
+        None
+    }
+
+    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
+        match key.event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
+            Event::Paste(text) => self.paste(&text, inbox),
+            _ => {}
+        }
     }
 }
 
