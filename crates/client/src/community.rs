@@ -27,18 +27,13 @@ pub(crate) fn render(event: &Event<'_>) -> Option<String> {
             modes,
             limit,
             founder,
-        } => {
-            let limit = match limit {
-                0 => "no member limit".to_owned(),
-                n => format!("at most {n} members"),
-            };
-            format!(
-                "\t[{}] modes {}, {limit}, founded by {}",
-                s(title),
-                s(modes),
-                s(founder)
-            )
-        }
+        } => format!(
+            "\t[{}] modes {}, {}, founded by {}",
+            s(title),
+            s(modes),
+            member_limit(*limit),
+            s(founder)
+        ),
         Event::ChanEntry { title, kind, text } => {
             format!("\t[{}] {} {}", s(title), s(kind), s(text))
         }
@@ -109,6 +104,14 @@ pub(crate) fn is_past(line: &str) -> bool {
         || (line.starts_with("-- ") && line.ends_with(" --"))
 }
 
+/// A channel's member limit in words.
+fn member_limit(limit: u64) -> String {
+    match limit {
+        0 => "no member limit".to_owned(),
+        n => format!("at most {n} members"),
+    }
+}
+
 /// A `CHAN_NOTICE` in words; all arguments already defused.
 fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
     let (first, rest) = args.split_once(' ').unwrap_or((args, ""));
@@ -166,6 +169,28 @@ struct Held {
     ms: u64,
     sender: String,
     text: String,
+}
+
+impl Held {
+    /// The message a `HISTORY_MSG` holds.
+    fn of(event: &Event<'_>) -> Option<Held> {
+        let Event::HistoryMsg {
+            id,
+            ms,
+            sender,
+            text,
+            ..
+        } = *event
+        else {
+            return None;
+        };
+        Some(Held {
+            id,
+            ms,
+            sender: sender.to_owned(),
+            text: text.to_owned(),
+        })
+    }
 }
 
 /// What the session does with an event, as [`CatchUp::intercept`] says.
@@ -296,22 +321,11 @@ impl CatchUp {
         hidden: &dyn Fn(&str) -> bool,
     ) -> Intercept {
         match event {
-            Event::HistoryMsg {
-                title,
-                id,
-                ms,
-                sender,
-                text,
-            } if self.pending.contains_key(*title) => {
-                if let Some(p) = self.pending.get_mut(*title) {
+            Event::HistoryMsg { title, .. } if self.pending.contains_key(*title) => {
+                if let (Some(p), Some(held)) = (self.pending.get_mut(*title), Held::of(event)) {
                     // A server sends at most one batch; anything beyond is not kept.
                     if p.held.len() < CATCH_UP as usize {
-                        p.held.push(Held {
-                            id: *id,
-                            ms: *ms,
-                            sender: (*sender).to_owned(),
-                            text: (*text).to_owned(),
-                        });
+                        p.held.push(held);
                     }
                 }
                 Intercept::Hold

@@ -98,6 +98,7 @@ pub(crate) fn hms(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::code;
 
     fn info<'a>(title: &'a str, count: u32, description: &'a str) -> ChannelInfo<'a> {
         ChannelInfo {
@@ -146,49 +147,27 @@ mod tests {
 
     #[test]
     fn messages_and_notices() {
-        assert_eq!(
-            render(&Event::PublicMsg {
-                title: "Pets",
-                sender: "bob",
-                text: "hi  there "
-            }),
-            "\tbob [Pets]: hi  there "
-        );
-        assert_eq!(
-            render(&Event::PrivateMsg {
-                sender: "bob",
-                text: "psst"
-            }),
-            "\tbob [**private**]: psst"
-        );
-        assert_eq!(
-            render(&Event::UserJoins {
-                title: "Pets",
-                nick: "bob"
-            }),
-            "\t<bob has entered Pets>"
-        );
-        assert_eq!(
-            render(&Event::UserParts {
-                title: "Pets",
-                nick: "bob"
-            }),
-            "\t<bob has left Pets>"
-        );
-        assert_eq!(
-            render(&Event::Error {
-                message: "no current channel"
-            }),
-            "\t** ERROR: no current channel **"
-        );
-        assert_eq!(
-            render(&Event::UserOnline { nick: "bob" }),
-            "\t<bob is online>"
-        );
-        assert_eq!(
-            render(&Event::UserOffline { nick: "bob" }),
-            "\t<bob is offline>"
-        );
+        for (code, payload, line) in [
+            (
+                code::PUBLIC_MSG,
+                "Pets bob hi  there ",
+                "\tbob [Pets]: hi  there ",
+            ),
+            (code::PRIVATE_MSG, "bob psst", "\tbob [**private**]: psst"),
+            (code::USER_JOINS, "Pets bob", "\t<bob has entered Pets>"),
+            (code::USER_PARTS, "Pets bob", "\t<bob has left Pets>"),
+            (
+                code::ERROR,
+                "no current channel",
+                "\t** ERROR: no current channel **",
+            ),
+            (code::USER_ONLINE, "bob", "\t<bob is online>"),
+            (code::USER_OFFLINE, "bob", "\t<bob is offline>"),
+        ] {
+            let mut datagram = Vec::new();
+            proto::encode_raw(code, payload, &mut datagram);
+            assert_eq!(render(&Event::decode(&datagram).unwrap()), line);
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Session {
         if self.catch_up_event(event) {
             return;
         }
-        let own = self.nick.clone().unwrap_or_default();
+        let own = self.me.nick.clone().unwrap_or_default();
         let mut place = Place::Active;
         let mut mention = false;
         let mut focus = false;
@@ -41,7 +41,7 @@ impl Session {
                 sender,
                 text,
             } => {
-                if self.ignored.contains(&sender.to_lowercase()) {
+                if self.me.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
                 place = Place::Channel(sanitize(title).into_owned());
@@ -58,7 +58,7 @@ impl Session {
                 }
             }
             Event::PrivateMsg { sender, .. } => {
-                if self.ignored.contains(&sender.to_lowercase()) {
+                if self.me.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
                 place = Place::Private(sanitize(sender).into_owned());
@@ -108,7 +108,7 @@ impl Session {
                 return;
             }
             Event::HistoryMsg { sender, .. } | Event::StoredPrivate { sender, .. }
-                if self.ignored.contains(&sender.to_lowercase()) =>
+                if self.me.ignored.contains(&sender.to_lowercase()) =>
             {
                 return;
             }
@@ -141,7 +141,7 @@ impl Session {
             .members
             .entry(key.clone())
             .or_insert_with(|| (title.to_string(), BTreeSet::new()));
-        if let Some(own) = &self.nick {
+        if let Some(own) = &self.me.nick {
             entry.1.insert(own.clone());
         }
         self.members_changed(&key);
@@ -212,7 +212,7 @@ impl Session {
             }
             return;
         }
-        if self.guard.holds(line) {
+        if self.me.guard.holds(line) {
             return self.notice("\t** not sent: that is a password **");
         }
         let mut scratch = String::new();
@@ -234,17 +234,19 @@ impl Session {
             Command::Window(_) | Command::Search(_) => {
                 self.notice("\tThat works in the full-screen client only.")
             }
-            Command::Ignore("") if self.ignored.is_empty() => self.notice("\tNobody is ignored."),
+            Command::Ignore("") if self.me.ignored.is_empty() => {
+                self.notice("\tNobody is ignored.")
+            }
             Command::Ignore("") => {
-                let list: Vec<&str> = self.ignored.iter().map(String::as_str).collect();
+                let list: Vec<&str> = self.me.ignored.iter().map(String::as_str).collect();
                 self.notice(format!("\tIgnored: {}", list.join(" ")));
             }
             Command::Ignore(nick) => {
-                self.ignored.insert(nick.to_lowercase());
+                self.me.ignored.insert(nick.to_lowercase());
                 self.notice(format!("\tIgnoring {}.", sanitize(nick)));
             }
             Command::Unignore(nick) => {
-                if self.ignored.remove(&nick.to_lowercase()) {
+                if self.me.ignored.remove(&nick.to_lowercase()) {
                     self.notice(format!("\tNo longer ignoring {}.", sanitize(nick)));
                 } else {
                     self.notice(format!("\t{} was not ignored.", sanitize(nick)));

@@ -99,7 +99,7 @@ impl Session {
     /// holds the history it asked for, and shows what was missed once it is all in.
     /// `true` when the event was taken.
     pub(super) fn catch_up_event(&mut self, event: &Event<'_>) -> bool {
-        let ignored = &self.ignored;
+        let ignored = &self.me.ignored;
         let hidden = |nick: &str| ignored.contains(&nick.to_lowercase());
         match self.community.catch_up.intercept(event, &hidden) {
             Intercept::Pass => false,

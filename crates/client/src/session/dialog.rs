@@ -56,7 +56,7 @@ impl Session {
     /// A secret was typed: for the login's password prompt or for a dialog.
     pub(super) fn secret_typed(&mut self, secret: String, now: Instant) {
         // Whatever it was for, it must never go out as text later.
-        self.guard.add(&secret);
+        self.me.guard.add(&secret);
         if matches!(self.phase, Phase::AskPassword { .. }) {
             return self.password_typed(secret, now);
         }
@@ -88,7 +88,7 @@ impl Session {
                     self.notice("\tThe password was not changed.");
                     return self.end_dialog(now);
                 }
-                let Some(nick) = self.nick.clone() else {
+                let Some(nick) = self.me.nick.clone() else {
                     return self.end_dialog(now);
                 };
                 let start = auth::login_start(&nick, &secret);
@@ -109,7 +109,7 @@ impl Session {
     pub(super) fn confirm_typed(&mut self, typed: &str, now: Instant) {
         match self.dialog.take() {
             Some(Dialog::ConfirmUnregister) => {
-                let nick = self.nick.clone().unwrap_or_default();
+                let nick = self.me.nick.clone().unwrap_or_default();
                 if !nick.is_empty() && typed.trim().eq_ignore_ascii_case(&nick) {
                     self.send(&Request::Unregister);
                 } else {
@@ -165,13 +165,13 @@ impl Session {
                 let password = std::mem::take(password);
                 self.show(render::render(event), Place::Active);
                 self.dialog = None;
-                let nick = self.nick.clone();
+                let nick = self.me.nick.clone();
                 match nick {
                     // A guest that registers logs in with the new password at once, so its
                     // session is protected from then on.
                     Some(nick) if !self.link.sealed => {
                         if self.ui == UiKind::Script {
-                            self.script_password = Some(password.clone());
+                            self.me.script_password = Some(password.clone());
                         }
                         self.start_auth(nick, password, Why::Upgrade, 0, now);
                     }

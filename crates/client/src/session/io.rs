@@ -195,17 +195,6 @@ pub(crate) enum Target {
     Private(String),
 }
 
-/// What the session wants typed next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ask {
-    /// Grows with every ask; an answer names the ask it answers.
-    pub(crate) serial: u64,
-    /// What is asked.
-    pub(crate) kind: AskKind,
-    /// The prompt, as the classic client showed it.
-    pub(crate) prompt: String,
-}
-
 /// The kinds of thing the session asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AskKind {
@@ -217,6 +206,17 @@ pub(crate) enum AskKind {
     Secret,
     /// An answer to a question (yes, or the nickname for `/unregister`).
     Confirm,
+}
+
+/// What the session wants typed next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ask {
+    /// Grows with every ask; an answer names the ask it answers.
+    pub(crate) serial: u64,
+    /// What is asked.
+    pub(crate) kind: AskKind,
+    /// The prompt, as the classic client showed it.
+    pub(crate) prompt: String,
 }
 
 /// What the session tells the interface.
@@ -237,6 +237,17 @@ pub(crate) enum Out {
     Status(Status),
     /// The session is over: leave with this exit status.
     Exit(i32),
+}
+
+/// Which buffer a line belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Whichever buffer the user looks at (answers, errors, notices).
+    Active,
+    /// A channel's buffer (the title defused, as all names from the network).
+    Channel(String),
+    /// The private conversation with a nickname (defused).
+    Private(String),
 }
 
 /// A line to show, with what the full-screen client needs to place it.
@@ -266,17 +277,6 @@ impl Shown {
             own: true,
         }
     }
-}
-
-/// Which buffer a line belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Place {
-    /// Whichever buffer the user looks at (answers, errors, notices).
-    Active,
-    /// A channel's buffer (the title defused, as all names from the network).
-    Channel(String),
-    /// The private conversation with a nickname (defused).
-    Private(String),
 }
 
 /// The state shown on the status line.

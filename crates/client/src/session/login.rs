@@ -42,7 +42,7 @@ impl Session {
             return;
         };
         let why = why.clone();
-        if self.guard.holds(typed) {
+        if self.me.guard.holds(typed) {
             self.notice("\t** not sent: that is a password, not a nickname **");
             return self.ask_nick_for(why);
         }
@@ -171,7 +171,7 @@ impl Session {
     /// `/nick` failed: log in again under the old nickname, in the same channels.
     fn back_to(&mut self, old: String, protected: bool, now: Instant) {
         self.notice(format!("\t** logging in again as {} **", sanitize(&old)));
-        self.nick = Some(old.clone());
+        self.me.nick = Some(old.clone());
         self.reconnect(old, protected, now);
     }
 
@@ -369,7 +369,7 @@ impl Session {
     /// Asks for the password of `nick` (a script's next line is its password).
     pub(super) fn want_password(&mut self, nick: String, why: Why, wrong: u32, now: Instant) {
         if self.ui == UiKind::Script && why == Why::Reconnect {
-            if let Some(password) = self.script_password.clone() {
+            if let Some(password) = self.me.script_password.clone() {
                 return self.start_auth(nick, password, why, wrong, now);
             }
         }
@@ -401,7 +401,7 @@ impl Session {
             return self.want_password(nick, why, wrong, now);
         }
         if self.ui == UiKind::Script {
-            self.script_password = Some(password.clone());
+            self.me.script_password = Some(password.clone());
         }
         self.start_auth(nick, password, why, wrong, now);
     }
@@ -432,7 +432,7 @@ impl Session {
     /// The server took us: chat, after rejoining the channels of before if there were any.
     fn logged_in(&mut self, nick: String, why: Why, now: Instant) {
         self.link.logged_in = Some(nick.clone());
-        self.nick = Some(nick.clone());
+        self.me.nick = Some(nick.clone());
         self.phase = Phase::Chat;
         self.link.caps = Caps::Asked(now);
         // A new login starts without caps and without groups: the server tells them again.
@@ -485,7 +485,7 @@ impl Session {
         if !self.phase.is_chat() {
             return;
         }
-        let Some(nick) = self.nick.clone() else {
+        let Some(nick) = self.me.nick.clone() else {
             return;
         };
         self.notice(notice);
@@ -518,7 +518,7 @@ impl Session {
         // Log off first, so a refused new nickname leaves no half-state.
         self.logoff();
         self.mcast_reset();
-        self.nick = None;
+        self.me.nick = None;
         self.channels.joined.clear();
         self.rejoin.list.clear();
         self.community.catch_up = CatchUp::default();
@@ -537,7 +537,7 @@ impl Session {
 
     /// `/nick NEW`: log in under the new nickname and rejoin the channels.
     pub(super) fn rename(&mut self, new: &str, now: Instant) {
-        let Some(old) = self.nick.clone() else {
+        let Some(old) = self.me.nick.clone() else {
             return;
         };
         if old == new {

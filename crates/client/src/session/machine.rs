@@ -5,17 +5,19 @@
 //! the files beside this one (`login`, `chat`, `community`, `dialog`, `mcast`), which add
 //! to `impl Session`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::guard::{check_nick, SecretGuard};
+use super::guard::check_nick;
 use super::io::{
     Ask, AskKind, Effect, Input, Options, Out, Place, Shown, Status, Transmit, UiKind,
 };
 use super::paths::{Mcast, Path};
 use super::phase::{Phase, Why};
-use super::state::{Asking, Backlog, Caps, Channels, Community, Dialog, Hello, Link, Rejoin, Run};
+use super::state::{
+    Asking, Backlog, Caps, Channels, Community, Dialog, Hello, Link, Me, Rejoin, Run,
+};
 use crate::net::NetEvent;
 use crate::text::sanitize;
 use proto::channel_data::LOST_AFTER;
@@ -48,32 +50,31 @@ pub(crate) struct Session {
     pub(super) ui: UiKind,
     /// The server's address as resolved, for `/status`.
     pub(super) server: SocketAddr,
-    /// The time of the input being handled: what a datagram queued now counts as traffic.
-    pub(super) now: Instant,
+    /// The time of the input being handled: a datagram queued now is traffic then.
+    now: Instant,
     pub(super) phase: Phase,
-    pub(super) dialog: Option<Dialog>,
     pub(super) asking: Asking,
     pub(super) run: Run,
-    /// The nickname logged in as, kept while reconnecting.
-    pub(super) nick: Option<String>,
+    pub(super) me: Me,
     pub(super) link: Link,
+    pub(super) dialog: Option<Dialog>,
     pub(super) channels: Channels,
     pub(super) rejoin: Rejoin,
     pub(super) backlog: Backlog,
-    /// Nicknames whose messages are hidden, lower-cased.
-    pub(super) ignored: BTreeSet<String>,
-    /// The passwords typed in this run: none goes out as a message or a nickname.
-    pub(super) guard: SecretGuard,
-    /// Scripted input only: the password, for logging in again (a script has it anyway).
-    pub(super) script_password: Option<String>,
     /// Multicast channels: their groups, keys and paths, and the drop counters.
     pub(super) mcast: Mcast,
     pub(super) community: Community,
-    /// The status last said, so that only changes are.
-    last_status: Status,
+    queued: Queued,
+}
+
+/// What the caller has yet to drain.
+#[derive(Default)]
+struct Queued {
     transmits: VecDeque<Transmit>,
     effects: VecDeque<Effect>,
     outputs: VecDeque<Out>,
+    /// The status last said, so that only changes are.
+    last_status: Status,
 }
 
 impl Session {
@@ -86,23 +87,17 @@ impl Session {
             server,
             now,
             phase: Phase::Idle,
-            dialog: None,
             asking: Asking::default(),
             run: Run::Going,
-            nick: None,
+            me: Me::default(),
             link: Link::new(now),
+            dialog: None,
             channels: Channels::default(),
             rejoin: Rejoin::default(),
             backlog: Backlog::default(),
-            ignored: BTreeSet::new(),
-            guard: SecretGuard::default(),
-            script_password: None,
             mcast: Mcast::default(),
             community: Community::default(),
-            last_status: Status::default(),
-            transmits: VecDeque::new(),
-            effects: VecDeque::new(),
-            outputs: VecDeque::new(),
+            queued: Queued::default(),
         };
         match session.opts.nick.clone() {
             Some(nick) => match check_nick(&nick) {
@@ -175,24 +170,24 @@ impl Session {
 
     /// The next thing for the network layer to do, in order.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.queued.transmits.pop_front()
     }
 
     /// The next thing for the shell to do besides sending.
     pub(crate) fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        self.queued.effects.pop_front()
     }
 
     /// The next thing to tell the interface; a changed status comes after the rest.
     pub(crate) fn poll_output(&mut self) -> Option<Out> {
-        if let Some(out) = self.outputs.pop_front() {
+        if let Some(out) = self.queued.outputs.pop_front() {
             return Some(out);
         }
         if self.run == Run::Done {
             return None;
         }
         let status = Status {
-            nick: self.nick.as_deref().map(|n| sanitize(n).into_owned()),
+            nick: self.me.nick.as_deref().map(|n| sanitize(n).into_owned()),
             channel: self
                 .channels
                 .joined
@@ -200,10 +195,10 @@ impl Session {
                 .map(|c| sanitize(c).into_owned()),
             conn: self.phase.describe(self.rejoin.list.is_empty()),
         };
-        if status == self.last_status {
+        if status == self.queued.last_status {
             return None;
         }
-        self.last_status = status.clone();
+        self.queued.last_status = status.clone();
         Some(Out::Status(status))
     }
 
@@ -303,11 +298,11 @@ impl Session {
     // ---- output ----
 
     pub(super) fn send_out(&mut self, out: Out) {
-        self.outputs.push_back(out);
+        self.queued.outputs.push_back(out);
     }
 
     pub(super) fn effect(&mut self, effect: Effect) {
-        self.effects.push_back(effect);
+        self.queued.effects.push_back(effect);
     }
 
     pub(super) fn show(&mut self, text: impl Into<String>, place: Place) {
@@ -394,7 +389,7 @@ impl Session {
 
     /// The user is done: scripted input waits for the last answers first.
     pub(super) fn quit(&mut self, now: Instant) {
-        if matches!(self.ui, UiKind::Script | UiKind::Plain) && self.nick.is_some() {
+        if matches!(self.ui, UiKind::Script | UiKind::Plain) && self.me.nick.is_some() {
             self.asking.open = None;
             self.run = Run::Lingering(now);
         } else {
@@ -422,7 +417,7 @@ impl Session {
             Transmit::Unseal => self.link.sealed = false,
             Transmit::Datagram(_) => {}
         }
-        self.transmits.push_back(transmit);
+        self.queued.transmits.push_back(transmit);
     }
 
     pub(super) fn send(&mut self, request: &Request<'_>) {

@@ -158,7 +158,7 @@ impl Session {
     /// A datagram heard on `group`: check it, confirm the channel if that is news, and
     /// show its events as unicast would.
     pub(super) fn group_datagram(&mut self, group: SocketAddr, datagram: &[u8], now: Instant) {
-        let me = self.nick.clone().unwrap_or_default();
+        let me = self.me.nick.clone().unwrap_or_default();
         let m = &mut self.mcast;
         let mut ours = m
             .channels
@@ -255,7 +255,7 @@ impl Session {
 
     /// `/status`: who we are, where, and how each channel's traffic arrives.
     pub(super) fn show_status(&mut self, now: Instant) {
-        let nick = self.nick.as_deref().unwrap_or_default();
+        let nick = self.me.nick.as_deref().unwrap_or_default();
         let protected = if self.link.sealed {
             " (protected with a password)"
         } else {

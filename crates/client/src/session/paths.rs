@@ -13,17 +13,6 @@ pub(super) const PAIR_FOR: Duration = Duration::from_secs(3);
 /// Events remembered per path and channel at most.
 const PAIR_MAX: usize = 256;
 
-/// Group datagrams dropped, by reason (shown by `/status`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Drops {
-    /// The tag did not verify under any channel key of the group.
-    pub(super) bad_tag: u64,
-    /// The sequence was not above the last one accepted.
-    pub(super) old_sequence: u64,
-    /// Not a CHANNEL_DATA, its inside did not decode, or an MCAST_GROUP that made no sense.
-    pub(super) malformed: u64,
-}
-
 /// How a channel's events reach us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Path {
@@ -102,6 +91,17 @@ impl Channel {
             pairing: Pairing::default(),
         }
     }
+}
+
+/// Group datagrams dropped, by reason (shown by `/status`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Drops {
+    /// The tag did not verify under any channel key of the group.
+    pub(super) bad_tag: u64,
+    /// The sequence was not above the last one accepted.
+    pub(super) old_sequence: u64,
+    /// Not a CHANNEL_DATA, its inside did not decode, or an MCAST_GROUP that made no sense.
+    pub(super) malformed: u64,
 }
 
 /// The session's multicast state.

@@ -1,5 +1,5 @@
-//! The session's small state types, one per concern: the connection ([`Link`]), what is
-//! asked of the user ([`Asking`]), whether the session goes on ([`Run`]), the channels
+//! The session's small state types, one per concern: the connection ([`Link`]), the user
+//! ([`Me`]), what is asked of them ([`Asking`]), whether the session goes on ([`Run`]), the channels
 //! ([`Channels`], [`Rejoin`]), the lines waiting for the connection ([`Backlog`]), part 5
 //! ([`Community`]) and the account dialogs ([`Dialog`]). Plain data: what they mean is
 //! decided in the files of the session's behaviour.
@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
+use super::guard::SecretGuard;
 use super::io::{AskKind, Target};
 use crate::community::CatchUp;
 use proto::auth::{LoginStart, RegisterStart};
@@ -56,6 +57,19 @@ impl Link {
             traffic: now,
         }
     }
+}
+
+/// Who the user is, and what they chose.
+#[derive(Default)]
+pub(super) struct Me {
+    /// The nickname logged in as, kept while reconnecting.
+    pub(super) nick: Option<String>,
+    /// Scripted input only: the password, for logging in again (a script has it anyway).
+    pub(super) script_password: Option<String>,
+    /// The passwords typed in this run: none goes out as a message or a nickname.
+    pub(super) guard: SecretGuard,
+    /// Nicknames whose messages are hidden, lower-cased.
+    pub(super) ignored: BTreeSet<String>,
 }
 
 /// What the session asks of the user.

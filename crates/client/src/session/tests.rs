@@ -59,6 +59,13 @@ fn fixture_with(ui: UiKind, options: impl FnOnce(&mut Options)) -> Fixture {
     f
 }
 
+/// A session as `ann`, logged in; the caps request is left unanswered.
+fn chatting(ui: UiKind) -> Fixture {
+    let mut f = fixture(ui);
+    f.logged_in();
+    f
+}
+
 impl Fixture {
     /// Carries out what the session asked for, as the shell does.
     fn pump(&mut self) {
@@ -227,8 +234,7 @@ impl Fixture {
 
 #[test]
 fn no_answer_to_caps_means_no_caps_and_classic_keepalives() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.later(CAPS_WAIT);
     assert_eq!(f.session.link.caps, Caps::None);
     f.later(Duration::from_secs(30));
@@ -237,8 +243,7 @@ fn no_answer_to_caps_means_no_caps_and_classic_keepalives() {
 
 #[test]
 fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     assert_eq!(f.session.link.caps, Caps::None);
     assert!(
@@ -249,8 +254,7 @@ fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
 
 #[test]
 fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::CAPS_ACK, "batch=1200");
     for title in ["Pets", "Weather"] {
         f.joins(title, 1);
@@ -283,8 +287,7 @@ fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
 
 #[test]
 fn please_log_in_alone_starts_a_reconnect() {
-    let mut f = fixture(UiKind::Script);
-    f.logged_in();
+    let mut f = chatting(UiKind::Script);
     f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
     assert!(f
         .lines()
@@ -294,8 +297,7 @@ fn please_log_in_alone_starts_a_reconnect() {
 
 #[test]
 fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     let chat = f.last_ask().unwrap();
     assert_eq!(chat.kind, AskKind::Chat);
     f.type_line(chat.serial, AskKind::Chat, "/register");
@@ -320,8 +322,7 @@ fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
 
 #[test]
 fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     let chat = f.last_ask().unwrap();
     f.type_line(chat.serial, AskKind::Chat, "1\n2\n3\n4\n5\n6\n");
     let confirm = f.last_ask().unwrap();
@@ -340,8 +341,7 @@ fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
 
 #[test]
 fn names_from_the_network_are_defused_before_they_name_a_buffer() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.server_says(code::PRIVATE_MSG, "m\u{1b}]0;x\u{7} hi");
     let places: Vec<Place> = f.shown().into_iter().map(|s| s.place).collect();
     assert_eq!(places.last(), Some(&Place::Private("m^[]0;x^G".into())));
@@ -377,6 +377,13 @@ impl Fixture {
         self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
     }
 
+    /// A probe heard on Pets' group, with sequence `seq`, confirms the group.
+    #[track_caller]
+    fn probe_confirms(&mut self, seq: u64) {
+        self.group_says(channel_data(seq, code::MCAST_PROBE, "Pets", &KEY));
+        self.expect_sent(code::MCAST_JOINED, "Pets");
+    }
+
     /// Logged in with multicast granted, in Pets, told Pets' group.
     fn on_pets_group(&mut self) {
         self.logged_in();
@@ -388,10 +395,16 @@ impl Fixture {
     }
 }
 
-#[test]
-fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
+/// A session as ann in Pets, told Pets' group.
+fn on_pets_group() -> Fixture {
     let mut f = fixture(UiKind::Editor);
     f.on_pets_group();
+    f
+}
+
+#[test]
+fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
+    let mut f = on_pets_group();
     // The server still unicasts while we are pending: shown.
     f.server_says(code::PUBLIC_MSG, "Pets bob hi");
     assert_eq!(f.lines(), ["\tbob [Pets]: hi"]);
@@ -451,18 +464,15 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
 
 #[test]
 fn a_quiet_group_is_given_up_and_part_forgets_it() {
-    let mut f = fixture(UiKind::Editor);
-    f.on_pets_group();
-    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    let mut f = on_pets_group();
+    f.probe_confirms(1);
     f.later(Duration::from_secs(5));
     assert_eq!(f.sent(), None);
     f.later(Duration::from_secs(3));
     f.expect_sent(code::MCAST_LEFT, "Pets");
     assert_eq!(f.session.mcast.channels["pets"].path, Path::Lost);
     // Heard again: confirmed again.
-    f.group_says(channel_data(2, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.probe_confirms(2);
     f.server_says(code::PART_ACK, "Pets 1 about Pets");
     assert!(f.session.mcast.channels.is_empty());
     assert!(f.listening.is_empty(), "the group is left");
@@ -473,10 +483,8 @@ fn a_quiet_group_is_given_up_and_part_forgets_it() {
 
 #[test]
 fn a_reconnect_asks_for_multicast_again_and_hears_the_groups_anew() {
-    let mut f = fixture(UiKind::Editor);
-    f.on_pets_group();
-    f.group_says(channel_data(5, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    let mut f = on_pets_group();
+    f.probe_confirms(5);
     f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
     assert!(f.session.mcast.channels.is_empty(), "groups forgotten");
     assert!(f.listening.is_empty(), "groups left");
@@ -486,8 +494,7 @@ fn a_reconnect_asks_for_multicast_again_and_hears_the_groups_anew() {
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
     f.told_pets_group();
     // A restarted server counts from 1 again.
-    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.probe_confirms(1);
 }
 
 #[test]
@@ -579,8 +586,7 @@ fn after_a_reconnect_only_what_was_missed_is_shown_as_history() {
 
 #[test]
 fn a_server_without_part_5_is_asked_for_no_history() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     f.joins("Pets", 1);
@@ -599,8 +605,7 @@ fn a_server_without_part_5_is_asked_for_no_history() {
 
 #[test]
 fn kept_private_messages_and_history_go_to_their_buffers() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.lines();
     f.server_says(code::STORED_PRIVATE, "0 bob are you there?");
     f.server_says(code::HISTORY_MSG, "Pets 5 0 cid old news");
@@ -617,8 +622,7 @@ fn kept_private_messages_and_history_go_to_their_buffers() {
 
 #[test]
 fn a_member_a_moderator_removes_leaves_the_nick_list_and_a_created_channel_comes_to_the_front() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.server_says(code::HELLO_ACK, "200 0");
     f.chat("/create Den a cozy place");
     f.expect_sent(code::CHAN_CREATE, "Den a cozy place");

@@ -11,8 +11,7 @@ use std::io::{self, Stdout, Write};
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers,
+    DisableBracketedPaste, EnableBracketedPaste, KeyCode, KeyEvent, KeyModifiers,
 };
 use crossterm::execute;
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
@@ -68,55 +67,6 @@ impl Inline {
             (false, AskKind::Chat) => ("> ".into(), shown()),
             (false, AskKind::Secret) => (self.prompt.text().to_string(), String::new()),
             (false, _) => (self.prompt.text().to_string(), shown()),
-        }
-    }
-
-    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
-        let chat = self.prompt.ask.kind == AskKind::Chat;
-        match self.input.key(&k, more, chat) {
-            KeyAction::End => {
-                let _ = inbox.send(Input::End);
-            }
-            KeyAction::Submit => self.submit(inbox),
-            KeyAction::Edited => {}
-            KeyAction::Other => match k.code {
-                KeyCode::Char('l') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                    let _ = write!(self.out, "\x1b[2J\x1b[H");
-                }
-                KeyCode::Tab if chat => self.input.complete(&[], &[]),
-                _ => {}
-            },
-        }
-    }
-
-    fn paste(&mut self, text: &str, inbox: &Sender<Input>) {
-        if !text.contains(['\n', '\r']) {
-            return self.input.insert_str(text);
-        }
-        if self.prompt.ask.kind == AskKind::Chat {
-            self.input.end();
-            self.input.insert_str(text);
-        } else {
-            // A password or an answer is one line: the first.
-            self.input
-                .insert_str(text.split(['\n', '\r']).next().unwrap_or(""));
-        }
-        self.submit(inbox);
-    }
-
-    fn submit(&mut self, inbox: &Sender<Input>) {
-        if self.prompt.waiting {
-            return;
-        }
-        // What was typed stays on the screen, as on any terminal (a password does not).
-        let (prompt, text) = self.prompt_and_text();
-        let _ = write!(
-            self.out,
-            "\r\x1b[K{prompt}{}\r\n",
-            text.replace('⏎', "\r\n")
-        );
-        if let Some(input) = self.prompt.submit(&mut self.input, Target::Current) {
-            let _ = inbox.send(input);
         }
     }
 }
@@ -175,11 +125,41 @@ impl Screen for Inline {
         None
     }
 
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
-            _ => {}
+    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
+        let chat = self.prompt.ask.kind == AskKind::Chat;
+        match self.input.key(&k, more, chat) {
+            KeyAction::End => {
+                let _ = inbox.send(Input::End);
+            }
+            KeyAction::Submit => self.submit(inbox),
+            KeyAction::Edited => {}
+            KeyAction::Other => match k.code {
+                KeyCode::Char('l') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    let _ = write!(self.out, "\x1b[2J\x1b[H");
+                }
+                KeyCode::Tab if chat => self.input.complete(&[], &[]),
+                _ => {}
+            },
+        }
+    }
+
+    fn line(&mut self) -> (&Prompt, &mut InputLine) {
+        (&self.prompt, &mut self.input)
+    }
+
+    fn submit(&mut self, inbox: &Sender<Input>) {
+        if self.prompt.waiting {
+            return;
+        }
+        // What was typed stays on the screen, as on any terminal (a password does not).
+        let (prompt, text) = self.prompt_and_text();
+        let _ = write!(
+            self.out,
+            "\r\x1b[K{prompt}{}\r\n",
+            text.replace('⏎', "\r\n")
+        );
+        if let Some(input) = self.prompt.submit(&mut self.input, Target::Current) {
+            let _ = inbox.send(input);
         }
     }
 }

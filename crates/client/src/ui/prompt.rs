@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use crossterm::event::{self, Event};
+use crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 
 use super::input::InputLine;
 use crate::session::guard::SecretGuard;
@@ -106,6 +106,24 @@ impl Prompt {
         self.guard.mask(&input.text())
     }
 
+    /// A paste into `input`: a piece of a line is typed in; lines are typed and go out
+    /// (returns `true`: submit), at the chat prompt all of them (the session asks first
+    /// when there are many), at another prompt the first only (a password or an answer is
+    /// one line).
+    pub(crate) fn paste(&self, input: &mut InputLine, text: &str) -> bool {
+        if !text.contains(['\n', '\r']) {
+            input.insert_str(text);
+            return false;
+        }
+        if self.ask.kind == AskKind::Chat {
+            input.end();
+            input.insert_str(text);
+        } else {
+            input.insert_str(text.split(['\n', '\r']).next().unwrap_or(""));
+        }
+        true
+    }
+
     /// Enter: what goes to the session, or `None` while waiting for it. Chat lines are
     /// remembered in the history unless they are a password typed before.
     pub(crate) fn submit(&mut self, input: &mut InputLine, to: Target) -> Option<Input> {
@@ -150,8 +168,13 @@ pub(crate) trait Screen {
     fn draw(&mut self);
     /// Takes in what the session says; `Some(status)` when it is over.
     fn apply(&mut self, out: Out) -> Option<i32>;
-    /// Takes in a key (or a paste), sending what it completes to `inbox`.
-    fn key(&mut self, key: Key, inbox: &Sender<Input>);
+    /// Takes in a key pressed (`more`: others were waiting behind it), sending what it
+    /// completes to `inbox`.
+    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>);
+    /// The prompt and the input line (a paste goes there).
+    fn line(&mut self) -> (&Prompt, &mut InputLine);
+    /// Enter: what is typed goes to `inbox`.
+    fn submit(&mut self, inbox: &Sender<Input>);
 }
 
 /// Runs a raw-mode interface until the session ends; returns the exit status. It draws
@@ -168,7 +191,16 @@ pub(crate) fn run(
 ) -> i32 {
     fn take(screen: &mut impl Screen, key: Key, more: &mut bool, inbox: &Sender<Input>) {
         *more = key.more;
-        screen.key(key, inbox);
+        match key.event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => screen.keypress(k, key.more, inbox),
+            Event::Paste(text) => {
+                let (prompt, input) = screen.line();
+                if prompt.paste(input, &text) {
+                    screen.submit(inbox);
+                }
+            }
+            _ => {}
+        }
     }
     loop {
         screen.draw();
@@ -243,6 +275,14 @@ mod tests {
         (p, input)
     }
 
+    /// A prompt where `typed` was the answer to the first ask, of `kind`.
+    fn answered(kind: AskKind, typed: &str) -> (Prompt, InputLine) {
+        let (mut p, mut input) = asked(kind, "? ");
+        input.insert_str(typed);
+        assert!(p.submit(&mut input, Target::Current).is_some());
+        (p, input)
+    }
+
     #[test]
     fn chat_text_waits_while_a_password_is_asked() {
         let (mut p, mut input) = asked(AskKind::Chat, "> ");
@@ -270,9 +310,7 @@ mod tests {
 
     #[test]
     fn text_typed_after_an_answer_stays_for_the_chat_prompt() {
-        let (mut p, mut input) = asked(AskKind::Nick, "Your nickname: ");
-        input.insert_str("ann");
-        p.submit(&mut input, Target::Current).unwrap();
+        let (mut p, mut input) = answered(AskKind::Nick, "ann");
         input.insert_str("/join");
         p.on_ask(ask(2, AskKind::Chat, "> "), &mut input);
         assert_eq!(input.text(), "/join");
@@ -280,9 +318,7 @@ mod tests {
 
     #[test]
     fn a_password_typed_again_shows_as_stars_and_stays_out_of_history() {
-        let (mut p, mut input) = asked(AskKind::Secret, "Password: ");
-        input.insert_str("hunter2");
-        p.submit(&mut input, Target::Current).unwrap();
+        let (mut p, mut input) = answered(AskKind::Secret, "hunter2");
         p.on_ask(ask(2, AskKind::Chat, "> "), &mut input);
         input.insert_str("my hunter2");
         assert_eq!(p.visible(&input), "my *******");

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers,
+    DisableBracketedPaste, EnableBracketedPaste, KeyCode, KeyEvent, KeyModifiers,
 };
 use crossterm::execute;
 use crossterm::terminal::{
@@ -95,100 +94,10 @@ impl Tui {
         )
     }
 
-    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = k.modifiers.contains(KeyModifiers::ALT);
-        let chat = self.prompt.ask.kind == AskKind::Chat;
-        match self.input.key(&k, more, chat) {
-            KeyAction::End => {
-                let _ = inbox.send(Input::End);
-                return;
-            }
-            KeyAction::Submit => return self.submit(inbox),
-            KeyAction::Edited => return,
-            KeyAction::Other => {}
-        }
-        match k.code {
-            KeyCode::Char('n') if ctrl => self.buffers.cycle(true),
-            KeyCode::Char('p') if ctrl => self.buffers.cycle(false),
-            KeyCode::Char('l') if ctrl => {
-                let _ = self.terminal.clear();
-            }
-            KeyCode::Char(c @ '0'..='9') if alt => {
-                let n = c.to_digit(10).unwrap_or(0) as usize;
-                self.buffers.show(if n == 0 { 9 } else { n - 1 });
-            }
-            KeyCode::Tab if chat => {
-                let (nicks, titles) = self.buffers.names();
-                self.input.complete(&nicks, &titles);
-            }
-            KeyCode::PageUp => {
-                let page = self.page();
-                let b = self.buffers.active_mut();
-                b.found = None;
-                b.scroll += page;
-            }
-            KeyCode::PageDown => {
-                let page = self.page();
-                let b = self.buffers.active_mut();
-                b.found = None;
-                b.scroll = b.scroll.saturating_sub(page);
-            }
-            KeyCode::Esc => {
-                let b = self.buffers.active_mut();
-                b.found = None;
-                b.scroll = 0;
-            }
-            _ => {}
-        }
-    }
-
     /// Rows PageUp and PageDown move: most of a screen.
     fn page(&self) -> usize {
         let rows = self.terminal.size().map_or(24, |s| s.height);
         usize::from(rows.saturating_sub(4)).max(1)
-    }
-
-    fn paste(&mut self, text: &str, inbox: &Sender<Input>) {
-        if !text.contains(['\n', '\r']) {
-            return self.input.insert_str(text);
-        }
-        match self.prompt.ask.kind {
-            // Several lines: each goes out as its own (the session asks first when there
-            // are many).
-            AskKind::Chat => {
-                self.input.end();
-                self.input.insert_str(text);
-                self.submit(inbox);
-            }
-            // A password or an answer is one line: the first.
-            _ => {
-                let first = text.split(['\n', '\r']).next().unwrap_or("");
-                self.input.insert_str(first);
-                self.submit(inbox);
-            }
-        }
-    }
-
-    fn submit(&mut self, inbox: &Sender<Input>) {
-        let chat = self.prompt.ask.kind == AskKind::Chat && !self.prompt.waiting;
-        if chat && !self.input.text().contains('\n') {
-            let text = self.input.text();
-            if self.local_command(&text) {
-                self.input.take();
-                self.input.remember(&text);
-                return;
-            }
-        }
-        let to = self.buffers.active().target();
-        if let Some(input) = self.prompt.submit(&mut self.input, to) {
-            if chat {
-                let b = self.buffers.active_mut();
-                b.scroll = 0;
-                b.found = None;
-            }
-            let _ = inbox.send(input);
-        }
     }
 
     /// The commands about the screen itself; `true` when `line` was one.
@@ -252,11 +161,76 @@ impl Screen for Tui {
         None
     }
 
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
+    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = k.modifiers.contains(KeyModifiers::ALT);
+        let chat = self.prompt.ask.kind == AskKind::Chat;
+        match self.input.key(&k, more, chat) {
+            KeyAction::End => {
+                let _ = inbox.send(Input::End);
+                return;
+            }
+            KeyAction::Submit => return self.submit(inbox),
+            KeyAction::Edited => return,
+            KeyAction::Other => {}
+        }
+        match k.code {
+            KeyCode::Char('n') if ctrl => self.buffers.cycle(true),
+            KeyCode::Char('p') if ctrl => self.buffers.cycle(false),
+            KeyCode::Char('l') if ctrl => {
+                let _ = self.terminal.clear();
+            }
+            KeyCode::Char(c @ '0'..='9') if alt => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                self.buffers.show(if n == 0 { 9 } else { n - 1 });
+            }
+            KeyCode::Tab if chat => {
+                let (nicks, titles) = self.buffers.names();
+                self.input.complete(&nicks, &titles);
+            }
+            KeyCode::PageUp => {
+                let page = self.page();
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll += page;
+            }
+            KeyCode::PageDown => {
+                let page = self.page();
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll = b.scroll.saturating_sub(page);
+            }
+            KeyCode::Esc => {
+                let b = self.buffers.active_mut();
+                b.found = None;
+                b.scroll = 0;
+            }
             _ => {}
+        }
+    }
+
+    fn line(&mut self) -> (&Prompt, &mut InputLine) {
+        (&self.prompt, &mut self.input)
+    }
+
+    fn submit(&mut self, inbox: &Sender<Input>) {
+        let chat = self.prompt.ask.kind == AskKind::Chat && !self.prompt.waiting;
+        if chat && !self.input.text().contains('\n') {
+            let text = self.input.text();
+            if self.local_command(&text) {
+                self.input.take();
+                self.input.remember(&text);
+                return;
+            }
+        }
+        let to = self.buffers.active().target();
+        if let Some(input) = self.prompt.submit(&mut self.input, to) {
+            if chat {
+                let b = self.buffers.active_mut();
+                b.scroll = 0;
+                b.found = None;
+            }
+            let _ = inbox.send(input);
         }
     }
 }
