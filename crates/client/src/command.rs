@@ -5,11 +5,18 @@ use proto::Request;
 
 /// What one input line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command<'a> {
+pub(crate) enum Command<'a> {
     /// A blank line: nothing to do.
     Nothing,
     /// A public message to the current channel.
     Say(&'a str),
+    /// `/private NICK TEXT` (or `/msg NICK TEXT`).
+    Private {
+        /// The recipient.
+        nick: &'a str,
+        /// The message.
+        text: &'a str,
+    },
     /// `/channels`: list the channels.
     Channels,
     /// `/join TITLE`.
@@ -18,17 +25,6 @@ pub enum Command<'a> {
     Part(&'a str),
     /// `/users`: list the members of the current channel.
     Users,
-    /// `/private NICK TEXT` (or `/msg NICK TEXT`).
-    Private {
-        /// The recipient.
-        nick: &'a str,
-        /// The message.
-        text: &'a str,
-    },
-    /// `/login [NICK]`: log in again, under `NICK` or a nickname asked for.
-    Login(Option<&'a str>),
-    /// `/quit`.
-    Quit,
     /// `/who [PREFIX]`: logged-in users whose nickname starts with the prefix.
     Who(&'a str),
     /// `/whois NICK`.
@@ -37,30 +33,34 @@ pub enum Command<'a> {
     Watch(&'a str),
     /// `/unwatch NICK...`.
     Unwatch(&'a str),
-    /// `/help`.
-    Help,
+    /// `/login [NICK]`: log in again, under `NICK` or a nickname asked for.
+    Login(Option<&'a str>),
+    /// `/nick NEW`: log in under another nickname and rejoin the same channels.
+    Nick(&'a str),
     /// `/register`: protect the current nickname with a password.
     Register,
     /// `/passwd`: change the password (the current one is asked first).
     Passwd,
-    /// `/nick NEW`: log in under another nickname and rejoin the same channels.
-    Nick(&'a str),
-    /// `/window N`: show buffer N (full-screen client).
-    Window(&'a str),
-    /// `/search TEXT`: find TEXT in the buffer's scrollback (full-screen client).
-    Search(&'a str),
+    /// `/unregister`: delete the account of the current nickname.
+    Unregister,
     /// `/ignore [NICK]`: hide NICK's messages; without NICK, list who is ignored.
     Ignore(&'a str),
     /// `/unignore NICK`.
     Unignore(&'a str),
-    /// `/unregister`: delete the account of the current nickname.
-    Unregister,
     /// `/status`: the session, and how each channel's traffic arrives (unicast or
     /// multicast).
     Status,
     /// `/reconnect`: log in again under the same nickname, rejoin the channels and show
     /// what was missed meanwhile.
     Reconnect,
+    /// `/quit`.
+    Quit,
+    /// `/window N`: show buffer N (full-screen client).
+    Window(&'a str),
+    /// `/search TEXT`: find TEXT in the buffer's scrollback (full-screen client).
+    Search(&'a str),
+    /// `/help`.
+    Help,
     /// A part-5 command (channels, moderation, history, operators): the request it sends.
     Community(Part5<'a>),
     /// A command with a missing argument; holds the usage to show.
@@ -117,59 +117,46 @@ pub const HELP: &[&str] = &[
     "recall lines.",
 ];
 
-/// The command names, for completion.
-pub const NAMES: &[&str] = &[
-    "/addrban",
-    "/addrunban",
-    "/ban",
-    "/channels",
-    "/create",
-    "/deop",
-    "/devoice",
-    "/drop",
-    "/help",
-    "/history",
-    "/ignore",
-    "/invite",
-    "/join",
-    "/kick",
-    "/kill",
-    "/login",
-    "/mode",
-    "/msg",
-    "/nick",
-    "/op",
-    "/part",
-    "/passwd",
-    "/private",
-    "/quit",
-    "/reconnect",
-    "/register",
-    "/search",
-    "/status",
-    "/stats",
-    "/topic",
-    "/unban",
-    "/unignore",
-    "/unregister",
-    "/unwatch",
-    "/users",
-    "/voice",
-    "/wall",
-    "/watch",
-    "/who",
-    "/whois",
-    "/window",
-];
-
 /// A part-5 command, parsed: it maps to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Part5<'a>(Request<'a>);
+pub(crate) struct Part5<'a>(Request<'a>);
 
 impl<'a> Part5<'a> {
     /// The request it sends.
-    pub fn request(&self) -> Request<'a> {
+    pub(crate) fn request(&self) -> Request<'a> {
         self.0
+    }
+}
+
+/// The arguments of a command, split the ways the commands read them.
+struct Args<'a> {
+    /// All of them (trimmed).
+    all: &'a str,
+    /// The first word, and the rest after it.
+    first: &'a str,
+    rest: &'a str,
+    /// The second word, and the rest after it.
+    second: &'a str,
+    tail: &'a str,
+    /// The third word, and the rest after it.
+    third: &'a str,
+    last: &'a str,
+}
+
+impl<'a> Args<'a> {
+    fn new(all: &'a str) -> Self {
+        let (first, rest) = word(all);
+        let (second, tail) = word(rest);
+        let (third, last) = word(tail);
+        Args {
+            all,
+            first,
+            rest,
+            second,
+            tail,
+            third,
+            last,
+        }
     }
 }
 
@@ -182,178 +169,128 @@ fn word(s: &str) -> (&str, &str) {
     }
 }
 
-/// Parses a part-5 command `name` with `args`; `None` if the name is not one.
-fn part5<'a>(name: &str, args: &'a str) -> Option<Command<'a>> {
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
-    let (first, rest) = word(args);
-    let (second, tail) = word(rest);
-    let c = |r| Command::Community(Part5(r));
-    let usage = Command::Usage;
-    Some(if is("create") {
-        if first.is_empty() {
-            usage("/create TITLE [DESCRIPTION]")
-        } else {
-            c(Request::ChanCreate {
-                title: first,
-                description: rest,
-            })
-        }
-    } else if is("drop") {
-        if first.is_empty() {
-            usage("/drop TITLE")
-        } else {
-            c(Request::ChanDrop { title: first })
-        }
-    } else if is("topic") {
-        if first.is_empty() {
-            usage("/topic TITLE TEXT")
-        } else {
-            c(Request::ChanTopic {
-                title: first,
-                text: rest,
-            })
-        }
-    } else if is("kick") {
-        if second.is_empty() {
-            usage("/kick TITLE NICK [REASON]")
-        } else {
-            c(Request::ChanKick {
-                title: first,
-                nick: second,
-                reason: tail,
-            })
-        }
-    } else if is("ban") {
-        if second.is_empty() {
-            usage("/ban TITLE MASK [SECONDS] [REASON]")
-        } else {
-            let (secs, reason) = word(tail);
-            let (seconds, reason) = if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit())
-            {
-                (secs, reason)
-            } else {
-                ("0", tail)
-            };
-            c(Request::ChanBan {
-                title: first,
-                seconds,
-                mask: second,
-                reason,
-            })
-        }
-    } else if is("unban") {
-        if second.is_empty() {
-            usage("/unban TITLE MASK")
-        } else {
-            c(Request::ChanUnban {
-                title: first,
-                mask: second,
-            })
-        }
-    } else if is("op") || is("deop") || is("voice") || is("devoice") {
-        if second.is_empty() {
-            usage("/op TITLE NICK (and /deop, /voice, /devoice)")
-        } else {
-            let change = match name.to_ascii_lowercase().as_str() {
-                "op" => "+o",
-                "deop" => "-o",
-                "voice" => "+v",
-                _ => "-v",
-            };
-            c(Request::ChanMode {
-                title: first,
-                change,
-                arg: second,
-            })
-        }
-    } else if is("mode") {
-        if first.is_empty() {
-            usage("/mode TITLE [+i|-i|+m|-m|+t|-t|+l COUNT|-l]")
-        } else {
-            c(Request::ChanMode {
-                title: first,
-                change: second,
-                arg: word(tail).0,
-            })
-        }
-    } else if is("invite") {
-        if second.is_empty() {
-            usage("/invite TITLE NICK")
-        } else {
-            c(Request::ChanInvite {
-                title: first,
-                nick: second,
-            })
-        }
-    } else if is("history") {
-        if first.is_empty() {
-            usage("/history TITLE [COUNT | since ID]")
-        } else if second.eq_ignore_ascii_case("since") && !tail.is_empty() {
-            c(Request::History {
-                title: first,
-                how: "since",
-                number: word(tail).0,
-            })
-        } else {
-            c(Request::History {
-                title: first,
-                how: "last",
-                number: if second.is_empty() { "20" } else { second },
-            })
-        }
-    } else if is("kill") {
-        if first.is_empty() {
-            usage("/kill NICK [REASON]")
-        } else {
-            c(Request::OperKill {
-                nick: first,
-                reason: rest,
-            })
-        }
-    } else if is("addrban") {
-        if first.is_empty() {
-            usage("/addrban ADDRESS[/BITS] [SECONDS] [REASON]")
-        } else {
-            let (seconds, reason) =
-                if !second.is_empty() && second.bytes().all(|b| b.is_ascii_digit()) {
-                    (second, tail)
-                } else {
-                    ("0", rest)
-                };
-            c(Request::OperBan {
-                seconds,
-                net: first,
-                reason,
-            })
-        }
-    } else if is("addrunban") {
-        if first.is_empty() {
-            usage("/addrunban ADDRESS[/BITS]")
-        } else {
-            c(Request::OperUnban { net: first })
-        }
-    } else if is("wall") {
-        if args.is_empty() {
-            usage("/wall TEXT")
-        } else {
-            c(Request::OperNotice { text: args })
-        }
-    } else if is("stats") {
-        c(Request::OperStatus)
+/// What a command can't do without; missing, its usage is shown instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Nothing.
+    No,
+    /// The first word.
+    First,
+    /// The first two words.
+    Second,
+    /// Something after the first word.
+    Rest,
+    /// Some text.
+    Text,
+}
+
+/// What a command's arguments mean.
+type Parse = for<'a> fn(&Args<'a>) -> Command<'a>;
+
+/// `seconds` as a ban's length when it is a number (then `reason` follows), else no
+/// length (`0`: until lifted) and `otherwise` is the reason.
+fn length<'a>(seconds: &'a str, reason: &'a str, otherwise: &'a str) -> (&'a str, &'a str) {
+    if !seconds.is_empty() && seconds.bytes().all(|b| b.is_ascii_digit()) {
+        (seconds, reason)
     } else {
-        return None;
+        ("0", otherwise)
+    }
+}
+
+fn part5(request: Request<'_>) -> Command<'_> {
+    Command::Community(Part5(request))
+}
+
+/// `/op` and its kin: a member mode given or taken.
+fn member_mode<'a>(a: &Args<'a>, change: &'static str) -> Command<'a> {
+    part5(Request::ChanMode {
+        title: a.first,
+        change,
+        arg: a.second,
     })
 }
 
+const OP_USAGE: &str = "/op TITLE NICK (and /deop, /voice, /devoice)";
+const PRIVATE_USAGE: &str = "/private NICK TEXT";
+
+/// Every command, by name (in order, for completion): its usage, what it needs and what
+/// it means. `/help` ([`HELP`]) says the same in words.
+#[rustfmt::skip]
+const COMMANDS: &[(&str, &str, Needs, Parse)] = &[
+    ("/addrban", "/addrban ADDRESS[/BITS] [SECONDS] [REASON]", Needs::First, |a| {
+        let (seconds, reason) = length(a.second, a.tail, a.rest);
+        part5(Request::OperBan { seconds, net: a.first, reason })
+    }),
+    ("/addrunban", "/addrunban ADDRESS[/BITS]", Needs::First,
+        |a| part5(Request::OperUnban { net: a.first })),
+    ("/ban", "/ban TITLE MASK [SECONDS] [REASON]", Needs::Second, |a| {
+        let (seconds, reason) = length(a.third, a.last, a.tail);
+        part5(Request::ChanBan { title: a.first, seconds, mask: a.second, reason })
+    }),
+    ("/channels", "", Needs::No, |_| Command::Channels),
+    ("/create", "/create TITLE [DESCRIPTION]", Needs::First,
+        |a| part5(Request::ChanCreate { title: a.first, description: a.rest })),
+    ("/deop", OP_USAGE, Needs::Second, |a| member_mode(a, "-o")),
+    ("/devoice", OP_USAGE, Needs::Second, |a| member_mode(a, "-v")),
+    ("/drop", "/drop TITLE", Needs::First, |a| part5(Request::ChanDrop { title: a.first })),
+    ("/help", "", Needs::No, |_| Command::Help),
+    ("/history", "/history TITLE [COUNT | since ID]", Needs::First, |a| {
+        part5(if a.second.eq_ignore_ascii_case("since") && !a.tail.is_empty() {
+            Request::History { title: a.first, how: "since", number: a.third }
+        } else {
+            let number = if a.second.is_empty() { "20" } else { a.second };
+            Request::History { title: a.first, how: "last", number }
+        })
+    }),
+    ("/ignore", "", Needs::No, |a| Command::Ignore(a.first)),
+    ("/invite", "/invite TITLE NICK", Needs::Second,
+        |a| part5(Request::ChanInvite { title: a.first, nick: a.second })),
+    ("/join", "/join TITLE", Needs::First, |a| Command::Join(a.first)),
+    ("/kick", "/kick TITLE NICK [REASON]", Needs::Second,
+        |a| part5(Request::ChanKick { title: a.first, nick: a.second, reason: a.tail })),
+    ("/kill", "/kill NICK [REASON]", Needs::First,
+        |a| part5(Request::OperKill { nick: a.first, reason: a.rest })),
+    ("/login", "", Needs::No, |a| Command::Login((!a.first.is_empty()).then_some(a.first))),
+    ("/mode", "/mode TITLE [+i|-i|+m|-m|+t|-t|+l COUNT|-l]", Needs::First,
+        |a| part5(Request::ChanMode { title: a.first, change: a.second, arg: a.third })),
+    ("/msg", PRIVATE_USAGE, Needs::Rest, |a| Command::Private { nick: a.first, text: a.rest }),
+    ("/nick", "/nick NEW", Needs::First, |a| Command::Nick(a.first)),
+    ("/op", OP_USAGE, Needs::Second, |a| member_mode(a, "+o")),
+    ("/part", "", Needs::No, |a| Command::Part(a.first)),
+    ("/passwd", "", Needs::No, |_| Command::Passwd),
+    ("/private", PRIVATE_USAGE, Needs::Rest,
+        |a| Command::Private { nick: a.first, text: a.rest }),
+    ("/quit", "", Needs::No, |_| Command::Quit),
+    ("/reconnect", "", Needs::No, |_| Command::Reconnect),
+    ("/register", "", Needs::No, |_| Command::Register),
+    ("/search", "/search TEXT", Needs::Text, |a| Command::Search(a.all)),
+    ("/stats", "", Needs::No, |_| part5(Request::OperStatus)),
+    ("/status", "", Needs::No, |_| Command::Status),
+    ("/topic", "/topic TITLE TEXT", Needs::First,
+        |a| part5(Request::ChanTopic { title: a.first, text: a.rest })),
+    ("/unban", "/unban TITLE MASK", Needs::Second,
+        |a| part5(Request::ChanUnban { title: a.first, mask: a.second })),
+    ("/unignore", "/unignore NICK", Needs::First, |a| Command::Unignore(a.first)),
+    ("/unregister", "", Needs::No, |_| Command::Unregister),
+    ("/unwatch", "/unwatch NICK...", Needs::Text, |a| Command::Unwatch(a.all)),
+    ("/users", "", Needs::No, |_| Command::Users),
+    ("/voice", OP_USAGE, Needs::Second, |a| member_mode(a, "+v")),
+    ("/wall", "/wall TEXT", Needs::Text, |a| part5(Request::OperNotice { text: a.all })),
+    ("/watch", "/watch NICK...", Needs::Text, |a| Command::Watch(a.all)),
+    ("/who", "", Needs::No, |a| Command::Who(a.first)),
+    ("/whois", "/whois NICK", Needs::First, |a| Command::Whois(a.first)),
+    ("/window", "/window N", Needs::First, |a| Command::Window(a.first)),
+];
+
 /// The command names that complete `typed` (the start of a line, cursor at its end):
 /// none unless it is a slash and the start of a name, with no space yet.
-pub fn complete(typed: &str) -> Vec<&'static str> {
+pub(crate) fn complete(typed: &str) -> Vec<&'static str> {
     if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
         return Vec::new();
     }
-    NAMES
+    COMMANDS
         .iter()
-        .copied()
+        .map(|c| c.0)
         .filter(|name| name.len() >= typed.len() && name[..typed.len()].eq_ignore_ascii_case(typed))
         .collect()
 }
@@ -363,7 +300,7 @@ pub fn complete(typed: &str) -> Vec<&'static str> {
 /// Command names are matched without regard to case. Arguments are separated by runs of
 /// spaces; the text of `/private` keeps its inner spacing. A line starting with `//` is
 /// a public message starting with one `/`.
-pub fn parse(line: &str) -> Command<'_> {
+pub(crate) fn parse(line: &str) -> Command<'_> {
     if line.trim().is_empty() {
         return Command::Nothing;
     }
@@ -377,72 +314,25 @@ pub fn parse(line: &str) -> Command<'_> {
         Some((name, args)) => (name, args.trim()),
         None => (rest, ""),
     };
-    let first_word = args.split_whitespace().next();
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
-    if is("channels") {
-        Command::Channels
-    } else if is("join") {
-        first_word.map_or(Command::Usage("/join TITLE"), Command::Join)
-    } else if is("part") {
-        Command::Part(first_word.unwrap_or(""))
-    } else if is("users") {
-        Command::Users
-    } else if is("private") || is("msg") {
-        match args.split_once(char::is_whitespace) {
-            Some((nick, text)) if !text.trim().is_empty() => Command::Private {
-                nick,
-                text: text.trim_start(),
-            },
-            _ => Command::Usage("/private NICK TEXT"),
-        }
-    } else if is("login") {
-        Command::Login(first_word)
-    } else if is("quit") {
-        Command::Quit
-    } else if is("register") {
-        Command::Register
-    } else if is("passwd") {
-        Command::Passwd
-    } else if is("nick") {
-        first_word.map_or(Command::Usage("/nick NEW"), Command::Nick)
-    } else if is("window") {
-        first_word.map_or(Command::Usage("/window N"), Command::Window)
-    } else if is("search") {
-        if args.is_empty() {
-            Command::Usage("/search TEXT")
-        } else {
-            Command::Search(args)
-        }
-    } else if is("ignore") {
-        Command::Ignore(first_word.unwrap_or(""))
-    } else if is("unignore") {
-        first_word.map_or(Command::Usage("/unignore NICK"), Command::Unignore)
-    } else if is("unregister") {
-        Command::Unregister
-    } else if is("who") {
-        Command::Who(first_word.unwrap_or(""))
-    } else if is("whois") {
-        first_word.map_or(Command::Usage("/whois NICK"), Command::Whois)
-    } else if is("watch") {
-        nick_list(args).map_or(Command::Usage("/watch NICK..."), Command::Watch)
-    } else if is("unwatch") {
-        nick_list(args).map_or(Command::Usage("/unwatch NICK..."), Command::Unwatch)
-    } else if is("help") {
-        Command::Help
-    } else if is("status") {
-        Command::Status
-    } else if is("reconnect") {
-        Command::Reconnect
-    } else if let Some(c) = part5(name, args) {
-        c
+    let Some(&(_, usage, needs, parse)) = COMMANDS
+        .iter()
+        .find(|c| c.0[1..].eq_ignore_ascii_case(name))
+    else {
+        return Command::Unknown(&line[..1 + name.len()]);
+    };
+    let a = Args::new(args);
+    let missing = match needs {
+        Needs::No => false,
+        Needs::First => a.first.is_empty(),
+        Needs::Second => a.second.is_empty(),
+        Needs::Rest => a.rest.is_empty(),
+        Needs::Text => a.all.is_empty(),
+    };
+    if missing {
+        Command::Usage(usage)
     } else {
-        Command::Unknown(&line[..1 + name.len()])
+        parse(&a)
     }
-}
-
-/// The nickname list of `/watch` and `/unwatch`, if it names anyone.
-fn nick_list(args: &str) -> Option<&str> {
-    (!args.is_empty()).then_some(args)
 }
 
 impl<'a> Command<'a> {
@@ -451,7 +341,7 @@ impl<'a> Command<'a> {
     ///
     /// Watch lists are sent with their words joined by single spaces, as the protocol
     /// separates fields; `buf` holds that text.
-    pub fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
+    pub(crate) fn request<'b>(&self, buf: &'b mut String) -> Option<Request<'b>>
     where
         'a: 'b,
     {
@@ -594,7 +484,7 @@ mod tests {
         assert_eq!(complete("/WHO"), ["/who", "/whois"]);
         assert_eq!(complete("/m"), ["/mode", "/msg"]);
         assert_eq!(complete("/j"), ["/join"]);
-        assert_eq!(complete("/"), NAMES);
+        assert_eq!(complete("/").len(), COMMANDS.len());
         assert!(complete("/join P").is_empty());
         assert!(complete("hello").is_empty());
         assert!(complete("/zz").is_empty());
@@ -602,7 +492,7 @@ mod tests {
 
     #[test]
     fn every_name_parses_as_a_command() {
-        for name in NAMES {
+        for (name, ..) in COMMANDS {
             assert!(
                 !matches!(parse(name), Command::Unknown(_) | Command::Say(_)),
                 "{name}"

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use super::render::sanitize;
+use crate::text::sanitize;
 use proto::time::utc;
 use proto::{Event, Request};
 
 /// The line shown for a part-5 event (starting with a tab), or `None` for one the client
 /// consumes silently.
-pub fn render(event: &Event<'_>) -> Option<String> {
+pub(crate) fn render(event: &Event<'_>) -> Option<String> {
     let s = sanitize;
     Some(match event {
         Event::HelloAck { .. } => return None,
@@ -27,18 +27,13 @@ pub fn render(event: &Event<'_>) -> Option<String> {
             modes,
             limit,
             founder,
-        } => {
-            let limit = match limit {
-                0 => "no member limit".to_owned(),
-                n => format!("at most {n} members"),
-            };
-            format!(
-                "\t[{}] modes {}, {limit}, founded by {}",
-                s(title),
-                s(modes),
-                s(founder)
-            )
-        }
+        } => format!(
+            "\t[{}] modes {}, {}, founded by {}",
+            s(title),
+            s(modes),
+            member_limit(*limit),
+            s(founder)
+        ),
         Event::ChanEntry { title, kind, text } => {
             format!("\t[{}] {} {}", s(title), s(kind), s(text))
         }
@@ -103,10 +98,18 @@ pub fn render(event: &Event<'_>) -> Option<String> {
 /// message, or the end of one: the full-screen client shows them dimmed, apart from live
 /// ones. Only the look depends on it: a nickname made to resemble the mark dims its own
 /// lines, nothing more.
-pub fn is_past(line: &str) -> bool {
+pub(crate) fn is_past(line: &str) -> bool {
     line.starts_with("[history ")
         || line.starts_with("[kept ")
         || (line.starts_with("-- ") && line.ends_with(" --"))
+}
+
+/// A channel's member limit in words.
+fn member_limit(limit: u64) -> String {
+    match limit {
+        0 => "no member limit".to_owned(),
+        n => format!("at most {n} members"),
+    }
 }
 
 /// A `CHAN_NOTICE` in words; all arguments already defused.
@@ -141,7 +144,7 @@ fn notice(title: &str, actor: &str, action: &str, args: &str) -> String {
 /// it logs in again: the id of the last history message it saw, or else the last live
 /// messages (sender and text) to find its place in the history.
 #[derive(Debug, Default, Clone)]
-pub struct CatchUp {
+pub(crate) struct CatchUp {
     channels: BTreeMap<String, Seen>,
     /// Channels whose catch-up answer is coming: its messages are held until its end.
     pending: BTreeMap<String, Pending>,
@@ -168,9 +171,31 @@ struct Held {
     text: String,
 }
 
+impl Held {
+    /// The message a `HISTORY_MSG` holds.
+    fn of(event: &Event<'_>) -> Option<Held> {
+        let Event::HistoryMsg {
+            id,
+            ms,
+            sender,
+            text,
+            ..
+        } = *event
+        else {
+            return None;
+        };
+        Some(Held {
+            id,
+            ms,
+            sender: sender.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+}
+
 /// What the session does with an event, as [`CatchUp::intercept`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Intercept {
+pub(crate) enum Intercept {
     /// Show it as usual.
     Pass,
     /// Part of a catch-up answer: hold it.
@@ -192,7 +217,7 @@ const MAX_CHANNELS: usize = 512;
 /// Live messages remembered per channel.
 const LIVE_KEPT: usize = 20;
 /// Messages asked for after a new login when the place can't be found by id.
-pub const CATCH_UP: u64 = 50;
+pub(crate) const CATCH_UP: u64 = 50;
 
 /// Appends `item` to `list`, keeping the last [`LIVE_KEPT`].
 fn push_bounded(list: &mut Vec<(String, String)>, item: (String, String)) {
@@ -204,7 +229,7 @@ fn push_bounded(list: &mut Vec<(String, String)>, item: (String, String)) {
 
 impl CatchUp {
     /// Notes an event the client received.
-    pub fn note(&mut self, event: &Event<'_>) {
+    pub(crate) fn note(&mut self, event: &Event<'_>) {
         match event {
             Event::JoinAck(info) if self.channels.len() < MAX_CHANNELS => {
                 self.channels.entry(info.title.to_owned()).or_default();
@@ -237,16 +262,11 @@ impl CatchUp {
         }
     }
 
-    /// The channels the client was in.
-    pub fn channels(&self) -> Vec<String> {
-        self.channels.keys().cloned().collect()
-    }
-
     /// After a new login and the join of `title`: the request for what was missed. By
     /// id when no live message came after the last history message seen; otherwise the
     /// last [`CATCH_UP`], trimmed when it comes to what follows the last live message
     /// seen.
-    pub fn request_for<'a>(&self, title: &'a str, buf: &'a mut String) -> Request<'a> {
+    pub(crate) fn request_for<'a>(&self, title: &'a str, buf: &'a mut String) -> Request<'a> {
         let seen = self.channels.get(title);
         match seen {
             Some(Seen {
@@ -272,7 +292,7 @@ impl CatchUp {
     }
 
     /// Says that the answer to the catch-up request for `title` is coming.
-    pub fn expect_answer(&mut self, title: &str) {
+    pub(crate) fn expect_answer(&mut self, title: &str) {
         let seen = self
             .channels
             .get(title)
@@ -288,31 +308,24 @@ impl CatchUp {
     }
 
     /// Forgets the catch-up answers still awaited (the connection was lost again).
-    pub fn cancel_pending(&mut self) {
+    pub(crate) fn cancel_pending(&mut self) {
         self.pending.clear();
     }
 
     /// Notes `event`, and holds the messages of a catch-up answer until its end, when the
     /// ones not seen before are released, marked as history; those whose sender
     /// `hidden` says the user ignores are left out.
-    pub fn intercept(&mut self, event: &Event<'_>, hidden: &dyn Fn(&str) -> bool) -> Intercept {
+    pub(crate) fn intercept(
+        &mut self,
+        event: &Event<'_>,
+        hidden: &dyn Fn(&str) -> bool,
+    ) -> Intercept {
         match event {
-            Event::HistoryMsg {
-                title,
-                id,
-                ms,
-                sender,
-                text,
-            } if self.pending.contains_key(*title) => {
-                if let Some(p) = self.pending.get_mut(*title) {
+            Event::HistoryMsg { title, .. } if self.pending.contains_key(*title) => {
+                if let (Some(p), Some(held)) = (self.pending.get_mut(*title), Held::of(event)) {
                     // A server sends at most one batch; anything beyond is not kept.
                     if p.held.len() < CATCH_UP as usize {
-                        p.held.push(Held {
-                            id: *id,
-                            ms: *ms,
-                            sender: (*sender).to_owned(),
-                            text: (*text).to_owned(),
-                        });
+                        p.held.push(held);
                     }
                 }
                 Intercept::Hold
@@ -371,19 +384,6 @@ impl CatchUp {
             }
         }
     }
-
-    /// Of a catch-up answer for `title` (sender, text in order), how many leading
-    /// messages were seen already: those up to the last live message remembered.
-    pub fn already_seen(&self, title: &str, answer: &[(String, String)]) -> usize {
-        let Some(seen) = self.channels.get(title) else {
-            return 0;
-        };
-        let pairs: Vec<(&str, &str)> = answer
-            .iter()
-            .map(|(s, t)| (s.as_str(), t.as_str()))
-            .collect();
-        place_after(&seen.live, &pairs)
-    }
 }
 
 /// Where the live messages `seen` (oldest first) end in `answer`: the number of its
@@ -411,6 +411,26 @@ fn place_after(seen: &[(String, String)], answer: &[(&str, &str)]) -> usize {
 mod tests {
     use super::*;
     use proto::ChannelInfo;
+
+    impl CatchUp {
+        /// The channels the client was in.
+        fn channels(&self) -> Vec<String> {
+            self.channels.keys().cloned().collect()
+        }
+
+        /// Of a catch-up answer for `title` (sender, text in order), how many leading
+        /// messages were seen already: those up to the last live message remembered.
+        fn already_seen(&self, title: &str, answer: &[(String, String)]) -> usize {
+            let Some(seen) = self.channels.get(title) else {
+                return 0;
+            };
+            let pairs: Vec<(&str, &str)> = answer
+                .iter()
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .collect();
+            place_after(&seen.live, &pairs)
+        }
+    }
 
     #[test]
     fn history_and_kept_messages_are_marked_with_their_time() {

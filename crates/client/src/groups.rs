@@ -1,8 +1,8 @@
 //! The client's multicast sockets (part 4): one socket per channel group, bound to the
 //! group's address and port (so it hears that group only) and joined on every interface
 //! that is up (so it hears the group whichever interface the server sends it from), each
-//! read by a thread of its own that hands what it hears to the session as
-//! [`NetEvent::Group`]. A client is in a few channels, not thousands.
+//! read by a thread of its own that hands what it hears on (to [`crate::net`], which
+//! makes it an event for the session). A client is in a few channels, not thousands.
 //!
 //! Only I/O lives here: which groups to join and leave, and what a datagram heard on one
 //! means (tag, sequence, confirming), is the session's to decide
@@ -19,18 +19,27 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::net::NetEvent;
 use udp::interfaces;
 
 /// How long a group socket's thread blocks before it looks at its stop flag.
 const GROUP_POLL: Duration = Duration::from_millis(100);
 
-/// Where a group thread hands what it hears; `false` once nobody listens.
-pub type Deliver = Arc<dyn Fn(NetEvent) -> bool + Send + Sync>;
+/// Where a group thread hands what it hears (the group, the datagram); `false` once
+/// nobody listens.
+pub(crate) type Deliver = Arc<dyn Fn(SocketAddr, Vec<u8>) -> bool + Send + Sync>;
+
+/// Whether a read that failed with `e` only timed out or was interrupted: nothing is
+/// wrong, read again.
+pub(crate) fn read_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
 
 /// The groups listened to, each with its thread's stop flag.
 #[derive(Default)]
-pub struct Groups {
+pub(crate) struct Groups {
     listening: Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>,
 }
 
@@ -40,7 +49,7 @@ impl Groups {
     ///
     /// # Errors
     /// The socket could not be opened or bound, or the group joined on no interface.
-    pub fn join(&self, group: SocketAddr, deliver: Deliver) -> io::Result<()> {
+    pub(crate) fn join(&self, group: SocketAddr, deliver: Deliver) -> io::Result<()> {
         let mut listening = self.listening.lock();
         if listening.contains_key(&group) {
             return Ok(());
@@ -57,22 +66,17 @@ impl Groups {
 
     /// Stops listening to `group` (its socket closes, which leaves the group, within
     /// [`GROUP_POLL`]).
-    pub fn leave(&self, group: SocketAddr) {
+    pub(crate) fn leave(&self, group: SocketAddr) {
         if let Some(stop) = self.listening.lock().remove(&group) {
             stop.store(true, Ordering::Relaxed);
         }
     }
 
     /// Stops listening to every group.
-    pub fn leave_all(&self) {
+    pub(crate) fn leave_all(&self) {
         for (_, stop) in self.listening.lock().drain() {
             stop.store(true, Ordering::Relaxed);
         }
-    }
-
-    /// Whether `group` is listened to.
-    pub fn is_listening(&self, group: SocketAddr) -> bool {
-        self.listening.lock().contains_key(&group)
     }
 }
 
@@ -120,21 +124,11 @@ fn read_group(socket: &UdpSocket, group: SocketAddr, stop: &AtomicBool, deliver:
     while !stop.load(Ordering::Relaxed) {
         match socket.recv(&mut buf) {
             Ok(n) => {
-                let event = NetEvent::Group {
-                    group,
-                    datagram: buf[..n].to_vec(),
-                };
-                if !deliver(event) {
+                if !deliver(group, buf[..n].to_vec()) {
                     return;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if read_again(&e) => {}
             // Unexpected and possibly lasting: don't spin on it.
             Err(_) => thread::sleep(GROUP_POLL),
         }

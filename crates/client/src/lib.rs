@@ -3,17 +3,17 @@
 //!
 //! - the network and session layer: [`net`] (the socket, the receive thread that opens
 //!   sealed datagrams, answers path challenges, unpacks batches and reports ICMP errors),
-//!   [`secure`] (a protected session's sealing both ways, the pinned server keys) and
-//!   [`session`] (logging in and again after a
-//!   lost connection, channels, keepalives, the account dialogs, multicast channels; it
-//!   decides, on a thread of its own), and [`groups`] (the multicast group sockets);
-//! - the interfaces in [`ui`]: the classic line mode (the line editor, a plain terminal,
+//!   [`secure`] (the pinned server keys), `groups` (the multicast group sockets),
+//!   `session` (logging in and again after a lost connection, channels, keepalives, the
+//!   account dialogs, multicast channels: it decides, and does no I/O) and `shell` (the
+//!   session thread, which carries out what the session decides);
+//! - the interfaces in `ui`: the classic line mode (the line editor, a plain terminal,
 //!   or a script through pipes) and the full-screen client; they read keys and draw.
 //!
-//! [`command`] (what a typed line means), [`render`] (the classic line for each server
-//! event) and [`community`] (part 5: its events in words, history and kept private
+//! [`command`] (what a typed line means), `render` (the classic line for each server
+//! event) and `community` (part 5: its events in words, history and kept private
 //! messages marked apart, what to ask to catch up) are the vocabulary both interfaces
-//! share; [`text`] splits and wraps text.
+//! share; [`text`] splits, wraps and defuses text.
 //! [`discover`] finds servers on the LAN (`--discover`) before any of this starts.
 //!
 //! Threads: the receive thread, the session thread, the interface (the caller's thread,
@@ -21,93 +21,58 @@
 //! thread that asks the session to log off on SIGINT (outside raw mode), SIGTERM and SIGHUP.
 //!
 //! Hidden options exist for tests (`--login-timeout-ms`, `--linger-ms`, `--keepalive-ms`,
-//! `--pong-wait-ms`); see [`Config`].
+//! `--pong-wait-ms`); see [`Options`].
 
 #![warn(missing_docs)]
 
 pub mod command;
-pub mod community;
+mod community;
 pub mod discover;
-pub mod groups;
+mod groups;
 pub mod net;
-pub mod render;
+mod render;
 pub mod secure;
-pub mod session;
+mod session;
 pub mod settings;
+mod shell;
 pub mod text;
-pub mod ui;
+mod ui;
 
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
 use net::Net;
-use proto::DEFAULT_PORT;
-use session::{Input, Options, Out, SecretGuard, Session, UiKind};
+use session::{Input, Out, UiKind};
 
-pub use session::{check_nick, NickError};
+pub use session::Options;
 
-/// How often a logged-in client shows it is still there (the server's idle timeout is
-/// 120 s by default, so three keepalives may be lost before it gives up on us).
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// What the session may have queued for the interface; when full, the session waits.
 const OUTPUT_QUEUE: usize = 1024;
 
 /// What the client is told on its command line and in its settings file.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The server's host name or address.
-    pub host: String,
-    /// The server's UDP port.
-    pub port: u16,
-    /// The nickname to try first; without one, the user is asked.
-    pub nick: Option<String>,
-    /// How long each login try waits for an answer.
-    pub login_timeout: Duration,
-    /// How many login tries before giving up.
-    pub login_tries: u32,
-    /// Scripted input only: after the last line, wait until the server has been quiet
-    /// this long (at most 5 s), so the answers to the last commands are shown.
-    pub linger: Duration,
-    /// How often to show the server we are there (and, with part 4, to check it is).
-    pub keepalive: Duration,
-    /// How long a PING may go unanswered before it is sent again.
-    pub pong_wait: Duration,
+    /// The session: the server, the nickname, the channels, the timings.
+    pub session: Options,
     /// The classic line mode even on a terminal that could take the full screen.
     pub line: bool,
-    /// Channels to join after logging in.
-    pub channels: Vec<String>,
     /// The full-screen client shows the time before each line.
     pub timestamps: bool,
-    /// Where the full-screen client keeps typed lines across runs (`None`: nowhere).
+    /// Where the raw-mode interfaces keep typed lines across runs (`None`: nowhere).
     pub history: Option<PathBuf>,
-    /// The file of servers' pinned OPAQUE keys ([`secure::KnownServers`]).
-    pub known_servers: PathBuf,
-    /// Ask for multicast channels (the server decides whether to offer them).
-    pub multicast: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            host: "localhost".into(),
-            port: DEFAULT_PORT,
-            nick: None,
-            login_timeout: Duration::from_secs(6),
-            login_tries: 5,
-            linger: Duration::from_millis(750),
-            keepalive: KEEPALIVE_INTERVAL,
-            pong_wait: Duration::from_secs(3),
+            session: Options::default(),
             line: false,
-            channels: Vec::new(),
             timestamps: true,
             history: None,
-            known_servers: secure::KnownServers::default_path(),
-            multicast: true,
         }
     }
 }
@@ -134,56 +99,41 @@ fn ui_kind(config: &Config) -> UiKind {
 /// # Errors
 /// The host does not resolve, no UDP socket can be opened, or a thread can't be started.
 pub fn run(config: Config) -> anyhow::Result<i32> {
-    let net = Arc::new(Net::open(&config.host, config.port)?);
+    let net = Arc::new(Net::open(&config.session.host, config.session.port)?);
     let kind = ui_kind(&config);
     let (inbox_tx, inbox) = crossbeam_channel::unbounded::<Input>();
     let (out_tx, outs) = crossbeam_channel::bounded::<Out>(OUTPUT_QUEUE);
     let receiver = net.spawn_receiver(inbox_tx.clone())?;
     watch_signals(inbox_tx.clone())?;
-
-    let options = Options {
-        host: config.host.clone(),
-        port: config.port,
-        nick: config.nick.clone(),
-        login_timeout: config.login_timeout,
-        login_tries: config.login_tries,
-        linger: config.linger,
-        ui: kind,
-        keepalive: config.keepalive,
-        pong_wait: config.pong_wait,
-        autojoin: config.channels.clone(),
-        known: secure::KnownServers::new(config.known_servers.clone()),
-        max_datagram: proto::DEFAULT_MAX_DATAGRAM,
-        multicast: config.multicast,
-    };
-    let guard = Arc::new(parking_lot::Mutex::new(SecretGuard::default()));
-    let start_session = |options: Options, out_tx: Sender<Out>| {
-        let net = Arc::clone(&net);
-        let guard = Arc::clone(&guard);
-        thread::Builder::new()
-            .name("session".into())
-            .spawn(move || Session::with_guard(net, out_tx, options, guard).run(&inbox))
+    let start_session = || {
+        shell::spawn(
+            Arc::clone(&net),
+            config.session.clone(),
+            kind,
+            out_tx,
+            inbox,
+        )
     };
 
     let code = match kind {
         UiKind::FullScreen => {
-            let mut screen = ui::tui::Tui::open(&config, Arc::clone(&guard))?;
-            let session = start_session(options, out_tx)?;
+            let mut screen = ui::tui::Tui::open(config.timestamps, config.history.clone())?;
+            let session = start_session()?;
             let code = screen.run(&inbox_tx, &outs);
             drop(screen);
             let _ = session.join();
             code
         }
         UiKind::Editor => {
-            let mut editor = ui::inline::Inline::open(Arc::clone(&guard), config.history.clone())?;
-            let session = start_session(options, out_tx)?;
+            let mut editor = ui::inline::Inline::open(config.history.clone())?;
+            let session = start_session()?;
             let code = editor.run(&inbox_tx, &outs);
             drop(editor);
             let _ = session.join();
             code
         }
         UiKind::Plain | UiKind::Script => {
-            let session = start_session(options, out_tx)?;
+            let session = start_session()?;
             let code = ui::line::LineUi::open(kind).run(&inbox_tx, outs);
             let _ = session.join();
             code

@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use proto::DEFAULT_PORT;
 use udpchat_client::discover::discover;
-use udpchat_client::render::sanitize;
-use udpchat_client::{settings, Config};
+use udpchat_client::secure::KnownServers;
+use udpchat_client::text::sanitize;
+use udpchat_client::{settings, Config, Options};
 
 /// Chat with others through a udpchat server. Type /help once logged in.
 #[derive(Parser, Debug)]
@@ -124,22 +125,24 @@ fn run() -> anyhow::Result<i32> {
         port = first.addr.port();
     }
     let config = Config {
-        host,
-        port,
-        nick: args.nick.or(file.nick),
-        login_timeout: Duration::from_millis(args.login_timeout_ms),
-        linger: Duration::from_millis(args.linger_ms),
-        keepalive: Duration::from_millis(args.keepalive_ms),
-        pong_wait: Duration::from_millis(args.pong_wait_ms),
+        session: Options {
+            host,
+            port,
+            nick: args.nick.or(file.nick),
+            login_timeout: Duration::from_millis(args.login_timeout_ms),
+            linger: Duration::from_millis(args.linger_ms),
+            keepalive: Duration::from_millis(args.keepalive_ms),
+            pong_wait: Duration::from_millis(args.pong_wait_ms),
+            multicast: !args.no_multicast,
+            channels: file.channels,
+            known_servers: args
+                .known_servers
+                .unwrap_or_else(KnownServers::default_path),
+            ..Options::default()
+        },
         line: args.line,
-        multicast: !args.no_multicast,
-        channels: file.channels,
         timestamps: file.timestamps.unwrap_or(true),
         history: settings::history_path(),
-        known_servers: args
-            .known_servers
-            .unwrap_or_else(udpchat_client::secure::KnownServers::default_path),
-        ..Config::default()
     };
     udpchat_client::run(config)
 }

@@ -13,23 +13,23 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::groups::{Deliver, Groups};
+use super::groups::{read_again, Deliver, Groups};
 use proto::auth::SessionKeys;
 use proto::session::ClientSession;
-use proto::{batch, code, encode_raw, Event, Request, MAX_UDP_PAYLOAD};
+use proto::{batch, code, Event, Request, MAX_UDP_PAYLOAD};
 
 /// How long the receive thread blocks before it looks at the stop flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 
 /// What the receive thread hands to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEvent {
+pub(crate) enum NetEvent {
     /// One whole event datagram from the server (code and payload), not yet decoded.
     Datagram(Vec<u8>),
     /// The server's address answered with ICMP "port unreachable": nobody listens there.
@@ -44,9 +44,9 @@ pub enum NetEvent {
     },
 }
 
-/// The socket and what sending needs; shared by the session, the receive thread and the
-/// signal thread.
-pub struct Net {
+/// The socket and what sending needs; shared by the session thread and the receive
+/// thread.
+pub(crate) struct Net {
     /// Connected to the server, so the kernel drops datagrams from anyone else and reports
     /// ICMP errors. `UdpSocket` sends and receives through `&self`: no lock needed.
     socket: UdpSocket,
@@ -56,12 +56,6 @@ pub struct Net {
     /// ways, so nobody who merely forges an address can speak for us or for the server
     /// (see [`crate::secure`]).
     session: Mutex<Option<ClientSession>>,
-    /// The nickname logged in as: LOGOFF carries it (classic servers expect it) and a
-    /// signal must be able to log off from another thread.
-    nick: Mutex<Option<String>>,
-    /// When a datagram last went out or came in, so scripted input knows when the
-    /// answers to its last commands are in.
-    last_traffic: Mutex<Instant>,
     /// Tells the receive thread to end; it looks every [`RECV_POLL`].
     stop: AtomicBool,
     /// The multicast groups listened to.
@@ -77,7 +71,7 @@ impl Net {
     ///
     /// # Errors
     /// The host does not resolve, or no UDP socket can be opened or connected.
-    pub fn open(host: &str, port: u16) -> anyhow::Result<Net> {
+    pub(crate) fn open(host: &str, port: u16) -> anyhow::Result<Net> {
         let server = resolve(host, port)?;
         let local: SocketAddr = if server.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -92,15 +86,13 @@ impl Net {
     }
 
     /// Wraps a socket already connected to `server`.
-    pub fn with_socket(socket: UdpSocket, server: SocketAddr) -> Net {
+    fn with_socket(socket: UdpSocket, server: SocketAddr) -> Net {
         // A read timeout lets the receive thread notice the stop flag.
         let _ = socket.set_read_timeout(Some(RECV_POLL));
         Net {
             socket,
             server,
             session: Mutex::new(None),
-            nick: Mutex::new(None),
-            last_traffic: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             groups: Groups::default(),
             deliver: Mutex::new(None),
@@ -108,7 +100,7 @@ impl Net {
     }
 
     /// The server's address.
-    pub fn server(&self) -> SocketAddr {
+    pub(crate) fn server(&self) -> SocketAddr {
         self.server
     }
 
@@ -117,7 +109,7 @@ impl Net {
     /// # Errors
     /// The socket refused it (an unreachable server is not an error here: see
     /// [`NetEvent::Unreachable`]).
-    pub fn send(&self, request: &Request<'_>) -> io::Result<()> {
+    pub(crate) fn send(&self, request: &Request<'_>) -> io::Result<()> {
         self.send_bytes(&request.to_bytes())
     }
 
@@ -125,7 +117,7 @@ impl Net {
     ///
     /// # Errors
     /// As [`Net::send`].
-    pub fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_bytes(&self, datagram: &[u8]) -> io::Result<()> {
         let sealed = self.session.lock().as_mut().map(|s| s.seal(datagram));
         self.send_raw(sealed.as_deref().unwrap_or(datagram))
     }
@@ -135,12 +127,11 @@ impl Net {
     ///
     /// # Errors
     /// As [`Net::send`].
-    pub fn send_unsealed(&self, datagram: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_unsealed(&self, datagram: &[u8]) -> io::Result<()> {
         self.send_raw(datagram)
     }
 
     fn send_raw(&self, datagram: &[u8]) -> io::Result<()> {
-        *self.last_traffic.lock() = Instant::now();
         match self.socket.send(datagram) {
             // An ICMP error from an earlier datagram, reported here instead of to the
             // receive thread; the next receive (or the missing answers) tells the session.
@@ -154,7 +145,7 @@ impl Net {
     ///
     /// # Errors
     /// The group could not be joined (see [`Groups::join`]).
-    pub fn join_group(&self, group: SocketAddr) -> io::Result<()> {
+    pub(crate) fn join_group(&self, group: SocketAddr) -> io::Result<()> {
         let Some(deliver) = self.deliver.lock().clone() else {
             return Err(io::Error::other("no receive thread"));
         };
@@ -162,50 +153,15 @@ impl Net {
     }
 
     /// Stops listening to `group`.
-    pub fn leave_group(&self, group: SocketAddr) {
+    pub(crate) fn leave_group(&self, group: SocketAddr) {
         self.groups.leave(group);
-    }
-
-    /// Stops listening to every group.
-    pub fn leave_groups(&self) {
-        self.groups.leave_all();
-    }
-
-    /// Whether `group` is listened to.
-    pub fn in_group(&self, group: SocketAddr) -> bool {
-        self.groups.is_listening(group)
     }
 
     /// Seals every later datagram with `keys` and opens the server's with them (a password
     /// login finished: the session is tentative until the server's sealed LOGIN_ACK), or
     /// stops sealing (`None`: the session is over).
-    pub fn set_session(&self, keys: Option<SessionKeys>) {
+    pub(crate) fn set_session(&self, keys: Option<SessionKeys>) {
         *self.session.lock() = keys.map(ClientSession::new);
-    }
-
-    /// Whether datagrams are sealed: the session is a protected one.
-    pub fn is_protected(&self) -> bool {
-        self.session.lock().is_some()
-    }
-
-    /// Records the nickname logged in as (`None`: logged off).
-    pub fn set_nick(&self, nick: Option<&str>) {
-        *self.nick.lock() = nick.map(str::to_string);
-    }
-
-    /// Sends LOGOFF if logged in, and forgets the nickname and the session keys.
-    pub fn logoff(&self) {
-        if let Some(nick) = self.nick.lock().take() {
-            let mut datagram = Vec::new();
-            encode_raw(code::LOGOFF, &nick, &mut datagram);
-            let _ = self.send_bytes(&datagram);
-        }
-        self.set_session(None);
-    }
-
-    /// How long since a datagram went out or came in.
-    pub fn silent_for(&self) -> Duration {
-        self.last_traffic.lock().elapsed()
     }
 
     /// Starts the receive thread: every datagram from the server goes to `to` as
@@ -213,20 +169,16 @@ impl Net {
     ///
     /// # Errors
     /// The thread could not be started.
-    pub fn spawn_receiver<T: From<NetEvent> + Send + 'static>(
+    pub(crate) fn spawn_receiver<T: From<NetEvent> + Send + 'static>(
         self: &Arc<Self>,
         to: Sender<T>,
     ) -> io::Result<thread::JoinHandle<()>> {
         let net = Arc::clone(self);
         let to_groups = to.clone();
-        let me = Arc::downgrade(self);
-        *self.deliver.lock() = Some(Arc::new(move |event: NetEvent| {
-            // Channel traffic that comes by multicast is traffic too (scripted input
-            // waits for answers to fall quiet).
-            if let Some(net) = me.upgrade() {
-                *net.last_traffic.lock() = Instant::now();
-            }
-            to_groups.send(event.into()).is_ok()
+        *self.deliver.lock() = Some(Arc::new(move |group, datagram| {
+            to_groups
+                .send(NetEvent::Group { group, datagram }.into())
+                .is_ok()
         }));
         thread::Builder::new()
             .name("receive".into())
@@ -234,7 +186,7 @@ impl Net {
     }
 
     /// Ends the receive thread (within [`RECV_POLL`]).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.groups.leave_all();
     }
@@ -251,19 +203,13 @@ impl Net {
                     continue;
                 }
                 Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) {
+                    if !read_again(&e) {
                         // Unexpected, and possibly lasting: don't spin on it.
                         thread::sleep(RECV_POLL);
                     }
                     continue;
                 }
             };
-            *self.last_traffic.lock() = Instant::now();
             // A protected session opens what is sealed for it and drops the rest.
             let opened = match self.session.lock().as_mut() {
                 Some(session) => session.open(&buf[..len]).map(|b| b.into_owned()),
@@ -302,7 +248,7 @@ pub fn unpack(datagram: &[u8]) -> Vec<&[u8]> {
 ///
 /// # Errors
 /// The host does not resolve or has no address.
-pub fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+pub(crate) fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}"))?

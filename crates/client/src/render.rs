@@ -1,53 +1,17 @@
 //! Turns server events into the lines the client shows, exactly as the classic client
 //! printed them, with every piece of network text defused by [`sanitize`] first.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
-
+use crate::community;
+use crate::text::sanitize;
 use proto::{ChannelInfo, Event};
 
-/// Makes text from the network safe to write to a terminal.
-///
-/// Other users choose these bytes, so a raw escape sequence could clear the screen, move
-/// the cursor over earlier lines, retitle the window or worse. Control characters become
-/// visible caret notation (ESC is `^[`, DEL is `^?`), a tab becomes a space so columns
-/// stay aligned, and C1 controls, line separators and bidirectional overrides (which can
-/// make text read differently from what was sent) become `<U+XXXX>`. Everything else,
-/// accented letters and emoji included, passes unchanged.
-pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\t' => out.push(' '),
-            '\u{0}'..='\u{1f}' => {
-                out.push('^');
-                out.push(char::from(c as u8 + 0x40));
-            }
-            '\u{7f}' => out.push_str("^?"),
-            c if needs_escape(c) => {
-                let _ = write!(out, "<U+{:04X}>", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn needs_escape(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{200e}' | '\u{200f}'
-        | '\u{2028}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}'
-    )
-}
-
 /// The line shown for one server event, starting with a tab and without a line end.
-pub fn render(event: &Event<'_>) -> String {
+pub(crate) fn render(event: &Event<'_>) -> String {
+    if !shown(event) {
+        // Steps of a password exchange, of path validation and of the delivery
+        // extensions, and the answer to the part-5 hello: the client consumes them.
+        return String::new();
+    }
     let s = sanitize;
     match event {
         Event::Error { message } => format!("\t** ERROR: {} **", s(message)),
@@ -87,25 +51,14 @@ pub fn render(event: &Event<'_>) -> String {
             "unregistered" => format!("\tNickname {} is no longer registered.", s(nick)),
             other => format!("\tAccount {}: {}", s(nick), s(other)),
         },
-        // Steps of a password exchange, of path validation and of the delivery extensions:
-        // the client consumes them; see [`shown`].
-        Event::RegisterResp { .. }
-        | Event::AuthChallenge { .. }
-        | Event::AuthRetry { .. }
-        | Event::PathChallenge { .. }
-        | Event::CapsAck { .. }
-        | Event::Pong { .. }
-        | Event::McastGroup { .. }
-        | Event::McastProbe { .. }
-        | Event::ServerHere { .. } => String::new(),
         // Part 5: channels, moderation, history, operators.
-        part5 => super::community::render(part5).unwrap_or_default(),
+        part5 => community::render(part5).unwrap_or_default(),
     }
 }
 
 /// Whether an event is shown to the user (the steps of a password exchange, the delivery
 /// extensions' bookkeeping and the answer to the part-5 hello are not).
-pub fn shown(event: &Event<'_>) -> bool {
+pub(crate) fn shown(event: &Event<'_>) -> bool {
     !matches!(
         event,
         Event::RegisterResp { .. }
@@ -133,7 +86,7 @@ fn channel_item(info: &ChannelInfo<'_>) -> String {
 }
 
 /// A duration in whole seconds as `HH:MM:SS`; hours grow past two digits when they must.
-pub fn hms(seconds: u64) -> String {
+pub(crate) fn hms(seconds: u64) -> String {
     format!(
         "{:02}:{:02}:{:02}",
         seconds / 3600,
@@ -145,6 +98,7 @@ pub fn hms(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::code;
 
     fn info<'a>(title: &'a str, count: u32, description: &'a str) -> ChannelInfo<'a> {
         ChannelInfo {
@@ -193,49 +147,27 @@ mod tests {
 
     #[test]
     fn messages_and_notices() {
-        assert_eq!(
-            render(&Event::PublicMsg {
-                title: "Pets",
-                sender: "bob",
-                text: "hi  there "
-            }),
-            "\tbob [Pets]: hi  there "
-        );
-        assert_eq!(
-            render(&Event::PrivateMsg {
-                sender: "bob",
-                text: "psst"
-            }),
-            "\tbob [**private**]: psst"
-        );
-        assert_eq!(
-            render(&Event::UserJoins {
-                title: "Pets",
-                nick: "bob"
-            }),
-            "\t<bob has entered Pets>"
-        );
-        assert_eq!(
-            render(&Event::UserParts {
-                title: "Pets",
-                nick: "bob"
-            }),
-            "\t<bob has left Pets>"
-        );
-        assert_eq!(
-            render(&Event::Error {
-                message: "no current channel"
-            }),
-            "\t** ERROR: no current channel **"
-        );
-        assert_eq!(
-            render(&Event::UserOnline { nick: "bob" }),
-            "\t<bob is online>"
-        );
-        assert_eq!(
-            render(&Event::UserOffline { nick: "bob" }),
-            "\t<bob is offline>"
-        );
+        for (code, payload, line) in [
+            (
+                code::PUBLIC_MSG,
+                "Pets bob hi  there ",
+                "\tbob [Pets]: hi  there ",
+            ),
+            (code::PRIVATE_MSG, "bob psst", "\tbob [**private**]: psst"),
+            (code::USER_JOINS, "Pets bob", "\t<bob has entered Pets>"),
+            (code::USER_PARTS, "Pets bob", "\t<bob has left Pets>"),
+            (
+                code::ERROR,
+                "no current channel",
+                "\t** ERROR: no current channel **",
+            ),
+            (code::USER_ONLINE, "bob", "\t<bob is online>"),
+            (code::USER_OFFLINE, "bob", "\t<bob is offline>"),
+        ] {
+            let mut datagram = Vec::new();
+            proto::encode_raw(code, payload, &mut datagram);
+            assert_eq!(render(&Event::decode(&datagram).unwrap()), line);
+        }
     }
 
     #[test]
@@ -264,23 +196,6 @@ mod tests {
         assert_eq!(hms(60), "00:01:00");
         assert_eq!(hms(86_399), "23:59:59");
         assert_eq!(hms(360_000), "100:00:00");
-    }
-
-    #[test]
-    fn sanitize_leaves_plain_text_borrowed() {
-        assert!(matches!(sanitize("héllo wörld 🐈"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn sanitize_defuses_escape_sequences_and_controls() {
-        assert_eq!(
-            sanitize("\u{1b}[2J\u{1b}]0;pwned\u{7}"),
-            "^[[2J^[]0;pwned^G"
-        );
-        assert_eq!(sanitize("a\rb\nc\u{8}\u{7f}\0"), "a^Mb^Jc^H^?^@");
-        assert_eq!(sanitize("a\tb"), "a b");
-        assert_eq!(sanitize("\u{9b}31m"), "<U+009B>31m");
-        assert_eq!(sanitize("abc\u{202e}def"), "abc<U+202E>def");
     }
 
     #[test]

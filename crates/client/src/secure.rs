@@ -43,13 +43,8 @@ impl KnownServers {
         }
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The key pinned for `server`, if any.
-    pub fn get(&self, server: &str) -> Option<String> {
+    fn get(&self, server: &str) -> Option<String> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         text.lines().find_map(|l| {
             let (s, k) = l.split_once(' ')?;

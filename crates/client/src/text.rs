@@ -1,12 +1,56 @@
-//! Text shaping shared by both interfaces: splitting a long message into pieces that fit a
-//! datagram, splitting pasted text into lines, and wrapping a line on screen with an
-//! indent. Pure functions, unit-tested here.
+//! Text shaping shared by both interfaces: defusing text from the network before it is
+//! shown ([`sanitize`]), splitting a long message into pieces that fit a datagram,
+//! splitting pasted text into lines, and wrapping a line on screen with an indent. Pure
+//! functions, unit-tested here.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use unicode_width::UnicodeWidthChar;
 
+/// Makes text from the network safe to write to a terminal.
+///
+/// Other users choose these bytes, so a raw escape sequence could clear the screen, move
+/// the cursor over earlier lines, retitle the window or worse. Control characters become
+/// visible caret notation (ESC is `^[`, DEL is `^?`), a tab becomes a space so columns
+/// stay aligned, and C1 controls, line separators and bidirectional overrides (which can
+/// make text read differently from what was sent) become `<U+XXXX>`. Everything else,
+/// accented letters and emoji included, passes unchanged.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(' '),
+            '\u{0}'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if needs_escape(c) => {
+                let _ = write!(out, "<U+{:04X}>", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{200e}' | '\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// The lines of what was typed or pasted: split at line ends (`\n`, `\r\n`, or a lone `\r`,
 /// which a terminal sends for Enter), without a trailing empty line.
-pub fn lines(text: &str) -> Vec<&str> {
+pub(crate) fn lines(text: &str) -> Vec<&str> {
     let mut out: Vec<&str> = text
         .split('\n')
         .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
@@ -20,7 +64,7 @@ pub fn lines(text: &str) -> Vec<&str> {
 /// Splits `text` into pieces of at most `max` bytes, at a space where it can (the space
 /// is dropped), inside a word only when one word alone is too long (never inside a
 /// character). Text that fits comes back whole.
-pub fn split_message(text: &str, max: usize) -> Vec<&str> {
+pub(crate) fn split_message(text: &str, max: usize) -> Vec<&str> {
     let max = max.max(4);
     let mut out = Vec::new();
     let mut rest = text;
@@ -50,7 +94,7 @@ pub fn split_message(text: &str, max: usize) -> Vec<&str> {
 
 /// Wraps `line` to `width` columns: words are kept whole where they fit, and every
 /// continuation line starts with `indent` spaces so a long message reads as one block.
-pub fn wrap(line: &str, width: usize, indent: usize) -> Vec<String> {
+pub(crate) fn wrap(line: &str, width: usize, indent: usize) -> Vec<String> {
     let width = width.max(indent + 8);
     let mut out = Vec::new();
     let mut current = String::new();
@@ -134,6 +178,23 @@ mod tests {
                 prop_assert!(unicode_width::UnicodeWidthStr::width(row.as_str()) <= width.max(12));
             }
         }
+    }
+
+    #[test]
+    fn sanitize_leaves_plain_text_borrowed() {
+        assert!(matches!(sanitize("héllo wörld 🐈"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn sanitize_defuses_escape_sequences_and_controls() {
+        assert_eq!(
+            sanitize("\u{1b}[2J\u{1b}]0;pwned\u{7}"),
+            "^[[2J^[]0;pwned^G"
+        );
+        assert_eq!(sanitize("a\rb\nc\u{8}\u{7f}\0"), "a^Mb^Jc^H^?^@");
+        assert_eq!(sanitize("a\tb"), "a b");
+        assert_eq!(sanitize("\u{9b}31m"), "<U+009B>31m");
+        assert_eq!(sanitize("abc\u{202e}def"), "abc<U+202E>def");
     }
 
     #[test]

@@ -3,16 +3,26 @@
 //! the lines shown.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{
-    guard, NickError, Out, Place, Session, Shown, Target, UiKind, PASTE_CONFIRM, QUEUE_MAX,
-    QUIET_USERS, UNCONFIRMED_MAX_AGE,
-};
+use super::guard::{self, NickError};
+use super::io::{Out, Place, Shown, Target, UiKind};
+use super::machine::Session;
+use super::state::Run;
 use crate::command::{self, Command};
-use crate::render::{self, sanitize};
-use crate::text;
-use proto::{errors, words, Event, Request};
+use crate::render;
+use crate::text::{self, sanitize};
+use proto::{errors, words, Event, Request, DEFAULT_MAX_DATAGRAM};
+
+/// More lines than this in one paste are sent only after the user says yes.
+const PASTE_CONFIRM: usize = 5;
+/// Lines typed while the connection is down wait for it, up to this many.
+const QUEUE_MAX: usize = 50;
+/// A public message the server has not echoed back within this long is not sent again
+/// after a reconnect (it probably arrived; the echo was lost).
+const UNCONFIRMED_MAX_AGE: Duration = Duration::from_secs(10);
+/// How long after an automatic LIST_USERS its USER_ITEMs fill the nick list quietly.
+const QUIET_USERS: Duration = Duration::from_secs(2);
 
 impl Session {
     /// Shows a server event and keeps what it says about channels and members.
@@ -20,7 +30,7 @@ impl Session {
         if self.catch_up_event(event) {
             return;
         }
-        let own = self.nick.clone().unwrap_or_default();
+        let own = self.me.nick.clone().unwrap_or_default();
         let mut place = Place::Active;
         let mut mention = false;
         let mut focus = false;
@@ -31,19 +41,24 @@ impl Session {
                 sender,
                 text,
             } => {
-                if self.ignored.contains(&sender.to_lowercase()) {
+                if self.me.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
                 place = Place::Channel(sanitize(title).into_owned());
                 mention = sender != own && guard::mentions(text, &own);
                 if sender == own {
-                    if let Some(i) = self.unconfirmed.iter().position(|(_, t, _)| t == text) {
-                        self.unconfirmed.remove(i);
+                    if let Some(i) = self
+                        .backlog
+                        .unconfirmed
+                        .iter()
+                        .position(|(_, t, _)| t == text)
+                    {
+                        self.backlog.unconfirmed.remove(i);
                     }
                 }
             }
             Event::PrivateMsg { sender, .. } => {
-                if self.ignored.contains(&sender.to_lowercase()) {
+                if self.me.ignored.contains(&sender.to_lowercase()) {
                     return;
                 }
                 place = Place::Private(sanitize(sender).into_owned());
@@ -62,15 +77,15 @@ impl Session {
                 let key = info.title.to_lowercase();
                 self.joined(info.title, now);
                 place = Place::Channel(sanitize(info.title).into_owned());
-                focus = self.user_joins.remove(&key);
-                if self.quiet_joins.remove(&key) {
+                focus = self.channels.user_joins.remove(&key);
+                if self.channels.quiet_joins.remove(&key) {
                     shown = false;
                 }
             }
             Event::PartAck(info) => {
                 let key = info.title.to_lowercase();
-                self.channels.retain(|c| c.to_lowercase() != key);
-                if self.members.remove(&key).is_some() {
+                self.channels.joined.retain(|c| c.to_lowercase() != key);
+                if self.channels.members.remove(&key).is_some() {
                     self.members_changed(&key);
                 }
             }
@@ -78,14 +93,14 @@ impl Session {
                 for title in words(channels) {
                     self.member(title, nick, true);
                 }
-                if self.quiet_users_until.is_some_and(|t| now < t) {
+                if self.channels.quiet_users_until.is_some_and(|t| now < t) {
                     shown = false;
                 }
             }
             Event::Error { message } if message == errors::NO_CURRENT_CHANNEL => {
                 self.show(render::render(event), place);
-                if !self.hinted {
-                    self.hinted = true;
+                if !self.channels.hinted {
+                    self.channels.hinted = true;
                     self.notice(
                         "\tJoin a channel first: /channels lists them, /join TITLE joins one.",
                     );
@@ -93,7 +108,7 @@ impl Session {
                 return;
             }
             Event::HistoryMsg { sender, .. } | Event::StoredPrivate { sender, .. }
-                if self.ignored.contains(&sender.to_lowercase()) =>
+                if self.me.ignored.contains(&sender.to_lowercase()) =>
             {
                 return;
             }
@@ -119,26 +134,27 @@ impl Session {
     /// A channel was joined (or became current again): it goes to the front.
     pub(super) fn joined(&mut self, title: &str, now: Instant) {
         let key = title.to_lowercase();
-        self.channels.retain(|c| c.to_lowercase() != key);
-        self.channels.insert(0, title.to_string());
+        self.channels.joined.retain(|c| c.to_lowercase() != key);
+        self.channels.joined.insert(0, title.to_string());
         let entry = self
+            .channels
             .members
             .entry(key.clone())
             .or_insert_with(|| (title.to_string(), BTreeSet::new()));
-        if let Some(own) = &self.nick {
+        if let Some(own) = &self.me.nick {
             entry.1.insert(own.clone());
         }
         self.members_changed(&key);
-        if self.opts.ui == UiKind::FullScreen {
+        if self.ui == UiKind::FullScreen {
             // The nick list: LIST_USERS answers for the current channel, which this now is.
-            self.quiet_users_until = Some(now + QUIET_USERS);
+            self.channels.quiet_users_until = Some(now + QUIET_USERS);
             self.send(&Request::ListUsers);
         }
     }
 
     pub(super) fn member(&mut self, title: &str, nick: &str, present: bool) {
         let key = title.to_lowercase();
-        let Some((_, nicks)) = self.members.get_mut(&key) else {
+        let Some((_, nicks)) = self.channels.members.get_mut(&key) else {
             return;
         };
         let changed = if present {
@@ -169,7 +185,8 @@ impl Session {
         let total = lines.len();
         for (i, line) in lines.into_iter().enumerate() {
             self.chat_line(&line, to, now);
-            let interrupted = self.done || self.dialog.is_some() || self.phase.is_busy();
+            let interrupted =
+                self.run == Run::Done || self.dialog.is_some() || self.phase.is_busy();
             if interrupted && i + 1 < total {
                 self.notice(format!("\t({} more lines not sent)", total - i - 1));
                 return;
@@ -186,16 +203,16 @@ impl Session {
             if command == Command::Nothing {
                 return;
             }
-            if self.queue.len() < QUEUE_MAX {
-                self.queue.push_back((line.to_string(), to.clone()));
+            if self.backlog.queue.len() < QUEUE_MAX {
+                self.backlog.queue.push_back((line.to_string(), to.clone()));
             }
-            if !self.queue_told {
-                self.queue_told = true;
+            if !self.backlog.told {
+                self.backlog.told = true;
                 self.notice("\t(not connected: what you type is sent when the connection is back)");
             }
             return;
         }
-        if self.guard.lock().holds(line) {
+        if self.me.guard.holds(line) {
             return self.notice("\t** not sent: that is a password **");
         }
         let mut scratch = String::new();
@@ -217,32 +234,34 @@ impl Session {
             Command::Window(_) | Command::Search(_) => {
                 self.notice("\tThat works in the full-screen client only.")
             }
-            Command::Ignore("") if self.ignored.is_empty() => self.notice("\tNobody is ignored."),
+            Command::Ignore("") if self.me.ignored.is_empty() => {
+                self.notice("\tNobody is ignored.")
+            }
             Command::Ignore("") => {
-                let list: Vec<&str> = self.ignored.iter().map(String::as_str).collect();
+                let list: Vec<&str> = self.me.ignored.iter().map(String::as_str).collect();
                 self.notice(format!("\tIgnored: {}", list.join(" ")));
             }
             Command::Ignore(nick) => {
-                self.ignored.insert(nick.to_lowercase());
+                self.me.ignored.insert(nick.to_lowercase());
                 self.notice(format!("\tIgnoring {}.", sanitize(nick)));
             }
             Command::Unignore(nick) => {
-                if self.ignored.remove(&nick.to_lowercase()) {
+                if self.me.ignored.remove(&nick.to_lowercase()) {
                     self.notice(format!("\tNo longer ignoring {}.", sanitize(nick)));
                 } else {
                     self.notice(format!("\t{} was not ignored.", sanitize(nick)));
                 }
             }
-            Command::Part(title) if !title.is_empty() && !self.is_member(title) => {
+            Command::Part(title) if !title.is_empty() && !self.channels.is_member(title) => {
                 self.notice(format!("\tYou are not in {}.", sanitize(title)));
             }
             Command::Join(title) => {
-                self.user_joins.insert(title.to_lowercase());
+                self.channels.user_joins.insert(title.to_lowercase());
                 self.send(&Request::Join { title });
             }
             Command::Users | Command::Who(_) | Command::Whois(_) => {
                 // Asked for: shown, even right after a join.
-                self.quiet_users_until = None;
+                self.channels.quiet_users_until = None;
                 if let Some(request) = command.request(&mut scratch) {
                     self.send(&request);
                 }
@@ -252,7 +271,7 @@ impl Session {
                 let request = part5.request();
                 if let Request::ChanCreate { title, .. } = request {
                     // Created and joined: its buffer comes to the front, as for /join.
-                    self.user_joins.insert(title.to_lowercase());
+                    self.channels.user_joins.insert(title.to_lowercase());
                 }
                 self.send(&request);
             }
@@ -266,49 +285,41 @@ impl Session {
         }
     }
 
-    pub(super) fn is_member(&self, title: &str) -> bool {
-        self.channels.iter().any(|c| c.eq_ignore_ascii_case(title))
-    }
-
     /// A message, in pieces that fit a datagram, to where it was typed.
     pub(super) fn say(&mut self, text: &str, to: &Target, now: Instant) {
         match to {
             Target::Private(nick) => return self.private(nick, text),
-            Target::Channel(title)
-                if !self
-                    .channels
-                    .first()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(title)) =>
-            {
+            Target::Channel(title) if !self.channels.is_current(title) => {
                 // Speaking in a channel's buffer speaks there: make it current first. A
                 // join of a channel one is in tells nobody, so this is safe anywhere.
-                self.quiet_joins.insert(title.to_lowercase());
+                self.channels.quiet_joins.insert(title.to_lowercase());
                 self.send(&Request::Join { title });
             }
             _ => {}
         }
         let channel = match to {
             Target::Channel(title) => Some(title.clone()),
-            _ => self.channels.first().cloned(),
+            _ => self.channels.joined.first().cloned(),
         };
-        let max = self.opts.max_datagram.saturating_sub(2);
+        let max = DEFAULT_MAX_DATAGRAM.saturating_sub(2);
         for piece in text::split_message(text, max) {
             self.send(&Request::SendPublic { text: piece });
-            while self.unconfirmed.len() >= QUEUE_MAX
-                || self.unconfirmed.front().is_some_and(|(t, _, _)| {
+            while self.backlog.unconfirmed.len() >= QUEUE_MAX
+                || self.backlog.unconfirmed.front().is_some_and(|(t, _, _)| {
                     now.saturating_duration_since(*t) > UNCONFIRMED_MAX_AGE
                 })
             {
-                self.unconfirmed.pop_front();
+                self.backlog.unconfirmed.pop_front();
             }
-            self.unconfirmed
+            self.backlog
+                .unconfirmed
                 .push_back((now, piece.to_string(), channel.clone()));
         }
     }
 
     /// The public messages the server never echoed go first when the connection is back.
     pub(super) fn requeue_unconfirmed(&mut self, now: Instant) {
-        let lost: Vec<_> = self.unconfirmed.drain(..).collect();
+        let lost: Vec<_> = self.backlog.unconfirmed.drain(..).collect();
         for (sent, text, channel) in lost.into_iter().rev() {
             if now.saturating_duration_since(sent) > UNCONFIRMED_MAX_AGE {
                 continue;
@@ -320,12 +331,12 @@ impl Session {
                 text
             };
             let to = channel.map_or(Target::Current, Target::Channel);
-            self.queue.push_front((line, to));
+            self.backlog.queue.push_front((line, to));
         }
     }
 
     pub(super) fn private(&mut self, nick: &str, text: &str) {
-        let max = self.opts.max_datagram.saturating_sub(3 + nick.len());
+        let max = DEFAULT_MAX_DATAGRAM.saturating_sub(3 + nick.len());
         for piece in text::split_message(text, max) {
             self.send(&Request::SendPrivate {
                 recipient: nick,
@@ -341,7 +352,7 @@ impl Session {
         }
     }
 
-    pub(super) fn refuse_nick(&self, problem: NickError) {
+    pub(super) fn refuse_nick(&mut self, problem: NickError) {
         if problem == NickError::WhiteSpace {
             self.notice("Invalid nickname. Must contain no spaces.");
         }
@@ -349,9 +360,9 @@ impl Session {
 
     /// Lines typed while the connection was down go out now that it is back.
     pub(super) fn flush_queue(&mut self, now: Instant) {
-        self.queue_told = false;
+        self.backlog.told = false;
         while self.connected() && self.dialog.is_none() {
-            let Some((line, to)) = self.queue.pop_front() else {
+            let Some((line, to)) = self.backlog.queue.pop_front() else {
                 return;
             };
             self.chat_line(&line, &to, now);
@@ -360,6 +371,6 @@ impl Session {
 
     /// Logged in, in the channels: lines go out as typed.
     pub(super) fn connected(&self) -> bool {
-        self.phase.is_chat() && self.rejoin.is_empty()
+        self.phase.is_chat() && self.rejoin.list.is_empty()
     }
 }

@@ -5,36 +5,19 @@
 
 use std::time::Instant;
 
-use super::{Place, Session, CAPS_WAIT};
+use super::io::Place;
+use super::machine::{Session, CAPS_WAIT};
+use super::state::Hello;
 use crate::community::Intercept;
-use crate::render::sanitize;
+use crate::text::sanitize;
 use proto::{errors, Event, Request};
-
-/// Whether the server speaks part 5, as its answer to `HELLO` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Hello {
-    /// Not asked in this login.
-    Unknown,
-    /// `HELLO` sent; with `quiet`, its message of the day is not shown again (it was,
-    /// earlier in this run).
-    Asked {
-        /// Leave the message of the day out.
-        quiet: bool,
-        /// When it went out: no answer within [`CAPS_WAIT`] means no part 5.
-        since: Instant,
-    },
-    /// `HELLO_ACK` came: part-5 requests are understood.
-    Part5,
-    /// A server without part 5: nothing of it is asked.
-    Classic,
-}
 
 impl Session {
     /// Says `HELLO`, so the server sends its message of the day and counts this client as
     /// one that takes part-5 notices.
     pub(super) fn hello(&mut self, now: Instant) {
-        self.hello = Hello::Asked {
-            quiet: self.motd_shown,
+        self.community.hello = Hello::Asked {
+            quiet: self.community.motd_shown,
             since: now,
         };
         self.send(&Request::Hello {
@@ -44,14 +27,14 @@ impl Session {
 
     /// The answers to `HELLO`; `true` when the event was one (and is not shown).
     pub(super) fn hello_event(&mut self, event: &Event<'_>) -> bool {
-        let Hello::Asked { quiet, .. } = self.hello else {
+        let Hello::Asked { quiet, .. } = self.community.hello else {
             return false;
         };
         match event {
             Event::HelloAck { .. } => {
-                self.hello = Hello::Part5;
-                self.motd_shown = true;
-                for title in std::mem::take(&mut self.catch_up_due) {
+                self.community.hello = Hello::Part5;
+                self.community.motd_shown = true;
+                for title in std::mem::take(&mut self.community.due) {
                     self.ask_catch_up(&title);
                 }
                 true
@@ -59,8 +42,8 @@ impl Session {
             // A server without part 5 does not know the code (its answer to CAPS_REQ,
             // sent first, was taken as such before).
             Event::Error { message } if *message == errors::UNIMPLEMENTED => {
-                self.hello = Hello::Classic;
-                self.catch_up_due.clear();
+                self.community.hello = Hello::Classic;
+                self.community.due.clear();
                 true
             }
             Event::Motd { .. } => quiet,
@@ -71,10 +54,10 @@ impl Session {
     /// A server that answers nothing to `HELLO` (nor to other codes it does not know)
     /// has no part 5.
     pub(super) fn hello_tick(&mut self, now: Instant) {
-        if let Hello::Asked { since, .. } = self.hello {
+        if let Hello::Asked { since, .. } = self.community.hello {
             if now.saturating_duration_since(since) >= CAPS_WAIT {
-                self.hello = Hello::Classic;
-                self.catch_up_due.clear();
+                self.community.hello = Hello::Classic;
+                self.community.due.clear();
             }
         }
     }
@@ -82,39 +65,43 @@ impl Session {
     /// A channel was joined again after a lost connection: ask what was missed there,
     /// once the server is known to speak part 5.
     pub(super) fn rejoined(&mut self, title: &str) {
-        if !self.catching_up {
+        if !self.community.catching_up {
             return;
         }
-        match self.hello {
+        match self.community.hello {
             Hello::Part5 => self.ask_catch_up(title),
-            Hello::Asked { .. } => self.catch_up_due.push(title.to_string()),
+            Hello::Asked { .. } => self.community.due.push(title.to_string()),
             Hello::Unknown | Hello::Classic => {}
         }
     }
 
     fn ask_catch_up(&mut self, title: &str) {
-        self.catch_up.expect_answer(title);
+        self.community.catch_up.expect_answer(title);
         let mut number = String::new();
-        let request = self.catch_up.request_for(title, &mut number).to_bytes();
+        let request = self
+            .community
+            .catch_up
+            .request_for(title, &mut number)
+            .to_bytes();
         self.send_bytes(&request);
     }
 
     /// The connection is gone: answers awaited will not come, and the next login says
     /// `HELLO` again.
     pub(super) fn community_lost(&mut self) {
-        self.catching_up = true;
-        self.catch_up.cancel_pending();
-        self.catch_up_due.clear();
-        self.hello = Hello::Unknown;
+        self.community.catching_up = true;
+        self.community.catch_up.cancel_pending();
+        self.community.due.clear();
+        self.community.hello = Hello::Unknown;
     }
 
     /// Lets the catch-up see `event` first: it notes the channels and the messages seen,
     /// holds the history it asked for, and shows what was missed once it is all in.
     /// `true` when the event was taken.
     pub(super) fn catch_up_event(&mut self, event: &Event<'_>) -> bool {
-        let ignored = &self.ignored;
+        let ignored = &self.me.ignored;
         let hidden = |nick: &str| ignored.contains(&nick.to_lowercase());
-        match self.catch_up.intercept(event, &hidden) {
+        match self.community.catch_up.intercept(event, &hidden) {
             Intercept::Pass => false,
             Intercept::Hold => true,
             Intercept::Release(lines) => {

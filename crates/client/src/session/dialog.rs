@@ -4,48 +4,20 @@
 
 use std::time::Instant;
 
-use super::login::Why;
+use super::io::{AskKind, Effect, Place, Target, UiKind};
 use super::login::MAX_WRONG;
-use super::{AskKind, Place, Session, Target, UiKind};
+use super::machine::Session;
+use super::phase::{Phase, Why};
+use super::state::Dialog;
 use crate::render;
 use crate::secure::Pin;
-use proto::auth::{self, ClientAuthError, LoginStart, RegisterStart};
+use proto::auth::{self, ClientAuthError, ServerKey};
 use proto::{Event, Request};
-
-/// A command waiting for an answer from the user or the server.
-pub(super) enum Dialog {
-    /// `/register`: the new password is asked.
-    NewPassword,
-    /// The new password again.
-    RepeatPassword { first: String },
-    /// REGISTER_REQ sent; REGISTER_RESP awaited.
-    Registering {
-        start: Option<Box<RegisterStart>>,
-        password: String,
-        since: Instant,
-    },
-    /// REGISTER_UPLOAD sent; ACCOUNT_ACK awaited.
-    Uploading { password: String, since: Instant },
-    /// `/passwd`: the current password is asked (after `wrong` wrong ones).
-    CurrentPassword { wrong: u32 },
-    /// The current password is checked: AUTH_REQ sent, and the challenge opened with it
-    /// here (a wrong password does not open it). Nothing is finished with the server.
-    Checking {
-        start: Option<Box<LoginStart>>,
-        password: String,
-        wrong: u32,
-        since: Instant,
-    },
-    /// `/unregister`: the nickname must be typed.
-    ConfirmUnregister,
-    /// A paste of many lines waits for a yes.
-    ConfirmPaste { lines: Vec<String>, to: Target },
-}
 
 impl Session {
     /// `/register`: a guest sets a password; a password session changes it.
     pub(super) fn register(&mut self) {
-        if self.net.is_protected() {
+        if self.link.sealed {
             return self.passwd();
         }
         self.dialog = Some(Dialog::NewPassword);
@@ -54,7 +26,7 @@ impl Session {
 
     /// `/passwd`: the current password first (a guest has none: it sets one).
     pub(super) fn passwd(&mut self) {
-        if !self.net.is_protected() {
+        if !self.link.sealed {
             self.dialog = Some(Dialog::NewPassword);
             return self.ask(AskKind::Secret, "New password: ");
         }
@@ -84,8 +56,8 @@ impl Session {
     /// A secret was typed: for the login's password prompt or for a dialog.
     pub(super) fn secret_typed(&mut self, secret: String, now: Instant) {
         // Whatever it was for, it must never go out as text later.
-        self.guard.lock().add(&secret);
-        if matches!(self.phase, super::login::Phase::AskPassword { .. }) {
+        self.me.guard.add(&secret);
+        if matches!(self.phase, Phase::AskPassword { .. }) {
             return self.password_typed(secret, now);
         }
         match self.dialog.take() {
@@ -104,7 +76,7 @@ impl Session {
                 }
                 let start = auth::register_start(&secret);
                 self.send_bytes(&start.datagram);
-                self.ask = None;
+                self.asking.open = None;
                 self.dialog = Some(Dialog::Registering {
                     start: Some(Box::new(start)),
                     password: secret,
@@ -116,12 +88,12 @@ impl Session {
                     self.notice("\tThe password was not changed.");
                     return self.end_dialog(now);
                 }
-                let Some(nick) = self.nick.clone() else {
+                let Some(nick) = self.me.nick.clone() else {
                     return self.end_dialog(now);
                 };
                 let start = auth::login_start(&nick, &secret);
                 self.send_bytes(&start.datagram);
-                self.ask = None;
+                self.asking.open = None;
                 self.dialog = Some(Dialog::Checking {
                     start: Some(Box::new(start)),
                     password: secret,
@@ -137,7 +109,7 @@ impl Session {
     pub(super) fn confirm_typed(&mut self, typed: &str, now: Instant) {
         match self.dialog.take() {
             Some(Dialog::ConfirmUnregister) => {
-                let nick = self.nick.clone().unwrap_or_default();
+                let nick = self.me.nick.clone().unwrap_or_default();
                 if !nick.is_empty() && typed.trim().eq_ignore_ascii_case(&nick) {
                     self.send(&Request::Unregister);
                 } else {
@@ -174,28 +146,12 @@ impl Session {
                 };
                 match start.finish_with_key(&password, message) {
                     Ok((upload, server_key)) => {
-                        match self.opts.known.check(&self.server_name(), &server_key) {
-                            Ok(Pin::Same) => {}
-                            Ok(Pin::New) => self.notice(format!(
-                                "\tPinned the server's key in {} (first use).",
-                                self.opts.known.path().display()
-                            )),
-                            Ok(Pin::Changed(old)) => {
-                                self.warn_key_changed(&old, &server_key.to_base64());
-                                self.notice(
-                                    "\t** ERROR: not registering with a server whose key changed **",
-                                );
-                                self.end_dialog(now);
-                                return true;
-                            }
-                            Err(e) => {
-                                self.notice(format!("\t** cannot pin the server's key: {e} **"))
-                            }
-                        }
-                        self.send_bytes(&upload);
-                        self.dialog = Some(Dialog::Uploading {
-                            password,
-                            since: now,
+                        // REGISTER_UPLOAD waits for the key the server showed to be checked.
+                        self.dialog = Some(Dialog::Pinning { upload, password });
+                        let server = self.server_name();
+                        self.effect(Effect::CheckPin {
+                            server,
+                            key: server_key,
                         });
                     }
                     Err(_) => {
@@ -209,13 +165,13 @@ impl Session {
                 let password = std::mem::take(password);
                 self.show(render::render(event), Place::Active);
                 self.dialog = None;
-                let nick = self.nick.clone();
+                let nick = self.me.nick.clone();
                 match nick {
                     // A guest that registers logs in with the new password at once, so its
                     // session is protected from then on.
-                    Some(nick) if !self.net.is_protected() => {
-                        if self.opts.ui == UiKind::Script {
-                            self.script_password = Some(password.clone());
+                    Some(nick) if !self.link.sealed => {
+                        if self.ui == UiKind::Script {
+                            self.me.script_password = Some(password.clone());
                         }
                         self.start_auth(nick, password, Why::Upgrade, 0, now);
                     }
@@ -285,17 +241,43 @@ impl Session {
 
     /// Gives up on a server that does not answer a dialog's request.
     pub(super) fn dialog_tick(&mut self, now: Instant) {
-        let since = match &self.dialog {
-            Some(
-                Dialog::Registering { since, .. }
-                | Dialog::Uploading { since, .. }
-                | Dialog::Checking { since, .. },
-            ) => *since,
-            _ => return,
+        let Some(since) = self.dialog.as_ref().and_then(Dialog::waiting_since) else {
+            return;
         };
         if now.saturating_duration_since(since) >= self.opts.login_timeout {
             self.notice("\t** ERROR: no answer from the server **");
             self.end_dialog(now);
         }
+    }
+
+    /// What the pinned key says of the key a server showed: a registration goes on (or,
+    /// when the key changed, does not); a password login only warns of a change.
+    pub(super) fn pinned(&mut self, key: &ServerKey, pin: Result<Pin, String>, now: Instant) {
+        let Some(Dialog::Pinning { upload, password }) =
+            self.dialog.take_if(|d| matches!(d, Dialog::Pinning { .. }))
+        else {
+            if let Ok(Pin::Changed(old)) = pin {
+                self.warn_key_changed(&old, &key.to_base64());
+            }
+            return;
+        };
+        match pin {
+            Ok(Pin::Same) => {}
+            Ok(Pin::New) => self.notice(format!(
+                "\tPinned the server's key in {} (first use).",
+                self.opts.known_servers.display()
+            )),
+            Ok(Pin::Changed(old)) => {
+                self.warn_key_changed(&old, &key.to_base64());
+                self.notice("\t** ERROR: not registering with a server whose key changed **");
+                return self.end_dialog(now);
+            }
+            Err(e) => self.notice(format!("\t** cannot pin the server's key: {e} **")),
+        }
+        self.send_bytes(&upload);
+        self.dialog = Some(Dialog::Uploading {
+            password,
+            since: now,
+        });
     }
 }

@@ -1,17 +1,23 @@
 //! Small judgements about text the session makes before it sends or shows anything: is
-//! this line a password typed earlier (then it must never go out as a message), does this
-//! message mention me, is this nickname acceptable to send.
+//! this line a password typed earlier (then it must never go out as a message, nor show
+//! in clear while it is typed), does this message mention me, is this nickname acceptable
+//! to send.
+
+use std::collections::BTreeSet;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// Remembers the passwords typed in this run as salted hashes, so that a password typed
 /// at the wrong prompt (after a prompt changed, or typed ahead) is recognised and never
-/// sent as a message or a nickname. Only hashes are kept, under a salt made at start, so
-/// the memory holds nothing a password could be read back from.
-pub struct SecretGuard {
+/// sent as a message or a nickname, nor shown in clear on the input line. Only hashes are
+/// kept, under a salt made at start, and the passwords' lengths (which their stars show
+/// anyway), so the memory holds nothing a password could be read back from.
+pub(crate) struct SecretGuard {
     salt: [u8; 16],
     hashes: Vec<[u8; 32]>,
+    /// The length of each password, in characters: the stretches of a line to look at.
+    lengths: BTreeSet<usize>,
 }
 
 impl Default for SecretGuard {
@@ -21,6 +27,7 @@ impl Default for SecretGuard {
         SecretGuard {
             salt,
             hashes: Vec::new(),
+            lengths: BTreeSet::new(),
         }
     }
 }
@@ -34,25 +41,47 @@ impl SecretGuard {
     }
 
     /// Remembers `secret` (blank ones are not worth guarding: they are never sent anyway).
-    pub fn add(&mut self, secret: &str) {
+    pub(crate) fn add(&mut self, secret: &str) {
         if secret.trim().is_empty() {
             return;
         }
         let h = self.hash(secret);
         if !self.hashes.contains(&h) {
             self.hashes.push(h);
+            self.lengths.insert(secret.trim().chars().count());
         }
     }
 
     /// Whether `line` is (apart from white space around it) a password typed before.
-    pub fn holds(&self, line: &str) -> bool {
+    pub(crate) fn holds(&self, line: &str) -> bool {
         !line.trim().is_empty() && self.hashes.contains(&self.hash(line))
+    }
+
+    /// `text` as the input line may show it: every stretch of it that is a password typed
+    /// before becomes stars, one a character.
+    pub(crate) fn mask(&self, text: &str) -> String {
+        let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        let mut hidden = vec![false; starts.len()];
+        for &len in &self.lengths {
+            for first in 0..(starts.len() + 1).saturating_sub(len) {
+                let end = starts.get(first + len).copied().unwrap_or(text.len());
+                let stretch = &text[starts[first]..end];
+                // The white space around a password is not part of it.
+                if stretch.trim().len() == stretch.len() && self.holds(stretch) {
+                    hidden[first..first + len].fill(true);
+                }
+            }
+        }
+        text.chars()
+            .zip(hidden)
+            .map(|(c, hide)| if hide { '*' } else { c })
+            .collect()
     }
 }
 
 /// Whether `text` mentions `nick` as a word of its own (any case): `ann:` and `@ann`
 /// do, `annex` does not.
-pub fn mentions(text: &str, nick: &str) -> bool {
+pub(crate) fn mentions(text: &str, nick: &str) -> bool {
     if nick.is_empty() {
         return false;
     }
@@ -68,7 +97,7 @@ pub fn mentions(text: &str, nick: &str) -> bool {
 
 /// Why a nickname typed at the prompt is refused before it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NickError {
+pub(crate) enum NickError {
     /// Nothing but white space: ask again.
     Empty,
     /// White space inside the nickname.
@@ -80,7 +109,7 @@ pub enum NickError {
 ///
 /// # Errors
 /// [`NickError`] when it is empty or holds white space.
-pub fn check_nick(typed: &str) -> Result<&str, NickError> {
+pub(crate) fn check_nick(typed: &str) -> Result<&str, NickError> {
     let nick = typed.trim();
     if nick.is_empty() {
         Err(NickError::Empty)
@@ -115,6 +144,18 @@ mod tests {
         assert!(!g.holds("hunter"));
         assert!(!g.holds(""));
         assert!(!g.holds("   "));
+    }
+
+    #[test]
+    fn passwords_in_a_line_show_as_stars() {
+        let mut g = SecretGuard::default();
+        assert_eq!(g.mask("hunter2"), "hunter2");
+        g.add("hunter2");
+        g.add(" pässwort ");
+        assert_eq!(g.mask("my hunter2 is pässwort!"), "my ******* is ********!");
+        assert_eq!(g.mask("hunter2hunter2"), "**************");
+        assert_eq!(g.mask("hunter"), "hunter");
+        assert_eq!(g.mask(""), "");
     }
 
     #[test]

@@ -5,130 +5,21 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{check_nick, AskKind, Caps, CatchUp, Place, Session, UiKind};
+use super::guard::check_nick;
+use super::io::{AskKind, Effect, Place, Transmit, UiKind};
+use super::machine::{Session, REJOIN_WAIT};
+use super::phase::{Phase, Step, Why};
+use super::state::Caps;
+use crate::community::CatchUp;
 use crate::render;
-use crate::secure::Pin;
-use proto::auth::{self, ClientAuthError, LoginStart};
+use crate::text::sanitize;
+use proto::auth::{self, ClientAuthError};
 use proto::{errors, Event, Request};
 
 /// The longest wait between two tries to log in again.
 const RECONNECT_MAX: Duration = Duration::from_secs(10);
-/// How long a rejoin waits for its JOIN_ACK before asking again.
-const REJOIN_WAIT: Duration = Duration::from_secs(2);
 /// Wrong passwords in a row before the nickname is asked again.
 pub(super) const MAX_WRONG: u32 = 3;
-
-/// Why a login is under way; it decides what is shown, how long to keep trying and what
-/// comes after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Why {
-    /// The client just started.
-    First,
-    /// `/login`, or a nickname asked again after wrong passwords.
-    Relogin,
-    /// The connection was lost: quietly, and for as long as it takes.
-    Reconnect,
-    /// `/nick NEW`: back to `old` if the new one is refused.
-    Rename {
-        /// The nickname before.
-        old: String,
-        /// Whether `old` was a password session (its password is asked to go back).
-        protected: bool,
-    },
-    /// A guest registered its nickname and logs in with the new password, keeping its
-    /// channels.
-    Upgrade,
-}
-
-impl Why {
-    /// Whether the classic lines of a login (`trying to log in (n)...`, the welcome,
-    /// errors) are shown.
-    fn classic(&self) -> bool {
-        matches!(self, Why::First | Why::Relogin | Why::Upgrade)
-    }
-
-    /// Whether tries are counted (reconnecting never gives up).
-    fn limited(&self) -> bool {
-        *self != Why::Reconnect
-    }
-}
-
-/// The step of a password exchange.
-pub(super) enum Step {
-    /// AUTH_REQ sent; the challenge is awaited.
-    Challenge(Box<LoginStart>),
-    /// AUTH_FINISH sent and the (tentative) session set: its sealed LOGIN_ACK is awaited,
-    /// asked for again `asked` times with a sealed LOGIN_REQ when it seems lost.
-    Ack { asked: u32 },
-}
-
-/// Where the login stands.
-pub(super) enum Phase {
-    /// Not started.
-    Idle,
-    /// A nickname is asked for.
-    AskNick(Why),
-    /// LOGIN_REQ sent `tries` times; the next try is due at `deadline`.
-    Login {
-        nick: String,
-        tries: u32,
-        deadline: Instant,
-        why: Why,
-    },
-    /// The password is asked for (after `wrong` wrong ones).
-    AskPassword { nick: String, wrong: u32, why: Why },
-    /// A password exchange is under way.
-    Auth {
-        nick: String,
-        password: String,
-        step: Option<Step>,
-        tries: u32,
-        deadline: Instant,
-        wrong: u32,
-        why: Why,
-    },
-    /// Logged in.
-    Chat,
-}
-
-impl Phase {
-    pub(super) fn is_chat(&self) -> bool {
-        matches!(self, Phase::Chat)
-    }
-
-    fn why(&self) -> Option<&Why> {
-        match self {
-            Phase::AskNick(why)
-            | Phase::Login { why, .. }
-            | Phase::AskPassword { why, .. }
-            | Phase::Auth { why, .. } => Some(why),
-            Phase::Idle | Phase::Chat => None,
-        }
-    }
-
-    pub(super) fn is_reconnecting(&self) -> bool {
-        self.why() == Some(&Why::Reconnect)
-    }
-
-    /// Logging in (not chatting, and not just reconnecting in the background).
-    pub(super) fn is_busy(&self) -> bool {
-        !self.is_chat() && !self.is_reconnecting()
-    }
-
-    /// The connection state in a few words, for the status line.
-    pub(super) fn describe(&self, rejoined: bool) -> String {
-        match (self, self.why()) {
-            (Phase::Chat, _) if rejoined => "connected",
-            (Phase::Chat, _) => "rejoining",
-            (Phase::AskPassword { .. }, _) => "password needed",
-            (_, Some(Why::Reconnect)) => "reconnecting",
-            (_, Some(Why::Rename { .. })) => "changing nickname",
-            (Phase::Idle, _) => "starting",
-            _ => "logging in",
-        }
-        .to_string()
-    }
-}
 
 /// The wait before reconnect try `n` (from 1): quick at first, then every 10 s.
 fn retry_delay(n: u32) -> Duration {
@@ -151,7 +42,7 @@ impl Session {
             return;
         };
         let why = why.clone();
-        if self.guard.lock().holds(typed) {
+        if self.me.guard.holds(typed) {
             self.notice("\t** not sent: that is a password, not a nickname **");
             return self.ask_nick_for(why);
         }
@@ -168,12 +59,12 @@ impl Session {
         if why == Why::Reconnect {
             // Lines typed meanwhile are queued: keep the chat prompt up (a script's is
             // asked for when the answers to its last line are in).
-            let paced = self.opts.ui == UiKind::Script && self.pace.is_some();
-            if !paced && self.ask.is_none_or(|(_, k)| k != AskKind::Chat) {
+            let paced = self.ui == UiKind::Script && self.asking.pace.is_some();
+            if !paced && self.asking.open.is_none_or(|(_, k)| k != AskKind::Chat) {
                 self.ask(AskKind::Chat, "> ");
             }
         } else {
-            self.ask = None;
+            self.asking.open = None;
         }
         self.phase = Phase::Login {
             nick,
@@ -188,9 +79,8 @@ impl Session {
     pub(super) fn login_tick(&mut self, now: Instant) {
         let timeout = self.opts.login_timeout;
         let max = self.opts.login_tries;
-        let deadline = match &self.phase {
-            Phase::Login { deadline, .. } | Phase::Auth { deadline, .. } => *deadline,
-            _ => return,
+        let Some(deadline) = self.phase.deadline() else {
+            return;
         };
         if now < deadline {
             return;
@@ -255,7 +145,7 @@ impl Session {
                 let start = auth::login_start(nick, password);
                 let datagram = start.datagram.clone();
                 *step = Some(Step::Challenge(Box::new(start)));
-                self.net.set_session(None);
+                self.unseal();
                 self.send_bytes(&datagram);
             }
             _ => {}
@@ -280,11 +170,8 @@ impl Session {
 
     /// `/nick` failed: log in again under the old nickname, in the same channels.
     fn back_to(&mut self, old: String, protected: bool, now: Instant) {
-        self.notice(format!(
-            "\t** logging in again as {} **",
-            render::sanitize(&old)
-        ));
-        self.nick = Some(old.clone());
+        self.notice(format!("\t** logging in again as {} **", sanitize(&old)));
+        self.me.nick = Some(old.clone());
         self.reconnect(old, protected, now);
     }
 
@@ -320,7 +207,7 @@ impl Session {
             (Phase::Login { nick, why, .. }, Event::LoginAck { nick: acked }) => {
                 let (why, _) = (why.clone(), nick);
                 // A LOGIN_REQ makes a guest, whatever the session was before.
-                self.net.set_session(None);
+                self.unseal();
                 if why.classic() {
                     self.show(render::render(event), Place::Active);
                 }
@@ -333,7 +220,7 @@ impl Session {
                     // Late answers to what was sent before this login.
                     return true;
                 }
-                self.net.set_session(None);
+                self.unseal();
                 if why != Why::Reconnect {
                     self.show(render::render(event), Place::Active);
                 }
@@ -367,15 +254,15 @@ impl Session {
                         // The keys go in before the finish goes out, so that no sealed
                         // answer can arrive before the receive thread can open it (a kept
                         // private message is sent once).
-                        self.net.set_session(Some(keys));
-                        if let Err(e) = self.net.send_unsealed(&finish) {
-                            self.notice(format!("\t** cannot send: {e} **"));
-                        }
-                        if let Ok(Pin::Changed(old)) =
-                            self.opts.known.check(&self.server_name(), &server_key)
-                        {
-                            self.warn_key_changed(&old, &server_key.to_base64());
-                        }
+                        self.transmit(Transmit::Seal {
+                            keys: Box::new(keys),
+                            finish,
+                        });
+                        let server = self.server_name();
+                        self.effect(Effect::CheckPin {
+                            server,
+                            key: server_key,
+                        });
                     }
                     Err(ClientAuthError::WrongPassword) => {
                         let (nick, why, wrong) = (nick.clone(), why.clone(), *wrong + 1);
@@ -437,7 +324,7 @@ impl Session {
                 }
                 if matches!(step, Some(Step::Ack { .. })) {
                     // The finish was refused: the tentative session never was.
-                    self.net.set_session(None);
+                    self.unseal();
                 }
                 if why == Why::Reconnect {
                     if *message == errors::NO_ACCOUNT {
@@ -481,22 +368,22 @@ impl Session {
 
     /// Asks for the password of `nick` (a script's next line is its password).
     pub(super) fn want_password(&mut self, nick: String, why: Why, wrong: u32, now: Instant) {
-        if self.opts.ui == UiKind::Script && why == Why::Reconnect {
-            if let Some(password) = self.script_password.clone() {
+        if self.ui == UiKind::Script && why == Why::Reconnect {
+            if let Some(password) = self.me.script_password.clone() {
                 return self.start_auth(nick, password, why, wrong, now);
             }
         }
         let prompt = if why.classic() {
             "Password: ".to_string()
         } else {
-            format!("Password for {}: ", render::sanitize(&nick))
+            format!("Password for {}: ", sanitize(&nick))
         };
-        if why == Why::Reconnect && self.opts.ui == UiKind::Plain {
+        if why == Why::Reconnect && self.ui == UiKind::Plain {
             // A plain terminal is still reading the chat line: the password prompt comes
             // once that read is over.
             self.notice(format!(
                 "** {} is registered: press Enter, then type its password **",
-                render::sanitize(&nick)
+                sanitize(&nick)
             ));
         }
         self.phase = Phase::AskPassword { nick, wrong, why };
@@ -513,8 +400,8 @@ impl Session {
             // An Enter too many (or the one that brought the prompt up): ask again.
             return self.want_password(nick, why, wrong, now);
         }
-        if self.opts.ui == UiKind::Script {
-            self.script_password = Some(password.clone());
+        if self.ui == UiKind::Script {
+            self.me.script_password = Some(password.clone());
         }
         self.start_auth(nick, password, why, wrong, now);
     }
@@ -528,7 +415,7 @@ impl Session {
         now: Instant,
     ) {
         if why != Why::Reconnect {
-            self.ask = None;
+            self.asking.open = None;
         }
         self.phase = Phase::Auth {
             nick,
@@ -544,33 +431,30 @@ impl Session {
 
     /// The server took us: chat, after rejoining the channels of before if there were any.
     fn logged_in(&mut self, nick: String, why: Why, now: Instant) {
-        self.net.set_nick(Some(&nick));
-        self.nick = Some(nick.clone());
+        self.link.logged_in = Some(nick.clone());
+        self.me.nick = Some(nick.clone());
         self.phase = Phase::Chat;
-        self.caps = Caps::Asked(now);
+        self.link.caps = Caps::Asked(now);
         // A new login starts without caps and without groups: the server tells them again.
         self.mcast_reset();
         self.send(&Request::Caps {
             caps: self.wanted_caps(),
         });
         self.hello(now);
-        self.last_keepalive = now;
-        self.probe = None;
+        self.link.last_keepalive = now;
+        self.link.probe = None;
         match &why {
             Why::First => {
-                for title in self.opts.autojoin.clone() {
-                    self.user_joins.insert(title.to_lowercase());
+                for title in self.opts.channels.clone() {
+                    self.channels.user_joins.insert(title.to_lowercase());
                     self.send(&Request::Join { title: &title });
                 }
             }
             Why::Reconnect => {
-                self.rejoin_notice = Some("** connection to server restored **".into());
+                self.rejoin.notice = Some("** connection to server restored **".into());
             }
             Why::Rename { .. } => {
-                self.rejoin_notice = Some(format!(
-                    "\tYou are now known as {}.",
-                    render::sanitize(&nick)
-                ));
+                self.rejoin.notice = Some(format!("\tYou are now known as {}.", sanitize(&nick)));
             }
             Why::Relogin | Why::Upgrade => {}
         }
@@ -580,7 +464,7 @@ impl Session {
 
     /// The server no longer knows us: say so, then log in again as before.
     pub(super) fn lost(&mut self, now: Instant) {
-        let protected = self.net.is_protected();
+        let protected = self.link.sealed;
         self.log_in_again(
             "** connection to server lost; reconnecting **",
             protected,
@@ -591,9 +475,9 @@ impl Session {
     /// `/reconnect`: log off and in again at once, as after a lost connection (the
     /// messages not echoed yet are not sent again: the server had the connection).
     pub(super) fn reconnect_now(&mut self, now: Instant) {
-        let protected = self.net.is_protected();
-        self.net.logoff();
-        self.unconfirmed.clear();
+        let protected = self.link.sealed;
+        self.logoff();
+        self.backlog.unconfirmed.clear();
         self.log_in_again("** reconnecting **", protected, now);
     }
 
@@ -601,15 +485,15 @@ impl Session {
         if !self.phase.is_chat() {
             return;
         }
-        let Some(nick) = self.nick.clone() else {
+        let Some(nick) = self.me.nick.clone() else {
             return;
         };
         self.notice(notice);
-        self.net.set_session(None);
-        self.net.set_nick(None);
-        self.caps = Caps::Unknown;
+        self.unseal();
+        self.link.logged_in = None;
+        self.link.caps = Caps::Unknown;
         self.mcast_reset();
-        self.probe = None;
+        self.link.probe = None;
         self.community_lost();
         self.take_channels_for_rejoin();
         self.requeue_unconfirmed(now);
@@ -622,33 +506,25 @@ impl Session {
     /// Moves the channels joined to the rejoin list, oldest first (before those a rejoin
     /// under way still has to join), and empties the nick lists.
     fn take_channels_for_rejoin(&mut self) {
-        let mut list: VecDeque<String> = self.channels.drain(..).rev().collect();
-        list.extend(self.rejoin.drain(..));
-        self.rejoin = list;
-        self.rejoin_sent = None;
-        let keys: Vec<String> = self.members.keys().cloned().collect();
-        self.members.clear();
-        for key in keys {
-            self.members_changed(&key);
-        }
+        let mut list: VecDeque<String> = self.channels.joined.drain(..).rev().collect();
+        list.extend(self.rejoin.list.drain(..));
+        self.rejoin.list = list;
+        self.rejoin.sent = None;
+        self.forget_members();
     }
 
     /// `/login [NICK]`: log off, then log in anew (no channels).
     pub(super) fn relogin(&mut self, nick: Option<&str>, now: Instant) {
         // Log off first, so a refused new nickname leaves no half-state.
-        self.net.logoff();
+        self.logoff();
         self.mcast_reset();
-        self.nick = None;
-        self.channels.clear();
-        self.rejoin.clear();
-        self.catch_up = CatchUp::default();
-        self.catching_up = false;
-        let keys: Vec<String> = self.members.keys().cloned().collect();
-        self.members.clear();
-        for key in keys {
-            self.members_changed(&key);
-        }
-        self.caps = Caps::Unknown;
+        self.me.nick = None;
+        self.channels.joined.clear();
+        self.rejoin.list.clear();
+        self.community.catch_up = CatchUp::default();
+        self.community.catching_up = false;
+        self.forget_members();
+        self.link.caps = Caps::Unknown;
         match nick.map(check_nick) {
             Some(Ok(nick)) => self.start_login(nick.to_string(), Why::Relogin, now),
             Some(Err(problem)) => {
@@ -661,17 +537,17 @@ impl Session {
 
     /// `/nick NEW`: log in under the new nickname and rejoin the channels.
     pub(super) fn rename(&mut self, new: &str, now: Instant) {
-        let Some(old) = self.nick.clone() else {
+        let Some(old) = self.me.nick.clone() else {
             return;
         };
         if old == new {
-            return self.notice(format!("\tYou are {} already.", render::sanitize(new)));
+            return self.notice(format!("\tYou are {} already.", sanitize(new)));
         }
-        let protected = self.net.is_protected();
+        let protected = self.link.sealed;
         if protected {
             // The protected session ends with the old nickname, and the server's answers
             // to a new login come unsealed: log off first, so they are taken.
-            self.net.logoff();
+            self.logoff();
         }
         self.take_channels_for_rejoin();
         self.start_login(new.to_string(), Why::Rename { old, protected }, now);
@@ -679,16 +555,16 @@ impl Session {
 
     /// Joins the next channel of the rejoin list, or says the rejoin is done.
     fn rejoin_next(&mut self, now: Instant) {
-        match self.rejoin.front().cloned() {
+        match self.rejoin.list.front().cloned() {
             Some(title) => {
-                self.quiet_joins.insert(title.to_lowercase());
+                self.channels.quiet_joins.insert(title.to_lowercase());
                 self.send(&Request::Join { title: &title });
-                self.rejoin_sent = Some((now, 1));
+                self.rejoin.sent = Some((now, 1));
             }
             None => {
-                self.rejoin_sent = None;
-                self.catching_up = false;
-                if let Some(notice) = self.rejoin_notice.take() {
+                self.rejoin.sent = None;
+                self.community.catching_up = false;
+                if let Some(notice) = self.rejoin.notice.take() {
                     self.notice(notice);
                 }
                 self.flush_queue(now);
@@ -697,30 +573,27 @@ impl Session {
     }
 
     pub(super) fn rejoin_tick(&mut self, now: Instant) {
-        let Some((sent, tries)) = self.rejoin_sent else {
+        let Some((sent, tries)) = self.rejoin.sent else {
             return;
         };
         if !self.phase.is_chat() || now.saturating_duration_since(sent) < REJOIN_WAIT {
             return;
         }
-        let Some(title) = self.rejoin.front().cloned() else {
+        let Some(title) = self.rejoin.list.front().cloned() else {
             return;
         };
         if tries >= 5 {
-            self.notice(format!(
-                "\t** could not join {} again **",
-                render::sanitize(&title)
-            ));
-            self.rejoin.pop_front();
+            self.notice(format!("\t** could not join {} again **", sanitize(&title)));
+            self.rejoin.list.pop_front();
             return self.rejoin_next(now);
         }
         self.send(&Request::Join { title: &title });
-        self.rejoin_sent = Some((now, tries + 1));
+        self.rejoin.sent = Some((now, tries + 1));
     }
 
     /// Answers to a rejoin; `true` when the event was one.
     pub(super) fn rejoin_event(&mut self, event: &Event<'_>, now: Instant) -> bool {
-        let Some(front) = self.rejoin.front().cloned() else {
+        let Some(front) = self.rejoin.list.front().cloned() else {
             return false;
         };
         let ours = match event {
@@ -734,13 +607,13 @@ impl Session {
             return false;
         }
         if let Event::Error { .. } = event {
-            self.quiet_joins.remove(&front.to_lowercase());
+            self.channels.quiet_joins.remove(&front.to_lowercase());
             self.show(render::render(event), Place::Active);
         } else {
             self.chat_event(event, now);
             self.rejoined(&front);
         }
-        self.rejoin.pop_front();
+        self.rejoin.list.pop_front();
         self.rejoin_next(now);
         true
     }
@@ -753,13 +626,13 @@ impl Session {
     }
 
     /// Tells the user, loudly, that the server's OPAQUE key is not the one pinned.
-    pub(super) fn warn_key_changed(&self, pinned: &str, shown: &str) {
+    pub(super) fn warn_key_changed(&mut self, pinned: &str, shown: &str) {
         for line in [
             "\t@@@ WARNING: THE SERVER'S KEY HAS CHANGED @@@".to_string(),
             format!(
                 "\tThe key of {} is not the one pinned in {}.",
-                render::sanitize(&self.server_name()),
-                self.opts.known.path().display()
+                sanitize(&self.server_name()),
+                self.opts.known_servers.display()
             ),
             format!("\tpinned: {pinned}"),
             format!("\tshown:  {shown}"),

@@ -1,32 +1,30 @@
 //! Multicast channels (part 4), the session's side: what to do with the `multicast` cap,
 //! `MCAST_GROUP`, every `CHANNEL_DATA` heard on a group (tag, then sequence; what fails is
 //! dropped and counted), when to confirm with `MCAST_JOINED` and give up with
-//! `MCAST_LEFT`, which group to leave on part, and what `/status` says. No I/O here but
-//! through [`Net`](crate::net::Net): the sockets are [`crate::groups`]'.
+//! `MCAST_LEFT`, which group to leave on part, and what `/status` says. No I/O here:
+//! listening to a group is an [`Effect`] for the shell, whose sockets are
+//! [`crate::groups`]'.
 //!
 //! Events heard on a group go through [`Session::chat_event`] exactly as the same events
 //! by unicast, so both interfaces show the same lines either way. While a channel switches
 //! between unicast and its group (from `MCAST_GROUP` until the server has our
-//! `MCAST_JOINED`, or back after `MCAST_LEFT`) one event can arrive both ways; [`Pairing`]
-//! shows each once: an event seen on one path is remembered for a few seconds, and its
+//! `MCAST_JOINED`, or back after `MCAST_LEFT`) one event can arrive both ways; `Pairing`
+//! (in `paths.rs`) shows each once: an event seen on one path is remembered for a few seconds, and its
 //! twin from the other path is consumed silently. Identical events (someone saying "hi"
 //! twice) pair up one for one, so none is lost.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use super::Session;
-use crate::render::sanitize;
-use proto::channel_data::{mac, verify, ChannelMac, KEY_LEN, LOST_AFTER};
+use super::io::Effect;
+use super::machine::{Session, WANTED_CAPS, WANTED_CAPS_MULTICAST};
+use super::paths::{Channel, Path};
+use crate::text::sanitize;
+use proto::channel_data::{verify, KEY_LEN, LOST_AFTER};
 use proto::{batch, channel_data, code, words, Event, Request};
 
-/// How long an event seen on one path waits for its twin from the other.
-pub(super) const PAIR_FOR: Duration = Duration::from_secs(3);
-/// Events remembered per path and channel at most.
-const PAIR_MAX: usize = 256;
 /// A confirmed channel whose events still come by unicast this long after MCAST_JOINED
 /// went out: the server did not get it, so it is sent again.
 const REJOIN_AFTER: Duration = Duration::from_secs(1);
@@ -34,105 +32,22 @@ const REJOIN_AFTER: Duration = Duration::from_secs(1);
 /// names more groups can't make the client open sockets and threads without end.
 const MAX_GROUPS: usize = 64;
 
-/// Group datagrams dropped, by reason (shown by `/status`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Drops {
-    /// The tag did not verify under any channel key of the group.
-    pub bad_tag: u64,
-    /// The sequence was not above the last one accepted.
-    pub old_sequence: u64,
-    /// Not a CHANNEL_DATA, its inside did not decode, or an MCAST_GROUP that made no sense.
-    pub malformed: u64,
-}
-
-/// How a channel's events reach us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Path {
-    /// Told the group; nothing valid heard on it yet: unicast.
-    Waiting,
-    /// Heard the group and sent MCAST_JOINED: the group.
-    Confirmed,
-    /// Heard nothing on the group for a while and sent MCAST_LEFT: unicast.
-    Lost,
-}
-
-/// Remembers recent events of one channel on each path; see the module docs.
-#[derive(Debug, Default)]
-pub(super) struct Pairing {
-    unicast: VecDeque<(Box<[u8]>, Instant)>,
-    group: VecDeque<(Box<[u8]>, Instant)>,
-}
-
-impl Pairing {
-    /// An event arrived on the group (`from_group`) or by unicast: whether to show it.
-    pub(super) fn arrive(&mut self, event: &[u8], from_group: bool, now: Instant) -> bool {
-        for q in [&mut self.unicast, &mut self.group] {
-            while q
-                .front()
-                .is_some_and(|(_, t)| now.saturating_duration_since(*t) > PAIR_FOR)
-            {
-                q.pop_front();
-            }
-        }
-        let (twins, mine) = if from_group {
-            (&mut self.unicast, &mut self.group)
-        } else {
-            (&mut self.group, &mut self.unicast)
-        };
-        if let Some(i) = twins.iter().position(|(e, _)| **e == *event) {
-            twins.remove(i);
-            return false;
-        }
-        if mine.len() == PAIR_MAX {
-            mine.pop_front();
-        }
-        mine.push_back((event.into(), now));
-        true
-    }
-}
-
-/// A channel we were told the group of.
-pub(super) struct Channel {
-    title: String,
-    group: SocketAddr,
-    key: [u8; KEY_LEN],
-    mac: ChannelMac,
-    last_seq: u64,
-    pub(super) path: Path,
-    last_heard: Option<Instant>,
-    joined_sent: Option<Instant>,
-    by_group: u64,
-    by_unicast: u64,
-    pairing: Pairing,
-}
-
-/// The session's multicast state.
-#[derive(Default)]
-pub(super) struct Mcast {
-    /// The server granted the cap at the last CAPS_ACK.
-    granted: bool,
-    /// By lower-cased title.
-    pub(super) channels: HashMap<String, Channel>,
-    /// Groups that could not be joined, and why.
-    failed: HashMap<SocketAddr, String>,
-    /// Counted for the whole run.
-    pub(super) drops: Drops,
-}
-
 impl Session {
     /// The caps asked for after every login.
     pub(super) fn wanted_caps(&self) -> &'static str {
         if self.opts.multicast {
-            super::WANTED_CAPS_MULTICAST
+            WANTED_CAPS_MULTICAST
         } else {
-            super::WANTED_CAPS
+            WANTED_CAPS
         }
     }
 
     /// Forgets every group and leaves them (logged off, connection lost, a new login: the
     /// server tells the groups again after the new CAPS_REQ and JOIN_REQs).
     pub(super) fn mcast_reset(&mut self) {
-        self.net.leave_groups();
+        for group in std::mem::take(&mut self.mcast.listening) {
+            self.effect(Effect::Unlisten(group));
+        }
         self.mcast.granted = false;
         self.mcast.channels.clear();
         self.mcast.failed.clear();
@@ -175,44 +90,32 @@ impl Session {
                 c.path = Path::Waiting;
             }
             _ => {
-                let old = m.channels.insert(
-                    lower,
-                    Channel {
-                        title: title.to_string(),
-                        group,
-                        key,
-                        mac: mac(&key),
-                        last_seq: 0,
-                        path: Path::Waiting,
-                        last_heard: None,
-                        joined_sent: None,
-                        by_group: 0,
-                        by_unicast: 0,
-                        pairing: Pairing::default(),
-                    },
-                );
+                let old = m.channels.insert(lower, Channel::new(title, group, key));
                 if let Some(old) = old.filter(|o| o.group != group) {
                     self.mcast_unused(old.group);
                 }
             }
         }
-        if self.net.in_group(group) {
+        if !self.mcast.listening.insert(group) {
             return;
         }
-        match self.net.join_group(group) {
-            Ok(()) => {
-                self.mcast.failed.remove(&group);
-            }
-            Err(e) => {
-                self.mcast.failed.insert(group, e.to_string());
-            }
-        }
+        self.mcast.failed.remove(&group);
+        self.effect(Effect::Listen(group));
+    }
+
+    /// The shell could not listen to `group`: `/status` says why, and the next
+    /// MCAST_GROUP naming it tries again.
+    pub(super) fn mcast_cannot_listen(&mut self, group: SocketAddr, error: String) {
+        self.mcast.listening.remove(&group);
+        self.mcast.failed.insert(group, error);
     }
 
     /// Leaves `group` if no channel of ours uses it any more.
     fn mcast_unused(&mut self, group: SocketAddr) {
         if !self.mcast.channels.values().any(|c| c.group == group) {
-            self.net.leave_group(group);
+            if self.mcast.listening.remove(&group) {
+                self.effect(Effect::Unlisten(group));
+            }
             self.mcast.failed.remove(&group);
         }
     }
@@ -255,7 +158,7 @@ impl Session {
     /// A datagram heard on `group`: check it, confirm the channel if that is news, and
     /// show its events as unicast would.
     pub(super) fn group_datagram(&mut self, group: SocketAddr, datagram: &[u8], now: Instant) {
-        let me = self.nick.clone().unwrap_or_default();
+        let me = self.me.nick.clone().unwrap_or_default();
         let m = &mut self.mcast;
         let mut ours = m
             .channels
@@ -339,7 +242,7 @@ impl Session {
         for c in self.mcast.channels.values_mut() {
             let quiet = c
                 .last_heard
-                .is_none_or(|t| now.saturating_duration_since(t) > LOST_AFTER);
+                .is_none_or(|t| now.saturating_duration_since(t) >= LOST_AFTER);
             if c.path == Path::Confirmed && quiet {
                 c.path = Path::Lost;
                 lost.push(c.title.clone());
@@ -351,9 +254,9 @@ impl Session {
     }
 
     /// `/status`: who we are, where, and how each channel's traffic arrives.
-    pub(super) fn show_status(&self, now: Instant) {
-        let nick = self.nick.as_deref().unwrap_or_default();
-        let protected = if self.net.is_protected() {
+    pub(super) fn show_status(&mut self, now: Instant) {
+        let nick = self.me.nick.as_deref().unwrap_or_default();
+        let protected = if self.link.sealed {
             " (protected with a password)"
         } else {
             ""
@@ -361,7 +264,7 @@ impl Session {
         let mut lines = vec![format!(
             "\tLogged in as {} on {}{protected}",
             sanitize(nick),
-            self.net.server()
+            self.server
         )];
         let m = &self.mcast;
         lines.push(match (self.opts.multicast, m.granted) {
@@ -370,7 +273,7 @@ impl Session {
             (true, false) => "\tMulticast: not offered by this server".to_string(),
         });
         // In the order they were joined.
-        for title in self.channels.iter().rev() {
+        for title in self.channels.joined.iter().rev() {
             lines.push(match m.channels.get(&title.to_lowercase()) {
                 None => format!("\t{}: by unicast", sanitize(title)),
                 Some(c) => {

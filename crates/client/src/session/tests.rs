@@ -1,81 +1,178 @@
-//! Unit tests of the session against a fake server socket, with time injected: what it
-//! sends and says when caps go unanswered, when PINGs go unanswered, when a line comes
-//! for a prompt that changed, when many lines are pasted.
+//! Unit tests of the session, with time injected and no socket: what it sends and says
+//! when caps go unanswered, when PINGs go unanswered, when a line comes for a prompt that
+//! changed, when many lines are pasted, on multicast channels and after a reconnect. The
+//! fixture plays the shell: it drains the session's queues after every input and carries
+//! out its effects, and it moves time on from timer to timer as the session asks.
 
-use std::net::UdpSocket;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use super::io::{
+    Ask, AskKind, Effect, Input, Options, Out, Place, Shown, Target, Transmit, UiKind,
+};
+use super::machine::{Session, CAPS_WAIT, WANTED_CAPS, WANTED_CAPS_MULTICAST};
+use super::paths::{Drops, Pairing, Path, PAIR_FOR};
+use super::state::Caps;
+use crate::net::NetEvent;
+use crate::secure::Pin;
+use proto::{code, encode_raw, errors};
 
-use super::*;
-use proto::{code, encode_raw};
+/// What the client says in HELLO.
+const HELLO: &str = concat!("chat-client/", env!("CARGO_PKG_VERSION"));
 
 struct Fixture {
-    server: UdpSocket,
     session: Session,
-    outs: Receiver<Out>,
     t: Instant,
+    /// Datagrams the session sent, as (code, payload), not looked at yet.
+    sent: VecDeque<(u16, String)>,
+    /// What it told the interface, not looked at yet.
+    outs: VecDeque<Out>,
+    /// The groups it listens to.
+    listening: BTreeSet<SocketAddr>,
+    /// The pinned keys, by server.
+    pins: HashMap<String, String>,
 }
 
 fn fixture(ui: UiKind) -> Fixture {
-    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.connect(server.local_addr().unwrap()).unwrap();
-    let net = Arc::new(Net::with_socket(socket, server.local_addr().unwrap()));
-    let (tx, outs) = crossbeam_channel::unbounded();
-    let opts = Options {
+    fixture_with(ui, |_| {})
+}
+
+/// A session as `ann`, set up by `options` too, started (its first LOGIN_REQ is sent).
+fn fixture_with(ui: UiKind, options: impl FnOnce(&mut Options)) -> Fixture {
+    let mut opts = Options {
         nick: Some("ann".into()),
-        ui,
         ..Options::default()
     };
-    Fixture {
-        server,
-        session: Session::new(net, tx, opts),
-        outs,
-        t: Instant::now(),
-    }
+    options(&mut opts);
+    let t = Instant::now();
+    let server = "127.0.0.1:2027".parse().unwrap();
+    let mut f = Fixture {
+        session: Session::new(opts, ui, server, t),
+        t,
+        sent: VecDeque::new(),
+        outs: VecDeque::new(),
+        listening: BTreeSet::new(),
+        pins: HashMap::new(),
+    };
+    f.pump();
+    f
+}
+
+/// A session as `ann`, logged in; the caps request is left unanswered.
+fn chatting(ui: UiKind) -> Fixture {
+    let mut f = fixture(ui);
+    f.logged_in();
+    f
 }
 
 impl Fixture {
+    /// Carries out what the session asked for, as the shell does.
+    fn pump(&mut self) {
+        loop {
+            let mut answers = Vec::new();
+            while let Some(t) = self.session.poll_transmit() {
+                let datagram = match t {
+                    Transmit::Datagram(d) => d,
+                    Transmit::Seal { finish, .. } => finish,
+                    Transmit::Unseal => continue,
+                };
+                self.sent.push_back((
+                    u16::from_be_bytes([datagram[0], datagram[1]]),
+                    String::from_utf8_lossy(&datagram[2..]).into_owned(),
+                ));
+            }
+            while let Some(effect) = self.session.poll_effect() {
+                match effect {
+                    Effect::Listen(group) => {
+                        self.listening.insert(group);
+                    }
+                    Effect::Unlisten(group) => {
+                        self.listening.remove(&group);
+                    }
+                    Effect::CheckPin { server, key } => {
+                        let shown = key.to_base64();
+                        let pin = match self.pins.get(&server) {
+                            Some(pinned) if *pinned == shown => Pin::Same,
+                            Some(pinned) => Pin::Changed(pinned.clone()),
+                            None => {
+                                self.pins.insert(server, shown);
+                                Pin::New
+                            }
+                        };
+                        answers.push(Input::Pinned { key, pin: Ok(pin) });
+                    }
+                }
+            }
+            self.outs
+                .extend(std::iter::from_fn(|| self.session.poll_output()));
+            if answers.is_empty() {
+                return;
+            }
+            for answer in answers {
+                self.session.handle(answer, self.t);
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        self.session.handle(input, self.t);
+        self.pump();
+    }
+
     /// The next datagram the client sent, as (code, payload).
-    fn sent(&self) -> Option<(u16, String)> {
-        let mut buf = [0u8; 2048];
-        let n = self.server.recv(&mut buf).ok()?;
-        Some((
-            u16::from_be_bytes([buf[0], buf[1]]),
-            String::from_utf8_lossy(&buf[2..n]).into_owned(),
-        ))
+    fn sent(&mut self) -> Option<(u16, String)> {
+        self.sent.pop_front()
     }
 
     #[track_caller]
-    fn expect_sent(&self, code: u16, payload: &str) {
+    fn expect_sent(&mut self, code: u16, payload: &str) {
         assert_eq!(self.sent(), Some((code, payload.to_string())));
     }
 
     fn server_says(&mut self, code: u16, payload: &str) {
         let mut d = Vec::new();
         encode_raw(code, payload, &mut d);
-        self.session
-            .handle(Input::Net(NetEvent::Datagram(d)), self.t);
+        self.handle(Input::Net(NetEvent::Datagram(d)));
     }
 
+    /// Moves time on by `by`, from timer to timer as the session asks; each timer that
+    /// comes due must do something (or the shell would spin).
+    #[track_caller]
     fn later(&mut self, by: Duration) {
-        self.t += by;
-        self.session.tick(self.t);
+        let until = self.t + by;
+        while let Some(at) = self.session.poll_timeout().filter(|at| *at <= until) {
+            self.t = self.t.max(at);
+            self.handle(Input::Timeout);
+            let next = self.session.poll_timeout();
+            assert!(
+                next.is_none_or(|n| n > self.t),
+                "a timer came due and did nothing"
+            );
+        }
+        self.t = until;
     }
 
-    fn lines(&self) -> Vec<String> {
+    /// What was shown since the last look.
+    fn shown(&mut self) -> Vec<Shown> {
+        self.outs
+            .drain(..)
+            .filter_map(|o| match o {
+                Out::Line(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lines(&mut self) -> Vec<String> {
         self.take().0
     }
 
     /// The lines said since the last look, and the last ask among them.
-    fn take(&self) -> (Vec<String>, Option<Ask>) {
+    fn take(&mut self) -> (Vec<String>, Option<Ask>) {
         let mut lines = Vec::new();
         let mut ask = None;
-        for out in self.outs.try_iter() {
+        for out in self.outs.drain(..) {
             match out {
                 Out::Line(s) => lines.push(s.text),
                 Out::Ask(a) => ask = Some(a),
@@ -85,57 +182,70 @@ impl Fixture {
         (lines, ask)
     }
 
-    fn last_ask(&self) -> Option<Ask> {
-        self.outs
-            .try_iter()
-            .filter_map(|o| match o {
-                Out::Ask(a) => Some(a),
-                _ => None,
-            })
-            .last()
+    fn last_ask(&mut self) -> Option<Ask> {
+        self.take().1
     }
 
     fn type_line(&mut self, serial: u64, kind: AskKind, text: &str) {
-        self.session.handle(
-            Input::Answer {
-                serial,
-                kind,
-                text: text.into(),
-                to: Target::Current,
-            },
-            self.t,
-        );
+        self.handle(Input::Answer {
+            serial,
+            kind,
+            text: text.into(),
+            to: Target::Current,
+        });
+    }
+
+    /// Types a chat line at the latest chat prompt.
+    fn chat(&mut self, text: &str) {
+        self.type_line(self.session.asking.serial, AskKind::Chat, text);
+    }
+
+    /// The server takes the LOGIN_REQ of ann; she asks for `caps` and says HELLO.
+    #[track_caller]
+    fn accepted(&mut self, caps: &str) {
+        self.expect_sent(code::LOGIN_REQ, "ann");
+        self.server_says(code::LOGIN_ACK, "ann");
+        self.expect_sent(code::CAPS_REQ, caps);
+        self.expect_sent(code::HELLO, HELLO);
     }
 
     /// Logs in as ann; the caps request is left unanswered.
+    #[track_caller]
     fn logged_in(&mut self) {
-        self.session.start(self.t);
-        self.expect_sent(code::LOGIN_REQ, "ann");
-        self.server_says(code::LOGIN_ACK, "ann");
-        self.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-        self.expect_sent(
-            code::HELLO,
-            concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-        );
+        self.accepted(WANTED_CAPS_MULTICAST);
+    }
+
+    /// ann joins `title` (`count` members) at the chat prompt.
+    #[track_caller]
+    fn joins(&mut self, title: &str, count: u32) {
+        self.chat(&format!("/join {title}"));
+        self.expect_sent(code::JOIN_REQ, title);
+        self.server_says(code::JOIN_ACK, &format!("{title} {count} about {title}"));
+    }
+
+    /// The server forgets ann, who logs in again and asks to join `rejoin` again.
+    #[track_caller]
+    fn forgotten_and_back(&mut self, rejoin: &str) {
+        self.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+        self.accepted(WANTED_CAPS_MULTICAST);
+        self.expect_sent(code::JOIN_REQ, rejoin);
     }
 }
 
 #[test]
 fn no_answer_to_caps_means_no_caps_and_classic_keepalives() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.later(CAPS_WAIT);
-    assert_eq!(f.session.caps, Caps::None);
+    assert_eq!(f.session.link.caps, Caps::None);
     f.later(Duration::from_secs(30));
     f.expect_sent(code::STILL_HERE, "");
 }
 
 #[test]
 fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
-    assert_eq!(f.session.caps, Caps::None);
+    assert_eq!(f.session.link.caps, Caps::None);
     assert!(
         !f.lines().iter().any(|l| l.contains("unimplemented")),
         "the error was shown"
@@ -144,13 +254,10 @@ fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
 
 #[test]
 fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::CAPS_ACK, "batch=1200");
     for title in ["Pets", "Weather"] {
-        f.type_line(f.session.serial, AskKind::Chat, &format!("/join {title}"));
-        f.expect_sent(code::JOIN_REQ, title);
-        f.server_says(code::JOIN_ACK, &format!("{title} 1 about {title}"));
+        f.joins(title, 1);
     }
     f.lines();
     f.later(Duration::from_secs(30));
@@ -163,13 +270,7 @@ fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
     assert!(f
         .lines()
         .contains(&"** connection to server lost; reconnecting **".to_string()));
-    f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(
-        code::HELLO,
-        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-    );
+    f.accepted(WANTED_CAPS_MULTICAST);
     // Oldest first, so the current channel is current again.
     f.expect_sent(code::JOIN_REQ, "Pets");
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
@@ -181,13 +282,12 @@ fn unanswered_pings_lose_the_connection_and_the_channels_come_back_in_order() {
         ["** connection to server restored **"],
         "rejoins are quiet"
     );
-    assert_eq!(f.session.channels, ["Weather", "Pets"]);
+    assert_eq!(f.session.channels.joined, ["Weather", "Pets"]);
 }
 
 #[test]
 fn please_log_in_alone_starts_a_reconnect() {
-    let mut f = fixture(UiKind::Script);
-    f.logged_in();
+    let mut f = chatting(UiKind::Script);
     f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
     assert!(f
         .lines()
@@ -197,8 +297,7 @@ fn please_log_in_alone_starts_a_reconnect() {
 
 #[test]
 fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     let chat = f.last_ask().unwrap();
     assert_eq!(chat.kind, AskKind::Chat);
     f.type_line(chat.serial, AskKind::Chat, "/register");
@@ -223,8 +322,7 @@ fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
 
 #[test]
 fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     let chat = f.last_ask().unwrap();
     f.type_line(chat.serial, AskKind::Chat, "1\n2\n3\n4\n5\n6\n");
     let confirm = f.last_ask().unwrap();
@@ -243,17 +341,9 @@ fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
 
 #[test]
 fn names_from_the_network_are_defused_before_they_name_a_buffer() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.server_says(code::PRIVATE_MSG, "m\u{1b}]0;x\u{7} hi");
-    let places: Vec<Place> = f
-        .outs
-        .try_iter()
-        .filter_map(|o| match o {
-            Out::Line(s) => Some(s.place),
-            _ => None,
-        })
-        .collect();
+    let places: Vec<Place> = f.shown().into_iter().map(|s| s.place).collect();
     assert_eq!(places.last(), Some(&Place::Private("m^[]0;x^G".into())));
 }
 
@@ -261,7 +351,7 @@ fn names_from_the_network_are_defused_before_they_name_a_buffer() {
 
 const KEY: [u8; proto::channel_data::KEY_LEN] = [7; proto::channel_data::KEY_LEN];
 
-fn group() -> std::net::SocketAddr {
+fn group() -> SocketAddr {
     "239.77.0.9:24028".parse().unwrap()
 }
 
@@ -274,33 +364,47 @@ fn channel_data(seq: u64, code: u16, payload: &str, key: &[u8]) -> Vec<u8> {
 
 impl Fixture {
     fn group_says(&mut self, datagram: Vec<u8>) {
-        self.session.handle(
-            Input::Net(NetEvent::Group {
-                group: group(),
-                datagram,
-            }),
-            self.t,
-        );
+        self.handle(Input::Net(NetEvent::Group {
+            group: group(),
+            datagram,
+        }));
+    }
+
+    /// The server names Pets' group and key.
+    fn told_pets_group(&mut self) {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+        self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+    }
+
+    /// A probe heard on Pets' group, with sequence `seq`, confirms the group.
+    #[track_caller]
+    fn probe_confirms(&mut self, seq: u64) {
+        self.group_says(channel_data(seq, code::MCAST_PROBE, "Pets", &KEY));
+        self.expect_sent(code::MCAST_JOINED, "Pets");
     }
 
     /// Logged in with multicast granted, in Pets, told Pets' group.
     fn on_pets_group(&mut self) {
         self.logged_in();
         self.server_says(code::CAPS_ACK, "batch=1200 multicast");
-        self.type_line(self.session.serial, AskKind::Chat, "/join Pets");
-        self.expect_sent(code::JOIN_REQ, "Pets");
-        self.server_says(code::JOIN_ACK, "Pets 2 about Pets");
-        use base64::Engine as _;
-        let key = base64::engine::general_purpose::STANDARD.encode(KEY);
-        self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+        self.joins("Pets", 2);
+        self.told_pets_group();
+        assert!(self.listening.contains(&group()), "listens to the group");
         self.lines();
     }
 }
 
-#[test]
-fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
+/// A session as ann in Pets, told Pets' group.
+fn on_pets_group() -> Fixture {
     let mut f = fixture(UiKind::Editor);
     f.on_pets_group();
+    f
+}
+
+#[test]
+fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
+    let mut f = on_pets_group();
     // The server still unicasts while we are pending: shown.
     f.server_says(code::PUBLIC_MSG, "Pets bob hi");
     assert_eq!(f.lines(), ["\tbob [Pets]: hi"]);
@@ -314,7 +418,7 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
     f.group_says(b"\x02\x58short".to_vec());
     assert_eq!(
         f.session.mcast.drops,
-        mcast::Drops {
+        Drops {
             bad_tag: 1,
             old_sequence: 1,
             malformed: 1
@@ -325,14 +429,7 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
     f.group_says(channel_data(3, code::USER_JOINS, "Pets carl", &KEY));
     // Our own join is never shown, as unicast never sends it.
     f.group_says(channel_data(4, code::USER_JOINS, "Pets ann", &KEY));
-    let shown: Vec<(String, Place)> = f
-        .outs
-        .try_iter()
-        .filter_map(|o| match o {
-            Out::Line(s) => Some((s.text, s.place)),
-            _ => None,
-        })
-        .collect();
+    let shown: Vec<(String, Place)> = f.shown().into_iter().map(|s| (s.text, s.place)).collect();
     assert_eq!(
         shown,
         [
@@ -346,11 +443,8 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
             ),
         ]
     );
-    assert_eq!(
-        f.session.mcast.channels["pets"].path,
-        mcast::Path::Confirmed
-    );
-    f.type_line(f.session.serial, AskKind::Chat, "/status");
+    assert_eq!(f.session.mcast.channels["pets"].path, Path::Confirmed);
+    f.chat("/status");
     let lines = f.lines();
     assert!(
         lines[1] == "\tMulticast: granted by the server",
@@ -370,20 +464,18 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
 
 #[test]
 fn a_quiet_group_is_given_up_and_part_forgets_it() {
-    let mut f = fixture(UiKind::Editor);
-    f.on_pets_group();
-    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    let mut f = on_pets_group();
+    f.probe_confirms(1);
     f.later(Duration::from_secs(5));
     assert_eq!(f.sent(), None);
     f.later(Duration::from_secs(3));
     f.expect_sent(code::MCAST_LEFT, "Pets");
-    assert_eq!(f.session.mcast.channels["pets"].path, mcast::Path::Lost);
+    assert_eq!(f.session.mcast.channels["pets"].path, Path::Lost);
     // Heard again: confirmed again.
-    f.group_says(channel_data(2, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.probe_confirms(2);
     f.server_says(code::PART_ACK, "Pets 1 about Pets");
     assert!(f.session.mcast.channels.is_empty());
+    assert!(f.listening.is_empty(), "the group is left");
     // A group left is not listened to: nothing it says counts.
     f.group_says(channel_data(3, code::PUBLIC_MSG, "Pets bob late", &KEY));
     assert!(!f.lines().iter().any(|l| l.contains("late")));
@@ -391,53 +483,34 @@ fn a_quiet_group_is_given_up_and_part_forgets_it() {
 
 #[test]
 fn a_reconnect_asks_for_multicast_again_and_hears_the_groups_anew() {
-    let mut f = fixture(UiKind::Editor);
-    f.on_pets_group();
-    f.group_says(channel_data(5, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    let mut f = on_pets_group();
+    f.probe_confirms(5);
     f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
     assert!(f.session.mcast.channels.is_empty(), "groups forgotten");
-    f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(
-        code::HELLO,
-        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-    );
+    assert!(f.listening.is_empty(), "groups left");
+    f.accepted(WANTED_CAPS_MULTICAST);
     f.expect_sent(code::JOIN_REQ, "Pets");
     f.server_says(code::CAPS_ACK, "batch=1200 multicast");
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD.encode(KEY);
-    f.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+    f.told_pets_group();
     // A restarted server counts from 1 again.
-    f.group_says(channel_data(1, code::MCAST_PROBE, "Pets", &KEY));
-    f.expect_sent(code::MCAST_JOINED, "Pets");
+    f.probe_confirms(1);
 }
 
 #[test]
 fn no_multicast_asks_for_batch_only_and_ignores_groups() {
-    let mut f = fixture(UiKind::Script);
-    f.session.opts.multicast = false;
-    f.session.start(f.t);
-    f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS);
-    f.expect_sent(
-        code::HELLO,
-        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-    );
+    let mut f = fixture_with(UiKind::Script, |o| o.multicast = false);
+    f.accepted(WANTED_CAPS);
     f.server_says(code::CAPS_ACK, "batch=1200 multicast");
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD.encode(KEY);
-    f.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+    f.told_pets_group();
     assert!(f.session.mcast.channels.is_empty());
-    assert_eq!(f.session.mcast.drops, mcast::Drops::default());
+    assert!(f.listening.is_empty());
+    assert_eq!(f.session.mcast.drops, Drops::default());
 }
 
 #[test]
 fn twins_pair_up_one_for_one_and_expire() {
-    let mut p = mcast::Pairing::default();
+    let mut p = Pairing::default();
     let t = Instant::now();
     assert!(p.arrive(b"hi", false, t));
     assert!(p.arrive(b"hi", false, t), "said twice");
@@ -446,7 +519,7 @@ fn twins_pair_up_one_for_one_and_expire() {
     assert!(p.arrive(b"hi", true, t), "a third hi, on the group only");
     assert!(p.arrive(b"yo", true, t));
     assert!(
-        p.arrive(b"yo", false, t + mcast::PAIR_FOR * 2),
+        p.arrive(b"yo", false, t + PAIR_FOR * 2),
         "too late to be a twin"
     );
 }
@@ -456,9 +529,7 @@ fn in_pets_with_part5(f: &mut Fixture) {
     f.logged_in();
     f.server_says(code::CAPS_ACK, "batch=1200");
     f.server_says(code::HELLO_ACK, "200 1700000000000");
-    f.type_line(f.session.serial, AskKind::Chat, "/join Pets");
-    f.expect_sent(code::JOIN_REQ, "Pets");
-    f.server_says(code::JOIN_ACK, "Pets 2 about Pets");
+    f.joins("Pets", 2);
     f.server_says(code::PUBLIC_MSG, "Pets bob seen live");
     f.lines();
 }
@@ -466,15 +537,7 @@ fn in_pets_with_part5(f: &mut Fixture) {
 /// The server forgets ann, who logs in again; `hello_first` says whether the answer to
 /// HELLO comes before the rejoin's JOIN_ACK.
 fn lose_and_rejoin(f: &mut Fixture, hello_first: bool) {
-    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
-    f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(
-        code::HELLO,
-        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-    );
-    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.forgotten_and_back("Pets");
     if hello_first {
         // The message of the day is not shown again after a reconnect.
         f.server_says(code::MOTD, "welcome to the server");
@@ -523,22 +586,11 @@ fn after_a_reconnect_only_what_was_missed_is_shown_as_history() {
 
 #[test]
 fn a_server_without_part_5_is_asked_for_no_history() {
-    let mut f = fixture(UiKind::Editor);
-    f.logged_in();
+    let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
-    f.type_line(f.session.serial, AskKind::Chat, "/join Pets");
-    f.expect_sent(code::JOIN_REQ, "Pets");
-    f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
-    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
-    f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(
-        code::HELLO,
-        concat!("chat-client/", env!("CARGO_PKG_VERSION")),
-    );
-    f.expect_sent(code::JOIN_REQ, "Pets");
+    f.joins("Pets", 1);
+    f.forgotten_and_back("Pets");
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     f.server_says(code::JOIN_ACK, "Pets 1 about Pets");
@@ -553,19 +605,11 @@ fn a_server_without_part_5_is_asked_for_no_history() {
 
 #[test]
 fn kept_private_messages_and_history_go_to_their_buffers() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.lines();
     f.server_says(code::STORED_PRIVATE, "0 bob are you there?");
     f.server_says(code::HISTORY_MSG, "Pets 5 0 cid old news");
-    let shown: Vec<Shown> = f
-        .outs
-        .try_iter()
-        .filter_map(|o| match o {
-            Out::Line(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let shown = f.shown();
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert_eq!(shown[0].place, Place::Private("bob".into()));
     assert!(shown[0].mention, "a kept message rings like a private one");
@@ -578,10 +622,9 @@ fn kept_private_messages_and_history_go_to_their_buffers() {
 
 #[test]
 fn a_member_a_moderator_removes_leaves_the_nick_list_and_a_created_channel_comes_to_the_front() {
-    let mut f = fixture(UiKind::FullScreen);
-    f.logged_in();
+    let mut f = chatting(UiKind::FullScreen);
     f.server_says(code::HELLO_ACK, "200 0");
-    f.type_line(f.session.serial, AskKind::Chat, "/create Den a cozy place");
+    f.chat("/create Den a cozy place");
     f.expect_sent(code::CHAN_CREATE, "Den a cozy place");
     f.server_says(code::CHAN_NOTICE, "Den ann create temporary a cozy place");
     f.server_says(code::JOIN_ACK, "Den 1 a cozy place");
@@ -589,7 +632,7 @@ fn a_member_a_moderator_removes_leaves_the_nick_list_and_a_created_channel_comes
     f.server_says(code::CHAN_NOTICE, "Den ann kick bob too loud");
     let mut focused = false;
     let mut members = Vec::new();
-    for out in f.outs.try_iter() {
+    for out in f.outs.drain(..) {
         match out {
             Out::Line(s) if s.focus => focused = s.place == Place::Channel("Den".into()),
             Out::Members { title, nicks } if title == "Den" => members = nicks,

@@ -8,29 +8,25 @@
 //! put back as it was when the client ends.
 
 use std::io::{self, Stdout, Write};
-use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers,
+    DisableBracketedPaste, EnableBracketedPaste, KeyCode, KeyEvent, KeyModifiers,
 };
 use crossterm::execute;
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
-use parking_lot::Mutex;
 use unicode_width::UnicodeWidthChar;
 
 use super::input::{InputLine, KeyAction};
-use super::prompt::{read_keys, Key, Prompt};
-use crate::session::{AskKind, Input, Out, SecretGuard, Target};
+use super::prompt::{self, read_keys, Key, Prompt, Screen};
+use crate::session::{AskKind, Input, Out, Target};
 
 /// The inline line editor; see the module docs.
-pub struct Inline {
+pub(crate) struct Inline {
     out: Stdout,
     input: InputLine,
     prompt: Prompt,
     keys: Receiver<Key>,
-    guard: Arc<Mutex<SecretGuard>>,
 }
 
 impl Inline {
@@ -38,10 +34,7 @@ impl Inline {
     ///
     /// # Errors
     /// The terminal can't be put in raw mode.
-    pub fn open(
-        guard: Arc<Mutex<SecretGuard>>,
-        history: Option<std::path::PathBuf>,
-    ) -> io::Result<Inline> {
+    pub(crate) fn open(history: Option<std::path::PathBuf>) -> io::Result<Inline> {
         enable_raw_mode()?;
         let mut out = io::stdout();
         let _ = execute!(out, EnableBracketedPaste);
@@ -50,47 +43,13 @@ impl Inline {
             input: InputLine::with_history(history),
             prompt: Prompt::default(),
             keys: read_keys()?,
-            guard,
         })
     }
 
     /// Runs until the session ends; returns the exit status.
-    pub fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
-        loop {
-            self.redraw();
-            crossbeam_channel::select! {
-                recv(outs) -> out => match out {
-                    Ok(out) => if let Some(code) = self.apply(out) { return code },
-                    Err(_) => return 0,
-                },
-                recv(self.keys) -> key => match key {
-                    Ok(key) => self.key(key, inbox),
-                    Err(_) => { let _ = inbox.send(Input::End); }
-                },
-            }
-            while let Ok(key) = self.keys.try_recv() {
-                self.key(key, inbox);
-            }
-            while let Ok(out) = outs.try_recv() {
-                if let Some(code) = self.apply(out) {
-                    return code;
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, out: Out) -> Option<i32> {
-        match out {
-            Out::Line(shown) => self.print(&shown.text),
-            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
-            Out::Exit(code) => {
-                let _ = write!(self.out, "\r\x1b[K");
-                let _ = self.out.flush();
-                return Some(code);
-            }
-            Out::Status(_) | Out::Members { .. } => {}
-        }
-        None
+    pub(crate) fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
+        let keys = self.keys.clone();
+        prompt::run(self, &keys, &crossbeam_channel::never(), inbox, outs)
     }
 
     /// Prints a line above the input line.
@@ -99,20 +58,21 @@ impl Inline {
         let _ = write!(self.out, "\r\x1b[K{}\r\n", line.replace('\n', "\r\n"));
     }
 
-    /// The prompt and what is typed (nothing of a password), cursor in place.
+    /// The prompt and what is typed (nothing of a password, stars for one typed again),
+    /// cursor in place.
     fn prompt_and_text(&self) -> (String, String) {
+        let shown = || self.prompt.visible(&self.input).replace('\n', "⏎");
         match (self.prompt.waiting, self.prompt.ask.kind) {
             (true, _) => (String::new(), String::new()),
-            (false, AskKind::Chat) => ("> ".into(), self.input.text().replace('\n', "⏎")),
+            (false, AskKind::Chat) => ("> ".into(), shown()),
             (false, AskKind::Secret) => (self.prompt.text().to_string(), String::new()),
-            (false, _) => (
-                self.prompt.text().to_string(),
-                self.input.text().replace('\n', "⏎"),
-            ),
+            (false, _) => (self.prompt.text().to_string(), shown()),
         }
     }
+}
 
-    fn redraw(&mut self) {
+impl Screen for Inline {
+    fn draw(&mut self) {
         let (prompt, text) = self.prompt_and_text();
         // A terminal that does not say its size (0 columns) is taken as 80 wide.
         let width = crossterm::terminal::size()
@@ -151,12 +111,18 @@ impl Inline {
         let _ = self.out.flush();
     }
 
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
-            _ => {}
+    fn apply(&mut self, out: Out) -> Option<i32> {
+        match out {
+            Out::Line(shown) => self.print(&shown.text),
+            Out::Ask(ask) => self.prompt.on_ask(ask, &mut self.input),
+            Out::Exit(code) => {
+                let _ = write!(self.out, "\r\x1b[K");
+                let _ = self.out.flush();
+                return Some(code);
+            }
+            Out::Status(_) | Out::Members { .. } => {}
         }
+        None
     }
 
     fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
@@ -177,19 +143,8 @@ impl Inline {
         }
     }
 
-    fn paste(&mut self, text: &str, inbox: &Sender<Input>) {
-        if !text.contains(['\n', '\r']) {
-            return self.input.insert_str(text);
-        }
-        if self.prompt.ask.kind == AskKind::Chat {
-            self.input.end();
-            self.input.insert_str(text);
-        } else {
-            // A password or an answer is one line: the first.
-            self.input
-                .insert_str(text.split(['\n', '\r']).next().unwrap_or(""));
-        }
-        self.submit(inbox);
+    fn line(&mut self) -> (&Prompt, &mut InputLine) {
+        (&self.prompt, &mut self.input)
     }
 
     fn submit(&mut self, inbox: &Sender<Input>) {
@@ -203,13 +158,7 @@ impl Inline {
             "\r\x1b[K{prompt}{}\r\n",
             text.replace('⏎', "\r\n")
         );
-        let guard = &self.guard;
-        if let Some(input) = self
-            .prompt
-            .submit(&mut self.input, Target::Current, |line| {
-                guard.lock().holds(line)
-            })
-        {
+        if let Some(input) = self.prompt.submit(&mut self.input, Target::Current) {
             let _ = inbox.send(input);
         }
     }

@@ -12,7 +12,7 @@ use crate::command;
 
 /// What a key does to the input line, for the keys both raw-mode interfaces share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyAction {
+pub(crate) enum KeyAction {
     /// Ctrl-C, or Ctrl-D on an empty line: leave.
     End,
     /// Enter (or Ctrl-J, a line feed): the line is done.
@@ -28,7 +28,7 @@ const HISTORY_MAX: usize = 500;
 
 /// What is being typed, with the cursor.
 #[derive(Debug, Default)]
-pub struct InputLine {
+pub(crate) struct InputLine {
     /// The text, as characters so the cursor moves by character.
     chars: Vec<char>,
     /// The cursor, in characters from the start.
@@ -45,7 +45,7 @@ pub struct InputLine {
 
 impl InputLine {
     /// An empty line whose history is read from (and appended to) `file`.
-    pub fn with_history(file: Option<PathBuf>) -> InputLine {
+    pub(crate) fn with_history(file: Option<PathBuf>) -> InputLine {
         let history = file
             .as_ref()
             .and_then(|f| fs::read_to_string(f).ok())
@@ -63,24 +63,24 @@ impl InputLine {
     }
 
     /// The text typed.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.chars.iter().collect()
     }
 
     /// The cursor, in characters.
-    pub fn cursor(&self) -> usize {
+    pub(crate) fn cursor(&self) -> usize {
         self.cursor
     }
 
     /// Whether nothing is typed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.chars.is_empty()
     }
 
     /// Applies an editing key. `more`: other keys were already waiting (an Enter among
     /// them is inside a paste without marks, and becomes a line end in the text); `chat`:
     /// the chat prompt is up (history and line ends only there).
-    pub fn key(&mut self, k: &KeyEvent, more: bool, chat: bool) -> KeyAction {
+    pub(crate) fn key(&mut self, k: &KeyEvent, more: bool, chat: bool) -> KeyAction {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let alt = k.modifiers.contains(KeyModifiers::ALT);
         let enter = k.code == KeyCode::Enter || (ctrl && k.code == KeyCode::Char('j'));
@@ -109,7 +109,7 @@ impl InputLine {
     }
 
     /// Takes the text typed, leaving the line empty.
-    pub fn take(&mut self) -> String {
+    pub(crate) fn take(&mut self) -> String {
         let text = self.text();
         self.chars.clear();
         self.cursor = 0;
@@ -119,7 +119,7 @@ impl InputLine {
     }
 
     /// Remembers a chat line in the history (and its file). Never called for passwords.
-    pub fn remember(&mut self, line: &str) {
+    pub(crate) fn remember(&mut self, line: &str) {
         if line.trim().is_empty() || self.history.last().is_some_and(|l| l == line) {
             return;
         }
@@ -149,21 +149,21 @@ impl InputLine {
     }
 
     /// Types `c` at the cursor.
-    pub fn insert(&mut self, c: char) {
+    pub(crate) fn insert(&mut self, c: char) {
         self.chars.insert(self.cursor, c);
         self.cursor += 1;
         self.edited();
     }
 
     /// Types `s` at the cursor.
-    pub fn insert_str(&mut self, s: &str) {
+    pub(crate) fn insert_str(&mut self, s: &str) {
         for c in s.chars() {
             self.insert(c);
         }
     }
 
     /// Backspace.
-    pub fn backspace(&mut self) {
+    pub(crate) fn backspace(&mut self) {
         if self.cursor > 0 {
             self.cursor -= 1;
             self.chars.remove(self.cursor);
@@ -172,7 +172,7 @@ impl InputLine {
     }
 
     /// Delete.
-    pub fn delete(&mut self) {
+    pub(crate) fn delete(&mut self) {
         if self.cursor < self.chars.len() {
             self.chars.remove(self.cursor);
         }
@@ -180,44 +180,44 @@ impl InputLine {
     }
 
     /// Moves the cursor left.
-    pub fn left(&mut self) {
+    pub(crate) fn left(&mut self) {
         self.cursor = self.cursor.saturating_sub(1);
         self.edited();
     }
 
     /// Moves the cursor right.
-    pub fn right(&mut self) {
+    pub(crate) fn right(&mut self) {
         self.cursor = (self.cursor + 1).min(self.chars.len());
         self.edited();
     }
 
     /// Home.
-    pub fn home(&mut self) {
+    pub(crate) fn home(&mut self) {
         self.cursor = 0;
         self.edited();
     }
 
     /// End.
-    pub fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         self.cursor = self.chars.len();
         self.edited();
     }
 
     /// Ctrl-U: deletes everything before the cursor.
-    pub fn kill_before(&mut self) {
+    pub(crate) fn kill_before(&mut self) {
         self.chars.drain(..self.cursor);
         self.cursor = 0;
         self.edited();
     }
 
     /// Ctrl-K: deletes everything after the cursor.
-    pub fn kill_after(&mut self) {
+    pub(crate) fn kill_after(&mut self) {
         self.chars.truncate(self.cursor);
         self.edited();
     }
 
     /// Ctrl-W: deletes the word before the cursor.
-    pub fn kill_word(&mut self) {
+    pub(crate) fn kill_word(&mut self) {
         let mut start = self.cursor;
         while start > 0 && self.chars[start - 1] == ' ' {
             start -= 1;
@@ -237,7 +237,7 @@ impl InputLine {
     }
 
     /// Up: the line typed before the one shown.
-    pub fn up(&mut self) {
+    pub(crate) fn up(&mut self) {
         let (at, typed) = match self.walk.take() {
             Some((0, typed)) => (0, typed),
             Some((i, typed)) => (i - 1, typed),
@@ -250,7 +250,7 @@ impl InputLine {
     }
 
     /// Down: the line typed after the one shown, or what was being typed.
-    pub fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         match self.walk.take() {
             Some((i, typed)) if i + 1 >= self.history.len() => self.set(&typed),
             Some((i, typed)) => {
@@ -264,7 +264,7 @@ impl InputLine {
 
     /// Tab: completes the word before the cursor (a command at the start, else a nickname
     /// or a channel title), and on the next Tab offers the next candidate.
-    pub fn complete(&mut self, nicks: &[String], titles: &[String]) {
+    pub(crate) fn complete(&mut self, nicks: &[String], titles: &[String]) {
         if let Some((candidates, shown, start)) = self.completing.take() {
             let next = (shown + 1) % candidates.len();
             self.replace_word(start, &candidates[next]);

@@ -18,19 +18,19 @@ use nix::sys::termios::{self, SetArg, Termios};
 struct Screen(io::Stdout);
 
 /// The line interface, opened.
-pub struct LineUi {
+pub(crate) struct LineUi {
     kind: UiKind,
 }
 
 impl LineUi {
     /// The line interface for `kind` ([`UiKind::Plain`] or [`UiKind::Script`]).
-    pub fn open(kind: UiKind) -> LineUi {
+    pub(crate) fn open(kind: UiKind) -> LineUi {
         LineUi { kind }
     }
 
     /// Runs until the session ends; returns the exit status. `outs` is what the session
     /// says, `inbox` where what is typed goes.
-    pub fn run(self, inbox: &Sender<Input>, outs: Receiver<Out>) -> i32 {
+    pub(crate) fn run(self, inbox: &Sender<Input>, outs: Receiver<Out>) -> i32 {
         let saved = SavedTerminal::save();
         let kind = self.kind;
         let screen = Screen(io::stdout());

@@ -2,8 +2,8 @@
 //! scripts), and [`tui`], the full-screen client. Both show the same
 //! [`Out`](crate::session::Out)put of the session and send it what is typed.
 
-pub mod inline;
-pub mod input;
-pub mod line;
-pub mod prompt;
-pub mod tui;
+pub(crate) mod inline;
+pub(crate) mod input;
+pub(crate) mod line;
+pub(crate) mod prompt;
+pub(crate) mod tui;

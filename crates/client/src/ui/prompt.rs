@@ -2,30 +2,39 @@
 //! session's asks: which prompt the input line shows, what happens to text typed when the
 //! prompt changes under it, and the [`Input`] an Enter sends. Kept in one place because
 //! this is where a password could leak: text typed into (or just after) a password prompt
-//! is never shown in clear nor kept for the chat prompt.
+//! is never shown in clear nor kept for the chat prompt, and a password typed again
+//! elsewhere shows as stars.
 //!
-//! Also the key reader both use: terminal events from a thread of their own, each marked
-//! when more were already waiting (an Enter among them is inside a paste).
+//! Also the key reader both use (terminal events from a thread of their own, each marked
+//! when more were already waiting: an Enter among them is inside a paste), and the loop
+//! both run ([`run`]).
 
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use crossterm::event::{self, Event};
+use crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 
 use super::input::InputLine;
-use crate::session::{Ask, AskKind, Input, Target};
+use crate::session::guard::SecretGuard;
+use crate::session::{Ask, AskKind, Input, Out, Target};
+
+/// How long the rest of a burst of keys (a paste, a line typed by a program) may take to
+/// come once the key reader has said more are waiting.
+const BURST_WAIT: Duration = Duration::from_millis(50);
 
 /// The state of the prompt.
-#[derive(Debug)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// The session's latest ask.
-    pub ask: Ask,
+    pub(crate) ask: Ask,
     /// An answer (a password, a nickname) went out and the session has not asked for the
     /// next thing yet: Enter waits, so nothing typed meanwhile goes out as the wrong kind.
-    pub waiting: bool,
+    pub(crate) waiting: bool,
     /// What was being typed at the chat prompt when another prompt took the line.
     stash: Option<String>,
+    /// The passwords typed at this prompt (as the session's guard holds them): never kept
+    /// in history, never shown in clear.
+    guard: SecretGuard,
 }
 
 impl Default for Prompt {
@@ -39,13 +48,14 @@ impl Default for Prompt {
             // Nothing is asked before the session's first ask.
             waiting: true,
             stash: None,
+            guard: SecretGuard::default(),
         }
     }
 }
 
 impl Prompt {
     /// The session asks for something new: the input line follows.
-    pub fn on_ask(&mut self, ask: Ask, input: &mut InputLine) {
+    pub(crate) fn on_ask(&mut self, ask: Ask, input: &mut InputLine) {
         if ask.kind != AskKind::Chat && self.ask.kind == AskKind::Chat {
             // Another prompt takes the line: what was typed waits, and is never taken
             // for the password.
@@ -73,7 +83,7 @@ impl Prompt {
 
     /// What the input line is for, as shown: while waiting, typing shows as a password
     /// does (it may be meant for one).
-    pub fn shown_kind(&self) -> AskKind {
+    pub(crate) fn shown_kind(&self) -> AskKind {
         if self.waiting {
             AskKind::Secret
         } else {
@@ -82,7 +92,7 @@ impl Prompt {
     }
 
     /// The prompt text (the chat prompt is the interface's own).
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         if self.waiting {
             "(waiting for the server) "
         } else {
@@ -90,25 +100,47 @@ impl Prompt {
         }
     }
 
+    /// What is typed as the input line shows it (when it shows it: not at a password
+    /// prompt): a password typed before shows as stars.
+    pub(crate) fn visible(&self, input: &InputLine) -> String {
+        self.guard.mask(&input.text())
+    }
+
+    /// A paste into `input`: a piece of a line is typed in; lines are typed and go out
+    /// (returns `true`: submit), at the chat prompt all of them (the session asks first
+    /// when there are many), at another prompt the first only (a password or an answer is
+    /// one line).
+    pub(crate) fn paste(&self, input: &mut InputLine, text: &str) -> bool {
+        if !text.contains(['\n', '\r']) {
+            input.insert_str(text);
+            return false;
+        }
+        if self.ask.kind == AskKind::Chat {
+            input.end();
+            input.insert_str(text);
+        } else {
+            input.insert_str(text.split(['\n', '\r']).next().unwrap_or(""));
+        }
+        true
+    }
+
     /// Enter: what goes to the session, or `None` while waiting for it. Chat lines are
-    /// remembered in the history unless `secret` (the guard knows them as passwords).
-    pub fn submit(
-        &mut self,
-        input: &mut InputLine,
-        to: Target,
-        secret: impl Fn(&str) -> bool,
-    ) -> Option<Input> {
+    /// remembered in the history unless they are a password typed before.
+    pub(crate) fn submit(&mut self, input: &mut InputLine, to: Target) -> Option<Input> {
         if self.waiting {
             return None;
         }
         let text = input.take();
         let kind = self.ask.kind;
         let to = if kind == AskKind::Chat {
-            if !secret(&text) {
+            if !self.guard.holds(&text) {
                 input.remember(&text);
             }
             to
         } else {
+            if kind == AskKind::Secret {
+                self.guard.add(&text);
+            }
             Target::Current
         };
         self.waiting = kind != AskKind::Chat;
@@ -123,18 +155,90 @@ impl Prompt {
 
 /// A terminal event, and whether more were already waiting behind it (so an Enter among
 /// them is part of a paste, not the end of a line).
-pub struct Key {
+pub(crate) struct Key {
     /// The event.
-    pub event: Event,
+    pub(crate) event: Event,
     /// More events were waiting.
-    pub more: bool,
+    pub(crate) more: bool,
+}
+
+/// A raw-mode interface, as [`run`] drives it.
+pub(crate) trait Screen {
+    /// Shows the state of things.
+    fn draw(&mut self);
+    /// Takes in what the session says; `Some(status)` when it is over.
+    fn apply(&mut self, out: Out) -> Option<i32>;
+    /// Takes in a key pressed (`more`: others were waiting behind it), sending what it
+    /// completes to `inbox`.
+    fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>);
+    /// The prompt and the input line (a paste goes there).
+    fn line(&mut self) -> (&Prompt, &mut InputLine);
+    /// Enter: what is typed goes to `inbox`.
+    fn submit(&mut self, inbox: &Sender<Input>);
+}
+
+/// Runs a raw-mode interface until the session ends; returns the exit status. It draws
+/// after each round of keys and of what the session said, and at every `tick` (the
+/// full-screen clock). Keys already typed (a paste, fast typing) and everything already
+/// said are taken in before the next frame, a burst of keys whole: drawing once per key
+/// would fall behind, and would show a line typed at once (perhaps a password) half-way.
+pub(crate) fn run(
+    screen: &mut impl Screen,
+    keys: &Receiver<Key>,
+    tick: &Receiver<std::time::Instant>,
+    inbox: &Sender<Input>,
+    outs: &Receiver<Out>,
+) -> i32 {
+    fn take(screen: &mut impl Screen, key: Key, more: &mut bool, inbox: &Sender<Input>) {
+        *more = key.more;
+        match key.event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => screen.keypress(k, key.more, inbox),
+            Event::Paste(text) => {
+                let (prompt, input) = screen.line();
+                if prompt.paste(input, &text) {
+                    screen.submit(inbox);
+                }
+            }
+            _ => {}
+        }
+    }
+    loop {
+        screen.draw();
+        let mut more = false;
+        crossbeam_channel::select! {
+            recv(outs) -> out => match out {
+                Ok(out) => if let Some(code) = screen.apply(out) { return code },
+                Err(_) => return 0,
+            },
+            recv(keys) -> k => match k {
+                Ok(k) => take(screen, k, &mut more, inbox),
+                Err(_) => { let _ = inbox.send(Input::End); }
+            },
+            recv(tick) -> _ => {}
+        }
+        loop {
+            while let Ok(k) = keys.try_recv() {
+                take(screen, k, &mut more, inbox);
+            }
+            // The reader said more were waiting: they come at once.
+            match more.then(|| keys.recv_timeout(BURST_WAIT)) {
+                Some(Ok(k)) => take(screen, k, &mut more, inbox),
+                _ => break,
+            }
+        }
+        while let Ok(out) = outs.try_recv() {
+            if let Some(code) = screen.apply(out) {
+                return code;
+            }
+        }
+    }
 }
 
 /// Starts the key reader thread.
 ///
 /// # Errors
 /// The thread could not be started.
-pub fn read_keys() -> std::io::Result<Receiver<Key>> {
+pub(crate) fn read_keys() -> std::io::Result<Receiver<Key>> {
     let (tx, rx) = crossbeam_channel::bounded(256);
     thread::Builder::new()
         .name("keys".into())
@@ -163,16 +267,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn chat_text_waits_while_a_password_is_asked() {
+    /// A prompt that asked for `kind` first, and its empty input line.
+    fn asked(kind: AskKind, prompt: &str) -> (Prompt, InputLine) {
         let mut p = Prompt::default();
         let mut input = InputLine::default();
-        p.on_ask(ask(1, AskKind::Chat, "> "), &mut input);
+        p.on_ask(ask(1, kind, prompt), &mut input);
+        (p, input)
+    }
+
+    /// A prompt where `typed` was the answer to the first ask, of `kind`.
+    fn answered(kind: AskKind, typed: &str) -> (Prompt, InputLine) {
+        let (mut p, mut input) = asked(kind, "? ");
+        input.insert_str(typed);
+        assert!(p.submit(&mut input, Target::Current).is_some());
+        (p, input)
+    }
+
+    #[test]
+    fn chat_text_waits_while_a_password_is_asked() {
+        let (mut p, mut input) = asked(AskKind::Chat, "> ");
         input.insert_str("half a message");
         p.on_ask(ask(2, AskKind::Secret, "Password: "), &mut input);
         assert!(input.is_empty());
         input.insert_str("pw");
-        let sent = p.submit(&mut input, Target::Current, |_| false).unwrap();
+        let sent = p.submit(&mut input, Target::Current).unwrap();
         assert!(matches!(
             sent,
             Input::Answer {
@@ -185,20 +303,29 @@ mod tests {
         assert_eq!(p.shown_kind(), AskKind::Secret);
         // Typed while waiting, after a password: perhaps the password again. Dropped.
         input.insert_str("pw");
-        assert!(p.submit(&mut input, Target::Current, |_| false).is_none());
+        assert!(p.submit(&mut input, Target::Current).is_none());
         p.on_ask(ask(3, AskKind::Chat, "> "), &mut input);
         assert_eq!(input.text(), "half a message");
     }
 
     #[test]
     fn text_typed_after_an_answer_stays_for_the_chat_prompt() {
-        let mut p = Prompt::default();
-        let mut input = InputLine::default();
-        p.on_ask(ask(1, AskKind::Nick, "Your nickname: "), &mut input);
-        input.insert_str("ann");
-        p.submit(&mut input, Target::Current, |_| false).unwrap();
+        let (mut p, mut input) = answered(AskKind::Nick, "ann");
         input.insert_str("/join");
         p.on_ask(ask(2, AskKind::Chat, "> "), &mut input);
         assert_eq!(input.text(), "/join");
+    }
+
+    #[test]
+    fn a_password_typed_again_shows_as_stars_and_stays_out_of_history() {
+        let (mut p, mut input) = answered(AskKind::Secret, "hunter2");
+        p.on_ask(ask(2, AskKind::Chat, "> "), &mut input);
+        input.insert_str("my hunter2");
+        assert_eq!(p.visible(&input), "my *******");
+        input.take();
+        input.insert_str("hunter2");
+        p.submit(&mut input, Target::Current).unwrap();
+        input.up();
+        assert!(input.is_empty(), "not in the history");
     }
 }

@@ -12,7 +12,7 @@ const SCROLLBACK: usize = 5000;
 
 /// What a buffer is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Answers, errors, notices: the first buffer.
     Status,
     /// A channel's messages and comings and goings.
@@ -23,36 +23,36 @@ pub enum Kind {
 
 /// One line of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// `HH:MM` when it arrived.
-    pub time: String,
+    pub(crate) time: String,
     /// The classic line, without its leading tab (network text already defused).
-    pub text: String,
+    pub(crate) text: String,
     /// It mentions the user.
-    pub mention: bool,
+    pub(crate) mention: bool,
     /// The client's own line (a notice, a message sent).
-    pub own: bool,
+    pub(crate) own: bool,
 }
 
 /// One buffer.
 #[derive(Debug, Clone)]
-pub struct Buffer {
+pub(crate) struct Buffer {
     /// Its name: `status`, the channel's title or the other user's nickname.
-    pub name: String,
+    pub(crate) name: String,
     /// What it is for.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Its lines, oldest first.
-    pub lines: VecDeque<Entry>,
+    pub(crate) lines: VecDeque<Entry>,
     /// Lines arrived while it was not shown.
-    pub unread: bool,
+    pub(crate) unread: bool,
     /// One of them mentions the user.
-    pub mentioned: bool,
+    pub(crate) mentioned: bool,
     /// Screen rows scrolled up from the bottom (0: the newest lines show).
-    pub scroll: usize,
+    pub(crate) scroll: usize,
     /// The channel's members, sorted (channels only).
-    pub nicks: Vec<String>,
+    pub(crate) nicks: Vec<String>,
     /// The line the last search found.
-    pub found: Option<usize>,
+    pub(crate) found: Option<usize>,
 }
 
 impl Buffer {
@@ -78,7 +78,7 @@ impl Buffer {
     }
 
     /// Where a message typed in this buffer goes.
-    pub fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         match self.kind {
             Kind::Status => Target::Current,
             Kind::Channel => Target::Channel(self.name.clone()),
@@ -88,7 +88,7 @@ impl Buffer {
 
     /// Finds `text` (any case) in a line before the one found last (or the newest);
     /// returns whether it did.
-    pub fn search(&mut self, text: &str) -> bool {
+    pub(crate) fn search(&mut self, text: &str) -> bool {
         let needle = text.to_lowercase();
         let before = self.found.unwrap_or(self.lines.len());
         let hit = (0..before)
@@ -103,11 +103,11 @@ impl Buffer {
 
 /// All the buffers and which one is shown.
 #[derive(Debug, Clone)]
-pub struct Buffers {
+pub(crate) struct Buffers {
     /// In order of creation; the status buffer first.
-    pub list: Vec<Buffer>,
+    pub(crate) list: Vec<Buffer>,
     /// The one shown.
-    pub active: usize,
+    pub(crate) active: usize,
 }
 
 impl Default for Buffers {
@@ -121,18 +121,18 @@ impl Default for Buffers {
 
 impl Buffers {
     /// The buffer shown.
-    pub fn active(&self) -> &Buffer {
+    pub(crate) fn active(&self) -> &Buffer {
         &self.list[self.active.min(self.list.len() - 1)]
     }
 
     /// The buffer shown, to change.
-    pub fn active_mut(&mut self) -> &mut Buffer {
+    pub(crate) fn active_mut(&mut self) -> &mut Buffer {
         let i = self.active.min(self.list.len() - 1);
         &mut self.list[i]
     }
 
     /// The index of the buffer `name` of `kind`, made if missing.
-    pub fn find_or_add(&mut self, name: &str, kind: Kind) -> usize {
+    pub(crate) fn find_or_add(&mut self, name: &str, kind: Kind) -> usize {
         if let Some(i) = self
             .list
             .iter()
@@ -145,7 +145,7 @@ impl Buffers {
     }
 
     /// Shows buffer `i` (from 0), if there is one; its activity is seen.
-    pub fn show(&mut self, i: usize) -> bool {
+    pub(crate) fn show(&mut self, i: usize) -> bool {
         if i >= self.list.len() {
             return false;
         }
@@ -157,7 +157,7 @@ impl Buffers {
     }
 
     /// Shows the next buffer (`step` 1) or the one before (`step` -1), wrapping around.
-    pub fn cycle(&mut self, forward: bool) {
+    pub(crate) fn cycle(&mut self, forward: bool) {
         let n = self.list.len();
         let next = if forward {
             (self.active + 1) % n
@@ -168,7 +168,7 @@ impl Buffers {
     }
 
     /// Adds a line where it belongs; returns whether it mentions the user (for the bell).
-    pub fn add(&mut self, shown: &Shown, time: String) -> bool {
+    pub(crate) fn add(&mut self, shown: &Shown, time: String) -> bool {
         let i = match &shown.place {
             Place::Active => self.active,
             Place::Channel(title) => self.find_or_add(title, Kind::Channel),
@@ -191,7 +191,7 @@ impl Buffers {
     }
 
     /// The members of channel `title` are now `nicks`.
-    pub fn members(&mut self, title: &str, nicks: Vec<String>) {
+    pub(crate) fn members(&mut self, title: &str, nicks: Vec<String>) {
         let found = self
             .list
             .iter()
@@ -207,7 +207,7 @@ impl Buffers {
 
     /// The activity: numbers (from 1) of the buffers with new lines, and whether each
     /// holds a mention.
-    pub fn activity(&self) -> Vec<(usize, bool)> {
+    pub(crate) fn activity(&self) -> Vec<(usize, bool)> {
         self.list
             .iter()
             .enumerate()
@@ -217,7 +217,7 @@ impl Buffers {
     }
 
     /// Nicknames and channel titles known, for completion.
-    pub fn names(&self) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn names(&self) -> (Vec<String>, Vec<String>) {
         let mut nicks: Vec<String> = self.active().nicks.clone();
         let mut titles = Vec::new();
         for b in &self.list {

@@ -13,23 +13,24 @@ use super::buffers::{Buffer, Buffers, Kind};
 use crate::community;
 use crate::session::{AskKind, Status};
 use crate::text;
-use crate::ui::input::InputLine;
 
 /// Columns of the nick list.
 const NICKS_WIDTH: u16 = 16;
 
 /// What one frame shows.
-pub struct View<'a> {
-    pub buffers: &'a Buffers,
-    pub input: &'a InputLine,
-    pub status: &'a Status,
-    pub ask: (AskKind, &'a str),
-    pub timestamps: bool,
-    pub clock: &'a str,
+pub(super) struct View<'a> {
+    pub(super) buffers: &'a Buffers,
+    /// What is typed, as it may be shown (a password typed again already stars), and the
+    /// cursor in it, in characters.
+    pub(super) input: (&'a str, usize),
+    pub(super) status: &'a Status,
+    pub(super) ask: (AskKind, &'a str),
+    pub(super) timestamps: bool,
+    pub(super) clock: &'a str,
 }
 
 /// Draws one frame.
-pub fn draw(f: &mut Frame<'_>, v: &View<'_>) {
+pub(super) fn draw(f: &mut Frame<'_>, v: &View<'_>) {
     let [main, status, input] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(1),
@@ -185,13 +186,14 @@ fn input_line(f: &mut Frame<'_>, area: Rect, v: &View<'_>) {
         AskKind::Chat => format!("[{}] ", v.buffers.active().name),
         _ => prompt.to_string(),
     };
+    let (typed, cursor) = v.input;
     let text: String = match kind {
         // A password shows as stars: its length, never its characters.
-        AskKind::Secret => "*".repeat(v.input.text().chars().count()),
+        AskKind::Secret => "*".repeat(typed.chars().count()),
         // A line end inside a paste shows as a mark on the one input row.
-        _ => v.input.text().replace('\n', "⏎"),
+        _ => typed.replace('\n', "⏎"),
     };
-    let before: String = text.chars().take(v.input.cursor()).collect();
+    let before: String = text.chars().take(cursor).collect();
     let width = usize::from(area.width);
     let cursor_col = prompt.width() + before.width();
     // Long input scrolls sideways so the cursor stays in view.

@@ -10,31 +10,31 @@ mod buffers;
 mod draw;
 
 use std::io::{self, Stdout, Write as _};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers,
+    DisableBracketedPaste, EnableBracketedPaste, KeyCode, KeyEvent, KeyModifiers,
 };
 use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
-use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use super::input::{InputLine, KeyAction};
-use super::prompt::{read_keys, Key, Prompt};
+use super::prompt::{self, read_keys, Key, Prompt, Screen};
 use crate::command::{self, Command};
-use crate::session::{AskKind, Input, Out, Place, SecretGuard, Shown, Status};
-use crate::Config;
+use crate::session::{AskKind, Input, Out, Shown, Status};
 use buffers::Buffers;
 
+/// How often the screen is drawn when nothing happens: the clock on the status line.
+const CLOCK_TICK: Duration = Duration::from_secs(1);
+
 /// The full-screen interface; see the module docs.
-pub struct Tui {
+pub(crate) struct Tui {
     terminal: Terminal<CrosstermBackend<Stdout>>,
     buffers: Buffers,
     input: InputLine,
@@ -43,8 +43,6 @@ pub struct Tui {
     timestamps: bool,
     keys: Receiver<Key>,
     bell: bool,
-    /// The passwords typed (as the session's guard holds them): never kept in history.
-    guard: Arc<Mutex<SecretGuard>>,
 }
 
 /// Puts the terminal back as it was.
@@ -54,11 +52,12 @@ fn restore_terminal() {
 }
 
 impl Tui {
-    /// Takes the terminal: raw mode, the alternate screen, bracketed paste.
+    /// Takes the terminal: raw mode, the alternate screen, bracketed paste. `timestamps`:
+    /// show the time before each line; `history`: where typed lines are kept across runs.
     ///
     /// # Errors
     /// The terminal can't be set up.
-    pub fn open(config: &Config, guard: Arc<Mutex<SecretGuard>>) -> anyhow::Result<Tui> {
+    pub(crate) fn open(timestamps: bool, history: Option<PathBuf>) -> anyhow::Result<Tui> {
         enable_raw_mode()?;
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -71,53 +70,70 @@ impl Tui {
         Ok(Tui {
             terminal,
             buffers: Buffers::default(),
-            input: InputLine::with_history(config.history.clone()),
+            input: InputLine::with_history(history),
             status: Status {
                 conn: "starting".into(),
                 ..Status::default()
             },
             prompt: Prompt::default(),
-            timestamps: config.timestamps,
+            timestamps,
             keys,
             bell: false,
-            guard,
         })
     }
 
     /// Runs until the session ends; returns the exit status.
-    pub fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
-        loop {
-            self.draw();
-            crossbeam_channel::select! {
-                recv(outs) -> out => match out {
-                    Ok(out) => if let Some(code) = self.apply(out) { return code },
-                    Err(_) => return 0,
-                },
-                recv(self.keys) -> key => match key {
-                    Ok(key) => self.key(key, inbox),
-                    Err(_) => { let _ = inbox.send(Input::End); }
-                },
-                // The clock on the status line.
-                default(Duration::from_secs(1)) => {}
-            }
-            // Keys already typed (a paste, fast typing) and everything already said are
-            // taken in before the next frame: drawing once per key would fall behind.
-            while let Ok(key) = self.keys.try_recv() {
-                self.key(key, inbox);
-            }
-            while let Ok(out) = outs.try_recv() {
-                if let Some(code) = self.apply(out) {
-                    return code;
+    pub(crate) fn run(&mut self, inbox: &Sender<Input>, outs: &Receiver<Out>) -> i32 {
+        let keys = self.keys.clone();
+        prompt::run(
+            self,
+            &keys,
+            &crossbeam_channel::tick(CLOCK_TICK),
+            inbox,
+            outs,
+        )
+    }
+
+    /// Rows PageUp and PageDown move: most of a screen.
+    fn page(&self) -> usize {
+        let rows = self.terminal.size().map_or(24, |s| s.height);
+        usize::from(rows.saturating_sub(4)).max(1)
+    }
+
+    /// The commands about the screen itself; `true` when `line` was one.
+    fn local_command(&mut self, line: &str) -> bool {
+        match command::parse(line) {
+            Command::Window(n) => {
+                let ok = n
+                    .parse::<usize>()
+                    .is_ok_and(|n| n > 0 && self.buffers.show(n - 1));
+                if !ok {
+                    self.local_note(format!("No window {n}."));
                 }
+                true
             }
+            Command::Search(text) => {
+                if !self.buffers.active_mut().search(text) {
+                    self.local_note(format!("Not found: {text}"));
+                }
+                true
+            }
+            _ => false,
         }
     }
 
+    fn local_note(&mut self, text: String) {
+        self.buffers.add(&Shown::notice(text), clock());
+    }
+}
+
+impl Screen for Tui {
     fn draw(&mut self) {
         let clock = clock();
+        let shown = self.prompt.visible(&self.input);
         let view = draw::View {
             buffers: &self.buffers,
-            input: &self.input,
+            input: (&shown, self.input.cursor()),
             status: &self.status,
             ask: (self.prompt.shown_kind(), self.prompt.text()),
             timestamps: self.timestamps,
@@ -130,7 +146,6 @@ impl Tui {
         }
     }
 
-    /// Takes in what the session says; `Some(status)` when it is over.
     fn apply(&mut self, out: Out) -> Option<i32> {
         match out {
             Out::Line(shown) => {
@@ -144,14 +159,6 @@ impl Tui {
             Out::Exit(code) => return Some(code),
         }
         None
-    }
-
-    fn key(&mut self, key: Key, inbox: &Sender<Input>) {
-        match key.event {
-            Event::Key(k) if k.kind != KeyEventKind::Release => self.keypress(k, key.more, inbox),
-            Event::Paste(text) => self.paste(&text, inbox),
-            _ => {}
-        }
     }
 
     fn keypress(&mut self, k: KeyEvent, more: bool, inbox: &Sender<Input>) {
@@ -202,31 +209,8 @@ impl Tui {
         }
     }
 
-    /// Rows PageUp and PageDown move: most of a screen.
-    fn page(&self) -> usize {
-        let rows = self.terminal.size().map_or(24, |s| s.height);
-        usize::from(rows.saturating_sub(4)).max(1)
-    }
-
-    fn paste(&mut self, text: &str, inbox: &Sender<Input>) {
-        if !text.contains(['\n', '\r']) {
-            return self.input.insert_str(text);
-        }
-        match self.prompt.ask.kind {
-            // Several lines: each goes out as its own (the session asks first when there
-            // are many).
-            AskKind::Chat => {
-                self.input.end();
-                self.input.insert_str(text);
-                self.submit(inbox);
-            }
-            // A password or an answer is one line: the first.
-            _ => {
-                let first = text.split(['\n', '\r']).next().unwrap_or("");
-                self.input.insert_str(first);
-                self.submit(inbox);
-            }
-        }
+    fn line(&mut self) -> (&Prompt, &mut InputLine) {
+        (&self.prompt, &mut self.input)
     }
 
     fn submit(&mut self, inbox: &Sender<Input>) {
@@ -240,11 +224,7 @@ impl Tui {
             }
         }
         let to = self.buffers.active().target();
-        let guard = &self.guard;
-        if let Some(input) = self
-            .prompt
-            .submit(&mut self.input, to, |line| guard.lock().holds(line))
-        {
+        if let Some(input) = self.prompt.submit(&mut self.input, to) {
             if chat {
                 let b = self.buffers.active_mut();
                 b.scroll = 0;
@@ -252,41 +232,6 @@ impl Tui {
             }
             let _ = inbox.send(input);
         }
-    }
-
-    /// The commands about the screen itself; `true` when `line` was one.
-    fn local_command(&mut self, line: &str) -> bool {
-        match command::parse(line) {
-            Command::Window(n) => {
-                let ok = n
-                    .parse::<usize>()
-                    .is_ok_and(|n| n > 0 && self.buffers.show(n - 1));
-                if !ok {
-                    self.local_note(format!("No window {n}."));
-                }
-                true
-            }
-            Command::Search(text) => {
-                if !self.buffers.active_mut().search(text) {
-                    self.local_note(format!("Not found: {text}"));
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn local_note(&mut self, text: String) {
-        self.buffers.add(
-            &Shown {
-                text,
-                place: Place::Active,
-                mention: false,
-                focus: false,
-                own: true,
-            },
-            clock(),
-        );
     }
 }
 
