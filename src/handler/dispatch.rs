@@ -5,7 +5,7 @@
 //! [`request`] is the one match over [`Request`], and it has no catch-all: a variant
 //! added to the protocol and not handled here does not compile. (The arm that refuses a
 //! stranger has a guard, and the compiler counts no guarded arm towards exhaustiveness.)
-//! Nested request enums, as the issue proposed, would split the variants into groups
+//! Nested request enums would split the variants into groups
 //! (anyone's, a user's, part 5's), but each group would need a conversion from
 //! [`Request`] naming every variant again, a second list to keep in step; one flat match
 //! gives the same guarantee with one list, and each arm reads as the request it answers.
