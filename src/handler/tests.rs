@@ -237,7 +237,7 @@ fn cluster_changes_are_published_as_effects() {
     );
     let out = r.raw(0, 1, Request::SendPublic { text: "hi" });
     assert!(
-        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Public { text, .. })] if text == "hi")
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Public(m))] if m.text == "hi")
     );
     let out = r.raw(0, 1, Request::Logoff);
     assert_eq!(
