@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, ExecutorStats};
-use crate::accounts::{key, AccountStore, Service};
+use crate::accounts::{key, AccountStore, Service, StoreError};
 use crate::cluster::{Cluster, Lease};
-use crate::outbox::{Done, Effect, LeaseAnswer};
+use crate::outbox::{Done, Effect, LeaseAnswer, Ticket};
 
 /// Effects the store thread's queue holds.
 pub(crate) const STORE_QUEUE: usize = 4096;
@@ -57,6 +57,7 @@ impl std::fmt::Debug for Effects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Effects")
             .field("store_queue", &self.store.len())
+            .field("community", &self.community)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +185,14 @@ fn run_store(
     stats: &ExecutorStats,
 ) {
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
+    // An account write or delete is answered with whether it is durable.
+    let stored = |ticket: Ticket, result: Result<(), StoreError>, what: &str| {
+        if let Err(e) = &result {
+            stats.store_failed(e, what);
+        }
+        let ok = result.is_ok();
+        answer(done, Done::Stored { ticket, ok });
+    };
     loop {
         let wait = next_refresh.saturating_duration_since(Instant::now());
         let effect = match jobs.recv_timeout(wait) {
@@ -220,29 +229,12 @@ fn run_store(
                 let result = store
                     .put(&account)
                     .and_then(|()| store.set_watch(&k, &account.watch));
-                if let Err(e) = &result {
-                    stats.store_failed(e, "storing an account");
-                }
-                answer(
-                    done,
-                    Done::Stored {
-                        ticket,
-                        ok: result.is_ok(),
-                    },
-                );
+                stored(ticket, result, "storing an account");
             }
             Effect::DeleteAccount { ticket, key } => {
-                let result = store.delete(&key);
-                if let Err(e) = &result {
-                    stats.store_failed(e, "deleting an account");
-                }
-                answer(
-                    done,
-                    Done::Stored {
-                        ticket,
-                        ok: result.is_ok(),
-                    },
-                );
+                // Whether there was one: gone either way.
+                let result = store.delete(&key).map(|_existed| ());
+                stored(ticket, result, "deleting an account");
             }
             Effect::SaveHotList { key, watch } => {
                 if let Err(e) = store.set_watch(&key, &watch) {
