@@ -249,27 +249,17 @@ impl Planner {
         let mut last = 0usize;
         for (j, job) in jobs.iter().enumerate() {
             let same = |g: &Group| Arc::ptr_eq(&jobs[g.job as usize].members, &job.members);
-            // Most rounds have one snapshot, or runs of one: try the last group first.
-            let found = if last < self.used_groups && same(&self.groups[last]) {
-                Some(last)
-            } else {
-                self.groups[..self.used_groups].iter().position(same)
-            };
-            let g = match found {
-                Some(g) => g,
-                None => {
-                    let g = self.used_groups;
-                    self.used_groups += 1;
-                    if self.groups.len() < self.used_groups {
-                        self.groups.push(Group::default());
-                    }
-                    let group = &mut self.groups[g];
+            let g = find_or_add(
+                &mut self.groups,
+                &mut self.used_groups,
+                last,
+                same,
+                |group| {
                     group.job = j as u32;
                     group.len = job.members.len() as u32;
                     group.jobs.clear();
-                    g
-                }
-            };
+                },
+            );
             self.groups[g].jobs.push(j as u32);
             last = g;
         }
@@ -287,24 +277,16 @@ impl Planner {
         for &g in &order {
             let members = snapshot(&self.groups[g as usize]);
             let fits = |c: &Chain| is_prefix(snapshot(&self.groups[c.head as usize]), members);
-            let found = if last < self.used_chains && fits(&self.chains[last]) {
-                Some(last)
-            } else {
-                self.chains[..self.used_chains].iter().position(fits)
-            };
-            let c = match found {
-                Some(c) => c,
-                None => {
-                    let c = self.used_chains;
-                    self.used_chains += 1;
-                    if self.chains.len() < self.used_chains {
-                        self.chains.push(Chain::default());
-                    }
-                    self.chains[c].head = g;
-                    self.chains[c].groups.clear();
-                    c
-                }
-            };
+            let c = find_or_add(
+                &mut self.chains,
+                &mut self.used_chains,
+                last,
+                fits,
+                |chain| {
+                    chain.head = g;
+                    chain.groups.clear();
+                },
+            );
             self.chains[c].groups.push(g);
             last = c;
         }
@@ -457,6 +439,32 @@ impl Planner {
         }
         start..self.dgrams.len() as u32
     }
+}
+
+/// The index of the first of `pool[..*used]` that `matches`, trying `last` first (most
+/// rounds have one snapshot, or runs of one); else of a new entry at the end of those in
+/// use, reused from an earlier round if the pool has one (no allocation once warm) and
+/// set up by `init`.
+fn find_or_add<T: Default>(
+    pool: &mut Vec<T>,
+    used: &mut usize,
+    last: usize,
+    matches: impl Fn(&T) -> bool,
+    init: impl FnOnce(&mut T),
+) -> usize {
+    if last < *used && matches(&pool[last]) {
+        return last;
+    }
+    if let Some(i) = pool[..*used].iter().position(matches) {
+        return i;
+    }
+    let i = *used;
+    *used += 1;
+    if pool.len() < *used {
+        pool.push(T::default());
+    }
+    init(&mut pool[i]);
+    i
 }
 
 /// Whether `head` starts with exactly the members of `part` (same addresses, batch sizes

@@ -317,11 +317,11 @@ impl CommunityStore for SqliteCommunity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::sqlite::tests::{data_dir, mode};
 
     #[test]
     fn sqlite_community_store_keeps_everything_across_reopening() {
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("data");
+        let (_parent, dir) = data_dir();
         crate::accounts::exercise_community(&SqliteCommunity::open_dir(&dir).unwrap());
         let s = SqliteCommunity::open_dir(&dir).unwrap();
         s.set_op("pets", "ann", true).unwrap();
@@ -334,7 +334,6 @@ mod tests {
         );
         // Private like the accounts.
         use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!((mode(&dir), mode(&dir.join(DB_FILE))), (0o700, 0o600));
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
             .unwrap();

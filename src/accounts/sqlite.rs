@@ -242,13 +242,26 @@ impl AccountStore for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A data folder that does not exist yet, in a temporary folder that lives as long as
+    /// the guard returned with it.
+    pub(crate) fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        (parent, dir)
+    }
+
+    /// The permission bits of the file or folder `p`.
+    pub(crate) fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
 
     #[test]
     fn sqlite_store_keeps_accounts_across_reopening() {
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("data");
+        let (_parent, dir) = data_dir();
         crate::accounts::exercise_accounts(&SqliteStore::open_dir(&dir).unwrap());
         let s = SqliteStore::open_dir(&dir).unwrap();
         s.put(&Account {
@@ -268,10 +281,8 @@ mod tests {
     #[test]
     fn the_data_folder_and_database_are_private_and_open_ones_are_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("data");
+        let (_parent, dir) = data_dir();
         drop(SqliteStore::open_dir(&dir).unwrap());
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))

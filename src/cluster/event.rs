@@ -1,8 +1,8 @@
 //! What servers of a cluster tell each other over Redis: the events the handler publishes
 //! ([`ClusterEvent`]) and is fed ([`ClusterInput`]), their JSON encoding ([`Envelope`],
-//! [`Body`], [`UserInfo`], [`CommunityEvent`]) and its authentication ([`Signer`]), the
-//! Redis key and topic names, and the per-origin sequence tracking that drops duplicates
-//! and notices gaps.
+//! [`Body`], [`UserInfo`], [`PublicMessage`], [`PrivateMessage`], [`CommunityEvent`]) and
+//! its authentication ([`Signer`]), the Redis key and topic names, and the per-origin
+//! sequence tracking that drops duplicates and notices gaps.
 //!
 //! JSON rather than a binary encoding: events are small next to Redis's own per-message
 //! cost, `redis-cli monitor` shows them readably when something goes wrong, and serde's
@@ -42,6 +42,39 @@ pub struct UserInfo {
     pub channels: Vec<String>,
 }
 
+/// A public message as the servers of a cluster pass it on: published by the sender's
+/// server on the channel's topic (this is its JSON form there), handed to the others'
+/// handlers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicMessage {
+    /// The channel's title.
+    #[serde(rename = "chan")]
+    pub title: String,
+    /// The sender's nickname.
+    pub nick: String,
+    /// The text.
+    pub text: String,
+    /// Its id in the channel's history, given by the origin (0, or absent, from a server
+    /// that gives none).
+    #[serde(default)]
+    pub id: u64,
+    /// When it was sent, milliseconds since the Unix epoch (0 when unknown).
+    #[serde(default)]
+    pub ms: u64,
+}
+
+/// A private message for a user of another server, as the servers pass it on (on the
+/// recipient's server's topic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateMessage {
+    /// The recipient's nickname.
+    pub to: String,
+    /// The sender's nickname.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
 /// What this server tells the other servers of its cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterEvent {
@@ -53,28 +86,13 @@ pub enum ClusterEvent {
         nick: String,
     },
     /// A public message of a local user.
-    Public {
-        /// The channel's title.
-        title: String,
-        /// The sender.
-        nick: String,
-        /// The text.
-        text: String,
-        /// Its id in the channel's history.
-        id: u64,
-        /// When it was sent, milliseconds since the Unix epoch.
-        ms: u64,
-    },
+    Public(PublicMessage),
     /// A private message for a user of another server.
     Private {
         /// That server.
         server: String,
-        /// The recipient.
-        to: String,
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
+        /// The message.
+        message: PrivateMessage,
     },
     /// Channels, moderation and operators (part 5).
     Community(CommunityEvent),
@@ -100,27 +118,9 @@ pub enum ClusterInput {
         users: Vec<UserInfo>,
     },
     /// A public message of a remote user.
-    Public {
-        /// The channel's title.
-        title: String,
-        /// The sender.
-        nick: String,
-        /// The text.
-        text: String,
-        /// Its id given by the origin (0 from a server that gives none).
-        id: u64,
-        /// When it was sent (0 when unknown).
-        ms: u64,
-    },
+    Public(PublicMessage),
     /// A private message from a remote user to a local one.
-    Private {
-        /// The recipient.
-        to: String,
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
-    },
+    Private(PrivateMessage),
     /// Channels, moderation and operators (part 5), from `server`.
     Community {
         /// The server it comes from.
@@ -454,29 +454,9 @@ pub enum Body {
         rec: Option<UserInfo>,
     },
     /// A public message, on the channel's topic.
-    Public {
-        /// The channel title.
-        chan: String,
-        /// The sender's nickname.
-        nick: String,
-        /// The text.
-        text: String,
-        /// Its id in the channel's history (absent from servers that give none).
-        #[serde(default)]
-        id: u64,
-        /// When it was sent, milliseconds since the Unix epoch.
-        #[serde(default)]
-        ms: u64,
-    },
+    Public(PublicMessage),
     /// A private message, on the recipient's server's topic.
-    Private {
-        /// The recipient's nickname.
-        to: String,
-        /// The sender's nickname.
-        from: String,
-        /// The text.
-        text: String,
-    },
+    Private(PrivateMessage),
     /// Channels, moderation and operators (part 5), on the presence topic.
     Community {
         /// What happened.
@@ -569,8 +549,8 @@ impl Envelope {
                             .as_ref()
                             .is_none_or(|r| valid_user(r) && nick_key(&r.nick) == nick_key(nick))
                 }
-                Body::Public { chan, nick, .. } => valid_title(chan) && valid_nick(nick),
-                Body::Private { to, from, .. } => valid_nick(to) && valid_nick(from),
+                Body::Public(m) => valid_title(&m.title) && valid_nick(&m.nick),
+                Body::Private(m) => valid_nick(&m.to) && valid_nick(&m.from),
                 Body::Community { ev } => valid_community(ev),
             };
         if ok {
@@ -623,6 +603,40 @@ pub(super) mod tests {
         assert_eq!(Envelope::decode(bad_nick), Err(EventError::Invalid));
         let mismatch = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x","rec":{"nick":"y","login_ms":0,"channels":[]}}}"#;
         assert_eq!(Envelope::decode(mismatch), Err(EventError::Invalid));
+    }
+
+    #[test]
+    fn messages_keep_their_json() {
+        let public = Envelope {
+            s: "a".into(),
+            e: 1,
+            q: 2,
+            b: Body::Public(PublicMessage {
+                title: "Pets".into(),
+                nick: "ann".into(),
+                text: "hi".into(),
+                id: 3,
+                ms: 4,
+            }),
+        };
+        let json = br#"{"s":"a","e":1,"q":2,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi","id":3,"ms":4}}"#;
+        assert_eq!(public.encode(), json);
+        // From a server that gives no id and time.
+        let old =
+            br#"{"s":"a","e":1,"q":2,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi"}}"#;
+        let Body::Public(m) = Envelope::decode(old).unwrap().b else {
+            panic!("not a public message");
+        };
+        assert_eq!((m.id, m.ms), (0, 0));
+        let private = Body::Private(PrivateMessage {
+            to: "bob".into(),
+            from: "ann".into(),
+            text: "psst".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&private).unwrap(),
+            r#"{"t":"private","to":"bob","from":"ann","text":"psst"}"#
+        );
     }
 
     #[test]

@@ -49,5 +49,7 @@ pub(crate) mod redis;
 mod track;
 
 pub use config::{ClusterConfig, ClusterError, ClusterSecret};
-pub use event::{ClusterEvent, ClusterInput, CommunityEvent, UserInfo};
+pub use event::{
+    ClusterEvent, ClusterInput, CommunityEvent, PrivateMessage, PublicMessage, UserInfo,
+};
 pub use node::{unix_ms, user_info, Cluster, ClusterStats, Lease, PUBLISH_QUEUE};

@@ -9,7 +9,9 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use super::config::{ClusterConfig, ClusterError};
-use super::event::{self, valid_server_id, Body, ClusterEvent, Signer, UserInfo};
+use super::event::{
+    self, valid_server_id, Body, ClusterEvent, PrivateMessage, PublicMessage, Signer, UserInfo,
+};
 use super::lease;
 use crate::state::{State, User};
 use crate::tls::Trust;
@@ -259,19 +261,8 @@ impl Cluster {
         match event {
             ClusterEvent::User(rec) => self.user_changed(rec),
             ClusterEvent::UserGone { nick } => self.user_gone(&nick),
-            ClusterEvent::Public {
-                title,
-                nick,
-                text,
-                id,
-                ms,
-            } => self.public(&title, &nick, &text, id, ms),
-            ClusterEvent::Private {
-                server,
-                to,
-                from,
-                text,
-            } => self.private(&server, &to, &from, &text),
+            ClusterEvent::Public(message) => self.public(message),
+            ClusterEvent::Private { server, message } => self.private(&server, message),
             ClusterEvent::Community(ev) => self.publish(Outgoing {
                 topic: event::presence_topic(),
                 body: Body::Community { ev },
@@ -307,31 +298,21 @@ impl Cluster {
         });
     }
 
-    /// Publishes a public message of channel `title` (with its history id and time) for
-    /// the other servers' members.
-    pub fn public(&self, title: &str, nick: &str, text: &str, id: u64, ms: u64) {
+    /// Publishes a public message (with its history id and time) for the other servers'
+    /// members of its channel.
+    pub fn public(&self, message: PublicMessage) {
         self.publish(Outgoing {
-            topic: event::channel_topic(title),
-            body: Body::Public {
-                chan: title.to_owned(),
-                nick: nick.to_owned(),
-                text: text.to_owned(),
-                id,
-                ms,
-            },
+            topic: event::channel_topic(&message.title),
+            body: Body::Public(message),
             hash: None,
         });
     }
 
-    /// Sends a private message to `to`, a user of `server`.
-    pub fn private(&self, server: &str, to: &str, from: &str, text: &str) {
+    /// Sends a private message to its recipient, a user of `server`.
+    pub fn private(&self, server: &str, message: PrivateMessage) {
         self.publish(Outgoing {
             topic: event::server_topic(server),
-            body: Body::Private {
-                to: to.to_owned(),
-                from: from.to_owned(),
-                text: text.to_owned(),
-            },
+            body: Body::Private(message),
             hash: None,
         });
     }

@@ -537,20 +537,8 @@ fn apply(
             nick,
             info: rec,
         }),
-        Body::Public {
-            chan,
-            nick,
-            text,
-            id,
-            ms,
-        } => out.push(ClusterInput::Public {
-            title: chan,
-            nick,
-            text,
-            id,
-            ms,
-        }),
-        Body::Private { to, from, text } => out.push(ClusterInput::Private { to, from, text }),
+        Body::Public(message) => out.push(ClusterInput::Public(message)),
+        Body::Private(message) => out.push(ClusterInput::Private(message)),
         Body::Community { ev } => out.push(ClusterInput::Community {
             server: env.s,
             event: ev,

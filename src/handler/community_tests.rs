@@ -4,7 +4,7 @@
 
 use super::rig::{addr, sent, Rig};
 use super::*;
-use crate::cluster::{ClusterEvent, ClusterInput, CommunityEvent};
+use crate::cluster::{ClusterEvent, ClusterInput, CommunityEvent, PublicMessage};
 use crate::outbox::community::Order;
 use crate::outbox::Ticket;
 use crate::outbox::{CommunityDone, CommunityEffect};
@@ -123,13 +123,13 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
     assert_eq!(o.len(), 1);
     assert!(matches!(&o[0].1, Order::Evict { nick, .. } if nick == "ann"));
     // A public message from another server is kept in the history under its id.
-    r.cluster_input(ClusterInput::Public {
+    r.cluster_input(ClusterInput::Public(PublicMessage {
         title: "Den".into(),
         nick: "bob".into(),
         text: "hi".into(),
         id: 42,
         ms: 7,
-    });
+    }));
     let out = r.send(
         1,
         Request::History {

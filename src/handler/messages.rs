@@ -10,7 +10,7 @@ use super::ctx::{unix_ms, Ctx, Req};
 use super::history::{self, Said};
 use super::refusal::Refusal;
 use super::{multicast, rights};
-use crate::cluster::ClusterEvent;
+use crate::cluster::{ClusterEvent, PrivateMessage, PublicMessage};
 use proto::Event;
 
 /// `SEND_PUBLIC text`: to every member of the sender's current channel.
@@ -40,13 +40,13 @@ pub(crate) fn public(cx: &mut Ctx<'_>, rq: &Req, text: &str) {
         text,
     };
     history::remember(cx, &ch, said, true);
-    cx.publish(ClusterEvent::Public {
+    cx.publish(ClusterEvent::Public(PublicMessage {
         title: ch.title.to_string(),
         nick: nick.to_string(),
         text: text.to_owned(),
         id,
         ms,
-    });
+    }));
 }
 
 /// `SEND_PRIVATE recipient text`: to the user of that nickname here, or on the server
@@ -72,9 +72,11 @@ pub(crate) fn private(cx: &mut Ctx<'_>, rq: &Req, recipient: &str, text: &str) {
     match sh.state.remote().get(recipient) {
         Some(r) if sh.config.cluster => cx.publish(ClusterEvent::Private {
             server: r.server.to_string(),
-            to: r.nick.to_string(),
-            from: sender.to_string(),
-            text: text.to_owned(),
+            message: PrivateMessage {
+                to: r.nick.to_string(),
+                from: sender.to_string(),
+                text: text.to_owned(),
+            },
         }),
         _ if history::keep_for_later(cx, rq, &sender, recipient, text) => {}
         _ => cx.refuse(from, Refusal::NotLoggedIn(recipient)),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::{ClusterInput, UserInfo};
+use crate::cluster::{ClusterInput, PublicMessage, UserInfo};
 use crate::config::classic_channels;
 use crate::handler::rig::{addr, decode_all as unicast, Rig};
 use crate::handler::{Discovery, Handler, Outbox};
@@ -165,13 +165,13 @@ fn remote_messages_and_notices_go_through_this_servers_group() {
         unicast(&out),
         vec![(2, code::USER_JOINS, "Pets Zed".into())]
     );
-    let out = r.cluster_input(ClusterInput::Public {
+    let out = r.cluster_input(ClusterInput::Public(PublicMessage {
         title: "pets".into(),
         nick: "Zed".into(),
         text: "from afar".into(),
         id: 0,
         ms: 0,
-    });
+    }));
     assert_eq!(
         grouped(&out),
         vec![(code::PUBLIC_MSG, "Pets Zed from afar".into())]

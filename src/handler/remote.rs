@@ -9,7 +9,7 @@ use super::created::known_or_placeholder;
 use super::ctx::{Ctx, Shared};
 use super::history::{self, Said};
 use super::{community_remote, multicast};
-use crate::cluster::{ClusterInput, UserInfo};
+use crate::cluster::{ClusterInput, PrivateMessage, PublicMessage, UserInfo};
 use crate::state::{ChannelId, RemoteChange, RemoteUser};
 use proto::Event;
 
@@ -30,13 +30,13 @@ pub(crate) fn input(cx: &mut Ctx<'_>, input: ClusterInput) {
                 notify(cx, &change);
             }
         }
-        ClusterInput::Public {
+        ClusterInput::Public(PublicMessage {
             title,
             nick,
             text,
             id,
             ms,
-        } => {
+        }) => {
             if let Some(ch) = sh.state.channel_by_title(&title) {
                 let event = Event::PublicMsg {
                     title: &ch.title,
@@ -56,7 +56,7 @@ pub(crate) fn input(cx: &mut Ctx<'_>, input: ClusterInput) {
                 }
             }
         }
-        ClusterInput::Private { to, from, text } => {
+        ClusterInput::Private(PrivateMessage { to, from, text }) => {
             if let Some(addr) = sh.state.address_of(&to) {
                 let event = Event::PrivateMsg {
                     sender: &from,

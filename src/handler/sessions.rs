@@ -174,9 +174,10 @@ pub(crate) fn auth_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
         if sh.config.cluster {
             return login::reserve_and_claim(cx, rq, &nick, Some((keys, watch)));
         }
-        if let Err(e) = sh.state.claim_protected(from, &nick, now) {
+        if let Err(e) = sh.state.reserve_protected(from, &nick) {
             return cx.refuse(from, e.into());
         }
+        sh.state.admit(from, &nick, now, None);
     }
     sh.state.open_session(from, keys);
     login::protected_login_done(cx, rq, &nick, upgrade, &watch);

@@ -18,6 +18,14 @@ fn lease(r: &Rig, ticket: Ticket, answer: LeaseAnswer) -> Outbox {
     r.complete(Done::Lease { ticket, answer })
 }
 
+/// A server of a cluster where the login of `nick` from port 1 waits for its lease: the
+/// rig and the claim's ticket.
+fn waiting_login(nick: &str) -> (Rig, Ticket) {
+    let r = Rig::cluster();
+    let ticket = claim(&r.raw(0, 1, Request::Login { nick }));
+    (r, ticket)
+}
+
 /// What went out for the result `done`, in order.
 fn completed(r: &Rig, done: Done) -> Vec<Sent> {
     decode_all(&r.complete(done))
@@ -204,8 +212,7 @@ fn a_cluster_login_waits_for_its_lease_and_nothing_blocks_meanwhile() {
 
 #[test]
 fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
-    let r = Rig::cluster();
-    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
+    let (r, ticket) = waiting_login("zed");
     let out = decode_all(&lease(&r, ticket, LeaseAnswer::Refused));
     assert_eq!(out, vec![(1, code::ERROR, errors::NICK_IN_USE.into())]);
     assert_eq!(r.h.state().user_count(), 0);
@@ -215,8 +222,7 @@ fn a_refused_lease_frees_the_name_and_says_it_is_in_use() {
 
 #[test]
 fn a_login_given_up_by_housekeeping_frees_its_name() {
-    let r = Rig::cluster();
-    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "zed" }));
+    let (r, ticket) = waiting_login("zed");
     r.h.housekeeping(r.t0 + WAIT_TIMEOUT + Duration::from_secs(1));
     assert_eq!(r.h.state().user_count(), 0);
     assert!(lease(&r, ticket, LeaseAnswer::Granted).is_empty());
@@ -225,8 +231,7 @@ fn a_login_given_up_by_housekeeping_frees_its_name() {
 
 #[test]
 fn cluster_changes_are_published_as_effects() {
-    let r = Rig::cluster();
-    let ticket = claim(&r.raw(0, 1, Request::Login { nick: "ann" }));
+    let (r, ticket) = waiting_login("ann");
     let out = lease(&r, ticket, LeaseAnswer::Granted);
     assert!(
         matches!(&out.effects[..], [Effect::Publish(ClusterEvent::User(u))] if u.nick == "ann")
@@ -237,7 +242,7 @@ fn cluster_changes_are_published_as_effects() {
     );
     let out = r.raw(0, 1, Request::SendPublic { text: "hi" });
     assert!(
-        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Public { text, .. })] if text == "hi")
+        matches!(&out.effects[..], [Effect::Publish(ClusterEvent::Public(m))] if m.text == "hi")
     );
     let out = r.raw(0, 1, Request::Logoff);
     assert_eq!(
@@ -339,6 +344,16 @@ fn register(r: &Rig, password: &str) -> (Ticket, crate::accounts::Account) {
     }
 }
 
+/// A server on which Ann (port 1) has registered with the password `pw`, and her account
+/// as stored.
+fn ann_registered() -> (Rig, crate::accounts::Account) {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "Ann" });
+    let (ticket, account) = register(&r, "pw");
+    completed(&r, Done::Stored { ticket, ok: true });
+    (r, account)
+}
+
 #[test]
 fn account_ack_waits_for_the_commit_and_a_failed_write_says_so() {
     let r = Rig::new();
@@ -370,10 +385,7 @@ fn account_ack_waits_for_the_commit_and_a_failed_write_says_so() {
 
 #[test]
 fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spelling() {
-    let r = Rig::new();
-    r.at(0, 1, Request::Login { nick: "Ann" });
-    let (ticket, account) = register(&r, "pw");
-    completed(&r, Done::Stored { ticket, ok: true });
+    let (r, account) = ann_registered();
     // Ann logs off and comes back with her password, from another address.
     r.at(0, 1, Request::Logoff);
     let login = proto::auth::login_start("ann", "pw");
@@ -418,10 +430,7 @@ fn a_password_login_reads_the_account_as_an_effect_and_shows_the_registered_spel
 
 #[test]
 fn an_upgraded_guest_is_shown_as_registered() {
-    let r = Rig::new();
-    r.at(0, 1, Request::Login { nick: "Ann" });
-    let (ticket, account) = register(&r, "pw");
-    completed(&r, Done::Stored { ticket, ok: true });
+    let (r, account) = ann_registered();
     // The account is spelled "ANN" (registered through another server sharing the
     // store while this guest was on): the guest upgrades with the password, keeps its
     // channels and is shown as registered, as its LOGIN_ACK says.
@@ -452,10 +461,7 @@ fn an_upgraded_guest_is_shown_as_registered() {
 
 #[test]
 fn a_stranger_reaches_neither_the_store_nor_opaque_before_proving_its_address() {
-    let r = Rig::new();
-    r.at(0, 1, Request::Login { nick: "Ann" });
-    let (ticket, _) = register(&r, "pw");
-    completed(&r, Done::Stored { ticket, ok: true });
+    let (r, _) = ann_registered();
     r.at(0, 1, Request::Logoff);
     // A classic login of the registered name: answered from memory, no effect.
     let out = r.bytes(2, &Request::Login { nick: "ann" }.to_bytes());

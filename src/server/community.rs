@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use super::jobs::{named_thread, worker_for};
+use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
 use crate::accounts::{CommunityStore, HistoryRow, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
@@ -42,10 +42,9 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Counters of the community store thread.
 #[derive(Debug, Default)]
 pub(crate) struct CommunityStats {
-    /// Effects refused because the queue was full (or orders because a worker's was).
-    pub refused: AtomicU64,
-    /// Writes and reads that failed in the store.
-    pub store_errors: AtomicU64,
+    /// Effects refused because the queue was full (or orders because a worker's was), and
+    /// part-5 writes and reads that failed in the store.
+    pub thread: ExecutorStats,
     /// Audit records written.
     pub audited: AtomicU64,
 }
@@ -74,19 +73,15 @@ impl Sink {
         if let CommunityEffect::Relay { ticket, order } = effect {
             let w = worker_for(ticket.route, self.done.len());
             let done = Done::Community(CommunityDone::Order { ticket, order });
-            if self.done[w].try_send(done).is_err() {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            if self.stats.thread.offer(&self.done[w], done).is_some() {
                 tracing::warn!("an order for a user was dropped: its worker's queue is full");
             }
             return None;
         }
-        match self.tx.try_send(effect) {
-            Ok(()) => None,
-            Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                e.failed().map(Done::Community)
-            }
-        }
+        self.stats
+            .thread
+            .offer(&self.tx, effect)
+            .and_then(|e| e.failed().map(Done::Community))
     }
 
     /// Effects waiting.
@@ -165,18 +160,11 @@ fn run(
     let mut pending: Vec<HistoryRow> = Vec::new();
     let mut keep = 0usize;
     let mut deadline: Option<Instant> = None;
-    let failed = |e: &StoreError, what: &str| {
-        stats.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %e, "{what} failed");
-    };
+    let failed = |e: &StoreError, what: &str| stats.thread.store_failed(e, what);
     let written = |result: Result<(), StoreError>, what: &str| {
         if let Err(e) = result {
             failed(&e, what);
         }
-    };
-    let answer = |result: Done| {
-        let w = worker_for(result.ticket().route, done.len());
-        let _ = done[w].send(result);
     };
     loop {
         let effect = match deadline {
@@ -227,13 +215,16 @@ fn run(
                 let stored = store.store_mail(&mail, max).map_err(|e| {
                     failed(&e, "keeping a private message");
                 });
-                answer(Done::Community(CommunityDone::Mailed { ticket, stored }));
+                answer(
+                    done,
+                    Done::Community(CommunityDone::Mailed { ticket, stored }),
+                );
             }
             CommunityEffect::TakeMail { ticket, key } => {
                 let mail = store.take_mail(&key).map_err(|e| {
                     failed(&e, "reading kept private messages");
                 });
-                answer(Done::Community(CommunityDone::Mail { ticket, mail }));
+                answer(done, Done::Community(CommunityDone::Mail { ticket, mail }));
             }
             CommunityEffect::SaveAddrBan(b) => {
                 written(store.save_addr_ban(&b), "storing an address ban")

@@ -18,17 +18,17 @@
 //! that can't deadlock.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use super::jobs::{named_thread, worker_for};
-use crate::accounts::{key, AccountStore, Service};
+use super::jobs::{answer, named_thread, ExecutorStats};
+use crate::accounts::{key, AccountStore, Service, StoreError};
 use crate::cluster::{Cluster, Lease};
-use crate::outbox::{Done, Effect, LeaseAnswer};
+use crate::outbox::{Done, Effect, LeaseAnswer, Ticket};
 
 /// Effects the store thread's queue holds.
 pub(crate) const STORE_QUEUE: usize = 4096;
@@ -42,22 +42,13 @@ pub(crate) const DONE_QUEUE: usize = 4096;
 /// How often the store thread re-reads the registered nicknames.
 pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
-/// Counters of the effect threads.
-#[derive(Debug, Default)]
-pub(crate) struct EffectStats {
-    /// Effects refused because their thread's queue was full.
-    pub refused: AtomicU64,
-    /// Account reads and writes that failed in the store.
-    pub store_errors: AtomicU64,
-}
-
 /// Where workers hand their effects; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Effects {
     store: Sender<Effect>,
     leases: Vec<Sender<Effect>>,
     cluster: Option<Arc<Cluster>>,
-    stats: Arc<EffectStats>,
+    stats: Arc<ExecutorStats>,
     /// Part-5 effects: the community store thread (see `server::community`).
     community: Option<super::community::Sink>,
 }
@@ -66,6 +57,7 @@ impl std::fmt::Debug for Effects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Effects")
             .field("store_queue", &self.store.len())
+            .field("community", &self.community)
             .finish_non_exhaustive()
     }
 }
@@ -102,13 +94,7 @@ impl Effects {
             | Effect::DeleteAccount { .. }
             | Effect::SaveHotList { .. } => &self.store,
         };
-        match queue.try_send(effect) {
-            Ok(()) => None,
-            Err(TrySendError::Full(e) | TrySendError::Disconnected(e)) => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                e.failed()
-            }
-        }
+        self.stats.offer(queue, effect).and_then(|e| e.failed())
     }
 
     /// Effects waiting in the store thread's queue.
@@ -127,8 +113,8 @@ impl Effects {
         self
     }
 
-    /// The counters.
-    pub(crate) fn stats(&self) -> &Arc<EffectStats> {
+    /// The counters of the store and lease threads (account reads and writes, leases).
+    pub(crate) fn stats(&self) -> &Arc<ExecutorStats> {
         &self.stats
     }
 }
@@ -151,7 +137,7 @@ pub(crate) fn spawn(
     done: Vec<Sender<Done>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(Effects, Vec<JoinHandle<()>>)> {
-    let stats = Arc::new(EffectStats::default());
+    let stats = Arc::new(ExecutorStats::default());
     let mut threads = Vec::new();
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
     {
@@ -190,25 +176,22 @@ pub(crate) fn spawn(
     ))
 }
 
-/// Hands a result to the worker that owns its request; a worker that is gone (shutdown)
-/// needs no answer.
-fn answer(done: &[Sender<Done>], result: Done) {
-    let w = worker_for(result.ticket().route, done.len());
-    let _ = done[w].send(result);
-}
-
 /// The store thread; runs until every worker has dropped its handle.
 fn run_store(
     store: &dyn AccountStore,
     service: &Service,
     jobs: Receiver<Effect>,
     done: &[Sender<Done>],
-    stats: &EffectStats,
+    stats: &ExecutorStats,
 ) {
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
-    let failed = |e: &dyn std::fmt::Display, what: &str| {
-        stats.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %e, "{what} failed");
+    // An account write or delete is answered with whether it is durable.
+    let stored = |ticket: Ticket, result: Result<(), StoreError>, what: &str| {
+        if let Err(e) = &result {
+            stats.store_failed(e, what);
+        }
+        let ok = result.is_ok();
+        answer(done, Done::Stored { ticket, ok });
     };
     loop {
         let wait = next_refresh.saturating_duration_since(Instant::now());
@@ -217,7 +200,7 @@ fn run_store(
             Err(RecvTimeoutError::Timeout) => {
                 match store.keys() {
                     Ok(keys) => service.refresh(keys),
-                    Err(e) => failed(&e, "re-reading the registered nicknames"),
+                    Err(e) => stats.store_failed(&e, "re-reading the registered nicknames"),
                 }
                 next_refresh = Instant::now() + REFRESH_EVERY;
                 continue;
@@ -235,7 +218,7 @@ fn run_store(
                         Ok(a)
                     }
                     Err(e) => {
-                        failed(&e, "reading an account");
+                        stats.store_failed(&e, "reading an account");
                         Err(())
                     }
                 };
@@ -246,33 +229,16 @@ fn run_store(
                 let result = store
                     .put(&account)
                     .and_then(|()| store.set_watch(&k, &account.watch));
-                if let Err(e) = &result {
-                    failed(e, "storing an account");
-                }
-                answer(
-                    done,
-                    Done::Stored {
-                        ticket,
-                        ok: result.is_ok(),
-                    },
-                );
+                stored(ticket, result, "storing an account");
             }
             Effect::DeleteAccount { ticket, key } => {
-                let result = store.delete(&key);
-                if let Err(e) = &result {
-                    failed(e, "deleting an account");
-                }
-                answer(
-                    done,
-                    Done::Stored {
-                        ticket,
-                        ok: result.is_ok(),
-                    },
-                );
+                // Whether there was one: gone either way.
+                let result = store.delete(&key).map(|_existed| ());
+                stored(ticket, result, "deleting an account");
             }
             Effect::SaveHotList { key, watch } => {
                 if let Err(e) = store.set_watch(&key, &watch) {
-                    failed(&e, "saving a hot list");
+                    stats.store_failed(&e, "saving a hot list");
                 }
             }
             Effect::ClaimLease { .. }

@@ -1,12 +1,19 @@
 //! What the receive thread and the sweeper hand a worker ([`Job`]), and which worker owns a
 //! route ([`worker_for`]): the one place every queue of the server is chosen, so that one
-//! client's requests and the results of its effects all reach the same worker.
+//! client's requests and the results of its effects all reach the same worker. Also what
+//! the threads carrying out effects (`effects`, `community`) share: how they take an
+//! effect without making a worker wait ([`ExecutorStats::offer`]), count what fails, and
+//! [`answer`].
 
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crossbeam_channel::{Sender, TrySendError};
+
 use crate::datagram::Class;
+use crate::outbox::Done;
 use crate::state::Route;
 
 /// Work for a worker.
@@ -42,4 +49,40 @@ pub(super) fn named_thread(
     f: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// Counters of a thread that carries out effects.
+#[derive(Debug, Default)]
+pub(crate) struct ExecutorStats {
+    /// Effects refused because the thread's queue was full.
+    pub refused: AtomicU64,
+    /// Reads and writes that failed in the store.
+    pub store_errors: AtomicU64,
+}
+
+impl ExecutorStats {
+    /// Hands `item` to `queue` without waiting; when the queue is full (or its thread
+    /// gone) counts it as refused and gives it back, for the caller to fail.
+    pub(crate) fn offer<T>(&self, queue: &Sender<T>, item: T) -> Option<T> {
+        match queue.try_send(item) {
+            Ok(()) => None,
+            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Some(item)
+            }
+        }
+    }
+
+    /// Counts and logs a store operation that failed; `what` says what it was doing.
+    pub(crate) fn store_failed(&self, error: &dyn std::fmt::Display, what: &str) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %error, "{what} failed");
+    }
+}
+
+/// Hands a result to the worker that owns its request; a worker that is gone (shutdown)
+/// needs no answer.
+pub(super) fn answer(done: &[Sender<Done>], result: Done) {
+    let w = worker_for(result.ticket().route, done.len());
+    let _ = done[w].send(result);
 }

@@ -301,6 +301,12 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    /// A limiter with `limits`, and the moment it starts.
+    fn limiter(limits: Limits) -> (Limiter, Instant) {
+        let t0 = Instant::now();
+        (Limiter::new(limits, t0), t0)
+    }
+
     /// The `i`th of many distinct addresses, none of them `addr(_)`.
     fn many(i: u32) -> SocketAddr {
         SocketAddr::from(((i + 1).to_be_bytes(), 9))
@@ -308,15 +314,11 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(
-            Limits {
-                rate: 10.0,
-                burst: 5.0,
-                amplification_guard: true,
-            },
-            t0,
-        );
+        let (mut l, t0) = limiter(Limits {
+            rate: 10.0,
+            burst: 5.0,
+            amplification_guard: true,
+        });
         let passed = (0..20)
             .filter(|_| l.admit(addr(1), 10, t0) == Verdict::Pass)
             .count();
@@ -333,8 +335,7 @@ mod tests {
 
     #[test]
     fn strangers_never_get_more_than_three_times_what_they_sent() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Limits::default(), t0);
+        let (mut l, t0) = limiter(Limits::default());
         // A 9-byte JOIN_REQ earns the 15-byte `ERROR please log in` at once.
         l.admit(addr(1), 9, t0);
         assert!(l.allow_stranger_reply(addr(1), 15, 1, false, t0));
@@ -349,8 +350,7 @@ mod tests {
 
     #[test]
     fn stranger_errors_are_rate_limited() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Limits::default(), t0);
+        let (mut l, t0) = limiter(Limits::default());
         let mut sent = 0;
         for _ in 0..50 {
             l.admit(addr(1), 1000, t0);
@@ -364,14 +364,10 @@ mod tests {
     #[test]
     fn discovery_answers_are_rationed_per_source() {
         use proto::{Event, Request};
-        let t0 = Instant::now();
-        let mut l = Limiter::new(
-            Limits {
-                amplification_guard: false,
-                ..Limits::default()
-            },
-            t0,
-        );
+        let (mut l, t0) = limiter(Limits {
+            amplification_guard: false,
+            ..Limits::default()
+        });
         let ask = Request::Discover.to_bytes();
         let class = Class::of(&ask);
         let answer = Event::ServerHere {
@@ -403,8 +399,7 @@ mod tests {
 
     #[test]
     fn login_errors_skip_the_byte_rule_but_not_the_error_rates() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Limits::default(), t0);
+        let (mut l, t0) = limiter(Limits::default());
         l.admit(addr(1), 3, t0);
         assert!(l.allow_stranger_reply(addr(1), 25, 1, true, t0));
         let mut total = 1;
@@ -420,8 +415,7 @@ mod tests {
 
     #[test]
     fn records_stay_bounded_under_a_flood_of_addresses() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Limits::default(), t0);
+        let (mut l, t0) = limiter(Limits::default());
         let flood = (MAX_TRACKED + 1000) as u32;
         for i in 0..flood {
             l.admit(many(i), 2, t0);
@@ -445,8 +439,7 @@ mod tests {
 
     #[test]
     fn a_full_table_evicts_the_least_recently_heard() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Limits::default(), t0);
+        let (mut l, t0) = limiter(Limits::default());
         for i in 0..MAX_TRACKED as u32 {
             l.admit(many(i), 2, t0);
         }
@@ -470,8 +463,7 @@ mod tests {
             amplification_guard: true,
         };
         let step = Duration::from_micros(10);
-        let mut now = Instant::now();
-        let mut l = Limiter::new(limits, now);
+        let (mut l, mut now) = limiter(limits);
         let steady = addr(1);
         let fill = MAX_TRACKED as u32 - 1;
         let mut sent = 0;

@@ -242,14 +242,14 @@ pub(crate) fn render(src: &Sources) -> String {
             "community_refused_total",
             "counter",
             "Part-5 effects (stored channels, bans, history, kept messages, orders for users) refused because their queue was full.",
-            &one(cs.refused.load(Ordering::Relaxed)),
+            &one(cs.thread.refused.load(Ordering::Relaxed)),
         );
         metric(
             &mut out,
             "community_store_errors_total",
             "counter",
             "Part-5 reads and writes that failed in the store.",
-            &one(cs.store_errors.load(Ordering::Relaxed)),
+            &one(cs.thread.store_errors.load(Ordering::Relaxed)),
         );
         metric(
             &mut out,

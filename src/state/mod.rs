@@ -250,7 +250,8 @@ impl State {
         self.users.insert(addr, User::new(nick, now, session));
     }
 
-    /// Claims `nick` for `addr` and creates its user record.
+    /// Claims `nick` for `addr` and creates its user record: [`reserve`](Self::reserve),
+    /// then [`admit`](Self::admit).
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve).
@@ -260,30 +261,7 @@ impl State {
         nick: &str,
         now: Instant,
     ) -> Result<(), ClaimError> {
-        self.claim_as(addr, nick, now, false)
-    }
-
-    /// As [`claim`](Self::claim), for a password login ([`reserve_protected`](Self::reserve_protected)).
-    ///
-    /// # Errors
-    /// As [`reserve`](Self::reserve).
-    pub(crate) fn claim_protected(
-        &self,
-        addr: SocketAddr,
-        nick: &str,
-        now: Instant,
-    ) -> Result<(), ClaimError> {
-        self.claim_as(addr, nick, now, true)
-    }
-
-    fn claim_as(
-        &self,
-        addr: SocketAddr,
-        nick: &str,
-        now: Instant,
-        protected: bool,
-    ) -> Result<(), ClaimError> {
-        self.nicks.claim(addr, nick, protected)?;
+        self.reserve(addr, nick)?;
         self.admit(addr, nick, now, None);
         Ok(())
     }

@@ -327,6 +327,19 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// The server's OPAQUE message in `b64`, read with `deserialize`.
+///
+/// # Errors
+/// [`ClientAuthError::Malformed`] when it is not base64 or not such a message.
+fn server_message<T>(
+    b64: &str,
+    deserialize: impl FnOnce(&[u8]) -> Result<T, opaque_ke::errors::ProtocolError>,
+) -> Result<T, ClientAuthError> {
+    b64_decode(b64)
+        .and_then(|b| deserialize(&b).ok())
+        .ok_or(ClientAuthError::Malformed)
+}
+
 /// Why the client side of a password exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClientAuthError {
@@ -426,18 +439,13 @@ impl LoginStart {
         password: &str,
         challenge: &str,
     ) -> Result<(Vec<u8>, SessionKeys, ServerKey), ClientAuthError> {
-        let response = b64_decode(challenge)
-            .and_then(|b| CredentialResponse::<Suite>::deserialize(&b).ok())
-            .ok_or(ClientAuthError::Malformed)?;
+        let response = server_message(challenge, CredentialResponse::<Suite>::deserialize)?;
         let ksf = argon2();
+        let params =
+            ClientLoginFinishParameters::new(Some(CONTEXT), Identifiers::default(), Some(&ksf));
         let done = self
             .state
-            .finish(
-                &mut OsRng,
-                password.as_bytes(),
-                response,
-                ClientLoginFinishParameters::new(Some(CONTEXT), Identifiers::default(), Some(&ksf)),
-            )
+            .finish(&mut OsRng, password.as_bytes(), response, params)
             .map_err(|_| ClientAuthError::WrongPassword)?;
         let datagram = b64_datagram(code::AUTH_FINISH, &done.message.serialize());
         Ok((
@@ -491,18 +499,12 @@ impl RegisterStart {
         response: &str,
     ) -> Result<(Vec<u8>, ServerKey), ClientAuthError> {
         let (message, cookie) = response.split_once(' ').unwrap_or((response, ""));
-        let response = b64_decode(message)
-            .and_then(|b| RegistrationResponse::<Suite>::deserialize(&b).ok())
-            .ok_or(ClientAuthError::Malformed)?;
+        let response = server_message(message, RegistrationResponse::<Suite>::deserialize)?;
         let ksf = argon2();
+        let params = ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&ksf));
         let done = self
             .state
-            .finish(
-                &mut OsRng,
-                password.as_bytes(),
-                response,
-                ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&ksf)),
-            )
+            .finish(&mut OsRng, password.as_bytes(), response, params)
             .map_err(|_| ClientAuthError::Malformed)?;
         let mut datagram = Vec::new();
         let payload = format!("{} {cookie}", b64_encode(&done.message.serialize()));

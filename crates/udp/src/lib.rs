@@ -30,44 +30,10 @@ pub const MAX_BATCH: usize = 64;
 /// The error of the first datagram when none was sent. `Interrupted` means nothing was
 /// tried and the call can simply be repeated.
 pub fn send_batch(socket: &impl AsFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-    let n = msgs.len().min(MAX_BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
-    let addrs: [MaybeUninit<SockAddr>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
-    let mut addrs = addrs;
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
-    // SAFETY: all-zero is a valid value of this plain C struct.
-    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-    for (i, (payload, dest)) in msgs[..n].iter().enumerate() {
-        let addr = addrs[i].write(SockAddr::from(*dest));
-        iovs[i] = libc::iovec {
-            // sendmmsg only reads the buffer; the mutable pointer is the C API's type.
-            iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
-        };
-        hdrs[i].msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-        hdrs[i].msg_hdr.msg_namelen = addr.len();
-        hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-        hdrs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: the first `n` headers point at initialised addresses and iovecs that live
-    // until the end of this function, and at payloads borrowed for its duration.
-    let sent = unsafe {
-        libc::sendmmsg(
-            socket.as_fd().as_raw_fd(),
-            hdrs.as_mut_ptr(),
-            n as libc::c_uint,
-            0,
-        )
-    };
-    // SockAddr has no Drop, so leaving the array's initialised entries unread leaks nothing.
-    if sent < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(sent as usize)
-    }
+    sendmmsg(
+        socket,
+        msgs.iter().map(|&(payload, dest)| (payload, dest, None)),
+    )
 }
 
 /// The control message that sets one datagram's IPv4 source address: a `cmsghdr` followed
@@ -76,6 +42,20 @@ pub fn send_batch(socket: &impl AsFd, msgs: &[(&[u8], SocketAddr)]) -> io::Resul
 struct PktinfoCmsg {
     hdr: libc::cmsghdr,
     info: libc::in_pktinfo,
+}
+
+impl PktinfoCmsg {
+    /// Makes this (zeroed) message say: send from `source`.
+    fn set_source(&mut self, source: Ipv4Addr) {
+        self.hdr.cmsg_len = PKTINFO_LEN as _;
+        self.hdr.cmsg_level = libc::IPPROTO_IP;
+        self.hdr.cmsg_type = libc::IP_PKTINFO;
+        // Interface 0: the route to the destination picks it; ipi_spec_dst is the source.
+        self.info.ipi_ifindex = 0;
+        self.info.ipi_spec_dst = libc::in_addr {
+            s_addr: u32::from(source).to_be(),
+        };
+    }
 }
 
 // SAFETY: CMSG_LEN and CMSG_SPACE only compute sizes from their argument.
@@ -111,50 +91,63 @@ pub fn send_batch_from(
     msgs: &[(&[u8], Ipv4Addr, SocketAddr)],
 ) -> io::Result<usize> {
     let n = msgs.len().min(MAX_BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
     if msgs[..n].iter().any(|(_, _, dest)| !dest.is_ipv4()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "choosing the source address per datagram works for IPv4 destinations only",
         ));
     }
-    let addrs: [MaybeUninit<SockAddr>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
-    let mut addrs = addrs;
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut cmsgs: [PktinfoCmsg; MAX_BATCH] = unsafe { mem::zeroed() };
+    let msgs = msgs[..n]
+        .iter()
+        .zip(&mut cmsgs)
+        .map(|(&(payload, source, dest), c)| {
+            c.set_source(source);
+            (payload, dest, Some(c))
+        });
+    sendmmsg(socket, msgs)
+}
+
+/// Sends up to [`MAX_BATCH`] datagrams of `msgs` (payload, destination, and the control
+/// message that sets its source, if any) in one `sendmmsg`, as [`send_batch`] says.
+///
+/// The call's arrays live on the stack; the control messages are the caller's, borrowed
+/// until the call returns.
+fn sendmmsg<'a>(
+    socket: &impl AsFd,
+    msgs: impl ExactSizeIterator<Item = (&'a [u8], SocketAddr, Option<&'a mut PktinfoCmsg>)>,
+) -> io::Result<usize> {
+    let n = msgs.len().min(MAX_BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut addrs: [MaybeUninit<SockAddr>; MAX_BATCH] =
+        [const { MaybeUninit::uninit() }; MAX_BATCH];
     // SAFETY: all-zero is a valid value of these plain C structs.
     let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-    // SAFETY: all-zero is a valid value of this plain C struct.
-    let mut cmsgs: [PktinfoCmsg; MAX_BATCH] = unsafe { mem::zeroed() };
-    for (i, (payload, source, dest)) in msgs[..n].iter().enumerate() {
-        let addr = addrs[i].write(SockAddr::from(*dest));
+    for (i, (payload, dest, control)) in msgs.take(n).enumerate() {
+        let addr = addrs[i].write(SockAddr::from(dest));
         iovs[i] = libc::iovec {
             // sendmmsg only reads the buffer; the mutable pointer is the C API's type.
             iov_base: payload.as_ptr() as *mut libc::c_void,
             iov_len: payload.len(),
-        };
-        let c = &mut cmsgs[i];
-        c.hdr.cmsg_len = PKTINFO_LEN as _;
-        c.hdr.cmsg_level = libc::IPPROTO_IP;
-        c.hdr.cmsg_type = libc::IP_PKTINFO;
-        // Interface 0: the route to the destination picks it; ipi_spec_dst is the source.
-        c.info.ipi_ifindex = 0;
-        c.info.ipi_spec_dst = libc::in_addr {
-            s_addr: u32::from(*source).to_be(),
         };
         let h = &mut hdrs[i].msg_hdr;
         h.msg_name = addr.as_ptr() as *mut libc::c_void;
         h.msg_namelen = addr.len();
         h.msg_iov = &mut iovs[i];
         h.msg_iovlen = 1;
-        h.msg_control = c as *mut PktinfoCmsg as *mut libc::c_void;
-        h.msg_controllen = mem::size_of::<PktinfoCmsg>() as _;
+        if let Some(c) = control {
+            h.msg_control = c as *mut PktinfoCmsg as *mut libc::c_void;
+            h.msg_controllen = mem::size_of::<PktinfoCmsg>() as _;
+        }
     }
-    // SAFETY: the first `n` headers point at initialised addresses, iovecs and control
-    // messages that live until the end of this function, and at payloads borrowed for its
-    // duration; the kernel only reads them (and writes `msg_len`).
+    // SAFETY: the first `n` headers point at initialised addresses and iovecs that live
+    // until the end of this function, and at payloads and control messages borrowed for
+    // its duration; the kernel only reads them (and writes `msg_len`).
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_fd().as_raw_fd(),
