@@ -14,7 +14,7 @@
 //! - `publish`: publishers at a planned rate or in closed loop; `pace`: their clock and
 //!   how they wait;
 //! - `raw`: the `sendmmsg` blasters that measure the kernel's own limit, flat out, paced,
-//!   or to multicast groups;
+//!   or to multicast groups; `sent`: what they (and the flood) count of their sending;
 //! - `redis_cmp`: the same fan-out through a redis-server's PUBLISH (`--compare-redis`);
 //! - `scenario`: the phases of a run on the members of one process; `run`: a run, or a
 //!   sweep over channel sizes, in one process; `worker`: a run spread over several
@@ -54,6 +54,7 @@ pub mod report;
 mod run;
 mod scenario;
 mod scrape;
+mod sent;
 mod session;
 pub mod soak;
 mod sys;

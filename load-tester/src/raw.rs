@@ -17,22 +17,9 @@ use udp::{send_batch, MAX_BATCH};
 
 use crate::members::GroupInfo;
 use crate::pace::{sleep_until, Parked};
-use crate::sys::{now_ns, thread_cpu_ns};
+use crate::sent::{Sent, Start};
+use crate::sys::now_ns;
 use crate::text::{message_text, RAW_SENDER};
-
-/// What the blaster did.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Blasted {
-    /// Datagrams the kernel accepted.
-    pub(crate) sent: u64,
-    /// Datagrams refused.
-    pub(crate) failed: u64,
-    /// CPU nanoseconds of the blasting thread (on loopback this includes the receivers'
-    /// softirq work, as the server's CPU time does).
-    pub(crate) cpu_ns: u64,
-    /// Wall time spent sending.
-    pub(crate) secs: f64,
-}
 
 /// Sends to each channel's member addresses in turn (one "message" = one datagram per member
 /// of a channel) for `duration`, counting sends in `sent`: as fast as it can with `rate`
@@ -47,7 +34,7 @@ pub(crate) fn blast(
     duration: Duration,
     rate: f64,
     sent: &AtomicU64,
-) -> anyhow::Result<Blasted> {
+) -> anyhow::Result<Sent> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     // The same send buffer the server asks for by default, so neither side blocks earlier.
     // The kernel may grant less (net.core.wmem_max), which is fine for a load generator.
@@ -59,19 +46,18 @@ pub(crate) fn blast(
         ranges.push(at..at + c.len());
         at += c.len();
     }
-    let mut out = Blasted::default();
+    let mut out = Sent::default();
     if ranges.is_empty() {
         return Ok(out);
     }
-    let start = now_ns();
-    let cpu0 = thread_cpu_ns();
-    let end = start + duration.as_nanos() as u64;
+    let start = Start::now();
+    let end = start.ns + duration.as_nanos() as u64;
     let mut payload = Vec::with_capacity(size + 32);
     let mut seq = 0u64;
     let interval_ns = if rate > 0.0 { 1e9 / rate } else { 0.0 };
     while now_ns() < end {
         let intended = if rate > 0.0 {
-            let t = start + (seq as f64 * interval_ns) as u64;
+            let t = start.ns + (seq as f64 * interval_ns) as u64;
             if t >= end {
                 break;
             }
@@ -89,14 +75,13 @@ pub(crate) fn blast(
         }
         .encode(&mut payload);
         let range = ranges[seq as usize % ranges.len()].clone();
-        let (ok, failed) = send_all(&socket, &payload, &all[range]);
+        let (ok, refused) = send_all(&socket, &payload, &all[range]);
         out.sent += ok;
-        out.failed += failed;
+        out.refused += refused;
         sent.fetch_add(ok, Ordering::Relaxed);
         seq += 1;
     }
-    out.cpu_ns = thread_cpu_ns() - cpu0;
-    out.secs = (now_ns() - start) as f64 / 1e9;
+    out.stop(start);
     Ok(out)
 }
 
@@ -167,7 +152,7 @@ pub(crate) fn blast_groups(
     sent: &AtomicU64,
     delivered: &AtomicU64,
     wake: &Parked,
-) -> anyhow::Result<Blasted> {
+) -> anyhow::Result<Sent> {
     let GroupBlast {
         groups,
         members,
@@ -181,14 +166,13 @@ pub(crate) fn blast_groups(
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.set_multicast_if_v4(&std::net::Ipv4Addr::LOCALHOST)?;
     sock.set_multicast_loop_v4(true)?;
-    let mut out = Blasted::default();
+    let mut out = Sent::default();
     if groups.is_empty() {
         return Ok(out);
     }
     let macs: Vec<_> = groups.iter().map(|g| mac(&g.key)).collect();
-    let start = now_ns();
-    let cpu0 = thread_cpu_ns();
-    let end = start + duration.as_nanos() as u64;
+    let start = Start::now();
+    let end = start.ns + duration.as_nanos() as u64;
     let mut seq = 0u64;
     let mut inner = Vec::with_capacity(size + 32);
     let mut payload = Vec::with_capacity(size + 64);
@@ -238,14 +222,13 @@ pub(crate) fn blast_groups(
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                _ => out.failed += 1,
+                _ => out.refused += 1,
             }
             break;
         }
         seq += 1;
     }
-    out.cpu_ns = thread_cpu_ns() - cpu0;
-    out.secs = (now_ns() - start) as f64 / 1e9;
+    out.stop(start);
     wake.clear();
     Ok(out)
 }

@@ -16,8 +16,9 @@ use crate::options::{FanOut, Setup, Traffic};
 use crate::procstat::UdpCounters;
 use crate::progress::Progress;
 use crate::publish::{publish, Plan, Published};
-use crate::raw::{blast, blast_groups, Blasted, GroupBlast};
+use crate::raw::{blast, blast_groups, GroupBlast};
 use crate::report::{per, Latency, RawReport, Report, RoundStats};
+use crate::sent::Sent;
 use crate::session::{self, Round};
 use crate::sys::now_ns;
 
@@ -366,7 +367,7 @@ fn blast_and_count(
     ms: &Members,
     blaster: Blaster,
     pb: &Progress,
-    blast: impl FnOnce(&AtomicU64) -> anyhow::Result<Blasted> + Send,
+    blast: impl FnOnce(&AtomicU64) -> anyhow::Result<Sent> + Send,
 ) -> anyhow::Result<RawReport> {
     let c = &ms.shared.counters;
     let raw0 = c.raw.load(Ordering::Relaxed);

@@ -5,7 +5,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use load_tester::report::Report;
+use load_tester::report::{Latency, MulticastReport, Report};
 use serde::de::DeserializeOwned;
 use udpchat::config::ChannelSpec;
 use udpchat::server::{RunningServer, ServerConfig};
@@ -60,9 +60,11 @@ pub fn fan_out(servers: &[&RunningServer], line: &str) -> Command {
     cmd
 }
 
-/// The report of a fan-out run against `server` with the flags of `line`.
-pub fn run(server: &RunningServer, line: &str) -> Report {
-    report(&mut fan_out(&[server], line))
+/// A fan-out run against `server` with the flags of `line`: its report, and the server
+/// handed back for the test to look at and shut down.
+pub fn run(server: RunningServer, line: &str) -> (RunningServer, Report) {
+    let r = report(&mut fan_out(&[&server], line));
+    (server, r)
 }
 
 /// Runs `cmd` to its end; fails the test, with what it printed, if it fails.
@@ -128,4 +130,32 @@ pub fn assert_every_delivery(r: &Report, members: u64) {
     assert!(r.messages_sent > 0, "nothing was sent");
     assert_eq!(r.deliveries_expected, r.messages_sent * members);
     assert_eq!(r.deliveries_received, r.deliveries_expected);
+}
+
+/// Every datagram of a `--batch` run carried deliveries, and batches made them fewer than
+/// the deliveries (or as many, with one event each).
+#[track_caller]
+pub fn assert_batched(r: &Report) {
+    assert!(r.datagrams_received > 0 && r.datagrams_received <= r.deliveries_received);
+}
+
+/// The latencies of a `--mixed` run's two kinds of members, those that asked for batches
+/// and the classic ones, which together cover every delivery.
+#[track_caller]
+pub fn mixed_latencies(r: &Report) -> (Latency, Latency) {
+    let b = r.latency_batch_us.expect("the batch members' latency");
+    let c = r.latency_classic_us.expect("the classic members' latency");
+    assert_eq!(b.count + c.count, r.deliveries_received);
+    (b, c)
+}
+
+/// All `members` multicast members were told their channel's group and confirmed it, and
+/// no group datagram was refused nor a group socket missing.
+#[track_caller]
+pub fn assert_groups_confirmed(m: &MulticastReport, members: usize) {
+    assert_eq!(
+        (m.members, m.told, m.confirmed),
+        (members, members, members)
+    );
+    assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
 }

@@ -80,7 +80,7 @@ fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
             }
             pb.set(format!(
                 "flooding: {} sent, {} LOGIN_ACKs back",
-                out.sent, out.replies.login_acks
+                out.sending.sent, out.replies.login_acks
             ));
         });
         let flood_end = now_ns();
@@ -119,7 +119,7 @@ fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
     let counts1 = metrics.and_then(scrape);
     steady.log_off();
 
-    let out = &flooder.out;
+    let out = &flooder.out.sending;
     let rss_after = args.figures.rss_kib();
     sample_rss(&mut rss_max);
     let server_cost = match (cpu, rss_before, rss_after) {
@@ -168,7 +168,7 @@ fn flood(args: &FloodArgs) -> anyhow::Result<FloodReport> {
         passes: out.sent as f64 / args.addresses as f64,
         sender_cpu_ns_per_datagram: out.cpu_ns as f64 / out.sent.max(1) as f64,
         udp: UdpCounters::read().since(&udp0),
-        replies: out.replies.clone(),
+        replies: flooder.out.replies.clone(),
         server_cost,
         server_counts,
         steady: SteadyUser {

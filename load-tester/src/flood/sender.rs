@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use udp::{send_batch_from, RecvBatch, MAX_BATCH};
 
 use super::args::{source, FloodArgs, Kind};
-use crate::sys::{now_ns, thread_cpu_ns};
+use crate::sent::{Sent, Start};
+use crate::sys::now_ns;
 
 /// Answers longer than this are cut when read; the flood only needs their start.
 const REPLY_SLOT: usize = 256;
@@ -65,17 +66,10 @@ pub struct Replies {
 }
 
 /// What the flood did.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Flooded {
-    /// Datagrams the kernel accepted.
-    pub(super) sent: u64,
-    /// Datagrams the kernel refused (skipped).
-    pub(super) refused: u64,
-    /// Seconds of sending.
-    pub(super) secs: f64,
-    /// CPU nanoseconds of the sending thread (on loopback this includes the kernel's
-    /// delivery into the server's socket).
-    pub(super) cpu_ns: u64,
+    /// The datagrams sent, and what sending them cost.
+    pub(super) sending: Sent,
     /// Replies read so far.
     pub(super) replies: Replies,
 }
@@ -119,11 +113,10 @@ impl<'a> Flooder<'a> {
         let args = self.args;
         let server: SocketAddr = args.server;
         let n = args.addresses;
-        let start = now_ns();
-        let cpu0 = thread_cpu_ns();
+        let start = Start::now();
         let deadline = args
             .duration
-            .map(|d| start + (d * 1e9) as u64)
+            .map(|d| start.ns + (d * 1e9) as u64)
             .unwrap_or(u64::MAX);
         // At a set rate, batches small enough to keep the pace smooth (about 1 ms each).
         let per_batch = if args.rate > 0.0 {
@@ -133,7 +126,7 @@ impl<'a> Flooder<'a> {
         };
         let mut bufs: Vec<Vec<u8>> = (0..MAX_BATCH).map(|_| Vec::with_capacity(64)).collect();
         let mut tried = 0u64;
-        let mut next_tick = start;
+        let mut next_tick = start.ns;
         'passes: for pass in 0u64.. {
             let mut i = 0;
             while i < n {
@@ -142,7 +135,7 @@ impl<'a> Flooder<'a> {
                     break 'passes;
                 }
                 if args.rate > 0.0 {
-                    let due = start + (tried as f64 / args.rate * 1e9) as u64;
+                    let due = start.ns + (tried as f64 / args.rate * 1e9) as u64;
                     if due > now {
                         self.drain();
                         std::thread::sleep(Duration::from_nanos((due - now).min(2_000_000)));
@@ -170,8 +163,7 @@ impl<'a> Flooder<'a> {
                 break;
             }
         }
-        self.out.secs = (now_ns() - start) as f64 / 1e9;
-        self.out.cpu_ns = thread_cpu_ns() - cpu0;
+        self.out.sending.stop(start);
     }
 
     /// Sends one batch, resuming after partial sends and skipping a datagram the kernel
@@ -181,7 +173,7 @@ impl<'a> Flooder<'a> {
         while done < msgs.len() {
             match send_batch_from(&self.socket, &msgs[done..]) {
                 Ok(k) if k > 0 => {
-                    self.out.sent += k as u64;
+                    self.out.sending.sent += k as u64;
                     done += k;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -191,7 +183,7 @@ impl<'a> Flooder<'a> {
                     std::thread::sleep(Duration::from_micros(50));
                 }
                 _ => {
-                    self.out.refused += 1;
+                    self.out.sending.refused += 1;
                     done += 1;
                 }
             }
