@@ -201,6 +201,20 @@ impl State {
         self.users.update(addr, |u| u.community = true);
     }
 
+    /// Whether someone is logged in at `addr` whose address is proved (see
+    /// [`User::proved`]): a password session, or a guest that echoed a proof token.
+    /// Strangers and unproved guests are not.
+    pub(crate) fn is_proved(&self, addr: SocketAddr) -> bool {
+        self.users.read(addr, |u| u.proved).unwrap_or(false)
+    }
+
+    /// Marks the guest at `addr` as proved; whether it was logged in and not yet proved.
+    pub(crate) fn prove(&self, addr: SocketAddr) -> bool {
+        self.users
+            .update(addr, |u| !std::mem::replace(&mut u.proved, true))
+            .unwrap_or(false)
+    }
+
     /// Whether the user at `addr` is a part-5 client.
     pub(crate) fn is_community(&self, addr: SocketAddr) -> bool {
         self.users.read(addr, |u| u.community).unwrap_or(false)
@@ -578,7 +592,10 @@ impl State {
         let Some(sealer) = self.sessions.open(addr, keys) else {
             return false;
         };
-        self.users.update(addr, |u| u.session = Some(id));
+        self.users.update(addr, |u| {
+            u.session = Some(id);
+            u.proved = true;
+        });
         self.sessions.seal(addr, sealer);
         true
     }

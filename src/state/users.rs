@@ -30,6 +30,11 @@ pub struct User {
     pub community: bool,
     /// What the client asked for with CAPS_REQ and was granted (none at login).
     pub caps: Caps,
+    /// Whether the address is proved to receive what the server sends it: a password login
+    /// (its AUTH_REQ echoed a retry token), or a guest that echoed a proof token
+    /// (`PROVE`). Until then a guest's address is only a claim anyone could forge, and
+    /// what the server sends it is held to a budget (`server::budget`).
+    pub proved: bool,
 }
 
 impl User {
@@ -44,6 +49,7 @@ impl User {
             session,
             community: false,
             caps: Caps::default(),
+            proved: session.is_some(),
         }
     }
 
