@@ -65,9 +65,24 @@ struct Dgram {
 }
 
 /// A member's share of the plan: its datagrams are `dgrams` of the planner's list.
+/// One planned datagram ([`Planner::deliveries`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The datagram (an event, or a BATCH).
+    pub bytes: &'a [u8],
+    /// Its member.
+    pub to: SocketAddr,
+    /// Events inside.
+    pub events: u32,
+    /// The member's address is not proved.
+    pub unproved: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Dest {
     addr: SocketAddr,
+    /// Its address is not proved: the sender holds it to its budget.
+    unproved: bool,
     dgrams: Range<u32>,
 }
 
@@ -110,6 +125,8 @@ struct Slot {
     /// have changed during the round, and a client must never get a batch larger than it
     /// takes now.
     batch: u16,
+    /// Unproved in any of those snapshots (it proved during the round, at most).
+    unproved: bool,
     /// The bands it is in, one per chain.
     bands: Vec<u32>,
 }
@@ -179,7 +196,7 @@ impl Planner {
             for m in members[at].iter().filter(|m| own(m)) {
                 if single {
                     let dgrams = self.band_encoding(jobs, b as u32, m.batch);
-                    self.push_dest(m.addr, m.batch, dgrams);
+                    self.push_dest(m.addr, m.batch, m.unproved, dgrams);
                 } else {
                     self.note(m, b as u32);
                 }
@@ -187,12 +204,13 @@ impl Planner {
         }
         for i in 0..self.used_slots {
             let (addr, batch) = (self.slots[i].addr, self.slots[i].batch);
+            let unproved = self.slots[i].unproved;
             let dgrams = if let [b] = self.slots[i].bands[..] {
                 self.band_encoding(jobs, b, batch)
             } else {
                 self.merged_encoding(jobs, i, batch)
             };
-            self.push_dest(addr, batch, dgrams);
+            self.push_dest(addr, batch, unproved, dgrams);
         }
     }
 
@@ -202,6 +220,12 @@ impl Planner {
         &'a self,
         jobs: &'a [Job],
     ) -> impl Iterator<Item = (&'a [u8], SocketAddr, u32)> + 'a {
+        self.deliveries(jobs).map(|d| (d.bytes, d.to, d.events))
+    }
+
+    /// The planned datagrams as [`datagrams`](Self::datagrams) lays them out, each with
+    /// whether its member is unproved (its sender holds it to the member's budget).
+    pub fn deliveries<'a>(&'a self, jobs: &'a [Job]) -> impl Iterator<Item = Delivery<'a>> + 'a {
         (0..self.passes).flat_map(move |pass| {
             self.dests.iter().filter_map(move |d| {
                 let i = d.dgrams.start + pass;
@@ -211,7 +235,12 @@ impl Planner {
                         Bytes::Job(j) => &jobs[j as usize].payload[..],
                         Bytes::Arena(a, b) => &self.arena[a as usize..b as usize],
                     };
-                    (bytes, d.addr, g.events)
+                    Delivery {
+                        bytes,
+                        to: d.addr,
+                        events: g.events,
+                        unproved: d.unproved,
+                    }
                 })
             })
         })
@@ -334,12 +363,14 @@ impl Planner {
                     self.slots.push(Slot {
                         addr: m.addr,
                         batch: m.batch,
+                        unproved: m.unproved,
                         bands: Vec::new(),
                     });
                 }
                 let s = &mut self.slots[i];
                 s.addr = m.addr;
                 s.batch = m.batch;
+                s.unproved = m.unproved;
                 s.bands.clear();
                 e.insert(i as u32);
                 i
@@ -347,14 +378,19 @@ impl Planner {
         };
         let s = &mut self.slots[slot];
         s.batch = s.batch.min(m.batch);
+        s.unproved |= m.unproved;
         s.bands.push(b);
     }
 
-    fn push_dest(&mut self, addr: SocketAddr, batch: u16, dgrams: Range<u32>) {
+    fn push_dest(&mut self, addr: SocketAddr, batch: u16, unproved: bool, dgrams: Range<u32>) {
         self.batch_members |= batch > 0;
         self.passes = self.passes.max(dgrams.end - dgrams.start);
         if !dgrams.is_empty() {
-            self.dests.push(Dest { addr, dgrams });
+            self.dests.push(Dest {
+                addr,
+                unproved,
+                dgrams,
+            });
         }
     }
 

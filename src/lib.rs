@@ -10,6 +10,8 @@
 //! - [`auth`]: OPAQUE password logins and sealed datagrams of protected sessions (no I/O).
 //! - [`nick`]: nickname keys (a PRECIS fold) and confusable skeletons.
 //! - [`sealing`]: which addresses get sealed datagrams; sealing at send time.
+//! - [`budget`]: what may be sent to guests that have not proved their address (held back
+//!   over budget, per address, per network and in total).
 //! - [`config`]: the channel list, the classic defaults or a TOML file.
 //! - [`settings`]: the server's configuration file (every flag, operators, message of the
 //!   day, community limits, channels) and the settings a SIGHUP reload changes live.
@@ -37,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod budget;
 pub mod cluster;
 pub mod config;
 pub mod datagram;

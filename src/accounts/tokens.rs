@@ -26,6 +26,8 @@ pub enum Purpose {
     Retry,
     /// REGISTER_RESP: a registration upload may be stored.
     Register,
+    /// PROVE_TOKEN: a guest receives at its address.
+    Prove,
 }
 
 impl Purpose {
@@ -33,6 +35,7 @@ impl Purpose {
         match self {
             Purpose::Retry => b"udpchat v2 retry",
             Purpose::Register => b"udpchat v2 register",
+            Purpose::Prove => b"udpchat v2 prove",
         }
     }
 }

@@ -39,6 +39,9 @@ counters! {
     path_challenges, "path_challenges_total",
         "Path challenges sent to protected sessions heard from a new address.";
     path_changes, "path_changes_total", "Protected sessions moved to a validated new address.";
+    proofs, "address_proofs_total", "Guests that proved their address (PROVE).";
+    proofs_refused, "address_proofs_refused_total",
+        "PROVE datagrams whose token did not verify, dropped.";
 }
 
 impl Audit {

@@ -17,7 +17,7 @@ use super::ctx::{Actor, Ctx, Req};
 use super::refusal::Refusal;
 use super::{
     accounts, caps, channels, community, created, directory, history, hotlist, login, messages,
-    moderation, modes, multicast, operators, sessions,
+    moderation, modes, multicast, operators, proof, sessions,
 };
 use crate::datagram::{Incoming, Kind};
 use crate::outbox::Done;
@@ -149,6 +149,8 @@ fn request(cx: &mut Ctx<'_>, rq: &Req, request: Request<'_>, len: usize, logged_
         Request::Ping { token } => caps::ping(cx, rq, token),
         Request::McastJoined { title } => multicast::joined(cx.sh, from, title),
         Request::McastLeft { title } => multicast::left(cx.sh, from, title),
+        Request::ProveReq => proof::request(cx, rq),
+        Request::Prove { token } => proof::prove(cx, rq, token),
 
         // Part 5: the community features, under the user's nickname.
         Request::Hello { .. } => as_actor(cx, rq, community::hello),

@@ -21,8 +21,8 @@
 //!   in and off, leases), `channels` (join, part, lists), `messages` (public and
 //!   private), `directory` (who, whois), `hotlist` (watch, unwatch), `accounts`
 //!   (register, unregister), `sessions` (password logins and sealed datagrams), `caps`
-//!   (capabilities and PING), `multicast` (channel groups and discovery), `remote` (what
-//!   the other servers of a cluster report); part 5: `community` (HELLO, results),
+//!   (capabilities and PING), `proof` (a guest proving its address), `multicast` (channel
+//!   groups and discovery), `remote` (what the other servers of a cluster report); part 5: `community` (HELLO, results),
 //!   `rights` (who may do what), `created` (channels users create), `moderation` (topic,
 //!   kick, ban, invitations), `modes` (modes, operators, voices), `history` (recent
 //!   messages, mail kept for users away), `operators` (server operators' commands) and
@@ -64,6 +64,7 @@ mod moderation;
 mod modes;
 mod multicast;
 mod operators;
+mod proof;
 mod refusal;
 mod remote;
 mod rights;

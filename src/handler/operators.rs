@@ -180,7 +180,7 @@ pub(crate) fn notice_everyone(cx: &mut Ctx<'_>, from: &str, text: &str) {
     let (part5, classic): (Vec<_>, Vec<_>) = users.iter().partition(|(_, u)| u.community);
     let members = |list: Vec<&(SocketAddr, User)>| -> Arc<[Member]> {
         list.into_iter()
-            .map(|(a, u)| Member::new(*a, u.caps.batch.unwrap_or(0)))
+            .map(|(a, u)| Member::new(*a, u.caps.batch.unwrap_or(0)).unproved(!u.proved))
             .collect()
     };
     cx.out

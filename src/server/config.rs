@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::limit::Limits;
 use super::send::BatchWindow;
 use crate::accounts::StoreKind;
+use crate::budget::BudgetLimits;
 use crate::cluster::{ClusterConfig, ClusterError, ClusterSecret};
 use crate::config::{ChannelSpec, ConfigError};
 use crate::multicast::MulticastConfig;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub rcvbuf: usize,
     /// Flood limits.
     pub limits: Limits,
+    /// What unproved guests may be sent (`crate::budget`).
+    pub budgets: BudgetLimits,
     /// Where to serve Prometheus metrics over HTTP, if anywhere.
     pub metrics: Option<SocketAddr>,
     /// Where accounts are kept.
@@ -138,6 +141,13 @@ impl ServerConfig {
                 rate: s.rate_limit.max(0.0),
                 burst: s.rate_burst.max(1.0),
                 amplification_guard: !s.allow_amplification,
+            },
+            budgets: BudgetLimits {
+                on: !s.allow_amplification,
+                allowance: s.unproved_allowance,
+                rate: s.unproved_rate,
+                prefix_rate: s.unproved_prefix_rate,
+                total_rate: s.unproved_total_rate,
             },
             metrics: s.metrics,
             store: store_kind(s),

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use jobs::named_thread;
@@ -233,7 +233,8 @@ impl Server {
             (store, Service::disabled())
         };
         let accounts = Arc::new(accounts);
-        let state = Arc::new(State::new(&config.channels, config.max_users));
+        let state =
+            Arc::new(State::new(&config.channels, config.max_users).with_budgets(config.budgets));
         if config.accounts {
             let pct = usize::from(config.account_reserve_percent.min(100));
             state.reserve_for_accounts(config.max_users * pct / 100);
@@ -368,6 +369,7 @@ impl Server {
                 window: c.batch_window,
                 stats: self.stats.clone(),
                 sealers: self.state.sealers().clone(),
+                budgets: self.state.budgets().clone(),
                 group_socket: self.group_socket.as_ref().map(socket).transpose()?,
             };
             threads.push(
@@ -521,7 +523,7 @@ impl Server {
                 senders.dispatch(fanout);
             }
             if out.unicast_len() > 0 {
-                let replies = send::sealed_replies(&out, state_for_seal.sealers());
+                let replies = send::sealed_replies(&out, &state_for_seal, Instant::now());
                 send::send_replies(&socket, &replies, &stats, &mut log);
             }
             out.clear();

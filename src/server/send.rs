@@ -70,11 +70,13 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::stats::{Stats, Tally};
+use crate::budget::Budgets;
 use crate::delivery::{Job, Planner};
 use crate::multicast::ChannelGroup;
 use crate::outbox::{Fanout, Outbox};
 use crate::sealing::Sealers;
 use crate::state::Member;
+use crate::state::State;
 use proto::batch;
 use udp::{send_batch, MAX_BATCH};
 
@@ -255,10 +257,18 @@ fn send_counted(
     tally.flush(stats);
 }
 
-/// The single-address replies of `out` as they must go out: each sealed for its session
-/// if the handler named one (a path challenge), or if its address is a protected user's.
-pub fn sealed_replies<'a>(out: &'a Outbox, sealers: &Sealers) -> Vec<(Cow<'a, [u8]>, SocketAddr)> {
+/// The single-address replies of `out` as they must go out at `now`: each sealed for its
+/// session if the handler named one (a path challenge), or if its address is a protected
+/// user's; those to an unproved guest only while its budget allows (the rest are held
+/// back and counted in the budgets).
+pub fn sealed_replies<'a>(
+    out: &'a Outbox,
+    state: &State,
+    now: Instant,
+) -> Vec<(Cow<'a, [u8]>, SocketAddr)> {
+    let (sealers, budgets) = (state.sealers(), state.budgets());
     out.unicast_sealed()
+        .filter(|(to, bytes, sealer)| sealer.is_some() || budgets.allow(*to, bytes.len(), now))
         .map(|(to, bytes, sealer)| {
             let payload = match sealer {
                 Some(s) => Cow::Owned(s.seal(bytes)),
@@ -360,6 +370,8 @@ pub struct Sender {
     pub stats: Arc<Stats>,
     /// The protected members' sealers: their datagrams are sealed just before they go.
     pub sealers: Sealers,
+    /// The unproved members' budgets: their datagrams go only while these allow.
+    pub budgets: Budgets,
     /// The server's multicast socket, if it has one: CHANNEL_DATA to groups goes out here.
     pub group_socket: Option<socket2::Socket>,
 }
@@ -414,9 +426,13 @@ impl Sender {
             planner.plan(&round, |m| sender_of(m, senders) == index);
             let mut msgs: Vec<(Cow<'_, [u8]>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
             let mut events: Vec<u32> = Vec::with_capacity(MAX_BATCH);
-            for (bytes, to, n) in planner.datagrams(&round) {
-                msgs.push((self.sealers.seal_for(to, bytes), to));
-                events.push(n);
+            let now = Instant::now();
+            for d in planner.deliveries(&round) {
+                if d.unproved && !self.budgets.allow(d.to, d.bytes.len(), now) {
+                    continue;
+                }
+                msgs.push((self.sealers.seal_for(d.to, d.bytes), d.to));
+                events.push(d.events);
                 if msgs.len() == MAX_BATCH {
                     self.send(&msgs, &events, &mut log);
                     msgs.clear();

@@ -112,6 +112,8 @@ impl Worker {
                         .fetch_add(1, Ordering::Relaxed);
                     return;
                 }
+                // An unproved guest earns three times what it sends (`crate::budget`).
+                self.handler.state().budgets().earn(from, class.len);
                 let mark = out.unicast_len();
                 let known =
                     self.handler
@@ -150,7 +152,7 @@ impl Worker {
             self.senders.dispatch(fanout);
         }
         if out.unicast_len() > 0 {
-            let replies = sealed_replies(out, self.handler.state().sealers());
+            let replies = sealed_replies(out, self.handler.state(), Instant::now());
             send_replies(&self.socket, &replies, &self.stats, log);
         }
         out.clear();

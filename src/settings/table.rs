@@ -136,12 +136,37 @@ settings! {
     #[arg(long, value_name = "N", default_value_t = 2000.0)]
     restart rate_burst: f64 = Float;
 
-    /// Answer addresses that are not logged in even with more bytes than they sent. By
-    /// default they never get more than three times the bytes they sent (QUIC's
+    /// Answer addresses that are not logged in even with more bytes than they sent, and
+    /// send guests that have not proved their address without a budget. By default a
+    /// stranger never gets more than three times the bytes it sent (QUIC's
     /// anti-amplification limit), so a client may need a retry to hear, e.g., that a very
-    /// short nickname is taken.
+    /// short nickname is taken; and an unproved guest gets the budget below.
     #[arg(long)]
     restart allow_amplification: bool = Bool;
+
+    /// Bytes the server may send a guest that has not proved its address (a classic
+    /// client) beyond three times what it sent: its login, the channel list, a join and a
+    /// user list fit. Refilled at --unproved-rate up to this much.
+    #[arg(long, value_name = "BYTES", default_value_t = 16384,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    restart unproved_allowance: u64 = Int(0, 1 << 30);
+
+    /// Bytes per second an unproved guest may be sent beyond its allowance (channel
+    /// traffic at ordinary chat rates); what goes over is held back and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    restart unproved_rate: u64 = Int(0, 1 << 30);
+
+    /// Bytes per second all unproved guests of one network (IPv4 /24, IPv6 /64) may be
+    /// sent together, bursts of four seconds of it.
+    #[arg(long, value_name = "BYTES", default_value_t = 262144,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 34))]
+    restart unproved_prefix_rate: u64 = Int(0, 1 << 34);
+
+    /// Bytes per second all unproved guests together may be sent.
+    #[arg(long, value_name = "BYTES", default_value_t = 4194304,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 36))]
+    restart unproved_total_rate: u64 = Int(0, 1 << 36);
 
     /// Serve Prometheus metrics over HTTP on this address; a port alone means loopback
     /// (e.g. `--metrics 9027` serves http://127.0.0.1:9027/metrics).

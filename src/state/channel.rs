@@ -33,16 +33,27 @@ pub struct Member {
     /// `lane % senders`, for every fan-out of every channel, so that one sender queue
     /// holds all of a member's events in order (`server::send`'s module docs).
     pub lane: u16,
+    /// A guest whose address is not proved (`User::proved`): what it is sent is held to
+    /// the budget of an unproved address (`server::budget`), checked only for members
+    /// marked so.
+    pub unproved: bool,
 }
 
 impl Member {
-    /// The member at `addr` taking batches of `batch` bytes (0: classic).
+    /// The member at `addr` taking batches of `batch` bytes (0: classic), its address
+    /// proved.
     pub fn new(addr: SocketAddr, batch: u16) -> Self {
         Member {
             addr,
             batch,
             lane: lane_of(addr),
+            unproved: false,
         }
+    }
+
+    /// The same member, its address unproved if `unproved`.
+    pub fn unproved(self, unproved: bool) -> Self {
+        Member { unproved, ..self }
     }
 }
 
@@ -197,13 +208,8 @@ impl Channel {
 
     /// Adds `addr` with `roles`, taking batches of `batch` bytes (0: classic), unless the
     /// channel holds `limit` members already or was destroyed.
-    pub(super) fn add(
-        &self,
-        addr: SocketAddr,
-        batch: u16,
-        limit: Option<usize>,
-        roles: u8,
-    ) -> Added {
+    pub(super) fn add(&self, member: Member, limit: Option<usize>, roles: u8) -> Added {
+        let addr = member.addr;
         let mut m = self.members.lock();
         if m.closed {
             return Added::Closed;
@@ -216,7 +222,7 @@ impl Channel {
         }
         let before = m.snapshot();
         let at = m.list.len();
-        m.list.push(Member::new(addr, batch));
+        m.list.push(member);
         m.pos.insert(addr, at);
         if roles != 0 {
             m.roles.insert(addr, roles);
@@ -243,8 +249,8 @@ impl Channel {
     pub(super) fn replace(&self, old: SocketAddr, new: SocketAddr) {
         let mut m = self.members.lock();
         if let Some(at) = m.pos.remove(&old) {
-            let batch = m.list[at].batch;
-            m.list[at] = Member::new(new, batch);
+            let was = m.list[at];
+            m.list[at] = Member::new(new, was.batch).unproved(was.unproved);
             m.pos.insert(new, at);
             if let Some(r) = m.roles.remove(&old) {
                 m.roles.insert(new, r);
@@ -260,6 +266,18 @@ impl Channel {
         if let Some(&at) = m.pos.get(&addr) {
             if m.list[at].batch != batch {
                 m.list[at].batch = batch;
+                m.snapshot = None;
+            }
+        }
+    }
+
+    /// Marks member `addr` as proved (its guest echoed a proof token); nothing if it is not
+    /// a member or was proved already.
+    pub(super) fn set_proved(&self, addr: SocketAddr) {
+        let mut m = self.members.lock();
+        if let Some(&at) = m.pos.get(&addr) {
+            if m.list[at].unproved {
+                m.list[at].unproved = false;
                 m.snapshot = None;
             }
         }
@@ -296,13 +314,16 @@ mod tests {
     #[test]
     fn members_snapshot_follows_adds_and_removes() {
         let ch = channel();
-        assert!(matches!(ch.add(addr(1), 0, None, 0), Added::New(b) if b.is_empty()));
-        let Added::New(before) = ch.add(addr(2), 0, None, 0) else {
+        assert!(matches!(ch.add(Member::new(addr(1), 0), None, 0), Added::New(b) if b.is_empty()));
+        let Added::New(before) = ch.add(Member::new(addr(2), 0), None, 0) else {
             panic!("not added");
         };
         assert_eq!((addrs(&before), ch.len()), (vec![addr(1)], 2));
-        assert!(matches!(ch.add(addr(2), 0, None, 0), Added::Again));
-        ch.add(addr(3), 0, None, 0);
+        assert!(matches!(
+            ch.add(Member::new(addr(2), 0), None, 0),
+            Added::Again
+        ));
+        ch.add(Member::new(addr(3), 0), None, 0);
         let rest = ch.remove(addr(1)).unwrap();
         let mut rest = addrs(&rest);
         rest.sort();
@@ -317,8 +338,8 @@ mod tests {
     #[test]
     fn batch_sizes_ride_in_the_snapshot_and_survive_a_move() {
         let ch = channel();
-        ch.add(addr(1), 1200, None, 0);
-        ch.add(addr(2), 0, None, 0);
+        ch.add(Member::new(addr(1), 1200), None, 0);
+        ch.add(Member::new(addr(2), 0), None, 0);
         let s = ch.snapshot();
         assert_eq!((s[0].batch, s[1].batch), (1200, 0));
         assert_eq!(s[0].lane, lane_of(addr(1)));
@@ -337,26 +358,32 @@ mod tests {
     #[test]
     fn roles_end_with_the_membership_and_follow_a_move() {
         let ch = channel();
-        ch.add(addr(1), 0, None, role::OP);
+        ch.add(Member::new(addr(1), 0), None, role::OP);
         assert_eq!(ch.roles(addr(1)), role::OP);
         assert!(ch.set_roles(addr(1), role::VOICE, true));
         ch.replace(addr(1), addr(2));
         assert_eq!(ch.roles(addr(2)), role::OP | role::VOICE);
         assert!(!ch.set_roles(addr(1), role::OP, true), "not a member");
         ch.remove(addr(2));
-        ch.add(addr(2), 0, None, 0);
+        ch.add(Member::new(addr(2), 0), None, 0);
         assert_eq!(ch.roles(addr(2)), 0);
     }
 
     #[test]
     fn a_full_or_closed_channel_takes_nobody() {
         let ch = channel();
-        ch.add(addr(1), 0, Some(1), 0);
-        assert!(matches!(ch.add(addr(2), 0, Some(1), 0), Added::Full));
+        ch.add(Member::new(addr(1), 0), Some(1), 0);
+        assert!(matches!(
+            ch.add(Member::new(addr(2), 0), Some(1), 0),
+            Added::Full
+        ));
         assert!(!ch.close_if_empty());
         ch.remove(addr(1));
         assert!(ch.close_if_empty());
-        assert!(matches!(ch.add(addr(2), 0, None, 0), Added::Closed));
+        assert!(matches!(
+            ch.add(Member::new(addr(2), 0), None, 0),
+            Added::Closed
+        ));
         assert!(ch.is_closed());
     }
 }

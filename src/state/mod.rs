@@ -56,6 +56,7 @@ pub use sessions::{SealCheck, CHALLENGE_EVERY};
 pub use table::Exists;
 pub use users::{Caps, Presence, Route, User};
 
+use crate::budget::{BudgetLimits, Budgets};
 use crate::config::ChannelSpec;
 use crate::sealing::Sealers;
 use channel::Added;
@@ -129,6 +130,10 @@ pub struct State {
     addr_bans: AddrBans,
     /// The last message id given ([`next_message_id`](Self::next_message_id)).
     message_ids: MessageIds,
+    /// What the server may still send each unproved guest, for the send paths
+    /// (`crate::budget`); opened at a guest's login, closed when it proves its address or
+    /// leaves.
+    budgets: Budgets,
 }
 
 impl State {
@@ -143,7 +148,19 @@ impl State {
             remote: RemoteUsers::default(),
             addr_bans: AddrBans::default(),
             message_ids: MessageIds::default(),
+            budgets: Budgets::default(),
         }
+    }
+
+    /// The same state holding unproved guests to budgets of these sizes.
+    pub fn with_budgets(mut self, limits: BudgetLimits) -> Self {
+        self.budgets = Budgets::new(limits);
+        self
+    }
+
+    /// The budgets of unproved guests, for the send paths (`crate::budget`).
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
     }
 
     /// The sealers of protected users by address, for the send paths (`crate::sealing`).
@@ -208,11 +225,22 @@ impl State {
         self.users.read(addr, |u| u.proved).unwrap_or(false)
     }
 
-    /// Marks the guest at `addr` as proved; whether it was logged in and not yet proved.
+    /// Marks the guest at `addr` as proved, in its channels' member lists too; whether it
+    /// was logged in and not yet proved.
     pub(crate) fn prove(&self, addr: SocketAddr) -> bool {
-        self.users
-            .update(addr, |u| !std::mem::replace(&mut u.proved, true))
-            .unwrap_or(false)
+        let Some((was, channels)) = self.users.update(addr, |u| {
+            (std::mem::replace(&mut u.proved, true), u.channels.clone())
+        }) else {
+            return false;
+        };
+        self.budgets.close(addr);
+        // The user guard is gone: channel locks are never taken under it.
+        for id in channels {
+            if let Some(ch) = self.channel(id) {
+                ch.set_proved(addr);
+            }
+        }
+        !was
     }
 
     /// Whether the user at `addr` is a part-5 client.
@@ -262,6 +290,9 @@ impl State {
     /// Makes the user of a reservation of `nick` held by `addr`.
     pub(crate) fn admit(&self, addr: SocketAddr, nick: &str, now: Instant, session: Option<u64>) {
         self.users.insert(addr, User::new(nick, now, session));
+        if session.is_none() {
+            self.budgets.open(addr, now);
+        }
     }
 
     /// Claims `nick` for `addr` and creates its user record: [`reserve`](Self::reserve),
@@ -285,6 +316,7 @@ impl State {
     /// to tell, or `None` if nobody was logged in there.
     pub(crate) fn depart(&self, addr: SocketAddr) -> Option<Departed> {
         let user = self.users.remove(addr)?;
+        self.budgets.close(addr);
         self.nicks.release(addr, &user.nick);
         self.nicks.uncount();
         if let Some(id) = user.session {
@@ -453,16 +485,17 @@ impl State {
         max: usize,
         roles: u8,
     ) -> Result<Joined, JoinError> {
-        let (channels, caps) = self
+        let (channels, caps, proved) = self
             .users
-            .read(addr, |u| (u.channels.clone(), u.caps))
+            .read(addr, |u| (u.channels.clone(), u.caps, u.proved))
             .ok_or(JoinError::NoUser)?;
         if !channels.contains(&id) && channels.len() >= max {
             return Err(JoinError::TooMany);
         }
         let ch = self.channel(id).ok_or(JoinError::Gone)?;
         let limit = ch.with_meta(|m| m.limit.map(|l| l as usize));
-        let joined = match ch.add(addr, caps.batch.unwrap_or(0), limit, roles) {
+        let member = Member::new(addr, caps.batch.unwrap_or(0)).unproved(!proved);
+        let joined = match ch.add(member, limit, roles) {
             Added::New(before) => Joined::New(before),
             Added::Again => Joined::Again,
             Added::Full => return Err(JoinError::Full),
@@ -592,10 +625,17 @@ impl State {
         let Some(sealer) = self.sessions.open(addr, keys) else {
             return false;
         };
-        self.users.update(addr, |u| {
+        let channels = self.users.update(addr, |u| {
             u.session = Some(id);
             u.proved = true;
+            u.channels.clone()
         });
+        self.budgets.close(addr);
+        for id in channels.into_iter().flatten() {
+            if let Some(ch) = self.channel(id) {
+                ch.set_proved(addr);
+            }
+        }
         self.sessions.seal(addr, sealer);
         true
     }

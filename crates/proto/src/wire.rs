@@ -258,6 +258,15 @@ code_table! {
     1010 STATUS_ITEM         event      StatusItem      status_item;
     /// S→C: a server operator's command was carried out (part 5).
     1020 OPER_ACK            event      OperAck         oper_ack;
+    /// C→S: a guest asks for a token that proves it receives at its address (part 3).
+    1050 PROVE_REQ           request    ProveReq        prove_req;
+    /// S→C: the token to echo in PROVE (part 3).
+    1060 PROVE_TOKEN         event      ProveToken      prove_token;
+    /// C→S: the token of PROVE_TOKEN, echoed: the guest's address is proved (part 3).
+    1070 PROVE               request    Prove           prove;
+    /// S→C: the address is proved: the server no longer holds what it sends there to the
+    /// budget of an unproved address (part 3).
+    1080 PROVED              event      Proved          proved;
 }
 
 /// The server's default UDP port.
@@ -569,6 +578,13 @@ pub enum Request<'a> {
     },
     /// `OPER_STATUS` (part 5).
     OperStatus,
+    /// `PROVE_REQ` (part 3): a token, please.
+    ProveReq,
+    /// `PROVE token` (part 3): the token of a PROVE_TOKEN, echoed.
+    Prove {
+        /// The token as the server sent it.
+        token: &'a str,
+    },
 }
 
 /// An event from the server to a client, borrowing its text.
@@ -810,6 +826,13 @@ pub enum Event<'a> {
         /// A reason or an expiry.
         detail: &'a str,
     },
+    /// `PROVE_TOKEN token` (part 3).
+    ProveToken {
+        /// The token to send back in PROVE.
+        token: &'a str,
+    },
+    /// `PROVED` (part 3): the address is proved.
+    Proved,
 }
 
 /// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM describe it.
@@ -943,6 +966,8 @@ mod parse {
         still_here      => Request::StillHere;
         unregister_req  => Request::Unregister;
         oper_status     => Request::OperStatus;
+        prove_req       => Request::ProveReq;
+        proved          => Event::Proved;
 
         // One field, the whole payload (it may hold spaces, and be empty).
         login_req       => Request::Login { nick: rest };
@@ -965,6 +990,8 @@ mod parse {
         chan_drop       => Request::ChanDrop { title: rest };
         oper_unban      => Request::OperUnban { net: rest };
         oper_notice     => Request::OperNotice { text: rest };
+        prove           => Request::Prove { token: rest };
+        prove_token     => Event::ProveToken { token: rest };
         error           => Event::Error { message: rest };
         login_ack       => Event::LoginAck { nick: rest };
         user_online     => Event::UserOnline { nick: rest };
@@ -1116,6 +1143,7 @@ impl<'a> Request<'a> {
             Request::ChanDrop { title } => &[title],
             Request::OperUnban { net } => &[net],
             Request::OperNotice { text } => &[text],
+            Request::Prove { token } => &[token],
             // Two or more fields: the trailing ones are left out when empty (with their
             // separators), so a request re-encodes to no more bytes than it came in.
             Request::ChanCreate {
@@ -1156,7 +1184,8 @@ impl<'a> Request<'a> {
             | Request::ListUsers
             | Request::StillHere
             | Request::Unregister
-            | Request::OperStatus => &[],
+            | Request::OperStatus
+            | Request::ProveReq => &[],
         };
         encode_parts(self.code(), payload, out);
     }
@@ -1374,6 +1403,8 @@ impl<'a> Event<'a> {
                 target,
                 detail,
             } => put_fields(&[action, target, detail], out),
+            Event::ProveToken { token } => put(token),
+            Event::Proved => {}
         }
     }
 
@@ -1529,6 +1560,10 @@ mod tests {
             },
             Request::AuthFinish { message: "DDDD" },
             Request::PathResponse { data: "0011" },
+            Request::ProveReq,
+            Request::Prove {
+                token: "AAAAAAECAwQFBgcICQoL",
+            },
         ];
         for r in all {
             let bytes = r.to_bytes();
@@ -1588,6 +1623,10 @@ mod tests {
             Event::AuthChallenge { message: "BB==" },
             Event::AuthRetry { token: "t" },
             Event::PathChallenge { data: "0011" },
+            Event::ProveToken {
+                token: "AAAAAAECAwQFBgcICQoL",
+            },
+            Event::Proved,
         ];
         for e in all {
             let bytes = e.to_bytes();
@@ -1812,6 +1851,8 @@ mod tests {
             (460, "AUTH_REQ"),
             (480, "AUTH_FINISH"),
             (495, "PATH_RESPONSE"),
+            (1050, "PROVE_REQ"),
+            (1070, "PROVE"),
         ];
         let events = [
             (10, "ERROR"),
@@ -1831,6 +1872,8 @@ mod tests {
             (470, "AUTH_CHALLENGE"),
             (485, "AUTH_RETRY"),
             (490, "PATH_CHALLENGE"),
+            (1060, "PROVE_TOKEN"),
+            (1080, "PROVED"),
         ];
         for (c, n) in requests {
             assert_eq!(name(c), Some(n));

@@ -441,6 +441,7 @@ impl Session {
             caps: self.wanted_caps(),
         });
         self.hello(now);
+        self.prove(now);
         self.link.last_keepalive = now;
         self.link.probe = None;
         match &why {

@@ -250,6 +250,7 @@ impl Session {
             rejoin,
             caps,
             hello,
+            self.proof_deadline(),
             keepalive,
             self.asking
                 .pace
@@ -279,6 +280,7 @@ impl Session {
             }
         }
         self.hello_tick(now);
+        self.proof_tick(now);
         self.keepalive_tick(now, woke);
         self.mcast_tick(now);
         let silent = now.saturating_duration_since(self.link.traffic);
@@ -488,7 +490,7 @@ impl Session {
         }
         // After the caps: CAPS_REQ goes out first, so a classic server's first error
         // answers it.
-        if self.hello_event(&event) || self.rejoin_event(&event, now) {
+        if self.hello_event(&event) || self.proof_event(&event) || self.rejoin_event(&event, now) {
             return;
         }
         self.chat_event(&event, now);

@@ -39,6 +39,7 @@ mod machine;
 mod mcast;
 mod paths;
 mod phase;
+mod proof;
 mod state;
 
 pub use io::Options;

@@ -25,6 +25,19 @@ pub(super) enum Caps {
     None,
 }
 
+/// Whether the server knows our address is ours (`session::proof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proof {
+    /// Not asked (not logged in).
+    NotAsked,
+    /// PROVE_REQ sent at `since`, `tries` times.
+    Asked { since: Instant, tries: u32 },
+    /// PROVED came, or the session is protected.
+    Proved,
+    /// The server does not know the exchange, or never answered it.
+    Unsupported,
+}
+
 /// The connection, as the server and the network layer see it.
 #[derive(Debug)]
 pub(super) struct Link {
@@ -36,6 +49,8 @@ pub(super) struct Link {
     pub(super) sealed: bool,
     /// What the server speaks.
     pub(super) caps: Caps,
+    /// Whether our address is proved to the server.
+    pub(super) proof: Proof,
     /// When a keepalive or PING last went out.
     pub(super) last_keepalive: Instant,
     /// An unanswered PING: when it went out and how many went out since the server last
@@ -52,6 +67,7 @@ impl Link {
             logged_in: None,
             sealed: false,
             caps: Caps::Unknown,
+            proof: Proof::NotAsked,
             last_keepalive: now,
             probe: None,
             traffic: now,
