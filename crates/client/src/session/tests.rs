@@ -13,7 +13,7 @@ use super::io::{
 };
 use super::machine::{Session, CAPS_WAIT, WANTED_CAPS, WANTED_CAPS_MULTICAST};
 use super::paths::{Drops, Pairing, Path, PAIR_FOR};
-use super::state::Caps;
+use super::state::{Caps, Proof};
 use crate::net::NetEvent;
 use crate::secure::Pin;
 use proto::{code, encode_raw, errors};
@@ -200,13 +200,23 @@ impl Fixture {
         self.type_line(self.session.asking.serial, AskKind::Chat, text);
     }
 
-    /// The server takes the LOGIN_REQ of ann; she asks for `caps` and says HELLO.
+    /// The server takes the LOGIN_REQ of ann; she asks for `caps`, says HELLO and proves
+    /// her address.
     #[track_caller]
     fn accepted(&mut self, caps: &str) {
         self.expect_sent(code::LOGIN_REQ, "ann");
         self.server_says(code::LOGIN_ACK, "ann");
         self.expect_sent(code::CAPS_REQ, caps);
         self.expect_sent(code::HELLO, HELLO);
+        self.expect_sent(code::PROVE_REQ, "");
+        self.server_says(code::PROVE_TOKEN, "t0ken");
+        // The echo goes after whatever the login sent meanwhile (rejoins).
+        let echo = (code::PROVE, "t0ken".to_string());
+        let at = self.sent.iter().position(|d| *d == echo);
+        assert!(at.is_some(), "the token was not echoed: {:?}", self.sent);
+        self.sent.retain(|d| *d != echo);
+        self.server_says(code::PROVED, "");
+        assert_eq!(self.session.link.proof, Proof::Proved);
     }
 
     /// Logs in as ann; the caps request is left unanswered.
@@ -230,6 +240,49 @@ impl Fixture {
         self.accepted(WANTED_CAPS_MULTICAST);
         self.expect_sent(code::JOIN_REQ, rejoin);
     }
+}
+
+#[test]
+fn a_guest_proves_its_address_and_nothing_of_it_is_shown() {
+    let mut f = fixture(UiKind::Editor);
+    f.logged_in();
+    assert!(f.lines().iter().all(|l| !l.contains("t0ken")));
+    assert!(f.sent().is_none(), "nothing more goes out");
+}
+
+#[test]
+fn an_unanswered_proof_is_asked_for_three_times_then_given_up() {
+    let mut f = fixture(UiKind::Editor);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(code::HELLO, HELLO);
+    f.expect_sent(code::PROVE_REQ, "");
+    f.later(CAPS_WAIT);
+    f.expect_sent(code::PROVE_REQ, "");
+    f.later(CAPS_WAIT);
+    f.expect_sent(code::PROVE_REQ, "");
+    f.later(CAPS_WAIT);
+    assert_eq!(f.session.link.proof, Proof::Unsupported);
+    // A token that comes late is not echoed.
+    f.server_says(code::PROVE_TOKEN, "late");
+    assert_ne!(f.sent(), Some((code::PROVE, "late".into())));
+}
+
+#[test]
+fn a_classic_servers_unimplemented_errors_for_caps_hello_and_proof_are_not_shown() {
+    let mut f = fixture(UiKind::Editor);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.server_says(code::LOGIN_ACK, "ann");
+    for _ in 0..3 {
+        f.server_says(code::ERROR, errors::UNIMPLEMENTED);
+    }
+    assert_eq!(f.session.link.caps, Caps::None);
+    assert_eq!(f.session.link.proof, Proof::Unsupported);
+    assert!(
+        !f.lines().iter().any(|l| l.contains("unimplemented")),
+        "an error was shown"
+    );
 }
 
 #[test]
