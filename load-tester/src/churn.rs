@@ -127,10 +127,29 @@ impl User {
             if u.wait_for(code::LOGIN_ACK, Duration::from_millis(200))
                 .is_some()
             {
+                u.prove();
                 return Ok(u);
             }
         }
         anyhow::bail!("{nick} could not log in")
+    }
+
+    /// Proves the user's address (creating a channel needs it), a few tries; a server
+    /// without proofs (ERROR `unimplemented`) needs none.
+    fn prove(&self) {
+        for _ in 0..5 {
+            self.send(Request::ProveReq);
+            let Some(token) = self.wait_for(code::PROVE_TOKEN, Duration::from_millis(200)) else {
+                continue;
+            };
+            self.send(Request::Prove { token: &token });
+            if self
+                .wait_for(code::PROVED, Duration::from_millis(200))
+                .is_some()
+            {
+                return;
+            }
+        }
     }
 
     fn send(&self, r: Request<'_>) {

@@ -11,7 +11,9 @@ use proto::Request;
 use serde::{Deserialize, Serialize};
 
 use crate::hist::{from_pairs, new_histogram, pairs};
-use crate::members::{GroupInfo, Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
+use crate::members::{
+    GroupInfo, Members, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, PROVED, TOLD,
+};
 use crate::options::{FanOut, Setup, Traffic};
 use crate::procstat::UdpCounters;
 use crate::progress::Progress;
@@ -135,11 +137,13 @@ pub(crate) struct ConfirmOut {
     pub(crate) secs: f64,
 }
 
-/// Logs in the step's members not yet logged in.
+/// Logs in the step's members not yet logged in, each proving its address (the receiver
+/// answers LOGIN_ACK with PROVE_REQ and the token with PROVE): the round ends when they
+/// are proved, so no delivery is held back by the budget of an unproved address.
 pub(crate) fn login(ms: &Members, step: &Step, run_id: u32, pb: &Progress) -> RoundStats {
     let total = step.members.len();
     let progress = |n: usize| pb.set(format!("logging in: {n}/{total}"));
-    let round = Round::quick(LOGGED_IN, Duration::from_secs(600), &progress);
+    let round = Round::quick(PROVED, Duration::from_secs(600), &progress);
     session::login(&ms.shared, &step.members, &round, run_id)
 }
 

@@ -144,6 +144,7 @@ pub(crate) fn render(src: &Sources) -> String {
         "Datagrams dropped, by reason.",
         &drops,
     );
+    unproved_metrics(&mut out, src.state.budgets());
     metric(
         &mut out,
         "sweep_logoffs_total",
@@ -267,6 +268,45 @@ pub(crate) fn render(src: &Sources) -> String {
 
 /// The events-per-datagram histogram, in the Prometheus histogram form (cumulative
 /// buckets, `_sum` and `_count`).
+/// What the budgets of unproved guests let through and held back (`crate::budget`).
+fn unproved_metrics(out: &mut String, budgets: &crate::budget::Budgets) {
+    metric(
+        out,
+        "unproved_guests",
+        "gauge",
+        "Guests whose address is not proved, held to a budget.",
+        &[(String::new(), budgets.len() as u64)],
+    );
+    metric(
+        out,
+        "unproved_sent_bytes_total",
+        "counter",
+        "Bytes sent to addresses not proved.",
+        &[(String::new(), budgets.sent_bytes())],
+    );
+    let (mut datagrams, mut bytes) = (Vec::new(), Vec::new());
+    for kind in crate::budget::Budgets::kinds() {
+        let (d, b) = budgets.held(kind);
+        let label = format!("{{budget=\"{}\"}}", kind.label());
+        datagrams.push((label.clone(), d));
+        bytes.push((label, b));
+    }
+    metric(
+        out,
+        "unproved_held_datagrams_total",
+        "counter",
+        "Datagrams to addresses not proved held back, by the budget that held them.",
+        &datagrams,
+    );
+    metric(
+        out,
+        "unproved_held_bytes_total",
+        "counter",
+        "Bytes to addresses not proved held back, by the budget that held them.",
+        &bytes,
+    );
+}
+
 fn events_per_datagram(out: &mut String, s: &super::stats::StatsSnapshot) {
     let name = "udpchat_events_per_datagram";
     let _ = writeln!(

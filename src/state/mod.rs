@@ -221,7 +221,7 @@ impl State {
     /// Whether someone is logged in at `addr` whose address is proved (see
     /// [`User::proved`]): a password session, or a guest that echoed a proof token.
     /// Strangers and unproved guests are not.
-    pub(crate) fn is_proved(&self, addr: SocketAddr) -> bool {
+    pub fn is_proved(&self, addr: SocketAddr) -> bool {
         self.users.read(addr, |u| u.proved).unwrap_or(false)
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use proto::{code, errors, Event, Request};
 
-use super::shared::{Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
+use super::shared::{Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, PROVED, TOLD};
 use crate::hist::Hists;
 use crate::text::{public_fields, sent_ns_and_publisher, sent_ns_of, RAW_SENDER};
 
@@ -107,7 +107,26 @@ pub(super) fn one_event<'a>(
         return None;
     }
     let bit = match decoded {
-        Ok(Event::LoginAck { .. }) => LOGGED_IN,
+        Ok(Event::LoginAck { .. }) => {
+            // Prove the address at once, before anything big is sent to it.
+            if !shared.has(i, PROVED) {
+                let _ = shared.send(i, &Request::ProveReq.to_bytes());
+            }
+            LOGGED_IN
+        }
+        Ok(Event::ProveToken { token }) => {
+            let _ = shared.send(i, &Request::Prove { token }.to_bytes());
+            return None;
+        }
+        Ok(Event::Proved) => PROVED,
+        Ok(Event::Error { message })
+            if message == errors::UNIMPLEMENTED
+                && shared.has(i, LOGGED_IN)
+                && !shared.has(i, PROVED) =>
+        {
+            // A server without proofs of address sends everything anyway.
+            PROVED
+        }
         Ok(Event::JoinAck(_)) => JOINED,
         Ok(Event::CapsAck { .. }) => CAPS,
         Ok(e @ Event::McastGroup { .. }) => {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-pub(crate) use shared::{GroupInfo, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, TOLD};
+pub(crate) use shared::{GroupInfo, Shared, CAPS, CONFIRMED, JOINED, LOGGED_IN, PROVED, TOLD};
 
 use crate::hist::Hists;
 use crate::options::{Population, Protection};
@@ -82,7 +82,7 @@ impl Members {
         };
         let status: Vec<AtomicU8> = sessions
             .iter()
-            .map(|s| AtomicU8::new(if s.is_some() { LOGGED_IN } else { 0 }))
+            .map(|s| AtomicU8::new(if s.is_some() { LOGGED_IN | PROVED } else { 0 }))
             .collect();
         let batch: Vec<bool> = globals.iter().map(|&g| pop.batch_member(g)).collect();
         let shared = Arc::new(Shared {

@@ -25,6 +25,10 @@ pub(crate) const CAPS: u8 = 4;
 pub(crate) const CONFIRMED: u8 = 8;
 /// Status bit: told the current step's channel's group (MCAST_GROUP): its channel has one.
 pub(crate) const TOLD: u8 = 16;
+/// Status bit: the member's address is proved (PROVED, part 3; a password session is
+/// proved by its login; a server without proofs answers `unimplemented`), so the server
+/// sends it everything, not the small budget of an address anyone could have forged.
+pub(crate) const PROVED: u8 = 32;
 
 /// Counters the receivers update and the drivers read.
 #[derive(Default)]

@@ -34,7 +34,7 @@ impl Soak<'_> {
                     }
                     continue;
                 }
-                Phase::LoggingIn | Phase::Joining | Phase::Parting
+                Phase::LoggingIn | Phase::Proving | Phase::Joining | Phase::Parting
                     if now > c.sent_ns + RETRY_NS =>
                 {
                     let title = self.args.title(c.channel);
@@ -50,6 +50,7 @@ impl Soak<'_> {
                     c.tries += 1;
                     let req = match c.phase {
                         Phase::LoggingIn => Request::Login { nick: &c.nick }.to_bytes(),
+                        Phase::Proving => Request::ProveReq.to_bytes(),
                         Phase::Joining => Request::Join { title: &title }.to_bytes(),
                         _ => Request::Part { title: &old }.to_bytes(),
                     };

@@ -9,6 +9,9 @@ use proto::Request;
 pub(super) enum Phase {
     /// LOGIN_REQ sent, waiting for LOGIN_ACK.
     LoggingIn,
+    /// PROVE_REQ sent, waiting for PROVED (the token is echoed as it comes): until then
+    /// the server holds what it sends to the budget of an address anyone could forge.
+    Proving,
     /// JOIN_REQ sent, waiting for JOIN_ACK.
     Joining,
     /// In `channel`, taking part.
@@ -57,6 +60,14 @@ pub(super) struct Client {
 }
 
 impl Client {
+    /// Asks to prove its address, and waits for PROVED from `now`.
+    pub(super) fn prove(&mut self, server: SocketAddr, now: u64) {
+        self.phase = Phase::Proving;
+        self.sent_ns = now;
+        self.tries = 0;
+        let _ = self.socket.send_to(&Request::ProveReq.to_bytes(), server);
+    }
+
     /// Asks to join its channel, titled `title`, and waits for the JOIN_ACK from `now`.
     pub(super) fn join(&mut self, title: &str, server: SocketAddr, now: u64) {
         self.phase = Phase::Joining;

@@ -157,7 +157,7 @@ impl<'a> Soak<'a> {
     pub(super) fn pending_setup(&self) -> usize {
         self.clients
             .values()
-            .filter(|c| matches!(c.phase, Phase::LoggingIn | Phase::Joining))
+            .filter(|c| matches!(c.phase, Phase::LoggingIn | Phase::Proving | Phase::Joining))
             .count()
     }
 

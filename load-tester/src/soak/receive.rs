@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use mio::Events;
-use proto::{errors, Event};
+use proto::{errors, Event, Request};
 
 use super::client::Phase;
 use super::driver::{Soak, CHECKER};
@@ -133,6 +133,20 @@ impl Soak<'_> {
                 }
             }
             Ok(Event::LoginAck { .. }) if c.phase == Phase::LoggingIn => {
+                c.prove(self.args.server, now);
+            }
+            Ok(Event::ProveToken { token }) if c.phase == Phase::Proving => {
+                let _ = c
+                    .socket
+                    .send_to(&Request::Prove { token }.to_bytes(), self.args.server);
+            }
+            Ok(Event::Proved) if c.phase == Phase::Proving => {
+                c.join(&self.args.title(c.channel), self.args.server, now);
+            }
+            Ok(Event::Error { message })
+                if c.phase == Phase::Proving && message == errors::UNIMPLEMENTED =>
+            {
+                // A server without proofs of address sends everything anyway.
                 c.join(&self.args.title(c.channel), self.args.server, now);
             }
             Ok(Event::JoinAck(info)) if c.phase == Phase::Joining => {
