@@ -2,7 +2,8 @@
 //! people log in, list channels, join, talk, list users, whisper, watch, part and quit,
 //! and each sees exactly the classic lines; a line being typed survives incoming lines;
 //! escape sequences from the network arrive defused; pastes go line by line; a password
-//! session asks its password again after the server restarts.
+//! session asks its password again after the server restarts; a password inside a message
+//! is not sent, and the files the client writes are the user's alone.
 
 mod common;
 
@@ -254,12 +255,16 @@ fn passwords_are_asked_twice_without_echo_and_never_shown() {
 
 /// The line mode in a terminal that echoes and has a size (see `common::pty`).
 fn line_mode(port: u16, extra: &[&str]) -> common::pty::Pty {
-    let home = tempfile::tempdir().unwrap().keep();
+    line_mode_in(&tempfile::tempdir().unwrap().keep(), port, extra)
+}
+
+/// As [`line_mode`], with its settings, pinned keys and history under `home`.
+fn line_mode_in(home: &std::path::Path, port: u16, extra: &[&str]) -> common::pty::Pty {
     let mut cmd = Command::new(common::bin("chat-client"));
     cmd.args(["127.0.0.1", &port.to_string(), "--line"])
         .args(extra)
         .env("TERM", "xterm")
-        .env("HOME", &home)
+        .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_STATE_HOME", home.join("state"));
     common::pty::Pty::spawn(cmd, 24, 100)
@@ -350,5 +355,71 @@ fn a_password_session_asks_the_password_again_after_a_restart() {
     assert_eq!(publics(&bob, 1), ["Pets ann hello again"]);
     assert!(!ann.raw().contains("tulip"), "the password was echoed");
     ann.quit();
+    server.shutdown().unwrap();
+}
+
+/// The mode bits of `path` for user, group and others.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn in_line_mode_a_password_in_a_message_never_leaves_and_the_files_are_the_users_alone() {
+    const PW: &str = "Tulpen4711";
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    let mut ann = line_mode_in(home.path(), server.addr().port(), &["--nick", "ann"]);
+    ann.wait_raw("Log in successful. Welcome ann.");
+    ann.line("/join Pets");
+    ann.wait_raw("Welcome to the Pets Channel (1 users)");
+    let bob = common::joined(&server, "bob", "Pets");
+    ann.wait_raw("<bob has entered Pets>");
+    ann.line("/register");
+    ann.wait_raw("New password: ");
+    ann.line(PW);
+    ann.wait_raw("Repeat it: ");
+    ann.line(PW);
+    ann.wait_raw("Nickname ann is registered.");
+    ann.wait("the password login", |raw, _| {
+        raw.matches("Log in successful. Welcome ann.").count() == 2
+    });
+    ann.line(&format!("/msg bob {PW}"));
+    ann.wait_raw("\t** /msg not sent: it holds a password **");
+    ann.line(&format!("/nick {PW}x"));
+    ann.wait_raw("\t** /nick not sent: it holds a password **");
+    ann.line(&format!("the password is {PW} ok"));
+    ann.wait_raw("\t** not sent: that line holds a password **");
+    ann.line("done");
+    // bob hears "done" and nothing before it: no private message, no line with it.
+    let mut heard = Vec::new();
+    while !heard
+        .iter()
+        .any(|(c, p): &(u16, String)| *c == code::PUBLIC_MSG && p == "Pets ann done")
+    {
+        heard.push(
+            bob.recv_within(std::time::Duration::from_secs(20))
+                .expect("done"),
+        );
+    }
+    assert!(heard
+        .iter()
+        .all(|(c, p)| *c != code::PRIVATE_MSG && !p.contains(PW)));
+    assert!(server.state().address_of(&format!("{PW}x")).is_none());
+    ann.quit();
+    assert!(!ann.raw().contains(PW), "the password was shown");
+    let history = home.path().join("state/udpchat/history");
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(kept, "/join Pets\n/register\ndone\n/quit\n");
+    assert_eq!(mode(&history), 0o600);
+    assert_eq!(mode(&home.path().join("state/udpchat")), 0o700);
+    // The server's key pinned at registration: the user's alone too.
+    let known = home.path().join("config/udpchat/known_servers");
+    assert!(std::fs::read_to_string(&known)
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert_eq!(mode(&known), 0o600);
+    assert_eq!(mode(&home.path().join("config/udpchat")), 0o700);
+    assert_eq!(mode(&home.path().join("config")), 0o700);
     server.shutdown().unwrap();
 }

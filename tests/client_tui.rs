@@ -1,7 +1,8 @@
 //! The full-screen client in a pseudo-terminal, its screen rendered by a terminal emulator
 //! (`vt100`): what a person sees of buffers, activity, the status line and the nick list;
 //! a reconnect after the server is restarted; pastes; a long line split and wrapped; a
-//! password that never shows; the part-5 commands, with history shown apart.
+//! password that never shows, nor leaves inside any command or sentence, nor stays in the
+//! history file (which is the user's alone); the part-5 commands, with history shown apart.
 
 mod common;
 
@@ -265,6 +266,133 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     // Nor did it reach the history file.
     let history = std::fs::read_to_string(home.path().join("state/udpchat/history")).unwrap();
     assert!(!history.contains("hunter2"), "{history}");
+    server.shutdown().unwrap();
+}
+
+/// The mode bits of `path` for user, group and others.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_password_inside_any_command_or_sentence_never_leaves_nor_stays_in_the_history() {
+    const PW: &str = "Tulpen4711";
+    let server = common::server();
+    let home = tempfile::tempdir().unwrap();
+    // An earlier run kept a line with the password, in a history open to others.
+    let folder = home.path().join("state/udpchat");
+    std::fs::create_dir_all(&folder).unwrap();
+    let history = folder.join("history");
+    std::fs::write(&history, format!("an old line\n/msg carl {PW}\n")).unwrap();
+    std::fs::set_permissions(
+        &history,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let mut ann = tui(server.addr().port(), "ann", &home, &[]);
+    assert_eq!(mode(&history), 0o600, "tightened when opened");
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    let bob = common::joined(&server, "bob", "Pets");
+    ann.wait_screen("<bob has entered Pets>");
+    // Typed before the client knows it is a password: it goes out, and is kept, for now.
+    ann.line(&format!("/whois {PW}"));
+    ann.wait_screen("not logged in");
+
+    ann.line("/register");
+    ann.wait_screen("New password: ");
+    ann.line(PW);
+    ann.wait_screen("Repeat it: ");
+    ann.line(PW);
+    ann.wait_screen("Nickname ann is registered.");
+    ann.wait_screen("Log in successful. Welcome ann.");
+    ann.wait_screen("[Pets] ");
+    let shown_before = ann.raw().len();
+
+    // What the user tried: each is held back, and says which command and why.
+    for (line, said) in [
+        (
+            format!("/msg bob {PW}"),
+            "/msg not sent: it holds a password",
+        ),
+        (format!("/nick {PW}"), "/nick not sent: it holds a password"),
+        (
+            format!("/create {PW}"),
+            "/create not sent: it holds a password",
+        ),
+        (
+            format!("/create Den {PW}"),
+            "/create not sent: it holds a password",
+        ),
+        (
+            format!("/topic Pets it is {PW}"),
+            "/topic not sent: it holds a password",
+        ),
+        (
+            format!("my password is {PW}, ok?"),
+            "not sent: that line holds a password",
+        ),
+    ] {
+        let before = ann.screen().matches(said).count();
+        ann.line(&line);
+        ann.wait(said, |_, screen| screen.matches(said).count() > before);
+    }
+    ann.line("done");
+    // Nothing of them reached bob: the next thing he hears from ann is "done".
+    let mut heard = Vec::new();
+    while !heard
+        .iter()
+        .any(|(c, p): &(u16, String)| *c == code::PUBLIC_MSG && p.ends_with(" done"))
+    {
+        let got = bob
+            .recv_within(Duration::from_secs(20))
+            .expect("ann's done");
+        heard.push(got);
+    }
+    assert!(heard.iter().all(|(_, p)| !p.contains(PW)), "{heard:#?}");
+    assert!(
+        !heard.iter().any(|(c, _)| *c == code::PRIVATE_MSG),
+        "{heard:#?}"
+    );
+    // Nor the server: no user, channel or topic with it; ann is still ann.
+    let state = server.state();
+    assert!(state.address_of(PW).is_none());
+    assert!(state.address_of("ann").is_some());
+    assert!(state.channel_id(PW).is_none());
+    assert!(state.channel_id("Den").is_none());
+    assert!(
+        state
+            .channels()
+            .iter()
+            .all(|c| !format!("{c:?}").contains(PW)),
+        "a channel holds it"
+    );
+    ann.quit();
+    let after = &ann.raw()[shown_before..];
+    assert!(!after.contains(PW), "the password was shown");
+
+    // The history file holds none of it, nor the lines kept before it was known.
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(kept, "an old line\n/join Pets\n/register\ndone\n/quit\n");
+    assert_eq!(mode(&history), 0o600);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_history_the_client_makes_is_the_users_alone() {
+    let (server, home, mut ann) = ann_connected(&[]);
+    ann.line("/join Pets");
+    wait_status(&ann, "[2:Pets]");
+    ann.quit();
+    let history = home.path().join("state/udpchat/history");
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap(),
+        "/join Pets\n/quit\n"
+    );
+    assert_eq!(mode(&history), 0o600);
+    assert_eq!(mode(&home.path().join("state/udpchat")), 0o700);
+    assert_eq!(mode(&home.path().join("state")), 0o700);
     server.shutdown().unwrap();
 }
 

@@ -15,6 +15,7 @@
 //! messages marked apart, what to ask to catch up) are the vocabulary both interfaces
 //! share; [`text`] splits, wraps and defuses text.
 //! [`discover`] finds servers on the LAN (`--discover`) before any of this starts.
+//! `files` makes the files the client writes (history, pinned keys) the user's alone.
 //!
 //! Threads: the receive thread, the session thread, the interface (the caller's thread,
 //! plus the line mode's printer or the full-screen client's key reader), and a signal
@@ -28,6 +29,7 @@
 pub mod command;
 mod community;
 pub mod discover;
+mod files;
 mod groups;
 pub mod net;
 mod render;

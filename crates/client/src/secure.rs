@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::files;
 use proto::auth::ServerKey;
 
 /// What the pinned key of a server says about the key it showed now.
@@ -26,7 +27,8 @@ pub struct KnownServers {
 }
 
 impl KnownServers {
-    /// The file at `path` (made, with its folder, when a first key is pinned).
+    /// The file at `path` (made 0600, in a folder made 0700, when a first key is pinned;
+    /// see `crate::files`).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         KnownServers { path: path.into() }
     }
@@ -52,23 +54,21 @@ impl KnownServers {
         })
     }
 
-    /// Compares `key` with the key pinned for `server`; pins it if there is none yet.
+    /// Compares `key` with the key pinned for `server`; pins it if there is none yet. A
+    /// file open to others is made the user's alone first (0600): whoever may write it
+    /// may pin a key of their own.
     ///
     /// # Errors
     /// When a new pin can't be written.
     pub fn check(&self, server: &str, key: &ServerKey) -> std::io::Result<Pin> {
+        // Someone else's file read-only to us is still read; it is never written.
+        let _ = files::tighten(&self.path);
         let shown = key.to_base64();
         match self.get(server) {
             Some(pinned) if pinned == shown => Ok(Pin::Same),
             Some(pinned) => Ok(Pin::Changed(pinned)),
             None => {
-                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
+                let mut f = files::append(&self.path)?;
                 writeln!(f, "{server} {shown}")?;
                 Ok(Pin::New)
             }
@@ -93,5 +93,22 @@ mod tests {
             Pin::Changed(a.to_base64())
         );
         assert_eq!(known.check("other:2027", &b).unwrap(), Pin::New);
+    }
+
+    #[test]
+    fn the_file_and_its_folder_are_the_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("udpchat").join("known_servers");
+        let known = KnownServers::new(&path);
+        let key = ServerKey(vec![1, 2, 3]);
+        assert_eq!(known.check("chat:2027", &key).unwrap(), Pin::New);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("udpchat")), 0o700);
+        // Open to others (an older client's): tightened at the next check.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(known.check("chat:2027", &key).unwrap(), Pin::Same);
+        assert_eq!(mode(&path), 0o600);
     }
 }

@@ -1,6 +1,9 @@
 //! The client's settings file, `client.toml` in the user's configuration folder
 //! (`~/.config/udpchat/client.toml` on Linux), and where the input history is kept.
-//! Everything in the file is optional; the command line overrides it.
+//! Everything in the file is optional; the command line overrides it. The client only
+//! reads it, never makes or writes it, and it holds nothing secret (no password goes in
+//! it), so its mode is the user's choice; the files the client writes are the user's
+//! alone (`crate::files`).
 //!
 //! ```toml
 //! server = "chat.example.org"
@@ -37,7 +40,8 @@ pub fn default_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("udpchat").join("client.toml"))
 }
 
-/// Where the full-screen client keeps the lines typed, across runs.
+/// Where the raw-mode interfaces keep the lines typed, across runs (readable by the user
+/// alone, and never a line holding a password: see `ui::input`).
 pub fn history_path() -> Option<PathBuf> {
     dirs::state_dir()
         .or_else(dirs::data_dir)

@@ -199,6 +199,11 @@ impl Session {
         if command == Command::Quit {
             return self.quit(now);
         }
+        // Before anything else, queued lines too: nothing of a line that holds a password
+        // goes anywhere, whatever command carries it.
+        if let Some(why) = self.held_back(line, &command) {
+            return self.notice(why);
+        }
         if !self.connected() {
             if command == Command::Nothing {
                 return;
@@ -211,9 +216,6 @@ impl Session {
                 self.notice("\t(not connected: what you type is sent when the connection is back)");
             }
             return;
-        }
-        if self.me.guard.holds(line) {
-            return self.notice("\t** not sent: that is a password **");
         }
         let mut scratch = String::new();
         match command {
@@ -283,6 +285,32 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// What to tell the user when `line` holds a password typed before (anywhere in it,
+    /// in a message or in any argument of any command): it is not sent. The commands that
+    /// set or check a password (`/register`, `/passwd`, a login) never hold one: they ask
+    /// for it at a password prompt.
+    fn held_back(&self, line: &str, command: &Command<'_>) -> Option<String> {
+        let guard = &self.me.guard;
+        if guard.holds(line) {
+            return Some("\t** not sent: that is a password **".into());
+        }
+        if !guard.found_in(line) {
+            return None;
+        }
+        let name = match command {
+            Command::Say(_) => None,
+            _ => line.split_whitespace().next(),
+        };
+        Some(match name {
+            // A command's name is shown, unless it is (part of) the password itself.
+            Some(name) if !guard.found_in(name) => {
+                format!("\t** {} not sent: it holds a password **", sanitize(name))
+            }
+            Some(_) => "\t** that command was not sent: it holds a password **".into(),
+            None => "\t** not sent: that line holds a password **".into(),
+        })
     }
 
     /// A message, in pieces that fit a datagram, to where it was typed.

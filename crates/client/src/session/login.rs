@@ -42,8 +42,12 @@ impl Session {
             return;
         };
         let why = why.clone();
-        if self.me.guard.holds(typed) {
-            self.notice("\t** not sent: that is a password, not a nickname **");
+        if self.me.guard.found_in(typed) {
+            self.notice(if self.me.guard.holds(typed) {
+                "\t** not sent: that is a password, not a nickname **"
+            } else {
+                "\t** not sent: that nickname holds a password **"
+            });
             return self.ask_nick_for(why);
         }
         match check_nick(typed) {

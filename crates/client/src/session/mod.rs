@@ -18,8 +18,8 @@
 //!
 //! Asking is explicit so that a line is never taken for what it is not: every [`Ask`] has a
 //! serial and a kind, an answer of the wrong kind (a line typed at the chat prompt while a
-//! password was wanted) is dropped, and a line that matches a password typed earlier is
-//! never sent (see [`guard::SecretGuard`]).
+//! password was wanted) is dropped, and a line that holds a password typed earlier,
+//! anywhere in it and whatever the command, is never sent (see [`guard::SecretGuard`]).
 //!
 //! The parts: [`io`] (what goes in and comes out), `machine` (the session's state, its
 //! entry point and its queues), the state types (`state`, `phase` for the login, `paths`

@@ -373,6 +373,128 @@ fn a_line_typed_at_a_prompt_that_changed_is_never_sent() {
     assert_eq!(f.sent(), None);
 }
 
+/// ann, logged in, typed `tulip42` at a password prompt (then a different one to repeat
+/// it, so nothing was registered): the session knows it as a password.
+fn knows_tulip42() -> Fixture {
+    let mut f = chatting(UiKind::Editor);
+    f.chat("/register");
+    let secret = f.last_ask().unwrap();
+    f.type_line(secret.serial, AskKind::Secret, "tulip42");
+    f.type_line(secret.serial + 1, AskKind::Secret, "other");
+    assert_eq!(f.lines(), ["\tThe passwords do not match."]);
+    assert_eq!(f.sent(), None);
+    f
+}
+
+#[test]
+fn no_command_sends_a_password_in_any_argument() {
+    let mut f = knows_tulip42();
+    for name in crate::command::complete("/") {
+        if name == "/quit" {
+            // Leaves at once; its arguments are never read, let alone sent.
+            continue;
+        }
+        for args in [
+            "tulip42",
+            "Den tulip42",
+            "Den bob tulip42",
+            "Den bob 60 a tulip42 b",
+        ] {
+            let line = format!("{name} {args}");
+            f.chat(&line);
+            assert_eq!(
+                f.lines(),
+                [format!("\t** {name} not sent: it holds a password **")],
+                "{line}"
+            );
+            assert_eq!(f.sent(), None, "{line}");
+        }
+    }
+    // Inside a word, in another case, and the commands that ask for a password.
+    f.chat("/msg bob xtulip42x");
+    assert_eq!(f.lines(), ["\t** /msg not sent: it holds a password **"]);
+    f.chat("/MSG bob Tulip42");
+    f.expect_sent(code::SEND_PRIVATE, "bob Tulip42");
+    f.chat("/passwd");
+    assert_eq!(f.last_ask().unwrap().prompt, "New password: ");
+    assert_eq!(f.sent(), None);
+}
+
+#[test]
+fn no_message_holding_a_password_is_sent_wherever_it_is_typed() {
+    let mut f = knows_tulip42();
+    f.joins("Pets", 2);
+    f.lines();
+    for (line, to) in [
+        ("my password is tulip42, see?", Target::Current),
+        ("//tulip42", Target::Current),
+        ("tulip42 hi", Target::Channel("Pets".into())),
+        ("psst tulip42", Target::Private("bob".into())),
+    ] {
+        f.handle(Input::Answer {
+            serial: f.session.asking.serial,
+            kind: AskKind::Chat,
+            text: line.into(),
+            to,
+        });
+        assert_eq!(
+            f.lines(),
+            ["\t** not sent: that line holds a password **"],
+            "{line}"
+        );
+        assert_eq!(f.sent(), None, "{line}");
+    }
+    // The line that is the password says so, as before; other lines go out.
+    f.chat("tulip42");
+    assert_eq!(f.lines(), ["\t** not sent: that is a password **"]);
+    f.chat("hello\nabout tulip42\nbye");
+    assert_eq!(f.lines(), ["\t** not sent: that line holds a password **"]);
+    f.expect_sent(code::SEND_PUBLIC, "hello");
+    f.expect_sent(code::SEND_PUBLIC, "bye");
+    assert_eq!(f.sent(), None);
+}
+
+#[test]
+fn a_line_holding_a_password_is_not_queued_while_the_connection_is_down() {
+    let mut f = knows_tulip42();
+    f.server_says(code::ERROR, errors::PLEASE_LOG_IN);
+    f.expect_sent(code::LOGIN_REQ, "ann");
+    f.lines();
+    f.chat("/nick tulip42");
+    assert_eq!(f.lines(), ["\t** /nick not sent: it holds a password **"]);
+    f.chat("later");
+    f.lines();
+    f.server_says(code::LOGIN_ACK, "ann");
+    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
+    f.expect_sent(code::HELLO, HELLO);
+    f.expect_sent(code::SEND_PUBLIC, "later");
+    assert_eq!(f.sent(), None);
+}
+
+#[test]
+fn a_nickname_holding_a_password_is_not_sent_at_the_nickname_prompt() {
+    let mut f = knows_tulip42();
+    f.chat("/login");
+    f.expect_sent(code::LOGOFF, "ann");
+    let ask = f.last_ask().unwrap();
+    assert_eq!(ask.kind, AskKind::Nick);
+    f.type_line(ask.serial, AskKind::Nick, "tulip42x");
+    let (lines, ask) = f.take();
+    assert_eq!(lines, ["\t** not sent: that nickname holds a password **"]);
+    assert_eq!(f.sent(), None);
+    let ask = ask.unwrap();
+    f.type_line(ask.serial, AskKind::Nick, "tulip42");
+    let (lines, ask) = f.take();
+    assert_eq!(
+        lines,
+        ["\t** not sent: that is a password, not a nickname **"]
+    );
+    assert_eq!(f.sent(), None);
+    let ask = ask.unwrap();
+    f.type_line(ask.serial, AskKind::Nick, "carl");
+    f.expect_sent(code::LOGIN_REQ, "carl");
+}
+
 #[test]
 fn a_paste_of_many_lines_is_sent_only_after_a_yes() {
     let mut f = chatting(UiKind::Editor);

@@ -2,13 +2,13 @@
 //! and Tab completion of commands, nicknames and channel titles. Pure state, so every
 //! rule is tested without a terminal.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::command;
+use crate::{command, files};
 
 /// What a key does to the input line, for the keys both raw-mode interfaces share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,14 @@ pub(crate) struct InputLine {
 }
 
 impl InputLine {
-    /// An empty line whose history is read from (and appended to) `file`.
+    /// An empty line whose history is read from (and appended to) `file`, which is made
+    /// the user's alone (0600, see `crate::files`) if it was open to others.
     pub(crate) fn with_history(file: Option<PathBuf>) -> InputLine {
+        if let Some(path) = &file {
+            // Losing history is not worth stopping for; a history open to others is
+            // never written to (see `remember`).
+            let _ = files::tighten(path);
+        }
         let history = file
             .as_ref()
             .and_then(|f| fs::read_to_string(f).ok())
@@ -118,7 +124,8 @@ impl InputLine {
         text
     }
 
-    /// Remembers a chat line in the history (and its file). Never called for passwords.
+    /// Remembers a chat line in the history (and its file, made 0600 in a folder made
+    /// 0700). Never called for a line that holds a password (see `Prompt::remember`).
     pub(crate) fn remember(&mut self, line: &str) {
         if line.trim().is_empty() || self.history.last().is_some_and(|l| l == line) {
             return;
@@ -132,16 +139,32 @@ impl InputLine {
             self.history.remove(0);
         }
         if let Some(path) = &self.file {
-            if let Some(dir) = path.parent() {
-                let _ = fs::create_dir_all(dir);
-            }
             // Losing history is not worth interrupting a chat for.
-            let _ = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{line}"));
+            let _ = files::append(path).and_then(|mut f| writeln!(f, "{line}"));
         }
+    }
+
+    /// Forgets every line of the history that `secret` says holds a password, in memory
+    /// and in its file (all of it, lines of earlier runs too), which is then rewritten
+    /// without them, keeping its last lines as many as are read back at start. Called
+    /// when a password becomes known: lines typed before it was (in this run or an
+    /// earlier one) may hold it.
+    pub(crate) fn forget(&mut self, secret: impl Fn(&str) -> bool) {
+        self.history.retain(|line| !secret(line));
+        self.walk = None;
+        let Some(path) = &self.file else {
+            return;
+        };
+        let Ok(text) = fs::read_to_string(path) else {
+            return;
+        };
+        let kept: Vec<&str> = text.lines().filter(|line| !secret(line)).collect();
+        if kept.len() == text.lines().count() {
+            return;
+        }
+        let skip = kept.len().saturating_sub(HISTORY_MAX);
+        // A failure leaves the old file; the lines are still never shown or written again.
+        let _ = files::replace(path, kept.into_iter().skip(skip));
     }
 
     fn edited(&mut self) {
@@ -382,6 +405,50 @@ mod tests {
         let mut again = InputLine::with_history(Some(file));
         again.up();
         assert_eq!(again.text(), "/join Pets");
+    }
+
+    #[test]
+    fn the_history_file_is_the_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("state").join("udpchat");
+        let file = folder.join("history");
+        let mut l = InputLine::with_history(Some(file.clone()));
+        l.remember("/join Pets");
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        // One an older client left open to others is tightened when it is opened.
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let _again = InputLine::with_history(Some(file.clone()));
+        assert_eq!(mode(&file), 0o600);
+    }
+
+    #[test]
+    fn lines_holding_a_password_are_forgotten_from_memory_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("history");
+        // An earlier run's lines, one of them with the password.
+        fs::write(&file, "old one\n/msg bob tulip42\nold two\n").unwrap();
+        let mut l = InputLine::with_history(Some(file.clone()));
+        l.remember("/nick tulip42");
+        l.remember("hello");
+        l.forget(|line| line.contains("tulip42"));
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            "old one\nold two\nhello\n"
+        );
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            l.up();
+            seen.push(l.text());
+        }
+        assert_eq!(seen, ["hello", "old two", "old one", "old one"]);
+        // Nothing to forget: the file is left alone.
+        let before = fs::metadata(&file).unwrap().modified().unwrap();
+        l.forget(|line| line.contains("nothing"));
+        assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), before);
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub(crate) struct Prompt {
     pub(crate) waiting: bool,
     /// What was being typed at the chat prompt when another prompt took the line.
     stash: Option<String>,
-    /// The passwords typed at this prompt (as the session's guard holds them): never kept
-    /// in history, never shown in clear.
+    /// The passwords typed at this prompt (as the session's guard holds them): a line
+    /// holding one is never kept in history, and they never show in clear.
     guard: SecretGuard,
 }
 
@@ -124,8 +124,23 @@ impl Prompt {
         true
     }
 
+    /// Whether `text` holds a password typed before (the session then sends nothing of
+    /// it, by the same guard).
+    pub(crate) fn holds_secret(&self, text: &str) -> bool {
+        self.guard.found_in(text)
+    }
+
+    /// Keeps a chat line in `input`'s history, unless it holds a password typed before.
+    pub(crate) fn remember(&self, input: &mut InputLine, text: &str) {
+        if !self.holds_secret(text) {
+            input.remember(text);
+        }
+    }
+
     /// Enter: what goes to the session, or `None` while waiting for it. Chat lines are
-    /// remembered in the history unless they are a password typed before.
+    /// remembered in the history unless they hold a password typed before; a password
+    /// new to the guard takes every line holding it out of the history, file included
+    /// (they were typed before it was known, or in an earlier run).
     pub(crate) fn submit(&mut self, input: &mut InputLine, to: Target) -> Option<Input> {
         if self.waiting {
             return None;
@@ -133,13 +148,12 @@ impl Prompt {
         let text = input.take();
         let kind = self.ask.kind;
         let to = if kind == AskKind::Chat {
-            if !self.guard.holds(&text) {
-                input.remember(&text);
-            }
+            self.remember(input, &text);
             to
         } else {
-            if kind == AskKind::Secret {
-                self.guard.add(&text);
+            if kind == AskKind::Secret && self.guard.add(&text) {
+                let guard = &self.guard;
+                input.forget(|line| guard.found_in(line));
             }
             Target::Current
         };
@@ -327,5 +341,38 @@ mod tests {
         p.submit(&mut input, Target::Current).unwrap();
         input.up();
         assert!(input.is_empty(), "not in the history");
+    }
+
+    #[test]
+    fn no_line_holding_a_password_stays_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("history");
+        let (mut p, _) = asked(AskKind::Chat, "> ");
+        let mut input = InputLine::with_history(Some(file.clone()));
+        // Typed before the password is known: kept, for now.
+        for line in ["/msg bob tulip42", "hello"] {
+            input.insert_str(line);
+            p.submit(&mut input, Target::Current).unwrap();
+        }
+        p.on_ask(ask(2, AskKind::Secret, "Password: "), &mut input);
+        input.insert_str("tulip42");
+        p.submit(&mut input, Target::Current).unwrap();
+        p.on_ask(ask(3, AskKind::Chat, "> "), &mut input);
+        // Once it is, every line holding it goes, and none is kept again.
+        for line in [
+            "/nick tulip42",
+            "/create tulip42 a den",
+            "my password is tulip42!",
+            "bye",
+        ] {
+            input.insert_str(line);
+            assert!(p.holds_secret(line) != (line == "bye"), "{line}");
+            p.submit(&mut input, Target::Current).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\nbye\n");
+        input.up();
+        input.up();
+        input.up();
+        assert_eq!(input.text(), "hello");
     }
 }

@@ -217,9 +217,10 @@ impl Screen for Tui {
         let chat = self.prompt.ask.kind == AskKind::Chat && !self.prompt.waiting;
         if chat && !self.input.text().contains('\n') {
             let text = self.input.text();
-            if self.local_command(&text) {
+            // A line holding a password goes to the session, which refuses it and says so.
+            if !self.prompt.holds_secret(&text) && self.local_command(&text) {
                 self.input.take();
-                self.input.remember(&text);
+                self.prompt.remember(&mut self.input, &text);
                 return;
             }
         }
