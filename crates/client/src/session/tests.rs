@@ -467,6 +467,7 @@ fn a_line_holding_a_password_is_not_queued_while_the_connection_is_down() {
     f.server_says(code::LOGIN_ACK, "ann");
     f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
     f.expect_sent(code::HELLO, HELLO);
+    f.expect_sent(code::PROVE_REQ, "");
     f.expect_sent(code::SEND_PUBLIC, "later");
     assert_eq!(f.sent(), None);
 }
