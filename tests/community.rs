@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    expect_all, joined, part5, protected, proved, registered as register, req, server,
-    server_with, user, Peer,
+    expect_all, joined, part5, protected, proved, registered as register, req, server, server_with,
+    user, Peer,
 };
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
@@ -748,14 +748,16 @@ fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_b
     for (r, target) in [
         (req::mode("Club", "-o", "ann"), "ann"),
         (req::mode("Club", "-v", "ANN"), "ANN"),
-        (req::ban("Club", "0", "account:ann", "mine now"), "account:ann"),
+        (
+            req::ban("Club", "0", "account:ann", "mine now"),
+            "account:ann",
+        ),
         (req::ban("Club", "0", "Ann", ""), "Ann"),
+        (req::ban("Club", "0", "\u{430}nn", ""), "\u{430}nn"),
         (req::kick("Club", "ann", "mine now"), "ann"),
     ] {
         eve.send(r);
-        eve.expect_error(&format!(
-            "you may not act on {target}, the founder of Club"
-        ));
+        eve.expect_error(&format!("you may not act on {target}, the founder of Club"));
     }
     ann.expect_nothing();
     // Nothing changed: ann is the founder, an operator, and her account a lasting one.
@@ -795,9 +797,53 @@ fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_b
     expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Club ann mode -o eve");
     ann.send(req::kick("Club", "eve", "no coups"));
     eve.expect(code::PART_ACK, "Club 1 ours");
-    expect_all(&[&eve, &ann], code::CHAN_NOTICE, "Club ann kick eve no coups");
+    expect_all(
+        &[&eve, &ann],
+        code::CHAN_NOTICE,
+        "Club ann kick eve no coups",
+    );
     eve.send(Request::Join { title: "Club" });
     eve.expect_error("you are banned from Club: out");
+    s.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_guest_founder_of_a_temporary_channel_is_outranked_by_nobody_it_made_and_gets_back_in() {
+    let s = server();
+    let ann = ann_in_her_den(&s);
+    let eve = part5(&s, "eve");
+    assert_eq!(eve.join("Den"), "Den 2 ");
+    ann.expect(code::USER_JOINS, "Den eve");
+    ann.send(req::mode("Den", "+o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode +o eve");
+    // The attack, on a guest founder: known by her nickname at the address she proved.
+    for (r, target) in [
+        (req::mode("Den", "-o", "ann"), "ann"),
+        (req::ban("Den", "0", "ann", "mine"), "ann"),
+        (req::kick("Den", "Ann", "mine"), "Ann"),
+    ] {
+        eve.send(r);
+        eve.expect_error(&format!("you may not act on {target}, the founder of Den"));
+    }
+    // A look-alike of her name is a ban on her name, and refused as such.
+    eve.send(req::ban("Den", "0", "\u{430}nn", "mine"));
+    eve.expect_error("you may not act on \u{430}nn, the founder of Den");
+    // Locked out by a wildcard ban and +i, she leaves; eve keeps the channel alive.
+    for (r, notice) in [
+        (req::ban("Den", "0", "a*", "out"), "Den eve ban a* 0 out"),
+        (req::mode("Den", "+i", ""), "Den eve mode +i"),
+    ] {
+        eve.send(r);
+        expect_all(&[&eve, &ann], code::CHAN_NOTICE, notice);
+    }
+    ann.send(Request::Part { title: "Den" });
+    ann.expect(code::PART_ACK, "Den 1 ");
+    eve.expect(code::USER_PARTS, "Den ann");
+    // She comes back, as an operator, and takes it back.
+    assert_eq!(ann.join("Den"), "Den 2 ");
+    eve.expect(code::USER_JOINS, "Den ann");
+    ann.send(req::mode("Den", "-o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode -o eve");
     s.state().check_invariants().unwrap();
 }
 
@@ -834,18 +880,52 @@ fn nobody_acts_on_an_equal_or_higher_rank_nor_raises_anyone_above_its_own() {
     cid.send(req::mode("Club", "", ""));
     cid.recv_code(code::CHAN_MODES);
     let entries: Vec<String> = cid.recv_n(8).into_iter().map(|(_, e)| e).collect();
-    assert!(entries.contains(&"Club op account:bob".to_string()), "{entries:?}");
-    assert!(!entries.contains(&"Club op account:cid".to_string()), "{entries:?}");
+    assert!(
+        entries.contains(&"Club op account:bob".to_string()),
+        "{entries:?}"
+    );
+    assert!(
+        !entries.contains(&"Club op account:cid".to_string()),
+        "{entries:?}"
+    );
     // Upward and sideways, refused: an operator on a lasting operator and on another
     // operator, a lasting operator on the founder.
     for (p, r, refusal) in [
-        (&eve, req::mode("Club", "-o", "bob"), "bob, a lasting operator of Club"),
-        (&eve, req::kick("Club", "BOB", ""), "BOB, a lasting operator of Club"),
-        (&eve, req::ban("Club", "0", "account:bob", ""), "account:bob, a lasting operator of Club"),
-        (&eve, req::mode("Club", "-v", "cid"), "cid, an operator of Club"),
-        (&cid, req::kick("Club", "eve", ""), "eve, an operator of Club"),
-        (&bob, req::mode("Club", "-o", "ann"), "ann, the founder of Club"),
-        (&bob, req::ban("Club", "0", "account:ann", ""), "account:ann, the founder of Club"),
+        (
+            &eve,
+            req::mode("Club", "-o", "bob"),
+            "bob, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::kick("Club", "BOB", ""),
+            "BOB, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::ban("Club", "0", "account:bob", ""),
+            "account:bob, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::mode("Club", "-v", "cid"),
+            "cid, an operator of Club",
+        ),
+        (
+            &cid,
+            req::kick("Club", "eve", ""),
+            "eve, an operator of Club",
+        ),
+        (
+            &bob,
+            req::mode("Club", "-o", "ann"),
+            "ann, the founder of Club",
+        ),
+        (
+            &bob,
+            req::ban("Club", "0", "account:ann", ""),
+            "account:ann, the founder of Club",
+        ),
     ] {
         p.send(r);
         p.expect_error(&format!("you may not act on {refusal}"));
@@ -910,14 +990,18 @@ fn a_ban_on_a_nickname_covers_its_look_alikes() {
 
 #[test]
 fn forged_guests_create_no_channels_and_an_unproved_guest_is_told_to_prove() {
-    let s = server_with(|c| c.live.max_created_channels = 20);
+    // The default limits: 1,000 created channels, 5 per nickname, 50 per network.
+    let s = server();
     let eve = part5(&s, "eve");
     eve.send(req::create("Den", ""));
     eve.expect_error("address not proved");
-    // The attack: forged guest logins, each followed by five CHAN_CREATEs, which filled
-    // the created channels before.
-    for i in 0..20u8 {
-        let from = std::net::SocketAddr::from(([127, 0, 0, 100 + i], 4000));
+    // The attack as measured: 201 forged guest logins, each from a network of its own (so
+    // that no per-network limit is what stops them), each followed by five CHAN_CREATEs;
+    // 1,206 datagrams filled max-created-channels before.
+    let forgers = 201u16;
+    for i in 0..forgers {
+        let from =
+            std::net::SocketAddr::from(([127, 1 + (i / 200) as u8, (i % 200) as u8, 7], 4000));
         let nick = format!("forged{i}");
         assert!(
             common::spoof(from, s.addr(), &Request::Login { nick: &nick }.to_bytes()),
@@ -932,10 +1016,10 @@ fn forged_guests_create_no_channels_and_an_unproved_guest_is_told_to_prove() {
             ));
         }
     }
-    common::wait_until(|| s.state().user_count() == 21);
+    common::wait_until(|| s.state().user_count() == 1 + forgers as usize);
     std::thread::sleep(common::QUIET);
     assert_eq!(s.state().channels().len(), 5, "no channel was created");
-    // Someone who proved its address creates as ever.
+    // Someone who proved its address creates as ever, a guest and a password session.
     create(&proved(&s, "ann"), "Den", "", "temporary");
     let (cid, mut session) = common::registered_session(&s, "cid", "pw");
     session.send(&cid, req::create("Club", ""));

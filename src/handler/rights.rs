@@ -20,7 +20,7 @@ use super::ctx::{unix_ms, Ctx, Req, Shared};
 use super::refusal::Refusal;
 use crate::settings::Live;
 use crate::state::community::Mask;
-use crate::state::{nick_key, role, Channel, Meta};
+use crate::state::{nick_key, role, Channel, Kind, Meta};
 
 /// Where a user stands in a channel, lowest first (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,7 +153,11 @@ pub(crate) fn remote_may_act(sh: &Shared, ch: &Channel, actor: &str, addr: Socke
 }
 
 /// The highest rank in `ch` of the one user `mask` names, if it names one (`account:NAME`
-/// or a nickname without wildcards): a ban by name is an act on that user.
+/// or a nickname without wildcards): a ban by name is an act on that user. A nickname
+/// mask covers look-alikes too ([`Mask::covers`]), so it names everyone it covers: the
+/// holder of that exact nickname (here or, by account, elsewhere), the members here it
+/// covers, and the founder and lasting operator accounts it covers. So `аnn` with a
+/// Cyrillic а is as much a ban on the founder `ann` as `ann` is.
 pub(crate) fn rank_of_mask(sh: &Shared, ch: &Channel, mask: &Mask) -> Rank {
     match (mask, mask.named()) {
         (Mask::Account(key), _) => {
@@ -164,7 +168,37 @@ pub(crate) fn rank_of_mask(sh: &Shared, ch: &Channel, mask: &Mask) -> Rank {
                 .map_or(Rank::Member, |a| rank(sh, a, ch));
             holder.max(ch.with_meta(|m| account_rank(m, key)))
         }
-        (Mask::Nick { .. }, Some(nick)) => rank_of_nick(sh, ch, nick),
+        (Mask::Nick { .. }, Some(nick)) => {
+            let members = ch
+                .snapshot()
+                .iter()
+                .filter(|m| {
+                    sh.state.user(m.addr).is_some_and(|u| {
+                        let account = u.session.map(|_| nick_key(&u.nick));
+                        mask.matches(&u.nick, account.as_deref())
+                    })
+                })
+                .map(|m| rank(sh, m.addr, ch))
+                .max()
+                .unwrap_or(Rank::Member);
+            let accounts = ch.with_meta(|m| {
+                let founder = match (m.kind, &m.founder) {
+                    // A guest founder, known by the nickname it created the channel under.
+                    (Kind::Temporary, Some(f)) if m.founder_addr.is_some() => {
+                        mask.matches(f, None).then_some(Rank::Founder)
+                    }
+                    _ => None,
+                };
+                let named = m
+                    .founder_account()
+                    .into_iter()
+                    .chain(m.ops.iter().map(|o| o.to_string()))
+                    .filter(|key| mask.matches(key, None))
+                    .map(|key| account_rank(m, &key));
+                named.chain(founder).max().unwrap_or(Rank::Member)
+            });
+            rank_of_nick(sh, ch, nick).max(members).max(accounts)
+        }
         (Mask::Nick { .. }, None) => Rank::Member,
     }
 }

@@ -71,7 +71,7 @@ impl<'a> Subject<'a> {
     pub fn new(nick: &str, account: Option<&'a str>) -> Self {
         let key = nick_key(nick);
         Subject {
-            skeleton: proto::nick::skeleton(&key),
+            skeleton: literal_skeleton(&key),
             key,
             account,
         }
@@ -126,6 +126,26 @@ impl Mask {
     }
 }
 
+/// The confusable skeleton of `text` (`proto::nick::skeleton`) with `*` and `?` made
+/// literal: a look-alike such as `∗` (U+2217) has `*` as its skeleton, which must not turn
+/// a ban on a name into a wildcard ban. The same on both sides (nickname and pattern), so
+/// such characters still match themselves.
+fn literal_skeleton(text: &str) -> String {
+    proto::nick::skeleton(text)
+        .chars()
+        .map(|c| match c {
+            '*' => LITERAL_STAR,
+            '?' => LITERAL_QUESTION,
+            c => c,
+        })
+        .collect()
+}
+
+/// What `*` and `?` become in a skeleton: private-use characters, which no skeleton holds.
+const LITERAL_STAR: char = '\u{E000}';
+/// See [`LITERAL_STAR`].
+const LITERAL_QUESTION: char = '\u{E001}';
+
 /// The confusable skeleton of a nickname pattern: of each run between wildcards, so that
 /// `*` and `?` stay what they are whatever the confusables table maps them to.
 fn pattern_skeleton(pattern: &str) -> String {
@@ -133,10 +153,10 @@ fn pattern_skeleton(pattern: &str) -> String {
     for piece in pattern.split_inclusive(['*', '?']) {
         match piece.char_indices().last() {
             Some((at, w @ ('*' | '?'))) => {
-                out.push_str(&proto::nick::skeleton(&piece[..at]));
+                out.push_str(&literal_skeleton(&piece[..at]));
                 out.push(w);
             }
-            _ => out.push_str(&proto::nick::skeleton(piece)),
+            _ => out.push_str(&literal_skeleton(piece)),
         }
     }
     out
@@ -604,6 +624,10 @@ mod tests {
         let w = Mask::parse("spa?b*").unwrap();
         assert!(w.matches("sp\u{430}xbot", None));
         assert!(!w.matches("spxbot", None));
+        // A look-alike of a wildcard is no wildcard: `ann∗` names a nickname, not a run.
+        let star = Mask::parse("ann\u{2217}").unwrap();
+        assert!(!star.matches("ann", None) && !star.matches("annie", None));
+        assert!(star.matches("ann\u{2217}", None) && star.matches("ann*", None));
         assert_eq!(Mask::parse("Ann").unwrap().named(), Some("ann"));
         assert_eq!(Mask::parse("account:Ann").unwrap().named(), Some("ann"));
         assert_eq!(Mask::parse("an*").unwrap().named(), None);
@@ -611,11 +635,16 @@ mod tests {
 
     #[test]
     fn the_founder_is_the_founding_account_or_the_proved_creator_at_its_address() {
-        let (here, there): (SocketAddr, SocketAddr) =
-            ("192.0.2.1:5".parse().unwrap(), "192.0.2.1:6".parse().unwrap());
+        let (here, there): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:5".parse().unwrap(),
+            "192.0.2.1:6".parse().unwrap(),
+        );
         let registered = Meta::created("", "Ann", Some("ann"));
         assert!(registered.is_founder("ann", there, Some("ann"), true));
-        assert!(!registered.is_founder("ann", here, None, true), "a guest is no account");
+        assert!(
+            !registered.is_founder("ann", here, None, true),
+            "a guest is no account"
+        );
         assert!(!registered.is_founder("bob", here, Some("bob"), true));
         let mut temporary = Meta::created("", "bob", None);
         temporary.founder_addr = Some(here);

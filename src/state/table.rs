@@ -89,7 +89,11 @@ impl Channels {
     ///
     /// # Errors
     /// [`TitleTaken`]: which of the two.
-    pub(super) fn insert_unlike(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, TitleTaken> {
+    pub(super) fn insert_unlike(
+        &self,
+        title: &str,
+        meta: Meta,
+    ) -> Result<Arc<Channel>, TitleTaken> {
         self.insert_checked(title, meta, true)
     }
 

@@ -68,7 +68,11 @@ mod tests {
         assert_eq!(skeleton(&key("\u{430}lice")), alice, "Cyrillic a");
         assert_eq!(skeleton(&key("a1ice")), alice);
         assert_eq!(skeleton(&key("b0b")), skeleton(&key("bob")), "a zero");
-        assert_eq!(skeleton(&key("b\u{43e}b")), skeleton(&key("bob")), "a Cyrillic o");
+        assert_eq!(
+            skeleton(&key("b\u{43e}b")),
+            skeleton(&key("bob")),
+            "a Cyrillic o"
+        );
         assert_eq!(skeleton(&key("ALICE")), alice);
         assert_ne!(skeleton(&key("alicia")), alice);
     }
