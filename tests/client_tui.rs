@@ -478,7 +478,9 @@ fn sigterm_logs_off_and_gives_the_terminal_back() {
 #[test]
 fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     let (server, _home, mut ann) = ann_connected(&[]);
-    // A created channel comes to the front like a joined one.
+    // A created channel comes to the front like a joined one. (Creating needs a proved
+    // address.)
+    common::prove_nick(&server, "ann");
     ann.line("/create Den a cozy place");
     ann.wait_screen("<ann created Den (temporary): a cozy place>");
     wait_status(&ann, "[2:Den]");

@@ -12,7 +12,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    joined, part5, protected, registered as register, req, server, server_with, user, Peer,
+    expect_all, joined, part5, protected, proved, registered as register, req, server, server_with,
+    user, Peer,
 };
 use proto::{code, Request};
 use udpchat::accounts::StoreKind;
@@ -29,9 +30,10 @@ fn create(p: &Peer, title: &str, description: &str, kind: &str) -> String {
     p.recv_code(code::JOIN_ACK)
 }
 
-/// Part-5 `ann`, in a temporary channel `Den` of her own (without a description).
+/// Part-5 `ann` (a guest, proved), in a temporary channel `Den` of her own (without a
+/// description).
 fn ann_in_her_den(s: &RunningServer) -> Peer {
-    let ann = part5(s, "ann");
+    let ann = proved(s, "ann");
     create(&ann, "Den", "", "temporary");
     ann
 }
@@ -51,7 +53,7 @@ fn classic(p: &Peer, n: usize) -> Vec<(u16, String)> {
 #[test]
 fn a_guest_creates_a_temporary_channel_that_goes_with_its_last_member() {
     let s = server();
-    let ann = part5(&s, "ann");
+    let ann = proved(&s, "ann");
     assert_eq!(create(&ann, "Den", "our den", "temporary"), "Den 1 our den");
     // Classic clients list it and join it like any channel.
     let bob = user(&s, "bob");
@@ -81,7 +83,7 @@ fn channel_creation_refusals_name_the_rule() {
         c.live.max_created_channels = 2;
         c.live.max_title_len = 8;
     });
-    let ann = part5(&s, "ann");
+    let ann = proved(&s, "ann");
     let bad = "invalid channel title; use 1 to 8 letters, digits, - _ . #";
     for title in ["bad!", "waytoolongtitle", ""] {
         ann.send(req::create(title, "x"));
@@ -94,16 +96,16 @@ fn channel_creation_refusals_name_the_rule() {
     create(&ann, "One", "", "temporary");
     ann.send(req::create("Two", ""));
     ann.expect_error("you have created too many channels; drop one first");
-    create(&part5(&s, "bob"), "Two", "", "temporary");
-    let cid = part5(&s, "cid");
+    create(&proved(&s, "bob"), "Two", "", "temporary");
+    let cid = proved(&s, "cid");
     cid.send(req::create("Three", ""));
     cid.expect_error("too many channels on this server; try again later");
 }
 
-/// A channel `Den` made by part-5 `ann` (its operator) with classic `bob` and `dan` and
-/// part-5 `cid` in it.
+/// A channel `Den` made by part-5 `ann` (its founder and operator, a proved guest) with
+/// classic `bob` and `dan` and part-5 `cid` in it.
 fn den(s: &RunningServer) -> (Peer, Peer, Peer, Peer) {
-    let ann = part5(s, "ann");
+    let ann = proved(s, "ann");
     create(&ann, "Den", "our den", "temporary");
     let bob = joined(s, "bob", "Den");
     let cid = part5(s, "cid");
@@ -185,6 +187,7 @@ fn moderation_by_someone_who_is_not_an_operator_is_refused_and_changes_nothing()
     // Nothing changed.
     cid.send(req::mode("Den", "", ""));
     cid.expect(code::CHAN_MODES, "Den +t 0 ann");
+    cid.expect(code::CHAN_ENTRY, "Den founder ann");
     cid.expect(code::CHAN_ENTRY, "Den op ann");
     cid.expect_nothing();
     ann.expect_nothing();
@@ -344,7 +347,7 @@ fn operators_set_the_topic_and_can_make_more_operators() {
     // The notices travel with the channel's messages, the answer straight back: either may
     // come first (docs/PROTOCOL.md, part 4 notes), each in its own order.
     let (notices, answer): (Vec<_>, Vec<_>) = cid
-        .recv_n(5)
+        .recv_n(6)
         .into_iter()
         .partition(|(c, _)| [code::USER_JOINS, code::CHAN_NOTICE].contains(c));
     assert_eq!(
@@ -357,7 +360,7 @@ fn operators_set_the_topic_and_can_make_more_operators() {
     assert_eq!(answer[0], (code::CHAN_MODES, "Den + 0 ann".to_string()));
     let mut entries: Vec<&str> = answer[1..].iter().map(|(_, e)| e.as_str()).collect();
     entries.sort();
-    assert_eq!(entries, ["Den op ann", "Den op cid"]);
+    assert_eq!(entries, ["Den founder ann", "Den op ann", "Den op cid"]);
     ann.send(req::mode("Den", "-o", "cid"));
     ann.expect(code::USER_JOINS, "Den eve");
     ann.expect(code::CHAN_NOTICE, "Den eve topic mine");
@@ -716,4 +719,342 @@ fn the_metrics_page_counts_audited_actions_and_the_community_queue() {
     );
     assert!(p.contains("udpchat_community_refused_total 0"), "{p}");
     assert!(p.contains("udpchat_channels 6"), "{p}");
+}
+
+// ---- issue 20: ranks, look-alikes, and who may create ----
+
+/// `ann`, logged in with her password (registered just now) and a part-5 client, in a
+/// registered channel `Club` of her own described as `ours`.
+fn ann_in_her_club(s: &RunningServer) -> Peer {
+    register(s, "ann", "pw");
+    let ann = protected(s, "ann", "pw");
+    ann.hello();
+    create(&ann, "Club", "ours", "registered");
+    ann
+}
+
+#[test]
+fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_back() {
+    let s = server();
+    let ann = ann_in_her_club(&s);
+    // ann makes eve, a guest, an operator.
+    let eve = part5(&s, "eve");
+    assert_eq!(eve.join("Club"), "Club 2 ours");
+    ann.expect(code::USER_JOINS, "Club eve");
+    ann.send(req::mode("Club", "+o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Club ann mode +o eve");
+    // The attack: eve takes the founder's operator status (and with it her lasting
+    // status), bans her account and her nickname, and kicks her.
+    for (r, target) in [
+        (req::mode("Club", "-o", "ann"), "ann"),
+        (req::mode("Club", "-v", "ANN"), "ANN"),
+        (
+            req::ban("Club", "0", "account:ann", "mine now"),
+            "account:ann",
+        ),
+        (req::ban("Club", "0", "Ann", ""), "Ann"),
+        (req::ban("Club", "0", "\u{430}nn", ""), "\u{430}nn"),
+        (req::kick("Club", "ann", "mine now"), "ann"),
+    ] {
+        eve.send(r);
+        eve.expect_error(&format!("you may not act on {target}, the founder of Club"));
+    }
+    ann.expect_nothing();
+    // Nothing changed: ann is the founder, an operator, and her account a lasting one.
+    ann.send(req::mode("Club", "", ""));
+    ann.expect(code::CHAN_MODES, "Club +rt 0 ann");
+    let entries: Vec<String> = ann.recv_n(4).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        entries,
+        [
+            "Club founder ann",
+            "Club op account:ann",
+            "Club op ann",
+            "Club op eve"
+        ]
+    );
+    // What an operator may still do: lock everyone out. A ban by pattern names nobody,
+    // and removes no operator.
+    for (r, notice) in [
+        (req::ban("Club", "0", "*", "out"), "Club eve ban * 0 out"),
+        (req::mode("Club", "+i", ""), "Club eve mode +i"),
+        (req::mode("Club", "+l", "1"), "Club eve mode +l 1"),
+    ] {
+        eve.send(r);
+        expect_all(&[&eve, &ann], code::CHAN_NOTICE, notice);
+    }
+    ann.send(Request::Part { title: "Club" });
+    ann.expect(code::PART_ACK, "Club 1 ours");
+    eve.expect(code::USER_PARTS, "Club ann");
+    let bob = user(&s, "bob");
+    bob.send(Request::Join { title: "Club" });
+    bob.expect_error("you are banned from Club: out");
+    // The founder gets back in past the ban, the invitation and the limit, as an operator,
+    // and takes the channel back.
+    assert_eq!(ann.join("Club"), "Club 2 ours");
+    eve.expect(code::USER_JOINS, "Club ann");
+    ann.send(req::mode("Club", "-o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Club ann mode -o eve");
+    ann.send(req::kick("Club", "eve", "no coups"));
+    eve.expect(code::PART_ACK, "Club 1 ours");
+    expect_all(
+        &[&eve, &ann],
+        code::CHAN_NOTICE,
+        "Club ann kick eve no coups",
+    );
+    eve.send(Request::Join { title: "Club" });
+    eve.expect_error("you are banned from Club: out");
+    s.state().check_invariants().unwrap();
+}
+
+#[test]
+fn a_guest_founder_of_a_temporary_channel_is_outranked_by_nobody_it_made_and_gets_back_in() {
+    let s = server();
+    let ann = ann_in_her_den(&s);
+    let eve = part5(&s, "eve");
+    assert_eq!(eve.join("Den"), "Den 2 ");
+    ann.expect(code::USER_JOINS, "Den eve");
+    ann.send(req::mode("Den", "+o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode +o eve");
+    // The attack, on a guest founder: known by her nickname at the address she proved.
+    for (r, target) in [
+        (req::mode("Den", "-o", "ann"), "ann"),
+        (req::ban("Den", "0", "ann", "mine"), "ann"),
+        (req::kick("Den", "Ann", "mine"), "Ann"),
+    ] {
+        eve.send(r);
+        eve.expect_error(&format!("you may not act on {target}, the founder of Den"));
+    }
+    // A look-alike of her name is a ban on her name, and refused as such.
+    eve.send(req::ban("Den", "0", "\u{430}nn", "mine"));
+    eve.expect_error("you may not act on \u{430}nn, the founder of Den");
+    // Locked out by a wildcard ban and +i, she leaves; eve keeps the channel alive.
+    for (r, notice) in [
+        (req::ban("Den", "0", "a*", "out"), "Den eve ban a* 0 out"),
+        (req::mode("Den", "+i", ""), "Den eve mode +i"),
+    ] {
+        eve.send(r);
+        expect_all(&[&eve, &ann], code::CHAN_NOTICE, notice);
+    }
+    ann.send(Request::Part { title: "Den" });
+    ann.expect(code::PART_ACK, "Den 1 ");
+    eve.expect(code::USER_PARTS, "Den ann");
+    // She comes back, as an operator, and takes it back.
+    assert_eq!(ann.join("Den"), "Den 2 ");
+    eve.expect(code::USER_JOINS, "Den ann");
+    ann.send(req::mode("Den", "-o", "eve"));
+    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode -o eve");
+    s.state().check_invariants().unwrap();
+}
+
+#[test]
+fn nobody_acts_on_an_equal_or_higher_rank_nor_raises_anyone_above_its_own() {
+    let s = server();
+    let ann = ann_in_her_club(&s);
+    register(&s, "bob", "pw");
+    register(&s, "cid", "pw");
+    let bob = protected(&s, "bob", "pw");
+    let cid = protected(&s, "cid", "pw");
+    let eve = part5(&s, "eve");
+    let mut inside = vec![&ann];
+    for (p, nick) in [(&bob, "bob"), (&eve, "eve"), (&cid, "cid")] {
+        if nick != "eve" {
+            p.hello();
+        }
+        p.join("Club");
+        expect_all(&inside, code::USER_JOINS, &format!("Club {nick}"));
+        inside.push(p);
+    }
+    let all = [&ann, &bob, &eve, &cid];
+    // The founder makes bob a lasting operator, bob makes eve an operator; eve, only an
+    // operator, makes cid one for as long as he is in, not a lasting one.
+    for (p, r, notice) in [
+        (&ann, req::mode("Club", "+o", "bob"), "Club ann mode +o bob"),
+        (&bob, req::mode("Club", "+o", "eve"), "Club bob mode +o eve"),
+        (&eve, req::mode("Club", "+o", "cid"), "Club eve mode +o cid"),
+        (&ann, req::mode("Club", "+v", "cid"), "Club ann mode +v cid"),
+    ] {
+        p.send(r);
+        expect_all(&all, code::CHAN_NOTICE, notice);
+    }
+    cid.send(req::mode("Club", "", ""));
+    cid.recv_code(code::CHAN_MODES);
+    let entries: Vec<String> = cid.recv_n(8).into_iter().map(|(_, e)| e).collect();
+    assert!(
+        entries.contains(&"Club op account:bob".to_string()),
+        "{entries:?}"
+    );
+    assert!(
+        !entries.contains(&"Club op account:cid".to_string()),
+        "{entries:?}"
+    );
+    // Upward and sideways, refused: an operator on a lasting operator and on another
+    // operator, a lasting operator on the founder.
+    for (p, r, refusal) in [
+        (
+            &eve,
+            req::mode("Club", "-o", "bob"),
+            "bob, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::kick("Club", "BOB", ""),
+            "BOB, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::ban("Club", "0", "account:bob", ""),
+            "account:bob, a lasting operator of Club",
+        ),
+        (
+            &eve,
+            req::mode("Club", "-v", "cid"),
+            "cid, an operator of Club",
+        ),
+        (
+            &cid,
+            req::kick("Club", "eve", ""),
+            "eve, an operator of Club",
+        ),
+        (
+            &bob,
+            req::mode("Club", "-o", "ann"),
+            "ann, the founder of Club",
+        ),
+        (
+            &bob,
+            req::ban("Club", "0", "account:ann", ""),
+            "account:ann, the founder of Club",
+        ),
+    ] {
+        p.send(r);
+        p.expect_error(&format!("you may not act on {refusal}"));
+    }
+    // Downward, done: a lasting operator on an operator, the founder on a lasting one
+    // (whose account no longer lasts).
+    bob.send(req::mode("Club", "-o", "cid"));
+    expect_all(&all, code::CHAN_NOTICE, "Club bob mode -o cid");
+    ann.send(req::mode("Club", "-o", "bob"));
+    expect_all(&all, code::CHAN_NOTICE, "Club ann mode -o bob");
+    ann.send(req::mode("Club", "", ""));
+    ann.recv_code(code::CHAN_MODES);
+    let entries: Vec<String> = ann.recv_n(5).into_iter().map(|(_, e)| e).collect();
+    assert!(!entries.iter().any(|e| e.contains("bob")), "{entries:?}");
+    ann.expect_nothing();
+}
+
+#[test]
+fn a_title_that_looks_like_an_existing_channels_is_refused() {
+    let s = server();
+    let ann = proved(&s, "ann");
+    // A Cyrillic Р and е: in a channel list it would pass for the configured Pets.
+    ann.send(req::create("\u{420}\u{435}ts", "fake pets"));
+    ann.expect_error("\u{420}\u{435}ts looks like the channel Pets; choose another title");
+    create(&ann, "Den", "", "temporary");
+    let eve = proved(&s, "eve");
+    eve.send(req::create("D\u{435}n", ""));
+    eve.expect_error("D\u{435}n looks like the channel Den; choose another title");
+    eve.send(req::create("DEN", ""));
+    eve.expect_error("a channel named DEN exists");
+    assert_eq!(s.state().channels().len(), 6);
+    // Once Den is gone, its look-alike title is free.
+    ann.send(Request::Part { title: "Den" });
+    ann.expect(code::PART_ACK, "Den 0 ");
+    create(&eve, "D\u{435}n", "", "temporary");
+}
+
+#[test]
+fn a_ban_on_a_nickname_covers_its_look_alikes() {
+    let s = server();
+    let ann = ann_in_her_den(&s);
+    // A look-alike of spammer (a Cyrillic А) in the channel is removed by the ban...
+    let early = joined(&s, "SP\u{410}MMER", "Den");
+    ann.expect(code::USER_JOINS, "Den SP\u{410}MMER");
+    ann.send(req::ban("Den", "0", "spammer", "ads"));
+    ann.expect_in_any_order(&[
+        (code::CHAN_NOTICE, "Den ann ban spammer 0 ads"),
+        (code::CHAN_NOTICE, "Den ann kick SP\u{410}MMER banned: ads"),
+    ]);
+    early.expect(code::PART_ACK, "Den 1 ");
+    early.expect_error("you were removed from Den by ann: banned: ads");
+    // ...and another that comes later is refused, as is spammer himself.
+    for nick in ["spamm\u{435}r", "spammer"] {
+        let p = user(&s, nick);
+        p.send(Request::Join { title: "Den" });
+        p.expect_error("you are banned from Den: ads");
+    }
+    // A nickname that only looks different is not covered.
+    assert_eq!(user(&s, "spanner").join("Den"), "Den 2 ");
+    ann.expect(code::USER_JOINS, "Den spanner");
+}
+
+#[test]
+fn forged_guests_create_no_channels_and_an_unproved_guest_is_told_to_prove() {
+    // The default limits: 1,000 created channels, 5 per nickname, 50 per network.
+    let s = server();
+    let eve = part5(&s, "eve");
+    eve.send(req::create("Den", ""));
+    eve.expect_error("address not proved");
+    // The attack as measured: 201 forged guest logins, each from a network of its own (so
+    // that no per-network limit is what stops them), each followed by five CHAN_CREATEs;
+    // 1,206 datagrams filled max-created-channels before.
+    let forgers = 201u16;
+    for i in 0..forgers {
+        let from =
+            std::net::SocketAddr::from(([127, 1 + (i / 200) as u8, (i % 200) as u8, 7], 4000));
+        let nick = format!("forged{i}");
+        assert!(
+            common::spoof(from, s.addr(), &Request::Login { nick: &nick }.to_bytes()),
+            "raw sockets need root"
+        );
+        for k in 0..5 {
+            let title = format!("f{i}x{k}");
+            assert!(common::spoof(
+                from,
+                s.addr(),
+                &req::create(&title, "").to_bytes()
+            ));
+        }
+    }
+    common::wait_until(|| s.state().user_count() == 1 + forgers as usize);
+    std::thread::sleep(common::QUIET);
+    assert_eq!(s.state().channels().len(), 5, "no channel was created");
+    // Someone who proved its address creates as ever, a guest and a password session.
+    create(&proved(&s, "ann"), "Den", "", "temporary");
+    let (cid, mut session) = common::registered_session(&s, "cid", "pw");
+    session.send(&cid, req::create("Club", ""));
+    let notice = session.recv_code(&cid, code::CHAN_NOTICE);
+    assert_eq!(notice, "Club cid create registered ");
+}
+
+#[test]
+fn creators_in_one_network_stop_at_its_limit_while_another_network_still_creates() {
+    let s = server_with(|c| c.live.max_channels_per_prefix = 3);
+    let mut creators = Vec::new();
+    for (i, nick) in ["ann", "bob", "cid"].into_iter().enumerate() {
+        register(&s, nick, "pw");
+        let p = protected(&s, nick, "pw");
+        p.hello();
+        create(&p, &format!("Club{i}"), "", "registered");
+        creators.push(p);
+    }
+    // Three channels from 127.0.0.0/24 exist: nobody there creates another, whoever it
+    // is (ann might make two more of her own), logged in with a password or not.
+    let dan = proved(&s, "dan");
+    for p in [&creators[0], &dan] {
+        p.send(req::create("More", ""));
+        p.expect_error("too many channels were created from your network; try again later");
+    }
+    // Another network still creates.
+    register(&s, "zed", "pw");
+    let zed = Peer::at(&s, [127, 0, 1, 5]).with_password("zed", "pw");
+    zed.hello();
+    create(&zed, "Elsewhere", "", "registered");
+    // The count is of channels that exist: once one goes, the network may create again.
+    let ann = &creators[0];
+    ann.send(Request::ChanDrop { title: "Club0" });
+    ann.expect(code::CHAN_NOTICE, "Club0 ann drop");
+    ann.send(Request::Part { title: "Club0" });
+    ann.expect(code::PART_ACK, "Club0 0 ");
+    create(&dan, "More", "", "temporary");
 }

@@ -2,7 +2,9 @@
 //! chat, and the server's memory is sampled throughout, to show that channels made and
 //! given up at run time leave nothing behind.
 //!
-//! Each *creator* (its own socket, a guest) loops: `CHAN_CREATE` a channel of a fresh
+//! Each *creator* (its own socket, a guest) proves its address at login (PROVE_REQ,
+//! PROVE: creating needs a proved address) and checks that the server lets it create,
+//! then loops: `CHAN_CREATE` a channel of a fresh
 //! title (it joins as operator), say one line there, `PART_REQ`, after which the server
 //! destroys the now empty temporary channel. The creators together start `--rate` such
 //! loops a second. Each *chatter* joins `--channel` and says a line every `--interval-ms`,
@@ -176,6 +178,36 @@ impl User {
         None
     }
 
+    /// Waits up to `within` until the server lets this guest create channels. It refuses
+    /// that to a guest whose address is not proved (`ERROR address not proved`,
+    /// docs/PROTOCOL.md, `CHAN_CREATE`) and checks it before the title, so a request with
+    /// an empty title is a probe that creates nothing: any other answer means it may.
+    fn wait_may_create(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            self.send(Request::ChanCreate {
+                title: "",
+                description: "",
+            });
+            let answered = Instant::now() + Duration::from_millis(200);
+            while Instant::now() < answered {
+                let Ok(n) = self.sock.recv(&mut buf) else {
+                    continue;
+                };
+                match Event::decode(&buf[..n]) {
+                    Ok(Event::Error {
+                        message: "address not proved",
+                    }) => break,
+                    Ok(Event::Error { .. }) => return true,
+                    _ => {}
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     fn logoff(&self) {
         self.send(Request::Logoff);
     }
@@ -204,6 +236,12 @@ fn churn(args: &ChurnArgs) -> anyhow::Result<ChurnReport> {
     let creators: Vec<User> = (0..args.creators)
         .map(|i| User::login(args.server, &format!("mk{run:x}-{i}")))
         .collect::<anyhow::Result<_>>()?;
+    for (i, u) in creators.iter().enumerate() {
+        anyhow::ensure!(
+            u.wait_may_create(Duration::from_secs(5)),
+            "creator {i} may not create channels: the server wants a proved address"
+        );
+    }
     let chatters: Vec<User> = (0..args.chatters)
         .map(|i| {
             let u = User::login(args.server, &format!("ch{run:x}-{i}"))?;

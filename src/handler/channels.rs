@@ -9,8 +9,9 @@ use crate::cluster::CommunityEvent;
 use crate::state::{Channel, ChannelId, JoinError, Joined};
 use proto::Event;
 
-/// `JOIN_REQ`: the channel becomes the user's current one (bans, invitations and lasting
-/// operators of part 5 checked first); its members are told of a new one.
+/// `JOIN_REQ`: the channel becomes the user's current one (bans, invitations, the member
+/// limit and the ranks that pass them, part 5, checked first); its members are told of a
+/// new one.
 pub(crate) fn join(cx: &mut Ctx<'_>, rq: &Req, title: &str) {
     let (sh, from) = (cx.sh, rq.from);
     let Some(ch) = sh.state.channel_by_title(title) else {
@@ -20,11 +21,14 @@ pub(crate) fn join(cx: &mut Ctx<'_>, rq: &Req, title: &str) {
     let Some(nick) = sh.state.nick_of(from) else {
         return;
     };
-    let Some(roles) = rights::may_join(cx, rq, &nick, &ch) else {
+    let Some(admit) = rights::may_join(cx, rq, &nick, &ch) else {
         return;
     };
     let max = cx.live().max_channels_per_user;
-    let joined = match sh.state.join(from, id, max, roles) {
+    let joined = match sh
+        .state
+        .join_with(from, id, max, admit.roles, admit.past_limit)
+    {
         Ok(joined) => joined,
         Err(JoinError::TooMany) => return cx.refuse(from, Refusal::TooManyChannels),
         Err(JoinError::Full) => return cx.refuse(from, Refusal::ChannelFull(&ch.title)),

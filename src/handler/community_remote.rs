@@ -12,7 +12,7 @@ use super::ctx::Ctx;
 use super::moderation::{add_ban, add_invite, evict_banned, remove_ban, tell_invited};
 use super::modes::{role_change, set_lasting_op};
 use super::operators::{apply_addr_ban, notice_everyone};
-use super::rights::account_of;
+use super::rights::{account_of, remote_may_act, remote_rank, Rank};
 use super::view::remote_notice;
 use crate::cluster::CommunityEvent;
 use crate::config::MAX_TITLE_LEN;
@@ -116,10 +116,19 @@ fn apply(cx: &mut Ctx<'_>, event: CommunityEvent) -> Option<()> {
                 });
             }
             let addr = sh.state.address_of(&nick).filter(|a| ch.contains(*a))?;
+            if !on && !remote_may_act(sh, &ch, &actor, addr) {
+                return None;
+            }
             ch.set_roles(addr, bit, on);
             remote_notice(cx, &ch, &actor, "mode", &role_change(on, letter, &nick));
-            if account.is_none() && letter == 'o' && ch.with_meta(|m| m.kind) != Kind::Temporary {
-                // The member is here: this server decides whether it lasts.
+            // The member is here: this server decides whether it lasts, given by someone
+            // ranked as high as a lasting operator (as far as this server can tell).
+            let may_last = !on || remote_rank(sh, &ch, &actor) >= Rank::Lasting;
+            if account.is_none()
+                && letter == 'o'
+                && may_last
+                && ch.with_meta(|m| m.kind) != Kind::Temporary
+            {
                 let key = account_of(sh, addr)?;
                 set_lasting_op(cx, &ch, &key, on);
                 cx.publish_community(CommunityEvent::Role {
@@ -165,6 +174,9 @@ fn apply(cx: &mut Ctx<'_>, event: CommunityEvent) -> Option<()> {
         } => {
             let ch = channel(&title)?;
             let addr = sh.state.address_of(&nick).filter(|a| ch.contains(*a))?;
+            if !remote_may_act(sh, &ch, &by, addr) {
+                return None;
+            }
             let held = sh.state.nick_of(addr)?;
             let order = Order::Evict {
                 nick: held.to_string(),

@@ -8,6 +8,7 @@ use crate::cluster::{ClusterEvent, ClusterInput, CommunityEvent, PublicMessage};
 use crate::outbox::community::Order;
 use crate::outbox::Ticket;
 use crate::outbox::{CommunityDone, CommunityEffect};
+use crate::state::role;
 use proto::{code, Request};
 
 /// The orders among the effects.
@@ -27,6 +28,7 @@ fn orders(out: &Outbox) -> Vec<(Ticket, Order)> {
 /// and ann kicks bob for `reason`: what the kick sends.
 fn kick_bob(r: &Rig, reason: &str) -> Outbox {
     r.login(1, "ann", true);
+    r.prove(1);
     let den = Request::ChanCreate {
         title: "Den",
         description: "",
@@ -98,6 +100,7 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
     let r = Rig::cluster();
     // Cluster logins wait for a lease: admit directly.
     r.h.state().claim(addr(1), "ann", r.t0).unwrap();
+    r.prove(1);
     r.send(1, Request::Hello { client: "t" });
     let out = r.send(
         1,
@@ -109,19 +112,22 @@ fn in_a_cluster_part5_changes_are_published_and_remote_orders_relayed() {
     assert!(out.effects.iter().any(|e| matches!(e,
         Effect::Publish(ClusterEvent::Community(CommunityEvent::Created { title, registered: false, .. }))
             if title == "Den")));
-    // Another server asks to remove ann.
+    // Another server asks to remove cid, a member here (ann, the founder, outranks the
+    // remote actor: another_server_can_not_kick_or_deop_a_temporary_founder_...).
+    r.h.state().claim(addr(3), "cid", r.t0).unwrap();
+    r.send(3, Request::Join { title: "Den" });
     let out = r.cluster_input(ClusterInput::Community {
         server: "s2".into(),
         event: CommunityEvent::Evict {
             title: "den".into(),
-            nick: "ANN".into(),
+            nick: "CID".into(),
             by: "bob".into(),
             reason: "x".into(),
         },
     });
     let o = orders(&out);
     assert_eq!(o.len(), 1);
-    assert!(matches!(&o[0].1, Order::Evict { nick, .. } if nick == "ann"));
+    assert!(matches!(&o[0].1, Order::Evict { nick, .. } if nick == "cid"));
     // A public message from another server is kept in the history under its id.
     r.cluster_input(ClusterInput::Public(PublicMessage {
         title: "Den".into(),
@@ -196,6 +202,7 @@ fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
 fn the_last_member_leaving_destroys_a_temporary_channel_and_frees_its_title() {
     let r = Rig::new();
     r.login(1, "ann", false);
+    r.prove(1);
     r.send(
         1,
         Request::ChanCreate {
@@ -208,4 +215,65 @@ fn the_last_member_leaving_destroys_a_temporary_channel_and_frees_its_title() {
     assert!(r.h.state().channel(id).is_none());
     assert!(r.h.state().channel_id("den").is_none());
     r.h.state().check_invariants().unwrap();
+}
+
+#[test]
+fn creating_a_channel_needs_a_proved_address() {
+    let r = Rig::new();
+    r.login(1, "eve", true);
+    let den = || Request::ChanCreate {
+        title: "Den",
+        description: "",
+    };
+    assert_eq!(
+        sent(&r.send(1, den())),
+        [(1, code::ERROR, "address not proved".into())]
+    );
+    assert!(r.h.state().channel_id("Den").is_none());
+    r.prove(1);
+    r.send(1, den());
+    assert!(r.h.state().channel_id("Den").is_some());
+}
+
+#[test]
+fn another_server_can_not_kick_or_deop_a_temporary_founder_it_can_not_see_outranks() {
+    let r = Rig::cluster();
+    let mut live = (*r.h.sh.live.get()).clone();
+    live.operators = vec!["root".into()];
+    r.h.sh.live.set(live);
+    r.h.state().claim(addr(1), "ann", r.t0).unwrap();
+    r.prove(1);
+    r.send(
+        1,
+        Request::ChanCreate {
+            title: "Den",
+            description: "",
+        },
+    );
+    let den = r.h.state().channel_by_title("Den").unwrap();
+    // eve, an operator on another server (a guest: nothing there says so here), tries.
+    let evict = |by: &str| ClusterInput::Community {
+        server: "s2".into(),
+        event: CommunityEvent::Evict {
+            title: "Den".into(),
+            nick: "ann".into(),
+            by: by.into(),
+            reason: "coup".into(),
+        },
+    };
+    assert!(orders(&r.cluster_input(evict("eve"))).is_empty());
+    r.cluster_input(ClusterInput::Community {
+        server: "s2".into(),
+        event: CommunityEvent::Role {
+            title: "Den".into(),
+            nick: "ann".into(),
+            role: 'o',
+            on: false,
+            account: None,
+            actor: "eve".into(),
+        },
+    });
+    assert_eq!(den.roles(addr(1)), role::OP, "ann is still an operator");
+    // A server operator outranks her.
+    assert_eq!(orders(&r.cluster_input(evict("root"))).len(), 1);
 }

@@ -4,18 +4,28 @@
 //! A channel created by a user logged in with its password is *registered*: stored with
 //! the accounts, it survives restarts until its founder (or a server operator) drops it.
 //! A guest's channel is *temporary*: it is gone when its last member leaves. The creator
-//! joins at once as the channel's operator.
+//! joins at once as the channel's operator, and is its founder (`rights::Rank`).
+//!
+//! Creating costs the server a place in a table every user shares, so it needs a proved
+//! address (a password session, or a guest that proved it receives what is sent to it):
+//! a forged guest login can't create. And created channels are counted three ways while
+//! they exist: in all (`max-created-channels`), per founder's nickname
+//! (`max-channels-per-creator`) and per network they were created from, an IPv4 /24 or an
+//! IPv6 /64 (`max-channels-per-prefix`), since one party can hold many nicknames and
+//! addresses in its network but few networks. A title that looks like an existing
+//! channel's (the same confusable skeleton, as for nicknames) is refused.
 
 use super::channels;
 use super::ctx::{unix_ms, Actor, Ctx, Shared};
 use super::refusal::Refusal;
 use super::rights::{account_of, is_server_op};
 use super::view::{self, ChannelView};
+use crate::accounts::limits::Prefix;
 use crate::accounts::StoredChannel;
 use crate::cluster::CommunityEvent;
 use crate::config::{MAX_DESCRIPTION_LEN, MAX_TITLE_LEN};
 use crate::outbox::CommunityEffect;
-use crate::state::{nick_key, role, Channel, ChannelId, JoinError, Kind, Meta};
+use crate::state::{nick_key, role, Channel, ChannelId, JoinError, Kind, Meta, TitleTaken};
 use proto::Event;
 
 /// Whether `title` may name a created channel: 1 to `max` bytes of letters, digits and
@@ -52,6 +62,10 @@ pub(crate) fn stored(ch: &Channel, created_ms: u64) -> Option<StoredChannel> {
 /// `CHAN_CREATE title description`.
 pub(crate) fn create(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, description: &str) {
     let (sh, from, nick) = (cx.sh, a.rq.from, a.nick);
+    // First, so that a forged request costs no more than this short refusal.
+    if !sh.state.is_proved(from) {
+        return cx.refuse(from, Refusal::NotProved);
+    }
     let live = cx.live();
     if !valid_title(title, live.max_title_len) {
         let max = live.max_title_len;
@@ -63,17 +77,29 @@ pub(crate) fn create(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, description: 
     if sh.state.channel_id(title).is_some() {
         return cx.refuse(from, Refusal::ChannelExists(title));
     }
-    let (created, mine) = created_channels(sh, Some(&nick_key(nick)));
-    if created >= live.max_created_channels {
+    let network = Prefix::of(from);
+    let count = count_created(sh, Some(&nick_key(nick)), Some(network));
+    if count.all >= live.max_created_channels {
         return cx.refuse(from, Refusal::TooManyCreated);
     }
-    if mine >= live.max_channels_per_creator {
+    if count.by_founder >= live.max_channels_per_creator {
         return cx.refuse(from, Refusal::TooManyOfYours);
     }
+    if count.from_network >= live.max_channels_per_prefix {
+        return cx.refuse(from, Refusal::TooManyFromNetwork);
+    }
     let account = account_of(sh, from);
-    let meta = Meta::created(description, nick, account.as_deref());
-    let Ok(ch) = sh.state.create_channel(title, meta) else {
-        return cx.refuse(from, Refusal::ChannelExists(title));
+    let mut meta = Meta::created(description, nick, account.as_deref());
+    meta.origin = Some(network);
+    if account.is_none() {
+        meta.founder_addr = Some(from);
+    }
+    let ch = match sh.state.create_unlike(title, meta) {
+        Ok(ch) => ch,
+        Err(TitleTaken::Exists) => return cx.refuse(from, Refusal::ChannelExists(title)),
+        Err(TitleTaken::LooksLike(other)) => {
+            return cx.refuse(from, Refusal::TitleLooksLike(title, &other))
+        }
     };
     if let Err(e) = sh
         .state
@@ -150,19 +176,45 @@ pub(crate) fn drop_channel(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str) {
 /// How many created (not configured) channels exist, and how many of them `founder`
 /// (a nickname key) created.
 pub(crate) fn created_channels(sh: &Shared, founder: Option<&str>) -> (usize, usize) {
-    let (mut created, mut mine) = (0, 0);
+    let count = count_created(sh, founder, None);
+    (count.all, count.by_founder)
+}
+
+/// Created (not configured) channels that exist, counted for the limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CreatedCount {
+    /// In all.
+    pub(crate) all: usize,
+    /// Founded by the nickname asked about.
+    pub(crate) by_founder: usize,
+    /// Created from the network asked about, on this server.
+    pub(crate) from_network: usize,
+}
+
+/// Counts the created channels: in all, founded by `founder` (a nickname key), created
+/// from `network`.
+pub(crate) fn count_created(
+    sh: &Shared,
+    founder: Option<&str>,
+    network: Option<Prefix>,
+) -> CreatedCount {
+    let mut count = CreatedCount::default();
     for ch in sh.state.channels() {
         ch.with_meta(|m| {
-            if m.kind != Kind::Configured {
-                created += 1;
-                let by = m.founder.as_deref().map(nick_key);
-                if founder.is_some() && by.as_deref() == founder {
-                    mine += 1;
-                }
+            if m.kind == Kind::Configured {
+                return;
+            }
+            count.all += 1;
+            let by = m.founder.as_deref().map(nick_key);
+            if founder.is_some() && by.as_deref() == founder {
+                count.by_founder += 1;
+            }
+            if network.is_some() && m.origin == network {
+                count.from_network += 1;
             }
         });
     }
-    (created, mine)
+    count
 }
 
 /// The channel titled `title`, made as a temporary one if this server does not know

@@ -3,7 +3,9 @@
 //! carries out. `CHAN_MODE` is in [`super::modes`].
 //!
 //! Every request is checked against the actor's rights on this server
-//! ([`rights::may_moderate`]); one without them is refused and changes nothing. What
+//! ([`rights::may_moderate`]), and a kick or a ban by name against the target's rank
+//! ([`rights::outranks`]: nobody acts on someone of its own rank or above); one without
+//! them is refused and changes nothing. What
 //! changes is stored for registered and configured channels, told to the other servers
 //! of a cluster, shown to part-5 members as `CHAN_NOTICE`, and written to the audit log.
 
@@ -92,6 +94,10 @@ pub(crate) fn kick(cx: &mut Ctx<'_>, a: &Actor<'_>, title: &str, target: &str, r
     };
     if target.is_empty() {
         return cx.refuse(from, Refusal::NoNickGiven);
+    }
+    let target_rank = rights::rank_of_nick(cx.sh, &ch, target);
+    if !rights::outranks(cx, from, &ch, target, target_rank) {
+        return;
     }
     let reason = if reason.is_empty() {
         "no reason given"
@@ -221,6 +227,10 @@ pub(crate) fn ban(
     let Some(parsed) = Mask::parse(mask) else {
         return cx.refuse(from, Refusal::InvalidBanMask);
     };
+    let named = rights::rank_of_mask(cx.sh, &ch, &parsed);
+    if !rights::outranks(cx, from, &ch, mask, named) {
+        return;
+    }
     let ban = Ban {
         mask: parsed,
         until_ms,
@@ -248,7 +258,8 @@ pub(crate) fn ban(
     cx.log(a, "ban", &ch.title, args.trim_end());
 }
 
-/// Removes the local members of `ch` that `ban` covers (not operators).
+/// Removes the local members of `ch` that `ban` covers, but not those ranked operator or
+/// above (a founder stripped of its operator role included).
 pub(crate) fn evict_banned(cx: &mut Ctx<'_>, ch: &Channel, ban: &Ban) {
     let sh = cx.sh;
     let reason = if ban.reason.is_empty() {

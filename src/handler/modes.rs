@@ -2,14 +2,17 @@
 //! lock, member limit) or one member's role (operator, voice), or shows them all; and the
 //! lasting operators of registered and configured channels, kept in the store.
 //!
-//! Rights are checked as for every moderation request ([`rights::may_moderate`]).
+//! Rights are checked as for every moderation request ([`rights::may_moderate`]); taking
+//! a role (`-o`, `-v`) also against the target's rank ([`rights::outranks`]), so an
+//! operator can't strip the founder or a lasting operator, and only a lasting operator or
+//! higher makes lasting operators (nobody raises anyone above its own rank).
 
 use std::net::SocketAddr;
 
 use super::ctx::{Actor, Ctx};
 use super::limits::MAX_LIMIT;
 use super::refusal::Refusal;
-use super::rights::{self, account_of};
+use super::rights::{self, account_of, Rank};
 use super::{moderation, view};
 use crate::cluster::CommunityEvent;
 use crate::outbox::CommunityEffect;
@@ -80,17 +83,20 @@ fn change_role(cx: &mut Ctx<'_>, a: &Actor<'_>, ch: &Channel, change: Change, ta
     if !valid_nick(target) {
         return cx.refuse(from, Refusal::NoModeNick);
     }
+    // Taking a role is an act on the target; giving one is not (it can only raise it).
+    if !on && !rights::outranks(cx, from, ch, target, rights::rank_of_nick(sh, ch, target)) {
+        return;
+    }
     let bit = if letter == 'o' { role::OP } else { role::VOICE };
     let local = sh.state.address_of(target).filter(|a| ch.contains(*a));
+    // A registered member's operator status lasts in a registered or configured channel,
+    // given by someone who ranks as high as a lasting operator.
+    let lasting_channel = letter == 'o' && ch.with_meta(|m| m.kind) != Kind::Temporary;
+    let may_last = !on || rights::rank(sh, from, ch) >= Rank::Lasting;
     let account = match local {
         Some(addr) => {
             ch.set_roles(addr, bit, on);
-            // A registered member's operator status lasts in a registered channel.
-            if letter == 'o' {
-                account_of(sh, addr).filter(|_| ch.with_meta(|m| m.kind) != Kind::Temporary)
-            } else {
-                None
-            }
+            account_of(sh, addr).filter(|_| lasting_channel && may_last)
         }
         None => {
             let remote = sh
@@ -151,11 +157,18 @@ pub(crate) fn set_lasting_op(cx: &mut Ctx<'_>, ch: &Channel, key: &str, on: bool
     }
 }
 
-/// `CHAN_MODE title`: the modes, then one `CHAN_ENTRY` per lasting operator, member
-/// operator, voice, ban and invitation.
+/// `CHAN_MODE title`: the modes, then one `CHAN_ENTRY` for the founder if it is a member
+/// here, then one per lasting operator, member operator, voice, ban and invitation.
 fn show_modes(cx: &mut Ctx<'_>, from: SocketAddr, ch: &Channel) {
-    let state = &cx.sh.state;
+    let sh = cx.sh;
+    let state = &sh.state;
     let meta = ch.with_meta(|m| m.clone());
+    let founder = meta
+        .founder
+        .as_deref()
+        .and_then(|f| state.address_of(f))
+        .filter(|addr| ch.contains(*addr) && rights::rank(sh, *addr, ch) >= Rank::Founder)
+        .and_then(|addr| state.nick_of(addr));
     let out = &mut *cx.out;
     out.send(
         from,
@@ -176,6 +189,9 @@ fn show_modes(cx: &mut Ctx<'_>, from: SocketAddr, ch: &Channel) {
             },
         )
     };
+    if let Some(nick) = founder {
+        entry("founder", &nick);
+    }
     for op in &meta.ops {
         entry("op", &format!("account:{op}"));
     }

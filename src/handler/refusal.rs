@@ -97,6 +97,15 @@ pub(crate) enum Refusal<'a> {
     /// The user created as many channels as one may.
     #[error("you have created too many channels; drop one first")]
     TooManyOfYours,
+    /// The creator's network (IPv4 /24, IPv6 /64) created as many channels as one may.
+    #[error("too many channels were created from your network; try again later")]
+    TooManyFromNetwork,
+    /// A guest whose address is not proved (anyone could have forged it) can't create.
+    #[error("address not proved")]
+    NotProved,
+    /// (the title asked for, the title of the channel it looks like).
+    #[error("{0} looks like the channel {1}; choose another title")]
+    TitleLooksLike(&'a str, &'a str),
     #[error("only the founder of {0} may drop it")]
     NotFounder(&'a str),
     #[error("{0} is configured by the server's operator")]
@@ -112,6 +121,10 @@ pub(crate) enum Refusal<'a> {
     Moderated(&'a str),
     #[error("you are not an operator of {0}")]
     NotOperatorOf(&'a str),
+    /// Acting on someone of the actor's rank or above: (the nickname or mask as typed,
+    /// its rank as [`Rank::describe`](super::rights::Rank::describe) says it).
+    #[error("you may not act on {0}, {1}")]
+    Outranked(&'a str, &'a str),
     #[error("you are not in {0}")]
     NotIn(&'a str),
     /// (nickname, title).
@@ -211,6 +224,14 @@ mod tests {
             (
                 Refusal::InvalidBanTime,
                 "invalid ban time; give seconds up to 315360000, 0 for until lifted".into(),
+            ),
+            (
+                Refusal::Outranked("ann", "the founder of Den"),
+                "you may not act on ann, the founder of Den".into(),
+            ),
+            (
+                Refusal::TitleLooksLike("\u{420}\u{435}ts", "Pets"),
+                "\u{420}\u{435}ts looks like the channel Pets; choose another title".into(),
             ),
             (
                 Refusal::UnknownMode("+q"),

@@ -95,6 +95,15 @@ impl Rig {
         }
     }
 
+    /// Marks the guest at port `port` as proved (it echoed a proof token), as channel
+    /// creation needs.
+    pub(crate) fn prove(&self, port: u16) {
+        assert!(
+            self.h.state().prove(addr(port)),
+            "a guest at {port} to prove"
+        );
+    }
+
     /// Feeds the result of an effect back, at the start.
     pub(crate) fn complete(&self, done: Done) -> Outbox {
         let mut out = Outbox::new();

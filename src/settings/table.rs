@@ -260,6 +260,12 @@ settings! {
     #[arg(skip = 5usize)]
     live max_channels_per_creator: usize = Int(0, 1000);
 
+    /// Channels created from one network (an IPv4 /24, an IPv6 /64) that may exist at once,
+    /// over all its users and nicknames, so that one network can't fill
+    /// `max-created-channels`. On a LAN where every user shares one /24, raise it.
+    #[arg(skip = 50usize)]
+    live max_channels_per_prefix: usize = Int(0, MAX_CHANNELS as i64);
+
     /// The longest title of a created channel, in bytes.
     #[arg(skip = 32usize)]
     live max_title_len: usize = Int(1, MAX_TITLE_LEN as i64);

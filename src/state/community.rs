@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::nicks::nick_key;
+use crate::accounts::limits::Prefix;
 use crate::accounts::StoredBan;
 
 /// Where a channel comes from, which decides how long it lives.
@@ -41,14 +42,41 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mask {
     /// Users whose nickname (any case) matches a pattern of `*` (any run) and `?` (any one
-    /// character); kept lower-cased.
-    Nick(Box<str>),
+    /// character), or whose nickname's confusable skeleton matches the pattern's: a ban on
+    /// `spammer` also covers `spаmmer` with a Cyrillic а, and `spamrner`.
+    Nick {
+        /// The pattern, as a nickname key (lower-cased).
+        pattern: Box<str>,
+        /// Its confusable skeleton, wildcards kept (`proto::nick::skeleton`).
+        skeleton: Box<str>,
+    },
     /// The holder of a registered account (logged in with its password), by key.
     Account(Box<str>),
 }
 
 /// The longest ban mask, in bytes.
 pub(crate) const MAX_MASK_LEN: usize = 64;
+
+/// Who a ban is checked against: a user's nickname as key and skeleton, computed once for
+/// all the bans of a channel, and the account it is logged in to.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    key: String,
+    skeleton: String,
+    account: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    /// `nick`, logged in to `account` (its key) if any.
+    pub fn new(nick: &str, account: Option<&'a str>) -> Self {
+        let key = nick_key(nick);
+        Subject {
+            skeleton: literal_skeleton(&key),
+            key,
+            account,
+        }
+    }
+}
 
 impl Mask {
     /// Parses `account:NAME` or a nickname pattern; `None` if it can't be one.
@@ -62,23 +90,82 @@ impl Mask {
         match text.strip_prefix("account:") {
             Some("") => None,
             Some(name) => Some(Mask::Account(nick_key(name).into())),
-            None => Some(Mask::Nick(nick_key(text).into())),
+            None => {
+                let pattern = nick_key(text);
+                Some(Mask::Nick {
+                    skeleton: pattern_skeleton(&pattern).into(),
+                    pattern: pattern.into(),
+                })
+            }
         }
     }
 
     /// Whether it applies to `nick`, logged in to `account` (its key) if any.
     pub fn matches(&self, nick: &str, account: Option<&str>) -> bool {
+        self.covers(&Subject::new(nick, account))
+    }
+
+    /// Whether it applies to `who`.
+    pub fn covers(&self, who: &Subject<'_>) -> bool {
         match self {
-            Mask::Nick(pattern) => glob(pattern, &nick_key(nick)),
-            Mask::Account(key) => account == Some(&**key),
+            Mask::Nick { pattern, skeleton } => {
+                glob(pattern, &who.key) || glob(skeleton, &who.skeleton)
+            }
+            Mask::Account(key) => who.account == Some(&**key),
         }
     }
+
+    /// The one user it names, if it names one: an account's key, or a nickname pattern
+    /// without wildcards.
+    pub fn named(&self) -> Option<&str> {
+        match self {
+            Mask::Nick { pattern, .. } if !pattern.contains(['*', '?']) => Some(pattern),
+            Mask::Nick { .. } => None,
+            Mask::Account(key) => Some(key),
+        }
+    }
+}
+
+/// The confusable skeleton of `text` (`proto::nick::skeleton`) with `*` and `?` made
+/// literal: a look-alike such as `∗` (U+2217) has `*` as its skeleton, which must not turn
+/// a ban on a name into a wildcard ban. The same on both sides (nickname and pattern), so
+/// such characters still match themselves.
+fn literal_skeleton(text: &str) -> String {
+    proto::nick::skeleton(text)
+        .chars()
+        .map(|c| match c {
+            '*' => LITERAL_STAR,
+            '?' => LITERAL_QUESTION,
+            c => c,
+        })
+        .collect()
+}
+
+/// What `*` and `?` become in a skeleton: private-use characters, which no skeleton holds.
+const LITERAL_STAR: char = '\u{E000}';
+/// See [`LITERAL_STAR`].
+const LITERAL_QUESTION: char = '\u{E001}';
+
+/// The confusable skeleton of a nickname pattern: of each run between wildcards, so that
+/// `*` and `?` stay what they are whatever the confusables table maps them to.
+fn pattern_skeleton(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for piece in pattern.split_inclusive(['*', '?']) {
+        match piece.char_indices().last() {
+            Some((at, w @ ('*' | '?'))) => {
+                out.push_str(&literal_skeleton(&piece[..at]));
+                out.push(w);
+            }
+            _ => out.push_str(&literal_skeleton(piece)),
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for Mask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Mask::Nick(p) => f.write_str(p),
+            Mask::Nick { pattern, .. } => f.write_str(pattern),
             Mask::Account(k) => write!(f, "account:{k}"),
         }
     }
@@ -157,8 +244,17 @@ pub struct Meta {
     pub description: Arc<str>,
     /// Where the channel comes from.
     pub kind: Kind,
-    /// Who created it, as shown (`None` for configured channels).
+    /// Who created it, as shown (`None` for configured channels); for a registered
+    /// channel, its founding account (compared as a key).
     pub founder: Option<Box<str>>,
+    /// Where the founder of a temporary channel created it from: a guest is its address,
+    /// so the founder's rank holds for the founder's nickname at that address, once proved
+    /// ([`Meta::is_founder`]). `None` for other channels, and for those of other servers.
+    pub founder_addr: Option<SocketAddr>,
+    /// The network (IPv4 /24, IPv6 /64) the channel was created from on this server, counted
+    /// against `max-channels-per-prefix` while it exists; `None` for configured channels,
+    /// channels of other servers and channels read back from the store.
+    pub origin: Option<Prefix>,
     /// `i`: only the invited (and operators) may join.
     pub invite_only: bool,
     /// `m`: only voiced members and operators may speak.
@@ -182,6 +278,8 @@ impl Meta {
             description: description.into(),
             kind: Kind::Configured,
             founder: None,
+            founder_addr: None,
+            origin: None,
             invite_only: false,
             moderated: false,
             topic_locked: true,
@@ -228,14 +326,48 @@ impl Meta {
         self.ops.iter().any(|o| **o == *key)
     }
 
+    /// The founding account (a key) of a registered channel; `None` for the others (a
+    /// configured channel belongs to the server's operators, a temporary one's founder is
+    /// a guest, known by its address).
+    pub fn founder_account(&self) -> Option<String> {
+        match self.kind {
+            Kind::Registered => self.founder.as_deref().map(nick_key),
+            Kind::Configured | Kind::Temporary => None,
+        }
+    }
+
+    /// Whether `nick` at `addr`, logged in to `account` (its key) if any, with its address
+    /// `proved` or not, is the channel's founder: the founding account of a registered
+    /// channel (a password session), or the creator of a temporary one, back under its
+    /// nickname at the address it created the channel from and proved there (so a forged
+    /// guest login from that address is not the founder).
+    pub fn is_founder(
+        &self,
+        nick: &str,
+        addr: SocketAddr,
+        account: Option<&str>,
+        proved: bool,
+    ) -> bool {
+        match self.kind {
+            Kind::Registered => account.is_some() && self.founder_account().as_deref() == account,
+            Kind::Temporary => {
+                proved
+                    && self.founder_addr == Some(addr)
+                    && self.founder.as_deref().map(nick_key) == Some(nick_key(nick))
+            }
+            Kind::Configured => false,
+        }
+    }
+
     /// The ban in force at `now_ms` on `nick` (logged in to `account`), if any; drops
     /// expired bans on the way.
     pub fn ban_on(&mut self, nick: &str, account: Option<&str>, now_ms: u64) -> Option<Ban> {
         self.bans.retain(|b| b.active(now_ms));
-        self.bans
-            .iter()
-            .find(|b| b.mask.matches(nick, account))
-            .cloned()
+        if self.bans.is_empty() {
+            return None;
+        }
+        let who = Subject::new(nick, account);
+        self.bans.iter().find(|b| b.mask.covers(&who)).cloned()
     }
 
     /// Takes the invitation of `nick`, if it has one.
@@ -480,6 +612,50 @@ mod tests {
             "a guest called ann is not the account"
         );
         assert!(Mask::parse("a b").is_none() && Mask::parse("account:").is_none());
+    }
+
+    #[test]
+    fn nickname_bans_cover_look_alikes_wildcards_kept() {
+        let m = Mask::parse("spammer").unwrap();
+        assert_eq!(m.to_string(), "spammer");
+        assert!(m.matches("sp\u{430}mmer", None), "a Cyrillic a");
+        assert!(m.matches("SPAMRNER", None), "rn for m");
+        assert!(!m.matches("spanner", None));
+        let w = Mask::parse("spa?b*").unwrap();
+        assert!(w.matches("sp\u{430}xbot", None));
+        assert!(!w.matches("spxbot", None));
+        // A look-alike of a wildcard is no wildcard: `ann∗` names a nickname, not a run.
+        let star = Mask::parse("ann\u{2217}").unwrap();
+        assert!(!star.matches("ann", None) && !star.matches("annie", None));
+        assert!(star.matches("ann\u{2217}", None) && star.matches("ann*", None));
+        assert_eq!(Mask::parse("Ann").unwrap().named(), Some("ann"));
+        assert_eq!(Mask::parse("account:Ann").unwrap().named(), Some("ann"));
+        assert_eq!(Mask::parse("an*").unwrap().named(), None);
+    }
+
+    #[test]
+    fn the_founder_is_the_founding_account_or_the_proved_creator_at_its_address() {
+        let (here, there): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:5".parse().unwrap(),
+            "192.0.2.1:6".parse().unwrap(),
+        );
+        let registered = Meta::created("", "Ann", Some("ann"));
+        assert!(registered.is_founder("ann", there, Some("ann"), true));
+        assert!(
+            !registered.is_founder("ann", here, None, true),
+            "a guest is no account"
+        );
+        assert!(!registered.is_founder("bob", here, Some("bob"), true));
+        let mut temporary = Meta::created("", "bob", None);
+        temporary.founder_addr = Some(here);
+        assert!(temporary.is_founder("BOB", here, None, true));
+        assert!(
+            !temporary.is_founder("bob", here, None, false),
+            "a forged login from bob's address"
+        );
+        assert!(!temporary.is_founder("bob", there, None, true));
+        assert!(!temporary.is_founder("eve", here, None, true));
+        assert!(!Meta::configured("").is_founder("bob", here, Some("bob"), true));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use community::{AddrBans, Kind, Meta};
 pub use nicks::{nick_key, ClaimError};
 pub use remote::{RemoteChange, RemoteUser, RemoteUsers};
 pub use sessions::{SealCheck, CHALLENGE_EVERY};
-pub use table::Exists;
+pub use table::{Exists, TitleTaken};
 pub use users::{Caps, Presence, Route, User};
 
 use crate::budget::{BudgetLimits, Budgets};
@@ -226,8 +226,9 @@ impl State {
     }
 
     /// Marks the guest at `addr` as proved, in its channels' member lists too; whether it
-    /// was logged in and not yet proved.
-    pub(crate) fn prove(&self, addr: SocketAddr) -> bool {
+    /// was logged in and not yet proved. Public for the integration tests, which stand in
+    /// for the proof exchange with it.
+    pub fn prove(&self, addr: SocketAddr) -> bool {
         let Some((was, channels)) = self.users.update(addr, |u| {
             (std::mem::replace(&mut u.proved, true), u.channels.clone())
         }) else {
@@ -450,6 +451,19 @@ impl State {
         self.channels.insert(title, meta)
     }
 
+    /// Creates channel `title` with `meta` (a user's `CHAN_CREATE`), unless a channel of
+    /// that title or of a look-alike one (the same confusable skeleton) exists.
+    ///
+    /// # Errors
+    /// [`TitleTaken`]: which of the two.
+    pub(crate) fn create_unlike(
+        &self,
+        title: &str,
+        meta: Meta,
+    ) -> Result<Arc<Channel>, TitleTaken> {
+        self.channels.insert_unlike(title, meta)
+    }
+
     /// Destroys channel `id` if it is temporary and has no members here nor, in a
     /// cluster, on another server. Returns the channel if it was destroyed now.
     pub(crate) fn destroy_if_empty(&self, id: ChannelId) -> Option<Arc<Channel>> {
@@ -485,6 +499,22 @@ impl State {
         max: usize,
         roles: u8,
     ) -> Result<Joined, JoinError> {
+        self.join_with(addr, id, max, roles, false)
+    }
+
+    /// As [`join`](Self::join); with `past_limit` the channel's member limit does not
+    /// apply (a founder or lasting operator taking its channel back).
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    pub(crate) fn join_with(
+        &self,
+        addr: SocketAddr,
+        id: ChannelId,
+        max: usize,
+        roles: u8,
+        past_limit: bool,
+    ) -> Result<Joined, JoinError> {
         let (channels, caps, proved) = self
             .users
             .read(addr, |u| (u.channels.clone(), u.caps, u.proved))
@@ -493,7 +523,10 @@ impl State {
             return Err(JoinError::TooMany);
         }
         let ch = self.channel(id).ok_or(JoinError::Gone)?;
-        let limit = ch.with_meta(|m| m.limit.map(|l| l as usize));
+        let limit = match past_limit {
+            true => None,
+            false => ch.with_meta(|m| m.limit.map(|l| l as usize)),
+        };
         let member = Member::new(addr, caps.batch.unwrap_or(0)).unproved(!proved);
         let joined = match ch.add(member, limit, roles) {
             Added::New(before) => Joined::New(before),

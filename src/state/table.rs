@@ -7,6 +7,11 @@
 //! holds. Ids are never reused ([`ChannelId`]), so a stale id finds nothing rather than
 //! another channel.
 //!
+//! Titles are unique without regard to case, and the titles users give are also kept apart
+//! from look-alikes: the table indexes each title's confusable skeleton (UTS #39, as for
+//! nicknames: `proto::nick`), so `Реts` with a Cyrillic Р and е is refused beside `Pets`
+//! ([`Channels::insert_unlike`]), checked and inserted under the one write lock.
+//!
 //! Destroying a channel takes two steps, never two locks at once: the channel is marked
 //! closed under its member lock if it has no members (a join racing with it either got in
 //! first, and the channel stays, or finds it closed), then it leaves the table.
@@ -22,11 +27,14 @@ use super::community::{Kind, Meta};
 use super::remote::RemoteUsers;
 use crate::config::ChannelSpec;
 
-/// The channels by id and by lower-cased title.
+/// The channels by id, by lower-cased title and by the skeleton of their title.
 #[derive(Debug, Default)]
 struct Table {
     by_id: HashMap<ChannelId, Arc<Channel>>,
     by_title: HashMap<Box<str>, ChannelId>,
+    /// Title skeleton → the channels that have it: usually one, but configured channels
+    /// and those of other servers are taken as they come, so a few may share one.
+    by_skeleton: HashMap<Box<str>, Vec<ChannelId>>,
 }
 
 /// The channel table and its id counter.
@@ -40,6 +48,22 @@ pub(super) struct Channels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a channel of that title exists")]
 pub struct Exists;
+
+/// Why a title users give can't be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TitleTaken {
+    /// A channel of that title (any case) exists.
+    #[error("a channel of that title exists")]
+    Exists,
+    /// A channel whose title looks the same exists: its title.
+    #[error("the title looks like channel {0}")]
+    LooksLike(Box<str>),
+}
+
+/// The confusable skeleton of a title.
+fn skeleton(title: &str) -> Box<str> {
+    proto::nick::skeleton(&proto::nick::key(title)).into()
+}
 
 impl Channels {
     /// The table holding the configured channels, in order.
@@ -57,14 +81,44 @@ impl Channels {
     /// # Errors
     /// [`Exists`] when a channel of that title (any case) exists.
     pub(super) fn insert(&self, title: &str, meta: Meta) -> Result<Arc<Channel>, Exists> {
+        self.insert_checked(title, meta, false).map_err(|_| Exists)
+    }
+
+    /// Creates channel `title` with `meta` unless a channel of that title or of one that
+    /// looks like it (the same confusable skeleton) exists.
+    ///
+    /// # Errors
+    /// [`TitleTaken`]: which of the two.
+    pub(super) fn insert_unlike(
+        &self,
+        title: &str,
+        meta: Meta,
+    ) -> Result<Arc<Channel>, TitleTaken> {
+        self.insert_checked(title, meta, true)
+    }
+
+    fn insert_checked(
+        &self,
+        title: &str,
+        meta: Meta,
+        unlike: bool,
+    ) -> Result<Arc<Channel>, TitleTaken> {
         let key: Box<str> = title.to_lowercase().into();
+        let skeleton = skeleton(title);
         let mut t = self.table.write();
         if t.by_title.contains_key(&key) {
-            return Err(Exists);
+            return Err(TitleTaken::Exists);
+        }
+        if unlike {
+            let like = t.by_skeleton.get(&skeleton).and_then(|ids| ids.first());
+            if let Some(other) = like.and_then(|id| t.by_id.get(id)) {
+                return Err(TitleTaken::LooksLike(other.title.clone()));
+            }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let ch = Arc::new(Channel::new(id, title, meta));
         t.by_title.insert(key, id);
+        t.by_skeleton.entry(skeleton).or_default().push(id);
         t.by_id.insert(id, ch.clone());
         Ok(ch)
     }
@@ -189,6 +243,13 @@ impl Channels {
         let mut t = self.table.write();
         if t.by_id.remove(&ch.id).is_some() {
             t.by_title.remove(ch.title.to_lowercase().as_str());
+            let skeleton = skeleton(&ch.title);
+            if let Some(ids) = t.by_skeleton.get_mut(&skeleton) {
+                ids.retain(|&id| id != ch.id);
+                if ids.is_empty() {
+                    t.by_skeleton.remove(&skeleton);
+                }
+            }
         }
     }
 }

@@ -162,3 +162,27 @@ fn created_channels_get_new_ids_and_vanish_when_empty() {
     assert_eq!(titles.last().map(String::as_str), Some("Den"));
     state.check_invariants().unwrap();
 }
+
+#[test]
+fn a_created_title_may_not_look_like_an_existing_one() {
+    let state = State::new(&crate::config::classic_channels(), 10);
+    let meta = || Meta::created("", "ann", None);
+    // A Cyrillic Р and е beside the configured Pets; a zero for an O.
+    assert_eq!(
+        state.create_unlike("\u{420}\u{435}ts", meta()).unwrap_err(),
+        TitleTaken::LooksLike("Pets".into())
+    );
+    let dog = state.create_unlike("DOg", meta()).unwrap();
+    assert_eq!(
+        state.create_unlike("D0g", meta()).unwrap_err(),
+        TitleTaken::LooksLike("DOg".into())
+    );
+    assert_eq!(
+        state.create_unlike("dog", meta()).unwrap_err(),
+        TitleTaken::Exists
+    );
+    assert!(state.create_unlike("Dig", meta()).is_ok());
+    // Once the channel is gone, so is its skeleton.
+    assert!(state.destroy_now(dog.id));
+    assert!(state.create_unlike("D0g", meta()).is_ok());
+}

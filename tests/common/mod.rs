@@ -329,6 +329,29 @@ pub fn part5(server: &RunningServer, nick: &str) -> Peer {
     p
 }
 
+/// Marks the address of guest `peer` as proved, standing in for the proof exchange a
+/// part-3/5 client makes at login (`State::prove` is what that exchange ends in). Creating
+/// a channel needs a proved address.
+pub fn prove(server: &RunningServer, peer: &Peer) {
+    assert!(server.state().prove(peer.addr()), "a guest to prove");
+}
+
+/// As [`prove`], for the guest logged in as `nick` (a client binary's, whose socket the
+/// test does not hold).
+pub fn prove_nick(server: &RunningServer, nick: &str) {
+    let state = server.state();
+    let at = || state.address_of(nick).filter(|a| state.user(*a).is_some());
+    wait_until(|| at().is_some());
+    assert!(state.prove(at().unwrap()), "a guest to prove");
+}
+
+/// A part-5 guest whose address is proved ([`prove`]): it may create channels.
+pub fn proved(server: &RunningServer, nick: &str) -> Peer {
+    let p = part5(server, nick);
+    prove(server, &p);
+    p
+}
+
 /// Users `nicks`, logged in one after the other and each joined to `title`; each has been
 /// told of those who joined after it (and nothing else is waiting for anyone).
 #[track_caller]

@@ -13,7 +13,8 @@
 //!   plain lower case.
 //! - The skeleton is Unicode's confusable skeleton (UTS #39, the `unicode-security` crate,
 //!   from the unicode-rs project) of the key: `аlice` with a Cyrillic а, `a1ice` and
-//!   `alice` share one. Registered accounts reserve their skeleton: a guest can't log in
+//!   `alice` share one, and so do `b0b` and `bob` (the skeleton is taken again lower-cased,
+//!   since keys are). Registered accounts reserve their skeleton: a guest can't log in
 //!   under, and nobody can register, a nickname that looks like a registered one.
 //!
 //! ASCII nicknames, the common case, take a fast path with the same result.
@@ -33,8 +34,17 @@ pub fn key(nick: &str) -> String {
 }
 
 /// The confusable skeleton of a nickname key; see the module docs.
+///
+/// Some prototypes of the confusables table are capitals (`0` and `о` map to `O`), which
+/// a key, lower-cased, never holds: so the skeleton is lower-cased and taken again, and
+/// `b0b` meets `bob`.
 pub fn skeleton(key: &str) -> String {
-    unicode_security::confusable_detection::skeleton(key).collect()
+    use unicode_security::confusable_detection::skeleton as uts39;
+    let once: String = uts39(key).collect();
+    if !once.chars().any(char::is_uppercase) {
+        return once;
+    }
+    uts39(&once.to_lowercase()).collect()
 }
 
 #[cfg(test)]
@@ -57,6 +67,12 @@ mod tests {
         let alice = skeleton(&key("alice"));
         assert_eq!(skeleton(&key("\u{430}lice")), alice, "Cyrillic a");
         assert_eq!(skeleton(&key("a1ice")), alice);
+        assert_eq!(skeleton(&key("b0b")), skeleton(&key("bob")), "a zero");
+        assert_eq!(
+            skeleton(&key("b\u{43e}b")),
+            skeleton(&key("bob")),
+            "a Cyrillic o"
+        );
         assert_eq!(skeleton(&key("ALICE")), alice);
         assert_ne!(skeleton(&key("alicia")), alice);
     }
