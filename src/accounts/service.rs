@@ -19,7 +19,7 @@ use opaque_ke::{
 use rand::rngs::OsRng;
 
 use super::limits::{LoginLimits, Prefix, Refusal, RegisterLimits};
-use super::store::{key, Account, AccountStore, StoreError};
+use super::store::{key, Account, AccountStore, Change, StoreError};
 use super::tokens::{Purpose, Tokens};
 use proto::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
 
@@ -71,6 +71,10 @@ pub struct Service {
     /// request from a forgeable address reaches the database. The store thread keeps it
     /// current with other servers' changes (shared stores) and the operator's.
     registered: DashSet<Box<str>>,
+    /// Keys of the registered accounts marked as server operators' in the store (by
+    /// `chat-server accounts`), kept current as `registered` is: a delete or a demotion
+    /// ends the rights of a session logged in to the account at its next request.
+    operators: DashSet<Box<str>>,
     /// Confusable skeleton (`proto::nick`) of each registered key → that key, so that a
     /// look-alike of a registered nickname is refused.
     skeletons: DashMap<String, Box<str>>,
@@ -132,7 +136,7 @@ impl Service {
             }
         };
         let s = Service::with_setup(setup);
-        s.refresh(keys);
+        s.refresh(keys, store.operator_keys()?);
         Ok(s)
     }
 
@@ -140,6 +144,7 @@ impl Service {
         Service {
             setup,
             registered: DashSet::new(),
+            operators: DashSet::new(),
             skeletons: DashMap::new(),
             pending: DashMap::new(),
             pending_per_prefix: DashMap::new(),
@@ -197,7 +202,14 @@ impl Service {
             .is_some_and(|owner| **owner != *k)
     }
 
-    /// Records that the account under `key` exists (or not).
+    /// Whether the account under `key` (a nickname key) exists and is marked as a server
+    /// operator's in the store, as far as this server knows.
+    pub fn is_operator_account(&self, key: &str) -> bool {
+        self.operators.contains(key)
+    }
+
+    /// Records that the account under `key` exists (or not: then it is no operator's
+    /// either).
     pub fn set_registered(&self, key: &str, registered: bool) {
         let skeleton = proto::nick::skeleton(key);
         if registered {
@@ -205,18 +217,44 @@ impl Service {
             self.skeletons.entry(skeleton).or_insert_with(|| key.into());
         } else {
             self.registered.remove(key);
+            self.operators.remove(key);
             self.skeletons
                 .remove_if(&skeleton, |_, owner| **owner == *key);
         }
     }
 
-    /// Replaces the registered set with `keys` (a periodic re-read of the store).
-    pub fn refresh(&self, keys: Vec<String>) {
+    /// Records that the account under `key` is a server operator's (or not).
+    pub fn set_operator(&self, key: &str, operator: bool) {
+        if operator && self.registered.contains(key) {
+            self.operators.insert(key.into());
+        } else {
+            self.operators.remove(key);
+        }
+    }
+
+    /// Applies a change another server or `chat-server accounts` made to the store.
+    pub(crate) fn apply(&self, change: Change) {
+        match change {
+            Change::Registered(k) => self.set_registered(&k, true),
+            Change::Deleted(k) => self.set_registered(&k, false),
+            Change::Operator(k, on) => self.set_operator(&k, on),
+        }
+    }
+
+    /// Replaces the registered set with `keys`, and the operators' accounts with
+    /// `operators` (a re-read of the store).
+    pub fn refresh(&self, keys: Vec<String>, operators: Vec<String>) {
         let fresh: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
         self.registered.retain(|k| fresh.contains(&**k));
         self.skeletons.retain(|_, owner| fresh.contains(&**owner));
         for k in &keys {
             self.set_registered(k, true);
+        }
+        let ops: std::collections::HashSet<&str> = operators.iter().map(String::as_str).collect();
+        self.operators
+            .retain(|k| ops.contains(&**k) && fresh.contains(&**k));
+        for k in operators.iter().filter(|k| fresh.contains(k.as_str())) {
+            self.operators.insert(k.as_str().into());
         }
     }
 
@@ -453,6 +491,7 @@ mod tests {
                 record: vec![1],
                 watch: vec![],
                 created: 0,
+                operator: false,
             })
             .unwrap();
         let err = Service::open(&store).unwrap_err();
@@ -484,6 +523,7 @@ mod tests {
             record,
             watch: vec![],
             created: 0,
+            operator: false,
         };
         let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
         // A client that binds the login to another context (or none) can't finish it.
@@ -514,7 +554,14 @@ mod tests {
         let s = Service::in_memory();
         s.set_registered("ann", true);
         s.set_registered("bob", true);
-        s.refresh(vec!["bob".into(), "cid".into()]);
+        s.set_operator("ann", true);
+        s.refresh(
+            vec!["bob".into(), "cid".into()],
+            vec!["cid".into(), "dan".into()],
+        );
+        // An operator flag counts only for an account that exists.
+        assert!(!s.is_operator_account("ann") && !s.is_operator_account("dan"));
+        assert!(s.is_operator_account("cid") && !s.is_operator_account("bob"));
         assert!(!s.is_registered("Ann") && s.is_registered("BOB") && s.is_registered("cid"));
         // Look-alikes of registered names are caught; the names themselves are not.
         assert!(s.looks_registered("b\u{43e}b"), "Cyrillic o");
@@ -522,5 +569,18 @@ mod tests {
         assert!(!s.looks_registered("cid") && !s.looks_registered("ann"));
         s.set_registered("cid", false);
         assert!(!s.looks_registered("\u{441}id"));
+        assert!(
+            !s.is_operator_account("cid"),
+            "deleted: no longer an operator"
+        );
+        s.apply(Change::Registered("cid".into()));
+        assert!(s.is_registered("cid") && !s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), true));
+        assert!(s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), false));
+        assert!(!s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), true));
+        s.apply(Change::Deleted("cid".into()));
+        assert!(!s.is_registered("cid") && !s.is_operator_account("cid"));
     }
 }

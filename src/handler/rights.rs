@@ -16,10 +16,24 @@ pub(crate) fn account_of(sh: &Shared, addr: SocketAddr) -> Option<String> {
     u.session.map(|_| nick_key(&u.nick))
 }
 
-/// Whether the user at `addr` is a server operator: a configured nickname, logged in
-/// with its password.
+/// Whether the user at `addr` is a server operator: logged in with its password to an
+/// account that the configuration names (`operators`) *and* that is marked as an
+/// operator's in the store. The mark is set only by `chat-server accounts` on the
+/// server's own database, never over the network, so the right belongs to credentials
+/// the server's operator made, not to whoever registered a listed nickname first. Asked
+/// at every request: a reload that drops the name, or a delete or demotion in the store,
+/// ends the rights of a session already logged in at its next request.
 pub(crate) fn is_server_op(sh: &Shared, live: &Live, addr: SocketAddr) -> bool {
-    account_of(sh, addr).is_some_and(|a| live.is_operator(&a))
+    account_of(sh, addr)
+        .is_some_and(|a| live.is_operator(&a) && sh.accounts.is_operator_account(&a))
+}
+
+/// Whether `nick` is reserved for a server operator: the configuration names it. Only
+/// the account made for it with `chat-server accounts add` may hold it; a guest login or
+/// a registration over the network of it is refused, so that nobody can take a listed
+/// name before its operator does (or after its account was deleted).
+pub(crate) fn reserved(live: &Live, nick: &str) -> bool {
+    !live.operators.is_empty() && live.is_operator(&nick_key(nick))
 }
 
 /// Whether the user at `from` is a server operator; refuses it if not.
