@@ -76,7 +76,10 @@ pub fn add_account(
         created,
         operator,
     };
-    store.put(&account)?;
+    // Made only if nobody registered the nickname over the network meanwhile.
+    if !store.create(&account)? {
+        return Err(AdminError::Exists(nick.to_owned()));
+    }
     Ok(account)
 }
 

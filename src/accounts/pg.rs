@@ -202,6 +202,32 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    fn create(&self, a: &Account) -> Result<bool, StoreError> {
+        let k = key(&a.nick);
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING",
+            &[
+                &k,
+                &a.nick,
+                &a.record,
+                &a.watch.join(" "),
+                &a.created,
+                &a.operator,
+            ],
+        )?;
+        if n > 0 {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+            if a.operator {
+                tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("op+{k}")])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;

@@ -6,6 +6,7 @@
 //! The server side of OPAQUE is cheap (an OPRF evaluation and a triple Diffie-Hellman, well
 //! under a millisecond); the Argon2 stretching runs on the client.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
 };
+use parking_lot::RwLock;
 use rand::rngs::OsRng;
 
 use super::limits::{LoginLimits, Prefix, Refusal, RegisterLimits};
@@ -78,6 +80,11 @@ pub struct Service {
     /// Confusable skeleton (`proto::nick`) of each registered key → that key, so that a
     /// look-alike of a registered nickname is refused.
     skeletons: DashMap<String, Box<str>>,
+    /// Confusable skeletons of the nicknames the configuration names as server operators'
+    /// (`operators`), replaced at start and at each reload: neither those nor a look-alike
+    /// of one may be taken by a guest or registered over the network, whether or not
+    /// their accounts exist yet.
+    reserved: RwLock<HashSet<String>>,
     /// Password logins under way, by address; bounded by [`MAX_PENDING`] and
     /// [`MAX_PENDING_PER_PREFIX`].
     pending: DashMap<SocketAddr, Pending>,
@@ -146,6 +153,7 @@ impl Service {
             registered: DashSet::new(),
             operators: DashSet::new(),
             skeletons: DashMap::new(),
+            reserved: RwLock::default(),
             pending: DashMap::new(),
             pending_per_prefix: DashMap::new(),
             logins: LoginLimits::default(),
@@ -202,6 +210,19 @@ impl Service {
             .is_some_and(|owner| **owner != *k)
     }
 
+    /// Reserves the nicknames `keys` (and their look-alikes) for server operators,
+    /// replacing those reserved before.
+    pub fn reserve(&self, keys: &[String]) {
+        *self.reserved.write() = keys.iter().map(|k| proto::nick::skeleton(k)).collect();
+    }
+
+    /// Whether `nick` (any case) is a nickname [reserved](Self::reserve) for a server
+    /// operator, or looks like one.
+    pub fn is_reserved(&self, nick: &str) -> bool {
+        let reserved = self.reserved.read();
+        !reserved.is_empty() && reserved.contains(&proto::nick::skeleton(&key(nick)))
+    }
+
     /// Whether the account under `key` (a nickname key) exists and is marked as a server
     /// operator's in the store, as far as this server knows.
     pub fn is_operator_account(&self, key: &str) -> bool {
@@ -244,13 +265,13 @@ impl Service {
     /// Replaces the registered set with `keys`, and the operators' accounts with
     /// `operators` (a re-read of the store).
     pub fn refresh(&self, keys: Vec<String>, operators: Vec<String>) {
-        let fresh: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let fresh: HashSet<&str> = keys.iter().map(String::as_str).collect();
         self.registered.retain(|k| fresh.contains(&**k));
         self.skeletons.retain(|_, owner| fresh.contains(&**owner));
         for k in &keys {
             self.set_registered(k, true);
         }
-        let ops: std::collections::HashSet<&str> = operators.iter().map(String::as_str).collect();
+        let ops: HashSet<&str> = operators.iter().map(String::as_str).collect();
         self.operators
             .retain(|k| ops.contains(&**k) && fresh.contains(&**k));
         for k in operators.iter().filter(|k| fresh.contains(k.as_str())) {
@@ -582,5 +603,18 @@ mod tests {
         s.apply(Change::Operator("cid".into(), true));
         s.apply(Change::Deleted("cid".into()));
         assert!(!s.is_registered("cid") && !s.is_operator_account("cid"));
+    }
+
+    #[test]
+    fn operator_nicknames_and_their_look_alikes_are_reserved_until_unlisted() {
+        let s = Service::in_memory();
+        assert!(!s.is_reserved("root"));
+        s.reserve(&["root".into(), "ann".into()]);
+        for taken in ["root", "ROOT", "r\u{43e}\u{43e}t", "\u{430}nn"] {
+            assert!(s.is_reserved(taken), "{taken:?}");
+        }
+        assert!(!s.is_reserved("rooty") && !s.is_reserved("bob"));
+        s.reserve(&["ann".into()]);
+        assert!(!s.is_reserved("root") && s.is_reserved("Ann"));
     }
 }

@@ -246,6 +246,21 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    fn create(&self, a: &Account) -> Result<bool, StoreError> {
+        Ok(self.conn.lock().execute(
+            "INSERT INTO accounts (key, nick, record, watch, created, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO NOTHING",
+            params![
+                key(&a.nick),
+                a.nick,
+                a.record,
+                a.watch.join(" "),
+                a.created,
+                a.operator
+            ],
+        )? > 0)
+    }
+
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

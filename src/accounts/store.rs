@@ -117,6 +117,15 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn put(&self, account: &Account) -> Result<(), StoreError>;
+    /// Creates the account, flag and hot list as given, unless there is one under its
+    /// key already; returns whether it made it. Durable on return. A registration over
+    /// the network and `chat-server accounts add` both create this way, so neither can
+    /// overwrite an account the other made a moment before (a guest's upload can't
+    /// replace the password of an operator's account made while it was under way).
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn create(&self, account: &Account) -> Result<bool, StoreError>;
     /// Deletes the account under `key`; returns whether there was one.
     ///
     /// # Errors
@@ -216,6 +225,15 @@ impl AccountStore for MemoryStore {
             },
         );
         Ok(())
+    }
+    fn create(&self, account: &Account) -> Result<bool, StoreError> {
+        match self.inner.lock().1.entry(key(&account.nick)) {
+            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(account.clone());
+                Ok(true)
+            }
+        }
     }
     fn set_operator(&self, key: &str, operator: bool) -> Result<bool, StoreError> {
         Ok(self

@@ -74,17 +74,27 @@ pub fn exercise_account_records(store: &dyn AccountStore) {
         !store.get("ann").unwrap().unwrap().operator,
         "not made by a new record"
     );
-    store
-        .put(&Account {
-            nick: "Op".into(),
-            operator: true,
-            ..a.clone()
-        })
-        .unwrap();
+    // `create` makes a new account as given, and never touches one that exists.
+    let op = Account {
+        nick: "Op".into(),
+        record: vec![7],
+        operator: true,
+        ..a.clone()
+    };
+    assert!(store.create(&op).unwrap());
     assert!(
         store.get("op").unwrap().unwrap().operator,
         "a new operator's account"
     );
+    let squatter = Account {
+        nick: "OP".into(),
+        record: vec![6],
+        operator: false,
+        ..a.clone()
+    };
+    assert!(!store.create(&squatter).unwrap());
+    let kept = store.get("op").unwrap().unwrap();
+    assert_eq!((kept.record, kept.operator), (vec![7], true));
     assert!(store.delete("op").unwrap());
     assert!(store.delete("ann").unwrap());
     assert!(!store.delete("ann").unwrap());

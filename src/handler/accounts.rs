@@ -40,7 +40,7 @@ fn account_owner(cx: &mut Ctx<'_>, rq: &Req) -> Option<Box<str>> {
         cx.refuse(from, Refusal::NickConfusable);
         return None;
     }
-    if !registered && rights::reserved(&cx.live(), &nick) {
+    if !registered && rights::reserved(sh, &cx.live(), &nick) {
         // A guest that logged in before a reload listed its nickname as an operator's.
         Audit::count(&sh.audit.registrations_refused);
         cx.refuse(from, Refusal::NickReserved);
@@ -94,7 +94,8 @@ pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
     if sh.waits.jobs.len() >= MAX_WAITING {
         return cx.refuse(from, Refusal::StorageFailed);
     }
-    let what = if sh.accounts.is_registered(&nick) {
+    let create = !sh.accounts.is_registered(&nick);
+    let what = if !create {
         "changed"
     } else {
         if !sh.accounts.registration_allowed(from, rq.now) {
@@ -121,6 +122,7 @@ pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
             // Never over the network; an existing account keeps its flag.
             operator: false,
         },
+        create,
     });
 }
 

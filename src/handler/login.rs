@@ -33,7 +33,7 @@ pub(crate) fn login(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
     if sh.accounts.looks_registered(nick) {
         return cx.refuse(from, Refusal::NickConfusable);
     }
-    if rights::reserved(&cx.live(), nick) {
+    if rights::reserved(sh, &cx.live(), nick) {
         return cx.refuse(from, Refusal::NickReserved);
     }
     if sh.config.cluster {

@@ -28,12 +28,13 @@ pub(crate) fn is_server_op(sh: &Shared, live: &Live, addr: SocketAddr) -> bool {
         .is_some_and(|a| live.is_operator(&a) && sh.accounts.is_operator_account(&a))
 }
 
-/// Whether `nick` is reserved for a server operator: the configuration names it. Only
-/// the account made for it with `chat-server accounts add` may hold it; a guest login or
-/// a registration over the network of it is refused, so that nobody can take a listed
-/// name before its operator does (or after its account was deleted).
-pub(crate) fn reserved(live: &Live, nick: &str) -> bool {
-    !live.operators.is_empty() && live.is_operator(&nick_key(nick))
+/// Whether `nick` is reserved for a server operator: the configuration names it, or a
+/// look-alike of it (`proto::nick` skeletons). Only the account made for it with
+/// `chat-server accounts add` may hold it; a guest login or a registration over the
+/// network of it is refused, so that nobody can take a listed name before its operator
+/// does (or after its account was deleted), nor pass for the operator under `r\u{43e}ot`.
+pub(crate) fn reserved(sh: &Shared, live: &Live, nick: &str) -> bool {
+    live.is_operator(&nick_key(nick)) || sh.accounts.is_reserved(nick)
 }
 
 /// Whether the user at `from` is a server operator; refuses it if not.

@@ -417,6 +417,7 @@ impl Reloader {
             ),
         );
         self.state.set_max_users(max_users);
+        self.accounts.reserve(&live.operators);
         self.live.set(live);
         changes
     }
@@ -429,15 +430,17 @@ impl Reloader {
     /// What is wrong with the configured operators now ([`operator_warnings`]), to log
     /// after a reload.
     pub fn operator_warnings(&self) -> Vec<String> {
-        operator_warnings(&self.live.get(), &self.accounts)
+        operator_warnings(&self.live.get(), &self.accounts, &self.state)
     }
 }
 
 /// A warning for each configured operator that nobody is: no account (the nickname is
 /// reserved, but nobody can log in to it), or an account not marked as an operator's
 /// (one registered over the network, perhaps by someone else before the name was
-/// listed); and one when operators are configured but accounts are off.
-pub fn operator_warnings(live: &Live, accounts: &Service) -> Vec<String> {
+/// listed); one for each listed nickname a guest holds (it logged in before a reload
+/// listed the name: it has no rights, but it passes for the operator until it logs off
+/// or is killed); and one when operators are configured but accounts are off.
+pub fn operator_warnings(live: &Live, accounts: &Service, state: &State) -> Vec<String> {
     if !live.operators.is_empty() && !accounts.enabled() {
         return vec![
             "operators are configured but accounts are off (--accounts-off): nobody is a \
@@ -445,11 +448,22 @@ pub fn operator_warnings(live: &Live, accounts: &Service) -> Vec<String> {
                 .into(),
         ];
     }
-    operator_warnings_with(
+    let mut warnings = operator_warnings_with(
         &live.operators,
         |k| accounts.is_registered(k),
         |k| accounts.is_operator_account(k),
-    )
+    );
+    for op in &live.operators {
+        let held = state.address_of(op).and_then(|a| Some((a, state.user(a)?)));
+        if let Some((addr, user)) = held.filter(|(_, u)| u.session.is_none()) {
+            warnings.push(format!(
+                "operator nickname {} is held by a guest at {addr} (logged in before it was \
+                 listed): it has no operator rights; /kill it if it is not the operator",
+                redact::controls(&user.nick)
+            ));
+        }
+    }
+    warnings
 }
 
 /// The warnings of [`operator_warnings`] for the configured `operators` (keys), given

@@ -241,11 +241,24 @@ fn run_store(
                 };
                 answer(done, Done::Loaded { ticket, account });
             }
-            Effect::StoreAccount { ticket, account } => {
+            Effect::StoreAccount {
+                ticket,
+                account,
+                create,
+            } => {
                 let k = key(&account.nick);
-                let result = store
-                    .put(&account)
-                    .and_then(|()| store.set_watch(&k, &account.watch));
+                let written = match create {
+                    true => store.create(&account),
+                    false => store.put(&account).map(|()| true),
+                };
+                if let Ok(false) = written {
+                    // Someone made the account while this registration was under way
+                    // (`chat-server accounts add`, another server): it stays theirs.
+                    service.set_registered(&k, true);
+                    answer(done, Done::Stored { ticket, ok: false });
+                    continue;
+                }
+                let result = written.and_then(|_| store.set_watch(&k, &account.watch));
                 stored(ticket, result, "storing an account");
             }
             Effect::DeleteAccount { ticket, key } => {

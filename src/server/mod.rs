@@ -232,6 +232,7 @@ impl Server {
             let store: Arc<dyn AccountStore> = Arc::new(crate::accounts::MemoryStore::default());
             (store, Service::disabled())
         };
+        accounts.reserve(&config.live.operators);
         let accounts = Arc::new(accounts);
         let state = Arc::new(State::new(&config.channels, config.max_users));
         if config.accounts {
@@ -335,7 +336,7 @@ impl Server {
     /// What is wrong with the configured operators ([`operator_warnings`]), to log at
     /// start.
     pub fn operator_warnings(&self) -> Vec<String> {
-        operator_warnings(&self.live.get(), &self.accounts)
+        operator_warnings(&self.live.get(), &self.accounts, &self.state)
     }
 
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.
