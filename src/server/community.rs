@@ -499,6 +499,29 @@ mod tests {
     use crate::accounts::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
 
     #[test]
+    fn the_audit_log_is_made_private_and_its_lines_carry_no_control_characters() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut audit = Audit::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Whatever a request lets through (a remote server's event, a future field),
+        // nothing can end the line, forge another, or reach the reader's terminal.
+        audit.write(&AuditRecord {
+            ms: 0,
+            actor: "ro\u{1b}]0;x\u{7}ot".into(),
+            action: "kick".into(),
+            target: "Pets\nforged".into(),
+            detail: "a\r\n1970-01-01 00:00:00 UTC root oper-kill all \u{9b}2J".into(),
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.trim_end().chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("ro\\u{1b}]0;x\\u{7}ot"), "{text}");
+    }
+
+    #[test]
     fn load_makes_registered_channels_and_forgets_bans_that_ended() {
         let store = MemoryCommunity::default();
         store
