@@ -234,6 +234,25 @@ fn an_account_registered_before_its_name_was_listed_gets_no_rights() {
     // Once the operator says `admin` is theirs, it is an operator (live).
     accounts_cli(&data, &["set", "admin", "--operator"], "");
     wait_rights(&admin, true);
+    // The real boss makes its account; its first password login finds the name held,
+    // which disconnects the guest, and the next one gets the name and the rights.
+    accounts_cli(&data, &["add", "boss", "--operator"], "the boss\n");
+    wait_guest_login(&s, "boss", "nickname is registered; log in with a password");
+    let real = Peer::new(&s);
+    let start = proto::auth::login_start("boss", "the boss");
+    let (c, challenge) = common::auth_req(&real, &start);
+    assert_eq!(c, code::AUTH_CHALLENGE, "{challenge}");
+    let (finish, _) = start.finish("the boss", &challenge).unwrap();
+    real.send_raw(&finish);
+    real.expect_error("nickname already in use");
+    boss.expect_error(
+        "you were disconnected by the server: nickname is reserved for a server operator",
+    );
+    common::wait_until(|| s.state().address_of("boss").is_none());
+    let real = protected(&s, "boss", "the boss");
+    real.hello();
+    assert!(is_operator(&real));
+    assert_eq!(reloader.operator_warnings(), Vec::<String>::new());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::ctx::{unix_ms, Ctx, Req, Shared};
 use super::refusal::Refusal;
+use crate::outbox::Order;
 use crate::settings::Live;
 use crate::state::{nick_key, role, Channel};
 
@@ -35,6 +36,31 @@ pub(crate) fn is_server_op(sh: &Shared, live: &Live, addr: SocketAddr) -> bool {
 /// does (or after its account was deleted), nor pass for the operator under `r\u{43e}ot`.
 pub(crate) fn reserved(sh: &Shared, live: &Live, nick: &str) -> bool {
     live.is_operator(&nick_key(nick)) || sh.accounts.is_reserved(nick)
+}
+
+/// A password login to the operator's account of `nick` found the nickname held by a
+/// guest elsewhere: one that logged in before a reload listed the name (a guest can't
+/// take it since). The guest is disconnected, by an order to the worker that owns it, so
+/// that the operator's next login gets the name; the login itself is refused as the
+/// nickname is in use. Nothing happens for any other holder.
+pub(crate) fn evict_squatter(cx: &mut Ctx<'_>, nick: &str) {
+    let (sh, key) = (cx.sh, nick_key(nick));
+    if !cx.live().is_operator(&key) || !sh.accounts.is_operator_account(&key) {
+        return;
+    }
+    let Some(addr) = sh.state.address_of(nick) else {
+        return;
+    };
+    let Some(held) = sh.state.user(addr).filter(|u| u.session.is_none()) else {
+        return;
+    };
+    tracing::info!(%addr, nick = %held.nick, "guest holding an operator's nickname disconnected for its password login");
+    let order = Order::Disconnect {
+        nick: held.nick.to_string(),
+        by: "the server".into(),
+        reason: "nickname is reserved for a server operator".into(),
+    };
+    cx.relay(addr, order);
 }
 
 /// Whether the user at `from` is a server operator; refuses it if not.
