@@ -29,6 +29,8 @@
 //! - [`cluster`]: cluster mode: nickname leases, presence and messages shared with other
 //!   servers through Redis.
 //! - [`tls`]: TLS to PostgreSQL and Redis (rustls), with the CAs to trust.
+//! - [`redact`]: what may reach a log: URLs without their passwords, user texts with
+//!   their control characters escaped.
 //! - [`server`]: the sockets and threads around the handler: receive thread, workers,
 //!   sender pool, effect threads, idle sweep, shutdown.
 //! - [`client`]: the terminal client: a session layer (login, reconnecting, channels,
@@ -47,6 +49,7 @@ pub mod delivery;
 pub mod handler;
 pub mod multicast;
 pub mod outbox;
+pub mod redact;
 pub mod sealing;
 pub mod server;
 pub mod settings;

@@ -3,7 +3,8 @@
 //!
 //! The file holds every flag of the command line under the flag's name without the dashes
 //! (`port = 2027`, `max-users = 5000`), plus what only a file can hold: the server
-//! operators (registered nicknames), the message of the day, the community limits and the
+//! operators (nicknames reserved for accounts made with `chat-server accounts add
+//! --operator`), the message of the day, the community limits and the
 //! channels (`[[channel]]` tables, as in a channels file). A flag given on the command line
 //! wins over the file, and the file over the defaults. A file the server can't use is an
 //! error naming its line.

@@ -39,7 +39,10 @@ fn postgres_store_keeps_accounts_for_every_server() {
 
     // Two servers on the same database share accounts.
     let on = |url: String| {
-        common::server_with(move |c| c.store = udpchat::accounts::StoreKind::Postgres(url))
+        common::server_with(move |c| {
+            c.store = udpchat::accounts::StoreKind::Postgres(url);
+            c.live.operators = vec!["root".into()];
+        })
     };
     let s1 = on(pg.url());
     let s2 = on(pg.url());
@@ -74,4 +77,36 @@ fn postgres_store_keeps_accounts_for_every_server() {
     // ...and takes the password.
     let other = Peer::new(&s2);
     common::password_login(&other, "Ann", "tea for two");
+
+    // An operator's account made on the command line (`chat-server accounts add root
+    // --operator --database ...` runs this) while both servers run: each hears of it
+    // from the database, as of its demotion, at once.
+    let admin = PgStore::connect(&pg.url()).unwrap();
+    udpchat::accounts::add_account(&admin, "root", "op pass", true, 0).unwrap();
+    let registered = |s: &udpchat::server::RunningServer| {
+        common::wait_until(|| {
+            let p = Peer::new(s);
+            let (answer, _) = p.retry_until_answered(&Request::Login { nick: "root" }.to_bytes());
+            answer.0 == code::ERROR && answer.1.starts_with("nickname is registered")
+        })
+    };
+    registered(&s2);
+    let root = common::protected(&s2, "root", "op pass");
+    root.hello();
+    let rights = |p: &Peer| {
+        p.send(Request::OperStatus);
+        let (c, _) = p.recv();
+        while p
+            .recv_within(std::time::Duration::from_millis(150))
+            .is_some()
+        {}
+        c == code::STATUS_ITEM
+    };
+    assert!(rights(&root));
+    udpchat::accounts::set_operator(&admin, "root", false).unwrap();
+    common::wait_until(|| !rights(&root));
+    udpchat::accounts::set_operator(&admin, "root", true).unwrap();
+    common::wait_until(|| rights(&root));
+    udpchat::accounts::delete_account(&admin, "root").unwrap();
+    common::wait_until(|| !rights(&root));
 }

@@ -509,12 +509,14 @@ fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
 fn server_operators_kill_ban_addresses_notify_and_see_status() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
+    let data = dir.path().join("data");
+    common::operator_account(&data, "root", "secret");
     let s = server_with(|c| {
+        c.store = StoreKind::Sqlite(data.clone());
         c.live.operators = vec!["root".into()];
         c.limits.amplification_guard = false;
         c.audit_log = Some(audit.clone());
     });
-    register(&s, "root", "secret");
     let root = protected(&s, "root", "secret");
     root.hello();
     let bob = part5(&s, "bob");
@@ -631,9 +633,11 @@ fn registered_channels_bans_operators_and_history_survive_a_restart() {
         c.live.persist_history = true;
         c.live.operators = vec!["ann".into()];
     };
+    // ann is a server operator: her account is made as `chat-server accounts add ann
+    // --operator` makes it.
+    common::operator_account(&data.path().join("data"), "ann", "pw");
     {
         let s = server_with(config);
-        register(&s, "ann", "pw");
         register(&s, "bob", "pw");
         let ann = protected(&s, "ann", "pw");
         ann.hello();

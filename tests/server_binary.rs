@@ -289,6 +289,7 @@ fn accounts_without_the_servers_setup_are_refused_not_silently_broken() {
                 record: vec![1, 2, 3],
                 watch: vec![],
                 created: 0,
+                operator: false,
             })
             .unwrap();
     }

@@ -12,8 +12,9 @@ use super::sqlite::SqliteStore;
 use super::store::{AccountStore, MemoryStore, StoreError};
 use crate::tls::Trust;
 
-/// Where accounts are kept: one choice for the server and the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where accounts are kept: one choice for the server and the command line. Its `Debug`
+/// and `Display` never show a password the PostgreSQL URL holds.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// In memory, gone when the process ends (tests).
     Memory,
@@ -50,6 +51,19 @@ impl StoreKind {
             StoreKind::Sqlite(dir) => Arc::new(SqliteCommunity::open_dir(dir)?),
             StoreKind::Postgres(url) => Arc::new(PgCommunity::connect(url, trust)?),
         })
+    }
+}
+
+impl std::fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKind::Memory => f.write_str("Memory"),
+            StoreKind::Sqlite(dir) => f.debug_tuple("Sqlite").field(dir).finish(),
+            StoreKind::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&crate::redact::url(url))
+                .finish(),
+        }
     }
 }
 

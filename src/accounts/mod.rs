@@ -8,11 +8,14 @@
 //! - `community`: the community's records, their store trait, the memory store;
 //!   `community_sqlite`, `community_pg` beside the accounts' databases;
 //! - `kind`: [`StoreKind`], which opens both stores of a home;
-//! - `service`: the OPAQUE service; [`limits`] and `tokens`: what it refuses and why.
+//! - `service`: the OPAQUE service; [`limits`] and `tokens`: what it refuses and why;
+//! - `admin`: what `chat-server accounts` does (make an account with a password, mark
+//!   it as a server operator's, delete it).
 //!
 //! Reads and writes of the stores are effects carried out by the server's store threads,
 //! never by a worker.
 
+mod admin;
 mod community;
 mod community_pg;
 mod community_sqlite;
@@ -26,6 +29,7 @@ mod store;
 mod testing;
 pub(crate) mod tokens;
 
+pub use admin::{add_account, delete_account, set_operator, AdminError};
 pub use community::{
     CommunityStore, HistoryRow, MemoryCommunity, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
     StoredMail, StoredMessage,

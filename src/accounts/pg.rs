@@ -1,10 +1,11 @@
 //! Accounts in PostgreSQL (`--database postgres://...`), so that every server of a cluster
 //! sees the same accounts: registered on one, logged in with the password on another.
 //!
-//! Every registration and deletion also sends a `NOTIFY` on [`CHANNEL`] in the same
-//! transaction; each server `LISTEN`s on its own connection ([`AccountStore::changes`]), so
-//! its in-memory set of registered nicknames follows the others' within milliseconds and no
-//! classic login has to ask the database.
+//! Every registration, deletion and change of the operator flag also sends a `NOTIFY` on
+//! [`CHANNEL`] in the same transaction; each server `LISTEN`s on its own connection
+//! ([`AccountStore::changes`]), so its in-memory set of registered nicknames (and of
+//! operators' accounts) follows the others' and `chat-server accounts` within
+//! milliseconds, and no classic login has to ask the database.
 
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use crate::tls::Trust;
 
 use super::store::{key, split_watch, Account, AccountStore, Change, ChangeFeed, StoreError};
 
-/// The notification channel of account changes; payloads are `+key` or `-key`.
+/// The notification channel of account changes; payloads are `+key` (registered), `-key`
+/// (deleted), `op+key` and `op-key` (made or unmade a server operator's account). A server
+/// of an older version ignores the last two (it logs them at debug level).
 pub const CHANNEL: &str = "udpchat_accounts";
 
 /// Accounts in a PostgreSQL database. Every write is one transaction, durable when it
@@ -70,7 +73,10 @@ impl PgStore {
                  record  BYTEA NOT NULL,
                  watch   TEXT NOT NULL DEFAULT '',
                  created BIGINT NOT NULL
-             );";
+             );
+             -- Added with the operator flag; FALSE for accounts older servers made.
+             ALTER TABLE udpchat_accounts
+                 ADD COLUMN IF NOT EXISTS operator BOOLEAN NOT NULL DEFAULT FALSE;";
         if conn.batch_execute(ddl).is_err() {
             conn.batch_execute(ddl)?;
         }
@@ -88,6 +94,7 @@ fn account(row: &postgres::Row) -> Account {
         record: row.get(1),
         watch: split_watch(row.get(2)),
         created: row.get(3),
+        operator: row.get(4),
     }
 }
 
@@ -103,10 +110,12 @@ impl ChangeFeed for PgFeed {
         let mut iter = notes.timeout_iter(wait);
         while let Some(n) = iter.next()? {
             let p = n.payload();
-            match (p.get(..1), p.get(1..)) {
-                (Some("+"), Some(k)) => changes.push((k.to_owned(), true)),
-                (Some("-"), Some(k)) => changes.push((k.to_owned(), false)),
-                _ => tracing::debug!(payload = p, "ignored a malformed account notification"),
+            match parse_change(p) {
+                Some(change) => changes.push(change),
+                None => tracing::debug!(
+                    payload = %crate::redact::controls(p),
+                    "ignored a malformed account notification"
+                ),
             }
             if changes.len() >= 1024 {
                 break;
@@ -114,6 +123,21 @@ impl ChangeFeed for PgFeed {
         }
         Ok(changes)
     }
+}
+
+/// The change a notification's payload says (see [`CHANNEL`]).
+fn parse_change(payload: &str) -> Option<Change> {
+    let nonempty = |k: &str| (!k.is_empty()).then(|| k.to_owned());
+    if let Some(k) = payload.strip_prefix("op+") {
+        return Some(Change::Operator(nonempty(k)?, true));
+    }
+    if let Some(k) = payload.strip_prefix("op-") {
+        return Some(Change::Operator(nonempty(k)?, false));
+    }
+    if let Some(k) = payload.strip_prefix('+') {
+        return Some(Change::Registered(nonempty(k)?));
+    }
+    Some(Change::Deleted(nonempty(payload.strip_prefix('-')?)?))
 }
 
 impl AccountStore for PgStore {
@@ -139,7 +163,7 @@ impl AccountStore for PgStore {
 
     fn get(&self, key: &str) -> Result<Option<Account>, StoreError> {
         let row = self.conn.lock().query_opt(
-            "SELECT nick, record, watch, created FROM udpchat_accounts WHERE key = $1",
+            "SELECT nick, record, watch, created, operator FROM udpchat_accounts WHERE key = $1",
             &[&key],
         )?;
         Ok(row.as_ref().map(account))
@@ -150,14 +174,58 @@ impl AccountStore for PgStore {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO udpchat_accounts (key, nick, record, watch, created)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
-            &[&k, &a.nick, &a.record, &a.watch.join(" "), &a.created],
+            &[
+                &k,
+                &a.nick,
+                &a.record,
+                &a.watch.join(" "),
+                &a.created,
+                &a.operator,
+            ],
         )?;
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+        // A new account may be an operator's (made by `chat-server accounts add`); an
+        // existing one keeps its flag, which the others know already.
+        let operator: bool = tx
+            .query_one(
+                "SELECT operator FROM udpchat_accounts WHERE key = $1",
+                &[&k],
+            )?
+            .get(0);
+        if operator {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("op+{k}")])?;
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    fn create(&self, a: &Account) -> Result<bool, StoreError> {
+        let k = key(&a.nick);
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING",
+            &[
+                &k,
+                &a.nick,
+                &a.record,
+                &a.watch.join(" "),
+                &a.created,
+                &a.operator,
+            ],
+        )?;
+        if n > 0 {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+            if a.operator {
+                tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("op+{k}")])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -165,6 +233,22 @@ impl AccountStore for PgStore {
         let mut tx = conn.transaction()?;
         let n = tx.execute("DELETE FROM udpchat_accounts WHERE key = $1", &[&key])?;
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("-{key}")])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn set_operator(&self, key: &str, operator: bool) -> Result<bool, StoreError> {
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE udpchat_accounts SET operator = $2 WHERE key = $1",
+            &[&key, &operator],
+        )?;
+        let sign = if operator { '+' } else { '-' };
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &format!("op{sign}{key}")],
+        )?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -179,7 +263,7 @@ impl AccountStore for PgStore {
 
     fn list(&self) -> Result<Vec<Account>, StoreError> {
         let rows = self.conn.lock().query(
-            "SELECT nick, record, watch, created FROM udpchat_accounts ORDER BY key",
+            "SELECT nick, record, watch, created, operator FROM udpchat_accounts ORDER BY key",
             &[],
         )?;
         Ok(rows.iter().map(account).collect())
@@ -190,6 +274,14 @@ impl AccountStore for PgStore {
             .conn
             .lock()
             .query("SELECT key FROM udpchat_accounts ORDER BY key", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn operator_keys(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self.conn.lock().query(
+            "SELECT key FROM udpchat_accounts WHERE operator ORDER BY key",
+            &[],
+        )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -205,5 +297,30 @@ impl AccountStore for PgStore {
         let mut client = Client::connect(&self.url, tls)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Some(Box::new(PgFeed { client })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_payloads_parse_and_junk_is_ignored() {
+        let k = |s: &str| s.to_owned();
+        assert_eq!(parse_change("+ann"), Some(Change::Registered(k("ann"))));
+        assert_eq!(parse_change("-ann"), Some(Change::Deleted(k("ann"))));
+        assert_eq!(
+            parse_change("op+ann"),
+            Some(Change::Operator(k("ann"), true))
+        );
+        assert_eq!(
+            parse_change("op-ann"),
+            Some(Change::Operator(k("ann"), false))
+        );
+        // A key that starts with "op" is still a key.
+        assert_eq!(parse_change("+opal"), Some(Change::Registered(k("opal"))));
+        for junk in ["", "+", "-", "op+", "ann", "op"] {
+            assert_eq!(parse_change(junk), None, "{junk:?}");
+        }
     }
 }

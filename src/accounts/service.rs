@@ -6,6 +6,7 @@
 //! The server side of OPAQUE is cheap (an OPRF evaluation and a triple Diffie-Hellman, well
 //! under a millisecond); the Argon2 stretching runs on the client.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,11 @@ use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
 };
+use parking_lot::RwLock;
 use rand::rngs::OsRng;
 
 use super::limits::{LoginLimits, Prefix, Refusal, RegisterLimits};
-use super::store::{key, Account, AccountStore, StoreError};
+use super::store::{key, Account, AccountStore, Change, StoreError};
 use super::tokens::{Purpose, Tokens};
 use proto::auth::{b64_decode, b64_encode, SessionKeys, Suite, CONTEXT};
 
@@ -71,9 +73,18 @@ pub struct Service {
     /// request from a forgeable address reaches the database. The store thread keeps it
     /// current with other servers' changes (shared stores) and the operator's.
     registered: DashSet<Box<str>>,
+    /// Keys of the registered accounts marked as server operators' in the store (by
+    /// `chat-server accounts`), kept current as `registered` is: a delete or a demotion
+    /// ends the rights of a session logged in to the account at its next request.
+    operators: DashSet<Box<str>>,
     /// Confusable skeleton (`proto::nick`) of each registered key → that key, so that a
     /// look-alike of a registered nickname is refused.
     skeletons: DashMap<String, Box<str>>,
+    /// Confusable skeletons of the nicknames the configuration names as server operators'
+    /// (`operators`), replaced at start and at each reload: neither those nor a look-alike
+    /// of one may be taken by a guest or registered over the network, whether or not
+    /// their accounts exist yet.
+    reserved: RwLock<HashSet<String>>,
     /// Password logins under way, by address; bounded by [`MAX_PENDING`] and
     /// [`MAX_PENDING_PER_PREFIX`].
     pending: DashMap<SocketAddr, Pending>,
@@ -132,7 +143,7 @@ impl Service {
             }
         };
         let s = Service::with_setup(setup);
-        s.refresh(keys);
+        s.refresh(keys, store.operator_keys()?);
         Ok(s)
     }
 
@@ -140,7 +151,9 @@ impl Service {
         Service {
             setup,
             registered: DashSet::new(),
+            operators: DashSet::new(),
             skeletons: DashMap::new(),
+            reserved: RwLock::default(),
             pending: DashMap::new(),
             pending_per_prefix: DashMap::new(),
             logins: LoginLimits::default(),
@@ -197,7 +210,27 @@ impl Service {
             .is_some_and(|owner| **owner != *k)
     }
 
-    /// Records that the account under `key` exists (or not).
+    /// Reserves the nicknames `keys` (and their look-alikes) for server operators,
+    /// replacing those reserved before.
+    pub fn reserve(&self, keys: &[String]) {
+        *self.reserved.write() = keys.iter().map(|k| proto::nick::skeleton(k)).collect();
+    }
+
+    /// Whether `nick` (any case) is a nickname [reserved](Self::reserve) for a server
+    /// operator, or looks like one.
+    pub fn is_reserved(&self, nick: &str) -> bool {
+        let reserved = self.reserved.read();
+        !reserved.is_empty() && reserved.contains(&proto::nick::skeleton(&key(nick)))
+    }
+
+    /// Whether the account under `key` (a nickname key) exists and is marked as a server
+    /// operator's in the store, as far as this server knows.
+    pub fn is_operator_account(&self, key: &str) -> bool {
+        self.operators.contains(key)
+    }
+
+    /// Records that the account under `key` exists (or not: then it is no operator's
+    /// either).
     pub fn set_registered(&self, key: &str, registered: bool) {
         let skeleton = proto::nick::skeleton(key);
         if registered {
@@ -205,18 +238,44 @@ impl Service {
             self.skeletons.entry(skeleton).or_insert_with(|| key.into());
         } else {
             self.registered.remove(key);
+            self.operators.remove(key);
             self.skeletons
                 .remove_if(&skeleton, |_, owner| **owner == *key);
         }
     }
 
-    /// Replaces the registered set with `keys` (a periodic re-read of the store).
-    pub fn refresh(&self, keys: Vec<String>) {
-        let fresh: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    /// Records that the account under `key` is a server operator's (or not).
+    pub fn set_operator(&self, key: &str, operator: bool) {
+        if operator && self.registered.contains(key) {
+            self.operators.insert(key.into());
+        } else {
+            self.operators.remove(key);
+        }
+    }
+
+    /// Applies a change another server or `chat-server accounts` made to the store.
+    pub(crate) fn apply(&self, change: Change) {
+        match change {
+            Change::Registered(k) => self.set_registered(&k, true),
+            Change::Deleted(k) => self.set_registered(&k, false),
+            Change::Operator(k, on) => self.set_operator(&k, on),
+        }
+    }
+
+    /// Replaces the registered set with `keys`, and the operators' accounts with
+    /// `operators` (a re-read of the store).
+    pub fn refresh(&self, keys: Vec<String>, operators: Vec<String>) {
+        let fresh: HashSet<&str> = keys.iter().map(String::as_str).collect();
         self.registered.retain(|k| fresh.contains(&**k));
         self.skeletons.retain(|_, owner| fresh.contains(&**owner));
         for k in &keys {
             self.set_registered(k, true);
+        }
+        let ops: HashSet<&str> = operators.iter().map(String::as_str).collect();
+        self.operators
+            .retain(|k| ops.contains(&**k) && fresh.contains(&**k));
+        for k in operators.iter().filter(|k| fresh.contains(k.as_str())) {
+            self.operators.insert(k.as_str().into());
         }
     }
 
@@ -453,6 +512,7 @@ mod tests {
                 record: vec![1],
                 watch: vec![],
                 created: 0,
+                operator: false,
             })
             .unwrap();
         let err = Service::open(&store).unwrap_err();
@@ -484,6 +544,7 @@ mod tests {
             record,
             watch: vec![],
             created: 0,
+            operator: false,
         };
         let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
         // A client that binds the login to another context (or none) can't finish it.
@@ -514,7 +575,14 @@ mod tests {
         let s = Service::in_memory();
         s.set_registered("ann", true);
         s.set_registered("bob", true);
-        s.refresh(vec!["bob".into(), "cid".into()]);
+        s.set_operator("ann", true);
+        s.refresh(
+            vec!["bob".into(), "cid".into()],
+            vec!["cid".into(), "dan".into()],
+        );
+        // An operator flag counts only for an account that exists.
+        assert!(!s.is_operator_account("ann") && !s.is_operator_account("dan"));
+        assert!(s.is_operator_account("cid") && !s.is_operator_account("bob"));
         assert!(!s.is_registered("Ann") && s.is_registered("BOB") && s.is_registered("cid"));
         // Look-alikes of registered names are caught; the names themselves are not.
         assert!(s.looks_registered("b\u{43e}b"), "Cyrillic o");
@@ -522,5 +590,31 @@ mod tests {
         assert!(!s.looks_registered("cid") && !s.looks_registered("ann"));
         s.set_registered("cid", false);
         assert!(!s.looks_registered("\u{441}id"));
+        assert!(
+            !s.is_operator_account("cid"),
+            "deleted: no longer an operator"
+        );
+        s.apply(Change::Registered("cid".into()));
+        assert!(s.is_registered("cid") && !s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), true));
+        assert!(s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), false));
+        assert!(!s.is_operator_account("cid"));
+        s.apply(Change::Operator("cid".into(), true));
+        s.apply(Change::Deleted("cid".into()));
+        assert!(!s.is_registered("cid") && !s.is_operator_account("cid"));
+    }
+
+    #[test]
+    fn operator_nicknames_and_their_look_alikes_are_reserved_until_unlisted() {
+        let s = Service::in_memory();
+        assert!(!s.is_reserved("root"));
+        s.reserve(&["root".into(), "ann".into()]);
+        for taken in ["root", "ROOT", "r\u{43e}\u{43e}t", "\u{430}nn"] {
+            assert!(s.is_reserved(taken), "{taken:?}");
+        }
+        assert!(!s.is_reserved("rooty") && !s.is_reserved("bob"));
+        s.reserve(&["ann".into()]);
+        assert!(!s.is_reserved("root") && s.is_reserved("Ann"));
     }
 }

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -18,6 +20,9 @@ pub struct SqliteStore {
     /// short, and only the server's store thread uses it, so a mutex is simpler than a
     /// pool and costs nothing measurable.
     conn: Mutex<Connection>,
+    /// `PRAGMA data_version` when last asked: it changes when another connection (the
+    /// operator's `chat-server accounts`) commits, never for this one's own writes.
+    seen_version: AtomicI64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -38,8 +43,11 @@ impl SqliteStore {
     /// open to other users ([`StoreError::Permissions`]).
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         let conn = open_private(dir, DB_FILE, SCHEMA)?;
+        migrate(&conn)?;
+        let version = data_version(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            seen_version: AtomicI64::new(version),
         })
     }
 
@@ -74,8 +82,28 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS meta (
          nick    TEXT NOT NULL,
          record  BLOB NOT NULL,
          watch   TEXT NOT NULL DEFAULT '',
-         created INTEGER NOT NULL
+         created INTEGER NOT NULL,
+         operator INTEGER NOT NULL DEFAULT 0
      );";
+
+/// Brings a database made by an older server up to [`SCHEMA`]: the `operator` column
+/// (0 for every account there: an account registered over the network, as every older
+/// one was, is not an operator's until the operator says so with `chat-server accounts
+/// set NICK --operator`).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_operator = conn
+        .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'operator'")?
+        .exists([])?;
+    if !has_operator {
+        conn.execute_batch("ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+/// `PRAGMA data_version` of `conn`.
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
 
 /// Opens (creating if needed) the database file `name` in the folder `dir`, creating the
 /// folder too, and sets up `schema`; the accounts and the community both keep theirs so.
@@ -164,6 +192,7 @@ fn account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
         record: r.get(1)?,
         watch: split_watch(&r.get::<_, String>(2)?),
         created: r.get(3)?,
+        operator: r.get(4)?,
     })
 }
 
@@ -193,7 +222,7 @@ impl AccountStore for SqliteStore {
             .conn
             .lock()
             .query_row(
-                "SELECT nick, record, watch, created FROM accounts WHERE key = ?1",
+                "SELECT nick, record, watch, created, operator FROM accounts WHERE key = ?1",
                 params![key],
                 account,
             )
@@ -202,11 +231,34 @@ impl AccountStore for SqliteStore {
 
     fn put(&self, a: &Account) -> Result<(), StoreError> {
         self.conn.lock().execute(
-            "INSERT INTO accounts (key, nick, record, watch, created) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO accounts (key, nick, record, watch, created, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
-            params![key(&a.nick), a.nick, a.record, a.watch.join(" "), a.created],
+            params![
+                key(&a.nick),
+                a.nick,
+                a.record,
+                a.watch.join(" "),
+                a.created,
+                a.operator
+            ],
         )?;
         Ok(())
+    }
+
+    fn create(&self, a: &Account) -> Result<bool, StoreError> {
+        Ok(self.conn.lock().execute(
+            "INSERT INTO accounts (key, nick, record, watch, created, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO NOTHING",
+            params![
+                key(&a.nick),
+                a.nick,
+                a.record,
+                a.watch.join(" "),
+                a.created,
+                a.operator
+            ],
+        )? > 0)
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -227,10 +279,17 @@ impl AccountStore for SqliteStore {
 
     fn list(&self) -> Result<Vec<Account>, StoreError> {
         let conn = self.conn.lock();
-        let mut stmt =
-            conn.prepare("SELECT nick, record, watch, created FROM accounts ORDER BY key")?;
+        let mut stmt = conn
+            .prepare("SELECT nick, record, watch, created, operator FROM accounts ORDER BY key")?;
         let rows = stmt.query_map([], account)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_operator(&self, key: &str, operator: bool) -> Result<bool, StoreError> {
+        Ok(self.conn.lock().execute(
+            "UPDATE accounts SET operator = ?2 WHERE key = ?1",
+            params![key, operator],
+        )? > 0)
     }
 
     fn keys(&self) -> Result<Vec<String>, StoreError> {
@@ -238,6 +297,18 @@ impl AccountStore for SqliteStore {
         let mut stmt = conn.prepare("SELECT key FROM accounts ORDER BY key")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn operator_keys(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT key FROM accounts WHERE operator ORDER BY key")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn changed_elsewhere(&self) -> Result<bool, StoreError> {
+        let now = data_version(&self.conn.lock())?;
+        Ok(self.seen_version.swap(now, Ordering::Relaxed) != now)
     }
 }
 
@@ -269,6 +340,7 @@ pub(super) mod tests {
             record: vec![4],
             watch: vec![],
             created: 1,
+            operator: false,
         })
         .unwrap();
         drop(s);
@@ -276,6 +348,59 @@ pub(super) mod tests {
         assert_eq!(s.get("bob").unwrap().unwrap().nick, "Bob");
         assert_eq!(s.server_setup().unwrap().as_deref(), Some(&b"setup"[..]));
         assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_database_of_an_older_server_gets_the_operator_flag_cleared() {
+        let (_parent, dir) = data_dir();
+        std::fs::create_dir(&dir).unwrap();
+        {
+            // The accounts table as servers before the operator flag made it.
+            let old = "CREATE TABLE accounts (key TEXT PRIMARY KEY, nick TEXT NOT NULL,
+                 record BLOB NOT NULL, watch TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL);
+                 INSERT INTO accounts VALUES ('alice', 'alice', x'01', '', 1);";
+            connect(&dir.join(DB_FILE), old).unwrap();
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .unwrap();
+            std::fs::set_permissions(
+                dir.join(DB_FILE),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open_dir(&dir).unwrap();
+        let alice = s.get("alice").unwrap().unwrap();
+        assert!(
+            !alice.operator,
+            "a claimed name is no operator's after the upgrade"
+        );
+        assert!(s.set_operator("alice", true).unwrap());
+        assert!(!s.set_operator("nobody", true).unwrap());
+        assert_eq!(s.operator_keys().unwrap(), ["alice"]);
+        // Opening it again changes nothing.
+        drop(s);
+        let s = SqliteStore::open_dir(&dir).unwrap();
+        assert!(s.get("alice").unwrap().unwrap().operator);
+    }
+
+    #[test]
+    fn a_change_by_another_connection_is_noticed_and_our_own_are_not() {
+        let (_parent, dir) = data_dir();
+        let server = SqliteStore::open_dir(&dir).unwrap();
+        let bob = Account {
+            nick: "bob".into(),
+            record: vec![1],
+            watch: vec![],
+            created: 1,
+            operator: false,
+        };
+        server.put(&bob).unwrap();
+        assert!(!server.changed_elsewhere().unwrap());
+        let cli = SqliteStore::open_dir(&dir).unwrap();
+        assert!(cli.delete("bob").unwrap());
+        assert!(server.changed_elsewhere().unwrap());
+        assert!(!server.changed_elsewhere().unwrap(), "told once");
+        assert_eq!(server.keys().unwrap(), Vec::<String>::new());
     }
 
     #[test]

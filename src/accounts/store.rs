@@ -4,7 +4,8 @@
 //! the server and for `chat-server accounts` alike.
 //!
 //! An account keeps the nickname as registered, the OPAQUE registration record (never a
-//! password), and the user's hot list. Keys are nickname keys (`state::nick_key`). Every
+//! password), the user's hot list, and whether it is a server operator's (set only by
+//! `chat-server accounts`, never over the network). Keys are nickname keys (`state::nick_key`). Every
 //! write returns only once it is durable, so "registered" is said only after the commit.
 //!
 //! Stores are used only by threads that may block (the server's store thread, the command
@@ -32,6 +33,11 @@ pub struct Account {
     pub watch: Vec<String>,
     /// Seconds since the Unix epoch when the account was registered.
     pub created: i64,
+    /// Whether it is a server operator's account: set by whoever runs
+    /// `chat-server accounts add --operator` or `accounts set --operator` on the server's
+    /// store, never by a registration over the network. A nickname in the configuration's
+    /// `operators` is a server operator only while logged in to such an account.
+    pub operator: bool,
 }
 
 /// Why storage failed.
@@ -66,9 +72,16 @@ pub enum StoreError {
     },
 }
 
-/// A change another server made to the shared store: a nickname key and whether it is
-/// registered now.
-pub(super) type Change = (String, bool);
+/// A change another server (or `chat-server accounts`) made to the shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The account under this key exists now (made, or its password changed).
+    Registered(String),
+    /// The account under this key is gone.
+    Deleted(String),
+    /// The account under this key is a server operator's now, or no longer.
+    Operator(String, bool),
+}
 
 /// Changes to a shared store as they happen, so that a server's in-memory set of
 /// registered nicknames follows registrations made through other servers.
@@ -97,11 +110,22 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn get(&self, key: &str) -> Result<Option<Account>, StoreError>;
-    /// Creates the account or replaces its record (keeping its hot list); durable on return.
+    /// Creates the account or replaces its record (keeping its hot list and, for an
+    /// account that exists, its operator flag: a password change over the network never
+    /// makes or unmakes an operator); durable on return.
     ///
     /// # Errors
     /// When the store fails.
     fn put(&self, account: &Account) -> Result<(), StoreError>;
+    /// Creates the account, flag and hot list as given, unless there is one under its
+    /// key already; returns whether it made it. Durable on return. A registration over
+    /// the network and `chat-server accounts add` both create this way, so neither can
+    /// overwrite an account the other made a moment before (a guest's upload can't
+    /// replace the password of an operator's account made while it was under way).
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn create(&self, account: &Account) -> Result<bool, StoreError>;
     /// Deletes the account under `key`; returns whether there was one.
     ///
     /// # Errors
@@ -117,12 +141,39 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn list(&self) -> Result<Vec<Account>, StoreError>;
+    /// Marks the account under `key` as a server operator's, or not; returns whether
+    /// there is such an account.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn set_operator(&self, key: &str, operator: bool) -> Result<bool, StoreError>;
     /// Every account's key (cheaper than [`list`](Self::list)).
     ///
     /// # Errors
     /// When the store fails.
     fn keys(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.list()?.into_iter().map(|a| key(&a.nick)).collect())
+    }
+    /// The keys of the accounts marked as server operators'.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn operator_keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|a| a.operator)
+            .map(|a| key(&a.nick))
+            .collect())
+    }
+    /// Whether someone else (another process on the same database: `chat-server
+    /// accounts`) changed the accounts since the last call. Cheap enough to ask a few
+    /// times a second; a store that can't tell says `false` and is re-read now and then.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn changed_elsewhere(&self) -> Result<bool, StoreError> {
+        Ok(false)
     }
     /// Whether other servers write to the same store while this one runs (then the
     /// server follows their changes through [`changes`](Self::changes)).
@@ -162,15 +213,36 @@ impl AccountStore for MemoryStore {
     fn put(&self, account: &Account) -> Result<(), StoreError> {
         let mut inner = self.inner.lock();
         let k = key(&account.nick);
-        let watch = inner.1.get(&k).map(|a| a.watch.clone()).unwrap_or_default();
+        let (watch, operator) = inner.1.get(&k).map_or((Vec::new(), account.operator), |a| {
+            (a.watch.clone(), a.operator)
+        });
         inner.1.insert(
             k,
             Account {
                 watch,
+                operator,
                 ..account.clone()
             },
         );
         Ok(())
+    }
+    fn create(&self, account: &Account) -> Result<bool, StoreError> {
+        match self.inner.lock().1.entry(key(&account.nick)) {
+            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(account.clone());
+                Ok(true)
+            }
+        }
+    }
+    fn set_operator(&self, key: &str, operator: bool) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .1
+            .get_mut(key)
+            .map(|a| a.operator = operator)
+            .is_some())
     }
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.inner.lock().1.remove(key).is_some())

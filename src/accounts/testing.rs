@@ -33,6 +33,7 @@ pub fn exercise_account_records(store: &dyn AccountStore) {
         record: vec![1, 2, 3],
         watch: vec![],
         created: 100,
+        operator: false,
     };
     store.put(&a).unwrap();
     store
@@ -51,6 +52,50 @@ pub fn exercise_account_records(store: &dyn AccountStore) {
     assert_eq!((got.record, got.watch.len()), (vec![9], 2));
     assert_eq!(store.list().unwrap().len(), 1);
     assert_eq!(store.keys().unwrap(), vec!["ann".to_string()]);
+    // The operator flag: set and cleared only by `set_operator`, never by a new record
+    // (a password change over the network), and made with a new account.
+    assert!(!got.operator && store.operator_keys().unwrap().is_empty());
+    assert!(store.set_operator("ann", true).unwrap());
+    assert!(!store.set_operator("nobody", true).unwrap());
+    store.put(&a).unwrap();
+    assert!(
+        store.get("ann").unwrap().unwrap().operator,
+        "kept by a new record"
+    );
+    assert_eq!(store.operator_keys().unwrap(), vec!["ann".to_string()]);
+    assert!(store.set_operator("ann", false).unwrap());
+    store
+        .put(&Account {
+            operator: true,
+            ..a.clone()
+        })
+        .unwrap();
+    assert!(
+        !store.get("ann").unwrap().unwrap().operator,
+        "not made by a new record"
+    );
+    // `create` makes a new account as given, and never touches one that exists.
+    let op = Account {
+        nick: "Op".into(),
+        record: vec![7],
+        operator: true,
+        ..a.clone()
+    };
+    assert!(store.create(&op).unwrap());
+    assert!(
+        store.get("op").unwrap().unwrap().operator,
+        "a new operator's account"
+    );
+    let squatter = Account {
+        nick: "OP".into(),
+        record: vec![6],
+        operator: false,
+        ..a.clone()
+    };
+    assert!(!store.create(&squatter).unwrap());
+    let kept = store.get("op").unwrap().unwrap();
+    assert_eq!((kept.record, kept.operator), (vec![7], true));
+    assert!(store.delete("op").unwrap());
     assert!(store.delete("ann").unwrap());
     assert!(!store.delete("ann").unwrap());
     assert_eq!(store.get("ann").unwrap(), None);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::event::MIN_SECRET;
 
-/// How to join a cluster.
-#[derive(Debug, Clone)]
+/// How to join a cluster. Its `Debug` shows the Redis URL without its password.
+#[derive(Clone)]
 pub struct ClusterConfig {
     /// `redis://HOST:PORT`.
     pub redis_url: String,
@@ -19,6 +19,17 @@ pub struct ClusterConfig {
     /// The secret every server of the cluster shares (`--cluster-secret-file`): what they
     /// write to Redis is authenticated with it (`event::Signer`).
     pub secret: ClusterSecret,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis_url", &crate::redact::url(&self.redis_url))
+            .field("server_id", &self.server_id)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 /// The cluster's shared secret; never shown in logs or `Debug` output.

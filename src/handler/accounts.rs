@@ -4,13 +4,15 @@
 //! `REGISTER_RESP` carries a cookie (`accounts::tokens`) bound to the address, the
 //! nickname and the time; `REGISTER_UPLOAD` must bring it back, so an upload from a forged
 //! source address, or one replayed later or for another nickname, is dropped. New
-//! accounts are limited per address and network prefix (`accounts::limits`), and a
-//! nickname that looks like a registered one can't be registered.
+//! accounts are limited per address and network prefix (`accounts::limits`), a nickname
+//! that looks like a registered one can't be registered, and neither can one the
+//! configuration reserves for a server operator (`rights::reserved`).
 
 use super::audit::Audit;
 use super::ctx::{unix_ms, Ctx, JobWait, Req};
 use super::limits::MAX_WAITING;
 use super::refusal::Refusal;
+use super::rights;
 use crate::accounts::tokens::Purpose;
 use crate::accounts::Account;
 use crate::accounts::Service;
@@ -36,6 +38,12 @@ fn account_owner(cx: &mut Ctx<'_>, rq: &Req) -> Option<Box<str>> {
     if !registered && sh.accounts.looks_registered(&nick) {
         Audit::count(&sh.audit.registrations_refused);
         cx.refuse(from, Refusal::NickConfusable);
+        return None;
+    }
+    if !registered && rights::reserved(sh, &cx.live(), &nick) {
+        // A guest that logged in before a reload listed its nickname as an operator's.
+        Audit::count(&sh.audit.registrations_refused);
+        cx.refuse(from, Refusal::NickReserved);
         return None;
     }
     Some(nick)
@@ -86,7 +94,8 @@ pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
     if sh.waits.jobs.len() >= MAX_WAITING {
         return cx.refuse(from, Refusal::StorageFailed);
     }
-    let what = if sh.accounts.is_registered(&nick) {
+    let create = !sh.accounts.is_registered(&nick);
+    let what = if !create {
         "changed"
     } else {
         if !sh.accounts.registration_allowed(from, rq.now) {
@@ -110,7 +119,10 @@ pub(crate) fn register_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
             record,
             watch,
             created: (unix_ms(rq.wall) / 1000) as i64,
+            // Never over the network; an existing account keeps its flag.
+            operator: false,
         },
+        create,
     });
 }
 

@@ -115,6 +115,9 @@ fn request(cx: &mut Ctx<'_>, rq: &Req, request: Request<'_>, len: usize, logged_
     if logs_in && operators::refuse_banned_address(cx, rq.wall, from) {
         return;
     }
+    if let Some(refusal) = logged_in.then(|| control_text(&request)).flatten() {
+        return cx.refuse(from, refusal);
+    }
     match request {
         // Anyone may ask these.
         Request::Login { nick } => login::login(cx, rq, nick),
@@ -199,6 +202,30 @@ fn request(cx: &mut Ctx<'_>, rq: &Req, request: Request<'_>, len: usize, logged_
         Request::OperUnban { net } => as_actor(cx, rq, |cx, a| operators::unban(cx, a, net)),
         Request::OperNotice { text } => as_actor(cx, rq, |cx, a| operators::notice(cx, a, text)),
         Request::OperStatus => as_actor(cx, rq, operators::status),
+    }
+}
+
+/// The refusal of a part-5 request whose free text holds control characters (ESC, BEL,
+/// CR, LF, the C1 controls...): a kick, ban or kill reason, or an operator's notice. It
+/// would reach other users' terminals (a classic client prints `ERROR you were removed
+/// ...: <reason>` as it comes), the audit log and the server log; refused here, once, before
+/// any concept function sees it. Topics and descriptions are refused the same way where
+/// they are checked (`invalid topic`, `invalid description`). Messages (`SEND_PUBLIC`,
+/// `SEND_PRIVATE`) are not: the classic protocol lets them carry any text, and clients
+/// defuse what they show.
+fn control_text(request: &Request<'_>) -> Option<Refusal<'static>> {
+    let controls = |text: &str| text.chars().any(char::is_control);
+    match request {
+        Request::ChanKick { reason, .. }
+        | Request::ChanBan { reason, .. }
+        | Request::OperKill { reason, .. }
+        | Request::OperBan { reason, .. }
+            if controls(reason) =>
+        {
+            Some(Refusal::InvalidReason)
+        }
+        Request::OperNotice { text } if controls(text) => Some(Refusal::InvalidNotice),
+        _ => None,
     }
 }
 

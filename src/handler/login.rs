@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::ctx::{Ctx, LeaseWait, Req};
 use super::limits::MAX_WAITING;
 use super::refusal::Refusal;
-use super::{channels, history, hotlist, multicast, view};
+use super::{channels, history, hotlist, multicast, rights, view};
 use crate::outbox::{Effect, LeaseAnswer, Ticket};
 use crate::state::Route;
 use proto::auth::SessionKeys;
@@ -32,6 +32,9 @@ pub(crate) fn login(cx: &mut Ctx<'_>, rq: &Req, nick: &str) {
     }
     if sh.accounts.looks_registered(nick) {
         return cx.refuse(from, Refusal::NickConfusable);
+    }
+    if rights::reserved(sh, &cx.live(), nick) {
+        return cx.refuse(from, Refusal::NickReserved);
     }
     if sh.config.cluster {
         return reserve_and_claim(cx, rq, nick, None);

@@ -69,6 +69,14 @@ pub(crate) enum Refusal<'a> {
     #[error("{}", errors::NOT_SERVER_OPERATOR)]
     NotServerOperator,
 
+    /// A guest login, or a registration, of a nickname the configuration names as a
+    /// server operator's: only the account made for it on the server may hold it.
+    #[error("nickname is reserved")]
+    NickReserved,
+    /// A kick, ban or kill reason with control characters (ESC, BEL, CR, ...).
+    #[error("invalid reason")]
+    InvalidReason,
+
     // ---- users and messages: (nickname), (operator, reason) ----
     #[error("{0}: not logged in")]
     NotLoggedIn(&'a str),
@@ -166,6 +174,9 @@ pub(crate) enum Refusal<'a> {
     NoAddressBan(Net),
     #[error("no notice given")]
     NoNotice,
+    /// An `OPER_NOTICE` with control characters.
+    #[error("invalid notice")]
+    InvalidNotice,
 }
 
 /// `: reason`, or nothing for an empty reason.

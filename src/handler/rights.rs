@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::ctx::{unix_ms, Ctx, Req, Shared};
 use super::refusal::Refusal;
+use crate::outbox::Order;
 use crate::settings::Live;
 use crate::state::community::Mask;
 use crate::state::{nick_key, role, Channel, Kind, Meta};
@@ -70,10 +71,50 @@ pub(crate) fn account_of(sh: &Shared, addr: SocketAddr) -> Option<String> {
     u.session.map(|_| nick_key(&u.nick))
 }
 
-/// Whether the user at `addr` is a server operator: a configured nickname, logged in
-/// with its password.
+/// Whether the user at `addr` is a server operator: logged in with its password to an
+/// account that the configuration names (`operators`) *and* that is marked as an
+/// operator's in the store. The mark is set only by `chat-server accounts` on the
+/// server's own database, never over the network, so the right belongs to credentials
+/// the server's operator made, not to whoever registered a listed nickname first. Asked
+/// at every request: a reload that drops the name, or a delete or demotion in the store,
+/// ends the rights of a session already logged in at its next request.
 pub(crate) fn is_server_op(sh: &Shared, live: &Live, addr: SocketAddr) -> bool {
-    account_of(sh, addr).is_some_and(|a| live.is_operator(&a))
+    account_of(sh, addr)
+        .is_some_and(|a| live.is_operator(&a) && sh.accounts.is_operator_account(&a))
+}
+
+/// Whether `nick` is reserved for a server operator: the configuration names it, or a
+/// look-alike of it (`proto::nick` skeletons). Only the account made for it with
+/// `chat-server accounts add` may hold it; a guest login or a registration over the
+/// network of it is refused, so that nobody can take a listed name before its operator
+/// does (or after its account was deleted), nor pass for the operator under `r\u{43e}ot`.
+pub(crate) fn reserved(sh: &Shared, live: &Live, nick: &str) -> bool {
+    live.is_operator(&nick_key(nick)) || sh.accounts.is_reserved(nick)
+}
+
+/// A password login to the operator's account of `nick` found the nickname held by a
+/// guest elsewhere: one that logged in before a reload listed the name (a guest can't
+/// take it since). The guest is disconnected, by an order to the worker that owns it, so
+/// that the operator's next login gets the name; the login itself is refused as the
+/// nickname is in use. Nothing happens for any other holder.
+pub(crate) fn evict_squatter(cx: &mut Ctx<'_>, nick: &str) {
+    let (sh, key) = (cx.sh, nick_key(nick));
+    if !cx.live().is_operator(&key) || !sh.accounts.is_operator_account(&key) {
+        return;
+    }
+    let Some(addr) = sh.state.address_of(nick) else {
+        return;
+    };
+    let Some(held) = sh.state.user(addr).filter(|u| u.session.is_none()) else {
+        return;
+    };
+    tracing::info!(%addr, nick = %held.nick, "guest holding an operator's nickname disconnected for its password login");
+    let order = Order::Disconnect {
+        nick: held.nick.to_string(),
+        by: "the server".into(),
+        reason: "nickname is reserved for a server operator".into(),
+    };
+    cx.relay(addr, order);
 }
 
 /// Whether the user at `from` is a server operator; refuses it if not.

@@ -12,7 +12,7 @@ use super::audit::Audit;
 use super::ctx::{unix_ms, Ctx, JobWait, Req};
 use super::limits::MAX_WAITING;
 use super::refusal::Refusal;
-use super::{login, multicast};
+use super::{login, multicast, rights};
 use crate::accounts::limits::{self, Prefix};
 use crate::accounts::tokens::Purpose;
 use crate::accounts::Account;
@@ -175,6 +175,7 @@ pub(crate) fn auth_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
             return login::reserve_and_claim(cx, rq, &nick, Some((keys, watch)));
         }
         if let Err(e) = sh.state.reserve_protected(from, &nick) {
+            rights::evict_squatter(cx, &nick);
             return cx.refuse(from, e.into());
         }
         sh.state.admit(from, &nick, now, None);

@@ -339,7 +339,9 @@ fn register(r: &Rig, password: &str) -> (Ticket, crate::accounts::Account) {
     let out = r.bytes(1, &upload);
     assert_eq!(out.unicast_len(), 0, "no ACCOUNT_ACK before the commit");
     match &out.effects[..] {
-        [Effect::StoreAccount { ticket, account }] => (*ticket, account.clone()),
+        [Effect::StoreAccount {
+            ticket, account, ..
+        }] => (*ticket, account.clone()),
         other => panic!("expected a store effect, got {other:?}"),
     }
 }

@@ -30,12 +30,15 @@ pub enum Effect {
         key: String,
     },
     /// Create an account or replace its record, with its hot list; answer [`Done::Stored`]
-    /// once durable.
+    /// once durable (not ok when `create` finds an account there already).
     StoreAccount {
         /// Who waits for it.
         ticket: Ticket,
         /// The account.
         account: Account,
+        /// A new registration: made only if nobody made the account meanwhile (the
+        /// operator with `chat-server accounts add`, or another server), never over it.
+        create: bool,
     },
     /// Delete an account; answer [`Done::Stored`] once durable.
     DeleteAccount {

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
-use crate::accounts::{CommunityStore, HistoryRow, StoreError};
+use crate::accounts::{CommunityStore, HistoryRow, Service, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
+use crate::redact;
 use crate::settings::{Live, LiveSettings};
 use crate::state::community::{AddrBan, Ban, Entry, Net};
 use crate::state::{Kind, Meta, State};
@@ -123,11 +124,24 @@ struct Audit {
 }
 
 impl Audit {
+    /// Opens (creating it `0600`, as the data folder's files are) the audit log at `path`.
+    /// It names who was kicked, banned and killed, and from which addresses: a file that
+    /// others may read already is used, with a warning, since log rotation may have made
+    /// it so on purpose.
     fn open(path: &Path) -> std::io::Result<Audit> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)?;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "the audit log is readable by other users (mode {mode:o}); `chmod 600` it"
+            );
+        }
         Ok(Audit {
             file,
             path: path.to_owned(),
@@ -136,13 +150,15 @@ impl Audit {
 
     fn write(&mut self, r: &AuditRecord) {
         // One line per action; fields are single words but the last, which takes the rest.
+        // Every field is defused (control characters written as `\u{1b}`): none can end
+        // the line, forge another, or reach the terminal of whoever reads the file.
         let line = format!(
             "{} UTC {} {} {} {}",
             utc(r.ms),
-            r.actor,
-            r.action,
-            r.target,
-            r.detail.replace(['\n', '\r'], " ")
+            redact::controls(&r.actor),
+            redact::controls(&r.action),
+            redact::controls(&r.target),
+            redact::controls(&r.detail)
         );
         if let Err(e) = writeln!(self.file, "{}", line.trim_end()) {
             tracing::warn!(path = %self.path.display(), "cannot write the audit log: {e}");
@@ -235,10 +251,10 @@ fn run(
             CommunityEffect::Audit(record) => {
                 tracing::info!(
                     target: "udpchat::audit",
-                    actor = %record.actor,
-                    action = %record.action,
-                    target_ = %record.target,
-                    detail = %record.detail,
+                    actor = %redact::controls(&record.actor),
+                    action = %redact::controls(&record.action),
+                    target_ = %redact::controls(&record.target),
+                    detail = %redact::controls(&record.detail),
                     "audit"
                 );
                 if let Some(a) = audit.as_mut() {
@@ -360,6 +376,8 @@ pub(crate) fn load(
 pub struct Reloader {
     pub(super) state: Arc<State>,
     pub(super) live: Arc<LiveSettings>,
+    /// For the warnings about configured operators without an operator's account.
+    pub(super) accounts: Arc<Service>,
 }
 
 impl Reloader {
@@ -401,6 +419,7 @@ impl Reloader {
             ),
         );
         self.state.set_max_users(max_users);
+        self.accounts.reserve(&live.operators);
         self.live.set(live);
         changes
     }
@@ -409,12 +428,100 @@ impl Reloader {
     pub fn live(&self) -> Arc<Live> {
         self.live.get()
     }
+
+    /// What is wrong with the configured operators now ([`operator_warnings`]), to log
+    /// after a reload.
+    pub fn operator_warnings(&self) -> Vec<String> {
+        operator_warnings(&self.live.get(), &self.accounts, &self.state)
+    }
+}
+
+/// A warning for each configured operator that nobody is: no account (the nickname is
+/// reserved, but nobody can log in to it), or an account not marked as an operator's
+/// (one registered over the network, perhaps by someone else before the name was
+/// listed); one for each listed nickname a guest holds (it logged in before a reload
+/// listed the name: it has no rights, but it passes for the operator until it logs off
+/// or is killed); and one when operators are configured but accounts are off.
+pub fn operator_warnings(live: &Live, accounts: &Service, state: &State) -> Vec<String> {
+    if !live.operators.is_empty() && !accounts.enabled() {
+        return vec![
+            "operators are configured but accounts are off (--accounts-off): nobody is a \
+             server operator"
+                .into(),
+        ];
+    }
+    let mut warnings = operator_warnings_with(
+        &live.operators,
+        |k| accounts.is_registered(k),
+        |k| accounts.is_operator_account(k),
+    );
+    for op in &live.operators {
+        let held = state.address_of(op).and_then(|a| Some((a, state.user(a)?)));
+        if let Some((addr, user)) = held.filter(|(_, u)| u.session.is_none()) {
+            warnings.push(format!(
+                "operator nickname {} is held by a guest at {addr} (logged in before it was \
+                 listed): it has no operator rights; /kill it if it is not the operator",
+                redact::controls(&user.nick)
+            ));
+        }
+    }
+    warnings
+}
+
+/// The warnings of [`operator_warnings`] for the configured `operators` (keys), given
+/// which keys have an account and which are marked as operators' (`chat-server accounts
+/// list` asks its store).
+pub fn operator_warnings_with(
+    operators: &[String],
+    registered: impl Fn(&str) -> bool,
+    operator: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for op in operators {
+        if !registered(op) {
+            warnings.push(format!(
+                "operator {op} has no account, so nobody is that operator (the nickname is \
+                 reserved): make it with `chat-server accounts add {op} --operator`"
+            ));
+        } else if !operator(op) {
+            warnings.push(format!(
+                "operator {op}'s account is not marked as an operator's, so nobody is that \
+                 operator: it may have been registered by anyone. If it is yours, run \
+                 `chat-server accounts set {op} --operator`; if not, `chat-server accounts \
+                 delete {op}` and `chat-server accounts add {op} --operator`"
+            ));
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::accounts::{MemoryCommunity, StoredAddrBan, StoredBan, StoredChannel};
+
+    #[test]
+    fn the_audit_log_is_made_private_and_its_lines_carry_no_control_characters() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut audit = Audit::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Whatever a request lets through (a remote server's event, a future field),
+        // nothing can end the line, forge another, or reach the reader's terminal.
+        audit.write(&AuditRecord {
+            ms: 0,
+            actor: "ro\u{1b}]0;x\u{7}ot".into(),
+            action: "kick".into(),
+            target: "Pets\nforged".into(),
+            detail: "a\r\n1970-01-01 00:00:00 UTC root oper-kill all \u{9b}2J".into(),
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.trim_end().chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("ro\\u{1b}]0;x\\u{7}ot"), "{text}");
+    }
 
     #[test]
     fn load_makes_registered_channels_and_forgets_bans_that_ended() {

@@ -2,10 +2,13 @@
 //! SQLite, PostgreSQL or Redis:
 //!
 //! - one **store thread** reads and writes accounts (one connection, so one account's
-//!   operations happen in the order they were asked for) and re-reads the registered
-//!   nicknames now and then, so that an operator's `chat-server accounts delete` is seen;
+//!   operations happen in the order they were asked for), asks the store a few times a
+//!   second whether another process changed it (SQLite's `PRAGMA data_version`), and
+//!   then re-reads the registered nicknames and operators' accounts, so that an
+//!   operator's `chat-server accounts delete` or `set --no-operator` takes effect within
+//!   [`WATCH_EVERY`]; it re-reads them every [`REFRESH_EVERY`] whatever the store says;
 //! - with a shared store (PostgreSQL), a **store-feed thread** follows other servers'
-//!   registrations as they happen;
+//!   (and `chat-server accounts`') changes as they happen;
 //! - in cluster mode, a few **lease threads** claim and release nickname leases in Redis
 //!   (a nickname always goes to the same one, so its claim and release stay in order);
 //!   events for the other servers go straight to the cluster's publisher queue.
@@ -41,6 +44,9 @@ pub(crate) const LEASE_THREADS: usize = 4;
 pub(crate) const DONE_QUEUE: usize = 4096;
 /// How often the store thread re-reads the registered nicknames.
 pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How often the store thread asks the store whether another process changed it (for
+/// SQLite, one `PRAGMA data_version`: a read of shared memory, no disk).
+pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// Where workers hand their effects; cheap to clone.
 #[derive(Clone)]
@@ -185,6 +191,7 @@ fn run_store(
     stats: &ExecutorStats,
 ) {
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
+    let mut next_watch = Instant::now() + WATCH_EVERY;
     // An account write or delete is answered with whether it is durable.
     let stored = |ticket: Ticket, result: Result<(), StoreError>, what: &str| {
         if let Err(e) = &result {
@@ -194,26 +201,36 @@ fn run_store(
         answer(done, Done::Stored { ticket, ok });
     };
     loop {
-        let wait = next_refresh.saturating_duration_since(Instant::now());
+        // Checked between effects too, so that a steady stream of them can't put the
+        // re-reading off.
+        let now = Instant::now();
+        if now >= next_watch {
+            next_watch = now + WATCH_EVERY;
+            let changed = store.changed_elsewhere().unwrap_or_else(|e| {
+                stats.store_failed(&e, "asking whether the accounts changed");
+                false
+            });
+            if changed || now >= next_refresh {
+                next_refresh = now + REFRESH_EVERY;
+                if let Err(e) = reread(store, service) {
+                    stats.store_failed(&e, "re-reading the registered nicknames");
+                }
+            }
+        }
+        let wait = next_watch.saturating_duration_since(Instant::now());
         let effect = match jobs.recv_timeout(wait) {
             Ok(e) => e,
-            Err(RecvTimeoutError::Timeout) => {
-                match store.keys() {
-                    Ok(keys) => service.refresh(keys),
-                    Err(e) => stats.store_failed(&e, "re-reading the registered nicknames"),
-                }
-                next_refresh = Instant::now() + REFRESH_EVERY;
-                continue;
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         match effect {
             Effect::LoadAccount { ticket, key } => {
                 let account = match store.get(&key) {
                     Ok(a) => {
-                        if a.is_none() {
+                        match &a {
                             // Deleted by an operator (or on another server) meanwhile.
-                            service.set_registered(&key, false);
+                            None => service.set_registered(&key, false),
+                            Some(a) => service.set_operator(&key, a.operator),
                         }
                         Ok(a)
                     }
@@ -224,11 +241,24 @@ fn run_store(
                 };
                 answer(done, Done::Loaded { ticket, account });
             }
-            Effect::StoreAccount { ticket, account } => {
+            Effect::StoreAccount {
+                ticket,
+                account,
+                create,
+            } => {
                 let k = key(&account.nick);
-                let result = store
-                    .put(&account)
-                    .and_then(|()| store.set_watch(&k, &account.watch));
+                let written = match create {
+                    true => store.create(&account),
+                    false => store.put(&account).map(|()| true),
+                };
+                if let Ok(false) = written {
+                    // Someone made the account while this registration was under way
+                    // (`chat-server accounts add`, another server): it stays theirs.
+                    service.set_registered(&k, true);
+                    answer(done, Done::Stored { ticket, ok: false });
+                    continue;
+                }
+                let result = written.and_then(|_| store.set_watch(&k, &account.watch));
                 stored(ticket, result, "storing an account");
             }
             Effect::DeleteAccount { ticket, key } => {
@@ -249,8 +279,15 @@ fn run_store(
     }
 }
 
-/// The store-feed thread: applies other servers' registrations and deletions to the set
-/// of registered nicknames as they happen, reconnecting after failures.
+/// The registered nicknames and operators' accounts, read again from `store`.
+fn reread(store: &dyn AccountStore, service: &Service) -> Result<(), StoreError> {
+    let keys = store.keys()?;
+    service.refresh(keys, store.operator_keys()?);
+    Ok(())
+}
+
+/// The store-feed thread: applies other servers' registrations, deletions and operator
+/// flags to the service's sets as they happen, reconnecting after failures.
 fn run_feed(store: &dyn AccountStore, service: &Service, stop: &AtomicBool) {
     const WAIT: Duration = Duration::from_millis(200);
     while !stop.load(Ordering::Relaxed) {
@@ -264,16 +301,12 @@ fn run_feed(store: &dyn AccountStore, service: &Service, stop: &AtomicBool) {
             }
         };
         // What changed while the feed was down.
-        if let Ok(keys) = store.keys() {
-            service.refresh(keys);
+        if let Err(e) = reread(store, service) {
+            tracing::warn!(error = %e, "cannot re-read the accounts; retrying");
         }
         while !stop.load(Ordering::Relaxed) {
             match feed.next(WAIT) {
-                Ok(changes) => {
-                    for (k, registered) in changes {
-                        service.set_registered(&k, registered);
-                    }
-                }
+                Ok(changes) => changes.into_iter().for_each(|c| service.apply(c)),
                 Err(e) => {
                     tracing::warn!(error = %e, "account change feed lost; reconnecting");
                     break;

@@ -63,7 +63,7 @@ use crate::multicast::Groups;
 use crate::settings::LiveSettings;
 use crate::state::State;
 
-pub use community::Reloader;
+pub use community::{operator_warnings, operator_warnings_with, Reloader};
 
 /// Datagrams each worker's queue holds before the receive thread drops more.
 pub const WORKER_QUEUE: usize = 8192;
@@ -232,6 +232,7 @@ impl Server {
             let store: Arc<dyn AccountStore> = Arc::new(crate::accounts::MemoryStore::default());
             (store, Service::disabled())
         };
+        accounts.reserve(&config.live.operators);
         let accounts = Arc::new(accounts);
         let state =
             Arc::new(State::new(&config.channels, config.max_users).with_budgets(config.budgets));
@@ -329,7 +330,14 @@ impl Server {
         Reloader {
             state: self.state.clone(),
             live: self.live.clone(),
+            accounts: self.accounts.clone(),
         }
+    }
+
+    /// What is wrong with the configured operators ([`operator_warnings`]), to log at
+    /// start.
+    pub fn operator_warnings(&self) -> Vec<String> {
+        operator_warnings(&self.live.get(), &self.accounts, &self.state)
     }
 
     /// Runs the server until its stop flag is set, then finishes the queued work and returns.

@@ -24,7 +24,8 @@ struct Cli {
     command: Option<Command>,
 
     /// TOML configuration file: any flag below under its name without the dashes
-    /// (`max-users = 5000`), plus `operators` (registered nicknames), `motd`, community
+    /// (`max-users = 5000`), plus `operators` (nicknames whose accounts `chat-server
+    /// accounts add NICK --operator` made), `motd`, community
     /// limits and `[[channel]]` tables. Flags given here win over it. SIGHUP reads it
     /// again: channels, limits, operators and the message of the day change without a
     /// restart; a bad file is reported with its line and the old configuration stays.
@@ -46,12 +47,44 @@ pub enum Command {
     },
 }
 
-/// What `chat-server accounts` does.
+/// What `chat-server accounts` does. A running server on the same database (the
+/// `--data` folder's SQLite file, or `--database`) sees each change within a second.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AccountsAction {
-    /// List the registered nicknames, when each was registered, and their hot lists.
+    /// List the registered nicknames, when each was registered, whether it is a server
+    /// operator's account, and their hot lists.
     List,
-    /// Delete the account of NICK; the nickname is free for guests again.
+    /// Make an account for NICK. The password is asked twice on the terminal, or read
+    /// as one line from standard input when that is not a terminal
+    /// (`printf '%s\n' "$PW" | chat-server accounts add alice --operator`).
+    Add {
+        /// The nickname (as it should be shown).
+        nick: String,
+        /// Make it a server operator's account: with NICK in the configuration's
+        /// `operators`, whoever logs in to it with its password is a server operator.
+        /// The only way an account becomes one: nobody can over the network.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Mark the account of NICK as a server operator's (`--operator`) or not
+    /// (`--no-operator`); a demoted operator's session loses its rights at once.
+    Set {
+        /// The nickname (any case).
+        nick: String,
+        /// Make it a server operator's account.
+        #[arg(
+            long,
+            conflicts_with = "no_operator",
+            required_unless_present = "no_operator"
+        )]
+        operator: bool,
+        /// Make it an ordinary account.
+        #[arg(long)]
+        no_operator: bool,
+    },
+    /// Delete the account of NICK; the nickname is free for guests again at once (unless
+    /// `operators` names it: then it stays reserved), and a session logged in to it loses
+    /// any operator rights.
     Delete {
         /// The nickname (any case).
         nick: String,

@@ -282,7 +282,8 @@ settings! {
     #[arg(skip)]
     live motd: Vec<String> = Motd;
 
-    /// Server operators: nickname keys of registered accounts (a password login is needed).
+    /// Server operators: nickname keys, reserved for the accounts `chat-server accounts add
+    /// NICK --operator` makes (an operator only while logged in to one with its password).
     #[arg(skip)]
     live operators: Vec<String> = Operators;
 

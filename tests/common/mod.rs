@@ -484,6 +484,16 @@ pub fn register(peer: &Peer, password: &str) -> String {
     peer.recv_code(code::ACCOUNT_ACK)
 }
 
+/// Makes a server operator's account for `nick` with `password` in the SQLite database
+/// of the data folder `data`, as `chat-server accounts add NICK --operator` does: the
+/// only way to one (a server with `nick` in `operators` refuses it to guests and to
+/// registrations). Before the server starts, or while it runs (it notices within a
+/// second).
+pub fn operator_account(data: &Path, nick: &str, password: &str) {
+    let store = udpchat::accounts::SqliteStore::open_dir(data).unwrap();
+    udpchat::accounts::add_account(&store, nick, password, true, 0).unwrap();
+}
+
 /// Registers `nick` with `password` from a guest session, then logs it off: a registered
 /// account nobody is logged in to.
 pub fn registered(server: &RunningServer, nick: &str, password: &str) {
