@@ -71,7 +71,7 @@ fn measure(
     );
     let server = watch.stop();
     let udp = UdpCounters::read().since(&udp0);
-    let group = ms.shared.counters.group.take();
+    let heard = ms.shared.counters.group.take();
     let mut report = Report {
         udp,
         server,
@@ -95,7 +95,7 @@ fn measure(
         told: c.told,
         confirmed: c.confirmed,
         confirm_s: c.secs,
-        ..group
+        heard,
     });
     if let Some(secs) = run.raw {
         // The blasters stand in for the publishers, for --raw-duration.
