@@ -109,59 +109,59 @@ fn all<T, C: FromIterator<T>>(
 impl CommunityStore for SqliteCommunity {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let conn = self.conn.lock();
-        let mut snap = Snapshot::default();
-        snap.channels = all(
-            &conn,
-            "SELECT title, description, founder, created_ms, invite_only, moderated,
+        Ok(Snapshot {
+            channels: all(
+                &conn,
+                "SELECT title, description, founder, created_ms, invite_only, moderated,
                     topic_locked, member_limit FROM channels ORDER BY created_ms, key",
-            |r| {
-                Ok(StoredChannel {
-                    title: r.get(0)?,
-                    description: r.get(1)?,
-                    founder: r.get(2)?,
-                    created_ms: u(r.get(3)?),
-                    invite_only: r.get(4)?,
-                    moderated: r.get(5)?,
-                    topic_locked: r.get(6)?,
-                    limit: r
-                        .get::<_, Option<i64>>(7)?
-                        .map(|n| n.clamp(0, u32::MAX as i64) as u32),
-                })
-            },
-        )?;
-        snap.ops = all(
-            &conn,
-            "SELECT chan, account FROM channel_ops ORDER BY chan, account",
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        snap.bans = all(
-            &conn,
-            "SELECT chan, mask, until_ms, by_nick, reason FROM channel_bans ORDER BY chan",
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    StoredBan {
-                        mask: r.get(1)?,
-                        until_ms: u(r.get(2)?),
-                        by: r.get(3)?,
-                        reason: r.get(4)?,
-                    },
-                ))
-            },
-        )?;
-        snap.addr_bans = all(
-            &conn,
-            "SELECT net, until_ms, by_nick, reason FROM addr_bans",
-            |r| {
-                Ok(StoredAddrBan {
-                    net: r.get(0)?,
-                    until_ms: u(r.get(1)?),
-                    by: r.get(2)?,
-                    reason: r.get(3)?,
-                })
-            },
-        )?;
-        Ok(snap)
+                |r| {
+                    Ok(StoredChannel {
+                        title: r.get(0)?,
+                        description: r.get(1)?,
+                        founder: r.get(2)?,
+                        created_ms: u(r.get(3)?),
+                        invite_only: r.get(4)?,
+                        moderated: r.get(5)?,
+                        topic_locked: r.get(6)?,
+                        limit: r
+                            .get::<_, Option<i64>>(7)?
+                            .map(|n| n.clamp(0, u32::MAX as i64) as u32),
+                    })
+                },
+            )?,
+            ops: all(
+                &conn,
+                "SELECT chan, account FROM channel_ops ORDER BY chan, account",
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?,
+            bans: all(
+                &conn,
+                "SELECT chan, mask, until_ms, by_nick, reason FROM channel_bans ORDER BY chan",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        StoredBan {
+                            mask: r.get(1)?,
+                            until_ms: u(r.get(2)?),
+                            by: r.get(3)?,
+                            reason: r.get(4)?,
+                        },
+                    ))
+                },
+            )?,
+            addr_bans: all(
+                &conn,
+                "SELECT net, until_ms, by_nick, reason FROM addr_bans",
+                |r| {
+                    Ok(StoredAddrBan {
+                        net: r.get(0)?,
+                        until_ms: u(r.get(1)?),
+                        by: r.get(2)?,
+                        reason: r.get(3)?,
+                    })
+                },
+            )?,
+        })
     }
 
     fn history(&self, chan: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
