@@ -30,7 +30,7 @@ fn multicast_members_confirm_and_every_delivery_arrives() {
     assert!(r.messages_sent >= 30, "sent only {}", r.messages_sent);
     assert_everyone_served(&r, 40, 40);
     // Each message went to the group once, heard by all 40 (probes aside).
-    assert!(m.group_datagrams >= r.messages_sent * 40);
+    assert!(m.heard.group_datagrams >= r.messages_sent * 40);
     let raw = r.raw_multicast.expect("raw multicast figures");
     assert!(raw.sent > 0 && raw.received > 0);
     assert!(r.raw.expect("raw unicast figures").received > 0);
@@ -51,7 +51,7 @@ fn half_classic_half_multicast_channels_reach_everyone() {
     let m = r.multicast.as_ref().expect("multicast figures");
     load::assert_groups_confirmed(m, 20);
     assert_everyone_served(&r, 40, 20);
-    assert_eq!(m.unicast_after_confirm, 0);
+    assert_eq!(m.heard.unicast_after_confirm, 0);
     s.shutdown().unwrap();
 }
 

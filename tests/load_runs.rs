@@ -36,6 +36,15 @@ fn clustered(redis: &Redis, id: &str) -> RunningServer {
     s
 }
 
+/// A run of `clients` in one channel of a fresh server, with the flags of `line`: every
+/// client was served. The server is handed back with the report.
+#[track_caller]
+fn one_channel(clients: usize, line: &str) -> (RunningServer, Report) {
+    let (server, r) = load::run(server(1), &format!("--clients {clients} {line}"));
+    assert_everyone_served(&r, clients, clients as u64);
+    (server, r)
+}
+
 #[test]
 fn every_delivery_arrives_at_a_modest_rate() {
     let (server, r) = load::run(
@@ -53,13 +62,9 @@ fn every_delivery_arrives_at_a_modest_rate() {
 
 #[test]
 fn protected_members_get_every_delivery_sealed() {
-    let (server, r) = load::run(
-        server(1),
-        "--clients 12 --protected 6 --publishers 1 --rate 20 --duration 1",
-    );
-    assert_eq!(r.protected, 6);
     // Half the members only count a delivery they could open with their session.
-    assert_everyone_served(&r, 12, 12);
+    let (server, r) = one_channel(12, "--protected 6 --publishers 1 --rate 20 --duration 1");
+    assert_eq!(r.protected, 6);
     assert_eq!(
         server.state().sealers().len(),
         0,
@@ -70,12 +75,11 @@ fn protected_members_get_every_delivery_sealed() {
 
 #[test]
 fn spreads_over_processes_and_merges_their_results() {
-    let (server, r) = load::run(
-        server(1),
-        "--clients 60 --max-per-process 25 --publishers 1 --rate 20 --duration 1",
+    let (server, r) = one_channel(
+        60,
+        "--max-per-process 25 --publishers 1 --rate 20 --duration 1",
     );
     assert_eq!(r.processes, 3);
-    assert_everyone_served(&r, 60, 60);
     server.shutdown().unwrap();
 }
 
@@ -129,12 +133,11 @@ fn refuses_addresses_outside_loopback() {
 #[test]
 fn batch_clients_count_events_inside_batches() {
     // Under the server's default request limit of 1,000 a second per address.
-    let (server, r) = load::run(
-        server(1),
-        "--clients 40 --batch --publishers 1 --rate 200 --duration 1 --raw --raw-duration 0.3",
+    let (server, r) = one_channel(
+        40,
+        "--batch --publishers 1 --rate 200 --duration 1 --raw --raw-duration 0.3",
     );
     assert_eq!(r.batch, Some(1200));
-    assert_everyone_served(&r, 40, 40);
     // Every delivery came in some datagram; batches make them fewer.
     load::assert_batched(&r);
     assert!(r.raw.is_some());

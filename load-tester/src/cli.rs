@@ -42,22 +42,9 @@ pub struct Args {
     /// then measured against the guests of the same run.
     #[arg(long, default_value_t = 0)]
     pub(crate) protected: usize,
-    /// Publishing clients (spread over the channels).
-    #[arg(long, default_value_t = 1)]
-    pub(crate) publishers: usize,
-    /// Messages per second per publisher, at planned times; 0 = as fast as the server fans
-    /// out (each publisher keeps --window messages in flight).
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) rate: f64,
-    /// Seconds of publishing (or of holding the clients logged in, with 0 publishers).
-    #[arg(long, default_value_t = 5.0)]
-    pub(crate) duration: f64,
-    /// Bytes of message text.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) message_size: usize,
-    /// Messages in flight per publisher with --rate 0.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) window: u32,
+    // What the publishers send.
+    #[command(flatten)]
+    pub(crate) traffic: Traffic,
     /// Receiver threads, each polling its share of the sockets.
     #[arg(long, default_value_t = 1)]
     pub(crate) receivers: usize,
@@ -190,7 +177,7 @@ impl Args {
             "--clients must be at least --channels"
         );
         anyhow::ensure!(
-            self.publishers <= self.clients,
+            self.traffic.publishers <= self.clients,
             "--publishers can't exceed --clients"
         );
         anyhow::ensure!(
@@ -198,7 +185,7 @@ impl Args {
             "--protected can't exceed --clients"
         );
         anyhow::ensure!(
-            self.duration > 0.0 && self.duration <= 3600.0,
+            self.traffic.duration > 0.0 && self.traffic.duration <= 3600.0,
             "--duration must be in (0, 3600] seconds"
         );
         anyhow::ensure!(
@@ -206,11 +193,11 @@ impl Args {
             "--clients is capped at 1,000,000"
         );
         anyhow::ensure!(
-            self.message_size <= 60_000,
+            self.traffic.message_size <= 60_000,
             "--message-size is capped at 60000"
         );
-        anyhow::ensure!(self.rate >= 0.0, "--rate can't be negative");
-        anyhow::ensure!(self.window >= 1, "--window must be at least 1");
+        anyhow::ensure!(self.traffic.rate >= 0.0, "--rate can't be negative");
+        anyhow::ensure!(self.traffic.window >= 1, "--window must be at least 1");
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.multicast_share),
             "--multicast-share must be between 0 and 1"
@@ -240,21 +227,16 @@ impl Args {
                 multicast: self.multicast.then_some(self.multicast_share),
                 protected: self.protected,
             },
-            traffic: Traffic {
-                publishers: self.publishers,
-                rate: self.rate,
-                duration: self.duration,
-                raw_duration: self.raw_duration.unwrap_or(self.duration),
-                message_size: self.message_size,
-                window: self.window,
-            },
+            traffic: self.traffic,
             setup: Setup {
                 title_prefix: self.title_prefix.clone(),
                 join_window: self.join_window,
                 settle_max: self.settle_max,
                 keepalive: Duration::from_secs_f64(self.keepalive.max(1.0)),
             },
-            raw: self.raw,
+            raw: self
+                .raw
+                .then(|| self.raw_duration.unwrap_or(self.traffic.duration)),
             compare_redis: self.compare_redis,
             server_pids: self.server_pid.clone(),
         }

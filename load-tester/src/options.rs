@@ -20,8 +20,9 @@ pub(crate) struct FanOut {
     pub(crate) traffic: Traffic,
     /// How they get into their channels.
     pub(crate) setup: Setup,
-    /// Whether the raw blasters are measured beside the server (`--raw`).
-    pub(crate) raw: bool,
+    /// Seconds the raw blasters run beside the server, if they do (`--raw`,
+    /// `--raw-duration`).
+    pub(crate) raw: Option<f64>,
     /// A redis-server to measure the same fan-out through (`--compare-redis`).
     pub(crate) compare_redis: Option<SocketAddr>,
     /// The server processes whose CPU and memory are read (`--server-pid`).
@@ -94,20 +95,25 @@ pub(crate) struct Protection {
     pub(crate) run_id: u32,
 }
 
-/// What the publishers send, and the raw blasters in their place.
-#[derive(Debug, Clone, Copy)]
+/// What the publishers send, and the raw blasters in their place: flags of the fan-out
+/// run.
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct Traffic {
-    /// Publishing clients: the first ones of the run (or of each step of a sweep).
+    /// Publishing clients (spread over the channels).
+    #[arg(long, default_value_t = 1)]
     pub(crate) publishers: usize,
-    /// Messages per second per publisher; 0: closed loop, as fast as the server fans out.
+    /// Messages per second per publisher, at planned times; 0 = as fast as the server fans
+    /// out (each publisher keeps --window messages in flight).
+    #[arg(long, default_value_t = 0.0)]
     pub(crate) rate: f64,
-    /// Seconds of publishing.
+    /// Seconds of publishing (or of holding the clients logged in, with 0 publishers).
+    #[arg(long, default_value_t = 5.0)]
     pub(crate) duration: f64,
-    /// Seconds of raw blasting.
-    pub(crate) raw_duration: f64,
     /// Bytes of message text.
+    #[arg(long, default_value_t = 64)]
     pub(crate) message_size: usize,
-    /// Messages in flight per publisher in closed loop.
+    /// Messages in flight per publisher with --rate 0.
+    #[arg(long, default_value_t = 4)]
     pub(crate) window: u32,
 }
 

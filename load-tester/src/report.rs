@@ -138,16 +138,26 @@ pub struct MulticastReport {
     pub confirmed: usize,
     /// Seconds the confirmations took after the joins.
     pub confirm_s: f64,
-    /// CHANNEL_DATA datagrams accepted during publishing (all members together).
-    pub group_datagrams: u64,
-    /// CHANNEL_DATA dropped for a bad tag, an old sequence, or garbage, during publishing.
-    pub bad_tag: u64,
+    /// What they heard on their groups during publishing (all members together).
+    #[serde(flatten)]
+    pub heard: GroupCounts<u64>,
+}
+
+/// What the multicast members heard on their groups: counted as it comes in
+/// (`GroupCounts<AtomicU64>`, among the members' counters), reported as numbers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCounts<T> {
+    /// CHANNEL_DATA datagrams accepted.
+    pub group_datagrams: T,
+    /// CHANNEL_DATA dropped for a bad tag, an old sequence, or garbage.
+    pub bad_tag: T,
     /// See `bad_tag`.
-    pub old_sequence: u64,
-    /// PUBLIC_MSGs that still came by unicast after a member confirmed (not counted).
-    pub unicast_after_confirm: u64,
-    /// Group sockets that could not be opened.
-    pub group_errors: u64,
+    pub old_sequence: T,
+    /// PUBLIC_MSGs that still came by unicast to a member that had confirmed its group (not
+    /// counted: the group's copy is; MCAST_JOINED is sent again).
+    pub unicast_after_confirm: T,
+    /// Group sockets that could not be opened or registered.
+    pub group_errors: T,
 }
 
 /// The same fan-out through a redis-server's PUBLISH to TCP subscribers (`--compare-redis`).
@@ -466,7 +476,7 @@ impl Summary for Report {
             let _ = writeln!(
                 s,
                 "multicast: {} members asked, {} were told a group, {} confirmed in {:.2} s; {} CHANNEL_DATA accepted while publishing, dropped: bad tag {}, old sequence {}; unicast after confirming {}; group socket errors {}",
-                m.members, m.told, m.confirmed, m.confirm_s, m.group_datagrams, m.bad_tag, m.old_sequence, m.unicast_after_confirm, m.group_errors
+                m.members, m.told, m.confirmed, m.confirm_s, m.heard.group_datagrams, m.heard.bad_tag, m.heard.old_sequence, m.heard.unicast_after_confirm, m.heard.group_errors
             );
         }
         if let Some(v) = &self.server {

@@ -1,7 +1,7 @@
 //! Runs in one process: a plain scenario, or a sweep over channel sizes.
 
 use crate::members::Members;
-use crate::options::FanOut;
+use crate::options::{FanOut, Traffic};
 use crate::procstat::UdpCounters;
 use crate::progress::Progress;
 use crate::redis_cmp;
@@ -71,7 +71,7 @@ fn measure(
     );
     let server = watch.stop();
     let udp = UdpCounters::read().since(&udp0);
-    let group = ms.shared.counters.group.take();
+    let heard = ms.shared.counters.group.take();
     let mut report = Report {
         udp,
         server,
@@ -95,12 +95,17 @@ fn measure(
         told: c.told,
         confirmed: c.confirmed,
         confirm_s: c.secs,
-        ..group
+        heard,
     });
-    if run.raw {
-        report.raw = Some(scenario::raw_phase(ms, step, &run.traffic, pb)?);
+    if let Some(secs) = run.raw {
+        // The blasters stand in for the publishers, for --raw-duration.
+        let traffic = Traffic {
+            duration: secs,
+            ..run.traffic
+        };
+        report.raw = Some(scenario::raw_phase(ms, step, &traffic, pb)?);
         if report.multicast.is_some() {
-            let raw = scenario::raw_multicast_phase(ms, step, &run.traffic, pb)?;
+            let raw = scenario::raw_multicast_phase(ms, step, &traffic, pb)?;
             report.raw_multicast = Some(raw);
         }
     }

@@ -436,7 +436,7 @@ pub(crate) fn raw_phase(
         dests[step.channel_of[i]].push(ms.addr(i));
     }
     let _ = ms.take_latency();
-    let duration = Duration::from_secs_f64(traffic.raw_duration);
+    let duration = Duration::from_secs_f64(traffic.duration);
     let rate = traffic.rate * step.publishers.len() as f64;
     let blaster = Blaster {
         label: "raw sendmmsg",
@@ -497,7 +497,7 @@ pub(crate) fn raw_multicast_phase(
         members: &members,
         size: traffic.message_size,
         window: u64::from(traffic.window),
-        duration: Duration::from_secs_f64(traffic.raw_duration),
+        duration: Duration::from_secs_f64(traffic.duration),
     };
     let blaster = Blaster {
         label: "raw multicast",

@@ -112,7 +112,7 @@ pub(crate) fn parent(run: &FanOut, n: usize, run_id: u32, pb: &Progress) -> anyh
     if run.compare_redis.is_some() {
         bail!("--compare-redis needs every client in one process; {clients} clients need {n} here");
     }
-    if run.raw {
+    if run.raw.is_some() {
         bail!(
             "--raw needs every client in one process, and {clients} clients need {n} processes here \
              (open-file limit); run --raw with fewer clients"

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Row};
 
 use super::community::{
     channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
@@ -95,63 +95,73 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS channels (
                  reason   TEXT NOT NULL
              );";
 
+/// Every row of `sql` (a query without parameters), each read with `row`.
+fn all<T, C: FromIterator<T>>(
+    conn: &Connection,
+    sql: &str,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<C> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], row)?;
+    rows.collect()
+}
+
 impl CommunityStore for SqliteCommunity {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let conn = self.conn.lock();
-        let mut snap = Snapshot::default();
-        let mut stmt = conn.prepare(
-            "SELECT title, description, founder, created_ms, invite_only, moderated,
+        Ok(Snapshot {
+            channels: all(
+                &conn,
+                "SELECT title, description, founder, created_ms, invite_only, moderated,
                     topic_locked, member_limit FROM channels ORDER BY created_ms, key",
-        )?;
-        snap.channels = stmt
-            .query_map([], |r| {
-                Ok(StoredChannel {
-                    title: r.get(0)?,
-                    description: r.get(1)?,
-                    founder: r.get(2)?,
-                    created_ms: u(r.get(3)?),
-                    invite_only: r.get(4)?,
-                    moderated: r.get(5)?,
-                    topic_locked: r.get(6)?,
-                    limit: r
-                        .get::<_, Option<i64>>(7)?
-                        .map(|n| n.clamp(0, u32::MAX as i64) as u32),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut stmt =
-            conn.prepare("SELECT chan, account FROM channel_ops ORDER BY chan, account")?;
-        snap.ops = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare(
-            "SELECT chan, mask, until_ms, by_nick, reason FROM channel_bans ORDER BY chan",
-        )?;
-        snap.bans = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    StoredBan {
-                        mask: r.get(1)?,
-                        until_ms: u(r.get(2)?),
-                        by: r.get(3)?,
-                        reason: r.get(4)?,
-                    },
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare("SELECT net, until_ms, by_nick, reason FROM addr_bans")?;
-        snap.addr_bans = stmt
-            .query_map([], |r| {
-                Ok(StoredAddrBan {
-                    net: r.get(0)?,
-                    until_ms: u(r.get(1)?),
-                    by: r.get(2)?,
-                    reason: r.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(snap)
+                |r| {
+                    Ok(StoredChannel {
+                        title: r.get(0)?,
+                        description: r.get(1)?,
+                        founder: r.get(2)?,
+                        created_ms: u(r.get(3)?),
+                        invite_only: r.get(4)?,
+                        moderated: r.get(5)?,
+                        topic_locked: r.get(6)?,
+                        limit: r
+                            .get::<_, Option<i64>>(7)?
+                            .map(|n| n.clamp(0, u32::MAX as i64) as u32),
+                    })
+                },
+            )?,
+            ops: all(
+                &conn,
+                "SELECT chan, account FROM channel_ops ORDER BY chan, account",
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?,
+            bans: all(
+                &conn,
+                "SELECT chan, mask, until_ms, by_nick, reason FROM channel_bans ORDER BY chan",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        StoredBan {
+                            mask: r.get(1)?,
+                            until_ms: u(r.get(2)?),
+                            by: r.get(3)?,
+                            reason: r.get(4)?,
+                        },
+                    ))
+                },
+            )?,
+            addr_bans: all(
+                &conn,
+                "SELECT net, until_ms, by_nick, reason FROM addr_bans",
+                |r| {
+                    Ok(StoredAddrBan {
+                        net: r.get(0)?,
+                        until_ms: u(r.get(1)?),
+                        by: r.get(2)?,
+                        reason: r.get(3)?,
+                    })
+                },
+            )?,
+        })
     }
 
     fn history(&self, chan: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {

@@ -157,5 +157,8 @@ pub fn assert_groups_confirmed(m: &MulticastReport, members: usize) {
         (m.members, m.told, m.confirmed),
         (members, members, members)
     );
-    assert_eq!((m.bad_tag, m.old_sequence, m.group_errors), (0, 0, 0));
+    assert_eq!(
+        (m.heard.bad_tag, m.heard.old_sequence, m.heard.group_errors),
+        (0, 0, 0)
+    );
 }

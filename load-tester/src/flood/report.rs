@@ -119,11 +119,7 @@ impl Summary for FloodReport {
             self.server,
             self.secs,
             self.sent_per_s,
-            if self.refused > 0 {
-                format!(" ({} refused by the kernel)", self.refused)
-            } else {
-                String::new()
-            }
+            note(self.refused, "refused by the kernel")
         );
         s.push_str(&format!(
             "flood sender: {:.0} CPU ns/datagram; kernel UDP drops at full receive buffers: {}\n",
@@ -178,12 +174,17 @@ impl Summary for FloodReport {
             st.served_again_after_s
                 .map(|t| format!(" (first answer {t:.2} s after the flood)"))
                 .unwrap_or_default(),
-            if st.errors > 0 {
-                format!(" ({} ERRORs to it)", st.errors)
-            } else {
-                String::new()
-            }
+            note(st.errors, "ERRORs to it")
         ));
         s
+    }
+}
+
+/// ` (N what)` when there were any, for the end of a summary line; else nothing.
+fn note(n: u64, what: &str) -> String {
+    if n > 0 {
+        format!(" ({n} {what})")
+    } else {
+        String::new()
     }
 }

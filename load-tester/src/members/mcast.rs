@@ -133,21 +133,19 @@ impl GroupSocks {
         if let Some(old) = self.socks.remove(&i) {
             let _ = registry.deregister(&mut SourceFd(&old.sock.as_raw_fd()));
         }
-        let sock = match open(addr, self.rcvbuf) {
-            Ok(s) => s,
-            Err(_) => {
-                shared.counters.group.errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        };
         let token = Token(self.n + i);
-        if registry
-            .register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)
-            .is_err()
-        {
-            shared.counters.group.errors.fetch_add(1, Ordering::Relaxed);
+        let opened = open(addr, self.rcvbuf).and_then(|sock| {
+            registry.register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)?;
+            Ok(sock)
+        });
+        let Ok(sock) = opened else {
+            shared
+                .counters
+                .group
+                .group_errors
+                .fetch_add(1, Ordering::Relaxed);
             return;
-        }
+        };
         self.socks.insert(
             i,
             GroupSock {
@@ -229,7 +227,7 @@ impl GroupSock {
             return;
         }
         self.last = data.seq;
-        c.group.accepted.fetch_add(1, Ordering::Relaxed);
+        c.group.group_datagrams.fetch_add(1, Ordering::Relaxed);
         if !self.confirmed {
             self.confirmed = true;
             let joined = Request::McastJoined { title: &self.title }.to_bytes();

@@ -12,7 +12,7 @@ use proto::session::ClientSession;
 
 use crate::hist::Hists;
 use crate::pace::Parked;
-use crate::report::MulticastReport;
+use crate::report::GroupCounts;
 
 /// Status bit: LOGIN_ACK received.
 pub(crate) const LOGGED_IN: u8 = 1;
@@ -51,38 +51,21 @@ pub(crate) struct Counters {
     pub(crate) expired: AtomicU64,
     /// Datagrams that did not decode or carried an unexpected text.
     pub(crate) garbage: AtomicU64,
-    /// What the multicast members heard on their groups.
-    pub(crate) group: GroupCounters,
+    /// What the multicast members heard on their groups, read (and started afresh) around a
+    /// publishing phase.
+    pub(crate) group: GroupCounts<AtomicU64>,
 }
 
-/// The multicast members' counts, read (and started afresh) around a publishing phase.
-#[derive(Default)]
-pub(crate) struct GroupCounters {
-    /// CHANNEL_DATA datagrams accepted from groups.
-    pub(crate) accepted: AtomicU64,
-    /// CHANNEL_DATA whose tag did not verify.
-    pub(crate) bad_tag: AtomicU64,
-    /// CHANNEL_DATA whose sequence was not above the last one.
-    pub(crate) old_sequence: AtomicU64,
-    /// PUBLIC_MSGs that came by unicast to a member that had confirmed its group (not
-    /// counted: the group's copy is; MCAST_JOINED is sent again).
-    pub(crate) unicast_after_confirm: AtomicU64,
-    /// Group sockets that could not be opened or registered.
-    pub(crate) errors: AtomicU64,
-}
-
-impl GroupCounters {
-    /// The counts since the last call, as the group half of a report; counting starts
-    /// afresh.
-    pub(crate) fn take(&self) -> MulticastReport {
+impl GroupCounts<AtomicU64> {
+    /// The counts since the last call; counting starts afresh.
+    pub(crate) fn take(&self) -> GroupCounts<u64> {
         let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
-        MulticastReport {
-            group_datagrams: take(&self.accepted),
+        GroupCounts {
+            group_datagrams: take(&self.group_datagrams),
             bad_tag: take(&self.bad_tag),
             old_sequence: take(&self.old_sequence),
             unicast_after_confirm: take(&self.unicast_after_confirm),
-            group_errors: take(&self.errors),
-            ..MulticastReport::default()
+            group_errors: take(&self.group_errors),
         }
     }
 }

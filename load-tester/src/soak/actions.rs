@@ -3,13 +3,10 @@
 
 use proto::Request;
 
-use super::client::{probe, Left, Phase, Vanished};
+use super::client::{probe, Asked, Phase, Vanished, RETRY_NS};
 use super::driver::Soak;
 use crate::sys::{now_ns, SEC};
 use crate::text::stamp;
-
-/// Resend a request without its answer after this long (UDP may drop it).
-const RETRY_NS: u64 = SEC;
 
 impl Soak<'_> {
     /// Keepalives, retries and closing lingering sockets.
@@ -24,30 +21,29 @@ impl Soak<'_> {
                     if now >= c.close_ns {
                         to_close.push(g);
                     } else if c.left.last().is_some_and(|l| l.confirmed_ns.is_none())
-                        && now > c.sent_ns + RETRY_NS
+                        && c.asked.overdue(now)
                     {
                         // Still unconfirmed: resend the LOGOFF with its probe.
                         let _ = c.socket.send_to(&Request::Logoff.to_bytes(), server);
                         let _ = c.socket.send_to(&probe(), server);
-                        c.sent_ns = now;
+                        c.asked.again(now);
                         retries += 1;
                     }
                     continue;
                 }
                 Phase::LoggingIn | Phase::Proving | Phase::Joining | Phase::Parting
-                    if now > c.sent_ns + RETRY_NS =>
+                    if c.asked.overdue(now) =>
                 {
-                    let title = self.args.title(c.channel);
+                    let title = self.args.title(c.stay.channel);
                     let old = c
                         .left
                         .last()
-                        .map_or(title.clone(), |l| self.args.title(l.channel));
-                    if c.phase == Phase::Parting && c.tries >= 2 {
+                        .map_or(title.clone(), |l| self.args.title(l.stay.channel));
+                    if c.phase == Phase::Parting && c.asked.tries >= 2 {
                         // The server answers no PART for a channel the client is not in, so
                         // a lost PART_ACK would be waited for forever: the part happened.
                         c.phase = Phase::Joining;
                     }
-                    c.tries += 1;
                     let req = match c.phase {
                         Phase::LoggingIn => Request::Login { nick: &c.nick }.to_bytes(),
                         Phase::Proving => Request::ProveReq.to_bytes(),
@@ -55,7 +51,7 @@ impl Soak<'_> {
                         _ => Request::Part { title: &old }.to_bytes(),
                     };
                     let _ = c.socket.send_to(&req, server);
-                    c.sent_ns = now;
+                    c.asked.again(now);
                     retries += 1;
                 }
                 _ => {}
@@ -102,7 +98,7 @@ impl Soak<'_> {
             self.args.server,
         );
         self.report.messages_sent += 1;
-        self.period.0 += self.members[c.channel].len() as u64;
+        self.period.0 += self.members[c.stay.channel].len() as u64;
     }
 
     /// A random active client parts its channel and joins another.
@@ -114,10 +110,10 @@ impl Soak<'_> {
         let Some(c) = self.clients.get(&g) else {
             return;
         };
-        let from = c.channel;
+        let from = c.stay.channel;
         // Not back into a channel it left recently: deliveries there are checked against
         // the part, and a rejoin would make them look like deliveries after it.
-        if to == from || c.left.iter().any(|l| l.channel == to) {
+        if to == from || c.left.iter().any(|l| l.stay.channel == to) {
             return;
         }
         self.remove_member(g, from);
@@ -129,16 +125,10 @@ impl Soak<'_> {
             self.args.server,
         );
         c.left.retain(|l| now < l.from_ns + 60 * SEC);
-        c.left.push(Left {
-            channel: from,
-            from_ns: now,
-            joined_ns: c.joined_ns,
-            confirmed_ns: None,
-        });
+        c.leave(now);
         c.phase = Phase::Parting;
-        c.channel = to;
-        c.sent_ns = now;
-        c.tries = 0;
+        c.stay.channel = to;
+        c.asked = Asked::at(now);
     }
 
     /// A random active client departs (logs off or vanishes) and a new one takes its place.
@@ -146,7 +136,7 @@ impl Soak<'_> {
         let Some(g) = self.random_active() else {
             return Ok(());
         };
-        let channel = self.clients[&g].channel;
+        let channel = self.clients[&g].stay.channel;
         self.remove_member(g, channel);
         let now = now_ns();
         if self.rng.chance(self.args.vanish_share) {
@@ -164,14 +154,9 @@ impl Soak<'_> {
             let c = self.clients.get_mut(&g).expect("present");
             let _ = c.socket.send_to(&Request::Logoff.to_bytes(), server);
             let _ = c.socket.send_to(&probe(), server);
-            c.left.push(Left {
-                channel,
-                from_ns: now,
-                joined_ns: c.joined_ns,
-                confirmed_ns: None,
-            });
+            c.leave(now);
             c.phase = Phase::Departed;
-            c.sent_ns = now;
+            c.asked = Asked::at(now);
             c.close_ns = now + linger;
             self.report.logged_off += 1;
         }

@@ -4,6 +4,8 @@ use std::net::{SocketAddr, UdpSocket};
 
 use proto::Request;
 
+use crate::sys::SEC;
+
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Phase {
@@ -22,17 +24,57 @@ pub(super) enum Phase {
     Departed,
 }
 
+/// Resend a request without its answer after this long (UDP may drop it).
+pub(super) const RETRY_NS: u64 = SEC;
+
+/// A channel a client is in, or was: which, and since when.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stay {
+    /// The channel's index.
+    pub(super) channel: usize,
+    /// When the client joined it (its JOIN_ACK arrived).
+    pub(super) joined_ns: u64,
+}
+
 /// A channel a client was in and when it left.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Left {
-    /// The channel's index.
-    pub(super) channel: usize,
+    /// The channel, and since when the client was in it.
+    pub(super) stay: Stay,
     /// Publications before this (ns) may be delivered.
     pub(super) from_ns: u64,
-    /// When the client joined it (its JOIN_ACK arrived).
-    pub(super) joined_ns: u64,
     /// When the server confirmed the part (PART_ACK or `please log in`), if it has.
     pub(super) confirmed_ns: Option<u64>,
+}
+
+/// The request a client waits for the answer to, as far as resending it goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked {
+    /// When it was last sent.
+    pub(super) sent_ns: u64,
+    /// How often it was sent again.
+    pub(super) tries: u32,
+}
+
+impl Asked {
+    /// First sent at `now`.
+    pub(super) fn at(now: u64) -> Asked {
+        Asked {
+            sent_ns: now,
+            tries: 0,
+        }
+    }
+
+    /// Whether it has gone unanswered long enough at `now` to be sent again.
+    pub(super) fn overdue(&self, now: u64) -> bool {
+        now > self.sent_ns + RETRY_NS
+    }
+
+    /// Sent again at `now`.
+    pub(super) fn again(&mut self, now: u64) {
+        self.sent_ns = now;
+        self.tries += 1;
+    }
 }
 
 /// One simulated client: its own socket (so its own source address) and what it waits for.
@@ -43,16 +85,12 @@ pub(super) struct Client {
     pub(super) nick: String,
     /// Where it is in its life.
     pub(super) phase: Phase,
-    /// The current channel (or the one being joined).
-    pub(super) channel: usize,
-    /// When the JOIN_ACK for `channel` arrived.
-    pub(super) joined_ns: u64,
+    /// The current channel (or the one being joined; `joined_ns` is set at its JOIN_ACK).
+    pub(super) stay: Stay,
     /// Channels left: the previous one on a move, the last one on logoff.
     pub(super) left: Vec<Left>,
-    /// When the pending request was last sent.
-    pub(super) sent_ns: u64,
-    /// Resends of the pending request.
-    pub(super) tries: u32,
+    /// The pending request.
+    pub(super) asked: Asked,
     /// When it sends its next STILL_HERE.
     pub(super) next_keepalive_ns: u64,
     /// When a departed client's socket closes.
@@ -63,19 +101,27 @@ impl Client {
     /// Asks to prove its address, and waits for PROVED from `now`.
     pub(super) fn prove(&mut self, server: SocketAddr, now: u64) {
         self.phase = Phase::Proving;
-        self.sent_ns = now;
-        self.tries = 0;
+        self.asked = Asked::at(now);
         let _ = self.socket.send_to(&Request::ProveReq.to_bytes(), server);
     }
 
     /// Asks to join its channel, titled `title`, and waits for the JOIN_ACK from `now`.
     pub(super) fn join(&mut self, title: &str, server: SocketAddr, now: u64) {
         self.phase = Phase::Joining;
-        self.sent_ns = now;
-        self.tries = 0;
+        self.asked = Asked::at(now);
         let _ = self
             .socket
             .send_to(&Request::Join { title }.to_bytes(), server);
+    }
+
+    /// Leaves its current channel at `now` (a PART or a LOGOFF was sent): deliveries
+    /// from there are judged against the departure from then on.
+    pub(super) fn leave(&mut self, now: u64) {
+        self.left.push(Left {
+            stay: self.stay,
+            from_ns: now,
+            confirmed_ns: None,
+        });
     }
 }
 

@@ -11,7 +11,7 @@ use mio::{Interest, Poll, Token};
 use proto::Request;
 
 use super::args::SoakArgs;
-use super::client::{Client, Phase, Rng, Vanished};
+use super::client::{Asked, Client, Phase, Rng, Stay, Vanished};
 use super::report::{Sample, SoakReport};
 use crate::members::names::member_ip;
 use crate::procstat;
@@ -111,11 +111,12 @@ impl<'a> Soak<'a> {
                 socket,
                 nick,
                 phase: Phase::LoggingIn,
-                channel,
-                joined_ns: 0,
+                stay: Stay {
+                    channel,
+                    joined_ns: 0,
+                },
                 left: Vec::new(),
-                sent_ns: now,
-                tries: 0,
+                asked: Asked::at(now),
                 next_keepalive_ns,
                 close_ns: 0,
             },

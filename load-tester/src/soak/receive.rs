@@ -89,8 +89,9 @@ impl Soak<'_> {
                     self.report.errors += 1;
                     return;
                 };
-                let current = self.args.title(c.channel);
-                if title == current && matches!(c.phase, Phase::Active) && pub_ns > c.joined_ns {
+                let current = self.args.title(c.stay.channel);
+                if title == current && matches!(c.phase, Phase::Active) && pub_ns > c.stay.joined_ns
+                {
                     self.period.1 += 1;
                     return;
                 }
@@ -99,12 +100,12 @@ impl Soak<'_> {
                     .left
                     .iter()
                     .rev()
-                    .find(|l| self.args.title(l.channel) == title)
+                    .find(|l| self.args.title(l.stay.channel) == title)
                 else {
                     return;
                 };
                 let departed = c.phase == Phase::Departed
-                    && c.left.last().map(|x| x.channel) == Some(l.channel);
+                    && c.left.last().map(|x| x.stay.channel) == Some(l.stay.channel);
                 if let Some(confirmed) = l.confirmed_ns.filter(|&t| pub_ns > t) {
                     // The server had processed the departure before this was even sent.
                     if departed {
@@ -125,7 +126,7 @@ impl Soak<'_> {
                     } else {
                         self.report.parted_after_grace += 1;
                     }
-                } else if pub_ns > l.joined_ns && pub_ns < l.from_ns {
+                } else if pub_ns > l.stay.joined_ns && pub_ns < l.from_ns {
                     // Published while it was a member: an expected delivery that came late.
                     self.period.1 += 1;
                 } else {
@@ -141,19 +142,19 @@ impl Soak<'_> {
                     .send_to(&Request::Prove { token }.to_bytes(), self.args.server);
             }
             Ok(Event::Proved) if c.phase == Phase::Proving => {
-                c.join(&self.args.title(c.channel), self.args.server, now);
+                c.join(&self.args.title(c.stay.channel), self.args.server, now);
             }
             Ok(Event::Error { message })
                 if c.phase == Phase::Proving && message == errors::UNIMPLEMENTED =>
             {
                 // A server without proofs of address sends everything anyway.
-                c.join(&self.args.title(c.channel), self.args.server, now);
+                c.join(&self.args.title(c.stay.channel), self.args.server, now);
             }
             Ok(Event::JoinAck(info)) if c.phase == Phase::Joining => {
-                if info.title == self.args.title(c.channel) {
+                if info.title == self.args.title(c.stay.channel) {
                     c.phase = Phase::Active;
-                    c.joined_ns = now;
-                    let ch = c.channel;
+                    c.stay.joined_ns = now;
+                    let ch = c.stay.channel;
                     self.members[ch].push(g);
                     if c.left.is_empty() {
                         self.report.logins += 1;
@@ -163,14 +164,14 @@ impl Soak<'_> {
                 }
             }
             Ok(Event::PartAck(info)) if c.phase == Phase::Parting => {
-                let old = c.left.last().map(|l| l.channel);
+                let old = c.left.last().map(|l| l.stay.channel);
                 if old.map(|o| self.args.title(o)) == Some(info.title.to_string()) {
                     if let Some(l) = c.left.last_mut() {
                         l.confirmed_ns = Some(now);
                         let ms = (now - l.from_ns) as f64 / MS as f64;
                         self.report.part_confirm_max_ms = self.report.part_confirm_max_ms.max(ms);
                     }
-                    c.join(&self.args.title(c.channel), self.args.server, now);
+                    c.join(&self.args.title(c.stay.channel), self.args.server, now);
                 }
             }
             Ok(Event::Error { message }) if message == errors::PLEASE_LOG_IN => {

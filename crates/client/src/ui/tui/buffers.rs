@@ -34,6 +34,17 @@ pub(crate) struct Entry {
     pub(crate) own: bool,
 }
 
+/// What came into a buffer while it was not shown: the more telling wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum News {
+    /// Nothing new.
+    Nothing,
+    /// New lines.
+    Lines,
+    /// New lines, one of them mentioning the user.
+    Mention,
+}
+
 /// One buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct Buffer {
@@ -43,10 +54,8 @@ pub(crate) struct Buffer {
     pub(crate) kind: Kind,
     /// Its lines, oldest first.
     pub(crate) lines: VecDeque<Entry>,
-    /// Lines arrived while it was not shown.
-    pub(crate) unread: bool,
-    /// One of them mentions the user.
-    pub(crate) mentioned: bool,
+    /// What arrived while it was not shown.
+    pub(crate) news: News,
     /// Screen rows scrolled up from the bottom (0: the newest lines show).
     pub(crate) scroll: usize,
     /// The channel's members, sorted (channels only).
@@ -61,8 +70,7 @@ impl Buffer {
             name: name.to_string(),
             kind,
             lines: VecDeque::new(),
-            unread: false,
-            mentioned: false,
+            news: News::Nothing,
             scroll: 0,
             nicks: Vec::new(),
             found: None,
@@ -151,8 +159,7 @@ impl Buffers {
         }
         self.active = i;
         let b = &mut self.list[i];
-        b.unread = false;
-        b.mentioned = false;
+        b.news = News::Nothing;
         true
     }
 
@@ -184,8 +191,12 @@ impl Buffers {
         if shown.focus {
             self.show(i);
         } else if i != self.active && !shown.own {
-            self.list[i].unread = true;
-            self.list[i].mentioned |= shown.mention;
+            let news = if shown.mention {
+                News::Mention
+            } else {
+                News::Lines
+            };
+            self.list[i].news = self.list[i].news.max(news);
         }
         shown.mention
     }
@@ -211,8 +222,8 @@ impl Buffers {
         self.list
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.unread)
-            .map(|(i, b)| (i + 1, b.mentioned))
+            .filter(|(_, b)| b.news != News::Nothing)
+            .map(|(i, b)| (i + 1, b.news == News::Mention))
             .collect()
     }
 
