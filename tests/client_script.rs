@@ -414,7 +414,7 @@ fn the_client_shows_nothing_a_forger_sends_in_the_servers_name() {
 fn community_commands_show_as_sentences() {
     let server = common::server();
     let mut ann = ann_on(&server);
-    common::prove_nick(&server, "ann");
+    common::wait_proved(&server, "ann");
     ann.send("/create Den a cozy place\n");
     ann.expect_line("\t<ann created Den (temporary): a cozy place>");
     ann.expect_line("\tWelcome to the Den Channel (1 users)");

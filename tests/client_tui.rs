@@ -480,7 +480,7 @@ fn part5_commands_in_the_full_screen_with_history_shown_apart() {
     let (server, _home, mut ann) = ann_connected(&[]);
     // A created channel comes to the front like a joined one. (Creating needs a proved
     // address.)
-    common::prove_nick(&server, "ann");
+    common::wait_proved(&server, "ann");
     ann.line("/create Den a cozy place");
     ann.wait_screen("<ann created Den (temporary): a cozy place>");
     wait_status(&ann, "[2:Den]");

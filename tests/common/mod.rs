@@ -336,13 +336,16 @@ pub fn prove(server: &RunningServer, peer: &Peer) {
     assert!(server.state().prove(peer.addr()), "a guest to prove");
 }
 
-/// As [`prove`], for the guest logged in as `nick` (a client binary's, whose socket the
-/// test does not hold).
-pub fn prove_nick(server: &RunningServer, nick: &str) {
+/// Waits until the guest logged in as `nick` (a client binary's, whose socket the test
+/// does not hold) has proved its address by itself, as our client does after every guest
+/// login (PROVE_REQ, PROVE).
+pub fn wait_proved(server: &RunningServer, nick: &str) {
     let state = server.state();
-    let at = || state.address_of(nick).filter(|a| state.user(*a).is_some());
-    wait_until(|| at().is_some());
-    assert!(state.prove(at().unwrap()), "a guest to prove");
+    wait_for(
+        &format!("{nick} to prove its address"),
+        Duration::from_secs(10),
+        || state.address_of(nick).is_some_and(|a| state.is_proved(a)),
+    );
 }
 
 /// A part-5 guest whose address is proved ([`prove`]): it may create channels.
