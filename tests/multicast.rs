@@ -44,7 +44,7 @@ impl Group {
     fn told((c, text): (u16, String)) -> Group {
         assert_eq!(c, code::MCAST_GROUP, "MCAST_GROUP expected, got {c} {text}");
         let f: Vec<&str> = text.split(' ').collect();
-        assert_eq!(f.len(), 4, "{text}");
+        assert_eq!(f.len(), 5, "{text}");
         let ip: Ipv4Addr = f[1].parse().unwrap();
         assert!(ip.is_multicast());
         let addr = SocketAddr::from((ip, f[2].parse::<u16>().unwrap()));
@@ -61,7 +61,7 @@ impl Group {
             addr,
             key,
             sock: s.into(),
-            last: 0,
+            last: f[4].parse::<u64>().unwrap() - 1,
             pending: Default::default(),
         }
     }

@@ -20,7 +20,7 @@ pub(crate) mod range;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-pub use group::{ChannelGroup, Groups, ListenerCounts};
+pub use group::{Announcement, ChannelGroup, Groups, ListenerCounts, REKEY_EVERY};
 pub use range::{GroupRange, RangeError};
 
 use crate::config::ChannelSpec;

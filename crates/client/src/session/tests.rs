@@ -374,7 +374,7 @@ impl Fixture {
     fn told_pets_group(&mut self) {
         use base64::Engine as _;
         let key = base64::engine::general_purpose::STANDARD.encode(KEY);
-        self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key}"));
+        self.server_says(code::MCAST_GROUP, &format!("Pets 239.77.0.9 24028 {key} 1"));
     }
 
     /// A probe heard on Pets' group, with sequence `seq`, confirms the group.
@@ -421,6 +421,7 @@ fn group_events_are_checked_confirmed_and_shown_as_unicast_once() {
         Drops {
             bad_tag: 1,
             old_sequence: 1,
+            too_far: 0,
             malformed: 1
         }
     );
