@@ -171,7 +171,7 @@ pub(crate) fn evicted(cx: &mut Ctx<'_>, rq: &Req, id: ChannelId, by: &str, reaso
         return;
     };
     // Out of the channel's group, and the key it knew replaced (`multicast::group`).
-    multicast::leave_groups(cx, addr, &[id]);
+    multicast::removed_from_group(cx, addr, id);
     let args = format!("{nick} {reason}");
     let parts = Event::UserParts {
         title: &ch.title,

@@ -72,25 +72,40 @@ pub(crate) fn offer_groups(cx: &mut Ctx<'_>, now: Instant, addr: SocketAddr) {
     }
 }
 
-/// Puts the user at `addr` back on unicast in `channels`, or out (it parted, was kicked
-/// or banned, logged off, lost the cap or started a new login): it no longer gets the
-/// channels' keys, and since it knew them they change (`multicast::group`, new keys):
-/// at once, announced to the members left, or within a second, by the prober.
+/// Puts the user at `addr` back on unicast in `channels`, or out (it parted, logged off,
+/// lost the cap or started a new login): it no longer gets the channels' keys, and since
+/// it knew them they change (`multicast::group`, new keys): at once, announced to the
+/// members left, or within a second, by the prober.
 pub(crate) fn leave_groups(cx: &mut Ctx<'_>, addr: SocketAddr, channels: &[ChannelId]) {
+    for &id in channels {
+        leave_group(cx, addr, id, false);
+    }
+}
+
+/// The user at `addr` was removed from channel `id` (kicked or banned): as
+/// [`leave_groups`], but the key changes at once, whatever the rate of rotations.
+pub(crate) fn removed_from_group(cx: &mut Ctx<'_>, addr: SocketAddr, id: ChannelId) {
+    leave_group(cx, addr, id, true);
+}
+
+fn leave_group(cx: &mut Ctx<'_>, addr: SocketAddr, id: ChannelId, at_once: bool) {
     let sh = cx.sh;
     if !sh.config.multicast {
         return;
     }
-    for &id in channels {
-        let Some(g) = sh.groups.get(id) else {
-            continue;
-        };
-        if let Some(a) = g.leave(addr) {
-            tracing::debug!(channel = %g.title, generation = g.generation(), "new channel key");
-            cx.out.fanouts.push(Fanout::announcement(id, a));
-            probe(cx, id, g);
-        }
+    let Some(g) = sh.groups.get(id) else {
+        return;
+    };
+    let Some(a) = g.leave(addr, at_once) else {
+        return;
+    };
+    tracing::debug!(channel = %g.title, generation = g.generation(), "new channel key");
+    if a.members.is_empty() {
+        // Nobody left to tell, nobody to confirm on a probe.
+        return;
     }
+    cx.out.fanouts.push(Fanout::announcement(id, a));
+    probe(cx, id, g);
 }
 
 /// The user at `old` is at `new` now: so are its group memberships.

@@ -34,11 +34,15 @@
 //! before is sealed under the old key (below the first sequence) or under the new one (a
 //! client that hears it before `MCAST_GROUP` holds it for a moment, then checks it).
 //!
-//! Rotations are bounded: at most one per channel per [`REKEY_EVERY`]. The first departure
-//! after a quiet second re-keys at once, inside the handler that saw it; departures within
-//! the second after it are batched into one rotation when the second is over, by the
-//! prober thread (which holds the clock: the handler reads none). A join/part flood thus
-//! costs at most one `MCAST_GROUP` a second per member told, per channel.
+//! Rotations are bounded: at most one per channel per [`REKEY_EVERY`] for members that
+//! leave of their own accord. The first departure after a quiet second re-keys at once,
+//! inside the handler that saw it; departures within the second after it are batched into
+//! one rotation when the second is over, by the prober thread (which holds the clock: the
+//! handler reads none). A join/part flood thus costs at most one `MCAST_GROUP` a second
+//! per member told, per channel, and a member that parts may go on tagging for at most
+//! that second. A member *removed* (kicked or banned) re-keys at once, always: that is
+//! the departure the key must not outlive, and only a channel operator causes it (at the
+//! rate its requests are limited to).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -267,9 +271,10 @@ impl ChannelGroup {
 
     /// `addr` left the channel, or is no longer to be told its keys (it dropped the cap, or
     /// logged in anew): back to unicast or out. If it knew the key, the key is due for a
-    /// change, made at once unless the last one was less than [`REKEY_EVERY`] ago: the
-    /// announcement to send then is returned (module docs: new keys).
-    pub fn leave(&self, addr: SocketAddr) -> Option<Announcement> {
+    /// change, made at once if `at_once` (it was removed: kicked or banned) or the last one
+    /// was at least [`REKEY_EVERY`] ago: the announcement to send then is returned (module
+    /// docs: new keys).
+    pub fn leave(&self, addr: SocketAddr, at_once: bool) -> Option<Announcement> {
         let mut m = self.members.lock();
         m.pending.remove(&addr);
         if m.confirmed.remove(&addr) {
@@ -279,7 +284,7 @@ impl ChannelGroup {
             return None;
         }
         m.rekey.due = true;
-        if m.rekey.recent {
+        if m.rekey.recent && !at_once {
             return None;
         }
         Some(self.rotate(&mut m, None))
@@ -528,8 +533,8 @@ mod tests {
         g.confirm(addr(1));
         let before = g.seal(&inner);
         // Somebody never told the key (a classic member) leaving changes nothing.
-        assert_eq!(g.leave(addr(9)), None);
-        let a = g.leave(addr(2)).expect("rotated at once");
+        assert_eq!(g.leave(addr(9), false), None);
+        let a = g.leave(addr(2), false).expect("rotated at once");
         assert_eq!(a.members, vec![addr(1)], "told to whoever is left");
         let (key, from) = announced(&a);
         assert_eq!((from, g.generation()), (2, 2));
@@ -567,28 +572,42 @@ mod tests {
         for p in 1..=50 {
             g.offer(addr(p), t0);
         }
-        assert!(g.leave(addr(1)).is_some());
+        assert!(g.leave(addr(1), false).is_some());
         for p in 2..=40 {
-            assert_eq!(g.leave(addr(p)), None, "batched");
+            assert_eq!(g.leave(addr(p), false), None, "batched");
         }
         assert!(g.rekey_due());
+        // A member removed (kicked, banned) re-keys at once, batched or not.
+        let a = g.leave(addr(45), true).expect("a removal is never batched");
+        assert_eq!(
+            (a.members.len(), g.generation(), g.rekey_due()),
+            (9, 3, false)
+        );
+        assert!(
+            g.leave(addr(2), false).is_none(),
+            "told no more: nothing due"
+        );
+        assert!(g.leave(addr(44), false).is_none(), "batched again");
         // The prober stamps the rotation it did not see happen, then waits it out.
         assert_eq!(g.tick(t0), None);
         assert_eq!(g.tick(t0 + REKEY_EVERY / 2), None);
         let a = g.tick(t0 + REKEY_EVERY).expect("the batched rotation");
-        assert_eq!(a.members.len(), 10);
-        assert_eq!((g.generation(), g.rekey_due()), (3, false));
+        assert_eq!(a.members.len(), 8);
+        assert_eq!((g.generation(), g.rekey_due()), (4, false));
         // Within the next second: batched again; a quiet second after: at once.
-        assert_eq!(g.leave(addr(41)), None);
+        assert_eq!(g.leave(addr(41), false), None);
         assert!(g.tick(t0 + REKEY_EVERY * 2).is_some());
         assert_eq!(g.tick(t0 + REKEY_EVERY * 3), None, "nothing due");
-        assert!(g.leave(addr(42)).is_some(), "a quiet second: at once");
-        assert_eq!(g.generation(), 5);
+        assert!(
+            g.leave(addr(42), false).is_some(),
+            "a quiet second: at once"
+        );
+        assert_eq!(g.generation(), 6);
         // Moved members keep being told.
         g.replace(addr(43), addr(99));
         assert_eq!(g.tick(t0 + REKEY_EVERY * 5), None);
         assert_eq!(g.tick(t0 + REKEY_EVERY * 6), None, "nothing was due");
-        assert_eq!(g.leave(addr(99)).map(|a| a.members.len()), Some(7));
+        assert_eq!(g.leave(addr(99), false).map(|a| a.members.len()), Some(5));
     }
 
     #[test]

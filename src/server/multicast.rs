@@ -157,7 +157,7 @@ pub(crate) fn run_prober(groups: Arc<Groups>, senders: SenderPool, stop: Arc<Ato
         let now = Instant::now();
         for (id, g) in groups.all() {
             // A new key batched since the last one (`multicast::group`, new keys).
-            if let Some(a) = g.tick(now) {
+            if let Some(a) = g.tick(now).filter(|a| !a.members.is_empty()) {
                 if !senders.dispatch(Fanout::announcement(id, a)) {
                     return;
                 }

@@ -10,9 +10,10 @@
 //! for [`OLD_KEY_FOR`](super::paths::OLD_KEY_FOR) only, so a former member's datagrams
 //! count for nothing once the announcement is here; a datagram under the new key that
 //! arrives before its announcement is held a moment ([`Held`](super::paths::Held)) and
-//! checked when the key comes. A sequence may jump at most [`MAX_SEQ_JUMP`] above the last
-//! one taken: one datagram far ahead (a member's forgery, or a replay under an old key)
-//! can't make the genuine ones that follow look old.
+//! checked when the key comes. A sequence may be at most
+//! [`MAX_SEQ_JUMP`](super::paths::MAX_SEQ_JUMP) above the last one taken, plus
+//! [`SEQ_RATE`](super::paths::SEQ_RATE) a second since: one datagram far ahead (a
+//! member's forgery) can't make the genuine ones that follow look old.
 //!
 //! Events heard on a group go through [`Session::chat_event`] exactly as the same events
 //! by unicast, so both interfaces show the same lines either way. While a channel switches
@@ -40,11 +41,6 @@ const REJOIN_AFTER: Duration = Duration::from_secs(1);
 /// Channels with a group at most (a user may be in 64 channels by default): a server that
 /// names more groups can't make the client open sockets and threads without end.
 const MAX_GROUPS: usize = 64;
-/// How far above the last sequence taken on a channel a CHANNEL_DATA may be: a jump
-/// beyond is suspect and dropped. Genuine gaps are lost datagrams, and a channel that
-/// hears nothing valid for [`LOST_AFTER`] (7 s) goes back to unicast first: 65,536 is more
-/// than a group sends in 7 s at 9,000 CHANNEL_DATA a second.
-pub(super) const MAX_SEQ_JUMP: u64 = 1 << 16;
 
 impl Session {
     /// The caps asked for after every login.
@@ -118,7 +114,7 @@ impl Session {
             _ => {
                 let old = m
                     .channels
-                    .insert(lower, Channel::new(title, group, key, from));
+                    .insert(lower, Channel::new(title, group, key, from, now));
                 if let Some(old) = old.filter(|o| o.group != group) {
                     self.mcast_unused(old.group);
                 }
@@ -236,7 +232,7 @@ impl Session {
             m.drops.old_sequence += 1;
             return true;
         }
-        if data.seq - c.last_seq > MAX_SEQ_JUMP {
+        if c.too_far(data.seq, now) {
             m.drops.too_far += 1;
             return true;
         }
@@ -251,8 +247,7 @@ impl Session {
         } else {
             vec![data.inner]
         };
-        c.last_seq = data.seq;
-        c.last_heard = Some(now);
+        c.took(data.seq, now);
         // Confirmed under the key of the moment only: the server counts us as waiting
         // until we hear the new one.
         let confirm = (c.path != Path::Confirmed && key == Key::Current).then(|| {

@@ -13,6 +13,14 @@ use proto::channel_data::{mac, verify, ChannelData, ChannelMac, KEY_LEN};
 pub(super) const PAIR_FOR: Duration = Duration::from_secs(3);
 /// Events remembered per path and channel at most.
 const PAIR_MAX: usize = 256;
+/// How far above the last sequence taken on a channel a CHANNEL_DATA may be at once
+/// ([`Channel::too_far`]): genuine gaps are lost datagrams, and a channel that hears
+/// nothing valid for `LOST_AFTER` (7 s) goes back to unicast first; 65,536 is more than a
+/// group sends in 7 s at 9,000 CHANNEL_DATA a second.
+pub(super) const MAX_SEQ_JUMP: u64 = 1 << 16;
+/// What the bound grows by for each second since the last sequence taken: more than a
+/// server sends on one channel's group (9,000 CHANNEL_DATA a second measured at most).
+pub(super) const SEQ_RATE: u64 = 1 << 14;
 /// How long a channel's previous key is still taken after a new one was announced (for
 /// sequences below the new key's first only): CHANNEL_DATA sealed just before the change
 /// may arrive after its announcement.
@@ -82,6 +90,9 @@ pub(super) struct Channel {
     /// The key before the last change, good below `key_from` for a moment.
     pub(super) old: Option<OldKey>,
     pub(super) last_seq: u64,
+    /// When `last_seq` was last set (a datagram taken, or the key told): how far the next
+    /// sequence may be ahead grows with the time since ([`Channel::too_far`]).
+    pub(super) seq_at: Instant,
     pub(super) path: Path,
     pub(super) last_heard: Option<Instant>,
     pub(super) joined_sent: Option<Instant>,
@@ -109,7 +120,13 @@ pub(super) enum Key {
 impl Channel {
     /// A channel just told its group, whose key seals from sequence `from`: waiting to
     /// hear it.
-    pub(super) fn new(title: &str, group: SocketAddr, key: [u8; KEY_LEN], from: u64) -> Channel {
+    pub(super) fn new(
+        title: &str,
+        group: SocketAddr,
+        key: [u8; KEY_LEN],
+        from: u64,
+        now: Instant,
+    ) -> Channel {
         Channel {
             title: title.to_string(),
             group,
@@ -118,6 +135,7 @@ impl Channel {
             key_from: from,
             old: None,
             last_seq: from.saturating_sub(1),
+            seq_at: now,
             path: Path::Waiting,
             last_heard: None,
             joined_sent: None,
@@ -142,7 +160,26 @@ impl Channel {
         self.key = key;
         self.key_from = from;
         self.last_seq = self.last_seq.min(from.saturating_sub(1));
+        self.seq_at = now;
         self.path = Path::Waiting;
+    }
+
+    /// Whether `seq`, heard at `now`, is further above the last sequence taken than the
+    /// server can have gone since: [`MAX_SEQ_JUMP`] plus [`SEQ_RATE`] a second. One
+    /// datagram far ahead (2^62) is then suspect and not taken, so it can't make the
+    /// genuine ones that follow look old; a channel heard again after a long time on
+    /// unicast (its group went quiet for us while the server went on) is still taken.
+    pub(super) fn too_far(&self, seq: u64, now: Instant) -> bool {
+        let secs = now.saturating_duration_since(self.seq_at).as_secs();
+        let bound = MAX_SEQ_JUMP.saturating_add(SEQ_RATE.saturating_mul(secs));
+        seq.saturating_sub(self.last_seq) > bound
+    }
+
+    /// `seq` was taken at `now`.
+    pub(super) fn took(&mut self, seq: u64, now: Instant) {
+        self.last_seq = seq;
+        self.seq_at = now;
+        self.last_heard = Some(now);
     }
 
     /// Which key of ours tags `data` at `now`, if one does.
@@ -225,7 +262,7 @@ pub(super) struct Drops {
     pub(super) bad_tag: u64,
     /// The sequence was not above the last one accepted.
     pub(super) old_sequence: u64,
-    /// The sequence was more than [`MAX_SEQ_JUMP`](super::mcast::MAX_SEQ_JUMP) above the
+    /// The sequence was further than [`Channel::too_far`] allows above the
     /// last one accepted: suspect, not taken (it would make the datagrams that follow look
     /// old).
     pub(super) too_far: u64,
