@@ -22,7 +22,7 @@ pub use community::{AuditRecord, CommunityDone, CommunityEffect, Order};
 pub use effect::{Done, Effect, LeaseAnswer};
 pub use ticket::Ticket;
 
-use crate::multicast::ChannelGroup;
+use crate::multicast::{Announcement, ChannelGroup};
 use crate::state::Member;
 use proto::auth::Sealer;
 use proto::Event;
@@ -44,6 +44,20 @@ pub struct Fanout {
     /// gets it once, sealed in CHANNEL_DATA with the channel's next sequence number by the
     /// sender that handles the key (so sequences leave in order).
     pub group: Option<Arc<ChannelGroup>>,
+}
+
+impl Fanout {
+    /// The fan-out that tells channel `key`'s members of its new multicast key
+    /// (`multicast::group`): `MCAST_GROUP` to each, by unicast (sealed for the protected
+    /// ones), one datagram each (as every other answer, never inside a BATCH).
+    pub fn announcement(key: u64, a: Announcement) -> Fanout {
+        Fanout {
+            payload: a.payload.into(),
+            members: a.members.into_iter().map(|m| Member::new(m, 0)).collect(),
+            key,
+            group: None,
+        }
+    }
 }
 
 /// What a single-address reply is, for the policy on replies to strangers

@@ -2,14 +2,20 @@
 //! channel on its group and one classic client (`--no-multicast`) in the same channel see
 //! exactly the lines unicast would show them, once each, and `/status` says which way the
 //! channel's traffic arrives; after a server restart the client asks for multicast again
-//! and hears the new server's group. Also `--discover --list` against a loopback server.
+//! and hears the new server's group; a member banned from a channel, who keeps the key it
+//! was told, gets nothing shown by the others' clients, and one datagram with a sequence
+//! far ahead eats nothing (issue 20 #6). Also `--discover --list` against a loopback
+//! server.
 
 mod common;
 
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 
-use common::req;
+use base64::Engine as _;
 use common::script::Scripted;
+use common::{joined, protected, registered, req, user};
+use proto::{channel_data, code, encode_raw, Request};
 use udpchat::multicast::MulticastConfig;
 use udpchat::server::RunningServer;
 
@@ -61,7 +67,7 @@ fn multicast_and_classic_clients_see_the_same_lines_once() {
         "{line}"
     );
     ann.expect_match("drops", |l| {
-        l == "\tGroup datagrams dropped: 0 (bad tag 0, old sequence 0, malformed 0)"
+        l == "\tGroup datagrams dropped: 0 (bad tag 0, old sequence 0, too far ahead 0, malformed 0)"
     });
     old.line("/status");
     old.expect_line("\tMulticast: not asked for (--no-multicast)");
@@ -152,4 +158,136 @@ fn discover_lists_a_server_on_loopback() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no server answered"));
+}
+
+/// What a member is told of a channel's group: its address, key and first sequence.
+struct Told {
+    group: SocketAddr,
+    key: Vec<u8>,
+}
+
+impl Told {
+    /// Reads the MCAST_GROUP payload `text`.
+    fn parse(text: &str) -> Told {
+        let f: Vec<&str> = text.split(' ').collect();
+        assert_eq!(f.len(), 5, "{text}");
+        let ip: Ipv4Addr = f[1].parse().unwrap();
+        Told {
+            group: SocketAddr::from((ip, f[2].parse::<u16>().unwrap())),
+            key: base64::engine::general_purpose::STANDARD
+                .decode(f[3])
+                .unwrap(),
+        }
+    }
+
+    /// Sends the event `code payload` to the group in a CHANNEL_DATA with sequence `seq`,
+    /// tagged with this key, from `sock` (as any host on the network can).
+    fn inject(&self, sock: &UdpSocket, seq: u64, code: u16, payload: &str) {
+        let mut inner = Vec::new();
+        encode_raw(code, payload, &mut inner);
+        let d = channel_data::encode(seq, &inner, |signed| channel_data::tag(&self.key, signed));
+        sock.send_to(&d, self.group).unwrap();
+    }
+}
+
+/// A socket that sends to multicast groups on loopback.
+fn group_sender() -> UdpSocket {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    s.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    s.set_multicast_loop_v4(true).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    s.into()
+}
+
+/// Issue 20 #6, as an attacker would: eve, a member told Pets' key, first sends one
+/// CHANNEL_DATA with sequence 2^62 under it (the real client must not then take the
+/// server's next datagrams as old), then is banned and goes on tagging datagrams with
+/// the key she was told, as the server operator, at the sequences the server uses next
+/// and far ahead. bob's client shows none of it, and every genuine line once.
+#[test]
+fn a_banned_member_keeps_no_key_and_a_far_sequence_eats_nothing() {
+    let s = common::server_with(|c| {
+        c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
+        c.live.operators = vec!["root".into()];
+    });
+    registered(&s, "root", "secret");
+    let root = protected(&s, "root", "secret");
+    let mut bob = client(&s, "bob", &[]);
+    bob.line("/join Pets");
+    bob.expect_line("\tWelcome to the Pets Channel (1 users)");
+    wait_confirmed(&s, "Pets", 1);
+    // eve asks for multicast like our client, and is told the key.
+    let eve = user(&s, "eve");
+    eve.send(Request::Caps { caps: "multicast" });
+    eve.expect(code::CAPS_ACK, "multicast");
+    eve.join("Pets");
+    let told = Told::parse(&eve.recv_code(code::MCAST_GROUP));
+    bob.expect_line("\t<eve has entered Pets>");
+    let carl = joined(&s, "carl", "Pets");
+    bob.expect_line("\t<carl has entered Pets>");
+    let wire = group_sender();
+    let id = s.state().channel_id("Pets").unwrap();
+    let g = s.groups().get(id).unwrap();
+
+    // 1. While a member: one datagram far ahead under the key of the moment.
+    told.inject(
+        &wire,
+        1 << 62,
+        code::PUBLIC_MSG,
+        "Pets root forged far ahead",
+    );
+    carl.send(req::public("after the far one"));
+    bob.expect_line("\tcarl [Pets]: after the far one");
+
+    // 2. Banned: the key changes at once; bob is told the new one, eve is not.
+    let generation = g.generation();
+    root.send(req::ban("Pets", "0", "eve", "spam"));
+    bob.expect_line("\t<root removed eve from Pets: banned: spam>");
+    assert_eq!(g.generation(), generation + 1, "a new key at once");
+    while let Some((c, text)) = eve.recv_within(std::time::Duration::from_millis(300)) {
+        assert_ne!(
+            c,
+            code::MCAST_GROUP,
+            "the banned member is told the new key: {text}"
+        );
+    }
+    // eve goes on with the key she knew: the server's next sequences, and beyond.
+    let next = g.last_seq() + 1;
+    for seq in [next, next + 1, next + 100, 1 << 62] {
+        told.inject(
+            &wire,
+            seq,
+            code::PUBLIC_MSG,
+            "Pets root forged after the ban",
+        );
+    }
+    carl.send(req::public("after the ban"));
+    bob.expect_line("\tcarl [Pets]: after the ban");
+    wait_confirmed(&s, "Pets", 1);
+    carl.send(req::public("on the new key"));
+    bob.expect_line("\tcarl [Pets]: on the new key");
+    bob.line("/status");
+    let drops = bob.expect_prefix("\tGroup datagrams dropped: ");
+    let lines = bob.finish_ok();
+    assert!(
+        !lines.iter().any(|l| l.contains("forged")),
+        "a forged line was shown: {lines:#?}"
+    );
+    for line in [
+        "\tcarl [Pets]: after the far one",
+        "\tcarl [Pets]: after the ban",
+        "\tcarl [Pets]: on the new key",
+    ] {
+        let n = lines.iter().filter(|l| *l == line).count();
+        assert_eq!(n, 1, "{line:?} shown {n} times: {lines:#?}");
+    }
+    // The far one as suspect, the four after the ban as bad tags.
+    assert!(drops.contains("too far ahead 1"), "{drops}");
+    assert!(drops.contains("bad tag 4"), "{drops}");
 }

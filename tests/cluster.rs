@@ -1,6 +1,8 @@
 //! Cluster mode with a real `redis-server`: three servers sharing one chat space (unique
 //! nicknames, public and private messages, joins and parts, counts, lists, hot lists),
-//! Redis killed and restarted mid-test, and a server killed with `kill -9`.
+//! Redis killed and restarted mid-test, a server killed with `kill -9`, and a captured
+//! signed event published again after a re-subscription, a Redis restart and a restart
+//! of the receiving server (issue 20 #7).
 
 mod common;
 
@@ -13,7 +15,7 @@ use common::cluster::{
     wait_connected, CONVERGE, SECRET, TTL,
 };
 use common::services::{free_udp_port, Redis};
-use common::{metric, metrics_page, req, user as login, wait_until, KillOnDrop, Peer};
+use common::{metric, metrics_page, part5, req, user as login, wait_until, KillOnDrop, Peer};
 use proto::{code, Request};
 use udpchat::cluster::event::Signer;
 use udpchat::server::RunningServer;
@@ -270,6 +272,17 @@ fn a_killed_server_leaves_no_ghosts() {
     assert_eq!(again.recv().1, format!("Pets 2 {PETS}"));
 }
 
+/// `json` (an event without its seal time) with `"t"`, the time it is sealed, set to now.
+fn sealed_now(json: &[u8]) -> Vec<u8> {
+    let json = std::str::from_utf8(json).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    json.replacen(r#","b":"#, &format!(r#","t":{now},"b":"#), 1)
+        .into_bytes()
+}
+
 #[test]
 fn malformed_events_are_counted_and_dropped() {
     let redis = Redis::start();
@@ -298,7 +311,7 @@ fn malformed_events_are_counted_and_dropped() {
     let malformed = || stats.malformed.load(std::sync::atomic::Ordering::Relaxed);
     converge(|| malformed() == 4);
     let signer = Signer::new(SECRET);
-    let sign = |topic: &str, json: &[u8]| signer.seal_event(topic, json);
+    let sign = |topic: &str, json: &[u8]| signer.seal_event(topic, &sealed_now(json));
     // Publishes `json` on `topic`, signed for it with the cluster secret.
     let signed = |con: &mut redis::Connection, topic: &str, json: &[u8]| {
         publish(con, topic, &sign(topic, json));
@@ -306,11 +319,11 @@ fn malformed_events_are_counted_and_dropped() {
     // A well-formed event without the cluster secret's tag is forged: dropped, counted.
     let good =
         br#"{"s":"x","e":1,"q":1,"b":{"t":"public","chan":"pets","nick":"zed","text":"hey"}}"#;
-    publish(&mut con, pets, good);
+    publish(&mut con, pets, &sealed_now(good));
     publish(
         &mut con,
         pets,
-        &Signer::new(b"not the cluster secret").seal_event("udpchat:chan:pets", good),
+        &Signer::new(b"not the cluster secret").seal_event("udpchat:chan:pets", &sealed_now(good)),
     );
     // Signed for another topic and moved here: forged too.
     publish(&mut con, pets, &sign("udpchat:chan:weather", good));
@@ -492,4 +505,163 @@ fn a_slow_redis_never_holds_up_other_users() {
         "bob waited {bob_served:?}, as long as Redis"
     );
     proxy.slow.store(false, Ordering::Relaxed);
+}
+
+/// The texts of `p`'s history of `title` (the last 50).
+fn history_texts(p: &Peer, title: &str) -> Vec<String> {
+    p.send(req::history(title, "last", "50"));
+    let mut texts = Vec::new();
+    loop {
+        let (c, text) = p.recv();
+        match c {
+            code::HISTORY_MSG => texts.push(text.splitn(5, ' ').nth(4).unwrap().to_string()),
+            code::HISTORY_END => return texts,
+            other => panic!("unexpected {other} {text}"),
+        }
+    }
+}
+
+/// Issue 20 #7, as an attacker who can write to Redis but has no secret would: capture a
+/// signed PUBLIC event off the channel's topic, and PUBLISH it again right away, after
+/// the servers re-subscribe (their subscriber connections killed), after Redis restarts
+/// empty, and after the receiving server restarts. It is never delivered again nor kept
+/// in history a second time; messages sent meanwhile still flow.
+#[test]
+fn a_captured_event_published_again_is_not_news() {
+    let mut redis = Redis::start();
+    // No age bound in the way (a day): what refuses the replays here is the receivers'
+    // memory, which outlives re-subscriptions, and the time each topic was subscribed.
+    let day = |c: &mut udpchat::server::ServerConfig| {
+        c.metrics = Some("127.0.0.1:0".parse().unwrap());
+        c.cluster.as_mut().unwrap().freshness.max_age = Duration::from_secs(86_400);
+    };
+    let s1 = node(&redis.url(), "p1", day);
+    let s2 = node(&redis.url(), "p2", day);
+    let ann = part5(&s1, "ann");
+    ann.join("Pets");
+    converge(|| remote_in(&s2, "Pets") == 1);
+    let bob = login(&s2, "bob");
+    bob.join("Pets");
+    ann.expect(code::USER_JOINS, "Pets bob");
+    subscribed(&redis, "pets", 2);
+    let topic = "udpchat:chan:pets";
+    let captured: Vec<u8> = {
+        let mut spy = redis.connection();
+        let mut ps = spy.as_pubsub();
+        ps.subscribe(topic).unwrap();
+        ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bob.send(req::public("only once"));
+        ann.expect(code::PUBLIC_MSG, "Pets bob only once");
+        bob.expect(code::PUBLIC_MSG, "Pets bob only once");
+        loop {
+            let msg = ps.get_message().unwrap();
+            let payload = msg.get_payload_bytes().to_vec();
+            if String::from_utf8_lossy(&payload).contains("only once") {
+                break payload;
+            }
+        }
+    };
+    assert_eq!(history_texts(&ann, "Pets"), ["only once"]);
+    let replay = |redis: &Redis| {
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg(topic)
+            .arg(&captured)
+            .query(&mut redis.connection())
+            .unwrap();
+        assert!(n >= 1, "nobody subscribed to {topic}");
+    };
+    let stat = |s: &RunningServer, which: &str| {
+        let st = &s.cluster().unwrap().stats;
+        let c = match which {
+            "duplicates" => &st.duplicates,
+            _ => &st.too_old,
+        };
+        c.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let connects = |s: &RunningServer| {
+        s.cluster()
+            .unwrap()
+            .stats
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Sends a genuine message from bob until ann hears it (so the path is open).
+    fn genuine(bob: &Peer, ann: &Peer, text: &str) {
+        let want = (code::PUBLIC_MSG, format!("Pets bob {text}"));
+        converge(|| {
+            bob.send(req::public(text));
+            while let Some(got) = bob.recv_within(Duration::from_millis(100)) {
+                assert_eq!(got, want);
+            }
+            ann.recv_within(Duration::from_millis(300)) == Some(want.clone())
+        });
+        // Attempts that crossed before the path was up came through too: drain them.
+        while let Some(got) = ann.recv_within(Duration::from_millis(300)) {
+            assert_eq!(got, want);
+        }
+    }
+
+    // 1. At once, on the live subscription.
+    let before = stat(&s1, "duplicates");
+    replay(&redis);
+    ann.expect_nothing();
+    converge(|| stat(&s1, "duplicates") == before + 1);
+
+    // 2. After the servers re-subscribe: the topic's sequence is remembered.
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut redis.connection())
+        .unwrap();
+    converge(|| connects(&s1) >= 2 && connects(&s2) >= 2);
+    subscribed(&redis, "pets", 2);
+    // Before anything new from p2 on the topic: only the memory of it refuses it.
+    let before = stat(&s1, "duplicates");
+    replay(&redis);
+    ann.expect_nothing();
+    converge(|| stat(&s1, "duplicates") == before + 1);
+    genuine(&bob, &ann, "after the re-subscription");
+
+    // 3. After Redis restarts, empty.
+    redis.kill();
+    wait_connected(&s1, false);
+    redis.restart();
+    wait_connected(&s1, true);
+    wait_connected(&s2, true);
+    subscribed(&redis, "pets", 2);
+    let before = stat(&s1, "duplicates");
+    replay(&redis);
+    ann.expect_nothing();
+    converge(|| stat(&s1, "duplicates") == before + 1);
+    genuine(&bob, &ann, "after the redis restart");
+    assert_eq!(
+        history_texts(&ann, "Pets"),
+        [
+            "only once",
+            "after the re-subscription",
+            "after the redis restart"
+        ]
+    );
+
+    // 4. After the receiving server restarts (nothing remembered): the event was sealed
+    // before that server subscribed to the topic, so it is a replay.
+    drop(ann);
+    s1.shutdown().unwrap();
+    bob.expect(code::USER_PARTS, "Pets ann");
+    let s1 = node(&redis.url(), "p1", day);
+    let ann = Peer::new(&s1);
+    login_when_free(&ann, "ann");
+    ann.hello();
+    ann.join("Pets");
+    bob.expect(code::USER_JOINS, "Pets ann");
+    subscribed(&redis, "pets", 2);
+    let kept = history_texts(&ann, "Pets");
+    let before = stat(&s1, "too_old");
+    replay(&redis);
+    ann.expect_nothing();
+    converge(|| stat(&s1, "too_old") == before + 1);
+    assert_eq!(history_texts(&ann, "Pets"), kept);
+    genuine(&bob, &ann, "after the restart");
+    assert!(metric_of(&s1, "udpchat_cluster_too_old_total") >= 1);
 }

@@ -44,7 +44,7 @@ impl Group {
     fn told((c, text): (u16, String)) -> Group {
         assert_eq!(c, code::MCAST_GROUP, "MCAST_GROUP expected, got {c} {text}");
         let f: Vec<&str> = text.split(' ').collect();
-        assert_eq!(f.len(), 4, "{text}");
+        assert_eq!(f.len(), 5, "{text}");
         let ip: Ipv4Addr = f[1].parse().unwrap();
         assert!(ip.is_multicast());
         let addr = SocketAddr::from((ip, f[2].parse::<u16>().unwrap()));
@@ -61,7 +61,7 @@ impl Group {
             addr,
             key,
             sock: s.into(),
-            last: 0,
+            last: f[4].parse::<u64>().unwrap() - 1,
             pending: Default::default(),
         }
     }
@@ -238,6 +238,53 @@ fn waiting_group_events_go_out_together_in_one_channel_data() {
         "{datagrams} CHANNEL_DATA for 3 waiting events"
     );
     ann.expect_nothing();
+}
+
+/// Issue 20 #6: whoever was told a channel's key can tag CHANNEL_DATA as the server, so
+/// a member that leaves takes the key with it. Its part changes the key at once: the
+/// members left are told the new one by unicast (with the first sequence it seals), get
+/// the channel by unicast too until they confirm again, and lose nothing; the one that
+/// left is told nothing.
+#[test]
+fn a_member_leaving_changes_the_key_and_the_others_lose_nothing() {
+    let s = mcast_server();
+    let (ann, mut g) = confirmed(&s, "ann", "Pets");
+    let (bob, _) = confirmed(&s, "bob", "Pets");
+    assert_eq!(g.next_event(), (code::USER_JOINS, "Pets bob".into()));
+    // The probe bob confirmed on, under the old key.
+    while g.recv_within(Duration::from_millis(200)).is_some() {}
+    let old = g.key.clone();
+    bob.send(Request::Part { title: "Pets" });
+    assert_eq!(bob.recv().0, code::PART_ACK);
+    // ann: the new key first, then the part by unicast (she is waiting to confirm again).
+    let (c, told) = ann.recv();
+    assert_eq!(c, code::MCAST_GROUP, "{told}");
+    let f: Vec<&str> = told.split(' ').collect();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(f[3])
+        .unwrap();
+    let from: u64 = f[4].parse().unwrap();
+    assert_ne!(key, old, "a new key");
+    assert_eq!(from, g.last + 1, "from the next sequence on");
+    ann.expect(code::USER_PARTS, "Pets bob");
+    // On the group, the same event under the new key, from `from` on.
+    g.key = key;
+    assert_eq!(g.next_event(), (code::USER_PARTS, "Pets bob".into()));
+    assert_eq!(g.last, from);
+    // Confirmed again under the new key: the group only.
+    g.probe();
+    ann.send(Request::McastJoined { title: "Pets" });
+    let group = s
+        .groups()
+        .get(s.state().channel_id("Pets").unwrap())
+        .unwrap();
+    common::wait_until(|| group.is_confirmed(ann.addr()));
+    let cid = joined(&s, "cid", "Pets");
+    assert_eq!(g.next_event(), (code::USER_JOINS, "Pets cid".into()));
+    cid.send(req::public("hi"));
+    assert_eq!(g.next_event(), (code::PUBLIC_MSG, "Pets cid hi".into()));
+    ann.expect_nothing();
+    bob.expect_nothing();
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! How a server joins a cluster: the Redis URL, its server id, the lease TTL and the
-//! cluster's shared secret, and why a configuration is refused.
+//! How a server joins a cluster: the Redis URL, its server id, the lease TTL, the
+//! cluster's shared secret and how old an event may be, and why a configuration is
+//! refused.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::event::MIN_SECRET;
+use super::track::Freshness;
 
 /// How to join a cluster. Its `Debug` shows the Redis URL without its password.
 #[derive(Clone)]
@@ -19,6 +21,9 @@ pub struct ClusterConfig {
     /// The secret every server of the cluster shares (`--cluster-secret-file`): what they
     /// write to Redis is authenticated with it (`event::Signer`).
     pub secret: ClusterSecret,
+    /// How old an event may be, and how far the servers' clocks may differ: older events
+    /// are refused, however they got back into Redis (`docs/CLUSTER.md`). 30 s and 2 s.
+    pub freshness: Freshness,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -70,6 +75,7 @@ impl ClusterConfig {
             server_id: server_id.into(),
             lease_ttl: Duration::from_secs(15),
             secret: ClusterSecret(secret.into()),
+            freshness: Freshness::default(),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! What servers of a cluster tell each other over Redis: the events the handler publishes
 //! ([`ClusterEvent`]) and is fed ([`ClusterInput`]), their JSON encoding ([`Envelope`],
 //! [`Body`], [`UserInfo`], [`PublicMessage`], [`PrivateMessage`], [`CommunityEvent`]) and
-//! its authentication ([`Signer`]), the Redis key and topic names, and the per-origin
-//! sequence tracking that drops duplicates and notices gaps.
+//! its authentication ([`Signer`]), and the Redis key and topic names. The per-origin
+//! sequence tracking that drops duplicates, replays and old events is `track`'s.
 //!
 //! JSON rather than a binary encoding: events are small next to Redis's own per-message
 //! cost, `redis-cli monitor` shows them readably when something goes wrong, and serde's
@@ -465,7 +465,7 @@ pub enum Body {
 }
 
 /// An event with its origin: server id, epoch (the start time of that server process, in
-/// milliseconds) and sequence number on its topic.
+/// milliseconds), sequence number on its topic, and when it was sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The origin server's id.
@@ -474,6 +474,11 @@ pub struct Envelope {
     pub e: u64,
     /// Sequence number, per origin and topic, from 1.
     pub q: u64,
+    /// When the origin sealed it, milliseconds since the Unix epoch on its clock: a
+    /// receiver refuses what is too old to be news (`track`), so a captured event
+    /// published again later is not taken as new, however long after. Required: an event
+    /// without it (from a server of an earlier version) does not parse.
+    pub t: u64,
     /// The event.
     pub b: Body,
 }
@@ -571,6 +576,7 @@ pub(super) mod tests {
             s: s.into(),
             e,
             q,
+            t: 0,
             b: Body::Hello,
         }
     }
@@ -581,6 +587,7 @@ pub(super) mod tests {
             s: "a-1".into(),
             e: 5,
             q: 9,
+            t: 6,
             b: Body::User {
                 nick: "Ann".into(),
                 rec: Some(UserInfo {
@@ -597,11 +604,14 @@ pub(super) mod tests {
             Envelope::decode(&vec![b' '; MAX_EVENT + 1]),
             Err(EventError::TooLong)
         );
-        let bad_id = br#"{"s":"a b","e":1,"q":1,"b":{"t":"hello"}}"#;
+        let bad_id = br#"{"s":"a b","e":1,"q":1,"t":1,"b":{"t":"hello"}}"#;
         assert_eq!(Envelope::decode(bad_id), Err(EventError::Invalid));
-        let bad_nick = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x y","rec":null}}"#;
+        let bad_nick = br#"{"s":"a","e":1,"q":1,"t":1,"b":{"t":"user","nick":"x y","rec":null}}"#;
         assert_eq!(Envelope::decode(bad_nick), Err(EventError::Invalid));
-        let mismatch = br#"{"s":"a","e":1,"q":1,"b":{"t":"user","nick":"x","rec":{"nick":"y","login_ms":0,"channels":[]}}}"#;
+        // Without the time it was sealed (an earlier version's event): refused.
+        let untimed = br#"{"s":"a","e":1,"q":1,"b":{"t":"hello"}}"#;
+        assert_eq!(Envelope::decode(untimed), Err(EventError::Parse));
+        let mismatch = br#"{"s":"a","e":1,"q":1,"t":1,"b":{"t":"user","nick":"x","rec":{"nick":"y","login_ms":0,"channels":[]}}}"#;
         assert_eq!(Envelope::decode(mismatch), Err(EventError::Invalid));
     }
 
@@ -611,6 +621,7 @@ pub(super) mod tests {
             s: "a".into(),
             e: 1,
             q: 2,
+            t: 5,
             b: Body::Public(PublicMessage {
                 title: "Pets".into(),
                 nick: "ann".into(),
@@ -619,11 +630,10 @@ pub(super) mod tests {
                 ms: 4,
             }),
         };
-        let json = br#"{"s":"a","e":1,"q":2,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi","id":3,"ms":4}}"#;
+        let json = br#"{"s":"a","e":1,"q":2,"t":5,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi","id":3,"ms":4}}"#;
         assert_eq!(public.encode(), json);
         // From a server that gives no id and time.
-        let old =
-            br#"{"s":"a","e":1,"q":2,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi"}}"#;
+        let old = br#"{"s":"a","e":1,"q":2,"t":5,"b":{"t":"public","chan":"Pets","nick":"ann","text":"hi"}}"#;
         let Body::Public(m) = Envelope::decode(old).unwrap().b else {
             panic!("not a public message");
         };

@@ -21,7 +21,8 @@
 //! [`ClusterInput`]s, which the server feeds into the handler. Its files:
 //!
 //! - `event`: the events, their JSON form in Redis and its authentication, key names;
-//! - `track`: per-origin sequence numbers (duplicates, gaps, restarts);
+//! - `track`: per-origin sequence numbers and the age of events (duplicates, replays,
+//!   gaps, restarts);
 //! - `config`: how to join; `node`: the shared [`Cluster`] handle (publisher queue, lease
 //!   connections, counters); `lease`: the lease scripts;
 //! - `redis`: the cluster thread and the publisher thread.
@@ -53,3 +54,4 @@ pub use event::{
     ClusterEvent, ClusterInput, CommunityEvent, PrivateMessage, PublicMessage, UserInfo,
 };
 pub use node::{unix_ms, user_info, Cluster, ClusterStats, Lease, PUBLISH_QUEUE};
+pub use track::Freshness;

@@ -37,6 +37,9 @@ pub struct ClusterStats {
     pub malformed: AtomicU64,
     /// Duplicate or stale events dropped.
     pub duplicates: AtomicU64,
+    /// Events dropped as too old: sealed longer ago than the age bound, or before their
+    /// topic was subscribed (a replay, or clocks that differ).
+    pub too_old: AtomicU64,
     /// Events found missing by their sequence numbers.
     pub gaps: AtomicU64,
     /// Logins decided locally because Redis was unreachable.

@@ -65,8 +65,18 @@ pub(crate) fn run_cluster(
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut was_up = true; // so that a first failure is logged too
+                           // Outlives every session: what was seen before a reconnection is still not news after
+                           // it (`track`).
+    let mut tracker = Tracker::new(cluster.config.freshness);
     while !stop.load(Ordering::Relaxed) {
-        match session(&cluster, &state, &mut deliver, &stop, &mut backoff) {
+        match session(
+            &cluster,
+            &state,
+            &mut deliver,
+            &stop,
+            &mut backoff,
+            &mut tracker,
+        ) {
             Ok(()) => break,
             Err(e) => {
                 if cluster.is_connected() || was_up {
@@ -112,6 +122,7 @@ fn goodbye(cluster: &Cluster, state: &State) {
         s: id.to_owned(),
         e: cluster.epoch,
         q: u64::MAX,
+        t: unix_ms(),
         b: Body::Bye,
     };
     let topic = event::presence_topic();
@@ -143,16 +154,18 @@ fn session(
     deliver: &mut impl FnMut(Vec<ClusterInput>),
     stop: &AtomicBool,
     backoff: &mut Duration,
+    tracker: &mut Tracker,
 ) -> RedisResult<()> {
     let id = cluster.server_id().to_owned();
     let mut sub_con = connect(cluster)?;
     let mut cmd_con = connect(cluster)?;
     let mut ps = sub_con.as_pubsub();
-    ps.subscribe(event::presence_topic())?;
-    ps.subscribe(event::server_topic(&id))?;
-    let mut tracker = Tracker::default();
+    for topic in [event::presence_topic(), event::server_topic(&id)] {
+        tracker.subscribed(&topic, unix_ms());
+        ps.subscribe(topic)?;
+    }
     let mut subscribed: HashMap<ChannelId, Box<str>> = HashMap::new();
-    sync_subscriptions(state, &mut ps, &mut subscribed, &mut tracker)?;
+    sync_subscriptions(state, &mut ps, &mut subscribed, tracker)?;
     ps.set_read_timeout(Some(IO_TIMEOUT))?;
     // Connected from here: events produced from now on are published, and what happened
     // before is covered by the republication below.
@@ -175,7 +188,7 @@ fn session(
             Ok(msg) => {
                 let topic = msg.get_channel_name().to_owned();
                 let payload: &[u8] = msg.get_payload_bytes();
-                if let Some(action) = apply(cluster, &mut tracker, &topic, payload, &mut out) {
+                if let Some(action) = apply(cluster, tracker, &topic, payload, &mut out) {
                     match action {
                         Action::Reload(server) => {
                             reload_server(cluster, &mut cmd_con, &server, &mut out)?
@@ -192,7 +205,7 @@ fn session(
         }
         let now = Instant::now();
         if now >= next_sync {
-            sync_subscriptions(state, &mut ps, &mut subscribed, &mut tracker)?;
+            sync_subscriptions(state, &mut ps, &mut subscribed, tracker)?;
             next_sync = now + POLL;
         }
         if now >= next_tick {
@@ -227,10 +240,12 @@ fn sync_subscriptions(
     };
     let (want, have) = (topics(&wanted), topics(subscribed));
     for topic in want.difference(&have) {
-        tracker.forget_topic(topic);
+        // Resumed, not forgotten: a captured event published again is still seen.
+        tracker.subscribed(topic, unix_ms());
         ps.subscribe(topic)?;
     }
     for topic in have.difference(&want) {
+        tracker.unsubscribed(topic);
         ps.unsubscribe(topic)?;
     }
     *subscribed = wanted;
@@ -485,7 +500,8 @@ fn apply(
     payload: &[u8],
     out: &mut Vec<ClusterInput>,
 ) -> Option<Action> {
-    let env = match Envelope::open(&cluster.signer, topic, payload, unix_ms()) {
+    let now = unix_ms();
+    let env = match Envelope::open(&cluster.signer, topic, payload, now) {
         Ok(env) => env,
         Err(e) => {
             cluster.stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -500,19 +516,17 @@ fn apply(
     }
     if env.b == Body::Bye {
         // Sent by the stopping server's cluster thread outside the publisher's numbering;
-        // one from an earlier run than the one known here is late, not news.
-        if tracker
-            .epoch(&env.s, topic)
-            .is_some_and(|known| known > env.e)
-        {
+        // one from an earlier run than the one known here, or too old, is late, not news.
+        if let Err(seen) = tracker.fresh(topic, &env, now) {
+            refused(cluster, tracker, seen, topic, &env, now);
             return None;
         }
         return Some(Action::Drop(env.s));
     }
     let mut action = None;
-    match tracker.check(topic, &env) {
-        Seen::Duplicate | Seen::Stale => {
-            cluster.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+    match tracker.check(topic, &env, now) {
+        seen @ (Seen::Duplicate | Seen::Stale | Seen::Old) => {
+            refused(cluster, tracker, seen, topic, &env, now);
             return None;
         }
         Seen::Gap { missed } => {
@@ -545,6 +559,31 @@ fn apply(
         }),
     }
     action
+}
+
+/// Counts (and, for an old one, logs now and then) an event refused as seen or old.
+fn refused(
+    cluster: &Cluster,
+    tracker: &mut Tracker,
+    seen: Seen,
+    topic: &str,
+    env: &Envelope,
+    now: u64,
+) {
+    if seen != Seen::Old {
+        cluster.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    cluster.stats.too_old.fetch_add(1, Ordering::Relaxed);
+    if tracker.warn_old(now) {
+        let age_ms = now as i64 - env.t as i64;
+        tracing::warn!(
+            origin = %env.s,
+            topic,
+            age_ms,
+            "cluster event refused as too old (published again by someone, or the servers' clocks differ)"
+        );
+    }
 }
 
 /// Runs the publisher thread: takes events off the queue, numbers them per topic and
@@ -630,6 +669,7 @@ fn build_pipeline(
     let ttl = cluster.config.lease_ttl.as_millis() as u64;
     let mut pipe = ::redis::pipe();
     let mut touched_hash = false;
+    let sealed_at = unix_ms();
     for item in items {
         let Outgoing { topic, body, hash } = item;
         match hash {
@@ -648,6 +688,7 @@ fn build_pipeline(
             s: id.to_owned(),
             e: cluster.epoch,
             q: *seq,
+            t: sealed_at,
             b: body,
         };
         let sealed = env.seal(&cluster.signer, &topic);

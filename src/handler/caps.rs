@@ -66,7 +66,7 @@ pub(crate) fn caps(cx: &mut Ctx<'_>, rq: &Req, list: &str) {
         (false, true) => multicast::offer_groups(cx, rq.now, from),
         (true, false) => {
             if let Some((_, channels)) = sh.state.nick_and_channels(from) {
-                multicast::leave_groups(sh, from, &channels);
+                multicast::leave_groups(cx, from, &channels);
             }
         }
         (false, false) | (true, true) => {}

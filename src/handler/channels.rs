@@ -69,7 +69,7 @@ pub(crate) fn part(cx: &mut Ctx<'_>, rq: &Req, title: &str) {
     let Some(parted) = sh.state.part(from, id) else {
         return; // not a member: no answer
     };
-    multicast::leave_groups(sh, from, &[id]);
+    multicast::leave_groups(cx, from, &[id]);
     let Some(view) = ChannelView::by_id(sh, id) else {
         return;
     };

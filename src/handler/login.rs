@@ -168,7 +168,7 @@ pub(crate) fn logoff(cx: &mut Ctx<'_>, from: SocketAddr) {
         return;
     };
     let nick = &gone.user.nick;
-    multicast::leave_groups(sh, from, &gone.user.channels);
+    multicast::leave_groups(cx, from, &gone.user.channels);
     for (id, rest) in &gone.parts {
         let Some(ch) = sh.state.channel(*id) else {
             continue;

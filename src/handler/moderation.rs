@@ -14,7 +14,7 @@ use super::ctx::{unix_ms, Actor, Ctx, Req};
 use super::limits::MAX_BAN_SECONDS;
 use super::refusal::Refusal;
 use super::view::{self, ChannelView};
-use super::{channels, rights};
+use super::{channels, multicast, rights};
 use crate::cluster::CommunityEvent;
 use crate::outbox::community::Order;
 use crate::outbox::CommunityEffect;
@@ -176,6 +176,8 @@ pub(crate) fn evicted(cx: &mut Ctx<'_>, rq: &Req, id: ChannelId, by: &str, reaso
     let Some(parted) = sh.state.part(addr, id) else {
         return;
     };
+    // Out of the channel's group, and the key it knew replaced (`multicast::group`).
+    multicast::removed_from_group(cx, addr, id);
     let args = format!("{nick} {reason}");
     let parts = Event::UserParts {
         title: &ch.title,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ctx::{Ctx, Shared};
+use crate::multicast::ChannelGroup;
 use crate::outbox::Fanout;
 use crate::state::{ChannelId, Member};
 use proto::Event;
@@ -45,15 +46,12 @@ pub(crate) fn offer_group(cx: &mut Ctx<'_>, now: Instant, to: SocketAddr, id: Ch
         return;
     };
     g.offer(to, now);
-    cx.out.send(
-        to,
-        &Event::McastGroup {
-            title: &g.title,
-            group: &g.addr.ip().to_string(),
-            port: g.addr.port(),
-            key: &g.key_b64,
-        },
-    );
+    g.told(|e| cx.out.send(to, e));
+    probe(cx, id, g);
+}
+
+/// A probe on channel `id`'s group, for members waiting to confirm.
+fn probe(cx: &mut Ctx<'_>, id: ChannelId, g: Arc<ChannelGroup>) {
     let probe = Event::McastProbe { title: &g.title }.to_bytes();
     cx.out.fanouts.push(Fanout {
         payload: probe.into(),
@@ -74,17 +72,40 @@ pub(crate) fn offer_groups(cx: &mut Ctx<'_>, now: Instant, addr: SocketAddr) {
     }
 }
 
-/// Puts the user at `addr` back on unicast in `channels` (it parted, logged off, lost
-/// the cap or started a new login).
-pub(crate) fn leave_groups(sh: &Shared, addr: SocketAddr, channels: &[ChannelId]) {
+/// Puts the user at `addr` back on unicast in `channels`, or out (it parted, logged off,
+/// lost the cap or started a new login): it no longer gets the channels' keys, and since
+/// it knew them they change (`multicast::group`, new keys): at once, announced to the
+/// members left, or within a second, by the prober.
+pub(crate) fn leave_groups(cx: &mut Ctx<'_>, addr: SocketAddr, channels: &[ChannelId]) {
+    for &id in channels {
+        leave_group(cx, addr, id, false);
+    }
+}
+
+/// The user at `addr` was removed from channel `id` (kicked or banned): as
+/// [`leave_groups`], but the key changes at once, whatever the rate of rotations.
+pub(crate) fn removed_from_group(cx: &mut Ctx<'_>, addr: SocketAddr, id: ChannelId) {
+    leave_group(cx, addr, id, true);
+}
+
+fn leave_group(cx: &mut Ctx<'_>, addr: SocketAddr, id: ChannelId, at_once: bool) {
+    let sh = cx.sh;
     if !sh.config.multicast {
         return;
     }
-    for &id in channels {
-        if let Some(g) = sh.groups.get(id) {
-            g.release(addr);
-        }
+    let Some(g) = sh.groups.get(id) else {
+        return;
+    };
+    let Some(a) = g.leave(addr, at_once) else {
+        return;
+    };
+    tracing::debug!(channel = %g.title, generation = g.generation(), "new channel key");
+    if a.members.is_empty() {
+        // Nobody left to tell, nobody to confirm on a probe.
+        return;
     }
+    cx.out.fanouts.push(Fanout::announcement(id, a));
+    probe(cx, id, g);
 }
 
 /// The user at `old` is at `new` now: so are its group memberships.
@@ -122,10 +143,14 @@ pub(crate) fn joined(sh: &Shared, from: SocketAddr, title: &str) {
     }
 }
 
-/// `MCAST_LEFT title`: the client no longer hears the group; back to unicast. No answer.
+/// `MCAST_LEFT title`: the client no longer hears the group; back to unicast, still told
+/// the channel's keys. No answer.
 pub(crate) fn left(sh: &Shared, from: SocketAddr, title: &str) {
-    if let Some(id) = sh.state.channel_id(title) {
-        leave_groups(sh, from, &[id]);
+    if !sh.config.multicast {
+        return;
+    }
+    if let Some(g) = sh.state.channel_id(title).and_then(|id| sh.groups.get(id)) {
+        g.release(from);
     }
 }
 

@@ -161,7 +161,7 @@ pub(crate) fn auth_finish(cx: &mut Ctx<'_>, rq: &Req, message: &str) {
             // A new login starts without caps (so back on unicast in every channel);
             // the client asks again.
             sh.state.set_caps(from, Caps::default());
-            multicast::leave_groups(sh, from, &u.channels);
+            multicast::leave_groups(cx, from, &u.channels);
             true
         }
         Some(_) => {

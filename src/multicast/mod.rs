@@ -12,7 +12,8 @@
 //! fails the sequence check). It does not stop anyone from *listening*: whoever can join
 //! the group on the LAN reads the channel, exactly as with the classic protocol's unicast
 //! datagrams on a shared network. The key reaches clients in `MCAST_GROUP`, over the
-//! unicast session.
+//! unicast session, and changes when a member that knew it leaves (`group`, new keys), so
+//! a member that is gone can no longer inject.
 
 pub(crate) mod group;
 pub(crate) mod range;
@@ -20,7 +21,7 @@ pub(crate) mod range;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-pub use group::{ChannelGroup, Groups, ListenerCounts};
+pub use group::{Announcement, ChannelGroup, Groups, ListenerCounts, REKEY_EVERY};
 pub use range::{GroupRange, RangeError};
 
 use crate::config::ChannelSpec;

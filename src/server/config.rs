@@ -163,6 +163,7 @@ impl ServerConfig {
                         .unwrap_or_else(|| default_server_id(s.port)),
                     lease_ttl: Duration::from_millis(s.lease_ttl_ms),
                     secret,
+                    freshness: Default::default(),
                 }),
             multicast: s.multicast.map(|range| MulticastConfig {
                 range,

@@ -344,7 +344,7 @@ fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: 
         "Users on the other servers of the cluster.",
         &one(remote_users as u64),
     );
-    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 10] = [
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 11] = [
         (
             "cluster_published_total",
             "Events published to Redis.",
@@ -369,6 +369,11 @@ fn cluster_metrics(out: &mut String, c: &crate::cluster::Cluster, remote_users: 
             "cluster_duplicates_total",
             "Duplicate or stale events dropped.",
             &st.duplicates,
+        ),
+        (
+            "cluster_too_old_total",
+            "Events dropped as too old to be news (replayed, or clocks apart).",
+            &st.too_old,
         ),
         (
             "cluster_gaps_total",

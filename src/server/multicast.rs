@@ -16,7 +16,8 @@
 //!   [`PENDING_PROBE_INTERVAL`](crate::multicast::PENDING_PROBE_INTERVAL) while somebody
 //!   waits to confirm; it forgets pending members that never confirmed. Probes go through
 //!   the sender pool under the channel's key like any other group datagram, so their
-//!   sequence numbers fall in line.
+//!   sequence numbers fall in line. It also makes the channel key rotations that were
+//!   batched (at most one a second per channel, `multicast::group`), as it holds the clock.
 
 use std::collections::HashMap;
 use std::io;
@@ -155,6 +156,14 @@ pub(crate) fn run_prober(groups: Arc<Groups>, senders: SenderPool, stop: Arc<Ato
         std::thread::sleep(PROBER_TICK);
         let now = Instant::now();
         for (id, g) in groups.all() {
+            // A new key batched since the last one (`multicast::group`, new keys).
+            if let Some(a) = g.tick(now).filter(|a| !a.members.is_empty()) {
+                if !senders.dispatch(Fanout::announcement(id, a)) {
+                    return;
+                }
+                // Probed at once below: the members put back to pending confirm on it.
+                last.remove(&id);
+            }
             let waiting = g.expire_pending(now);
             if !g.active() {
                 continue;

@@ -692,7 +692,7 @@ pub enum Event<'a> {
         /// The PING's token.
         token: &'a str,
     },
-    /// `MCAST_GROUP title group port key` (part 4).
+    /// `MCAST_GROUP title group port key from` (part 4).
     McastGroup {
         /// The channel.
         title: &'a str,
@@ -702,6 +702,10 @@ pub enum Event<'a> {
         port: u16,
         /// The channel key, base64 of 32 bytes.
         key: &'a str,
+        /// The first sequence number this key seals for the client: every CHANNEL_DATA of
+        /// the channel from this one on carries this key's tag, and an earlier key of the
+        /// channel is good only for sequences below it.
+        from: u64,
     },
     /// `SERVER_HERE port name users` (part 4).
     ServerHere {
@@ -1037,7 +1041,9 @@ mod parse {
         channel_item    => Event::ChannelItem(channel_info);
         user_item       => Event::UserItem { nick: word, seconds: field, channels: rest };
         account_ack     => Event::AccountAck { what: word, nick: rest };
-        mcast_group     => Event::McastGroup { title: word, group: word, port: word, key: rest };
+        mcast_group     => Event::McastGroup {
+                               title: word, group: word, port: word, key: word, from: field
+                           };
         // Fields after these two are for later versions and ignored.
         hello_ack       => Event::HelloAck { history: word, now_ms: field };
         chan_notice     => Event::ChanNotice {
@@ -1294,11 +1300,13 @@ impl<'a> Event<'a> {
                 group,
                 port,
                 key,
+                from,
             } => {
                 put(title);
                 push_field(group, out);
                 push_number(u64::from(*port), out);
                 push_field(key, out);
+                push_number(*from, out);
             }
             Event::ServerHere { port, name, users } => {
                 push_u64(u64::from(*port), out);
@@ -1717,7 +1725,7 @@ mod tests {
     fn sample(c: u16) -> Vec<u8> {
         match c {
             code::DISCOVER => Request::Discover.to_bytes()[2..].to_vec(),
-            code::MCAST_GROUP => b"Pets 239.77.0.1 2028 a2V5".to_vec(),
+            code::MCAST_GROUP => b"Pets 239.77.0.1 2028 a2V5 1".to_vec(),
             code::SERVER_HERE => b"2027 chat at the office 12".to_vec(),
             _ => ANY_PAYLOAD.to_vec(),
         }
@@ -1965,8 +1973,13 @@ mod tests {
             group: "239.77.0.3",
             port: 2028,
             key: "a2V5",
+            from: 41,
         };
-        assert_eq!(e.to_bytes(), dgram(550, b"Pets 239.77.0.3 2028 a2V5"));
+        assert_eq!(e.to_bytes(), dgram(550, b"Pets 239.77.0.3 2028 a2V5 41"));
+        assert_eq!(Event::decode(&e.to_bytes()), Ok(e));
+        // The four fields of an earlier version: no `from`, malformed (the client stays
+        // on unicast rather than trust a key it can't date).
+        assert!(Event::decode(&dgram(550, b"Pets 239.77.0.3 2028 a2V5")).is_err());
         let e = Event::ServerHere {
             port: 2027,
             name: "the office",

@@ -9,9 +9,14 @@
 //! The receivers check the tag of every CHANNEL_DATA until the member has confirmed, then
 //! of one in [`CHECK_EVERY`] (by sequence number), and the sequence of every one. A real
 //! client checks every tag; here the receivers are the measuring instrument, and an HMAC
-//! per delivery would make them, not the server, the bottleneck of the measurement. The raw
-//! multicast blaster's datagrams (sender `~raw`) are counted without checks, as the raw
-//! unicast blaster's are.
+//! per delivery would make them, not the server, the bottleneck of the measurement. A
+//! sequence more than [`MAX_SEQ_JUMP`] above the last one is always checked, so one
+//! datagram that is not the server's can't make the rest look old. The raw multicast
+//! blaster's datagrams (sender `~raw`) are counted without checks, as the raw unicast
+//! blaster's are.
+//!
+//! When the server changes a channel's key (a member left), MCAST_GROUP names the new key
+//! and its first sequence: the old key stays good below it, as for the real client.
 
 use std::collections::HashMap;
 use std::io;
@@ -35,12 +40,20 @@ use crate::text::{public_fields, RAW_SENDER};
 /// One CHANNEL_DATA in this many (by sequence number) has its tag checked once the member
 /// has confirmed; see the module docs.
 const CHECK_EVERY: u64 = 32;
+/// A sequence further than this above the last one is checked whatever [`CHECK_EVERY`]
+/// says (the client's bound, `chat-client`'s `MAX_SEQ_JUMP`).
+const MAX_SEQ_JUMP: u64 = 1 << 16;
 
 /// A member's group socket and what it has heard there.
 struct GroupSock {
     sock: UdpSocket,
     title: String,
+    key: Vec<u8>,
     mac: ChannelMac,
+    /// The first sequence `mac` seals.
+    from: u64,
+    /// The key before the last change, and the sequence it stopped at.
+    old: Option<(ChannelMac, u64)>,
     last: u64,
     confirmed: bool,
 }
@@ -106,6 +119,7 @@ impl GroupSocks {
             group,
             port,
             key,
+            from,
         } = event
         else {
             return;
@@ -125,8 +139,18 @@ impl GroupSocks {
                 key: key.clone(),
             });
         }
-        if let Some(old) = self.socks.get(&i) {
-            if old.sock.local_addr().ok() == Some(addr) && old.title == *title {
+        if let Some(g) = self.socks.get_mut(&i) {
+            if g.sock.local_addr().ok() == Some(addr) && g.title == *title {
+                if g.key != key {
+                    // A new key from `from` on: confirm again under it (the server sends
+                    // by unicast too until then).
+                    let old = std::mem::replace(&mut g.mac, mac(&key));
+                    g.old = Some((old, *from));
+                    g.key = key;
+                    g.from = *from;
+                    g.last = g.last.min(from.saturating_sub(1));
+                    g.confirmed = false;
+                }
                 return;
             }
         }
@@ -152,7 +176,10 @@ impl GroupSocks {
                 sock,
                 title: title.to_string(),
                 mac: mac(&key),
-                last: 0,
+                key,
+                from: *from,
+                old: None,
+                last: from.saturating_sub(1),
                 confirmed: false,
             },
         );
@@ -218,17 +245,28 @@ impl GroupSock {
             tally.raw += 1 + rest.count() as u64;
             return;
         }
-        if (!self.confirmed || data.seq % CHECK_EVERY == 0) && !verify(&self.mac, &data) {
-            c.group.bad_tag.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         if data.seq <= self.last {
             c.group.old_sequence.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let check = !self.confirmed
+            || data.seq % CHECK_EVERY == 0
+            || data.seq - self.last > MAX_SEQ_JUMP
+            || data.seq < self.from;
+        if check && !verify(&self.mac, &data) {
+            // Below the new key's first sequence, the old key's tag is good.
+            let old = self
+                .old
+                .as_ref()
+                .is_some_and(|(m, below)| data.seq < *below && verify(m, &data));
+            if !old {
+                c.group.bad_tag.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         self.last = data.seq;
         c.group.group_datagrams.fetch_add(1, Ordering::Relaxed);
-        if !self.confirmed {
+        if !self.confirmed && data.seq >= self.from {
             self.confirmed = true;
             let joined = Request::McastJoined { title: &self.title }.to_bytes();
             let _ = shared.send(i, &joined);

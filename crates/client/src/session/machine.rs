@@ -468,7 +468,8 @@ impl Session {
                 group,
                 port,
                 key,
-            } => return self.mcast_told(title, group, port, key),
+                from,
+            } => return self.mcast_told(title, group, port, key, from, now),
             Event::Error { message }
                 if message == errors::UNIMPLEMENTED && matches!(self.link.caps, Caps::Asked(_)) =>
             {

@@ -1,9 +1,19 @@
 //! Multicast channels (part 4), the session's side: what to do with the `multicast` cap,
-//! `MCAST_GROUP`, every `CHANNEL_DATA` heard on a group (tag, then sequence; what fails is
-//! dropped and counted), when to confirm with `MCAST_JOINED` and give up with
-//! `MCAST_LEFT`, which group to leave on part, and what `/status` says. No I/O here:
-//! listening to a group is an [`Effect`] for the shell, whose sockets are
-//! [`crate::groups`]'.
+//! `MCAST_GROUP` (a first key, or a new one after a member left), every `CHANNEL_DATA`
+//! heard on a group (tag, then sequence; what fails is dropped and counted), when to
+//! confirm with `MCAST_JOINED` and give up with `MCAST_LEFT`, which group to leave on
+//! part, and what `/status` says. No I/O here: listening to a group is an [`Effect`] for
+//! the shell, whose sockets are [`crate::groups`]'.
+//!
+//! Keys change when a member leaves (PROTOCOL.md part 4): MCAST_GROUP names the new key
+//! and the first sequence it seals. The old key is taken below that sequence only, and
+//! for [`OLD_KEY_FOR`](super::paths::OLD_KEY_FOR) only, so a former member's datagrams
+//! count for nothing once the announcement is here; a datagram under the new key that
+//! arrives before its announcement is held a moment ([`Held`](super::paths::Held)) and
+//! checked when the key comes. A sequence may be at most
+//! [`MAX_SEQ_JUMP`](super::paths::MAX_SEQ_JUMP) above the last one taken, plus
+//! [`SEQ_RATE`](super::paths::SEQ_RATE) a second since: one datagram far ahead (a
+//! member's forgery) can't make the genuine ones that follow look old.
 //!
 //! Events heard on a group go through [`Session::chat_event`] exactly as the same events
 //! by unicast, so both interfaces show the same lines either way. While a channel switches
@@ -20,9 +30,9 @@ use base64::Engine as _;
 
 use super::io::Effect;
 use super::machine::{Session, WANTED_CAPS, WANTED_CAPS_MULTICAST};
-use super::paths::{Channel, Path};
+use super::paths::{Channel, Key, Path};
 use crate::text::sanitize;
-use proto::channel_data::{verify, KEY_LEN, LOST_AFTER};
+use proto::channel_data::{KEY_LEN, LOST_AFTER};
 use proto::{batch, channel_data, code, words, Event, Request};
 
 /// A confirmed channel whose events still come by unicast this long after MCAST_JOINED
@@ -51,6 +61,7 @@ impl Session {
         self.mcast.granted = false;
         self.mcast.channels.clear();
         self.mcast.failed.clear();
+        self.mcast.held.clear();
     }
 
     /// CAPS_ACK: whether multicast was granted.
@@ -61,8 +72,18 @@ impl Session {
         }
     }
 
-    /// MCAST_GROUP: remember the channel's group and key, and listen to the group.
-    pub(super) fn mcast_told(&mut self, title: &str, group: &str, port: u16, key_b64: &str) {
+    /// MCAST_GROUP: remember the channel's group and key (sealing from sequence `from`),
+    /// and listen to the group. A new key for a channel's group replaces the old one
+    /// (module docs).
+    pub(super) fn mcast_told(
+        &mut self,
+        title: &str,
+        group: &str,
+        port: u16,
+        key_b64: &str,
+        from: u64,
+        now: Instant,
+    ) {
         if !self.opts.multicast {
             // Never asked for (--no-multicast): nothing to join.
             return;
@@ -89,18 +110,31 @@ impl Session {
                 // confirm on the next datagram.
                 c.path = Path::Waiting;
             }
+            Some(c) if c.group == group => c.rekey(key, from, now),
             _ => {
-                let old = m.channels.insert(lower, Channel::new(title, group, key));
+                let old = m
+                    .channels
+                    .insert(lower, Channel::new(title, group, key, from, now));
                 if let Some(old) = old.filter(|o| o.group != group) {
                     self.mcast_unused(old.group);
                 }
             }
         }
-        if !self.mcast.listening.insert(group) {
-            return;
+        if self.mcast.listening.insert(group) {
+            self.mcast.failed.remove(&group);
+            self.effect(Effect::Listen(group));
         }
-        self.mcast.failed.remove(&group);
-        self.effect(Effect::Listen(group));
+        // What was heard under this key before we had it.
+        for datagram in self.mcast.held.take(group, now) {
+            // Counted as a bad tag when held; now it is whatever it turns out to be.
+            let m = &mut self.mcast;
+            m.drops.bad_tag = m.drops.bad_tag.saturating_sub(1);
+            if !self.group_check(group, &datagram, now) {
+                let m = &mut self.mcast;
+                m.drops.bad_tag += 1;
+                m.held.hold(group, &datagram, now);
+            }
+        }
     }
 
     /// The shell could not listen to `group`: `/status` says why, and the next
@@ -156,45 +190,67 @@ impl Session {
     }
 
     /// A datagram heard on `group`: check it, confirm the channel if that is news, and
-    /// show its events as unicast would.
+    /// show its events as unicast would. One that no key of ours verifies is counted as a
+    /// bad tag and held a moment, in case its key is on its way (module docs).
     pub(super) fn group_datagram(&mut self, group: SocketAddr, datagram: &[u8], now: Instant) {
+        if !self.group_check(group, datagram, now) {
+            let m = &mut self.mcast;
+            m.drops.bad_tag += 1;
+            m.held.hold(group, datagram, now);
+        }
+    }
+
+    /// [`group_datagram`](Self::group_datagram) but for what to do when no key verifies:
+    /// returns `false` then, and `true` when the datagram was dealt with (shown, or dropped
+    /// and counted).
+    fn group_check(&mut self, group: SocketAddr, datagram: &[u8], now: Instant) -> bool {
         let me = self.me.nick.clone().unwrap_or_default();
         let m = &mut self.mcast;
-        let mut ours = m
-            .channels
-            .values_mut()
-            .filter(|c| c.group == group)
-            .peekable();
-        if ours.peek().is_none() {
+        if !m.channels.values().any(|c| c.group == group) {
             // A group we left a moment ago (or never joined): nothing to check it against.
-            return;
+            return true;
         }
         let Ok(data) = channel_data::parse(datagram) else {
             m.drops.malformed += 1;
-            return;
+            return true;
         };
-        let Some(c) = ours.find(|c| verify(&c.mac, &data)) else {
+        let Some((c, key)) = m
+            .channels
+            .values_mut()
+            .filter(|c| c.group == group)
+            .find_map(|c| c.key_of(&data, now).map(|k| (c, k)))
+        else {
+            return false;
+        };
+        if key == Key::Old && c.old.as_ref().is_some_and(|o| data.seq >= o.below) {
+            // The old key past its change: the server tags nothing new with it, a former
+            // member may.
             m.drops.bad_tag += 1;
-            return;
-        };
-        if data.seq <= c.last_seq {
+            return true;
+        }
+        if data.seq <= c.last_seq || (key == Key::Current && data.seq < c.key_from) {
             m.drops.old_sequence += 1;
-            return;
+            return true;
+        }
+        if c.too_far(data.seq, now) {
+            m.drops.too_far += 1;
+            return true;
         }
         let inners: Vec<&[u8]> = if data.inner.starts_with(&code::BATCH.to_be_bytes()) {
             match batch::events(data.inner) {
                 Ok(events) => events.collect(),
                 Err(_) => {
                     m.drops.malformed += 1;
-                    return;
+                    return true;
                 }
             }
         } else {
             vec![data.inner]
         };
-        c.last_seq = data.seq;
-        c.last_heard = Some(now);
-        let confirm = (c.path != Path::Confirmed).then(|| {
+        c.took(data.seq, now);
+        // Confirmed under the key of the moment only: the server counts us as waiting
+        // until we hear the new one.
+        let confirm = (c.path != Path::Confirmed && key == Key::Current).then(|| {
             c.path = Path::Confirmed;
             c.joined_sent = Some(now);
             c.title.clone()
@@ -230,6 +286,7 @@ impl Session {
                 self.chat_event(&event, now);
             }
         }
+        true
     }
 
     /// A confirmed group that has gone quiet (no probe for [`LOST_AFTER`]) is given up
@@ -305,10 +362,11 @@ impl Session {
         }
         let d = m.drops;
         lines.push(format!(
-            "\tGroup datagrams dropped: {} (bad tag {}, old sequence {}, malformed {})",
-            d.bad_tag + d.old_sequence + d.malformed,
+            "\tGroup datagrams dropped: {} (bad tag {}, old sequence {}, too far ahead {}, malformed {})",
+            d.bad_tag + d.old_sequence + d.too_far + d.malformed,
             d.bad_tag,
             d.old_sequence,
+            d.too_far,
             d.malformed
         ));
         for line in lines {
