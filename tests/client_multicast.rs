@@ -14,8 +14,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 use common::script::Scripted;
-use common::{joined, protected, registered, req, user};
+use common::{joined, protected, req, user};
 use proto::{channel_data, code, encode_raw, Request};
+use udpchat::accounts::StoreKind;
 use udpchat::multicast::MulticastConfig;
 use udpchat::server::RunningServer;
 
@@ -212,11 +213,15 @@ fn group_sender() -> UdpSocket {
 /// and far ahead. bob's client shows none of it, and every genuine line once.
 #[test]
 fn a_banned_member_keeps_no_key_and_a_far_sequence_eats_nothing() {
+    // The server operator's account is made with `chat-server accounts add --operator`.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::operator_account(&data, "root", "secret");
     let s = common::server_with(|c| {
+        c.store = StoreKind::Sqlite(data.clone());
         c.multicast = Some(MulticastConfig::new("239.77.0.0/24".parse().unwrap()));
         c.live.operators = vec!["root".into()];
     });
-    registered(&s, "root", "secret");
     let root = protected(&s, "root", "secret");
     let mut bob = client(&s, "bob", &[]);
     bob.line("/join Pets");
