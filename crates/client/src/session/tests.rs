@@ -168,6 +168,11 @@ impl Fixture {
         self.take().0
     }
 
+    /// Whether a line said since the last look holds `text`.
+    fn said(&mut self, text: &str) -> bool {
+        self.lines().iter().any(|l| l.contains(text))
+    }
+
     /// The lines said since the last look, and the last ask among them.
     fn take(&mut self) -> (Vec<String>, Option<Ask>) {
         let mut lines = Vec::new();
@@ -279,10 +284,7 @@ fn a_classic_servers_unimplemented_errors_for_caps_hello_and_proof_are_not_shown
     }
     assert_eq!(f.session.link.caps, Caps::None);
     assert_eq!(f.session.link.proof, Proof::Unsupported);
-    assert!(
-        !f.lines().iter().any(|l| l.contains("unimplemented")),
-        "an error was shown"
-    );
+    assert!(!f.said("unimplemented"), "an error was shown");
 }
 
 #[test]
@@ -299,10 +301,7 @@ fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
     let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     assert_eq!(f.session.link.caps, Caps::None);
-    assert!(
-        !f.lines().iter().any(|l| l.contains("unimplemented")),
-        "the error was shown"
-    );
+    assert!(!f.said("unimplemented"), "the error was shown");
 }
 
 #[test]
@@ -654,7 +653,7 @@ fn a_quiet_group_is_given_up_and_part_forgets_it() {
     assert!(f.listening.is_empty(), "the group is left");
     // A group left is not listened to: nothing it says counts.
     f.group_says(channel_data(3, code::PUBLIC_MSG, "Pets bob late", &KEY));
-    assert!(!f.lines().iter().any(|l| l.contains("late")));
+    assert!(!f.said("late"));
 }
 
 #[test]
