@@ -398,6 +398,17 @@ mod tests {
         })
     }
 
+    /// Opens a guest at `a` and sends it 100 bytes at a time at `now` until a budget holds
+    /// it back; the bytes sent.
+    fn send_until_held(b: &Budgets, a: SocketAddr, now: Instant) -> u64 {
+        b.open(a, now);
+        let mut sent = 0;
+        while b.allow(a, 100, now) {
+            sent += 100;
+        }
+        sent
+    }
+
     #[test]
     fn an_unproved_address_gets_its_allowance_what_it_earned_and_its_rate() {
         let b = small();
@@ -428,11 +439,7 @@ mod tests {
         // The network holds 4 s of 1,000 bytes/s; each guest its own 1,000.
         let mut sent = 0;
         for port in 1..=10 {
-            let a = addr([10, 1, 2, 3], port);
-            b.open(a, t0);
-            while b.allow(a, 100, t0) {
-                sent += 100;
-            }
+            sent += send_until_held(&b, addr([10, 1, 2, 3], port), t0);
         }
         assert_eq!(sent, 4000);
         assert!(b.held(Held::Prefix).0 > 0);
@@ -454,11 +461,7 @@ mod tests {
         let t0 = Instant::now();
         let mut sent = 0;
         for n in 0..50u8 {
-            let a = addr([10, n, 0, 1], 1);
-            b.open(a, t0);
-            while b.allow(a, 100, t0) {
-                sent += 100;
-            }
+            sent += send_until_held(&b, addr([10, n, 0, 1], 1), t0);
         }
         assert_eq!(sent, 5000);
         assert!(b.held(Held::Total).0 > 0);

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::req;
+use common::{req, PW};
 use proto::code;
 use rexpect::process::WaitStatus;
 use rexpect::session::{spawn_command, PtySession};
@@ -358,15 +358,8 @@ fn a_password_session_asks_the_password_again_after_a_restart() {
     server.shutdown().unwrap();
 }
 
-/// The mode bits of `path` for user, group and others.
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn in_line_mode_a_password_in_a_message_never_leaves_and_the_files_are_the_users_alone() {
-    const PW: &str = "Tulpen4711";
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     let mut ann = line_mode_in(home.path(), server.addr().port(), &["--nick", "ann"]);
@@ -408,18 +401,21 @@ fn in_line_mode_a_password_in_a_message_never_leaves_and_the_files_are_the_users
     assert!(server.state().address_of(&format!("{PW}x")).is_none());
     ann.quit();
     assert!(!ann.raw().contains(PW), "the password was shown");
-    let history = home.path().join("state/udpchat/history");
+    let history = common::history_file(home.path());
     let kept = std::fs::read_to_string(&history).unwrap();
     assert_eq!(kept, "/join Pets\n/register\ndone\n/quit\n");
-    assert_eq!(mode(&history), 0o600);
-    assert_eq!(mode(&home.path().join("state/udpchat")), 0o700);
+    assert_eq!(common::file_mode(&history), 0o600);
+    assert_eq!(common::file_mode(&home.path().join("state/udpchat")), 0o700);
     // The server's key pinned at registration: the user's alone too.
     let known = home.path().join("config/udpchat/known_servers");
     assert!(std::fs::read_to_string(&known)
         .unwrap()
         .starts_with("127.0.0.1:"));
-    assert_eq!(mode(&known), 0o600);
-    assert_eq!(mode(&home.path().join("config/udpchat")), 0o700);
-    assert_eq!(mode(&home.path().join("config")), 0o700);
+    assert_eq!(common::file_mode(&known), 0o600);
+    assert_eq!(
+        common::file_mode(&home.path().join("config/udpchat")),
+        0o700
+    );
+    assert_eq!(common::file_mode(&home.path().join("config")), 0o700);
     server.shutdown().unwrap();
 }

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pty::Pty;
-use common::req;
 use common::Peer;
+use common::{req, PW};
 use proto::{code, Request};
 use udpchat::server::RunningServer;
 
@@ -264,34 +264,21 @@ fn passwords_show_as_stars_and_never_go_out_as_text() {
     ann.quit();
     assert!(!ann.raw().contains("hunter2"), "the password was shown");
     // Nor did it reach the history file.
-    let history = std::fs::read_to_string(home.path().join("state/udpchat/history")).unwrap();
+    let history = std::fs::read_to_string(common::history_file(home.path())).unwrap();
     assert!(!history.contains("hunter2"), "{history}");
     server.shutdown().unwrap();
 }
 
-/// The mode bits of `path` for user, group and others.
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn a_password_inside_any_command_or_sentence_never_leaves_nor_stays_in_the_history() {
-    const PW: &str = "Tulpen4711";
     let server = common::server();
     let home = tempfile::tempdir().unwrap();
     // An earlier run kept a line with the password, in a history open to others.
-    let folder = home.path().join("state/udpchat");
-    std::fs::create_dir_all(&folder).unwrap();
-    let history = folder.join("history");
-    std::fs::write(&history, format!("an old line\n/msg carl {PW}\n")).unwrap();
-    std::fs::set_permissions(
-        &history,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    let history = common::history_file(home.path());
+    std::fs::create_dir_all(history.parent().unwrap()).unwrap();
+    common::write_with_mode(&history, &format!("an old line\n/msg carl {PW}\n"), 0o644);
     let mut ann = tui(server.addr().port(), "ann", &home, &[]);
-    assert_eq!(mode(&history), 0o600, "tightened when opened");
+    assert_eq!(common::file_mode(&history), 0o600, "tightened when opened");
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     let bob = common::joined(&server, "bob", "Pets");
@@ -375,7 +362,7 @@ fn a_password_inside_any_command_or_sentence_never_leaves_nor_stays_in_the_histo
     // The history file holds none of it, nor the lines kept before it was known.
     let kept = std::fs::read_to_string(&history).unwrap();
     assert_eq!(kept, "an old line\n/join Pets\n/register\ndone\n/quit\n");
-    assert_eq!(mode(&history), 0o600);
+    assert_eq!(common::file_mode(&history), 0o600);
     server.shutdown().unwrap();
 }
 
@@ -385,14 +372,14 @@ fn a_history_the_client_makes_is_the_users_alone() {
     ann.line("/join Pets");
     wait_status(&ann, "[2:Pets]");
     ann.quit();
-    let history = home.path().join("state/udpchat/history");
+    let history = common::history_file(home.path());
     assert_eq!(
         std::fs::read_to_string(&history).unwrap(),
         "/join Pets\n/quit\n"
     );
-    assert_eq!(mode(&history), 0o600);
-    assert_eq!(mode(&home.path().join("state/udpchat")), 0o700);
-    assert_eq!(mode(&home.path().join("state")), 0o700);
+    assert_eq!(common::file_mode(&history), 0o600);
+    assert_eq!(common::file_mode(&home.path().join("state/udpchat")), 0o700);
+    assert_eq!(common::file_mode(&home.path().join("state")), 0o700);
     server.shutdown().unwrap();
 }
 

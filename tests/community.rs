@@ -737,32 +737,94 @@ fn ann_in_her_club(s: &RunningServer) -> Peer {
     ann
 }
 
+/// `p`, known as `nick`, joins `title` (answered `joined`), and `other`, in it already,
+/// sees it come.
+fn joins_before(p: &Peer, nick: &str, other: &Peer, title: &str, joined: &str) {
+    assert_eq!(p.join(title), joined);
+    other.expect(code::USER_JOINS, &format!("{title} {nick}"));
+}
+
+/// `ann` makes the mode `change` (`+o`, `-o`) on `eve` in `title`, and both see the notice.
+fn ann_modes_eve(ann: &Peer, eve: &Peer, title: &str, change: &str) {
+    ann.send(req::mode(title, change, "eve"));
+    expect_all(
+        &[ann, eve],
+        code::CHAN_NOTICE,
+        &format!("{title} ann mode {change} eve"),
+    );
+}
+
+/// `eve`, a part-5 guest, joins `title` (answered `joined`) where `ann` is, and `ann`
+/// makes her an operator of it.
+fn eve_made_operator(s: &RunningServer, ann: &Peer, title: &str, joined: &str) -> Peer {
+    let eve = part5(s, "eve");
+    joins_before(&eve, "eve", ann, title, joined);
+    ann_modes_eve(ann, &eve, title, "+o");
+    eve
+}
+
+/// `ann` leaves `title` (answered `left`), and `eve` sees her go.
+fn ann_leaves(ann: &Peer, eve: &Peer, title: &str, left: &str) {
+    ann.send(Request::Part { title });
+    ann.expect(code::PART_ACK, left);
+    eve.expect(code::USER_PARTS, &format!("{title} ann"));
+}
+
+/// `ann` comes back into `title` (answered `joined`), as an operator: `eve` sees her come
+/// and loses her operator status to her.
+fn ann_takes_it_back(ann: &Peer, eve: &Peer, title: &str, joined: &str) {
+    joins_before(ann, "ann", eve, title, joined);
+    ann_modes_eve(ann, eve, title, "-o");
+}
+
+/// `p` sends each request and is refused it for acting on the founder of `title`, who
+/// each names as given beside it.
+#[track_caller]
+fn refused_as_the_founder<const N: usize>(
+    p: &Peer,
+    title: &str,
+    attempts: [(Request<'_>, &str); N],
+) {
+    for (r, target) in attempts {
+        p.send(r);
+        p.expect_error(&format!(
+            "you may not act on {target}, the founder of {title}"
+        ));
+    }
+}
+
+/// `p` sends each request, and everyone in `all` gets the channel notice beside it.
+#[track_caller]
+fn announced<const N: usize>(p: &Peer, all: &[&Peer], steps: [(Request<'_>, &str); N]) {
+    for (r, notice) in steps {
+        p.send(r);
+        expect_all(all, code::CHAN_NOTICE, notice);
+    }
+}
+
 #[test]
 fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_back() {
     let s = server();
     let ann = ann_in_her_club(&s);
     // ann makes eve, a guest, an operator.
-    let eve = part5(&s, "eve");
-    assert_eq!(eve.join("Club"), "Club 2 ours");
-    ann.expect(code::USER_JOINS, "Club eve");
-    ann.send(req::mode("Club", "+o", "eve"));
-    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Club ann mode +o eve");
+    let eve = eve_made_operator(&s, &ann, "Club", "Club 2 ours");
     // The attack: eve takes the founder's operator status (and with it her lasting
     // status), bans her account and her nickname, and kicks her.
-    for (r, target) in [
-        (req::mode("Club", "-o", "ann"), "ann"),
-        (req::mode("Club", "-v", "ANN"), "ANN"),
-        (
-            req::ban("Club", "0", "account:ann", "mine now"),
-            "account:ann",
-        ),
-        (req::ban("Club", "0", "Ann", ""), "Ann"),
-        (req::ban("Club", "0", "\u{430}nn", ""), "\u{430}nn"),
-        (req::kick("Club", "ann", "mine now"), "ann"),
-    ] {
-        eve.send(r);
-        eve.expect_error(&format!("you may not act on {target}, the founder of Club"));
-    }
+    refused_as_the_founder(
+        &eve,
+        "Club",
+        [
+            (req::mode("Club", "-o", "ann"), "ann"),
+            (req::mode("Club", "-v", "ANN"), "ANN"),
+            (
+                req::ban("Club", "0", "account:ann", "mine now"),
+                "account:ann",
+            ),
+            (req::ban("Club", "0", "Ann", ""), "Ann"),
+            (req::ban("Club", "0", "\u{430}nn", ""), "\u{430}nn"),
+            (req::kick("Club", "ann", "mine now"), "ann"),
+        ],
+    );
     ann.expect_nothing();
     // Nothing changed: ann is the founder, an operator, and her account a lasting one.
     ann.send(req::mode("Club", "", ""));
@@ -779,26 +841,22 @@ fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_b
     );
     // What an operator may still do: lock everyone out. A ban by pattern names nobody,
     // and removes no operator.
-    for (r, notice) in [
-        (req::ban("Club", "0", "*", "out"), "Club eve ban * 0 out"),
-        (req::mode("Club", "+i", ""), "Club eve mode +i"),
-        (req::mode("Club", "+l", "1"), "Club eve mode +l 1"),
-    ] {
-        eve.send(r);
-        expect_all(&[&eve, &ann], code::CHAN_NOTICE, notice);
-    }
-    ann.send(Request::Part { title: "Club" });
-    ann.expect(code::PART_ACK, "Club 1 ours");
-    eve.expect(code::USER_PARTS, "Club ann");
+    announced(
+        &eve,
+        &[&eve, &ann],
+        [
+            (req::ban("Club", "0", "*", "out"), "Club eve ban * 0 out"),
+            (req::mode("Club", "+i", ""), "Club eve mode +i"),
+            (req::mode("Club", "+l", "1"), "Club eve mode +l 1"),
+        ],
+    );
+    ann_leaves(&ann, &eve, "Club", "Club 1 ours");
     let bob = user(&s, "bob");
     bob.send(Request::Join { title: "Club" });
     bob.expect_error("you are banned from Club: out");
     // The founder gets back in past the ban, the invitation and the limit, as an operator,
     // and takes the channel back.
-    assert_eq!(ann.join("Club"), "Club 2 ours");
-    eve.expect(code::USER_JOINS, "Club ann");
-    ann.send(req::mode("Club", "-o", "eve"));
-    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Club ann mode -o eve");
+    ann_takes_it_back(&ann, &eve, "Club", "Club 2 ours");
     ann.send(req::kick("Club", "eve", "no coups"));
     eve.expect(code::PART_ACK, "Club 1 ours");
     expect_all(
@@ -815,39 +873,32 @@ fn an_operator_the_founder_made_can_not_strip_ban_or_kick_her_and_she_takes_it_b
 fn a_guest_founder_of_a_temporary_channel_is_outranked_by_nobody_it_made_and_gets_back_in() {
     let s = server();
     let ann = ann_in_her_den(&s);
-    let eve = part5(&s, "eve");
-    assert_eq!(eve.join("Den"), "Den 2 ");
-    ann.expect(code::USER_JOINS, "Den eve");
-    ann.send(req::mode("Den", "+o", "eve"));
-    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode +o eve");
+    let eve = eve_made_operator(&s, &ann, "Den", "Den 2 ");
     // The attack, on a guest founder: known by her nickname at the address she proved.
-    for (r, target) in [
-        (req::mode("Den", "-o", "ann"), "ann"),
-        (req::ban("Den", "0", "ann", "mine"), "ann"),
-        (req::kick("Den", "Ann", "mine"), "Ann"),
-    ] {
-        eve.send(r);
-        eve.expect_error(&format!("you may not act on {target}, the founder of Den"));
-    }
+    refused_as_the_founder(
+        &eve,
+        "Den",
+        [
+            (req::mode("Den", "-o", "ann"), "ann"),
+            (req::ban("Den", "0", "ann", "mine"), "ann"),
+            (req::kick("Den", "Ann", "mine"), "Ann"),
+        ],
+    );
     // A look-alike of her name is a ban on her name, and refused as such.
     eve.send(req::ban("Den", "0", "\u{430}nn", "mine"));
     eve.expect_error("you may not act on \u{430}nn, the founder of Den");
     // Locked out by a wildcard ban and +i, she leaves; eve keeps the channel alive.
-    for (r, notice) in [
-        (req::ban("Den", "0", "a*", "out"), "Den eve ban a* 0 out"),
-        (req::mode("Den", "+i", ""), "Den eve mode +i"),
-    ] {
-        eve.send(r);
-        expect_all(&[&eve, &ann], code::CHAN_NOTICE, notice);
-    }
-    ann.send(Request::Part { title: "Den" });
-    ann.expect(code::PART_ACK, "Den 1 ");
-    eve.expect(code::USER_PARTS, "Den ann");
+    announced(
+        &eve,
+        &[&eve, &ann],
+        [
+            (req::ban("Den", "0", "a*", "out"), "Den eve ban a* 0 out"),
+            (req::mode("Den", "+i", ""), "Den eve mode +i"),
+        ],
+    );
+    ann_leaves(&ann, &eve, "Den", "Den 1 ");
     // She comes back, as an operator, and takes it back.
-    assert_eq!(ann.join("Den"), "Den 2 ");
-    eve.expect(code::USER_JOINS, "Den ann");
-    ann.send(req::mode("Den", "-o", "eve"));
-    expect_all(&[&ann, &eve], code::CHAN_NOTICE, "Den ann mode -o eve");
+    ann_takes_it_back(&ann, &eve, "Den", "Den 2 ");
     s.state().check_invariants().unwrap();
 }
 

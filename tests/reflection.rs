@@ -35,6 +35,21 @@ fn forge(s: &RunningServer, from: SocketAddr, req: Request<'_>) -> usize {
     d.len()
 }
 
+/// Logs a guest `forged` in from `victim` with a forged source and joins it to Pets; the
+/// bytes sent.
+fn forge_joined(s: &RunningServer, victim: SocketAddr) -> usize {
+    let sent = forge(s, victim, Request::Login { nick: "forged" });
+    std::thread::sleep(Duration::from_millis(50));
+    sent + forge(s, victim, Request::Join { title: "Pets" })
+}
+
+/// The big answer a guest asks for: Pets' last 50 lines.
+const PETS_HISTORY: Request<'static> = Request::History {
+    title: "Pets",
+    how: "last",
+    number: "50",
+};
+
 /// A long line, so that each delivery of it is big.
 fn long_line(i: usize) -> String {
     format!("{i:04} {}", "x".repeat(400))
@@ -71,19 +86,9 @@ fn a_forged_guest_reflects_no_more_than_its_allowance_and_three_times_what_was_s
     let victim = Peer::new(&s);
     let v = victim.addr();
     // The attack: log in as the victim, join, then ask for everything big, many times.
-    let mut sent = forge(&s, v, Request::Login { nick: "forged" });
-    std::thread::sleep(Duration::from_millis(50));
-    sent += forge(&s, v, Request::Join { title: "Pets" });
+    let mut sent = forge_joined(&s, v);
     for _ in 0..20 {
-        sent += forge(
-            &s,
-            v,
-            Request::History {
-                title: "Pets",
-                how: "last",
-                number: "50",
-            },
-        );
+        sent += forge(&s, v, PETS_HISTORY);
         sent += forge(&s, v, Request::ListChannels);
         sent += forge(&s, v, Request::ListUsers);
         sent += forge(&s, v, Request::Who { prefix: "" });
@@ -140,15 +145,7 @@ fn many_forged_guests_in_one_network_share_its_budget() {
     for v in &victims {
         sent += forge(&s, v.addr(), Request::Join { title: "Pets" });
         for _ in 0..3 {
-            sent += forge(
-                &s,
-                v.addr(),
-                Request::History {
-                    title: "Pets",
-                    how: "last",
-                    number: "50",
-                },
-            );
+            sent += forge(&s, v.addr(), PETS_HISTORY);
         }
     }
     say_many(&talker, 20);
@@ -190,11 +187,7 @@ fn a_guest_that_proves_its_address_is_sent_everything() {
     proved_guest(&guest, "prover");
     assert!(s.state().is_proved(guest.addr()));
     guest.join("Pets");
-    guest.send(Request::History {
-        title: "Pets",
-        how: "last",
-        number: "50",
-    });
+    guest.send(PETS_HISTORY);
     say_many(&talker, 50);
     // 50 lines of history and 50 live ones, every one of them (over 40 KB: far past
     // what an unproved address may be sent).
@@ -275,18 +268,8 @@ fn with_allow_amplification_a_forged_guest_is_answered_in_full() {
     say_many(&talker, 50);
     let victim = Peer::new(&s);
     let v = victim.addr();
-    let mut sent = forge(&s, v, Request::Login { nick: "forged" });
-    std::thread::sleep(Duration::from_millis(50));
-    sent += forge(&s, v, Request::Join { title: "Pets" });
-    sent += forge(
-        &s,
-        v,
-        Request::History {
-            title: "Pets",
-            how: "last",
-            number: "50",
-        },
-    );
+    let mut sent = forge_joined(&s, v);
+    sent += forge(&s, v, PETS_HISTORY);
     let (_, got) = drain(&victim, Duration::from_millis(300));
     eprintln!("without budgets: {sent} bytes sent in its name, {got} received");
     // The figure the budgets remove: one request reflects its history in full.

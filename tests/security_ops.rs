@@ -10,7 +10,6 @@ mod common;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,10 +32,8 @@ fn config(data: &Path, operators: &[&str]) -> ServerConfig {
     c
 }
 
-/// `chat-server accounts ARGS --data DATA`, with `stdin` as its standard input; its
-/// standard output, after checking it succeeded.
-#[track_caller]
-fn accounts_cli(data: &Path, args: &[&str], stdin: &str) -> String {
+/// Runs `chat-server accounts ARGS --data DATA` with `stdin` as its standard input.
+fn run_accounts(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
         .arg("accounts")
         .args(args)
@@ -53,7 +50,14 @@ fn accounts_cli(data: &Path, args: &[&str], stdin: &str) -> String {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `chat-server accounts ARGS --data DATA`, with `stdin` as its standard input; its
+/// standard output, after checking it succeeded.
+#[track_caller]
+fn accounts_cli(data: &Path, args: &[&str], stdin: &str) -> String {
+    let out = run_accounts(data, args, stdin);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -369,10 +373,7 @@ fn reasons_and_notices_with_terminal_escapes_are_refused_and_the_audit_log_is_pr
     let bob = part5(&s, "bob");
     bob.join("Pets");
     common::wait_until(|| audit.exists());
-    assert_eq!(
-        std::fs::metadata(&audit).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(common::file_mode(&audit), 0o600);
     // Raw datagrams with OSC (retitle the terminal, or write to its clipboard), CSI
     // (clear the screen), BEL, and CR LF (a forged audit line).
     let escapes = [
@@ -423,29 +424,31 @@ fn an_audit_log_the_operator_made_keeps_its_mode() {
     // unit-tested beside the writer, `server::community`.)
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
-    std::fs::write(&audit, "").unwrap();
-    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o640)).unwrap();
+    common::write_with_mode(&audit, "", 0o640);
     let data = dir.path().join("data");
     let mut cfg = config(&data, &[]);
     cfg.audit_log = Some(audit.clone());
     let _s = Server::bind(cfg).unwrap().spawn();
     std::thread::sleep(QUIET);
-    assert_eq!(
-        std::fs::metadata(&audit).unwrap().permissions().mode() & 0o777,
-        0o640
-    );
+    assert_eq!(common::file_mode(&audit), 0o640);
 }
 
 // ---- finding 8: no credentials in logs ----
+
+/// The server binary on a port of its choosing on 127.0.0.1, logging at `level`.
+fn server_command(level: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("RUST_LOG", level);
+    c
+}
 
 /// Starts the binary with `args` and `RUST_LOG=debug`; everything it logged within
 /// `for_` (or until it exited), and whether it was still running.
 fn log_of(args: &[&str], for_: Duration) -> (String, bool) {
     let mut child = common::KillOnDrop(
-        Command::new(BIN)
-            .args(["--bind", "127.0.0.1", "--port", "0"])
+        server_command("debug")
             .args(args)
-            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -455,19 +458,19 @@ fn log_of(args: &[&str], for_: Duration) -> (String, bool) {
     let out = common::script::lines(child.0.stdout.take().unwrap());
     let deadline = Instant::now() + for_;
     let mut log = String::new();
-    let mut running = true;
-    while Instant::now() < deadline {
+    let take_lines = |log: &mut String| {
         for line in err.try_iter().chain(out.try_iter()) {
             log.push_str(&line);
             log.push('\n');
         }
+    };
+    let mut running = true;
+    while Instant::now() < deadline {
+        take_lines(&mut log);
         if child.0.try_wait().unwrap().is_some() {
             running = false;
             std::thread::sleep(Duration::from_millis(100));
-            for line in err.try_iter().chain(out.try_iter()) {
-                log.push_str(&line);
-                log.push('\n');
-            }
+            take_lines(&mut log);
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -479,8 +482,7 @@ fn log_of(args: &[&str], for_: Duration) -> (String, bool) {
 fn passwords_in_the_redis_and_postgres_urls_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster.secret");
-    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    common::write_with_mode(&secret, "0123456789abcdef0123456789abcdef", 0o600);
     // Redis on a port nobody listens on: the server starts, logs its cluster line and
     // that Redis is unreachable, and keeps retrying.
     let redis = "redis://chat:Redis-Pa55word@127.0.0.1:1/0";
@@ -533,12 +535,11 @@ fn the_binary_warns_of_operators_without_an_account_at_start_and_at_reload() {
     let file = dir.path().join("server.toml");
     std::fs::write(&file, "operators = [\"root\"]\n").unwrap();
     let mut child = common::KillOnDrop(
-        Command::new(BIN)
-            .args(["--bind", "127.0.0.1", "--port", "0", "--data"])
+        server_command("info")
+            .arg("--data")
             .arg(&data)
             .arg("--config")
             .arg(&file)
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -575,25 +576,7 @@ fn the_binary_warns_of_operators_without_an_account_at_start_and_at_reload() {
 fn the_accounts_command_makes_lists_and_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let add = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(BIN)
-            .arg("accounts")
-            .args(args)
-            .arg("--data")
-            .arg(&data)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let add = |args: &[&str], stdin: &str| run_accounts(&data, args, stdin);
     let out = add(&["add", "root"], "\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must not be empty"));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
 use parking_lot::Mutex;
-use postgres::Client;
+use postgres::{Client, Transaction};
 
 use crate::tls::Trust;
 
@@ -57,10 +57,7 @@ impl PgStore {
     /// As [`connect`](Self::connect), and when TLS can't be set up or the server's
     /// certificate does not verify.
     pub fn connect_with(url: &str, trust: Trust) -> Result<Self, StoreError> {
-        let tls = trust
-            .postgres()
-            .map_err(|e| StoreError::Setup(e.to_string()))?;
-        let mut conn = Client::connect(url, tls)?;
+        let mut conn = open(url, &trust)?;
         // Two servers starting together may both try to create the tables: IF NOT EXISTS
         // can still race in PostgreSQL, so a failure is retried once after the other won.
         let ddl = "CREATE TABLE IF NOT EXISTS udpchat_meta (
@@ -86,6 +83,44 @@ impl PgStore {
             trust,
         })
     }
+}
+
+/// A connection to `url`, a TLS one verified with `trust` where the URL asks for it.
+fn open(url: &str, trust: &Trust) -> Result<Client, StoreError> {
+    let tls = trust
+        .postgres()
+        .map_err(|e| StoreError::Setup(e.to_string()))?;
+    Ok(Client::connect(url, tls)?)
+}
+
+/// Writes `a` under its key `k` in `tx`, `on_conflict` saying what an existing row of
+/// that key gets; how many rows were written.
+fn insert(
+    tx: &mut Transaction<'_>,
+    k: &str,
+    a: &Account,
+    on_conflict: &str,
+) -> Result<u64, postgres::Error> {
+    tx.execute(
+        &format!(
+            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
+             VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
+        ),
+        &[
+            &k,
+            &a.nick,
+            &a.record,
+            &a.watch.join(" "),
+            &a.created,
+            &a.operator,
+        ],
+    )
+}
+
+/// Sends `payload` on [`CHANNEL`] when `tx` commits.
+fn notify(tx: &mut Transaction<'_>, payload: &str) -> Result<(), postgres::Error> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+    Ok(())
 }
 
 fn account(row: &postgres::Row) -> Account {
@@ -173,20 +208,13 @@ impl AccountStore for PgStore {
         let k = key(&a.nick);
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
-            &[
-                &k,
-                &a.nick,
-                &a.record,
-                &a.watch.join(" "),
-                &a.created,
-                &a.operator,
-            ],
+        insert(
+            &mut tx,
+            &k,
+            a,
+            "ON CONFLICT (key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
         )?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+        notify(&mut tx, &format!("+{k}"))?;
         // A new account may be an operator's (made by `chat-server accounts add`); an
         // existing one keeps its flag, which the others know already.
         let operator: bool = tx
@@ -196,7 +224,7 @@ impl AccountStore for PgStore {
             )?
             .get(0);
         if operator {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("op+{k}")])?;
+            notify(&mut tx, &format!("op+{k}"))?;
         }
         tx.commit()?;
         Ok(())
@@ -206,22 +234,11 @@ impl AccountStore for PgStore {
         let k = key(&a.nick);
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
-        let n = tx.execute(
-            "INSERT INTO udpchat_accounts (key, nick, record, watch, created, operator)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING",
-            &[
-                &k,
-                &a.nick,
-                &a.record,
-                &a.watch.join(" "),
-                &a.created,
-                &a.operator,
-            ],
-        )?;
+        let n = insert(&mut tx, &k, a, "ON CONFLICT (key) DO NOTHING")?;
         if n > 0 {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("+{k}")])?;
+            notify(&mut tx, &format!("+{k}"))?;
             if a.operator {
-                tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("op+{k}")])?;
+                notify(&mut tx, &format!("op+{k}"))?;
             }
         }
         tx.commit()?;
@@ -232,7 +249,7 @@ impl AccountStore for PgStore {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         let n = tx.execute("DELETE FROM udpchat_accounts WHERE key = $1", &[&key])?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("-{key}")])?;
+        notify(&mut tx, &format!("-{key}"))?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -245,10 +262,7 @@ impl AccountStore for PgStore {
             &[&key, &operator],
         )?;
         let sign = if operator { '+' } else { '-' };
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &format!("op{sign}{key}")],
-        )?;
+        notify(&mut tx, &format!("op{sign}{key}"))?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -290,11 +304,7 @@ impl AccountStore for PgStore {
     }
 
     fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
-        let tls = self
-            .trust
-            .postgres()
-            .map_err(|e| StoreError::Setup(e.to_string()))?;
-        let mut client = Client::connect(&self.url, tls)?;
+        let mut client = open(&self.url, &self.trust)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Some(Box::new(PgFeed { client })))
     }

@@ -15,6 +15,7 @@ pub(super) const DB_FILE: &str = "accounts.sqlite3";
 
 /// Accounts in an SQLite database file, in WAL mode with `synchronous=FULL`: a write is on
 /// disk when it returns, and a crash never loses a committed account.
+#[derive(Debug)]
 pub struct SqliteStore {
     /// One connection; writes are rare (registrations, password changes, hot lists) and
     /// short, and only the server's store thread uses it, so a mutex is simpler than a
@@ -23,12 +24,6 @@ pub struct SqliteStore {
     /// `PRAGMA data_version` when last asked: it changes when another connection (the
     /// operator's `chat-server accounts`) commits, never for this one's own writes.
     seen_version: AtomicI64,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
 }
 
 impl SqliteStore {
@@ -186,6 +181,25 @@ pub(super) fn private(path: &Path, want: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes `a` under its key, `on_conflict` saying what an existing row of that key gets;
+/// how many rows were written.
+fn insert(conn: &Connection, a: &Account, on_conflict: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!(
+            "INSERT INTO accounts (key, nick, record, watch, created, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) {on_conflict}"
+        ),
+        params![
+            key(&a.nick),
+            a.nick,
+            a.record,
+            a.watch.join(" "),
+            a.created,
+            a.operator
+        ],
+    )
+}
+
 fn account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         nick: r.get(0)?,
@@ -230,35 +244,16 @@ impl AccountStore for SqliteStore {
     }
 
     fn put(&self, a: &Account) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT INTO accounts (key, nick, record, watch, created, operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
-            params![
-                key(&a.nick),
-                a.nick,
-                a.record,
-                a.watch.join(" "),
-                a.created,
-                a.operator
-            ],
+        insert(
+            &self.conn.lock(),
+            a,
+            "ON CONFLICT(key) DO UPDATE SET nick = excluded.nick, record = excluded.record",
         )?;
         Ok(())
     }
 
     fn create(&self, a: &Account) -> Result<bool, StoreError> {
-        Ok(self.conn.lock().execute(
-            "INSERT INTO accounts (key, nick, record, watch, created, operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO NOTHING",
-            params![
-                key(&a.nick),
-                a.nick,
-                a.record,
-                a.watch.join(" "),
-                a.created,
-                a.operator
-            ],
-        )? > 0)
+        Ok(insert(&self.conn.lock(), a, "ON CONFLICT(key) DO NOTHING")? > 0)
     }
 
     fn delete(&self, key: &str) -> Result<bool, StoreError> {

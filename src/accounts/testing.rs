@@ -75,23 +75,18 @@ pub fn exercise_account_records(store: &dyn AccountStore) {
         "not made by a new record"
     );
     // `create` makes a new account as given, and never touches one that exists.
-    let op = Account {
-        nick: "Op".into(),
-        record: vec![7],
-        operator: true,
+    let account = |nick: &str, record: u8, operator: bool| Account {
+        nick: nick.into(),
+        record: vec![record],
+        operator,
         ..a.clone()
     };
-    assert!(store.create(&op).unwrap());
+    assert!(store.create(&account("Op", 7, true)).unwrap());
     assert!(
         store.get("op").unwrap().unwrap().operator,
         "a new operator's account"
     );
-    let squatter = Account {
-        nick: "OP".into(),
-        record: vec![6],
-        operator: false,
-        ..a.clone()
-    };
+    let squatter = account("OP", 6, false);
     assert!(!store.create(&squatter).unwrap());
     let kept = store.get("op").unwrap().unwrap();
     assert_eq!((kept.record, kept.operator), (vec![7], true));

@@ -187,10 +187,10 @@ fn remote_messages_and_notices_go_through_this_servers_group() {
 fn parting_logging_off_and_dropping_the_cap_end_group_delivery() {
     let r = rig();
     user(&r, 1, "ann", true);
-    r.send(1, Request::Join { title: "Pets" });
-    r.send(1, Request::Join { title: "Hobbies" });
-    r.send(1, Request::McastJoined { title: "Pets" });
-    r.send(1, Request::McastJoined { title: "Hobbies" });
+    for title in ["Pets", "Hobbies"] {
+        r.send(1, Request::Join { title });
+        r.send(1, Request::McastJoined { title });
+    }
     let (pets, hobbies) = (group(&r, "Pets"), group(&r, "Hobbies"));
     assert!(pets.is_confirmed(addr(1)) && hobbies.is_confirmed(addr(1)));
     r.send(1, Request::Part { title: "Hobbies" });

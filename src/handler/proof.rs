@@ -20,13 +20,9 @@ use proto::Event;
 /// `PROVE_REQ`: a token to echo, or `PROVED` at once for an address proved already.
 pub(crate) fn request(cx: &mut Ctx<'_>, rq: &Req) {
     let (sh, from) = (cx.sh, rq.from);
-    if sh.state.is_proved(from) {
-        return cx.out.send(from, &Event::Proved);
-    }
-    let Some(nick) = sh.state.nick_of(from) else {
+    let Some((nick, secs)) = unproved(cx, rq) else {
         return;
     };
-    let secs = unix_ms(rq.wall) / 1000;
     let token = sh
         .accounts
         .issue_token(Purpose::Prove, from, &nick_key(&nick), secs);
@@ -37,13 +33,9 @@ pub(crate) fn request(cx: &mut Ctx<'_>, rq: &Req) {
 /// for its nickname, in the last minute.
 pub(crate) fn prove(cx: &mut Ctx<'_>, rq: &Req, token: &str) {
     let (sh, from) = (cx.sh, rq.from);
-    if sh.state.is_proved(from) {
-        return cx.out.send(from, &Event::Proved);
-    }
-    let Some(nick) = sh.state.nick_of(from) else {
+    let Some((nick, secs)) = unproved(cx, rq) else {
         return;
     };
-    let secs = unix_ms(rq.wall) / 1000;
     if !sh
         .accounts
         .check_token(Purpose::Prove, from, &nick_key(&nick), token, secs)
@@ -56,4 +48,17 @@ pub(crate) fn prove(cx: &mut Ctx<'_>, rq: &Req, token: &str) {
         tracing::debug!(%from, nick = %nick, "address proved");
     }
     cx.out.send(from, &Event::Proved);
+}
+
+/// The nickname of the guest at `rq.from` and the request's time in seconds, which its
+/// token is made or checked with; `None` when there is nothing to prove: an address
+/// proved already is told so again, and one with no user is ignored.
+fn unproved(cx: &mut Ctx<'_>, rq: &Req) -> Option<(Box<str>, u64)> {
+    let (sh, from) = (cx.sh, rq.from);
+    if sh.state.is_proved(from) {
+        cx.out.send(from, &Event::Proved);
+        return None;
+    }
+    let nick = sh.state.nick_of(from)?;
+    Some((nick, unix_ms(rq.wall) / 1000))
 }

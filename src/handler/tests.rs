@@ -31,18 +31,17 @@ fn completed(r: &Rig, done: Done) -> Vec<Sent> {
     decode_all(&r.complete(done))
 }
 
+/// Logs the user at port `from` in as `nick` and joins it to Pets, at the rig's start.
+fn in_pets(r: &Rig, from: u16, nick: &str) {
+    r.at(0, from, Request::Login { nick });
+    r.at(0, from, Request::Join { title: "Pets" });
+}
+
 #[test]
 fn public_message_is_one_fanout_sharing_the_member_snapshot() {
     let r = Rig::new();
     for p in 1..=3 {
-        r.at(
-            0,
-            p,
-            Request::Login {
-                nick: &format!("u{p}"),
-            },
-        );
-        r.at(0, p, Request::Join { title: "Pets" });
+        in_pets(&r, p, &format!("u{p}"));
     }
     let out = r.raw(0, 2, Request::SendPublic { text: "hi" });
     assert_eq!(out.unicast_len(), 0);
@@ -73,10 +72,8 @@ fn seconds_online_come_from_the_injected_clock() {
 #[test]
 fn idle_sweep_finds_only_users_silent_past_the_timeout() {
     let r = Rig::new();
-    r.at(0, 1, Request::Login { nick: "quiet" });
-    r.at(0, 2, Request::Login { nick: "chatty" });
-    r.at(0, 1, Request::Join { title: "Pets" });
-    r.at(0, 2, Request::Join { title: "Pets" });
+    in_pets(&r, 1, "quiet");
+    in_pets(&r, 2, "chatty");
     r.at(100, 2, Request::StillHere);
     let now = r.t0 + Duration::from_secs(121);
     assert_eq!(r.h.idle_users(now), vec![(addr(1), Route::Addr(addr(1)))]);
@@ -105,11 +102,9 @@ fn a_user_that_spoke_after_the_sweep_listed_it_stays() {
 #[test]
 fn logoff_tells_watchers_and_channel_members() {
     let r = Rig::new();
-    r.at(0, 1, Request::Login { nick: "w" });
-    r.at(0, 2, Request::Login { nick: "x" });
+    in_pets(&r, 1, "w");
+    in_pets(&r, 2, "x");
     r.at(0, 1, Request::Watch { nicks: "x" });
-    r.at(0, 1, Request::Join { title: "Pets" });
-    r.at(0, 2, Request::Join { title: "Pets" });
     let mut out = r.at(1, 2, Request::Logoff);
     out.sort();
     assert_eq!(

@@ -43,6 +43,29 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test listens to be sure nothing more arrives.
 pub const QUIET: Duration = Duration::from_millis(300);
 
+/// A password the terminal clients' tests register and then type into commands and
+/// messages, to see the client hold it back.
+pub const PW: &str = "Tulpen4711";
+
+/// Writes `text` to the file `path` and gives it the mode bits `mode`.
+pub fn write_with_mode(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Where the terminal client keeps its line history when its home folder is `home`
+/// (`XDG_STATE_HOME` is `home/state`).
+pub fn history_file(home: &Path) -> PathBuf {
+    home.join("state/udpchat/history")
+}
+
+/// The mode bits of `path` for user, group and others.
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 /// The path of the workspace's binary `name`, built first if it is not this package's.
 ///
 /// Cargo gives a test `CARGO_BIN_EXE_<name>` for its own package's binaries only:

@@ -106,16 +106,30 @@ pub(crate) fn replace<'a>(path: &Path, lines: impl IntoIterator<Item = &'a str>)
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// The file `name` in `dir`, written with `text` and given the mode `mode`.
+    fn written(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let file = dir.join(name);
+        fs::write(&file, text).unwrap();
+        set_mode(&file, mode);
+        file
+    }
+
     #[test]
     fn files_and_the_folders_made_for_them_are_the_users_alone() {
         let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).unwrap();
+        set_mode(dir.path(), 0o755);
         let file = dir.path().join("a").join("b").join("history");
         writeln!(append(&file).unwrap(), "one").unwrap();
         assert_eq!(mode(&file), FILE_MODE);
@@ -128,12 +142,10 @@ mod tests {
     #[test]
     fn a_file_open_to_others_is_tightened() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("known");
-        fs::write(&file, "x\n").unwrap();
-        fs::set_permissions(&file, Permissions::from_mode(0o666)).unwrap();
+        let file = written(dir.path(), "known", "x\n", 0o666);
         tighten(&file).unwrap();
         assert_eq!(mode(&file), FILE_MODE);
-        fs::set_permissions(&file, Permissions::from_mode(0o644)).unwrap();
+        set_mode(&file, 0o644);
         append(&file).unwrap();
         assert_eq!(mode(&file), FILE_MODE);
         // Nothing there: nothing to do.
@@ -143,9 +155,7 @@ mod tests {
     #[test]
     fn a_replaced_file_holds_the_new_lines_only_and_is_the_users_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("history");
-        fs::write(&file, "old\n").unwrap();
-        fs::set_permissions(&file, Permissions::from_mode(0o644)).unwrap();
+        let file = written(dir.path(), "history", "old\n", 0o644);
         replace(&file, ["a", "b"]).unwrap();
         assert_eq!(fs::read_to_string(&file).unwrap(), "a\nb\n");
         assert_eq!(mode(&file), FILE_MODE);

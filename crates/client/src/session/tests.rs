@@ -168,6 +168,11 @@ impl Fixture {
         self.take().0
     }
 
+    /// Whether a line said since the last look holds `text`.
+    fn said(&mut self, text: &str) -> bool {
+        self.lines().iter().any(|l| l.contains(text))
+    }
+
     /// The lines said since the last look, and the last ask among them.
     fn take(&mut self) -> (Vec<String>, Option<Ask>) {
         let mut lines = Vec::new();
@@ -200,15 +205,22 @@ impl Fixture {
         self.type_line(self.session.asking.serial, AskKind::Chat, text);
     }
 
+    /// The server says `LOGIN_ACK` to ann; she asks for `caps`, says HELLO and asks to
+    /// prove her address.
+    #[track_caller]
+    fn login_acked(&mut self, caps: &str) {
+        self.server_says(code::LOGIN_ACK, "ann");
+        self.expect_sent(code::CAPS_REQ, caps);
+        self.expect_sent(code::HELLO, HELLO);
+        self.expect_sent(code::PROVE_REQ, "");
+    }
+
     /// The server takes the LOGIN_REQ of ann; she asks for `caps`, says HELLO and proves
     /// her address.
     #[track_caller]
     fn accepted(&mut self, caps: &str) {
         self.expect_sent(code::LOGIN_REQ, "ann");
-        self.server_says(code::LOGIN_ACK, "ann");
-        self.expect_sent(code::CAPS_REQ, caps);
-        self.expect_sent(code::HELLO, HELLO);
-        self.expect_sent(code::PROVE_REQ, "");
+        self.login_acked(caps);
         self.server_says(code::PROVE_TOKEN, "t0ken");
         // The echo goes after whatever the login sent meanwhile (rejoins).
         let echo = (code::PROVE, "t0ken".to_string());
@@ -254,10 +266,7 @@ fn a_guest_proves_its_address_and_nothing_of_it_is_shown() {
 fn an_unanswered_proof_is_asked_for_three_times_then_given_up() {
     let mut f = fixture(UiKind::Editor);
     f.expect_sent(code::LOGIN_REQ, "ann");
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(code::HELLO, HELLO);
-    f.expect_sent(code::PROVE_REQ, "");
+    f.login_acked(WANTED_CAPS_MULTICAST);
     f.later(CAPS_WAIT);
     f.expect_sent(code::PROVE_REQ, "");
     f.later(CAPS_WAIT);
@@ -279,10 +288,7 @@ fn a_classic_servers_unimplemented_errors_for_caps_hello_and_proof_are_not_shown
     }
     assert_eq!(f.session.link.caps, Caps::None);
     assert_eq!(f.session.link.proof, Proof::Unsupported);
-    assert!(
-        !f.lines().iter().any(|l| l.contains("unimplemented")),
-        "an error was shown"
-    );
+    assert!(!f.said("unimplemented"), "an error was shown");
 }
 
 #[test]
@@ -299,10 +305,7 @@ fn a_classic_servers_unimplemented_error_for_caps_is_not_shown() {
     let mut f = chatting(UiKind::Editor);
     f.server_says(code::ERROR, errors::UNIMPLEMENTED);
     assert_eq!(f.session.link.caps, Caps::None);
-    assert!(
-        !f.lines().iter().any(|l| l.contains("unimplemented")),
-        "the error was shown"
-    );
+    assert!(!f.said("unimplemented"), "the error was shown");
 }
 
 #[test]
@@ -464,10 +467,7 @@ fn a_line_holding_a_password_is_not_queued_while_the_connection_is_down() {
     assert_eq!(f.lines(), ["\t** /nick not sent: it holds a password **"]);
     f.chat("later");
     f.lines();
-    f.server_says(code::LOGIN_ACK, "ann");
-    f.expect_sent(code::CAPS_REQ, WANTED_CAPS_MULTICAST);
-    f.expect_sent(code::HELLO, HELLO);
-    f.expect_sent(code::PROVE_REQ, "");
+    f.login_acked(WANTED_CAPS_MULTICAST);
     f.expect_sent(code::SEND_PUBLIC, "later");
     assert_eq!(f.sent(), None);
 }
@@ -780,7 +780,7 @@ fn a_quiet_group_is_given_up_and_part_forgets_it() {
     assert!(f.listening.is_empty(), "the group is left");
     // A group left is not listened to: nothing it says counts.
     f.group_says(channel_data(3, code::PUBLIC_MSG, "Pets bob late", &KEY));
-    assert!(!f.lines().iter().any(|l| l.contains("late")));
+    assert!(!f.said("late"));
 }
 
 #[test]
