@@ -585,6 +585,14 @@ fn a_captured_event_published_again_is_not_news() {
             .connects
             .load(std::sync::atomic::Ordering::Relaxed)
     };
+    // The captured event published again is refused by `s` (counted under `which`) and
+    // ann hears nothing of it.
+    let refused = |redis: &Redis, s: &RunningServer, ann: &Peer, which: &str| {
+        let before = stat(s, which);
+        replay(redis);
+        ann.expect_nothing();
+        converge(|| stat(s, which) == before + 1);
+    };
     // Sends a genuine message from bob until ann hears it (so the path is open).
     fn genuine(bob: &Peer, ann: &Peer, text: &str) {
         let want = (code::PUBLIC_MSG, format!("Pets bob {text}"));
@@ -602,10 +610,7 @@ fn a_captured_event_published_again_is_not_news() {
     }
 
     // 1. At once, on the live subscription.
-    let before = stat(&s1, "duplicates");
-    replay(&redis);
-    ann.expect_nothing();
-    converge(|| stat(&s1, "duplicates") == before + 1);
+    refused(&redis, &s1, &ann, "duplicates");
 
     // 2. After the servers re-subscribe: the topic's sequence is remembered.
     let _: redis::Value = redis::cmd("CLIENT")
@@ -617,10 +622,7 @@ fn a_captured_event_published_again_is_not_news() {
     converge(|| connects(&s1) >= 2 && connects(&s2) >= 2);
     subscribed(&redis, "pets", 2);
     // Before anything new from p2 on the topic: only the memory of it refuses it.
-    let before = stat(&s1, "duplicates");
-    replay(&redis);
-    ann.expect_nothing();
-    converge(|| stat(&s1, "duplicates") == before + 1);
+    refused(&redis, &s1, &ann, "duplicates");
     genuine(&bob, &ann, "after the re-subscription");
 
     // 3. After Redis restarts, empty.
@@ -630,10 +632,7 @@ fn a_captured_event_published_again_is_not_news() {
     wait_connected(&s1, true);
     wait_connected(&s2, true);
     subscribed(&redis, "pets", 2);
-    let before = stat(&s1, "duplicates");
-    replay(&redis);
-    ann.expect_nothing();
-    converge(|| stat(&s1, "duplicates") == before + 1);
+    refused(&redis, &s1, &ann, "duplicates");
     genuine(&bob, &ann, "after the redis restart");
     assert_eq!(
         history_texts(&ann, "Pets"),
@@ -657,10 +656,7 @@ fn a_captured_event_published_again_is_not_news() {
     bob.expect(code::USER_JOINS, "Pets ann");
     subscribed(&redis, "pets", 2);
     let kept = history_texts(&ann, "Pets");
-    let before = stat(&s1, "too_old");
-    replay(&redis);
-    ann.expect_nothing();
-    converge(|| stat(&s1, "too_old") == before + 1);
+    refused(&redis, &s1, &ann, "too_old");
     assert_eq!(history_texts(&ann, "Pets"), kept);
     genuine(&bob, &ann, "after the restart");
     assert!(metric_of(&s1, "udpchat_cluster_too_old_total") >= 1);
