@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
-use crate::accounts::{CommunityStore, HistoryRow, StoreError};
+use crate::accounts::{CommunityStore, HistoryRow, Refusals, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::settings::{Live, LiveSettings};
-use crate::state::community::{AddrBan, Ban, Entry, Net};
+use crate::state::community::{AddrBan, Ban, Entry, Mask, Net};
 use crate::state::{Kind, Meta, State};
 use proto::time::utc;
 
@@ -211,13 +211,43 @@ fn run(
             CommunityEffect::DeleteBan { chan, mask } => {
                 written(store.delete_ban(&chan, &mask), "forgetting a ban")
             }
-            CommunityEffect::StoreMail { ticket, mail, max } => {
-                let stored = store.store_mail(&mail, max).map_err(|e| {
+            CommunityEffect::StoreMail {
+                ticket,
+                mail,
+                account,
+                limits,
+            } => {
+                // A stored mask that no longer parses refuses nobody.
+                let refused = |masks: &[String]| {
+                    masks
+                        .iter()
+                        .filter_map(|m| Mask::parse(m))
+                        .any(|m| m.matches(&mail.from, account.as_deref()))
+                };
+                let stored = store.store_mail(&mail, limits, &refused).map_err(|e| {
                     failed(&e, "keeping a private message");
                 });
                 answer(
                     done,
                     Done::Community(CommunityDone::Mailed { ticket, stored }),
+                );
+            }
+            CommunityEffect::SetRefusal {
+                ticket,
+                key,
+                change,
+                max,
+            } => {
+                let list = match change {
+                    Some((mask, on)) => store.set_refusal(&key, &mask, on, max),
+                    None => store.refusals(&key).map(Refusals::List),
+                }
+                .map_err(|e| {
+                    failed(&e, "storing the senders a user refuses");
+                });
+                answer(
+                    done,
+                    Done::Community(CommunityDone::Refusals { ticket, list }),
                 );
             }
             CommunityEffect::TakeMail { ticket, key } => {
