@@ -200,6 +200,30 @@ fn a_refused_sender_is_told_and_others_still_get_through() {
 }
 
 #[test]
+fn a_deleted_accounts_refusals_do_not_pass_to_the_next_owner_of_the_nickname() {
+    let s = server(|_| {});
+    let ann = Peer::new(&s);
+    ann.login("ann");
+    common::register(&ann, "pw");
+    let ann = ann.with_password("ann", "pw");
+    ann.send(Request::MailRefuse { mask: "bob" });
+    ann.expect(code::MAIL_REFUSALS, "bob");
+    ann.send(Request::Unregister);
+    ann.expect(code::ACCOUNT_ACK, "unregistered ann");
+    ann.send(Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+    // Someone else registers the nickname: nothing of the old account's list is theirs.
+    registered(&s, "ann", "other");
+    let new = protected(&s, "ann", "other");
+    new.send(Request::MailRefuse { mask: "" });
+    new.expect(code::MAIL_REFUSALS, "");
+    new.send(Request::Logoff);
+    common::wait_until(|| s.state().address_of("ann").is_none());
+    let bob = proved(&s, [127, 0, 2, 1], "bob");
+    assert_eq!(leave(&bob, "hi"), (code::PRIVATE_STORED, "ann".into()));
+}
+
+#[test]
 fn the_client_refuses_and_accepts_senders_and_lists_them() {
     let s = server(|_| {});
     registered(&s, "ann", "secret words");

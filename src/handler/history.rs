@@ -1,8 +1,9 @@
 //! What is remembered (part 5): each channel's recent public messages, asked for with
 //! `HISTORY_REQ` (`since` a message id or the `last` few) and sent in batches of
 //! `HISTORY_MSG` closed by `HISTORY_END`; and private messages to registered users who are
-//! away, kept in the store (a bounded number per recipient) and delivered as
-//! `STORED_PRIVATE` at their next password login.
+//! away, kept in the store (only from senders that proved their address; a bounded number
+//! per recipient, per sender and from guests; none from senders the recipient refuses,
+//! `mailbox`) and delivered as `STORED_PRIVATE` at their next password login.
 
 use std::net::SocketAddr;
 use std::time::Instant;

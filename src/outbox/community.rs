@@ -130,6 +130,12 @@ pub enum CommunityEffect {
         /// The recipient's nickname key.
         key: String,
     },
+    /// Forget the messages kept for `key` and the senders it refuses (its account was
+    /// deleted, or made anew). No answer.
+    ForgetMailbox {
+        /// The nickname key.
+        key: String,
+    },
     /// Store an address ban. No answer.
     SaveAddrBan(StoredAddrBan),
     /// Forget an address ban. No answer.

@@ -256,6 +256,15 @@ fn run(
                 });
                 answer(done, Done::Community(CommunityDone::Mail { ticket, mail }));
             }
+            CommunityEffect::ForgetMailbox { key } => {
+                let forgot = store.take_mail(&key).and_then(|_| {
+                    for mask in store.refusals(&key)? {
+                        store.set_refusal(&key, &mask, false, 0)?;
+                    }
+                    Ok(())
+                });
+                written(forgot, "forgetting a mailbox");
+            }
             CommunityEffect::SaveAddrBan(b) => {
                 written(store.save_addr_ban(&b), "storing an address ban")
             }
