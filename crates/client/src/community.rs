@@ -74,7 +74,7 @@ pub(crate) fn render(event: &Event<'_>) -> Option<String> {
             "\t<{} is away; your message is kept until they log in>",
             s(recipient)
         ),
-        Event::MailRefusals { masks } if masks.is_empty() => {
+        Event::MailRefusals { masks: "" } => {
             "\t<messages kept while you are away: refusing nobody>".to_owned()
         }
         Event::MailRefusals { masks } => format!(
