@@ -488,6 +488,7 @@ fn a_private_message_kept_while_away_shows_as_kept_at_the_password_login() {
     common::registered(&server, "ann", "secret words");
     // bob speaks part 5, so it is told the message is kept.
     let bob = common::part5(&server, "bob");
+    bob.prove();
     bob.send(req::private("ann", "are you there?"));
     bob.recv_code(proto::code::PRIVATE_STORED);
 

@@ -470,12 +470,16 @@ fn after_a_reconnect_a_client_gets_what_it_missed() {
 
 #[test]
 fn private_messages_for_a_user_away_are_kept_and_delivered_once() {
-    let s = server_with(|c| c.live.mailbox = 2);
+    // Room for 4, of which guests (bob and cid) may fill half.
+    let s = server_with(|c| c.live.mailbox = 4);
     register(&s, "ann", "pw");
+    // (Only senders that proved their address may leave messages: tests/mailbox.rs.)
     let bob = part5(&s, "bob");
+    bob.prove();
     bob.send(req::private("ANN", "call me"));
     bob.expect(code::PRIVATE_STORED, "ANN");
     let cid = user(&s, "cid");
+    cid.prove();
     cid.send(req::private("ann", "hi from a classic client"));
     classic(&cid, 0);
     bob.send(req::private("ann", "one too many"));

@@ -73,9 +73,66 @@ pub struct StoredMail {
     pub ms: u64,
     /// The sender.
     pub from: String,
+    /// Who the sender counts as for [`MailLimits::per_sender`]: [`account_sender`] for a
+    /// password session, [`guest_sender`] for a guest (every guest of one network counts as
+    /// one sender, since a guest's nickname costs nothing to change). Empty in messages
+    /// kept before this was recorded.
+    pub sender_id: String,
     /// The text.
     pub text: String,
 }
+
+/// The [`StoredMail::sender_id`] of the holder of account `key`.
+pub fn account_sender(key: &str) -> String {
+    format!("account:{key}")
+}
+
+/// The [`StoredMail::sender_id`] of a guest of network `prefix` (as `limits::Prefix`
+/// shows one: `198.51.100.0/24`, `2001:db8:0:1::/64`).
+pub fn guest_sender(prefix: impl std::fmt::Display) -> String {
+    format!("{GUEST_SENDER}{prefix}")
+}
+
+/// How every guest's [`StoredMail::sender_id`] starts.
+pub const GUEST_SENDER: &str = "net:";
+
+/// How many messages a recipient's box keeps, by whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailLimits {
+    /// In all.
+    pub max: usize,
+    /// From one sender ([`StoredMail::sender_id`]).
+    pub per_sender: usize,
+    /// From all guests together, so that guests from many networks can't fill the box
+    /// and shut out senders with accounts.
+    pub guests: usize,
+}
+
+/// What became of a message to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// It is kept.
+    Kept,
+    /// The recipient's box holds as many as it may (in all, or from guests for a guest).
+    Full,
+    /// The box holds as many from this sender as one may leave.
+    SenderFull,
+    /// The recipient refuses this sender (`MAIL_REFUSE`).
+    Refused,
+}
+
+/// The answer to a change of a recipient's refusals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusals {
+    /// The masks refused now, sorted.
+    List(Vec<String>),
+    /// The list holds as many masks as it may: nothing was added.
+    Full,
+}
+
+/// What [`CommunityStore::store_mail`] makes of the recipient's refused masks: whether
+/// one of them covers the sender.
+pub type RefusedBy<'a> = &'a dyn Fn(&[String]) -> bool;
 
 /// A ban of an address or network, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +170,24 @@ pub(super) fn to_sql(n: u64) -> i64 {
 /// A `u64` read back from SQL (a negative value, which the server never writes, is 0).
 pub(super) fn from_sql(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Whether a message from `mail`'s sender fits a box that holds `all` messages, `same`
+/// from that sender and `guests` from guests; the one rule every store applies.
+pub(super) fn judge(
+    mail: &StoredMail,
+    limits: MailLimits,
+    all: usize,
+    same: usize,
+    guests: usize,
+) -> Kept {
+    if all >= limits.max || (mail.sender_id.starts_with(GUEST_SENDER) && guests >= limits.guests) {
+        Kept::Full
+    } else if same >= limits.per_sender {
+        Kept::SenderFull
+    } else {
+        Kept::Kept
+    }
 }
 
 /// What the server loads at start: everything but history and mail.
@@ -172,12 +247,36 @@ pub trait CommunityStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     fn append_history(&self, rows: &[HistoryRow], keep: usize) -> Result<(), StoreError>;
-    /// Keeps a private message unless `max` are kept for its recipient already; returns
-    /// whether it was kept.
+    /// Keeps a private message unless its recipient refuses the sender (`refused`, asked
+    /// of the recipient's masks) or the `limits` are reached, in one transaction; returns
+    /// what became of it. Guests are told apart by their [`StoredMail::sender_id`]
+    /// ([`GUEST_SENDER`]).
     ///
     /// # Errors
     /// When the store fails.
-    fn store_mail(&self, mail: &StoredMail, max: usize) -> Result<bool, StoreError>;
+    fn store_mail(
+        &self,
+        mail: &StoredMail,
+        limits: MailLimits,
+        refused: RefusedBy<'_>,
+    ) -> Result<Kept, StoreError>;
+    /// The masks recipient `key` refuses kept messages from, sorted.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn refusals(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Adds (`on`) or removes `mask` from the refusals of `key`; an addition that would
+    /// make more than `max` is not made ([`Refusals::Full`]). Returns the list after.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn set_refusal(
+        &self,
+        key: &str,
+        mask: &str,
+        on: bool,
+        max: usize,
+    ) -> Result<Refusals, StoreError>;
     /// Reads and deletes, in one transaction, the private messages kept for `key`,
     /// oldest first.
     ///
@@ -209,6 +308,8 @@ struct Memory {
     bans: Vec<(String, StoredBan)>,
     history: BTreeMap<String, Vec<StoredMessage>>,
     mail: Vec<StoredMail>,
+    /// Recipient key → refused masks.
+    refusals: BTreeMap<String, Vec<String>>,
     addr_bans: Vec<StoredAddrBan>,
 }
 
@@ -279,13 +380,62 @@ impl CommunityStore for MemoryCommunity {
         }
         Ok(())
     }
-    fn store_mail(&self, mail: &StoredMail, max: usize) -> Result<bool, StoreError> {
+    fn store_mail(
+        &self,
+        mail: &StoredMail,
+        limits: MailLimits,
+        refused: RefusedBy<'_>,
+    ) -> Result<Kept, StoreError> {
         let mut m = self.inner.lock();
-        if m.mail.iter().filter(|x| x.to == mail.to).count() >= max {
-            return Ok(false);
+        if m.refusals.get(&mail.to).is_some_and(|r| refused(r)) {
+            return Ok(Kept::Refused);
         }
-        m.mail.push(mail.clone());
-        Ok(true)
+        let boxed = m.mail.iter().filter(|x| x.to == mail.to);
+        let (mut all, mut same, mut guests) = (0, 0, 0);
+        for x in boxed {
+            all += 1;
+            same += usize::from(x.sender_id == mail.sender_id);
+            guests += usize::from(x.sender_id.starts_with(GUEST_SENDER));
+        }
+        let kept = judge(mail, limits, all, same, guests);
+        if kept == Kept::Kept {
+            m.mail.push(mail.clone());
+        }
+        Ok(kept)
+    }
+    fn refusals(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .refusals
+            .get(key)
+            .cloned()
+            .unwrap_or_default())
+    }
+    fn set_refusal(
+        &self,
+        key: &str,
+        mask: &str,
+        on: bool,
+        max: usize,
+    ) -> Result<Refusals, StoreError> {
+        let mut m = self.inner.lock();
+        let list = m.refusals.entry(key.to_owned()).or_default();
+        let has = list.iter().any(|x| x == mask);
+        if on && !has {
+            if list.len() >= max {
+                return Ok(Refusals::Full);
+            }
+            list.push(mask.to_owned());
+            list.sort();
+        } else if !on {
+            list.retain(|x| x != mask);
+        }
+        let list = list.clone();
+        if list.is_empty() {
+            m.refusals.remove(key);
+        }
+        Ok(Refusals::List(list))
     }
     fn take_mail(&self, key: &str) -> Result<Vec<StoredMail>, StoreError> {
         let mut m = self.inner.lock();

@@ -9,8 +9,9 @@ use postgres::Client;
 use crate::tls::Trust;
 
 use super::community::{
-    channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
-    StoredBan, StoredChannel, StoredMail, StoredMessage,
+    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
+    Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
+    StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -65,7 +66,13 @@ const DDL: &str = "CREATE TABLE IF NOT EXISTS udpchat_channels (
          sender    TEXT NOT NULL,
          text      TEXT NOT NULL
      );
+     ALTER TABLE udpchat_mail ADD COLUMN IF NOT EXISTS sender_id TEXT NOT NULL DEFAULT '';
      CREATE INDEX IF NOT EXISTS udpchat_mail_recipient ON udpchat_mail (recipient);
+     CREATE TABLE IF NOT EXISTS udpchat_mail_refusals (
+         recipient TEXT NOT NULL,
+         mask      TEXT NOT NULL,
+         PRIMARY KEY (recipient, mask)
+     );
      CREATE TABLE IF NOT EXISTS udpchat_addr_bans (
          net      TEXT PRIMARY KEY,
          until_ms BIGINT NOT NULL,
@@ -93,6 +100,15 @@ impl PgCommunity {
             conn: Mutex::new(conn),
         })
     }
+}
+
+/// The refusals of `key`, sorted, read inside the transaction `tx`.
+fn refusals_of(tx: &mut postgres::Transaction<'_>, key: &str) -> Result<Vec<String>, StoreError> {
+    let rows = tx.query(
+        "SELECT mask FROM udpchat_mail_refusals WHERE recipient = $1 ORDER BY mask COLLATE \"C\"",
+        &[&key],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 impl CommunityStore for PgCommunity {
@@ -259,34 +275,87 @@ impl CommunityStore for PgCommunity {
         Ok(())
     }
 
-    fn store_mail(&self, m: &StoredMail, max: usize) -> Result<bool, StoreError> {
+    fn store_mail(
+        &self,
+        m: &StoredMail,
+        limits: MailLimits,
+        refused: RefusedBy<'_>,
+    ) -> Result<Kept, StoreError> {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         // Two servers keeping mail for one recipient at once: the lock on the recipient
-        // keeps the count honest.
+        // keeps the counts honest (and a refusal made meanwhile waits for it too).
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&m.to])?;
-        let kept: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM udpchat_mail WHERE recipient = $1",
-                &[&m.to],
-            )?
-            .get(0);
-        if u(kept) >= max as u64 {
-            return Ok(false);
+        if refused(&refusals_of(&mut tx, &m.to)?) {
+            return Ok(Kept::Refused);
         }
-        tx.execute(
-            "INSERT INTO udpchat_mail (recipient, ms, sender, text) VALUES ($1, $2, $3, $4)",
-            &[&m.to, &i(m.ms), &m.from, &m.text],
+        let row = tx.query_one(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE sender_id = $2),
+                    COUNT(*) FILTER (WHERE starts_with(sender_id, $3))
+             FROM udpchat_mail WHERE recipient = $1",
+            &[&m.to, &m.sender_id, &GUEST_SENDER],
         )?;
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let (all, same, guests) = (count(row.get(0)), count(row.get(1)), count(row.get(2)));
+        let kept = judge(m, limits, all, same, guests);
+        if kept == Kept::Kept {
+            tx.execute(
+                "INSERT INTO udpchat_mail (recipient, ms, sender, text, sender_id)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&m.to, &i(m.ms), &m.from, &m.text, &m.sender_id],
+            )?;
+            tx.commit()?;
+        }
+        Ok(kept)
+    }
+
+    fn refusals(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        let list = refusals_of(&mut tx, key)?;
         tx.commit()?;
-        Ok(true)
+        Ok(list)
+    }
+
+    fn set_refusal(
+        &self,
+        key: &str,
+        mask: &str,
+        on: bool,
+        max: usize,
+    ) -> Result<Refusals, StoreError> {
+        let mut conn = self.conn.lock();
+        let mut tx = conn.transaction()?;
+        // The same lock as keeping a message: the list is changed and counted by one
+        // server at a time.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])?;
+        let now = refusals_of(&mut tx, key)?;
+        if on && !now.iter().any(|x| x == mask) {
+            if now.len() >= max {
+                return Ok(Refusals::Full);
+            }
+            tx.execute(
+                "INSERT INTO udpchat_mail_refusals (recipient, mask) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&key, &mask],
+            )?;
+        } else if !on {
+            tx.execute(
+                "DELETE FROM udpchat_mail_refusals WHERE recipient = $1 AND mask = $2",
+                &[&key, &mask],
+            )?;
+        }
+        let after = refusals_of(&mut tx, key)?;
+        tx.commit()?;
+        Ok(Refusals::List(after))
     }
 
     fn take_mail(&self, key: &str) -> Result<Vec<StoredMail>, StoreError> {
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         let rows = tx.query(
-            "DELETE FROM udpchat_mail WHERE recipient = $1 RETURNING seq, ms, sender, text",
+            "DELETE FROM udpchat_mail WHERE recipient = $1
+             RETURNING seq, ms, sender, text, sender_id",
             &[&key],
         )?;
         tx.commit()?;
@@ -300,6 +369,7 @@ impl CommunityStore for PgCommunity {
                         ms: u(r.get(1)),
                         from: r.get(2),
                         text: r.get(3),
+                        sender_id: r.get(4),
                     },
                 )
             })

@@ -8,8 +8,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, Row};
 
 use super::community::{
-    channels_in, from_sql as u, to_sql as i, CommunityStore, HistoryRow, Snapshot, StoredAddrBan,
-    StoredBan, StoredChannel, StoredMail, StoredMessage,
+    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
+    Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
+    StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -41,6 +42,7 @@ impl SqliteCommunity {
     /// open to other users.
     pub(super) fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         let conn = super::sqlite::open_private(dir, DB_FILE, SCHEMA)?;
+        add_sender_id(&conn)?;
         Ok(SqliteCommunity {
             conn: Mutex::new(conn),
         })
@@ -85,9 +87,15 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS channels (
                  recipient TEXT NOT NULL,
                  ms        INTEGER NOT NULL,
                  sender    TEXT NOT NULL,
-                 text      TEXT NOT NULL
+                 text      TEXT NOT NULL,
+                 sender_id TEXT NOT NULL DEFAULT ''
              );
              CREATE INDEX IF NOT EXISTS mail_recipient ON mail (recipient);
+             CREATE TABLE IF NOT EXISTS mail_refusals (
+                 recipient TEXT NOT NULL,
+                 mask      TEXT NOT NULL,
+                 PRIMARY KEY (recipient, mask)
+             );
              CREATE TABLE IF NOT EXISTS addr_bans (
                  net      TEXT PRIMARY KEY,
                  until_ms INTEGER NOT NULL,
@@ -104,6 +112,28 @@ fn all<T, C: FromIterator<T>>(
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([], row)?;
     rows.collect()
+}
+
+/// Adds the column `mail.sender_id` to a database made before it existed (SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`).
+fn add_sender_id(conn: &Connection) -> Result<(), StoreError> {
+    let has: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('mail') WHERE name = 'sender_id'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE mail ADD COLUMN sender_id TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
+
+/// The refusals of `key`, sorted, read inside `conn`'s transaction.
+fn refusals_of(conn: &Connection, key: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT mask FROM mail_refusals WHERE recipient = ?1 ORDER BY mask")?;
+    let rows = stmt.query_map(params![key], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 impl CommunityStore for SqliteCommunity {
@@ -268,37 +298,84 @@ impl CommunityStore for SqliteCommunity {
         Ok(())
     }
 
-    fn store_mail(&self, m: &StoredMail, max: usize) -> Result<bool, StoreError> {
+    fn store_mail(
+        &self,
+        m: &StoredMail,
+        limits: MailLimits,
+        refused: RefusedBy<'_>,
+    ) -> Result<Kept, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let kept: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM mail WHERE recipient = ?1",
-            params![m.to],
-            |r| r.get(0),
-        )?;
-        if u(kept) >= max as u64 {
-            return Ok(false);
+        if refused(&refusals_of(&tx, &m.to)?) {
+            return Ok(Kept::Refused);
         }
-        tx.execute(
-            "INSERT INTO mail (recipient, ms, sender, text) VALUES (?1, ?2, ?3, ?4)",
-            params![m.to, i(m.ms), m.from, m.text],
+        let (all, same, guests): (i64, i64, i64) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(sender_id = ?2), 0),
+                    COALESCE(SUM(substr(sender_id, 1, length(?3)) = ?3), 0)
+             FROM mail WHERE recipient = ?1",
+            params![m.to, m.sender_id, GUEST_SENDER],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let kept = judge(m, limits, count(all), count(same), count(guests));
+        if kept == Kept::Kept {
+            tx.execute(
+                "INSERT INTO mail (recipient, ms, sender, text, sender_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.to, i(m.ms), m.from, m.text, m.sender_id],
+            )?;
+            tx.commit()?;
+        }
+        Ok(kept)
+    }
+
+    fn refusals(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        refusals_of(&self.conn.lock(), key)
+    }
+
+    fn set_refusal(
+        &self,
+        key: &str,
+        mask: &str,
+        on: bool,
+        max: usize,
+    ) -> Result<Refusals, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let now = refusals_of(&tx, key)?;
+        if on && !now.iter().any(|x| x == mask) {
+            if now.len() >= max {
+                return Ok(Refusals::Full);
+            }
+            tx.execute(
+                "INSERT INTO mail_refusals (recipient, mask) VALUES (?1, ?2)",
+                params![key, mask],
+            )?;
+        } else if !on {
+            tx.execute(
+                "DELETE FROM mail_refusals WHERE recipient = ?1 AND mask = ?2",
+                params![key, mask],
+            )?;
+        }
+        let after = refusals_of(&tx, key)?;
         tx.commit()?;
-        Ok(true)
+        Ok(Refusals::List(after))
     }
 
     fn take_mail(&self, key: &str) -> Result<Vec<StoredMail>, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let mail: Vec<StoredMail> = {
-            let mut stmt =
-                tx.prepare("SELECT ms, sender, text FROM mail WHERE recipient = ?1 ORDER BY seq")?;
+            let mut stmt = tx.prepare(
+                "SELECT ms, sender, text, sender_id FROM mail WHERE recipient = ?1 ORDER BY seq",
+            )?;
             let rows = stmt.query_map(params![key], |r| {
                 Ok(StoredMail {
                     to: key.to_owned(),
                     ms: u(r.get(0)?),
                     from: r.get(1)?,
                     text: r.get(2)?,
+                    sender_id: r.get(3)?,
                 })
             })?;
             rows.collect::<Result<_, _>>()?
@@ -351,5 +428,44 @@ mod tests {
             SqliteCommunity::open_dir(&dir).is_err(),
             "a file open to others"
         );
+    }
+
+    #[test]
+    fn a_database_made_before_senders_were_recorded_gets_the_column_and_keeps_its_mail() {
+        let (_parent, dir) = data_dir();
+        // The mail table as it was, with one message in it.
+        drop(SqliteCommunity::open_dir(&dir).unwrap());
+        let old = Connection::open(dir.join(DB_FILE)).unwrap();
+        old.execute_batch(
+            "DROP TABLE mail;
+             CREATE TABLE mail (seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL,
+                 ms INTEGER NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL);
+             INSERT INTO mail (recipient, ms, sender, text) VALUES ('bob', 1, 'ann', 'old');",
+        )
+        .unwrap();
+        drop(old);
+        let s = SqliteCommunity::open_dir(&dir).unwrap();
+        let limits = MailLimits {
+            max: 5,
+            per_sender: 5,
+            guests: 5,
+        };
+        let new = StoredMail {
+            to: "bob".into(),
+            ms: 2,
+            from: "cid".into(),
+            sender_id: "account:cid".into(),
+            text: "new".into(),
+        };
+        assert_eq!(s.store_mail(&new, limits, &|_| false).unwrap(), Kept::Kept);
+        let got = s.take_mail("bob").unwrap();
+        let texts: Vec<(&str, &str)> = got
+            .iter()
+            .map(|m| (m.text.as_str(), m.sender_id.as_str()))
+            .collect();
+        assert_eq!(texts, [("old", ""), ("new", "account:cid")]);
+        // Opening again finds the column there.
+        drop(s);
+        SqliteCommunity::open_dir(&dir).unwrap();
     }
 }

@@ -3,7 +3,8 @@
 //! those; a build of the server leaves this out).
 
 use super::community::{
-    CommunityStore, HistoryRow, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, Refusals,
+    RefusedBy, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
 };
 use super::store::{Account, AccountStore};
 
@@ -163,24 +164,7 @@ pub fn exercise_community(store: &dyn CommunityStore) {
     let h = store.history("den", 10).unwrap();
     assert_eq!(h.iter().map(|m| m.id).collect::<Vec<_>>(), vec![3, 4, 5]);
     assert_eq!(store.history("den", 2).unwrap()[0].id, 4);
-    let mail = |text: &str| StoredMail {
-        to: "bob".into(),
-        ms: 7,
-        from: "ann".into(),
-        text: text.into(),
-    };
-    assert!(store.store_mail(&mail("one"), 2).unwrap());
-    assert!(store.store_mail(&mail("two"), 2).unwrap());
-    assert!(
-        !store.store_mail(&mail("three"), 2).unwrap(),
-        "the box is full"
-    );
-    let got = store.take_mail("bob").unwrap();
-    assert_eq!(
-        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["one", "two"]
-    );
-    assert!(store.take_mail("bob").unwrap().is_empty(), "delivered once");
+    exercise_mail(store);
     let ab = StoredAddrBan {
         net: "10.0.0.0/8".into(),
         until_ms: 0,
@@ -196,6 +180,92 @@ pub fn exercise_community(store: &dyn CommunityStore) {
     assert!(snap.channels.is_empty() && snap.ops.is_empty() && snap.bans.is_empty());
     assert!(snap.addr_bans.is_empty());
     assert!(store.history("den", 10).unwrap().is_empty());
+}
+
+/// The mailbox part of [`exercise_community`]: limits in all, per sender and for guests,
+/// and refusals.
+fn exercise_mail(store: &dyn CommunityStore) {
+    let mail = |from: &str, sender_id: &str, text: &str| StoredMail {
+        to: "bob".into(),
+        ms: 7,
+        from: from.into(),
+        sender_id: sender_id.into(),
+        text: text.into(),
+    };
+    let ann = |text: &str| mail("ann", &account_sender("ann"), text);
+    let guest = |nick: &str, text: &str| mail(nick, &guest_sender("192.0.2.0/24"), text);
+    let limits = MailLimits {
+        max: 4,
+        per_sender: 2,
+        guests: 1,
+    };
+    let none: RefusedBy<'_> = &|_| false;
+    let keep = |m: &StoredMail| store.store_mail(m, limits, none).unwrap();
+    assert_eq!(keep(&ann("one")), Kept::Kept);
+    assert_eq!(keep(&ann("two")), Kept::Kept);
+    assert_eq!(keep(&ann("three")), Kept::SenderFull, "two per sender");
+    assert_eq!(keep(&guest("g1", "four")), Kept::Kept);
+    // Another guest nickname of the same network is the same sender, and guests together
+    // have their share already.
+    assert_eq!(keep(&guest("g2", "five")), Kept::Full, "the guests' share");
+    let cid = mail("cid", &account_sender("cid"), "six");
+    assert_eq!(keep(&cid), Kept::Kept);
+    let dan = mail("dan", &account_sender("dan"), "seven");
+    assert_eq!(keep(&dan), Kept::Full, "the box is full");
+    let got = store.take_mail("bob").unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["one", "two", "four", "six"]
+    );
+    assert_eq!(got[2].sender_id, guest_sender("192.0.2.0/24"));
+    assert!(store.take_mail("bob").unwrap().is_empty(), "delivered once");
+
+    // Refusals: kept sorted, at most `max`, and asked of at every message.
+    assert!(store.refusals("bob").unwrap().is_empty());
+    let list = |v: &[&str]| Refusals::List(v.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        store.set_refusal("bob", "spam*", true, 2).unwrap(),
+        list(&["spam*"])
+    );
+    assert_eq!(
+        store.set_refusal("bob", "account:ann", true, 2).unwrap(),
+        list(&["account:ann", "spam*"])
+    );
+    assert_eq!(
+        store.set_refusal("bob", "spam*", true, 2).unwrap(),
+        list(&["account:ann", "spam*"]),
+        "the same mask again changes nothing"
+    );
+    assert_eq!(
+        store.set_refusal("bob", "x", true, 2).unwrap(),
+        Refusals::Full
+    );
+    assert_eq!(store.refusals("bob").unwrap(), ["account:ann", "spam*"]);
+    let masks = std::cell::RefCell::new(Vec::new());
+    let refuse_all = |m: &[String]| {
+        masks.borrow_mut().extend_from_slice(m);
+        true
+    };
+    assert_eq!(
+        store
+            .store_mail(&ann("refused"), limits, &refuse_all)
+            .unwrap(),
+        Kept::Refused
+    );
+    assert_eq!(*masks.borrow(), ["account:ann", "spam*"]);
+    assert!(
+        store.take_mail("bob").unwrap().is_empty(),
+        "nothing refused is kept"
+    );
+    assert_eq!(
+        store.set_refusal("bob", "spam*", false, 2).unwrap(),
+        list(&["account:ann"])
+    );
+    assert_eq!(
+        store.set_refusal("bob", "account:ann", false, 2).unwrap(),
+        list(&[])
+    );
+    assert!(store.refusals("bob").unwrap().is_empty());
 }
 
 #[cfg(test)]

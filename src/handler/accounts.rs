@@ -16,7 +16,7 @@ use super::rights;
 use crate::accounts::tokens::Purpose;
 use crate::accounts::Account;
 use crate::accounts::Service;
-use crate::outbox::{Effect, Ticket};
+use crate::outbox::{CommunityEffect, Effect, Ticket};
 use crate::state::{nick_key, Route};
 use proto::Event;
 
@@ -186,6 +186,12 @@ pub(crate) fn stored(cx: &mut Ctx<'_>, ticket: Ticket, ok: bool) {
         sh.accounts.set_registered(&key, what != "unregistered");
         if what == "registered" {
             Audit::count(&sh.audit.registrations);
+        }
+        if what != "changed" {
+            // Messages kept for the nickname, and the senders it refused, were its former
+            // owner's (an account deleted here, or while the server ran elsewhere): not
+            // for whoever registers it next.
+            cx.community(CommunityEffect::ForgetMailbox { key: key.clone() });
         }
         tracing::info!(%addr, nick = %nick, what, "account change stored");
     }

@@ -42,6 +42,12 @@ counters! {
     proofs, "address_proofs_total", "Guests that proved their address (PROVE).";
     proofs_refused, "address_proofs_refused_total",
         "PROVE datagrams whose token did not verify, dropped.";
+    hot_list_refused, "unproved_hot_list_refused_total",
+        "WATCH_REQs cut short because the guest had not proved its address (its own, its network's or the total limit of unproved hot lists).";
+    mail_unproved, "mail_unproved_refused_total",
+        "Private messages for users away not kept because the sender had not proved its address.";
+    mail_refused, "mail_refused_total",
+        "Private messages for users away not kept: the recipient refuses the sender, or the sender's or the box's limit.";
 }
 
 impl Audit {

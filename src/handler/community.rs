@@ -9,9 +9,11 @@
 //! [`super::created`], [`super::moderation`], [`super::modes`], [`super::history`] and
 //! [`super::operators`].
 
+use super::audit::Audit;
 use super::ctx::{unix_ms, Actor, Ctx, MailWait, Req};
 use super::refusal::Refusal;
-use super::{login, moderation};
+use super::{login, mailbox, moderation};
+use crate::accounts::Kept;
 use crate::outbox::community::Order;
 use crate::outbox::CommunityDone;
 use crate::state::{nick_key, Route};
@@ -53,18 +55,24 @@ pub(crate) fn done(cx: &mut Ctx<'_>, rq: &Req, done: CommunityDone) {
             if sh.state.nick_of(addr).is_none() {
                 return;
             }
+            if matches!(stored, Ok(k) if k != Kept::Kept) {
+                Audit::count(&sh.audit.mail_refused);
+            }
             match stored {
-                Ok(true) if sh.state.is_community(addr) => cx.out.send(
+                Ok(Kept::Kept) if sh.state.is_community(addr) => cx.out.send(
                     addr,
                     &Event::PrivateStored {
                         recipient: &recipient,
                     },
                 ),
-                Ok(true) => {}
-                Ok(false) => cx.refuse(addr, Refusal::MailboxFull(&recipient)),
+                Ok(Kept::Kept) => {}
+                Ok(Kept::Full) => cx.refuse(addr, Refusal::MailboxFull(&recipient)),
+                Ok(Kept::SenderFull) => cx.refuse(addr, Refusal::MailboxSenderFull(&recipient)),
+                Ok(Kept::Refused) => cx.refuse(addr, Refusal::MailRefused(&recipient)),
                 Err(()) => cx.refuse(addr, Refusal::NotLoggedIn(&recipient)),
             }
         }
+        CommunityDone::Refusals { ticket, list } => mailbox::refused(cx, ticket.serial, list),
         CommunityDone::Mail { ticket, mail } => {
             let Some((_, MailWait::Inbox { addr, key, .. })) = sh.waits.mail.remove(&ticket.serial)
             else {

@@ -4,12 +4,14 @@
 
 use super::rig::{addr, sent, Rig};
 use super::*;
+use crate::accounts::Kept;
 use crate::cluster::{ClusterEvent, ClusterInput, CommunityEvent, PublicMessage};
 use crate::outbox::community::Order;
 use crate::outbox::Ticket;
 use crate::outbox::{CommunityDone, CommunityEffect};
 use crate::state::role;
 use proto::{code, Request};
+use std::sync::atomic::Ordering;
 
 /// The orders among the effects.
 fn orders(out: &Outbox) -> Vec<(Ticket, Order)> {
@@ -158,6 +160,7 @@ fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
     let r = Rig::new();
     r.h.sh.accounts.set_registered("ann", true);
     r.login(2, "bob", true);
+    assert!(r.h.state().prove(addr(2)));
     let out = r.send(
         2,
         Request::SendPrivate {
@@ -169,18 +172,28 @@ fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
         .effects
         .iter()
         .find_map(|e| match e {
-            Effect::Community(CommunityEffect::StoreMail { ticket, mail, max }) => {
-                assert_eq!(*max, 50);
+            Effect::Community(CommunityEffect::StoreMail {
+                ticket,
+                mail,
+                limits,
+                account,
+            }) => {
+                assert_eq!((limits.max, limits.per_sender, limits.guests), (50, 5, 25));
+                assert_eq!(account, &None, "a guest");
                 Some((*ticket, mail.clone()))
             }
             _ => None,
         })
         .expect("a StoreMail effect");
     assert_eq!((mail.to.as_str(), mail.from.as_str()), ("ann", "bob"));
+    assert_eq!(
+        mail.sender_id, "net:127.0.0.0/24",
+        "a guest counts as its network"
+    );
     assert!(sent(&out).is_empty());
     let out = r.complete(Done::Community(CommunityDone::Mailed {
         ticket,
-        stored: Ok(false),
+        stored: Ok(Kept::Full),
     }));
     assert_eq!(
         sent(&out),
@@ -193,9 +206,41 @@ fn a_kept_private_message_waits_for_the_store_and_answers_the_sender() {
     // A late answer for a wait already used is ignored.
     let out = r.complete(Done::Community(CommunityDone::Mailed {
         ticket,
-        stored: Ok(true),
+        stored: Ok(Kept::Kept),
     }));
     assert!(sent(&out).is_empty());
+}
+
+#[test]
+fn nothing_is_kept_from_a_guest_that_has_not_proved_its_address() {
+    let r = Rig::new();
+    r.h.sh.accounts.set_registered("ann", true);
+    let private = Request::SendPrivate {
+        recipient: "ann",
+        text: "junk",
+    };
+    // A part-5 client is told why; a classic one what a classic server says.
+    r.login(2, "bob", true);
+    let out = r.send(2, private);
+    assert!(out.effects.is_empty(), "{:?}", out.effects);
+    assert_eq!(sent(&out), [(2, code::ERROR, "address not proved".into())]);
+    r.login(3, "cid", false);
+    let out = r.send(3, private);
+    assert!(out.effects.is_empty());
+    assert_eq!(sent(&out), [(3, code::ERROR, "ann: not logged in".into())]);
+    assert_eq!(r.h.audit().mail_unproved.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn refusals_need_a_password_session_and_a_mask() {
+    let r = Rig::new();
+    r.login(1, "ann", true);
+    let out = r.send(1, Request::MailRefuse { mask: "spam*" });
+    assert!(out.effects.is_empty());
+    assert_eq!(
+        sent(&out),
+        [(1, code::ERROR, "log in with your password first".into())]
+    );
 }
 
 #[test]

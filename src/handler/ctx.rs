@@ -101,6 +101,12 @@ pub(crate) enum MailWait {
         key: String,
         since: Instant,
     },
+    /// The senders a user refuses, being changed or read.
+    Refusals {
+        addr: SocketAddr,
+        key: String,
+        since: Instant,
+    },
 }
 
 /// Requests waiting for effects; shared by the workers, each entry written by the worker
@@ -131,7 +137,9 @@ impl Waits {
             JobWait::Load { since, .. } | JobWait::Store { since, .. } => !late(*since),
         });
         self.mail.retain(|_, w| match w {
-            MailWait::Mail { since, .. } | MailWait::Inbox { since, .. } => !late(*since),
+            MailWait::Mail { since, .. }
+            | MailWait::Inbox { since, .. }
+            | MailWait::Refusals { since, .. } => !late(*since),
         });
         given_up
     }

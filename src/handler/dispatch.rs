@@ -16,8 +16,8 @@ use std::time::{Instant, SystemTime};
 use super::ctx::{Actor, Ctx, Req};
 use super::refusal::Refusal;
 use super::{
-    accounts, caps, channels, community, created, directory, history, hotlist, login, messages,
-    moderation, modes, multicast, operators, proof, sessions,
+    accounts, caps, channels, community, created, directory, history, hotlist, login, mailbox,
+    messages, moderation, modes, multicast, operators, proof, sessions,
 };
 use crate::datagram::{Incoming, Kind};
 use crate::outbox::Done;
@@ -202,6 +202,12 @@ fn request(cx: &mut Ctx<'_>, rq: &Req, request: Request<'_>, len: usize, logged_
         Request::OperUnban { net } => as_actor(cx, rq, |cx, a| operators::unban(cx, a, net)),
         Request::OperNotice { text } => as_actor(cx, rq, |cx, a| operators::notice(cx, a, text)),
         Request::OperStatus => as_actor(cx, rq, operators::status),
+        Request::MailRefuse { mask } => {
+            as_actor(cx, rq, |cx, a| mailbox::refuse(cx, a, mask, true))
+        }
+        Request::MailAccept { mask } => {
+            as_actor(cx, rq, |cx, a| mailbox::refuse(cx, a, mask, false))
+        }
     }
 }
 

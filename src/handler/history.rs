@@ -1,16 +1,19 @@
 //! What is remembered (part 5): each channel's recent public messages, asked for with
 //! `HISTORY_REQ` (`since` a message id or the `last` few) and sent in batches of
 //! `HISTORY_MSG` closed by `HISTORY_END`; and private messages to registered users who are
-//! away, kept in the store (a bounded number per recipient) and delivered as
-//! `STORED_PRIVATE` at their next password login.
+//! away, kept in the store (only from senders that proved their address; a bounded number
+//! per recipient, per sender and from guests; none from senders the recipient refuses,
+//! `mailbox`) and delivered as `STORED_PRIVATE` at their next password login.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::audit::Audit;
 use super::ctx::{unix_ms, Ctx, MailWait, Req};
 use super::refusal::Refusal;
 use super::rights::is_server_op;
-use crate::accounts::{StoredMail, StoredMessage};
+use crate::accounts::limits::Prefix;
+use crate::accounts::{account_sender, guest_sender, MailLimits, StoredMail, StoredMessage};
 use crate::outbox::CommunityEffect;
 use crate::settings::HISTORY_BATCH;
 use crate::state::community::Entry;
@@ -102,7 +105,15 @@ pub(crate) fn history(cx: &mut Ctx<'_>, from: SocketAddr, title: &str, how: &str
 
 /// A private message from `sender` at `rq.from` to `recipient`, who is nowhere logged
 /// in: kept for it if it is a registered user (and mailboxes are on). Returns whether it
-/// is being kept.
+/// is answered here (being kept, or refused because the sender's address is not proved);
+/// `false` leaves the classic answer (`not logged in`) to the caller.
+///
+/// Only a sender that proved its address may leave a message: anyone can log in as a
+/// guest under a forged source address, and what it left would outlive it. A classic
+/// client can't prove, and is told what a classic server says; a part-5 client is told
+/// why. The store then applies the recipient's refusals and the limits per sender (an
+/// account, or a guest's network: a guest's nickname costs nothing to change), for
+/// guests together and in all.
 pub(crate) fn keep_for_later(
     cx: &mut Ctx<'_>,
     rq: &Req,
@@ -114,8 +125,26 @@ pub(crate) fn keep_for_later(
     if live.mailbox == 0 || !cx.sh.accounts.is_registered(recipient) {
         return false;
     }
-    let Some(route) = cx.route_of_user(rq.from) else {
+    let Some(user) = cx.sh.state.user(rq.from) else {
         return false;
+    };
+    if !user.proved {
+        Audit::count(&cx.sh.audit.mail_unproved);
+        if user.community {
+            cx.refuse(rq.from, Refusal::NotProved);
+        }
+        return user.community;
+    }
+    let (route, account, sender_id) = match user.session {
+        Some(id) => {
+            let key = nick_key(sender);
+            (Route::Session(id), Some(key.clone()), account_sender(&key))
+        }
+        None => (
+            Route::Addr(rq.from),
+            None,
+            guest_sender(Prefix::of(rq.from)),
+        ),
     };
     let ticket = cx.ticket(rq.from, route);
     let wait = MailWait::Mail {
@@ -132,9 +161,17 @@ pub(crate) fn keep_for_later(
             to: nick_key(recipient),
             ms: unix_ms(rq.wall),
             from: sender.to_owned(),
+            sender_id,
             text: text.to_owned(),
         },
-        max: live.mailbox,
+        account,
+        limits: MailLimits {
+            max: live.mailbox,
+            per_sender: live.mailbox_per_sender,
+            // Half for guests (rounded up), so that guests from many networks can't
+            // shut out the senders with accounts.
+            guests: live.mailbox.div_ceil(2),
+        },
     });
     true
 }

@@ -17,3 +17,6 @@ pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const MAX_BAN_SECONDS: u64 = 315_360_000;
 /// The largest member limit (`+l`).
 pub(crate) const MAX_LIMIT: u32 = 1_000_000;
+/// The most masks one user may refuse kept messages from (`MAIL_REFUSE`); the list is
+/// sent in one `MAIL_REFUSALS` of at most 20 × 65 bytes.
+pub(crate) const MAX_REFUSALS: usize = 20;

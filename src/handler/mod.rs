@@ -25,7 +25,8 @@
 //!   groups and discovery), `remote` (what the other servers of a cluster report); part 5: `community` (HELLO, results),
 //!   `rights` (who may do what), `created` (channels users create), `moderation` (topic,
 //!   kick, ban, invitations), `modes` (modes, operators, voices), `history` (recent
-//!   messages, mail kept for users away), `operators` (server operators' commands) and
+//!   messages, mail kept for users away), `mailbox` (the senders a user refuses mail
+//!   from), `operators` (server operators' commands) and
 //!   `community_remote` (the same, as other servers report it); `view` (how channels and
 //!   users are shown).
 //!
@@ -59,6 +60,7 @@ mod history;
 mod hotlist;
 mod limits;
 mod login;
+mod mailbox;
 mod messages;
 mod moderation;
 mod modes;

@@ -82,6 +82,21 @@ pub(crate) enum Refusal<'a> {
     NotLoggedIn(&'a str),
     #[error("{0} is away and can't be sent more messages")]
     MailboxFull(&'a str),
+    /// The recipient keeps as many of this sender's messages as one may leave.
+    #[error("{0} is away and keeps as many of your messages as one may leave")]
+    MailboxSenderFull(&'a str),
+    /// The recipient refuses kept messages from this sender (`MAIL_REFUSE`).
+    #[error("{0} refuses your messages while away")]
+    MailRefused(&'a str),
+    #[error("invalid mask; give a nickname pattern (* ?) or account:NAME")]
+    InvalidMailMask,
+    /// The most masks one may refuse.
+    #[error("you refuse {0} masks already; accept one first")]
+    TooManyRefusals(usize),
+    /// What needs an address proved to receive (`PROVE`): creating a channel, kept
+    /// messages, more of a hot list. The same text wherever the server asks for it.
+    #[error("address not proved")]
+    NotProved,
     #[error("you were disconnected by {0}: {1}")]
     Disconnected(&'a str, &'a str),
 
@@ -108,9 +123,6 @@ pub(crate) enum Refusal<'a> {
     /// The creator's network (IPv4 /24, IPv6 /64) created as many channels as one may.
     #[error("too many channels were created from your network; try again later")]
     TooManyFromNetwork,
-    /// A guest whose address is not proved (anyone could have forged it) can't create.
-    #[error("address not proved")]
-    NotProved,
     /// (the title asked for, the title of the channel it looks like).
     #[error("{0} looks like the channel {1}; choose another title")]
     TitleLooksLike(&'a str, &'a str),
@@ -235,6 +247,11 @@ mod tests {
             (
                 Refusal::InvalidBanTime,
                 "invalid ban time; give seconds up to 315360000, 0 for until lifted".into(),
+            ),
+            (Refusal::NotProved, "address not proved".into()),
+            (
+                Refusal::MailRefused("ann"),
+                "ann refuses your messages while away".into(),
             ),
             (
                 Refusal::Outranked("ann", "the founder of Den"),

@@ -146,6 +146,8 @@ fn channels_per_user_are_capped_but_rejoining_is_fine() {
 fn hot_list_is_capped() {
     let r = Rig::new();
     r.at(0, 1, Request::Login { nick: "w" });
+    // (A guest that proved its address: an unproved one's list is shorter, below.)
+    assert!(r.h.state().prove(addr(1)));
     let names: Vec<String> = (0..MAX_WATCH + 5).map(|i| format!("n{i}")).collect();
     let out = r.at(
         0,
@@ -156,6 +158,29 @@ fn hot_list_is_capped() {
     );
     assert_eq!(out, vec![(1, code::ERROR, errors::HOT_LIST_FULL.into())]);
     assert_eq!(r.h.state().watching(addr(1)).len(), MAX_WATCH);
+}
+
+#[test]
+fn an_unproved_guests_hot_list_is_short_until_it_proves() {
+    let r = Rig::new();
+    r.at(0, 1, Request::Login { nick: "w" });
+    let live = r.h.sh.live.get();
+    let names: Vec<String> = (0..live.unproved_hot_list + 5)
+        .map(|i| format!("n{i}"))
+        .collect();
+    let watch = Request::Watch {
+        nicks: &names.join(" "),
+    };
+    let out = r.at(0, 1, watch);
+    assert_eq!(out, vec![(1, code::ERROR, "address not proved".into())]);
+    assert_eq!(r.h.state().watching(addr(1)).len(), live.unproved_hot_list);
+    assert_eq!(r.h.state().unproved_watch_entries(), live.unproved_hot_list);
+    // Proved, the rest fits, and the entries no longer count against the unproved.
+    assert!(r.h.state().prove(addr(1)));
+    assert!(r.at(0, 1, watch).is_empty());
+    assert_eq!(r.h.state().watching(addr(1)).len(), names.len());
+    assert_eq!(r.h.state().unproved_watch_entries(), 0);
+    r.h.state().check_invariants().unwrap();
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! cluster's `CommunityEvent`.
 
 use super::ticket::Ticket;
-use crate::accounts::{StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage};
+use crate::accounts::{
+    Kept, MailLimits, Refusals, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+};
 
 /// One line of the audit log: a moderation or operator action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +97,29 @@ pub enum CommunityEffect {
         /// How many messages the channel keeps (older ones are pruned).
         keep: usize,
     },
-    /// Keep a private message for a user who is away, unless `max` are kept for it
-    /// already; answered with [`CommunityDone::Mailed`].
+    /// Keep a private message for a user who is away, unless the recipient refuses its
+    /// sender or the limits are reached; answered with [`CommunityDone::Mailed`].
     StoreMail {
         /// Who waits for the answer (the sender).
         ticket: Ticket,
         /// The message.
         mail: StoredMail,
-        /// The most messages kept per recipient.
+        /// The sender's account (its key), for the recipient's `account:NAME` refusals;
+        /// `None` for a guest.
+        account: Option<String>,
+        /// How many messages the box keeps, by whom.
+        limits: MailLimits,
+    },
+    /// Change the refusals of recipient `key` (`change`: a mask added or, with `false`,
+    /// removed; `None`: none) and read them; answered with [`CommunityDone::Refusals`].
+    SetRefusal {
+        /// Who waits for the list (the recipient, logged in with its password).
+        ticket: Ticket,
+        /// The recipient's nickname key.
+        key: String,
+        /// The change.
+        change: Option<(String, bool)>,
+        /// The most masks one recipient may refuse.
         max: usize,
     },
     /// Take (read and delete) the private messages kept for `key`; answered with
@@ -111,6 +128,12 @@ pub enum CommunityEffect {
         /// Who waits for them (the recipient, just logged in).
         ticket: Ticket,
         /// The recipient's nickname key.
+        key: String,
+    },
+    /// Forget the messages kept for `key` and the senders it refuses (its account was
+    /// deleted, or made anew). No answer.
+    ForgetMailbox {
+        /// The nickname key.
         key: String,
     },
     /// Store an address ban. No answer.
@@ -136,7 +159,8 @@ impl CommunityEffect {
     pub fn ticket(&self) -> Option<Ticket> {
         match self {
             CommunityEffect::StoreMail { ticket, .. }
-            | CommunityEffect::TakeMail { ticket, .. } => Some(*ticket),
+            | CommunityEffect::TakeMail { ticket, .. }
+            | CommunityEffect::SetRefusal { ticket, .. } => Some(*ticket),
             _ => None,
         }
     }
@@ -152,6 +176,10 @@ impl CommunityEffect {
                 ticket: *ticket,
                 mail: Err(()),
             },
+            CommunityEffect::SetRefusal { ticket, .. } => CommunityDone::Refusals {
+                ticket: *ticket,
+                list: Err(()),
+            },
             _ => return None,
         };
         Some(done)
@@ -161,13 +189,19 @@ impl CommunityEffect {
 /// The result of a part-5 effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommunityDone {
-    /// A private message for someone away: kept (`Ok(true)`), refused because the
-    /// recipient's box is full (`Ok(false)`), or the store failed.
+    /// A private message for someone away: what became of it, or the store failed.
     Mailed {
         /// The sender's ticket.
         ticket: Ticket,
         /// What happened.
-        stored: Result<bool, ()>,
+        stored: Result<Kept, ()>,
+    },
+    /// A recipient's refusals after a change, or the store failed.
+    Refusals {
+        /// The recipient's ticket.
+        ticket: Ticket,
+        /// The list, or that it was full.
+        list: Result<Refusals, ()>,
     },
     /// The private messages kept for a user who just logged in, oldest first.
     Mail {
@@ -190,6 +224,7 @@ impl CommunityDone {
     pub fn ticket(&self) -> Ticket {
         match self {
             CommunityDone::Mailed { ticket, .. }
+            | CommunityDone::Refusals { ticket, .. }
             | CommunityDone::Mail { ticket, .. }
             | CommunityDone::Order { ticket, .. } => *ticket,
         }

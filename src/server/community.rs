@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
-use crate::accounts::{CommunityStore, HistoryRow, Service, StoreError};
+use crate::accounts::{CommunityStore, HistoryRow, Refusals, Service, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::redact;
 use crate::settings::{Live, LiveSettings};
-use crate::state::community::{AddrBan, Ban, Entry, Net};
+use crate::state::community::{AddrBan, Ban, Entry, Mask, Net};
 use crate::state::{Kind, Meta, State};
 use proto::time::utc;
 
@@ -227,8 +227,20 @@ fn run(
             CommunityEffect::DeleteBan { chan, mask } => {
                 written(store.delete_ban(&chan, &mask), "forgetting a ban")
             }
-            CommunityEffect::StoreMail { ticket, mail, max } => {
-                let stored = store.store_mail(&mail, max).map_err(|e| {
+            CommunityEffect::StoreMail {
+                ticket,
+                mail,
+                account,
+                limits,
+            } => {
+                // A stored mask that no longer parses refuses nobody.
+                let refused = |masks: &[String]| {
+                    masks
+                        .iter()
+                        .filter_map(|m| Mask::parse(m))
+                        .any(|m| m.matches(&mail.from, account.as_deref()))
+                };
+                let stored = store.store_mail(&mail, limits, &refused).map_err(|e| {
                     failed(&e, "keeping a private message");
                 });
                 answer(
@@ -236,11 +248,38 @@ fn run(
                     Done::Community(CommunityDone::Mailed { ticket, stored }),
                 );
             }
+            CommunityEffect::SetRefusal {
+                ticket,
+                key,
+                change,
+                max,
+            } => {
+                let list = match change {
+                    Some((mask, on)) => store.set_refusal(&key, &mask, on, max),
+                    None => store.refusals(&key).map(Refusals::List),
+                }
+                .map_err(|e| {
+                    failed(&e, "storing the senders a user refuses");
+                });
+                answer(
+                    done,
+                    Done::Community(CommunityDone::Refusals { ticket, list }),
+                );
+            }
             CommunityEffect::TakeMail { ticket, key } => {
                 let mail = store.take_mail(&key).map_err(|e| {
                     failed(&e, "reading kept private messages");
                 });
                 answer(done, Done::Community(CommunityDone::Mail { ticket, mail }));
+            }
+            CommunityEffect::ForgetMailbox { key } => {
+                let forgot = store.take_mail(&key).and_then(|_| {
+                    for mask in store.refusals(&key)? {
+                        store.set_refusal(&key, &mask, false, 0)?;
+                    }
+                    Ok(())
+                });
+                written(forgot, "forgetting a mailbox");
             }
             CommunityEffect::SaveAddrBan(b) => {
                 written(store.save_addr_ban(&b), "storing an address ban")

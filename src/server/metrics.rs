@@ -204,6 +204,13 @@ pub(crate) fn render(src: &Sources) -> String {
         "Users logged in with a password (their datagrams are sealed).",
         &one(src.state.sealers().len() as u64),
     );
+    metric(
+        &mut out,
+        "unproved_hot_list_entries",
+        "gauge",
+        "Hot-list entries held by guests that have not proved their address (bounded by --unproved-hot-lists-total).",
+        &one(src.state.unproved_watch_entries() as u64),
+    );
     for (name, help, value) in src.audit.samples() {
         metric(&mut out, name, "counter", help, &one(value));
     }

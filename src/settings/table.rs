@@ -62,6 +62,30 @@ settings! {
           value_parser = clap::value_parser!(u32).range(0..=10_000).map(|n| n as usize))]
     live mailbox: usize = Int(0, 10_000);
 
+    /// Of those, how many one sender may leave for one recipient (a guest counts as its
+    /// network, IPv4 /24 or IPv6 /64; guests together may fill half the mailbox). Only
+    /// senders that proved their address may leave any.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=10_000).map(|n| n as usize))]
+    live mailbox_per_sender: usize = Int(1, 10_000);
+
+    /// Nicknames the hot list of a guest that has not proved its address (a classic
+    /// client; anyone can forge its login) may hold; proving lifts it to 100.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=100).map(|n| n as usize))]
+    live unproved_hot_list: usize = Int(0, 100);
+
+    /// Hot-list entries all unproved guests of one network (IPv4 /24, IPv6 /64) may hold
+    /// together.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=10_000_000).map(|n| n as usize))]
+    live unproved_hot_lists_per_network: usize = Int(0, 10_000_000);
+
+    /// Hot-list entries all unproved guests may hold together (about 300 bytes each).
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(0..=100_000_000).map(|n| n as usize))]
+    live unproved_hot_lists_total: usize = Int(0, 100_000_000);
+
     /// Folder of the account database (created if missing).
     #[arg(long, value_name = "DIR", default_value = "udpchat-data", global = true)]
     restart data: PathBuf = Relative;

@@ -44,6 +44,32 @@ impl State {
                 }
             }
         }
+        // The quota of unproved guests' hot lists holds exactly their entries.
+        let mut by_network = std::collections::HashMap::new();
+        for (addr, u) in users
+            .iter()
+            .filter(|(_, u)| !u.proved && !u.watching.is_empty())
+        {
+            by_network
+                .entry(crate::accounts::limits::Prefix::of(*addr))
+                .or_insert((0, *addr))
+                .0 += u.watching.len();
+        }
+        let unproved: usize = by_network.values().map(|(n, _)| n).sum();
+        if unproved != self.watch_quota.total() || by_network.len() != self.watch_quota.networks() {
+            return Err(format!(
+                "unproved guests hold {unproved} hot-list entries in {} networks, the quota \
+                 counts {} in {}",
+                by_network.len(),
+                self.watch_quota.total(),
+                self.watch_quota.networks()
+            ));
+        }
+        for (n, addr) in by_network.values() {
+            if *n != self.watch_quota.of_network(*addr) {
+                return Err(format!("the quota of {addr}'s network is not {n}"));
+            }
+        }
         if listed != member_total {
             return Err(format!(
                 "users list {listed} memberships, channels hold {member_total}"

@@ -25,7 +25,8 @@
 //! them together (a log-off touches users, nicknames, channels, watchers and the session):
 //! - `users`: [`User`] records by address, [`Presence`], [`Route`];
 //! - `nicks`: the nickname index and its sorted copy, the `--max-users` count;
-//! - `watch`: hot-list watchers; `sessions`: protected sessions and the sealers;
+//! - `watch`: hot-list watchers; `quota`: what unproved guests' hot lists hold, per
+//!   network and in all; `sessions`: protected sessions and the sealers;
 //! - `ids`: message ids;
 //! - `table`: the channel table; [`channel`]: a channel and its members;
 //!   [`community`]: settings, moderation lists, history and address bans;
@@ -36,6 +37,7 @@ mod check;
 pub(crate) mod community;
 mod ids;
 mod nicks;
+mod quota;
 mod remote;
 mod sessions;
 mod table;
@@ -63,10 +65,34 @@ use channel::Added;
 use ids::MessageIds;
 use nicks::Nicks;
 use proto::auth::{Sealed, Sealer, SessionKeys};
+use quota::WatchQuota;
 use sessions::Sessions;
 use table::Channels;
 use users::Users;
 use watch::Watchers;
+
+/// How long hot lists may grow: the limits of [`State::watch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchLimits {
+    /// Nicknames one user's list holds.
+    pub max: usize,
+    /// Nicknames the list of a guest that has not proved its address holds.
+    pub unproved: usize,
+    /// Entries all unproved guests of one network hold together.
+    pub per_network: usize,
+    /// Entries all unproved guests hold together.
+    pub total: usize,
+}
+
+/// Why a hot list took fewer nicknames than it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStop {
+    /// It holds [`WatchLimits::max`].
+    Full,
+    /// The user has not proved its address, and its own, its network's or the total
+    /// limit of unproved guests is reached.
+    Unproved,
+}
 
 /// What a join did.
 #[derive(Debug, Clone)]
@@ -122,6 +148,9 @@ pub struct State {
     nicks: Nicks,
     /// Nickname key → addresses whose hot list holds it.
     watchers: Watchers,
+    /// Hot-list entries of unproved guests, per network and in all: what a forger can make
+    /// the server keep without a round trip.
+    watch_quota: WatchQuota,
     /// Protected sessions by id, and the sealers by address for the send paths.
     sessions: Sessions,
     /// The users of the other servers of a cluster (empty when standing alone).
@@ -144,6 +173,7 @@ impl State {
             users: Users::default(),
             nicks: Nicks::new(max_users),
             watchers: Watchers::default(),
+            watch_quota: WatchQuota::default(),
             sessions: Sessions::default(),
             remote: RemoteUsers::default(),
             addr_bans: AddrBans::default(),
@@ -229,12 +259,17 @@ impl State {
     /// was logged in and not yet proved. Public for the integration tests, which stand in
     /// for the proof exchange with it.
     pub fn prove(&self, addr: SocketAddr) -> bool {
-        let Some((was, channels)) = self.users.update(addr, |u| {
-            (std::mem::replace(&mut u.proved, true), u.channels.clone())
+        let Some((was, channels, watching)) = self.users.update(addr, |u| {
+            let was = std::mem::replace(&mut u.proved, true);
+            (was, u.channels.clone(), u.watching.len())
         }) else {
             return false;
         };
         self.budgets.close(addr);
+        if !was {
+            // Its hot list counts as a proved user's from now on.
+            self.watch_quota.give_back(addr, watching);
+        }
         // The user guard is gone: channel locks are never taken under it.
         for id in channels {
             if let Some(ch) = self.channel(id) {
@@ -333,6 +368,9 @@ impl State {
             .collect();
         for key in &user.watching {
             self.watchers.remove(key, addr);
+        }
+        if !user.proved {
+            self.watch_quota.give_back(addr, user.watching.len());
         }
         Some(Departed { user, parts })
     }
@@ -589,39 +627,74 @@ impl State {
 
     // ---- hot lists ----
 
-    /// Adds nickname keys to the hot list of the user at `addr`, up to `max` in all.
-    /// Returns the keys now on the list among those given, and whether some did not fit.
+    /// Adds nickname keys to the hot list of the user at `addr`, within `limits`: up to
+    /// `limits.max` in all, and for a guest that has not proved its address up to
+    /// `limits.unproved`, as far as its network's and the total entries of unproved guests
+    /// allow. Returns the keys now on the list among those given, and why some did not
+    /// fit, if some did not.
     pub(crate) fn watch<'a>(
         &self,
         addr: SocketAddr,
         keys: impl Iterator<Item = &'a str>,
-        max: usize,
-    ) -> (Vec<Box<str>>, bool) {
-        let Some((listed, full)) = self.users.update(addr, |user| {
+        limits: WatchLimits,
+    ) -> (Vec<Box<str>>, Option<WatchStop>) {
+        let mut keys: Vec<Box<str>> = keys.map(Box::from).collect();
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        // What is new to the list, and what this user may add (one writer per record:
+        // nothing changes it between this read and the update below).
+        let Some((proved, len, new)) = self.users.read(addr, |u| {
+            let new = keys.iter().filter(|k| !u.watching.contains(k)).count();
+            (u.proved, u.watching.len(), new)
+        }) else {
+            return (Vec::new(), None);
+        };
+        let room = limits.max.saturating_sub(len);
+        let granted = if proved {
+            room
+        } else {
+            let own = limits.unproved.min(limits.max).saturating_sub(len);
+            let want = new.min(own);
+            self.watch_quota
+                .take(addr, want, limits.per_network, limits.total)
+        };
+        let Some((listed, added, stop)) = self.users.update(addr, |user| {
             let mut listed: Vec<Box<str>> = Vec::new();
+            let mut added = 0;
             for key in keys {
-                let key: Box<str> = key.into();
                 if !user.watching.contains(&key) {
-                    if user.watching.len() >= max {
-                        return (listed, true);
+                    if added >= granted {
+                        let stop = if user.watching.len() >= limits.max {
+                            WatchStop::Full
+                        } else {
+                            WatchStop::Unproved
+                        };
+                        return (listed, added, Some(stop));
                     }
                     user.watching.push(key.clone());
+                    added += 1;
                 }
                 listed.push(key);
             }
-            (listed, false)
+            (listed, added, None)
         }) else {
-            return (Vec::new(), false);
+            if !proved {
+                self.watch_quota.give_back(addr, granted);
+            }
+            return (Vec::new(), None);
         };
+        if !proved {
+            self.watch_quota.give_back(addr, granted - added);
+        }
         for key in &listed {
             self.watchers.add(key, addr);
         }
-        (listed, full)
+        (listed, stop)
     }
 
     /// Removes nickname keys from the hot list of the user at `addr`.
     pub(crate) fn unwatch<'a>(&self, addr: SocketAddr, keys: impl Iterator<Item = &'a str>) {
-        let removed = self.users.update(addr, |user| {
+        let Some((removed, proved)) = self.users.update(addr, |user| {
             let mut removed = Vec::new();
             for key in keys {
                 let before = user.watching.len();
@@ -630,9 +703,14 @@ impl State {
                     removed.push(key.to_owned());
                 }
             }
-            removed
-        });
-        for key in removed.unwrap_or_default() {
+            (removed, user.proved)
+        }) else {
+            return;
+        };
+        if !proved {
+            self.watch_quota.give_back(addr, removed.len());
+        }
+        for key in removed {
             self.watchers.remove(&key, addr);
         }
     }
@@ -642,6 +720,17 @@ impl State {
         self.users
             .read(addr, |u| u.watching.clone())
             .unwrap_or_default()
+    }
+
+    /// Hot-list entries held by guests that have not proved their address, in all.
+    pub fn unproved_watch_entries(&self) -> usize {
+        self.watch_quota.total()
+    }
+
+    /// Hot-list entries held by the guests of the network of `addr` (IPv4 /24, IPv6 /64)
+    /// that have not proved their address.
+    pub fn unproved_watch_entries_of(&self, addr: SocketAddr) -> usize {
+        self.watch_quota.of_network(addr)
     }
 
     /// Those whose hot list holds `nick` (any case).
@@ -658,12 +747,19 @@ impl State {
         let Some(sealer) = self.sessions.open(addr, keys) else {
             return false;
         };
-        let channels = self.users.update(addr, |u| {
-            u.session = Some(id);
-            u.proved = true;
-            u.channels.clone()
-        });
+        let (channels, was_proved, watching) = self
+            .users
+            .update(addr, |u| {
+                u.session = Some(id);
+                let was = std::mem::replace(&mut u.proved, true);
+                (Some(u.channels.clone()), was, u.watching.len())
+            })
+            .unwrap_or((None, true, 0));
         self.budgets.close(addr);
+        if !was_proved {
+            // A guest became protected: its hot list counts as a proved user's now.
+            self.watch_quota.give_back(addr, watching);
+        }
         for id in channels.into_iter().flatten() {
             if let Some(ch) = self.channel(id) {
                 ch.set_proved(addr);

@@ -10,6 +10,14 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Hot lists as long as a proved user's for everyone.
+const LONG: WatchLimits = WatchLimits {
+    max: 100,
+    unproved: 100,
+    per_network: 1000,
+    total: 1000,
+};
+
 /// State for 10 users with `users` (port, nickname) logged in.
 fn with_users(users: &[(u16, &str)]) -> State {
     let state = State::new(&crate::config::classic_channels(), 10);
@@ -79,7 +87,7 @@ fn departure_leaves_channels_watchers_and_session() {
     let state = with_users(&[(1, "ann"), (2, "bob")]);
     state.join(addr(1), 0, 64, 0).unwrap();
     state.join(addr(2), 0, 64, 0).unwrap();
-    state.watch(addr(1), ["bob"].into_iter(), 100);
+    state.watch(addr(1), ["bob"].into_iter(), LONG);
     let keys = SessionKeys::derive(&[3u8; 64]);
     let id = keys.id;
     assert!(state.open_session(addr(1), keys));
@@ -116,8 +124,8 @@ fn caps_reach_the_member_lists_of_every_channel() {
 fn a_move_takes_the_whole_user_along() {
     let state = with_users(&[(1, "ann"), (3, "cid")]);
     state.join(addr(1), 2, 64, 0).unwrap();
-    state.watch(addr(3), ["ann"].into_iter(), 100);
-    state.watch(addr(1), ["cid"].into_iter(), 100);
+    state.watch(addr(3), ["ann"].into_iter(), LONG);
+    state.watch(addr(1), ["cid"].into_iter(), LONG);
     let keys = SessionKeys::derive(&[4u8; 64]);
     let id = keys.id;
     state.open_session(addr(1), keys);
@@ -185,4 +193,48 @@ fn a_created_title_may_not_look_like_an_existing_one() {
     // Once the channel is gone, so is its skeleton.
     assert!(state.destroy_now(dog.id));
     assert!(state.create_unlike("D0g", meta()).is_ok());
+}
+
+#[test]
+fn unproved_hot_lists_share_a_bounded_quota_that_proving_and_leaving_give_back() {
+    let state = with_users(&[(1, "ann"), (2, "bob"), (3, "cid")]);
+    let limits = WatchLimits {
+        max: 100,
+        unproved: 3,
+        per_network: 5,
+        total: 5,
+    };
+    let names = ["n1", "n2", "n3", "n4"];
+    let (listed, stop) = state.watch(addr(1), names.into_iter(), limits);
+    assert_eq!((listed.len(), stop), (3, Some(WatchStop::Unproved)));
+    // The same names again take nothing more.
+    let (listed, stop) = state.watch(addr(1), names[..3].iter().copied(), limits);
+    assert_eq!((listed.len(), stop), (3, None));
+    // Another guest of the network (127.0.0.0/24) gets what is left of its five.
+    let (listed, stop) = state.watch(addr(2), names.into_iter(), limits);
+    assert_eq!((listed.len(), stop), (2, Some(WatchStop::Unproved)));
+    assert_eq!(state.unproved_watch_entries(), 5);
+    state.check_invariants().unwrap();
+    // Proving lifts the limits and gives the entries back.
+    assert!(state.prove(addr(1)));
+    assert_eq!(state.unproved_watch_entries(), 2);
+    let (listed, stop) = state.watch(addr(1), ["n5", "n6"].into_iter(), limits);
+    assert_eq!((listed.len(), stop), (2, None));
+    assert_eq!(state.watching(addr(1)).len(), 5);
+    // Unwatching and leaving give back too.
+    state.unwatch(addr(2), ["n1"].into_iter());
+    assert_eq!(state.unproved_watch_entries(), 1);
+    state.watch(addr(3), ["x"].into_iter(), limits);
+    assert_eq!(state.unproved_watch_entries_of(addr(3)), 2);
+    state.depart(addr(2));
+    state.check_invariants().unwrap();
+    // A guest that becomes protected counts as proved.
+    assert!(state.open_session(addr(3), SessionKeys::derive(&[5u8; 64])));
+    assert_eq!(state.unproved_watch_entries(), 0);
+    state.check_invariants().unwrap();
+    // A proved user stops at the list's own length.
+    let many: Vec<String> = (0..150).map(|i| format!("m{i}")).collect();
+    let (_, stop) = state.watch(addr(1), many.iter().map(String::as_str), limits);
+    assert_eq!(stop, Some(WatchStop::Full));
+    assert_eq!(state.watching(addr(1)).len(), 100);
 }

@@ -321,6 +321,16 @@ impl Peer {
         self.send(Request::Hello { client: "test" });
         self.recv_code(code::HELLO_ACK);
     }
+
+    /// Proves the guest's address, as our client does after a guest login: PROVE_REQ,
+    /// then PROVE with the token, answered with PROVED.
+    #[track_caller]
+    pub fn prove(&self) {
+        self.send(Request::ProveReq);
+        let token = self.recv_code(code::PROVE_TOKEN);
+        self.send(Request::Prove { token: &token });
+        self.recv_code(code::PROVED);
+    }
 }
 
 /// Asserts that each of `peers` gets `code payload` next.

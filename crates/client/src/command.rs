@@ -107,6 +107,10 @@ pub const HELP: &[&str] = &[
     "  /mode TITLE [+i|-i|+m|-m|+t|-t|+l N|-l]  change or show the modes",
     "  /invite TITLE NICK   let NICK into an invite-only channel",
     "  /history TITLE [N | since ID]  show recent messages",
+    "Messages kept for you while away (log in with your password):",
+    "  /refuse [MASK]       keep none from NICK, a pattern (* ?) or",
+    "                       account:NAME (alone: list who is refused)",
+    "  /accept MASK         stop refusing MASK",
     "Server operators:",
     "  /kill NICK [WHY]     disconnect a user",
     "  /addrban ADDR[/BITS] [SECS] [WHY], /addrunban ADDR[/BITS]",
@@ -217,6 +221,8 @@ const PRIVATE_USAGE: &str = "/private NICK TEXT";
 /// it means. `/help` ([`HELP`]) says the same in words.
 #[rustfmt::skip]
 const COMMANDS: &[(&str, &str, Needs, Parse)] = &[
+    ("/accept", "/accept MASK", Needs::First,
+        |a| part5(Request::MailAccept { mask: a.first })),
     ("/addrban", "/addrban ADDRESS[/BITS] [SECONDS] [REASON]", Needs::First, |a| {
         let (seconds, reason) = length(a.second, a.tail, a.rest);
         part5(Request::OperBan { seconds, net: a.first, reason })
@@ -262,6 +268,7 @@ const COMMANDS: &[(&str, &str, Needs, Parse)] = &[
         |a| Command::Private { nick: a.first, text: a.rest }),
     ("/quit", "", Needs::No, |_| Command::Quit),
     ("/reconnect", "", Needs::No, |_| Command::Reconnect),
+    ("/refuse", "", Needs::No, |a| part5(Request::MailRefuse { mask: a.first })),
     ("/register", "", Needs::No, |_| Command::Register),
     ("/search", "/search TEXT", Needs::Text, |a| Command::Search(a.all)),
     ("/stats", "", Needs::No, |_| part5(Request::OperStatus)),
@@ -589,6 +596,15 @@ mod tests {
         );
         assert_eq!(r("/wall hi all"), Request::OperNotice { text: "hi all" });
         assert_eq!(r("/stats"), Request::OperStatus);
+        assert_eq!(r("/refuse spam*"), Request::MailRefuse { mask: "spam*" });
+        assert_eq!(r("/refuse"), Request::MailRefuse { mask: "" });
+        assert_eq!(
+            r("/ACCEPT account:bob"),
+            Request::MailAccept {
+                mask: "account:bob"
+            }
+        );
+        assert_eq!(parse("/accept"), Command::Usage("/accept MASK"));
         assert_eq!(
             parse("/kick Den"),
             Command::Usage("/kick TITLE NICK [REASON]")

@@ -74,6 +74,13 @@ pub(crate) fn render(event: &Event<'_>) -> Option<String> {
             "\t<{} is away; your message is kept until they log in>",
             s(recipient)
         ),
+        Event::MailRefusals { masks: "" } => {
+            "\t<messages kept while you are away: refusing nobody>".to_owned()
+        }
+        Event::MailRefusals { masks } => format!(
+            "\t<messages kept while you are away: refusing {}>",
+            s(&masks.replace(' ', ", "))
+        ),
         Event::ServerNotice { from, text } => {
             format!("\t*** Notice from {}: {} ***", s(from), s(text))
         }

@@ -267,6 +267,14 @@ code_table! {
     /// S→C: the address is proved: the server no longer holds what it sends there to the
     /// budget of an unproved address (part 3).
     1080 PROVED              event      Proved          proved;
+    /// C→S: keep no messages from senders matching a mask while you are away; an empty
+    /// mask only asks for the list (part 5, password sessions).
+    1210 MAIL_REFUSE         request    MailRefuse      mail_refuse;
+    /// C→S: stop refusing a mask given to MAIL_REFUSE (part 5, password sessions).
+    1220 MAIL_ACCEPT         request    MailAccept      mail_accept;
+    /// S→C: the masks whose messages are not kept for you, after MAIL_REFUSE or
+    /// MAIL_ACCEPT (part 5).
+    1230 MAIL_REFUSALS       event      MailRefusals    mail_refusals;
 }
 
 /// The server's default UDP port.
@@ -585,6 +593,16 @@ pub enum Request<'a> {
         /// The token as the server sent it.
         token: &'a str,
     },
+    /// `MAIL_REFUSE [mask]` (part 5): refuse kept messages from senders matching `mask`.
+    MailRefuse {
+        /// A nickname pattern or `account:NAME`, as channel bans take; empty: only list.
+        mask: &'a str,
+    },
+    /// `MAIL_ACCEPT mask` (part 5): stop refusing `mask`.
+    MailAccept {
+        /// A mask as given to MAIL_REFUSE.
+        mask: &'a str,
+    },
 }
 
 /// An event from the server to a client, borrowing its text.
@@ -837,6 +855,11 @@ pub enum Event<'a> {
     },
     /// `PROVED` (part 3): the address is proved.
     Proved,
+    /// `MAIL_REFUSALS [mask ...]` (part 5): the refused masks, separated by spaces.
+    MailRefusals {
+        /// The masks; empty when nobody is refused.
+        masks: &'a str,
+    },
 }
 
 /// A channel as JOIN_ACK, PART_ACK and CHANNEL_ITEM describe it.
@@ -995,7 +1018,10 @@ mod parse {
         oper_unban      => Request::OperUnban { net: rest };
         oper_notice     => Request::OperNotice { text: rest };
         prove           => Request::Prove { token: rest };
+        mail_refuse     => Request::MailRefuse { mask: rest };
+        mail_accept     => Request::MailAccept { mask: rest };
         prove_token     => Event::ProveToken { token: rest };
+        mail_refusals   => Event::MailRefusals { masks: rest };
         error           => Event::Error { message: rest };
         login_ack       => Event::LoginAck { nick: rest };
         user_online     => Event::UserOnline { nick: rest };
@@ -1150,6 +1176,7 @@ impl<'a> Request<'a> {
             Request::OperUnban { net } => &[net],
             Request::OperNotice { text } => &[text],
             Request::Prove { token } => &[token],
+            Request::MailRefuse { mask } | Request::MailAccept { mask } => &[mask],
             // Two or more fields: the trailing ones are left out when empty (with their
             // separators), so a request re-encodes to no more bytes than it came in.
             Request::ChanCreate {
@@ -1413,6 +1440,7 @@ impl<'a> Event<'a> {
             } => put_fields(&[action, target, detail], out),
             Event::ProveToken { token } => put(token),
             Event::Proved => {}
+            Event::MailRefusals { masks } => put(masks),
         }
     }
 

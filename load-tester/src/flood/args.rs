@@ -26,7 +26,25 @@ pub enum Kind {
     Public,
     /// STILL_HERE from a stranger: the cheapest request there is.
     StillHere,
+    /// LOGIN_REQ, then four WATCH_REQs of 25 nicknames each (100 in all, none shared with
+    /// another address): what a forged guest's full hot list costs the server's memory.
+    HotList,
 }
+
+impl Kind {
+    /// The datagrams each address sends per pass, in order.
+    pub(crate) fn steps(self) -> usize {
+        match self {
+            Kind::HotList => 1 + HOT_LIST_WATCHES,
+            _ => 1,
+        }
+    }
+}
+
+/// WATCH_REQs a `hot-list` address sends after its login.
+pub(crate) const HOT_LIST_WATCHES: usize = 4;
+/// Nicknames in each of them.
+pub(crate) const HOT_LIST_NAMES: usize = 25;
 
 /// The flags of `load-tester flood` (its help text is on `cli::Command::Flood`).
 #[derive(Debug, Clone, clap::Args)]

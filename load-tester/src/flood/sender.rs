@@ -10,7 +10,7 @@ use proto::{errors, Event, Request};
 use serde::{Deserialize, Serialize};
 use udp::{send_batch_from, RecvBatch, MAX_BATCH};
 
-use super::args::{source, FloodArgs, Kind};
+use super::args::{source, FloodArgs, Kind, HOT_LIST_NAMES};
 use crate::sent::{Sent, Start};
 use crate::sys::now_ns;
 
@@ -30,14 +30,35 @@ fn nick_index(run_id: u32, nick: &str) -> Option<usize> {
     rest.split_once('_')?.1.parse().ok()
 }
 
-/// The datagram the `i`-th address sends on pass `pass`.
-fn datagram(kind: Kind, run_id: u32, pass: u64, i: usize, channel: &str, out: &mut Vec<u8>) {
+/// The datagram `step` (see [`Kind::steps`]) of the `i`-th address on pass `pass`.
+fn datagram(
+    kind: Kind,
+    run_id: u32,
+    pass: u64,
+    (i, step): (usize, usize),
+    channel: &str,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     match kind {
         Kind::Login => Request::Login {
             nick: &flood_nick(run_id, pass, i),
         }
         .encode(out),
+        Kind::HotList if step == 0 => Request::Login {
+            nick: &flood_nick(run_id, pass, i),
+        }
+        .encode(out),
+        Kind::HotList => {
+            // Names no other address watches, so each is an entry of the server's own.
+            let nicks: Vec<String> = (0..HOT_LIST_NAMES)
+                .map(|j| format!("w{i:x}_{}", (step - 1) * HOT_LIST_NAMES + j))
+                .collect();
+            Request::Watch {
+                nicks: &nicks.join(" "),
+            }
+            .encode(out)
+        }
         Kind::Join => Request::Join { title: channel }.encode(out),
         Kind::Public => Request::SendPublic {
             text: "flood from a stranger",
@@ -124,7 +145,12 @@ impl<'a> Flooder<'a> {
         } else {
             MAX_BATCH
         };
-        let mut bufs: Vec<Vec<u8>> = (0..MAX_BATCH).map(|_| Vec::with_capacity(64)).collect();
+        // Each address's datagrams go in one batch, in order.
+        let steps = args.kind.steps();
+        let per_batch = (per_batch / steps).max(1);
+        let mut bufs: Vec<Vec<u8>> = (0..per_batch * steps)
+            .map(|_| Vec::with_capacity(64))
+            .collect();
         let mut tried = 0u64;
         let mut next_tick = start.ns;
         'passes: for pass in 0u64.. {
@@ -143,15 +169,20 @@ impl<'a> Flooder<'a> {
                     }
                 }
                 let k = (n - i).min(per_batch);
-                for (j, buf) in bufs[..k].iter_mut().enumerate() {
-                    datagram(args.kind, self.run_id, pass, i + j, &args.channel, buf);
+                let d = k * steps;
+                for (j, buf) in bufs[..d].iter_mut().enumerate() {
+                    let at = (i + j / steps, j % steps);
+                    datagram(args.kind, self.run_id, pass, at, &args.channel, buf);
                 }
-                let mut msgs = [(&[][..], Ipv4Addr::UNSPECIFIED, server); MAX_BATCH];
-                for (j, m) in msgs[..k].iter_mut().enumerate() {
-                    *m = (&bufs[j][..], source(i + j), server);
+                let msgs: Vec<(&[u8], Ipv4Addr, SocketAddr)> = bufs[..d]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, b)| (&b[..], source(i + j / steps), server))
+                    .collect();
+                for chunk in msgs.chunks(MAX_BATCH) {
+                    self.send(chunk);
                 }
-                self.send(&msgs[..k]);
-                tried += k as u64;
+                tried += d as u64;
                 i += k;
                 self.drain();
                 if now >= next_tick {
@@ -241,17 +272,35 @@ mod tests {
     fn datagrams_decode_as_the_kind_asked_for() {
         let mut buf = Vec::new();
         let max = proto::DEFAULT_MAX_DATAGRAM;
-        datagram(Kind::Login, 1, 0, 5, "Pets", &mut buf);
+        datagram(Kind::Login, 1, 0, (5, 0), "Pets", &mut buf);
         assert_eq!(
             Request::decode(&buf, max),
             Ok(Request::Login { nick: "f1_0_5" })
         );
-        datagram(Kind::Join, 1, 0, 5, "Pets", &mut buf);
+        datagram(Kind::Join, 1, 0, (5, 0), "Pets", &mut buf);
         assert_eq!(
             Request::decode(&buf, max),
             Ok(Request::Join { title: "Pets" })
         );
-        datagram(Kind::StillHere, 1, 0, 5, "Pets", &mut buf);
+        datagram(Kind::StillHere, 1, 0, (5, 0), "Pets", &mut buf);
         assert_eq!(Request::decode(&buf, max), Ok(Request::StillHere));
+        datagram(Kind::HotList, 1, 0, (5, 0), "Pets", &mut buf);
+        assert_eq!(
+            Request::decode(&buf, max),
+            Ok(Request::Login { nick: "f1_0_5" })
+        );
+        let mut names = Vec::new();
+        for step in 1..Kind::HotList.steps() {
+            datagram(Kind::HotList, 1, 0, (5, step), "Pets", &mut buf);
+            let Ok(Request::Watch { nicks }) = Request::decode(&buf, max) else {
+                panic!("a WATCH_REQ within {max} bytes");
+            };
+            names.extend(nicks.split(' ').map(str::to_owned));
+        }
+        assert_eq!(names.len(), 100);
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 100, "no name twice");
+        assert!(names.iter().all(|n| proto::valid_nick(n)));
     }
 }

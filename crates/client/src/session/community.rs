@@ -150,9 +150,10 @@ impl Session {
                 (Place::Private(sanitize(recipient).into_owned()), false)
             }
             Event::Invited { .. } | Event::ServerNotice { .. } => (Place::Active, true),
-            Event::Motd { .. } | Event::StatusItem { .. } | Event::OperAck { .. } => {
-                (Place::Active, false)
-            }
+            Event::Motd { .. }
+            | Event::StatusItem { .. }
+            | Event::OperAck { .. }
+            | Event::MailRefusals { .. } => (Place::Active, false),
             _ => return None,
         })
     }
