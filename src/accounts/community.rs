@@ -121,6 +121,17 @@ pub enum Kept {
     Refused,
 }
 
+/// A change to the senders a recipient refuses ([`CommunityStore::set_refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusalChange<'a> {
+    /// A nickname pattern or `account:NAME`.
+    pub mask: &'a str,
+    /// Refuse it (`true`), or accept it again.
+    pub on: bool,
+    /// The most masks the list may hold after an addition.
+    pub max: usize,
+}
+
 /// The answer to a change of a recipient's refusals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusals {
@@ -270,13 +281,7 @@ pub trait CommunityStore: Send + Sync {
     ///
     /// # Errors
     /// When the store fails.
-    fn set_refusal(
-        &self,
-        key: &str,
-        mask: &str,
-        on: bool,
-        max: usize,
-    ) -> Result<Refusals, StoreError>;
+    fn set_refusal(&self, key: &str, change: RefusalChange<'_>) -> Result<Refusals, StoreError>;
     /// Reads and deletes, in one transaction, the private messages kept for `key`,
     /// oldest first.
     ///
@@ -412,13 +417,8 @@ impl CommunityStore for MemoryCommunity {
             .cloned()
             .unwrap_or_default())
     }
-    fn set_refusal(
-        &self,
-        key: &str,
-        mask: &str,
-        on: bool,
-        max: usize,
-    ) -> Result<Refusals, StoreError> {
+    fn set_refusal(&self, key: &str, change: RefusalChange<'_>) -> Result<Refusals, StoreError> {
+        let RefusalChange { mask, on, max } = change;
         let mut m = self.inner.lock();
         let list = m.refusals.entry(key.to_owned()).or_default();
         let has = list.iter().any(|x| x == mask);

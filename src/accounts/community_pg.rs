@@ -10,8 +10,8 @@ use crate::tls::Trust;
 
 use super::community::{
     channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
-    Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
-    StoredMessage, GUEST_SENDER,
+    RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
+    StoredMail, StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -317,13 +317,8 @@ impl CommunityStore for PgCommunity {
         Ok(list)
     }
 
-    fn set_refusal(
-        &self,
-        key: &str,
-        mask: &str,
-        on: bool,
-        max: usize,
-    ) -> Result<Refusals, StoreError> {
+    fn set_refusal(&self, key: &str, change: RefusalChange<'_>) -> Result<Refusals, StoreError> {
+        let RefusalChange { mask, on, max } = change;
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         // The same lock as keeping a message: the list is changed and counted by one

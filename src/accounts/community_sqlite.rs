@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, Row};
 
 use super::community::{
     channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
-    Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
-    StoredMessage, GUEST_SENDER,
+    RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
+    StoredMail, StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -333,13 +333,8 @@ impl CommunityStore for SqliteCommunity {
         refusals_of(&self.conn.lock(), key)
     }
 
-    fn set_refusal(
-        &self,
-        key: &str,
-        mask: &str,
-        on: bool,
-        max: usize,
-    ) -> Result<Refusals, StoreError> {
+    fn set_refusal(&self, key: &str, change: RefusalChange<'_>) -> Result<Refusals, StoreError> {
+        let RefusalChange { mask, on, max } = change;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let now = refusals_of(&tx, key)?;

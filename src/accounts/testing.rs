@@ -3,8 +3,8 @@
 //! those; a build of the server leaves this out).
 
 use super::community::{
-    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, Refusals,
-    RefusedBy, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, RefusalChange,
+    Refusals, RefusedBy, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
 };
 use super::store::{Account, AccountStore};
 
@@ -223,21 +223,24 @@ fn exercise_mail(store: &dyn CommunityStore) {
     // Refusals: kept sorted, at most `max`, and asked of at every message.
     assert!(store.refusals("bob").unwrap().is_empty());
     let list = |v: &[&str]| Refusals::List(v.iter().map(|s| s.to_string()).collect());
+    let change = |mask, on| RefusalChange { mask, on, max: 2 };
     assert_eq!(
-        store.set_refusal("bob", "spam*", true, 2).unwrap(),
+        store.set_refusal("bob", change("spam*", true)).unwrap(),
         list(&["spam*"])
     );
     assert_eq!(
-        store.set_refusal("bob", "account:ann", true, 2).unwrap(),
+        store
+            .set_refusal("bob", change("account:ann", true))
+            .unwrap(),
         list(&["account:ann", "spam*"])
     );
     assert_eq!(
-        store.set_refusal("bob", "spam*", true, 2).unwrap(),
+        store.set_refusal("bob", change("spam*", true)).unwrap(),
         list(&["account:ann", "spam*"]),
         "the same mask again changes nothing"
     );
     assert_eq!(
-        store.set_refusal("bob", "x", true, 2).unwrap(),
+        store.set_refusal("bob", change("x", true)).unwrap(),
         Refusals::Full
     );
     assert_eq!(store.refusals("bob").unwrap(), ["account:ann", "spam*"]);
@@ -258,11 +261,13 @@ fn exercise_mail(store: &dyn CommunityStore) {
         "nothing refused is kept"
     );
     assert_eq!(
-        store.set_refusal("bob", "spam*", false, 2).unwrap(),
+        store.set_refusal("bob", change("spam*", false)).unwrap(),
         list(&["account:ann"])
     );
     assert_eq!(
-        store.set_refusal("bob", "account:ann", false, 2).unwrap(),
+        store
+            .set_refusal("bob", change("account:ann", false))
+            .unwrap(),
         list(&[])
     );
     assert!(store.refusals("bob").unwrap().is_empty());

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
-use crate::accounts::{CommunityStore, HistoryRow, Refusals, Service, StoreError};
+use crate::accounts::{CommunityStore, HistoryRow, RefusalChange, Refusals, Service, StoreError};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::redact;
@@ -255,7 +255,14 @@ fn run(
                 max,
             } => {
                 let list = match change {
-                    Some((mask, on)) => store.set_refusal(&key, &mask, on, max),
+                    Some((mask, on)) => store.set_refusal(
+                        &key,
+                        RefusalChange {
+                            mask: &mask,
+                            on,
+                            max,
+                        },
+                    ),
                     None => store.refusals(&key).map(Refusals::List),
                 }
                 .map_err(|e| {
@@ -275,7 +282,14 @@ fn run(
             CommunityEffect::ForgetMailbox { key } => {
                 let forgot = store.take_mail(&key).and_then(|_| {
                     for mask in store.refusals(&key)? {
-                        store.set_refusal(&key, &mask, false, 0)?;
+                        store.set_refusal(
+                            &key,
+                            RefusalChange {
+                                mask: &mask,
+                                on: false,
+                                max: 0,
+                            },
+                        )?;
                     }
                     Ok(())
                 });
