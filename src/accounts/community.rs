@@ -108,6 +108,15 @@ pub struct MailLimits {
     pub guests: usize,
 }
 
+/// What decides whether a message is kept ([`CommunityStore::store_mail`]).
+#[derive(Clone, Copy)]
+pub struct MailRules<'a> {
+    /// How many the box keeps, by whom.
+    pub limits: MailLimits,
+    /// Whether the recipient's refused masks refuse the sender.
+    pub refused: RefusedBy<'a>,
+}
+
 /// What became of a message to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kept {
@@ -265,12 +274,7 @@ pub trait CommunityStore: Send + Sync {
     ///
     /// # Errors
     /// When the store fails.
-    fn store_mail(
-        &self,
-        mail: &StoredMail,
-        limits: MailLimits,
-        refused: RefusedBy<'_>,
-    ) -> Result<Kept, StoreError>;
+    fn store_mail(&self, mail: &StoredMail, rules: MailRules<'_>) -> Result<Kept, StoreError>;
     /// The masks recipient `key` refuses kept messages from, sorted.
     ///
     /// # Errors
@@ -385,12 +389,8 @@ impl CommunityStore for MemoryCommunity {
         }
         Ok(())
     }
-    fn store_mail(
-        &self,
-        mail: &StoredMail,
-        limits: MailLimits,
-        refused: RefusedBy<'_>,
-    ) -> Result<Kept, StoreError> {
+    fn store_mail(&self, mail: &StoredMail, rules: MailRules<'_>) -> Result<Kept, StoreError> {
+        let MailRules { limits, refused } = rules;
         let mut m = self.inner.lock();
         if m.refusals.get(&mail.to).is_some_and(|r| refused(r)) {
             return Ok(Kept::Refused);

@@ -9,9 +9,9 @@ use postgres::Client;
 use crate::tls::Trust;
 
 use super::community::{
-    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
-    RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
-    StoredMail, StoredMessage, GUEST_SENDER,
+    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailRules,
+    RefusalChange, Refusals, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
+    StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -275,12 +275,8 @@ impl CommunityStore for PgCommunity {
         Ok(())
     }
 
-    fn store_mail(
-        &self,
-        m: &StoredMail,
-        limits: MailLimits,
-        refused: RefusedBy<'_>,
-    ) -> Result<Kept, StoreError> {
+    fn store_mail(&self, m: &StoredMail, rules: MailRules<'_>) -> Result<Kept, StoreError> {
+        let MailRules { limits, refused } = rules;
         let mut conn = self.conn.lock();
         let mut tx = conn.transaction()?;
         // Two servers keeping mail for one recipient at once: the lock on the recipient

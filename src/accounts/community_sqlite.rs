@@ -8,9 +8,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, Row};
 
 use super::community::{
-    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailLimits,
-    RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
-    StoredMail, StoredMessage, GUEST_SENDER,
+    channels_in, from_sql as u, judge, to_sql as i, CommunityStore, HistoryRow, Kept, MailRules,
+    RefusalChange, Refusals, Snapshot, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
+    StoredMessage, GUEST_SENDER,
 };
 use super::store::StoreError;
 
@@ -298,12 +298,8 @@ impl CommunityStore for SqliteCommunity {
         Ok(())
     }
 
-    fn store_mail(
-        &self,
-        m: &StoredMail,
-        limits: MailLimits,
-        refused: RefusedBy<'_>,
-    ) -> Result<Kept, StoreError> {
+    fn store_mail(&self, m: &StoredMail, rules: MailRules<'_>) -> Result<Kept, StoreError> {
+        let MailRules { limits, refused } = rules;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         if refused(&refusals_of(&tx, &m.to)?) {
@@ -400,6 +396,7 @@ impl CommunityStore for SqliteCommunity {
 mod tests {
     use super::*;
     use crate::accounts::sqlite::tests::{data_dir, mode};
+    use crate::accounts::MailLimits;
 
     #[test]
     fn sqlite_community_store_keeps_everything_across_reopening() {
@@ -452,7 +449,17 @@ mod tests {
             sender_id: "account:cid".into(),
             text: "new".into(),
         };
-        assert_eq!(s.store_mail(&new, limits, &|_| false).unwrap(), Kept::Kept);
+        assert_eq!(
+            s.store_mail(
+                &new,
+                MailRules {
+                    limits,
+                    refused: &|_| false,
+                },
+            )
+            .unwrap(),
+            Kept::Kept
+        );
         let got = s.take_mail("bob").unwrap();
         let texts: Vec<(&str, &str)> = got
             .iter()

@@ -31,9 +31,9 @@ pub(crate) mod tokens;
 
 pub use admin::{add_account, delete_account, set_operator, AdminError};
 pub use community::{
-    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, MemoryCommunity,
-    RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan, StoredChannel,
-    StoredMail, StoredMessage, GUEST_SENDER,
+    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, MailRules,
+    MemoryCommunity, RefusalChange, Refusals, RefusedBy, Snapshot, StoredAddrBan, StoredBan,
+    StoredChannel, StoredMail, StoredMessage, GUEST_SENDER,
 };
 pub use kind::StoreKind;
 pub use service::{LoggedIn, LoginError, Service};

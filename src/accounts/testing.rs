@@ -3,8 +3,9 @@
 //! those; a build of the server leaves this out).
 
 use super::community::{
-    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, RefusalChange,
-    Refusals, RefusedBy, StoredAddrBan, StoredBan, StoredChannel, StoredMail, StoredMessage,
+    account_sender, guest_sender, CommunityStore, HistoryRow, Kept, MailLimits, MailRules,
+    RefusalChange, Refusals, RefusedBy, StoredAddrBan, StoredBan, StoredChannel, StoredMail,
+    StoredMessage,
 };
 use super::store::{Account, AccountStore};
 
@@ -200,7 +201,17 @@ fn exercise_mail(store: &dyn CommunityStore) {
         guests: 1,
     };
     let none: RefusedBy<'_> = &|_| false;
-    let keep = |m: &StoredMail| store.store_mail(m, limits, none).unwrap();
+    let keep = |m: &StoredMail| {
+        store
+            .store_mail(
+                m,
+                MailRules {
+                    limits,
+                    refused: none,
+                },
+            )
+            .unwrap()
+    };
     assert_eq!(keep(&ann("one")), Kept::Kept);
     assert_eq!(keep(&ann("two")), Kept::Kept);
     assert_eq!(keep(&ann("three")), Kept::SenderFull, "two per sender");
@@ -251,7 +262,13 @@ fn exercise_mail(store: &dyn CommunityStore) {
     };
     assert_eq!(
         store
-            .store_mail(&ann("refused"), limits, &refuse_all)
+            .store_mail(
+                &ann("refused"),
+                MailRules {
+                    limits,
+                    refused: &refuse_all,
+                },
+            )
             .unwrap(),
         Kept::Refused
     );

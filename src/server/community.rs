@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::jobs::{answer, named_thread, worker_for, ExecutorStats};
-use crate::accounts::{CommunityStore, HistoryRow, RefusalChange, Refusals, Service, StoreError};
+use crate::accounts::{
+    CommunityStore, HistoryRow, MailRules, RefusalChange, Refusals, Service, StoreError,
+};
 use crate::config::ChannelSpec;
 use crate::outbox::{AuditRecord, CommunityDone, CommunityEffect, Done};
 use crate::redact;
@@ -240,9 +242,17 @@ fn run(
                         .filter_map(|m| Mask::parse(m))
                         .any(|m| m.matches(&mail.from, account.as_deref()))
                 };
-                let stored = store.store_mail(&mail, limits, &refused).map_err(|e| {
-                    failed(&e, "keeping a private message");
-                });
+                let stored = store
+                    .store_mail(
+                        &mail,
+                        MailRules {
+                            limits,
+                            refused: &refused,
+                        },
+                    )
+                    .map_err(|e| {
+                        failed(&e, "keeping a private message");
+                    });
                 answer(
                     done,
                     Done::Community(CommunityDone::Mailed { ticket, stored }),
