@@ -463,13 +463,7 @@ impl Session {
                 self.mcast_caps(caps);
                 return;
             }
-            Event::McastGroup {
-                title,
-                group,
-                port,
-                key,
-                from,
-            } => return self.mcast_told(title, group, port, key, from, now),
+            told @ Event::McastGroup { .. } => return self.mcast_told(&told, now),
             Event::Error { message }
                 if message == errors::UNIMPLEMENTED && matches!(self.link.caps, Caps::Asked(_)) =>
             {

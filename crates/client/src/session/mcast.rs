@@ -75,15 +75,17 @@ impl Session {
     /// MCAST_GROUP: remember the channel's group and key (sealing from sequence `from`),
     /// and listen to the group. A new key for a channel's group replaces the old one
     /// (module docs).
-    pub(super) fn mcast_told(
-        &mut self,
-        title: &str,
-        group: &str,
-        port: u16,
-        key_b64: &str,
-        from: u64,
-        now: Instant,
-    ) {
+    pub(super) fn mcast_told(&mut self, told: &Event<'_>, now: Instant) {
+        let &Event::McastGroup {
+            title,
+            group,
+            port,
+            key: key_b64,
+            from,
+        } = told
+        else {
+            return;
+        };
         if !self.opts.multicast {
             // Never asked for (--no-multicast): nothing to join.
             return;
