@@ -422,11 +422,7 @@ fn a_server_stopped_cleanly_says_goodbye_at_once() {
     let redis = Redis::start();
     let [s1, s2] = nodes(&redis, ["g1", "g2"]);
     let ann = login(&s1, "ann");
-    ann.join("Pets");
-    converge(|| remote_in(&s2, "Pets") == 1);
-    let bob = login(&s2, "bob");
-    bob.join("Pets");
-    ann.expect(code::USER_JOINS, "Pets bob");
+    let _bob = bob_joins_ann_in_pets(&s2, &ann);
     // Leases and alive keys outlive their TTL while renewed.
     std::thread::sleep(TTL * 2);
     let mut con = redis.connection();
@@ -538,11 +534,7 @@ fn a_captured_event_published_again_is_not_news() {
     let s1 = node(&redis.url(), "p1", day);
     let s2 = node(&redis.url(), "p2", day);
     let ann = part5(&s1, "ann");
-    ann.join("Pets");
-    converge(|| remote_in(&s2, "Pets") == 1);
-    let bob = login(&s2, "bob");
-    bob.join("Pets");
-    ann.expect(code::USER_JOINS, "Pets bob");
+    let bob = bob_joins_ann_in_pets(&s2, &ann);
     subscribed(&redis, "pets", 2);
     let topic = "udpchat:chan:pets";
     let captured: Vec<u8> = {
@@ -660,4 +652,15 @@ fn a_captured_event_published_again_is_not_news() {
     assert_eq!(history_texts(&ann, "Pets"), kept);
     genuine(&bob, &ann, "after the restart");
     assert!(metric_of(&s1, "udpchat_cluster_too_old_total") >= 1);
+}
+
+/// ann (on another server) joins Pets; once `s2` sees her there, bob logs in to `s2` and
+/// joins too, and ann hears of it.
+fn bob_joins_ann_in_pets(s2: &RunningServer, ann: &Peer) -> Peer {
+    ann.join("Pets");
+    converge(|| remote_in(s2, "Pets") == 1);
+    let bob = login(s2, "bob");
+    bob.join("Pets");
+    ann.expect(code::USER_JOINS, "Pets bob");
+    bob
 }
