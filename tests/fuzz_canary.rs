@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::{protected, registered, server_with, spoof, Peer};
 use proto::{code, Request, REQUEST_CODES};
+use udpchat::accounts::StoreKind;
 use udpchat::server::RunningServer;
 
 /// The seed of the run; keep it to replay. `FUZZ_CANARY_SEED=N` explores another.
@@ -196,9 +197,11 @@ fn fuzzers(s: &RunningServer) -> Vec<Peer> {
         }
         peers.push(p);
     }
+    // fzp0 registers over the network; fzp1, the server operator, was made with
+    // `chat-server accounts add --operator` before the start.
+    registered(s, "fzp0", "pw");
     for i in 0..2 {
         let nick = format!("fzp{i}");
-        registered(s, &nick, "pw");
         let p = protected(s, &nick, "pw");
         p.hello();
         peers.push(p);
@@ -213,7 +216,11 @@ fn every_part_2_to_5_code_garbled_from_many_addresses_leaves_the_canary_answered
         PANICS.fetch_add(1, Ordering::SeqCst);
         default_hook(info);
     }));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::operator_account(&data, "fzp1", "pw");
     let s = server_with(|c| {
+        c.store = StoreKind::Sqlite(data.clone());
         c.live.operators = vec!["fzp1".into()];
         c.live.mailbox = 20;
         c.metrics = Some("127.0.0.1:0".parse().unwrap());
