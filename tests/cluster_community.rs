@@ -102,7 +102,7 @@ fn created_channels_bans_and_kicks_span_the_cluster() {
     // A guest's channel on s2 goes everywhere once its last member leaves (a guest that
     // proved its address: creating needs it).
     bob.hello();
-    common::prove(&s2, &bob);
+    bob.prove();
     bob.send(req::create("Tmp", ""));
     bob.expect(code::CHAN_NOTICE, "Tmp bob create temporary ");
     bob.recv();

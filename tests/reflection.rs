@@ -169,22 +169,14 @@ fn many_forged_guests_in_one_network_share_its_budget() {
     other.recv_code(code::CHANNEL_ITEM);
 }
 
-/// Logs `peer` in as `nick` and proves its address.
-fn proved_guest(peer: &Peer, nick: &str) {
-    peer.login(nick);
-    peer.send(Request::ProveReq);
-    let token = peer.recv_code(code::PROVE_TOKEN);
-    peer.send(Request::Prove { token: &token });
-    peer.expect(code::PROVED, "");
-}
-
 #[test]
 fn a_guest_that_proves_its_address_is_sent_everything() {
     let s = server_with(|c| c.live.history = 50);
     let talker = joined(&s, "talker", "Pets");
     say_many(&talker, 50);
     let guest = Peer::new(&s);
-    proved_guest(&guest, "prover");
+    guest.login("prover");
+    guest.prove();
     assert!(s.state().is_proved(guest.addr()));
     guest.join("Pets");
     guest.send(PETS_HISTORY);

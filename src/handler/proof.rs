@@ -3,7 +3,7 @@
 //! receives at that address can echo the token, so a guest logged in with a forged source
 //! address (anyone can send a classic `LOGIN_REQ` in a victim's name) stays unproved, and
 //! what the server sends it stays held to the budget of an unproved address
-//! (`server::budget`). A password login is proved already: its AUTH_REQ echoed a retry
+//! (`crate::budget`). A password login is proved already: its AUTH_REQ echoed a retry
 //! token.
 //!
 //! The token is stateless (`accounts::tokens`, purpose `Prove`): an HMAC over the address,

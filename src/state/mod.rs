@@ -256,9 +256,8 @@ impl State {
     }
 
     /// Marks the guest at `addr` as proved, in its channels' member lists too; whether it
-    /// was logged in and not yet proved. Public for the integration tests, which stand in
-    /// for the proof exchange with it.
-    pub fn prove(&self, addr: SocketAddr) -> bool {
+    /// was logged in and not yet proved (`handler::proof`, at the end of the exchange).
+    pub(crate) fn prove(&self, addr: SocketAddr) -> bool {
         let Some((was, channels, watching)) = self.users.update(addr, |u| {
             let was = std::mem::replace(&mut u.proved, true);
             (was, u.channels.clone(), u.watching.len())

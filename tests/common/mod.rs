@@ -362,13 +362,6 @@ pub fn part5(server: &RunningServer, nick: &str) -> Peer {
     p
 }
 
-/// Marks the address of guest `peer` as proved, standing in for the proof exchange a
-/// part-3/5 client makes at login (`State::prove` is what that exchange ends in). Creating
-/// a channel needs a proved address.
-pub fn prove(server: &RunningServer, peer: &Peer) {
-    assert!(server.state().prove(peer.addr()), "a guest to prove");
-}
-
 /// Waits until the guest logged in as `nick` (a client binary's, whose socket the test
 /// does not hold) has proved its address by itself, as our client does after every guest
 /// login (PROVE_REQ, PROVE).
@@ -381,10 +374,10 @@ pub fn wait_proved(server: &RunningServer, nick: &str) {
     );
 }
 
-/// A part-5 guest whose address is proved ([`prove`]): it may create channels.
+/// A part-5 guest that proved its address ([`Peer::prove`]): it may create channels.
 pub fn proved(server: &RunningServer, nick: &str) -> Peer {
     let p = part5(server, nick);
-    prove(server, &p);
+    p.prove();
     p
 }
 
